@@ -1,0 +1,32 @@
+//! Compiles the crisis templates (and exercise scenarios) from `assets/` into
+//! the binary: every `*.toml` file there becomes an `include_str!` entry.
+
+use std::fmt::Write;
+use std::path::Path;
+
+fn embed(out: &mut String, constant: &str, dir: &str) {
+    println!("cargo:rerun-if-changed={dir}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let _ = writeln!(out, "pub static {constant}: &[(&str, &str)] = &[");
+    for path in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string());
+    }
+    let _ = writeln!(out, "];");
+}
+
+fn main() {
+    let mut out = String::new();
+    embed(&mut out, "TEMPLATE_SOURCES", "assets/templates");
+    embed(&mut out, "SCENARIO_SOURCES", "assets/scenarios");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
+    if let Err(e) = std::fs::write(&dest, out) {
+        panic!("cannot write {}: {e}", dest.display());
+    }
+}

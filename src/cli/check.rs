@@ -1,0 +1,134 @@
+//! `hotline check`: validates everything a station reads — config, key file,
+//! station card, templates, scenarios and the journal — and lists every
+//! problem, not just the first.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::Config;
+use crate::crypto::keyfile::is_protected;
+use crate::crypto::{StationCard, read_key_file};
+use crate::fsutil;
+use crate::passphrase::{self, KEY_PASSPHRASE_ENV};
+use crate::store::Journal;
+use crate::templates::Catalog;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Also check the template files in this directory (for template authors)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    match Config::load(config_path) {
+        Err(errors) => problems.extend(errors.0.iter().map(ToString::to_string)),
+        Ok(config) => {
+            notes.extend(config.warnings.iter().map(|w| format!("warning: {w}")));
+            check_station(&config, &mut problems, &mut notes);
+        }
+    }
+
+    problems.extend(Catalog::builtin_problems().iter().map(ToString::to_string));
+    notes.push(format!("templates: {} built in", Catalog::builtin().current().len()));
+    if let Some(dir) = &args.templates {
+        check_template_dir(dir, &mut problems, &mut notes);
+    }
+
+    for n in &notes {
+        println!("{n}");
+    }
+    if problems.is_empty() {
+        println!("ok: no problems found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            println!("error: {p}");
+        }
+        println!("{} problem(s) found", problems.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let key_file = &config.station.key_file;
+    let protected = std::fs::read(key_file).map(|b| is_protected(&b)).unwrap_or(false);
+    let key_env_set = std::env::var_os(KEY_PASSPHRASE_ENV).is_some();
+    if protected && !key_env_set {
+        match fsutil::check_private(key_file) {
+            Ok(()) => notes.push(format!(
+                "{}: passphrase-protected; not opened (set ${KEY_PASSPHRASE_ENV} to check its content)",
+                key_file.display()
+            )),
+            Err(e) => problems.push(e.to_string()),
+        }
+    } else {
+        match read_key_file(key_file, || passphrase::obtain(KEY_PASSPHRASE_ENV, "")) {
+            Err(e) => problems.push(format!("{e}{}", missing_hint(key_file))),
+            Ok(keys) if keys.name != config.station.name => problems.push(format!(
+                "{}: belongs to station {}, but the config names {}",
+                key_file.display(),
+                keys.name,
+                config.station.name
+            )),
+            Ok(keys) => {
+                notes.push(format!("key file: ok, fingerprint {}", keys.public().fingerprint()));
+                if config.station.card.exists() {
+                    match StationCard::load(&config.station.card) {
+                        Err(e) => problems.push(e.to_string()),
+                        Ok((card, _)) if card.fingerprint != keys.public().fingerprint() => problems.push(format!(
+                            "{}: the card's keys are not this station's keys; regenerate it with `hotline card > {}`",
+                            config.station.card.display(),
+                            config.station.card.display()
+                        )),
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if config.operators.is_empty() {
+        notes.push("warning: no operators yet; add one with `hotline operator add NAME`".into());
+    }
+    if config.peers.is_empty() {
+        notes.push("warning: no peers yet; add one with `hotline peer add CARD.toml`".into());
+    }
+    if config.journal_path.exists() {
+        match Journal::open_read_only(&config.journal_path) {
+            Ok(_) => notes.push(format!("journal: ok ({})", config.journal_path.display())),
+            Err(e) => problems.push(format!("{}: {e}", config.journal_path.display())),
+        }
+    }
+}
+
+fn missing_hint(path: &Path) -> &'static str {
+    if path.exists() { "" } else { " (create the station with `hotline init`)" }
+}
+
+fn check_template_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            problems.push(format!("{}: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut sources = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push((path, text)),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    let (catalog, found) = Catalog::from_sources(sources.iter().map(|(p, t)| (p.clone(), t.as_str())));
+    problems.extend(found.iter().map(ToString::to_string));
+    notes.push(format!("{}: {} template(s) valid", dir.display(), catalog.current().len()));
+}

@@ -1,0 +1,135 @@
+//! `init`, `card` and `identity`: who this station is.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use super::{load_config, load_keys};
+use crate::config::{DEFAULT_LISTEN, example_for};
+use crate::crypto::keyfile::age_identity_file;
+use crate::crypto::{StationCard, StationKeys, write_key_file};
+use crate::domain::{Language, StationName};
+use crate::fsutil;
+use crate::passphrase::{self, KEY_PASSPHRASE_ENV};
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The station's name, e.g. WASHINGTON (capital letters, digits, - and _)
+    #[arg(long)]
+    pub station: String,
+    /// Where to create the station's files [default: the current directory]
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The operators' language: en or ru
+    #[arg(long, default_value = "en")]
+    pub language: String,
+    /// The station's IANA time zone, e.g. Europe/Moscow
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    /// The UDP address the link listens on
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// An address peers should dial (IP:port); repeat for a backup. Goes on the card
+    #[arg(long = "address", value_name = "ADDR")]
+    pub addresses: Vec<SocketAddr>,
+    /// Do not protect the key file with a passphrase (the passphrase is
+    /// otherwise asked for, or read from $HOTLINE_KEY_PASSPHRASE_FILE)
+    #[arg(long)]
+    pub no_passphrase: bool,
+}
+
+pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let name = StationName::new(&args.station)?;
+    let language: Language = args.language.parse()?;
+    if jiff::tz::TimeZone::get(&args.time_zone).is_err() {
+        bail!("`{}` is not an IANA time zone; use one such as UTC, Europe/Moscow or America/New_York", args.time_zone);
+    }
+    let dir = &args.dir;
+    fsutil::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_path = dir.join("station.key");
+    let card_path = dir.join("station.card.toml");
+    let config_path = dir.join("operator.toml");
+    for p in [&key_path, &card_path, &config_path] {
+        if p.exists() {
+            bail!("{} already exists; `hotline init` never overwrites a station. Use another --dir", p.display());
+        }
+    }
+    let passphrase = if args.no_passphrase {
+        None
+    } else {
+        Some(passphrase::obtain_new(KEY_PASSPHRASE_ENV, "the station key").map_err(anyhow::Error::msg)?)
+    };
+    let keys = StationKeys::generate(name.clone()).context("the system's random source failed")?;
+    write_key_file(&key_path, &keys, passphrase)?;
+    let card = StationCard::from_keys(
+        &keys.public(),
+        args.addresses.iter().map(ToString::to_string).collect(),
+        Some(args.time_zone.clone()),
+    );
+    fsutil::replace_atomic(&card_path, card.to_toml().as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", card_path.display()))?;
+    let config = example_for(&name, language, &args.time_zone, args.listen, &args.addresses);
+    fsutil::create_private(&config_path, config.as_bytes()).with_context(|| format!("writing {}", config_path.display()))?;
+
+    println!("Created station {name}:");
+    println!("  secret key   {}  (owner-only; never share it)", key_path.display());
+    println!("  station card {}  (public; give it to peers)", card_path.display());
+    println!("  config       {}", config_path.display());
+    println!("Fingerprint: {}", card.fingerprint);
+    println!("Next: add an operator with `hotline --config {} operator add NAME`,", config_path.display());
+    println!("and each peer with `hotline --config {} peer add THEIR-CARD.toml`.", config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The card as written by `init`, or rebuilt from the key file if missing.
+fn station_card(config_path: &Path) -> anyhow::Result<StationCard> {
+    let config = load_config(config_path)?;
+    if config.station.card.exists() {
+        let (card, _) = StationCard::load(&config.station.card)?;
+        if card.station != config.station.name {
+            bail!("{}: this card is for {}, not {}", config.station.card.display(), card.station, config.station.name);
+        }
+        return Ok(card);
+    }
+    let keys = load_keys(&config)?;
+    Ok(StationCard::from_keys(
+        &keys.public(),
+        config.station.addresses.iter().map(ToString::to_string).collect(),
+        Some(config.station.time_zone.clone()),
+    ))
+}
+
+pub fn card(config_path: &Path) -> anyhow::Result<ExitCode> {
+    print!("{}", station_card(config_path)?.to_toml());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct IdentityArgs {
+    /// Write the age identity in age's identity-file format
+    #[arg(long, required = true)]
+    pub age: bool,
+    /// Write it to this new owner-only file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn identity(config_path: &Path, args: IdentityArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let keys = load_keys(&config)?;
+    let text = age_identity_file(&keys);
+    match args.out {
+        Some(path) => {
+            fsutil::create_private(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("Wrote the age identity of {} to {} (owner-only).", keys.name, path.display());
+        }
+        None => {
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! The `hotline` command line: one clap definition for help and parsing,
+//! and one file per group of commands.
+
+mod check;
+mod identity;
+mod journal;
+mod people;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::crypto::{StationKeys, read_key_file};
+use crate::passphrase::{self, KEY_PASSPHRASE_ENV};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hotline",
+    version,
+    about = "Duty-officer console for a government-to-government crisis link",
+    long_about = "Duty-officer console for a government-to-government crisis link.\n\n\
+        Start with `hotline init --station NAME` to create a station, exchange station cards \
+        with your peers (`hotline card`, `hotline peer add`), and add operators \
+        (`hotline operator add NAME`). `hotline check` validates everything."
+)]
+pub struct Cli {
+    /// The station's config file [default: $HOTLINE_CONFIG, else ./operator.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a station: secret key file, public station card and a commented operator.toml
+    Init(identity::InitArgs),
+    /// Print this station's public card (give it to peers out of band)
+    Card,
+    /// Write this station's secret age identity in age's own format (for `age -d -i`)
+    Identity(identity::IdentityArgs),
+    /// Manage peer stations
+    #[command(subcommand)]
+    Peer(people::PeerCommand),
+    /// Manage cleared operators
+    #[command(subcommand)]
+    Operator(people::OperatorCommand),
+    /// Validate the config, key files, templates and scenarios; list every problem
+    Check(check::CheckArgs),
+    /// Write a stored message out as a standard age file
+    Export(journal::ExportArgs),
+    /// Work with the audit log
+    #[command(subcommand)]
+    Audit(journal::AuditCommand),
+}
+
+/// Runs one command. Errors are for `main` to print.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = Config::locate(cli.config.as_deref());
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Init(args)) => identity::init(args),
+        Some(Command::Card) => identity::card(&config_path),
+        Some(Command::Identity(args)) => identity::identity(&config_path, args),
+        Some(Command::Peer(cmd)) => people::peer(&config_path, cmd),
+        Some(Command::Operator(cmd)) => people::operator(&config_path, cmd),
+        Some(Command::Check(args)) => check::check(&config_path, args),
+        Some(Command::Export(args)) => journal::export(&config_path, args),
+        Some(Command::Audit(cmd)) => journal::audit(&config_path, cmd),
+    }
+}
+
+/// Loads and validates the config, printing its warnings to stderr.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let config = Config::load(path).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
+/// Opens the station's key file, asking for its passphrase if it has one.
+pub fn load_keys(config: &Config) -> anyhow::Result<StationKeys> {
+    let keys = read_key_file(&config.station.key_file, || {
+        passphrase::obtain(KEY_PASSPHRASE_ENV, "Passphrase for the station key: ")
+    })?;
+    if keys.name != config.station.name {
+        anyhow::bail!(
+            "{}: this key file belongs to station {}, but {} configures station {}",
+            config.station.key_file.display(),
+            keys.name,
+            config.path.display(),
+            config.station.name
+        );
+    }
+    Ok(keys)
+}
+
+/// Asks a yes/no question on the terminal (or standard input).
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    eprint!("{question} [yes/no] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).context("reading the answer")?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}

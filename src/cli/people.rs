@@ -1,0 +1,88 @@
+//! `peer add` and `operator add`: who this station trusts, and who may use it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+
+use super::{confirm, load_config};
+use crate::config::{add_operator, add_peer};
+use crate::crypto::StationCard;
+use crate::domain::OperatorName;
+use crate::passphrase::{self, OPERATOR_PASSPHRASE_ENV};
+
+#[derive(Subcommand, Debug)]
+pub enum PeerCommand {
+    /// Add a peer from its station card, after you confirm its fingerprint
+    Add(PeerAddArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PeerAddArgs {
+    /// The peer's station card (TOML), received out of band
+    pub card: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Add a cleared operator (or set a new passphrase for one)
+    Add(OperatorAddArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct OperatorAddArgs {
+    /// The operator's name or call sign
+    pub name: String,
+    /// The operator's clearance, shown beside their name
+    #[arg(long, default_value = "CLEARED")]
+    pub clearance: String,
+}
+
+pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
+    let PeerCommand::Add(args) = cmd;
+    let config = load_config(config_path)?;
+    let (card, _) = StationCard::load(&args.card)?;
+    if config.peer(card.station.as_str()).is_some() {
+        bail!("peer {} is already configured in {}", card.station, config_path.display());
+    }
+    eprintln!("Station card for {}", card.station);
+    eprintln!("  addresses:   {}", if card.addresses.is_empty() { "(none)".into() } else { card.addresses.join(", ") });
+    eprintln!("  fingerprint: {}", card.fingerprint);
+    eprintln!();
+    eprintln!("Check this fingerprint with {} over a separate channel you trust", card.station);
+    eprintln!("(read aloud by a known person). Anyone who can swap this card can read and forge traffic.");
+    if !confirm(&format!("Did you check the fingerprint of {} out of band?", card.station))? {
+        eprintln!("Not added.");
+        return Ok(ExitCode::from(1));
+    }
+    add_peer(config_path, &card)?;
+    println!("Added peer {} to {}.", card.station, config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn operator(config_path: &Path, cmd: OperatorCommand) -> anyhow::Result<ExitCode> {
+    let OperatorCommand::Add(args) = cmd;
+    load_config(config_path)?;
+    let name = OperatorName::new(&args.name)?;
+    if args.clearance.trim().is_empty() || args.clearance.chars().any(char::is_control) {
+        bail!("--clearance must be plain text, such as \"TOP SECRET\"");
+    }
+    let pass = passphrase::obtain_new(OPERATOR_PASSPHRASE_ENV, &format!("operator {name}")).map_err(anyhow::Error::msg)?;
+    if pass_is_weak(&pass) {
+        bail!("that passphrase is shorter than 8 characters; choose a longer one");
+    }
+    let hash = passphrase::hash(&pass).map_err(anyhow::Error::msg)?;
+    let new = add_operator(config_path, &name, args.clearance.trim(), &hash)?;
+    if new {
+        println!("Added operator {name} to {}.", config_path.display());
+    } else {
+        println!("Set a new passphrase for operator {name} in {}.", config_path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pass_is_weak(pass: &age::secrecy::SecretString) -> bool {
+    use age::secrecy::ExposeSecret;
+    pass.expose_secret().chars().count() < 8
+}

@@ -1,0 +1,143 @@
+//! From an operator's draft to a released message: check the field values
+//! against the template, build the message with its serial and the sender's
+//! own rendering, seal it and store it in the outbox in one journal write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::crypto::{PeerKeys, StationKeys, seal};
+use crate::domain::{Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence, StationName, TemplateRef};
+use crate::store::{Journal, Pending, Released};
+use crate::templates::{Catalog, Template, ValueError, render};
+
+/// What an operator filled in: raw text per field, as typed.
+#[derive(Clone, Debug, Default)]
+pub struct Draft {
+    pub template_id: String,
+    pub fields: BTreeMap<String, String>,
+    /// `None` takes the template's default precedence.
+    pub precedence: Option<Precedence>,
+    pub text: String,
+    pub references: Vec<MessageId>,
+    pub exercise: bool,
+}
+
+/// Why a draft cannot be released yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DraftError {
+    #[error("there is no template `{0}`")]
+    UnknownTemplate(String),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Fields(Vec<ValueError>),
+    #[error("free text: control character U+{0:04X} is not allowed")]
+    BadText(u32),
+}
+
+/// A draft whose values have been checked and made canonical.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub template: Template,
+    pub fields: BTreeMap<String, String>,
+    pub precedence: Precedence,
+    pub text: String,
+    pub references: Vec<MessageId>,
+    pub exercise: bool,
+}
+
+/// Checks every field of `draft` (all problems at once) against the newest
+/// version of its template.
+pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked, DraftError> {
+    let template = catalog
+        .latest(&draft.template_id)
+        .ok_or_else(|| DraftError::UnknownTemplate(draft.template_id.clone()))?;
+    let mut errors = Vec::new();
+    let mut fields = BTreeMap::new();
+    for (name, raw) in &draft.fields {
+        match template.field(name) {
+            None => errors.push(ValueError::Unknown {
+                field: name.clone(),
+                template: template.id.clone(),
+            }),
+            Some(_) if raw.trim().is_empty() => {}
+            Some(f) => match f.canonicalize(raw, now) {
+                Ok(v) => {
+                    fields.insert(name.clone(), v);
+                }
+                Err(e) => errors.push(e),
+            },
+        }
+    }
+    for f in &template.fields {
+        if f.required && !fields.contains_key(&f.name) && !errors.iter().any(|e| matches!(e, ValueError::Invalid { field, .. } if *field == f.name)) {
+            errors.push(ValueError::Missing { field: f.name.clone() });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DraftError::Fields(errors));
+    }
+    let text = draft.text.trim_end().to_string();
+    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(DraftError::BadText(u32::from(c)));
+    }
+    Ok(Checked {
+        template: template.clone(),
+        fields,
+        precedence: draft.precedence.unwrap_or(template.precedence),
+        text,
+        references: draft.references.clone(),
+        exercise: draft.exercise,
+    })
+}
+
+/// Who releases, from where, in which language.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub station: StationName,
+    pub operator: OperatorName,
+    pub language: Language,
+}
+
+/// The complete message for `serial`, with the sender's own rendering.
+pub fn build(checked: &Checked, origin: &Origin, to: &StationName, serial: u64, now: Timestamp) -> Message {
+    let now = now.round(jiff::Unit::Second).unwrap_or(now);
+    let mut message = Message {
+        protocol: PROTOCOL.to_string(),
+        id: MessageId::new(),
+        serial,
+        dtg: Dtg(now).to_string(),
+        released_at: now,
+        from: origin.station.clone(),
+        to: to.clone(),
+        precedence: checked.precedence,
+        exercise: checked.exercise,
+        template: TemplateRef {
+            id: checked.template.id.clone(),
+            version: checked.template.version,
+        },
+        fields: checked.fields.clone(),
+        text: checked.text.clone(),
+        references: checked.references.clone(),
+        attachments: Vec::new(),
+        operator: origin.operator.clone(),
+        original: Original {
+            language: origin.language.code().to_string(),
+            text: String::new(),
+        },
+    };
+    message.original.text = render(&message, &checked.template, origin.language, origin.language);
+    message
+}
+
+/// Releases a checked draft to `peer`: the serial is allocated, the message
+/// built, sealed and stored in one journal transaction. It is released when
+/// the returned write completes.
+pub fn release(journal: &Journal, keys: Arc<StationKeys>, peer: PeerKeys, checked: Checked, origin: Origin) -> Pending<(Released, Message)> {
+    let to = peer.name.clone();
+    journal.release(to.clone(), move |serial| {
+        let message = build(&checked, &origin, &to, serial, Timestamp::now());
+        let sealed = seal(&message, &keys, &peer).map_err(|e| e.to_string())?;
+        Ok((message, sealed))
+    })
+}

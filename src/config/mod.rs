@@ -1,0 +1,431 @@
+//! operator.toml: parsed into a raw, spanned form (`raw`), then checked into
+//! a validated [`Config`]. Every problem names the file, the line and the key,
+//! and says what would be valid. Unknown keys are errors.
+
+mod edit;
+mod raw;
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use edit::{add_operator, add_peer, example_for};
+
+use crate::crypto::StationCard;
+use crate::crypto::keys::{PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint};
+use crate::domain::{Language, OperatorName, Precedence, StationName, parse_duration};
+use crate::fsutil;
+use crate::problem::{Problem, Problems, line_of};
+use raw::{RawConfig, S};
+
+/// Where the config is looked for when `--config` is not given.
+pub const CONFIG_ENV: &str = "HOTLINE_CONFIG";
+pub const DEFAULT_CONFIG: &str = "operator.toml";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7401";
+
+/// One problem in a config file.
+pub type ConfigError = Problem;
+/// Every problem found in a config file.
+pub type ConfigErrors = Problems;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub station: StationConfig,
+    pub journal_path: PathBuf,
+    pub link: LinkConfig,
+    pub deadlines: Deadlines,
+    pub console: ConsoleConfig,
+    pub operators: Vec<Operator>,
+    pub peers: Vec<Peer>,
+    /// Things worth saying that do not stop the station (loose read bits).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StationConfig {
+    pub name: StationName,
+    pub key_file: PathBuf,
+    pub card: PathBuf,
+    pub data_dir: PathBuf,
+    pub language: Language,
+    pub time_zone: String,
+    pub listen: SocketAddr,
+    pub addresses: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    pub test_interval: Duration,
+    pub flash_receipt_alarm: Duration,
+    pub max_clock_skew: Duration,
+    pub retry_window: Duration,
+}
+
+/// Acknowledgement deadline per precedence, counted from the receipt time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadlines {
+    pub flash: Duration,
+    pub immediate: Duration,
+    pub priority: Duration,
+    pub routine: Duration,
+}
+
+impl Default for Deadlines {
+    /// The military handling objectives.
+    fn default() -> Self {
+        Deadlines {
+            flash: Duration::from_secs(10 * 60),
+            immediate: Duration::from_secs(30 * 60),
+            priority: Duration::from_secs(3 * 3600),
+            routine: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl Deadlines {
+    pub fn for_precedence(&self, p: Precedence) -> Duration {
+        match p {
+            Precedence::Flash => self.flash,
+            Precedence::Immediate => self.immediate,
+            Precedence::Priority => self.priority,
+            Precedence::Routine => self.routine,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub idle_lock: Duration,
+    pub two_person_flash: bool,
+    pub lockout_after: u32,
+    pub lockout_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub name: OperatorName,
+    pub clearance: String,
+    pub passphrase_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub keys: PeerKeys,
+    pub primary: Option<SocketAddr>,
+    pub backup: Option<SocketAddr>,
+    pub time_zone: String,
+}
+
+impl Config {
+    /// Finds the config: `explicit`, else `$HOTLINE_CONFIG`, else `./operator.toml`.
+    pub fn locate(explicit: Option<&Path>) -> PathBuf {
+        if let Some(p) = explicit {
+            return p.to_path_buf();
+        }
+        match std::env::var_os(CONFIG_ENV) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_CONFIG),
+        }
+    }
+
+    /// Reads, checks permissions and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let whole = |message: String| Problems(vec![ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message,
+        }]);
+        let readable = fsutil::check_config(path).map_err(|e| whole(permission_message(e)))?;
+        let text = std::fs::read_to_string(path).map_err(|e| whole(e.to_string()))?;
+        let mut config = Config::parse(&text, path)?;
+        if readable {
+            config.warnings.push(format!(
+                "{}: other users can read this file, which holds passphrase hashes; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Validates config text; `path` names the file in errors and anchors
+    /// relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| Problems(vec![crate::problem::from_toml_error(path, text, &e)]))?;
+        let mut c = Checker {
+            path: path.to_path_buf(),
+            dir: path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+            text,
+            errors: Vec::new(),
+        };
+        let config = c.check(raw);
+        match config {
+            Some(config) if c.errors.is_empty() => Ok(config),
+            _ => Err(Problems(c.errors)),
+        }
+    }
+
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.keys.name.as_str() == name)
+    }
+
+    pub fn operator(&self, name: &str) -> Option<&Operator> {
+        self.operators.iter().find(|o| o.name.as_str() == name)
+    }
+}
+
+fn permission_message(e: fsutil::PermissionError) -> String {
+    e.to_string()
+}
+
+struct Checker<'t> {
+    path: PathBuf,
+    dir: PathBuf,
+    text: &'t str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: self.path.clone(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+    }
+
+    fn duration(&mut self, v: &Option<S<String>>, key: &str, default: Duration) -> Duration {
+        let Some(v) = v else { return default };
+        match parse_duration(v.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.err(Some(v.span()), key, "must be longer than zero");
+                default
+            }
+            Err(e) => {
+                self.err(Some(v.span()), key, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn time_zone(&mut self, v: &Option<S<String>>, key: &str) -> String {
+        let Some(v) = v else { return "UTC".into() };
+        if jiff::tz::TimeZone::get(v.get_ref()).is_err() {
+            self.err(
+                Some(v.span()),
+                key,
+                format!("`{}` is not an IANA time zone; write one such as \"UTC\", \"Europe/Moscow\" or \"America/New_York\"", v.get_ref()),
+            );
+        }
+        v.get_ref().clone()
+    }
+
+    fn address(&mut self, v: &S<String>, key: &str) -> Option<SocketAddr> {
+        match v.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    Some(v.span()),
+                    key,
+                    format!("`{}` is not an address; write IP:port, such as \"192.0.2.10:7401\" or \"[2001:db8::1]:7401\"", v.get_ref()),
+                );
+                None
+            }
+        }
+    }
+
+    fn check(&mut self, raw: RawConfig) -> Option<Config> {
+        let st = &raw.station;
+        let name = match StationName::new(st.name.get_ref()) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.err(Some(st.name.span()), "station.name", e.to_string());
+                None
+            }
+        };
+        let language = match &st.language {
+            None => Language::En,
+            Some(v) => v.get_ref().parse().unwrap_or_else(|e: crate::domain::UnknownLanguage| {
+                self.err(Some(v.span()), "station.language", e.to_string());
+                Language::En
+            }),
+        };
+        let time_zone = self.time_zone(&st.time_zone, "station.time_zone");
+        let listen = match &st.listen {
+            Some(v) => self.address(v, "station.listen"),
+            None => DEFAULT_LISTEN.parse().ok(),
+        };
+        let addresses = st
+            .addresses
+            .iter()
+            .flatten()
+            .filter_map(|a| self.address(a, "station.addresses"))
+            .collect();
+        let data_dir = self.resolve(st.data_dir.as_ref().map_or("data", |v| v.get_ref()));
+        let journal_path = match &raw.journal.path {
+            Some(p) => self.resolve(p.get_ref()),
+            None => data_dir.join("journal.sqlite"),
+        };
+        let station = StationConfig {
+            name: name.clone()?,
+            key_file: self.resolve(st.key_file.as_ref().map_or("station.key", |v| v.get_ref())),
+            card: self.resolve(st.card.as_ref().map_or("station.card.toml", |v| v.get_ref())),
+            data_dir,
+            language,
+            time_zone,
+            listen: listen?,
+            addresses,
+        };
+
+        let l = &raw.link;
+        let link = LinkConfig {
+            test_interval: self.duration(&l.test_interval, "link.test_interval", Duration::from_secs(3600)),
+            flash_receipt_alarm: self.duration(&l.flash_receipt_alarm, "link.flash_receipt_alarm", Duration::from_secs(30)),
+            max_clock_skew: self.duration(&l.max_clock_skew, "link.max_clock_skew", Duration::from_secs(30)),
+            retry_window: self.duration(&l.retry_window, "link.retry_window", Duration::from_secs(300)),
+        };
+        let d = &raw.deadlines;
+        let def = Deadlines::default();
+        let deadlines = Deadlines {
+            flash: self.duration(&d.flash, "deadlines.flash", def.flash),
+            immediate: self.duration(&d.immediate, "deadlines.immediate", def.immediate),
+            priority: self.duration(&d.priority, "deadlines.priority", def.priority),
+            routine: self.duration(&d.routine, "deadlines.routine", def.routine),
+        };
+        let cs = &raw.console;
+        let lockout_after = match &cs.lockout_after {
+            None => 5,
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    self.err(Some(v.span()), "console.lockout_after", "must be a whole number from 1 to 100");
+                    5
+                }
+            },
+        };
+        let console = ConsoleConfig {
+            idle_lock: self.duration(&cs.idle_lock, "console.idle_lock", Duration::from_secs(15 * 60)),
+            two_person_flash: cs.two_person_flash.unwrap_or(false),
+            lockout_after,
+            lockout_for: self.duration(&cs.lockout_for, "console.lockout_for", Duration::from_secs(300)),
+        };
+
+        let mut operators: Vec<Operator> = Vec::new();
+        for o in &raw.operators {
+            let name = match OperatorName::new(o.name.get_ref()) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.err(Some(o.name.span()), "operators.name", e.to_string());
+                    continue;
+                }
+            };
+            if operators.iter().any(|x| x.name == name) {
+                self.err(Some(o.name.span()), "operators.name", format!("operator `{name}` is listed twice"));
+            }
+            if !crate::passphrase::is_argon2id_hash(o.passphrase_hash.get_ref()) {
+                self.err(
+                    Some(o.passphrase_hash.span()),
+                    "operators.passphrase_hash",
+                    format!("not an argon2id hash (`$argon2id$…`); set it with `hotline operator add {name}`"),
+                );
+            }
+            operators.push(Operator {
+                name,
+                clearance: o.clearance.get_ref().clone(),
+                passphrase_hash: o.passphrase_hash.get_ref().clone(),
+            });
+        }
+
+        let mut peers: Vec<Peer> = Vec::new();
+        for p in &raw.peers {
+            if let Some(peer) = self.peer(p, name.as_ref()) {
+                if peers.iter().any(|x| x.keys.name == peer.keys.name) {
+                    self.err(Some(p.name.span()), "peers.name", format!("peer `{}` is listed twice", peer.keys.name));
+                }
+                peers.push(peer);
+            }
+        }
+
+        Some(Config {
+            path: self.path.clone(),
+            station,
+            journal_path,
+            link,
+            deadlines,
+            console,
+            operators,
+            peers,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn peer(&mut self, p: &raw::RawPeer, us: Option<&StationName>) -> Option<Peer> {
+        let name = match StationName::new(p.name.get_ref()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.err(Some(p.name.span()), "peers.name", e.to_string());
+                return None;
+            }
+        };
+        if Some(&name) == us {
+            self.err(Some(p.name.span()), "peers.name", "a station cannot be its own peer");
+        }
+        let keys = match (&p.card, &p.signing_key, &p.age_recipient) {
+            (Some(card), None, None) => match StationCard::load(&self.resolve(card.get_ref())) {
+                Ok((c, keys)) if c.station == name => keys,
+                Ok((c, _)) => {
+                    self.err(Some(card.span()), "peers.card", format!("the card is for {}, not {name}", c.station));
+                    return None;
+                }
+                Err(e) => {
+                    self.err(Some(card.span()), "peers.card", e.to_string());
+                    return None;
+                }
+            },
+            (None, Some(sk), Some(ar)) => {
+                let signing = parse_signing_key(sk.get_ref()).map_err(|e| self.err(Some(sk.span()), "peers.signing_key", e));
+                let age = parse_age_recipient(ar.get_ref()).map_err(|e| self.err(Some(ar.span()), "peers.age_recipient", e));
+                let (signing, age) = (signing.ok()?, age.ok()?);
+                if let Some(fp) = &p.fingerprint {
+                    let computed = fingerprint(&name, &signing, &age);
+                    if !same_fingerprint(fp.get_ref(), &computed) {
+                        self.err(
+                            Some(fp.span()),
+                            "peers.fingerprint",
+                            format!("does not match the keys given (they give {computed}); re-add the peer from its card"),
+                        );
+                    }
+                }
+                PeerKeys { name: name.clone(), signing, age }
+            }
+            _ => {
+                self.err(
+                    Some(p.name.span()),
+                    "peers",
+                    format!("peer {name} needs either `card = \"FILE\"` or both `signing_key` and `age_recipient`"),
+                );
+                return None;
+            }
+        };
+        let primary = p.primary.as_ref().and_then(|a| self.address(a, "peers.primary"));
+        let backup = p.backup.as_ref().and_then(|a| self.address(a, "peers.backup"));
+        let time_zone = self.time_zone(&p.time_zone, "peers.time_zone");
+        Some(Peer {
+            keys,
+            primary,
+            backup,
+            time_zone,
+        })
+    }
+}

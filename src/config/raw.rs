@@ -1,0 +1,92 @@
+//! operator.toml exactly as written: every value that needs checking keeps
+//! its span, so that an error can name the line it came from.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub station: RawStation,
+    #[serde(default)]
+    pub journal: RawJournal,
+    #[serde(default)]
+    pub link: RawLink,
+    #[serde(default)]
+    pub deadlines: RawDeadlines,
+    #[serde(default)]
+    pub console: RawConsole,
+    #[serde(default)]
+    pub operators: Vec<RawOperator>,
+    #[serde(default)]
+    pub peers: Vec<RawPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStation {
+    pub name: S<String>,
+    pub key_file: Option<S<String>>,
+    pub card: Option<S<String>>,
+    pub data_dir: Option<S<String>>,
+    pub language: Option<S<String>>,
+    pub time_zone: Option<S<String>>,
+    pub listen: Option<S<String>>,
+    pub addresses: Option<Vec<S<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournal {
+    pub path: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLink {
+    pub test_interval: Option<S<String>>,
+    pub flash_receipt_alarm: Option<S<String>>,
+    pub max_clock_skew: Option<S<String>>,
+    pub retry_window: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadlines {
+    pub flash: Option<S<String>>,
+    pub immediate: Option<S<String>>,
+    pub priority: Option<S<String>>,
+    pub routine: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    pub idle_lock: Option<S<String>>,
+    pub two_person_flash: Option<bool>,
+    pub lockout_after: Option<S<i64>>,
+    pub lockout_for: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperator {
+    pub name: S<String>,
+    pub clearance: S<String>,
+    pub passphrase_hash: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    pub name: S<String>,
+    pub card: Option<S<String>>,
+    pub signing_key: Option<S<String>>,
+    pub age_recipient: Option<S<String>>,
+    pub fingerprint: Option<S<String>>,
+    pub primary: Option<S<String>>,
+    pub backup: Option<S<String>>,
+    pub time_zone: Option<S<String>>,
+}

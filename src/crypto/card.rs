@@ -1,0 +1,125 @@
+//! Station cards: the public TOML a station hands its peers out of band.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::{PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint, signing_key_text};
+use crate::domain::StationName;
+
+/// A station's public card, exactly as written to and read from TOML.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationCard {
+    pub station: StationName,
+    pub signing_key: String,
+    pub age_recipient: String,
+    pub fingerprint: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// Why a card was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: key `{key}`: {message}")]
+    BadKey { path: String, key: &'static str, message: String },
+    #[error(
+        "{path}: the fingerprint written on the card does not match its keys \
+         (computed {computed}); the card is damaged or was altered"
+    )]
+    FingerprintMismatch { path: String, computed: String },
+}
+
+impl StationCard {
+    pub fn from_keys(keys: &PeerKeys, addresses: Vec<String>, time_zone: Option<String>) -> Self {
+        StationCard {
+            station: keys.name.clone(),
+            signing_key: signing_key_text(&keys.signing),
+            age_recipient: keys.age.to_string(),
+            fingerprint: keys.fingerprint(),
+            addresses,
+            time_zone,
+        }
+    }
+
+    /// The card as a commented TOML document.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).unwrap_or_default();
+        format!(
+            "# hotline station card for {}. It is public: give it to peer stations out of band,\n\
+             # and read the fingerprint aloud to them so they can check it.\n{body}",
+            self.station
+        )
+    }
+
+    pub fn load(path: &Path) -> Result<(Self, PeerKeys), CardError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CardError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses a card and checks that its fingerprint matches its keys.
+    pub fn parse(text: &str, path: &str) -> Result<(Self, PeerKeys), CardError> {
+        let card: StationCard = toml::from_str(text).map_err(|e| CardError::Parse {
+            path: path.to_string(),
+            message: crate::problem::describe_toml_error(text, &e),
+        })?;
+        let keys = card.keys().map_err(|(key, message)| CardError::BadKey {
+            path: path.to_string(),
+            key,
+            message,
+        })?;
+        let computed = fingerprint(&keys.name, &keys.signing, &keys.age);
+        if !same_fingerprint(&computed, &card.fingerprint) {
+            return Err(CardError::FingerprintMismatch {
+                path: path.to_string(),
+                computed,
+            });
+        }
+        Ok((card, keys))
+    }
+
+    fn keys(&self) -> Result<PeerKeys, (&'static str, String)> {
+        Ok(PeerKeys {
+            name: self.station.clone(),
+            signing: parse_signing_key(&self.signing_key).map_err(|e| ("signing_key", e))?,
+            age: parse_age_recipient(&self.age_recipient).map_err(|e| ("age_recipient", e))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::StationKeys;
+
+    #[test]
+    fn card_round_trips_and_detects_swapped_keys() {
+        let a = StationKeys::generate(StationName::new("WASHINGTON").expect("name")).expect("keys");
+        let b = StationKeys::generate(StationName::new("MOSCOW").expect("name")).expect("keys");
+        let card = StationCard::from_keys(&a.public(), vec!["127.0.0.1:7401".into()], Some("America/New_York".into()));
+        let text = card.to_toml();
+        let (back, keys) = StationCard::parse(&text, "a.toml").expect("parses");
+        assert_eq!(back, card);
+        assert_eq!(keys.signing, a.signing.verifying_key());
+
+        let forged = text.replace(&card.age_recipient, &b.age.to_public().to_string());
+        assert!(matches!(
+            StationCard::parse(&forged, "f.toml"),
+            Err(CardError::FingerprintMismatch { .. })
+        ));
+        let unknown = format!("{text}\ncolour = \"red\"\n");
+        let err = StationCard::parse(&unknown, "u.toml").expect_err("unknown key");
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}

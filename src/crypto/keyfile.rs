@@ -1,0 +1,216 @@
+//! The station's secret key file: Ed25519 signing key plus age identity, as
+//! owner-only TOML, optionally wrapped in age's passphrase (scrypt) armor.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::SigningKey;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::age_io::{self, AgeError};
+use super::keys::StationKeys;
+use crate::domain::StationName;
+use crate::fsutil::{self, PermissionError};
+
+/// The most scrypt work (2^20) we accept when opening a protected key file;
+/// more would let a crafted file stall us for minutes.
+const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Why a key file could not be written or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(transparent)]
+    Permission(#[from] PermissionError),
+    #[error("{path}: already exists; hotline never overwrites a key. Move it away first if you mean to replace it")]
+    Exists { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: wrong passphrase, or the file is damaged")]
+    WrongPassphrase { path: PathBuf },
+    #[error("{path}: the key file is protected by a passphrase, and none was given: {reason}")]
+    NoPassphrase { path: PathBuf, reason: String },
+    #[error("{path}: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error("could not encrypt the key file: {0}")]
+    Encrypt(String),
+}
+
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct SecretToml {
+    #[zeroize(skip)]
+    station: StationName,
+    signing_key: String,
+    age_identity: String,
+}
+
+fn to_text(keys: &StationKeys) -> Zeroizing<String> {
+    let signing = Zeroizing::new(B64.encode(keys.signing.to_bytes()));
+    let identity = keys.age.to_string();
+    Zeroizing::new(format!(
+        "# hotline station secret key for {}. Never share it; keep it owner-only (chmod 600).\n\
+         station = \"{}\"\n\
+         signing_key = \"ed25519-secret:{}\"\n\
+         age_identity = \"{}\"\n",
+        keys.name,
+        keys.name,
+        signing.as_str(),
+        identity.expose_secret()
+    ))
+}
+
+/// Writes a new key file, owner-only from the first byte. With a passphrase,
+/// the content is encrypted with age's scrypt recipient (armored).
+pub fn write_key_file(path: &Path, keys: &StationKeys, passphrase: Option<SecretString>) -> Result<(), KeyFileError> {
+    if path.exists() {
+        return Err(KeyFileError::Exists { path: path.to_path_buf() });
+    }
+    let text = to_text(keys);
+    let bytes: Zeroizing<Vec<u8>> = match passphrase {
+        None => Zeroizing::new(text.as_bytes().to_vec()),
+        Some(pass) => Zeroizing::new(armor_with_passphrase(text.as_bytes(), pass)?),
+    };
+    fsutil::create_private(path, &bytes).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn armor_with_passphrase(plain: &[u8], pass: SecretString) -> Result<Vec<u8>, KeyFileError> {
+    use age::armor::{ArmoredWriter, Format};
+    let enc = age::Encryptor::with_user_passphrase(pass);
+    let mut out = Vec::new();
+    let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    let mut w = enc.wrap_output(armored).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    w.write_all(plain).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    w.finish()
+        .and_then(|armored| armored.finish())
+        .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    Ok(out)
+}
+
+/// Whether the file at `path` is passphrase-protected (so a caller knows to
+/// ask for the passphrase before opening it).
+pub fn is_protected(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") || bytes.starts_with(b"age-encryption.org/")
+}
+
+/// Reads and checks a key file. It is refused if group or others can read
+/// it. `passphrase` is asked only when the file is protected.
+pub fn read_key_file(
+    path: &Path,
+    passphrase: impl FnOnce() -> Result<SecretString, String>,
+) -> Result<StationKeys, KeyFileError> {
+    fsutil::check_private(path)?;
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_KEY_FILE {
+        return Err(KeyFileError::Malformed {
+            path: path.to_path_buf(),
+            message: format!("{len} bytes is far too large for a key file"),
+        });
+    }
+    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?);
+    let plain: Zeroizing<Vec<u8>> = if is_protected(&raw) {
+        let pass = passphrase().map_err(|reason| KeyFileError::NoPassphrase {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let mut identity = age::scrypt::Identity::new(pass);
+        identity.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+        let ids: [&dyn age::Identity; 1] = [&identity];
+        Zeroizing::new(age_io::decrypt(&raw[..], &ids, MAX_KEY_FILE).map_err(|e| match e {
+            AgeError::NotForUs | AgeError::Damaged(_) => KeyFileError::WrongPassphrase { path: path.to_path_buf() },
+            other => KeyFileError::Malformed {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?)
+    } else {
+        raw
+    };
+    parse_secret(path, &plain)
+}
+
+fn parse_secret(path: &Path, plain: &[u8]) -> Result<StationKeys, KeyFileError> {
+    let bad = |message: String| KeyFileError::Malformed {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::str::from_utf8(plain).map_err(|_| bad("not UTF-8 text".into()))?;
+    let parsed: SecretToml = toml::from_str(text).map_err(|e| bad(crate::problem::describe_toml_error(text, &e)))?;
+    let seed_b64 = parsed
+        .signing_key
+        .strip_prefix("ed25519-secret:")
+        .ok_or_else(|| bad("key `signing_key` must start with `ed25519-secret:`".into()))?;
+    let seed = Zeroizing::new(
+        B64.decode(seed_b64)
+            .map_err(|_| bad("key `signing_key` is not valid base64".into()))?,
+    );
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+        seed.as_slice()
+            .try_into()
+            .map_err(|_| bad("key `signing_key` must hold exactly 32 bytes".into()))?,
+    );
+    let age = age::x25519::Identity::from_str(parsed.age_identity.as_str())
+        .map_err(|_| bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into()))?;
+    Ok(StationKeys {
+        name: parsed.station.clone(),
+        signing: SigningKey::from_bytes(&seed),
+        age,
+    })
+}
+
+/// The age identity in age's own identity-file format, for the reference
+/// `age` tool (`age -d -i FILE`).
+pub fn age_identity_file(keys: &StationKeys) -> Zeroizing<String> {
+    let public = keys.age.to_public();
+    Zeroizing::new(format!(
+        "# hotline station {} — age identity (secret; keep owner-only)\n# public key: {}\n{}\n",
+        keys.name,
+        public,
+        keys.age.to_string().expose_secret()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> StationKeys {
+        StationKeys::generate(StationName::new("WASHINGTON").expect("name")).expect("keys")
+    }
+
+    #[test]
+    fn plain_key_file_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("station.key");
+        let k = keys();
+        write_key_file(&path, &k, None).expect("write");
+        let back = read_key_file(&path, || Err("not asked".into())).expect("read");
+        assert_eq!(back.signing.to_bytes(), k.signing.to_bytes());
+        assert_eq!(back.age.to_public().to_string(), k.age.to_public().to_string());
+        assert!(matches!(write_key_file(&path, &k, None), Err(KeyFileError::Exists { .. })));
+    }
+
+    #[test]
+    fn damaged_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("station.key");
+        fsutil::create_private(&path, b"station = \"WASHINGTON\"\nsigning_key = \"ed25519-secret:AAAA\"\nage_identity = \"x\"\n").expect("write");
+        let err = read_key_file(&path, || Err("no".into())).err().expect("refused");
+        assert!(err.to_string().contains("signing_key"), "{err}");
+    }
+}

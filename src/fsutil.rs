@@ -1,0 +1,143 @@
+//! Files that hold secrets: created owner-only from the first byte, replaced
+//! atomically, and refused when their permissions are loose.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Permission trouble with a file, always naming the command that fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum PermissionError {
+    #[error(
+        "{path}: permissions {mode:03o} let other users read this secret; \
+         it is refused. Run `chmod 600 {path}` and check who may have copied it"
+    )]
+    SecretReadable { path: PathBuf, mode: u32 },
+    #[error(
+        "{path}: permissions {mode:03o} let other users change it; it is refused. \
+         Run `chmod 600 {path}`"
+    )]
+    OthersCanWrite { path: PathBuf, mode: u32 },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PermissionError + '_ {
+    move |source| PermissionError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn mode_of(path: &Path) -> Result<u32, PermissionError> {
+    Ok(fs::metadata(path).map_err(io_err(path))?.mode() & 0o777)
+}
+
+/// Refuses a secret file (a key file, a journal) that group or others can
+/// read or write.
+pub fn check_private(path: &Path) -> Result<(), PermissionError> {
+    let mode = mode_of(path)?;
+    if mode & 0o077 != 0 {
+        return Err(PermissionError::SecretReadable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a config file: refused if others can write it; `Ok(true)` means
+/// others can read it, which deserves a warning.
+pub fn check_config(path: &Path) -> Result<bool, PermissionError> {
+    let mode = mode_of(path)?;
+    if mode & 0o022 != 0 {
+        return Err(PermissionError::OthersCanWrite {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(mode & 0o044 != 0)
+}
+
+/// Creates a new file readable and writable by its owner only. The mode is
+/// given to `open(2)`, so there is no moment at which others can read it.
+/// Refuses to replace an existing file.
+pub fn create_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    sync_parent(path)
+}
+
+/// Replaces a file's content atomically (temp file, fsync, rename), keeping
+/// the old file's permissions, or `new_mode` for a file that did not exist.
+pub fn replace_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
+    let mode = match fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => new_mode,
+        Err(e) => return Err(e),
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode & 0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+/// Creates a directory (and its parents) that only the owner can enter.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_are_owner_only_and_not_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        create_private(&path, b"x").expect("create");
+        assert_eq!(mode_of(&path).expect("mode"), 0o600);
+        assert!(check_private(&path).is_ok());
+        assert!(create_private(&path, b"y").is_err());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = check_private(&path).expect_err("loose mode refused");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn replace_keeps_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("operator.toml");
+        replace_atomic(&path, b"a", 0o600).expect("first write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+        replace_atomic(&path, b"b", 0o600).expect("second write");
+        assert_eq!(fs::read(&path).expect("read"), b"b");
+        assert_eq!(mode_of(&path).expect("mode"), 0o640);
+        assert_eq!(check_config(&path).expect("not writable by others"), true);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert!(check_config(&path).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! The `hotline` command: parse the command line, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Everything this process creates (keys, journal, exports, sockets) is
+    // owner-only unless a path says otherwise explicitly.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let cli = hotline::cli::Cli::parse();
+    match hotline::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hotline: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The audit log: append-only, hash-chained entries, with signed checkpoints
+//! of its head. Editing an entry breaks the chain; rewriting the chain from
+//! that point on breaks the checkpoint signature or its hash; cutting entries
+//! covered by a checkpoint leaves the checkpoint pointing past the end. (Cuts
+//! after the last checkpoint are what the peer's recorded heads are for.)
+
+use ed25519_dalek::VerifyingKey;
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use super::writer::CheckpointKey;
+use crate::crypto::signed::{self, Kind};
+
+/// The `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The head of the chain: its last sequence number and hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: String,
+}
+
+pub fn entry_hash(seq: u64, at: &str, actor: &str, action: &str, detail: &str, prev: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"hotline/1 audit\n");
+    for part in [prev, &seq.to_string(), at, actor, action, detail] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The current head, if the log has any entry.
+pub fn head(tx: &rusqlite::Connection) -> Result<Option<Head>, StoreError> {
+    Ok(tx
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok(Head {
+                seq: r.get::<_, i64>(0)? as u64,
+                hash: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Appends one entry inside the caller's transaction. `detail` must never
+/// carry message text: ids, peers, serials, precedences and reasons only.
+pub fn append(tx: &Transaction<'_>, actor: &str, action: &str, detail: &str) -> Result<Head, StoreError> {
+    let (seq, prev) = match head(tx)? {
+        Some(h) => (h.seq + 1, h.hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = Timestamp::now().to_string();
+    let hash = entry_hash(seq, &at, actor, action, detail, &prev);
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, action, detail, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq as i64, at, actor, action, detail, prev, hash],
+    )?;
+    Ok(Head { seq, hash })
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointBody {
+    station: String,
+    seq: u64,
+    hash: String,
+    at: String,
+}
+
+/// Signs the current head, unless it is already checkpointed.
+pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(), StoreError> {
+    let Some(h) = head(tx)? else { return Ok(()) };
+    let done: Option<i64> = tx
+        .query_row("SELECT seq FROM checkpoints WHERE seq = ?1", [h.seq as i64], |r| r.get(0))
+        .optional()?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let at = Timestamp::now().to_string();
+    let body = serde_json::to_vec(&CheckpointBody {
+        station: key.station.to_string(),
+        seq: h.seq,
+        hash: h.hash.clone(),
+        at: at.clone(),
+    })
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let doc = signed::sign(Kind::Checkpoint, &key.station, &body, &key.key);
+    tx.execute(
+        "INSERT INTO checkpoints (seq, hash, signed, at) VALUES (?1, ?2, ?3, ?4)",
+        params![h.seq as i64, h.hash, doc, at],
+    )?;
+    Ok(())
+}
+
+/// What `audit verify` found wrong: the first fault, named precisely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditFault {
+    #[error("entry {seq}: expected sequence number {expected}; entries are missing or were reordered")]
+    Gap { seq: u64, expected: u64 },
+    #[error("entry {seq}: its `prev` does not match the hash of entry {}; the chain was broken here", seq - 1)]
+    BrokenLink { seq: u64 },
+    #[error("entry {seq}: its content does not match its hash; it was altered")]
+    Altered { seq: u64 },
+    #[error("checkpoint at entry {seq}: the signature does not verify with this station's key")]
+    BadCheckpointSignature { seq: u64 },
+    #[error("checkpoint at entry {seq}: the chain's hash there differs from the signed one; the log was rewritten")]
+    Rewritten { seq: u64 },
+    #[error("the last checkpoint covers entry {checkpoint}, but the log ends at entry {last}; entries were cut off")]
+    Truncated { checkpoint: u64, last: u64 },
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: u64,
+    pub head: Option<Head>,
+    pub checkpoint: Option<u64>,
+}
+
+/// Checks the whole chain, then the newest checkpoint against it.
+pub fn verify(conn: &rusqlite::Connection, station_key: &VerifyingKey) -> Result<Result<Verified, AuditFault>, StoreError> {
+    let mut stmt = conn.prepare("SELECT seq, at, actor, action, detail, prev, hash FROM audit ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Entry {
+            seq: r.get::<_, i64>(0)? as u64,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            detail: r.get(4)?,
+            prev: r.get(5)?,
+            hash: r.get(6)?,
+        })
+    })?;
+    let mut prev = GENESIS.to_string();
+    let mut expected = 1u64;
+    let mut hashes: Vec<String> = Vec::new();
+    for row in rows {
+        let e = row?;
+        if e.seq != expected {
+            return Ok(Err(AuditFault::Gap { seq: e.seq, expected }));
+        }
+        if e.prev != prev {
+            return Ok(Err(AuditFault::BrokenLink { seq: e.seq }));
+        }
+        if entry_hash(e.seq, &e.at, &e.actor, &e.action, &e.detail, &e.prev) != e.hash {
+            return Ok(Err(AuditFault::Altered { seq: e.seq }));
+        }
+        prev = e.hash.clone();
+        hashes.push(e.hash);
+        expected += 1;
+    }
+    let last = hashes.len() as u64;
+    let head = hashes.last().map(|h| Head { seq: last, hash: h.clone() });
+    let newest: Option<(i64, String, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash, signed FROM checkpoints ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((seq, _, doc)) = newest else {
+        return Ok(Ok(Verified { entries: last, head, checkpoint: None }));
+    };
+    let seq = seq as u64;
+    let body = match signed::parse(&doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
+        Ok(b) => b,
+        Err(_) => return Ok(Err(AuditFault::BadCheckpointSignature { seq })),
+    };
+    let Ok(signed_body) = serde_json::from_slice::<CheckpointBody>(body) else {
+        return Ok(Err(AuditFault::BadCheckpointSignature { seq }));
+    };
+    if signed_body.seq != seq {
+        return Ok(Err(AuditFault::BadCheckpointSignature { seq }));
+    }
+    if seq > last {
+        return Ok(Err(AuditFault::Truncated { checkpoint: seq, last }));
+    }
+    let at = usize::try_from(seq - 1).unwrap_or(usize::MAX);
+    if hashes.get(at) != Some(&signed_body.hash) {
+        return Ok(Err(AuditFault::Rewritten { seq }));
+    }
+    Ok(Ok(Verified {
+        entries: last,
+        head,
+        checkpoint: Some(seq),
+    }))
+}

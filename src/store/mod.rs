@@ -1,0 +1,207 @@
+//! The journal: one SQLite file (WAL, `synchronous=FULL`) holding the
+//! outbox, inbox, receipts, acknowledgements and the audit log.
+//!
+//! All writes go through one writer thread that commits in batches
+//! ([`writer`]); a caller learns that its write is durable only after the
+//! commit. Reads use their own connection. Message content stays sealed as
+//! age ciphertext; only what a queue must show is stored in clear.
+
+pub mod audit;
+mod messages;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+use tokio::sync::oneshot;
+
+pub use messages::{Direction, InboundOutcome, MessageRow, Released};
+pub use schema::current_version as schema_version;
+pub use writer::CheckpointKey;
+
+use crate::fsutil;
+
+/// How many writes may wait for the writer before callers are slowed.
+const WRITE_QUEUE: usize = 4096;
+
+/// Why the journal could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("journal: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Permission(#[from] fsutil::PermissionError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the journal was written by a newer hotline (schema {found}; this build knows up to {supported}); upgrade hotline")]
+    TooNew { found: u32, supported: u32 },
+    #[error("the journal is open read-only; writes need a running station")]
+    ReadOnly,
+    #[error("the journal's writer stopped before answering; the write may not be stored")]
+    WriterGone,
+    #[error("journal content is damaged: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("no message with id {0} in the journal")]
+    NotFound(String),
+}
+
+/// The journal of one station.
+pub struct Journal {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: Option<SyncSender<writer::Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A write in flight: wait for it (from synchronous code) or await it.
+pub struct Pending<T>(oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Pending<T> {
+    /// Blocks until the write is committed (or failed). Not for async code.
+    pub fn wait(self) -> Result<T, StoreError> {
+        self.0.blocking_recv().unwrap_or(Err(StoreError::WriterGone))
+    }
+
+    /// Waits for the write from async code.
+    pub async fn done(self) -> Result<T, StoreError> {
+        self.0.await.unwrap_or(Err(StoreError::WriterGone))
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+impl Journal {
+    /// Opens (creating if needed, owner-only) a journal for reading and
+    /// writing, and starts its writer thread. `checkpoint` signs the audit
+    /// head after each batch.
+    pub fn open(path: &Path, checkpoint: Option<CheckpointKey>) -> Result<Journal, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                fsutil::create_private_dir(dir).map_err(io)?;
+            }
+        }
+        if !path.exists() {
+            fsutil::create_private(path, b"").map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        fsutil::check_private(path)?;
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        configure_reader(&reader)?;
+        let (tx, rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer::run(conn, rx, checkpoint))
+            .map_err(io)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            reader: Mutex::new(reader),
+            writer: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Opens an existing journal read-only (for commands run while no
+    /// station is running). Writes return [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> Result<Journal, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here yet; start the station once to create it"),
+            });
+        }
+        fsutil::check_private(path)?;
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        configure_reader(&reader)?;
+        let version: u32 = reader.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > schema::current_version() {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported: schema::current_version(),
+            });
+        }
+        Ok(Journal {
+            path: path.to_path_buf(),
+            reader: Mutex::new(reader),
+            writer: None,
+            thread: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `f` to run in the writer's transaction. The result arrives
+    /// after the batch holding it has been committed.
+    pub fn write<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let Some(writer) = &self.writer else {
+            let _ = reply.send(Err(StoreError::ReadOnly));
+            return Pending(rx);
+        };
+        let job: writer::Job = Box::new(move |tx| {
+            let result = f(tx);
+            let ok = result.is_ok();
+            let done: writer::Completion = Box::new(move |commit| {
+                let outcome = match (result, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
+                };
+                let _ = reply.send(outcome);
+            });
+            (ok, done)
+        });
+        if let Err(mpsc::SendError(job)) = writer.send(job) {
+            drop(job);
+        }
+        Pending(rx)
+    }
+
+    /// Runs a read on the reader connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
+    }
+}
+
+fn configure_reader(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+impl Drop for Journal {
+    /// Closing the channel lets the writer finish every queued job, commit,
+    /// and stop; we wait for it so nothing acknowledged is left unwritten.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The journal's schema, versioned from day one. Each migration runs once,
+//! in order, inside a transaction; `PRAGMA user_version` records how far a
+//! journal has come. Never edit a released migration: add the next one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: messages in both directions, serials, audit chain, checkpoints,
+    //    the audit heads our peers reported.
+    "
+    CREATE TABLE messages (
+        id               TEXT PRIMARY KEY,
+        direction        TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+        peer             TEXT NOT NULL,
+        serial           INTEGER NOT NULL,
+        precedence       INTEGER NOT NULL CHECK (precedence BETWEEN 0 AND 3),
+        exercise         INTEGER NOT NULL,
+        template_id      TEXT NOT NULL,
+        template_version INTEGER NOT NULL,
+        released_at      TEXT NOT NULL,
+        stored_at        TEXT NOT NULL,
+        operator         TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        sealed           BLOB NOT NULL,
+        receipt_at       TEXT,
+        receipt          BLOB,
+        ack_by           TEXT,
+        ack_at           TEXT,
+        ack              BLOB,
+        refusal          TEXT,
+        UNIQUE (direction, peer, serial)
+    );
+    CREATE INDEX messages_queue ON messages (direction, state, precedence, stored_at);
+    CREATE TABLE serials (
+        peer          TEXT PRIMARY KEY,
+        last_released INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq    INTEGER PRIMARY KEY,
+        at     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev   TEXT NOT NULL,
+        hash   TEXT NOT NULL
+    );
+    CREATE TABLE checkpoints (
+        seq    INTEGER PRIMARY KEY,
+        hash   TEXT NOT NULL,
+        signed BLOB NOT NULL,
+        at     TEXT NOT NULL
+    );
+    CREATE TABLE peer_heads (
+        peer TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        at   TEXT NOT NULL,
+        PRIMARY KEY (peer, seq)
+    );
+    ",
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// Brings a journal up to the current schema. A journal from a newer build
+/// is refused rather than misread.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > current_version() {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: current_version(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

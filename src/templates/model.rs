@@ -1,0 +1,281 @@
+//! Templates: typed, bilingual crisis forms. Loaded from TOML (raw, spanned
+//! form), then checked into [`Template`]s; every problem names file and line.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::{Language, Precedence};
+use crate::problem::{Problem, line_of};
+
+/// Text in each language an operator may read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Localized {
+    pub en: String,
+    pub ru: String,
+}
+
+impl Localized {
+    pub fn get(&self, lang: Language) -> &str {
+        match lang {
+            Language::En => &self.en,
+            Language::Ru => &self.ru,
+        }
+    }
+}
+
+/// One option of a choice field.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub value: String,
+    pub en: String,
+    pub ru: String,
+}
+
+impl Choice {
+    pub fn label(&self, lang: Language) -> &str {
+        match lang {
+            Language::En => &self.en,
+            Language::Ru => &self.ru,
+        }
+    }
+}
+
+/// What a field holds, with its constraints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Text { multiline: bool, max_len: usize },
+    Choice(Vec<Choice>),
+    DateTime,
+    Integer { min: i64, max: i64 },
+    Coordinates,
+    Duration,
+}
+
+impl FieldKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldKind::Text { .. } => "text",
+            FieldKind::Choice(_) => "choice",
+            FieldKind::DateTime => "datetime",
+            FieldKind::Integer { .. } => "integer",
+            FieldKind::Coordinates => "coordinates",
+            FieldKind::Duration => "duration",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+    pub required: bool,
+    pub label: Localized,
+    pub help: Option<Localized>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub id: String,
+    pub version: u32,
+    pub precedence: Precedence,
+    pub title: Localized,
+    pub body: Localized,
+    pub fields: Vec<Field>,
+}
+
+impl Template {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// Free text fields are capped at this many characters unless the template
+/// says less.
+pub const DEFAULT_TEXT_MAX: usize = 8000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    id: Spanned<String>,
+    version: Spanned<i64>,
+    precedence: Spanned<String>,
+    title: Localized,
+    body: Spanned<Localized>,
+    fields: Vec<RawField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    required: bool,
+    label: Localized,
+    help: Option<Localized>,
+    choices: Option<Spanned<Vec<Choice>>>,
+    min: Option<i64>,
+    max: Option<i64>,
+    multiline: Option<bool>,
+    max_len: Option<Spanned<i64>>,
+}
+
+const FIELD_TYPES: &str = "text, choice, datetime, integer, coordinates or duration";
+
+fn is_identifier(s: &str, extra: char) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
+}
+
+/// Parses and checks one template file. `file_name` must be `<id>.toml`.
+pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>> {
+    let raw: RawTemplate = toml::from_str(text)
+        .map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
+    let mut problems = Vec::new();
+    let mut err = |span: std::ops::Range<usize>, key: &str, message: String| {
+        problems.push(Problem {
+            path: path.to_path_buf(),
+            line: Some(line_of(text, span.start)),
+            key: key.to_string(),
+            message,
+        });
+    };
+
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if !is_identifier(raw.id.get_ref(), '-') {
+        err(raw.id.span(), "id", "an id uses lowercase letters, digits and '-' only".into());
+    } else if raw.id.get_ref() != stem {
+        err(raw.id.span(), "id", format!("the id must match the file name: `{stem}`"));
+    }
+    let version = match u32::try_from(*raw.version.get_ref()) {
+        Ok(v) if v >= 1 => v,
+        _ => {
+            err(raw.version.span(), "version", "a version is a whole number from 1 up".into());
+            1
+        }
+    };
+    let precedence = raw.precedence.get_ref().parse().unwrap_or_else(|e: crate::domain::UnknownPrecedence| {
+        err(raw.precedence.span(), "precedence", e.to_string());
+        Precedence::Routine
+    });
+
+    let mut fields: Vec<Field> = Vec::new();
+    for f in raw.fields {
+        let name = f.name.get_ref().clone();
+        let key = |k: &str| format!("fields.{name}.{k}");
+        if !is_identifier(&name, '_') {
+            err(f.name.span(), "fields.name", format!("`{name}`: a field name uses lowercase letters, digits and '_' only"));
+        }
+        if fields.iter().any(|x| x.name == name) {
+            err(f.name.span(), "fields.name", format!("field `{name}` is defined twice"));
+        }
+        let kind_span = f.kind.span();
+        let constraints_for = |wanted: &str| -> Vec<&'static str> {
+            let mut extra = Vec::new();
+            if f.choices.is_some() && wanted != "choice" {
+                extra.push("choices");
+            }
+            if (f.min.is_some() || f.max.is_some()) && wanted != "integer" {
+                extra.push("min/max");
+            }
+            if (f.multiline.is_some() || f.max_len.is_some()) && wanted != "text" {
+                extra.push("multiline/max_len");
+            }
+            extra
+        };
+        let misplaced = constraints_for(f.kind.get_ref());
+        if !misplaced.is_empty() {
+            err(kind_span.clone(), &key("type"), format!("{} do not apply to a {} field", misplaced.join(", "), f.kind.get_ref()));
+        }
+        let kind = match f.kind.get_ref().as_str() {
+            "text" => {
+                let max_len = match &f.max_len {
+                    None => DEFAULT_TEXT_MAX,
+                    Some(m) => match usize::try_from(*m.get_ref()) {
+                        Ok(n) if (1..=DEFAULT_TEXT_MAX * 8).contains(&n) => n,
+                        _ => {
+                            err(m.span(), &key("max_len"), format!("must be from 1 to {}", DEFAULT_TEXT_MAX * 8));
+                            DEFAULT_TEXT_MAX
+                        }
+                    },
+                };
+                FieldKind::Text {
+                    multiline: f.multiline.unwrap_or(false),
+                    max_len,
+                }
+            }
+            "choice" => {
+                let choices = f.choices.map(Spanned::into_inner).unwrap_or_default();
+                if choices.is_empty() {
+                    err(kind_span.clone(), &key("choices"), "a choice field needs at least one choice".into());
+                }
+                for (i, c) in choices.iter().enumerate() {
+                    if !is_identifier(&c.value, '_') {
+                        err(kind_span.clone(), &key("choices"), format!("choice value `{}` must use lowercase letters, digits and '_'", c.value));
+                    }
+                    if choices[..i].iter().any(|x| x.value == c.value) {
+                        err(kind_span.clone(), &key("choices"), format!("choice value `{}` appears twice", c.value));
+                    }
+                }
+                FieldKind::Choice(choices)
+            }
+            "datetime" => FieldKind::DateTime,
+            "integer" => {
+                let (min, max) = (f.min.unwrap_or(i64::MIN), f.max.unwrap_or(i64::MAX));
+                if min > max {
+                    err(kind_span.clone(), &key("min"), format!("min ({min}) is greater than max ({max})"));
+                }
+                FieldKind::Integer { min, max }
+            }
+            "coordinates" => FieldKind::Coordinates,
+            "duration" => FieldKind::Duration,
+            other => {
+                err(kind_span.clone(), &key("type"), format!("`{other}` is not a field type; use {FIELD_TYPES}"));
+                continue;
+            }
+        };
+        fields.push(Field {
+            name,
+            kind,
+            required: f.required,
+            label: f.label,
+            help: f.help,
+        });
+    }
+    if fields.is_empty() {
+        err(0..0, "fields", "a template needs at least one field".into());
+    }
+
+    let body_span = raw.body.span();
+    let body = raw.body.into_inner();
+    for lang in Language::ALL {
+        match super::render::placeholders(body.get(lang)) {
+            Err(message) => err(body_span.clone(), &format!("body.{lang}"), message),
+            Ok(names) => {
+                for n in names {
+                    match fields.iter().find(|f| f.name == n) {
+                        Some(f) if f.required => {}
+                        Some(_) => err(body_span.clone(), &format!("body.{lang}"), format!("{{{n}}} names an optional field; the body may only use required fields")),
+                        None => err(body_span.clone(), &format!("body.{lang}"), format!("{{{n}}} names no field of this template")),
+                    }
+                }
+            }
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Template {
+        id: raw.id.into_inner(),
+        version,
+        precedence,
+        title: raw.title,
+        body,
+        fields,
+    })
+}
