@@ -5,6 +5,7 @@ mod check;
 mod identity;
 mod journal;
 mod people;
+mod station;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,31 @@ pub enum Command {
     /// Work with the audit log
     #[command(subcommand)]
     Audit(journal::AuditCommand),
+    /// Run this station headless: the link, the journal and the control socket
+    Serve,
+    /// Release a message to a peer through the running station
+    Send(station::SendArgs),
+    /// List received messages
+    Inbox(station::ListArgs),
+    /// List sent messages and their state (queued, sent, received, acknowledged, refused)
+    Outbox(station::ListArgs),
+    /// Acknowledge a received message as a named operator
+    Ack(station::OperatorArgs),
+    /// Cancel a message that is still queued (audited)
+    Cancel(station::OperatorArgs),
+    /// Show the station's links, link tests and unacknowledged counts
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the station's events as JSON lines until interrupted
+    Watch,
+    /// Run a signed link test with a peer now
+    LinkTest {
+        /// The peer station
+        peer: String,
+    },
 }
 
 /// Runs one command. Errors are for `main` to print.
@@ -75,6 +101,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Check(args)) => check::check(&config_path, args),
         Some(Command::Export(args)) => journal::export(&config_path, args),
         Some(Command::Audit(cmd)) => journal::audit(&config_path, cmd),
+        Some(Command::Serve) => station::serve(&config_path),
+        Some(Command::Send(args)) => station::send(&config_path, args),
+        Some(Command::Inbox(args)) => station::list(&config_path, crate::store::Direction::In, args),
+        Some(Command::Outbox(args)) => station::list(&config_path, crate::store::Direction::Out, args),
+        Some(Command::Ack(args)) => station::ack(&config_path, args, false),
+        Some(Command::Cancel(args)) => station::ack(&config_path, args, true),
+        Some(Command::Status { json }) => station::status(&config_path, json),
+        Some(Command::Watch) => station::watch(&config_path),
+        Some(Command::LinkTest { peer }) => station::link_test(&config_path, &peer),
     }
 }
 

@@ -87,7 +87,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
-fn insert(tx: &Transaction<'_>, dir: Direction, m: &Message, state: &str, sealed: &[u8]) -> Result<(), StoreError> {
+pub(super) fn insert(tx: &Transaction<'_>, dir: Direction, m: &Message, state: &str, sealed: &[u8]) -> Result<(), StoreError> {
     let peer = match dir {
         Direction::Out => m.to.as_str(),
         Direction::In => m.from.as_str(),

@@ -7,6 +7,7 @@
 //! age ciphertext; only what a queue must show is stored in clear.
 
 pub mod audit;
+mod delivery;
 mod messages;
 mod schema;
 mod writer;
@@ -19,6 +20,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
 
+pub use delivery::{PendingAck, PendingMessage, Stored};
 pub use messages::{Direction, InboundOutcome, MessageRow, Released};
 pub use schema::current_version as schema_version;
 pub use writer::CheckpointKey;

@@ -7,8 +7,9 @@ use rusqlite::Connection;
 use super::StoreError;
 
 const MIGRATIONS: &[&str] = &[
-    // 1: messages in both directions, serials, audit chain, checkpoints,
-    //    the audit heads our peers reported.
+    // 1: messages in both directions, serials, acknowledgements to send,
+    //    link tests, audit chain, checkpoints, the audit heads our peers
+    //    reported.
     "
     CREATE TABLE messages (
         id               TEXT PRIMARY KEY,
@@ -36,6 +37,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE serials (
         peer          TEXT PRIMARY KEY,
         last_released INTEGER NOT NULL
+    );
+    CREATE TABLE acks_out (
+        message_id   TEXT PRIMARY KEY,
+        peer         TEXT NOT NULL,
+        precedence   INTEGER NOT NULL,
+        doc          BLOB NOT NULL,
+        created_at   TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE TABLE link_tests (
+        id        INTEGER PRIMARY KEY,
+        peer      TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+        nonce     TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        ok        INTEGER,
+        rtt_ms    INTEGER,
+        sealed    BLOB NOT NULL
     );
     CREATE TABLE audit (
         seq    INTEGER PRIMARY KEY,

@@ -1,0 +1,319 @@
+//! The link: one QUIC endpoint per station, one live connection per peer,
+//! mutual TLS with pinned station keys (see [`tls`]).
+//!
+//! The link knows nothing of crypto beyond TLS, nor of the journal: hellos
+//! are made and checked, and inbound frames answered, by the station through
+//! [`Upcalls`]. A connection counts as up only once a hello has been
+//! answered, because a client refused by mutual TLS 1.3 still sees its own
+//! handshake "succeed" (STACK.md trap 2). Quinn types stay inside this module.
+
+mod peer;
+mod stream;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+pub use stream::StreamError;
+
+use crate::domain::StationName;
+use crate::wire::Frame;
+
+/// Streams one connection may have open at once. The station keeps its own
+/// in-flight limit well below this, with room kept for FLASH.
+pub const MAX_STREAMS_PER_CONNECTION: u16 = 256;
+/// How long a dial may take before the next path is tried.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the hello exchange may take.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long answering one inbound stream may take, end to end.
+pub const INBOUND_STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// Dial backoff: from the first value, doubling, up to the second.
+pub const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Room for link events not yet taken by the station.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// Application close codes.
+const CLOSE_DUPLICATE: u32 = 1;
+const CLOSE_REPLACED: u32 = 2;
+const CLOSE_SHUTDOWN: u32 = 3;
+const CLOSE_PROBE_DONE: u32 = 4;
+const CLOSE_REFUSED: u32 = 5;
+/// Stream error code for a malformed frame.
+const STREAM_MALFORMED: u32 = 1;
+
+/// Why the link could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0} is not a configured peer")]
+    UnknownPeer(String),
+    #[error("the link to {0} is down")]
+    NotConnected(String),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+}
+
+/// Which of a peer's addresses a connection uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    Primary,
+    Backup,
+    /// The peer dialed us.
+    Inbound,
+}
+
+/// A peer as the link needs it: its pinned key and where to dial it.
+#[derive(Clone, Debug)]
+pub struct PeerSpec {
+    pub name: StationName,
+    pub key: VerifyingKey,
+    pub primary: Option<SocketAddr>,
+    pub backup: Option<SocketAddr>,
+}
+
+#[derive(Clone)]
+pub struct LinkSettings {
+    pub us: StationName,
+    pub listen: SocketAddr,
+    pub alpn: Vec<u8>,
+    pub key: SigningKey,
+    pub peers: Vec<PeerSpec>,
+    /// How often the path not in use is probed.
+    pub probe_interval: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// What the station learns from a peer's hello.
+#[derive(Clone, Copy, Debug)]
+pub struct HelloInfo {
+    /// Random per process start, so a restarted peer's new connection
+    /// replaces the dead one at once.
+    pub boot: u64,
+}
+
+/// What the link asks of the station.
+pub trait Upcalls: Send + Sync + 'static {
+    /// Our signed hello for `peer`.
+    fn hello(&self, peer: &StationName) -> Vec<u8>;
+    /// Checks `peer`'s hello (signature, clock, declared serial).
+    fn hello_received(&self, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String>;
+    /// Answers one inbound frame; `None` closes the stream without answer.
+    fn frame(&self, peer: StationName, frame: Frame) -> BoxFuture<'static, Option<Frame>>;
+}
+
+/// What happened on the link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Up {
+        peer: StationName,
+        path: PathKind,
+        remote: SocketAddr,
+    },
+    Down {
+        peer: StationName,
+        reason: String,
+    },
+    FailedOver {
+        peer: StationName,
+        path: PathKind,
+    },
+    Probe {
+        peer: StationName,
+        path: PathKind,
+        rtt: Option<Duration>,
+    },
+    /// A connection refused before any application data (unknown key,
+    /// wrong ALPN, bad hello).
+    Refused {
+        remote: SocketAddr,
+        reason: String,
+    },
+    Malformed {
+        peer: StationName,
+        reason: String,
+    },
+}
+
+/// One peer's link as the status bar shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerLinkStatus {
+    pub peer: String,
+    pub up: bool,
+    pub path: Option<PathKind>,
+    pub remote: Option<SocketAddr>,
+    pub rtt_ms: Option<u64>,
+    pub last_traffic: Option<String>,
+    pub probes: Vec<(PathKind, Option<u64>)>,
+}
+
+struct Live {
+    conn: quinn::Connection,
+    path: PathKind,
+    dialed_by_us: bool,
+    peer_boot: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    live: Option<Live>,
+    last_traffic: Option<Timestamp>,
+    probes: HashMap<PathKind, Option<Duration>>,
+}
+
+struct PeerEntry {
+    spec: PeerSpec,
+    client: quinn::ClientConfig,
+    slot: Mutex<Slot>,
+    up: watch::Sender<bool>,
+}
+
+struct Shared {
+    settings: LinkSettings,
+    endpoint: quinn::Endpoint,
+    peers: HashMap<StationName, PeerEntry>,
+    upcalls: Arc<dyn Upcalls>,
+    events: mpsc::Sender<LinkEvent>,
+    stop: watch::Sender<bool>,
+}
+
+/// A running link. Cheap to clone.
+#[derive(Clone)]
+pub struct Link {
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    fn emit(&self, event: LinkEvent) {
+        if self.events.try_send(event).is_err() {
+            tracing::warn!("link event buffer full; an event was dropped (the station resyncs from status)");
+        }
+    }
+
+    fn entry(&self, peer: &StationName) -> Option<&PeerEntry> {
+        self.peers.get(peer)
+    }
+
+    fn entry_by_key(&self, key: &VerifyingKey) -> Option<&PeerEntry> {
+        self.peers.values().find(|e| e.spec.key == *key)
+    }
+}
+
+impl PeerEntry {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connection(&self) -> Option<quinn::Connection> {
+        self.slot().live.as_ref().map(|l| l.conn.clone())
+    }
+}
+
+impl Link {
+    /// Binds the endpoint, starts accepting, and starts one dialer per peer.
+    pub fn start(settings: LinkSettings, upcalls: Arc<dyn Upcalls>) -> Result<(Link, mpsc::Receiver<LinkEvent>), LinkError> {
+        let pinned: Vec<VerifyingKey> = settings.peers.iter().map(|p| p.key).collect();
+        let server = tls::server_config(&settings.key, pinned, &settings.alpn, settings.idle_timeout)?;
+        let endpoint = quinn::Endpoint::server(server, settings.listen).map_err(|source| LinkError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        let mut peers = HashMap::new();
+        for spec in &settings.peers {
+            let client = tls::client_config(&settings.key, spec.key, &settings.alpn, settings.idle_timeout)?;
+            peers.insert(
+                spec.name.clone(),
+                PeerEntry {
+                    spec: spec.clone(),
+                    client,
+                    slot: Mutex::new(Slot::default()),
+                    up: watch::channel(false).0,
+                },
+            );
+        }
+        let (events, rx) = mpsc::channel(EVENT_BUFFER);
+        let shared = Arc::new(Shared {
+            settings,
+            endpoint,
+            peers,
+            upcalls,
+            events,
+            stop: watch::channel(false).0,
+        });
+        tokio::spawn(peer::accept_loop(shared.clone()));
+        for name in shared.peers.keys() {
+            tokio::spawn(peer::maintain(shared.clone(), name.clone()));
+        }
+        Ok((Link { shared }, rx))
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.endpoint.local_addr().ok()
+    }
+
+    /// Sends one frame to `peer` on a new stream at `priority` and waits for
+    /// the answer. Fails at once if the link is down.
+    pub async fn request(&self, peer: &StationName, frame: &Frame, priority: i32, limit: Duration) -> Result<Frame, LinkError> {
+        let entry = self.shared.entry(peer).ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
+        let conn = entry.connection().ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
+        let answer = stream::request(&conn, frame, priority, limit).await?;
+        entry.slot().last_traffic = Some(Timestamp::now());
+        Ok(answer)
+    }
+
+    pub fn is_up(&self, peer: &StationName) -> bool {
+        self.shared.entry(peer).is_some_and(|e| *e.up.borrow())
+    }
+
+    /// A receiver that changes whenever `peer`'s link goes up or down.
+    pub fn watch_up(&self, peer: &StationName) -> Option<watch::Receiver<bool>> {
+        self.shared.entry(peer).map(|e| e.up.subscribe())
+    }
+
+    pub fn status(&self) -> Vec<PeerLinkStatus> {
+        let mut out: Vec<PeerLinkStatus> = self
+            .shared
+            .peers
+            .values()
+            .map(|e| {
+                let slot = e.slot();
+                let live = slot.live.as_ref();
+                PeerLinkStatus {
+                    peer: e.spec.name.to_string(),
+                    up: live.is_some(),
+                    path: live.map(|l| l.path),
+                    remote: live.map(|l| l.conn.remote_address()),
+                    rtt_ms: live.map(|l| l.conn.rtt().as_millis() as u64),
+                    last_traffic: slot.last_traffic.map(|t| t.to_string()),
+                    probes: slot
+                        .probes
+                        .iter()
+                        .map(|(p, r)| (*p, r.map(|d| d.as_millis() as u64)))
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.peer.cmp(&b.peer));
+        out
+    }
+
+    /// Closes every connection and stops dialing.
+    pub async fn shutdown(&self) {
+        let _ = self.shared.stop.send(true);
+        self.shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+    }
+}

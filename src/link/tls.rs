@@ -1,0 +1,191 @@
+//! Mutual TLS 1.3 with pinned station keys. Each station presents a
+//! self-signed certificate for its Ed25519 station key; each side accepts only
+//! a certificate whose public key (SPKI) is pinned for a peer. There are no
+//! certificate authorities and no name checks, but the handshake signature is
+//! still verified, or anyone replaying a public certificate would get in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use super::LinkError;
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+/// DER prefix of an Ed25519 PKCS#8 v1 private key; the 32 seed bytes follow.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn spki_of(key: &VerifyingKey) -> Vec<u8> {
+    let mut v = ED25519_SPKI_PREFIX.to_vec();
+    v.extend_from_slice(key.as_bytes());
+    v
+}
+
+/// The Ed25519 key inside a certificate, if it holds one.
+pub fn key_of_cert(cert: &CertificateDer<'_>) -> Option<VerifyingKey> {
+    let ee = webpki::EndEntityCert::try_from(cert).ok()?;
+    let spki = ee.subject_public_key_info();
+    let raw = spki.as_ref().strip_prefix(&ED25519_SPKI_PREFIX[..])?;
+    let bytes: [u8; 32] = raw.try_into().ok()?;
+    VerifyingKey::from_bytes(&bytes).ok()
+}
+
+/// A self-signed certificate for the station key, and the key for rustls.
+fn certificate(key: &SigningKey) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), LinkError> {
+    let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+    pkcs8.extend_from_slice(key.as_bytes());
+    let der = PrivatePkcs8KeyDer::from(pkcs8);
+    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519)
+        .map_err(|e| LinkError::Tls(format!("station key: {e}")))?;
+    let params = rcgen::CertificateParams::new(vec!["hotline".to_string()]).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let cert = params.self_signed(&pair).map_err(|e| LinkError::Tls(e.to_string()))?;
+    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
+}
+
+/// Accepts exactly the pinned keys.
+#[derive(Debug)]
+struct Pinned {
+    keys: Vec<VerifyingKey>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl Pinned {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        match key_of_cert(cert) {
+            Some(k) if self.keys.contains(&k) => Ok(()),
+            _ => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)),
+        }
+    }
+
+    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.check(cert)?;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity).map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+impl ClientCertVerifier for Pinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(&self, end_entity: &CertificateDer<'_>, _intermediates: &[CertificateDer<'_>], _now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity).map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// Timeouts and windows for every connection. Windows are capped so one peer
+/// cannot make us buffer without bound; the connection send window is larger
+/// than any one stream's (STACK.md trap 8) so urgent streams are not starved.
+pub fn transport(idle: Duration) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(super::MAX_STREAMS_PER_CONNECTION.into());
+    t.max_concurrent_uni_streams(0u8.into());
+    t.stream_receive_window((2u32 * 1024 * 1024).into());
+    t.receive_window((16u32 * 1024 * 1024).into());
+    t.send_window(32 * 1024 * 1024);
+    t.keep_alive_interval(Some(idle / 3));
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(idle).ok());
+    t
+}
+
+/// The server side: our certificate, and client certificates pinned.
+pub fn server_config(key: &SigningKey, pinned: Vec<VerifyingKey>, alpn: &[u8], idle: Duration) -> Result<quinn::ServerConfig, LinkError> {
+    let provider = provider();
+    let verifier = Arc::new(Pinned {
+        keys: pinned,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (cert, der) = certificate(key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| LinkError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], der)
+        .map_err(|e| LinkError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.max_early_data_size = 0;
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(Arc::new(transport(idle)));
+    Ok(config)
+}
+
+/// The client side for dialing one peer: only its key is accepted.
+pub fn client_config(key: &SigningKey, peer: VerifyingKey, alpn: &[u8], idle: Duration) -> Result<quinn::ClientConfig, LinkError> {
+    let provider = provider();
+    let verifier = Arc::new(Pinned {
+        keys: vec![peer],
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let (cert, der) = certificate(key)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| LinkError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(vec![cert], der)
+        .map_err(|e| LinkError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.enable_early_data = false;
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport(idle)));
+    Ok(config)
+}
+
+/// The station key the peer presented on an established connection.
+pub fn peer_key(conn: &quinn::Connection) -> Option<VerifyingKey> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().and_then(key_of_cert)
+}

@@ -1,0 +1,329 @@
+//! The station's command/event API on a local socket (`station.sock` in the
+//! data directory, owner-only), as JSON lines: one request line, one answer
+//! line; `watch` then streams events. Headless CLI commands and a second
+//! console use it. Operators prove themselves with their passphrase here,
+//! exactly as at the console.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use age::secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream as AsyncUnixStream};
+use tokio::sync::broadcast::error::RecvError;
+use zeroize::Zeroize;
+
+use super::{Event, Station, StationError};
+use crate::compose::Draft;
+use crate::domain::{MessageId, OperatorName, Precedence};
+use crate::store::Direction;
+
+/// The longest request line accepted.
+const MAX_REQUEST: usize = 1 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    Send {
+        to: String,
+        template: String,
+        #[serde(default)]
+        fields: BTreeMap<String, String>,
+        #[serde(default)]
+        precedence: Option<String>,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        references: Vec<String>,
+        #[serde(default)]
+        exercise: bool,
+        operator: String,
+        passphrase: String,
+        #[serde(default)]
+        second_operator: Option<String>,
+        #[serde(default)]
+        second_passphrase: Option<String>,
+    },
+    Ack {
+        id: String,
+        operator: String,
+        passphrase: String,
+    },
+    Cancel {
+        id: String,
+        operator: String,
+        passphrase: String,
+    },
+    Inbox,
+    Outbox,
+    Status,
+    LinkTest {
+        peer: String,
+    },
+    Watch,
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        match self {
+            Request::Send {
+                passphrase, second_passphrase, ..
+            } => {
+                passphrase.zeroize();
+                if let Some(p) = second_passphrase {
+                    p.zeroize();
+                }
+            }
+            Request::Ack { passphrase, .. } | Request::Cancel { passphrase, .. } => passphrase.zeroize(),
+            _ => {}
+        }
+    }
+}
+
+/// The socket's path for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("station.sock")
+}
+
+/// Serves the API on `path` until the station stops. The caller holds the
+/// data directory's lock, so a socket file already there is stale.
+pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let mut stop = station.inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                tokio::spawn(client(station.clone(), stream));
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+async fn client(station: Station, stream: AsyncUnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64 * 64)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.len() > MAX_REQUEST {
+            return;
+        }
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Err(e) => json!({"ok": false, "error": format!("not a request: {e}")}),
+            Ok(Request::Watch) => {
+                let _ = write.write_all(b"{\"ok\":true}\n").await;
+                watch(&station, &mut write).await;
+                return;
+            }
+            Ok(req) => match handle(&station, &req).await {
+                Ok(result) => json!({"ok": true, "result": result}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            },
+        };
+        let mut text = answer.to_string();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+async fn watch(station: &Station, write: &mut tokio::net::unix::OwnedWriteHalf) {
+    let mut events = station.subscribe();
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(RecvError::Lagged(_)) => Event::Resync,
+            Err(RecvError::Closed) => return,
+        };
+        let mut text = serde_json::to_string(&event).unwrap_or_default();
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn authenticate(station: &Station, name: &str, passphrase: &str) -> Result<OperatorName, StationError> {
+    let secret = SecretString::from(passphrase.to_string());
+    let auth_station = station.clone();
+    let who = name.to_string();
+    let result = tokio::task::spawn_blocking(move || auth_station.authenticator().check(&who, &secret))
+        .await
+        .map_err(|e| StationError::Refused(e.to_string()))?;
+    let outcome = if result.is_ok() { "ok" } else { "denied" };
+    let _ = station.journal().audit(name, "login", &format!("via=control-socket outcome={outcome}"));
+    Ok(result?)
+}
+
+fn parse_id(id: &str) -> Result<MessageId, StationError> {
+    id.parse().map_err(|_| StationError::Refused(format!("`{id}` is not a message id")))
+}
+
+async fn handle(station: &Station, req: &Request) -> Result<Value, StationError> {
+    match req {
+        Request::Send {
+            to,
+            template,
+            fields,
+            precedence,
+            text,
+            references,
+            exercise,
+            operator,
+            passphrase,
+            second_operator,
+            second_passphrase,
+        } => {
+            let who = authenticate(station, operator, passphrase).await?;
+            let precedence: Option<Precedence> = precedence
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: crate::domain::UnknownPrecedence| StationError::Refused(e.to_string()))?;
+            let default = crate::templates::Catalog::builtin().latest(template).map(|t| t.precedence);
+            if precedence.or(default) == Some(Precedence::Flash) && station.config().console.two_person_flash {
+                let (Some(second), Some(pass)) = (second_operator, second_passphrase) else {
+                    return Err(StationError::Refused(
+                        "releasing a FLASH needs a second operator (two-person rule): give --second-operator".into(),
+                    ));
+                };
+                let second = authenticate(station, second, pass).await?;
+                if second == who {
+                    return Err(StationError::Refused("the second operator must be a different person".into()));
+                }
+            }
+            let references = references.iter().map(|r| parse_id(r)).collect::<Result<Vec<_>, _>>()?;
+            let draft = Draft {
+                template_id: template.clone(),
+                fields: fields.clone(),
+                precedence,
+                text: text.clone(),
+                references,
+                exercise: *exercise,
+            };
+            let (released, message) = station.release(&who, to, draft).await?;
+            Ok(json!({"id": released.id.to_string(), "serial": released.serial, "precedence": message.precedence, "to": message.to}))
+        }
+        Request::Ack { id, operator, passphrase } => {
+            let who = authenticate(station, operator, passphrase).await?;
+            let row = station.journal().find(id)?;
+            station.acknowledge(&who, row.id).await?;
+            Ok(json!({"id": row.id.to_string(), "acknowledged_by": who.to_string()}))
+        }
+        Request::Cancel { id, operator, passphrase } => {
+            let who = authenticate(station, operator, passphrase).await?;
+            station.cancel(&who, parse_id(id)?).await?;
+            Ok(json!({"id": id, "cancelled": true}))
+        }
+        Request::Inbox => Ok(rows_json(&station.list(Direction::In)?)),
+        Request::Outbox => Ok(rows_json(&station.list(Direction::Out)?)),
+        Request::Status => serde_json::to_value(station.status()).map_err(|e| StationError::Refused(e.to_string())),
+        Request::LinkTest { peer } => {
+            let rtt = station.link_test(peer).await?;
+            Ok(json!({"peer": peer, "ok": true, "rtt_ms": rtt.as_millis() as u64}))
+        }
+        Request::Watch => Ok(Value::Null),
+    }
+}
+
+/// Message rows as JSON, for `inbox` and `outbox`.
+pub fn rows_json(rows: &[crate::store::MessageRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "id": r.id.to_string(),
+                    "peer": r.peer,
+                    "serial": r.serial,
+                    "precedence": r.precedence,
+                    "exercise": r.exercise,
+                    "template": r.template_id,
+                    "released_at": r.released_at,
+                    "stored_at": r.stored_at,
+                    "operator": r.operator,
+                    "state": r.state,
+                    "receipt_at": r.receipt_at,
+                    "ack_by": r.ack_by,
+                    "ack_at": r.ack_at,
+                    "refusal": r.refusal,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Why the CLI could not talk to a station.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no station is running for this config ({0} has no live socket); start one with `hotline serve`")]
+    NotRunning(PathBuf),
+    #[error("talking to the station: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the station answered something unreadable: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A synchronous client of the control socket, for the CLI.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|_| ClientError::NotRunning(path.to_path_buf()))?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    fn send(&mut self, req: &Request) -> Result<Value, ClientError> {
+        let mut line = serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        line.zeroize();
+        let mut answer = String::new();
+        self.reader.read_line(&mut answer)?;
+        let v: Value = serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if v["ok"] == Value::Bool(true) {
+            Ok(v)
+        } else {
+            Err(ClientError::Refused(v["error"].as_str().unwrap_or("refused").to_string()))
+        }
+    }
+
+    /// Sends one request and returns its result.
+    pub fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
+        self.send(req).map(|v| v["result"].clone())
+    }
+
+    /// Starts watching: every following line is an event.
+    pub fn watch(mut self, mut each: impl FnMut(&str) -> bool) -> Result<(), ClientError> {
+        self.send(&Request::Watch)?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if !each(line.trim_end()) {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! What arrives from a peer: hellos, messages, acknowledgements and link
+//! tests. A message is opened and verified, checked against its template,
+//! stored durably, and only then answered with a signed receipt — the
+//! receipt promises that our journal has it. Anything refused is answered
+//! with a signed refusal and audited.
+
+use std::sync::{Arc, Weak};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+
+use super::docs::{self, AckBody, HelloBody, LinkTestBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
+use super::{AlarmKind, Event, Inner};
+use crate::crypto::signed::Kind;
+use crate::crypto::{OpenError, PeerKeys, open_inbound};
+use crate::domain::{MessageId, StationName};
+use crate::link::HelloInfo;
+use crate::store::Stored;
+use crate::wire::{Frame, FrameKind};
+
+/// The station's side of [`crate::link::Upcalls`]. Holds the station weakly
+/// so a stopped station can be dropped while the link winds down.
+pub struct Upcalls(pub Weak<Inner>);
+
+impl crate::link::Upcalls for Upcalls {
+    fn hello(&self, peer: &StationName) -> Vec<u8> {
+        self.0.upgrade().map(|inner| hello(&inner, peer)).unwrap_or_default()
+    }
+
+    fn hello_received(&self, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
+        let inner = self.0.upgrade().ok_or("station stopped")?;
+        hello_received(&inner, peer, payload)
+    }
+
+    fn frame(&self, peer: StationName, frame: Frame) -> BoxFuture<'static, Option<Frame>> {
+        let Some(inner) = self.0.upgrade() else {
+            return async { None }.boxed();
+        };
+        async move {
+            match frame.kind {
+                FrameKind::Message => message(&inner, &peer, frame.payload).await,
+                FrameKind::Ack => ack(&inner, &peer, frame.payload).await,
+                FrameKind::LinkTest => link_test(&inner, &peer, frame.payload).await,
+                other => {
+                    audit(&inner, "malformed", &format!("peer={peer} unexpected {other:?} frame")).await;
+                    None
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+async fn audit(inner: &Inner, action: &str, detail: &str) {
+    if let Err(e) = inner.journal.audit("station", action, detail).done().await {
+        tracing::error!(error = %e, "could not write an audit entry");
+    }
+}
+
+pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
+    let body = HelloBody {
+        protocol: docs::protocol(),
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        time: Timestamp::now(),
+        boot: inner.boot,
+        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        audit_head: inner.journal.audit_head().ok().flatten(),
+    };
+    docs::sign(Kind::Hello, &body, &inner.keys)
+}
+
+fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
+    let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
+    let body: HelloBody = docs::open(Kind::Hello, payload, keys, &inner.keys.name).map_err(|e| e.to_string())?;
+    let skew = Timestamp::now().duration_since(body.time);
+    let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
+    let bound = inner.config.link.max_clock_skew;
+    {
+        let mut health = inner.health();
+        let h = health.entry(peer.clone()).or_default();
+        h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
+        h.clock_skew_ms = Some(skew_ms);
+    }
+    if skew_ms.unsigned_abs() > bound.as_millis() as u64 {
+        inner.emit(Event::Alarm {
+            kind: AlarmKind::ClockSkew,
+            peer: Some(peer.to_string()),
+            id: None,
+            text: format!("{peer}'s clock differs from ours by {:.1} s (bound {} s)", skew_ms as f64 / 1000.0, bound.as_secs()),
+        });
+    }
+    Ok(HelloInfo { boot: body.boot })
+}
+
+fn refusal(inner: &Inner, peer: &PeerKeys, id: Option<MessageId>, code: RefusalCode, detail: String) -> Frame {
+    let body = RefusalBody {
+        protocol: docs::protocol(),
+        id,
+        from: inner.keys.name.clone(),
+        to: peer.name.clone(),
+        code,
+        detail,
+    };
+    Frame::new(FrameKind::Refusal, docs::sign(Kind::Refusal, &body, &inner.keys))
+}
+
+fn receipt(inner: &Inner, peer: &StationName, of: ReceiptOf, id: MessageId) -> Vec<u8> {
+    let body = ReceiptBody {
+        protocol: docs::protocol(),
+        of,
+        id,
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        stored_at: Timestamp::now(),
+    };
+    docs::sign(Kind::Receipt, &body, &inner.keys)
+}
+
+fn code_for(e: &OpenError) -> RefusalCode {
+    match e {
+        OpenError::NotForUs | OpenError::WrongRecipient { .. } => RefusalCode::NotForUs,
+        OpenError::BadSignature(_) | OpenError::UnknownSender(_) | OpenError::WrongSender { .. } => RefusalCode::BadSignature,
+        OpenError::TooLarge { .. } => RefusalCode::Oversize,
+        OpenError::Tampered(_) | OpenError::Malformed(_) => RefusalCode::Malformed,
+    }
+}
+
+async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
+    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let opened = {
+        let inner = inner.clone();
+        let sealed = sealed.clone();
+        tokio::task::spawn_blocking(move || open_inbound(&sealed, &inner.keys, |n| inner.peer(n)))
+            .await
+    };
+    let opened = match opened {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            let code = code_for(&e);
+            audit(inner, "refuse", &format!("peer={peer} code={} reason={e}", code.as_str())).await;
+            return Some(refusal(inner, &peer_keys, None, code, e.to_string()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "opening task failed");
+            return None;
+        }
+    };
+    let m = opened.message;
+    // The connection authenticated `peer`; the signature must be theirs too.
+    if m.from != *peer {
+        let detail = format!("signed by {} but the connection is {peer}'s", m.from);
+        audit(inner, "refuse", &format!("peer={peer} id={} code=bad-signature reason={detail}", m.id)).await;
+        return Some(refusal(inner, &peer_keys, Some(m.id), RefusalCode::BadSignature, detail));
+    }
+    if let Some(template) = inner.catalog.get(&m.template.id, m.template.version)
+        && let Err(errors) = template.check_values(&m.fields)
+    {
+        let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        audit(inner, "refuse", &format!("peer={peer} id={} code=unknown-template-field", m.id)).await;
+        return Some(refusal(inner, &peer_keys, Some(m.id), RefusalCode::UnknownTemplateField, detail));
+    }
+    let doc = receipt(inner, peer, ReceiptOf::Message, m.id);
+    let event = Event::Received {
+        id: m.id,
+        from: peer.to_string(),
+        serial: m.serial,
+        precedence: m.precedence,
+        exercise: m.exercise,
+        template: m.template.id.clone(),
+    };
+    match inner.journal.store_inbound(m, sealed, doc.clone()).done().await {
+        Ok(Stored::New) => {
+            inner.emit(event);
+            Some(Frame::new(FrameKind::Receipt, doc))
+        }
+        Ok(Stored::Duplicate { receipt }) => Some(Frame::new(FrameKind::Receipt, receipt)),
+        Err(e) => {
+            // Not stored, so no receipt: the stream closes unanswered and
+            // the sender retries.
+            tracing::error!(error = %e, "could not store an inbound message");
+            None
+        }
+    }
+}
+
+async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Frame> {
+    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let body: AckBody = match docs::open(Kind::Ack, &doc, &peer_keys, &inner.keys.name) {
+        Ok(b) => b,
+        Err(e) => {
+            audit(inner, "refuse", &format!("peer={peer} ack rejected: {e}")).await;
+            return None;
+        }
+    };
+    match inner
+        .journal
+        .record_peer_ack(body.id, peer.to_string(), body.operator.clone(), body.at, doc)
+        .done()
+        .await
+    {
+        Ok(news) => {
+            if news {
+                inner.emit(Event::Acknowledged {
+                    id: body.id,
+                    peer: peer.to_string(),
+                    by: body.operator.clone(),
+                    at: body.at.to_string(),
+                });
+            }
+            Some(Frame::new(FrameKind::Receipt, receipt(inner, peer, ReceiptOf::Ack, body.id)))
+        }
+        Err(e) => {
+            audit(inner, "refuse", &format!("peer={peer} ack for {}: {e}", body.id)).await;
+            None
+        }
+    }
+}
+
+async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
+    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let body = match docs::open_link_test(&sealed, &inner.keys, &peer_keys) {
+        Ok(b) if !b.reply => b,
+        Ok(_) => return None,
+        Err(e) => {
+            audit(inner, "refuse", &format!("peer={peer} link test rejected: {e}")).await;
+            return None;
+        }
+    };
+    {
+        let mut health = inner.health();
+        let h = health.entry(peer.clone()).or_default();
+        h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
+    }
+    if let Err(e) = inner
+        .journal
+        .record_link_test(peer.to_string(), false, body.nonce.clone(), None, sealed, body.audit_head.clone())
+        .done()
+        .await
+    {
+        tracing::error!(error = %e, "could not record a link test");
+        return None;
+    }
+    let reply = LinkTestBody {
+        protocol: docs::protocol(),
+        reply: true,
+        nonce: body.nonce,
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        time: Timestamp::now(),
+        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        audit_head: inner.journal.audit_head().ok().flatten(),
+    };
+    let sealed = docs::seal_link_test(&reply, &inner.keys, &peer_keys).ok()?;
+    Some(Frame::new(FrameKind::LinkTestReply, sealed))
+}

@@ -1,0 +1,352 @@
+//! The station: the service of one station. It owns the journal, the link
+//! and the timers, and is the one place where crypto, journal and network
+//! meet on a message's journey. It takes typed commands (the methods below,
+//! also served on a local socket by [`control`]) and emits [`Event`]s.
+//!
+//! Journeys: release → outbox (journal) → send queue → link stream → peer
+//! stores → receipt → journal. Inbound: link → open and verify → journal →
+//! receipt (only after the commit) → event. Acknowledgement: journal →
+//! signed ack → send queue → peer records "acknowledged by NAME".
+
+mod auth;
+pub mod control;
+pub mod docs;
+mod events;
+mod inbound;
+pub mod lock;
+mod outbox;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+pub use auth::{AuthError, Authenticator};
+pub use events::{AlarmKind, EVENT_BUFFER, Event};
+
+use crate::compose::{self, Draft, Origin};
+use crate::config::Config;
+use crate::crypto::signed::Kind;
+use crate::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound};
+use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
+use crate::link::{Link, LinkSettings, PeerLinkStatus, PeerSpec};
+use crate::store::{CheckpointKey, Direction, Journal, MessageRow, Released, StoreError};
+use crate::templates::Catalog;
+use crate::wire::ALPN_LIVE;
+
+/// How long a peer has to answer a message stream before it is retried.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a station command failed. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+    #[error(transparent)]
+    Draft(#[from] compose::DraftError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0} is not a configured peer; add it with `hotline peer add CARD.toml`")]
+    UnknownPeer(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How a station runs: the live link, or a tabletop exercise.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub alpn: Vec<u8>,
+    /// Tabletop mode: every message is flagged EXERCISE, whatever the draft says.
+    pub exercise_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            alpn: ALPN_LIVE.to_vec(),
+            exercise_only: false,
+        }
+    }
+}
+
+/// What the station knows of one peer's health beyond the link itself.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PeerHealth {
+    pub last_link_test: Option<String>,
+    pub last_link_test_ok: Option<bool>,
+    pub declared_highest_serial: u64,
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// The whole picture for `hotline status` and the status bar.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub station: String,
+    pub exercise: bool,
+    pub links: Vec<PeerLinkStatus>,
+    pub health: HashMap<String, PeerHealth>,
+    pub unacknowledged: HashMap<String, usize>,
+    pub outbound_pending: usize,
+}
+
+pub(crate) struct Inner {
+    config: Config,
+    keys: Arc<StationKeys>,
+    journal: Journal,
+    catalog: &'static Catalog,
+    options: Options,
+    link: OnceLock<Link>,
+    events: broadcast::Sender<Event>,
+    queues: HashMap<StationName, outbox::Queue>,
+    health: Mutex<HashMap<StationName, PeerHealth>>,
+    /// Random per start: lets a peer tell our new connection from a dead one.
+    boot: u64,
+    stop: watch::Sender<bool>,
+    auth: Authenticator,
+}
+
+impl Inner {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn peer(&self, name: &str) -> Option<&PeerKeys> {
+        self.config.peer(name).map(|p| &p.keys)
+    }
+
+    fn link(&self) -> Option<&Link> {
+        self.link.get()
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, HashMap<StationName, PeerHealth>> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running station. Cheap to clone.
+#[derive(Clone)]
+pub struct Station {
+    inner: Arc<Inner>,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+impl Station {
+    /// Opens the journal, starts the link and the timers. Needs a Tokio runtime.
+    pub async fn start(config: Config, keys: StationKeys, options: Options) -> Result<Station, StationError> {
+        let checkpoint = CheckpointKey {
+            station: keys.name.clone(),
+            key: keys.signing.clone(),
+        };
+        let journal_path = config.journal_path.clone();
+        let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path, Some(checkpoint)))
+            .await
+            .map_err(|e| StationError::Refused(format!("journal open task failed: {e}")))??;
+        let mut queues = HashMap::new();
+        for p in &config.peers {
+            let q = outbox::Queue::default();
+            q.load(&journal, p.keys.name.as_str())?;
+            queues.insert(p.keys.name.clone(), q);
+        }
+        let settings = LinkSettings {
+            us: keys.name.clone(),
+            listen: config.station.listen,
+            alpn: options.alpn.clone(),
+            key: keys.signing.clone(),
+            peers: config
+                .peers
+                .iter()
+                .map(|p| PeerSpec {
+                    name: p.keys.name.clone(),
+                    key: p.keys.signing,
+                    primary: p.primary,
+                    backup: p.backup,
+                })
+                .collect(),
+            probe_interval: config.link.test_interval,
+            idle_timeout: Duration::from_secs(15),
+        };
+        let inner = Arc::new(Inner {
+            auth: Authenticator::new(&config),
+            config,
+            keys: Arc::new(keys),
+            journal,
+            catalog: Catalog::builtin(),
+            options,
+            link: OnceLock::new(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            queues,
+            health: Mutex::new(HashMap::new()),
+            boot: random_u64(),
+            stop: watch::channel(false).0,
+        });
+        let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
+        let (link, link_events) = Link::start(settings, upcalls)?;
+        let _ = inner.link.set(link);
+        tokio::spawn(timers::pump_link_events(inner.clone(), link_events));
+        for peer in inner.queues.keys() {
+            tokio::spawn(outbox::dispatch(inner.clone(), peer.clone()));
+        }
+        tokio::spawn(timers::run(inner.clone()));
+        tracing::info!(station = %inner.keys.name, addr = ?inner.link().and_then(Link::local_addr), "station started");
+        Ok(Station { inner })
+    }
+
+    pub fn name(&self) -> &StationName {
+        &self.inner.keys.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.link().and_then(Link::local_addr)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// Releases a draft to `to`, attributed to `operator` (already
+    /// authenticated). Returns once the message is durably in the outbox.
+    pub async fn release(&self, operator: &OperatorName, to: &str, mut draft: Draft) -> Result<(Released, Message), StationError> {
+        let peer = self.inner.peer(to).ok_or_else(|| StationError::UnknownPeer(to.to_string()))?.clone();
+        if self.inner.options.exercise_only {
+            draft.exercise = true;
+        }
+        let checked = compose::check(&draft, self.inner.catalog, Timestamp::now())?;
+        let origin = Origin {
+            station: self.inner.keys.name.clone(),
+            operator: operator.clone(),
+            language: self.inner.config.station.language,
+        };
+        let (released, message) = compose::release(&self.inner.journal, self.inner.keys.clone(), peer, checked, origin)
+            .done()
+            .await?;
+        let sealed = self.inner.journal.sealed(&released.id)?;
+        if let Some(q) = self.inner.queues.get(&message.to) {
+            q.push_message(message.id, message.precedence, sealed);
+        }
+        self.inner.emit(Event::Released {
+            id: message.id,
+            to: message.to.to_string(),
+            serial: message.serial,
+            precedence: message.precedence,
+        });
+        Ok((released, message))
+    }
+
+    /// Records that `operator` acknowledged inbound message `id` and sends
+    /// the signed acknowledgement back to its sender.
+    pub async fn acknowledge(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
+        let row = self.inner.journal.find(&id.to_string())?;
+        if row.direction != Direction::In {
+            return Err(StationError::Refused(format!("message {id} was sent by this station; only received messages are acknowledged")));
+        }
+        let peer = self.inner.peer(&row.peer).ok_or_else(|| StationError::UnknownPeer(row.peer.clone()))?;
+        let at = Timestamp::now();
+        let body = docs::AckBody {
+            protocol: docs::protocol(),
+            id,
+            from: self.inner.keys.name.clone(),
+            to: peer.name.clone(),
+            operator: operator.to_string(),
+            at,
+        };
+        let doc = docs::sign(Kind::Ack, &body, &self.inner.keys);
+        self.inner.journal.acknowledge(id, operator.to_string(), at, doc.clone()).done().await?;
+        if let Some(q) = self.inner.queues.get(&peer.name) {
+            q.push_ack(id, row.precedence, doc);
+        }
+        Ok(())
+    }
+
+    /// Cancels a queued message (audited). A sent one can only be followed
+    /// by a correction or cancellation message.
+    pub async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
+        let row = self.inner.journal.find(&id.to_string())?;
+        if let Some(q) = self.inner.queues.get(row.peer.as_str()) {
+            if !q.withdraw(&id) {
+                return Err(StationError::Refused(format!("message {id} is already on its way; send a cancellation message that references it")));
+            }
+        }
+        if let Err(e) = self.inner.journal.cancel(id, operator.to_string()).done().await {
+            if let (Some(q), Ok(sealed)) = (self.inner.queues.get(row.peer.as_str()), self.inner.journal.sealed(&id)) {
+                q.push_message(id, row.precedence, sealed);
+            }
+            return Err(e.into());
+        }
+        self.inner.emit(Event::Cancelled { id });
+        Ok(())
+    }
+
+    /// Runs a link test with `peer` now and reports its round trip.
+    pub async fn link_test(&self, peer: &str) -> Result<Duration, StationError> {
+        let name = self.inner.peer(peer).ok_or_else(|| StationError::UnknownPeer(peer.to_string()))?.name.clone();
+        timers::link_test(&self.inner, &name).await.map_err(StationError::Refused)
+    }
+
+    /// Opens a stored message (either direction) for reading.
+    pub fn open(&self, id: &MessageId) -> Result<Message, StationError> {
+        let row = self.inner.journal.find(&id.to_string())?;
+        let sealed = self.inner.journal.sealed(id)?;
+        let opened = match row.direction {
+            Direction::Out => open_outbound(&sealed, &self.inner.keys),
+            Direction::In => open_inbound(&sealed, &self.inner.keys, |n| self.inner.peer(n)),
+        };
+        opened.map(|o| o.message).map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
+    }
+
+    pub fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
+        Ok(self.inner.journal.list(direction)?)
+    }
+
+    pub fn status(&self) -> Status {
+        let mut unacknowledged: HashMap<String, usize> = Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
+        let mut outbound_pending = 0;
+        if let Ok(rows) = self.inner.journal.list(Direction::In) {
+            for r in rows.iter().filter(|r| r.state == "received") {
+                *unacknowledged.entry(r.precedence.to_string()).or_default() += 1;
+            }
+        }
+        for q in self.inner.queues.values() {
+            outbound_pending += q.len();
+        }
+        Status {
+            station: self.inner.keys.name.to_string(),
+            exercise: self.inner.options.exercise_only,
+            links: self.inner.link().map(Link::status).unwrap_or_default(),
+            health: self.inner.health().iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            unacknowledged,
+            outbound_pending,
+        }
+    }
+
+    /// Stops the link and the timers; the journal closes when the last
+    /// clone is dropped.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.stop.send(true);
+        if let Some(link) = self.inner.link() {
+            link.shutdown().await;
+        }
+    }
+}

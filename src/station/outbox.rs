@@ -1,0 +1,305 @@
+//! The send queue: per peer, messages and acknowledgements waiting for a
+//! receipt, most urgent first. A bounded number of streams is in flight,
+//! with room kept for FLASH so a FLASH never waits behind ROUTINE traffic
+//! for a free stream. Retries wait for the link, not for a per-message
+//! timer: backoff applies to dialling.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::docs::{self, ReceiptBody, ReceiptOf, RefusalBody};
+use super::{Event, Inner, MESSAGE_TIMEOUT};
+use crate::crypto::signed::Kind;
+use crate::domain::{MessageId, Precedence, StationName};
+use crate::store::{Journal, StoreError};
+use crate::wire::{Frame, FrameKind};
+
+/// Streams in flight per peer for non-FLASH traffic.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Extra streams only FLASH may use.
+pub const FLASH_RESERVE: usize = 16;
+/// Pause before an item whose exchange failed while the link stayed up is
+/// offered again.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Debug)]
+enum Payload {
+    Message(Arc<Vec<u8>>),
+    Ack(Arc<Vec<u8>>),
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    id: MessageId,
+    precedence: Precedence,
+    order: u64,
+    payload: Payload,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Item {}
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Item {
+    /// The heap pops the greatest: most urgent precedence, then oldest.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .precedence
+            .cmp(&self.precedence)
+            .then(other.order.cmp(&self.order))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    heap: BinaryHeap<Item>,
+    /// Items in the heap or in flight, so nothing is queued twice.
+    known: HashSet<(MessageId, bool)>,
+    /// Messages withdrawn by a cancel.
+    withdrawn: HashSet<MessageId>,
+}
+
+/// One peer's queue.
+#[derive(Default)]
+pub struct Queue {
+    state: Mutex<State>,
+    order: AtomicU64,
+    notify: Notify,
+}
+
+impl Queue {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, item: Item) {
+        let key = (item.id, matches!(item.payload, Payload::Ack(_)));
+        let mut s = self.state();
+        if s.known.insert(key) {
+            s.heap.push(item);
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    fn next_order(&self) -> u64 {
+        self.order.fetch_add(1, AtomicOrdering::Relaxed)
+    }
+
+    pub fn push_message(&self, id: MessageId, precedence: Precedence, sealed: Vec<u8>) {
+        let order = self.next_order();
+        self.push(Item {
+            id,
+            precedence,
+            order,
+            payload: Payload::Message(Arc::new(sealed)),
+        });
+    }
+
+    pub fn push_ack(&self, id: MessageId, precedence: Precedence, doc: Vec<u8>) {
+        let order = self.next_order();
+        self.push(Item {
+            id,
+            precedence,
+            order,
+            payload: Payload::Ack(Arc::new(doc)),
+        });
+    }
+
+    /// Loads everything still pending for `peer` from the journal (at start).
+    pub fn load(&self, journal: &Journal, peer: &str) -> Result<(), StoreError> {
+        for m in journal.pending_messages(peer)? {
+            self.push_message(m.id, m.precedence, m.sealed);
+        }
+        for a in journal.pending_acks(peer)? {
+            self.push_ack(a.message_id, a.precedence, a.doc);
+        }
+        Ok(())
+    }
+
+    /// Removes a message that has not been handed to the link. Returns false
+    /// if it is in flight.
+    pub fn withdraw(&self, id: &MessageId) -> bool {
+        let mut s = self.state();
+        let before = s.heap.len();
+        s.heap.retain(|i| !(i.id == *id && matches!(i.payload, Payload::Message(_))));
+        let removed = s.heap.len() != before;
+        let in_flight = s.known.contains(&(*id, false)) && !removed;
+        if removed {
+            s.known.remove(&(*id, false));
+            s.withdrawn.insert(*id);
+        }
+        !in_flight
+    }
+
+    pub fn len(&self) -> usize {
+        self.state().known.len()
+    }
+
+    /// Takes the most urgent item allowed with `in_flight` streams busy.
+    fn take(&self, in_flight: usize) -> Option<Item> {
+        let mut s = self.state();
+        let top = s.heap.peek()?;
+        let allowed = in_flight < MAX_IN_FLIGHT || (top.precedence == Precedence::Flash && in_flight < MAX_IN_FLIGHT + FLASH_RESERVE);
+        if allowed { s.heap.pop() } else { None }
+    }
+
+    /// Puts an item back after a failed exchange.
+    fn requeue(&self, item: Item) {
+        let mut s = self.state();
+        if s.withdrawn.contains(&item.id) {
+            return;
+        }
+        s.heap.push(item);
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// The item is settled (receipted or refused).
+    fn settle(&self, item: &Item) {
+        let mut s = self.state();
+        s.known.remove(&(item.id, matches!(item.payload, Payload::Ack(_))));
+    }
+}
+
+fn priority(p: Precedence) -> i32 {
+    3 - i32::from(p.rank())
+}
+
+/// Sends the queue's items to `peer` whenever the link is up.
+pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
+    let (Some(queue), Some(link)) = (inner.queues.get(&peer), inner.link()) else { return };
+    let Some(mut up) = link.watch_up(&peer) else { return };
+    let mut stop = inner.stop.subscribe();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if !*up.borrow_and_update() {
+            tokio::select! {
+                _ = up.changed() => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        while let Some(item) = queue.take(in_flight.len()) {
+            in_flight.spawn(exchange(inner.clone(), peer.clone(), item));
+        }
+        tokio::select! {
+            () = queue.notify.notified() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = up.changed() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One item's exchange: send, then settle on a receipt or refusal, or put
+/// it back on a transport failure.
+async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
+    let (Some(queue), Some(link), Some(peer_keys)) = (inner.queues.get(&peer), inner.link(), inner.peer(peer.as_str())) else {
+        return;
+    };
+    let frame = match &item.payload {
+        Payload::Message(sealed) => {
+            let _ = inner.journal.mark_sent(item.id);
+            Frame::new(FrameKind::Message, sealed.as_ref().clone())
+        }
+        Payload::Ack(doc) => Frame::new(FrameKind::Ack, doc.as_ref().clone()),
+    };
+    let answer = link.request(&peer, &frame, priority(item.precedence), MESSAGE_TIMEOUT).await;
+    let outcome = match answer {
+        Ok(a) => settle(&inner, &peer, peer_keys, &item, a).await,
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => queue.settle(&item),
+        Err(reason) => {
+            tracing::info!(%peer, id = %item.id, %reason, "exchange failed; will retry");
+            if link.is_up(&peer) {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            queue.requeue(item);
+        }
+    }
+}
+
+async fn settle(inner: &Inner, peer: &StationName, peer_keys: &crate::crypto::PeerKeys, item: &Item, answer: Frame) -> Result<(), String> {
+    let us = &inner.keys.name;
+    match (answer.kind, &item.payload) {
+        (FrameKind::Receipt, payload) => {
+            let receipt: ReceiptBody = docs::open(Kind::Receipt, &answer.payload, peer_keys, us).map_err(|e| e.to_string())?;
+            let of = if matches!(payload, Payload::Ack(_)) { ReceiptOf::Ack } else { ReceiptOf::Message };
+            if receipt.id != item.id || receipt.of != of {
+                return Err(format!("receipt names {} ({:?}), not {}", receipt.id, receipt.of, item.id));
+            }
+            match payload {
+                Payload::Message(_) => {
+                    let news = inner
+                        .journal
+                        .mark_receipted(item.id, answer.payload, Timestamp::now())
+                        .done()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if news {
+                        inner.emit(Event::Receipt {
+                            id: item.id,
+                            peer: peer.to_string(),
+                        });
+                    }
+                }
+                Payload::Ack(_) => {
+                    inner.journal.mark_ack_delivered(item.id).done().await.map_err(|e| e.to_string())?;
+                    inner.emit(Event::AckDelivered {
+                        id: item.id,
+                        peer: peer.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        (FrameKind::Refusal, _) => {
+            let refusal: RefusalBody = docs::open(Kind::Refusal, &answer.payload, peer_keys, us).map_err(|e| e.to_string())?;
+            if refusal.id.is_some_and(|id| id != item.id) {
+                return Err(format!("refusal names another message ({:?})", refusal.id));
+            }
+            let reason = format!("{}: {}", refusal.code.as_str(), refusal.detail);
+            let news = inner
+                .journal
+                .mark_refused(item.id, reason, answer.payload)
+                .done()
+                .await
+                .map_err(|e| e.to_string())?;
+            if news {
+                inner.emit(Event::Refused {
+                    id: item.id,
+                    peer: peer.to_string(),
+                    code: refusal.code.as_str().to_string(),
+                    detail: refusal.detail.clone(),
+                });
+                inner.emit(Event::Alarm {
+                    kind: super::AlarmKind::Refused,
+                    peer: Some(peer.to_string()),
+                    id: Some(item.id),
+                    text: format!("{peer} REFUSED message {}: {}", item.id, refusal.code.as_str()),
+                });
+            }
+            Ok(())
+        }
+        (other, _) => Err(format!("answered with a {other:?} frame")),
+    }
+}

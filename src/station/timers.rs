@@ -1,0 +1,255 @@
+//! The station's clockwork: link events turned into station events, link
+//! tests at the configured interval, the FLASH-without-receipt alarm, gap
+//! detection and acknowledgement deadlines. Alarms are derived from state
+//! each tick, so none is lost if a subscriber missed an event.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+
+use super::docs::{self, LinkTestBody};
+use super::{AlarmKind, Event, Inner};
+use crate::domain::{MessageId, Precedence, StationName};
+use crate::link::LinkEvent;
+use crate::store::Direction;
+use crate::wire::{Frame, FrameKind};
+
+/// How often the timers look at the state.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long a link test may take before it counts as missed.
+pub const LINK_TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<LinkEvent>) {
+    while let Some(event) = events.recv().await {
+        let station_event = match event {
+            LinkEvent::Up { peer, path, remote } => Event::LinkUp {
+                peer: peer.to_string(),
+                path,
+                remote: remote.to_string(),
+            },
+            LinkEvent::Down { peer, reason } => Event::LinkDown {
+                peer: peer.to_string(),
+                reason,
+            },
+            LinkEvent::FailedOver { peer, path } => Event::FailedOver {
+                peer: peer.to_string(),
+                path,
+            },
+            LinkEvent::Probe { .. } => continue,
+            LinkEvent::Refused { remote, reason } => {
+                let _ = inner.journal.audit("station", "connection-refused", &format!("remote={remote} reason={reason}"));
+                Event::Alarm {
+                    kind: AlarmKind::ConnectionRefused,
+                    peer: None,
+                    id: None,
+                    text: format!("refused a connection from {remote}: {reason}"),
+                }
+            }
+            LinkEvent::Malformed { peer, reason } => {
+                let _ = inner.journal.audit("station", "malformed", &format!("peer={peer} reason={reason}"));
+                continue;
+            }
+        };
+        inner.emit(station_event);
+    }
+}
+
+/// Sends one link test to `peer` and waits for its answer. Records the
+/// outcome in the journal and as an event.
+pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, String> {
+    let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?.clone();
+    let link = inner.link().ok_or("link not started")?;
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
+    let nonce = hex::encode(nonce);
+    let body = LinkTestBody {
+        protocol: docs::protocol(),
+        reply: false,
+        nonce: nonce.clone(),
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        time: Timestamp::now(),
+        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        audit_head: inner.journal.audit_head().ok().flatten(),
+    };
+    let sealed = docs::seal_link_test(&body, &inner.keys, &keys).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let result = async {
+        let answer = link
+            .request(peer, &Frame::new(FrameKind::LinkTest, sealed.clone()), i32::MAX - 1, LINK_TEST_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.kind != FrameKind::LinkTestReply {
+            return Err(format!("answered with {:?}", answer.kind));
+        }
+        let reply = docs::open_link_test(&answer.payload, &inner.keys, &keys).map_err(|e| e.to_string())?;
+        if !reply.reply || reply.nonce != nonce {
+            return Err("the answer does not carry our nonce".to_string());
+        }
+        Ok(reply)
+    }
+    .await;
+    let rtt = started.elapsed();
+    let now = Timestamp::now().to_string();
+    let (ok, head) = match &result {
+        Ok(reply) => {
+            let mut health = inner.health();
+            let h = health.entry(peer.clone()).or_default();
+            h.declared_highest_serial = h.declared_highest_serial.max(reply.highest_serial);
+            (true, reply.audit_head.clone())
+        }
+        Err(_) => (false, None),
+    };
+    {
+        let mut health = inner.health();
+        let h = health.entry(peer.clone()).or_default();
+        h.last_link_test = Some(now);
+        h.last_link_test_ok = Some(ok);
+    }
+    let rtt_ms = rtt.as_millis() as u64;
+    let _ = inner
+        .journal
+        .record_link_test(peer.to_string(), true, nonce, Some((ok, ok.then_some(rtt_ms))), sealed, head)
+        .done()
+        .await;
+    inner.emit(Event::LinkTest {
+        peer: peer.to_string(),
+        ok,
+        rtt_ms: ok.then_some(rtt_ms),
+    });
+    match result {
+        Ok(_) => Ok(rtt),
+        Err(e) => {
+            inner.emit(Event::Alarm {
+                kind: AlarmKind::MissedLinkTest,
+                peer: Some(peer.to_string()),
+                id: None,
+                text: format!("link test with {peer} failed: {e}"),
+            });
+            Err(e)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Memory {
+    flash_alarmed: HashSet<MessageId>,
+    overdue_alarmed: HashSet<MessageId>,
+    gap_first_seen: HashMap<(StationName, u64), Instant>,
+    gap_reported: HashSet<(StationName, u64)>,
+    next_link_test: HashMap<StationName, Instant>,
+}
+
+pub async fn run(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut memory = Memory::default();
+    let start = Instant::now();
+    for p in &inner.config.peers {
+        memory.next_link_test.insert(p.keys.name.clone(), start + inner.config.link.test_interval);
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(TICK) => {}
+            _ = stop.changed() => return,
+        }
+        flash_alarms(&inner, &mut memory);
+        overdue(&inner, &mut memory);
+        gaps(&inner, &mut memory);
+        let due: Vec<StationName> = memory
+            .next_link_test
+            .iter()
+            .filter(|(_, at)| **at <= Instant::now())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in due {
+            memory.next_link_test.insert(peer.clone(), Instant::now() + inner.config.link.test_interval);
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let _ = link_test(&inner, &peer).await;
+            });
+        }
+    }
+}
+
+fn age_of(at: &str) -> Option<Duration> {
+    let t: Timestamp = at.parse().ok()?;
+    Timestamp::now().duration_since(t).try_into().ok()
+}
+
+fn flash_alarms(inner: &Inner, memory: &mut Memory) {
+    let Ok(rows) = inner.journal.list(Direction::Out) else { return };
+    let limit = inner.config.link.flash_receipt_alarm;
+    for r in rows {
+        let waiting = r.state == "queued" || r.state == "sent";
+        if r.precedence == Precedence::Flash && waiting && age_of(&r.stored_at).is_some_and(|a| a > limit) && memory.flash_alarmed.insert(r.id) {
+            inner.emit(Event::Alarm {
+                kind: AlarmKind::FlashNoReceipt,
+                peer: Some(r.peer.clone()),
+                id: Some(r.id),
+                text: format!("FLASH {} to {} has no receipt after {} s", r.id, r.peer, limit.as_secs()),
+            });
+        }
+    }
+}
+
+fn overdue(inner: &Inner, memory: &mut Memory) {
+    let Ok(rows) = inner.journal.list(Direction::In) else { return };
+    for r in rows.iter().filter(|r| r.state == "received") {
+        let deadline = inner.config.deadlines.for_precedence(r.precedence);
+        if age_of(&r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id) {
+            let _ = inner.journal.audit("station", "overdue", &format!("id={} from={} precedence={}", r.id, r.peer, r.precedence));
+            inner.emit(Event::Alarm {
+                kind: AlarmKind::Overdue,
+                peer: Some(r.peer.clone()),
+                id: Some(r.id),
+                text: format!("{} {} from {} is past its acknowledgement deadline", r.precedence, r.id, r.peer),
+            });
+        }
+    }
+}
+
+/// Serials are judged as a set: precedence reorders arrivals on purpose. A
+/// serial at or below the peer's declared highest that has not arrived
+/// within the retry window is a gap.
+fn gaps(inner: &Inner, memory: &mut Memory) {
+    let declared: Vec<(StationName, u64)> = inner
+        .health()
+        .iter()
+        .map(|(p, h)| (p.clone(), h.declared_highest_serial))
+        .collect();
+    let window = inner.config.link.retry_window;
+    for (peer, highest) in declared {
+        if highest == 0 {
+            continue;
+        }
+        let Ok(have) = inner.journal.received_serials(peer.as_str()) else { continue };
+        let have: HashSet<u64> = have.into_iter().collect();
+        let mut newly = Vec::new();
+        for serial in 1..=highest {
+            let key = (peer.clone(), serial);
+            if have.contains(&serial) {
+                memory.gap_first_seen.remove(&key);
+                continue;
+            }
+            let first = *memory.gap_first_seen.entry(key.clone()).or_insert_with(Instant::now);
+            if first.elapsed() >= window && memory.gap_reported.insert(key) {
+                newly.push(serial);
+            }
+        }
+        if !newly.is_empty() {
+            inner.emit(Event::Gap {
+                peer: peer.to_string(),
+                serials: newly.clone(),
+            });
+            inner.emit(Event::Alarm {
+                kind: AlarmKind::Gap,
+                peer: Some(peer.to_string()),
+                id: None,
+                text: format!("serial(s) {newly:?} from {peer} have not arrived"),
+            });
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The journal's side of delivery: what is pending for a peer, and the state
+//! changes a message goes through — sent, received (receipt), acknowledged
+//! (by a person), refused, cancelled — each with its audit entry in the same
+//! transaction. Receipts and acknowledgements are kept as the signed
+//! documents that proved them.
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::audit::{self, Head};
+use super::{Journal, Pending, StoreError};
+use crate::domain::{Message, MessageId, Precedence};
+
+/// An outbound message waiting for its receipt.
+#[derive(Clone, Debug)]
+pub struct PendingMessage {
+    pub id: MessageId,
+    pub precedence: Precedence,
+    pub serial: u64,
+    pub sealed: Vec<u8>,
+}
+
+/// An acknowledgement waiting for the peer's receipt.
+#[derive(Clone, Debug)]
+pub struct PendingAck {
+    pub message_id: MessageId,
+    pub precedence: Precedence,
+    pub doc: Vec<u8>,
+}
+
+/// What storing an inbound message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    /// Stored before: here is the receipt that was sent then.
+    Duplicate { receipt: Vec<u8> },
+}
+
+fn precedence_of(rank: u8) -> Result<Precedence, StoreError> {
+    Precedence::from_rank(rank).ok_or_else(|| StoreError::Corrupt(format!("precedence rank {rank}")))
+}
+
+fn parse_id(s: &str) -> Result<MessageId, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("message id `{s}`")))
+}
+
+fn state_of(tx: &Transaction<'_>, id: &MessageId, direction: &str) -> Result<Option<(String, String)>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT state, peer FROM messages WHERE id = ?1 AND direction = ?2",
+            params![id.to_string(), direction],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+impl Journal {
+    /// Outbound messages to `peer` with no receipt yet, most urgent first.
+    pub fn pending_messages(&self, peer: &str) -> Result<Vec<PendingMessage>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, precedence, serial, sealed FROM messages \
+                 WHERE direction = 'out' AND peer = ?1 AND state IN ('queued', 'sent') \
+                 ORDER BY precedence, stored_at, serial",
+            )?;
+            let rows = stmt.query_map([peer], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, rank, serial, sealed) = row?;
+                out.push(PendingMessage {
+                    id: parse_id(&id)?,
+                    precedence: precedence_of(rank)?,
+                    serial: serial as u64,
+                    sealed,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Acknowledgements to `peer` not yet receipted.
+    pub fn pending_acks(&self, peer: &str) -> Result<Vec<PendingAck>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT message_id, precedence, doc FROM acks_out WHERE peer = ?1 AND delivered_at IS NULL \
+                 ORDER BY precedence, created_at",
+            )?;
+            let rows = stmt.query_map([peer], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, rank, doc) = row?;
+                out.push(PendingAck {
+                    message_id: parse_id(&id)?,
+                    precedence: precedence_of(rank)?,
+                    doc,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The highest serial released to `peer` (0 if none).
+    pub fn highest_released(&self, peer: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let v: Option<i64> = c
+                .query_row("SELECT last_released FROM serials WHERE peer = ?1", [peer], |r| r.get(0))
+                .optional()?;
+            Ok(v.unwrap_or(0) as u64)
+        })
+    }
+
+    /// The serials received from `peer`.
+    pub fn received_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT serial FROM messages WHERE direction = 'in' AND peer = ?1")?;
+            let rows = stmt.query_map([peer], |r| r.get::<_, i64>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
+        })
+    }
+
+    /// Marks a queued message as handed to the link (no proof of anything).
+    pub fn mark_sent(&self, id: MessageId) -> Pending<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE messages SET state = 'sent' WHERE id = ?1 AND direction = 'out' AND state = 'queued'",
+                [id.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records the peer's signed receipt for an outbound message. Returns
+    /// whether this was news (false for a repeated receipt).
+    pub fn mark_receipted(&self, id: MessageId, receipt: Vec<u8>, at: Timestamp) -> Pending<bool> {
+        self.write(move |tx| {
+            let Some((state, peer)) = state_of(tx, &id, "out")? else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if state != "queued" && state != "sent" {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE messages SET state = 'received', receipt = ?2, receipt_at = ?3 WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), receipt, at.to_string()],
+            )?;
+            audit::append(tx, "station", "receipt", &format!("id={id} peer={peer}"))?;
+            Ok(true)
+        })
+    }
+
+    /// Records the peer's signed refusal. A refused message is never retried.
+    pub fn mark_refused(&self, id: MessageId, reason: String, doc: Vec<u8>) -> Pending<bool> {
+        self.write(move |tx| {
+            let Some((state, peer)) = state_of(tx, &id, "out")? else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if state != "queued" && state != "sent" {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE messages SET state = 'refused', refusal = ?2, receipt = ?3 WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), reason, doc],
+            )?;
+            audit::append(tx, "station", "refused", &format!("id={id} peer={peer} reason={reason}"))?;
+            Ok(true)
+        })
+    }
+
+    /// Cancels a message that has not been handed to the link yet.
+    pub fn cancel(&self, id: MessageId, operator: String) -> Pending<()> {
+        self.write(move |tx| {
+            let Some((state, peer)) = state_of(tx, &id, "out")? else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if state != "queued" {
+                return Err(StoreError::Rejected(format!(
+                    "message {id} is {state}; only a queued message can be cancelled. Send a cancellation message that references it instead"
+                )));
+            }
+            tx.execute("UPDATE messages SET state = 'cancelled' WHERE id = ?1 AND direction = 'out'", [id.to_string()])?;
+            audit::append(tx, &operator, "cancel", &format!("id={id} peer={peer}"))?;
+            Ok(())
+        })
+    }
+
+    /// Stores an inbound message that opened and verified, with the receipt
+    /// that will answer it. A known id is a duplicate: nothing changes and
+    /// the receipt sent the first time is returned.
+    pub fn store_inbound(&self, message: Message, sealed: Vec<u8>, receipt: Vec<u8>) -> Pending<Stored> {
+        self.write(move |tx| {
+            let seen: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    "SELECT receipt FROM messages WHERE id = ?1 AND direction = 'in'",
+                    [message.id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(previous) = seen {
+                return Ok(Stored::Duplicate {
+                    receipt: previous.unwrap_or_default(),
+                });
+            }
+            super::messages::insert(tx, super::Direction::In, &message, "received", &sealed)?;
+            tx.execute(
+                "UPDATE messages SET receipt = ?2, receipt_at = stored_at WHERE id = ?1 AND direction = 'in'",
+                params![message.id.to_string(), receipt],
+            )?;
+            audit::append(
+                tx,
+                "station",
+                "receive",
+                &format!(
+                    "id={} from={} serial={} precedence={} template={}@{} exercise={}",
+                    message.id, message.from, message.serial, message.precedence, message.template.id, message.template.version, message.exercise
+                ),
+            )?;
+            Ok(Stored::New)
+        })
+    }
+
+    /// Records that `operator` acknowledged an inbound message and queues
+    /// the signed acknowledgement for the sender. One-way: a second
+    /// acknowledgement is refused.
+    pub fn acknowledge(&self, id: MessageId, operator: String, at: Timestamp, doc: Vec<u8>) -> Pending<()> {
+        self.write(move |tx| {
+            let row: Option<(String, String, u8)> = tx
+                .query_row(
+                    "SELECT state, peer, precedence FROM messages WHERE id = ?1 AND direction = 'in'",
+                    [id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((state, peer, rank)) = row else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if state == "acknowledged" {
+                return Err(StoreError::Rejected(format!("message {id} is already acknowledged")));
+            }
+            tx.execute(
+                "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4 WHERE id = ?1 AND direction = 'in'",
+                params![id.to_string(), operator, at.to_string(), doc],
+            )?;
+            tx.execute(
+                "INSERT INTO acks_out (message_id, peer, precedence, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.to_string(), peer, rank, doc, at.to_string()],
+            )?;
+            audit::append(tx, &operator, "acknowledge", &format!("id={id} peer={peer}"))?;
+            Ok(())
+        })
+    }
+
+    /// The peer has receipted our acknowledgement.
+    pub fn mark_ack_delivered(&self, message_id: MessageId) -> Pending<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE acks_out SET delivered_at = ?2 WHERE message_id = ?1 AND delivered_at IS NULL",
+                params![message_id.to_string(), Timestamp::now().to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records the peer operator's acknowledgement of our message. Returns
+    /// whether it was news.
+    pub fn record_peer_ack(&self, id: MessageId, peer: String, by: String, at: Timestamp, doc: Vec<u8>) -> Pending<bool> {
+        self.write(move |tx| {
+            let Some((state, owner)) = state_of(tx, &id, "out")? else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            if owner != peer {
+                return Err(StoreError::Rejected(format!("message {id} was not sent to {peer}")));
+            }
+            if state == "acknowledged" {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4, \
+                 receipt_at = COALESCE(receipt_at, ?3) WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), by, at.to_string(), doc],
+            )?;
+            audit::append(tx, "station", "peer-acknowledged", &format!("id={id} peer={peer} by={by}"))?;
+            Ok(true)
+        })
+    }
+
+    /// Records one link test, sent or answered, and the audit head the peer
+    /// declared in it.
+    pub fn record_link_test(
+        &self,
+        peer: String,
+        outbound: bool,
+        nonce: String,
+        result: Option<(bool, Option<u64>)>,
+        sealed: Vec<u8>,
+        peer_head: Option<Head>,
+    ) -> Pending<()> {
+        self.write(move |tx| {
+            let (ok, rtt) = result.map_or((None, None), |(ok, rtt)| (Some(ok), rtt.map(|r| r as i64)));
+            tx.execute(
+                "INSERT INTO link_tests (peer, direction, nonce, at, ok, rtt_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![peer, if outbound { "out" } else { "in" }, nonce, Timestamp::now().to_string(), ok, rtt, sealed],
+            )?;
+            if let Some(h) = peer_head {
+                tx.execute(
+                    "INSERT OR IGNORE INTO peer_heads (peer, seq, hash, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![peer, h.seq as i64, h.hash, Timestamp::now().to_string()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The newest audit head `peer` declared to us.
+    pub fn peer_head(&self, peer: &str) -> Result<Option<Head>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT seq, hash FROM peer_heads WHERE peer = ?1 ORDER BY seq DESC LIMIT 1",
+                [peer],
+                |r| {
+                    Ok(Head {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+}
