@@ -1,0 +1,1070 @@
+//! The `hotline` command line, run as the real binary in temporary
+//! directories: setting up stations, exchanging cards, adding operators,
+//! protecting secrets on disk, and `check`.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use age::secrecy::SecretString;
+use assert_cmd::Command;
+use hotline::config::Config;
+use hotline::crypto::StationCard;
+use hotline::domain::Language;
+use tempfile::TempDir;
+
+const HOTLINE_ENV: [&str; 3] = [
+    "HOTLINE_CONFIG",
+    "HOTLINE_KEY_PASSPHRASE_FILE",
+    "HOTLINE_PASSPHRASE_FILE",
+];
+
+/// The binary, with none of hotline's variables inherited from the caller.
+fn hotline() -> Command {
+    let mut cmd = Command::cargo_bin("hotline").expect("the hotline binary is built");
+    for var in HOTLINE_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `hotline --config CONFIG ARGS...`
+fn with_config(config: &Path) -> Command {
+    let mut cmd = hotline();
+    cmd.arg("--config").arg(config);
+    cmd
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self, what: &str) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what} should succeed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn fails(self, what: &str) -> Run {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "{what} should fail\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+fn from_output(out: Output) -> Run {
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    from_output(cmd.output().expect("hotline runs"))
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A passphrase file as hotline wants it: owner-only.
+fn secret_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("{text}\n")).expect("write passphrase file");
+    chmod(&path, 0o600);
+    path
+}
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Runs `hotline init` and returns the fingerprint it printed.
+fn init(dir: &Path, station: &str, extra: &[&str]) -> String {
+    let out = run(hotline()
+        .args(["init", "--station", station, "--dir"])
+        .arg(dir)
+        .args(extra))
+    .ok("init");
+    assert!(
+        out.stdout.contains(&format!("Created station {station}")),
+        "{}",
+        out.stdout
+    );
+    let fingerprint = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint: "))
+        .unwrap_or_else(|| panic!("init printed no fingerprint:\n{}", out.stdout))
+        .trim()
+        .to_string();
+    assert!(fingerprint.len() >= 32, "{fingerprint}");
+    fingerprint
+}
+
+/// A plain (no passphrase) station in `dir`; returns its config path.
+fn plain_station(dir: &Path, station: &str) -> PathBuf {
+    init(dir, station, &["--no-passphrase"]);
+    dir.join("operator.toml")
+}
+
+fn load(config: &Path) -> Config {
+    Config::load(config).unwrap_or_else(|e| panic!("{} should load:\n{e}", config.display()))
+}
+
+fn comment_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .collect()
+}
+
+/// 1-based line of the only line containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "`{needle}` should occur on exactly one line: {hits:?}\n{text}"
+    );
+    hits[0]
+}
+
+fn replace_once(path: &Path, from: &str, to: &str) {
+    let text = read(path);
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "`{from}` should occur once in {}",
+        path.display()
+    );
+    fs::write(path, text.replacen(from, to, 1)).expect("write");
+}
+
+#[test]
+fn new_user_flow() {
+    let tmp = tempdir();
+    let w = tmp.path().join("washington");
+    let m = tmp.path().join("moscow");
+    let w_fp = init(
+        &w,
+        "WASHINGTON",
+        &[
+            "--no-passphrase",
+            "--address",
+            "127.0.0.1:7401",
+            "--time-zone",
+            "America/New_York",
+        ],
+    );
+    let m_fp = init(
+        &m,
+        "MOSCOW",
+        &[
+            "--no-passphrase",
+            "--language",
+            "ru",
+            "--time-zone",
+            "Europe/Moscow",
+            "--address",
+            "127.0.0.1:7402",
+            "--address",
+            "127.0.0.1:7403",
+        ],
+    );
+    assert_ne!(w_fp, m_fp);
+
+    for dir in [&w, &m] {
+        let key = dir.join("station.key");
+        let card = dir.join("station.card.toml");
+        let config = dir.join("operator.toml");
+        for f in [&key, &card, &config] {
+            assert!(f.is_file(), "{} was not created", f.display());
+        }
+        assert_eq!(mode(&key), 0o600, "{}", key.display());
+        assert_eq!(
+            mode(&key) & 0o077,
+            0,
+            "the key file is never group/other readable"
+        );
+        assert_eq!(mode(&config), 0o600, "{}", config.display());
+        assert_eq!(mode(dir), 0o700, "the station directory is owner-only");
+        assert_eq!(mode(&card) & 0o022, 0, "nobody else may change the card");
+        let key_text = read(&key);
+        assert!(
+            key_text.contains("AGE-SECRET-KEY-1"),
+            "an unprotected key file holds the identity"
+        );
+        assert!(
+            !read(&card).contains("AGE-SECRET-KEY"),
+            "the public card holds no secret"
+        );
+    }
+
+    // MOSCOW's config says what init was told.
+    let mc = load(&m.join("operator.toml"));
+    assert_eq!(mc.station.name.as_str(), "MOSCOW");
+    assert_eq!(mc.station.language, Language::Ru);
+    assert_eq!(mc.station.time_zone, "Europe/Moscow");
+    assert_eq!(mc.station.addresses.len(), 2);
+
+    // init never overwrites a station.
+    let key_before = read(&w.join("station.key"));
+    let again = run(hotline()
+        .args([
+            "init",
+            "--station",
+            "WASHINGTON",
+            "--no-passphrase",
+            "--dir",
+        ])
+        .arg(&w))
+    .fails("init over a station");
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(read(&w.join("station.key")), key_before);
+
+    // The card printed is the one init made.
+    let wcfg = w.join("operator.toml");
+    let card = run(with_config(&wcfg).arg("card")).ok("card");
+    let table: toml::Table = card.stdout.parse().expect("card is TOML");
+    assert_eq!(table["station"].as_str(), Some("WASHINGTON"));
+    assert_eq!(table["fingerprint"].as_str(), Some(w_fp.as_str()));
+    assert_eq!(table["time_zone"].as_str(), Some("America/New_York"));
+    assert_eq!(table["addresses"].as_array().map(Vec::len), Some(1));
+    let (parsed, _) =
+        StationCard::parse(&card.stdout, "stdout").expect("the printed card verifies");
+    assert_eq!(parsed.fingerprint, w_fp);
+
+    // "no" adds nothing.
+    let m_card = m.join("station.card.toml");
+    let original = read(&wcfg);
+    let no = run(with_config(&wcfg)
+        .args(["peer", "add"])
+        .arg(&m_card)
+        .write_stdin("no\n"))
+    .fails("peer add, answered no");
+    assert!(
+        no.stderr.contains(&m_fp),
+        "the fingerprint is shown for checking:\n{}",
+        no.stderr
+    );
+    assert!(no.stderr.contains("Not added"), "{}", no.stderr);
+    assert_eq!(read(&wcfg), original, "answering no changes nothing");
+    let eof = run(with_config(&wcfg)
+        .args(["peer", "add"])
+        .arg(&m_card)
+        .write_stdin(""))
+    .fails("peer add, no answer");
+    assert!(!eof.stderr.contains("Added"), "{}", eof.stderr);
+    assert_eq!(read(&wcfg), original, "no answer changes nothing");
+
+    // "yes" adds it, keeping every comment.
+    let yes = run(with_config(&wcfg)
+        .args(["peer", "add"])
+        .arg(&m_card)
+        .write_stdin("yes\n"))
+    .ok("peer add, answered yes");
+    assert!(yes.stdout.contains("Added peer MOSCOW"), "{}", yes.stdout);
+    let with_peer = read(&wcfg);
+    let now_lines: Vec<&str> = with_peer.lines().collect();
+    for comment in comment_lines(&original) {
+        assert!(
+            now_lines.contains(&comment),
+            "comment line lost by peer add: {comment:?}"
+        );
+    }
+    for distinctive in [
+        "# Durations are written with a unit: \"90s\", \"10m\", \"3h\", \"2h 30m\", \"1d\".",
+        "# [[peers]]",
+        "# [[operators]]",
+        "# objectives: FLASH \"10m\", IMMEDIATE \"30m\", PRIORITY \"3h\", ROUTINE \"6h\".",
+    ] {
+        assert!(now_lines.contains(&distinctive), "{distinctive:?} is gone");
+    }
+    assert_eq!(
+        now_lines.iter().filter(|l| l.trim() == "[[peers]]").count(),
+        1,
+        "one [[peers]] table"
+    );
+    assert_eq!(mode(&wcfg), 0o600, "rewriting keeps the config owner-only");
+    let wc = load(&wcfg);
+    let peer = wc.peer("MOSCOW").expect("MOSCOW is a peer now");
+    assert_eq!(peer.keys.fingerprint(), m_fp);
+    assert_eq!(peer.primary, Some("127.0.0.1:7402".parse().expect("addr")));
+    assert_eq!(peer.backup, Some("127.0.0.1:7403".parse().expect("addr")));
+    assert_eq!(peer.time_zone, "Europe/Moscow");
+
+    let check = run(with_config(&wcfg).arg("check")).ok("check after peer add");
+    assert!(
+        check.stdout.contains("ok: no problems found"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains(&format!("key file: ok, fingerprint {w_fp}")),
+        "{}",
+        check.stdout
+    );
+
+    // The same peer again is refused, as is this station itself.
+    let twice = run(with_config(&wcfg)
+        .args(["peer", "add"])
+        .arg(&m_card)
+        .write_stdin("yes\n"))
+    .fails("adding a peer twice");
+    assert!(
+        twice.stderr.contains("already configured"),
+        "{}",
+        twice.stderr
+    );
+    let own = run(with_config(&wcfg)
+        .args(["peer", "add"])
+        .arg(w.join("station.card.toml"))
+        .write_stdin("yes\n"))
+    .fails("adding this station as its own peer");
+    assert!(own.stderr.contains("itself"), "{}", own.stderr);
+    assert_eq!(read(&wcfg), with_peer);
+
+    // An operator: only the argon2id hash is stored.
+    let first = "correct horse battery staple";
+    let pass1 = secret_file(tmp.path(), "pass1", first);
+    let add = run(with_config(&wcfg)
+        .args(["operator", "add", "j.smith", "--clearance", "TOP SECRET"])
+        .env("HOTLINE_PASSPHRASE_FILE", &pass1))
+    .ok("operator add");
+    assert!(
+        add.stdout.contains("Added operator j.smith"),
+        "{}",
+        add.stdout
+    );
+    let text = read(&wcfg);
+    assert!(
+        !text.contains(first),
+        "the passphrase itself must never be stored"
+    );
+    assert_eq!(mode(&wcfg), 0o600);
+    let op = load(&wcfg)
+        .operator("j.smith")
+        .expect("operator added")
+        .clone();
+    assert!(
+        op.passphrase_hash.starts_with("$argon2id$"),
+        "{}",
+        op.passphrase_hash
+    );
+    assert_eq!(op.clearance, "TOP SECRET");
+    assert!(hotline::passphrase::verify(
+        &SecretString::from(first.to_string()),
+        &op.passphrase_hash
+    ));
+
+    // The same name again replaces the hash.
+    let second = "a different and longer passphrase";
+    let pass2 = secret_file(tmp.path(), "pass2", second);
+    let again = run(with_config(&wcfg)
+        .args(["operator", "add", "j.smith", "--clearance", "SECRET"])
+        .env("HOTLINE_PASSPHRASE_FILE", &pass2))
+    .ok("operator add again");
+    assert!(
+        again
+            .stdout
+            .contains("Set a new passphrase for operator j.smith"),
+        "{}",
+        again.stdout
+    );
+    let text = read(&wcfg);
+    assert!(
+        !text.contains(first) && !text.contains(second),
+        "no passphrase in the file"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.trim() == "[[operators]]").count(),
+        1,
+        "one [[operators]] table:\n{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim() == "name = \"j.smith\"")
+            .count(),
+        1,
+        "{text}"
+    );
+    let config = load(&wcfg);
+    assert_eq!(
+        config
+            .operators
+            .iter()
+            .filter(|o| o.name.as_str() == "j.smith")
+            .count(),
+        1
+    );
+    let op2 = config.operator("j.smith").expect("operator");
+    assert_ne!(op2.passphrase_hash, op.passphrase_hash);
+    assert_eq!(op2.clearance, "SECRET");
+    assert!(hotline::passphrase::verify(
+        &SecretString::from(second.to_string()),
+        &op2.passphrase_hash
+    ));
+    assert!(!hotline::passphrase::verify(
+        &SecretString::from(first.to_string()),
+        &op2.passphrase_hash
+    ));
+
+    // Still every comment, still valid.
+    let final_lines: Vec<&str> = text.lines().collect();
+    for comment in comment_lines(&original) {
+        assert!(
+            final_lines.contains(&comment),
+            "comment line lost by operator add: {comment:?}"
+        );
+    }
+    let check = run(with_config(&wcfg).arg("check")).ok("check after operator add");
+    assert!(
+        check.stdout.contains("ok: no problems found"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        !check.stdout.contains("no operators yet"),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn operator_add_refuses_weak_or_exposed_passphrases() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    let before = read(&config);
+
+    let short = secret_file(tmp.path(), "short", "seven77");
+    let out = run(with_config(&config)
+        .args(["operator", "add", "j.smith"])
+        .env("HOTLINE_PASSPHRASE_FILE", &short))
+    .fails("a 7-character passphrase");
+    assert!(out.stderr.contains("shorter than 8"), "{}", out.stderr);
+
+    let loose = secret_file(tmp.path(), "loose", "long enough passphrase");
+    chmod(&loose, 0o644);
+    let out = run(with_config(&config)
+        .args(["operator", "add", "j.smith"])
+        .env("HOTLINE_PASSPHRASE_FILE", &loose))
+    .fails("a passphrase file others can read");
+    assert!(
+        out.stderr.contains("chmod 600") && out.stderr.contains(&loose.display().to_string()),
+        "{}",
+        out.stderr
+    );
+
+    let good = secret_file(tmp.path(), "good", "long enough passphrase");
+    let out = run(with_config(&config)
+        .args(["operator", "add", "not a name"])
+        .env("HOTLINE_PASSPHRASE_FILE", &good))
+    .fails("an operator name with spaces");
+    assert!(out.stderr.contains("operator name"), "{}", out.stderr);
+
+    assert_eq!(read(&config), before, "nothing was written");
+}
+
+#[test]
+fn card_is_rebuilt_from_the_key_when_the_card_file_is_gone() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("s");
+    let fp = init(
+        &dir,
+        "WASHINGTON",
+        &["--no-passphrase", "--address", "192.0.2.10:7401"],
+    );
+    fs::remove_file(dir.join("station.card.toml")).expect("remove card");
+    let out = run(with_config(&dir.join("operator.toml")).arg("card")).ok("card without card file");
+    let (card, _) = StationCard::parse(&out.stdout, "stdout").expect("valid card");
+    assert_eq!(card.fingerprint, fp);
+    assert_eq!(card.addresses, vec!["192.0.2.10:7401".to_string()]);
+}
+
+#[test]
+fn init_refuses_bad_arguments() {
+    let tmp = tempdir();
+    for (args, expect) in [
+        (vec!["--station", "washington"], "capital letters"),
+        (vec!["--station", "WASHINGTON", "--language", "fr"], "`fr`"),
+        (
+            vec!["--station", "WASHINGTON", "--time-zone", "Mars/Olympus"],
+            "IANA",
+        ),
+    ] {
+        let dir = tmp.path().join("s");
+        let out = run(hotline()
+            .args(["init", "--no-passphrase", "--dir"])
+            .arg(&dir)
+            .args(&args))
+        .fails("init with a bad argument");
+        assert!(out.stderr.contains(expect), "{args:?}: {}", out.stderr);
+        assert!(
+            !dir.join("station.key").exists(),
+            "{args:?}: nothing is created"
+        );
+    }
+}
+
+#[test]
+fn passphrase_protected_key() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("s");
+    let right = secret_file(tmp.path(), "right", "the right key passphrase");
+    let wrong = secret_file(tmp.path(), "wrong", "not the key passphrase");
+
+    let out = run(hotline()
+        .args(["init", "--station", "WASHINGTON", "--dir"])
+        .arg(&dir)
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &right))
+    .ok("init with a passphrase");
+    assert!(out.stdout.contains("Fingerprint: "), "{}", out.stdout);
+    let key = dir.join("station.key");
+    let key_text = read(&key);
+    assert!(
+        key_text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "{key_text}"
+    );
+    assert!(
+        !key_text.contains("AGE-SECRET-KEY") && !key_text.contains("ed25519-secret"),
+        "the key is encrypted"
+    );
+    assert_eq!(mode(&key), 0o600);
+    let config = dir.join("operator.toml");
+    let (card, _) = StationCard::load(&dir.join("station.card.toml")).expect("card");
+
+    let id_file = tmp.path().join("id.txt");
+    let out = run(with_config(&config)
+        .args(["identity", "--age", "--out"])
+        .arg(&id_file)
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &right))
+    .ok("identity with the right passphrase");
+    assert!(out.stderr.contains("owner-only"), "{}", out.stderr);
+    assert_eq!(mode(&id_file), 0o600, "the written identity is owner-only");
+    let identity = read(&id_file);
+    assert!(
+        identity.lines().any(|l| l.starts_with("AGE-SECRET-KEY-1")),
+        "{identity}"
+    );
+    assert!(
+        identity.contains(&format!("# public key: {}", card.age_recipient)),
+        "the identity is this station's:\n{identity}"
+    );
+
+    let out = run(with_config(&config)
+        .args(["identity", "--age"])
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &wrong))
+    .fails("identity with the wrong passphrase");
+    assert!(out.stderr.contains("wrong passphrase"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&key.display().to_string()),
+        "names the key file: {}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("AGE-SECRET-KEY"), "{}", out.stdout);
+
+    // `check` does not need the passphrase to see that the file is in order.
+    let out = run(with_config(&config).arg("check"))
+        .ok("check of a protected key without its passphrase");
+    assert!(
+        out.stdout.contains("passphrase-protected"),
+        "{}",
+        out.stdout
+    );
+}
+
+fn uid_of(path: &Path) -> u32 {
+    fs::metadata(path).expect("metadata").uid()
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    if path.is_dir() {
+        for entry in fs::read_dir(path).expect("read_dir") {
+            chown_tree(&entry.expect("entry").path(), uid);
+        }
+    }
+}
+
+/// Whether any user may run `bin`: every directory above it searchable by
+/// others and the file itself readable and executable by them.
+fn runnable_by_others(bin: &Path) -> bool {
+    mode(bin) & 0o005 == 0o005
+        && bin
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+            .all(|d| mode(d) & 0o001 != 0)
+}
+
+const NOBODY: u32 = 65534;
+
+/// `setpriv` as uid/gid 65534 with no supplementary groups.
+fn as_nobody(program: &Path, cwd: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .current_dir(cwd);
+    for var in HOTLINE_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run_std(cmd: &mut std::process::Command) -> Run {
+    from_output(cmd.output().expect("setpriv runs (install util-linux)"))
+}
+
+#[test]
+fn loose_key_file_permissions_are_refused() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("s");
+    let config = plain_station(&dir, "WASHINGTON");
+    let key = dir.join("station.key");
+
+    // As whoever runs the tests.
+    chmod(&key, 0o644);
+    let out = run(with_config(&config).args(["identity", "--age"]))
+        .fails("identity with a 0644 key file");
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&key.display().to_string()),
+        "names the key file: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("AGE-SECRET-KEY"),
+        "nothing secret is printed"
+    );
+    let out = run(with_config(&config).arg("check")).fails("check with a 0644 key file");
+    assert!(
+        out.stdout
+            .contains(&format!("error: {}: permissions 644", key.display())),
+        "{}",
+        out.stdout
+    );
+    chmod(&key, 0o640);
+    let out = run(with_config(&config).args(["identity", "--age"]))
+        .fails("identity with a group-readable key file");
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    chmod(&key, 0o600);
+    run(with_config(&config).args(["identity", "--age"])).ok("identity with a 0600 key file");
+
+    if uid_of(tmp.path()) != 0 {
+        // Not root: the checks above already ran as an ordinary user, whom
+        // the kernel holds to the permission bits. Another user to test
+        // the owner-only guarantee against needs root.
+        return;
+    }
+
+    // Root reads any file whatever its mode, so repeat as uid 65534.
+    let base = tmp.path();
+    chmod(base, 0o711);
+    let mut bin = assert_cmd::cargo::cargo_bin("hotline");
+    if !runnable_by_others(&bin) {
+        let bin_dir = base.join("bin");
+        fs::create_dir(&bin_dir).expect("mkdir bin");
+        chmod(&bin_dir, 0o755);
+        let copy = bin_dir.join("hotline");
+        fs::copy(&bin, &copy).expect("copy binary");
+        chmod(&copy, 0o755);
+        bin = copy;
+    }
+    assert!(
+        runnable_by_others(&bin),
+        "{} must be runnable by uid {NOBODY}",
+        bin.display()
+    );
+
+    let nobody_dir = base.join("nobody");
+    fs::create_dir(&nobody_dir).expect("mkdir");
+    for f in ["operator.toml", "station.key", "station.card.toml"] {
+        fs::copy(dir.join(f), nobody_dir.join(f)).expect("copy station");
+    }
+    chmod(&nobody_dir, 0o700);
+    chmod(&nobody_dir.join("operator.toml"), 0o600);
+    chmod(&nobody_dir.join("station.key"), 0o600);
+    chown_tree(&nobody_dir, NOBODY);
+    let n_config = nobody_dir.join("operator.toml");
+    let n_key = nobody_dir.join("station.key");
+
+    // Control: with a 0600 key the same user and binary succeed.
+    let out = run_std(
+        as_nobody(&bin, base)
+            .arg("--config")
+            .arg(&n_config)
+            .args(["identity", "--age"]),
+    );
+    let out = out.ok("identity as uid 65534 with its own 0600 key");
+    assert!(out.stdout.contains("AGE-SECRET-KEY-1"), "{}", out.stdout);
+
+    chmod(&n_key, 0o644);
+    assert_eq!(uid_of(&n_key), NOBODY);
+    let out = run_std(
+        as_nobody(&bin, base)
+            .arg("--config")
+            .arg(&n_config)
+            .args(["identity", "--age"]),
+    )
+    .fails("identity as uid 65534 with a 0644 key");
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&n_key.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("AGE-SECRET-KEY"), "{}", out.stdout);
+    let out = run_std(
+        as_nobody(&bin, base)
+            .arg("--config")
+            .arg(&n_config)
+            .arg("check"),
+    )
+    .fails("check as uid 65534");
+    assert!(out.stdout.contains("chmod 600"), "{}", out.stdout);
+
+    // The owner-only mode has teeth: uid 65534 cannot read root's 0600 key
+    // in a directory it may enter, but can read a 0644 copy beside it.
+    chmod(&dir, 0o711);
+    assert_eq!(uid_of(&key), 0);
+    assert_eq!(mode(&key), 0o600);
+    let control = dir.join("control-copy.key");
+    fs::copy(&key, &control).expect("copy");
+    chmod(&control, 0o644);
+    let cat = Path::new("cat");
+    let denied = run_std(as_nobody(cat, base).arg(&key)).fails("uid 65534 reading root's 0600 key");
+    assert!(
+        denied.stderr.contains("Permission denied"),
+        "{}",
+        denied.stderr
+    );
+    assert!(denied.stdout.is_empty());
+    let readable = run_std(as_nobody(cat, base).arg(&control)).ok("uid 65534 reading a 0644 copy");
+    assert_eq!(
+        readable.stdout,
+        read(&key),
+        "the control copy is readable, so the refusal above is the mode's doing"
+    );
+}
+
+#[test]
+fn help_for_every_command() {
+    let tmp = tempdir();
+    let cases: [(&[&str], &[&str]); 12] = [
+        (
+            &["--help"],
+            &[
+                "init", "card", "identity", "peer", "operator", "check", "export", "audit",
+                "--config",
+            ],
+        ),
+        (&["help"], &["init", "check"]),
+        (
+            &["init", "--help"],
+            &[
+                "--station",
+                "--dir",
+                "--language",
+                "--time-zone",
+                "--address",
+                "--no-passphrase",
+            ],
+        ),
+        (&["card", "--help"], &["card"]),
+        (&["identity", "--help"], &["--age", "--out"]),
+        (&["peer", "--help"], &["add"]),
+        (&["peer", "add", "--help"], &["<CARD>", "fingerprint"]),
+        (&["operator", "--help"], &["add"]),
+        (&["operator", "add", "--help"], &["<NAME>", "--clearance"]),
+        (&["check", "--help"], &["--templates"]),
+        (&["export", "--help"], &["<ID>", "--out"]),
+        (&["audit", "verify", "--help"], &["audit log"]),
+    ];
+    for (args, expected) in cases {
+        // Run where there is no config: help must not need one.
+        let out = run(hotline().args(args).current_dir(tmp.path()))
+            .ok(&format!("hotline {}", args.join(" ")));
+        assert!(
+            out.stdout.contains("Usage: hotline"),
+            "{args:?}:\n{}",
+            out.stdout
+        );
+        for word in expected {
+            assert!(
+                out.stdout.contains(word),
+                "{args:?}: help should mention {word}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    let out = run(hotline().arg("--version")).ok("--version");
+    assert!(out.stdout.starts_with("hotline "), "{}", out.stdout);
+    let out = run(hotline().arg("frobnicate")).fails("an unknown command");
+    assert!(out.stderr.contains("frobnicate"), "{}", out.stderr);
+}
+
+#[test]
+fn check_reports_every_problem_with_file_and_line() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    replace_once(
+        &config,
+        "time_zone = \"UTC\"",
+        "time_zone = \"Mars/Olympus_Mons\"",
+    );
+    replace_once(&config, "flash = \"10m\"", "flash = \"10\"");
+    replace_once(&config, "language = \"en\"", "language = \"klingon\"");
+    let mut text = read(&config);
+    text.push_str("\n[[operators]]\nname = \"j.smith\"\nclearance = \"SECRET\"\npassphrase_hash = \"hunter2-in-clear\"\n");
+    fs::write(&config, &text).expect("write");
+
+    let out = run(with_config(&config).arg("check"));
+    assert_eq!(
+        out.code,
+        Some(1),
+        "check exits 1 on problems\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let shown = config.display();
+    for (key, needle) in [
+        ("station.time_zone", "Mars/Olympus_Mons"),
+        ("deadlines.flash", "flash = \"10\""),
+        ("station.language", "klingon"),
+        ("operators.passphrase_hash", "hunter2-in-clear"),
+    ] {
+        let prefix = format!("error: {shown}:{}: key `{key}`: ", line_of(&text, needle));
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&prefix)),
+            "missing {prefix:?} in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("4 problem(s) found"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count(),
+        4,
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn check_reports_an_unknown_key_with_its_line() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    replace_once(
+        &config,
+        "name = \"WASHINGTON\"\n",
+        "name = \"WASHINGTON\"\ncolour = \"red\"\n",
+    );
+    let text = read(&config);
+    let out = run(with_config(&config).arg("check"));
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    let prefix = format!("error: {}:{}: ", config.display(), line_of(&text, "colour"));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("missing {prefix:?} in:\n{}", out.stdout));
+    assert!(
+        line.contains("colour") && line.contains("key_file"),
+        "names the key and the valid ones: {line}"
+    );
+    assert!(out.stdout.contains("1 problem(s) found"), "{}", out.stdout);
+
+    // Commands other than check refuse the config the same way.
+    let out = run(with_config(&config).arg("card")).fails("card with an unknown key");
+    assert!(out.stderr.contains("colour"), "{}", out.stderr);
+}
+
+#[test]
+fn check_templates_names_the_broken_file_and_line() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    let templates = tmp.path().join("templates");
+    fs::create_dir(&templates).expect("mkdir");
+    let general = include_str!("../assets/templates/general.toml");
+    fs::write(templates.join("general.toml"), general).expect("write");
+    fs::write(templates.join("README.txt"), "not a template").expect("write");
+
+    let out = run(with_config(&config)
+        .arg("check")
+        .arg("--templates")
+        .arg(&templates))
+    .ok("check with good templates");
+    assert!(out.stdout.contains("1 template(s) valid"), "{}", out.stdout);
+
+    let broken = general
+        .replacen("id = \"general\"", "id = \"broken\"", 1)
+        .replacen("precedence = \"ROUTINE\"", "precedence = \"URGENT\"", 1);
+    assert!(broken.contains("URGENT"));
+    let broken_path = templates.join("broken.toml");
+    fs::write(&broken_path, &broken).expect("write");
+    let out = run(with_config(&config)
+        .arg("check")
+        .arg("--templates")
+        .arg(&templates));
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    let prefix = format!(
+        "error: {}:{}: key `precedence`: ",
+        broken_path.display(),
+        line_of(&broken, "URGENT")
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with(&prefix)),
+        "missing {prefix:?} in:\n{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout
+            .lines()
+            .any(|l| l.starts_with("error:") && l.contains("general.toml")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("1 template(s) valid"),
+        "the good file still counts:\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("1 problem(s) found"), "{}", out.stdout);
+
+    let out = run(with_config(&config)
+        .arg("check")
+        .arg("--templates")
+        .arg(tmp.path().join("nowhere")));
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a missing template directory is a problem\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn config_permissions() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    let shown = config.display().to_string();
+
+    for loose in [0o666, 0o620, 0o602] {
+        chmod(&config, loose);
+        let out =
+            run(with_config(&config).arg("card")).fails("card with a config others can write");
+        assert!(
+            out.stderr.contains("chmod 600") && out.stderr.contains(&shown),
+            "{loose:o}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("change"),
+            "{loose:o}: says why: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        let out = run(with_config(&config).arg("check"));
+        assert_eq!(out.code, Some(1), "{loose:o}: {}", out.stdout);
+        assert!(out.stdout.contains("chmod 600"), "{}", out.stdout);
+    }
+
+    chmod(&config, 0o644);
+    let out = run(with_config(&config).arg("card")).ok("card with a config others can read");
+    assert!(
+        out.stdout.contains("station = \"WASHINGTON\""),
+        "{}",
+        out.stdout
+    );
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("warning:"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", out.stderr));
+    assert!(
+        warning.contains("chmod 600") && warning.contains(&shown),
+        "{warning}"
+    );
+    let out = run(with_config(&config).arg("check")).ok("check with a config others can read");
+    assert!(
+        out.stdout.contains("warning:") && out.stdout.contains("ok: no problems found"),
+        "{}",
+        out.stdout
+    );
+
+    chmod(&config, 0o600);
+    let out = run(with_config(&config).arg("card")).ok("card with an owner-only config");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+#[test]
+fn config_is_found_through_the_environment() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    let mut cmd = hotline();
+    let out = run(cmd
+        .arg("card")
+        .env("HOTLINE_CONFIG", &config)
+        .current_dir(tmp.path()))
+    .ok("card via $HOTLINE_CONFIG");
+    assert!(
+        out.stdout.contains("station = \"WASHINGTON\""),
+        "{}",
+        out.stdout
+    );
+    let out =
+        run(hotline().arg("card").current_dir(tmp.path().join("s"))).ok("card via ./operator.toml");
+    assert!(
+        out.stdout.contains("station = \"WASHINGTON\""),
+        "{}",
+        out.stdout
+    );
+    let out =
+        run(hotline().arg("card").current_dir(tmp.path())).fails("card with no config anywhere");
+    assert!(out.stderr.contains("operator.toml"), "{}", out.stderr);
+}
+
+#[test]
+fn audit_verify_without_a_journal_is_a_clear_error() {
+    let tmp = tempdir();
+    let config = plain_station(&tmp.path().join("s"), "WASHINGTON");
+    let out = run(with_config(&config).args(["audit", "verify"]))
+        .fails("audit verify before any journal");
+    assert!(out.stderr.contains("journal.sqlite"), "{}", out.stderr);
+}

@@ -1,0 +1,832 @@
+//! The crisis templates: the built-in ones load and render in both languages,
+//! field values are validated per kind, and a broken template file is
+//! reported with its file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hotline::compose::{self, Draft, DraftError, Origin};
+use hotline::domain::{Language, OperatorName, StationName};
+use hotline::problem::Problem;
+use hotline::templates::{
+    Catalog, Field, FieldKind, ReaderView, Template, ValueError, for_reader, parse_template, render,
+};
+use jiff::Timestamp;
+
+const EXPECTED_IDS: [&str; 8] = [
+    "cyber-incident",
+    "request-info",
+    "response",
+    "missile-launch",
+    "nuclear-accident",
+    "military-incident",
+    "general",
+    "situation-update",
+];
+
+/// The DTG every datetime field is filled with, and how it must render.
+const DTG_INPUT: &str = "261415Z NOV 26";
+const DTG_CANONICAL: &str = "2026-11-26T14:15:00Z";
+
+fn now() -> Timestamp {
+    // A different moment from DTG_INPUT, so the message header's own DTG
+    // cannot satisfy the datetime assertions by accident.
+    "2026-11-20T08:00:00Z".parse().expect("timestamp")
+}
+
+fn catalog() -> &'static Catalog {
+    Catalog::builtin()
+}
+
+fn template(id: &str) -> &'static Template {
+    catalog()
+        .latest(id)
+        .unwrap_or_else(|| panic!("built-in template `{id}` is missing"))
+}
+
+fn field<'t>(t: &'t Template, name: &str) -> &'t Field {
+    t.field(name)
+        .unwrap_or_else(|| panic!("template `{}` has no field `{name}`", t.id))
+}
+
+/// A valid value, as an operator would type it, for a field of this kind.
+fn sample_input(f: &Field) -> String {
+    match &f.kind {
+        FieldKind::Text { .. } => "test text".into(),
+        FieldKind::Choice(choices) => choices
+            .first()
+            .expect("a choice field has choices")
+            .value
+            .clone(),
+        FieldKind::DateTime => DTG_INPUT.into(),
+        FieldKind::Integer { min, max } => {
+            if (*min..=*max).contains(&1) {
+                "1".into()
+            } else {
+                min.to_string()
+            }
+        }
+        FieldKind::Coordinates => "45.92N 63.34E".into(),
+        FieldKind::Duration => "2h 30m".into(),
+    }
+}
+
+fn origin(language: Language) -> Origin {
+    Origin {
+        station: StationName::new(if language == Language::En {
+            "WASHINGTON"
+        } else {
+            "MOSCOW"
+        })
+        .expect("name"),
+        operator: OperatorName::new("j.smith").expect("name"),
+        language,
+    }
+}
+
+fn full_draft(t: &Template) -> Draft {
+    Draft {
+        template_id: t.id.clone(),
+        fields: t
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), sample_input(f)))
+            .collect(),
+        precedence: None,
+        text: "Additional free text from the sender.".into(),
+        references: Vec::new(),
+        exercise: false,
+    }
+}
+
+#[test]
+fn builtin_templates_all_load() {
+    let problems = Catalog::builtin_problems();
+    assert!(
+        problems.is_empty(),
+        "built-in template problems:\n{problems:#?}"
+    );
+    let current = catalog().current();
+    assert!(current.len() >= 8, "only {} templates", current.len());
+    for id in EXPECTED_IDS {
+        let t = template(id);
+        assert_eq!(t.id, id);
+        assert!(t.version >= 1);
+        for (what, text) in [("title", &t.title), ("body", &t.body)] {
+            assert!(!text.en.trim().is_empty(), "{id}: empty English {what}");
+            assert!(!text.ru.trim().is_empty(), "{id}: empty Russian {what}");
+            assert_ne!(text.en, text.ru, "{id}: {what} is not translated");
+        }
+        assert!(
+            t.title
+                .ru
+                .chars()
+                .any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)),
+            "{id}: the Russian title is not in Cyrillic: {}",
+            t.title.ru
+        );
+        assert!(!t.fields.is_empty(), "{id}: no fields");
+        for f in &t.fields {
+            assert!(
+                !f.label.en.trim().is_empty() && !f.label.ru.trim().is_empty(),
+                "{id}.{}: label missing",
+                f.name
+            );
+            if let FieldKind::Choice(choices) = &f.kind {
+                assert!(!choices.is_empty(), "{id}.{}: no choices", f.name);
+                for c in choices {
+                    assert!(
+                        !c.en.is_empty() && !c.ru.is_empty(),
+                        "{id}.{}: choice {} unlabelled",
+                        f.name,
+                        c.value
+                    );
+                }
+            }
+        }
+    }
+    // Titles are distinct across templates, in each language.
+    for lang in Language::ALL {
+        let mut titles: Vec<&str> = current.iter().map(|t| t.title.get(lang)).collect();
+        titles.sort_unstable();
+        titles.dedup();
+        assert_eq!(
+            titles.len(),
+            current.len(),
+            "two templates share a {lang} title"
+        );
+    }
+}
+
+#[test]
+fn every_template_renders_in_both_languages() {
+    for t in catalog().current() {
+        let checked = compose::check(&full_draft(t), catalog(), now())
+            .unwrap_or_else(|e| panic!("{}: a fully filled draft was refused: {e}", t.id));
+        assert_eq!(
+            checked.precedence, t.precedence,
+            "{}: default precedence",
+            t.id
+        );
+        assert_eq!(checked.fields.len(), t.fields.len(), "{}", t.id);
+        t.check_values(&checked.fields)
+            .unwrap_or_else(|e| panic!("{}: canonical values refused on the wire: {e:?}", t.id));
+
+        let to = StationName::new("MOSCOW").expect("name");
+        let message = compose::build(&checked, &origin(Language::En), &to, 7, now());
+        assert_eq!(message.original.language, "en");
+        assert_eq!(
+            message.original.text,
+            render(&message, t, Language::En, Language::En),
+            "{}",
+            t.id
+        );
+
+        let en = render(&message, t, Language::En, Language::En);
+        let ru = render(&message, t, Language::Ru, Language::En);
+        for (lang, text) in [(Language::En, &en), (Language::Ru, &ru)] {
+            let id = &t.id;
+            assert!(
+                text.starts_with(&format!("{} — {}\n", t.precedence, t.title.get(lang))),
+                "{id} {lang}: header\n{text}"
+            );
+            assert!(
+                !text.contains('{') && !text.contains('}'),
+                "{id} {lang}: unfilled placeholder\n{text}"
+            );
+            assert!(
+                text.contains("200800Z NOV 26"),
+                "{id} {lang}: the message's own DTG\n{text}"
+            );
+            let has_datetime = t.fields.iter().any(|f| f.kind == FieldKind::DateTime);
+            assert_eq!(
+                text.contains(DTG_INPUT),
+                has_datetime,
+                "{id} {lang}: datetime shown as a DTG\n{text}"
+            );
+            assert!(
+                !text.contains(DTG_CANONICAL),
+                "{id} {lang}: raw timestamp leaked\n{text}"
+            );
+            let free = match lang {
+                Language::En => "[free text, original language: English]",
+                Language::Ru => "[свободный текст, язык оригинала: English]",
+            };
+            for f in &t.fields {
+                let label = f.label.get(lang);
+                let shown = match &f.kind {
+                    FieldKind::Text { .. } => format!("{label} {free}:\n  test text\n"),
+                    FieldKind::Choice(choices) => format!("{label}: {}\n", choices[0].label(lang)),
+                    FieldKind::DateTime => format!("{label}: {DTG_INPUT}\n"),
+                    FieldKind::Integer { .. } => format!("{label}: {}\n", sample_input(f)),
+                    FieldKind::Coordinates => match lang {
+                        Language::En => format!("{label}: 45.9200N 063.3400E\n"),
+                        Language::Ru => format!("{label}: 45.9200 с. ш. 063.3400 в. д.\n"),
+                    },
+                    FieldKind::Duration => match lang {
+                        Language::En => format!("{label}: 2h 30m\n"),
+                        Language::Ru => format!("{label}: 2 ч 30 мин\n"),
+                    },
+                };
+                assert!(
+                    text.contains(&shown),
+                    "{id} {lang}: field {} should show as {shown:?}\n{text}",
+                    f.name
+                );
+            }
+            let text_label = if lang == Language::En {
+                "Text"
+            } else {
+                "Текст"
+            };
+            assert!(
+                text.contains(&format!(
+                    "{text_label} {free}:\n  Additional free text from the sender."
+                )),
+                "{id} {lang}: free text marked with its original language\n{text}"
+            );
+        }
+        assert!(
+            en.contains(&t.title.en) && !en.contains(&t.title.ru),
+            "{}: English rendering\n{en}",
+            t.id
+        );
+        assert!(
+            ru.contains(&t.title.ru) && !ru.contains(&t.title.en),
+            "{}: Russian rendering\n{ru}",
+            t.id
+        );
+        assert!(
+            ru.contains("От WASHINGTON для MOSCOW") && ru.contains("номер 7"),
+            "{}\n{ru}",
+            t.id
+        );
+        assert!(
+            en.contains("From WASHINGTON to MOSCOW") && en.contains("serial 7"),
+            "{}\n{en}",
+            t.id
+        );
+    }
+}
+
+#[test]
+fn reader_gets_own_language_rendering_or_the_original() {
+    let t = template("missile-launch");
+    let checked = compose::check(&full_draft(t), catalog(), now()).expect("valid draft");
+    let to = StationName::new("WASHINGTON").expect("name");
+    let message = compose::build(&checked, &origin(Language::Ru), &to, 1, now());
+    assert_eq!(message.original.language, "ru");
+    assert!(
+        message.original.text.contains(&t.title.ru),
+        "{}",
+        message.original.text
+    );
+
+    match for_reader(&message, catalog(), Language::Ru) {
+        ReaderView::Original { text } => assert_eq!(text, message.original.text),
+        other => panic!("a Russian reader of a Russian message gets the original, got {other:?}"),
+    }
+    match for_reader(&message, catalog(), Language::En) {
+        ReaderView::Rendered { text, language } => {
+            assert_eq!(language, Language::En);
+            assert!(text.contains(&t.title.en), "{text}");
+            assert!(
+                text.contains("[free text, original language: русский]"),
+                "{text}"
+            );
+            assert_eq!(text, render(&message, t, Language::En, Language::Ru));
+        }
+        other => panic!("an English reader gets a rendering, got {other:?}"),
+    }
+
+    let mut unknown = message.clone();
+    unknown.template.version = 99;
+    match for_reader(&unknown, catalog(), Language::En) {
+        ReaderView::OriginalOnly { text, reason } => {
+            assert_eq!(text, message.original.text);
+            assert!(reason.contains("version 99"), "{reason}");
+        }
+        other => panic!("an unknown template version shows the original, got {other:?}"),
+    }
+}
+
+#[test]
+fn exercise_messages_are_marked_in_both_languages() {
+    let t = template("general");
+    let mut draft = full_draft(t);
+    draft.exercise = true;
+    let checked = compose::check(&draft, catalog(), now()).expect("valid draft");
+    let message = compose::build(
+        &checked,
+        &origin(Language::En),
+        &StationName::new("MOSCOW").expect("name"),
+        1,
+        now(),
+    );
+    assert!(
+        render(&message, t, Language::En, Language::En).starts_with("EXERCISE EXERCISE EXERCISE\n")
+    );
+    assert!(render(&message, t, Language::Ru, Language::En).starts_with("УЧЕНИЯ УЧЕНИЯ УЧЕНИЯ\n"));
+}
+
+fn invalid(f: &Field, input: &str) -> String {
+    match f.canonicalize(input, now()) {
+        Ok(v) => panic!("{}: `{input}` should be refused, got `{v}`", f.name),
+        Err(ValueError::Invalid { field, message }) => {
+            assert_eq!(field, f.name);
+            assert!(!message.is_empty());
+            message
+        }
+        Err(other) => panic!("{}: `{input}`: expected Invalid, got {other:?}", f.name),
+    }
+}
+
+fn canonical(f: &Field, input: &str) -> String {
+    f.canonicalize(input, now())
+        .unwrap_or_else(|e| panic!("{}: `{input}` should be accepted: {e}", f.name))
+}
+
+#[test]
+fn field_values_are_validated_per_kind() {
+    let ml = template("missile-launch");
+
+    let count = field(ml, "count");
+    assert_eq!(count.kind, FieldKind::Integer { min: 1, max: 100 });
+    assert!(invalid(count, "0").contains("outside 1..=100"));
+    assert!(invalid(count, "101").contains("outside 1..=100"));
+    assert!(invalid(count, "three").contains("not a whole number"));
+    assert!(invalid(count, "2.5").contains("not a whole number"));
+    assert_eq!(canonical(count, " 7 "), "7");
+    assert_eq!(canonical(count, "007"), "7");
+
+    let kind = field(ml, "missile_type");
+    let message = invalid(kind, "banana");
+    assert!(
+        message.contains("`banana`") && message.contains("icbm") && message.contains("slbm"),
+        "{message}"
+    );
+    assert_eq!(canonical(kind, "ICBM"), "icbm");
+    assert_eq!(
+        canonical(kind, "space launch vehicle"),
+        "space_launch_vehicle"
+    );
+    assert_eq!(
+        canonical(kind, "Ракета космического назначения"),
+        "space_launch_vehicle"
+    );
+
+    let area = field(ml, "launch_area");
+    for bad in ["91N 10E", "45.92N", "north pole", "10N 181E"] {
+        assert!(invalid(area, bad).contains("not a position"), "{bad}");
+    }
+    assert_eq!(canonical(area, "45.92N 63.34E"), "45.9200N 063.3400E");
+    assert_eq!(canonical(area, "-33.5, -70.25"), "33.5000S 070.2500W");
+
+    let window = field(ml, "launch_window");
+    for bad in ["90", "2 hours", "soon"] {
+        assert!(invalid(window, bad).contains("not a duration"), "{bad}");
+    }
+    assert_eq!(canonical(window, "150m"), "2h 30m");
+    assert_eq!(canonical(window, "1d"), "1d");
+
+    let when = field(ml, "launch_time");
+    for bad in ["tomorrow", "321415Z NOV 26", "261415Z FOO 26", "+"] {
+        assert!(invalid(when, bad).contains("not a date-time"), "{bad}");
+    }
+    assert_eq!(canonical(when, DTG_INPUT), DTG_CANONICAL);
+    assert_eq!(canonical(when, "2026-11-26 14:15"), DTG_CANONICAL);
+    assert_eq!(canonical(when, "+30m"), "2026-11-20T08:30:00Z");
+    assert_eq!(canonical(when, "now"), "2026-11-20T08:00:00Z");
+
+    let subject = field(template("general"), "subject");
+    assert_eq!(
+        subject.kind,
+        FieldKind::Text {
+            multiline: false,
+            max_len: 200
+        }
+    );
+    assert!(invalid(subject, &"x".repeat(201)).contains("at most 200"));
+    assert_eq!(
+        canonical(subject, &"я".repeat(200)),
+        "я".repeat(200),
+        "length counts characters, not bytes"
+    );
+    assert!(invalid(subject, "red \u{1b}[31malert").contains("U+001B"));
+    assert!(
+        invalid(subject, "two\nlines").contains("U+000A"),
+        "a single-line field refuses newlines"
+    );
+    assert_eq!(canonical(subject, "  padded  "), "padded");
+
+    let remarks = field(ml, "remarks");
+    assert_eq!(
+        canonical(remarks, "line one\nline two\n\n"),
+        "line one\nline two"
+    );
+    assert!(invalid(remarks, "bell\u{7}").contains("U+0007"));
+
+    for f in [count, kind, area, window, when, subject] {
+        assert_eq!(
+            f.canonicalize("   ", now()),
+            Err(ValueError::Missing {
+                field: f.name.clone()
+            }),
+            "{}: blank is missing",
+            f.name
+        );
+    }
+}
+
+#[test]
+fn wire_values_must_be_canonical() {
+    let ml = template("missile-launch");
+    let cases: [(&str, &str, &str); 6] = [
+        ("count", "7", "007"),
+        ("missile_type", "icbm", "ICBM"),
+        ("launch_area", "45.9200N 063.3400E", "45.92N 63.34E"),
+        ("launch_window", "2h 30m", "150m"),
+        ("launch_time", DTG_CANONICAL, DTG_INPUT),
+        ("remarks", "text", "text\n"),
+    ];
+    for (name, good, bad) in cases {
+        let f = field(ml, name);
+        assert_eq!(
+            f.check_canonical(good),
+            Ok(()),
+            "{name}: `{good}` is canonical"
+        );
+        match f.check_canonical(bad) {
+            Err(ValueError::Invalid { field, message }) => {
+                assert_eq!(field, name);
+                assert!(message.contains("canonical"), "{message}");
+            }
+            other => panic!("{name}: `{bad}` must be refused from the wire, got {other:?}"),
+        }
+    }
+    let when = field(ml, "launch_time");
+    assert!(
+        when.check_canonical("now").is_err(),
+        "relative times never travel"
+    );
+    assert!(
+        when.check_canonical("+30m").is_err(),
+        "relative times never travel"
+    );
+    assert!(
+        field(ml, "count").check_canonical("500").is_err(),
+        "out of range on the wire too"
+    );
+
+    // A whole value set: unknown and missing fields are both named.
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    values.insert("count".into(), "3".into());
+    values.insert("warhead".into(), "none".into());
+    let errors = ml.check_values(&values).expect_err("incomplete");
+    assert!(
+        errors.contains(&ValueError::Unknown {
+            field: "warhead".into(),
+            template: "missile-launch".into()
+        }),
+        "{errors:?}"
+    );
+    for required in [
+        "launch_time",
+        "launch_window",
+        "launch_area",
+        "impact_area",
+        "missile_type",
+    ] {
+        assert!(
+            errors.contains(&ValueError::Missing {
+                field: required.into()
+            }),
+            "{required}: {errors:?}"
+        );
+    }
+    assert!(
+        !errors.contains(&ValueError::Missing {
+            field: "remarks".into()
+        }),
+        "remarks is optional"
+    );
+}
+
+#[test]
+fn draft_check_reports_every_field_problem() {
+    let draft = Draft {
+        template_id: "missile-launch".into(),
+        fields: [
+            ("count", "0"),
+            ("missile_type", "banana"),
+            ("launch_time", "tomorrow"),
+            ("launch_window", "90"),
+            ("launch_area", "91N 10E"),
+            ("colour", "red"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..Draft::default()
+    };
+    match compose::check(&draft, catalog(), now()) {
+        Err(DraftError::Fields(errors)) => {
+            let named: Vec<&str> = errors
+                .iter()
+                .map(|e| match e {
+                    ValueError::Missing { field }
+                    | ValueError::Unknown { field, .. }
+                    | ValueError::Invalid { field, .. } => field.as_str(),
+                })
+                .collect();
+            for f in [
+                "count",
+                "missile_type",
+                "launch_time",
+                "launch_window",
+                "launch_area",
+                "colour",
+                "impact_area",
+            ] {
+                assert!(named.contains(&f), "{f} not reported: {errors:?}");
+            }
+            assert_eq!(errors.len(), 7, "{errors:?}");
+        }
+        other => panic!("expected field errors, got {other:?}"),
+    }
+    let unknown = Draft {
+        template_id: "no-such-template".into(),
+        ..Draft::default()
+    };
+    assert!(matches!(
+        compose::check(&unknown, catalog(), now()),
+        Err(DraftError::UnknownTemplate(_))
+    ));
+}
+
+// ---- broken template files ----
+
+const PROBE: &str = r#"# A template for tests.
+id = "probe"
+version = 1
+precedence = "PRIORITY"
+
+[title]
+en = "Probe"
+ru = "Проба"
+
+[body]
+en = "Subject: {subject}."
+ru = "Тема: {subject}."
+
+[[fields]]
+name = "subject"
+type = "text"
+required = true
+label = { en = "Subject", ru = "Тема" }
+
+[[fields]]
+name = "note"
+type = "text"
+required = false
+label = { en = "Note", ru = "Примечание" }
+
+[[fields]]
+name = "kind"
+type = "choice"
+required = true
+label = { en = "Kind", ru = "Вид" }
+choices = [
+  { value = "alpha", en = "Alpha", ru = "Альфа" },
+]
+"#;
+
+fn probe_path() -> PathBuf {
+    PathBuf::from("dir/probe.toml")
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "`{needle}` should occur on exactly one line: {hits:?}"
+    );
+    hits[0]
+}
+
+fn edited(from: &str, to: &str) -> String {
+    assert!(
+        PROBE.contains(from),
+        "`{from}` is not in the probe template"
+    );
+    PROBE.replacen(from, to, 1)
+}
+
+fn problems(path: &Path, text: &str) -> Vec<Problem> {
+    match parse_template(path, text) {
+        Ok(t) => panic!("expected problems, but `{}` was accepted", t.id),
+        Err(p) => {
+            assert!(!p.is_empty());
+            for problem in &p {
+                assert_eq!(problem.path, path, "{problem}");
+                assert!(
+                    problem.line.is_some(),
+                    "every problem has a line: {problem}"
+                );
+            }
+            p
+        }
+    }
+}
+
+#[test]
+fn probe_template_is_valid() {
+    let t = parse_template(&probe_path(), PROBE).expect("the probe template is valid");
+    assert_eq!(t.id, "probe");
+    assert_eq!(t.fields.len(), 3);
+}
+
+#[test]
+fn broken_template_unknown_key() {
+    let text = edited("version = 1\n", "version = 1\ncolour = \"red\"\n");
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].line, Some(line_of(&text, "colour")), "{}", p[0]);
+    assert!(p[0].message.contains("colour"), "{}", p[0]);
+    assert!(
+        p[0].to_string()
+            .starts_with(&format!("dir/probe.toml:{}: ", line_of(&text, "colour"))),
+        "{}",
+        p[0]
+    );
+
+    let text = edited("required = false\n", "required = false\nmandatory = true\n");
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].line, Some(line_of(&text, "mandatory")), "{}", p[0]);
+}
+
+/// The line of a body problem: within the `[body]` table.
+fn assert_in_body(text: &str, p: &Problem) {
+    let line = p.line.expect("line");
+    let (start, end) = (line_of(text, "[body]"), line_of(text, "ru = \"Тема:"));
+    assert!(
+        (start..=end).contains(&line),
+        "line {line} is not in the body ({start}..={end}): {p}"
+    );
+}
+
+#[test]
+fn broken_template_placeholder_names_missing_field() {
+    let text = edited(
+        "en = \"Subject: {subject}.\"",
+        "en = \"Subject: {subjekt}.\"",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "body.en");
+    assert!(
+        p[0].message.contains("{subjekt}") && p[0].message.contains("names no field"),
+        "{}",
+        p[0]
+    );
+    assert_in_body(&text, &p[0]);
+
+    let text = edited(
+        "ru = \"Тема: {subject}.\"",
+        "ru = \"Тема: {subject} {open\"",
+    );
+    let p = problems(&probe_path(), &text);
+    assert!(
+        p.iter()
+            .any(|x| x.key == "body.ru" && x.message.contains("never closed")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn broken_template_placeholder_names_optional_field() {
+    let text = edited(
+        "ru = \"Тема: {subject}.\"",
+        "ru = \"Тема: {subject}, {note}.\"",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "body.ru");
+    assert!(
+        p[0].message.contains("{note}") && p[0].message.contains("optional"),
+        "{}",
+        p[0]
+    );
+    assert_in_body(&text, &p[0]);
+}
+
+#[test]
+fn broken_template_choice_without_choices() {
+    let text = edited(
+        "choices = [\n  { value = \"alpha\", en = \"Alpha\", ru = \"Альфа\" },\n]\n",
+        "",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "fields.kind.choices");
+    assert_eq!(
+        p[0].line,
+        Some(line_of(&text, "type = \"choice\"")),
+        "{}",
+        p[0]
+    );
+    assert!(p[0].message.contains("at least one choice"), "{}", p[0]);
+
+    let text = edited(
+        "choices = [\n  { value = \"alpha\", en = \"Alpha\", ru = \"Альфа\" },\n]\n",
+        "choices = []\n",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "fields.kind.choices");
+}
+
+#[test]
+fn broken_template_id_must_match_file_name() {
+    let path = Path::new("dir/other-name.toml");
+    let p = problems(path, PROBE);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "id");
+    assert_eq!(p[0].line, Some(line_of(PROBE, "id = ")), "{}", p[0]);
+    assert!(p[0].message.contains("`other-name`"), "{}", p[0]);
+    assert!(
+        p[0].to_string()
+            .starts_with("dir/other-name.toml:2: key `id`: "),
+        "{}",
+        p[0]
+    );
+}
+
+#[test]
+fn broken_template_reports_every_problem() {
+    let text = edited("precedence = \"PRIORITY\"", "precedence = \"URGENT\"");
+    let text = text.replacen(
+        "type = \"text\"\nrequired = false",
+        "type = \"colour\"\nrequired = false",
+        1,
+    );
+    let text = text.replacen("name = \"kind\"", "name = \"Kind\"", 1);
+    let p = problems(Path::new("dir/probe.toml"), &text);
+    let keys: Vec<&str> = p.iter().map(|x| x.key.as_str()).collect();
+    assert!(keys.contains(&"precedence"), "{p:#?}");
+    assert!(keys.contains(&"fields.note.type"), "{p:#?}");
+    assert!(keys.contains(&"fields.name"), "{p:#?}");
+    let precedence = p
+        .iter()
+        .find(|x| x.key == "precedence")
+        .expect("precedence problem");
+    assert_eq!(precedence.line, Some(line_of(&text, "URGENT")));
+    let colour = p
+        .iter()
+        .find(|x| x.key == "fields.note.type")
+        .expect("type problem");
+    assert_eq!(colour.line, Some(line_of(&text, "colour")));
+    assert!(
+        colour.message.contains("`colour`") && colour.message.contains("coordinates"),
+        "{colour}"
+    );
+    assert_eq!(p.len(), 3, "{p:#?}");
+}
+
+#[test]
+fn catalog_keeps_good_templates_and_names_bad_files() {
+    let general = include_str!("../assets/templates/general.toml");
+    let broken = edited(
+        "en = \"Subject: {subject}.\"",
+        "en = \"Subject: {nosuch}.\"",
+    );
+    let (catalog, problems) = Catalog::from_sources([
+        (PathBuf::from("t/general.toml"), general),
+        (PathBuf::from("t/probe.toml"), broken.as_str()),
+        (PathBuf::from("t/again/general.toml"), general),
+    ]);
+    assert_eq!(catalog.current().len(), 1);
+    assert!(catalog.latest("general").is_some());
+    assert!(catalog.latest("probe").is_none());
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == Path::new("t/probe.toml") && p.key == "body.en"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == Path::new("t/again/general.toml")
+                && p.message.contains("defined twice")),
+        "{problems:#?}"
+    );
+}
