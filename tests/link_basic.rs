@@ -1,0 +1,39 @@
+//! Two real stations on loopback: release, receipt, acknowledgement.
+
+mod support;
+
+use std::time::Duration;
+
+use hotline::station::Event;
+use hotline::store::Direction;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_is_receipted_and_acknowledged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ws = w.start().await;
+    let ms = m.start().await;
+    let mut wev = ws.subscribe();
+    let mut mev = ms.subscribe();
+
+    let (released, _) = ws.release(&op(), "MOSCOW", general("hello")).await.expect("release");
+    let id = released.id;
+    wait_event(&mut wev, Duration::from_secs(20), |e| matches!(e, Event::Receipt { id: i, .. } if *i == id)).await;
+    wait_event(&mut mev, Duration::from_secs(5), |e| matches!(e, Event::Received { id: i, .. } if *i == id)).await;
+
+    ms.acknowledge(&op(), id).await.expect("ack");
+    let e = wait_event(&mut wev, Duration::from_secs(20), |e| matches!(e, Event::Acknowledged { id: i, .. } if *i == id)).await;
+    assert!(matches!(e, Event::Acknowledged { ref by, .. } if by == "op"));
+
+    let out = ws.list(Direction::Out).expect("outbox");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].state, "acknowledged");
+    assert_eq!(out[0].ack_by.as_deref(), Some("op"));
+    assert!(out[0].receipt_at.is_some());
+    let inbox = ms.list(Direction::In).expect("inbox");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].state, "acknowledged");
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
