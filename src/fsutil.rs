@@ -19,14 +19,14 @@ pub enum PermissionError {
          Run `chmod 600 {path}`"
     )]
     OthersCanWrite { path: PathBuf, mode: u32 },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PermissionError + '_ {
-    move |source| PermissionError::Io {
+    move |cause| PermissionError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

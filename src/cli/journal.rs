@@ -66,17 +66,25 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
     };
     let journal = Journal::open_read_only(&config.journal_path)?;
     match journal.verify_audit(&station_key)? {
+        // The station checkpoints the head in the same transaction as every
+        // batch, so entries past the newest checkpoint mean checkpoints were
+        // removed, perhaps to hide a rewrite.
+        Ok(v) if v.entries > v.checkpoint.unwrap_or(0) => {
+            eprintln!(
+                "audit log: FAILED: entries {} to {} are not covered by a signed checkpoint; \
+                 checkpoints were removed, or the log was written without the station key",
+                v.checkpoint.unwrap_or(0) + 1,
+                v.entries
+            );
+            Ok(ExitCode::from(2))
+        }
         Ok(v) => {
             match (&v.head, v.checkpoint) {
-                (None, _) => println!("audit log: empty"),
                 (Some(h), Some(cp)) => println!(
                     "audit log: {} entries, chain intact; head {} {}; last signed checkpoint at entry {cp} verifies",
                     v.entries, h.seq, h.hash
                 ),
-                (Some(h), None) => println!(
-                    "audit log: {} entries, chain intact; head {} {}; no signed checkpoint yet",
-                    v.entries, h.seq, h.hash
-                ),
+                _ => println!("audit log: empty"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -21,8 +21,8 @@ pub enum EditError {
     Parse { path: String, message: String },
     #[error("{path}: {message}")]
     Conflict { path: String, message: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 }
 
 /// The example config, set up for a new station.
@@ -49,9 +49,9 @@ pub fn example_for(
 
 fn load(path: &Path) -> Result<DocumentMut, EditError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| EditError::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| EditError::Io {
         path: shown.clone(),
-        source,
+        cause,
     })?;
     text.parse().map_err(|e: toml_edit::TomlError| EditError::Parse {
         path: shown,
@@ -60,9 +60,9 @@ fn load(path: &Path) -> Result<DocumentMut, EditError> {
 }
 
 fn save(path: &Path, doc: &DocumentMut) -> Result<(), EditError> {
-    fsutil::replace_atomic(path, doc.to_string().as_bytes(), 0o600).map_err(|source| EditError::Io {
+    fsutil::replace_atomic(path, doc.to_string().as_bytes(), 0o600).map_err(|cause| EditError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })
 }
 

@@ -178,8 +178,15 @@ impl Config {
     }
 }
 
+/// The permission problem without the path, which the Problem names already.
 fn permission_message(e: fsutil::PermissionError) -> String {
-    e.to_string()
+    match e {
+        fsutil::PermissionError::OthersCanWrite { path, mode } | fsutil::PermissionError::SecretReadable { path, mode } => format!(
+            "permissions {mode:03o} let other users change this file, which holds passphrase hashes; it is refused. Run `chmod 600 {}`",
+            path.display()
+        ),
+        fsutil::PermissionError::Io { cause, .. } => cause.to_string(),
+    }
 }
 
 struct Checker<'t> {
@@ -247,6 +254,8 @@ impl Checker<'_> {
 
     fn check(&mut self, raw: RawConfig) -> Option<Config> {
         let st = &raw.station;
+        // A bad name or address is reported, then replaced by a placeholder
+        // so that every other problem in the file is still found.
         let name = match StationName::new(st.name.get_ref()) {
             Ok(n) => Some(n),
             Err(e) => {
@@ -254,6 +263,7 @@ impl Checker<'_> {
                 None
             }
         };
+        let placeholder = || StationName::new("INVALID").ok();
         let language = match &st.language {
             None => Language::En,
             Some(v) => v.get_ref().parse().unwrap_or_else(|e: crate::domain::UnknownLanguage| {
@@ -265,7 +275,8 @@ impl Checker<'_> {
         let listen = match &st.listen {
             Some(v) => self.address(v, "station.listen"),
             None => DEFAULT_LISTEN.parse().ok(),
-        };
+        }
+        .or_else(|| DEFAULT_LISTEN.parse().ok());
         let addresses = st
             .addresses
             .iter()
@@ -278,7 +289,7 @@ impl Checker<'_> {
             None => data_dir.join("journal.sqlite"),
         };
         let station = StationConfig {
-            name: name.clone()?,
+            name: name.clone().or_else(placeholder)?,
             key_file: self.resolve(st.key_file.as_ref().map_or("station.key", |v| v.get_ref())),
             card: self.resolve(st.card.as_ref().map_or("station.card.toml", |v| v.get_ref())),
             data_dir,

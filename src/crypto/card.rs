@@ -24,8 +24,8 @@ pub struct StationCard {
 /// Why a card was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
-    #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: key `{key}`: {message}")]
@@ -61,9 +61,9 @@ impl StationCard {
 
     pub fn load(path: &Path) -> Result<(Self, PeerKeys), CardError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| CardError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| CardError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
         Self::parse(&text, &shown)
     }

@@ -29,8 +29,8 @@ pub enum KeyFileError {
     Permission(#[from] PermissionError),
     #[error("{path}: already exists; hotline never overwrites a key. Move it away first if you mean to replace it")]
     Exists { path: PathBuf },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: wrong passphrase, or the file is damaged")]
     WrongPassphrase { path: PathBuf },
     #[error("{path}: the key file is protected by a passphrase, and none was given: {reason}")]
@@ -76,9 +76,9 @@ pub fn write_key_file(path: &Path, keys: &StationKeys, passphrase: Option<Secret
         None => Zeroizing::new(text.as_bytes().to_vec()),
         Some(pass) => Zeroizing::new(armor_with_passphrase(text.as_bytes(), pass)?),
     };
-    fsutil::create_private(path, &bytes).map_err(|source| KeyFileError::Io {
+    fsutil::create_private(path, &bytes).map_err(|cause| KeyFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -108,9 +108,9 @@ pub fn read_key_file(
     passphrase: impl FnOnce() -> Result<SecretString, String>,
 ) -> Result<StationKeys, KeyFileError> {
     fsutil::check_private(path)?;
-    let io = |source| KeyFileError::Io {
+    let io = |cause| KeyFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
     if len > MAX_KEY_FILE {
@@ -119,9 +119,9 @@ pub fn read_key_file(
             message: format!("{len} bytes is far too large for a key file"),
         });
     }
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|source| KeyFileError::Io {
+    let raw = Zeroizing::new(std::fs::read(path).map_err(|cause| KeyFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?);
     let plain: Zeroizing<Vec<u8>> = if is_protected(&raw) {
         let pass = passphrase().map_err(|reason| KeyFileError::NoPassphrase {

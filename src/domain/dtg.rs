@@ -33,6 +33,12 @@ impl fmt::Display for Dtg {
     }
 }
 
+/// A timestamp as the journal stores it: UTC with all nine fraction digits,
+/// so that text order is time order.
+pub fn stamp(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S.%NZ").to_string()
+}
+
 /// Why typed date-time text was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -122,6 +128,15 @@ mod tests {
         assert!(parse_datetime("tomorrow", now).is_err());
         assert!(parse_datetime("321415Z NOV 26", now).is_err());
         assert!(parse_datetime("+", now).is_err());
+    }
+
+    #[test]
+    fn stamps_sort_as_text() {
+        let a = stamp(at("2026-11-26T14:15:20.12Z"));
+        let b = stamp(at("2026-11-26T14:15:20.123Z"));
+        assert_eq!(a, "2026-11-26T14:15:20.120000000Z");
+        assert!(a < b);
+        assert_eq!(a.parse::<Timestamp>().ok(), Some(at("2026-11-26T14:15:20.12Z")));
     }
 
     #[test]

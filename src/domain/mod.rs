@@ -10,7 +10,7 @@ mod names;
 mod precedence;
 
 pub use coordinates::Coordinates;
-pub use dtg::{Dtg, parse_datetime};
+pub use dtg::{Dtg, parse_datetime, stamp};
 pub use duration::{format_duration, parse_duration};
 pub use language::{Language, UnknownLanguage};
 pub use message::{AttachmentRef, Message, MessageId, Original, TemplateRef};

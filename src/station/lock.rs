@@ -19,16 +19,16 @@ pub struct DataDirLock {
 pub enum LockError {
     #[error("another station is already running on {0} (its lock is held)")]
     Held(PathBuf),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 }
 
 /// Takes the data directory's lock, or says who has it.
 pub fn acquire(data_dir: &Path) -> Result<DataDirLock, LockError> {
     let path = data_dir.join("station.lock");
-    crate::fsutil::create_private_dir(data_dir).map_err(|source| LockError::Io {
+    crate::fsutil::create_private_dir(data_dir).map_err(|cause| LockError::Io {
         path: data_dir.to_path_buf(),
-        source,
+        cause,
     })?;
     let file = OpenOptions::new()
         .read(true)
@@ -37,7 +37,7 @@ pub fn acquire(data_dir: &Path) -> Result<DataDirLock, LockError> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|source| LockError::Io { path: path.clone(), source })?;
+        .map_err(|cause| LockError::Io { path: path.clone(), cause })?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {

@@ -6,6 +6,8 @@
 
 use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
+
+use crate::domain::stamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,7 +67,7 @@ pub fn append(tx: &Transaction<'_>, actor: &str, action: &str, detail: &str) -> 
         Some(h) => (h.seq + 1, h.hash),
         None => (1, GENESIS.to_string()),
     };
-    let at = Timestamp::now().to_string();
+    let at = stamp(Timestamp::now());
     let hash = entry_hash(seq, &at, actor, action, detail, &prev);
     tx.execute(
         "INSERT INTO audit (seq, at, actor, action, detail, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -92,7 +94,7 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
     if done.is_some() {
         return Ok(());
     }
-    let at = Timestamp::now().to_string();
+    let at = stamp(Timestamp::now());
     let body = serde_json::to_vec(&CheckpointBody {
         station: key.station.to_string(),
         seq: h.seq,

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::audit::{self, Head};
 use super::{Journal, Pending, StoreError};
-use crate::domain::{Message, MessageId, Precedence};
+use crate::domain::{Message, MessageId, Precedence, stamp};
 
 /// An outbound message waiting for its receipt.
 #[derive(Clone, Debug)]
@@ -143,7 +143,7 @@ impl Journal {
             }
             tx.execute(
                 "UPDATE messages SET state = 'received', receipt = ?2, receipt_at = ?3 WHERE id = ?1 AND direction = 'out'",
-                params![id.to_string(), receipt, at.to_string()],
+                params![id.to_string(), receipt, stamp(at)],
             )?;
             audit::append(tx, "station", "receipt", &format!("id={id} peer={peer}"))?;
             Ok(true)
@@ -240,11 +240,11 @@ impl Journal {
             }
             tx.execute(
                 "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4 WHERE id = ?1 AND direction = 'in'",
-                params![id.to_string(), operator, at.to_string(), doc],
+                params![id.to_string(), operator, stamp(at), doc],
             )?;
             tx.execute(
                 "INSERT INTO acks_out (message_id, peer, precedence, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id.to_string(), peer, rank, doc, at.to_string()],
+                params![id.to_string(), peer, rank, doc, stamp(at)],
             )?;
             audit::append(tx, &operator, "acknowledge", &format!("id={id} peer={peer}"))?;
             Ok(())
@@ -256,7 +256,7 @@ impl Journal {
         self.write(move |tx| {
             tx.execute(
                 "UPDATE acks_out SET delivered_at = ?2 WHERE message_id = ?1 AND delivered_at IS NULL",
-                params![message_id.to_string(), Timestamp::now().to_string()],
+                params![message_id.to_string(), stamp(Timestamp::now())],
             )?;
             Ok(())
         })
@@ -278,7 +278,7 @@ impl Journal {
             tx.execute(
                 "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4, \
                  receipt_at = COALESCE(receipt_at, ?3) WHERE id = ?1 AND direction = 'out'",
-                params![id.to_string(), by, at.to_string(), doc],
+                params![id.to_string(), by, stamp(at), doc],
             )?;
             audit::append(tx, "station", "peer-acknowledged", &format!("id={id} peer={peer} by={by}"))?;
             Ok(true)
@@ -300,12 +300,12 @@ impl Journal {
             let (ok, rtt) = result.map_or((None, None), |(ok, rtt)| (Some(ok), rtt.map(|r| r as i64)));
             tx.execute(
                 "INSERT INTO link_tests (peer, direction, nonce, at, ok, rtt_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![peer, if outbound { "out" } else { "in" }, nonce, Timestamp::now().to_string(), ok, rtt, sealed],
+                params![peer, if outbound { "out" } else { "in" }, nonce, stamp(Timestamp::now()), ok, rtt, sealed],
             )?;
             if let Some(h) = peer_head {
                 tx.execute(
                     "INSERT OR IGNORE INTO peer_heads (peer, seq, hash, at) VALUES (?1, ?2, ?3, ?4)",
-                    params![peer, h.seq as i64, h.hash, Timestamp::now().to_string()],
+                    params![peer, h.seq as i64, h.hash, stamp(Timestamp::now())],
                 )?;
             }
             Ok(())

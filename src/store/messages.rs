@@ -3,6 +3,8 @@
 //! queries the queues need. Content is stored only as age ciphertext.
 
 use jiff::Timestamp;
+
+use crate::domain::stamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::{Journal, Pending, StoreError, audit};
@@ -104,8 +106,8 @@ pub(super) fn insert(tx: &Transaction<'_>, dir: Direction, m: &Message, state: &
             m.exercise,
             m.template.id,
             m.template.version,
-            m.released_at.to_string(),
-            Timestamp::now().to_string(),
+            stamp(m.released_at),
+            stamp(Timestamp::now()),
             m.operator.as_str(),
             state,
             sealed,

@@ -37,8 +37,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Permission(#[from] fsutil::PermissionError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("the journal was written by a newer hotline (schema {found}; this build knows up to {supported}); upgrade hotline")]
     TooNew { found: u32, supported: u32 },
     #[error("the journal is open read-only; writes need a running station")]
@@ -89,9 +89,9 @@ impl Journal {
     /// writing, and starts its writer thread. `checkpoint` signs the audit
     /// head after each batch.
     pub fn open(path: &Path, checkpoint: Option<CheckpointKey>) -> Result<Journal, StoreError> {
-        let io = |source| StoreError::Io {
+        let io = |cause| StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -99,13 +99,15 @@ impl Journal {
             }
         }
         if !path.exists() {
-            fsutil::create_private(path, b"").map_err(|source| StoreError::Io {
+            fsutil::create_private(path, b"").map_err(|cause| StoreError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
         }
         fsutil::check_private(path)?;
         let mut conn = Connection::open(path)?;
+        // Refuse a newer journal before changing anything in it.
+        schema::refuse_newer(&conn)?;
         configure(&conn)?;
         schema::migrate(&mut conn)?;
         let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -129,19 +131,13 @@ impl Journal {
         if !path.exists() {
             return Err(StoreError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here yet; start the station once to create it"),
+                cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here yet; start the station once to create it"),
             });
         }
         fsutil::check_private(path)?;
         let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         configure_reader(&reader)?;
-        let version: u32 = reader.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > schema::current_version() {
-            return Err(StoreError::TooNew {
-                found: version,
-                supported: schema::current_version(),
-            });
-        }
+        schema::refuse_newer(&reader)?;
         Ok(Journal {
             path: path.to_path_buf(),
             reader: Mutex::new(reader),

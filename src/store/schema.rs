@@ -86,9 +86,8 @@ pub fn current_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-/// Brings a journal up to the current schema. A journal from a newer build
-/// is refused rather than misread.
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+/// Refuses a journal written by a newer build, rather than misread it.
+pub fn refuse_newer(conn: &Connection) -> Result<u32, StoreError> {
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > current_version() {
         return Err(StoreError::TooNew {
@@ -96,6 +95,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: current_version(),
         });
     }
+    Ok(version)
+}
+
+/// Brings a journal up to the current schema.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version = refuse_newer(conn)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -64,7 +64,16 @@ fn run_batch(
             let err = StoreError::from(e);
             return (Err(err), completions);
         }
-        let (ok, done) = job(&tx);
+        // A job that panics (a bug, never outside data) must not take the
+        // writer down with it: it is rolled back alone and answered with an
+        // error, and the batch goes on.
+        let (ok, done) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx))) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!("a journal job panicked; it was rolled back");
+                (false, Box::new(|_: Result<(), &StoreError>| {}) as Completion)
+            }
+        };
         let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
         if let Err(e) = tx.execute_batch(end) {
             completions.push(done);

@@ -104,8 +104,16 @@ struct RawTemplate {
     version: Spanned<i64>,
     precedence: Spanned<String>,
     title: Localized,
-    body: Spanned<Localized>,
+    body: RawBody,
     fields: Vec<RawField>,
+}
+
+/// The body keeps a span per language, so a problem names its exact line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBody {
+    en: Spanned<String>,
+    ru: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +172,8 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
     });
 
     let mut fields: Vec<Field> = Vec::new();
+    // Fields whose type was wrong: reported once, not again by the body.
+    let mut broken: Vec<String> = Vec::new();
     for f in raw.fields {
         let name = f.name.get_ref().clone();
         let key = |k: &str| format!("fields.{name}.{k}");
@@ -187,8 +197,9 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             }
             extra
         };
+        let known_type = ["text", "choice", "datetime", "integer", "coordinates", "duration"].contains(&f.kind.get_ref().as_str());
         let misplaced = constraints_for(f.kind.get_ref());
-        if !misplaced.is_empty() {
+        if known_type && !misplaced.is_empty() {
             err(kind_span.clone(), &key("type"), format!("{} do not apply to a {} field", misplaced.join(", "), f.kind.get_ref()));
         }
         let kind = match f.kind.get_ref().as_str() {
@@ -235,6 +246,7 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             "duration" => FieldKind::Duration,
             other => {
                 err(kind_span.clone(), &key("type"), format!("`{other}` is not a field type; use {FIELD_TYPES}"));
+                broken.push(name);
                 continue;
             }
         };
@@ -250,22 +262,26 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         err(0..0, "fields", "a template needs at least one field".into());
     }
 
-    let body_span = raw.body.span();
-    let body = raw.body.into_inner();
-    for lang in Language::ALL {
-        match super::render::placeholders(body.get(lang)) {
-            Err(message) => err(body_span.clone(), &format!("body.{lang}"), message),
+    for (lang, text) in [(Language::En, &raw.body.en), (Language::Ru, &raw.body.ru)] {
+        let span = text.span();
+        match super::render::placeholders(text.get_ref()) {
+            Err(message) => err(span.clone(), &format!("body.{lang}"), message),
             Ok(names) => {
                 for n in names {
                     match fields.iter().find(|f| f.name == n) {
                         Some(f) if f.required => {}
-                        Some(_) => err(body_span.clone(), &format!("body.{lang}"), format!("{{{n}}} names an optional field; the body may only use required fields")),
-                        None => err(body_span.clone(), &format!("body.{lang}"), format!("{{{n}}} names no field of this template")),
+                        Some(_) => err(span.clone(), &format!("body.{lang}"), format!("{{{n}}} names an optional field; the body may only use required fields")),
+                        None if broken.contains(&n) => {}
+                        None => err(span.clone(), &format!("body.{lang}"), format!("{{{n}}} names no field of this template")),
                     }
                 }
             }
         }
     }
+    let body = Localized {
+        en: raw.body.en.into_inner(),
+        ru: raw.body.ru.into_inner(),
+    };
 
     if !problems.is_empty() {
         return Err(problems);
