@@ -15,8 +15,15 @@ fn embed(out: &mut String, constant: &str, dir: &str) {
     let _ = writeln!(out, "pub static {constant}: &[(&str, &str)] = &[");
     for path in files {
         println!("cargo:rerun-if-changed={}", path.display());
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string());
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     let _ = writeln!(out, "];");
 }
@@ -25,7 +32,8 @@ fn main() {
     let mut out = String::new();
     embed(&mut out, "TEMPLATE_SOURCES", "assets/templates");
     embed(&mut out, "SCENARIO_SOURCES", "assets/scenarios");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("cannot write {}: {e}", dest.display());
     }

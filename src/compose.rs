@@ -8,7 +8,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::crypto::{PeerKeys, StationKeys, seal};
-use crate::domain::{Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence, StationName, TemplateRef};
+use crate::domain::{
+    Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence, StationName,
+    TemplateRef,
+};
 use crate::store::{Journal, Pending, Released};
 use crate::templates::{Catalog, Template, ValueError, render};
 
@@ -70,15 +73,25 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
         }
     }
     for f in &template.fields {
-        if f.required && !fields.contains_key(&f.name) && !errors.iter().any(|e| matches!(e, ValueError::Invalid { field, .. } if *field == f.name)) {
-            errors.push(ValueError::Missing { field: f.name.clone() });
+        if f.required
+            && !fields.contains_key(&f.name)
+            && !errors
+                .iter()
+                .any(|e| matches!(e, ValueError::Invalid { field, .. } if *field == f.name))
+        {
+            errors.push(ValueError::Missing {
+                field: f.name.clone(),
+            });
         }
     }
     if !errors.is_empty() {
         return Err(DraftError::Fields(errors));
     }
     let text = draft.text.trim_end().to_string();
-    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
+    if let Some(c) = text
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(DraftError::BadText(u32::from(c)));
     }
     Ok(Checked {
@@ -100,7 +113,13 @@ pub struct Origin {
 }
 
 /// The complete message for `serial`, with the sender's own rendering.
-pub fn build(checked: &Checked, origin: &Origin, to: &StationName, serial: u64, now: Timestamp) -> Message {
+pub fn build(
+    checked: &Checked,
+    origin: &Origin,
+    to: &StationName,
+    serial: u64,
+    now: Timestamp,
+) -> Message {
     let now = now.round(jiff::Unit::Second).unwrap_or(now);
     let mut message = Message {
         protocol: PROTOCOL.to_string(),
@@ -126,14 +145,25 @@ pub fn build(checked: &Checked, origin: &Origin, to: &StationName, serial: u64, 
             text: String::new(),
         },
     };
-    message.original.text = render(&message, &checked.template, origin.language, origin.language);
+    message.original.text = render(
+        &message,
+        &checked.template,
+        origin.language,
+        origin.language,
+    );
     message
 }
 
 /// Releases a checked draft to `peer`: the serial is allocated, the message
 /// built, sealed and stored in one journal transaction. It is released when
 /// the returned write completes.
-pub fn release(journal: &Journal, keys: Arc<StationKeys>, peer: PeerKeys, checked: Checked, origin: Origin) -> Pending<(Released, Message)> {
+pub fn release(
+    journal: &Journal,
+    keys: Arc<StationKeys>,
+    peer: PeerKeys,
+    checked: Checked,
+    origin: Origin,
+) -> Pending<(Released, Message)> {
     let to = peer.name.clone();
     journal.release(to.clone(), move |serial| {
         let message = build(&checked, &origin, &to, serial, Timestamp::now());

@@ -82,8 +82,14 @@ pub fn replace_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()
         Err(e) if e.kind() == io::ErrorKind::NotFound => new_mode,
         Err(e) => return Err(e),
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     {
         let mut file = OpenOptions::new()
@@ -106,7 +112,10 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 }
 
 fn sync_parent(path: &Path) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
 }
 
@@ -136,7 +145,7 @@ mod tests {
         replace_atomic(&path, b"b", 0o600).expect("second write");
         assert_eq!(fs::read(&path).expect("read"), b"b");
         assert_eq!(mode_of(&path).expect("mode"), 0o640);
-        assert_eq!(check_config(&path).expect("not writable by others"), true);
+        assert!(check_config(&path).expect("not writable by others"));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
         assert!(check_config(&path).is_err());
     }

@@ -1,5 +1,8 @@
 //! hotline: the duty-officer console of a government-to-government crisis link.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 //!
 //! The crate is layered; each layer only calls down (see DESIGN.md):
 //!

@@ -54,7 +54,11 @@ impl FrameKind {
             // A message decrypts to at most 1 MiB; age adds well under 1%.
             FrameKind::Message => 1_100_000,
             FrameKind::LinkTest | FrameKind::LinkTestReply => 64 * 1024,
-            FrameKind::Hello | FrameKind::Probe | FrameKind::Receipt | FrameKind::Refusal | FrameKind::Ack => 16 * 1024,
+            FrameKind::Hello
+            | FrameKind::Probe
+            | FrameKind::Receipt
+            | FrameKind::Refusal
+            | FrameKind::Ack => 16 * 1024,
         }
     }
 }
@@ -78,7 +82,11 @@ pub enum WireError {
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
     #[error("a {kind:?} frame of {len} bytes exceeds the limit of {max}")]
-    TooLarge { kind: FrameKind, len: usize, max: usize },
+    TooLarge {
+        kind: FrameKind,
+        len: usize,
+        max: usize,
+    },
     #[error("frame payload is shorter than its header says")]
     Truncated,
     #[error("trailing bytes after the frame")]
@@ -106,7 +114,9 @@ impl Frame {
             .and_then(|h| h.try_into().ok())
             .ok_or(WireError::Truncated)?;
         let (kind, len) = parse_header(header)?;
-        let payload = bytes.get(HEADER_LEN..HEADER_LEN + len).ok_or(WireError::Truncated)?;
+        let payload = bytes
+            .get(HEADER_LEN..HEADER_LEN + len)
+            .ok_or(WireError::Truncated)?;
         if bytes.len() > HEADER_LEN + len {
             return Err(WireError::Trailing);
         }
@@ -140,9 +150,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_frames() {
-        assert_eq!(Frame::decode(&[9, 0, 0, 0, 0]), Err(WireError::UnknownKind(9)));
-        assert!(matches!(Frame::decode(&[3, 0xff, 0, 0, 0]), Err(WireError::TooLarge { .. })));
-        assert_eq!(Frame::decode(&[3, 0, 0, 0, 4, 1]), Err(WireError::Truncated));
+        assert_eq!(
+            Frame::decode(&[9, 0, 0, 0, 0]),
+            Err(WireError::UnknownKind(9))
+        );
+        assert!(matches!(
+            Frame::decode(&[3, 0xff, 0, 0, 0]),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert_eq!(
+            Frame::decode(&[3, 0, 0, 0, 4, 1]),
+            Err(WireError::Truncated)
+        );
         assert_eq!(Frame::decode(&[3, 0, 0, 0, 0, 1]), Err(WireError::Trailing));
         assert_eq!(Frame::decode(&[3, 0]), Err(WireError::Truncated));
     }

@@ -35,7 +35,10 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     problems.extend(Catalog::builtin_problems().iter().map(ToString::to_string));
-    notes.push(format!("templates: {} built in", Catalog::builtin().current().len()));
+    notes.push(format!(
+        "templates: {} built in",
+        Catalog::builtin().current().len()
+    ));
     if let Some(dir) = &args.templates {
         check_template_dir(dir, &mut problems, &mut notes);
     }
@@ -57,7 +60,9 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<String>) {
     let key_file = &config.station.key_file;
-    let protected = std::fs::read(key_file).map(|b| is_protected(&b)).unwrap_or(false);
+    let protected = std::fs::read(key_file)
+        .map(|b| is_protected(&b))
+        .unwrap_or(false);
     let key_env_set = std::env::var_os(KEY_PASSPHRASE_ENV).is_some();
     if protected && !key_env_set {
         match fsutil::check_private(key_file) {
@@ -77,7 +82,10 @@ fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<St
                 config.station.name
             )),
             Ok(keys) => {
-                notes.push(format!("key file: ok, fingerprint {}", keys.public().fingerprint()));
+                notes.push(format!(
+                    "key file: ok, fingerprint {}",
+                    keys.public().fingerprint()
+                ));
                 if config.station.card.exists() {
                     match StationCard::load(&config.station.card) {
                         Err(e) => problems.push(e.to_string()),
@@ -107,7 +115,11 @@ fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<St
 }
 
 fn missing_hint(path: &Path) -> &'static str {
-    if path.exists() { "" } else { " (create the station with `hotline init`)" }
+    if path.exists() {
+        ""
+    } else {
+        " (create the station with `hotline init`)"
+    }
 }
 
 fn check_template_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<String>) {
@@ -128,7 +140,12 @@ fn check_template_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<St
             }
         }
     }
-    let (catalog, found) = Catalog::from_sources(sources.iter().map(|(p, t)| (p.clone(), t.as_str())));
+    let (catalog, found) =
+        Catalog::from_sources(sources.iter().map(|(p, t)| (p.clone(), t.as_str())));
     problems.extend(found.iter().map(ToString::to_string));
-    notes.push(format!("{}: {} template(s) valid", dir.display(), catalog.current().len()));
+    notes.push(format!(
+        "{}: {} template(s) valid",
+        dir.display(),
+        catalog.current().len()
+    ));
 }

@@ -46,7 +46,10 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let name = StationName::new(&args.station)?;
     let language: Language = args.language.parse()?;
     if jiff::tz::TimeZone::get(&args.time_zone).is_err() {
-        bail!("`{}` is not an IANA time zone; use one such as UTC, Europe/Moscow or America/New_York", args.time_zone);
+        bail!(
+            "`{}` is not an IANA time zone; use one such as UTC, Europe/Moscow or America/New_York",
+            args.time_zone
+        );
     }
     let dir = &args.dir;
     fsutil::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -55,13 +58,19 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let config_path = dir.join("operator.toml");
     for p in [&key_path, &card_path, &config_path] {
         if p.exists() {
-            bail!("{} already exists; `hotline init` never overwrites a station. Use another --dir", p.display());
+            bail!(
+                "{} already exists; `hotline init` never overwrites a station. Use another --dir",
+                p.display()
+            );
         }
     }
     let passphrase = if args.no_passphrase {
         None
     } else {
-        Some(passphrase::obtain_new(KEY_PASSPHRASE_ENV, "the station key").map_err(anyhow::Error::msg)?)
+        Some(
+            passphrase::obtain_new(KEY_PASSPHRASE_ENV, "the station key")
+                .map_err(anyhow::Error::msg)?,
+        )
     };
     let keys = StationKeys::generate(name.clone()).context("the system's random source failed")?;
     write_key_file(&key_path, &keys, passphrase)?;
@@ -72,16 +81,35 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     fsutil::replace_atomic(&card_path, card.to_toml().as_bytes(), 0o644)
         .with_context(|| format!("writing {}", card_path.display()))?;
-    let config = example_for(&name, language, &args.time_zone, args.listen, &args.addresses);
-    fsutil::create_private(&config_path, config.as_bytes()).with_context(|| format!("writing {}", config_path.display()))?;
+    let config = example_for(
+        &name,
+        language,
+        &args.time_zone,
+        args.listen,
+        &args.addresses,
+    );
+    fsutil::create_private(&config_path, config.as_bytes())
+        .with_context(|| format!("writing {}", config_path.display()))?;
 
     println!("Created station {name}:");
-    println!("  secret key   {}  (owner-only; never share it)", key_path.display());
-    println!("  station card {}  (public; give it to peers)", card_path.display());
+    println!(
+        "  secret key   {}  (owner-only; never share it)",
+        key_path.display()
+    );
+    println!(
+        "  station card {}  (public; give it to peers)",
+        card_path.display()
+    );
     println!("  config       {}", config_path.display());
     println!("Fingerprint: {}", card.fingerprint);
-    println!("Next: add an operator with `hotline --config {} operator add NAME`,", config_path.display());
-    println!("and each peer with `hotline --config {} peer add THEIR-CARD.toml`.", config_path.display());
+    println!(
+        "Next: add an operator with `hotline --config {} operator add NAME`,",
+        config_path.display()
+    );
+    println!(
+        "and each peer with `hotline --config {} peer add THEIR-CARD.toml`.",
+        config_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -91,14 +119,24 @@ fn station_card(config_path: &Path) -> anyhow::Result<StationCard> {
     if config.station.card.exists() {
         let (card, _) = StationCard::load(&config.station.card)?;
         if card.station != config.station.name {
-            bail!("{}: this card is for {}, not {}", config.station.card.display(), card.station, config.station.name);
+            bail!(
+                "{}: this card is for {}, not {}",
+                config.station.card.display(),
+                card.station,
+                config.station.name
+            );
         }
         return Ok(card);
     }
     let keys = load_keys(&config)?;
     Ok(StationCard::from_keys(
         &keys.public(),
-        config.station.addresses.iter().map(ToString::to_string).collect(),
+        config
+            .station
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         Some(config.station.time_zone.clone()),
     ))
 }
@@ -124,8 +162,13 @@ pub fn identity(config_path: &Path, args: IdentityArgs) -> anyhow::Result<ExitCo
     let text = age_identity_file(&keys);
     match args.out {
         Some(path) => {
-            fsutil::create_private(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("Wrote the age identity of {} to {} (owner-only).", keys.name, path.display());
+            fsutil::create_private(&path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "Wrote the age identity of {} to {} (owner-only).",
+                keys.name,
+                path.display()
+            );
         }
         None => {
             std::io::stdout().write_all(text.as_bytes())?;

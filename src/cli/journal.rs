@@ -30,12 +30,16 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
         Some(p) => p,
         None => {
             let dir = config.station.data_dir.join("exports");
-            fsutil::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            fsutil::create_private_dir(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
             dir.join(format!("{}.age", row.id))
         }
     };
     if out.exists() {
-        bail!("{} already exists; export never overwrites a file", out.display());
+        bail!(
+            "{} already exists; export never overwrites a file",
+            out.display()
+        );
     }
     fsutil::create_private(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
     println!("{}", out.display());

@@ -103,8 +103,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Audit(cmd)) => journal::audit(&config_path, cmd),
         Some(Command::Serve) => station::serve(&config_path),
         Some(Command::Send(args)) => station::send(&config_path, args),
-        Some(Command::Inbox(args)) => station::list(&config_path, crate::store::Direction::In, args),
-        Some(Command::Outbox(args)) => station::list(&config_path, crate::store::Direction::Out, args),
+        Some(Command::Inbox(args)) => {
+            station::list(&config_path, crate::store::Direction::In, args)
+        }
+        Some(Command::Outbox(args)) => {
+            station::list(&config_path, crate::store::Direction::Out, args)
+        }
         Some(Command::Ack(args)) => station::ack(&config_path, args, false),
         Some(Command::Cancel(args)) => station::ack(&config_path, args, true),
         Some(Command::Status { json }) => station::status(&config_path, json),
@@ -145,6 +149,8 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     eprint!("{question} [yes/no] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).context("reading the answer")?;
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }

@@ -44,15 +44,34 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let (card, _) = StationCard::load(&args.card)?;
     if config.peer(card.station.as_str()).is_some() {
-        bail!("peer {} is already configured in {}", card.station, config_path.display());
+        bail!(
+            "peer {} is already configured in {}",
+            card.station,
+            config_path.display()
+        );
     }
     eprintln!("Station card for {}", card.station);
-    eprintln!("  addresses:   {}", if card.addresses.is_empty() { "(none)".into() } else { card.addresses.join(", ") });
+    eprintln!(
+        "  addresses:   {}",
+        if card.addresses.is_empty() {
+            "(none)".into()
+        } else {
+            card.addresses.join(", ")
+        }
+    );
     eprintln!("  fingerprint: {}", card.fingerprint);
     eprintln!();
-    eprintln!("Check this fingerprint with {} over a separate channel you trust", card.station);
-    eprintln!("(read aloud by a known person). Anyone who can swap this card can read and forge traffic.");
-    if !confirm(&format!("Did you check the fingerprint of {} out of band?", card.station))? {
+    eprintln!(
+        "Check this fingerprint with {} over a separate channel you trust",
+        card.station
+    );
+    eprintln!(
+        "(read aloud by a known person). Anyone who can swap this card can read and forge traffic."
+    );
+    if !confirm(&format!(
+        "Did you check the fingerprint of {} out of band?",
+        card.station
+    ))? {
         eprintln!("Not added.");
         return Ok(ExitCode::from(1));
     }
@@ -68,7 +87,8 @@ pub fn operator(config_path: &Path, cmd: OperatorCommand) -> anyhow::Result<Exit
     if args.clearance.trim().is_empty() || args.clearance.chars().any(char::is_control) {
         bail!("--clearance must be plain text, such as \"TOP SECRET\"");
     }
-    let pass = passphrase::obtain_new(OPERATOR_PASSPHRASE_ENV, &format!("operator {name}")).map_err(anyhow::Error::msg)?;
+    let pass = passphrase::obtain_new(OPERATOR_PASSPHRASE_ENV, &format!("operator {name}"))
+        .map_err(anyhow::Error::msg)?;
     if pass_is_weak(&pass) {
         bail!("that passphrase is shorter than 8 characters; choose a longer one");
     }
@@ -77,7 +97,10 @@ pub fn operator(config_path: &Path, cmd: OperatorCommand) -> anyhow::Result<Exit
     if new {
         println!("Added operator {name} to {}.", config_path.display());
     } else {
-        println!("Set a new passphrase for operator {name} in {}.", config_path.display());
+        println!(
+            "Set a new passphrase for operator {name} in {}.",
+            config_path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,10 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         println!(
             "station {} listening on {} (control socket {})",
             station.name(),
-            station.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            station
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             socket.display()
         );
         wait_for_signal().await;
@@ -106,13 +109,20 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         fields.insert(k.trim().to_string(), v.to_string());
     }
     let mut client = connect(&config)?;
-    let pass = passphrase::obtain(OPERATOR_PASSPHRASE_ENV, &format!("Passphrase for {}: ", args.operator)).map_err(anyhow::Error::msg)?;
+    let pass = passphrase::obtain(
+        OPERATOR_PASSPHRASE_ENV,
+        &format!("Passphrase for {}: ", args.operator),
+    )
+    .map_err(anyhow::Error::msg)?;
     let second_passphrase = match &args.second_operator {
         Some(name) => Some(
-            passphrase::obtain(SECOND_PASSPHRASE_ENV, &format!("Passphrase for {name} (second operator): "))
-                .map_err(anyhow::Error::msg)?
-                .expose_secret()
-                .to_string(),
+            passphrase::obtain(
+                SECOND_PASSPHRASE_ENV,
+                &format!("Passphrase for {name} (second operator): "),
+            )
+            .map_err(anyhow::Error::msg)?
+            .expose_secret()
+            .to_string(),
         ),
         None => None,
     };
@@ -191,7 +201,11 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
     let config = load_config(config_path)?;
     let rows = match connect(&config) {
         Ok(mut client) => {
-            let request = if direction == Direction::In { Request::Inbox } else { Request::Outbox };
+            let request = if direction == Direction::In {
+                Request::Inbox
+            } else {
+                Request::Outbox
+            };
             client.call(&request)?
         }
         Err(ClientError::NotRunning(_)) => {
@@ -221,19 +235,35 @@ pub struct OperatorArgs {
 pub fn ack(config_path: &Path, args: OperatorArgs, cancel: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let mut client = connect(&config)?;
-    let pass = passphrase::obtain(OPERATOR_PASSPHRASE_ENV, &format!("Passphrase for {}: ", args.operator)).map_err(anyhow::Error::msg)?;
+    let pass = passphrase::obtain(
+        OPERATOR_PASSPHRASE_ENV,
+        &format!("Passphrase for {}: ", args.operator),
+    )
+    .map_err(anyhow::Error::msg)?;
     let passphrase = pass.expose_secret().to_string();
     let (id, operator) = (args.id.clone(), args.operator.clone());
     let req = if cancel {
-        Request::Cancel { id, operator, passphrase }
+        Request::Cancel {
+            id,
+            operator,
+            passphrase,
+        }
     } else {
-        Request::Ack { id, operator, passphrase }
+        Request::Ack {
+            id,
+            operator,
+            passphrase,
+        }
     };
     let result = client.call(&req)?;
     if cancel {
         println!("cancelled {}", args.id);
     } else {
-        println!("acknowledged {} as {}", result["id"].as_str().unwrap_or(""), args.operator);
+        println!(
+            "acknowledged {} as {}",
+            result["id"].as_str().unwrap_or(""),
+            args.operator
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -243,14 +273,30 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let status = match connect(&config) {
         Ok(mut client) => client.call(&Request::Status)?,
         Err(ClientError::NotRunning(p)) => {
-            println!("station {}: NOT RUNNING (no live socket at {})", config.station.name, p.display());
+            println!(
+                "station {}: NOT RUNNING (no live socket at {})",
+                config.station.name,
+                p.display()
+            );
             if lock::is_held(&config.station.data_dir) {
-                println!("  (but its data directory is locked: a station may be starting or stuck)");
+                println!(
+                    "  (but its data directory is locked: a station may be starting or stuck)"
+                );
             }
             if let Ok(journal) = Journal::open_read_only(&config.journal_path) {
-                let unacked = journal.list(Direction::In)?.iter().filter(|r| r.state == "received").count();
-                let pending = journal.list(Direction::Out)?.iter().filter(|r| r.state == "queued" || r.state == "sent").count();
-                println!("  journal: {unacked} inbound unacknowledged, {pending} outbound without receipt");
+                let unacked = journal
+                    .list(Direction::In)?
+                    .iter()
+                    .filter(|r| r.state == "received")
+                    .count();
+                let pending = journal
+                    .list(Direction::Out)?
+                    .iter()
+                    .filter(|r| r.state == "queued" || r.state == "sent")
+                    .count();
+                println!(
+                    "  journal: {unacked} inbound unacknowledged, {pending} outbound without receipt"
+                );
             }
             return Ok(ExitCode::from(3));
         }
@@ -260,15 +306,24 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("station {}: RUNNING", status["station"].as_str().unwrap_or(""));
+    println!(
+        "station {}: RUNNING",
+        status["station"].as_str().unwrap_or("")
+    );
     for l in status["links"].as_array().into_iter().flatten() {
         let peer = l["peer"].as_str().unwrap_or("");
         let health = &status["health"][peer];
         println!(
             "  {peer}: {}  path {}  rtt {}  last traffic {}  last link test {} {}",
-            if l["up"] == Value::Bool(true) { "UP" } else { "DOWN" },
+            if l["up"] == Value::Bool(true) {
+                "UP"
+            } else {
+                "DOWN"
+            },
             l["path"].as_str().unwrap_or("-"),
-            l["rtt_ms"].as_u64().map_or("-".to_string(), |r| format!("{r} ms")),
+            l["rtt_ms"]
+                .as_u64()
+                .map_or("-".to_string(), |r| format!("{r} ms")),
             l["last_traffic"].as_str().unwrap_or("-"),
             health["last_link_test"].as_str().unwrap_or("-"),
             match health["last_link_test_ok"].as_bool() {
@@ -283,7 +338,10 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "  unacknowledged inbound: FLASH {} IMMEDIATE {} PRIORITY {} ROUTINE {}",
         u["FLASH"], u["IMMEDIATE"], u["PRIORITY"], u["ROUTINE"]
     );
-    println!("  outbound awaiting receipt: {}", status["outbound_pending"]);
+    println!(
+        "  outbound awaiting receipt: {}",
+        status["outbound_pending"]
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -299,7 +357,12 @@ pub fn watch(config_path: &Path) -> anyhow::Result<ExitCode> {
 pub fn link_test(config_path: &Path, peer: &str) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let mut client = connect(&config)?;
-    let result = client.call(&Request::LinkTest { peer: peer.to_string() })?;
-    println!("link test with {peer}: ok, round trip {} ms", result["rtt_ms"]);
+    let result = client.call(&Request::LinkTest {
+        peer: peer.to_string(),
+    })?;
+    println!(
+        "link test with {peer}: ok, round trip {} ms",
+        result["rtt_ms"]
+    );
     Ok(ExitCode::SUCCESS)
 }

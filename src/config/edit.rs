@@ -53,10 +53,11 @@ fn load(path: &Path) -> Result<DocumentMut, EditError> {
         path: shown.clone(),
         cause,
     })?;
-    text.parse().map_err(|e: toml_edit::TomlError| EditError::Parse {
-        path: shown,
-        message: e.to_string(),
-    })
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse {
+            path: shown,
+            message: e.to_string(),
+        })
 }
 
 fn save(path: &Path, doc: &DocumentMut) -> Result<(), EditError> {
@@ -66,23 +67,36 @@ fn save(path: &Path, doc: &DocumentMut) -> Result<(), EditError> {
     })
 }
 
-fn array_of_tables<'d>(doc: &'d mut DocumentMut, key: &str, path: &Path) -> Result<&'d mut toml_edit::ArrayOfTables, EditError> {
+fn array_of_tables<'d>(
+    doc: &'d mut DocumentMut,
+    key: &str,
+    path: &Path,
+) -> Result<&'d mut toml_edit::ArrayOfTables, EditError> {
     if doc.get(key).is_none() {
         doc.insert(key, Item::ArrayOfTables(Default::default()));
     }
-    doc[key].as_array_of_tables_mut().ok_or_else(|| EditError::Conflict {
-        path: path.display().to_string(),
-        message: format!("`{key}` must be written as [[{key}]] tables"),
-    })
+    doc[key]
+        .as_array_of_tables_mut()
+        .ok_or_else(|| EditError::Conflict {
+            path: path.display().to_string(),
+            message: format!("`{key}` must be written as [[{key}]] tables"),
+        })
 }
 
 fn has_name(tables: &toml_edit::ArrayOfTables, name: &str) -> bool {
-    tables.iter().any(|t| t.get("name").and_then(|v| v.as_str()) == Some(name))
+    tables
+        .iter()
+        .any(|t| t.get("name").and_then(|v| v.as_str()) == Some(name))
 }
 
 /// Adds an operator, or replaces the passphrase hash of an existing one.
 /// Returns whether the operator was new.
-pub fn add_operator(path: &Path, name: &OperatorName, clearance: &str, hash: &str) -> Result<bool, EditError> {
+pub fn add_operator(
+    path: &Path,
+    name: &OperatorName,
+    clearance: &str,
+    hash: &str,
+) -> Result<bool, EditError> {
     let mut doc = load(path)?;
     let ops = array_of_tables(&mut doc, "operators", path)?;
     let existing = ops
@@ -110,7 +124,12 @@ pub fn add_operator(path: &Path, name: &OperatorName, clearance: &str, hash: &st
 /// config does not depend on where the card file was.
 pub fn add_peer(path: &Path, card: &StationCard) -> Result<(), EditError> {
     let mut doc = load(path)?;
-    if doc.get("station").and_then(|s| s.get("name")).and_then(|n| n.as_str()) == Some(card.station.as_str()) {
+    if doc
+        .get("station")
+        .and_then(|s| s.get("name"))
+        .and_then(|n| n.as_str())
+        == Some(card.station.as_str())
+    {
         return Err(EditError::Conflict {
             path: path.display().to_string(),
             message: format!("{} is this station itself, not a peer", card.station),

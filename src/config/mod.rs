@@ -13,7 +13,9 @@ use std::time::Duration;
 pub use edit::{add_operator, add_peer, example_for};
 
 use crate::crypto::StationCard;
-use crate::crypto::keys::{PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint};
+use crate::crypto::keys::{
+    PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint,
+};
 use crate::domain::{Language, OperatorName, Precedence, StationName, parse_duration};
 use crate::fsutil;
 use crate::problem::{Problem, Problems, line_of};
@@ -132,12 +134,14 @@ impl Config {
 
     /// Reads, checks permissions and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let whole = |message: String| Problems(vec![ConfigError {
-            path: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message,
-        }]);
+        let whole = |message: String| {
+            Problems(vec![ConfigError {
+                path: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message,
+            }])
+        };
         let readable = fsutil::check_config(path).map_err(|e| whole(permission_message(e)))?;
         let text = std::fs::read_to_string(path).map_err(|e| whole(e.to_string()))?;
         let mut config = Config::parse(&text, path)?;
@@ -158,7 +162,11 @@ impl Config {
             .map_err(|e| Problems(vec![crate::problem::from_toml_error(path, text, &e)]))?;
         let mut c = Checker {
             path: path.to_path_buf(),
-            dir: path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+            dir: path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
             text,
             errors: Vec::new(),
         };
@@ -181,7 +189,8 @@ impl Config {
 /// The permission problem without the path, which the Problem names already.
 fn permission_message(e: fsutil::PermissionError) -> String {
     match e {
-        fsutil::PermissionError::OthersCanWrite { path, mode } | fsutil::PermissionError::SecretReadable { path, mode } => format!(
+        fsutil::PermissionError::OthersCanWrite { path, mode }
+        | fsutil::PermissionError::SecretReadable { path, mode } => format!(
             "permissions {mode:03o} let other users change this file, which holds passphrase hashes; it is refused. Run `chmod 600 {}`",
             path.display()
         ),
@@ -208,7 +217,11 @@ impl Checker<'_> {
 
     fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
 
     fn duration(&mut self, v: &Option<S<String>>, key: &str, default: Duration) -> Duration {
@@ -266,10 +279,13 @@ impl Checker<'_> {
         let placeholder = || StationName::new("INVALID").ok();
         let language = match &st.language {
             None => Language::En,
-            Some(v) => v.get_ref().parse().unwrap_or_else(|e: crate::domain::UnknownLanguage| {
-                self.err(Some(v.span()), "station.language", e.to_string());
-                Language::En
-            }),
+            Some(v) => v
+                .get_ref()
+                .parse()
+                .unwrap_or_else(|e: crate::domain::UnknownLanguage| {
+                    self.err(Some(v.span()), "station.language", e.to_string());
+                    Language::En
+                }),
         };
         let time_zone = self.time_zone(&st.time_zone, "station.time_zone");
         let listen = match &st.listen {
@@ -291,7 +307,11 @@ impl Checker<'_> {
         let station = StationConfig {
             name: name.clone().or_else(placeholder)?,
             key_file: self.resolve(st.key_file.as_ref().map_or("station.key", |v| v.get_ref())),
-            card: self.resolve(st.card.as_ref().map_or("station.card.toml", |v| v.get_ref())),
+            card: self.resolve(
+                st.card
+                    .as_ref()
+                    .map_or("station.card.toml", |v| v.get_ref()),
+            ),
             data_dir,
             language,
             time_zone,
@@ -301,10 +321,26 @@ impl Checker<'_> {
 
         let l = &raw.link;
         let link = LinkConfig {
-            test_interval: self.duration(&l.test_interval, "link.test_interval", Duration::from_secs(3600)),
-            flash_receipt_alarm: self.duration(&l.flash_receipt_alarm, "link.flash_receipt_alarm", Duration::from_secs(30)),
-            max_clock_skew: self.duration(&l.max_clock_skew, "link.max_clock_skew", Duration::from_secs(30)),
-            retry_window: self.duration(&l.retry_window, "link.retry_window", Duration::from_secs(300)),
+            test_interval: self.duration(
+                &l.test_interval,
+                "link.test_interval",
+                Duration::from_secs(3600),
+            ),
+            flash_receipt_alarm: self.duration(
+                &l.flash_receipt_alarm,
+                "link.flash_receipt_alarm",
+                Duration::from_secs(30),
+            ),
+            max_clock_skew: self.duration(
+                &l.max_clock_skew,
+                "link.max_clock_skew",
+                Duration::from_secs(30),
+            ),
+            retry_window: self.duration(
+                &l.retry_window,
+                "link.retry_window",
+                Duration::from_secs(300),
+            ),
         };
         let d = &raw.deadlines;
         let def = Deadlines::default();
@@ -320,16 +356,28 @@ impl Checker<'_> {
             Some(v) => match u32::try_from(*v.get_ref()) {
                 Ok(n) if (1..=100).contains(&n) => n,
                 _ => {
-                    self.err(Some(v.span()), "console.lockout_after", "must be a whole number from 1 to 100");
+                    self.err(
+                        Some(v.span()),
+                        "console.lockout_after",
+                        "must be a whole number from 1 to 100",
+                    );
                     5
                 }
             },
         };
         let console = ConsoleConfig {
-            idle_lock: self.duration(&cs.idle_lock, "console.idle_lock", Duration::from_secs(15 * 60)),
+            idle_lock: self.duration(
+                &cs.idle_lock,
+                "console.idle_lock",
+                Duration::from_secs(15 * 60),
+            ),
             two_person_flash: cs.two_person_flash.unwrap_or(false),
             lockout_after,
-            lockout_for: self.duration(&cs.lockout_for, "console.lockout_for", Duration::from_secs(300)),
+            lockout_for: self.duration(
+                &cs.lockout_for,
+                "console.lockout_for",
+                Duration::from_secs(300),
+            ),
         };
 
         let mut operators: Vec<Operator> = Vec::new();
@@ -342,7 +390,11 @@ impl Checker<'_> {
                 }
             };
             if operators.iter().any(|x| x.name == name) {
-                self.err(Some(o.name.span()), "operators.name", format!("operator `{name}` is listed twice"));
+                self.err(
+                    Some(o.name.span()),
+                    "operators.name",
+                    format!("operator `{name}` is listed twice"),
+                );
             }
             if !crate::passphrase::is_argon2id_hash(o.passphrase_hash.get_ref()) {
                 self.err(
@@ -362,7 +414,11 @@ impl Checker<'_> {
         for p in &raw.peers {
             if let Some(peer) = self.peer(p, name.as_ref()) {
                 if peers.iter().any(|x| x.keys.name == peer.keys.name) {
-                    self.err(Some(p.name.span()), "peers.name", format!("peer `{}` is listed twice", peer.keys.name));
+                    self.err(
+                        Some(p.name.span()),
+                        "peers.name",
+                        format!("peer `{}` is listed twice", peer.keys.name),
+                    );
                 }
                 peers.push(peer);
             }
@@ -390,13 +446,21 @@ impl Checker<'_> {
             }
         };
         if Some(&name) == us {
-            self.err(Some(p.name.span()), "peers.name", "a station cannot be its own peer");
+            self.err(
+                Some(p.name.span()),
+                "peers.name",
+                "a station cannot be its own peer",
+            );
         }
         let keys = match (&p.card, &p.signing_key, &p.age_recipient) {
             (Some(card), None, None) => match StationCard::load(&self.resolve(card.get_ref())) {
                 Ok((c, keys)) if c.station == name => keys,
                 Ok((c, _)) => {
-                    self.err(Some(card.span()), "peers.card", format!("the card is for {}, not {name}", c.station));
+                    self.err(
+                        Some(card.span()),
+                        "peers.card",
+                        format!("the card is for {}, not {name}", c.station),
+                    );
                     return None;
                 }
                 Err(e) => {
@@ -405,8 +469,10 @@ impl Checker<'_> {
                 }
             },
             (None, Some(sk), Some(ar)) => {
-                let signing = parse_signing_key(sk.get_ref()).map_err(|e| self.err(Some(sk.span()), "peers.signing_key", e));
-                let age = parse_age_recipient(ar.get_ref()).map_err(|e| self.err(Some(ar.span()), "peers.age_recipient", e));
+                let signing = parse_signing_key(sk.get_ref())
+                    .map_err(|e| self.err(Some(sk.span()), "peers.signing_key", e));
+                let age = parse_age_recipient(ar.get_ref())
+                    .map_err(|e| self.err(Some(ar.span()), "peers.age_recipient", e));
                 let (signing, age) = (signing.ok()?, age.ok()?);
                 if let Some(fp) = &p.fingerprint {
                     let computed = fingerprint(&name, &signing, &age);
@@ -418,7 +484,11 @@ impl Checker<'_> {
                         );
                     }
                 }
-                PeerKeys { name: name.clone(), signing, age }
+                PeerKeys {
+                    name: name.clone(),
+                    signing,
+                    age,
+                }
             }
             _ => {
                 self.err(
@@ -429,8 +499,14 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let primary = p.primary.as_ref().and_then(|a| self.address(a, "peers.primary"));
-        let backup = p.backup.as_ref().and_then(|a| self.address(a, "peers.backup"));
+        let primary = p
+            .primary
+            .as_ref()
+            .and_then(|a| self.address(a, "peers.primary"));
+        let backup = p
+            .backup
+            .as_ref()
+            .and_then(|a| self.address(a, "peers.backup"));
         let time_zone = self.time_zone(&p.time_zone, "peers.time_zone");
         Some(Peer {
             keys,

@@ -36,9 +36,15 @@ pub fn encrypt(plaintext: &[u8], recipients: &[&dyn Recipient]) -> Result<Vec<u8
 
 /// Decrypts a binary or armored age file with the first identity that fits,
 /// refusing to produce more than `limit` bytes.
-pub fn decrypt(input: impl Read, identities: &[&dyn Identity], limit: u64) -> Result<Vec<u8>, AgeError> {
+pub fn decrypt(
+    input: impl Read,
+    identities: &[&dyn Identity],
+    limit: u64,
+) -> Result<Vec<u8>, AgeError> {
     let decryptor = Decryptor::new(ArmoredReader::new(input)).map_err(classify)?;
-    let reader = decryptor.decrypt(identities.iter().copied()).map_err(classify)?;
+    let reader = decryptor
+        .decrypt(identities.iter().copied())
+        .map_err(classify)?;
     let mut out = Vec::new();
     reader
         .take(limit.saturating_add(1))

@@ -4,7 +4,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::{PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint, signing_key_text};
+use super::keys::{
+    PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint,
+    signing_key_text,
+};
 use crate::domain::StationName;
 
 /// A station's public card, exactly as written to and read from TOML.
@@ -29,7 +32,11 @@ pub enum CardError {
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: key `{key}`: {message}")]
-    BadKey { path: String, key: &'static str, message: String },
+    BadKey {
+        path: String,
+        key: &'static str,
+        message: String,
+    },
     #[error(
         "{path}: the fingerprint written on the card does not match its keys \
          (computed {computed}); the card is damaged or was altered"
@@ -107,7 +114,11 @@ mod tests {
     fn card_round_trips_and_detects_swapped_keys() {
         let a = StationKeys::generate(StationName::new("WASHINGTON").expect("name")).expect("keys");
         let b = StationKeys::generate(StationName::new("MOSCOW").expect("name")).expect("keys");
-        let card = StationCard::from_keys(&a.public(), vec!["127.0.0.1:7401".into()], Some("America/New_York".into()));
+        let card = StationCard::from_keys(
+            &a.public(),
+            vec!["127.0.0.1:7401".into()],
+            Some("America/New_York".into()),
+        );
         let text = card.to_toml();
         let (back, keys) = StationCard::parse(&text, "a.toml").expect("parses");
         assert_eq!(back, card);

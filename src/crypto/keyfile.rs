@@ -27,10 +27,15 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 pub enum KeyFileError {
     #[error(transparent)]
     Permission(#[from] PermissionError),
-    #[error("{path}: already exists; hotline never overwrites a key. Move it away first if you mean to replace it")]
+    #[error(
+        "{path}: already exists; hotline never overwrites a key. Move it away first if you mean to replace it"
+    )]
     Exists { path: PathBuf },
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{path}: wrong passphrase, or the file is damaged")]
     WrongPassphrase { path: PathBuf },
     #[error("{path}: the key file is protected by a passphrase, and none was given: {reason}")]
@@ -67,9 +72,15 @@ fn to_text(keys: &StationKeys) -> Zeroizing<String> {
 
 /// Writes a new key file, owner-only from the first byte. With a passphrase,
 /// the content is encrypted with age's scrypt recipient (armored).
-pub fn write_key_file(path: &Path, keys: &StationKeys, passphrase: Option<SecretString>) -> Result<(), KeyFileError> {
+pub fn write_key_file(
+    path: &Path,
+    keys: &StationKeys,
+    passphrase: Option<SecretString>,
+) -> Result<(), KeyFileError> {
     if path.exists() {
-        return Err(KeyFileError::Exists { path: path.to_path_buf() });
+        return Err(KeyFileError::Exists {
+            path: path.to_path_buf(),
+        });
     }
     let text = to_text(keys);
     let bytes: Zeroizing<Vec<u8>> = match passphrase {
@@ -86,9 +97,13 @@ fn armor_with_passphrase(plain: &[u8], pass: SecretString) -> Result<Vec<u8>, Ke
     use age::armor::{ArmoredWriter, Format};
     let enc = age::Encryptor::with_user_passphrase(pass);
     let mut out = Vec::new();
-    let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
-    let mut w = enc.wrap_output(armored).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
-    w.write_all(plain).map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    let armored = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor)
+        .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    let mut w = enc
+        .wrap_output(armored)
+        .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
+    w.write_all(plain)
+        .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
     w.finish()
         .and_then(|armored| armored.finish())
         .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
@@ -98,7 +113,8 @@ fn armor_with_passphrase(plain: &[u8], pass: SecretString) -> Result<Vec<u8>, Ke
 /// Whether the file at `path` is passphrase-protected (so a caller knows to
 /// ask for the passphrase before opening it).
 pub fn is_protected(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") || bytes.starts_with(b"age-encryption.org/")
+    bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        || bytes.starts_with(b"age-encryption.org/")
 }
 
 /// Reads and checks a key file. It is refused if group or others can read
@@ -131,13 +147,17 @@ pub fn read_key_file(
         let mut identity = age::scrypt::Identity::new(pass);
         identity.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
         let ids: [&dyn age::Identity; 1] = [&identity];
-        Zeroizing::new(age_io::decrypt(&raw[..], &ids, MAX_KEY_FILE).map_err(|e| match e {
-            AgeError::NotForUs | AgeError::Damaged(_) => KeyFileError::WrongPassphrase { path: path.to_path_buf() },
-            other => KeyFileError::Malformed {
-                path: path.to_path_buf(),
-                message: other.to_string(),
-            },
-        })?)
+        Zeroizing::new(
+            age_io::decrypt(&raw[..], &ids, MAX_KEY_FILE).map_err(|e| match e {
+                AgeError::NotForUs | AgeError::Damaged(_) => KeyFileError::WrongPassphrase {
+                    path: path.to_path_buf(),
+                },
+                other => KeyFileError::Malformed {
+                    path: path.to_path_buf(),
+                    message: other.to_string(),
+                },
+            })?,
+        )
     } else {
         raw
     };
@@ -150,7 +170,8 @@ fn parse_secret(path: &Path, plain: &[u8]) -> Result<StationKeys, KeyFileError> 
         message,
     };
     let text = std::str::from_utf8(plain).map_err(|_| bad("not UTF-8 text".into()))?;
-    let parsed: SecretToml = toml::from_str(text).map_err(|e| bad(crate::problem::describe_toml_error(text, &e)))?;
+    let parsed: SecretToml =
+        toml::from_str(text).map_err(|e| bad(crate::problem::describe_toml_error(text, &e)))?;
     let seed_b64 = parsed
         .signing_key
         .strip_prefix("ed25519-secret:")
@@ -164,8 +185,9 @@ fn parse_secret(path: &Path, plain: &[u8]) -> Result<StationKeys, KeyFileError> 
             .try_into()
             .map_err(|_| bad("key `signing_key` must hold exactly 32 bytes".into()))?,
     );
-    let age = age::x25519::Identity::from_str(parsed.age_identity.as_str())
-        .map_err(|_| bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into()))?;
+    let age = age::x25519::Identity::from_str(parsed.age_identity.as_str()).map_err(|_| {
+        bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into())
+    })?;
     Ok(StationKeys {
         name: parsed.station.clone(),
         signing: SigningKey::from_bytes(&seed),
@@ -201,8 +223,14 @@ mod tests {
         write_key_file(&path, &k, None).expect("write");
         let back = read_key_file(&path, || Err("not asked".into())).expect("read");
         assert_eq!(back.signing.to_bytes(), k.signing.to_bytes());
-        assert_eq!(back.age.to_public().to_string(), k.age.to_public().to_string());
-        assert!(matches!(write_key_file(&path, &k, None), Err(KeyFileError::Exists { .. })));
+        assert_eq!(
+            back.age.to_public().to_string(),
+            k.age.to_public().to_string()
+        );
+        assert!(matches!(
+            write_key_file(&path, &k, None),
+            Err(KeyFileError::Exists { .. })
+        ));
     }
 
     #[test]
@@ -210,7 +238,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("station.key");
         fsutil::create_private(&path, b"station = \"WASHINGTON\"\nsigning_key = \"ed25519-secret:AAAA\"\nage_identity = \"x\"\n").expect("write");
-        let err = read_key_file(&path, || Err("no".into())).err().expect("refused");
+        let err = read_key_file(&path, || Err("no".into()))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("signing_key"), "{err}");
     }
 }

@@ -82,7 +82,11 @@ pub fn parse_age_recipient(text: &str) -> Result<age::x25519::Recipient, String>
 /// The fingerprint operators read aloud to each other when they exchange
 /// cards: SHA-256 over the name and both public keys, in sixteen groups of
 /// four hex digits. Both keys are covered, so swapping either one shows.
-pub fn fingerprint(name: &StationName, signing: &VerifyingKey, age: &age::x25519::Recipient) -> String {
+pub fn fingerprint(
+    name: &StationName,
+    signing: &VerifyingKey,
+    age: &age::x25519::Recipient,
+) -> String {
     let mut h = Sha256::new();
     h.update(b"hotline/1 card\n");
     h.update(name.as_str().as_bytes());
@@ -125,7 +129,10 @@ mod tests {
         assert_ne!(pa.fingerprint(), swapped_age);
         assert_ne!(pa.fingerprint(), swapped_sig);
         assert_eq!(pa.fingerprint().split(' ').count(), 16);
-        assert!(same_fingerprint(&pa.fingerprint(), &pa.fingerprint().to_lowercase().replace(' ', "")));
+        assert!(same_fingerprint(
+            &pa.fingerprint(),
+            &pa.fingerprint().to_lowercase().replace(' ', "")
+        ));
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub fn seal(message: &Message, me: &StationKeys, peer: &PeerKeys) -> Result<Vec<
             peer: peer.name.clone(),
         });
     }
-    let body = serde_json::to_vec_pretty(message).map_err(|e| SealError::Serialise(e.to_string()))?;
+    let body =
+        serde_json::to_vec_pretty(message).map_err(|e| SealError::Serialise(e.to_string()))?;
     let doc = signed::sign(Kind::Message, &me.name, &body, &me.signing);
     let own = me.age.to_public();
     let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
@@ -99,7 +100,9 @@ pub fn open_inbound<'p>(
 /// Opens a message this station sealed itself (from the journal's outbox).
 pub fn open_outbound(ciphertext: &[u8], me: &StationKeys) -> Result<Opened, OpenError> {
     let own = me.signing.verifying_key();
-    open_with(ciphertext, me, |signer| (signer == me.name.as_str()).then_some(own))
+    open_with(ciphertext, me, |signer| {
+        (signer == me.name.as_str()).then_some(own)
+    })
 }
 
 fn open_with(
@@ -108,11 +111,12 @@ fn open_with(
     key_for: impl Fn(&str) -> Option<ed25519_dalek::VerifyingKey>,
 ) -> Result<Opened, OpenError> {
     let identities: [&dyn Identity; 1] = [&me.age];
-    let plaintext = age_io::decrypt(ciphertext, &identities, MAX_MESSAGE_PLAINTEXT).map_err(|e| match e {
-        AgeError::NotForUs => OpenError::NotForUs,
-        AgeError::TooLarge { limit } => OpenError::TooLarge { limit },
-        other => OpenError::Tampered(other.to_string()),
-    })?;
+    let plaintext =
+        age_io::decrypt(ciphertext, &identities, MAX_MESSAGE_PLAINTEXT).map_err(|e| match e {
+            AgeError::NotForUs => OpenError::NotForUs,
+            AgeError::TooLarge { limit } => OpenError::TooLarge { limit },
+            other => OpenError::Tampered(other.to_string()),
+        })?;
     let doc = signed::parse(&plaintext).map_err(|e| OpenError::Malformed(e.to_string()))?;
     let signer = doc.claimed_signer().to_string();
     let key = key_for(&signer).ok_or_else(|| OpenError::UnknownSender(signer.clone()))?;
@@ -120,7 +124,8 @@ fn open_with(
         SignedError::BadSignature { .. } => OpenError::BadSignature(signer.clone()),
         other => OpenError::Malformed(other.to_string()),
     })?;
-    let message: Message = serde_json::from_slice(body).map_err(|e| OpenError::Malformed(e.to_string()))?;
+    let message: Message =
+        serde_json::from_slice(body).map_err(|e| OpenError::Malformed(e.to_string()))?;
     if message.from.as_str() != signer {
         return Err(OpenError::WrongSender {
             signer,

@@ -119,7 +119,8 @@ pub fn parse(doc: &[u8]) -> Result<Unverified<'_>, SignedError> {
         .strip_prefix("signer: ")
         .ok_or(SignedError::Malformed("no signer line"))?;
     let head_len = tag.len() + 1 + signer_line.len() + 1;
-    let head = std::str::from_utf8(&doc[..head_len]).map_err(|_| SignedError::Malformed("header is not UTF-8"))?;
+    let head = std::str::from_utf8(&doc[..head_len])
+        .map_err(|_| SignedError::Malformed("header is not UTF-8"))?;
     let sig_line = take_line(&mut rest).ok_or(SignedError::Malformed("no signature line"))?;
     let sig_b64 = sig_line
         .strip_prefix("signature: ")
@@ -183,27 +184,46 @@ mod tests {
         let doc = sign(Kind::Receipt, &signer, b"{\"a\":1}", &key(1));
         let parsed = parse(&doc).expect("parses");
         assert_eq!(parsed.claimed_signer(), "WASHINGTON");
-        assert_eq!(parsed.verify(Kind::Receipt, &key(1).verifying_key()), Ok(&b"{\"a\":1}"[..]));
+        assert_eq!(
+            parsed.verify(Kind::Receipt, &key(1).verifying_key()),
+            Ok(&b"{\"a\":1}"[..])
+        );
 
-        let wrong_kind = parse(&doc).expect("parses").verify(Kind::Ack, &key(1).verifying_key());
+        let wrong_kind = parse(&doc)
+            .expect("parses")
+            .verify(Kind::Ack, &key(1).verifying_key());
         assert!(matches!(wrong_kind, Err(SignedError::WrongKind { .. })));
-        let wrong_key = parse(&doc).expect("parses").verify(Kind::Receipt, &key(2).verifying_key());
+        let wrong_key = parse(&doc)
+            .expect("parses")
+            .verify(Kind::Receipt, &key(2).verifying_key());
         assert!(matches!(wrong_key, Err(SignedError::BadSignature { .. })));
 
         let mut body_flip = doc.clone();
         let last = body_flip.len() - 2;
         body_flip[last] = b'2';
-        let r = parse(&body_flip).expect("parses").verify(Kind::Receipt, &key(1).verifying_key());
+        let r = parse(&body_flip)
+            .expect("parses")
+            .verify(Kind::Receipt, &key(1).verifying_key());
         assert!(matches!(r, Err(SignedError::BadSignature { .. })));
 
-        let renamed = String::from_utf8(doc.clone()).expect("utf8").replace("signer: WASHINGTON", "signer: MOSCOW");
-        let r = parse(renamed.as_bytes()).expect("parses").verify(Kind::Receipt, &key(1).verifying_key());
+        let renamed = String::from_utf8(doc.clone())
+            .expect("utf8")
+            .replace("signer: WASHINGTON", "signer: MOSCOW");
+        let r = parse(renamed.as_bytes())
+            .expect("parses")
+            .verify(Kind::Receipt, &key(1).verifying_key());
         assert!(matches!(r, Err(SignedError::BadSignature { .. })));
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for doc in [&b""[..], b"hello", b"hotline/1 message\n", b"hotline/1 message\nsigner: X\nsignature: !!\n\n{}", b"\xff\xfe\n"] {
+        for doc in [
+            &b""[..],
+            b"hello",
+            b"hotline/1 message\n",
+            b"hotline/1 message\nsigner: X\nsignature: !!\n\n{}",
+            b"\xff\xfe\n",
+        ] {
             assert!(matches!(parse(doc), Err(SignedError::Malformed(_))));
         }
     }

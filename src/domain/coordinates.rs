@@ -75,12 +75,20 @@ mod tests {
         assert_eq!(c.to_string(), "45.9200N 063.3400E");
         let d: Coordinates = "-33.5, -70.25".parse().expect("valid");
         assert_eq!(d.to_string(), "33.5000S 070.2500W");
-        assert_eq!(d.to_string().parse::<Coordinates>().expect("valid").to_string(), d.to_string());
+        assert_eq!(
+            d.to_string()
+                .parse::<Coordinates>()
+                .expect("valid")
+                .to_string(),
+            d.to_string()
+        );
     }
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "45N", "91N 10E", "10N 181E", "abc def", "-10S 5E", "NaN 5E"] {
+        for bad in [
+            "", "45N", "91N 10E", "10N 181E", "abc def", "-10S 5E", "NaN 5E",
+        ] {
             assert!(bad.parse::<Coordinates>().is_err(), "{bad}");
         }
     }

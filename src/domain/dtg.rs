@@ -111,8 +111,14 @@ mod tests {
 
     #[test]
     fn formats_dtg() {
-        assert_eq!(Dtg(at("2026-11-26T14:15:59Z")).to_string(), "261415Z NOV 26");
-        assert_eq!(Dtg(at("2027-01-02T03:04:00Z")).to_string(), "020304Z JAN 27");
+        assert_eq!(
+            Dtg(at("2026-11-26T14:15:59Z")).to_string(),
+            "261415Z NOV 26"
+        );
+        assert_eq!(
+            Dtg(at("2027-01-02T03:04:00Z")).to_string(),
+            "020304Z JAN 27"
+        );
     }
 
     #[test]
@@ -120,7 +126,10 @@ mod tests {
         let now = at("2026-11-26T14:15:00Z");
         assert_eq!(parse_datetime("now", now), Ok(now));
         assert_eq!(parse_datetime("+30m", now), Ok(at("2026-11-26T14:45:00Z")));
-        assert_eq!(parse_datetime("now -2h", now), Ok(at("2026-11-26T12:15:00Z")));
+        assert_eq!(
+            parse_datetime("now -2h", now),
+            Ok(at("2026-11-26T12:15:00Z"))
+        );
         assert_eq!(parse_datetime("261415Z NOV 26", now), Ok(now));
         assert_eq!(parse_datetime("261415z nov 26", now), Ok(now));
         assert_eq!(parse_datetime("2026-11-26 14:15", now), Ok(now));
@@ -136,7 +145,10 @@ mod tests {
         let b = stamp(at("2026-11-26T14:15:20.123Z"));
         assert_eq!(a, "2026-11-26T14:15:20.120000000Z");
         assert!(a < b);
-        assert_eq!(a.parse::<Timestamp>().ok(), Some(at("2026-11-26T14:15:20.12Z")));
+        assert_eq!(
+            a.parse::<Timestamp>().ok(),
+            Some(at("2026-11-26T14:15:20.12Z"))
+        );
     }
 
     #[test]

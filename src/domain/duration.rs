@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// Why duration text was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a duration; write a number with a unit, such as `90s`, `10m`, `2h 30m` or `1d`")]
+#[error(
+    "`{0}` is not a duration; write a number with a unit, such as `90s`, `10m`, `2h 30m` or `1d`"
+)]
 pub struct BadDuration(pub String);
 
 /// Parses `2h30m`, `2h 30m`, `45m`, `90s`, `1d`. A bare number is refused:

@@ -28,7 +28,12 @@ pub enum NameError {
 
 const MAX_NAME: usize = 32;
 
-fn check(kind: &'static str, name: &str, allowed: &'static str, ok: fn(char) -> bool) -> Result<(), NameError> {
+fn check(
+    kind: &'static str,
+    name: &str,
+    allowed: &'static str,
+    ok: fn(char) -> bool,
+) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty { kind });
     }
@@ -121,9 +126,15 @@ mod tests {
     fn station_names() {
         assert!(StationName::new("WASHINGTON").is_ok());
         assert!(StationName::new("NRRC-2").is_ok());
-        assert!(matches!(StationName::new("moscow"), Err(NameError::BadCharacter { .. })));
+        assert!(matches!(
+            StationName::new("moscow"),
+            Err(NameError::BadCharacter { .. })
+        ));
         assert!(matches!(StationName::new(""), Err(NameError::Empty { .. })));
-        assert!(matches!(StationName::new(&"A".repeat(33)), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            StationName::new(&"A".repeat(33)),
+            Err(NameError::TooLong { .. })
+        ));
     }
 
     #[test]

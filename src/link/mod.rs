@@ -42,6 +42,9 @@ pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Room for link events not yet taken by the station.
 pub const EVENT_BUFFER: usize = 1024;
 
+/// How long shutdown waits for close frames to go out.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+
 /// Application close codes.
 const CLOSE_DUPLICATE: u32 = 1;
 const CLOSE_REPLACED: u32 = 2;
@@ -57,7 +60,10 @@ pub enum LinkError {
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0} is not a configured peer")]
     UnknownPeer(String),
     #[error("the link to {0} is down")]
@@ -199,7 +205,9 @@ pub struct Link {
 impl Shared {
     fn emit(&self, event: LinkEvent) {
         if self.events.try_send(event).is_err() {
-            tracing::warn!("link event buffer full; an event was dropped (the station resyncs from status)");
+            tracing::warn!(
+                "link event buffer full; an event was dropped (the station resyncs from status)"
+            );
         }
     }
 
@@ -224,16 +232,26 @@ impl PeerEntry {
 
 impl Link {
     /// Binds the endpoint, starts accepting, and starts one dialer per peer.
-    pub fn start(settings: LinkSettings, upcalls: Arc<dyn Upcalls>) -> Result<(Link, mpsc::Receiver<LinkEvent>), LinkError> {
+    pub fn start(
+        settings: LinkSettings,
+        upcalls: Arc<dyn Upcalls>,
+    ) -> Result<(Link, mpsc::Receiver<LinkEvent>), LinkError> {
         let pinned: Vec<VerifyingKey> = settings.peers.iter().map(|p| p.key).collect();
-        let server = tls::server_config(&settings.key, pinned, &settings.alpn, settings.idle_timeout)?;
-        let endpoint = quinn::Endpoint::server(server, settings.listen).map_err(|source| LinkError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        let server =
+            tls::server_config(&settings.key, pinned, &settings.alpn, settings.idle_timeout)?;
+        let endpoint =
+            quinn::Endpoint::server(server, settings.listen).map_err(|source| LinkError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
         let mut peers = HashMap::new();
         for spec in &settings.peers {
-            let client = tls::client_config(&settings.key, spec.key, &settings.alpn, settings.idle_timeout)?;
+            let client = tls::client_config(
+                &settings.key,
+                spec.key,
+                &settings.alpn,
+                settings.idle_timeout,
+            )?;
             peers.insert(
                 spec.name.clone(),
                 PeerEntry {
@@ -266,9 +284,20 @@ impl Link {
 
     /// Sends one frame to `peer` on a new stream at `priority` and waits for
     /// the answer. Fails at once if the link is down.
-    pub async fn request(&self, peer: &StationName, frame: &Frame, priority: i32, limit: Duration) -> Result<Frame, LinkError> {
-        let entry = self.shared.entry(peer).ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
-        let conn = entry.connection().ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
+    pub async fn request(
+        &self,
+        peer: &StationName,
+        frame: &Frame,
+        priority: i32,
+        limit: Duration,
+    ) -> Result<Frame, LinkError> {
+        let entry = self
+            .shared
+            .entry(peer)
+            .ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
+        let conn = entry
+            .connection()
+            .ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
         let answer = stream::request(&conn, frame, priority, limit).await?;
         entry.slot().last_traffic = Some(Timestamp::now());
         Ok(answer)
@@ -313,7 +342,9 @@ impl Link {
     /// Closes every connection and stops dialing.
     pub async fn shutdown(&self) {
         let _ = self.shared.stop.send(true);
-        self.shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+        self.shared
+            .endpoint
+            .close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.shared.endpoint.wait_idle()).await;
     }
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::stream::{self, StreamError};
 use super::{
-    CLOSE_DUPLICATE, CLOSE_PROBE_DONE, CLOSE_REFUSED, CLOSE_REPLACED, DIAL_BACKOFF_MAX, DIAL_BACKOFF_MIN, DIAL_TIMEOUT, HELLO_TIMEOUT,
-    INBOUND_STREAM_TIMEOUT, Live, LinkEvent, PathKind, PeerEntry, STREAM_MALFORMED, Shared, tls,
+    CLOSE_DUPLICATE, CLOSE_PROBE_DONE, CLOSE_REFUSED, CLOSE_REPLACED, DIAL_BACKOFF_MAX,
+    DIAL_BACKOFF_MIN, DIAL_TIMEOUT, HELLO_TIMEOUT, INBOUND_STREAM_TIMEOUT, LinkEvent, Live,
+    PathKind, PeerEntry, STREAM_MALFORMED, Shared, tls,
 };
 use crate::domain::StationName;
 use crate::wire::{Frame, FrameKind};
@@ -121,7 +122,10 @@ fn install(shared: &Shared, entry: &PeerEntry, new: Live) -> bool {
 /// Clears the slot if it still holds `conn`; returns whether it did.
 fn uninstall(entry: &PeerEntry, conn: &quinn::Connection) -> bool {
     let mut slot = entry.slot();
-    let ours = slot.live.as_ref().is_some_and(|l| l.conn.stable_id() == conn.stable_id());
+    let ours = slot
+        .live
+        .as_ref()
+        .is_some_and(|l| l.conn.stable_id() == conn.stable_id());
     if ours {
         slot.live = None;
         drop(slot);
@@ -140,12 +144,21 @@ async fn serve_streams(shared: Arc<Shared>, peer: StationName, conn: quinn::Conn
         let shared = shared.clone();
         let peer = peer.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(INBOUND_STREAM_TIMEOUT, answer_stream(shared, peer, send, recv)).await;
+            let _ = tokio::time::timeout(
+                INBOUND_STREAM_TIMEOUT,
+                answer_stream(shared, peer, send, recv),
+            )
+            .await;
         });
     }
 }
 
-async fn answer_stream(shared: Arc<Shared>, peer: StationName, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn answer_stream(
+    shared: Arc<Shared>,
+    peer: StationName,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let frame = match stream::read_frame(&mut recv).await {
         Ok(f) => f,
         Err(StreamError::Malformed(e)) => {
@@ -170,7 +183,12 @@ async fn answer_stream(shared: Arc<Shared>, peer: StationName, mut send: quinn::
 
 /// Dials `addr` and exchanges hellos. On success the connection is ready to
 /// install; `kind` is Hello for traffic, Probe for a path probe.
-async fn dial(shared: &Shared, entry: &PeerEntry, addr: SocketAddr, kind: FrameKind) -> Result<(quinn::Connection, u64, Duration), String> {
+async fn dial(
+    shared: &Shared,
+    entry: &PeerEntry,
+    addr: SocketAddr,
+    kind: FrameKind,
+) -> Result<(quinn::Connection, u64, Duration), String> {
     let started = Instant::now();
     let connecting = shared
         .endpoint
@@ -188,9 +206,12 @@ async fn dial(shared: &Shared, entry: &PeerEntry, addr: SocketAddr, kind: FrameK
         conn.close(CLOSE_REFUSED.into(), b"hello expected");
         return Err(format!("{addr}: answered the hello with {:?}", answer.kind));
     }
-    let info = shared.upcalls.hello_received(&entry.spec.name, &answer.payload).inspect_err(|_| {
-        conn.close(CLOSE_REFUSED.into(), b"bad hello");
-    })?;
+    let info = shared
+        .upcalls
+        .hello_received(&entry.spec.name, &answer.payload)
+        .inspect_err(|_| {
+            conn.close(CLOSE_REFUSED.into(), b"bad hello");
+        })?;
     Ok((conn, info.boot, started.elapsed()))
 }
 
@@ -205,7 +226,9 @@ fn jitter(d: Duration) -> Duration {
 /// down; while up, waits for the connection to end, probing the other path
 /// at the probe interval and returning to the primary once it answers.
 pub async fn maintain(shared: Arc<Shared>, name: StationName) {
-    let Some(entry) = shared.entry(&name) else { return };
+    let Some(entry) = shared.entry(&name) else {
+        return;
+    };
     let mut stop = shared.stop.subscribe();
     let mut up = entry.up.subscribe();
     let mut backoff = DIAL_BACKOFF_MIN;
@@ -230,7 +253,10 @@ pub async fn maintain(shared: Arc<Shared>, name: StationName) {
             }
             continue;
         }
-        let paths = [(PathKind::Primary, entry.spec.primary), (PathKind::Backup, entry.spec.backup)];
+        let paths = [
+            (PathKind::Primary, entry.spec.primary),
+            (PathKind::Backup, entry.spec.backup),
+        ];
         for (path, addr) in paths {
             let Some(addr) = addr else { continue };
             match dial(&shared, entry, addr, FrameKind::Hello).await {
@@ -243,7 +269,10 @@ pub async fn maintain(shared: Arc<Shared>, name: StationName) {
                     };
                     if install(&shared, entry, live) {
                         if path == PathKind::Backup && was_on_primary {
-                            shared.emit(LinkEvent::FailedOver { peer: name.clone(), path });
+                            shared.emit(LinkEvent::FailedOver {
+                                peer: name.clone(),
+                                path,
+                            });
                         }
                         was_on_primary = path == PathKind::Primary;
                         shared.emit(LinkEvent::Up {
@@ -280,11 +309,19 @@ async fn probe(shared: &Arc<Shared>, entry: &PeerEntry, current: PathKind) {
         PathKind::Inbound => return,
     };
     let Some(addr) = addr else { return };
-    let kind = if other == PathKind::Primary { FrameKind::Hello } else { FrameKind::Probe };
+    let kind = if other == PathKind::Primary {
+        FrameKind::Hello
+    } else {
+        FrameKind::Probe
+    };
     match dial(shared, entry, addr, kind).await {
         Ok((conn, boot, rtt)) => {
             entry.slot().probes.insert(other, Some(rtt));
-            shared.emit(LinkEvent::Probe { peer: name.clone(), path: other, rtt: Some(rtt) });
+            shared.emit(LinkEvent::Probe {
+                peer: name.clone(),
+                path: other,
+                rtt: Some(rtt),
+            });
             if other == PathKind::Primary {
                 let live = Live {
                     conn: conn.clone(),
@@ -293,7 +330,11 @@ async fn probe(shared: &Arc<Shared>, entry: &PeerEntry, current: PathKind) {
                     peer_boot: boot,
                 };
                 if install(shared, entry, live) {
-                    shared.emit(LinkEvent::Up { peer: name.clone(), path: PathKind::Primary, remote: addr });
+                    shared.emit(LinkEvent::Up {
+                        peer: name.clone(),
+                        path: PathKind::Primary,
+                        remote: addr,
+                    });
                     tokio::spawn(serve_streams(shared.clone(), name, conn));
                 }
             } else {
@@ -303,7 +344,11 @@ async fn probe(shared: &Arc<Shared>, entry: &PeerEntry, current: PathKind) {
         Err(e) => {
             tracing::info!(peer = %name, path = ?other, error = %e, "probe failed");
             entry.slot().probes.insert(other, None);
-            shared.emit(LinkEvent::Probe { peer: name, path: other, rtt: None });
+            shared.emit(LinkEvent::Probe {
+                peer: name,
+                path: other,
+                rtt: None,
+            });
         }
     }
 }

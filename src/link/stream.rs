@@ -44,7 +44,12 @@ pub async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), Str
 }
 
 /// Opens a stream, sends `frame` at `priority` and waits for one answer.
-pub async fn request(conn: &quinn::Connection, frame: &Frame, priority: i32, limit: Duration) -> Result<Frame, StreamError> {
+pub async fn request(
+    conn: &quinn::Connection,
+    frame: &Frame,
+    priority: i32,
+    limit: Duration,
+) -> Result<Frame, StreamError> {
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await?;
         send.set_priority(priority)?;

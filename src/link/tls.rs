@@ -18,7 +18,9 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use super::LinkError;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 /// DER prefix of an Ed25519 PKCS#8 v1 private key; the 32 seed bytes follow.
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -44,14 +46,19 @@ pub fn key_of_cert(cert: &CertificateDer<'_>) -> Option<VerifyingKey> {
 }
 
 /// A self-signed certificate for the station key, and the key for rustls.
-fn certificate(key: &SigningKey) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), LinkError> {
+fn certificate(
+    key: &SigningKey,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), LinkError> {
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(key.as_bytes());
     let der = PrivatePkcs8KeyDer::from(pkcs8);
     let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519)
         .map_err(|e| LinkError::Tls(format!("station key: {e}")))?;
-    let params = rcgen::CertificateParams::new(vec!["hotline".to_string()]).map_err(|e| LinkError::Tls(e.to_string()))?;
-    let cert = params.self_signed(&pair).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let params = rcgen::CertificateParams::new(vec!["hotline".to_string()])
+        .map_err(|e| LinkError::Tls(e.to_string()))?;
+    let cert = params
+        .self_signed(&pair)
+        .map_err(|e| LinkError::Tls(e.to_string()))?;
     Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
 }
 
@@ -66,11 +73,18 @@ impl Pinned {
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         match key_of_cert(cert) {
             Some(k) if self.keys.contains(&k) => Ok(()),
-            _ => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)),
+            _ => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
         }
     }
 
-    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.check(cert)?;
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
@@ -85,14 +99,27 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ServerCertVerified::assertion())
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.tls13(message, cert, dss)
     }
 
@@ -106,15 +133,33 @@ impl ClientCertVerifier for Pinned {
         &[]
     }
 
-    fn verify_client_cert(&self, end_entity: &CertificateDer<'_>, _intermediates: &[CertificateDer<'_>], _now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ClientCertVerified::assertion())
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, _: &[u8], _: &CertificateDer<'_>, _: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.tls13(message, cert, dss)
     }
 
@@ -139,7 +184,12 @@ pub fn transport(idle: Duration) -> quinn::TransportConfig {
 }
 
 /// The server side: our certificate, and client certificates pinned.
-pub fn server_config(key: &SigningKey, pinned: Vec<VerifyingKey>, alpn: &[u8], idle: Duration) -> Result<quinn::ServerConfig, LinkError> {
+pub fn server_config(
+    key: &SigningKey,
+    pinned: Vec<VerifyingKey>,
+    alpn: &[u8],
+    idle: Duration,
+) -> Result<quinn::ServerConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
         keys: pinned,
@@ -161,7 +211,12 @@ pub fn server_config(key: &SigningKey, pinned: Vec<VerifyingKey>, alpn: &[u8], i
 }
 
 /// The client side for dialing one peer: only its key is accepted.
-pub fn client_config(key: &SigningKey, peer: VerifyingKey, alpn: &[u8], idle: Duration) -> Result<quinn::ClientConfig, LinkError> {
+pub fn client_config(
+    key: &SigningKey,
+    peer: VerifyingKey,
+    alpn: &[u8],
+    idle: Duration,
+) -> Result<quinn::ClientConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
         keys: vec![peer],

@@ -72,14 +72,18 @@ impl Drop for Request {
     fn drop(&mut self) {
         match self {
             Request::Send {
-                passphrase, second_passphrase, ..
+                passphrase,
+                second_passphrase,
+                ..
             } => {
                 passphrase.zeroize();
                 if let Some(p) = second_passphrase {
                     p.zeroize();
                 }
             }
-            Request::Ack { passphrase, .. } | Request::Cancel { passphrase, .. } => passphrase.zeroize(),
+            Request::Ack { passphrase, .. } | Request::Cancel { passphrase, .. } => {
+                passphrase.zeroize()
+            }
             _ => {}
         }
     }
@@ -155,20 +159,30 @@ async fn watch(station: &Station, write: &mut tokio::net::unix::OwnedWriteHalf) 
     }
 }
 
-async fn authenticate(station: &Station, name: &str, passphrase: &str) -> Result<OperatorName, StationError> {
+async fn authenticate(
+    station: &Station,
+    name: &str,
+    passphrase: &str,
+) -> Result<OperatorName, StationError> {
     let secret = SecretString::from(passphrase.to_string());
     let auth_station = station.clone();
     let who = name.to_string();
-    let result = tokio::task::spawn_blocking(move || auth_station.authenticator().check(&who, &secret))
-        .await
-        .map_err(|e| StationError::Refused(e.to_string()))?;
+    let result =
+        tokio::task::spawn_blocking(move || auth_station.authenticator().check(&who, &secret))
+            .await
+            .map_err(|e| StationError::Refused(e.to_string()))?;
     let outcome = if result.is_ok() { "ok" } else { "denied" };
-    let _ = station.journal().audit(name, "login", &format!("via=control-socket outcome={outcome}"));
+    let _ = station.journal().audit(
+        name,
+        "login",
+        &format!("via=control-socket outcome={outcome}"),
+    );
     Ok(result?)
 }
 
 fn parse_id(id: &str) -> Result<MessageId, StationError> {
-    id.parse().map_err(|_| StationError::Refused(format!("`{id}` is not a message id")))
+    id.parse()
+        .map_err(|_| StationError::Refused(format!("`{id}` is not a message id")))
 }
 
 async fn handle(station: &Station, req: &Request) -> Result<Value, StationError> {
@@ -187,13 +201,16 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
             second_passphrase,
         } => {
             let who = authenticate(station, operator, passphrase).await?;
-            let precedence: Option<Precedence> = precedence
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e: crate::domain::UnknownPrecedence| StationError::Refused(e.to_string()))?;
-            let default = crate::templates::Catalog::builtin().latest(template).map(|t| t.precedence);
-            if precedence.or(default) == Some(Precedence::Flash) && station.config().console.two_person_flash {
+            let precedence: Option<Precedence> =
+                precedence.as_deref().map(str::parse).transpose().map_err(
+                    |e: crate::domain::UnknownPrecedence| StationError::Refused(e.to_string()),
+                )?;
+            let default = crate::templates::Catalog::builtin()
+                .latest(template)
+                .map(|t| t.precedence);
+            if precedence.or(default) == Some(Precedence::Flash)
+                && station.config().console.two_person_flash
+            {
                 let (Some(second), Some(pass)) = (second_operator, second_passphrase) else {
                     return Err(StationError::Refused(
                         "releasing a FLASH needs a second operator (two-person rule): give --second-operator".into(),
@@ -201,10 +218,15 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
                 };
                 let second = authenticate(station, second, pass).await?;
                 if second == who {
-                    return Err(StationError::Refused("the second operator must be a different person".into()));
+                    return Err(StationError::Refused(
+                        "the second operator must be a different person".into(),
+                    ));
                 }
             }
-            let references = references.iter().map(|r| parse_id(r)).collect::<Result<Vec<_>, _>>()?;
+            let references = references
+                .iter()
+                .map(|r| parse_id(r))
+                .collect::<Result<Vec<_>, _>>()?;
             let draft = Draft {
                 template_id: template.clone(),
                 fields: fields.clone(),
@@ -214,22 +236,34 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
                 exercise: *exercise,
             };
             let (released, message) = station.release(&who, to, draft).await?;
-            Ok(json!({"id": released.id.to_string(), "serial": released.serial, "precedence": message.precedence, "to": message.to}))
+            Ok(
+                json!({"id": released.id.to_string(), "serial": released.serial, "precedence": message.precedence, "to": message.to}),
+            )
         }
-        Request::Ack { id, operator, passphrase } => {
+        Request::Ack {
+            id,
+            operator,
+            passphrase,
+        } => {
             let who = authenticate(station, operator, passphrase).await?;
             let row = station.journal().find(id)?;
             station.acknowledge(&who, row.id).await?;
             Ok(json!({"id": row.id.to_string(), "acknowledged_by": who.to_string()}))
         }
-        Request::Cancel { id, operator, passphrase } => {
+        Request::Cancel {
+            id,
+            operator,
+            passphrase,
+        } => {
             let who = authenticate(station, operator, passphrase).await?;
             station.cancel(&who, parse_id(id)?).await?;
             Ok(json!({"id": id, "cancelled": true}))
         }
         Request::Inbox => Ok(rows_json(&station.list(Direction::In)?)),
         Request::Outbox => Ok(rows_json(&station.list(Direction::Out)?)),
-        Request::Status => serde_json::to_value(station.status()).map_err(|e| StationError::Refused(e.to_string())),
+        Request::Status => {
+            serde_json::to_value(station.status()).map_err(|e| StationError::Refused(e.to_string()))
+        }
         Request::LinkTest { peer } => {
             let rtt = station.link_test(peer).await?;
             Ok(json!({"peer": peer, "ok": true, "rtt_ms": rtt.as_millis() as u64}))
@@ -267,7 +301,9 @@ pub fn rows_json(rows: &[crate::store::MessageRow]) -> Value {
 /// Why the CLI could not talk to a station.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no station is running for this config ({0} has no live socket); start one with `hotline serve`")]
+    #[error(
+        "no station is running for this config ({0} has no live socket); start one with `hotline serve`"
+    )]
     NotRunning(PathBuf),
     #[error("talking to the station: {0}")]
     Io(#[from] std::io::Error),
@@ -285,7 +321,8 @@ pub struct Client {
 
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path).map_err(|_| ClientError::NotRunning(path.to_path_buf()))?;
+        let stream =
+            UnixStream::connect(path).map_err(|_| ClientError::NotRunning(path.to_path_buf()))?;
         Ok(Client {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
@@ -293,17 +330,21 @@ impl Client {
     }
 
     fn send(&mut self, req: &Request) -> Result<Value, ClientError> {
-        let mut line = serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push('\n');
         self.writer.write_all(line.as_bytes())?;
         line.zeroize();
         let mut answer = String::new();
         self.reader.read_line(&mut answer)?;
-        let v: Value = serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if v["ok"] == Value::Bool(true) {
             Ok(v)
         } else {
-            Err(ClientError::Refused(v["error"].as_str().unwrap_or("refused").to_string()))
+            Err(ClientError::Refused(
+                v["error"].as_str().unwrap_or("refused").to_string(),
+            ))
         }
     }
 

@@ -23,7 +23,11 @@ pub enum DocError {
     #[error("the document is not well formed: {0}")]
     Body(String),
     #[error("the document is from {from} to {to}, not from {peer} to us")]
-    Misaddressed { from: String, to: String, peer: String },
+    Misaddressed {
+        from: String,
+        to: String,
+        peer: String,
+    },
     #[error("could not decrypt: {0}")]
     Sealing(String),
 }
@@ -145,7 +149,12 @@ pub fn sign<T: Serialize>(kind: Kind, body: &T, me: &StationKeys) -> Vec<u8> {
 
 /// Verifies a document from `peer` against its pinned key, then parses it
 /// and checks it is from `peer` to `us`.
-pub fn open<T: DeserializeOwned + Addressed>(kind: Kind, doc: &[u8], peer: &PeerKeys, us: &StationName) -> Result<T, DocError> {
+pub fn open<T: DeserializeOwned + Addressed>(
+    kind: Kind,
+    doc: &[u8],
+    peer: &PeerKeys,
+    us: &StationName,
+) -> Result<T, DocError> {
     let body = signed::parse(doc)?.verify(kind, &peer.signing)?;
     let parsed: T = serde_json::from_slice(body).map_err(|e| DocError::Body(e.to_string()))?;
     if parsed.from() != &peer.name || parsed.to() != us {
@@ -159,7 +168,11 @@ pub fn open<T: DeserializeOwned + Addressed>(kind: Kind, doc: &[u8], peer: &Peer
 }
 
 /// Signs and seals a link test to the peer (and to us, for the record).
-pub fn seal_link_test(body: &LinkTestBody, me: &StationKeys, peer: &PeerKeys) -> Result<Vec<u8>, DocError> {
+pub fn seal_link_test(
+    body: &LinkTestBody,
+    me: &StationKeys,
+    peer: &PeerKeys,
+) -> Result<Vec<u8>, DocError> {
     let doc = sign(Kind::LinkTest, body, me);
     let own = me.age.to_public();
     let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
@@ -167,8 +180,13 @@ pub fn seal_link_test(body: &LinkTestBody, me: &StationKeys, peer: &PeerKeys) ->
 }
 
 /// Opens a sealed link test from `peer`.
-pub fn open_link_test(sealed: &[u8], me: &StationKeys, peer: &PeerKeys) -> Result<LinkTestBody, DocError> {
+pub fn open_link_test(
+    sealed: &[u8],
+    me: &StationKeys,
+    peer: &PeerKeys,
+) -> Result<LinkTestBody, DocError> {
     let ids: [&dyn Identity; 1] = [&me.age];
-    let doc = age_io::decrypt(sealed, &ids, 64 * 1024).map_err(|e| DocError::Sealing(e.to_string()))?;
+    let doc =
+        age_io::decrypt(sealed, &ids, 64 * 1024).map_err(|e| DocError::Sealing(e.to_string()))?;
     open(Kind::LinkTest, &doc, peer, &me.name)
 }

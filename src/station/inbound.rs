@@ -10,7 +10,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
-use super::docs::{self, AckBody, HelloBody, LinkTestBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
+use super::docs::{
+    self, AckBody, HelloBody, LinkTestBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode,
+};
 use super::{AlarmKind, Event, Inner};
 use crate::crypto::signed::Kind;
 use crate::crypto::{OpenError, PeerKeys, open_inbound};
@@ -25,7 +27,10 @@ pub struct Upcalls(pub Weak<Inner>);
 
 impl crate::link::Upcalls for Upcalls {
     fn hello(&self, peer: &StationName) -> Vec<u8> {
-        self.0.upgrade().map(|inner| hello(&inner, peer)).unwrap_or_default()
+        self.0
+            .upgrade()
+            .map(|inner| hello(&inner, peer))
+            .unwrap_or_default()
     }
 
     fn hello_received(&self, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
@@ -43,7 +48,12 @@ impl crate::link::Upcalls for Upcalls {
                 FrameKind::Ack => ack(&inner, &peer, frame.payload).await,
                 FrameKind::LinkTest => link_test(&inner, &peer, frame.payload).await,
                 other => {
-                    audit(&inner, "malformed", &format!("peer={peer} unexpected {other:?} frame")).await;
+                    audit(
+                        &inner,
+                        "malformed",
+                        &format!("peer={peer} unexpected {other:?} frame"),
+                    )
+                    .await;
                     None
                 }
             }
@@ -73,7 +83,8 @@ pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
 
 fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
     let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
-    let body: HelloBody = docs::open(Kind::Hello, payload, keys, &inner.keys.name).map_err(|e| e.to_string())?;
+    let body: HelloBody =
+        docs::open(Kind::Hello, payload, keys, &inner.keys.name).map_err(|e| e.to_string())?;
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;
@@ -88,13 +99,23 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
             kind: AlarmKind::ClockSkew,
             peer: Some(peer.to_string()),
             id: None,
-            text: format!("{peer}'s clock differs from ours by {:.1} s (bound {} s)", skew_ms as f64 / 1000.0, bound.as_secs()),
+            text: format!(
+                "{peer}'s clock differs from ours by {:.1} s (bound {} s)",
+                skew_ms as f64 / 1000.0,
+                bound.as_secs()
+            ),
         });
     }
     Ok(HelloInfo { boot: body.boot })
 }
 
-fn refusal(inner: &Inner, peer: &PeerKeys, id: Option<MessageId>, code: RefusalCode, detail: String) -> Frame {
+fn refusal(
+    inner: &Inner,
+    peer: &PeerKeys,
+    id: Option<MessageId>,
+    code: RefusalCode,
+    detail: String,
+) -> Frame {
     let body = RefusalBody {
         protocol: docs::protocol(),
         id,
@@ -103,7 +124,10 @@ fn refusal(inner: &Inner, peer: &PeerKeys, id: Option<MessageId>, code: RefusalC
         code,
         detail,
     };
-    Frame::new(FrameKind::Refusal, docs::sign(Kind::Refusal, &body, &inner.keys))
+    Frame::new(
+        FrameKind::Refusal,
+        docs::sign(Kind::Refusal, &body, &inner.keys),
+    )
 }
 
 fn receipt(inner: &Inner, peer: &StationName, of: ReceiptOf, id: MessageId) -> Vec<u8> {
@@ -121,7 +145,9 @@ fn receipt(inner: &Inner, peer: &StationName, of: ReceiptOf, id: MessageId) -> V
 fn code_for(e: &OpenError) -> RefusalCode {
     match e {
         OpenError::NotForUs | OpenError::WrongRecipient { .. } => RefusalCode::NotForUs,
-        OpenError::BadSignature(_) | OpenError::UnknownSender(_) | OpenError::WrongSender { .. } => RefusalCode::BadSignature,
+        OpenError::BadSignature(_)
+        | OpenError::UnknownSender(_)
+        | OpenError::WrongSender { .. } => RefusalCode::BadSignature,
         OpenError::TooLarge { .. } => RefusalCode::Oversize,
         OpenError::Tampered(_) | OpenError::Malformed(_) => RefusalCode::Malformed,
     }
@@ -139,7 +165,12 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             let code = code_for(&e);
-            audit(inner, "refuse", &format!("peer={peer} code={} reason={e}", code.as_str())).await;
+            audit(
+                inner,
+                "refuse",
+                &format!("peer={peer} code={} reason={e}", code.as_str()),
+            )
+            .await;
             return Some(refusal(inner, &peer_keys, None, code, e.to_string()));
         }
         Err(e) => {
@@ -151,15 +182,41 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     // The connection authenticated `peer`; the signature must be theirs too.
     if m.from != *peer {
         let detail = format!("signed by {} but the connection is {peer}'s", m.from);
-        audit(inner, "refuse", &format!("peer={peer} id={} code=bad-signature reason={detail}", m.id)).await;
-        return Some(refusal(inner, &peer_keys, Some(m.id), RefusalCode::BadSignature, detail));
+        audit(
+            inner,
+            "refuse",
+            &format!("peer={peer} id={} code=bad-signature reason={detail}", m.id),
+        )
+        .await;
+        return Some(refusal(
+            inner,
+            &peer_keys,
+            Some(m.id),
+            RefusalCode::BadSignature,
+            detail,
+        ));
     }
     if let Some(template) = inner.catalog.get(&m.template.id, m.template.version)
         && let Err(errors) = template.check_values(&m.fields)
     {
-        let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        audit(inner, "refuse", &format!("peer={peer} id={} code=unknown-template-field", m.id)).await;
-        return Some(refusal(inner, &peer_keys, Some(m.id), RefusalCode::UnknownTemplateField, detail));
+        let detail = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        audit(
+            inner,
+            "refuse",
+            &format!("peer={peer} id={} code=unknown-template-field", m.id),
+        )
+        .await;
+        return Some(refusal(
+            inner,
+            &peer_keys,
+            Some(m.id),
+            RefusalCode::UnknownTemplateField,
+            detail,
+        ));
     }
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id);
     let event = Event::Received {
@@ -170,7 +227,12 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         exercise: m.exercise,
         template: m.template.id.clone(),
     };
-    match inner.journal.store_inbound(m, sealed, doc.clone()).done().await {
+    match inner
+        .journal
+        .store_inbound(m, sealed, doc.clone())
+        .done()
+        .await
+    {
         Ok(Stored::New) => {
             inner.emit(event);
             Some(Frame::new(FrameKind::Receipt, doc))
@@ -196,7 +258,13 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
     };
     match inner
         .journal
-        .record_peer_ack(body.id, peer.to_string(), body.operator.clone(), body.at, doc)
+        .record_peer_ack(
+            body.id,
+            peer.to_string(),
+            body.operator.clone(),
+            body.at,
+            doc,
+        )
         .done()
         .await
     {
@@ -209,10 +277,18 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
                     at: body.at.to_string(),
                 });
             }
-            Some(Frame::new(FrameKind::Receipt, receipt(inner, peer, ReceiptOf::Ack, body.id)))
+            Some(Frame::new(
+                FrameKind::Receipt,
+                receipt(inner, peer, ReceiptOf::Ack, body.id),
+            ))
         }
         Err(e) => {
-            audit(inner, "refuse", &format!("peer={peer} ack for {}: {e}", body.id)).await;
+            audit(
+                inner,
+                "refuse",
+                &format!("peer={peer} ack for {}: {e}", body.id),
+            )
+            .await;
             None
         }
     }
@@ -224,7 +300,12 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         Ok(b) if !b.reply => b,
         Ok(_) => return None,
         Err(e) => {
-            audit(inner, "refuse", &format!("peer={peer} link test rejected: {e}")).await;
+            audit(
+                inner,
+                "refuse",
+                &format!("peer={peer} link test rejected: {e}"),
+            )
+            .await;
             return None;
         }
     };
@@ -235,7 +316,14 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
     }
     if let Err(e) = inner
         .journal
-        .record_link_test(peer.to_string(), false, body.nonce.clone(), None, sealed, body.audit_head.clone())
+        .record_link_test(
+            peer.to_string(),
+            false,
+            body.nonce.clone(),
+            None,
+            sealed,
+            body.audit_head.clone(),
+        )
         .done()
         .await
     {

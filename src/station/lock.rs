@@ -20,7 +20,10 @@ pub enum LockError {
     #[error("another station is already running on {0} (its lock is held)")]
     Held(PathBuf),
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// Takes the data directory's lock, or says who has it.
@@ -37,7 +40,10 @@ pub fn acquire(data_dir: &Path) -> Result<DataDirLock, LockError> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|cause| LockError::Io { path: path.clone(), cause })?;
+        .map_err(|cause| LockError::Io {
+            path: path.clone(),
+            cause,
+        })?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {

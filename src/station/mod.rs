@@ -143,15 +143,20 @@ fn random_u64() -> u64 {
 
 impl Station {
     /// Opens the journal, starts the link and the timers. Needs a Tokio runtime.
-    pub async fn start(config: Config, keys: StationKeys, options: Options) -> Result<Station, StationError> {
+    pub async fn start(
+        config: Config,
+        keys: StationKeys,
+        options: Options,
+    ) -> Result<Station, StationError> {
         let checkpoint = CheckpointKey {
             station: keys.name.clone(),
             key: keys.signing.clone(),
         };
         let journal_path = config.journal_path.clone();
-        let journal = tokio::task::spawn_blocking(move || Journal::open(&journal_path, Some(checkpoint)))
-            .await
-            .map_err(|e| StationError::Refused(format!("journal open task failed: {e}")))??;
+        let journal =
+            tokio::task::spawn_blocking(move || Journal::open(&journal_path, Some(checkpoint)))
+                .await
+                .map_err(|e| StationError::Refused(format!("journal open task failed: {e}")))??;
         let mut queues = HashMap::new();
         for p in &config.peers {
             let q = outbox::Queue::default();
@@ -228,8 +233,17 @@ impl Station {
 
     /// Releases a draft to `to`, attributed to `operator` (already
     /// authenticated). Returns once the message is durably in the outbox.
-    pub async fn release(&self, operator: &OperatorName, to: &str, mut draft: Draft) -> Result<(Released, Message), StationError> {
-        let peer = self.inner.peer(to).ok_or_else(|| StationError::UnknownPeer(to.to_string()))?.clone();
+    pub async fn release(
+        &self,
+        operator: &OperatorName,
+        to: &str,
+        mut draft: Draft,
+    ) -> Result<(Released, Message), StationError> {
+        let peer = self
+            .inner
+            .peer(to)
+            .ok_or_else(|| StationError::UnknownPeer(to.to_string()))?
+            .clone();
         if self.inner.options.exercise_only {
             draft.exercise = true;
         }
@@ -239,9 +253,15 @@ impl Station {
             operator: operator.clone(),
             language: self.inner.config.station.language,
         };
-        let (released, message) = compose::release(&self.inner.journal, self.inner.keys.clone(), peer, checked, origin)
-            .done()
-            .await?;
+        let (released, message) = compose::release(
+            &self.inner.journal,
+            self.inner.keys.clone(),
+            peer,
+            checked,
+            origin,
+        )
+        .done()
+        .await?;
         let sealed = self.inner.journal.sealed(&released.id)?;
         if let Some(q) = self.inner.queues.get(&message.to) {
             q.push_message(message.id, message.precedence, sealed);
@@ -257,12 +277,21 @@ impl Station {
 
     /// Records that `operator` acknowledged inbound message `id` and sends
     /// the signed acknowledgement back to its sender.
-    pub async fn acknowledge(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
+    pub async fn acknowledge(
+        &self,
+        operator: &OperatorName,
+        id: MessageId,
+    ) -> Result<(), StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
         if row.direction != Direction::In {
-            return Err(StationError::Refused(format!("message {id} was sent by this station; only received messages are acknowledged")));
+            return Err(StationError::Refused(format!(
+                "message {id} was sent by this station; only received messages are acknowledged"
+            )));
         }
-        let peer = self.inner.peer(&row.peer).ok_or_else(|| StationError::UnknownPeer(row.peer.clone()))?;
+        let peer = self
+            .inner
+            .peer(&row.peer)
+            .ok_or_else(|| StationError::UnknownPeer(row.peer.clone()))?;
         let at = Timestamp::now();
         let body = docs::AckBody {
             protocol: docs::protocol(),
@@ -273,7 +302,11 @@ impl Station {
             at,
         };
         let doc = docs::sign(Kind::Ack, &body, &self.inner.keys);
-        self.inner.journal.acknowledge(id, operator.to_string(), at, doc.clone()).done().await?;
+        self.inner
+            .journal
+            .acknowledge(id, operator.to_string(), at, doc.clone())
+            .done()
+            .await?;
         if let Some(q) = self.inner.queues.get(&peer.name) {
             q.push_ack(id, row.precedence, doc);
         }
@@ -284,13 +317,24 @@ impl Station {
     /// by a correction or cancellation message.
     pub async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
-        if let Some(q) = self.inner.queues.get(row.peer.as_str()) {
-            if !q.withdraw(&id) {
-                return Err(StationError::Refused(format!("message {id} is already on its way; send a cancellation message that references it")));
-            }
+        if let Some(q) = self.inner.queues.get(row.peer.as_str())
+            && !q.withdraw(&id)
+        {
+            return Err(StationError::Refused(format!(
+                "message {id} is already on its way; send a cancellation message that references it"
+            )));
         }
-        if let Err(e) = self.inner.journal.cancel(id, operator.to_string()).done().await {
-            if let (Some(q), Ok(sealed)) = (self.inner.queues.get(row.peer.as_str()), self.inner.journal.sealed(&id)) {
+        if let Err(e) = self
+            .inner
+            .journal
+            .cancel(id, operator.to_string())
+            .done()
+            .await
+        {
+            if let (Some(q), Ok(sealed)) = (
+                self.inner.queues.get(row.peer.as_str()),
+                self.inner.journal.sealed(&id),
+            ) {
                 q.push_message(id, row.precedence, sealed);
             }
             return Err(e.into());
@@ -301,8 +345,15 @@ impl Station {
 
     /// Runs a link test with `peer` now and reports its round trip.
     pub async fn link_test(&self, peer: &str) -> Result<Duration, StationError> {
-        let name = self.inner.peer(peer).ok_or_else(|| StationError::UnknownPeer(peer.to_string()))?.name.clone();
-        timers::link_test(&self.inner, &name).await.map_err(StationError::Refused)
+        let name = self
+            .inner
+            .peer(peer)
+            .ok_or_else(|| StationError::UnknownPeer(peer.to_string()))?
+            .name
+            .clone();
+        timers::link_test(&self.inner, &name)
+            .await
+            .map_err(StationError::Refused)
     }
 
     /// Opens a stored message (either direction) for reading.
@@ -313,7 +364,9 @@ impl Station {
             Direction::Out => open_outbound(&sealed, &self.inner.keys),
             Direction::In => open_inbound(&sealed, &self.inner.keys, |n| self.inner.peer(n)),
         };
-        opened.map(|o| o.message).map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
+        opened
+            .map(|o| o.message)
+            .map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
     }
 
     pub fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
@@ -321,7 +374,8 @@ impl Station {
     }
 
     pub fn status(&self) -> Status {
-        let mut unacknowledged: HashMap<String, usize> = Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
+        let mut unacknowledged: HashMap<String, usize> =
+            Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
         let mut outbound_pending = 0;
         if let Ok(rows) = self.inner.journal.list(Direction::In) {
             for r in rows.iter().filter(|r| r.state == "received") {
@@ -335,7 +389,12 @@ impl Station {
             station: self.inner.keys.name.to_string(),
             exercise: self.inner.options.exercise_only,
             links: self.inner.link().map(Link::status).unwrap_or_default(),
-            health: self.inner.health().iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            health: self
+                .inner
+                .health()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             unacknowledged,
             outbound_pending,
         }

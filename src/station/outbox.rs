@@ -136,7 +136,8 @@ impl Queue {
     pub fn withdraw(&self, id: &MessageId) -> bool {
         let mut s = self.state();
         let before = s.heap.len();
-        s.heap.retain(|i| !(i.id == *id && matches!(i.payload, Payload::Message(_))));
+        s.heap
+            .retain(|i| !(i.id == *id && matches!(i.payload, Payload::Message(_))));
         let removed = s.heap.len() != before;
         let in_flight = s.known.contains(&(*id, false)) && !removed;
         if removed {
@@ -154,7 +155,8 @@ impl Queue {
     fn take(&self, in_flight: usize) -> Option<Item> {
         let mut s = self.state();
         let top = s.heap.peek()?;
-        let allowed = in_flight < MAX_IN_FLIGHT || (top.precedence == Precedence::Flash && in_flight < MAX_IN_FLIGHT + FLASH_RESERVE);
+        let allowed = in_flight < MAX_IN_FLIGHT
+            || (top.precedence == Precedence::Flash && in_flight < MAX_IN_FLIGHT + FLASH_RESERVE);
         if allowed { s.heap.pop() } else { None }
     }
 
@@ -172,7 +174,8 @@ impl Queue {
     /// The item is settled (receipted or refused).
     fn settle(&self, item: &Item) {
         let mut s = self.state();
-        s.known.remove(&(item.id, matches!(item.payload, Payload::Ack(_))));
+        s.known
+            .remove(&(item.id, matches!(item.payload, Payload::Ack(_))));
     }
 }
 
@@ -182,8 +185,12 @@ fn priority(p: Precedence) -> i32 {
 
 /// Sends the queue's items to `peer` whenever the link is up.
 pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
-    let (Some(queue), Some(link)) = (inner.queues.get(&peer), inner.link()) else { return };
-    let Some(mut up) = link.watch_up(&peer) else { return };
+    let (Some(queue), Some(link)) = (inner.queues.get(&peer), inner.link()) else {
+        return;
+    };
+    let Some(mut up) = link.watch_up(&peer) else {
+        return;
+    };
     let mut stop = inner.stop.subscribe();
     let mut in_flight: JoinSet<()> = JoinSet::new();
     loop {
@@ -211,7 +218,11 @@ pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
 /// One item's exchange: send, then settle on a receipt or refusal, or put
 /// it back on a transport failure.
 async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
-    let (Some(queue), Some(link), Some(peer_keys)) = (inner.queues.get(&peer), inner.link(), inner.peer(peer.as_str())) else {
+    let (Some(queue), Some(link), Some(peer_keys)) = (
+        inner.queues.get(&peer),
+        inner.link(),
+        inner.peer(peer.as_str()),
+    ) else {
         return;
     };
     let frame = match &item.payload {
@@ -221,7 +232,9 @@ async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
         }
         Payload::Ack(doc) => Frame::new(FrameKind::Ack, doc.as_ref().clone()),
     };
-    let answer = link.request(&peer, &frame, priority(item.precedence), MESSAGE_TIMEOUT).await;
+    let answer = link
+        .request(&peer, &frame, priority(item.precedence), MESSAGE_TIMEOUT)
+        .await;
     let outcome = match answer {
         Ok(a) => settle(&inner, &peer, peer_keys, &item, a).await,
         Err(e) => Err(e.to_string()),
@@ -238,14 +251,28 @@ async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
     }
 }
 
-async fn settle(inner: &Inner, peer: &StationName, peer_keys: &crate::crypto::PeerKeys, item: &Item, answer: Frame) -> Result<(), String> {
+async fn settle(
+    inner: &Inner,
+    peer: &StationName,
+    peer_keys: &crate::crypto::PeerKeys,
+    item: &Item,
+    answer: Frame,
+) -> Result<(), String> {
     let us = &inner.keys.name;
     match (answer.kind, &item.payload) {
         (FrameKind::Receipt, payload) => {
-            let receipt: ReceiptBody = docs::open(Kind::Receipt, &answer.payload, peer_keys, us).map_err(|e| e.to_string())?;
-            let of = if matches!(payload, Payload::Ack(_)) { ReceiptOf::Ack } else { ReceiptOf::Message };
+            let receipt: ReceiptBody = docs::open(Kind::Receipt, &answer.payload, peer_keys, us)
+                .map_err(|e| e.to_string())?;
+            let of = if matches!(payload, Payload::Ack(_)) {
+                ReceiptOf::Ack
+            } else {
+                ReceiptOf::Message
+            };
             if receipt.id != item.id || receipt.of != of {
-                return Err(format!("receipt names {} ({:?}), not {}", receipt.id, receipt.of, item.id));
+                return Err(format!(
+                    "receipt names {} ({:?}), not {}",
+                    receipt.id, receipt.of, item.id
+                ));
             }
             match payload {
                 Payload::Message(_) => {
@@ -263,7 +290,12 @@ async fn settle(inner: &Inner, peer: &StationName, peer_keys: &crate::crypto::Pe
                     }
                 }
                 Payload::Ack(_) => {
-                    inner.journal.mark_ack_delivered(item.id).done().await.map_err(|e| e.to_string())?;
+                    inner
+                        .journal
+                        .mark_ack_delivered(item.id)
+                        .done()
+                        .await
+                        .map_err(|e| e.to_string())?;
                     inner.emit(Event::AckDelivered {
                         id: item.id,
                         peer: peer.to_string(),
@@ -273,7 +305,8 @@ async fn settle(inner: &Inner, peer: &StationName, peer_keys: &crate::crypto::Pe
             Ok(())
         }
         (FrameKind::Refusal, _) => {
-            let refusal: RefusalBody = docs::open(Kind::Refusal, &answer.payload, peer_keys, us).map_err(|e| e.to_string())?;
+            let refusal: RefusalBody = docs::open(Kind::Refusal, &answer.payload, peer_keys, us)
+                .map_err(|e| e.to_string())?;
             if refusal.id.is_some_and(|id| id != item.id) {
                 return Err(format!("refusal names another message ({:?})", refusal.id));
             }
@@ -295,7 +328,11 @@ async fn settle(inner: &Inner, peer: &StationName, peer_keys: &crate::crypto::Pe
                     kind: super::AlarmKind::Refused,
                     peer: Some(peer.to_string()),
                     id: Some(item.id),
-                    text: format!("{peer} REFUSED message {}: {}", item.id, refusal.code.as_str()),
+                    text: format!(
+                        "{peer} REFUSED message {}: {}",
+                        item.id,
+                        refusal.code.as_str()
+                    ),
                 });
             }
             Ok(())

@@ -40,7 +40,11 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
             },
             LinkEvent::Probe { .. } => continue,
             LinkEvent::Refused { remote, reason } => {
-                let _ = inner.journal.audit("station", "connection-refused", &format!("remote={remote} reason={reason}"));
+                let _ = inner.journal.audit(
+                    "station",
+                    "connection-refused",
+                    &format!("remote={remote} reason={reason}"),
+                );
                 Event::Alarm {
                     kind: AlarmKind::ConnectionRefused,
                     peer: None,
@@ -49,7 +53,11 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
                 }
             }
             LinkEvent::Malformed { peer, reason } => {
-                let _ = inner.journal.audit("station", "malformed", &format!("peer={peer} reason={reason}"));
+                let _ = inner.journal.audit(
+                    "station",
+                    "malformed",
+                    &format!("peer={peer} reason={reason}"),
+                );
                 continue;
             }
         };
@@ -60,7 +68,10 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
 /// Sends one link test to `peer` and waits for its answer. Records the
 /// outcome in the journal and as an event.
 pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, String> {
-    let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?.clone();
+    let keys = inner
+        .peer(peer.as_str())
+        .ok_or("not a configured peer")?
+        .clone();
     let link = inner.link().ok_or("link not started")?;
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
@@ -79,13 +90,19 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let started = Instant::now();
     let result = async {
         let answer = link
-            .request(peer, &Frame::new(FrameKind::LinkTest, sealed.clone()), i32::MAX - 1, LINK_TEST_TIMEOUT)
+            .request(
+                peer,
+                &Frame::new(FrameKind::LinkTest, sealed.clone()),
+                i32::MAX - 1,
+                LINK_TEST_TIMEOUT,
+            )
             .await
             .map_err(|e| e.to_string())?;
         if answer.kind != FrameKind::LinkTestReply {
             return Err(format!("answered with {:?}", answer.kind));
         }
-        let reply = docs::open_link_test(&answer.payload, &inner.keys, &keys).map_err(|e| e.to_string())?;
+        let reply =
+            docs::open_link_test(&answer.payload, &inner.keys, &keys).map_err(|e| e.to_string())?;
         if !reply.reply || reply.nonce != nonce {
             return Err("the answer does not carry our nonce".to_string());
         }
@@ -112,7 +129,14 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let rtt_ms = rtt.as_millis() as u64;
     let _ = inner
         .journal
-        .record_link_test(peer.to_string(), true, nonce, Some((ok, ok.then_some(rtt_ms))), sealed, head)
+        .record_link_test(
+            peer.to_string(),
+            true,
+            nonce,
+            Some((ok, ok.then_some(rtt_ms))),
+            sealed,
+            head,
+        )
         .done()
         .await;
     inner.emit(Event::LinkTest {
@@ -148,7 +172,9 @@ pub async fn run(inner: Arc<Inner>) {
     let mut memory = Memory::default();
     let start = Instant::now();
     for p in &inner.config.peers {
-        memory.next_link_test.insert(p.keys.name.clone(), start + inner.config.link.test_interval);
+        memory
+            .next_link_test
+            .insert(p.keys.name.clone(), start + inner.config.link.test_interval);
     }
     loop {
         tokio::select! {
@@ -165,7 +191,10 @@ pub async fn run(inner: Arc<Inner>) {
             .map(|(p, _)| p.clone())
             .collect();
         for peer in due {
-            memory.next_link_test.insert(peer.clone(), Instant::now() + inner.config.link.test_interval);
+            memory.next_link_test.insert(
+                peer.clone(),
+                Instant::now() + inner.config.link.test_interval,
+            );
             let inner = inner.clone();
             tokio::spawn(async move {
                 let _ = link_test(&inner, &peer).await;
@@ -180,32 +209,53 @@ fn age_of(at: &str) -> Option<Duration> {
 }
 
 fn flash_alarms(inner: &Inner, memory: &mut Memory) {
-    let Ok(rows) = inner.journal.list(Direction::Out) else { return };
+    let Ok(rows) = inner.journal.list(Direction::Out) else {
+        return;
+    };
     let limit = inner.config.link.flash_receipt_alarm;
     for r in rows {
         let waiting = r.state == "queued" || r.state == "sent";
-        if r.precedence == Precedence::Flash && waiting && age_of(&r.stored_at).is_some_and(|a| a > limit) && memory.flash_alarmed.insert(r.id) {
+        if r.precedence == Precedence::Flash
+            && waiting
+            && age_of(&r.stored_at).is_some_and(|a| a > limit)
+            && memory.flash_alarmed.insert(r.id)
+        {
             inner.emit(Event::Alarm {
                 kind: AlarmKind::FlashNoReceipt,
                 peer: Some(r.peer.clone()),
                 id: Some(r.id),
-                text: format!("FLASH {} to {} has no receipt after {} s", r.id, r.peer, limit.as_secs()),
+                text: format!(
+                    "FLASH {} to {} has no receipt after {} s",
+                    r.id,
+                    r.peer,
+                    limit.as_secs()
+                ),
             });
         }
     }
 }
 
 fn overdue(inner: &Inner, memory: &mut Memory) {
-    let Ok(rows) = inner.journal.list(Direction::In) else { return };
+    let Ok(rows) = inner.journal.list(Direction::In) else {
+        return;
+    };
     for r in rows.iter().filter(|r| r.state == "received") {
         let deadline = inner.config.deadlines.for_precedence(r.precedence);
-        if age_of(&r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id) {
-            let _ = inner.journal.audit("station", "overdue", &format!("id={} from={} precedence={}", r.id, r.peer, r.precedence));
+        if age_of(&r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
+        {
+            let _ = inner.journal.audit(
+                "station",
+                "overdue",
+                &format!("id={} from={} precedence={}", r.id, r.peer, r.precedence),
+            );
             inner.emit(Event::Alarm {
                 kind: AlarmKind::Overdue,
                 peer: Some(r.peer.clone()),
                 id: Some(r.id),
-                text: format!("{} {} from {} is past its acknowledgement deadline", r.precedence, r.id, r.peer),
+                text: format!(
+                    "{} {} from {} is past its acknowledgement deadline",
+                    r.precedence, r.id, r.peer
+                ),
             });
         }
     }
@@ -225,7 +275,9 @@ fn gaps(inner: &Inner, memory: &mut Memory) {
         if highest == 0 {
             continue;
         }
-        let Ok(have) = inner.journal.received_serials(peer.as_str()) else { continue };
+        let Ok(have) = inner.journal.received_serials(peer.as_str()) else {
+            continue;
+        };
         let have: HashSet<u64> = have.into_iter().collect();
         let mut newly = Vec::new();
         for serial in 1..=highest {
@@ -234,7 +286,10 @@ fn gaps(inner: &Inner, memory: &mut Memory) {
                 memory.gap_first_seen.remove(&key);
                 continue;
             }
-            let first = *memory.gap_first_seen.entry(key.clone()).or_insert_with(Instant::now);
+            let first = *memory
+                .gap_first_seen
+                .entry(key.clone())
+                .or_insert_with(Instant::now);
             if first.elapsed() >= window && memory.gap_reported.insert(key) {
                 newly.push(serial);
             }

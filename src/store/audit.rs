@@ -38,7 +38,14 @@ pub struct Head {
     pub hash: String,
 }
 
-pub fn entry_hash(seq: u64, at: &str, actor: &str, action: &str, detail: &str, prev: &str) -> String {
+pub fn entry_hash(
+    seq: u64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+    prev: &str,
+) -> String {
     let mut h = Sha256::new();
     h.update(b"hotline/1 audit\n");
     for part in [prev, &seq.to_string(), at, actor, action, detail] {
@@ -51,18 +58,27 @@ pub fn entry_hash(seq: u64, at: &str, actor: &str, action: &str, detail: &str, p
 /// The current head, if the log has any entry.
 pub fn head(tx: &rusqlite::Connection) -> Result<Option<Head>, StoreError> {
     Ok(tx
-        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok(Head {
-                seq: r.get::<_, i64>(0)? as u64,
-                hash: r.get(1)?,
-            })
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Head {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    hash: r.get(1)?,
+                })
+            },
+        )
         .optional()?)
 }
 
 /// Appends one entry inside the caller's transaction. `detail` must never
 /// carry message text: ids, peers, serials, precedences and reasons only.
-pub fn append(tx: &Transaction<'_>, actor: &str, action: &str, detail: &str) -> Result<Head, StoreError> {
+pub fn append(
+    tx: &Transaction<'_>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<Head, StoreError> {
     let (seq, prev) = match head(tx)? {
         Some(h) => (h.seq + 1, h.hash),
         None => (1, GENESIS.to_string()),
@@ -89,7 +105,11 @@ struct CheckpointBody {
 pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(), StoreError> {
     let Some(h) = head(tx)? else { return Ok(()) };
     let done: Option<i64> = tx
-        .query_row("SELECT seq FROM checkpoints WHERE seq = ?1", [h.seq as i64], |r| r.get(0))
+        .query_row(
+            "SELECT seq FROM checkpoints WHERE seq = ?1",
+            [h.seq as i64],
+            |r| r.get(0),
+        )
         .optional()?;
     if done.is_some() {
         return Ok(());
@@ -113,7 +133,9 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
 /// What `audit verify` found wrong: the first fault, named precisely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditFault {
-    #[error("entry {seq}: expected sequence number {expected}; entries are missing or were reordered")]
+    #[error(
+        "entry {seq}: expected sequence number {expected}; entries are missing or were reordered"
+    )]
     Gap { seq: u64, expected: u64 },
     #[error("entry {seq}: its `prev` does not match the hash of entry {}; the chain was broken here", seq - 1)]
     BrokenLink { seq: u64 },
@@ -121,9 +143,13 @@ pub enum AuditFault {
     Altered { seq: u64 },
     #[error("checkpoint at entry {seq}: the signature does not verify with this station's key")]
     BadCheckpointSignature { seq: u64 },
-    #[error("checkpoint at entry {seq}: the chain's hash there differs from the signed one; the log was rewritten")]
+    #[error(
+        "checkpoint at entry {seq}: the chain's hash there differs from the signed one; the log was rewritten"
+    )]
     Rewritten { seq: u64 },
-    #[error("the last checkpoint covers entry {checkpoint}, but the log ends at entry {last}; entries were cut off")]
+    #[error(
+        "the last checkpoint covers entry {checkpoint}, but the log ends at entry {last}; entries were cut off"
+    )]
     Truncated { checkpoint: u64, last: u64 },
 }
 
@@ -136,8 +162,12 @@ pub struct Verified {
 }
 
 /// Checks the whole chain, then the newest checkpoint against it.
-pub fn verify(conn: &rusqlite::Connection, station_key: &VerifyingKey) -> Result<Result<Verified, AuditFault>, StoreError> {
-    let mut stmt = conn.prepare("SELECT seq, at, actor, action, detail, prev, hash FROM audit ORDER BY seq")?;
+pub fn verify(
+    conn: &rusqlite::Connection,
+    station_key: &VerifyingKey,
+) -> Result<Result<Verified, AuditFault>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT seq, at, actor, action, detail, prev, hash FROM audit ORDER BY seq")?;
     let rows = stmt.query_map([], |r| {
         Ok(Entry {
             seq: r.get::<_, i64>(0)? as u64,
@@ -150,12 +180,14 @@ pub fn verify(conn: &rusqlite::Connection, station_key: &VerifyingKey) -> Result
         })
     })?;
     let mut prev = GENESIS.to_string();
-    let mut expected = 1u64;
     let mut hashes: Vec<String> = Vec::new();
-    for row in rows {
+    for (expected, row) in (1u64..).zip(rows) {
         let e = row?;
         if e.seq != expected {
-            return Ok(Err(AuditFault::Gap { seq: e.seq, expected }));
+            return Ok(Err(AuditFault::Gap {
+                seq: e.seq,
+                expected,
+            }));
         }
         if e.prev != prev {
             return Ok(Err(AuditFault::BrokenLink { seq: e.seq }));
@@ -165,17 +197,25 @@ pub fn verify(conn: &rusqlite::Connection, station_key: &VerifyingKey) -> Result
         }
         prev = e.hash.clone();
         hashes.push(e.hash);
-        expected += 1;
     }
     let last = hashes.len() as u64;
-    let head = hashes.last().map(|h| Head { seq: last, hash: h.clone() });
+    let head = hashes.last().map(|h| Head {
+        seq: last,
+        hash: h.clone(),
+    });
     let newest: Option<(i64, String, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash, signed FROM checkpoints ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT seq, hash, signed FROM checkpoints ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     let Some((seq, _, doc)) = newest else {
-        return Ok(Ok(Verified { entries: last, head, checkpoint: None }));
+        return Ok(Ok(Verified {
+            entries: last,
+            head,
+            checkpoint: None,
+        }));
     };
     let seq = seq as u64;
     let body = match signed::parse(&doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
@@ -189,7 +229,10 @@ pub fn verify(conn: &rusqlite::Connection, station_key: &VerifyingKey) -> Result
         return Ok(Err(AuditFault::BadCheckpointSignature { seq }));
     }
     if seq > last {
-        return Ok(Err(AuditFault::Truncated { checkpoint: seq, last }));
+        return Ok(Err(AuditFault::Truncated {
+            checkpoint: seq,
+            last,
+        }));
     }
     let at = usize::try_from(seq - 1).unwrap_or(usize::MAX);
     if hashes.get(at) != Some(&signed_body.hash) {

@@ -33,18 +33,26 @@ pub struct PendingAck {
 pub enum Stored {
     New,
     /// Stored before: here is the receipt that was sent then.
-    Duplicate { receipt: Vec<u8> },
+    Duplicate {
+        receipt: Vec<u8>,
+    },
 }
 
 fn precedence_of(rank: u8) -> Result<Precedence, StoreError> {
-    Precedence::from_rank(rank).ok_or_else(|| StoreError::Corrupt(format!("precedence rank {rank}")))
+    Precedence::from_rank(rank)
+        .ok_or_else(|| StoreError::Corrupt(format!("precedence rank {rank}")))
 }
 
 fn parse_id(s: &str) -> Result<MessageId, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("message id `{s}`")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("message id `{s}`")))
 }
 
-fn state_of(tx: &Transaction<'_>, id: &MessageId, direction: &str) -> Result<Option<(String, String)>, StoreError> {
+fn state_of(
+    tx: &Transaction<'_>,
+    id: &MessageId,
+    direction: &str,
+) -> Result<Option<(String, String)>, StoreError> {
     Ok(tx
         .query_row(
             "SELECT state, peer FROM messages WHERE id = ?1 AND direction = ?2",
@@ -64,7 +72,12 @@ impl Journal {
                  ORDER BY precedence, stored_at, serial",
             )?;
             let rows = stmt.query_map([peer], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -105,7 +118,11 @@ impl Journal {
     pub fn highest_released(&self, peer: &str) -> Result<u64, StoreError> {
         self.read(|c| {
             let v: Option<i64> = c
-                .query_row("SELECT last_released FROM serials WHERE peer = ?1", [peer], |r| r.get(0))
+                .query_row(
+                    "SELECT last_released FROM serials WHERE peer = ?1",
+                    [peer],
+                    |r| r.get(0),
+                )
                 .optional()?;
             Ok(v.unwrap_or(0) as u64)
         })
@@ -114,9 +131,14 @@ impl Journal {
     /// The serials received from `peer`.
     pub fn received_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT serial FROM messages WHERE direction = 'in' AND peer = ?1")?;
+            let mut stmt =
+                c.prepare("SELECT serial FROM messages WHERE direction = 'in' AND peer = ?1")?;
             let rows = stmt.query_map([peer], |r| r.get::<_, i64>(0))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
+            Ok(rows
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|s| s as u64)
+                .collect())
         })
     }
 
@@ -188,7 +210,12 @@ impl Journal {
     /// Stores an inbound message that opened and verified, with the receipt
     /// that will answer it. A known id is a duplicate: nothing changes and
     /// the receipt sent the first time is returned.
-    pub fn store_inbound(&self, message: Message, sealed: Vec<u8>, receipt: Vec<u8>) -> Pending<Stored> {
+    pub fn store_inbound(
+        &self,
+        message: Message,
+        sealed: Vec<u8>,
+        receipt: Vec<u8>,
+    ) -> Pending<Stored> {
         self.write(move |tx| {
             let seen: Option<Option<Vec<u8>>> = tx
                 .query_row(
@@ -223,7 +250,13 @@ impl Journal {
     /// Records that `operator` acknowledged an inbound message and queues
     /// the signed acknowledgement for the sender. One-way: a second
     /// acknowledgement is refused.
-    pub fn acknowledge(&self, id: MessageId, operator: String, at: Timestamp, doc: Vec<u8>) -> Pending<()> {
+    pub fn acknowledge(
+        &self,
+        id: MessageId,
+        operator: String,
+        at: Timestamp,
+        doc: Vec<u8>,
+    ) -> Pending<()> {
         self.write(move |tx| {
             let row: Option<(String, String, u8)> = tx
                 .query_row(
@@ -264,13 +297,22 @@ impl Journal {
 
     /// Records the peer operator's acknowledgement of our message. Returns
     /// whether it was news.
-    pub fn record_peer_ack(&self, id: MessageId, peer: String, by: String, at: Timestamp, doc: Vec<u8>) -> Pending<bool> {
+    pub fn record_peer_ack(
+        &self,
+        id: MessageId,
+        peer: String,
+        by: String,
+        at: Timestamp,
+        doc: Vec<u8>,
+    ) -> Pending<bool> {
         self.write(move |tx| {
             let Some((state, owner)) = state_of(tx, &id, "out")? else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
             if owner != peer {
-                return Err(StoreError::Rejected(format!("message {id} was not sent to {peer}")));
+                return Err(StoreError::Rejected(format!(
+                    "message {id} was not sent to {peer}"
+                )));
             }
             if state == "acknowledged" {
                 return Ok(false);
@@ -280,7 +322,12 @@ impl Journal {
                  receipt_at = COALESCE(receipt_at, ?3) WHERE id = ?1 AND direction = 'out'",
                 params![id.to_string(), by, stamp(at), doc],
             )?;
-            audit::append(tx, "station", "peer-acknowledged", &format!("id={id} peer={peer} by={by}"))?;
+            audit::append(
+                tx,
+                "station",
+                "peer-acknowledged",
+                &format!("id={id} peer={peer} by={by}"),
+            )?;
             Ok(true)
         })
     }

@@ -68,10 +68,16 @@ fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let id: String = r.get(0)?;
     let direction: String = r.get(1)?;
     let precedence: u8 = r.get(4)?;
-    let bad = |what: &str| rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text);
+    let bad = |what: &str| {
+        rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+    };
     Ok(MessageRow {
         id: id.parse().map_err(|_| bad("id"))?,
-        direction: if direction == "out" { Direction::Out } else { Direction::In },
+        direction: if direction == "out" {
+            Direction::Out
+        } else {
+            Direction::In
+        },
         peer: r.get(2)?,
         serial: r.get::<_, i64>(3)? as u64,
         precedence: Precedence::from_rank(precedence).ok_or_else(|| bad("precedence"))?,
@@ -89,7 +95,13 @@ fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     })
 }
 
-pub(super) fn insert(tx: &Transaction<'_>, dir: Direction, m: &Message, state: &str, sealed: &[u8]) -> Result<(), StoreError> {
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    dir: Direction,
+    m: &Message,
+    state: &str,
+    sealed: &[u8],
+) -> Result<(), StoreError> {
     let peer = match dir {
         Direction::Out => m.to.as_str(),
         Direction::In => m.from.as_str(),
@@ -127,12 +139,18 @@ impl Journal {
     {
         self.write(move |tx| {
             let last: Option<i64> = tx
-                .query_row("SELECT last_released FROM serials WHERE peer = ?1", [peer.as_str()], |r| r.get(0))
+                .query_row(
+                    "SELECT last_released FROM serials WHERE peer = ?1",
+                    [peer.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let serial = last.unwrap_or(0) as u64 + 1;
             let (message, sealed) = seal(serial).map_err(StoreError::Rejected)?;
             if message.serial != serial || message.to != peer {
-                return Err(StoreError::Rejected("the sealed message does not carry its allocated serial and peer".into()));
+                return Err(StoreError::Rejected(
+                    "the sealed message does not carry its allocated serial and peer".into(),
+                ));
             }
             tx.execute(
                 "INSERT INTO serials (peer, last_released) VALUES (?1, ?2) \
@@ -146,10 +164,22 @@ impl Journal {
                 "release",
                 &format!(
                     "id={} to={} serial={} precedence={} template={}@{} exercise={}",
-                    message.id, peer, serial, message.precedence, message.template.id, message.template.version, message.exercise
+                    message.id,
+                    peer,
+                    serial,
+                    message.precedence,
+                    message.template.id,
+                    message.template.version,
+                    message.exercise
                 ),
             )?;
-            Ok((Released { id: message.id, serial }, message))
+            Ok((
+                Released {
+                    id: message.id,
+                    serial,
+                },
+                message,
+            ))
         })
     }
 
@@ -158,7 +188,11 @@ impl Journal {
     pub fn record_inbound(&self, message: Message, sealed: Vec<u8>) -> Pending<InboundOutcome> {
         self.write(move |tx| {
             let seen: Option<String> = tx
-                .query_row("SELECT id FROM messages WHERE id = ?1", [message.id.to_string()], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM messages WHERE id = ?1",
+                    [message.id.to_string()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if seen.is_some() {
                 return Ok(InboundOutcome::Duplicate);
@@ -195,7 +229,9 @@ impl Journal {
             let mut stmt = c.prepare(&format!(
                 "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 ORDER BY stored_at, serial"
             ))?;
-            let rows = stmt.query_map([dir.as_str()], row)?.collect::<Result<Vec<_>, _>>()?;
+            let rows = stmt
+                .query_map([dir.as_str()], row)?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
     }
@@ -204,15 +240,23 @@ impl Journal {
     pub fn find(&self, id_or_prefix: &str) -> Result<MessageRow, StoreError> {
         let wanted = id_or_prefix.trim().to_ascii_lowercase();
         if wanted.len() < 8 {
-            return Err(StoreError::Rejected("give at least the first 8 characters of the message id".into()));
+            return Err(StoreError::Rejected(
+                "give at least the first 8 characters of the message id".into(),
+            ));
         }
         self.read(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {ROW_COLUMNS} FROM messages WHERE id LIKE ?1 || '%' LIMIT 2"))?;
-            let mut rows = stmt.query_map([&wanted], row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ROW_COLUMNS} FROM messages WHERE id LIKE ?1 || '%' LIMIT 2"
+            ))?;
+            let mut rows = stmt
+                .query_map([&wanted], row)?
+                .collect::<Result<Vec<_>, _>>()?;
             match rows.len() {
                 0 => Err(StoreError::NotFound(wanted.clone())),
                 1 => Ok(rows.remove(0)),
-                _ => Err(StoreError::Rejected(format!("`{wanted}` matches more than one message; give more of the id"))),
+                _ => Err(StoreError::Rejected(format!(
+                    "`{wanted}` matches more than one message; give more of the id"
+                ))),
             }
         })
     }
@@ -220,15 +264,19 @@ impl Journal {
     /// The sealed (age) form of a message, exactly as stored.
     pub fn sealed(&self, id: &MessageId) -> Result<Vec<u8>, StoreError> {
         self.read(|c| {
-            c.query_row("SELECT sealed FROM messages WHERE id = ?1", [id.to_string()], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(id.to_string()))
+            c.query_row(
+                "SELECT sealed FROM messages WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
         })
     }
 
     /// The audit log's current head.
     pub fn audit_head(&self) -> Result<Option<audit::Head>, StoreError> {
-        self.read(|c| audit::head(c))
+        self.read(audit::head)
     }
 
     /// Verifies the audit chain and its newest checkpoint.

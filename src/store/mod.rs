@@ -38,8 +38,13 @@ pub enum StoreError {
     #[error(transparent)]
     Permission(#[from] fsutil::PermissionError),
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
-    #[error("the journal was written by a newer hotline (schema {found}; this build knows up to {supported}); upgrade hotline")]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "the journal was written by a newer hotline (schema {found}; this build knows up to {supported}); upgrade hotline"
+    )]
     TooNew { found: u32, supported: u32 },
     #[error("the journal is open read-only; writes need a running station")]
     ReadOnly,
@@ -67,7 +72,9 @@ pub struct Pending<T>(oneshot::Receiver<Result<T, StoreError>>);
 impl<T> Pending<T> {
     /// Blocks until the write is committed (or failed). Not for async code.
     pub fn wait(self) -> Result<T, StoreError> {
-        self.0.blocking_recv().unwrap_or(Err(StoreError::WriterGone))
+        self.0
+            .blocking_recv()
+            .unwrap_or(Err(StoreError::WriterGone))
     }
 
     /// Waits for the write from async code.
@@ -93,10 +100,10 @@ impl Journal {
             path: path.to_path_buf(),
             cause,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                fsutil::create_private_dir(dir).map_err(io)?;
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fsutil::create_private_dir(dir).map_err(io)?;
         }
         if !path.exists() {
             fsutil::create_private(path, b"").map_err(|cause| StoreError::Io {
@@ -110,7 +117,10 @@ impl Journal {
         schema::refuse_newer(&conn)?;
         configure(&conn)?;
         schema::migrate(&mut conn)?;
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         configure_reader(&reader)?;
         let (tx, rx) = mpsc::sync_channel(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
@@ -131,11 +141,17 @@ impl Journal {
         if !path.exists() {
             return Err(StoreError::Io {
                 path: path.to_path_buf(),
-                cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no journal here yet; start the station once to create it"),
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no journal here yet; start the station once to create it",
+                ),
             });
         }
         fsutil::check_private(path)?;
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         configure_reader(&reader)?;
         schema::refuse_newer(&reader)?;
         Ok(Journal {
@@ -182,7 +198,10 @@ impl Journal {
     }
 
     /// Runs a read on the reader connection.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         f(&conn)
     }

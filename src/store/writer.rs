@@ -40,7 +40,7 @@ pub fn run(mut conn: Connection, jobs: Receiver<Job>, checkpoint: Option<Checkpo
         let completions = run_batch(&mut conn, batch, checkpoint.as_ref());
         let (outcome, completions) = completions;
         for done in completions {
-            done(outcome.as_ref().map(|_| ()).map_err(|e| e));
+            done(outcome.as_ref().map(|_| ()));
         }
     }
 }
@@ -55,7 +55,13 @@ fn run_batch(
         Ok(tx) => tx,
         Err(e) => {
             let err = StoreError::from(e);
-            return (Err(err), batch.into_iter().map(|_| -> Completion { Box::new(|_| {}) }).collect());
+            return (
+                Err(err),
+                batch
+                    .into_iter()
+                    .map(|_| -> Completion { Box::new(|_| {}) })
+                    .collect(),
+            );
         }
     };
     let mut audited = false;
@@ -71,10 +77,17 @@ fn run_batch(
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::error!("a journal job panicked; it was rolled back");
-                (false, Box::new(|_: Result<(), &StoreError>| {}) as Completion)
+                (
+                    false,
+                    Box::new(|_: Result<(), &StoreError>| {}) as Completion,
+                )
             }
         };
-        let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
         if let Err(e) = tx.execute_batch(end) {
             completions.push(done);
             return (Err(StoreError::from(e)), completions);
@@ -82,10 +95,11 @@ fn run_batch(
         audited |= ok;
         completions.push(done);
     }
-    if audited && let Some(key) = checkpoint {
-        if let Err(e) = audit::write_checkpoint(&tx, key) {
-            return (Err(e), completions);
-        }
+    if audited
+        && let Some(key) = checkpoint
+        && let Err(e) = audit::write_checkpoint(&tx, key)
+    {
+        return (Err(e), completions);
     }
     (tx.commit().map_err(StoreError::from), completions)
 }

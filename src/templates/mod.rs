@@ -47,7 +47,9 @@ impl Catalog {
 
     /// Loads templates from (path, text) pairs, keeping the good ones and
     /// listing every problem of the bad ones.
-    pub fn from_sources<'a>(sources: impl IntoIterator<Item = (PathBuf, &'a str)>) -> (Catalog, Vec<Problem>) {
+    pub fn from_sources<'a>(
+        sources: impl IntoIterator<Item = (PathBuf, &'a str)>,
+    ) -> (Catalog, Vec<Problem>) {
         let mut catalog = Catalog::default();
         let mut problems = Vec::new();
         for (path, text) in sources {
@@ -58,7 +60,10 @@ impl Catalog {
                             path,
                             line: None,
                             key: "id".into(),
-                            message: format!("template `{}` version {} is defined twice", t.id, t.version),
+                            message: format!(
+                                "template `{}` version {} is defined twice",
+                                t.id, t.version
+                            ),
                         });
                     } else {
                         catalog.templates.push(t);
@@ -67,17 +72,24 @@ impl Catalog {
                 Err(mut p) => problems.append(&mut p),
             }
         }
-        catalog.templates.sort_by(|a, b| a.id.cmp(&b.id).then(a.version.cmp(&b.version)));
+        catalog
+            .templates
+            .sort_by(|a, b| a.id.cmp(&b.id).then(a.version.cmp(&b.version)));
         (catalog, problems)
     }
 
     pub fn get(&self, id: &str, version: u32) -> Option<&Template> {
-        self.templates.iter().find(|t| t.id == id && t.version == version)
+        self.templates
+            .iter()
+            .find(|t| t.id == id && t.version == version)
     }
 
     /// The newest version of a template: what the composer offers.
     pub fn latest(&self, id: &str) -> Option<&Template> {
-        self.templates.iter().filter(|t| t.id == id).max_by_key(|t| t.version)
+        self.templates
+            .iter()
+            .filter(|t| t.id == id)
+            .max_by_key(|t| t.version)
     }
 
     /// The newest version of each template, sorted by id.

@@ -136,13 +136,14 @@ const FIELD_TYPES: &str = "text, choice, datetime, integer, coordinates or durat
 
 fn is_identifier(s: &str, extra: char) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
 }
 
 /// Parses and checks one template file. `file_name` must be `<id>.toml`.
 pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>> {
-    let raw: RawTemplate = toml::from_str(text)
-        .map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
+    let raw: RawTemplate =
+        toml::from_str(text).map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
     let mut problems = Vec::new();
     let mut err = |span: std::ops::Range<usize>, key: &str, message: String| {
         problems.push(Problem {
@@ -153,23 +154,42 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         });
     };
 
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if !is_identifier(raw.id.get_ref(), '-') {
-        err(raw.id.span(), "id", "an id uses lowercase letters, digits and '-' only".into());
+        err(
+            raw.id.span(),
+            "id",
+            "an id uses lowercase letters, digits and '-' only".into(),
+        );
     } else if raw.id.get_ref() != stem {
-        err(raw.id.span(), "id", format!("the id must match the file name: `{stem}`"));
+        err(
+            raw.id.span(),
+            "id",
+            format!("the id must match the file name: `{stem}`"),
+        );
     }
     let version = match u32::try_from(*raw.version.get_ref()) {
         Ok(v) if v >= 1 => v,
         _ => {
-            err(raw.version.span(), "version", "a version is a whole number from 1 up".into());
+            err(
+                raw.version.span(),
+                "version",
+                "a version is a whole number from 1 up".into(),
+            );
             1
         }
     };
-    let precedence = raw.precedence.get_ref().parse().unwrap_or_else(|e: crate::domain::UnknownPrecedence| {
-        err(raw.precedence.span(), "precedence", e.to_string());
-        Precedence::Routine
-    });
+    let precedence =
+        raw.precedence
+            .get_ref()
+            .parse()
+            .unwrap_or_else(|e: crate::domain::UnknownPrecedence| {
+                err(raw.precedence.span(), "precedence", e.to_string());
+                Precedence::Routine
+            });
 
     let mut fields: Vec<Field> = Vec::new();
     // Fields whose type was wrong: reported once, not again by the body.
@@ -178,10 +198,18 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         let name = f.name.get_ref().clone();
         let key = |k: &str| format!("fields.{name}.{k}");
         if !is_identifier(&name, '_') {
-            err(f.name.span(), "fields.name", format!("`{name}`: a field name uses lowercase letters, digits and '_' only"));
+            err(
+                f.name.span(),
+                "fields.name",
+                format!("`{name}`: a field name uses lowercase letters, digits and '_' only"),
+            );
         }
         if fields.iter().any(|x| x.name == name) {
-            err(f.name.span(), "fields.name", format!("field `{name}` is defined twice"));
+            err(
+                f.name.span(),
+                "fields.name",
+                format!("field `{name}` is defined twice"),
+            );
         }
         let kind_span = f.kind.span();
         let constraints_for = |wanted: &str| -> Vec<&'static str> {
@@ -197,10 +225,26 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             }
             extra
         };
-        let known_type = ["text", "choice", "datetime", "integer", "coordinates", "duration"].contains(&f.kind.get_ref().as_str());
+        let known_type = [
+            "text",
+            "choice",
+            "datetime",
+            "integer",
+            "coordinates",
+            "duration",
+        ]
+        .contains(&f.kind.get_ref().as_str());
         let misplaced = constraints_for(f.kind.get_ref());
         if known_type && !misplaced.is_empty() {
-            err(kind_span.clone(), &key("type"), format!("{} do not apply to a {} field", misplaced.join(", "), f.kind.get_ref()));
+            err(
+                kind_span.clone(),
+                &key("type"),
+                format!(
+                    "{} do not apply to a {} field",
+                    misplaced.join(", "),
+                    f.kind.get_ref()
+                ),
+            );
         }
         let kind = match f.kind.get_ref().as_str() {
             "text" => {
@@ -209,7 +253,11 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
                     Some(m) => match usize::try_from(*m.get_ref()) {
                         Ok(n) if (1..=DEFAULT_TEXT_MAX * 8).contains(&n) => n,
                         _ => {
-                            err(m.span(), &key("max_len"), format!("must be from 1 to {}", DEFAULT_TEXT_MAX * 8));
+                            err(
+                                m.span(),
+                                &key("max_len"),
+                                format!("must be from 1 to {}", DEFAULT_TEXT_MAX * 8),
+                            );
                             DEFAULT_TEXT_MAX
                         }
                     },
@@ -222,14 +270,29 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             "choice" => {
                 let choices = f.choices.map(Spanned::into_inner).unwrap_or_default();
                 if choices.is_empty() {
-                    err(kind_span.clone(), &key("choices"), "a choice field needs at least one choice".into());
+                    err(
+                        kind_span.clone(),
+                        &key("choices"),
+                        "a choice field needs at least one choice".into(),
+                    );
                 }
                 for (i, c) in choices.iter().enumerate() {
                     if !is_identifier(&c.value, '_') {
-                        err(kind_span.clone(), &key("choices"), format!("choice value `{}` must use lowercase letters, digits and '_'", c.value));
+                        err(
+                            kind_span.clone(),
+                            &key("choices"),
+                            format!(
+                                "choice value `{}` must use lowercase letters, digits and '_'",
+                                c.value
+                            ),
+                        );
                     }
                     if choices[..i].iter().any(|x| x.value == c.value) {
-                        err(kind_span.clone(), &key("choices"), format!("choice value `{}` appears twice", c.value));
+                        err(
+                            kind_span.clone(),
+                            &key("choices"),
+                            format!("choice value `{}` appears twice", c.value),
+                        );
                     }
                 }
                 FieldKind::Choice(choices)
@@ -238,14 +301,22 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             "integer" => {
                 let (min, max) = (f.min.unwrap_or(i64::MIN), f.max.unwrap_or(i64::MAX));
                 if min > max {
-                    err(kind_span.clone(), &key("min"), format!("min ({min}) is greater than max ({max})"));
+                    err(
+                        kind_span.clone(),
+                        &key("min"),
+                        format!("min ({min}) is greater than max ({max})"),
+                    );
                 }
                 FieldKind::Integer { min, max }
             }
             "coordinates" => FieldKind::Coordinates,
             "duration" => FieldKind::Duration,
             other => {
-                err(kind_span.clone(), &key("type"), format!("`{other}` is not a field type; use {FIELD_TYPES}"));
+                err(
+                    kind_span.clone(),
+                    &key("type"),
+                    format!("`{other}` is not a field type; use {FIELD_TYPES}"),
+                );
                 broken.push(name);
                 continue;
             }
@@ -270,9 +341,19 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
                 for n in names {
                     match fields.iter().find(|f| f.name == n) {
                         Some(f) if f.required => {}
-                        Some(_) => err(span.clone(), &format!("body.{lang}"), format!("{{{n}}} names an optional field; the body may only use required fields")),
+                        Some(_) => err(
+                            span.clone(),
+                            &format!("body.{lang}"),
+                            format!(
+                                "{{{n}}} names an optional field; the body may only use required fields"
+                            ),
+                        ),
                         None if broken.contains(&n) => {}
-                        None => err(span.clone(), &format!("body.{lang}"), format!("{{{n}}} names no field of this template")),
+                        None => err(
+                            span.clone(),
+                            &format!("body.{lang}"),
+                            format!("{{{n}}} names no field of this template"),
+                        ),
                     }
                 }
             }

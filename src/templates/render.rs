@@ -26,7 +26,11 @@ pub fn placeholders(body: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('}') => break,
                         Some(c) => name.push(c),
-                        None => return Err("a `{` is never closed; write `{{` for a literal brace".into()),
+                        None => {
+                            return Err(
+                                "a `{` is never closed; write `{{` for a literal brace".into()
+                            );
+                        }
                     }
                 }
                 names.push(name);
@@ -105,14 +109,23 @@ fn words(lang: Language) -> Words {
 
 /// Renders `message` in `lang` from `template`. `sender_lang` is the
 /// language the free text was written in.
-pub fn render(message: &Message, template: &Template, lang: Language, sender_lang: Language) -> String {
+pub fn render(
+    message: &Message,
+    template: &Template,
+    lang: Language,
+    sender_lang: Language,
+) -> String {
     let w = words(lang);
     let mut out = String::new();
     if message.exercise {
         out.push_str(w.exercise);
         out.push('\n');
     }
-    out.push_str(&format!("{} — {}\n", message.precedence, template.title.get(lang)));
+    out.push_str(&format!(
+        "{} — {}\n",
+        message.precedence,
+        template.title.get(lang)
+    ));
     out.push_str(&format!(
         "{} {} {} {} · DTG {} · {} {}\n",
         w.from,
@@ -137,9 +150,16 @@ pub fn render(message: &Message, template: &Template, lang: Language, sender_lan
     });
     out.push_str(body.trim());
     out.push_str("\n\n");
-    let free_mark = format!("[{}, {}: {}]", w.free_text, w.original_in, sender_lang.native_name());
+    let free_mark = format!(
+        "[{}, {}: {}]",
+        w.free_text,
+        w.original_in,
+        sender_lang.native_name()
+    );
     for field in &template.fields {
-        let Some(v) = message.fields.get(&field.name) else { continue };
+        let Some(v) = message.fields.get(&field.name) else {
+            continue;
+        };
         let label = field.label.get(lang);
         if matches!(field.kind, super::model::FieldKind::Text { .. }) {
             out.push_str(&format!("{label} {free_mark}:\n{}\n", indent(v)));
@@ -148,19 +168,29 @@ pub fn render(message: &Message, template: &Template, lang: Language, sender_lan
         }
     }
     if !message.text.is_empty() {
-        out.push_str(&format!("{} {free_mark}:\n{}\n", w.message_text, indent(&message.text)));
+        out.push_str(&format!(
+            "{} {free_mark}:\n{}\n",
+            w.message_text,
+            indent(&message.text)
+        ));
     }
     if !message.attachments.is_empty() {
         out.push_str(&format!("{}:\n", w.attachments));
         for a in &message.attachments {
-            out.push_str(&format!("  {} ({} bytes, sha256 {})\n", a.name, a.size, a.sha256));
+            out.push_str(&format!(
+                "  {} ({} bytes, sha256 {})\n",
+                a.name, a.size, a.sha256
+            ));
         }
     }
     out
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What the reader is shown, and why.
@@ -177,7 +207,9 @@ pub enum ReaderView {
 impl ReaderView {
     pub fn text(&self) -> &str {
         match self {
-            ReaderView::Rendered { text, .. } | ReaderView::Original { text } | ReaderView::OriginalOnly { text, .. } => text,
+            ReaderView::Rendered { text, .. }
+            | ReaderView::Original { text }
+            | ReaderView::OriginalOnly { text, .. } => text,
         }
     }
 }
@@ -192,7 +224,10 @@ pub fn for_reader(message: &Message, catalog: &Catalog, lang: Language) -> Reade
     let Some(sender_lang) = sender_lang else {
         return ReaderView::OriginalOnly {
             text: original,
-            reason: format!("the sender's language `{}` is not one this station knows", message.original.language),
+            reason: format!(
+                "the sender's language `{}` is not one this station knows",
+                message.original.language
+            ),
         };
     };
     match catalog.get(&message.template.id, message.template.version) {

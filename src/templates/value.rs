@@ -33,17 +33,26 @@ impl Field {
         };
         let trimmed = input.trim();
         if trimmed.is_empty() {
-            return Err(ValueError::Missing { field: self.name.clone() });
+            return Err(ValueError::Missing {
+                field: self.name.clone(),
+            });
         }
         match &self.kind {
             FieldKind::Text { multiline, max_len } => {
-                let text = if *multiline { input.trim_end().to_string() } else { trimmed.to_string() };
+                let text = if *multiline {
+                    input.trim_end().to_string()
+                } else {
+                    trimmed.to_string()
+                };
                 let len = text.chars().count();
                 if len > *max_len {
                     return Err(invalid(format!("{len} characters; at most {max_len}")));
                 }
                 if let Some(c) = text.chars().find(|&c| !is_allowed_text_char(c, *multiline)) {
-                    return Err(invalid(format!("control character U+{:04X} is not allowed", u32::from(c))));
+                    return Err(invalid(format!(
+                        "control character U+{:04X} is not allowed",
+                        u32::from(c)
+                    )));
                 }
                 Ok(text)
             }
@@ -154,7 +163,9 @@ impl Template {
         }
         for field in &self.fields {
             match values.get(&field.name) {
-                None if field.required => errors.push(ValueError::Missing { field: field.name.clone() }),
+                None if field.required => errors.push(ValueError::Missing {
+                    field: field.name.clone(),
+                }),
                 None => {}
                 Some(v) => {
                     if let Err(e) = field.check_canonical(v) {
@@ -163,6 +174,10 @@ impl Template {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
