@@ -22,6 +22,7 @@
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod fsutil;
@@ -29,6 +30,7 @@ pub mod link;
 pub mod logging;
 pub mod passphrase;
 pub mod problem;
+pub mod sanitize;
 pub mod station;
 pub mod store;
 pub mod templates;

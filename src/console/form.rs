@@ -1,0 +1,178 @@
+//! The compose form: a template picker with a filter, then typed fields
+//! validated as they are typed, the peer, the precedence and free text.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::compose::Draft;
+use crate::domain::{Language, MessageId, Precedence};
+use crate::templates::{Catalog, FieldKind, Template};
+
+/// Picking a template: type to filter.
+#[derive(Clone, Debug, Default)]
+pub struct Picker {
+    pub filter: String,
+    pub selected: usize,
+}
+
+impl Picker {
+    /// Templates matching the filter, in the operator's language.
+    pub fn matches<'c>(&self, catalog: &'c Catalog, lang: Language) -> Vec<&'c Template> {
+        let f = self.filter.to_lowercase();
+        catalog
+            .current()
+            .into_iter()
+            .filter(|t| {
+                f.is_empty() || t.id.contains(&f) || t.title.get(lang).to_lowercase().contains(&f)
+            })
+            .collect()
+    }
+}
+
+/// What a form row edits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    Peer,
+    Precedence,
+    Field(usize),
+    Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct Form {
+    pub template: Template,
+    pub values: Vec<String>,
+    pub peer: usize,
+    pub precedence: Precedence,
+    pub text: String,
+    pub references: Vec<MessageId>,
+    pub focus: usize,
+    pub exercise: bool,
+}
+
+impl Form {
+    pub fn new(template: Template, references: Vec<MessageId>, exercise: bool) -> Form {
+        let precedence = template.precedence;
+        Form {
+            values: vec![String::new(); template.fields.len()],
+            template,
+            peer: 0,
+            precedence,
+            text: String::new(),
+            references,
+            focus: 0,
+            exercise,
+        }
+    }
+
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = vec![Row::Peer, Row::Precedence];
+        rows.extend((0..self.template.fields.len()).map(Row::Field));
+        rows.push(Row::Text);
+        rows
+    }
+
+    pub fn focused(&self) -> Row {
+        self.rows().get(self.focus).cloned().unwrap_or(Row::Text)
+    }
+
+    pub fn move_focus(&mut self, forward: bool) {
+        let n = self.rows().len();
+        self.focus = if forward {
+            (self.focus + 1) % n
+        } else {
+            (self.focus + n - 1) % n
+        };
+    }
+
+    /// The validation problem of field `i` as typed now, if any.
+    pub fn problem(&self, i: usize, now: Timestamp) -> Option<String> {
+        let field = self.template.fields.get(i)?;
+        let value = self.values.get(i)?;
+        if value.trim().is_empty() {
+            return field.required.then(|| "required".to_string());
+        }
+        field.canonicalize(value, now).err().map(|e| match e {
+            crate::templates::ValueError::Invalid { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+
+    pub fn type_char(&mut self, c: char) {
+        match self.focused() {
+            Row::Field(i) => {
+                if let Some(v) = self.values.get_mut(i) {
+                    v.push(c);
+                }
+            }
+            Row::Text => self.text.push(c),
+            Row::Peer | Row::Precedence => {}
+        }
+    }
+
+    pub fn backspace(&mut self) {
+        match self.focused() {
+            Row::Field(i) => {
+                if let Some(v) = self.values.get_mut(i) {
+                    v.pop();
+                }
+            }
+            Row::Text => {
+                self.text.pop();
+            }
+            Row::Peer | Row::Precedence => {}
+        }
+    }
+
+    /// ←/→ on a choice field, the peer or the precedence.
+    pub fn cycle(&mut self, forward: bool, peers: usize) {
+        let step = |i: usize, n: usize| {
+            if forward {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            }
+        };
+        match self.focused() {
+            Row::Peer if peers > 0 => self.peer = step(self.peer, peers),
+            Row::Precedence => {
+                let i = self.precedence.rank() as usize;
+                self.precedence = Precedence::ALL[step(i, 4)];
+            }
+            Row::Field(i) => {
+                if let Some(FieldKind::Choice(choices)) =
+                    self.template.fields.get(i).map(|f| &f.kind)
+                    && !choices.is_empty()
+                {
+                    let current = choices.iter().position(|c| c.value == self.values[i]);
+                    let next = match current {
+                        Some(p) => step(p, choices.len()),
+                        None => 0,
+                    };
+                    self.values[i] = choices[next].value.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn draft(&self) -> Draft {
+        let fields: BTreeMap<String, String> = self
+            .template
+            .fields
+            .iter()
+            .zip(&self.values)
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(f, v)| (f.name.clone(), v.clone()))
+            .collect();
+        Draft {
+            template_id: self.template.id.clone(),
+            fields,
+            precedence: Some(self.precedence),
+            text: self.text.clone(),
+            references: self.references.clone(),
+            exercise: self.exercise,
+        }
+    }
+}

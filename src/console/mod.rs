@@ -1,0 +1,328 @@
+//! The duty console's state and behaviour, without a terminal: one [`App`]
+//! state, one [`Msg`] for everything that can happen, one [`Effect`] for
+//! everything the console asks of the world, and [`update`], which never
+//! waits and does no I/O. Views (`ui`) are pure functions of the state.
+
+pub mod form;
+pub mod keymap;
+mod update;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use age::secrecy::SecretString;
+use jiff::Timestamp;
+
+pub use update::update;
+
+use crate::compose::Draft;
+use crate::config::Deadlines;
+use crate::domain::{Language, Message, MessageId, OperatorName, Precedence};
+use crate::station::{Event, Status};
+use crate::store::MessageRow;
+use form::{Form, Picker};
+use keymap::{Context, Keymap};
+
+/// How often the console's clock ticks (it also paces the FLASH flashing).
+pub const TICK: Duration = Duration::from_millis(500);
+/// How often the bell repeats while a FLASH is unacknowledged or a message
+/// is overdue.
+pub const BELL_REPEAT: Duration = Duration::from_secs(15);
+/// Rows a page-up or page-down moves.
+pub const PAGE: usize = 10;
+
+/// Everything that can happen to the console.
+#[derive(Debug)]
+pub enum Msg {
+    Key(ratatui::crossterm::event::KeyEvent),
+    Resized,
+    Tick(Timestamp),
+    Station(Event),
+    /// The station's subscriber fell behind: re-read everything.
+    MissedEvents,
+    Refreshed {
+        inbound: Vec<MessageRow>,
+        outbound: Vec<MessageRow>,
+        status: Box<Status>,
+    },
+    LoginChecked {
+        name: String,
+        result: Result<OperatorName, String>,
+    },
+    SecondChecked {
+        result: Result<OperatorName, String>,
+    },
+    MessageOpened {
+        id: MessageId,
+        result: Result<Box<Message>, String>,
+    },
+    Done {
+        what: String,
+        result: Result<(), String>,
+    },
+}
+
+/// Everything the console asks the world to do.
+#[derive(Debug)]
+pub enum Effect {
+    CheckLogin {
+        name: String,
+        passphrase: SecretString,
+    },
+    CheckSecond {
+        name: String,
+        passphrase: SecretString,
+    },
+    Refresh,
+    OpenMessage(MessageId),
+    Release {
+        operator: OperatorName,
+        to: String,
+        draft: Box<Draft>,
+    },
+    Acknowledge {
+        operator: OperatorName,
+        id: MessageId,
+    },
+    Cancel {
+        operator: OperatorName,
+        id: MessageId,
+    },
+    LinkTest,
+    Audit {
+        actor: String,
+        action: String,
+        detail: String,
+    },
+    RingBell,
+    Quit,
+}
+
+/// Which screen is showing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Login,
+    Handover,
+    Queue,
+    Sent,
+    Message,
+    Picker,
+    Form,
+}
+
+/// A question that must be answered before anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    Acknowledge {
+        id: MessageId,
+        precedence: Precedence,
+        reply_after: bool,
+    },
+    Release,
+    Cancel {
+        id: MessageId,
+    },
+    /// Two-person rule: the second operator types name and passphrase.
+    SecondOperator,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoginForm {
+    pub name: String,
+    pub passphrase: String,
+    pub on_passphrase: bool,
+    pub error: Option<String>,
+    pub checking: bool,
+}
+
+/// A message open for reading.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    pub id: MessageId,
+    pub message: Option<Message>,
+    pub error: Option<String>,
+    pub show_original: bool,
+    pub scroll: u16,
+}
+
+/// A raised alarm, kept until the operator has seen the state clear.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alarm {
+    pub at: Timestamp,
+    pub text: String,
+}
+
+/// What the console was started with.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub station: String,
+    pub language: Language,
+    pub time_zone: String,
+    /// Peers and their IANA time zones.
+    pub peers: Vec<(String, String)>,
+    pub deadlines: Deadlines,
+    pub idle_lock: Duration,
+    pub two_person_flash: bool,
+    pub exercise_mode: bool,
+    pub keymap: Keymap,
+    pub no_color: bool,
+}
+
+/// The whole console state.
+#[derive(Debug)]
+pub struct App {
+    pub setup: Setup,
+    pub now: Timestamp,
+    pub screen: Screen,
+    pub operator: Option<OperatorName>,
+    pub login: LoginForm,
+    pub inbound: Vec<MessageRow>,
+    pub outbound: Vec<MessageRow>,
+    pub status: Option<Status>,
+    pub selected_in: usize,
+    pub selected_out: usize,
+    pub reading: Option<Reading>,
+    pub picker: Picker,
+    pub form: Option<Form>,
+    pub preview: bool,
+    pub confirm: Option<Confirm>,
+    pub second: LoginForm,
+    pub second_operator: Option<OperatorName>,
+    pub help: bool,
+    pub notice: Option<String>,
+    pub alarms: Vec<Alarm>,
+    pub last_input: Timestamp,
+    pub last_bell: Option<Timestamp>,
+    pub flash_on: bool,
+    /// Recorded overdue escalations, so each is recorded once.
+    pub escalated: HashMap<MessageId, Timestamp>,
+    /// A reply's references and peer, carried from the list to the form.
+    pub reply_refs: Vec<MessageId>,
+    pub reply_peer: Option<usize>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(setup: Setup, now: Timestamp) -> App {
+        App {
+            setup,
+            now,
+            screen: Screen::Login,
+            operator: None,
+            login: LoginForm::default(),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            status: None,
+            selected_in: 0,
+            selected_out: 0,
+            reading: None,
+            picker: Picker::default(),
+            form: None,
+            preview: false,
+            confirm: None,
+            second: LoginForm::default(),
+            second_operator: None,
+            help: false,
+            notice: None,
+            alarms: Vec::new(),
+            last_input: now,
+            last_bell: None,
+            flash_on: false,
+            escalated: HashMap::new(),
+            reply_refs: Vec::new(),
+            reply_peer: None,
+            quit: false,
+        }
+    }
+
+    /// Which keymap context the current screen or question is in.
+    pub fn context(&self) -> Context {
+        if self.confirm.is_some() {
+            return match self.confirm {
+                Some(Confirm::SecondOperator) => Context::Login,
+                _ => Context::Confirm,
+            };
+        }
+        match self.screen {
+            Screen::Login => Context::Login,
+            Screen::Handover => Context::Handover,
+            Screen::Queue => Context::Queue,
+            Screen::Sent => Context::Sent,
+            Screen::Message => Context::Message,
+            Screen::Picker => Context::Picker,
+            Screen::Form => Context::Form,
+        }
+    }
+
+    pub fn locked(&self) -> bool {
+        self.operator.is_none()
+    }
+
+    /// Whether anything of this message's exercise kind is present.
+    pub fn exercise_present(&self) -> bool {
+        self.setup.exercise_mode
+            || self
+                .inbound
+                .iter()
+                .chain(&self.outbound)
+                .any(|r| r.exercise)
+    }
+
+    /// Time left to acknowledge an inbound message (negative: overdue),
+    /// counted from its receipt time here.
+    pub fn time_left(&self, row: &MessageRow) -> Option<jiff::SignedDuration> {
+        let stored: Timestamp = row.stored_at.parse().ok()?;
+        let deadline =
+            jiff::SignedDuration::try_from(self.setup.deadlines.for_precedence(row.precedence))
+                .ok()?;
+        Some(deadline - self.now.duration_since(stored))
+    }
+
+    pub fn unacknowledged(&self) -> impl Iterator<Item = &MessageRow> {
+        self.inbound.iter().filter(|r| r.state == "received")
+    }
+
+    /// Unacknowledged counts by precedence, FLASH first.
+    pub fn unacknowledged_counts(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for r in self.unacknowledged() {
+            counts[r.precedence.rank() as usize] += 1;
+        }
+        counts
+    }
+
+    pub fn overdue(&self, row: &MessageRow) -> bool {
+        row.state == "received" && self.time_left(row).is_some_and(|t| t.is_negative())
+    }
+
+    /// Sorts the inbound queue: unacknowledged first, then precedence, then
+    /// time left before the deadline, then arrival.
+    pub fn sort_inbound(&mut self) {
+        let selected = self.inbound.get(self.selected_in).map(|r| r.id);
+        let now = self.now;
+        let deadlines = self.setup.deadlines.clone();
+        let left = |r: &MessageRow| -> i64 {
+            let stored: Timestamp = r.stored_at.parse().unwrap_or(now);
+            let d =
+                i64::try_from(deadlines.for_precedence(r.precedence).as_secs()).unwrap_or(i64::MAX);
+            d.saturating_sub(now.duration_since(stored).as_secs())
+        };
+        self.inbound.sort_by(|a, b| {
+            (a.state != "received")
+                .cmp(&(b.state != "received"))
+                .then(a.precedence.cmp(&b.precedence))
+                .then(left(a).cmp(&left(b)))
+                .then(a.stored_at.cmp(&b.stored_at))
+        });
+        if let Some(id) = selected {
+            self.selected_in = self.inbound.iter().position(|r| r.id == id).unwrap_or(0);
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<&MessageRow> {
+        match self.screen {
+            Screen::Sent => self.outbound.get(self.selected_out),
+            _ => self.inbound.get(self.selected_in),
+        }
+    }
+}

@@ -1,0 +1,640 @@
+//! `update`: the console's behaviour. It never waits and does no I/O: it
+//! changes the state and returns the effects to carry out.
+
+use age::secrecy::SecretString;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::form::Form;
+use super::keymap::{Action, Context};
+use super::{Alarm, App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
+use crate::domain::{Precedence, StationName};
+use crate::station::Event;
+use crate::templates::Catalog;
+
+/// Applies one message to the state and says what to do about it.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(ev) if ev.kind != KeyEventKind::Release => {
+            app.last_input = app.now;
+            key(app, ev)
+        }
+        Msg::Key(_) | Msg::Resized => Vec::new(),
+        Msg::Tick(now) => tick(app, now),
+        Msg::Station(event) => station_event(app, event),
+        Msg::MissedEvents => vec![Effect::Refresh],
+        Msg::Refreshed {
+            inbound,
+            outbound,
+            status,
+        } => {
+            let had_flash = app.unacknowledged_counts()[0];
+            app.inbound = inbound;
+            app.outbound = outbound;
+            app.outbound.sort_by(|a, b| b.stored_at.cmp(&a.stored_at));
+            app.status = Some(*status);
+            app.sort_inbound();
+            app.selected_in = app.selected_in.min(app.inbound.len().saturating_sub(1));
+            app.selected_out = app.selected_out.min(app.outbound.len().saturating_sub(1));
+            // A FLASH arriving rings at once, locked or not.
+            if app.unacknowledged_counts()[0] > had_flash {
+                app.last_bell = Some(app.now);
+                return vec![Effect::RingBell];
+            }
+            Vec::new()
+        }
+        Msg::LoginChecked { name, result } => {
+            app.login.checking = false;
+            match result {
+                Ok(op) => {
+                    app.operator = Some(op);
+                    app.login = LoginForm::default();
+                    app.screen = Screen::Handover;
+                    app.notice = None;
+                    vec![Effect::Refresh]
+                }
+                Err(e) => {
+                    app.login.passphrase.clear();
+                    app.login.error = Some(format!("{name}: {e}"));
+                    Vec::new()
+                }
+            }
+        }
+        Msg::SecondChecked { result } => {
+            app.second.checking = false;
+            match result {
+                Ok(second) if Some(&second) == app.operator.as_ref() => {
+                    app.second = LoginForm::default();
+                    app.second.error =
+                        Some("the second operator must be a different person".into());
+                    Vec::new()
+                }
+                Ok(second) => {
+                    app.second_operator = Some(second);
+                    app.second = LoginForm::default();
+                    app.confirm = Some(Confirm::Release);
+                    Vec::new()
+                }
+                Err(e) => {
+                    app.second.passphrase.clear();
+                    app.second.error = Some(e);
+                    Vec::new()
+                }
+            }
+        }
+        Msg::MessageOpened { id, result } => {
+            if let Some(r) = app.reading.as_mut().filter(|r| r.id == id) {
+                match result {
+                    Ok(m) => r.message = Some(*m),
+                    Err(e) => r.error = Some(e),
+                }
+            }
+            Vec::new()
+        }
+        Msg::Done { what, result } => {
+            app.notice = Some(match result {
+                Ok(()) => what,
+                Err(e) => format!("FAILED: {what}: {e}"),
+            });
+            vec![Effect::Refresh]
+        }
+    }
+}
+
+fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
+    app.now = now;
+    app.sort_inbound();
+    let mut effects = Vec::new();
+    let idle = now.duration_since(app.last_input).as_secs();
+    if !app.locked() && idle >= 0 && idle as u64 >= app.setup.idle_lock.as_secs() {
+        effects.extend(lock(app, "idle"));
+    }
+    let flash_waiting = app
+        .unacknowledged()
+        .any(|r| r.precedence == Precedence::Flash);
+    let overdue: Vec<_> = app
+        .inbound
+        .iter()
+        .filter(|r| app.overdue(r))
+        .map(|r| (r.id, r.precedence, r.peer.clone()))
+        .collect();
+    app.flash_on = flash_waiting && !app.flash_on;
+    for (id, precedence, peer) in &overdue {
+        if !app.escalated.contains_key(id) {
+            app.escalated.insert(*id, now);
+            app.alarms.push(Alarm {
+                at: now,
+                text: format!("{precedence} from {peer} is OVERDUE for acknowledgement"),
+            });
+            effects.push(Effect::Audit {
+                actor: app
+                    .operator
+                    .as_ref()
+                    .map_or("console".to_string(), ToString::to_string),
+                action: "escalate".into(),
+                detail: format!("id={id} peer={peer} precedence={precedence} overdue"),
+            });
+        }
+    }
+    let due = app
+        .last_bell
+        .is_none_or(|b| now.duration_since(b).as_secs() >= BELL_REPEAT.as_secs() as i64);
+    if (flash_waiting || !overdue.is_empty()) && due {
+        app.last_bell = Some(now);
+        effects.push(Effect::RingBell);
+    }
+    effects
+}
+
+fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
+    match &event {
+        Event::Alarm { text, .. } => app.alarms.push(Alarm {
+            at: app.now,
+            text: text.clone(),
+        }),
+        Event::Refused { id, peer, code, .. } => {
+            app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
+        }
+        Event::FailedOver { peer, path } => {
+            app.alarms.push(Alarm {
+                at: app.now,
+                text: format!("link to {peer} failed over to the {path:?} path"),
+            });
+        }
+        _ => {}
+    }
+    if app.alarms.len() > 50 {
+        app.alarms.drain(..app.alarms.len() - 50);
+    }
+    vec![Effect::Refresh]
+}
+
+fn lock(app: &mut App, why: &str) -> Vec<Effect> {
+    let Some(op) = app.operator.take() else {
+        return Vec::new();
+    };
+    app.screen = Screen::Login;
+    app.reading = None;
+    app.form = None;
+    app.confirm = None;
+    app.help = false;
+    app.preview = false;
+    app.notice = Some(format!("locked ({why}); {op} logged out"));
+    vec![Effect::Audit {
+        actor: op.to_string(),
+        action: "lock".into(),
+        detail: format!("reason={why}"),
+    }]
+}
+
+fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
+    if app.help {
+        app.help = false;
+        return Vec::new();
+    }
+    let context = app.context();
+    let action = app.setup.keymap.action(context, &ev);
+    match action {
+        Some(Action::Quit) => {
+            app.quit = true;
+            return vec![Effect::Quit];
+        }
+        Some(Action::Help) => {
+            app.help = true;
+            return Vec::new();
+        }
+        Some(Action::Lock) => return lock(app, "operator"),
+        _ => {}
+    }
+    if app.confirm.is_some() {
+        return confirm_key(app, action, ev);
+    }
+    match app.screen {
+        Screen::Login => login_key(app, action, ev),
+        Screen::Handover => {
+            if action == Some(Action::Open) {
+                app.screen = Screen::Queue;
+            }
+            Vec::new()
+        }
+        Screen::Queue | Screen::Sent => list_key(app, action),
+        Screen::Message => message_key(app, action),
+        Screen::Picker => picker_key(app, action, ev),
+        Screen::Form => form_key(app, action, ev),
+    }
+}
+
+fn typed(ev: &KeyEvent) -> Option<char> {
+    match ev.code {
+        KeyCode::Char(c)
+            if !ev
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+/// Name and passphrase entry, shared by the log-in screen and the second
+/// operator of the two-person rule. Returns the completed pair on submit.
+fn credentials(
+    form: &mut LoginForm,
+    action: Option<Action>,
+    ev: &KeyEvent,
+) -> Option<(String, SecretString)> {
+    if form.checking {
+        return None;
+    }
+    match action {
+        Some(Action::NextField) => form.on_passphrase = !form.on_passphrase,
+        Some(Action::Submit) if !form.on_passphrase => form.on_passphrase = true,
+        Some(Action::Submit) => {
+            if form.name.trim().is_empty() {
+                form.on_passphrase = false;
+                form.error = Some("type your operator name".into());
+                return None;
+            }
+            form.checking = true;
+            form.error = None;
+            let pass = SecretString::from(std::mem::take(&mut form.passphrase));
+            return Some((form.name.trim().to_string(), pass));
+        }
+        _ => match (ev.code, typed(ev)) {
+            (KeyCode::Backspace, _) => {
+                if form.on_passphrase {
+                    form.passphrase.pop();
+                } else {
+                    form.name.pop();
+                }
+            }
+            (_, Some(c)) => {
+                if form.on_passphrase {
+                    form.passphrase.push(c);
+                } else if form.name.chars().count() < 32 {
+                    form.name.push(c);
+                }
+            }
+            _ => {}
+        },
+    }
+    None
+}
+
+fn login_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    match credentials(&mut app.login, action, &ev) {
+        Some((name, passphrase)) => vec![Effect::CheckLogin { name, passphrase }],
+        None => Vec::new(),
+    }
+}
+
+fn move_selection(selected: &mut usize, len: usize, action: Option<Action>) {
+    let last = len.saturating_sub(1);
+    *selected = match action {
+        Some(Action::Up) => selected.saturating_sub(1),
+        Some(Action::Down) => (*selected + 1).min(last),
+        Some(Action::PageUp) => selected.saturating_sub(PAGE),
+        Some(Action::PageDown) => (*selected + PAGE).min(last),
+        _ => *selected,
+    };
+}
+
+fn open(app: &mut App, id: crate::domain::MessageId) -> Vec<Effect> {
+    app.reading = Some(Reading {
+        id,
+        message: None,
+        error: None,
+        show_original: false,
+        scroll: 0,
+    });
+    app.screen = Screen::Message;
+    vec![Effect::OpenMessage(id)]
+}
+
+fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    let inbound = app.screen == Screen::Queue;
+    match action {
+        Some(Action::Up | Action::Down | Action::PageUp | Action::PageDown) => {
+            if inbound {
+                move_selection(&mut app.selected_in, app.inbound.len(), action);
+            } else {
+                move_selection(&mut app.selected_out, app.outbound.len(), action);
+            }
+            Vec::new()
+        }
+        Some(Action::SwitchList) => {
+            app.screen = if inbound { Screen::Sent } else { Screen::Queue };
+            Vec::new()
+        }
+        Some(Action::Open) => match app.selected_row().map(|r| r.id) {
+            Some(id) => open(app, id),
+            None => Vec::new(),
+        },
+        Some(Action::Compose) => start_compose(app, Vec::new()),
+        Some(Action::LinkTest) => vec![Effect::LinkTest],
+        Some(Action::Acknowledge) if inbound => ask_ack(app, false),
+        Some(Action::AckAndReply) if inbound => ask_ack(app, true),
+        Some(Action::Reply) if inbound => reply(app),
+        Some(Action::CancelMessage) if !inbound => match app.outbound.get(app.selected_out) {
+            Some(r) if r.state == "queued" => {
+                app.confirm = Some(Confirm::Cancel { id: r.id });
+                Vec::new()
+            }
+            Some(r) => {
+                app.notice = Some(format!(
+                    "{} is {}; only a queued message can be cancelled. Send a cancellation that references it",
+                    r.id, r.state
+                ));
+                Vec::new()
+            }
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The inbound message the operator is pointing at: the one being read,
+/// or the selected row.
+fn current_inbound(app: &App) -> Option<&crate::store::MessageRow> {
+    match (&app.screen, &app.reading) {
+        (Screen::Message, Some(r)) => app.inbound.iter().find(|row| row.id == r.id),
+        (Screen::Queue, _) => app.inbound.get(app.selected_in),
+        _ => None,
+    }
+}
+
+fn ask_ack(app: &mut App, reply_after: bool) -> Vec<Effect> {
+    let Some(row) = current_inbound(app) else {
+        app.notice = Some("select a received message to acknowledge".into());
+        return Vec::new();
+    };
+    if row.state != "received" {
+        app.notice = Some(format!(
+            "{} is already acknowledged by {}; acknowledging is one-way",
+            row.id,
+            row.ack_by.as_deref().unwrap_or("?")
+        ));
+        return if reply_after { reply(app) } else { Vec::new() };
+    }
+    let (id, precedence) = (row.id, row.precedence);
+    if matches!(precedence, Precedence::Flash | Precedence::Immediate) {
+        app.confirm = Some(Confirm::Acknowledge {
+            id,
+            precedence,
+            reply_after,
+        });
+        return Vec::new();
+    }
+    acknowledge(app, id, reply_after)
+}
+
+fn acknowledge(app: &mut App, id: crate::domain::MessageId, reply_after: bool) -> Vec<Effect> {
+    let Some(operator) = app.operator.clone() else {
+        return Vec::new();
+    };
+    let mut effects = vec![Effect::Acknowledge { operator, id }];
+    if reply_after {
+        effects.extend(reply(app));
+    }
+    effects
+}
+
+fn reply(app: &mut App) -> Vec<Effect> {
+    let Some(row) = current_inbound(app) else {
+        return Vec::new();
+    };
+    let (id, peer) = (row.id, row.peer.clone());
+    let effects = start_compose(app, vec![id]);
+    if let Some(i) = app.setup.peers.iter().position(|(p, _)| *p == peer) {
+        app.pending_peer(i);
+    }
+    effects
+}
+
+impl App {
+    /// The peer a reply goes to, applied when the form opens.
+    fn pending_peer(&mut self, i: usize) {
+        self.picker.selected = 0;
+        self.reply_peer = Some(i);
+    }
+}
+
+fn start_compose(app: &mut App, references: Vec<crate::domain::MessageId>) -> Vec<Effect> {
+    app.picker = Default::default();
+    app.reply_refs = references;
+    app.reply_peer = None;
+    app.screen = Screen::Picker;
+    Vec::new()
+}
+
+fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    match action {
+        Some(Action::Back) => {
+            app.screen = if app
+                .inbound
+                .iter()
+                .any(|r| Some(r.id) == app.reading.as_ref().map(|x| x.id))
+            {
+                Screen::Queue
+            } else {
+                Screen::Sent
+            };
+            app.reading = None;
+            Vec::new()
+        }
+        Some(Action::ToggleOriginal) => {
+            if let Some(r) = app.reading.as_mut() {
+                r.show_original = !r.show_original;
+            }
+            Vec::new()
+        }
+        Some(Action::Up) => {
+            if let Some(r) = app.reading.as_mut() {
+                r.scroll = r.scroll.saturating_sub(1);
+            }
+            Vec::new()
+        }
+        Some(Action::Down) => {
+            if let Some(r) = app.reading.as_mut() {
+                r.scroll = r.scroll.saturating_add(1);
+            }
+            Vec::new()
+        }
+        Some(Action::Acknowledge) => ask_ack(app, false),
+        Some(Action::AckAndReply) => ask_ack(app, true),
+        Some(Action::Reply) => reply(app),
+        _ => Vec::new(),
+    }
+}
+
+fn picker_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    let lang = app.setup.language;
+    let count = app.picker.matches(Catalog::builtin(), lang).len();
+    match action {
+        Some(Action::Back) => {
+            app.screen = Screen::Queue;
+        }
+        Some(Action::Up | Action::Down) => move_selection(&mut app.picker.selected, count, action),
+        Some(Action::Submit) => {
+            let chosen = app
+                .picker
+                .matches(Catalog::builtin(), lang)
+                .get(app.picker.selected)
+                .map(|t| (*t).clone());
+            if let Some(t) = chosen {
+                let mut form = Form::new(
+                    t,
+                    std::mem::take(&mut app.reply_refs),
+                    app.setup.exercise_mode,
+                );
+                if let Some(i) = app.reply_peer.take() {
+                    form.peer = i;
+                }
+                app.form = Some(form);
+                app.preview = false;
+                app.screen = Screen::Form;
+            }
+        }
+        _ => match (ev.code, typed(&ev)) {
+            (KeyCode::Backspace, _) => {
+                app.picker.filter.pop();
+                app.picker.selected = 0;
+            }
+            (_, Some(c)) => {
+                app.picker.filter.push(c);
+                app.picker.selected = 0;
+            }
+            _ => {}
+        },
+    }
+    Vec::new()
+}
+
+fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    let peers = app.setup.peers.len();
+    let now = app.now;
+    let Some(form) = app.form.as_mut() else {
+        app.screen = Screen::Queue;
+        return Vec::new();
+    };
+    match action {
+        Some(Action::Back) if app.preview => app.preview = false,
+        Some(Action::Back) => {
+            app.form = None;
+            app.screen = Screen::Queue;
+            app.notice = Some("draft abandoned".into());
+        }
+        Some(Action::NextField) => form.move_focus(true),
+        Some(Action::PrevField) => form.move_focus(false),
+        Some(Action::ChoiceNext) => form.cycle(true, peers),
+        Some(Action::ChoicePrev) => form.cycle(false, peers),
+        Some(Action::Preview) => app.preview = !app.preview,
+        Some(Action::Release) => {
+            let problems: Vec<String> = (0..form.template.fields.len())
+                .filter_map(|i| {
+                    form.problem(i, now).map(|p| {
+                        format!(
+                            "{}: {p}",
+                            form.template.fields[i].label.get(app.setup.language)
+                        )
+                    })
+                })
+                .collect();
+            if peers == 0 {
+                app.notice = Some("no peer is configured; add one with `hotline peer add`".into());
+            } else if !problems.is_empty() {
+                app.notice = Some(format!("cannot release yet: {}", problems.join("; ")));
+            } else if form.precedence == Precedence::Flash
+                && app.setup.two_person_flash
+                && app.second_operator.is_none()
+            {
+                app.second = LoginForm::default();
+                app.confirm = Some(Confirm::SecondOperator);
+            } else {
+                app.confirm = Some(Confirm::Release);
+            }
+        }
+        _ => match (ev.code, typed(&ev)) {
+            (KeyCode::Backspace, _) => form.backspace(),
+            (KeyCode::Enter, _) => {
+                if matches!(form.focused(), super::form::Row::Text) {
+                    form.type_char('\n');
+                } else {
+                    form.move_focus(true);
+                }
+            }
+            (_, Some(c)) => form.type_char(c),
+            _ => {}
+        },
+    }
+    Vec::new()
+}
+
+fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    let Some(question) = app.confirm.clone() else {
+        return Vec::new();
+    };
+    if question == Confirm::SecondOperator {
+        if matches!(ev.code, KeyCode::Esc) {
+            app.confirm = None;
+            app.second = LoginForm::default();
+            return Vec::new();
+        }
+        let action = action.or_else(|| login_action(app, &ev));
+        return match credentials(&mut app.second, action, &ev) {
+            Some((name, passphrase)) => vec![Effect::CheckSecond { name, passphrase }],
+            None => Vec::new(),
+        };
+    }
+    match action {
+        Some(Action::Yes) => {
+            app.confirm = None;
+            match question {
+                Confirm::Acknowledge {
+                    id, reply_after, ..
+                } => acknowledge(app, id, reply_after),
+                Confirm::Cancel { id } => match app.operator.clone() {
+                    Some(operator) => vec![Effect::Cancel { operator, id }],
+                    None => Vec::new(),
+                },
+                Confirm::Release => release(app),
+                Confirm::SecondOperator => Vec::new(),
+            }
+        }
+        Some(Action::No) => {
+            app.confirm = None;
+            app.second_operator = None;
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Log-in keys while the two-person question is open.
+fn login_action(app: &App, ev: &KeyEvent) -> Option<Action> {
+    app.setup.keymap.action(Context::Login, ev)
+}
+
+fn release(app: &mut App) -> Vec<Effect> {
+    let (Some(operator), Some(form)) = (app.operator.clone(), app.form.take()) else {
+        return Vec::new();
+    };
+    let Some((to, _)) = app.setup.peers.get(form.peer).cloned() else {
+        return Vec::new();
+    };
+    if StationName::new(&to).is_err() {
+        return Vec::new();
+    }
+    app.second_operator = None;
+    app.screen = Screen::Sent;
+    app.preview = false;
+    app.notice = Some(format!(
+        "releasing {} {} to {to}…",
+        form.precedence, form.template.id
+    ));
+    vec![Effect::Release {
+        operator,
+        to,
+        draft: Box::new(form.draft()),
+    }]
+}
