@@ -34,4 +34,6 @@ pub mod sanitize;
 pub mod station;
 pub mod store;
 pub mod templates;
+pub mod term;
+pub mod ui;
 pub mod wire;

@@ -30,6 +30,9 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
         Err(errors) => problems.extend(errors.0.iter().map(ToString::to_string)),
         Ok(config) => {
             notes.extend(config.warnings.iter().map(|w| format!("warning: {w}")));
+            if let Err(p) = crate::console::keymap::from_config(&config.console, config_path) {
+                problems.extend(p);
+            }
             check_station(&config, &mut problems, &mut notes);
         }
     }

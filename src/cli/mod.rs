@@ -2,6 +2,7 @@
 //! and one file per group of commands.
 
 mod check;
+mod console;
 mod identity;
 mod journal;
 mod people;
@@ -38,6 +39,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Open the duty console (the default when operator.toml is present)
+    Console,
     /// Create a station: secret key file, public station card and a commented operator.toml
     Init(identity::InitArgs),
     /// Print this station's public card (give it to peers out of band)
@@ -88,11 +91,17 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = Config::locate(cli.config.as_deref());
     match cli.command {
+        None if config_path.exists() => console::console(&config_path),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
+            eprintln!(
+                "\nNo {} here: create a station with `hotline init --station NAME`, or pass --config.",
+                config_path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Console) => console::console(&config_path),
         Some(Command::Init(args)) => identity::init(args),
         Some(Command::Card) => identity::card(&config_path),
         Some(Command::Identity(args)) => identity::identity(&config_path, args),

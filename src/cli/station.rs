@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{load_config, load_keys};
 use crate::config::Config;
 use crate::passphrase::{self, OPERATOR_PASSPHRASE_ENV};
+use crate::sanitize::inert;
 use crate::station::control::{self, Client, ClientError, Request};
 use crate::station::{Options, Station, lock};
 use crate::store::{Direction, Journal};
@@ -178,14 +179,14 @@ fn print_rows(rows: &Value, inbound: bool) {
             "{:<10} {:>6}  {:<10} {:<20} {:<14} {:<24} {}",
             r["precedence"].as_str().unwrap_or(""),
             r["serial"].as_u64().unwrap_or(0),
-            r["peer"].as_str().unwrap_or(""),
-            r["template"].as_str().unwrap_or(""),
+            inert(r["peer"].as_str().unwrap_or("")),
+            inert(r["template"].as_str().unwrap_or("")),
             state,
-            ack,
+            inert(&ack),
             r["id"].as_str().unwrap_or("")
         );
         if let Some(reason) = r["refusal"].as_str() {
-            println!("{:>19}refused: {reason}", "");
+            println!("{:>19}refused: {}", "", inert(reason));
         }
     }
 }

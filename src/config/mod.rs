@@ -103,6 +103,9 @@ pub struct ConsoleConfig {
     pub two_person_flash: bool,
     pub lockout_after: u32,
     pub lockout_for: Duration,
+    /// Key rebindings: action name → (key text, line in the file). Checked
+    /// against the keymap by the console and by `hotline check`.
+    pub keys: std::collections::BTreeMap<String, (String, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -378,6 +381,16 @@ impl Checker<'_> {
                 "console.lockout_for",
                 Duration::from_secs(300),
             ),
+            keys: cs
+                .keys
+                .iter()
+                .map(|(action, key)| {
+                    (
+                        action.clone(),
+                        (key.get_ref().clone(), line_of(self.text, key.span().start)),
+                    )
+                })
+                .collect(),
         };
 
         let mut operators: Vec<Operator> = Vec::new();

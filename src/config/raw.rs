@@ -68,6 +68,8 @@ pub struct RawConsole {
     pub two_person_flash: Option<bool>,
     pub lockout_after: Option<S<i64>>,
     pub lockout_for: Option<S<String>>,
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -677,6 +677,36 @@ impl Keymap {
     }
 }
 
+/// The keymap a config asks for, with every problem named by file and line.
+pub fn from_config(
+    console: &crate::config::ConsoleConfig,
+    path: &std::path::Path,
+) -> Result<Keymap, Vec<String>> {
+    let overrides: BTreeMap<String, String> = console
+        .keys
+        .iter()
+        .map(|(a, (k, _))| (a.clone(), k.clone()))
+        .collect();
+    Keymap::with_overrides(&overrides).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| {
+                let line = console
+                    .keys
+                    .iter()
+                    .find(|(action, _)| {
+                        p.starts_with(action.as_str())
+                            || p.contains(&format!("`{action}`"))
+                            || p.contains(&format!(" {action} "))
+                    })
+                    .map(|(_, (_, line))| format!(":{line}"))
+                    .unwrap_or_default();
+                format!("{}{line}: [console.keys]: {p}", path.display())
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

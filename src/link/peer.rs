@@ -33,6 +33,11 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
     };
     let conn = match tokio::time::timeout(HELLO_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
+        // The peer gave up on its own dial (both sides dialled at once and
+        // it kept the other connection): not a refusal.
+        Ok(Err(
+            quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed,
+        )) => return,
         Ok(Err(e)) => return refused(format!("TLS: {e}")),
         Err(_) => return refused("handshake timed out".into()),
     };

@@ -27,13 +27,31 @@ pub enum StreamError {
 
 /// Reads one frame, checking the header's kind and size before reading the
 /// payload.
+/// The payload is read in chunks as it arrives, so a header that merely
+/// claims a large payload reserves no memory.
 pub async fn read_frame(recv: &mut RecvStream) -> Result<Frame, StreamError> {
+    const CHUNK: usize = 16 * 1024;
     let mut header = [0u8; HEADER_LEN];
-    recv.read_exact(&mut header).await?;
+    recv.read_exact(&mut header).await.map_err(truncated)?;
     let (kind, len) = parse_header(header)?;
-    let mut payload = vec![0u8; len];
-    recv.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(CHUNK));
+    let mut chunk = [0u8; CHUNK];
+    while payload.len() < len {
+        let want = (len - payload.len()).min(CHUNK);
+        recv.read_exact(&mut chunk[..want])
+            .await
+            .map_err(truncated)?;
+        payload.extend_from_slice(&chunk[..want]);
+    }
     Ok(Frame::new(kind, payload))
+}
+
+/// A stream that ends inside a frame sent a malformed frame.
+fn truncated(e: quinn::ReadExactError) -> StreamError {
+    match e {
+        quinn::ReadExactError::FinishedEarly(_) => StreamError::Malformed(WireError::Truncated),
+        other => StreamError::Read(other),
+    }
 }
 
 /// Writes one frame and finishes our side of the stream.

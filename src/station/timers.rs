@@ -23,7 +23,18 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const LINK_TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<LinkEvent>) {
-    while let Some(event) = events.recv().await {
+    let mut stop = inner.stop.subscribe();
+    loop {
+        // Stop on the station's stop signal too: the link's sender lives as
+        // long as the station, so waiting for it alone would keep the
+        // station (and its journal) alive forever.
+        let event = tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => e,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
         let station_event = match event {
             LinkEvent::Up { peer, path, remote } => Event::LinkUp {
                 peer: peer.to_string(),

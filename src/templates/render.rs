@@ -57,7 +57,12 @@ fn fill(body: &str, mut value: impl FnMut(&str) -> String) -> String {
             }
             '{' => {
                 let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                out.push_str(&value(&name));
+                let v = value(&name);
+                // "… в. д." before the sentence's own full stop: one stop.
+                if v.ends_with('.') && chars.peek() == Some(&'.') {
+                    chars.next();
+                }
+                out.push_str(&v);
             }
             c => out.push(c),
         }

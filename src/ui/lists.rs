@@ -1,0 +1,238 @@
+//! The inbound queue and the sent list. Only the visible rows are built, so
+//! a queue of 100,000 messages draws as fast as one of ten.
+
+use jiff::Timestamp;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+
+use super::Theme;
+use crate::console::App;
+use crate::domain::{Dtg, Language, Precedence};
+use crate::sanitize::inert;
+use crate::store::MessageRow;
+use crate::templates::Catalog;
+
+fn title(template_id: &str, lang: Language) -> String {
+    match Catalog::builtin().latest(template_id) {
+        Some(t) => t.title.get(lang).to_string(),
+        None => inert(template_id),
+    }
+}
+
+fn dtg(text: &str) -> String {
+    text.parse::<Timestamp>()
+        .map_or_else(|_| "?".into(), |t| Dtg(t).to_string())
+}
+
+fn left_text(app: &App, row: &MessageRow) -> String {
+    if row.state != "received" {
+        return String::new();
+    }
+    match app.time_left(row) {
+        Some(d) if d.is_negative() => format!("OVERDUE {}m", d.as_secs().unsigned_abs() / 60),
+        Some(d) => {
+            let s = d.as_secs();
+            format!("{}:{:02}", s / 3600, (s % 3600) / 60)
+        }
+        None => "?".into(),
+    }
+}
+
+/// The first row to show so that `selected` is visible in `height` rows.
+fn window(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> {
+    if height == 0 || len == 0 {
+        return 0..0;
+    }
+    let start = selected
+        .saturating_sub(height - 1)
+        .min(len.saturating_sub(height));
+    start..(start + height).min(len)
+}
+
+pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let height = usize::from(area.height.saturating_sub(3));
+    let range = window(app.selected_in, app.inbound.len(), height);
+    let lang = app.setup.language;
+    let rows: Vec<Row> = app.inbound[range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let selected = range.start + i == app.selected_in;
+            let unacked = r.state == "received";
+            let overdue = app.overdue(r);
+            let status = if unacked {
+                "UNACK".to_string()
+            } else {
+                format!("ACK {}", inert(r.ack_by.as_deref().unwrap_or("")))
+            };
+            let mut style = match (overdue, unacked, r.precedence) {
+                (true, _, _) => theme.alert(),
+                (_, true, Precedence::Flash) if app.flash_on => theme.banner(),
+                (_, true, Precedence::Flash | Precedence::Immediate) => theme.warn(),
+                (_, false, _) => theme.dim(),
+                _ => Default::default(),
+            };
+            if selected {
+                style = style.patch(theme.selected());
+            }
+            Row::new(vec![
+                Cell::from(if selected { "▶" } else { " " }),
+                Cell::from(format!(
+                    "{}{}",
+                    r.precedence,
+                    if r.exercise { " EX" } else { "" }
+                )),
+                Cell::from(r.serial.to_string()),
+                Cell::from(dtg(&r.released_at)),
+                Cell::from(inert(&r.peer)),
+                Cell::from(title(&r.template_id, lang)),
+                Cell::from(status),
+                Cell::from(left_text(app, r)),
+            ])
+            .style(style)
+        })
+        .collect();
+    let header = Row::new([
+        "", "PREC", "SER", "DTG", "FROM", "SUBJECT", "STATUS", "LEFT",
+    ])
+    .style(theme.dim());
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(1),
+            Constraint::Length(12),
+            Constraint::Length(4),
+            Constraint::Length(14),
+            Constraint::Length(11),
+            Constraint::Min(12),
+            Constraint::Length(12),
+            Constraint::Length(11),
+        ],
+    )
+    .header(header)
+    .block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title(Line::from(vec![
+                Span::raw(" INBOUND "),
+                Span::styled(
+                    format!(
+                        "{} messages, {} unacknowledged ",
+                        app.inbound.len(),
+                        app.unacknowledged().count()
+                    ),
+                    theme.dim(),
+                ),
+            ])),
+    );
+    frame.render_widget(table, area);
+    if app.inbound.is_empty() {
+        let empty = ratatui::widgets::Paragraph::new("  No messages received.").style(theme.dim());
+        frame.render_widget(
+            empty,
+            Rect {
+                y: area.y + 2,
+                height: 1,
+                ..area
+            },
+        );
+    }
+}
+
+fn out_state(r: &MessageRow) -> String {
+    match r.state.as_str() {
+        "queued" => "QUEUED".into(),
+        "sent" => "SENT, NO RECEIPT".into(),
+        "received" => "RECEIVED BY PEER".into(),
+        "acknowledged" => format!("ACK BY {}", inert(r.ack_by.as_deref().unwrap_or("?"))),
+        "refused" => format!("REFUSED: {}", inert(r.refusal.as_deref().unwrap_or(""))),
+        "cancelled" => "CANCELLED".into(),
+        other => inert(other).to_uppercase(),
+    }
+}
+
+pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let height = usize::from(area.height.saturating_sub(3));
+    let range = window(app.selected_out, app.outbound.len(), height);
+    let lang = app.setup.language;
+    let rows: Vec<Row> = app.outbound[range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let selected = range.start + i == app.selected_out;
+            let mut style = match r.state.as_str() {
+                "refused" => theme.alert(),
+                "queued" | "sent" => theme.warn(),
+                "cancelled" => theme.dim(),
+                _ => Default::default(),
+            };
+            if selected {
+                style = style.patch(theme.selected());
+            }
+            Row::new(vec![
+                Cell::from(if selected { "▶" } else { " " }),
+                Cell::from(format!(
+                    "{}{}",
+                    r.precedence,
+                    if r.exercise { " EX" } else { "" }
+                )),
+                Cell::from(r.serial.to_string()),
+                Cell::from(dtg(&r.released_at)),
+                Cell::from(inert(&r.peer)),
+                Cell::from(title(&r.template_id, lang)),
+                Cell::from(out_state(r)),
+            ])
+            .style(style)
+        })
+        .collect();
+    let header = Row::new(["", "PREC", "SER", "DTG", "TO", "SUBJECT", "STATE"]).style(theme.dim());
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(1),
+            Constraint::Length(12),
+            Constraint::Length(4),
+            Constraint::Length(14),
+            Constraint::Length(11),
+            Constraint::Min(12),
+            Constraint::Length(24),
+        ],
+    )
+    .header(header)
+    .block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title(Line::from(vec![
+                Span::raw(" SENT "),
+                Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
+            ])),
+    );
+    frame.render_widget(table, area);
+    if app.outbound.is_empty() {
+        let empty = ratatui::widgets::Paragraph::new("  Nothing sent yet.").style(theme.dim());
+        frame.render_widget(
+            empty,
+            Rect {
+                y: area.y + 2,
+                height: 1,
+                ..area
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn window_keeps_the_selection_visible() {
+        assert_eq!(window(0, 100_000, 10), 0..10);
+        assert_eq!(window(15, 100_000, 10), 6..16);
+        assert_eq!(window(99_999, 100_000, 10), 99_990..100_000);
+        assert_eq!(window(3, 5, 10), 0..5);
+        assert_eq!(window(0, 0, 10), 0..0);
+    }
+}

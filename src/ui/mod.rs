@@ -1,0 +1,107 @@
+//! The console's views: pure functions from [`App`] to a frame. One file per
+//! screen or popup; nothing here changes state or does I/O. Every piece of
+//! text that came from the wire passes through [`crate::sanitize`].
+
+mod bars;
+mod compose;
+mod lists;
+mod overlays;
+mod reading;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+
+use crate::console::{App, Screen};
+
+/// Styles that never carry meaning by colour alone: every state also has a
+/// word or a mark, and with `NO_COLOR` only modifiers remain.
+pub struct Theme {
+    pub no_color: bool,
+}
+
+impl Theme {
+    fn colour(&self, c: Color) -> Style {
+        if self.no_color {
+            Style::default()
+        } else {
+            Style::default().fg(c)
+        }
+    }
+    pub fn alert(&self) -> Style {
+        self.colour(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    pub fn warn(&self) -> Style {
+        self.colour(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+    pub fn ok(&self) -> Style {
+        self.colour(Color::Green)
+    }
+    pub fn dim(&self) -> Style {
+        if self.no_color {
+            Style::default()
+        } else {
+            Style::default().fg(Color::DarkGray)
+        }
+    }
+    pub fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+    pub fn banner(&self) -> Style {
+        let s = Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED);
+        if self.no_color {
+            s
+        } else {
+            s.fg(Color::Yellow)
+        }
+    }
+}
+
+/// Draws the whole console.
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let theme = Theme {
+        no_color: app.setup.no_color,
+    };
+    let exercise = app.exercise_present();
+    let [status, banner, body, notice, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(u16::from(exercise)),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    bars::status(frame, status, app, &theme);
+    if exercise {
+        bars::exercise_banner(frame, banner, &theme);
+    }
+    match app.screen {
+        Screen::Login => overlays::login(frame, body, app, &theme),
+        Screen::Handover => overlays::handover(frame, body, app, &theme),
+        Screen::Queue => lists::inbound(frame, body, app, &theme),
+        Screen::Sent => lists::outbound(frame, body, app, &theme),
+        Screen::Message => reading::message(frame, body, app, &theme),
+        Screen::Picker => compose::picker(frame, body, app, &theme),
+        Screen::Form => compose::form(frame, body, app, &theme),
+    }
+    if app.confirm.is_some() {
+        overlays::confirm(frame, body, app, &theme);
+    }
+    if app.help {
+        overlays::help(frame, body, app, &theme);
+    }
+    bars::notice(frame, notice, app, &theme);
+    bars::footer(frame, footer, app, &theme);
+}
+
+/// A centred rectangle of at most `w` x `h` inside `area`.
+pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}

@@ -1,0 +1,251 @@
+//! The log-in screen (which shows counts, never content), the handover
+//! summary, confirmations and the help overlay.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::{Theme, centred};
+use crate::console::keymap::Context;
+use crate::console::{App, Confirm, LoginForm};
+use crate::sanitize::inert;
+
+fn credentials(lines: &mut Vec<Line<'static>>, form: &LoginForm, theme: &Theme) {
+    let cursor = |on: bool| if on { "▏" } else { "" };
+    lines.push(Line::raw(format!(
+        "  Operator:   {}{}",
+        form.name,
+        cursor(!form.on_passphrase)
+    )));
+    lines.push(Line::raw(format!(
+        "  Passphrase: {}{}",
+        "•".repeat(form.passphrase.chars().count()),
+        cursor(form.on_passphrase)
+    )));
+    if form.checking {
+        lines.push(Line::styled("  checking…", theme.dim()));
+    }
+    if let Some(e) = &form.error {
+        lines.push(Line::styled(format!("  {}", inert(e)), theme.alert()));
+    }
+}
+
+pub fn login(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let counts = app.unacknowledged_counts();
+    let mut lines = vec![
+        Line::styled(
+            format!("  Station {} — console locked", app.setup.station),
+            theme.warn(),
+        ),
+        Line::raw(""),
+        Line::raw(format!(
+            "  Unacknowledged: FLASH {}  IMMEDIATE {}  PRIORITY {}  ROUTINE {}",
+            counts[0], counts[1], counts[2], counts[3]
+        )),
+        Line::raw(""),
+    ];
+    credentials(&mut lines, &app.login, theme);
+    let box_area = centred(area, 70, 10);
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" LOG IN ")),
+        box_area,
+    );
+}
+
+pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut lines = vec![
+        Line::styled(
+            "Handover summary — read before taking the watch",
+            theme.warn(),
+        ),
+        Line::raw(""),
+    ];
+    let unacked: Vec<_> = app.unacknowledged().collect();
+    lines.push(Line::raw(format!(
+        "Inbound awaiting YOUR acknowledgement: {}",
+        unacked.len()
+    )));
+    for r in unacked.iter().take(5) {
+        let overdue = if app.overdue(r) { "  OVERDUE" } else { "" };
+        lines.push(Line::raw(format!(
+            "  {} serial {} from {} ({}){overdue}",
+            r.precedence,
+            r.serial,
+            inert(&r.peer),
+            inert(&r.template_id)
+        )));
+    }
+    let no_receipt: Vec<_> = app
+        .outbound
+        .iter()
+        .filter(|r| r.state == "queued" || r.state == "sent")
+        .collect();
+    let no_ack: Vec<_> = app
+        .outbound
+        .iter()
+        .filter(|r| r.state == "received")
+        .collect();
+    lines.push(Line::raw(format!(
+        "Outbound awaiting a receipt: {}",
+        no_receipt.len()
+    )));
+    for r in no_receipt.iter().take(3) {
+        lines.push(Line::raw(format!(
+            "  {} serial {} to {} ({})",
+            r.precedence,
+            r.serial,
+            inert(&r.peer),
+            r.state
+        )));
+    }
+    lines.push(Line::raw(format!(
+        "Outbound received but not yet acknowledged by the peer: {}",
+        no_ack.len()
+    )));
+    for r in no_ack.iter().take(3) {
+        lines.push(Line::raw(format!(
+            "  {} serial {} to {}",
+            r.precedence,
+            r.serial,
+            inert(&r.peer)
+        )));
+    }
+    lines.push(Line::raw(format!(
+        "Alarms this session: {}",
+        app.alarms.len()
+    )));
+    for a in app.alarms.iter().rev().take(3) {
+        lines.push(Line::styled(
+            format!("  {}Z {}", a.at.strftime("%H:%M"), inert(&a.text)),
+            theme.alert(),
+        ));
+    }
+    let links = app
+        .status
+        .as_ref()
+        .map(|s| s.links.clone())
+        .unwrap_or_default();
+    for l in links {
+        lines.push(Line::raw(format!(
+            "Link to {}: {}",
+            l.peer,
+            if l.up { "UP" } else { "DOWN" }
+        )));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Press Enter to take over.", theme.dim()));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::TOP).title(" HANDOVER ")),
+        area,
+    );
+}
+
+pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(question) = &app.confirm else { return };
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let title = match question {
+        Confirm::Acknowledge { id, precedence, .. } => {
+            lines.push(Line::styled(
+                format!("Acknowledge {precedence} message {id}?"),
+                theme.warn(),
+            ));
+            lines.push(Line::raw(format!(
+                "You, {}, confirm you have read it. This is sent to the sender",
+                app.operator
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )));
+            lines.push(Line::raw("and cannot be undone."));
+            " ACKNOWLEDGE "
+        }
+        Confirm::Release => {
+            if let Some(f) = &app.form {
+                let peer = app
+                    .setup
+                    .peers
+                    .get(f.peer)
+                    .map(|(p, _)| p.clone())
+                    .unwrap_or_default();
+                lines.push(Line::styled(
+                    format!(
+                        "Release {} {} to {peer}?",
+                        f.precedence,
+                        f.template.title.get(app.setup.language)
+                    ),
+                    theme.warn(),
+                ));
+                lines.push(Line::raw(format!(
+                    "Precedence: {}   Recipient: {peer}{}",
+                    f.precedence,
+                    if f.exercise { "   EXERCISE" } else { "" }
+                )));
+                if let Some(second) = &app.second_operator {
+                    lines.push(Line::raw(format!("Second operator: {second}")));
+                }
+            }
+            " RELEASE "
+        }
+        Confirm::Cancel { id } => {
+            lines.push(Line::styled(
+                format!("Cancel queued message {id}?"),
+                theme.warn(),
+            ));
+            lines.push(Line::raw("The cancellation is audited."));
+            " CANCEL "
+        }
+        Confirm::SecondOperator => {
+            lines.push(Line::styled(
+                "FLASH needs a second operator (two-person rule).",
+                theme.warn(),
+            ));
+            lines.push(Line::raw(
+                "The second operator types their name and passphrase. Esc to go back.",
+            ));
+            credentials(&mut lines, &app.second, theme);
+            " SECOND OPERATOR "
+        }
+    };
+    if *question != Confirm::SecondOperator {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::styled(" y ", theme.banner()),
+            Span::raw(" yes   "),
+            Span::styled(" n/Esc ", theme.banner()),
+            Span::raw(" no"),
+        ]));
+    }
+    let area = centred(area, 72, 9);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
+}
+
+pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut lines = Vec::new();
+    let mut last: Option<Context> = None;
+    for b in &app.setup.keymap.bindings {
+        if last != Some(b.context) {
+            lines.push(Line::styled(format!("{}:", b.context.name()), theme.warn()));
+            last = Some(b.context);
+        }
+        lines.push(Line::raw(format!("  {:<10} {}", b.key.to_string(), b.help)));
+    }
+    lines.push(Line::styled(
+        "Keys can be rebound in operator.toml, [console.keys]. Any key closes this.",
+        theme.dim(),
+    ));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" KEYS ")),
+        area,
+    );
+}

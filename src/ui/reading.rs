@@ -1,0 +1,90 @@
+//! The message view: the rendering in the reader's language, marked as a
+//! rendering, with the sender's original one key away.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::Theme;
+use crate::console::App;
+use crate::sanitize::inert_lines;
+use crate::templates::{Catalog, ReaderView, for_reader};
+
+pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(reading) = &app.reading else { return };
+    let mut lines: Vec<Line> = Vec::new();
+    match (&reading.message, &reading.error) {
+        (_, Some(e)) => lines.push(Line::styled(
+            format!("This message cannot be opened: {e}"),
+            theme.alert(),
+        )),
+        (None, None) => lines.push(Line::raw("opening…")),
+        (Some(m), None) => {
+            let view = for_reader(m, Catalog::builtin(), app.setup.language);
+            let (mark, text) = if reading.show_original {
+                (
+                    format!(
+                        "THE SENDER'S ORIGINAL ({}) — press o for the rendering",
+                        m.original.language
+                    ),
+                    m.original.text.clone(),
+                )
+            } else {
+                match &view {
+                    ReaderView::Rendered { text, .. } => (
+                        "RENDERED in your language from the template fields (free text stays in the original language) — press o for the sender's original".into(),
+                        text.clone(),
+                    ),
+                    ReaderView::Original { text } => ("THE SENDER'S ORIGINAL (in your language)".into(), text.clone()),
+                    ReaderView::OriginalOnly { text, reason } => (format!("THE SENDER'S ORIGINAL: not rendered here because {reason}"), text.clone()),
+                }
+            };
+            lines.push(Line::styled(mark, theme.warn()));
+            if m.exercise {
+                lines.push(Line::styled(
+                    "EXERCISE — NOT A REAL-WORLD MESSAGE",
+                    theme.banner(),
+                ));
+            }
+            lines.push(Line::raw(""));
+            lines.extend(inert_lines(&text).into_iter().map(Line::raw));
+            if !m.attachments.is_empty() {
+                lines.push(Line::raw(""));
+                lines.push(Line::raw(format!(
+                    "{} attachment(s) listed above",
+                    m.attachments.len()
+                )));
+            }
+            if let Some(row) = app
+                .inbound
+                .iter()
+                .chain(&app.outbound)
+                .find(|r| r.id == m.id)
+            {
+                lines.push(Line::raw(""));
+                let ack = match (&row.ack_by, &row.ack_at) {
+                    (Some(by), Some(at)) => format!(
+                        "acknowledged by {} at {}",
+                        inert_lines(by).join(" "),
+                        at.get(..16).unwrap_or(at)
+                    ),
+                    _ => "NOT ACKNOWLEDGED".into(),
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("state: {}  ", row.state.to_uppercase()),
+                        theme.dim(),
+                    ),
+                    Span::styled(ack, theme.dim()),
+                ]));
+                lines.push(Line::styled(format!("id {}", row.id), theme.dim()));
+            }
+        }
+    }
+    let para = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .scroll((reading.scroll, 0))
+        .block(Block::default().borders(Borders::TOP).title(" MESSAGE "));
+    frame.render_widget(para, area);
+}

@@ -1,0 +1,1084 @@
+//! The link's security promises, end to end: real stations and hand-driven
+//! quinn clients on 127.0.0.1, real keys, real journals in temp dirs.
+//!
+//! - An impostor (right name, wrong key), an unknown peer and a wrong ALPN
+//!   are refused, with nothing stored, and the refusal is audited.
+//! - A message the receiver cannot accept is refused with a signed reason;
+//!   the sender shows REFUSED and does not retry.
+//! - A replayed frame is answered with the same receipt and shown once.
+//! - A message encrypted to us but signed by an unpinned key is refused and
+//!   audited.
+//! - Malformed frames reset their stream with an error code, are audited,
+//!   and leave the connection and the station working.
+//!
+//! Every fault test also runs the same setup without the fault (CONTROL),
+//! so that a station that refused everything would fail it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotline::compose::{self, Draft, Origin};
+use hotline::crypto::signed::Kind;
+use hotline::crypto::{PeerKeys, StationKeys, seal};
+use hotline::domain::{Language, Message, MessageId, StationName};
+use hotline::link::tls::client_config;
+use hotline::station::docs::{self, HelloBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
+use hotline::station::{AlarmKind, Event, Options, Station};
+use hotline::store::{CheckpointKey, Direction, Journal};
+use hotline::templates::Catalog;
+use hotline::wire::{ALPN_EXERCISE, ALPN_LIVE, Frame, FrameKind, WireError};
+use jiff::Timestamp;
+use support::*;
+use tokio::sync::broadcast;
+
+/// The stream error code the link uses for a malformed frame.
+const STREAM_MALFORMED: u64 = 1;
+/// How long a raw exchange may take before it counts as unanswered.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// A hand-driven link client
+// ---------------------------------------------------------------------------
+
+/// What came back on one stream.
+#[derive(Debug)]
+enum Answer {
+    Frame(Frame),
+    /// The stream ended cleanly with no answer.
+    Nothing,
+    /// The peer reset the stream (or stopped our side) with this code.
+    Reset(u64),
+    /// Anything else: connection lost, timeout, an answer that is not a frame.
+    Failed(String),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Frame(frame) => write!(f, "{frame:?}"),
+            Answer::Nothing => f.write_str("no answer (stream finished)"),
+            Answer::Reset(code) => write!(f, "stream reset with code {code}"),
+            Answer::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// A real quinn client endpoint presenting a station key, speaking frames by
+/// hand. Nothing of the station's own link code is used beyond the TLS
+/// config, so the station under test sees exactly what a peer could send.
+struct Raw {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+}
+
+impl Raw {
+    /// Dials `addr` presenting `keys`, accepting only `peer`'s key.
+    async fn connect(
+        keys: &StationKeys,
+        peer: &PeerKeys,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> Result<Raw, String> {
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr"))
+            .map_err(|e| e.to_string())?;
+        let config = client_config(&keys.signing, peer.signing, alpn, Duration::from_secs(15))
+            .map_err(|e| e.to_string())?;
+        let connecting = endpoint
+            .connect_with(config, addr, "hotline")
+            .map_err(|e| e.to_string())?;
+        let conn = tokio::time::timeout(ANSWER_LIMIT, connecting)
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map_err(|e| format!("handshake: {e}"))?;
+        Ok(Raw {
+            _endpoint: endpoint,
+            conn,
+        })
+    }
+
+    /// Dials and exchanges hellos; the peer's hello must verify under its
+    /// pinned key and be addressed to us.
+    async fn hello(
+        keys: &StationKeys,
+        peer: &PeerKeys,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> Result<Raw, String> {
+        let raw = Raw::connect(keys, peer, addr, alpn).await?;
+        let body = HelloBody {
+            protocol: "hotline/1".into(),
+            from: keys.name.clone(),
+            to: peer.name.clone(),
+            time: Timestamp::now(),
+            boot: Timestamp::now().as_nanosecond() as u64,
+            highest_serial: 0,
+            audit_head: None,
+        };
+        let doc = docs::sign(Kind::Hello, &body, keys);
+        match raw.frame(FrameKind::Hello, doc).await {
+            Answer::Frame(f) if f.kind == FrameKind::Hello => {
+                let theirs: HelloBody = docs::open(Kind::Hello, &f.payload, peer, &keys.name)
+                    .map_err(|e| format!("their hello: {e}"))?;
+                assert_eq!(
+                    theirs.from, peer.name,
+                    "the answering hello names its station"
+                );
+                Ok(raw)
+            }
+            other => Err(format!("hello answered with {other}")),
+        }
+    }
+
+    /// Sends raw bytes on a new stream, finishes it, and reads the answer.
+    async fn send(&self, bytes: &[u8]) -> Answer {
+        let exchange = async {
+            let (mut send, mut recv) = match self.conn.open_bi().await {
+                Ok(pair) => pair,
+                Err(e) => return Answer::Failed(format!("open: {e}")),
+            };
+            if let Err(e) = send.write_all(bytes).await {
+                return match e {
+                    quinn::WriteError::Stopped(code) => Answer::Reset(code.into_inner()),
+                    e => Answer::Failed(format!("write: {e}")),
+                };
+            }
+            let _ = send.finish();
+            match recv.read_to_end(2 << 20).await {
+                Ok(b) if b.is_empty() => Answer::Nothing,
+                Ok(b) => Frame::decode(&b).map_or_else(
+                    |e| Answer::Failed(format!("answer is not a frame: {e}")),
+                    Answer::Frame,
+                ),
+                Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
+                    Answer::Reset(code.into_inner())
+                }
+                Err(e) => Answer::Failed(format!("read: {e}")),
+            }
+        };
+        tokio::time::timeout(ANSWER_LIMIT, exchange)
+            .await
+            .unwrap_or_else(|_| Answer::Failed("no answer in time".into()))
+    }
+
+    async fn frame(&self, kind: FrameKind, payload: Vec<u8>) -> Answer {
+        self.send(&Frame::new(kind, payload).encode()).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn name(s: &str) -> StationName {
+    StationName::new(s).expect("station name")
+}
+
+/// A message built the way a station builds one, for `serial`.
+fn build(draft: &Draft, from: &str, to: &str, serial: u64) -> Message {
+    let checked =
+        compose::check(draft, Catalog::builtin(), Timestamp::now()).expect("a valid draft");
+    let origin = Origin {
+        station: name(from),
+        operator: op(),
+        language: Language::En,
+    };
+    compose::build(&checked, &origin, &name(to), serial, Timestamp::now())
+}
+
+/// A complete, valid missile-launch notification.
+fn missile_launch() -> Draft {
+    let mut d = Draft {
+        template_id: "missile-launch".into(),
+        ..Draft::default()
+    };
+    for (k, v) in [
+        ("launch_time", "2030-01-01T10:00:00Z"),
+        ("launch_window", "2h"),
+        ("launch_area", "51.5N 46.0E"),
+        ("impact_area", "52.0N 160.0E"),
+        ("missile_type", "icbm"),
+        ("count", "2"),
+    ] {
+        d.fields.insert(k.into(), v.into());
+    }
+    d
+}
+
+/// A copy of `site`'s station key in a site of its own under `root`, with
+/// its own journal, pinning (and dialing) `peer`.
+fn clone_site(site: &Site, root: &std::path::Path, peer: &Site) -> Site {
+    let dir = root.join(site.name.as_str().to_lowercase());
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(site.dir.join("station.key"), dir.join("station.key"))
+        .expect("copy key (mode 0600 kept)");
+    Site::create(
+        root,
+        site.name.as_str(),
+        "en",
+        free_addr(),
+        &[peer.entry(Some(peer.listen), None)],
+        FAST_LINK,
+    )
+}
+
+/// Audit details for `action`, oldest first.
+fn audit(journal: &Journal, action: &str) -> Vec<String> {
+    journal
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT detail FROM audit WHERE action = ?1 ORDER BY seq")?;
+            let rows = stmt
+                .query_map([action], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .expect("audit log")
+}
+
+fn inbox(station: &Station) -> Vec<MessageId> {
+    station
+        .list(Direction::In)
+        .expect("inbox")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+/// The answer must be a refusal signed by `from` and addressed to `us`.
+fn refusal_of(answer: Answer, from: &PeerKeys, us: &StationName) -> RefusalBody {
+    match answer {
+        Answer::Frame(f) if f.kind == FrameKind::Refusal => {
+            docs::open(Kind::Refusal, &f.payload, from, us)
+                .expect("a refusal signed by the receiver")
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+/// The answer must be a receipt signed by `from` for message `id`; returns
+/// the signed document.
+fn receipt_of(answer: Answer, from: &PeerKeys, us: &StationName, id: MessageId) -> Vec<u8> {
+    match answer {
+        Answer::Frame(f) if f.kind == FrameKind::Receipt => {
+            let body: ReceiptBody = docs::open(Kind::Receipt, &f.payload, from, us)
+                .expect("a receipt signed by the receiver");
+            assert_eq!(body.id, id, "the receipt names the message sent");
+            assert_eq!(body.of, ReceiptOf::Message);
+            f.payload
+        }
+        other => panic!("expected a receipt for {id}, got {other}"),
+    }
+}
+
+/// Every event waiting on `rx` now.
+fn drain(rx: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(e) => out.push(e),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => panic!("lost {n} events"),
+            Err(_) => return out,
+        }
+    }
+}
+
+/// CONTROL for the refusal tests: the real WASHINGTON, through its own
+/// station, delivers to the same running MOSCOW. Returns the message id.
+async fn real_washington_delivers(w: &Site, ms: &Station) -> MessageId {
+    let ws = w.start().await;
+    let mut wev = ws.subscribe();
+    let (released, _) = ws
+        .release(&op(), "MOSCOW", general("the real one"))
+        .await
+        .expect("release");
+    let id = released.id;
+    wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Receipt { id: i, .. } if *i == id),
+    )
+    .await;
+    assert!(
+        inbox(ms).contains(&id),
+        "MOSCOW stored the real WASHINGTON's message"
+    );
+    ws.shutdown().await;
+    id
+}
+
+/// After a refused dial: MOSCOW raised the alarm, audited the refusal and
+/// stored nothing; the dialer's message is still waiting for a receipt.
+async fn assert_refused_and_nothing_stored(
+    mev: &mut broadcast::Receiver<Event>,
+    ms: &Station,
+    dialer: &Station,
+    sent: MessageId,
+) {
+    let alarm = wait_event(mev, Duration::from_secs(15), |e| {
+        matches!(
+            e,
+            Event::Alarm {
+                kind: AlarmKind::ConnectionRefused,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(
+            alarm,
+            Event::Alarm {
+                peer: None,
+                id: None,
+                ..
+            }
+        ),
+        "{alarm:?}"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "a connection-refused audit entry",
+        || !audit(ms.journal(), "connection-refused").is_empty(),
+    )
+    .await;
+    // Let the dialer retry a few times (backoff starts at 200 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        inbox(ms).is_empty(),
+        "nothing may be stored from a refused connection"
+    );
+    assert!(audit(ms.journal(), "receive").is_empty());
+    assert!(
+        !drain(mev)
+            .iter()
+            .any(|e| matches!(e, Event::Received { .. } | Event::LinkUp { .. })),
+        "a refused connection must never count as a link"
+    );
+    assert!(
+        dialer.status().links.iter().all(|l| !l.up),
+        "the dialer's link never came up: {:?}",
+        dialer.status().links
+    );
+    let row = &dialer.list(Direction::Out).expect("outbox")[0];
+    assert_eq!(row.id, sent);
+    assert!(
+        row.state == "queued" || row.state == "sent",
+        "state {}",
+        row.state
+    );
+    assert!(
+        row.receipt_at.is_none(),
+        "no receipt for a refused connection"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Who may connect
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impostor_with_the_right_name_but_wrong_key_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+
+    // Its own key and data dir, calling itself WASHINGTON, pinning the real MOSCOW.
+    let imp = Site::create(
+        &tmp.path().join("impostor"),
+        "WASHINGTON",
+        "en",
+        free_addr(),
+        &[m.entry(Some(m.listen), None)],
+        FAST_LINK,
+    );
+    assert_ne!(imp.keys().public().signing, w.keys().public().signing);
+    let is = imp.start().await;
+    let (fake, _) = is
+        .release(&op(), "MOSCOW", general("from the impostor"))
+        .await
+        .expect("release");
+    assert_refused_and_nothing_stored(&mut mev, &ms, &is, fake.id).await;
+
+    // CONTROL: the real WASHINGTON reaches the same MOSCOW while the impostor keeps trying.
+    let real = real_washington_delivers(&w, &ms).await;
+    assert_eq!(inbox(&ms), vec![real]);
+    assert_eq!(audit(ms.journal(), "receive").len(), 1);
+    let row = &is.list(Direction::Out).expect("outbox")[0];
+    assert!(
+        row.receipt_at.is_none() && row.state != "received",
+        "the impostor's message stays unreceipted: {row:?}"
+    );
+    is.shutdown().await;
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_peer_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+
+    // LONDON pins MOSCOW; MOSCOW has never heard of LONDON.
+    let london = Site::create(
+        tmp.path(),
+        "LONDON",
+        "en",
+        free_addr(),
+        &[m.entry(Some(m.listen), None)],
+        FAST_LINK,
+    );
+    let ls = london.start().await;
+    let (sent, _) = ls
+        .release(&op(), "MOSCOW", general("from London"))
+        .await
+        .expect("release");
+    assert_refused_and_nothing_stored(&mut mev, &ms, &ls, sent.id).await;
+
+    // CONTROL: a configured peer gets through.
+    let real = real_washington_delivers(&w, &ms).await;
+    assert_eq!(inbox(&ms), vec![real]);
+    ls.shutdown().await;
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_alpn_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+
+    // The real WASHINGTON key, in tabletop mode (own journal), dialing live MOSCOW.
+    let ex = clone_site(&w, &tmp.path().join("exercise"), &m);
+    let exercise = Options {
+        alpn: ALPN_EXERCISE.to_vec(),
+        exercise_only: true,
+    };
+    let xs = ex.start_with(exercise).await;
+    let (sent, message) = xs
+        .release(&op(), "MOSCOW", general("tabletop"))
+        .await
+        .expect("release");
+    assert!(message.exercise, "tabletop traffic is flagged exercise");
+    assert_refused_and_nothing_stored(&mut mev, &ms, &xs, sent.id).await;
+    xs.shutdown().await;
+
+    // The same key by hand: the exercise ALPN gets no hello answered, the live one does.
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let refused = Raw::hello(&wk, &mk, m.listen, ALPN_EXERCISE).await;
+    assert!(refused.is_err(), "the exercise ALPN reached a live station");
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("CONTROL: the live ALPN is answered");
+    raw.conn.close(0u8.into(), b"done");
+    assert!(inbox(&ms).is_empty());
+
+    // CONTROL: the real WASHINGTON with the live ALPN delivers.
+    let real = real_washington_delivers(&w, &ms).await;
+    assert_eq!(inbox(&ms), vec![real]);
+    ms.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_with_invalid_fields_is_refused_with_a_signed_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+
+    // A field the template does not have.
+    let mut unknown = build(&general("x"), "WASHINGTON", "MOSCOW", 1);
+    unknown.fields.insert("colour".into(), "red".into());
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, seal(&unknown, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::UnknownTemplateField);
+    assert_eq!(r.id, Some(unknown.id));
+    assert!(
+        r.detail.contains("colour"),
+        "the reason names the field: {}",
+        r.detail
+    );
+
+    // A value that is not valid for its field.
+    let mut invalid = build(&missile_launch(), "WASHINGTON", "MOSCOW", 2);
+    invalid.fields.insert("count".into(), "abc".into());
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, seal(&invalid, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::UnknownTemplateField);
+    assert_eq!(r.id, Some(invalid.id));
+    assert!(
+        r.detail.contains("count"),
+        "the reason names the field: {}",
+        r.detail
+    );
+
+    assert!(inbox(&ms).is_empty(), "refused messages are not stored");
+    let refused = audit(ms.journal(), "refuse");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for (entry, id) in refused.iter().zip([unknown.id, invalid.id]) {
+        assert!(
+            entry.contains(&id.to_string()) && entry.contains("code=unknown-template-field"),
+            "{entry}"
+        );
+    }
+
+    // CONTROL: the same kind of message with valid values is receipted.
+    let good = build(&missile_launch(), "WASHINGTON", "MOSCOW", 3);
+    receipt_of(
+        raw.frame(FrameKind::Message, seal(&good, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        good.id,
+    );
+    assert_eq!(inbox(&ms), vec![good.id]);
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_message_shows_refused_and_is_not_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let wk = Arc::new(w.keys());
+    let mk = m.keys().public();
+
+    // A station cannot release invalid fields, so put one straight into
+    // WASHINGTON's outbox, validly sealed, before its station starts.
+    let journal = Journal::open(
+        &w.config().journal_path,
+        Some(CheckpointKey {
+            station: wk.name.clone(),
+            key: wk.signing.clone(),
+        }),
+    )
+    .expect("journal");
+    let (keys, peer) = (wk.clone(), mk.clone());
+    let (bad, _) = journal
+        .release(name("MOSCOW"), move |serial| {
+            let mut message = build(&missile_launch(), "WASHINGTON", "MOSCOW", serial);
+            message.fields.insert("count".into(), "abc".into());
+            let sealed = seal(&message, &keys, &peer).map_err(|e| e.to_string())?;
+            Ok((message, sealed))
+        })
+        .done()
+        .await
+        .expect("released into the outbox");
+    drop(journal);
+
+    let ws = w.start().await;
+    let mut wev = ws.subscribe();
+    let ms = m.start().await;
+
+    let refused = wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Refused { id, .. } if *id == bad.id),
+    )
+    .await;
+    let Event::Refused {
+        code, detail, peer, ..
+    } = refused
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (code.as_str(), peer.as_str()),
+        ("unknown-template-field", "MOSCOW")
+    );
+    assert!(detail.contains("count"), "{detail}");
+    let alarm = wait_event(&mut wev, Duration::from_secs(5), |e| {
+        matches!(
+            e,
+            Event::Alarm {
+                kind: AlarmKind::Refused,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(alarm, Event::Alarm { id: Some(i), .. } if i == bad.id),
+        "{alarm:?}"
+    );
+    let refused_at = tokio::time::Instant::now();
+
+    let row = ws
+        .list(Direction::Out)
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.id == bad.id)
+        .expect("row");
+    assert_eq!(row.state, "refused");
+    assert!(
+        row.refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("unknown-template-field")),
+        "{:?}",
+        row.refusal
+    );
+    assert!(row.receipt_at.is_none());
+
+    // CONTROL: the link is up and the same pair delivers a valid message.
+    let (good, _) = ws
+        .release(&op(), "MOSCOW", general("valid"))
+        .await
+        .expect("release");
+    wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Receipt { id, .. } if *id == good.id),
+    )
+    .await;
+
+    // No retry: after a few more seconds with the link up, MOSCOW has seen the bad message once.
+    tokio::time::sleep_until(refused_at + Duration::from_secs(3)).await;
+    let at_moscow = audit(ms.journal(), "refuse");
+    assert_eq!(
+        at_moscow.len(),
+        1,
+        "a refused message was sent again: {at_moscow:?}"
+    );
+    assert!(
+        at_moscow[0].contains(&bad.id.to_string())
+            && at_moscow[0].contains("code=unknown-template-field")
+    );
+    assert_eq!(audit(ws.journal(), "refused").len(), 1);
+    assert_eq!(inbox(&ms), vec![good.id]);
+    assert_eq!(
+        ws.list(Direction::Out)
+            .expect("outbox")
+            .into_iter()
+            .find(|r| r.id == bad.id)
+            .expect("row")
+            .state,
+        "refused"
+    );
+    assert!(
+        !drain(&mut wev).iter().any(
+            |e| matches!(e, Event::Refused { id, .. } | Event::Receipt { id, .. } if *id == bad.id)
+        ),
+        "the refused message was settled again"
+    );
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_signed_by_an_unpinned_key_is_refused_and_audited() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+
+    // Encrypted to MOSCOW and signed as WASHINGTON, but with another key.
+    let message = build(&general("forged"), "WASHINGTON", "MOSCOW", 1);
+    let impostor = StationKeys::generate(name("WASHINGTON")).expect("keys");
+    let forged = seal(&message, &impostor, &mk).expect("seal");
+    let r = refusal_of(raw.frame(FrameKind::Message, forged).await, &mk, &wk.name);
+    assert_eq!(r.code, RefusalCode::BadSignature, "{r:?}");
+
+    // Signed by a station MOSCOW does not pin at all.
+    let london = StationKeys::generate(name("LONDON")).expect("keys");
+    let from_london = seal(
+        &build(&general("from London"), "LONDON", "MOSCOW", 1),
+        &london,
+        &mk,
+    )
+    .expect("seal");
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, from_london).await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::BadSignature, "{r:?}");
+
+    assert!(
+        inbox(&ms).is_empty(),
+        "nothing is stored from an unpinned signer"
+    );
+    assert!(audit(ms.journal(), "receive").is_empty());
+    let refused = audit(ms.journal(), "refuse");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused.iter().all(|d| d.contains("code=bad-signature")),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].contains("LONDON"),
+        "the audit names the claimed signer: {refused:?}"
+    );
+
+    // CONTROL: the very same message, signed with the pinned key, is accepted.
+    let genuine = seal(&message, &wk, &mk).expect("seal");
+    receipt_of(
+        raw.frame(FrameKind::Message, genuine).await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    assert_eq!(inbox(&ms), vec![message.id]);
+    let verified = ms
+        .journal()
+        .verify_audit(&m.keys().signing.verifying_key())
+        .expect("read");
+    assert!(verified.is_ok(), "the audit chain holds: {verified:?}");
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_of_one_peer_relayed_by_another_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let london = Site::create(
+        tmp.path(),
+        "LONDON",
+        "en",
+        free_addr(),
+        &[m.entry(Some(m.listen), None)],
+        FAST_LINK,
+    );
+    // MOSCOW pins both WASHINGTON and LONDON.
+    let peers = [
+        w.entry(Some(w.listen), None),
+        london.entry(Some(london.listen), None),
+    ];
+    let m = Site::create(tmp.path(), "MOSCOW", "ru", m.listen, &peers, FAST_LINK);
+    let ms = m.start().await;
+    let (wk, lk, mk) = (w.keys(), london.keys(), m.keys().public());
+
+    // WASHINGTON's genuine message, sent over LONDON's authenticated connection.
+    let message = build(
+        &general("for MOSCOW from WASHINGTON"),
+        "WASHINGTON",
+        "MOSCOW",
+        1,
+    );
+    let sealed = seal(&message, &wk, &mk).expect("seal");
+    let via_london = Raw::hello(&lk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("LONDON is a pinned peer");
+    let r = refusal_of(
+        via_london.frame(FrameKind::Message, sealed.clone()).await,
+        &mk,
+        &lk.name,
+    );
+    assert_eq!(r.code, RefusalCode::BadSignature, "{r:?}");
+    assert_eq!(r.id, Some(message.id));
+    assert!(inbox(&ms).is_empty(), "a relayed message is not stored");
+    let refused = audit(ms.journal(), "refuse");
+    assert!(
+        refused.len() == 1
+            && refused[0].contains("peer=LONDON")
+            && refused[0].contains("code=bad-signature"),
+        "{refused:?}"
+    );
+
+    // CONTROL: the same bytes over WASHINGTON's own connection are accepted.
+    let direct = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    receipt_of(
+        direct.frame(FrameKind::Message, sealed).await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    assert_eq!(inbox(&ms), vec![message.id]);
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_over_the_size_limit_is_refused_as_oversize() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+
+    // Within the frame cap, but decrypting to more than a message may be.
+    let mut big = build(&general("big"), "WASHINGTON", "MOSCOW", 1);
+    big.text = "a".repeat(1_060_000);
+    let sealed = seal(&big, &wk, &mk).expect("seal");
+    assert!(
+        sealed.len() <= FrameKind::Message.max_len(),
+        "{} bytes",
+        sealed.len()
+    );
+    let r = refusal_of(raw.frame(FrameKind::Message, sealed).await, &mk, &wk.name);
+    assert_eq!(r.code, RefusalCode::Oversize, "{r:?}");
+    assert!(inbox(&ms).is_empty());
+    assert!(
+        audit(ms.journal(), "refuse")
+            .iter()
+            .any(|d| d.contains("code=oversize"))
+    );
+
+    // CONTROL: a long message within the limit is accepted.
+    let mut long = build(&general("long"), "WASHINGTON", "MOSCOW", 2);
+    long.text = "a".repeat(900_000);
+    receipt_of(
+        raw.frame(FrameKind::Message, seal(&long, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        long.id,
+    );
+    assert_eq!(inbox(&ms), vec![long.id]);
+    ms.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_frame_is_answered_as_a_duplicate_and_shown_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let message = build(&general("once"), "WASHINGTON", "MOSCOW", 1);
+    let frame = Frame::new(FrameKind::Message, seal(&message, &wk, &mk).expect("seal")).encode();
+
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    // The first delivery is the CONTROL: it is stored and shown.
+    let first = receipt_of(raw.send(&frame).await, &mk, &wk.name, message.id);
+    let second = receipt_of(raw.send(&frame).await, &mk, &wk.name, message.id);
+    raw.conn.close(0u8.into(), b"done");
+    let again = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello on a new connection");
+    let third = receipt_of(again.send(&frame).await, &mk, &wk.name, message.id);
+    assert_eq!(
+        first, second,
+        "a duplicate is answered with the same receipt"
+    );
+    assert_eq!(first, third, "also on a new connection");
+
+    assert_eq!(inbox(&ms), vec![message.id]);
+    assert_eq!(audit(ms.journal(), "receive").len(), 1);
+    let received = drain(&mut mev)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Received { .. }))
+        .collect::<Vec<_>>();
+    assert_eq!(received.len(), 1, "shown once: {received:?}");
+    assert!(matches!(&received[0], Event::Received { id, .. } if *id == message.id));
+    ms.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_reset_their_stream_and_are_audited() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+
+    let header = |kind: u8, len: u32| {
+        let mut v = vec![kind];
+        v.extend_from_slice(&len.to_be_bytes());
+        v
+    };
+    let over_cap =
+        |kind: FrameKind| header(kind as u8, u32::try_from(kind.max_len()).expect("cap") + 1);
+    let truncated = {
+        let mut v = header(FrameKind::Message as u8, 100);
+        v.extend_from_slice(&[0x55; 10]);
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "unknown kind byte",
+            [header(9, 3), vec![1, 2, 3]].concat(),
+            "unknown frame kind 9",
+        ),
+        ("kind byte 0", header(0, 0), "unknown frame kind 0"),
+        (
+            "Receipt header over its cap",
+            over_cap(FrameKind::Receipt),
+            "exceeds the limit",
+        ),
+        (
+            "Message header over its cap",
+            over_cap(FrameKind::Message),
+            "exceeds the limit",
+        ),
+        (
+            "payload shorter than its header, then finish",
+            truncated,
+            "shorter than its header",
+        ),
+        (
+            "header cut short, then finish",
+            vec![FrameKind::Message as u8, 0, 0],
+            "shorter than its header",
+        ),
+    ];
+    let mut faults = Vec::new();
+    for (what, bytes, reason) in &cases {
+        let before = audit(ms.journal(), "malformed").len();
+        match raw.send(bytes).await {
+            Answer::Reset(STREAM_MALFORMED) => {}
+            other => faults.push(format!(
+                "{what}: expected the stream reset with code {STREAM_MALFORMED}, got {other}"
+            )),
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let entries = loop {
+            let entries = audit(ms.journal(), "malformed");
+            if entries.len() > before || tokio::time::Instant::now() >= deadline {
+                break entries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match entries.get(before) {
+            Some(d) if d.contains("WASHINGTON") && d.contains(reason) => {}
+            Some(d) => faults.push(format!(
+                "{what}: audit entry `{d}` does not name the peer and `{reason}`"
+            )),
+            None => faults.push(format!("{what}: no 'malformed' audit entry")),
+        }
+        assert!(
+            raw.conn.close_reason().is_none(),
+            "{what}: a malformed stream closed the whole connection"
+        );
+    }
+
+    // A well-formed frame of a kind a peer may not send as a request: no
+    // answer, and audited.
+    let before = audit(ms.journal(), "malformed").len();
+    let answer = raw
+        .frame(FrameKind::Refusal, b"not a request".to_vec())
+        .await;
+    assert!(
+        matches!(answer, Answer::Nothing | Answer::Reset(_)),
+        "{answer:?}"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "an audit entry for an unexpected frame",
+        || audit(ms.journal(), "malformed").len() > before,
+    )
+    .await;
+
+    // CONTROL: the same connection still carries a valid message.
+    let message = build(&general("still here"), "WASHINGTON", "MOSCOW", 1);
+    receipt_of(
+        raw.frame(FrameKind::Message, seal(&message, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    assert_eq!(
+        inbox(&ms),
+        vec![message.id],
+        "nothing but the valid message was stored"
+    );
+    let verified = ms
+        .journal()
+        .verify_audit(&m.keys().signing.verifying_key())
+        .expect("read");
+    assert!(verified.is_ok(), "the audit chain holds: {verified:?}");
+    ms.shutdown().await;
+    assert!(
+        faults.is_empty(),
+        "malformed frames not handled as promised:\n{}",
+        faults.join("\n")
+    );
+}
+
+#[test]
+fn frame_decode_never_panics_on_arbitrary_bytes() {
+    // xorshift64: deterministic, no dependencies.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut seen = BTreeSet::new();
+    for i in 0..5000u32 {
+        let len = match next() % 10 {
+            0 => (next() % 70_000) as usize,
+            _ => (next() % 64) as usize,
+        };
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Half the inputs get a plausible header, so the Ok, size and
+        // truncation paths run as well as the unknown-kind one.
+        if i % 2 == 0 && len >= 5 {
+            bytes[0] = (next() % 10) as u8;
+            let payload = (len - 5) as u32;
+            let claimed = match next() % 4 {
+                0 => payload.saturating_add(1),
+                1 => payload.saturating_sub(1),
+                2 => next() as u32,
+                _ => payload,
+            };
+            bytes[1..5].copy_from_slice(&claimed.to_be_bytes());
+        }
+        let result = std::panic::catch_unwind(|| Frame::decode(&bytes))
+            .unwrap_or_else(|_| panic!("decode panicked on {bytes:02x?}"));
+        match result {
+            Ok(f) => {
+                assert_eq!(f.encode(), bytes, "a decoded frame re-encodes to its input");
+                assert!(f.payload.len() <= f.kind.max_len());
+                seen.insert("ok");
+            }
+            Err(WireError::UnknownKind(k)) => {
+                assert_eq!(Some(&k), bytes.first());
+                seen.insert("unknown-kind");
+            }
+            Err(WireError::TooLarge { len, max, .. }) => {
+                assert!(len > max);
+                seen.insert("too-large");
+            }
+            Err(WireError::Truncated) => {
+                seen.insert("truncated");
+            }
+            Err(WireError::Trailing) => {
+                seen.insert("trailing");
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["ok", "too-large", "trailing", "truncated", "unknown-kind"],
+        "every outcome was exercised"
+    );
+}
