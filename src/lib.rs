@@ -32,6 +32,7 @@ pub mod passphrase;
 pub mod problem;
 pub mod sanitize;
 pub mod station;
+pub mod tabletop;
 pub mod store;
 pub mod templates;
 pub mod term;

@@ -20,6 +20,9 @@ pub struct CheckArgs {
     /// Also check the template files in this directory (for template authors)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Also check the scenario files in this directory (for exercise writers)
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
 }
 
 pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -44,6 +47,12 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
     ));
     if let Some(dir) = &args.templates {
         check_template_dir(dir, &mut problems, &mut notes);
+    }
+    let (scenarios, scenario_problems) = crate::tabletop::scenario::builtin();
+    problems.extend(scenario_problems.iter().map(ToString::to_string));
+    notes.push(format!("scenarios: {} built in", scenarios.len()));
+    if let Some(dir) = &args.scenarios {
+        check_scenario_dir(dir, &mut problems, &mut notes);
     }
 
     for n in &notes {
@@ -151,4 +160,31 @@ fn check_template_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<St
         dir.display(),
         catalog.current().len()
     ));
+}
+
+fn check_scenario_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            problems.push(format!("{}: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut valid = 0;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match crate::tabletop::scenario::parse(&path, &text, Catalog::builtin()) {
+                Ok(_) => valid += 1,
+                Err(p) => problems.extend(p.iter().map(ToString::to_string)),
+            },
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    notes.push(format!("{}: {valid} scenario(s) valid", dir.display()));
 }

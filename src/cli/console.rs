@@ -39,6 +39,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         idle_lock: config.console.idle_lock,
         two_person_flash: config.console.two_person_flash,
         exercise_mode: false,
+        call_sign_login: false,
         keymap,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
     };

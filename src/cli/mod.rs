@@ -7,6 +7,7 @@ mod identity;
 mod journal;
 mod people;
 mod station;
+mod tabletop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Open the duty console (the default when operator.toml is present)
     Console,
+    /// Run a training exercise with a simulated counterpart; needs no setup
+    Tabletop(tabletop::TabletopArgs),
     /// Create a station: secret key file, public station card and a commented operator.toml
     Init(identity::InitArgs),
     /// Print this station's public card (give it to peers out of band)
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Console) => console::console(&config_path),
+        Some(Command::Tabletop(args)) => tabletop::tabletop(args),
         Some(Command::Init(args)) => identity::init(args),
         Some(Command::Card) => identity::card(&config_path),
         Some(Command::Identity(args)) => identity::identity(&config_path, args),

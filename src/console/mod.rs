@@ -164,6 +164,8 @@ pub struct Setup {
     pub idle_lock: Duration,
     pub two_person_flash: bool,
     pub exercise_mode: bool,
+    /// Tabletop: the trainee gives a call sign, no passphrase.
+    pub call_sign_login: bool,
     pub keymap: Keymap,
     pub no_color: bool,
 }

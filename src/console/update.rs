@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::form::Form;
 use super::keymap::{Action, Context};
 use super::{Alarm, App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
-use crate::domain::{Precedence, StationName};
+use crate::domain::{OperatorName, Precedence, StationName};
 use crate::station::Event;
 use crate::templates::Catalog;
 
@@ -154,6 +154,7 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
         Event::Refused { id, peer, code, .. } => {
             app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
         }
+        Event::Notice { text } => app.notice = Some(text.clone()),
         Event::FailedOver { peer, path } => {
             app.alarms.push(Alarm {
                 at: app.now,
@@ -282,9 +283,47 @@ fn credentials(
 }
 
 fn login_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    if app.setup.call_sign_login {
+        return call_sign(app, action, ev);
+    }
     match credentials(&mut app.login, action, &ev) {
         Some((name, passphrase)) => vec![Effect::CheckLogin { name, passphrase }],
         None => Vec::new(),
+    }
+}
+
+/// Tabletop log-in: the call sign is recorded as the operator.
+fn call_sign(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    match action {
+        Some(Action::Submit) => match OperatorName::new(app.login.name.trim()) {
+            Ok(op) => {
+                app.operator = Some(op.clone());
+                app.login = LoginForm::default();
+                app.screen = Screen::Handover;
+                vec![
+                    Effect::Audit {
+                        actor: op.to_string(),
+                        action: "login".into(),
+                        detail: "via=console call-sign exercise".into(),
+                    },
+                    Effect::Refresh,
+                ]
+            }
+            Err(e) => {
+                app.login.error = Some(e.to_string());
+                Vec::new()
+            }
+        },
+        _ => {
+            match (ev.code, typed(&ev)) {
+                (KeyCode::Backspace, _) => {
+                    app.login.name.pop();
+                }
+                (_, Some(c)) if app.login.name.chars().count() < 32 => app.login.name.push(c),
+                _ => {}
+            }
+            Vec::new()
+        }
     }
 }
 

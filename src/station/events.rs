@@ -97,6 +97,10 @@ pub enum Event {
         id: Option<MessageId>,
         text: String,
     },
+    /// Something for the operators to read (exercise progress, for one).
+    Notice {
+        text: String,
+    },
     /// Sent to a subscriber that fell behind: re-read state.
     Resync,
 }

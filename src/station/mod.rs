@@ -400,6 +400,11 @@ impl Station {
         }
     }
 
+    /// Tells every subscriber something worth reading.
+    pub fn notice(&self, text: String) {
+        self.inner.emit(Event::Notice { text });
+    }
+
     /// Stops the link and the timers; the journal closes when the last
     /// clone is dropped.
     pub async fn shutdown(&self) {

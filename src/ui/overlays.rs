@@ -45,8 +45,19 @@ pub fn login(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         )),
         Line::raw(""),
     ];
-    credentials(&mut lines, &app.login, theme);
-    let box_area = centred(area, 70, 10);
+    if app.setup.call_sign_login {
+        lines.push(Line::styled(
+            "  EXERCISE: type your call sign (it is recorded as the operator) and press Enter.",
+            theme.warn(),
+        ));
+        lines.push(Line::raw(format!("  Call sign:  {}▏", app.login.name)));
+        if let Some(e) = &app.login.error {
+            lines.push(Line::styled(format!("  {}", inert(e)), theme.alert()));
+        }
+    } else {
+        credentials(&mut lines, &app.login, theme);
+    }
+    let box_area = centred(area, 84, 10);
     frame.render_widget(Clear, box_area);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" LOG IN ")),

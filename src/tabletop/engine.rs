@@ -1,0 +1,527 @@
+//! The scenario engine: a state machine with no I/O and no clock of its own.
+//! It is told the elapsed real time and what happened (delivered, acknowl-
+//! edged, replied), says which injects are due, and scores expectations.
+//! Fed the same events on the same simulated clock, it yields the same
+//! report every time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::scenario::{Expect, Scenario};
+use crate::domain::{MessageId, Precedence, format_duration};
+
+/// Something that happened, at a real time since the start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The counterpart's inject reached the trainee's journal (receipt).
+    Delivered {
+        inject: String,
+        message: MessageId,
+        at: Duration,
+    },
+    Acknowledged {
+        message: MessageId,
+        by: String,
+        at: Duration,
+    },
+    Replied {
+        references: Vec<MessageId>,
+        template: String,
+        fields: BTreeMap<String, String>,
+        at: Duration,
+    },
+}
+
+/// A message the counterpart must send now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Send {
+    pub inject: String,
+    pub template: String,
+    pub precedence: Precedence,
+    pub fields: BTreeMap<String, String>,
+    pub text: String,
+    pub follow_up: bool,
+}
+
+/// How an expectation came out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Met { after: Duration },
+    Late { after: Duration },
+    Missed,
+    Pending,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Score {
+    pub inject: String,
+    pub expectation: String,
+    pub within: Duration,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    pub scenario: Scenario,
+    issued: HashSet<String>,
+    delivered: HashMap<String, (MessageId, Duration)>,
+    acknowledged: HashMap<MessageId, (String, Duration)>,
+    replies: Vec<(Vec<MessageId>, String, BTreeMap<String, String>, Duration)>,
+    timeline: Vec<(Duration, String)>,
+}
+
+impl Engine {
+    pub fn new(scenario: Scenario) -> Engine {
+        Engine {
+            scenario,
+            issued: HashSet::new(),
+            delivered: HashMap::new(),
+            acknowledged: HashMap::new(),
+            replies: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// What must be sent at real time `now`: injects whose time has come,
+    /// and follow-ups whose condition holds.
+    pub fn due(&mut self, now: Duration) -> Vec<Send> {
+        let mut out = Vec::new();
+        for inject in &self.scenario.injects {
+            if !self.issued.contains(&inject.id) && self.scenario.real(inject.at) <= now {
+                self.issued.insert(inject.id.clone());
+                self.timeline.push((
+                    now,
+                    format!(
+                        "inject `{}` sent ({} {})",
+                        inject.id, inject.precedence, inject.template
+                    ),
+                ));
+                out.push(Send {
+                    inject: inject.id.clone(),
+                    template: inject.template.clone(),
+                    precedence: inject.precedence,
+                    fields: inject.fields.clone(),
+                    text: inject.text.clone(),
+                    follow_up: false,
+                });
+            }
+            let key = format!("{}/follow-up", inject.id);
+            if let (Some(f), Some((message, at))) =
+                (&inject.follow_up, self.delivered.get(&inject.id))
+                && !self.issued.contains(&key)
+                && !self.acknowledged.contains_key(message)
+                && now >= *at + f.after
+            {
+                self.issued.insert(key.clone());
+                self.timeline.push((
+                    now,
+                    format!(
+                        "follow-up to `{}` sent: not acknowledged after {}",
+                        inject.id,
+                        format_duration(f.after)
+                    ),
+                ));
+                out.push(Send {
+                    inject: key,
+                    template: f.template.clone(),
+                    precedence: f.precedence,
+                    fields: f.fields.clone(),
+                    text: f.text.clone(),
+                    follow_up: true,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn record(&mut self, input: Input) {
+        match input {
+            Input::Delivered {
+                inject,
+                message,
+                at,
+            } => {
+                self.timeline
+                    .push((at, format!("`{inject}` delivered to the trainee")));
+                self.delivered.entry(inject).or_insert((message, at));
+            }
+            Input::Acknowledged { message, by, at } => {
+                if let Some((inject, _)) = self.delivered.iter().find(|(_, (m, _))| *m == message) {
+                    self.timeline
+                        .push((at, format!("`{inject}` acknowledged by {by}")));
+                }
+                self.acknowledged.entry(message).or_insert((by, at));
+            }
+            Input::Replied {
+                references,
+                template,
+                fields,
+                at,
+            } => {
+                let to: Vec<&String> = self
+                    .delivered
+                    .iter()
+                    .filter(|(_, (m, _))| references.contains(m))
+                    .map(|(i, _)| i)
+                    .collect();
+                self.timeline
+                    .push((at, format!("reply with `{template}` received (to {to:?})")));
+                self.replies.push((references, template, fields, at));
+            }
+        }
+    }
+
+    /// Every expectation of every delivered inject, judged at `now`.
+    pub fn scores(&self, now: Duration, finished: bool) -> Vec<Score> {
+        let mut out = Vec::new();
+        for inject in &self.scenario.injects {
+            let Some((message, delivered_at)) = self.delivered.get(&inject.id) else {
+                continue;
+            };
+            for e in &inject.expect {
+                let (text, within, done_at) = match e {
+                    Expect::Acknowledge { within } => (
+                        "acknowledge".to_string(),
+                        *within,
+                        self.acknowledged.get(message).map(|(_, at)| *at),
+                    ),
+                    Expect::Reply {
+                        template,
+                        within,
+                        field,
+                    } => {
+                        let fits = |(refs, t, fields, _): &&(
+                            Vec<MessageId>,
+                            String,
+                            BTreeMap<String, String>,
+                            Duration,
+                        )| {
+                            refs.contains(message)
+                                && t == template
+                                && field.as_ref().is_none_or(|(k, v)| fields.get(k) == Some(v))
+                        };
+                        let label = match field {
+                            Some((k, v)) => format!("reply with `{template}`, {k} = {v}"),
+                            None => format!("reply with `{template}`"),
+                        };
+                        (label, *within, self.replies.iter().find(fits).map(|r| r.3))
+                    }
+                };
+                let outcome = match done_at {
+                    Some(at) => {
+                        let after = at.saturating_sub(*delivered_at);
+                        if after <= within {
+                            Outcome::Met { after }
+                        } else {
+                            Outcome::Late { after }
+                        }
+                    }
+                    None if finished || now > *delivered_at + within => {
+                        if finished {
+                            Outcome::Missed
+                        } else {
+                            Outcome::Pending
+                        }
+                    }
+                    None => Outcome::Pending,
+                };
+                out.push(Score {
+                    inject: inject.id.clone(),
+                    expectation: text,
+                    within,
+                    outcome,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether the exercise is over: every inject delivered and every
+    /// expectation settled, or the timeline's end has passed.
+    pub fn finished(&self, now: Duration) -> bool {
+        let all_delivered = self
+            .scenario
+            .injects
+            .iter()
+            .all(|i| self.delivered.contains_key(&i.id));
+        let settled = self
+            .scores(now, false)
+            .iter()
+            .all(|s| s.outcome != Outcome::Pending);
+        (all_delivered && settled) || now >= self.scenario.end()
+    }
+
+    /// The after-action report, in Markdown.
+    pub fn report(&self, now: Duration, trainee: &str, date: &str, actions: &[String]) -> String {
+        let mut r = String::new();
+        let s = &self.scenario;
+        let _ = writeln!(r, "# After-action report: {}\n", s.title);
+        let _ = writeln!(r, "**EXERCISE — not real-world traffic.**\n");
+        let _ = writeln!(r, "- scenario: `{}`", s.id);
+        let _ = writeln!(r, "- date (UTC): {date}");
+        let _ = writeln!(r, "- trainee station: {} (operator {trainee})", s.trainee);
+        let _ = writeln!(r, "- simulated counterpart: {}", s.counterpart);
+        let _ = writeln!(
+            r,
+            "- time compression: {}x; exercise ran {}\n",
+            s.time_compression,
+            format_duration(now)
+        );
+        if !s.objectives.is_empty() {
+            let _ = writeln!(r, "## Objectives\n");
+            for o in &s.objectives {
+                let _ = writeln!(r, "- {o}");
+            }
+            let _ = writeln!(r);
+        }
+        let _ = writeln!(r, "## Injects and expectations\n");
+        let _ = writeln!(
+            r,
+            "| inject | expectation | objective | result | time taken |"
+        );
+        let _ = writeln!(r, "| --- | --- | --- | --- | --- |");
+        let scores = self.scores(now, true);
+        for inject in &s.injects {
+            if !self.delivered.contains_key(&inject.id) {
+                let _ = writeln!(
+                    r,
+                    "| `{}` | — | — | not delivered (not scored) | — |",
+                    inject.id
+                );
+                continue;
+            }
+            for sc in scores.iter().filter(|sc| sc.inject == inject.id) {
+                let (result, taken) = match &sc.outcome {
+                    Outcome::Met { after } => ("MET", format_duration(*after)),
+                    Outcome::Late { after } => ("LATE", format_duration(*after)),
+                    Outcome::Missed => ("MISSED", "—".to_string()),
+                    Outcome::Pending => ("PENDING", "—".to_string()),
+                };
+                let _ = writeln!(
+                    r,
+                    "| `{}` | {} | within {} | {result} | {taken} |",
+                    sc.inject,
+                    sc.expectation,
+                    format_duration(sc.within)
+                );
+            }
+        }
+        let met = scores
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Met { .. }))
+            .count();
+        let _ = writeln!(r, "\n{met} of {} expectations met.\n", scores.len());
+        let _ = writeln!(r, "## Timeline\n");
+        let mut timeline = self.timeline.clone();
+        timeline.sort_by_key(|(t, _)| *t);
+        for (t, what) in timeline {
+            let _ = writeln!(
+                r,
+                "- T+{:02}:{:02} {what}",
+                t.as_secs() / 60,
+                t.as_secs() % 60
+            );
+        }
+        let _ = writeln!(
+            r,
+            "\n## Operator actions (from the trainee station's audit log)\n"
+        );
+        if actions.is_empty() {
+            let _ = writeln!(r, "- none");
+        }
+        for a in actions {
+            let _ = writeln!(r, "- {a}");
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tabletop::scenario;
+    use crate::templates::Catalog;
+    use std::path::Path;
+
+    const SCENARIO: &str = r#"
+id = "t"
+title = "Test"
+time_compression = 2.0
+[[injects]]
+id = "first"
+at = "00:20"
+template = "general"
+precedence = "FLASH"
+fields = { subject = "s", text = "t" }
+expect = [ { kind = "acknowledge", within = "30s" }, { kind = "reply", template = "response", within = "2m", field = "disposition", value = "full" } ]
+follow_up = { after = "40s", template = "general", fields = { subject = "reminder", text = "please acknowledge" } }
+[[injects]]
+id = "second"
+at = "01:00"
+template = "general"
+fields = { subject = "s2", text = "t2" }
+expect = [ { kind = "acknowledge", within = "10s" } ]
+"#;
+
+    fn engine() -> Engine {
+        Engine::new(
+            scenario::parse(Path::new("t.toml"), SCENARIO, Catalog::builtin()).expect("valid"),
+        )
+    }
+
+    fn id(n: u128) -> MessageId {
+        MessageId(uuid::Uuid::from_u128(n))
+    }
+
+    fn run(events: &[(u64, Input)]) -> String {
+        let mut e = engine();
+        let mut sent = Vec::new();
+        for t in 0..=200u64 {
+            let now = Duration::from_secs(t);
+            sent.extend(e.due(now).into_iter().map(|s| (t, s.inject)));
+            for (at, input) in events.iter().filter(|(at, _)| *at == t) {
+                let _ = at;
+                e.record(input.clone());
+            }
+        }
+        format!(
+            "{sent:?}\n{}",
+            e.report(Duration::from_secs(200), "op", "2026-11-26", &[])
+        )
+    }
+
+    #[test]
+    fn same_events_same_report_and_scores() {
+        let events = vec![
+            (
+                10,
+                Input::Delivered {
+                    inject: "first".into(),
+                    message: id(1),
+                    at: Duration::from_secs(10),
+                },
+            ),
+            (
+                25,
+                Input::Acknowledged {
+                    message: id(1),
+                    by: "op".into(),
+                    at: Duration::from_secs(25),
+                },
+            ),
+            (
+                100,
+                Input::Replied {
+                    references: vec![id(1)],
+                    template: "response".into(),
+                    fields: [("disposition".to_string(), "full".to_string())].into(),
+                    at: Duration::from_secs(100),
+                },
+            ),
+            (
+                31,
+                Input::Delivered {
+                    inject: "second".into(),
+                    message: id(2),
+                    at: Duration::from_secs(31),
+                },
+            ),
+        ];
+        let a = run(&events);
+        assert_eq!(a, run(&events));
+        assert!(
+            a.contains("| `first` | acknowledge | within 30s | MET | 15s |"),
+            "{a}"
+        );
+        assert!(
+            a.contains(
+                "| `first` | reply with `response`, disposition = full | within 2m | MET | 1m 30s |"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains("| `second` | acknowledge | within 10s | MISSED | — |"),
+            "{a}"
+        );
+        assert!(
+            !a.contains("follow-up"),
+            "acknowledged in time: no follow-up\n{a}"
+        );
+        assert!(
+            a.contains("(10, \"first\")") && a.contains("(30, \"second\")"),
+            "compressed timeline: {a}"
+        );
+    }
+
+    #[test]
+    fn not_finished_until_delivered_and_settled() {
+        let mut e = engine();
+        let _ = e.due(Duration::from_secs(31));
+        assert!(
+            !e.finished(Duration::from_secs(31)),
+            "issued but not delivered"
+        );
+        e.record(Input::Delivered {
+            inject: "first".into(),
+            message: id(1),
+            at: Duration::from_secs(32),
+        });
+        e.record(Input::Delivered {
+            inject: "second".into(),
+            message: id(2),
+            at: Duration::from_secs(32),
+        });
+        assert!(!e.finished(Duration::from_secs(33)), "expectations pending");
+        e.record(Input::Acknowledged {
+            message: id(1),
+            by: "op".into(),
+            at: Duration::from_secs(34),
+        });
+        e.record(Input::Acknowledged {
+            message: id(2),
+            by: "op".into(),
+            at: Duration::from_secs(34),
+        });
+        assert!(
+            !e.finished(Duration::from_secs(35)),
+            "the reply is still pending"
+        );
+        assert!(e.finished(Duration::from_secs(400)), "the timeline's end");
+    }
+
+    #[test]
+    fn late_and_follow_up_and_undelivered() {
+        let events = vec![
+            (
+                10,
+                Input::Delivered {
+                    inject: "first".into(),
+                    message: id(1),
+                    at: Duration::from_secs(10),
+                },
+            ),
+            (
+                60,
+                Input::Acknowledged {
+                    message: id(1),
+                    by: "op".into(),
+                    at: Duration::from_secs(60),
+                },
+            ),
+        ];
+        let a = run(&events);
+        assert!(
+            a.contains("| `first` | acknowledge | within 30s | LATE | 50s |"),
+            "{a}"
+        );
+        assert!(
+            a.contains("first/follow-up"),
+            "not acknowledged after 40s: reminder sent\n{a}"
+        );
+        assert!(
+            a.contains("| `second` | — | — | not delivered (not scored) | — |"),
+            "{a}"
+        );
+    }
+}

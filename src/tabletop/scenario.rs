@@ -1,0 +1,400 @@
+//! Exercise scenarios: a title, objectives, time compression and a timeline
+//! of injects, in the manner of a Master Scenario Events List. Loaded from
+//! TOML with every problem located by file, line and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::domain::{Precedence, parse_duration};
+use crate::problem::{Problem, line_of};
+use crate::templates::Catalog;
+
+/// What the trainee is expected to do about an inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Acknowledge the inject within this long.
+    Acknowledge { within: Duration },
+    /// Reply (a message referencing the inject) with this template within
+    /// this long, optionally with a field set to a value.
+    Reply {
+        template: String,
+        within: Duration,
+        field: Option<(String, String)>,
+    },
+}
+
+/// A conditional follow-up: if the trainee has not acknowledged the inject
+/// after `after`, the counterpart sends another message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowUp {
+    pub after: Duration,
+    pub template: String,
+    pub precedence: Precedence,
+    pub fields: BTreeMap<String, String>,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inject {
+    pub id: String,
+    /// Scenario time (before compression).
+    pub at: Duration,
+    pub template: String,
+    pub precedence: Precedence,
+    pub fields: BTreeMap<String, String>,
+    pub text: String,
+    pub expect: Vec<Expect>,
+    pub follow_up: Option<FollowUp>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub objectives: Vec<String>,
+    /// Scenario minutes per real minute: 2.0 runs twice as fast.
+    pub time_compression: f64,
+    pub counterpart: String,
+    pub trainee: String,
+    pub injects: Vec<Inject>,
+}
+
+impl Scenario {
+    /// Real time at which scenario time `t` falls.
+    pub fn real(&self, t: Duration) -> Duration {
+        t.div_f64(self.time_compression)
+    }
+
+    /// Real time after which nothing more can happen.
+    pub fn end(&self) -> Duration {
+        self.injects
+            .iter()
+            .map(|i| {
+                let longest = i
+                    .expect
+                    .iter()
+                    .map(|e| match e {
+                        Expect::Acknowledge { within } | Expect::Reply { within, .. } => *within,
+                    })
+                    .chain(i.follow_up.as_ref().map(|f| f.after))
+                    .max()
+                    .unwrap_or_default();
+                self.real(i.at + longest)
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    id: Spanned<String>,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    objectives: Vec<String>,
+    #[serde(default = "one")]
+    time_compression: Spanned<f64>,
+    #[serde(default = "moscow")]
+    counterpart: Spanned<String>,
+    #[serde(default = "washington")]
+    trainee: Spanned<String>,
+    injects: Vec<RawInject>,
+}
+
+fn one() -> Spanned<f64> {
+    Spanned::new(0..0, 1.0)
+}
+fn moscow() -> Spanned<String> {
+    Spanned::new(0..0, "MOSCOW".into())
+}
+fn washington() -> Spanned<String> {
+    Spanned::new(0..0, "WASHINGTON".into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInject {
+    id: Spanned<String>,
+    at: Spanned<String>,
+    template: Spanned<String>,
+    precedence: Option<Spanned<String>>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    expect: Vec<RawExpect>,
+    follow_up: Option<RawFollowUp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    kind: Spanned<String>,
+    within: Spanned<String>,
+    template: Option<Spanned<String>>,
+    field: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFollowUp {
+    after: Spanned<String>,
+    template: Spanned<String>,
+    precedence: Option<Spanned<String>>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    text: String,
+}
+
+/// `mm:ss` (or `h:mm:ss`) after the start.
+fn parse_offset(text: &str) -> Option<Duration> {
+    let parts: Vec<&str> = text.trim().trim_start_matches("T+").split(':').collect();
+    let nums: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
+    match nums?.as_slice() {
+        [m, s] if *s < 60 => Some(Duration::from_secs(m * 60 + s)),
+        [h, m, s] if *m < 60 && *s < 60 => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
+        _ => None,
+    }
+}
+
+/// Parses and checks a scenario against the templates it uses.
+pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec<Problem>> {
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
+    let mut problems = Vec::new();
+    let mut err = |span: std::ops::Range<usize>, key: &str, message: String| {
+        problems.push(Problem {
+            path: path.to_path_buf(),
+            line: Some(line_of(text, span.start)),
+            key: key.to_string(),
+            message,
+        });
+    };
+    let compression = *raw.time_compression.get_ref();
+    if !(0.1..=60.0).contains(&compression) {
+        err(
+            raw.time_compression.span(),
+            "time_compression",
+            "must be from 0.1 to 60 (scenario minutes per real minute)".into(),
+        );
+    }
+    for (key, name) in [("counterpart", &raw.counterpart), ("trainee", &raw.trainee)] {
+        if crate::domain::StationName::new(name.get_ref()).is_err() {
+            err(
+                name.span(),
+                key,
+                "a station name uses capital letters, digits, '-' and '_'".into(),
+            );
+        }
+    }
+    let check_template =
+        |template: &Spanned<String>,
+         fields: &BTreeMap<String, String>,
+         key: &str,
+         err: &mut dyn FnMut(std::ops::Range<usize>, &str, String)| {
+            match catalog.latest(template.get_ref()) {
+                None => err(
+                    template.span(),
+                    key,
+                    format!("there is no template `{}`", template.get_ref()),
+                ),
+                Some(t) => {
+                    let draft = crate::compose::Draft {
+                        template_id: t.id.clone(),
+                        fields: fields.clone(),
+                        ..Default::default()
+                    };
+                    if let Err(e) =
+                        crate::compose::check(&draft, catalog, jiff::Timestamp::UNIX_EPOCH)
+                    {
+                        err(
+                            template.span(),
+                            key,
+                            format!("fields do not fit template `{}`: {e}", t.id),
+                        );
+                    }
+                }
+            }
+        };
+    let mut injects = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for ri in raw.injects {
+        let id = ri.id.get_ref().clone();
+        if ids.contains(&id) {
+            err(
+                ri.id.span(),
+                "injects.id",
+                format!("inject `{id}` is defined twice"),
+            );
+        }
+        ids.push(id.clone());
+        let at = parse_offset(ri.at.get_ref()).unwrap_or_else(|| {
+            err(
+                ri.at.span(),
+                "injects.at",
+                format!(
+                    "`{}` is not a time after the start; write mm:ss such as \"02:30\"",
+                    ri.at.get_ref()
+                ),
+            );
+            Duration::ZERO
+        });
+        check_template(&ri.template, &ri.fields, "injects.template", &mut err);
+        let precedence = match &ri.precedence {
+            Some(p) => p
+                .get_ref()
+                .parse()
+                .unwrap_or_else(|e: crate::domain::UnknownPrecedence| {
+                    err(p.span(), "injects.precedence", e.to_string());
+                    Precedence::Routine
+                }),
+            None => catalog
+                .latest(ri.template.get_ref())
+                .map_or(Precedence::Routine, |t| t.precedence),
+        };
+        let mut expect = Vec::new();
+        for e in ri.expect {
+            let within = parse_duration(e.within.get_ref()).unwrap_or_else(|x| {
+                err(e.within.span(), "injects.expect.within", x.to_string());
+                Duration::ZERO
+            });
+            match e.kind.get_ref().as_str() {
+                "acknowledge" => expect.push(Expect::Acknowledge { within }),
+                "reply" => match &e.template {
+                    Some(t) if catalog.latest(t.get_ref()).is_some() => {
+                        expect.push(Expect::Reply {
+                            template: t.get_ref().clone(),
+                            within,
+                            field: e.field.clone().zip(e.value.clone()),
+                        })
+                    }
+                    Some(t) => err(
+                        t.span(),
+                        "injects.expect.template",
+                        format!("there is no template `{}`", t.get_ref()),
+                    ),
+                    None => err(
+                        e.kind.span(),
+                        "injects.expect.template",
+                        "a reply expectation names the template of the reply".into(),
+                    ),
+                },
+                other => err(
+                    e.kind.span(),
+                    "injects.expect.kind",
+                    format!("`{other}` is not an expectation; use \"acknowledge\" or \"reply\""),
+                ),
+            }
+        }
+        let follow_up =
+            ri.follow_up.map(|f| {
+                check_template(
+                    &f.template,
+                    &f.fields,
+                    "injects.follow_up.template",
+                    &mut err,
+                );
+                FollowUp {
+                    after: parse_duration(f.after.get_ref()).unwrap_or_else(|x| {
+                        err(f.after.span(), "injects.follow_up.after", x.to_string());
+                        Duration::ZERO
+                    }),
+                    precedence: match &f.precedence {
+                        Some(p) => p.get_ref().parse().unwrap_or_else(
+                            |e: crate::domain::UnknownPrecedence| {
+                                err(p.span(), "injects.follow_up.precedence", e.to_string());
+                                Precedence::Routine
+                            },
+                        ),
+                        None => catalog
+                            .latest(f.template.get_ref())
+                            .map_or(Precedence::Routine, |t| t.precedence),
+                    },
+                    template: f.template.into_inner(),
+                    fields: f.fields,
+                    text: f.text,
+                }
+            });
+        injects.push(Inject {
+            id,
+            at,
+            template: ri.template.into_inner(),
+            precedence,
+            fields: ri.fields,
+            text: ri.text,
+            expect,
+            follow_up,
+        });
+    }
+    if injects.is_empty() {
+        err(
+            raw.id.span(),
+            "injects",
+            "a scenario needs at least one inject".into(),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    injects.sort_by_key(|i| i.at);
+    Ok(Scenario {
+        id: raw.id.into_inner(),
+        title: raw.title,
+        description: raw.description,
+        objectives: raw.objectives,
+        time_compression: compression,
+        counterpart: raw.counterpart.into_inner(),
+        trainee: raw.trainee.into_inner(),
+        injects,
+    })
+}
+
+/// The scenarios compiled into the binary, with any problems.
+pub fn builtin() -> (Vec<Scenario>, Vec<Problem>) {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (name, text) in crate::templates::SCENARIO_SOURCES {
+        match parse(
+            &Path::new("assets/scenarios").join(name),
+            text,
+            Catalog::builtin(),
+        ) {
+            Ok(s) => out.push(s),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("02:30"), Some(Duration::from_secs(150)));
+        assert_eq!(parse_offset("T+00:05"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_offset("1:00:00"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_offset("2:75"), None);
+        assert_eq!(parse_offset("soon"), None);
+    }
+
+    #[test]
+    fn builtin_scenarios_are_valid() {
+        let (scenarios, problems) = builtin();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(scenarios.len() >= 4);
+        assert!(scenarios.iter().any(|s| s.id == "intro"));
+    }
+}
