@@ -61,13 +61,23 @@ pub struct Score {
     pub outcome: Outcome,
 }
 
+/// A reply the trainee sent: what it references, its template, its fields
+/// and when it arrived.
+#[derive(Clone, Debug)]
+struct Reply {
+    references: Vec<MessageId>,
+    template: String,
+    fields: BTreeMap<String, String>,
+    at: Duration,
+}
+
 #[derive(Debug)]
 pub struct Engine {
     pub scenario: Scenario,
     issued: HashSet<String>,
     delivered: HashMap<String, (MessageId, Duration)>,
     acknowledged: HashMap<MessageId, (String, Duration)>,
-    replies: Vec<(Vec<MessageId>, String, BTreeMap<String, String>, Duration)>,
+    replies: Vec<Reply>,
     timeline: Vec<(Duration, String)>,
 }
 
@@ -167,7 +177,12 @@ impl Engine {
                     .collect();
                 self.timeline
                     .push((at, format!("reply with `{template}` received (to {to:?})")));
-                self.replies.push((references, template, fields, at));
+                self.replies.push(Reply {
+                    references,
+                    template,
+                    fields,
+                    at,
+                });
             }
         }
     }
@@ -191,21 +206,16 @@ impl Engine {
                         within,
                         field,
                     } => {
-                        let fits = |(refs, t, fields, _): &&(
-                            Vec<MessageId>,
-                            String,
-                            BTreeMap<String, String>,
-                            Duration,
-                        )| {
-                            refs.contains(message)
-                                && t == template
-                                && field.as_ref().is_none_or(|(k, v)| fields.get(k) == Some(v))
+                        let fits = |r: &&Reply| {
+                            r.references.contains(message)
+                                && r.template == *template
+                                && field.as_ref().is_none_or(|(k, v)| r.fields.get(k) == Some(v))
                         };
                         let label = match field {
                             Some((k, v)) => format!("reply with `{template}`, {k} = {v}"),
                             None => format!("reply with `{template}`"),
                         };
-                        (label, *within, self.replies.iter().find(fits).map(|r| r.3))
+                        (label, *within, self.replies.iter().find(fits).map(|r| r.at))
                     }
                 };
                 let outcome = match done_at {
