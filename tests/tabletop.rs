@@ -1,0 +1,219 @@
+//! Tabletop end to end: the test build of the binary runs the 30-second
+//! fixture scenario under tmux; the trainee logs in with a call sign,
+//! acknowledges and answers the inject, quits, and the written report says
+//! both expectations were met. Also: a broken scenario file is reported with
+//! file and line.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(cmd: &str) -> Tmux {
+        let socket = format!("hotline-tabletop-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-x",
+                "110",
+                "-y",
+                "30",
+                cmd,
+            ])
+            .status()
+            .expect("tmux runs (install the Debian package tmux)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-t", "0", k])
+                .status()
+                .expect("send-keys")
+                .success();
+            assert!(ok);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn text(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
+            .status()
+            .expect("send-keys")
+            .success();
+        assert!(ok);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "`{what}` did not appear within {limit:?}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("aar.md");
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/short.toml");
+    let cmd = format!(
+        "cd {} && {} tabletop --scenario-file {} --report {}; echo TABLETOP-EXITED-$?; sleep 60",
+        dir.path().display(),
+        bin.display(),
+        fixture.display(),
+        report.display()
+    );
+    let tmux = Tmux::new(&cmd);
+    tmux.wait_for("call sign", Duration::from_secs(20));
+    tmux.text("alpha-1");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Handover summary", Duration::from_secs(10));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("1 unacknowledged", Duration::from_secs(20));
+    assert!(
+        screen.contains("EXERCISE"),
+        "the EXERCISE banner is shown:\n{screen}"
+    );
+    assert!(screen.contains("IMMEDIATE"), "{screen}");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Acknowledge IMMEDIATE", Duration::from_secs(5));
+    tmux.keys(&["y"]);
+    tmux.wait_for("ACK alpha-1", Duration::from_secs(10));
+    tmux.keys(&["r"]);
+    tmux.wait_for("Template (type to filter)", Duration::from_secs(5));
+    tmux.text("gen");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("COMPOSE: General message", Duration::from_secs(5));
+    tmux.keys(&["Tab", "Tab"]);
+    tmux.text("Received");
+    tmux.keys(&["Tab"]);
+    tmux.text("We acknowledge your message.");
+    tmux.keys(&["F5"]);
+    tmux.wait_for("Release", Duration::from_secs(5));
+    tmux.keys(&["y"]);
+    tmux.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+    tmux.wait_for("finished", Duration::from_secs(30));
+    tmux.keys(&["C-q"]);
+    let screen = tmux.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));
+    assert!(screen.contains("2 of 2 expectations met"), "{screen}");
+
+    let text = std::fs::read_to_string(&report).expect("the report was written");
+    assert!(text.contains("# After-action report: "), "{text}");
+    assert!(text.contains("EXERCISE"), "{text}");
+    assert!(
+        text.contains("| `ping` | acknowledge | within 20s | MET |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| `ping` | reply with `general` | within 25s | MET |"),
+        "{text}"
+    );
+    assert!(text.contains("operator alpha-1"), "{text}");
+    assert!(
+        text.contains("alpha-1 acknowledge"),
+        "operator actions from the audit log:\n{text}"
+    );
+    assert!(text.contains("alpha-1 release"), "{text}");
+    assert!(text.contains("## Timeline"), "{text}");
+}
+
+#[test]
+fn a_broken_scenario_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = assert_cmd::Command::cargo_bin("hotline")
+        .expect("binary")
+        .current_dir(dir.path())
+        .env_remove("HOTLINE_CONFIG")
+        .args(["check", "--scenarios"])
+        .arg(&fixtures)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "problems make check fail");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let broken = fixtures.join("broken.toml").display().to_string();
+    for needle in [
+        format!("{broken}:11: key `injects.template`: there is no template `weather-report`"),
+        format!("{broken}:16: key `injects.at`"),
+        format!("{broken}:27: key `injects.expect.kind`"),
+        format!("{broken}:33: key `injects.template`"),
+    ] {
+        assert!(text.contains(&needle), "missing `{needle}` in:\n{text}");
+    }
+    assert!(
+        text.contains("1 scenario(s) valid"),
+        "the good fixture still counts:\n{text}"
+    );
+
+    // Control: the tabletop refuses the broken file before starting anything.
+    let run = assert_cmd::Command::cargo_bin("hotline")
+        .expect("binary")
+        .current_dir(dir.path())
+        .args(["tabletop", "--scenario-file"])
+        .arg(fixtures.join("broken.toml"))
+        .output()
+        .expect("runs");
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("broken.toml:11"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn list_shows_the_built_in_scenarios() {
+    let out = assert_cmd::Command::cargo_bin("hotline")
+        .expect("binary")
+        .args(["tabletop", "--list"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in [
+        "intro",
+        "election-cyber",
+        "accidental-launch",
+        "nuclear-accident",
+    ] {
+        assert!(text.contains(id), "{id} missing from:\n{text}");
+    }
+}
