@@ -12,12 +12,22 @@
 //! - [`crypto`]: station keys, key files, station cards, signing and sealing.
 //! - [`store`]: the SQLite journal — outbox, inbox, receipts, audit chain.
 //! - [`config`]: `operator.toml`, parsed into a validated [`config::Config`].
+//! - [`wire`]: frames on the link (no I/O); [`link`]: quinn, pinned TLS,
+//!   dialing, failover, streams. The link knows nothing of crypto or storage.
+//! - [`station`]: the service of one station — the one place where crypto,
+//!   journal and network meet — with its command/event API and control socket.
+//! - [`console`]: the duty console's state and `update` (no I/O); [`ui`]: its
+//!   views; [`term`]: the terminal and the run loop.
+//! - [`tabletop`]: exercise scenarios, the scoring engine, the white cell.
 //! - [`cli`]: the `hotline` command line.
 //!
 //! Where to add a feature: a new kind of field goes in `templates::value`; a
-//! new signed object gets its own tag in `crypto::signed::Kind`; a new journal
-//! table gets a migration in `store::schema`; a new command gets a variant in
-//! `cli::Command` and a file under `cli/`.
+//! new signed object gets its own tag in `crypto::signed::Kind` and a body in
+//! `station::docs`; a new frame kind goes in `wire`; a new journal table gets
+//! a migration in `store::schema`; a new console key gets a line in
+//! `console::keymap::defaults` (footer and help follow); a new screen gets a
+//! `console::Screen` variant and a file under `ui/`; a new command gets a
+//! variant in `cli::Command` and a file under `cli/`.
 
 pub mod cli;
 pub mod compose;
