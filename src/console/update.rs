@@ -27,7 +27,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             outbound,
             status,
         } => {
-            let had_flash = app.unacknowledged_counts()[0];
+            let had_flash = flash_ids(&app.inbound);
             app.inbound = inbound;
             app.outbound = outbound;
             app.outbound.sort_by(|a, b| b.stored_at.cmp(&a.stored_at));
@@ -36,7 +36,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.selected_in = app.selected_in.min(app.inbound.len().saturating_sub(1));
             app.selected_out = app.selected_out.min(app.outbound.len().saturating_sub(1));
             // A FLASH arriving rings at once, locked or not.
-            if app.unacknowledged_counts()[0] > had_flash {
+            if !flash_ids(&app.inbound).is_subset(&had_flash) {
                 app.last_bell = Some(app.now);
                 return vec![Effect::RingBell];
             }
@@ -98,6 +98,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             vec![Effect::Refresh]
         }
     }
+}
+
+/// The unacknowledged FLASH messages: a new one among them rings.
+fn flash_ids(
+    rows: &[crate::store::MessageRow],
+) -> std::collections::HashSet<crate::domain::MessageId> {
+    rows.iter()
+        .filter(|r| r.state == "received" && r.precedence == Precedence::Flash)
+        .map(|r| r.id)
+        .collect()
 }
 
 fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
