@@ -29,6 +29,7 @@
 //! `console::Screen` variant and a file under `ui/`; a new command gets a
 //! variant in `cli::Command` and a file under `cli/`.
 
+pub mod attach;
 pub mod cli;
 pub mod compose;
 pub mod config;

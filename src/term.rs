@@ -14,9 +14,15 @@ use ratatui::crossterm::event::{Event as TermEvent, EventStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
+use age::secrecy::{ExposeSecret, SecretString};
+
+use crate::attach::{Remote, Streamed};
+use crate::compose::Draft;
 use crate::console::{App, Effect, Msg, Setup, TICK, update};
-use crate::station::Station;
-use crate::store::Direction;
+use crate::domain::{Message, MessageId, OperatorName};
+use crate::station::control::Request;
+use crate::station::{Station, Status};
+use crate::store::{Direction, MessageRow};
 
 /// Messages waiting for the run loop. Input, station events and results
 /// all share it; when it is full, producers wait, never the loop.
@@ -63,37 +69,248 @@ impl Refresher {
     }
 }
 
+/// Where the console's station is: in this process, or attached over the
+/// control socket to one started with `hotline serve`.
+pub enum Backend {
+    Local(Station),
+    Remote {
+        remote: Arc<Remote>,
+        peers: Vec<String>,
+        /// The station's event stream, taken by the run loop.
+        events: Option<mpsc::Receiver<Streamed>>,
+    },
+}
+
+fn text<T>(r: Result<T, impl std::fmt::Display>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
+}
+
+impl Backend {
+    async fn read_all(&self) -> Option<(Vec<MessageRow>, Vec<MessageRow>, Status)> {
+        match self {
+            Backend::Local(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || {
+                    let inbound = s.list(Direction::In).unwrap_or_default();
+                    let outbound = s.list(Direction::Out).unwrap_or_default();
+                    (inbound, outbound, s.status())
+                })
+                .await
+                .ok()
+            }
+            Backend::Remote { remote, .. } => {
+                let inbound =
+                    serde_json::from_value(remote.call(&Request::Inbox).await.ok()?).ok()?;
+                let outbound =
+                    serde_json::from_value(remote.call(&Request::Outbox).await.ok()?).ok()?;
+                let status =
+                    serde_json::from_value(remote.call(&Request::Status).await.ok()?).ok()?;
+                Some((inbound, outbound, status))
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        name: String,
+        passphrase: SecretString,
+        second: bool,
+    ) -> Result<OperatorName, String> {
+        match self {
+            Backend::Local(station) => {
+                let (who, s) = (name.clone(), station.clone());
+                let result =
+                    tokio::task::spawn_blocking(move || s.authenticator().check(&who, &passphrase))
+                        .await
+                        .unwrap_or(Err(crate::station::AuthError::Denied));
+                let outcome = if result.is_ok() { "ok" } else { "denied" };
+                let action = if second { "second-operator" } else { "login" };
+                let _ = station.journal().audit(
+                    &name,
+                    action,
+                    &format!("via=console outcome={outcome}"),
+                );
+                text(result)
+            }
+            Backend::Remote { remote, .. } => {
+                let passphrase = passphrase.expose_secret().to_string();
+                let request = if second {
+                    Request::Verify {
+                        operator: name,
+                        passphrase,
+                    }
+                } else {
+                    Request::Login {
+                        operator: name,
+                        passphrase,
+                    }
+                };
+                let v = remote.call(&request).await?;
+                text(OperatorName::new(
+                    v["operator"].as_str().unwrap_or_default(),
+                ))
+            }
+        }
+    }
+
+    async fn open(&self, id: MessageId) -> Result<Message, String> {
+        match self {
+            Backend::Local(s) => {
+                let s = s.clone();
+                text(tokio::task::spawn_blocking(move || s.open(&id)).await).and_then(text)
+            }
+            Backend::Remote { remote, .. } => {
+                let v = remote.call(&Request::Show { id: id.to_string() }).await?;
+                text(serde_json::from_value(v))
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        operator: OperatorName,
+        to: String,
+        draft: Draft,
+        second: Option<OperatorName>,
+    ) -> Result<String, String> {
+        match self {
+            Backend::Local(s) => {
+                let (released, m) = text(s.release(&operator, &to, draft).await)?;
+                Ok(format!(
+                    "released {} serial {} to {to}",
+                    m.precedence, released.serial
+                ))
+            }
+            Backend::Remote { remote, .. } => {
+                let v = remote
+                    .call(&Request::Send {
+                        to: to.clone(),
+                        template: draft.template_id,
+                        fields: draft.fields,
+                        precedence: draft.precedence.map(|p| p.to_string()),
+                        text: draft.text,
+                        references: draft.references.iter().map(ToString::to_string).collect(),
+                        exercise: draft.exercise,
+                        operator: operator.to_string(),
+                        passphrase: None,
+                        second_operator: second.map(|s| s.to_string()),
+                        second_passphrase: None,
+                    })
+                    .await?;
+                Ok(format!(
+                    "released {} serial {} to {to}",
+                    v["precedence"].as_str().unwrap_or(""),
+                    v["serial"]
+                ))
+            }
+        }
+    }
+
+    async fn acknowledge(
+        &self,
+        operator: OperatorName,
+        id: MessageId,
+        cancel: bool,
+    ) -> Result<(), String> {
+        match self {
+            Backend::Local(s) if cancel => text(s.cancel(&operator, id).await),
+            Backend::Local(s) => text(s.acknowledge(&operator, id).await),
+            Backend::Remote { remote, .. } => {
+                let (id, operator) = (id.to_string(), operator.to_string());
+                let request = if cancel {
+                    Request::Cancel {
+                        id,
+                        operator,
+                        passphrase: None,
+                    }
+                } else {
+                    Request::Ack {
+                        id,
+                        operator,
+                        passphrase: None,
+                    }
+                };
+                remote.call(&request).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn link_test(&self, peer: String) -> Result<u64, String> {
+        match self {
+            Backend::Local(s) => text(s.link_test(&peer).await).map(|d| d.as_millis() as u64),
+            Backend::Remote { remote, .. } => {
+                Ok(remote.call(&Request::LinkTest { peer }).await?["rtt_ms"]
+                    .as_u64()
+                    .unwrap_or(0))
+            }
+        }
+    }
+
+    async fn audit(&self, actor: String, action: String, detail: String) {
+        match self {
+            Backend::Local(s) => {
+                let _ = s.journal().audit(&actor, &action, &detail).done().await;
+            }
+            Backend::Remote { remote, .. } => {
+                let _ = remote.call(&Request::Audit { action, detail }).await;
+            }
+        }
+    }
+
+    async fn logged_out(&self) {
+        if let Backend::Remote { remote, .. } = self {
+            let _ = remote.call(&Request::Logout).await;
+        }
+    }
+
+    fn peers(&self) -> Vec<String> {
+        match self {
+            Backend::Local(s) => s
+                .config()
+                .peers
+                .iter()
+                .map(|p| p.keys.name.to_string())
+                .collect(),
+            Backend::Remote { peers, .. } => peers.clone(),
+        }
+    }
+}
+
 struct World {
-    station: Station,
+    backend: Arc<Backend>,
     tx: mpsc::Sender<Msg>,
     refresher: Arc<Refresher>,
 }
 
 impl World {
+    /// Runs `work` in a task and sends its `Msg` back to the loop.
+    fn spawn<F>(&self, work: impl FnOnce(Arc<Backend>) -> F + Send + 'static)
+    where
+        F: std::future::Future<Output = Option<Msg>> + Send + 'static,
+    {
+        let (backend, tx) = (self.backend.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            if let Some(msg) = work(backend).await {
+                let _ = tx.send(msg).await;
+            }
+        });
+    }
+
     fn refresh(&self) {
         if !self.refresher.request() {
             return;
         }
-        let (station, tx, refresher) = (
-            self.station.clone(),
-            self.tx.clone(),
-            self.refresher.clone(),
-        );
+        let refresher = self.refresher.clone();
+        let (backend, tx) = (self.backend.clone(), self.tx.clone());
         tokio::spawn(async move {
             loop {
-                let s = station.clone();
-                let read = tokio::task::spawn_blocking(move || {
-                    let inbound = s.list(Direction::In).unwrap_or_default();
-                    let outbound = s.list(Direction::Out).unwrap_or_default();
-                    (inbound, outbound, s.status())
-                })
-                .await;
-                if let Ok((inbound, outbound, status)) = read {
+                if let Some((inbound, outbound, status)) = backend.read_all().await {
+                    let status = Box::new(status);
                     let _ = tx
                         .send(Msg::Refreshed {
                             inbound,
                             outbound,
-                            status: Box::new(status),
+                            status,
                         })
                         .await;
                 }
@@ -105,139 +322,67 @@ impl World {
     }
 
     fn run(&self, effect: Effect) {
-        let station = self.station.clone();
         match effect {
             Effect::Refresh => self.refresh(),
-            Effect::CheckLogin { name, passphrase } => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let who = name.clone();
-                    let s = station.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        s.authenticator().check(&who, &passphrase)
-                    })
-                    .await
-                    .unwrap_or(Err(crate::station::AuthError::Denied));
-                    let outcome = if result.is_ok() { "ok" } else { "denied" };
-                    let _ = station.journal().audit(
-                        &name,
-                        "login",
-                        &format!("via=console outcome={outcome}"),
-                    );
-                    let _ = tx
-                        .send(Msg::LoginChecked {
-                            name,
-                            result: result.map_err(|e| e.to_string()),
-                        })
-                        .await;
-                });
-            }
-            Effect::CheckSecond { name, passphrase } => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let who = name.clone();
-                    let s = station.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        s.authenticator().check(&who, &passphrase)
-                    })
-                    .await
-                    .unwrap_or(Err(crate::station::AuthError::Denied));
-                    let outcome = if result.is_ok() { "ok" } else { "denied" };
-                    let _ = station.journal().audit(
-                        &name,
-                        "second-operator",
-                        &format!("via=console outcome={outcome}"),
-                    );
-                    let _ = tx
-                        .send(Msg::SecondChecked {
-                            result: result.map_err(|e| e.to_string()),
-                        })
-                        .await;
-                });
-            }
-            Effect::OpenMessage(id) => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = tokio::task::spawn_blocking(move || station.open(&id))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map(Box::new).map_err(|e| e.to_string()));
-                    let _ = tx.send(Msg::MessageOpened { id, result }).await;
-                });
-            }
+            Effect::CheckLogin { name, passphrase } => self.spawn(move |b| async move {
+                let result = b.check(name.clone(), passphrase, false).await;
+                Some(Msg::LoginChecked { name, result })
+            }),
+            Effect::CheckSecond { name, passphrase } => self.spawn(move |b| async move {
+                Some(Msg::SecondChecked {
+                    result: b.check(name, passphrase, true).await,
+                })
+            }),
+            Effect::OpenMessage(id) => self.spawn(move |b| async move {
+                Some(Msg::MessageOpened {
+                    id,
+                    result: b.open(id).await.map(Box::new),
+                })
+            }),
             Effect::Release {
                 operator,
                 to,
                 draft,
-            } => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = station.release(&operator, &to, *draft).await;
-                    let what = match &result {
-                        Ok((r, m)) => {
-                            format!("released {} serial {} to {to}", m.precedence, r.serial)
-                        }
-                        Err(_) => format!("release to {to}"),
-                    };
-                    let _ = tx
-                        .send(Msg::Done {
-                            what,
-                            result: result.map(|_| ()).map_err(|e| e.to_string()),
-                        })
-                        .await;
-                });
-            }
-            Effect::Acknowledge { operator, id } => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = station
-                        .acknowledge(&operator, id)
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = tx
-                        .send(Msg::Done {
-                            what: format!("acknowledged {id} as {operator}"),
-                            result,
-                        })
-                        .await;
-                });
-            }
-            Effect::Cancel { operator, id } => {
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let result = station
-                        .cancel(&operator, id)
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = tx
-                        .send(Msg::Done {
-                            what: format!("cancelled {id}"),
-                            result,
-                        })
-                        .await;
-                });
-            }
+                second,
+            } => self.spawn(move |b| async move {
+                let result = b.release(operator, to.clone(), *draft, second).await;
+                Some(match result {
+                    Ok(what) => Msg::Done {
+                        what,
+                        result: Ok(()),
+                    },
+                    Err(e) => Msg::Done {
+                        what: format!("release to {to}"),
+                        result: Err(e),
+                    },
+                })
+            }),
+            Effect::Acknowledge { operator, id } => self.spawn(move |b| async move {
+                let what = format!("acknowledged {id} as {operator}");
+                Some(Msg::Done {
+                    what,
+                    result: b.acknowledge(operator, id, false).await,
+                })
+            }),
+            Effect::Cancel { operator, id } => self.spawn(move |b| async move {
+                Some(Msg::Done {
+                    what: format!("cancelled {id}"),
+                    result: b.acknowledge(operator, id, true).await,
+                })
+            }),
             Effect::LinkTest => {
-                for peer in station
-                    .config()
-                    .peers
-                    .iter()
-                    .map(|p| p.keys.name.to_string())
-                    .collect::<Vec<_>>()
-                {
-                    let (tx, station) = (self.tx.clone(), station.clone());
-                    tokio::spawn(async move {
-                        let result = station.link_test(&peer).await;
-                        let what = match &result {
-                            Ok(rtt) => format!("link test with {peer}: ok, {} ms", rtt.as_millis()),
-                            Err(_) => format!("link test with {peer}"),
-                        };
-                        let _ = tx
-                            .send(Msg::Done {
-                                what,
-                                result: result.map(|_| ()).map_err(|e| e.to_string()),
-                            })
-                            .await;
+                for peer in self.backend.peers() {
+                    self.spawn(move |b| async move {
+                        Some(match b.link_test(peer.clone()).await {
+                            Ok(ms) => Msg::Done {
+                                what: format!("link test with {peer}: ok, {ms} ms"),
+                                result: Ok(()),
+                            },
+                            Err(e) => Msg::Done {
+                                what: format!("link test with {peer}"),
+                                result: Err(e),
+                            },
+                        })
                     });
                 }
             }
@@ -245,9 +390,14 @@ impl World {
                 actor,
                 action,
                 detail,
-            } => {
-                let _ = station.journal().audit(&actor, &action, &detail);
-            }
+            } => self.spawn(move |b| async move {
+                b.audit(actor, action, detail).await;
+                None
+            }),
+            Effect::LoggedOut => self.spawn(move |b| async move {
+                b.logged_out().await;
+                None
+            }),
             Effect::RingBell => {
                 let mut out = std::io::stdout();
                 let _ = out.write_all(b"\x07").and_then(|()| out.flush());
@@ -258,7 +408,7 @@ impl World {
 }
 
 /// Runs the console until the operator quits.
-pub async fn run(station: Station, setup: Setup) -> std::io::Result<()> {
+pub async fn run(mut backend: Backend, setup: Setup) -> std::io::Result<()> {
     let mut guard = TerminalGuard::enter()?;
     let (tx, mut rx) = mpsc::channel::<Msg>(MSG_BUFFER);
 
@@ -277,19 +427,38 @@ pub async fn run(station: Station, setup: Setup) -> std::io::Result<()> {
         }
     });
     let events_tx = tx.clone();
-    let mut events = station.subscribe();
-    tokio::spawn(async move {
-        loop {
-            let msg = match events.recv().await {
-                Ok(e) => Msg::Station(e),
-                Err(RecvError::Lagged(_)) => Msg::MissedEvents,
-                Err(RecvError::Closed) => return,
-            };
-            if events_tx.send(msg).await.is_err() {
-                return;
+    match &mut backend {
+        Backend::Local(station) => {
+            let mut events = station.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    let msg = match events.recv().await {
+                        Ok(e) => Msg::Station(e),
+                        Err(RecvError::Lagged(_)) => Msg::MissedEvents,
+                        Err(RecvError::Closed) => return,
+                    };
+                    if events_tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Backend::Remote { events, .. } => {
+            if let Some(mut events) = events.take() {
+                tokio::spawn(async move {
+                    while let Some(item) = events.recv().await {
+                        let msg = match item {
+                            Streamed::Event(e) => Msg::Station(e),
+                            Streamed::Missed => Msg::MissedEvents,
+                        };
+                        if events_tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
             }
         }
-    });
+    }
     let ticks = tx.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK);
@@ -303,7 +472,7 @@ pub async fn run(station: Station, setup: Setup) -> std::io::Result<()> {
     });
 
     let world = World {
-        station,
+        backend: Arc::new(backend),
         tx,
         refresher: Arc::default(),
     };

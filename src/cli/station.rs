@@ -136,7 +136,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         references: args.references.clone(),
         exercise: args.exercise,
         operator: args.operator.clone(),
-        passphrase: pass.expose_secret().to_string(),
+        passphrase: Some(pass.expose_secret().to_string()),
         second_operator: args.second_operator.clone(),
         second_passphrase,
     })?;
@@ -241,7 +241,7 @@ pub fn ack(config_path: &Path, args: OperatorArgs, cancel: bool) -> anyhow::Resu
         &format!("Passphrase for {}: ", args.operator),
     )
     .map_err(anyhow::Error::msg)?;
-    let passphrase = pass.expose_secret().to_string();
+    let passphrase = Some(pass.expose_secret().to_string());
     let (id, operator) = (args.id.clone(), args.operator.clone());
     let req = if cancel {
         Request::Cancel {

@@ -659,14 +659,17 @@ impl Keymap {
     }
 
     /// The footer for `context`: each action once, with its key.
+    /// The keys of this context come first and the global ones last: on a
+    /// narrow terminal the global ones are cut off first, and F1 lists all.
     pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
-        for b in self
+        let here = self.bindings.iter().filter(|b| b.context == context);
+        let global = self
             .bindings
             .iter()
-            .filter(|b| b.context == context || b.context == Context::Global)
-        {
+            .filter(|b| b.context == Context::Global && context != Context::Global);
+        for b in here.chain(global) {
             if seen.contains(&(b.action, b.label)) {
                 continue;
             }

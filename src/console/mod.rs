@@ -79,6 +79,8 @@ pub enum Effect {
         operator: OperatorName,
         to: String,
         draft: Box<Draft>,
+        /// The second operator who confirmed a FLASH (two-person rule).
+        second: Option<OperatorName>,
     },
     Acknowledge {
         operator: OperatorName,
@@ -94,6 +96,9 @@ pub enum Effect {
         action: String,
         detail: String,
     },
+    /// The operator's session ended (lock or idle): an attached console
+    /// logs out of the station too.
+    LoggedOut,
     RingBell,
     Quit,
 }

@@ -190,11 +190,14 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
     app.help = false;
     app.preview = false;
     app.notice = Some(format!("locked ({why}); {op} logged out"));
-    vec![Effect::Audit {
-        actor: op.to_string(),
-        action: "lock".into(),
-        detail: format!("reason={why}"),
-    }]
+    vec![
+        Effect::Audit {
+            actor: op.to_string(),
+            action: "lock".into(),
+            detail: format!("reason={why}"),
+        },
+        Effect::LoggedOut,
+    ]
 }
 
 fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
@@ -674,7 +677,7 @@ fn release(app: &mut App) -> Vec<Effect> {
     if StationName::new(&to).is_err() {
         return Vec::new();
     }
-    app.second_operator = None;
+    let second = app.second_operator.take();
     app.screen = Screen::Sent;
     app.preview = false;
     app.notice = Some(format!(
@@ -685,5 +688,6 @@ fn release(app: &mut App) -> Vec<Effect> {
         operator,
         to,
         draft: Box::new(form.draft()),
+        second,
     }]
 }

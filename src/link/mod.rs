@@ -73,7 +73,7 @@ pub enum LinkError {
 }
 
 /// Which of a peer's addresses a connection uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathKind {
     Primary,
@@ -155,7 +155,7 @@ pub enum LinkEvent {
 }
 
 /// One peer's link as the status bar shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PeerLinkStatus {
     pub peer: String,
     pub up: bool,

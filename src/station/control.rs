@@ -43,21 +43,47 @@ pub enum Request {
         #[serde(default)]
         exercise: bool,
         operator: String,
-        passphrase: String,
+        /// Without a passphrase, the connection's logged-in operator.
+        #[serde(default)]
+        passphrase: Option<String>,
         #[serde(default)]
         second_operator: Option<String>,
+        /// Without one, a second operator verified on this connection in
+        /// the last few minutes.
         #[serde(default)]
         second_passphrase: Option<String>,
     },
     Ack {
         id: String,
         operator: String,
-        passphrase: String,
+        #[serde(default)]
+        passphrase: Option<String>,
     },
     Cancel {
         id: String,
         operator: String,
+        #[serde(default)]
+        passphrase: Option<String>,
+    },
+    /// Logs an operator in on this connection (an attached console).
+    Login {
+        operator: String,
         passphrase: String,
+    },
+    Logout,
+    /// Checks a second operator (two-person rule) for this connection.
+    Verify {
+        operator: String,
+        passphrase: String,
+    },
+    /// One stored message, opened.
+    Show {
+        id: String,
+    },
+    /// An audit entry by the logged-in operator (lock, escalation).
+    Audit {
+        action: String,
+        detail: String,
     },
     Inbox,
     Outbox,
@@ -114,7 +140,18 @@ pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Who is logged in on one control connection.
+#[derive(Default)]
+struct Session {
+    operator: Option<OperatorName>,
+    second: Option<(OperatorName, std::time::Instant)>,
+}
+
+/// How long a verified second operator stays valid for a FLASH release.
+const SECOND_OPERATOR_VALID: std::time::Duration = std::time::Duration::from_secs(300);
+
 async fn client(station: Station, stream: AsyncUnixStream) {
+    let mut session = Session::default();
     let (read, mut write) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64 * 64)).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -128,7 +165,7 @@ async fn client(station: Station, stream: AsyncUnixStream) {
                 watch(&station, &mut write).await;
                 return;
             }
-            Ok(req) => match handle(&station, &req).await {
+            Ok(req) => match handle(&station, &mut session, &req).await {
                 Ok(result) => json!({"ok": true, "result": result}),
                 Err(e) => json!({"ok": false, "error": e.to_string()}),
             },
@@ -185,7 +222,30 @@ fn parse_id(id: &str) -> Result<MessageId, StationError> {
         .map_err(|_| StationError::Refused(format!("`{id}` is not a message id")))
 }
 
-async fn handle(station: &Station, req: &Request) -> Result<Value, StationError> {
+/// The operator a request acts for: proven by its passphrase, or the one
+/// logged in on this connection.
+async fn operator(
+    station: &Station,
+    session: &Session,
+    name: &str,
+    passphrase: Option<&str>,
+) -> Result<OperatorName, StationError> {
+    match passphrase {
+        Some(p) => authenticate(station, name, p).await,
+        None => match &session.operator {
+            Some(op) if op.as_str() == name => Ok(op.clone()),
+            _ => Err(StationError::Refused(format!(
+                "{name} is not logged in on this connection; give the passphrase"
+            ))),
+        },
+    }
+}
+
+async fn handle(
+    station: &Station,
+    session: &mut Session,
+    req: &Request,
+) -> Result<Value, StationError> {
     match req {
         Request::Send {
             to,
@@ -200,7 +260,7 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
             second_operator,
             second_passphrase,
         } => {
-            let who = authenticate(station, operator, passphrase).await?;
+            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
             let precedence: Option<Precedence> =
                 precedence.as_deref().map(str::parse).transpose().map_err(
                     |e: crate::domain::UnknownPrecedence| StationError::Refused(e.to_string()),
@@ -211,12 +271,25 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
             if precedence.or(default) == Some(Precedence::Flash)
                 && station.config().console.two_person_flash
             {
-                let (Some(second), Some(pass)) = (second_operator, second_passphrase) else {
+                let Some(second) = second_operator else {
                     return Err(StationError::Refused(
                         "releasing a FLASH needs a second operator (two-person rule): give --second-operator".into(),
                     ));
                 };
-                let second = authenticate(station, second, pass).await?;
+                let second = match (second_passphrase, &session.second) {
+                    (Some(pass), _) => authenticate(station, second, pass).await?,
+                    (None, Some((verified, at)))
+                        if verified.as_str() == second && at.elapsed() < SECOND_OPERATOR_VALID =>
+                    {
+                        verified.clone()
+                    }
+                    (None, _) => {
+                        return Err(StationError::Refused(format!(
+                            "second operator {second} has not been verified"
+                        )));
+                    }
+                };
+                session.second = None;
                 if second == who {
                     return Err(StationError::Refused(
                         "the second operator must be a different person".into(),
@@ -245,7 +318,7 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
             operator,
             passphrase,
         } => {
-            let who = authenticate(station, operator, passphrase).await?;
+            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
             let row = station.journal().find(id)?;
             station.acknowledge(&who, row.id).await?;
             Ok(json!({"id": row.id.to_string(), "acknowledged_by": who.to_string()}))
@@ -255,9 +328,50 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
             operator,
             passphrase,
         } => {
-            let who = authenticate(station, operator, passphrase).await?;
+            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
             station.cancel(&who, parse_id(id)?).await?;
             Ok(json!({"id": id, "cancelled": true}))
+        }
+        Request::Login {
+            operator,
+            passphrase,
+        } => {
+            let who = authenticate(station, operator, passphrase).await?;
+            session.operator = Some(who.clone());
+            Ok(json!({"operator": who.to_string()}))
+        }
+        Request::Logout => {
+            if let Some(op) = session.operator.take() {
+                let _ = station
+                    .journal()
+                    .audit(op.as_str(), "logout", "via=control-socket");
+            }
+            session.second = None;
+            Ok(Value::Null)
+        }
+        Request::Verify {
+            operator,
+            passphrase,
+        } => {
+            let who = authenticate(station, operator, passphrase).await?;
+            session.second = Some((who.clone(), std::time::Instant::now()));
+            Ok(json!({"operator": who.to_string()}))
+        }
+        Request::Show { id } => {
+            let row = station.journal().find(id)?;
+            let message = station.open(&row.id)?;
+            serde_json::to_value(message).map_err(|e| StationError::Refused(e.to_string()))
+        }
+        Request::Audit { action, detail } => {
+            let Some(op) = &session.operator else {
+                return Err(StationError::Refused("log in first".into()));
+            };
+            station
+                .journal()
+                .audit(op.as_str(), action, detail)
+                .done()
+                .await?;
+            Ok(Value::Null)
         }
         Request::Inbox => Ok(rows_json(&station.list(Direction::In)?)),
         Request::Outbox => Ok(rows_json(&station.list(Direction::Out)?)),
@@ -274,28 +388,7 @@ async fn handle(station: &Station, req: &Request) -> Result<Value, StationError>
 
 /// Message rows as JSON, for `inbox` and `outbox`.
 pub fn rows_json(rows: &[crate::store::MessageRow]) -> Value {
-    Value::Array(
-        rows.iter()
-            .map(|r| {
-                json!({
-                    "id": r.id.to_string(),
-                    "peer": r.peer,
-                    "serial": r.serial,
-                    "precedence": r.precedence,
-                    "exercise": r.exercise,
-                    "template": r.template_id,
-                    "released_at": r.released_at,
-                    "stored_at": r.stored_at,
-                    "operator": r.operator,
-                    "state": r.state,
-                    "receipt_at": r.receipt_at,
-                    "ack_by": r.ack_by,
-                    "ack_at": r.ack_at,
-                    "refusal": r.refusal,
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(rows).unwrap_or(Value::Null)
 }
 
 /// Why the CLI could not talk to a station.

@@ -2,7 +2,7 @@
 //! channel: a subscriber that falls behind is told to resync from state and
 //! never slows the station.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{MessageId, Precedence};
 use crate::link::PathKind;
@@ -10,7 +10,7 @@ use crate::link::PathKind;
 /// Room for events not yet taken by the slowest subscriber.
 pub const EVENT_BUFFER: usize = 4096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlarmKind {
     /// A FLASH message has had no receipt within the configured time.
@@ -29,7 +29,7 @@ pub enum AlarmKind {
     ConnectionRefused,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     Released {

@@ -76,7 +76,7 @@ impl Default for Options {
 }
 
 /// What the station knows of one peer's health beyond the link itself.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct PeerHealth {
     pub last_link_test: Option<String>,
     pub last_link_test_ok: Option<bool>,
@@ -85,7 +85,7 @@ pub struct PeerHealth {
 }
 
 /// The whole picture for `hotline status` and the status bar.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Status {
     pub station: String,
     pub exercise: bool,

@@ -10,7 +10,8 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use super::{Journal, Pending, StoreError, audit};
 use crate::domain::{Message, MessageId, Precedence, StationName};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     Out,
     In,
@@ -26,7 +27,7 @@ impl Direction {
 }
 
 /// One message's queue-visible facts; no content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageRow {
     pub id: MessageId,
     pub direction: Direction,
@@ -34,6 +35,7 @@ pub struct MessageRow {
     pub serial: u64,
     pub precedence: Precedence,
     pub exercise: bool,
+    #[serde(rename = "template")]
     pub template_id: String,
     pub template_version: u32,
     pub released_at: String,
