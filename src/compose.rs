@@ -120,7 +120,15 @@ pub fn build(
     serial: u64,
     now: Timestamp,
 ) -> Message {
-    let now = now.round(jiff::Unit::Second).unwrap_or(now);
+    // Truncated, not rounded: a release time must never lie after the moment
+    // the message was stored (or, at :59.5, show the next minute).
+    let now = now
+        .round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc),
+        )
+        .unwrap_or(now);
     let mut message = Message {
         protocol: PROTOCOL.to_string(),
         id: MessageId::new(),

@@ -17,13 +17,31 @@ async fn message_is_receipted_and_acknowledged() {
     let mut wev = ws.subscribe();
     let mut mev = ms.subscribe();
 
-    let (released, _) = ws.release(&op(), "MOSCOW", general("hello")).await.expect("release");
+    let (released, _) = ws
+        .release(&op(), "MOSCOW", general("hello"))
+        .await
+        .expect("release");
     let id = released.id;
-    wait_event(&mut wev, Duration::from_secs(20), |e| matches!(e, Event::Receipt { id: i, .. } if *i == id)).await;
-    wait_event(&mut mev, Duration::from_secs(5), |e| matches!(e, Event::Received { id: i, .. } if *i == id)).await;
+    wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Receipt { id: i, .. } if *i == id),
+    )
+    .await;
+    wait_event(
+        &mut mev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Received { id: i, .. } if *i == id),
+    )
+    .await;
 
     ms.acknowledge(&op(), id).await.expect("ack");
-    let e = wait_event(&mut wev, Duration::from_secs(20), |e| matches!(e, Event::Acknowledged { id: i, .. } if *i == id)).await;
+    let e = wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Acknowledged { id: i, .. } if *i == id),
+    )
+    .await;
     assert!(matches!(e, Event::Acknowledged { ref by, .. } if by == "op"));
 
     let out = ws.list(Direction::Out).expect("outbox");

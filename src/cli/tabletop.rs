@@ -111,7 +111,8 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
                 run::white_cell(&ex, engine, stop_rx).await
             })
         };
-        let console = crate::term::run(crate::term::Backend::Local(exercise.trainee.clone()), setup).await;
+        let console =
+            crate::term::run(crate::term::Backend::Local(exercise.trainee.clone()), setup).await;
         let _ = stop_tx.send(true);
         let engine = cell.await.context("the white cell stopped unexpectedly")?;
         let elapsed = std::time::Duration::from_secs(

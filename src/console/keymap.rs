@@ -54,6 +54,8 @@ pub enum Action {
     Down,
     PageUp,
     PageDown,
+    Top,
+    Bottom,
     Open,
     Back,
     Acknowledge,
@@ -297,6 +299,20 @@ pub fn defaults() -> Vec<Binding> {
             "one page down",
         ),
         b(
+            Top,
+            C::Queue,
+            Key::plain(KeyCode::Home),
+            "first",
+            "the first message",
+        ),
+        b(
+            Bottom,
+            C::Queue,
+            Key::plain(KeyCode::End),
+            "last",
+            "the last message",
+        ),
+        b(
             Open,
             C::Queue,
             Key::plain(KeyCode::Enter),
@@ -372,6 +388,20 @@ pub fn defaults() -> Vec<Binding> {
             Key::plain(KeyCode::PageDown),
             "page down",
             "one page down",
+        ),
+        b(
+            Top,
+            C::Sent,
+            Key::plain(KeyCode::Home),
+            "first",
+            "the first message",
+        ),
+        b(
+            Bottom,
+            C::Sent,
+            Key::plain(KeyCode::End),
+            "last",
+            "the last message",
         ),
         b(
             Open,
@@ -664,7 +694,28 @@ impl Keymap {
     pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
-        let here = self.bindings.iter().filter(|b| b.context == context);
+        // Moving the selection is obvious and comes last; what can be done
+        // to the message comes first.
+        let moves = |a: Action| {
+            matches!(
+                a,
+                Action::Up
+                    | Action::Down
+                    | Action::PageUp
+                    | Action::PageDown
+                    | Action::Top
+                    | Action::Bottom
+            )
+        };
+        let acts = self
+            .bindings
+            .iter()
+            .filter(|b| b.context == context && !moves(b.action));
+        let here = acts.chain(
+            self.bindings
+                .iter()
+                .filter(|b| b.context == context && moves(b.action)),
+        );
         let global = self
             .bindings
             .iter()

@@ -303,22 +303,16 @@ impl App {
     }
 
     /// Sorts the inbound queue: unacknowledged first, then precedence, then
-    /// time left before the deadline, then arrival.
+    /// time left before the deadline, then arrival. Deadlines are counted from
+    /// the receipt time with one length per precedence, so within a
+    /// precedence less time left means an earlier receipt: the receipt time
+    /// orders both, and the order does not change as the clock runs.
     pub fn sort_inbound(&mut self) {
         let selected = self.inbound.get(self.selected_in).map(|r| r.id);
-        let now = self.now;
-        let deadlines = self.setup.deadlines.clone();
-        let left = |r: &MessageRow| -> i64 {
-            let stored: Timestamp = r.stored_at.parse().unwrap_or(now);
-            let d =
-                i64::try_from(deadlines.for_precedence(r.precedence).as_secs()).unwrap_or(i64::MAX);
-            d.saturating_sub(now.duration_since(stored).as_secs())
-        };
         self.inbound.sort_by(|a, b| {
             (a.state != "received")
                 .cmp(&(b.state != "received"))
                 .then(a.precedence.cmp(&b.precedence))
-                .then(left(a).cmp(&left(b)))
                 .then(a.stored_at.cmp(&b.stored_at))
         });
         if let Some(id) = selected {

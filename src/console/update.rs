@@ -112,7 +112,6 @@ fn flash_ids(
 
 fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
     app.now = now;
-    app.sort_inbound();
     let mut effects = Vec::new();
     let idle = now.duration_since(app.last_input).as_secs();
     if !app.locked() && idle >= 0 && idle as u64 >= app.setup.idle_lock.as_secs() {
@@ -201,12 +200,14 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
 }
 
 fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
-    if app.help {
-        app.help = false;
-        return Vec::new();
-    }
     let context = app.context();
     let action = app.setup.keymap.action(context, &ev);
+    if app.help {
+        app.help = false;
+        if !matches!(action, Some(Action::Lock | Action::Quit)) {
+            return Vec::new();
+        }
+    }
     match action {
         Some(Action::Quit) => {
             app.quit = true;
@@ -347,6 +348,8 @@ fn move_selection(selected: &mut usize, len: usize, action: Option<Action>) {
         Some(Action::Down) => (*selected + 1).min(last),
         Some(Action::PageUp) => selected.saturating_sub(PAGE),
         Some(Action::PageDown) => (*selected + PAGE).min(last),
+        Some(Action::Top) => 0,
+        Some(Action::Bottom) => last,
         _ => *selected,
     };
 }
@@ -366,7 +369,14 @@ fn open(app: &mut App, id: crate::domain::MessageId) -> Vec<Effect> {
 fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
     let inbound = app.screen == Screen::Queue;
     match action {
-        Some(Action::Up | Action::Down | Action::PageUp | Action::PageDown) => {
+        Some(
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom,
+        ) => {
             if inbound {
                 move_selection(&mut app.selected_in, app.inbound.len(), action);
             } else {

@@ -209,7 +209,9 @@ impl Engine {
                         let fits = |r: &&Reply| {
                             r.references.contains(message)
                                 && r.template == *template
-                                && field.as_ref().is_none_or(|(k, v)| r.fields.get(k) == Some(v))
+                                && field
+                                    .as_ref()
+                                    .is_none_or(|(k, v)| r.fields.get(k) == Some(v))
                         };
                         let label = match field {
                             Some((k, v)) => format!("reply with `{template}`, {k} = {v}"),

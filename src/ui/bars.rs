@@ -34,7 +34,25 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         first.push(Span::raw(format!("│ {peer} {} ", clock(app.now, tz))));
     }
     let counts = app.unacknowledged_counts();
-    let mut second = vec![Span::raw(" ")];
+    // The counts and the FLASH alert come first: on a narrow terminal the
+    // peers' details are what gets cut off, never an unacknowledged FLASH.
+    let unack_style = if counts[0] > 0 && app.flash_on {
+        theme.banner()
+    } else if counts[0] > 0 {
+        theme.alert()
+    } else {
+        theme.dim()
+    };
+    let mut second = vec![Span::styled(
+        format!(
+            " UNACK Z:{} O:{} P:{} R:{}",
+            counts[0], counts[1], counts[2], counts[3]
+        ),
+        unack_style,
+    )];
+    if counts[0] > 0 {
+        second.push(Span::styled(" FLASH UNACKNOWLEDGED", unack_style));
+    }
     let links = app
         .status
         .as_ref()
@@ -47,6 +65,7 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             Some(l) if l.up => ("● UP", theme.ok()),
             _ => ("○ DOWN", theme.alert()),
         };
+        second.push(Span::raw(" │ "));
         second.push(Span::styled(format!("{peer} {mark}"), style));
         if let Some(l) = link.filter(|l| l.up) {
             let path = l
@@ -66,24 +85,7 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             ),
             _ => " test -".to_string(),
         };
-        second.push(Span::raw(format!("{test} │ ")));
-    }
-    let unack_style = if counts[0] > 0 && app.flash_on {
-        theme.banner()
-    } else if counts[0] > 0 {
-        theme.alert()
-    } else {
-        theme.dim()
-    };
-    second.push(Span::styled(
-        format!(
-            "UNACK Z:{} O:{} P:{} R:{}",
-            counts[0], counts[1], counts[2], counts[3]
-        ),
-        unack_style,
-    ));
-    if counts[0] > 0 {
-        second.push(Span::styled(" FLASH UNACKNOWLEDGED", unack_style));
+        second.push(Span::raw(test));
     }
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),

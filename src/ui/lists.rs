@@ -21,21 +21,31 @@ fn title(template_id: &str, lang: Language) -> String {
     }
 }
 
+/// The day-time part of the DTG (`261415Z`); the message view has it whole.
 fn dtg(text: &str) -> String {
-    text.parse::<Timestamp>()
-        .map_or_else(|_| "?".into(), |t| Dtg(t).to_string())
+    text.parse::<Timestamp>().map_or_else(
+        |_| "?".into(),
+        |t| {
+            let full = Dtg(t).to_string();
+            full.split(' ').next().unwrap_or_default().to_string()
+        },
+    )
 }
 
 fn left_text(app: &App, row: &MessageRow) -> String {
     if row.state != "received" {
         return String::new();
     }
-    match app.time_left(row) {
-        Some(d) if d.is_negative() => format!("OVERDUE {}m", d.as_secs().unsigned_abs() / 60),
-        Some(d) => {
-            let s = d.as_secs();
-            format!("{}:{:02}", s / 3600, (s % 3600) / 60)
+    let hm = |secs: u64| {
+        if secs < 3600 {
+            format!("{}m", secs / 60)
+        } else {
+            format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
         }
+    };
+    match app.time_left(row) {
+        Some(d) if d.is_negative() => format!("OVERDUE {}", hm(d.as_secs().unsigned_abs())),
+        Some(d) => hm(d.as_secs().unsigned_abs()),
         None => "?".into(),
     }
 }
@@ -52,7 +62,7 @@ fn window(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> 
 }
 
 pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let height = usize::from(area.height.saturating_sub(3));
+    let height = usize::from(area.height.saturating_sub(2));
     let range = window(app.selected_in, app.inbound.len(), height);
     let lang = app.setup.language;
     let rows: Vec<Row> = app.inbound[range.clone()]
@@ -79,11 +89,8 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             }
             Row::new(vec![
                 Cell::from(if selected { "▶" } else { " " }),
-                Cell::from(format!(
-                    "{}{}",
-                    r.precedence,
-                    if r.exercise { " EX" } else { "" }
-                )),
+                Cell::from(if r.exercise { "EX" } else { "" }),
+                Cell::from(r.precedence.as_str()),
                 Cell::from(r.serial.to_string()),
                 Cell::from(dtg(&r.released_at)),
                 Cell::from(inert(&r.peer)),
@@ -95,20 +102,21 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         })
         .collect();
     let header = Row::new([
-        "", "PREC", "SER", "DTG", "FROM", "SUBJECT", "STATUS", "LEFT",
+        "", "", "PREC", "SER", "DTG", "FROM", "FORM", "STATUS", "LEFT",
     ])
     .style(theme.dim());
     let table = Table::new(
         rows,
         [
             Constraint::Length(1),
+            Constraint::Length(2),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Min(10),
             Constraint::Length(12),
-            Constraint::Length(4),
-            Constraint::Length(14),
-            Constraint::Length(11),
-            Constraint::Min(12),
-            Constraint::Length(12),
-            Constraint::Length(11),
+            Constraint::Length(15),
         ],
     )
     .header(header)
@@ -154,7 +162,7 @@ fn out_state(r: &MessageRow) -> String {
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let height = usize::from(area.height.saturating_sub(3));
+    let height = usize::from(area.height.saturating_sub(2));
     let range = window(app.selected_out, app.outbound.len(), height);
     let lang = app.setup.language;
     let rows: Vec<Row> = app.outbound[range.clone()]
@@ -173,11 +181,8 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             }
             Row::new(vec![
                 Cell::from(if selected { "▶" } else { " " }),
-                Cell::from(format!(
-                    "{}{}",
-                    r.precedence,
-                    if r.exercise { " EX" } else { "" }
-                )),
+                Cell::from(if r.exercise { "EX" } else { "" }),
+                Cell::from(r.precedence.as_str()),
                 Cell::from(r.serial.to_string()),
                 Cell::from(dtg(&r.released_at)),
                 Cell::from(inert(&r.peer)),
@@ -187,17 +192,18 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .style(style)
         })
         .collect();
-    let header = Row::new(["", "PREC", "SER", "DTG", "TO", "SUBJECT", "STATE"]).style(theme.dim());
+    let header = Row::new(["", "", "PREC", "SER", "DTG", "TO", "FORM", "STATE"]).style(theme.dim());
     let table = Table::new(
         rows,
         [
             Constraint::Length(1),
-            Constraint::Length(12),
-            Constraint::Length(4),
-            Constraint::Length(14),
-            Constraint::Length(11),
-            Constraint::Min(12),
-            Constraint::Length(24),
+            Constraint::Length(2),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Min(10),
+            Constraint::Length(30),
         ],
     )
     .header(header)

@@ -241,19 +241,31 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 }
 
 pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let mut lines = Vec::new();
-    let mut last: Option<Context> = None;
+    // The keys of the screen help was opened from first, then the global
+    // ones, then every other screen's: what the operator needs now is on top.
+    let here = app.context();
+    let mut contexts = vec![here, Context::Global];
     for b in &app.setup.keymap.bindings {
-        if last != Some(b.context) {
-            lines.push(Line::styled(format!("{}:", b.context.name()), theme.warn()));
-            last = Some(b.context);
+        if !contexts.contains(&b.context) {
+            contexts.push(b.context);
         }
-        lines.push(Line::raw(format!("  {:<10} {}", b.key.to_string(), b.help)));
     }
-    lines.push(Line::styled(
+    let mut lines = vec![Line::styled(
         "Keys can be rebound in operator.toml, [console.keys]. Any key closes this.",
         theme.dim(),
-    ));
+    )];
+    for context in contexts {
+        lines.push(Line::styled(format!("{}:", context.name()), theme.warn()));
+        for b in app
+            .setup
+            .keymap
+            .bindings
+            .iter()
+            .filter(|b| b.context == context)
+        {
+            lines.push(Line::raw(format!("  {:<10} {}", b.key.to_string(), b.help)));
+        }
+    }
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" KEYS ")),

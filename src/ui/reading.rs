@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::Theme;
 use crate::console::App;
-use crate::sanitize::inert_lines;
+use crate::sanitize::{inert, inert_lines};
 use crate::templates::{Catalog, ReaderView, for_reader};
 
 pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -26,7 +26,7 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 (
                     format!(
                         "THE SENDER'S ORIGINAL ({}) — press o for the rendering",
-                        m.original.language
+                        inert(&m.original.language)
                     ),
                     m.original.text.clone(),
                 )
@@ -37,7 +37,7 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                         text.clone(),
                     ),
                     ReaderView::Original { text } => ("THE SENDER'S ORIGINAL (in your language)".into(), text.clone()),
-                    ReaderView::OriginalOnly { text, reason } => (format!("THE SENDER'S ORIGINAL: not rendered here because {reason}"), text.clone()),
+                    ReaderView::OriginalOnly { text, reason } => (format!("THE SENDER'S ORIGINAL: not rendered here because {}", inert(reason)), text.clone()),
                 }
             };
             lines.push(Line::styled(mark, theme.warn()));

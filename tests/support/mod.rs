@@ -38,11 +38,19 @@ pub struct PeerEntry {
 }
 
 /// Extra `[link]` lines, e.g. a short test interval.
-pub const FAST_LINK: &str = "test_interval = \"1h\"\nflash_receipt_alarm = \"5s\"\nretry_window = \"5s\"\n";
+pub const FAST_LINK: &str =
+    "test_interval = \"1h\"\nflash_receipt_alarm = \"5s\"\nretry_window = \"5s\"\n";
 
 impl Site {
     /// Creates keys and a config for `name` under `root`, listening on `listen`.
-    pub fn create(root: &Path, name: &str, language: &str, listen: SocketAddr, peers: &[PeerEntry], link: &str) -> Site {
+    pub fn create(
+        root: &Path,
+        name: &str,
+        language: &str,
+        listen: SocketAddr,
+        peers: &[PeerEntry],
+        link: &str,
+    ) -> Site {
         let dir = root.join(name.to_lowercase());
         std::fs::create_dir_all(&dir).expect("dir");
         let key_path = dir.join("station.key");
@@ -80,7 +88,8 @@ impl Site {
     }
 
     pub fn keys(&self) -> StationKeys {
-        hotline::crypto::read_key_file(&self.dir.join("station.key"), || Err("none".into())).expect("keys")
+        hotline::crypto::read_key_file(&self.dir.join("station.key"), || Err("none".into()))
+            .expect("keys")
     }
 
     pub fn config(&self) -> Config {
@@ -101,7 +110,9 @@ impl Site {
     }
 
     pub async fn start_with(&self, options: Options) -> Station {
-        Station::start(self.config(), self.keys(), options).await.expect("station starts")
+        Station::start(self.config(), self.keys(), options)
+            .await
+            .expect("station starts")
     }
 }
 
@@ -111,8 +122,11 @@ pub const PASSPHRASE: &str = "test passphrase";
 fn operator_hash() -> String {
     use std::sync::OnceLock;
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hotline::passphrase::hash(&age::secrecy::SecretString::from(PASSPHRASE.to_string())).expect("hash"))
-        .clone()
+    HASH.get_or_init(|| {
+        hotline::passphrase::hash(&age::secrecy::SecretString::from(PASSPHRASE.to_string()))
+            .expect("hash")
+    })
+    .clone()
 }
 
 pub fn op() -> OperatorName {
@@ -125,7 +139,14 @@ pub fn pair(root: &Path, link: &str) -> (Site, Site) {
     // Keys first, so each config can pin the other's key.
     let w0 = Site::create(root, "WASHINGTON", "en", wa, &[], link);
     let m0 = Site::create(root, "MOSCOW", "ru", ma, &[], link);
-    let w = Site::create(root, "WASHINGTON", "en", wa, &[m0.entry(Some(ma), None)], link);
+    let w = Site::create(
+        root,
+        "WASHINGTON",
+        "en",
+        wa,
+        &[m0.entry(Some(ma), None)],
+        link,
+    );
     let m = Site::create(root, "MOSCOW", "ru", ma, &[w0.entry(Some(wa), None)], link);
     (w, m)
 }
@@ -142,7 +163,11 @@ pub fn general(subject: &str) -> Draft {
 }
 
 /// Waits until `pred` holds for an event, or fails after `limit`.
-pub async fn wait_event(rx: &mut broadcast::Receiver<Event>, limit: Duration, mut pred: impl FnMut(&Event) -> bool) -> Event {
+pub async fn wait_event(
+    rx: &mut broadcast::Receiver<Event>,
+    limit: Duration,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -159,7 +184,10 @@ pub async fn wait_event(rx: &mut broadcast::Receiver<Event>, limit: Duration, mu
 pub async fn eventually(limit: Duration, what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !pred() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,1587 @@
+//! The duty console without a terminal: `update` driven message by message,
+//! and every main screen drawn on ratatui's `TestBackend` and compared with
+//! insta snapshots at 80x24 and 120x40. Time is fixed and ids are fixed, so
+//! the snapshots are deterministic; ids and clocks are redacted anyway.
+//!
+//! Wire text is hostile here: escape sequences, bidirectional overrides and
+//! zero-width characters must reach the screen only as inert placeholders.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use hotline::compose::{Draft, Origin, build, check};
+use hotline::config::Deadlines;
+use hotline::console::keymap::{Context, Keymap};
+use hotline::console::{App, BELL_REPEAT, Confirm, Effect, Msg, PAGE, Screen, Setup, update};
+use hotline::domain::{Language, Message, MessageId, OperatorName, Precedence, StationName, stamp};
+use hotline::link::{PathKind, PeerLinkStatus};
+use hotline::station::{PeerHealth, Status};
+use hotline::store::{Direction, MessageRow};
+use hotline::templates::Catalog;
+use jiff::{SignedDuration, Timestamp};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::Color;
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/// The console's fixed "now": 14:00Z on 26 November 2026.
+fn now() -> Timestamp {
+    "2026-11-26T14:00:00Z".parse().expect("fixed time")
+}
+
+fn mins_ago(m: i64) -> Timestamp {
+    now() - SignedDuration::from_mins(m)
+}
+
+fn id(n: u128) -> MessageId {
+    MessageId(uuid::Uuid::from_u128(
+        0x019a_c0de_0000_7000_8000_0000_0000_0000 | n,
+    ))
+}
+
+fn op(name: &str) -> OperatorName {
+    OperatorName::new(name).expect("valid operator name")
+}
+
+fn setup() -> Setup {
+    Setup {
+        station: "WASHINGTON".into(),
+        language: Language::En,
+        time_zone: "America/New_York".into(),
+        peers: vec![
+            ("MOSCOW".into(), "Europe/Moscow".into()),
+            ("BEIJING".into(), "Asia/Shanghai".into()),
+        ],
+        deadlines: Deadlines::default(),
+        idle_lock: Duration::from_secs(15 * 60),
+        two_person_flash: false,
+        exercise_mode: false,
+        call_sign_login: false,
+        keymap: Keymap::default(),
+        no_color: false,
+    }
+}
+
+/// An unacknowledged inbound ROUTINE row from MOSCOW, stored `ago` minutes
+/// before now; change what a test needs with struct update syntax.
+fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
+    MessageRow {
+        id: id(n),
+        direction: Direction::In,
+        peer: "MOSCOW".into(),
+        serial: n as u64,
+        precedence,
+        exercise: false,
+        template_id: "general".into(),
+        template_version: 1,
+        released_at: stamp(mins_ago(ago) - SignedDuration::from_secs(2)),
+        stored_at: stamp(mins_ago(ago)),
+        operator: "i.petrov".into(),
+        state: "received".into(),
+        receipt_at: None,
+        ack_by: None,
+        ack_at: None,
+        refusal: None,
+    }
+}
+
+fn acknowledged(row: MessageRow, by: &str) -> MessageRow {
+    MessageRow {
+        state: "acknowledged".into(),
+        ack_by: Some(by.into()),
+        ack_at: Some(stamp(now() - SignedDuration::from_mins(1))),
+        ..row
+    }
+}
+
+/// An outbound row to MOSCOW in `state`.
+fn outbound(n: u128, precedence: Precedence, ago: i64, state: &str) -> MessageRow {
+    MessageRow {
+        direction: Direction::Out,
+        operator: "j.smith".into(),
+        state: state.into(),
+        ..inbound(n, precedence, ago)
+    }
+}
+
+fn status() -> Box<Status> {
+    let link = |peer: &str, up: bool| PeerLinkStatus {
+        peer: peer.into(),
+        up,
+        path: up.then_some(PathKind::Primary),
+        remote: None,
+        rtt_ms: up.then_some(42),
+        last_traffic: None,
+        probes: Vec::new(),
+    };
+    let mut health = HashMap::new();
+    health.insert(
+        "MOSCOW".to_string(),
+        PeerHealth {
+            last_link_test: Some(stamp(mins_ago(5))),
+            last_link_test_ok: Some(true),
+            ..PeerHealth::default()
+        },
+    );
+    Box::new(Status {
+        station: "WASHINGTON".into(),
+        exercise: false,
+        links: vec![link("MOSCOW", true), link("BEIJING", false)],
+        health,
+        unacknowledged: HashMap::new(),
+        outbound_pending: 0,
+    })
+}
+
+fn refreshed(inbound: Vec<MessageRow>, outbound: Vec<MessageRow>) -> Msg {
+    Msg::Refreshed {
+        inbound,
+        outbound,
+        status: status(),
+    }
+}
+
+/// The inbound queue of the snapshots: FLASH, IMMEDIATE, ROUTINE, an
+/// acknowledged PRIORITY and an overdue IMMEDIATE.
+fn queue_rows() -> Vec<MessageRow> {
+    vec![
+        MessageRow {
+            template_id: "missile-launch".into(),
+            ..inbound(11, Precedence::Flash, 2)
+        },
+        MessageRow {
+            template_id: "military-incident".into(),
+            ..inbound(12, Precedence::Immediate, 5)
+        },
+        MessageRow {
+            template_id: "situation-update".into(),
+            ..inbound(13, Precedence::Routine, 60)
+        },
+        acknowledged(
+            MessageRow {
+                template_id: "request-info".into(),
+                ..inbound(14, Precedence::Priority, 90)
+            },
+            "j.smith",
+        ),
+        MessageRow {
+            template_id: "nuclear-accident".into(),
+            peer: "BEIJING".into(),
+            ..inbound(15, Precedence::Immediate, 40)
+        },
+    ]
+}
+
+/// The sent list of the snapshots: one message in every state.
+fn sent_rows() -> Vec<MessageRow> {
+    vec![
+        outbound(21, Precedence::Routine, 1, "queued"),
+        outbound(22, Precedence::Immediate, 3, "sent"),
+        MessageRow {
+            receipt_at: Some(stamp(mins_ago(4))),
+            template_id: "situation-update".into(),
+            ..outbound(23, Precedence::Priority, 5, "received")
+        },
+        MessageRow {
+            receipt_at: Some(stamp(mins_ago(9))),
+            ack_by: Some("i.petrov".into()),
+            ack_at: Some(stamp(mins_ago(8))),
+            template_id: "missile-launch".into(),
+            ..outbound(24, Precedence::Flash, 10, "acknowledged")
+        },
+        MessageRow {
+            refusal: Some("unknown template version".into()),
+            template_id: "response".into(),
+            ..outbound(25, Precedence::Routine, 20, "refused")
+        },
+        outbound(26, Precedence::Routine, 30, "cancelled"),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Driving the console
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
+    update(
+        app,
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)),
+    )
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars()
+        .flat_map(|c| press(app, KeyCode::Char(c)))
+        .collect()
+}
+
+/// A console with j.smith on duty, past the handover, showing the queue.
+fn on_duty(setup: Setup, inbound: Vec<MessageRow>, outbound: Vec<MessageRow>) -> App {
+    let mut app = App::new(setup, now());
+    update(&mut app, refreshed(inbound, outbound));
+    update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Queue);
+    app
+}
+
+fn select(app: &mut App, n: u128) {
+    app.selected_in = app
+        .inbound
+        .iter()
+        .position(|r| r.id == id(n))
+        .expect("row is in the queue");
+}
+
+fn audits<'e>(effects: &'e [Effect], action: &str) -> Vec<&'e str> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Audit {
+                action: a, detail, ..
+            } if a == action => Some(detail.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn bells(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::RingBell))
+        .count()
+}
+
+/// Picks the template whose id contains `filter` and opens its form.
+fn compose(app: &mut App, filter: &str) {
+    assert!(press(app, KeyCode::Char('c')).is_empty());
+    assert_eq!(app.screen, Screen::Picker);
+    type_text(app, filter);
+    press(app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Form);
+}
+
+/// Fills the missile-launch form, row by row: To, Precedence, launch time,
+/// window, launch area, impact area, missile type, count.
+fn fill_launch(app: &mut App, launch_time: &str, count: &str) {
+    let form = app.form.as_ref().expect("form open");
+    assert_eq!(form.template.id, "missile-launch");
+    assert_eq!(form.focus, 0, "the form opens on To");
+    press(app, KeyCode::Tab);
+    press(app, KeyCode::Tab);
+    for value in [
+        launch_time,
+        "2h 30m",
+        "62.93N 40.58E",
+        "57.77N 161.77E",
+        "icbm",
+        count,
+    ] {
+        type_text(app, value);
+        press(app, KeyCode::Tab);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Drawing
+
+fn draw(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| hotline::ui::draw(frame, app))
+        .expect("draws");
+    terminal.backend().buffer().clone()
+}
+
+/// The buffer as text: one line per row, trailing spaces trimmed.
+fn text(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    text(&draw(app, width, height))
+}
+
+/// Snapshots the console at 80x24 and 120x40, ids and clocks redacted.
+fn snapshot(name: &str, app: &App) {
+    for (width, height) in [(80, 24), (120, 40)] {
+        let shown = screen(app, width, height);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_omit_expression(true);
+        // Same widths as what they replace, so borders stay where they were.
+        settings.add_filter(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[id -------------------------------]",
+        );
+        settings.add_filter(r"\b\d{2}:\d{2}:\d{2}\b", "hh:mm:ss");
+        settings.bind(|| insta::assert_snapshot!(format!("{name}_{width}x{height}"), shown));
+    }
+}
+
+/// Characters that must never reach a terminal as themselves.
+fn hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{061C}' | '\u{2028}' | '\u{2029}')
+}
+
+fn assert_inert(buffer: &Buffer) {
+    for (i, cell) in buffer.content.iter().enumerate() {
+        let symbol = cell.symbol();
+        assert!(
+            !symbol.chars().any(hostile),
+            "cell {i} (x {}, y {}) holds {symbol:?}:\n{}",
+            i % usize::from(buffer.area.width),
+            i / usize::from(buffer.area.width),
+            text(buffer)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+/// A missile-launch notification released by i.petrov at MOSCOW in Russian.
+fn launch_message() -> Message {
+    let mut fields = BTreeMap::new();
+    for (k, v) in [
+        ("launch_time", "261500Z NOV 26"),
+        ("launch_window", "2h 30m"),
+        ("launch_area", "62.93N 40.58E"),
+        ("impact_area", "57.77N 161.77E"),
+        ("missile_type", "icbm"),
+        ("count", "1"),
+        ("remarks", "Пуск в рамках плановых испытаний."),
+    ] {
+        fields.insert(k.to_string(), v.to_string());
+    }
+    let draft = Draft {
+        template_id: "missile-launch".into(),
+        fields,
+        precedence: None,
+        text: "Время указано по UTC.".into(),
+        references: Vec::new(),
+        exercise: false,
+    };
+    let checked = check(&draft, Catalog::builtin(), now()).expect("valid draft");
+    let origin = Origin {
+        station: StationName::new("MOSCOW").expect("station"),
+        operator: op("i.petrov"),
+        language: Language::Ru,
+    };
+    let to = StationName::new("WASHINGTON").expect("station");
+    let mut message = build(&checked, &origin, &to, 11, mins_ago(2));
+    message.id = id(11);
+    message
+}
+
+fn open_message(app: &mut App, n: u128, message: Message) {
+    select(app, n);
+    let effects = press(app, KeyCode::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::OpenMessage(m)] if *m == id(n)),
+        "{effects:?}"
+    );
+    update(
+        app,
+        Msg::MessageOpened {
+            id: id(n),
+            result: Ok(Box::new(message)),
+        },
+    );
+    assert_eq!(app.screen, Screen::Message);
+}
+
+const EVIL: &str = "clear\u{1b}[2J title\u{1b}]0;pwned\u{07} clip\u{1b}]52;c;SGVsbG8=\u{07} rlo\u{202E}dlrow zw\u{200B}sp lri\u{2066}x";
+
+// ===========================================================================
+// A. update() without a terminal
+
+#[test]
+fn starts_locked_and_logs_in_through_the_handover() {
+    let mut app = App::new(setup(), now());
+    assert!(app.locked());
+    assert_eq!(app.screen, Screen::Login);
+
+    assert!(type_text(&mut app, "j.smith").is_empty());
+    assert!(press(&mut app, KeyCode::Tab).is_empty());
+    assert!(type_text(&mut app, "correct horse").is_empty());
+    assert_eq!(app.login.passphrase, "correct horse");
+    let effects = press(&mut app, KeyCode::Enter);
+    match effects.as_slice() {
+        [Effect::CheckLogin { name, passphrase }] => {
+            use age::secrecy::ExposeSecret;
+            assert_eq!(name, "j.smith");
+            assert_eq!(passphrase.expose_secret(), "correct horse");
+        }
+        other => panic!("expected one CheckLogin, got {other:?}"),
+    }
+    assert!(
+        app.login.passphrase.is_empty(),
+        "the passphrase left the state with the effect"
+    );
+    assert!(app.login.checking);
+    assert!(
+        press(&mut app, KeyCode::Enter).is_empty(),
+        "no second check while one is running"
+    );
+
+    let effects = update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Err("wrong passphrase".into()),
+        },
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.locked());
+    assert_eq!(app.screen, Screen::Login);
+    let error = app.login.error.as_deref().expect("an error is shown");
+    assert!(error.contains("wrong passphrase"), "{error}");
+    assert!(screen(&app, 80, 24).contains("wrong passphrase"));
+
+    let effects = update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    assert!(
+        matches!(effects.as_slice(), [Effect::Refresh]),
+        "{effects:?}"
+    );
+    assert_eq!(app.operator, Some(op("j.smith")));
+    assert_eq!(app.screen, Screen::Handover);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Queue);
+}
+
+#[test]
+fn login_without_a_name_asks_for_one() {
+    let mut app = App::new(setup(), now());
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "secret");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(app.login.error.is_some());
+    assert!(!app.login.on_passphrase, "focus goes back to the name");
+}
+
+#[test]
+fn inbound_sort_order_uses_every_tie_breaker() {
+    // Given in the wrong order on purpose.
+    let rows = vec![
+        // acknowledged FLASH: after every unacknowledged message
+        acknowledged(inbound(1, Precedence::Flash, 1), "j.smith"),
+        // arrival: two PRIORITY stored within the same second
+        MessageRow {
+            stored_at: "2026-11-26T13:59:00.900000000Z".into(),
+            ..inbound(2, Precedence::Priority, 1)
+        },
+        MessageRow {
+            stored_at: "2026-11-26T13:59:00.100000000Z".into(),
+            ..inbound(3, Precedence::Priority, 1)
+        },
+        // time left: the IMMEDIATE with less time left first
+        inbound(4, Precedence::Immediate, 5),
+        inbound(5, Precedence::Immediate, 20),
+        // precedence beats time left: an overdue ROUTINE after a fresh FLASH
+        inbound(6, Precedence::Routine, 7 * 60),
+        inbound(7, Precedence::Flash, 1),
+        // acknowledged ones are ordered among themselves too
+        acknowledged(inbound(8, Precedence::Routine, 1), "j.smith"),
+    ];
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(rows, Vec::new()));
+    let order: Vec<MessageId> = app.inbound.iter().map(|r| r.id).collect();
+    let want: Vec<MessageId> = [7, 5, 4, 3, 2, 6, 1, 8].into_iter().map(id).collect();
+    assert_eq!(order, want);
+}
+
+#[test]
+fn sorting_keeps_the_selected_message_selected() {
+    let mut app = on_duty(
+        setup(),
+        vec![
+            inbound(1, Precedence::Routine, 10),
+            inbound(2, Precedence::Routine, 5),
+        ],
+        Vec::new(),
+    );
+    select(&mut app, 2);
+    update(
+        &mut app,
+        refreshed(
+            vec![
+                inbound(1, Precedence::Routine, 10),
+                inbound(2, Precedence::Routine, 5),
+                inbound(3, Precedence::Immediate, 1),
+            ],
+            Vec::new(),
+        ),
+    );
+    assert_eq!(app.inbound[app.selected_in].id, id(2));
+}
+
+#[test]
+fn acknowledging_routine_is_immediate() {
+    let mut app = on_duty(
+        setup(),
+        vec![inbound(1, Precedence::Routine, 3)],
+        Vec::new(),
+    );
+    let effects = press(&mut app, KeyCode::Char('a'));
+    match effects.as_slice() {
+        [Effect::Acknowledge { operator, id: ack }] => {
+            assert_eq!(*operator, op("j.smith"));
+            assert_eq!(*ack, id(1));
+        }
+        other => panic!("expected one Acknowledge, got {other:?}"),
+    }
+    assert_eq!(app.confirm, None);
+}
+
+#[test]
+fn acknowledging_flash_or_immediate_asks_first() {
+    for precedence in [Precedence::Flash, Precedence::Immediate] {
+        let mut app = on_duty(setup(), vec![inbound(1, precedence, 3)], Vec::new());
+        assert!(press(&mut app, KeyCode::Char('a')).is_empty());
+        assert_eq!(
+            app.confirm,
+            Some(Confirm::Acknowledge {
+                id: id(1),
+                precedence,
+                reply_after: false
+            })
+        );
+        assert!(press(&mut app, KeyCode::Char('n')).is_empty());
+        assert_eq!(app.confirm, None);
+
+        press(&mut app, KeyCode::Char('a'));
+        assert!(
+            press(&mut app, KeyCode::Char('x')).is_empty(),
+            "only y answers yes"
+        );
+        assert!(app.confirm.is_some());
+        let effects = press(&mut app, KeyCode::Char('y'));
+        assert!(
+            matches!(effects.as_slice(), [Effect::Acknowledge { id: a, .. }] if *a == id(1)),
+            "{precedence}: {effects:?}"
+        );
+        assert_eq!(app.confirm, None);
+    }
+}
+
+#[test]
+fn acknowledging_is_one_way() {
+    let mut app = on_duty(
+        setup(),
+        vec![acknowledged(inbound(1, Precedence::Routine, 3), "a.jones")],
+        Vec::new(),
+    );
+    let effects = press(&mut app, KeyCode::Char('a'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.confirm, None);
+    let notice = app.notice.as_deref().expect("says why");
+    assert!(
+        notice.contains("a.jones") && notice.contains("one-way"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn ack_and_reply_carries_the_reference_and_the_sender() {
+    // From BEIJING, the second peer, so the form's peer must change.
+    let row = MessageRow {
+        peer: "BEIJING".into(),
+        ..inbound(1, Precedence::Routine, 3)
+    };
+    let mut app = on_duty(setup(), vec![row], Vec::new());
+    let effects = press(&mut app, KeyCode::Char('R'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Acknowledge { id: a, .. }] if *a == id(1)),
+        "{effects:?}"
+    );
+    assert_eq!(app.screen, Screen::Picker);
+    assert_eq!(app.reply_refs, vec![id(1)]);
+    type_text(&mut app, "response");
+    press(&mut app, KeyCode::Enter);
+    let form = app.form.as_ref().expect("form open");
+    assert_eq!(form.template.id, "response");
+    assert_eq!(form.references, vec![id(1)]);
+    assert_eq!(app.setup.peers[form.peer].0, "BEIJING");
+}
+
+#[test]
+fn ack_and_reply_on_flash_asks_then_replies() {
+    let mut app = on_duty(setup(), vec![inbound(1, Precedence::Flash, 3)], Vec::new());
+    assert!(press(&mut app, KeyCode::Char('R')).is_empty());
+    assert!(matches!(
+        app.confirm,
+        Some(Confirm::Acknowledge {
+            reply_after: true,
+            ..
+        })
+    ));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Acknowledge { .. }]),
+        "{effects:?}"
+    );
+    assert_eq!(app.screen, Screen::Picker);
+    assert_eq!(app.reply_refs, vec![id(1)]);
+}
+
+#[test]
+fn compose_validates_then_confirms_then_releases() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    press(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.screen, Screen::Picker);
+    type_text(&mut app, "miss");
+    let matches = app.picker.matches(Catalog::builtin(), Language::En);
+    let ids: Vec<&str> = matches.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["missile-launch"]);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Form);
+
+    // Nothing filled in: a notice, no question.
+    assert!(press(&mut app, KeyCode::F(5)).is_empty());
+    assert_eq!(app.confirm, None);
+    let notice = app.notice.clone().expect("a notice");
+    assert!(notice.contains("cannot release yet"), "{notice}");
+    assert!(notice.contains("required"), "{notice}");
+
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::Tab); // past Remarks to Free text
+    type_text(&mut app, "Planned test.");
+    assert!(press(&mut app, KeyCode::F(5)).is_empty());
+    assert_eq!(app.confirm, Some(Confirm::Release));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    match effects.as_slice() {
+        [
+            Effect::Release {
+                operator,
+                to,
+                draft,
+                second,
+            },
+        ] => {
+            assert_eq!(*operator, op("j.smith"));
+            assert_eq!(to, "MOSCOW");
+            assert_eq!(
+                *second, None,
+                "no second operator without the two-person rule"
+            );
+            assert_eq!(draft.template_id, "missile-launch");
+            assert_eq!(draft.precedence, Some(Precedence::Flash));
+            assert_eq!(draft.text, "Planned test.");
+            let get = |k: &str| draft.fields.get(k).map(String::as_str);
+            assert_eq!(get("launch_time"), Some("261500Z NOV 26"));
+            assert_eq!(get("launch_window"), Some("2h 30m"));
+            assert_eq!(get("launch_area"), Some("62.93N 40.58E"));
+            assert_eq!(get("impact_area"), Some("57.77N 161.77E"));
+            assert_eq!(get("missile_type"), Some("icbm"));
+            assert_eq!(get("count"), Some("1"));
+            assert_eq!(get("remarks"), None, "empty fields are left out");
+            check(draft, Catalog::builtin(), now()).expect("the station will accept it");
+        }
+        other => panic!("expected one Release, got {other:?}"),
+    }
+    assert_eq!(app.screen, Screen::Sent);
+    assert!(app.form.is_none());
+}
+
+#[test]
+fn compose_precedence_and_peer_follow_the_arrows() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    compose(&mut app, "miss");
+    press(&mut app, KeyCode::Right); // To: MOSCOW -> BEIJING
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Right); // FLASH -> IMMEDIATE
+    press(&mut app, KeyCode::BackTab);
+    fill_launch(&mut app, "+1h", "2");
+    press(&mut app, KeyCode::F(5));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    match effects.as_slice() {
+        [Effect::Release { to, draft, .. }] => {
+            assert_eq!(to, "BEIJING");
+            assert_eq!(draft.precedence, Some(Precedence::Immediate));
+        }
+        other => panic!("expected one Release, got {other:?}"),
+    }
+}
+
+#[test]
+fn flash_needs_a_second_operator_who_is_someone_else() {
+    let mut app = on_duty(
+        Setup {
+            two_person_flash: true,
+            ..setup()
+        },
+        Vec::new(),
+        Vec::new(),
+    );
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    assert!(press(&mut app, KeyCode::F(5)).is_empty());
+    assert_eq!(app.confirm, Some(Confirm::SecondOperator));
+    assert!(
+        press(&mut app, KeyCode::Char('y')).is_empty(),
+        "y is typed as the second operator's name, it does not release"
+    );
+    assert_eq!(app.second.name, "y");
+    press(&mut app, KeyCode::Backspace);
+
+    // The same operator again is refused.
+    type_text(&mut app, "j.smith");
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "pass");
+    let effects = press(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::CheckSecond { name, .. }] if name == "j.smith"),
+        "{effects:?}"
+    );
+    update(
+        &mut app,
+        Msg::SecondChecked {
+            result: Ok(op("j.smith")),
+        },
+    );
+    assert_eq!(app.confirm, Some(Confirm::SecondOperator));
+    assert!(app.second_operator.is_none());
+    assert!(
+        app.second
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("different")),
+        "{:?}",
+        app.second.error
+    );
+
+    // Someone else is accepted and the release question follows.
+    type_text(&mut app, "a.jones");
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "pass");
+    let effects = press(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::CheckSecond { name, .. }] if name == "a.jones"),
+        "{effects:?}"
+    );
+    update(
+        &mut app,
+        Msg::SecondChecked {
+            result: Ok(op("a.jones")),
+        },
+    );
+    assert_eq!(app.confirm, Some(Confirm::Release));
+    assert_eq!(app.second_operator, Some(op("a.jones")));
+    assert!(screen(&app, 120, 40).contains("Second operator: a.jones"));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Release { operator, second: Some(second), .. }]
+                if *operator == op("j.smith") && *second == op("a.jones")
+        ),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn two_person_rule_leaves_other_precedences_alone() {
+    let mut app = on_duty(
+        Setup {
+            two_person_flash: true,
+            ..setup()
+        },
+        Vec::new(),
+        Vec::new(),
+    );
+    compose(&mut app, "miss");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Left); // FLASH -> ROUTINE
+    press(&mut app, KeyCode::BackTab);
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::F(5));
+    assert_eq!(app.confirm, Some(Confirm::Release));
+}
+
+#[test]
+fn ctrl_l_locks_and_audits() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    let effects = ctrl(&mut app, 'l');
+    let locks: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Audit { .. }))
+        .collect();
+    match locks.as_slice() {
+        [Effect::Audit { actor, action, .. }] => {
+            assert_eq!(actor, "j.smith");
+            assert_eq!(action, "lock");
+        }
+        other => panic!("expected one lock audit, got {other:?}"),
+    }
+    assert!(
+        effects
+            .iter()
+            .all(|e| matches!(e, Effect::Audit { .. } | Effect::LoggedOut)),
+        "{effects:?}"
+    );
+    assert!(app.operator.is_none());
+    assert_eq!(app.screen, Screen::Login);
+    assert!(ctrl(&mut app, 'l').is_empty(), "locking twice does nothing");
+}
+
+#[test]
+fn ctrl_l_locks_from_inside_a_draft() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    compose(&mut app, "miss");
+    type_text(&mut app, "x");
+    let effects = ctrl(&mut app, 'l');
+    assert_eq!(audits(&effects, "lock").len(), 1, "{effects:?}");
+    assert!(app.form.is_none(), "no draft is left on a locked screen");
+    assert_eq!(app.screen, Screen::Login);
+}
+
+#[test]
+fn idle_console_locks_itself() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    let idle = SignedDuration::try_from(app.setup.idle_lock).expect("fits");
+    let effects = update(
+        &mut app,
+        Msg::Tick(now() + idle - SignedDuration::from_secs(1)),
+    );
+    assert!(audits(&effects, "lock").is_empty(), "{effects:?}");
+    assert!(!app.locked());
+
+    // A key press restarts the idle clock.
+    press(&mut app, KeyCode::Down);
+    let restarted = app.now;
+    let effects = update(&mut app, Msg::Tick(now() + idle));
+    assert!(audits(&effects, "lock").is_empty(), "{effects:?}");
+
+    let effects = update(&mut app, Msg::Tick(restarted + idle));
+    assert_eq!(audits(&effects, "lock"), ["reason=idle"], "{effects:?}");
+    assert!(app.locked());
+    assert_eq!(app.screen, Screen::Login);
+}
+
+#[test]
+fn a_flash_arriving_rings_even_while_locked() {
+    let mut app = App::new(setup(), now());
+    let effects = update(
+        &mut app,
+        refreshed(vec![inbound(1, Precedence::Routine, 1)], Vec::new()),
+    );
+    assert_eq!(bells(&effects), 0);
+    let effects = update(
+        &mut app,
+        refreshed(
+            vec![
+                inbound(1, Precedence::Routine, 1),
+                inbound(2, Precedence::Flash, 0),
+            ],
+            Vec::new(),
+        ),
+    );
+    assert!(app.locked());
+    assert_eq!(bells(&effects), 1, "{effects:?}");
+    // The same FLASH again is not news.
+    let effects = update(
+        &mut app,
+        refreshed(vec![inbound(2, Precedence::Flash, 0)], Vec::new()),
+    );
+    assert_eq!(bells(&effects), 0, "{effects:?}");
+}
+
+/// Regression: the bell compared the number of unacknowledged FLASH
+/// messages before and after a refresh, so a new FLASH arriving in the same
+/// refresh as another one's acknowledgement did not ring at once.
+#[test]
+fn a_new_flash_rings_when_another_was_acknowledged_in_the_same_refresh() {
+    let mut app = on_duty(setup(), vec![inbound(1, Precedence::Flash, 1)], Vec::new());
+    let effects = update(
+        &mut app,
+        refreshed(
+            vec![
+                acknowledged(inbound(1, Precedence::Flash, 1), "j.smith"),
+                inbound(2, Precedence::Flash, 0),
+            ],
+            Vec::new(),
+        ),
+    );
+    assert_eq!(bells(&effects), 1, "{effects:?}");
+}
+
+#[test]
+fn the_bell_repeats_at_most_every_bell_repeat() {
+    let mut app = App::new(setup(), now());
+    let effects = update(
+        &mut app,
+        refreshed(vec![inbound(1, Precedence::Flash, 0)], Vec::new()),
+    );
+    assert_eq!(bells(&effects), 1);
+    let repeat = SignedDuration::try_from(BELL_REPEAT).expect("fits");
+    let half_tick = SignedDuration::from_millis(500);
+    let mut rung = Vec::new();
+    let mut t = now();
+    while t < now() + repeat * 3 {
+        t += half_tick;
+        if bells(&update(&mut app, Msg::Tick(t))) > 0 {
+            rung.push(t.duration_since(now()));
+        }
+    }
+    assert_eq!(rung, [repeat, repeat * 2, repeat * 3]);
+}
+
+#[test]
+fn the_bell_stops_once_the_flash_is_acknowledged() {
+    let mut app = on_duty(setup(), vec![inbound(1, Precedence::Flash, 0)], Vec::new());
+    update(
+        &mut app,
+        refreshed(
+            vec![acknowledged(inbound(1, Precedence::Flash, 0), "j.smith")],
+            Vec::new(),
+        ),
+    );
+    let repeat = SignedDuration::try_from(BELL_REPEAT).expect("fits");
+    let effects = update(&mut app, Msg::Tick(now() + repeat * 2));
+    assert_eq!(bells(&effects), 0, "{effects:?}");
+}
+
+#[test]
+fn an_overdue_message_is_escalated_once() {
+    // IMMEDIATE: 30 minutes to acknowledge; this one arrived 25 minutes ago.
+    let mut app = on_duty(
+        setup(),
+        vec![inbound(1, Precedence::Immediate, 25)],
+        Vec::new(),
+    );
+    let effects = update(&mut app, Msg::Tick(now() + SignedDuration::from_mins(4)));
+    assert!(audits(&effects, "escalate").is_empty(), "{effects:?}");
+
+    let mut escalations = Vec::new();
+    let mut t = now() + SignedDuration::from_mins(5);
+    for _ in 0..20 {
+        let effects = update(&mut app, Msg::Tick(t));
+        escalations.extend(audits(&effects, "escalate").into_iter().map(String::from));
+        t += SignedDuration::from_secs(30);
+    }
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert!(
+        escalations[0].contains(&id(1).to_string()),
+        "{escalations:?}"
+    );
+    assert!(escalations[0].contains("IMMEDIATE"), "{escalations:?}");
+    assert_eq!(app.alarms.len(), 1);
+    assert!(app.alarms[0].text.contains("OVERDUE"));
+}
+
+#[test]
+fn rebound_keys_drive_input_footer_and_help() {
+    let mut overrides = BTreeMap::new();
+    overrides.insert("acknowledge".to_string(), "k".to_string());
+    let keymap = Keymap::with_overrides(&overrides).expect("valid rebinding");
+    let mut app = on_duty(
+        Setup { keymap, ..setup() },
+        vec![inbound(1, Precedence::Routine, 3)],
+        Vec::new(),
+    );
+    assert!(press(&mut app, KeyCode::Char('a')).is_empty());
+    let effects = press(&mut app, KeyCode::Char('k'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Acknowledge { id: a, .. }] if *a == id(1)),
+        "{effects:?}"
+    );
+
+    let footer = app.setup.keymap.footer(Context::Queue);
+    assert!(
+        footer.iter().any(|(k, l)| k == "k" && *l == "acknowledge"),
+        "{footer:?}"
+    );
+    assert!(!footer.iter().any(|(k, _)| k == "a"), "{footer:?}");
+    let shown = screen(&app, 120, 40);
+    let footer_line = shown.lines().last().expect("a footer line");
+    assert!(footer_line.contains(" k acknowledge"), "{footer_line}");
+
+    press(&mut app, KeyCode::F(1));
+    assert!(app.help);
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("  k          acknowledge the selected message"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("  a          acknowledge"),
+        "the old key is gone from help:\n{shown}"
+    );
+}
+
+/// The status bar's second line lists every peer's link first; with two
+/// peers the unacknowledged counts and the FLASH alert fell off the end of
+/// an 80-column terminal.
+#[test]
+fn flash_unacknowledged_is_visible_at_80_columns() {
+    let app = on_duty(setup(), queue_rows(), Vec::new());
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("FLASH UNACKNOWLEDGED"), "{shown}");
+    assert!(shown.contains("UNACK Z:1 O:2 P:0 R:1"), "{shown}");
+}
+
+/// The help overlay listed every context in table order without scrolling,
+/// so the keys of the compose form (F5 release, F2 preview) and of the
+/// confirmations could not be seen at 80x24 or even 120x40.
+#[test]
+fn help_shows_the_keys_of_the_screen_it_was_opened_from() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = on_duty(setup(), Vec::new(), Vec::new());
+        compose(&mut app, "miss");
+        press(&mut app, KeyCode::F(1));
+        assert!(app.help);
+        let shown = screen(&app, w, h);
+        assert!(
+            shown.contains("release the message") && shown.contains("F5"),
+            "{w}x{h}:\n{shown}"
+        );
+        assert!(shown.contains("F2"), "{w}x{h}:\n{shown}");
+    }
+}
+
+#[test]
+fn the_confirmation_has_its_own_footer() {
+    let mut app = on_duty(setup(), vec![inbound(1, Precedence::Flash, 3)], Vec::new());
+    press(&mut app, KeyCode::Char('a'));
+    let shown = screen(&app, 120, 40);
+    let footer = shown.lines().last().expect("a footer line");
+    assert!(
+        footer.contains(" y yes") && footer.contains(" Esc no"),
+        "{footer}"
+    );
+}
+
+// ===========================================================================
+// B. Snapshots of the main screens
+
+#[test]
+fn snapshot_login() {
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(queue_rows(), sent_rows()));
+    type_text(&mut app, "j.smith");
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "secret");
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("LOCKED"), "{shown}");
+    assert!(
+        shown.contains("FLASH 1  IMMEDIATE 2  PRIORITY 0  ROUTINE 1"),
+        "{shown}"
+    );
+    assert!(shown.contains("••••••"), "{shown}");
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(
+        !shown.contains("Ballistic"),
+        "a locked console shows counts, never content:\n{shown}"
+    );
+    snapshot("login", &app);
+}
+
+#[test]
+fn snapshot_handover() {
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(queue_rows(), sent_rows()));
+    update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    assert_eq!(app.screen, Screen::Handover);
+    snapshot("handover", &app);
+}
+
+#[test]
+fn snapshot_inbound_queue() {
+    let app = on_duty(setup(), queue_rows(), sent_rows());
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("5 messages, 4 unacknowledged"), "{shown}");
+    assert!(shown.contains("OVERDUE 10m"), "{shown}");
+    assert!(shown.contains("ACK j.smith"), "{shown}");
+    snapshot("queue", &app);
+}
+
+#[test]
+fn snapshot_sent_list() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, Screen::Sent);
+    let shown = screen(&app, 120, 40);
+    for state in [
+        "QUEUED",
+        "SENT, NO RECEIPT",
+        "RECEIVED BY PEER",
+        "ACK BY i.petrov",
+        "REFUSED: unknown",
+        "CANCELLED",
+    ] {
+        assert!(shown.contains(state), "{state}:\n{shown}");
+    }
+    snapshot("sent", &app);
+}
+
+#[test]
+fn snapshot_message_rendered_and_original() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    open_message(&mut app, 11, launch_message());
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("RENDERED in your language"), "{shown}");
+    assert!(
+        shown.contains("Ballistic missile launch notification"),
+        "{shown}"
+    );
+    assert!(shown.contains("NOT ACKNOWLEDGED"), "{shown}");
+    snapshot("message_rendered", &app);
+
+    assert!(press(&mut app, KeyCode::Char('o')).is_empty());
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("THE SENDER'S ORIGINAL (ru)"), "{shown}");
+    assert!(
+        shown.contains("Уведомление о пуске баллистической ракеты"),
+        "{shown}"
+    );
+    snapshot("message_original", &app);
+
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.screen, Screen::Queue);
+    assert!(app.reading.is_none());
+}
+
+#[test]
+fn snapshot_compose_with_an_invalid_field() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "yesterday", "1000");
+    let form = app.form.as_ref().expect("form");
+    assert!(form.problem(0, app.now).is_some(), "launch time is invalid");
+    assert!(form.problem(5, app.now).is_some(), "count is out of range");
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("✗"), "{shown}");
+    snapshot("compose_invalid", &app);
+}
+
+#[test]
+fn snapshot_picker() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Char('c'));
+    snapshot("picker", &app);
+}
+
+#[test]
+fn snapshot_preview() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::Tab); // past Remarks to Free text
+    type_text(&mut app, "Planned test.");
+    press(&mut app, KeyCode::F(2));
+    assert!(app.preview);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("PREVIEW English"), "{shown}");
+    assert!(shown.contains("PREVIEW русский"), "{shown}");
+    snapshot("preview", &app);
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.preview, "Esc closes the preview, not the draft");
+    assert!(app.form.is_some());
+}
+
+#[test]
+fn snapshot_release_confirmation() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::F(5));
+    assert_eq!(app.confirm, Some(Confirm::Release));
+    snapshot("release_confirm", &app);
+}
+
+#[test]
+fn snapshot_acknowledge_confirmation() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    select(&mut app, 11);
+    press(&mut app, KeyCode::Char('a'));
+    assert!(matches!(app.confirm, Some(Confirm::Acknowledge { .. })));
+    snapshot("ack_confirm", &app);
+}
+
+#[test]
+fn snapshot_help() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::F(1));
+    assert!(app.help);
+    snapshot("help", &app);
+    assert!(
+        press(&mut app, KeyCode::Char('a')).is_empty(),
+        "any key closes help"
+    );
+    assert!(!app.help);
+}
+
+#[test]
+fn no_color_uses_no_colour_and_states_read_as_words() {
+    let mut app = on_duty(
+        Setup {
+            no_color: true,
+            ..setup()
+        },
+        queue_rows(),
+        sent_rows(),
+    );
+    // FLASH flashing on, an alarm raised: the loudest the console gets.
+    update(&mut app, Msg::Tick(now() + SignedDuration::from_secs(1)));
+    let mut words = String::new();
+    let mut check_screen = |app: &App, what: &str| {
+        for (w, h) in [(80, 24), (120, 40)] {
+            let buffer = draw(app, w, h);
+            for (i, cell) in buffer.content.iter().enumerate() {
+                assert!(
+                    cell.fg == Color::Reset && cell.bg == Color::Reset,
+                    "{what} {w}x{h}: cell {i} {:?} has colour {:?} on {:?}",
+                    cell.symbol(),
+                    cell.fg,
+                    cell.bg
+                );
+            }
+            words.push_str(&text(&buffer));
+        }
+    };
+    check_screen(&app, "queue");
+    press(&mut app, KeyCode::Tab);
+    check_screen(&app, "sent");
+    press(&mut app, KeyCode::Tab);
+    select(&mut app, 11);
+    open_message(&mut app, 11, launch_message());
+    check_screen(&app, "message");
+    press(&mut app, KeyCode::Esc);
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "yesterday", "1");
+    check_screen(&app, "compose");
+    press(&mut app, KeyCode::F(1));
+    check_screen(&app, "help");
+    press(&mut app, KeyCode::Esc);
+    ctrl(&mut app, 'l');
+    check_screen(&app, "login");
+    for word in [
+        "UNACK",
+        "OVERDUE",
+        "REFUSED",
+        "FLASH UNACKNOWLEDGED",
+        "○ DOWN",
+        "● UP",
+        "✗",
+        "LOCKED",
+    ] {
+        assert!(words.contains(word), "`{word}` is not shown");
+    }
+}
+
+// ===========================================================================
+// C. Hostile text from the wire
+
+fn hostile_message() -> Message {
+    let mut m = launch_message();
+    m.text = format!("free {EVIL}\nsecond line\u{1b}[0m");
+    m.fields.insert("remarks".into(), format!("remarks {EVIL}"));
+    m.original.text = format!("{}\noriginal {EVIL}", m.original.text);
+    m
+}
+
+fn assert_placeholders(shown: &str) {
+    for placeholder in [
+        "␛[2J",
+        "␛]0;pwned␇",
+        "␛]52;c;SGVsbG8=␇",
+        "⟨U+202E⟩",
+        "⟨U+200B⟩",
+        "⟨U+2066⟩",
+    ] {
+        assert!(
+            shown.contains(placeholder),
+            "{placeholder} missing:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn hostile_text_in_a_message_is_shown_inert() {
+    let row = acknowledged(inbound(11, Precedence::Flash, 2), &format!("ack {EVIL}"));
+    let mut app = on_duty(setup(), vec![row], Vec::new());
+    open_message(&mut app, 11, hostile_message());
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        assert_inert(&draw(&app, w, h));
+    }
+    // Wide enough that no placeholder is cut by wrapping.
+    let shown = screen(&app, 200, 60);
+    assert!(shown.contains("free clear␛[2J"), "{shown}");
+    assert!(shown.contains("remarks clear␛[2J"), "{shown}");
+    assert!(shown.contains("acknowledged by ack clear␛[2J"), "{shown}");
+    assert_placeholders(&shown);
+
+    press(&mut app, KeyCode::Char('o'));
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        assert_inert(&draw(&app, w, h));
+    }
+    let shown = screen(&app, 200, 60);
+    assert!(shown.contains("original clear␛[2J"), "{shown}");
+    assert_placeholders(&shown);
+}
+
+#[test]
+fn hostile_text_in_queue_rows_is_shown_inert() {
+    let rows = vec![
+        // ack_by and operator are text from the wire.
+        MessageRow {
+            operator: EVIL.into(),
+            ..acknowledged(inbound(1, Precedence::Routine, 2), "\u{202E}\u{1b}]0;x")
+        },
+        // An unknown template's id is shown as it came.
+        MessageRow {
+            template_id: format!("\u{200B}{EVIL}"),
+            peer: format!("P\u{2066}{EVIL}"),
+            ..inbound(2, Precedence::Flash, 1)
+        },
+    ];
+    let sent = vec![MessageRow {
+        refusal: Some(format!("\u{1b}[2J{EVIL}")),
+        ..outbound(3, Precedence::Routine, 1, "refused")
+    }];
+    let mut app = on_duty(setup(), rows.clone(), sent.clone());
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let buffer = draw(&app, w, h);
+        assert_inert(&buffer);
+    }
+    let shown = screen(&app, 200, 60);
+    assert!(shown.contains("ACK ⟨U+202E⟩"), "{shown}");
+    assert!(shown.contains("⟨U+200B⟩clear␛[2J"), "{shown}");
+    assert!(shown.contains("P⟨U+2066⟩"), "{shown}");
+
+    press(&mut app, KeyCode::Tab);
+    for (w, h) in [(80, 24), (200, 60)] {
+        assert_inert(&draw(&app, w, h));
+    }
+    assert!(screen(&app, 200, 60).contains("REFUSED: ␛[2Jclear␛[2J"));
+
+    // The handover summary and the log-in screen show the same rows.
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(rows, sent));
+    assert_inert(&draw(&app, 120, 40));
+    update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    for (w, h) in [(80, 24), (200, 60)] {
+        assert_inert(&draw(&app, w, h));
+    }
+    let shown = screen(&app, 200, 60);
+    assert!(shown.contains("⟨U+200B⟩clear␛[2J"), "{shown}");
+}
+
+/// Regression: the message view printed the sender's language and the
+/// template id as they came from the wire in its heading ("THE SENDER'S
+/// ORIGINAL (…)" and "not rendered here because …"), outside the sanitizer.
+/// ratatui happens to drop the control and zero-width characters itself, so
+/// nothing reached the terminal, but the operator was not shown that
+/// something odd was sent: the placeholders must be visible.
+#[test]
+fn sender_language_and_template_id_from_the_wire_are_inert() {
+    let mut unknown_language = launch_message();
+    unknown_language.original.language = "ru\u{202E}\u{1b}]0;pwned\u{07}".into();
+    let mut unknown_template = launch_message();
+    unknown_template.template.id = "launch\u{202E}\u{200B}\u{1b}[2J".into();
+    let cases = [
+        (unknown_language, "ru⟨U+202E⟩␛]0;pwned␇"),
+        (unknown_template, "launch⟨U+202E⟩⟨U+200B⟩␛[2J"),
+    ];
+    for (message, placeholder) in cases {
+        let mut app = on_duty(setup(), vec![inbound(11, Precedence::Flash, 2)], Vec::new());
+        open_message(&mut app, 11, message);
+        for (w, h) in [(80, 24), (200, 60)] {
+            assert_inert(&draw(&app, w, h));
+        }
+        let shown = screen(&app, 200, 60);
+        assert!(shown.contains("not rendered here"), "{shown}");
+        assert!(
+            shown.contains(placeholder),
+            "{placeholder} missing:\n{shown}"
+        );
+        press(&mut app, KeyCode::Char('o'));
+        for (w, h) in [(80, 24), (200, 60)] {
+            assert_inert(&draw(&app, w, h));
+        }
+    }
+    let mut app = on_duty(setup(), vec![inbound(11, Precedence::Flash, 2)], Vec::new());
+    let mut message = launch_message();
+    message.original.language = "ru\u{202E}".into();
+    open_message(&mut app, 11, message);
+    press(&mut app, KeyCode::Char('o'));
+    let shown = screen(&app, 200, 60);
+    assert!(
+        shown.contains("THE SENDER'S ORIGINAL (ru⟨U+202E⟩)"),
+        "{shown}"
+    );
+}
+
+// ===========================================================================
+// D. A queue of 100,000 messages
+
+#[test]
+fn a_hundred_thousand_rows_draw_only_what_is_visible() {
+    const ROWS: u64 = 100_000;
+    // Already in queue order (oldest first, all ROUTINE), as the journal
+    // lists them. Each row's sender is unique, so a drawn row names itself.
+    let rows: Vec<MessageRow> = (1..=ROWS)
+        .map(|n| {
+            let stored = now() - SignedDuration::from_secs((ROWS + 1 - n) as i64);
+            MessageRow {
+                peer: format!("PEER{n}"),
+                stored_at: stamp(stored),
+                released_at: stamp(stored),
+                ..inbound(u128::from(n), Precedence::Routine, 0)
+            }
+        })
+        .collect();
+    let mut app = on_duty(setup(), rows, Vec::new());
+    assert_eq!(app.inbound.len(), 100_000);
+
+    // The one selected row drawn, and the rows of the table in order.
+    let drawn = |app: &App| -> (String, Vec<String>) {
+        let shown = screen(app, 80, 24);
+        assert!(
+            shown.contains("100000 messages, 100000 unacknowledged"),
+            "{shown}"
+        );
+        // The rows: after the column header, up to the first blank line.
+        let table: Vec<String> = shown
+            .lines()
+            .skip_while(|l| !l.contains("PREC"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        assert!(table.len() > 10, "a screenful of rows:\n{shown}");
+        let selected: Vec<&String> = table.iter().filter(|l| l.starts_with('▶')).collect();
+        assert_eq!(selected.len(), 1, "one selected row on screen:\n{shown}");
+        (selected[0].clone(), table)
+    };
+    let peer = |app: &App| format!(" {} ", app.inbound[app.selected_in].peer);
+
+    assert_eq!(app.selected_in, 0);
+    let (line, table) = drawn(&app);
+    assert!(line.contains(" PEER1 "), "{line}");
+    assert!(table[0].starts_with('▶'), "the first row is at the top");
+
+    for _ in 0..3 {
+        press(&mut app, KeyCode::PageDown);
+    }
+    assert_eq!(app.selected_in, 3 * PAGE);
+    let (line, _) = drawn(&app);
+    assert!(line.contains(&peer(&app)), "{line}");
+    assert!(line.contains(" PEER31 "), "{line}");
+
+    // To the end (the lists have no End key; this is where paging ends).
+    app.selected_in = app.inbound.len() - 1;
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.selected_in, 99_999, "PageDown stops at the last row");
+    let (line, table) = drawn(&app);
+    assert!(line.contains(" PEER100000 "), "{line}");
+    assert!(
+        table.last().is_some_and(|l| l.starts_with('▶')),
+        "the last message is the last row drawn: {table:#?}"
+    );
+    assert!(table[table.len() - 2].contains(" PEER99999 "), "{table:#?}");
+
+    press(&mut app, KeyCode::PageUp);
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.selected_in, 99_999 - PAGE - 1);
+    let (line, _) = drawn(&app);
+    assert!(line.contains(" PEER99989 "), "{line}");
+
+    press(&mut app, KeyCode::Down);
+    assert!(drawn(&app).0.contains(" PEER99990 "));
+}
+
+/// Regression: the SER column was four characters wide, so serial 12345 was
+/// drawn as "1234" and 100000 as "1000": a wrong serial, not a cut one.
+#[test]
+fn serials_above_9999_are_shown_whole() {
+    let mut app = on_duty(
+        setup(),
+        vec![MessageRow {
+            serial: 12_345,
+            ..inbound(1, Precedence::Routine, 1)
+        }],
+        vec![MessageRow {
+            serial: 100_000,
+            ..outbound(2, Precedence::Routine, 1, "sent")
+        }],
+    );
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains(" 12345 "), "{w}x{h}:\n{shown}");
+    }
+    press(&mut app, KeyCode::Tab);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains(" 100000 "), "{w}x{h}:\n{shown}");
+    }
+}
+
+/// Regression: the LEFT column was eleven characters wide, so a message
+/// 1305 minutes overdue read "OVERDUE 130", ten times less than it was.
+#[test]
+fn long_overdue_times_are_shown_whole() {
+    // ROUTINE: six hours to acknowledge; this one arrived 6 h + 21 h 45 m ago.
+    let app = on_duty(
+        setup(),
+        vec![inbound(1, Precedence::Routine, 6 * 60 + 1305)],
+        Vec::new(),
+    );
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        let row = shown
+            .lines()
+            .find(|l| l.starts_with('▶'))
+            .expect("the selected row");
+        let left = row
+            .split("OVERDUE ")
+            .nth(1)
+            .expect("the row says OVERDUE")
+            .trim();
+        assert!(
+            ["1305m", "21h45m", "21h 45m", "21:45"].contains(&left),
+            "{w}x{h}: `OVERDUE {left}`:\n{shown}"
+        );
+    }
+}
