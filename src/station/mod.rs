@@ -377,8 +377,8 @@ impl Station {
         let mut unacknowledged: HashMap<String, usize> =
             Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
         let mut outbound_pending = 0;
-        if let Ok(rows) = self.inner.journal.list(Direction::In) {
-            for r in rows.iter().filter(|r| r.state == "received") {
+        if let Ok(rows) = self.inner.journal.in_state(Direction::In, "received") {
+            for r in &rows {
                 *unacknowledged.entry(r.precedence.to_string()).or_default() += 1;
             }
         }

@@ -21,10 +21,14 @@ use crate::domain::{MessageId, Precedence, StationName};
 use crate::store::{Journal, StoreError};
 use crate::wire::{Frame, FrameKind};
 
-/// Streams in flight per peer for non-FLASH traffic.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// Streams in flight per peer for non-FLASH traffic. Kept small: everything
+/// below the send queue (the peer's journal writer, the CPU) is first come
+/// first served, so a FLASH waits behind whatever is already in flight.
+/// Measured: 16 in flight keeps nearly all the throughput of 64 at a quarter
+/// of the round trip (`cargo bench --bench link`).
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Extra streams only FLASH may use.
-pub const FLASH_RESERVE: usize = 16;
+pub const FLASH_RESERVE: usize = 8;
 /// Pause before an item whose exchange failed while the link stayed up is
 /// offered again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);

@@ -175,6 +175,8 @@ struct Memory {
     overdue_alarmed: HashSet<MessageId>,
     gap_first_seen: HashMap<(StationName, u64), Instant>,
     gap_reported: HashSet<(StationName, u64)>,
+    /// Per peer, the serial up to which everything has arrived.
+    contiguous: HashMap<StationName, u64>,
     next_link_test: HashMap<StationName, Instant>,
 }
 
@@ -192,9 +194,20 @@ pub async fn run(inner: Arc<Inner>) {
             () = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,
         }
-        flash_alarms(&inner, &mut memory);
-        overdue(&inner, &mut memory);
-        gaps(&inner, &mut memory);
+        // The checks read the journal: off the async workers.
+        let checks = {
+            let inner = inner.clone();
+            tokio::task::spawn_blocking(move || {
+                flash_alarms(&inner, &mut memory);
+                overdue(&inner, &mut memory);
+                gaps(&inner, &mut memory);
+                memory
+            })
+        };
+        memory = match checks.await {
+            Ok(m) => m,
+            Err(_) => return,
+        };
         let due: Vec<StationName> = memory
             .next_link_test
             .iter()
@@ -220,14 +233,15 @@ fn age_of(at: &str) -> Option<Duration> {
 }
 
 fn flash_alarms(inner: &Inner, memory: &mut Memory) {
-    let Ok(rows) = inner.journal.list(Direction::Out) else {
-        return;
-    };
     let limit = inner.config.link.flash_receipt_alarm;
-    for r in rows {
-        let waiting = r.state == "queued" || r.state == "sent";
+    let waiting = ["queued", "sent"].into_iter().flat_map(|state| {
+        inner
+            .journal
+            .in_state(Direction::Out, state)
+            .unwrap_or_default()
+    });
+    for r in waiting {
         if r.precedence == Precedence::Flash
-            && waiting
             && age_of(&r.stored_at).is_some_and(|a| a > limit)
             && memory.flash_alarmed.insert(r.id)
         {
@@ -247,10 +261,10 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
 }
 
 fn overdue(inner: &Inner, memory: &mut Memory) {
-    let Ok(rows) = inner.journal.list(Direction::In) else {
+    let Ok(rows) = inner.journal.in_state(Direction::In, "received") else {
         return;
     };
-    for r in rows.iter().filter(|r| r.state == "received") {
+    for r in &rows {
         let deadline = inner.config.deadlines.for_precedence(r.precedence);
         if age_of(&r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
         {
@@ -286,12 +300,22 @@ fn gaps(inner: &Inner, memory: &mut Memory) {
         if highest == 0 {
             continue;
         }
-        let Ok(have) = inner.journal.received_serials(peer.as_str()) else {
+        // Everything up to `contiguous` has arrived; only the rest is read.
+        let contiguous = memory.contiguous.get(&peer).copied().unwrap_or(0);
+        let Ok(have) = inner
+            .journal
+            .received_serials(peer.as_str(), contiguous, highest)
+        else {
             continue;
         };
         let have: HashSet<u64> = have.into_iter().collect();
+        let mut next = contiguous;
+        while have.contains(&(next + 1)) {
+            next += 1;
+        }
+        memory.contiguous.insert(peer.clone(), next);
         let mut newly = Vec::new();
-        for serial in 1..=highest {
+        for serial in contiguous + 1..=highest {
             let key = (peer.clone(), serial);
             if have.contains(&serial) {
                 memory.gap_first_seen.remove(&key);

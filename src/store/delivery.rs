@@ -128,17 +128,20 @@ impl Journal {
         })
     }
 
-    /// The serials received from `peer`.
-    pub fn received_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
+    /// The serials received from `peer` in `above+1 ..= up_to` (served by
+    /// the unique index on direction, peer and serial).
+    pub fn received_serials(
+        &self,
+        peer: &str,
+        above: u64,
+        up_to: u64,
+    ) -> Result<Vec<u64>, StoreError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT serial FROM messages WHERE direction = 'in' AND peer = ?1")?;
-            let rows = stmt.query_map([peer], |r| r.get::<_, i64>(0))?;
-            Ok(rows
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .map(|s| s as u64)
-                .collect())
+            let mut stmt = c.prepare_cached(
+                "SELECT serial FROM messages WHERE direction = 'in' AND peer = ?1 AND serial > ?2 AND serial <= ?3 ORDER BY serial",
+            )?;
+            let rows = stmt.query_map(params![peer, above as i64, up_to as i64], |r| r.get::<_, i64>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
         })
     }
 

@@ -63,10 +63,10 @@ pub enum InboundOutcome {
     Duplicate,
 }
 
-const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, exercise, template_id, template_version, \
+pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, exercise, template_id, template_version, \
      released_at, stored_at, operator, state, receipt_at, ack_by, ack_at, refusal";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let id: String = r.get(0)?;
     let direction: String = r.get(1)?;
     let precedence: u8 = r.get(4)?;
@@ -234,6 +234,18 @@ impl Journal {
             let rows = stmt
                 .query_map([dir.as_str()], row)?
                 .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The messages of one direction in one state (served by the queue
+    /// index, so the timers never read the whole journal).
+    pub fn in_state(&self, dir: Direction, state: &str) -> Result<Vec<MessageRow>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 AND state = ?2 ORDER BY precedence, stored_at"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params![dir.as_str(), state], row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
     }

@@ -191,8 +191,22 @@ impl Journal {
             });
             (ok, done)
         });
-        if let Err(mpsc::SendError(job)) = writer.send(job) {
-            drop(job);
+        // Never block an async worker on a full queue: hand the wait to a
+        // blocking thread instead (the queue being full is backpressure).
+        match writer.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                let writer = writer.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => {
+                        handle.spawn_blocking(move || writer.send(job));
+                    }
+                    Err(_) => {
+                        let _ = writer.send(job);
+                    }
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {}
         }
         Pending(rx)
     }
