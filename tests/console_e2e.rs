@@ -636,6 +636,7 @@ fn deliver_as_peer(keys: &StationKeys, to: &PeerKeys, addr: SocketAddr, sealed: 
             time: Timestamp::now(),
             boot: Timestamp::now().as_nanosecond() as u64,
             highest_serial: 0,
+            cancelled: Vec::new(),
             audit_head: None,
         };
         let answer = exchange(Frame::new(

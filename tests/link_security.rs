@@ -116,6 +116,7 @@ impl Raw {
             time: Timestamp::now(),
             boot: Timestamp::now().as_nanosecond() as u64,
             highest_serial: 0,
+            cancelled: Vec::new(),
             audit_head: None,
         };
         let doc = docs::sign(Kind::Hello, &body, keys);

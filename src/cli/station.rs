@@ -316,11 +316,14 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         let health = &status["health"][peer];
         println!(
             "  {peer}: {}  path {}  rtt {}  last traffic {}  last link test {} {}",
-            if l["up"] == Value::Bool(true) {
-                "UP"
-            } else {
-                "DOWN"
-            },
+            health["state"]
+                .as_str()
+                .unwrap_or(if l["up"] == Value::Bool(true) {
+                    "up"
+                } else {
+                    "down"
+                })
+                .to_uppercase(),
             l["path"].as_str().unwrap_or("-"),
             l["rtt_ms"]
                 .as_u64()

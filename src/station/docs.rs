@@ -41,6 +41,10 @@ pub struct HelloBody {
     pub time: Timestamp,
     pub boot: u64,
     pub highest_serial: u64,
+    /// Serials released and then cancelled before sending: accounted for,
+    /// never a gap.
+    #[serde(default)]
+    pub cancelled: Vec<u64>,
     pub audit_head: Option<Head>,
 }
 
@@ -118,6 +122,10 @@ pub struct LinkTestBody {
     pub to: StationName,
     pub time: Timestamp,
     pub highest_serial: u64,
+    /// Serials released and then cancelled before sending: accounted for,
+    /// never a gap.
+    #[serde(default)]
+    pub cancelled: Vec<u64>,
     pub audit_head: Option<Head>,
 }
 

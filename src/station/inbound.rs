@@ -76,6 +76,10 @@ pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
         time: Timestamp::now(),
         boot: inner.boot,
         highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        cancelled: inner
+            .journal
+            .cancelled_serials(peer.as_str())
+            .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
     };
     docs::sign(Kind::Hello, &body, &inner.keys)
@@ -92,6 +96,7 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
         let mut health = inner.health();
         let h = health.entry(peer.clone()).or_default();
         h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
+        h.cancelled.extend(body.cancelled.iter().copied());
         h.clock_skew_ms = Some(skew_ms);
     }
     if skew_ms.unsigned_abs() > bound.as_millis() as u64 {
@@ -313,6 +318,7 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         let mut health = inner.health();
         let h = health.entry(peer.clone()).or_default();
         h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
+        h.cancelled.extend(body.cancelled.iter().copied());
     }
     if let Err(e) = inner
         .journal
@@ -338,6 +344,10 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         to: peer.clone(),
         time: Timestamp::now(),
         highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        cancelled: inner
+            .journal
+            .cancelled_serials(peer.as_str())
+            .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
     };
     let sealed = docs::seal_link_test(&reply, &inner.keys, &peer_keys).ok()?;

@@ -78,9 +78,16 @@ impl Default for Options {
 /// What the station knows of one peer's health beyond the link itself.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct PeerHealth {
+    /// `up`, `degraded` (on the backup path, a failed link test, or a clock
+    /// beyond the skew bound) or `down`; set when the status is read.
+    #[serde(default)]
+    pub state: String,
     pub last_link_test: Option<String>,
     pub last_link_test_ok: Option<bool>,
     pub declared_highest_serial: u64,
+    /// Serials the peer declared cancelled before sending.
+    #[serde(skip)]
+    pub cancelled: std::collections::BTreeSet<u64>,
     pub clock_skew_ms: Option<i64>,
 }
 
@@ -385,16 +392,32 @@ impl Station {
         for q in self.inner.queues.values() {
             outbound_pending += q.len();
         }
+        let links = self.inner.link().map(Link::status).unwrap_or_default();
+        let skew_bound = self.inner.config.link.max_clock_skew.as_millis() as u64;
+        let mut health: HashMap<String, PeerHealth> = self
+            .inner
+            .health()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        for l in &links {
+            let h = health.entry(l.peer.clone()).or_default();
+            let degraded = l.path == Some(crate::link::PathKind::Backup)
+                || h.last_link_test_ok == Some(false)
+                || h.clock_skew_ms
+                    .is_some_and(|s| s.unsigned_abs() > skew_bound);
+            h.state = match (l.up, degraded) {
+                (false, _) => "down",
+                (true, true) => "degraded",
+                (true, false) => "up",
+            }
+            .to_string();
+        }
         Status {
             station: self.inner.keys.name.to_string(),
             exercise: self.inner.options.exercise_only,
-            links: self.inner.link().map(Link::status).unwrap_or_default(),
-            health: self
-                .inner
-                .health()
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            links,
+            health,
             unacknowledged,
             outbound_pending,
         }

@@ -95,6 +95,10 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
         to: peer.clone(),
         time: Timestamp::now(),
         highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        cancelled: inner
+            .journal
+            .cancelled_serials(peer.as_str())
+            .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
     };
     let sealed = docs::seal_link_test(&body, &inner.keys, &keys).map_err(|e| e.to_string())?;
@@ -127,6 +131,7 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
             let mut health = inner.health();
             let h = health.entry(peer.clone()).or_default();
             h.declared_highest_serial = h.declared_highest_serial.max(reply.highest_serial);
+            h.cancelled.extend(reply.cancelled.iter().copied());
             (true, reply.audit_head.clone())
         }
         Err(_) => (false, None),
@@ -290,13 +295,13 @@ fn overdue(inner: &Inner, memory: &mut Memory) {
 /// serial at or below the peer's declared highest that has not arrived
 /// within the retry window is a gap.
 fn gaps(inner: &Inner, memory: &mut Memory) {
-    let declared: Vec<(StationName, u64)> = inner
+    let declared: Vec<(StationName, u64, std::collections::BTreeSet<u64>)> = inner
         .health()
         .iter()
-        .map(|(p, h)| (p.clone(), h.declared_highest_serial))
+        .map(|(p, h)| (p.clone(), h.declared_highest_serial, h.cancelled.clone()))
         .collect();
     let window = inner.config.link.retry_window;
-    for (peer, highest) in declared {
+    for (peer, highest, cancelled) in declared {
         if highest == 0 {
             continue;
         }
@@ -308,7 +313,7 @@ fn gaps(inner: &Inner, memory: &mut Memory) {
         else {
             continue;
         };
-        let have: HashSet<u64> = have.into_iter().collect();
+        let have: HashSet<u64> = have.into_iter().chain(cancelled.iter().copied()).collect();
         let mut next = contiguous;
         while have.contains(&(next + 1)) {
             next += 1;

@@ -128,6 +128,17 @@ impl Journal {
         })
     }
 
+    /// Serials released to `peer` and cancelled before they were sent.
+    pub fn cancelled_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = 'cancelled' ORDER BY serial",
+            )?;
+            let rows = stmt.query_map([peer], |r| r.get::<_, i64>(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
+        })
+    }
+
     /// The serials received from `peer` in `above+1 ..= up_to` (served by
     /// the unique index on direction, peer and serial).
     pub fn received_serials(

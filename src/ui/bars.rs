@@ -61,7 +61,9 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     for (peer, _) in &app.setup.peers {
         let link = links.iter().find(|l| &l.peer == peer);
         let health = app.status.as_ref().and_then(|s| s.health.get(peer));
+        let degraded = health.is_some_and(|h| h.state == "degraded");
         let (mark, style) = match link {
+            Some(l) if l.up && degraded => ("◐ DEGRADED", theme.warn()),
             Some(l) if l.up => ("● UP", theme.ok()),
             _ => ("○ DOWN", theme.alert()),
         };
