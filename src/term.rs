@@ -18,7 +18,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 
 use crate::attach::{Remote, Streamed};
 use crate::compose::Draft;
-use crate::console::{App, Effect, Msg, Setup, TICK, update};
+use crate::console::{App, Effect, Msg, Setup, TICK, WhiteCellCommand, WhiteCellView, update};
 use crate::domain::{Message, MessageId, OperatorName};
 use crate::station::control::Request;
 use crate::station::{Station, Status};
@@ -276,10 +276,18 @@ impl Backend {
     }
 }
 
+/// A tabletop's white cell, for the facilitator's panel: where commands go,
+/// and where its state comes from.
+pub struct WhiteCellLink {
+    pub commands: mpsc::Sender<WhiteCellCommand>,
+    pub view: tokio::sync::watch::Receiver<WhiteCellView>,
+}
+
 struct World {
     backend: Arc<Backend>,
     tx: mpsc::Sender<Msg>,
     refresher: Arc<Refresher>,
+    white_cell: Option<mpsc::Sender<WhiteCellCommand>>,
 }
 
 impl World {
@@ -402,13 +410,24 @@ impl World {
                 let mut out = std::io::stdout();
                 let _ = out.write_all(b"\x07").and_then(|()| out.flush());
             }
+            Effect::WhiteCell(command) => {
+                if let Some(commands) = self.white_cell.clone() {
+                    tokio::spawn(async move {
+                        let _ = commands.send(command).await;
+                    });
+                }
+            }
             Effect::Quit => {}
         }
     }
 }
 
 /// Runs the console until the operator quits.
-pub async fn run(mut backend: Backend, setup: Setup) -> std::io::Result<()> {
+pub async fn run(
+    mut backend: Backend,
+    setup: Setup,
+    white_cell: Option<WhiteCellLink>,
+) -> std::io::Result<()> {
     let mut guard = TerminalGuard::enter()?;
     let (tx, mut rx) = mpsc::channel::<Msg>(MSG_BUFFER);
 
@@ -471,7 +490,21 @@ pub async fn run(mut backend: Backend, setup: Setup) -> std::io::Result<()> {
         }
     });
 
+    let commands = white_cell.map(|link| {
+        let (mut view, tx) = (link.view, tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let current = view.borrow_and_update().clone();
+                if tx.send(Msg::WhiteCell(current)).await.is_err() || view.changed().await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        link.commands
+    });
     let world = World {
+        white_cell: commands,
         backend: Arc::new(backend),
         tx,
         refresher: Arc::default(),

@@ -13,8 +13,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new(cmd: &str) -> Tmux {
-        let socket = format!("hotline-tabletop-{}", std::process::id());
+    /// A tmux server of its own, so tests running at once never share one.
+    fn new(name: &str, cmd: &str) -> Tmux {
+        let socket = format!("hotline-tabletop-{}-{name}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "-L",
@@ -101,7 +102,7 @@ fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
         fixture.display(),
         report.display()
     );
-    let tmux = Tmux::new(&cmd);
+    let tmux = Tmux::new("trainee", &cmd);
     tmux.wait_for("call sign", Duration::from_secs(20));
     tmux.text("alpha-1");
     tmux.keys(&["Enter"]);
@@ -216,4 +217,44 @@ fn list_shows_the_built_in_scenarios() {
     ] {
         assert!(text.contains(id), "{id} missing from:\n{text}");
     }
+}
+
+#[test]
+fn the_facilitator_pauses_and_resumes_the_scenario() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("aar.md");
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/short.toml");
+    let cmd = format!(
+        "cd {} && {} tabletop --scenario-file {} --report {}; echo TABLETOP-EXITED-$?; sleep 60",
+        dir.path().display(),
+        bin.display(),
+        fixture.display(),
+        report.display()
+    );
+    let tmux = Tmux::new("facilitator", &cmd);
+    tmux.wait_for("call sign", Duration::from_secs(20));
+    // Paused at once: the inject due at T+00:03 must not arrive.
+    tmux.keys(&["F9"]);
+    tmux.wait_for("WHITE CELL", Duration::from_secs(5));
+    tmux.keys(&["p"]);
+    tmux.wait_for("PAUSED", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(6));
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("PENDING"),
+        "paused: the inject is still pending\n{screen}"
+    );
+    assert!(
+        screen.contains("UNACK Z:0 O:0 P:0 R:0"),
+        "paused: nothing arrived\n{screen}"
+    );
+    // Control: resumed, it arrives.
+    tmux.keys(&["p", "Escape"]);
+    tmux.wait_for("UNACK Z:0 O:1", Duration::from_secs(15));
+    tmux.keys(&["C-q"]);
+    tmux.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));
+    let text = std::fs::read_to_string(&report).expect("report");
+    assert!(text.contains("paused by the facilitator"), "{text}");
+    assert!(text.contains("resumed by the facilitator"), "{text}");
 }

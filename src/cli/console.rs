@@ -61,7 +61,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         let station = Station::start(config, keys, Options::default()).await?;
         let socket = control::socket_path(&data_dir);
         let control = tokio::spawn(control::serve(station.clone(), socket));
-        let result = crate::term::run(Backend::Local(station.clone()), setup).await;
+        let result = crate::term::run(Backend::Local(station.clone()), setup, None).await;
         station.shutdown().await;
         let _ = control.await;
         result.context("the terminal")
@@ -86,7 +86,7 @@ fn attach(
             peers,
             events: Some(events),
         };
-        crate::term::run(backend, setup)
+        crate::term::run(backend, setup, None)
             .await
             .context("the terminal")
     })?;

@@ -94,11 +94,18 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
             two_person_flash: false,
             exercise_mode: true,
             call_sign_login: true,
-            keymap: Keymap::default(),
+            keymap: Keymap::default().with_white_cell(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         };
         let started = Timestamp::now();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(run::WHITE_CELL_COMMANDS);
+        let (view_tx, view_rx) =
+            tokio::sync::watch::channel(crate::console::WhiteCellView::default());
+        let link = crate::term::WhiteCellLink {
+            commands: commands_tx,
+            view: view_rx,
+        };
         let engine = Engine::new(scenario.clone());
         let cell = {
             let ex_trainee = exercise.trainee.clone();
@@ -108,11 +115,24 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
                     trainee: ex_trainee,
                     counterpart: ex_cp,
                 };
-                run::white_cell(&ex, engine, stop_rx).await
+                run::white_cell(
+                    &ex,
+                    engine,
+                    run::Facilitator {
+                        commands: commands_rx,
+                        view: view_tx,
+                    },
+                    stop_rx,
+                )
+                .await
             })
         };
-        let console =
-            crate::term::run(crate::term::Backend::Local(exercise.trainee.clone()), setup).await;
+        let console = crate::term::run(
+            crate::term::Backend::Local(exercise.trainee.clone()),
+            setup,
+            Some(link),
+        )
+        .await;
         let _ = stop_tx.send(true);
         let engine = cell.await.context("the white cell stopped unexpectedly")?;
         let elapsed = std::time::Duration::from_secs(

@@ -20,6 +20,7 @@ pub enum Context {
     Picker,
     Form,
     Confirm,
+    WhiteCell,
 }
 
 impl Context {
@@ -34,6 +35,7 @@ impl Context {
             Context::Picker => "template choice",
             Context::Form => "compose form",
             Context::Confirm => "confirmation",
+            Context::WhiteCell => "white cell (facilitator)",
         }
     }
 
@@ -73,6 +75,12 @@ pub enum Action {
     Release,
     Yes,
     No,
+    WhiteCell,
+    TogglePause,
+    Faster,
+    Slower,
+    SkipInject,
+    AdHocInject,
 }
 
 /// One binding: action, where, key, and what the footer and help say.
@@ -604,6 +612,64 @@ impl Default for Keymap {
 }
 
 impl Keymap {
+    /// Adds the facilitator's keys for a tabletop exercise.
+    pub fn with_white_cell(mut self) -> Keymap {
+        use Action::*;
+        use Context as C;
+        self.bindings.extend([
+            b(
+                WhiteCell,
+                C::Global,
+                Key::plain(KeyCode::F(9)),
+                "white cell",
+                "open or close the facilitator's panel",
+            ),
+            b(
+                TogglePause,
+                C::WhiteCell,
+                Key::ch('p'),
+                "pause/resume",
+                "pause or resume the scenario clock",
+            ),
+            b(
+                Faster,
+                C::WhiteCell,
+                Key::ch('+'),
+                "faster",
+                "run the scenario clock faster",
+            ),
+            b(
+                Slower,
+                C::WhiteCell,
+                Key::ch('-'),
+                "slower",
+                "run the scenario clock slower",
+            ),
+            b(
+                SkipInject,
+                C::WhiteCell,
+                Key::ch('s'),
+                "skip",
+                "skip the next inject (it is not scored)",
+            ),
+            b(
+                AdHocInject,
+                C::WhiteCell,
+                Key::ch('i'),
+                "inject",
+                "compose an ad-hoc message from the counterpart",
+            ),
+            b(
+                WhiteCell,
+                C::WhiteCell,
+                Key::plain(KeyCode::Esc),
+                "close",
+                "close the panel",
+            ),
+        ]);
+        self
+    }
+
     /// Applies rebindings (`action` → key text). Each rebinding replaces
     /// the action's first key in every context. Returns every problem:
     /// unknown actions, unreadable keys, text keys in text contexts, and two

@@ -31,9 +31,33 @@ pub const BELL_REPEAT: Duration = Duration::from_secs(15);
 /// Rows a page-up or page-down moves.
 pub const PAGE: usize = 10;
 
+/// What the facilitator (white cell) sees of a tabletop exercise.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct WhiteCellView {
+    pub scenario: String,
+    pub scenario_time: Duration,
+    pub speed: f64,
+    pub paused: bool,
+    /// Each inject: id, scenario time, state.
+    pub injects: Vec<(String, Duration, String)>,
+}
+
+/// What the facilitator asks of the white cell.
+#[derive(Debug)]
+pub enum WhiteCellCommand {
+    TogglePause,
+    Faster,
+    Slower,
+    SkipNext,
+    /// An ad-hoc message from the counterpart, outside the timeline.
+    Inject(Box<Draft>),
+}
+
 /// Everything that can happen to the console.
 #[derive(Debug)]
 pub enum Msg {
+    /// The white cell's state changed (tabletop only).
+    WhiteCell(WhiteCellView),
     Key(ratatui::crossterm::event::KeyEvent),
     Resized,
     Tick(Timestamp),
@@ -99,6 +123,8 @@ pub enum Effect {
     /// The operator's session ended (lock or idle): an attached console
     /// logs out of the station too.
     LoggedOut,
+    /// Tabletop: a facilitator's command for the white cell.
+    WhiteCell(WhiteCellCommand),
     RingBell,
     Quit,
 }
@@ -203,6 +229,11 @@ pub struct App {
     pub flash_on: bool,
     /// Recorded overdue escalations, so each is recorded once.
     pub escalated: HashMap<MessageId, Timestamp>,
+    /// Tabletop: the white cell's state, and whether its panel is open.
+    pub white_cell: Option<WhiteCellView>,
+    pub white_cell_open: bool,
+    /// The draft being composed is an ad-hoc inject from the white cell.
+    pub composing_inject: bool,
     /// A reply's references and peer, carried from the list to the form.
     pub reply_refs: Vec<MessageId>,
     pub reply_peer: Option<usize>,
@@ -236,6 +267,9 @@ impl App {
             last_bell: None,
             flash_on: false,
             escalated: HashMap::new(),
+            white_cell: None,
+            white_cell_open: false,
+            composing_inject: false,
             reply_refs: Vec::new(),
             reply_peer: None,
             quit: false,
@@ -244,6 +278,9 @@ impl App {
 
     /// Which keymap context the current screen or question is in.
     pub fn context(&self) -> Context {
+        if self.white_cell_open {
+            return Context::WhiteCell;
+        }
         if self.confirm.is_some() {
             return match self.confirm {
                 Some(Confirm::SecondOperator) => Context::Login,

@@ -20,6 +20,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Key(_) | Msg::Resized => Vec::new(),
         Msg::Tick(now) => tick(app, now),
+        Msg::WhiteCell(view) => {
+            app.white_cell = Some(view);
+            Vec::new()
+        }
         Msg::Station(event) => station_event(app, event),
         Msg::MissedEvents => vec![Effect::Refresh],
         Msg::Refreshed {
@@ -218,7 +222,14 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             return Vec::new();
         }
         Some(Action::Lock) => return lock(app, "operator"),
+        Some(Action::WhiteCell) if app.white_cell.is_some() => {
+            app.white_cell_open = !app.white_cell_open;
+            return Vec::new();
+        }
         _ => {}
+    }
+    if app.white_cell_open {
+        return white_cell_key(app, action);
     }
     if app.confirm.is_some() {
         return confirm_key(app, action, ev);
@@ -236,6 +247,25 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Screen::Picker => picker_key(app, action, ev),
         Screen::Form => form_key(app, action, ev),
     }
+}
+
+/// The facilitator's panel (tabletop only).
+fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    use super::WhiteCellCommand as W;
+    let command = match action {
+        Some(Action::TogglePause) => W::TogglePause,
+        Some(Action::Faster) => W::Faster,
+        Some(Action::Slower) => W::Slower,
+        Some(Action::SkipInject) => W::SkipNext,
+        Some(Action::AdHocInject) => {
+            app.white_cell_open = false;
+            let effects = start_compose(app, Vec::new());
+            app.composing_inject = true;
+            return effects;
+        }
+        _ => return Vec::new(),
+    };
+    vec![Effect::WhiteCell(command)]
 }
 
 fn typed(ev: &KeyEvent) -> Option<char> {
@@ -482,6 +512,7 @@ impl App {
 }
 
 fn start_compose(app: &mut App, references: Vec<crate::domain::MessageId>) -> Vec<Effect> {
+    app.composing_inject = false;
     app.picker = Default::default();
     app.reply_refs = references;
     app.reply_peer = None;
@@ -583,6 +614,7 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
         Some(Action::Back) if app.preview => app.preview = false,
         Some(Action::Back) => {
             app.form = None;
+            app.composing_inject = false;
             app.screen = Screen::Queue;
             app.notice = Some("draft abandoned".into());
         }
@@ -607,6 +639,7 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
             } else if !problems.is_empty() {
                 app.notice = Some(format!("cannot release yet: {}", problems.join("; ")));
             } else if form.precedence == Precedence::Flash
+                && !app.composing_inject
                 && app.setup.two_person_flash
                 && app.second_operator.is_none()
             {
@@ -681,6 +714,17 @@ fn release(app: &mut App) -> Vec<Effect> {
     let (Some(operator), Some(form)) = (app.operator.clone(), app.form.take()) else {
         return Vec::new();
     };
+    if std::mem::take(&mut app.composing_inject) {
+        app.screen = Screen::Queue;
+        app.preview = false;
+        app.notice = Some(format!(
+            "the white cell sends {} {} to the trainee",
+            form.precedence, form.template.id
+        ));
+        return vec![Effect::WhiteCell(super::WhiteCellCommand::Inject(
+            Box::new(form.draft()),
+        ))];
+    }
     let Some((to, _)) = app.setup.peers.get(form.peer).cloned() else {
         return Vec::new();
     };

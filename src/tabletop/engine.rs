@@ -71,9 +71,46 @@ struct Reply {
     at: Duration,
 }
 
+/// The scenario clock: scenario time advances at `speed` times real time,
+/// and not at all while paused. Changes rebase it, so earlier time counts at
+/// the speed it ran at.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    scenario_at_change: Duration,
+    real_at_change: Duration,
+    speed: f64,
+    paused: bool,
+}
+
+impl Clock {
+    fn scenario_time(&self, now: Duration) -> Duration {
+        if self.paused {
+            return self.scenario_at_change;
+        }
+        self.scenario_at_change + now.saturating_sub(self.real_at_change).mul_f64(self.speed)
+    }
+
+    fn rebase(&mut self, now: Duration) {
+        self.scenario_at_change = self.scenario_time(now);
+        self.real_at_change = now;
+    }
+}
+
+/// What the facilitator sees of the exercise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overview {
+    pub scenario_time: Duration,
+    pub speed: f64,
+    pub paused: bool,
+    /// Each inject: id, scenario time, state (pending, sent, delivered, skipped).
+    pub injects: Vec<(String, Duration, String)>,
+}
+
 #[derive(Debug)]
 pub struct Engine {
     pub scenario: Scenario,
+    clock: Clock,
+    skipped: HashSet<String>,
     issued: HashSet<String>,
     delivered: HashMap<String, (MessageId, Duration)>,
     acknowledged: HashMap<MessageId, (String, Duration)>,
@@ -84,6 +121,13 @@ pub struct Engine {
 impl Engine {
     pub fn new(scenario: Scenario) -> Engine {
         Engine {
+            clock: Clock {
+                scenario_at_change: Duration::ZERO,
+                real_at_change: Duration::ZERO,
+                speed: scenario.time_compression,
+                paused: false,
+            },
+            skipped: HashSet::new(),
             scenario,
             issued: HashSet::new(),
             delivered: HashMap::new(),
@@ -94,11 +138,15 @@ impl Engine {
     }
 
     /// What must be sent at real time `now`: injects whose time has come,
-    /// and follow-ups whose condition holds.
+    /// and follow-ups whose condition holds. Nothing while paused.
     pub fn due(&mut self, now: Duration) -> Vec<Send> {
         let mut out = Vec::new();
+        if self.clock.paused {
+            return out;
+        }
+        let scenario_now = self.clock.scenario_time(now);
         for inject in &self.scenario.injects {
-            if !self.issued.contains(&inject.id) && self.scenario.real(inject.at) <= now {
+            if !self.issued.contains(&inject.id) && inject.at <= scenario_now {
                 self.issued.insert(inject.id.clone());
                 self.timeline.push((
                     now,
@@ -143,6 +191,85 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Facilitator: stops the scenario clock (and follow-ups) at `now`.
+    pub fn pause(&mut self, now: Duration) {
+        if !self.clock.paused {
+            self.clock.rebase(now);
+            self.clock.paused = true;
+            self.timeline
+                .push((now, "paused by the facilitator".into()));
+        }
+    }
+
+    /// Facilitator: starts the scenario clock again.
+    pub fn resume(&mut self, now: Duration) {
+        if self.clock.paused {
+            self.clock.real_at_change = now;
+            self.clock.paused = false;
+            self.timeline
+                .push((now, "resumed by the facilitator".into()));
+        }
+    }
+
+    /// Facilitator: runs the scenario clock `speed` times faster than real
+    /// time from `now` on (0.1 to 60).
+    pub fn set_speed(&mut self, now: Duration, speed: f64) {
+        let speed = speed.clamp(0.1, 60.0);
+        self.clock.rebase(now);
+        self.clock.speed = speed;
+        self.timeline
+            .push((now, format!("speed set to {speed}x by the facilitator")));
+    }
+
+    /// Facilitator: the next inject not yet sent will not be sent, and is
+    /// not scored. Returns its id.
+    pub fn skip_next(&mut self, now: Duration) -> Option<String> {
+        let next = self
+            .scenario
+            .injects
+            .iter()
+            .find(|i| !self.issued.contains(&i.id))?
+            .id
+            .clone();
+        self.issued.insert(next.clone());
+        self.skipped.insert(next.clone());
+        self.timeline
+            .push((now, format!("inject `{next}` skipped by the facilitator")));
+        Some(next)
+    }
+
+    /// Facilitator: an ad-hoc message sent outside the timeline (not scored).
+    pub fn note_ad_hoc(&mut self, now: Duration, what: &str) {
+        self.timeline
+            .push((now, format!("ad-hoc inject by the facilitator: {what}")));
+    }
+
+    /// The scenario clock and each inject's state, for the facilitator.
+    pub fn overview(&self, now: Duration) -> Overview {
+        Overview {
+            scenario_time: self.clock.scenario_time(now),
+            speed: self.clock.speed,
+            paused: self.clock.paused,
+            injects: self
+                .scenario
+                .injects
+                .iter()
+                .map(|i| {
+                    let state = if self.skipped.contains(&i.id) {
+                        "skipped"
+                    } else if self.delivered.contains_key(&i.id) {
+                        "delivered"
+                    } else if self.issued.contains(&i.id) {
+                        "sent"
+                    } else {
+                        "pending"
+                    };
+                    (i.id.clone(), i.at, state.to_string())
+                })
+                .collect(),
+        }
     }
 
     pub fn record(&mut self, input: Input) {
@@ -229,13 +356,7 @@ impl Engine {
                             Outcome::Late { after }
                         }
                     }
-                    None if finished || now > *delivered_at + within => {
-                        if finished {
-                            Outcome::Missed
-                        } else {
-                            Outcome::Pending
-                        }
-                    }
+                    None if finished || now > *delivered_at + within => Outcome::Missed,
                     None => Outcome::Pending,
                 };
                 out.push(Score {
@@ -249,19 +370,19 @@ impl Engine {
         out
     }
 
-    /// Whether the exercise is over: every inject delivered and every
-    /// expectation settled, or the timeline's end has passed.
+    /// Whether the exercise is over: every inject delivered (or skipped)
+    /// and every expectation met or missed.
     pub fn finished(&self, now: Duration) -> bool {
         let all_delivered = self
             .scenario
             .injects
             .iter()
-            .all(|i| self.delivered.contains_key(&i.id));
-        let settled = self
-            .scores(now, false)
-            .iter()
-            .all(|s| s.outcome != Outcome::Pending);
-        (all_delivered && settled) || now >= self.scenario.end()
+            .all(|i| self.delivered.contains_key(&i.id) || self.skipped.contains(&i.id));
+        all_delivered
+            && self
+                .scores(now, false)
+                .iter()
+                .all(|s| s.outcome != Outcome::Pending)
     }
 
     /// The after-action report, in Markdown.
@@ -295,6 +416,14 @@ impl Engine {
         let _ = writeln!(r, "| --- | --- | --- | --- | --- |");
         let scores = self.scores(now, true);
         for inject in &s.injects {
+            if self.skipped.contains(&inject.id) {
+                let _ = writeln!(
+                    r,
+                    "| `{}` | — | — | skipped by the facilitator (not scored) | — |",
+                    inject.id
+                );
+                continue;
+            }
             if !self.delivered.contains_key(&inject.id) {
                 let _ = writeln!(
                     r,
@@ -499,7 +628,68 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
             !e.finished(Duration::from_secs(35)),
             "the reply is still pending"
         );
-        assert!(e.finished(Duration::from_secs(400)), "the timeline's end");
+        assert!(
+            e.finished(Duration::from_secs(400)),
+            "the reply window has passed: missed"
+        );
+    }
+
+    #[test]
+    fn pause_speed_and_skip() {
+        let mut e = engine();
+        // Compression 2: `first` (scenario 00:20) is due at 10 s real.
+        assert!(e.due(Duration::from_secs(5)).is_empty());
+        e.pause(Duration::from_secs(5));
+        assert!(
+            e.due(Duration::from_secs(60)).is_empty(),
+            "nothing while paused"
+        );
+        e.resume(Duration::from_secs(60));
+        assert!(
+            e.due(Duration::from_secs(64)).is_empty(),
+            "scenario time 18 s"
+        );
+        assert_eq!(
+            e.due(Duration::from_secs(65)).len(),
+            1,
+            "scenario time 20 s"
+        );
+        e.set_speed(Duration::from_secs(65), 10.0);
+        // `second` is at scenario 60 s: 40 s of scenario time at 10x is 4 s.
+        assert!(e.due(Duration::from_secs(68)).is_empty());
+        assert_eq!(
+            e.skip_next(Duration::from_secs(68)).as_deref(),
+            Some("second")
+        );
+        assert!(
+            e.due(Duration::from_secs(70)).is_empty(),
+            "skipped: never sent"
+        );
+        let o = e.overview(Duration::from_secs(70));
+        assert_eq!(o.injects[1].2, "skipped");
+        assert!(!o.paused);
+        let report = e.report(Duration::from_secs(70), "op", "2026-11-26", &[]);
+        assert!(
+            report.contains("| `second` | — | — | skipped by the facilitator (not scored) | — |"),
+            "{report}"
+        );
+        assert!(report.contains("paused by the facilitator"), "{report}");
+    }
+
+    #[test]
+    fn speeding_up_brings_injects_forward() {
+        let mut e = engine();
+        e.set_speed(Duration::ZERO, 20.0);
+        assert_eq!(
+            e.due(Duration::from_secs(1)).len(),
+            1,
+            "scenario 00:20 at 20x is 1 s"
+        );
+        assert_eq!(
+            e.due(Duration::from_secs(3)).len(),
+            1,
+            "scenario 01:00 at 20x is 3 s"
+        );
     }
 
     #[test]

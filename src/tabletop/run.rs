@@ -15,6 +15,7 @@ use super::engine::{Engine, Input};
 use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
+use crate::console::{WhiteCellCommand, WhiteCellView};
 use crate::crypto::StationKeys;
 use crate::crypto::keys::signing_key_text;
 use crate::domain::{MessageId, OperatorName, StationName};
@@ -23,6 +24,25 @@ use crate::wire::ALPN_EXERCISE;
 
 /// How often the white cell looks at the scenario clock.
 pub const WHITE_CELL_TICK: Duration = Duration::from_millis(250);
+/// Facilitator commands waiting for the white cell.
+pub const WHITE_CELL_COMMANDS: usize = 64;
+
+/// The facilitator's side of the white cell: commands in, state out.
+pub struct Facilitator {
+    pub commands: tokio::sync::mpsc::Receiver<WhiteCellCommand>,
+    pub view: tokio::sync::watch::Sender<WhiteCellView>,
+}
+
+fn view_of(engine: &Engine, now: Duration) -> WhiteCellView {
+    let o = engine.overview(now);
+    WhiteCellView {
+        scenario: engine.scenario.id.clone(),
+        scenario_time: o.scenario_time,
+        speed: o.speed,
+        paused: o.paused,
+        injects: o.injects,
+    }
+}
 
 /// Why an exercise could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +163,7 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
 pub async fn white_cell(
     exercise: &Stations,
     mut engine: Engine,
+    mut facilitator: Facilitator,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Engine {
     let started = Instant::now();
@@ -197,8 +218,48 @@ pub async fn white_cell(
                     Err(_) => return engine,
                 }
             }
+            Some(command) = facilitator.commands.recv() => {
+                let now = started.elapsed();
+                match command {
+                    WhiteCellCommand::TogglePause if engine.overview(now).paused => engine.resume(now),
+                    WhiteCellCommand::TogglePause => engine.pause(now),
+                    WhiteCellCommand::Faster => {
+                        let speed = engine.overview(now).speed;
+                        engine.set_speed(now, speed * 2.0);
+                    }
+                    WhiteCellCommand::Slower => {
+                        let speed = engine.overview(now).speed;
+                        engine.set_speed(now, speed / 2.0);
+                    }
+                    WhiteCellCommand::SkipNext => {
+                        if let Some(id) = engine.skip_next(now) {
+                            exercise.trainee.notice(format!("white cell: inject `{id}` skipped"));
+                        }
+                    }
+                    WhiteCellCommand::Inject(draft) => {
+                        let what = format!("{:?} {}", draft.precedence, draft.template_id);
+                        if let Some(op) = &white {
+                            match cp.release(op, &to, *draft).await {
+                                Ok(_) => engine.note_ad_hoc(now, &what),
+                                Err(e) => exercise.trainee.notice(format!("white cell: the ad-hoc inject was not sent: {e}")),
+                            }
+                        }
+                    }
+                }
+            }
             _ = stop.changed() => return engine,
         }
+        facilitator.view.send_if_modified(|v| {
+            let new = view_of(&engine, started.elapsed());
+            let changed = new.paused != v.paused
+                || new.speed != v.speed
+                || new.injects != v.injects
+                || new.scenario_time.as_secs() != v.scenario_time.as_secs();
+            if changed {
+                *v = new;
+            }
+            changed
+        });
     }
 }
 

@@ -64,33 +64,6 @@ pub struct Scenario {
     pub injects: Vec<Inject>,
 }
 
-impl Scenario {
-    /// Real time at which scenario time `t` falls.
-    pub fn real(&self, t: Duration) -> Duration {
-        t.div_f64(self.time_compression)
-    }
-
-    /// Real time after which nothing more can happen.
-    pub fn end(&self) -> Duration {
-        self.injects
-            .iter()
-            .map(|i| {
-                let longest = i
-                    .expect
-                    .iter()
-                    .map(|e| match e {
-                        Expect::Acknowledge { within } | Expect::Reply { within, .. } => *within,
-                    })
-                    .chain(i.follow_up.as_ref().map(|f| f.after))
-                    .max()
-                    .unwrap_or_default();
-                self.real(i.at + longest)
-            })
-            .max()
-            .unwrap_or_default()
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {

@@ -76,6 +76,11 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .peers
         .get(form.peer)
         .map_or("(no peer configured)", |(p, _)| p.as_str());
+    let peer = if app.composing_inject {
+        "the trainee, from the white cell (ad-hoc inject)"
+    } else {
+        peer
+    };
     lines.push(Line::raw(format!(
         "{} To:          ◀ {peer} ▶",
         mark(&Row::Peer)

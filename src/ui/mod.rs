@@ -87,6 +87,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     if app.confirm.is_some() {
         overlays::confirm(frame, body, app, &theme);
     }
+    if app.white_cell_open {
+        overlays::white_cell(frame, body, app, &theme);
+    }
     if app.help {
         overlays::help(frame, body, app, &theme);
     }

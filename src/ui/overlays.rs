@@ -272,3 +272,43 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         area,
     );
 }
+
+/// The facilitator's panel: the scenario clock and every inject's state.
+pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(view) = &app.white_cell else { return };
+    let clock = view.scenario_time.as_secs();
+    let mut lines = vec![
+        Line::styled(
+            format!("Scenario `{}` — facilitator controls", view.scenario),
+            theme.warn(),
+        ),
+        Line::raw(format!(
+            "Scenario time T+{:02}:{:02}   speed {}x   {}",
+            clock / 60,
+            clock % 60,
+            view.speed,
+            if view.paused { "PAUSED" } else { "running" }
+        )),
+        Line::raw(""),
+    ];
+    for (id, at, state) in &view.injects {
+        lines.push(Line::raw(format!(
+            "  T+{:02}:{:02}  {:<24} {}",
+            at.as_secs() / 60,
+            at.as_secs() % 60,
+            inert(id),
+            state.to_uppercase()
+        )));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "p pause/resume · + faster · - slower · s skip next · i ad-hoc inject · Esc close",
+        theme.dim(),
+    ));
+    let area = centred(area, 76, (lines.len() as u16).saturating_add(2));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" WHITE CELL ")),
+        area,
+    );
+}
