@@ -23,9 +23,7 @@ use hotline::crypto::signed::{self, Kind};
 use hotline::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound, seal};
 use hotline::domain::{Language, Message, OperatorName, StationName};
 use hotline::store::audit::{self, AuditFault, GENESIS, Head, Verified};
-use hotline::store::{
-    CheckpointKey, Direction, InboundOutcome, Journal, StoreError, schema_version,
-};
+use hotline::store::{CheckpointKey, Direction, Journal, StoreError, Stored, schema_version};
 use hotline::templates::Catalog;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -958,17 +956,19 @@ fn an_inbound_duplicate_is_stored_once() {
 
     assert_eq!(
         journal
-            .record_inbound(message.clone(), sealed.clone())
+            .store_inbound(message.clone(), sealed.clone(), b"receipt".to_vec())
             .wait()
             .expect("store"),
-        InboundOutcome::Stored
+        Stored::New
     );
     assert_eq!(
         journal
-            .record_inbound(message.clone(), resealed)
+            .store_inbound(message.clone(), resealed, b"receipt".to_vec())
             .wait()
             .expect("store"),
-        InboundOutcome::Duplicate
+        Stored::Duplicate {
+            receipt: b"receipt".to_vec()
+        }
     );
     let inbox = journal.list(Direction::In).expect("list");
     assert_eq!(inbox.len(), 1);
@@ -985,10 +985,15 @@ fn an_inbound_duplicate_is_stored_once() {
 
     // The same within one batch: submitted together, stored once.
     let (second, sealed2) = sealed_message(&peer, &us.public(), 2);
-    let a = journal.record_inbound(second.clone(), sealed2.clone());
-    let b = journal.record_inbound(second.clone(), sealed2);
-    assert_eq!(a.wait().expect("store"), InboundOutcome::Stored);
-    assert_eq!(b.wait().expect("store"), InboundOutcome::Duplicate);
+    let a = journal.store_inbound(second.clone(), sealed2.clone(), b"receipt".to_vec());
+    let b = journal.store_inbound(second.clone(), sealed2, b"receipt".to_vec());
+    assert_eq!(a.wait().expect("store"), Stored::New);
+    assert_eq!(
+        b.wait().expect("store"),
+        Stored::Duplicate {
+            receipt: b"receipt".to_vec()
+        }
+    );
     let inbox = journal.list(Direction::In).expect("list");
     assert_eq!(inbox.len(), 2);
     assert_eq!(inbox.iter().filter(|r| r.id == second.id).count(), 1);
@@ -1129,7 +1134,7 @@ fn data_survives_reopen_and_a_newer_schema_is_refused() {
     .expect("release");
     let (inbound, sealed) = sealed_message(&moscow, &me.public(), 1);
     journal
-        .record_inbound(inbound.clone(), sealed.clone())
+        .store_inbound(inbound.clone(), sealed.clone(), b"receipt".to_vec())
         .wait()
         .expect("inbound");
     let head = journal.audit_head().expect("head").expect("some head");
@@ -1170,10 +1175,12 @@ fn data_survives_reopen_and_a_newer_schema_is_refused() {
     assert_eq!(again.serial, 2);
     assert_eq!(
         journal
-            .record_inbound(inbound, sealed)
+            .store_inbound(inbound, sealed, b"receipt".to_vec())
             .wait()
             .expect("inbound"),
-        InboundOutcome::Duplicate
+        Stored::Duplicate {
+            receipt: b"receipt".to_vec()
+        }
     );
     drop(journal);
 

@@ -113,13 +113,13 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// Replaces one base64 character with another valid one, so the header still
-/// parses as base64 but carries different bytes.
+/// Replaces one base64 character (the first letter or digit from `at` on;
+/// keys are random, so `+` or `/` may stand at `at`) with another valid one,
+/// so the header still parses as base64 but carries different bytes.
 fn change_b64_char(bytes: &mut [u8], at: usize) {
-    assert!(
-        bytes[at].is_ascii_alphanumeric(),
-        "position {at} is not a base64 letter or digit"
-    );
+    let at = (at..bytes.len())
+        .find(|&i| bytes[i].is_ascii_alphanumeric())
+        .expect("a base64 letter or digit after the position");
     bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
 }
 

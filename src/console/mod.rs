@@ -28,6 +28,8 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// How often the bell repeats while a FLASH is unacknowledged or a message
 /// is overdue.
 pub const BELL_REPEAT: Duration = Duration::from_secs(15);
+/// Alarms kept on screen; older ones are in the journal's audit log.
+pub const MAX_ALARMS: usize = 50;
 /// Rows a page-up or page-down moves.
 pub const PAGE: usize = 10;
 
@@ -231,6 +233,9 @@ pub struct App {
     pub escalated: HashMap<MessageId, Timestamp>,
     /// Tabletop: the white cell's state, and whether its panel is open.
     pub white_cell: Option<WhiteCellView>,
+    /// Cached by `recount` at each refresh.
+    pub counts: [usize; 4],
+    pub exercise_seen: bool,
     pub white_cell_open: bool,
     /// The draft being composed is an ad-hoc inject from the white cell.
     pub composing_inject: bool,
@@ -268,6 +273,8 @@ impl App {
             flash_on: false,
             escalated: HashMap::new(),
             white_cell: None,
+            counts: [0; 4],
+            exercise_seen: false,
             white_cell_open: false,
             composing_inject: false,
             reply_refs: Vec::new(),
@@ -304,12 +311,22 @@ impl App {
 
     /// Whether anything of this message's exercise kind is present.
     pub fn exercise_present(&self) -> bool {
-        self.setup.exercise_mode
-            || self
-                .inbound
-                .iter()
-                .chain(&self.outbound)
-                .any(|r| r.exercise)
+        self.setup.exercise_mode || self.exercise_seen
+    }
+
+    /// Recomputes what every frame shows of the whole queue (counts, the
+    /// exercise flag) once per refresh, so drawing reads only visible rows.
+    pub fn recount(&mut self) {
+        let mut counts = [0; 4];
+        for r in self.inbound.iter().filter(|r| r.state == "received") {
+            counts[r.precedence.rank() as usize] += 1;
+        }
+        self.counts = counts;
+        self.exercise_seen = self
+            .inbound
+            .iter()
+            .chain(&self.outbound)
+            .any(|r| r.exercise);
     }
 
     /// Time left to acknowledge an inbound message (negative: overdue),
@@ -326,13 +343,9 @@ impl App {
         self.inbound.iter().filter(|r| r.state == "received")
     }
 
-    /// Unacknowledged counts by precedence, FLASH first.
+    /// Unacknowledged counts by precedence, FLASH first (as of the last refresh).
     pub fn unacknowledged_counts(&self) -> [usize; 4] {
-        let mut counts = [0; 4];
-        for r in self.unacknowledged() {
-            counts[r.precedence.rank() as usize] += 1;
-        }
-        counts
+        self.counts
     }
 
     pub fn overdue(&self, row: &MessageRow) -> bool {

@@ -6,7 +6,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::form::Form;
 use super::keymap::{Action, Context};
-use super::{Alarm, App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
+use super::{
+    Alarm, App, BELL_REPEAT, Confirm, Effect, LoginForm, MAX_ALARMS, Msg, PAGE, Reading, Screen,
+};
 use crate::domain::{OperatorName, Precedence, StationName};
 use crate::station::Event;
 use crate::templates::Catalog;
@@ -37,6 +39,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.outbound.sort_by(|a, b| b.stored_at.cmp(&a.stored_at));
             app.status = Some(*status);
             app.sort_inbound();
+            app.recount();
             app.selected_in = app.selected_in.min(app.inbound.len().saturating_sub(1));
             app.selected_out = app.selected_out.min(app.outbound.len().saturating_sub(1));
             // A FLASH arriving rings at once, locked or not.
@@ -121,37 +124,57 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
     if !app.locked() && idle >= 0 && idle as u64 >= app.setup.idle_lock.as_secs() {
         effects.extend(lock(app, "idle"));
     }
-    let flash_waiting = app
-        .unacknowledged()
-        .any(|r| r.precedence == Precedence::Flash);
-    let overdue: Vec<_> = app
-        .inbound
-        .iter()
-        .filter(|r| app.overdue(r))
-        .map(|r| (r.id, r.precedence, r.peer.clone()))
-        .collect();
+    let flash_waiting = app.unacknowledged_counts()[0] > 0;
     app.flash_on = flash_waiting && !app.flash_on;
-    for (id, precedence, peer) in &overdue {
-        if !app.escalated.contains_key(id) {
-            app.escalated.insert(*id, now);
-            app.alarms.push(Alarm {
-                at: now,
-                text: format!("{precedence} from {peer} is OVERDUE for acknowledgement"),
-            });
-            effects.push(Effect::Audit {
-                actor: app
-                    .operator
-                    .as_ref()
-                    .map_or("console".to_string(), ToString::to_string),
-                action: "escalate".into(),
-                detail: format!("id={id} peer={peer} precedence={precedence} overdue"),
-            });
+    // The queue is sorted unacknowledged first: only those can be overdue,
+    // and each is escalated once.
+    let mut any_overdue = false;
+    let mut newly = Vec::new();
+    for r in app.inbound.iter().take_while(|r| r.state == "received") {
+        if app.overdue(r) {
+            any_overdue = true;
+            if !app.escalated.contains_key(&r.id) {
+                newly.push((r.id, r.precedence, r.peer.clone()));
+            }
         }
+    }
+    if !newly.is_empty() {
+        for (id, ..) in &newly {
+            app.escalated.insert(*id, now);
+        }
+        let (id, precedence, peer) = &newly[0];
+        let text = match newly.len() {
+            1 => format!("{precedence} from {peer} is OVERDUE for acknowledgement"),
+            n => format!(
+                "{n} messages are OVERDUE for acknowledgement (first: {precedence} from {peer})"
+            ),
+        };
+        app.alarms.push(Alarm { at: now, text });
+        let ids: Vec<String> = newly
+            .iter()
+            .take(20)
+            .map(|(id, ..)| id.to_string())
+            .collect();
+        effects.push(Effect::Audit {
+            actor: app
+                .operator
+                .as_ref()
+                .map_or("console".to_string(), ToString::to_string),
+            action: "escalate".into(),
+            detail: format!(
+                "overdue={} first={id} precedence={precedence} peer={peer} ids={}",
+                newly.len(),
+                ids.join(",")
+            ),
+        });
+    }
+    if app.alarms.len() > MAX_ALARMS {
+        app.alarms.drain(..app.alarms.len() - MAX_ALARMS);
     }
     let due = app
         .last_bell
         .is_none_or(|b| now.duration_since(b).as_secs() >= BELL_REPEAT.as_secs() as i64);
-    if (flash_waiting || !overdue.is_empty()) && due {
+    if (flash_waiting || any_overdue) && due {
         app.last_bell = Some(now);
         effects.push(Effect::RingBell);
     }
@@ -176,8 +199,8 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
         }
         _ => {}
     }
-    if app.alarms.len() > 50 {
-        app.alarms.drain(..app.alarms.len() - 50);
+    if app.alarms.len() > MAX_ALARMS {
+        app.alarms.drain(..app.alarms.len() - MAX_ALARMS);
     }
     vec![Effect::Refresh]
 }

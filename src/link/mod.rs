@@ -51,6 +51,7 @@ const CLOSE_REPLACED: u32 = 2;
 const CLOSE_SHUTDOWN: u32 = 3;
 const CLOSE_PROBE_DONE: u32 = 4;
 const CLOSE_REFUSED: u32 = 5;
+const CLOSE_RESET: u32 = 6;
 /// Stream error code for a malformed frame.
 const STREAM_MALFORMED: u32 = 1;
 
@@ -167,6 +168,8 @@ pub struct PeerLinkStatus {
 }
 
 struct Live {
+    /// When this connection was installed.
+    since: std::time::Instant,
     conn: quinn::Connection,
     path: PathKind,
     dialed_by_us: bool,
@@ -301,6 +304,26 @@ impl Link {
         let answer = stream::request(&conn, frame, priority, limit).await?;
         entry.slot().last_traffic = Some(Timestamp::now());
         Ok(answer)
+    }
+
+    /// Drops `peer`'s connection if it is at least `age` old (so a request
+    /// that timed out on it was sent on it), as it seems stuck; the dialer
+    /// makes a new one.
+    pub fn reset(&self, peer: &StationName, age: Duration, why: &str) {
+        let Some(entry) = self.shared.entry(peer) else {
+            return;
+        };
+        let conn = {
+            let slot = entry.slot();
+            slot.live
+                .as_ref()
+                .filter(|l| l.since.elapsed() >= age)
+                .map(|l| l.conn.clone())
+        };
+        if let Some(conn) = conn {
+            tracing::info!(%peer, %why, "resetting the connection");
+            conn.close(CLOSE_RESET.into(), why.as_bytes());
+        }
     }
 
     pub fn is_up(&self, peer: &StationName) -> bool {

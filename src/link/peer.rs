@@ -84,6 +84,7 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         return;
     }
     let live = Live {
+        since: std::time::Instant::now(),
         conn: conn.clone(),
         path: PathKind::Inbound,
         dialed_by_us: false,
@@ -267,6 +268,7 @@ pub async fn maintain(shared: Arc<Shared>, name: StationName) {
             match dial(&shared, entry, addr, FrameKind::Hello).await {
                 Ok((conn, boot, _)) => {
                     let live = Live {
+                        since: std::time::Instant::now(),
                         conn: conn.clone(),
                         path,
                         dialed_by_us: true,
@@ -329,6 +331,7 @@ async fn probe(shared: &Arc<Shared>, entry: &PeerEntry, current: PathKind) {
             });
             if other == PathKind::Primary {
                 let live = Live {
+                    since: std::time::Instant::now(),
                     conn: conn.clone(),
                     path: PathKind::Primary,
                     dialed_by_us: true,

@@ -39,7 +39,10 @@ use crate::templates::Catalog;
 use crate::wire::ALPN_LIVE;
 
 /// How long a peer has to answer a message stream before it is retried.
-pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The same for FLASH: an unanswered FLASH is retried on a fresh connection
+/// sooner.
+pub const FLASH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a station command failed. Each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -269,9 +272,8 @@ impl Station {
         )
         .done()
         .await?;
-        let sealed = self.inner.journal.sealed(&released.id)?;
         if let Some(q) = self.inner.queues.get(&message.to) {
-            q.push_message(message.id, message.precedence, sealed);
+            q.push_message(message.id, message.precedence, released.sealed.clone());
         }
         self.inner.emit(Event::Released {
             id: message.id,
@@ -324,13 +326,16 @@ impl Station {
     /// by a correction or cancellation message.
     pub async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
-        if let Some(q) = self.inner.queues.get(row.peer.as_str())
-            && !q.withdraw(&id)
-        {
-            return Err(StationError::Refused(format!(
-                "message {id} is already on its way; send a cancellation message that references it"
-            )));
-        }
+        let queue = self.inner.queues.get(row.peer.as_str());
+        let withdrawn = match queue.map(|q| q.withdraw(&id)) {
+            Some(outbox::Withdrawn::InFlight) => {
+                return Err(StationError::Refused(format!(
+                    "message {id} is already on its way; send a cancellation message that references it"
+                )));
+            }
+            Some(outbox::Withdrawn::Removed) => true,
+            Some(outbox::Withdrawn::NotQueued) | None => false,
+        };
         if let Err(e) = self
             .inner
             .journal
@@ -338,10 +343,9 @@ impl Station {
             .done()
             .await
         {
-            if let (Some(q), Ok(sealed)) = (
-                self.inner.queues.get(row.peer.as_str()),
-                self.inner.journal.sealed(&id),
-            ) {
+            // Put back only what this call took out of the queue.
+            if let (true, Some(q), Ok(sealed)) = (withdrawn, queue, self.inner.journal.sealed(&id))
+            {
                 q.push_message(id, row.precedence, sealed);
             }
             return Err(e.into());

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::docs::{self, ReceiptBody, ReceiptOf, RefusalBody};
-use super::{Event, Inner, MESSAGE_TIMEOUT};
+use super::{Event, FLASH_TIMEOUT, Inner, MESSAGE_TIMEOUT};
 use crate::crypto::signed::Kind;
 use crate::domain::{MessageId, Precedence, StationName};
 use crate::store::{Journal, StoreError};
@@ -32,6 +32,17 @@ pub const FLASH_RESERVE: usize = 8;
 /// Pause before an item whose exchange failed while the link stayed up is
 /// offered again.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// What withdrawing a message from the queue found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// It was waiting, and is gone from the queue.
+    Removed,
+    /// It is on a stream now.
+    InFlight,
+    /// It was not in the queue (settled, or never queued).
+    NotQueued,
+}
 
 #[derive(Clone, Debug)]
 enum Payload {
@@ -135,20 +146,21 @@ impl Queue {
         Ok(())
     }
 
-    /// Removes a message that has not been handed to the link. Returns false
-    /// if it is in flight.
-    pub fn withdraw(&self, id: &MessageId) -> bool {
+    /// Removes a message that has not been handed to the link yet.
+    pub fn withdraw(&self, id: &MessageId) -> Withdrawn {
         let mut s = self.state();
         let before = s.heap.len();
         s.heap
             .retain(|i| !(i.id == *id && matches!(i.payload, Payload::Message(_))));
-        let removed = s.heap.len() != before;
-        let in_flight = s.known.contains(&(*id, false)) && !removed;
-        if removed {
+        if s.heap.len() != before {
             s.known.remove(&(*id, false));
             s.withdrawn.insert(*id);
+            Withdrawn::Removed
+        } else if s.known.contains(&(*id, false)) {
+            Withdrawn::InFlight
+        } else {
+            Withdrawn::NotQueued
         }
-        !in_flight
     }
 
     pub fn len(&self) -> usize {
@@ -236,11 +248,23 @@ async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
         }
         Payload::Ack(doc) => Frame::new(FrameKind::Ack, doc.as_ref().clone()),
     };
+    let limit = if item.precedence == Precedence::Flash {
+        FLASH_TIMEOUT
+    } else {
+        MESSAGE_TIMEOUT
+    };
     let answer = link
-        .request(&peer, &frame, priority(item.precedence), MESSAGE_TIMEOUT)
+        .request(&peer, &frame, priority(item.precedence), limit)
         .await;
     let outcome = match answer {
         Ok(a) => settle(&inner, &peer, peer_keys, &item, a).await,
+        // A connection that stays "up" but answers nothing (QUIC's own
+        // retransmission backing off after a partition) is dropped and
+        // dialled afresh, rather than waited on.
+        Err(e @ crate::link::LinkError::Stream(crate::link::StreamError::Timeout(_))) => {
+            link.reset(&peer, limit, "a request went unanswered");
+            Err(e.to_string())
+        }
         Err(e) => Err(e.to_string()),
     };
     match outcome {

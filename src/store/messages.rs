@@ -53,14 +53,8 @@ pub struct MessageRow {
 pub struct Released {
     pub id: MessageId,
     pub serial: u64,
-}
-
-/// What storing an inbound message did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InboundOutcome {
-    Stored,
-    /// The id was stored before: never stored or shown twice.
-    Duplicate,
+    /// The sealed message as stored, ready for the send queue.
+    pub sealed: Vec<u8>,
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, exercise, template_id, template_version, \
@@ -179,43 +173,10 @@ impl Journal {
                 Released {
                     id: message.id,
                     serial,
+                    sealed,
                 },
                 message,
             ))
-        })
-    }
-
-    /// Stores a message that arrived and was verified. A message whose id is
-    /// already stored is a duplicate and changes nothing.
-    pub fn record_inbound(&self, message: Message, sealed: Vec<u8>) -> Pending<InboundOutcome> {
-        self.write(move |tx| {
-            let seen: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM messages WHERE id = ?1",
-                    [message.id.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if seen.is_some() {
-                return Ok(InboundOutcome::Duplicate);
-            }
-            insert(tx, Direction::In, &message, "received", &sealed)?;
-            audit::append(
-                tx,
-                "station",
-                "receive",
-                &format!(
-                    "id={} from={} serial={} precedence={} template={}@{} exercise={}",
-                    message.id,
-                    message.from,
-                    message.serial,
-                    message.precedence,
-                    message.template.id,
-                    message.template.version,
-                    message.exercise
-                ),
-            )?;
-            Ok(InboundOutcome::Stored)
         })
     }
 
@@ -228,8 +189,14 @@ impl Journal {
     /// Every message in one direction, oldest first.
     pub fn list(&self, dir: Direction) -> Result<Vec<MessageRow>, StoreError> {
         self.read(|c| {
+            // Inbound in queue order (unacknowledged, precedence, receipt), so
+            // the console's sort finds one sorted run.
+            let order = match dir {
+                Direction::In => "state <> 'received', precedence, stored_at",
+                Direction::Out => "stored_at, serial",
+            };
             let mut stmt = c.prepare(&format!(
-                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 ORDER BY stored_at, serial"
+                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 ORDER BY {order}"
             ))?;
             let rows = stmt
                 .query_map([dir.as_str()], row)?

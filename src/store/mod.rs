@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
 
 pub use delivery::{PendingAck, PendingMessage, Stored};
-pub use messages::{Direction, InboundOutcome, MessageRow, Released};
+pub use messages::{Direction, MessageRow, Released};
 pub use schema::current_version as schema_version;
 pub use writer::CheckpointKey;
 
