@@ -57,12 +57,25 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain against its last signed checkpoint
-    Verify,
+    /// Check the audit log's hash chain against its last signed checkpoint,
+    /// and against heads a peer recorded of it
+    Verify {
+        /// A head a peer recorded of this station's log (from that peer's
+        /// `hotline audit heads`), as SEQ:HASH; repeatable. A rewritten or
+        /// truncated log does not contain it.
+        #[arg(long = "head", value_name = "SEQ:HASH")]
+        heads: Vec<String>,
+    },
+    /// Print the newest audit head each peer declared in its link tests, to
+    /// read back to that peer (who checks it with `audit verify --head`)
+    Heads,
 }
 
 pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
-    let AuditCommand::Verify = cmd;
+    let heads = match cmd {
+        AuditCommand::Heads => return peer_heads(config_path),
+        AuditCommand::Verify { heads } => heads,
+    };
     let config = load_config(config_path)?;
     let station_key = match StationCard::load(&config.station.card) {
         Ok((card, _)) => parse_signing_key(&card.signing_key).map_err(anyhow::Error::msg)?,
@@ -83,6 +96,31 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::from(2))
         }
         Ok(v) => {
+            for head in &heads {
+                let Some((seq, hash)) = head.split_once(':').and_then(|(s, h)| {
+                    Some((s.trim().parse::<u64>().ok()?, h.trim().to_ascii_lowercase()))
+                }) else {
+                    bail!(
+                        "--head `{head}`: write SEQ:HASH, as `hotline audit heads` prints it at the peer"
+                    );
+                };
+                match journal.audit_hash_at(seq)? {
+                    Some(ours) if ours == hash => println!("peer-recorded head {seq}: matches"),
+                    Some(_) => {
+                        eprintln!(
+                            "audit log: FAILED: entry {seq} differs from the head the peer recorded; the log was rewritten"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                    None => {
+                        eprintln!(
+                            "audit log: FAILED: the peer recorded entry {seq}, but the log ends at entry {}; it was truncated",
+                            v.entries
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
             match (&v.head, v.checkpoint) {
                 (Some(h), Some(cp)) => println!(
                     "audit log: {} entries, chain intact; head {} {}; last signed checkpoint at entry {cp} verifies",
@@ -97,4 +135,16 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::from(2))
         }
     }
+}
+
+fn peer_heads(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let journal = Journal::open_read_only(&config.journal_path)?;
+    for peer in &config.peers {
+        match journal.peer_head(peer.keys.name.as_str())? {
+            Some(h) => println!("{} {}:{}", peer.keys.name, h.seq, h.hash),
+            None => println!("{} (no link test recorded yet)", peer.keys.name),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

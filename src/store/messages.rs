@@ -255,6 +255,18 @@ impl Journal {
         })
     }
 
+    /// The hash of audit entry `seq`, if the log has it.
+    pub fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT hash FROM audit WHERE seq = ?1", [seq as i64], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })
+    }
+
     /// The audit log's current head.
     pub fn audit_head(&self) -> Result<Option<audit::Head>, StoreError> {
         self.read(audit::head)

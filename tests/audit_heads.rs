@@ -1,0 +1,112 @@
+//! Each link test carries the sender's audit head and the peer records it.
+//! A log truncated together with its checkpoints still verifies on its own;
+//! the head the peer recorded is what catches it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn hotline(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("hotline")
+        .expect("binary")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let ws = w.start().await;
+    for i in 0..3 {
+        ws.release(&op(), "MOSCOW", general(&format!("m{i}")))
+            .await
+            .expect("release");
+    }
+    let mut events = ws.subscribe();
+    wait_event(&mut events, Duration::from_secs(20), |_| {
+        ws.list(hotline::store::Direction::Out)
+            .is_ok_and(|o| o.iter().all(|r| r.state == "received"))
+    })
+    .await;
+    // One more entry in a batch of its own, so the head MOSCOW declares has
+    // an earlier checkpoint before it.
+    ms.journal()
+        .audit("op", "note", "end of watch")
+        .done()
+        .await
+        .expect("audit");
+    // MOSCOW tests the link: WASHINGTON records MOSCOW's head from it.
+    ms.link_test("WASHINGTON").await.expect("link test");
+    ws.shutdown().await;
+    ms.shutdown().await;
+    drop((ws, ms));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let out = hotline(&w.config_path, &["audit", "heads"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let head = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MOSCOW "))
+        .unwrap_or_else(|| panic!("a head for MOSCOW: {text}"))
+        .trim()
+        .to_string();
+    let seq: i64 = head
+        .split(':')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("SEQ:HASH");
+
+    let ok = hotline(&m.config_path, &["audit", "verify", "--head", &head]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("matches"));
+
+    // Truncate MOSCOW's log back to its last checkpoint before that entry,
+    // and remove the later checkpoints too: what an insider covering tracks
+    // would do.
+    let db = m.config().journal_path;
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let keep: i64 = conn
+        .query_row(
+            "SELECT MAX(seq) FROM checkpoints WHERE seq < ?1",
+            [seq],
+            |r| r.get(0),
+        )
+        .expect("an earlier checkpoint");
+    conn.execute("DELETE FROM audit WHERE seq > ?1", [keep])
+        .expect("delete entries");
+    conn.execute("DELETE FROM checkpoints WHERE seq > ?1", [keep])
+        .expect("delete checkpoints");
+    drop(conn);
+
+    // Control: on its own, the shortened log still verifies.
+    let alone = hotline(&m.config_path, &["audit", "verify"]);
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    // With the peer's head, it does not.
+    let caught = hotline(&m.config_path, &["audit", "verify", "--head", &head]);
+    assert_eq!(caught.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&caught.stderr).contains("truncated"),
+        "{}",
+        String::from_utf8_lossy(&caught.stderr)
+    );
+}
