@@ -68,6 +68,30 @@ async fn audit(inner: &Inner, action: &str, detail: &str) {
     }
 }
 
+/// A link test (or its answer) stating what we have released to `peer`,
+/// what we cancelled, and our audit head.
+pub fn link_test_body(
+    inner: &Inner,
+    peer: &StationName,
+    nonce: String,
+    reply: bool,
+) -> LinkTestBody {
+    LinkTestBody {
+        protocol: docs::protocol(),
+        reply,
+        nonce,
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        time: Timestamp::now(),
+        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
+        cancelled: inner
+            .journal
+            .cancelled_serials(peer.as_str())
+            .unwrap_or_default(),
+        audit_head: inner.journal.audit_head().ok().flatten(),
+    }
+}
+
 pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
     let body = HelloBody {
         protocol: docs::protocol(),
@@ -336,20 +360,7 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         tracing::error!(error = %e, "could not record a link test");
         return None;
     }
-    let reply = LinkTestBody {
-        protocol: docs::protocol(),
-        reply: true,
-        nonce: body.nonce,
-        from: inner.keys.name.clone(),
-        to: peer.clone(),
-        time: Timestamp::now(),
-        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
-        cancelled: inner
-            .journal
-            .cancelled_serials(peer.as_str())
-            .unwrap_or_default(),
-        audit_head: inner.journal.audit_head().ok().flatten(),
-    };
+    let reply = link_test_body(inner, peer, body.nonce, true);
     let sealed = docs::seal_link_test(&reply, &inner.keys, &peer_keys).ok()?;
     Some(Frame::new(FrameKind::LinkTestReply, sealed))
 }

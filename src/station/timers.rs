@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 
-use super::docs::{self, LinkTestBody};
+use super::docs;
 use super::{AlarmKind, Event, Inner};
 use crate::domain::{MessageId, Precedence, StationName};
 use crate::link::LinkEvent;
@@ -87,20 +87,7 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
     let nonce = hex::encode(nonce);
-    let body = LinkTestBody {
-        protocol: docs::protocol(),
-        reply: false,
-        nonce: nonce.clone(),
-        from: inner.keys.name.clone(),
-        to: peer.clone(),
-        time: Timestamp::now(),
-        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
-        cancelled: inner
-            .journal
-            .cancelled_serials(peer.as_str())
-            .unwrap_or_default(),
-        audit_head: inner.journal.audit_head().ok().flatten(),
-    };
+    let body = super::inbound::link_test_body(inner, peer, nonce.clone(), false);
     let sealed = docs::seal_link_test(&body, &inner.keys, &keys).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let result = async {

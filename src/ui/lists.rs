@@ -61,83 +61,70 @@ fn window(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> 
     start..(start + height).min(len)
 }
 
-pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+/// What one list adds to the columns both lists share.
+struct Columns<'a> {
+    title: Line<'a>,
+    peer: &'static str,
+    headers: &'static [&'static str],
+    widths: &'static [Constraint],
+    empty: &'static str,
+}
+
+/// Draws the visible window of `rows`: the shared columns (mark, EX,
+/// precedence, serial, DTG, peer, form), then each list's own, given with
+/// its style by `own`.
+fn table(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    theme: &Theme,
+    app: &App,
+    (rows, selected): (&[MessageRow], usize),
+    columns: Columns<'_>,
+    own: impl Fn(&MessageRow) -> (Vec<Cell<'static>>, ratatui::style::Style),
+) {
     let height = usize::from(area.height.saturating_sub(2));
-    let range = window(app.selected_in, app.inbound.len(), height);
+    let range = window(selected, rows.len(), height);
     let lang = app.setup.language;
-    let rows: Vec<Row> = app.inbound[range.clone()]
+    let shown: Vec<Row> = rows[range.clone()]
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let selected = range.start + i == app.selected_in;
-            let unacked = r.state == "received";
-            let overdue = app.overdue(r);
-            let status = if unacked {
-                "UNACK".to_string()
-            } else {
-                format!("ACK {}", inert(r.ack_by.as_deref().unwrap_or("")))
-            };
-            let mut style = match (overdue, unacked, r.precedence) {
-                (true, _, _) => theme.alert(),
-                (_, true, Precedence::Flash) if app.flash_on => theme.banner(),
-                (_, true, Precedence::Flash | Precedence::Immediate) => theme.warn(),
-                (_, false, _) => theme.dim(),
-                _ => Default::default(),
-            };
-            if selected {
+            let is_selected = range.start + i == selected;
+            let (extra, mut style) = own(r);
+            if is_selected {
                 style = style.patch(theme.selected());
             }
-            Row::new(vec![
-                Cell::from(if selected { "▶" } else { " " }),
+            let mut cells = vec![
+                Cell::from(if is_selected { "▶" } else { " " }),
                 Cell::from(if r.exercise { "EX" } else { "" }),
                 Cell::from(r.precedence.as_str()),
                 Cell::from(r.serial.to_string()),
                 Cell::from(dtg(&r.released_at)),
                 Cell::from(inert(&r.peer)),
                 Cell::from(title(&r.template_id, lang)),
-                Cell::from(status),
-                Cell::from(left_text(app, r)),
-            ])
-            .style(style)
+            ];
+            cells.extend(extra);
+            Row::new(cells).style(style)
         })
         .collect();
-    let header = Row::new([
-        "", "", "PREC", "SER", "DTG", "FROM", "FORM", "STATUS", "LEFT",
-    ])
-    .style(theme.dim());
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(2),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(7),
-            Constraint::Length(10),
-            Constraint::Min(10),
-            Constraint::Length(12),
-            Constraint::Length(15),
-        ],
-    )
-    .header(header)
-    .block(
-        Block::default()
-            .borders(Borders::TOP)
-            .title(Line::from(vec![
-                Span::raw(" INBOUND "),
-                Span::styled(
-                    format!(
-                        "{} messages, {} unacknowledged ",
-                        app.inbound.len(),
-                        app.unacknowledged().count()
-                    ),
-                    theme.dim(),
-                ),
-            ])),
-    );
+    let mut headers = vec!["", "", "PREC", "SER", "DTG", columns.peer, "FORM"];
+    headers.extend_from_slice(columns.headers);
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(2),
+        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Length(7),
+        Constraint::Length(10),
+        Constraint::Min(10),
+    ];
+    widths.extend_from_slice(columns.widths);
+    let table = Table::new(shown, widths)
+        .header(Row::new(headers).style(theme.dim()))
+        .block(Block::default().borders(Borders::TOP).title(columns.title));
     frame.render_widget(table, area);
-    if app.inbound.is_empty() {
-        let empty = ratatui::widgets::Paragraph::new("  No messages received.").style(theme.dim());
+    if rows.is_empty() {
+        let empty = ratatui::widgets::Paragraph::new(columns.empty).style(theme.dim());
         frame.render_widget(
             empty,
             Rect {
@@ -147,6 +134,53 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             },
         );
     }
+}
+
+pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let unacknowledged: usize = app.unacknowledged_counts().iter().sum();
+    let columns = Columns {
+        title: Line::from(vec![
+            Span::raw(" INBOUND "),
+            Span::styled(
+                format!(
+                    "{} messages, {unacknowledged} unacknowledged ",
+                    app.inbound.len()
+                ),
+                theme.dim(),
+            ),
+        ]),
+        peer: "FROM",
+        headers: &["STATUS", "LEFT"],
+        widths: &[Constraint::Length(12), Constraint::Length(15)],
+        empty: "  No messages received.",
+    };
+    table(
+        frame,
+        area,
+        theme,
+        app,
+        (&app.inbound, app.selected_in),
+        columns,
+        |r| {
+            let unacked = r.state == "received";
+            let status = if unacked {
+                "UNACK".to_string()
+            } else {
+                format!("ACK {}", inert(r.ack_by.as_deref().unwrap_or("")))
+            };
+            let style = match (app.overdue(r), unacked, r.precedence) {
+                (true, _, _) => theme.alert(),
+                (_, true, Precedence::Flash) if app.flash_on => theme.banner(),
+                (_, true, Precedence::Flash | Precedence::Immediate) => theme.warn(),
+                (_, false, _) => theme.dim(),
+                _ => Default::default(),
+            };
+            (
+                vec![Cell::from(status), Cell::from(left_text(app, r))],
+                style,
+            )
+        },
+    );
 }
 
 fn out_state(r: &MessageRow) -> String {
@@ -162,71 +196,33 @@ fn out_state(r: &MessageRow) -> String {
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let height = usize::from(area.height.saturating_sub(2));
-    let range = window(app.selected_out, app.outbound.len(), height);
-    let lang = app.setup.language;
-    let rows: Vec<Row> = app.outbound[range.clone()]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let selected = range.start + i == app.selected_out;
-            let mut style = match r.state.as_str() {
+    let columns = Columns {
+        title: Line::from(vec![
+            Span::raw(" SENT "),
+            Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
+        ]),
+        peer: "TO",
+        headers: &["STATE"],
+        widths: &[Constraint::Length(30)],
+        empty: "  Nothing sent yet.",
+    };
+    table(
+        frame,
+        area,
+        theme,
+        app,
+        (&app.outbound, app.selected_out),
+        columns,
+        |r| {
+            let style = match r.state.as_str() {
                 "refused" => theme.alert(),
                 "queued" | "sent" => theme.warn(),
                 "cancelled" => theme.dim(),
                 _ => Default::default(),
             };
-            if selected {
-                style = style.patch(theme.selected());
-            }
-            Row::new(vec![
-                Cell::from(if selected { "▶" } else { " " }),
-                Cell::from(if r.exercise { "EX" } else { "" }),
-                Cell::from(r.precedence.as_str()),
-                Cell::from(r.serial.to_string()),
-                Cell::from(dtg(&r.released_at)),
-                Cell::from(inert(&r.peer)),
-                Cell::from(title(&r.template_id, lang)),
-                Cell::from(out_state(r)),
-            ])
-            .style(style)
-        })
-        .collect();
-    let header = Row::new(["", "", "PREC", "SER", "DTG", "TO", "FORM", "STATE"]).style(theme.dim());
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(1),
-            Constraint::Length(2),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(7),
-            Constraint::Length(10),
-            Constraint::Min(10),
-            Constraint::Length(30),
-        ],
-    )
-    .header(header)
-    .block(
-        Block::default()
-            .borders(Borders::TOP)
-            .title(Line::from(vec![
-                Span::raw(" SENT "),
-                Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
-            ])),
+            (vec![Cell::from(out_state(r))], style)
+        },
     );
-    frame.render_widget(table, area);
-    if app.outbound.is_empty() {
-        let empty = ratatui::widgets::Paragraph::new("  Nothing sent yet.").style(theme.dim());
-        frame.render_widget(
-            empty,
-            Rect {
-                y: area.y + 2,
-                height: 1,
-                ..area
-            },
-        );
-    }
 }
 
 #[cfg(test)]
