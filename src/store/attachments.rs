@@ -66,7 +66,8 @@ pub fn inbound_path(id: &MessageId, index: u32) -> PathBuf {
         .join(format!("{index}.age"))
 }
 
-const COLUMNS: &str = "message_id, direction, idx, peer, name, size, sha256, sealed_path, sealed_len, state, detail";
+const COLUMNS: &str =
+    "message_id, direction, idx, peer, name, size, sha256, sealed_path, sealed_len, state, detail";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<AttachmentRow> {
     let bad = |i: usize, what: &str| {
