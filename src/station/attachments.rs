@@ -703,11 +703,13 @@ pub(super) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
         AttachmentState::Pending => {}
     }
     let limits = inner.config.attachments;
-    let message_total: u64 = inner
-        .journal
-        .attachments(&id, Direction::In)
-        .map(|rows| rows.iter().map(|r| r.size).sum())
-        .unwrap_or(u64::MAX);
+    let message_total: u64 = match inner.journal.attachments(&id, Direction::In) {
+        Ok(rows) => rows.iter().map(|r| r.size).sum(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read a message's attachments");
+            return OfferAnswer::Ignore;
+        }
+    };
     let oversize = if row.size > limits.max_size {
         Some(format!(
             "{} is over this station's limit of {} per attachment",
