@@ -261,7 +261,7 @@ fn main() {
     println!("{:<44} {:>12}", "measure", "value");
     let rows = [
         ("bare quinn stream, MiB/s", rate(bare)),
-        ("hotline upload (on the wire), MiB/s", rate(h.upload)),
+        ("hotline upload to stored+verified, MiB/s", rate(h.upload)),
         (
             "hotline upload vs bare quinn, %",
             100.0 * bare.as_secs_f64() / h.upload.as_secs_f64(),

@@ -405,3 +405,198 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
     ws.shutdown().await;
     ms.shutdown().await;
 }
+
+/// Runs the built `hotline` binary off the async workers.
+async fn hotline_cli(
+    args: Vec<std::ffi::OsString>,
+    passphrase: Option<PathBuf>,
+) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = assert_cmd::Command::cargo_bin("hotline").expect("binary");
+        cmd.args(&args).env_remove("HOTLINE_CONFIG");
+        if let Some(p) = passphrase {
+            cmd.env("HOTLINE_PASSPHRASE_FILE", p);
+        }
+        let out = cmd.output().expect("hotline runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("cli task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_attaches_lists_and_exports() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ws = w.start().await;
+    let ms = m.start().await;
+    let mut wev = ws.subscribe();
+    let socket = hotline::station::control::socket_path(&data_dir(&ws));
+    tokio::spawn(hotline::station::control::serve(ws.clone(), socket.clone()));
+    eventually(Duration::from_secs(5), "the control socket", || {
+        socket.exists()
+    })
+    .await;
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).expect("pass");
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let file = tmp.path().join("chart.png");
+    let hash = random_file(&file, 256 << 10);
+
+    let args = |list: &[&str]| -> Vec<std::ffi::OsString> { list.iter().map(Into::into).collect() };
+    let wcfg = w.config_path.to_string_lossy().into_owned();
+    let mcfg = m.config_path.to_string_lossy().into_owned();
+    let file_arg = file.to_string_lossy().into_owned();
+    let (ok, out, err) = hotline_cli(
+        args(&[
+            "--config",
+            &wcfg,
+            "send",
+            "--to",
+            "MOSCOW",
+            "--template",
+            "general",
+            "--field",
+            "subject=chart",
+            "--field",
+            "text=see the chart",
+            "--attach",
+            &file_arg,
+            "--operator",
+            "op",
+        ]),
+        Some(pass.clone()),
+    )
+    .await;
+    assert!(ok, "send --attach: {out}{err}");
+    let id: MessageId = out
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {out}"));
+    wait_event(&mut wev, Duration::from_secs(30), |e| {
+        stored(e, id, 0, Direction::Out)
+    })
+    .await;
+    let (ok, out, err) = hotline_cli(args(&["--config", &wcfg, "outbox"]), None).await;
+    assert!(ok && out.contains("attachments 1/1"), "outbox: {out}{err}");
+    ms.shutdown().await;
+    drop(ms);
+
+    // No MOSCOW station running: both read its journal directly.
+    let (ok, out, err) = hotline_cli(args(&["--config", &mcfg, "inbox"]), None).await;
+    assert!(ok && out.contains("attachments 1/1"), "inbox: {out}{err}");
+    let dir = tmp.path().join("out");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let id_arg = id.to_string();
+    let (ok, out, err) = hotline_cli(
+        args(&[
+            "--config",
+            &mcfg,
+            "export",
+            &id_arg,
+            "--attachments",
+            &dir_arg,
+        ]),
+        None,
+    )
+    .await;
+    assert!(ok, "export --attachments: {out}{err}");
+    assert_eq!(out.trim(), dir.join("chart.png").to_string_lossy());
+    assert_eq!(sha256_of(&dir.join("chart.png")), hash);
+    ws.shutdown().await;
+}
+
+#[test]
+fn console_shows_attachment_progress_in_the_sent_list() {
+    use hotline::console::keymap::Keymap;
+    use hotline::console::{App, Msg, Screen, Setup, update};
+    let setup = Setup {
+        station: "WASHINGTON".into(),
+        language: hotline::domain::Language::En,
+        time_zone: "UTC".into(),
+        peers: vec![("MOSCOW".into(), "UTC".into())],
+        deadlines: hotline::config::Deadlines::default(),
+        idle_lock: Duration::from_secs(900),
+        two_person_flash: false,
+        exercise_mode: false,
+        call_sign_login: false,
+        keymap: Keymap::default(),
+        no_color: true,
+    };
+    let now = jiff::Timestamp::now();
+    let id = MessageId::new();
+    let mut app = App::new(setup, now);
+    app.operator = Some(op());
+    app.screen = Screen::Sent;
+    app.outbound = vec![hotline::store::MessageRow {
+        id,
+        direction: Direction::Out,
+        peer: "MOSCOW".into(),
+        serial: 1,
+        precedence: Precedence::Routine,
+        exercise: false,
+        template_id: "general".into(),
+        template_version: 1,
+        released_at: hotline::domain::stamp(now),
+        stored_at: hotline::domain::stamp(now),
+        operator: "op".into(),
+        state: "received".into(),
+        receipt_at: None,
+        ack_by: None,
+        ack_at: None,
+        refusal: None,
+    }];
+    let progress = |index, done| {
+        Msg::Station(Event::AttachmentProgress {
+            id,
+            index,
+            direction: Direction::Out,
+            done,
+            total: 1000,
+        })
+    };
+    update(&mut app, progress(0, 200));
+    update(&mut app, progress(1, 600));
+    assert_eq!(app.transfer_percent(&id), Some(40));
+    let backend = ratatui::backend::TestBackend::new(120, 40);
+    let mut terminal = ratatui::Terminal::new(backend).expect("terminal");
+    terminal.draw(|f| hotline::ui::draw(f, &app)).expect("draw");
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("ATT 40%"), "{screen}");
+    update(
+        &mut app,
+        Msg::Station(Event::AttachmentStored {
+            id,
+            index: 0,
+            direction: Direction::Out,
+            peer: "MOSCOW".into(),
+        }),
+    );
+    update(
+        &mut app,
+        Msg::Station(Event::AttachmentRefused {
+            id,
+            index: 1,
+            direction: Direction::Out,
+            peer: "MOSCOW".into(),
+            reason: "oversize: \u{1b}[2J".into(),
+        }),
+    );
+    assert_eq!(app.transfer_percent(&id), None);
+    let notice = app.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("REFUSED attachment 2") && !notice.contains('\u{1b}'),
+        "{notice}"
+    );
+}
