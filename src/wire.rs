@@ -213,8 +213,8 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         assert_eq!(
-            Frame::decode(&[9, 0, 0, 0, 0]),
-            Err(WireError::UnknownKind(9))
+            Frame::decode(&[11, 0, 0, 0, 0]),
+            Err(WireError::UnknownKind(11))
         );
         assert!(matches!(
             Frame::decode(&[3, 0xff, 0, 0, 0]),
