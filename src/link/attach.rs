@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::stream::{self, StreamError};
 use super::{STREAM_MALFORMED, Shared};
 use crate::domain::StationName;
-use crate::wire::{Frame, FrameKind, resume_frame, resume_offset};
+use crate::wire::{AttachmentOffer, Frame, FrameKind, resume_frame, resume_offset};
 
 /// Bytes read and written at a time; also what one chunk costs in memory.
 pub const CHUNK: usize = 64 * 1024;
@@ -115,6 +115,16 @@ pub(super) async fn receive(
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
+    if let Err(e) = AttachmentOffer::parse(&offer) {
+        let _ = recv.stop(STREAM_MALFORMED.into());
+        let _ = send.reset(STREAM_MALFORMED.into());
+        tracing::warn!(%peer, error = %e, "malformed attachment offer");
+        shared.emit(super::LinkEvent::Malformed {
+            peer,
+            reason: format!("attachment offer: {e}"),
+        });
+        return;
+    }
     let (offset, mut remaining, mut sink) =
         match shared.upcalls.attachment(peer.clone(), offer).await {
             OfferAnswer::Answer(frame) => {
