@@ -600,3 +600,138 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         "{notice}"
     );
 }
+
+/// A UDP relay between WASHINGTON and MOSCOW that can cut the path both ways.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn relay(target: std::net::SocketAddr) -> Relay {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::net::UdpSocket;
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    back.connect(target).await.expect("connect");
+    let cut = Arc::new(AtomicBool::new(false));
+    let client = Arc::new(std::sync::Mutex::new(None));
+    let (f, b, c, k) = (front.clone(), back.clone(), cut.clone(), client.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            // Errors (an ICMP unreachable reported on the socket) are loss.
+            let Ok((n, from)) = f.recv_from(&mut buf).await else {
+                continue;
+            };
+            *k.lock().expect("lock") = Some(from);
+            if !c.load(Ordering::Relaxed) {
+                let _ = b.send(&buf[..n]).await;
+            }
+        }
+    });
+    let addr = front.local_addr().expect("addr");
+    let c = cut.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok(n) = back.recv(&mut buf).await else {
+                continue;
+            };
+            let to = *client.lock().expect("lock");
+            if let (Some(to), false) = (to, c.load(Ordering::Relaxed)) {
+                let _ = front.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    Relay { addr, cut }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_cut_by_a_partition_completes_when_the_link_returns() {
+    use std::sync::atomic::Ordering;
+    const SIZE: usize = 50 << 20;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (wa, ma) = (free_addr(), free_addr());
+    let w0 = Site::create(tmp.path(), "WASHINGTON", "en", wa, &[], FAST_LINK);
+    let m0 = Site::create(tmp.path(), "MOSCOW", "ru", ma, &[], FAST_LINK);
+    let relay = relay(ma).await;
+    // Only WASHINGTON dials, and only through the relay.
+    let w = Site::create(
+        tmp.path(),
+        "WASHINGTON",
+        "en",
+        wa,
+        &[m0.entry(Some(relay.addr), None)],
+        FAST_LINK,
+    );
+    let m = Site::create(
+        tmp.path(),
+        "MOSCOW",
+        "ru",
+        ma,
+        &[w0.entry(None, None)],
+        FAST_LINK,
+    );
+    let ws = w.start().await;
+    let ms = m.start().await;
+    let mut wev = ws.subscribe();
+    let mut mev = ms.subscribe();
+    let file = tmp.path().join("imagery.bin");
+    let hash = random_file(&file, SIZE);
+    let (released, _) = ws
+        .release_with_attachments(&op(), "MOSCOW", general("partition"), vec![file])
+        .await
+        .expect("release");
+    let id = released.id;
+    wait_event(&mut mev, Duration::from_secs(30), |e| {
+        matches!(e, Event::AttachmentProgress { id: i, done, total, direction: Direction::In, .. }
+            if *i == id && *done * 10 >= *total && done < total)
+    })
+    .await;
+    relay.cut.store(true, Ordering::Relaxed);
+    // The link is down at both ends once its idle timeout has passed.
+    wait_event(&mut wev, Duration::from_secs(40), |e| {
+        matches!(e, Event::LinkDown { .. })
+    })
+    .await;
+    assert_eq!(
+        ws.attachments(&id, Direction::Out).expect("rows")[0].state,
+        AttachmentState::Pending
+    );
+    // Forget what MOSCOW reported before the cut: the next progress event
+    // is the new offer's starting point.
+    while mev.try_recv().is_ok() {}
+    relay.cut.store(false, Ordering::Relaxed);
+    let resumed = wait_event(
+        &mut mev,
+        Duration::from_secs(40),
+        |e| matches!(e, Event::AttachmentProgress { id: i, .. } if *i == id),
+    )
+    .await;
+    wait_event(&mut wev, Duration::from_secs(60), |e| {
+        stored(e, id, 0, Direction::Out)
+    })
+    .await;
+    // Progress events after the cut: the first one is where it resumed.
+    assert!(
+        matches!(resumed, Event::AttachmentProgress { done, .. } if done > 0),
+        "resumed from the bytes already stored: {resumed:?}"
+    );
+    let received = std::iter::from_fn(|| mev.try_recv().ok())
+        .filter(|e| matches!(e, Event::Received { id: i, .. } if *i == id))
+        .count();
+    assert_eq!(received, 0, "the message is not shown again");
+    assert_eq!(
+        ms.list(Direction::In).expect("inbox").len(),
+        1,
+        "shown once"
+    );
+    let (written, _) = ms
+        .export_attachments(&id, tmp.path().join("export"))
+        .await
+        .expect("export");
+    assert_eq!(sha256_of(&written[0]), hash);
+    ws.shutdown().await;
+    ms.shutdown().await;
+}

@@ -49,6 +49,9 @@ const UPLOAD_RETRY_PAUSE: Duration = Duration::from_millis(500);
 const PROGRESS_STEP_PERCENT: u64 = 2;
 /// Bytes read from a file at a time.
 const CHUNK: usize = 64 * 1024;
+/// Bytes read from or written to an attachment's sealed file at once, so
+/// the file is not touched (one blocking-pool hop each) per network chunk.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// What has arrived so far is a partial file with this suffix.
 const PARTIAL_SUFFIX: &str = "part";
@@ -388,7 +391,8 @@ async fn upload(inner: Arc<Inner>, peer: StationName, row: AttachmentRow) -> (Me
         async move {
             let mut f = tokio::fs::File::open(&path).await?;
             f.seek(io::SeekFrom::Start(offset)).await?;
-            Ok(Box::new(f) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
+            let reader = tokio::io::BufReader::with_capacity(WRITE_BUFFER, f);
+            Ok(Box::new(reader) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)
         }
         .boxed()
     });
@@ -786,7 +790,7 @@ pub(super) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
             inner: inner.clone(),
             peer: peer_keys,
             row,
-            file,
+            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             partial,
             final_path,
             done: have,
@@ -801,7 +805,10 @@ struct Incoming {
     inner: Arc<Inner>,
     peer: PeerKeys,
     row: AttachmentRow,
-    file: tokio::fs::File,
+    /// Bytes reach the file in large writes; what is still buffered when a
+    /// transfer breaks is simply sent again (the resume offset is the
+    /// file's length).
+    file: tokio::io::BufWriter<tokio::fs::File>,
     partial: PathBuf,
     final_path: PathBuf,
     done: u64,
@@ -829,13 +836,17 @@ impl AttachmentSink for Incoming {
                 inner,
                 peer,
                 row,
-                file,
+                mut file,
                 partial,
                 final_path,
                 _claim,
                 ..
             } = *self;
-            if let Err(e) = file.sync_all().await {
+            let flushed = match file.flush().await {
+                Ok(()) => file.get_ref().sync_all().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = flushed {
                 tracing::error!(error = %e, "could not sync a partial attachment");
                 return None;
             }
