@@ -9,10 +9,10 @@ use jiff::Timestamp;
 
 use crate::crypto::{PeerKeys, StationKeys, seal};
 use crate::domain::{
-    Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence, StationName,
-    TemplateRef,
+    AttachmentRef, Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence,
+    StationName, TemplateRef,
 };
-use crate::store::{Journal, Pending, Released};
+use crate::store::{Journal, Pending, Released, StagedAttachment};
 use crate::templates::{Catalog, Template, ValueError, render};
 
 /// What an operator filled in: raw text per field, as typed.
@@ -47,6 +47,8 @@ pub struct Checked {
     pub text: String,
     pub references: Vec<MessageId>,
     pub exercise: bool,
+    /// Filled in by the station once the files are sealed.
+    pub attachments: Vec<AttachmentRef>,
 }
 
 /// Checks every field of `draft` (all problems at once) against the newest
@@ -101,6 +103,7 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
         text,
         references: draft.references.clone(),
         exercise: draft.exercise,
+        attachments: Vec::new(),
     })
 }
 
@@ -146,7 +149,7 @@ pub fn build(
         fields: checked.fields.clone(),
         text: checked.text.clone(),
         references: checked.references.clone(),
-        attachments: Vec::new(),
+        attachments: checked.attachments.clone(),
         operator: origin.operator.clone(),
         original: Original {
             language: origin.language.code().to_string(),
@@ -172,8 +175,21 @@ pub fn release(
     checked: Checked,
     origin: Origin,
 ) -> Pending<(Released, Message)> {
+    release_with(journal, keys, peer, checked, origin, Vec::new())
+}
+
+/// [`release`] for a draft whose attachments are sealed already: `staged`
+/// holds their files, in the order of `checked.attachments`.
+pub fn release_with(
+    journal: &Journal,
+    keys: Arc<StationKeys>,
+    peer: PeerKeys,
+    checked: Checked,
+    origin: Origin,
+    staged: Vec<StagedAttachment>,
+) -> Pending<(Released, Message)> {
     let to = peer.name.clone();
-    journal.release(to.clone(), move |serial| {
+    journal.release_with(to.clone(), staged, move |serial| {
         let message = build(&checked, &origin, &to, serial, Timestamp::now());
         let sealed = seal(&message, &keys, &peer).map_err(|e| e.to_string())?;
         Ok((message, sealed))

@@ -51,9 +51,60 @@ pub fn inert_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The longest file name [`file_name`] makes, in bytes.
+pub const MAX_FILE_NAME: usize = 200;
+
+/// An untrusted name (an attachment's, from the wire) as a harmless file
+/// name in one directory: directories are stripped (`/` and `\\` both
+/// count), hostile characters become `_`, a leading dot becomes `_` (so no
+/// `..` and no hidden files), and nothing empty is left.
+pub fn file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut out = String::with_capacity(last.len());
+    for c in last.chars() {
+        let c = if is_hostile(c) || c == ':' { '_' } else { c };
+        if out.len() + c.len_utf8() > MAX_FILE_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    let mut out = match trimmed.strip_prefix('.') {
+        Some(rest) => format!("_{rest}"),
+        None => trimmed.to_string(),
+    };
+    if out.is_empty() || out.chars().all(|c| c == '.' || c == '_') && out.contains('.') {
+        out = "attachment".to_string();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_stay_in_their_directory() {
+        assert_eq!(file_name("../../etc/passwd"), "passwd");
+        assert_eq!(file_name("..\\..\\boot.ini"), "boot.ini");
+        assert_eq!(file_name(".."), "attachment");
+        assert_eq!(file_name("a/.."), "attachment");
+        assert_eq!(file_name("/"), "attachment");
+        assert_eq!(file_name(""), "attachment");
+        assert_eq!(file_name(".bashrc"), "_bashrc");
+        assert_eq!(file_name("map\u{1b}[2J.png"), "map_[2J.png");
+        assert_eq!(file_name("evil\u{202E}gnp.exe"), "evil_gnp.exe");
+        assert_eq!(file_name("C:report.pdf"), "C_report.pdf");
+        assert_eq!(file_name("Карта района.png"), "Карта района.png");
+        assert!(file_name(&"x".repeat(1000)).len() <= MAX_FILE_NAME);
+        for evil in ["../../etc/passwd", "..", "a/../../b", "\u{0}", "./.", "..."] {
+            let n = file_name(evil);
+            assert!(
+                !n.contains('/') && !n.starts_with('.') && !n.is_empty(),
+                "{evil:?} -> {n:?}"
+            );
+        }
+    }
 
     #[test]
     fn escapes_become_visible() {

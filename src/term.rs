@@ -195,6 +195,7 @@ impl Backend {
                         passphrase: None,
                         second_operator: second.map(|s| s.to_string()),
                         second_passphrase: None,
+                        attachments: Vec::new(),
                     })
                     .await?;
                 Ok(format!(

@@ -1,6 +1,12 @@
 //! Frames on the link: `[kind: u8][length: u32 big-endian][payload]`, one
 //! request and one answer per QUIC stream. Every kind has its own size cap,
 //! checked from the header before any payload is read. No I/O here.
+//!
+//! An attachment stream is the one exception to one-frame-each-way: the
+//! sender offers ([`AttachmentOffer`]), the receiver answers with where to
+//! resume ([`FrameKind::AttachmentResume`]) or with a receipt or refusal,
+//! then the sender writes the rest of the sealed file as raw bytes and
+//! finishes, and the receiver answers with a receipt or refusal.
 
 use std::fmt;
 
@@ -31,6 +37,10 @@ pub enum FrameKind {
     /// A hello on a probe connection: answered, but the connection is
     /// never used for traffic.
     Probe = 8,
+    /// Offers one attachment's sealed file: message id, index, length.
+    AttachmentOffer = 9,
+    /// The receiver already holds this many sealed bytes: send the rest.
+    AttachmentResume = 10,
 }
 
 impl FrameKind {
@@ -44,6 +54,8 @@ impl FrameKind {
             6 => FrameKind::LinkTest,
             7 => FrameKind::LinkTestReply,
             8 => FrameKind::Probe,
+            9 => FrameKind::AttachmentOffer,
+            10 => FrameKind::AttachmentResume,
             _ => return None,
         })
     }
@@ -54,6 +66,8 @@ impl FrameKind {
             // A message decrypts to at most 1 MiB; age adds well under 1%.
             FrameKind::Message => 1_100_000,
             FrameKind::LinkTest | FrameKind::LinkTestReply => 64 * 1024,
+            FrameKind::AttachmentOffer => OFFER_LEN,
+            FrameKind::AttachmentResume => 8,
             FrameKind::Hello
             | FrameKind::Probe
             | FrameKind::Receipt
@@ -124,6 +138,54 @@ impl Frame {
     }
 }
 
+const OFFER_LEN: usize = 16 + 4 + 8;
+
+/// What an attachment offer says: which attachment, and how long its sealed
+/// file is. The receiver checks the length against what the signed message
+/// lets it expect before it reads any content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachmentOffer {
+    pub message: uuid::Uuid,
+    pub index: u32,
+    pub sealed_len: u64,
+}
+
+impl AttachmentOffer {
+    pub fn frame(&self) -> Frame {
+        let mut p = Vec::with_capacity(OFFER_LEN);
+        p.extend_from_slice(self.message.as_bytes());
+        p.extend_from_slice(&self.index.to_be_bytes());
+        p.extend_from_slice(&self.sealed_len.to_be_bytes());
+        Frame::new(FrameKind::AttachmentOffer, p)
+    }
+
+    pub fn parse(frame: &Frame) -> Result<AttachmentOffer, WireError> {
+        let p = &frame.payload;
+        if frame.kind != FrameKind::AttachmentOffer || p.len() != OFFER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let id: [u8; 16] = p[..16].try_into().map_err(|_| WireError::Truncated)?;
+        let index: [u8; 4] = p[16..20].try_into().map_err(|_| WireError::Truncated)?;
+        let len: [u8; 8] = p[20..].try_into().map_err(|_| WireError::Truncated)?;
+        Ok(AttachmentOffer {
+            message: uuid::Uuid::from_bytes(id),
+            index: u32::from_be_bytes(index),
+            sealed_len: u64::from_be_bytes(len),
+        })
+    }
+}
+
+/// The answer "send from `offset`".
+pub fn resume_frame(offset: u64) -> Frame {
+    Frame::new(FrameKind::AttachmentResume, offset.to_be_bytes().to_vec())
+}
+
+/// The offset in a resume answer.
+pub fn resume_offset(frame: &Frame) -> Option<u64> {
+    let b: [u8; 8] = frame.payload.as_slice().try_into().ok()?;
+    (frame.kind == FrameKind::AttachmentResume).then(|| u64::from_be_bytes(b))
+}
+
 /// Checks a header: a known kind and a length within that kind's cap.
 pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<(FrameKind, usize), WireError> {
     let kind = FrameKind::from_byte(header[0]).ok_or(WireError::UnknownKind(header[0]))?;
@@ -151,8 +213,8 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         assert_eq!(
-            Frame::decode(&[9, 0, 0, 0, 0]),
-            Err(WireError::UnknownKind(9))
+            Frame::decode(&[11, 0, 0, 0, 0]),
+            Err(WireError::UnknownKind(11))
         );
         assert!(matches!(
             Frame::decode(&[3, 0xff, 0, 0, 0]),
@@ -164,5 +226,24 @@ mod tests {
         );
         assert_eq!(Frame::decode(&[3, 0, 0, 0, 0, 1]), Err(WireError::Trailing));
         assert_eq!(Frame::decode(&[3, 0]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn attachment_frames_round_trip() {
+        let offer = AttachmentOffer {
+            message: uuid::Uuid::now_v7(),
+            index: 3,
+            sealed_len: 1 << 40,
+        };
+        let decoded = Frame::decode(&offer.frame().encode()).expect("decodes");
+        assert_eq!(AttachmentOffer::parse(&decoded), Ok(offer));
+        assert_eq!(resume_offset(&resume_frame(77)), Some(77));
+        assert!(
+            AttachmentOffer::parse(&Frame::new(FrameKind::AttachmentOffer, vec![0; 5])).is_err()
+        );
+        assert!(matches!(
+            Frame::decode(&[10, 0, 0, 0, 9]),
+            Err(WireError::TooLarge { .. })
+        ));
     }
 }

@@ -924,10 +924,15 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "unknown kind byte",
-            [header(9, 3), vec![1, 2, 3]].concat(),
-            "unknown frame kind 9",
+            [header(11, 3), vec![1, 2, 3]].concat(),
+            "unknown frame kind 11",
         ),
         ("kind byte 0", header(0, 0), "unknown frame kind 0"),
+        (
+            "attachment offer of the wrong length",
+            [header(FrameKind::AttachmentOffer as u8, 3), vec![1, 2, 3]].concat(),
+            "attachment offer",
+        ),
         (
             "Receipt header over its cap",
             over_cap(FrameKind::Receipt),

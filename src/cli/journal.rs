@@ -1,4 +1,5 @@
-//! `export` and `audit verify`: reading the journal without a running station.
+//! `export` (a message, or its attachments decrypted) and `audit verify`:
+//! reading the journal without a running station.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use super::load_config;
 use crate::crypto::StationCard;
 use crate::crypto::keys::parse_signing_key;
 use crate::fsutil;
+use crate::station::attachments;
 use crate::store::Journal;
 
 #[derive(Args, Debug)]
@@ -17,14 +19,41 @@ pub struct ExportArgs {
     /// The message id (or its first 8 or more characters)
     pub id: String,
     /// Where to write the .age file [default: DATA_DIR/exports/ID.age]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "attachments")]
     pub out: Option<PathBuf>,
+    /// Write the message's attachments into DIR instead, decrypted and
+    /// checked against their signed SHA-256. Names are made safe (no
+    /// directories, no control characters) and no file is ever replaced:
+    /// a taken name gets " (1)", " (2)" … Needs the station key.
+    #[arg(long, value_name = "DIR")]
+    pub attachments: Option<PathBuf>,
 }
 
 pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let journal = Journal::open_read_only(&config.journal_path)?;
     let row = journal.find(&args.id)?;
+    if let Some(dir) = args.attachments {
+        let rows = journal.attachments(&row.id, row.direction)?;
+        if rows.is_empty() {
+            bail!("message {} has no attachments", row.id);
+        }
+        let keys = super::load_keys(&config)?;
+        let (written, skipped) =
+            attachments::export(&config.station.data_dir, &keys.age, &rows, &dir)
+                .map_err(anyhow::Error::msg)?;
+        for p in &written {
+            println!("{}", p.display());
+        }
+        for s in &skipped {
+            eprintln!("not exported: {s}");
+        }
+        return Ok(if skipped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     let sealed = journal.sealed(&row.id)?;
     let out = match args.out {
         Some(p) => p,

@@ -98,6 +98,12 @@ pub struct SendArgs {
     /// (passphrase asked, or read from $HOTLINE_SECOND_PASSPHRASE_FILE)
     #[arg(long)]
     pub second_operator: Option<String>,
+    /// Attach a file; repeatable. The running station opens and reads the
+    /// file itself (its path is sent over the control socket), seals it for
+    /// the peer and sends it after the message, at the lowest priority.
+    /// Limits: attachments.max_size and max_message in operator.toml.
+    #[arg(long = "attach", value_name = "FILE")]
+    pub attach: Vec<std::path::PathBuf>,
 }
 
 pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
@@ -108,6 +114,15 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
             bail!("--field `{f}`: write NAME=VALUE");
         };
         fields.insert(k.trim().to_string(), v.to_string());
+    }
+    // The station runs elsewhere: give it absolute paths, checked here first.
+    let mut attachments = Vec::new();
+    for f in &args.attach {
+        let abs = std::path::absolute(f).with_context(|| format!("--attach {}", f.display()))?;
+        if !abs.is_file() {
+            bail!("--attach {}: no such file", f.display());
+        }
+        attachments.push(abs);
     }
     let mut client = connect(&config)?;
     let pass = passphrase::obtain(
@@ -139,6 +154,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         passphrase: Some(pass.expose_secret().to_string()),
         second_operator: args.second_operator.clone(),
         second_passphrase,
+        attachments,
     })?;
     println!(
         "released {} {} serial {} to {}",
@@ -185,6 +201,19 @@ fn print_rows(rows: &Value, inbound: bool) {
             inert(&ack),
             r["id"].as_str().unwrap_or("")
         );
+        let att = &r["attachments"];
+        if let Some(total) = att["total"].as_u64() {
+            let done = att["receipted"].as_u64().unwrap_or(0);
+            let refused = att["refused"].as_u64().unwrap_or(0);
+            let mut line = format!("attachments {done}/{total}");
+            if done + refused < total {
+                line.push_str(" (attachments pending)");
+            }
+            if refused > 0 {
+                line.push_str(&format!(", {refused} refused"));
+            }
+            println!("{:>19}{line}", "");
+        }
         if let Some(reason) = r["refusal"].as_str() {
             println!("{:>19}refused: {}", "", inert(reason));
         }
@@ -212,7 +241,7 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
         Err(ClientError::NotRunning(_)) => {
             eprintln!("(no station is running: reading the journal directly)");
             let journal = Journal::open_read_only(&config.journal_path)?;
-            control::rows_json(&journal.list(direction)?)
+            control::rows_with_attachments(&journal, direction)?
         }
         Err(e) => return Err(e.into()),
     };

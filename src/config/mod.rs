@@ -39,6 +39,7 @@ pub struct Config {
     pub link: LinkConfig,
     pub deadlines: Deadlines,
     pub console: ConsoleConfig,
+    pub attachments: AttachmentLimits,
     pub operators: Vec<Operator>,
     pub peers: Vec<Peer>,
     /// Things worth saying that do not stop the station (loose read bits).
@@ -93,6 +94,27 @@ impl Deadlines {
             Precedence::Immediate => self.immediate,
             Precedence::Priority => self.priority,
             Precedence::Routine => self.routine,
+        }
+    }
+}
+
+/// How large attachments may be, sent or received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentLimits {
+    /// The most one attachment's plaintext may hold.
+    pub max_size: u64,
+    /// The most all of one message's attachments may hold together.
+    pub max_message: u64,
+}
+
+/// 64 MiB, for one attachment and for all of a message's together.
+pub const DEFAULT_ATTACHMENT_LIMIT: u64 = 64 << 20;
+
+impl Default for AttachmentLimits {
+    fn default() -> Self {
+        AttachmentLimits {
+            max_size: DEFAULT_ATTACHMENT_LIMIT,
+            max_message: DEFAULT_ATTACHMENT_LIMIT,
         }
     }
 }
@@ -233,6 +255,21 @@ impl Checker<'_> {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 self.err(Some(v.span()), key, "must be longer than zero");
+                default
+            }
+            Err(e) => {
+                self.err(Some(v.span()), key, e.to_string());
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, v: &Option<S<String>>, key: &str, default: u64) -> u64 {
+        let Some(v) = v else { return default };
+        match crate::domain::parse_size(v.get_ref()) {
+            Ok(n) if n > 0 => n,
+            Ok(_) => {
+                self.err(Some(v.span()), key, "must be larger than zero");
                 default
             }
             Err(e) => {
@@ -393,6 +430,20 @@ impl Checker<'_> {
                 .collect(),
         };
 
+        let a = &raw.attachments;
+        let attachments = AttachmentLimits {
+            max_size: self.size(
+                &a.max_size,
+                "attachments.max_size",
+                DEFAULT_ATTACHMENT_LIMIT,
+            ),
+            max_message: self.size(
+                &a.max_message,
+                "attachments.max_message",
+                DEFAULT_ATTACHMENT_LIMIT,
+            ),
+        };
+
         let mut operators: Vec<Operator> = Vec::new();
         for o in &raw.operators {
             let name = match OperatorName::new(o.name.get_ref()) {
@@ -444,6 +495,7 @@ impl Checker<'_> {
             link,
             deadlines,
             console,
+            attachments,
             operators,
             peers,
             warnings: Vec::new(),

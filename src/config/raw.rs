@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub console: RawConsole,
     #[serde(default)]
+    pub attachments: RawAttachments,
+    #[serde(default)]
     pub operators: Vec<RawOperator>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,
@@ -50,6 +52,13 @@ pub struct RawLink {
     pub flash_receipt_alarm: Option<S<String>>,
     pub max_clock_skew: Option<S<String>>,
     pub retry_window: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttachments {
+    pub max_size: Option<S<String>>,
+    pub max_message: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

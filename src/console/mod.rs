@@ -242,10 +242,22 @@ pub struct App {
     /// A reply's references and peer, carried from the list to the form.
     pub reply_refs: Vec<MessageId>,
     pub reply_peer: Option<usize>,
+    /// Attachments in transfer: (message, index) → (sealed bytes done, total).
+    pub transfers: HashMap<(MessageId, u32), (u64, u64)>,
     pub quit: bool,
 }
 
 impl App {
+    /// How far a message's attachments in transfer have come, in percent.
+    pub fn transfer_percent(&self, id: &MessageId) -> Option<u64> {
+        let (done, total) = self
+            .transfers
+            .iter()
+            .filter(|((m, _), _)| m == id)
+            .fold((0u64, 0u64), |(d, t), (_, (dd, tt))| (d + dd, t + tt));
+        (total > 0).then(|| done.saturating_mul(100) / total)
+    }
+
     pub fn new(setup: Setup, now: Timestamp) -> App {
         App {
             setup,
@@ -279,6 +291,7 @@ impl App {
             composing_inject: false,
             reply_refs: Vec::new(),
             reply_peer: None,
+            transfers: HashMap::new(),
             quit: false,
         }
     }

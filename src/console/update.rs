@@ -191,6 +191,33 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
         }
         Event::Notice { text } => app.notice = Some(text.clone()),
+        Event::AttachmentProgress {
+            id,
+            index,
+            done,
+            total,
+            ..
+        } => {
+            app.transfers.insert((*id, *index), (*done, *total));
+        }
+        Event::AttachmentStored { id, index, .. } => {
+            app.transfers.remove(&(*id, *index));
+        }
+        Event::AttachmentRefused {
+            id,
+            index,
+            peer,
+            reason,
+            ..
+        } => {
+            app.transfers.remove(&(*id, *index));
+            app.notice = Some(format!(
+                "{} REFUSED attachment {} of {id}: {}",
+                crate::sanitize::inert(peer),
+                index + 1,
+                crate::sanitize::inert(reason)
+            ));
+        }
         Event::FailedOver { peer, path } => {
             app.alarms.push(Alarm {
                 at: app.now,

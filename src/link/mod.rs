@@ -7,6 +7,7 @@
 //! answered, because a client refused by mutual TLS 1.3 still sees its own
 //! handshake "succeed" (STACK.md trap 2). Quinn types stay inside this module.
 
+mod attach;
 mod peer;
 mod stream;
 pub mod tls;
@@ -22,6 +23,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+pub use attach::{AttachmentSink, OfferAnswer, UploadSource};
 pub use stream::StreamError;
 
 use crate::domain::StationName;
@@ -120,6 +122,8 @@ pub trait Upcalls: Send + Sync + 'static {
     fn hello_received(&self, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String>;
     /// Answers one inbound frame; `None` closes the stream without answer.
     fn frame(&self, peer: StationName, frame: Frame) -> BoxFuture<'static, Option<Frame>>;
+    /// Answers an attachment offer: at once, or with where its bytes go.
+    fn attachment(&self, peer: StationName, offer: Frame) -> BoxFuture<'static, OfferAnswer>;
 }
 
 /// What happened on the link.
@@ -324,6 +328,30 @@ impl Link {
             tracing::info!(%peer, %why, "resetting the connection");
             conn.close(CLOSE_RESET.into(), why.as_bytes());
         }
+    }
+
+    /// Sends one attachment to `peer` on its own stream at `priority` (see
+    /// [`attach::upload`]) and returns the receiver's final answer. Fails at
+    /// once if the link is down; an interrupted upload resumes from where
+    /// the receiver stopped when it is offered again.
+    pub async fn upload(
+        &self,
+        peer: &StationName,
+        offer: &Frame,
+        priority: i32,
+        source: UploadSource,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Frame, LinkError> {
+        let entry = self
+            .shared
+            .entry(peer)
+            .ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
+        let conn = entry
+            .connection()
+            .ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
+        let answer = attach::upload(&conn, offer, priority, source, progress).await?;
+        entry.slot().last_traffic = Some(Timestamp::now());
+        Ok(answer)
     }
 
     pub fn is_up(&self, peer: &StationName) -> bool {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::attach;
 use super::stream::{self, StreamError};
 use super::{
     CLOSE_DUPLICATE, CLOSE_PROBE_DONE, CLOSE_REFUSED, CLOSE_REPLACED, DIAL_BACKOFF_MAX,
@@ -149,25 +150,24 @@ async fn serve_streams(shared: Arc<Shared>, peer: StationName, conn: quinn::Conn
         };
         let shared = shared.clone();
         let peer = peer.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(
-                INBOUND_STREAM_TIMEOUT,
-                answer_stream(shared, peer, send, recv),
-            )
-            .await;
-        });
+        tokio::spawn(answer_stream(shared, peer, send, recv));
     }
 }
 
+/// Answers one stream. A frame exchange is bounded as a whole; an
+/// attachment stream can take long, so its every read and write is bounded
+/// instead (see [`attach::receive`]).
 async fn answer_stream(
     shared: Arc<Shared>,
     peer: StationName,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let frame = match stream::read_frame(&mut recv).await {
-        Ok(f) => f,
-        Err(StreamError::Malformed(e)) => {
+    let first = tokio::time::timeout(INBOUND_STREAM_TIMEOUT, stream::read_frame(&mut recv)).await;
+    let frame = match first {
+        Err(_) => return,
+        Ok(Ok(f)) => f,
+        Ok(Err(StreamError::Malformed(e))) => {
             let _ = recv.stop(STREAM_MALFORMED.into());
             let _ = send.reset(STREAM_MALFORMED.into());
             tracing::warn!(%peer, error = %e, "malformed frame");
@@ -177,14 +177,21 @@ async fn answer_stream(
             });
             return;
         }
-        Err(_) => return,
+        Ok(Err(_)) => return,
     };
     if let Some(entry) = shared.entry(&peer) {
         entry.slot().last_traffic = Some(jiff::Timestamp::now());
     }
-    if let Some(answer) = shared.upcalls.frame(peer, frame).await {
-        let _ = stream::write_frame(&mut send, &answer).await;
+    if attach::is_offer(&frame) {
+        attach::receive(&shared, peer, frame, send, recv).await;
+        return;
     }
+    let _ = tokio::time::timeout(INBOUND_STREAM_TIMEOUT, async {
+        if let Some(answer) = shared.upcalls.frame(peer, frame).await {
+            let _ = stream::write_frame(&mut send, &answer).await;
+        }
+    })
+    .await;
 }
 
 /// Dials `addr` and exchanges hellos. On success the connection is ready to

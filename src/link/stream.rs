@@ -23,6 +23,10 @@ pub enum StreamError {
     Closed(#[from] quinn::ClosedStream),
     #[error("malformed frame: {0}")]
     Malformed(#[from] WireError),
+    #[error("reading what to upload: {0}")]
+    Source(String),
+    #[error("read: {0}")]
+    ReadStream(#[from] quinn::ReadError),
 }
 
 /// Reads one frame, checking the header's kind and size before reading the

@@ -52,6 +52,9 @@ pub enum Request {
         /// the last few minutes.
         #[serde(default)]
         second_passphrase: Option<String>,
+        /// Files to attach: paths the station itself opens and reads.
+        #[serde(default)]
+        attachments: Vec<PathBuf>,
     },
     Ack {
         id: String,
@@ -259,6 +262,7 @@ async fn handle(
             passphrase,
             second_operator,
             second_passphrase,
+            attachments,
         } => {
             let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
             let precedence: Option<Precedence> =
@@ -308,7 +312,9 @@ async fn handle(
                 references,
                 exercise: *exercise,
             };
-            let (released, message) = station.release(&who, to, draft).await?;
+            let (released, message) = station
+                .release_with_attachments(&who, to, draft, attachments.clone())
+                .await?;
             Ok(
                 json!({"id": released.id.to_string(), "serial": released.serial, "precedence": message.precedence, "to": message.to}),
             )
@@ -373,8 +379,8 @@ async fn handle(
                 .await?;
             Ok(Value::Null)
         }
-        Request::Inbox => Ok(rows_json(&station.list(Direction::In)?)),
-        Request::Outbox => Ok(rows_json(&station.list(Direction::Out)?)),
+        Request::Inbox => Ok(rows_with_attachments(station.journal(), Direction::In)?),
+        Request::Outbox => Ok(rows_with_attachments(station.journal(), Direction::Out)?),
         Request::Status => {
             serde_json::to_value(station.status()).map_err(|e| StationError::Refused(e.to_string()))
         }
@@ -389,6 +395,30 @@ async fn handle(
 /// Message rows as JSON, for `inbox` and `outbox`.
 pub fn rows_json(rows: &[crate::store::MessageRow]) -> Value {
     serde_json::to_value(rows).unwrap_or(Value::Null)
+}
+
+/// One direction's message rows as JSON, each with an `attachments` object
+/// (`receipted`, `refused`, `total`) when it has any.
+pub fn rows_with_attachments(
+    journal: &crate::store::Journal,
+    direction: Direction,
+) -> Result<Value, crate::store::StoreError> {
+    let rows = journal.list(direction)?;
+    let counts = journal.attachment_counts(direction)?;
+    let mut v = rows_json(&rows);
+    if let Some(items) = v.as_array_mut() {
+        for (item, row) in items.iter_mut().zip(&rows) {
+            if let (Some((done, refused, total)), Some(obj)) =
+                (counts.get(&row.id), item.as_object_mut())
+            {
+                obj.insert(
+                    "attachments".into(),
+                    json!({"receipted": done, "refused": refused, "total": total}),
+                );
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// Why the CLI could not talk to a station.

@@ -48,12 +48,15 @@ pub struct HelloBody {
     pub audit_head: Option<Head>,
 }
 
-/// What a receipt proves was stored: a message, or an acknowledgement.
+/// What a receipt proves was stored: a message, an acknowledgement, or one
+/// attachment of a message (stored, and checked against the size and
+/// SHA-256 the signed message gives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReceiptOf {
     Message,
     Ack,
+    Attachment,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ pub struct ReceiptBody {
     pub protocol: String,
     pub of: ReceiptOf,
     pub id: MessageId,
+    /// Which attachment of message `id`, for a receipt of an attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<u32>,
     pub from: StationName,
     pub to: StationName,
     pub stored_at: Timestamp,
@@ -95,6 +101,9 @@ impl RefusalCode {
 pub struct RefusalBody {
     pub protocol: String,
     pub id: Option<MessageId>,
+    /// Which attachment of message `id`, when one attachment is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<u32>,
     pub from: StationName,
     pub to: StationName,
     pub code: RefusalCode,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{MessageId, Precedence};
 use crate::link::PathKind;
+use crate::store::Direction;
 
 /// Room for events not yet taken by the slowest subscriber.
 pub const EVENT_BUFFER: usize = 4096;
@@ -96,6 +97,32 @@ pub enum Event {
         peer: Option<String>,
         id: Option<MessageId>,
         text: String,
+    },
+    /// An attachment's transfer moved on: `done` of `total` sealed bytes
+    /// are at the receiver. Sent at most every few percent.
+    AttachmentProgress {
+        id: MessageId,
+        index: u32,
+        direction: Direction,
+        done: u64,
+        total: u64,
+    },
+    /// An attachment is stored and verified at the receiver (on the
+    /// sending side: its receipt came).
+    AttachmentStored {
+        id: MessageId,
+        index: u32,
+        direction: Direction,
+        peer: String,
+    },
+    /// An attachment was refused (oversize, damaged, not what the signed
+    /// message lists).
+    AttachmentRefused {
+        id: MessageId,
+        index: u32,
+        direction: Direction,
+        peer: String,
+        reason: String,
     },
     /// Something for the operators to read (exercise progress, for one).
     Notice {

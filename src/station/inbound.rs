@@ -17,7 +17,7 @@ use super::{AlarmKind, Event, Inner};
 use crate::crypto::signed::Kind;
 use crate::crypto::{OpenError, PeerKeys, open_inbound};
 use crate::domain::{MessageId, StationName};
-use crate::link::HelloInfo;
+use crate::link::{HelloInfo, OfferAnswer};
 use crate::store::Stored;
 use crate::wire::{Frame, FrameKind};
 
@@ -60,9 +60,16 @@ impl crate::link::Upcalls for Upcalls {
         }
         .boxed()
     }
+
+    fn attachment(&self, peer: StationName, offer: Frame) -> BoxFuture<'static, OfferAnswer> {
+        let Some(inner) = self.0.upgrade() else {
+            return async { OfferAnswer::Ignore }.boxed();
+        };
+        async move { super::attachments::offered(&inner, &peer, &offer).await }.boxed()
+    }
 }
 
-async fn audit(inner: &Inner, action: &str, detail: &str) {
+pub(super) async fn audit(inner: &Inner, action: &str, detail: &str) {
     if let Err(e) = inner.journal.audit("station", action, detail).done().await {
         tracing::error!(error = %e, "could not write an audit entry");
     }
@@ -138,7 +145,7 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
     Ok(HelloInfo { boot: body.boot })
 }
 
-fn refusal(
+pub(super) fn refusal(
     inner: &Inner,
     peer: &PeerKeys,
     id: Option<MessageId>,
@@ -148,6 +155,7 @@ fn refusal(
     let body = RefusalBody {
         protocol: docs::protocol(),
         id,
+        attachment: None,
         from: inner.keys.name.clone(),
         to: peer.name.clone(),
         code,
@@ -164,6 +172,7 @@ fn receipt(inner: &Inner, peer: &StationName, of: ReceiptOf, id: MessageId) -> V
         protocol: docs::protocol(),
         of,
         id,
+        attachment: None,
         from: inner.keys.name.clone(),
         to: peer.clone(),
         stored_at: Timestamp::now(),

@@ -8,6 +8,7 @@
 //! receipt (only after the commit) → event. Acknowledgement: journal →
 //! signed ack → send queue → peer records "acknowledged by NAME".
 
+pub mod attachments;
 mod auth;
 pub mod control;
 pub mod docs;
@@ -18,12 +19,13 @@ mod outbox;
 mod timers;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 pub use auth::{AuthError, Authenticator};
 pub use events::{AlarmKind, EVENT_BUFFER, Event};
@@ -34,7 +36,9 @@ use crate::crypto::signed::Kind;
 use crate::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound};
 use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
 use crate::link::{Link, LinkSettings, PeerLinkStatus, PeerSpec};
-use crate::store::{CheckpointKey, Direction, Journal, MessageRow, Released, StoreError};
+use crate::store::{
+    AttachmentRow, CheckpointKey, Direction, Journal, MessageRow, Released, StoreError,
+};
 use crate::templates::Catalog;
 use crate::wire::ALPN_LIVE;
 
@@ -114,6 +118,9 @@ pub(crate) struct Inner {
     link: OnceLock<Link>,
     events: broadcast::Sender<Event>,
     queues: HashMap<StationName, outbox::Queue>,
+    /// Per peer: wakes the attachment uploader (a message was receipted).
+    uploads: HashMap<StationName, Arc<Notify>>,
+    receiving: Arc<attachments::Receiving>,
     health: Mutex<HashMap<StationName, PeerHealth>>,
     /// Random per start: lets a peer tell our new connection from a dead one.
     boot: u64,
@@ -200,7 +207,12 @@ impl Station {
             options,
             link: OnceLock::new(),
             events: broadcast::channel(EVENT_BUFFER).0,
+            uploads: queues
+                .keys()
+                .map(|p| (p.clone(), Arc::new(Notify::new())))
+                .collect(),
             queues,
+            receiving: Arc::default(),
             health: Mutex::new(HashMap::new()),
             boot: random_u64(),
             stop: watch::channel(false).0,
@@ -211,6 +223,7 @@ impl Station {
         tokio::spawn(timers::pump_link_events(inner.clone(), link_events));
         for peer in inner.queues.keys() {
             tokio::spawn(outbox::dispatch(inner.clone(), peer.clone()));
+            tokio::spawn(attachments::dispatch(inner.clone(), peer.clone()));
         }
         tokio::spawn(timers::run(inner.clone()));
         tracing::info!(station = %inner.keys.name, addr = ?inner.link().and_then(Link::local_addr), "station started");
@@ -247,7 +260,22 @@ impl Station {
         &self,
         operator: &OperatorName,
         to: &str,
+        draft: Draft,
+    ) -> Result<(Released, Message), StationError> {
+        self.release_with_attachments(operator, to, draft, Vec::new())
+            .await
+    }
+
+    /// [`Station::release`] with files attached. The station reads each
+    /// file (so the paths are the station's, not a remote client's), seals
+    /// it for the peer, and lists its name, size and SHA-256 in the signed
+    /// message; the files are sent once the peer has receipted the message.
+    pub async fn release_with_attachments(
+        &self,
+        operator: &OperatorName,
+        to: &str,
         mut draft: Draft,
+        files: Vec<PathBuf>,
     ) -> Result<(Released, Message), StationError> {
         let peer = self
             .inner
@@ -257,18 +285,35 @@ impl Station {
         if self.inner.options.exercise_only {
             draft.exercise = true;
         }
-        let checked = compose::check(&draft, self.inner.catalog, Timestamp::now())?;
+        let mut checked = compose::check(&draft, self.inner.catalog, Timestamp::now())?;
+        let (refs, staged) = {
+            let inner = self.inner.clone();
+            let peer = peer.clone();
+            tokio::task::spawn_blocking(move || {
+                attachments::stage(
+                    &inner.config.station.data_dir,
+                    &inner.keys,
+                    &peer,
+                    &files,
+                    inner.config.attachments,
+                )
+            })
+            .await
+            .map_err(|e| StationError::Refused(format!("sealing task failed: {e}")))??
+        };
+        checked.attachments = refs;
         let origin = Origin {
             station: self.inner.keys.name.clone(),
             operator: operator.clone(),
             language: self.inner.config.station.language,
         };
-        let (released, message) = compose::release(
+        let (released, message) = compose::release_with(
             &self.inner.journal,
             self.inner.keys.clone(),
             peer,
             checked,
             origin,
+            staged,
         )
         .done()
         .await?;
@@ -378,6 +423,33 @@ impl Station {
         opened
             .map(|o| o.message)
             .map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
+    }
+
+    /// A message's attachments as the journal records them.
+    pub fn attachments(
+        &self,
+        id: &MessageId,
+        direction: Direction,
+    ) -> Result<Vec<AttachmentRow>, StationError> {
+        Ok(self.inner.journal.attachments(id, direction)?)
+    }
+
+    /// Writes a stored message's attachments, decrypted and checked, into
+    /// `dir` under sanitised names; never replaces a file.
+    pub async fn export_attachments(
+        &self,
+        id: &MessageId,
+        dir: PathBuf,
+    ) -> Result<(Vec<PathBuf>, Vec<String>), StationError> {
+        let row = self.inner.journal.find(&id.to_string())?;
+        let rows = self.inner.journal.attachments(id, row.direction)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            attachments::export(&inner.config.station.data_dir, &inner.keys.age, &rows, &dir)
+        })
+        .await
+        .map_err(|e| StationError::Refused(format!("export task failed: {e}")))?
+        .map_err(StationError::Refused)
     }
 
     pub fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {

@@ -315,6 +315,10 @@ async fn settle(
                             id: item.id,
                             peer: peer.to_string(),
                         });
+                        // The peer now has the message: its attachments may follow.
+                        if let Some(wake) = inner.uploads.get(peer) {
+                            wake.notify_one();
+                        }
                     }
                 }
                 Payload::Ack(_) => {

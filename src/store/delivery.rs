@@ -244,6 +244,7 @@ impl Journal {
                 });
             }
             super::messages::insert(tx, super::Direction::In, &message, "received", &sealed)?;
+            super::attachments::insert_all(tx, super::Direction::In, &message, &[])?;
             tx.execute(
                 "UPDATE messages SET receipt = ?2, receipt_at = stored_at WHERE id = ?1 AND direction = 'in'",
                 params![message.id.to_string(), receipt],

@@ -133,6 +133,20 @@ impl Journal {
     where
         F: FnOnce(u64) -> Result<(Message, Vec<u8>), String> + Send + 'static,
     {
+        self.release_with(peer, Vec::new(), seal)
+    }
+
+    /// [`Journal::release`] for a message with attachments already sealed
+    /// to their files: their rows are written in the same transaction.
+    pub fn release_with<F>(
+        &self,
+        peer: StationName,
+        staged: Vec<super::StagedAttachment>,
+        seal: F,
+    ) -> Pending<(Released, Message)>
+    where
+        F: FnOnce(u64) -> Result<(Message, Vec<u8>), String> + Send + 'static,
+    {
         self.write(move |tx| {
             let last: Option<i64> = tx
                 .query_row(
@@ -154,6 +168,7 @@ impl Journal {
                 params![peer.as_str(), serial as i64],
             )?;
             insert(tx, Direction::Out, &message, "queued", &sealed)?;
+            super::attachments::insert_all(tx, Direction::Out, &message, &staged)?;
             audit::append(
                 tx,
                 message.operator.as_str(),

@@ -6,6 +6,7 @@
 //! commit. Reads use their own connection. Message content stays sealed as
 //! age ciphertext; only what a queue must show is stored in clear.
 
+mod attachments;
 pub mod audit;
 mod delivery;
 mod messages;
@@ -20,6 +21,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
 
+pub use attachments::{AttachmentRow, AttachmentState, StagedAttachment, inbound_path};
 pub use delivery::{PendingAck, PendingMessage, Stored};
 pub use messages::{Direction, MessageRow, Released};
 pub use schema::current_version as schema_version;

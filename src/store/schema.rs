@@ -79,6 +79,28 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (peer, seq)
     );
     ",
+    // 2: attachments in both directions. The content lives sealed (age) in
+    //    files under the data directory; the journal holds what the queue
+    //    and the integrity check need, and the receipt that proved each.
+    "
+    CREATE TABLE attachments (
+        message_id  TEXT NOT NULL,
+        direction   TEXT NOT NULL CHECK (direction IN ('out', 'in')),
+        idx         INTEGER NOT NULL,
+        peer        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,
+        sealed_path TEXT NOT NULL,
+        sealed_len  INTEGER,
+        state       TEXT NOT NULL CHECK (state IN ('pending', 'receipted', 'refused')),
+        detail      TEXT,
+        receipt     BLOB,
+        done_at     TEXT,
+        PRIMARY KEY (message_id, direction, idx)
+    );
+    CREATE INDEX attachments_pending ON attachments (direction, state, peer);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -50,6 +50,14 @@ fn left_text(app: &App, row: &MessageRow) -> String {
     }
 }
 
+/// A status with its attachments' progress while they are in transfer.
+fn with_transfer(app: &App, row: &MessageRow, status: String) -> String {
+    match app.transfer_percent(&row.id) {
+        Some(p) => format!("{status} ATT {p}%"),
+        None => status,
+    }
+}
+
 /// The first row to show so that `selected` is visible in `height` rows.
 fn window(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> {
     if height == 0 || len == 0 {
@@ -176,7 +184,10 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 _ => Default::default(),
             };
             (
-                vec![Cell::from(status), Cell::from(left_text(app, r))],
+                vec![
+                    Cell::from(with_transfer(app, r, status)),
+                    Cell::from(left_text(app, r)),
+                ],
                 style,
             )
         },
@@ -220,7 +231,7 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 "cancelled" => theme.dim(),
                 _ => Default::default(),
             };
-            (vec![Cell::from(out_state(r))], style)
+            (vec![Cell::from(with_transfer(app, r, out_state(r)))], style)
         },
     );
 }

@@ -51,10 +51,22 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             lines.extend(inert_lines(&text).into_iter().map(Line::raw));
             if !m.attachments.is_empty() {
                 lines.push(Line::raw(""));
-                lines.push(Line::raw(format!(
-                    "{} attachment(s) listed above",
-                    m.attachments.len()
-                )));
+                lines.push(Line::styled(
+                    format!(
+                        "ATTACHMENTS ({}), as the signed message lists them — export with `hotline export ID --attachments DIR`",
+                        m.attachments.len()
+                    ),
+                    theme.warn(),
+                ));
+                for (i, a) in m.attachments.iter().enumerate() {
+                    lines.push(Line::raw(format!(
+                        "{}. {}  {}  sha256 {}",
+                        i + 1,
+                        inert(&a.name),
+                        crate::domain::format_size(a.size),
+                        inert(&a.sha256)
+                    )));
+                }
             }
             if let Some(row) = app
                 .inbound

@@ -1,0 +1,351 @@
+//! Attachments' journeys. Sending: at release each file is read once,
+//! streaming — hashed (SHA-256 of the plaintext), counted, and sealed with
+//! age to the peer and to us into its own file — and the signed message
+//! lists name, size and hash. Once the peer has receipted the message, each
+//! attachment is uploaded on its own lowest-priority stream, outside the
+//! message queue's in-flight limit, resuming where the peer stopped.
+//! Receiving: an offer is checked against the signed message and the limits
+//! before any content is read; the bytes are appended to a partial sealed
+//! file; when complete it is decrypted streaming and checked against the
+//! signed size and hash, and only then receipted. Memory stays bounded by a
+//! few chunks whatever the file size. Nothing here reads a whole file.
+
+mod receive;
+mod upload;
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use age::{Identity, Recipient};
+use sha2::{Digest, Sha256};
+
+use super::{Event, Inner, StationError};
+use crate::config::AttachmentLimits;
+use crate::crypto::{PeerKeys, StationKeys};
+use crate::domain::{AttachmentRef, MessageId, format_size};
+use crate::fsutil;
+use crate::store::{AttachmentRow, AttachmentState, Direction, StagedAttachment};
+
+pub(crate) use receive::{Receiving, offered};
+pub(crate) use upload::dispatch;
+
+/// Attachment uploads in flight per peer, outside the message queue's
+/// limit: FLASH never waits for a stream an attachment holds.
+pub const MAX_UPLOADS: usize = 2;
+/// Stream priority of attachments: below every message (0..=3).
+pub const ATTACHMENT_PRIORITY: i32 = -1;
+/// Pause before a failed upload is offered again while the link stays up.
+const UPLOAD_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Progress events go out at most once per this share of a file (percent).
+const PROGRESS_STEP_PERCENT: u64 = 2;
+/// Bytes read from a file at a time.
+const CHUNK: usize = 64 * 1024;
+/// Bytes read from or written to an attachment's sealed file at once, so
+/// the file is not touched (one blocking-pool hop each) per network chunk.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// What has arrived so far is a partial file with this suffix.
+const PARTIAL_SUFFIX: &str = "part";
+
+/// Sealed length an attachment of `size` plaintext bytes may have: the age
+/// header (two X25519 stanzas, well under 4 KiB), the 16-byte nonce, and a
+/// 16-byte tag per 64 KiB chunk.
+pub fn sealed_bound(size: u64) -> u64 {
+    size.saturating_add((size / (64 * 1024) + 1) * 16)
+        .saturating_add(16 + 4096)
+}
+
+/// Checks files against the limits before anything is read.
+fn check_limits(files: &[PathBuf], limits: AttachmentLimits) -> Result<(), StationError> {
+    let mut total = 0u64;
+    for f in files {
+        let meta = std::fs::metadata(f)
+            .map_err(|e| StationError::Refused(format!("attachment {}: {e}", f.display())))?;
+        if !meta.is_file() {
+            return Err(StationError::Refused(format!(
+                "attachment {} is not a regular file",
+                f.display()
+            )));
+        }
+        if meta.len() > limits.max_size {
+            return Err(StationError::Refused(format!(
+                "attachment {} is {}, over the limit of {} (attachments.max_size in operator.toml)",
+                f.display(),
+                format_size(meta.len()),
+                format_size(limits.max_size)
+            )));
+        }
+        total += meta.len();
+    }
+    if total > limits.max_message {
+        return Err(StationError::Refused(format!(
+            "the attachments come to {}, over the limit of {} per message (attachments.max_message in operator.toml)",
+            format_size(total),
+            format_size(limits.max_message)
+        )));
+    }
+    Ok(())
+}
+
+/// Seals each file for `peer` into DATA_DIR/attachments/out/<batch>/<i>.age,
+/// reading it once. Runs on a blocking thread.
+pub(super) fn stage(
+    data_dir: &Path,
+    keys: &StationKeys,
+    peer: &PeerKeys,
+    files: &[PathBuf],
+    limits: AttachmentLimits,
+) -> Result<(Vec<AttachmentRef>, Vec<StagedAttachment>), StationError> {
+    check_limits(files, limits)?;
+    if files.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let batch = PathBuf::from("attachments")
+        .join("out")
+        .join(uuid::Uuid::now_v7().to_string());
+    let dir = data_dir.join(&batch);
+    fsutil::create_private_dir(&dir)
+        .map_err(|e| StationError::Refused(format!("creating {}: {e}", dir.display())))?;
+    let sealed = seal_all(data_dir, &batch, keys, peer, files, limits);
+    if sealed.is_err() {
+        // Nothing half-sealed is left behind.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    sealed
+}
+
+fn seal_all(
+    data_dir: &Path,
+    batch: &Path,
+    keys: &StationKeys,
+    peer: &PeerKeys,
+    files: &[PathBuf],
+    limits: AttachmentLimits,
+) -> Result<(Vec<AttachmentRef>, Vec<StagedAttachment>), StationError> {
+    let own = keys.age.to_public();
+    let mut refs = Vec::new();
+    let mut staged = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let rel = batch.join(format!("{i}.age"));
+        let out = data_dir.join(&rel);
+        let fail = |e: String| StationError::Refused(format!("attachment {}: {e}", file.display()));
+        let input = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
+        let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
+        let (size, sha256) = seal_file(input, &out, &recipients, limits.max_size)
+            .map_err(|e| fail(e.to_string()))?;
+        let sealed_len = std::fs::metadata(&out)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        refs.push(AttachmentRef { name, size, sha256 });
+        staged.push(StagedAttachment {
+            sealed_path: rel,
+            sealed_len,
+        });
+    }
+    Ok((refs, staged))
+}
+
+/// Streams `input` through SHA-256 and age into a new owner-only file.
+/// Returns the plaintext's size and hash. Refuses more than `limit` bytes
+/// (a file that grew after it was checked).
+fn seal_file(
+    mut input: impl Read,
+    out: &Path,
+    recipients: &[&dyn Recipient],
+    limit: u64,
+) -> io::Result<(u64, String)> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)?;
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().copied())
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut writer = encryptor.wrap_output(BufWriter::new(file))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limit {
+            return Err(io::Error::other("the file grew past the size limit"));
+        }
+        hasher.update(&buf[..n]);
+        writer.write_all(&buf[..n])?;
+    }
+    // Without finish() the age stream is silently truncated (STACK.md trap 7).
+    let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Decrypts a sealed attachment into `out` streaming, checking it against
+/// the signed size and SHA-256. Nothing past `size` bytes is read.
+pub fn decrypt_into(
+    sealed: &Path,
+    identity: &dyn Identity,
+    size: u64,
+    sha256: &str,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let file = std::fs::File::open(sealed).map_err(|e| format!("{}: {e}", sealed.display()))?;
+    let decryptor = age::Decryptor::new(BufReader::new(file)).map_err(|e| e.to_string())?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity))
+        .map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| format!("damaged or tampered with: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        count += n as u64;
+        if count > size {
+            return Err(format!(
+                "longer than the {size} bytes the signed message gives"
+            ));
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+    }
+    if count != size {
+        return Err(format!(
+            "{count} bytes, not the {size} the signed message gives"
+        ));
+    }
+    let got = hex::encode(hasher.finalize());
+    if !got.eq_ignore_ascii_case(sha256) {
+        return Err(format!(
+            "SHA-256 {got} differs from the {sha256} the signed message gives"
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a message's attachments, decrypted and checked, into `dir` under
+/// sanitised names, never replacing a file. Returns what was written and
+/// what was skipped (not yet arrived, refused).
+pub fn export(
+    data_dir: &Path,
+    identity: &dyn Identity,
+    rows: &[AttachmentRow],
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+    fsutil::create_private_dir(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    let mut skipped = Vec::new();
+    for row in rows {
+        let shown = crate::sanitize::inert(&row.name);
+        if row.direction == Direction::In && row.state != AttachmentState::Receipted {
+            skipped.push(format!(
+                "attachment {} ({shown}) is {}",
+                row.index,
+                match row.state {
+                    AttachmentState::Refused => "refused",
+                    _ => "still on its way",
+                }
+            ));
+            continue;
+        }
+        let (path, mut file) = create_unique(dir, &crate::sanitize::file_name(&row.name))
+            .map_err(|e| format!("writing into {}: {e}", dir.display()))?;
+        let result = {
+            let mut w = BufWriter::new(&mut file);
+            decrypt_into(
+                &data_dir.join(&row.sealed_path),
+                identity,
+                row.size,
+                &row.sha256,
+                &mut w,
+            )
+            .and_then(|()| w.flush().map_err(|e| e.to_string()))
+        };
+        if let Err(e) = result.and_then(|()| file.sync_all().map_err(|e| e.to_string())) {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!("attachment {} ({shown}): {e}", row.index));
+        }
+        written.push(path);
+    }
+    Ok((written, skipped))
+}
+
+/// Creates `dir/name`, or `name (1)`, `name (2)` … if taken: never replaces.
+fn create_unique(dir: &Path, name: &str) -> io::Result<(PathBuf, std::fs::File)> {
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    for n in 0..1000 {
+        let candidate = if n == 0 {
+            name.to_string()
+        } else {
+            format!("{stem} ({n}){ext}")
+        };
+        let path = dir.join(candidate);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{name}: too many files of that name"
+    )))
+}
+
+/// Progress events for one transfer, a few percent apart.
+struct Progress {
+    inner: Arc<Inner>,
+    id: MessageId,
+    index: u32,
+    direction: Direction,
+    total: u64,
+    last_step: AtomicU64,
+}
+
+impl Progress {
+    fn new(inner: Arc<Inner>, id: MessageId, index: u32, direction: Direction, total: u64) -> Self {
+        Progress {
+            inner,
+            id,
+            index,
+            direction,
+            total,
+            last_step: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn report(&self, done: u64) {
+        let step = done.saturating_mul(100) / self.total.max(1) / PROGRESS_STEP_PERCENT;
+        if self.last_step.swap(step, Ordering::Relaxed) != step {
+            self.inner.emit(Event::AttachmentProgress {
+                id: self.id,
+                index: self.index,
+                direction: self.direction,
+                done,
+                total: self.total,
+            });
+        }
+    }
+}

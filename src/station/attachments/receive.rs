@@ -1,0 +1,410 @@
+//! Receiving attachments: an offer is checked against the signed message
+//! and the limits before any content is read; the bytes are appended to a
+//! partial sealed file; when complete it is decrypted streaming, checked
+//! against the signed size and SHA-256, kept, and only then receipted.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::crypto::PeerKeys;
+use crate::crypto::signed::Kind;
+use crate::domain::{MessageId, StationName, format_size};
+use crate::fsutil;
+use crate::link::{AttachmentSink, OfferAnswer};
+use crate::station::docs::{self, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
+use crate::station::inbound::audit;
+use crate::station::{Event, Inner};
+use crate::store::{AttachmentRow, AttachmentState, Direction};
+use crate::wire::{AttachmentOffer, Frame, FrameKind};
+
+use super::{PARTIAL_SUFFIX, Progress, WRITE_BUFFER, decrypt_into, sealed_bound};
+
+/// Attachments being received right now, so a second offer of the same one
+/// (a retry racing a stream not yet torn down) never appends to its file.
+#[derive(Default)]
+pub(crate) struct Receiving(Mutex<HashSet<(MessageId, u32)>>);
+
+impl Receiving {
+    fn claim(self: &Arc<Self>, key: (MessageId, u32)) -> Option<Claim> {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        set.insert(key).then(|| Claim {
+            set: self.clone(),
+            key,
+        })
+    }
+}
+
+/// Held while an attachment is being received; released on drop.
+struct Claim {
+    set: Arc<Receiving>,
+    key: (MessageId, u32),
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+fn attachment_refusal(
+    inner: &Inner,
+    peer: &PeerKeys,
+    id: MessageId,
+    index: u32,
+    code: RefusalCode,
+    detail: String,
+) -> Frame {
+    let body = RefusalBody {
+        protocol: docs::protocol(),
+        id: Some(id),
+        attachment: Some(index),
+        from: inner.keys.name.clone(),
+        to: peer.name.clone(),
+        code,
+        detail,
+    };
+    Frame::new(
+        FrameKind::Refusal,
+        docs::sign(Kind::Refusal, &body, &inner.keys),
+    )
+}
+
+fn attachment_receipt(inner: &Inner, peer: &StationName, id: MessageId, index: u32) -> Vec<u8> {
+    let body = ReceiptBody {
+        protocol: docs::protocol(),
+        of: ReceiptOf::Attachment,
+        id,
+        attachment: Some(index),
+        from: inner.keys.name.clone(),
+        to: peer.clone(),
+        stored_at: Timestamp::now(),
+    };
+    docs::sign(Kind::Receipt, &body, &inner.keys)
+}
+
+/// Refuses attachment `index` of `id`: recorded, audited, told to operators.
+async fn refuse(
+    inner: &Inner,
+    peer: &PeerKeys,
+    id: MessageId,
+    index: u32,
+    code: RefusalCode,
+    detail: String,
+) -> Frame {
+    let frame = attachment_refusal(inner, peer, id, index, code, detail.clone());
+    let reason = format!("{}: {detail}", code.as_str());
+    match inner
+        .journal
+        .settle_attachment(
+            id,
+            Direction::In,
+            index,
+            AttachmentState::Refused,
+            Some(reason.clone()),
+            None,
+        )
+        .done()
+        .await
+    {
+        Ok(true) => inner.emit(Event::AttachmentRefused {
+            id,
+            index,
+            direction: Direction::In,
+            peer: peer.name.to_string(),
+            reason,
+        }),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "could not record a refused attachment"),
+    }
+    frame
+}
+
+/// Answers an attachment offer from `peer`. Everything that can refuse it
+/// is checked here, from the offer and the signed message, before any
+/// content is read.
+pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Frame) -> OfferAnswer {
+    let Some(peer_keys) = inner.peer(peer.as_str()).cloned() else {
+        return OfferAnswer::Ignore;
+    };
+    let Ok(offer) = AttachmentOffer::parse(offer) else {
+        return OfferAnswer::Ignore;
+    };
+    let id = MessageId(offer.message);
+    let index = offer.index;
+    let row = match inner.journal.attachment(&id, Direction::In, index) {
+        Ok(Some(row)) if row.peer == peer.as_str() => row,
+        Ok(_) => {
+            audit(
+                inner,
+                "refuse",
+                &format!("peer={peer} id={id} attachment={index} unknown"),
+            )
+            .await;
+            return OfferAnswer::Answer(attachment_refusal(
+                inner,
+                &peer_keys,
+                id,
+                index,
+                RefusalCode::Malformed,
+                "no such attachment: the message was not stored here or does not list it".into(),
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not read an attachment row");
+            return OfferAnswer::Ignore;
+        }
+    };
+    match row.state {
+        AttachmentState::Receipted => {
+            return match inner.journal.attachment_receipt(&id, index) {
+                Ok(Some(doc)) => OfferAnswer::Answer(Frame::new(FrameKind::Receipt, doc)),
+                _ => OfferAnswer::Ignore,
+            };
+        }
+        AttachmentState::Refused => {
+            let detail = row.detail.unwrap_or_default();
+            let code = if detail.starts_with(RefusalCode::Oversize.as_str()) {
+                RefusalCode::Oversize
+            } else {
+                RefusalCode::Malformed
+            };
+            return OfferAnswer::Answer(attachment_refusal(
+                inner, &peer_keys, id, index, code, detail,
+            ));
+        }
+        AttachmentState::Pending => {}
+    }
+    let limits = inner.config.attachments;
+    let message_total: u64 = match inner.journal.attachments(&id, Direction::In) {
+        Ok(rows) => rows.iter().map(|r| r.size).sum(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read a message's attachments");
+            return OfferAnswer::Ignore;
+        }
+    };
+    let oversize = if row.size > limits.max_size {
+        Some(format!(
+            "{} is over this station's limit of {} per attachment",
+            format_size(row.size),
+            format_size(limits.max_size)
+        ))
+    } else if message_total > limits.max_message {
+        Some(format!(
+            "the message's attachments come to {}, over this station's limit of {} per message",
+            format_size(message_total),
+            format_size(limits.max_message)
+        ))
+    } else if offer.sealed_len > sealed_bound(row.size) {
+        Some(format!(
+            "a sealed length of {} bytes is too long for {} bytes of content",
+            offer.sealed_len, row.size
+        ))
+    } else {
+        None
+    };
+    if let Some(detail) = oversize {
+        audit(
+            inner,
+            "refuse",
+            &format!("peer={peer} id={id} attachment={index} code=oversize"),
+        )
+        .await;
+        return OfferAnswer::Answer(
+            refuse(inner, &peer_keys, id, index, RefusalCode::Oversize, detail).await,
+        );
+    }
+    let Some(claim) = inner.receiving.claim((id, index)) else {
+        return OfferAnswer::Ignore;
+    };
+    let data_dir = &inner.config.station.data_dir;
+    let final_path = data_dir.join(&row.sealed_path);
+    let mut partial = final_path.clone().into_os_string();
+    partial.push(".");
+    partial.push(PARTIAL_SUFFIX);
+    let partial = PathBuf::from(partial);
+    let opened = async {
+        if let Some(dir) = partial.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&partial)
+            .await?;
+        let mut have = file.metadata().await?.len();
+        if have > offer.sealed_len {
+            file.set_len(0).await?;
+            have = 0;
+        }
+        file.seek(io::SeekFrom::Start(have)).await?;
+        Ok::<_, io::Error>((file, have))
+    }
+    .await;
+    let (file, have) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(path = %partial.display(), error = %e, "could not open a partial attachment");
+            return OfferAnswer::Ignore;
+        }
+    };
+    let progress = Progress::new(inner.clone(), id, index, Direction::In, offer.sealed_len);
+    progress.report(have);
+    OfferAnswer::Accept {
+        offset: have,
+        remaining: offer.sealed_len - have,
+        sink: Box::new(Incoming {
+            inner: inner.clone(),
+            peer: peer_keys,
+            row,
+            file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
+            partial,
+            final_path,
+            done: have,
+            progress,
+            _claim: claim,
+        }),
+    }
+}
+
+/// An attachment arriving: appended to its partial file, verified at the end.
+struct Incoming {
+    inner: Arc<Inner>,
+    peer: PeerKeys,
+    row: AttachmentRow,
+    /// Bytes reach the file in large writes; what is still buffered when a
+    /// transfer breaks is simply sent again (the resume offset is the
+    /// file's length).
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    partial: PathBuf,
+    final_path: PathBuf,
+    done: u64,
+    progress: Progress,
+    _claim: Claim,
+}
+
+impl AttachmentSink for Incoming {
+    fn write<'a>(&'a mut self, chunk: &'a [u8]) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            self.file
+                .write_all(chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", self.partial.display()))?;
+            self.done += chunk.len() as u64;
+            self.progress.report(self.done);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn finish(self: Box<Self>) -> BoxFuture<'static, Option<Frame>> {
+        async move {
+            let Incoming {
+                inner,
+                peer,
+                row,
+                mut file,
+                partial,
+                final_path,
+                _claim,
+                ..
+            } = *self;
+            let flushed = match file.flush().await {
+                Ok(()) => file.get_ref().sync_all().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = flushed {
+                tracing::error!(error = %e, "could not sync a partial attachment");
+                return None;
+            }
+            drop(file);
+            let (id, index) = (row.message_id, row.index);
+            let checked = {
+                let inner = inner.clone();
+                let partial = partial.clone();
+                tokio::task::spawn_blocking(move || {
+                    decrypt_into(
+                        &partial,
+                        &inner.keys.age,
+                        row.size,
+                        &row.sha256,
+                        &mut io::sink(),
+                    )
+                })
+                .await
+            };
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(detail)) => {
+                    // A damaged file is dropped whole: the next offer starts
+                    // from nothing rather than resuming into bad bytes.
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    audit(
+                        &inner,
+                        "refuse",
+                        &format!(
+                            "peer={} id={id} attachment={index} code=malformed",
+                            peer.name
+                        ),
+                    )
+                    .await;
+                    return Some(
+                        refuse(&inner, &peer, id, index, RefusalCode::Malformed, detail).await,
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "attachment check task failed");
+                    return None;
+                }
+            }
+            if let Err(e) = tokio::fs::rename(&partial, &final_path).await {
+                tracing::error!(error = %e, "could not keep a verified attachment");
+                return None;
+            }
+            let doc = attachment_receipt(&inner, &peer.name, id, index);
+            // Receipted only once the journal says it is stored.
+            match inner
+                .journal
+                .settle_attachment(
+                    id,
+                    Direction::In,
+                    index,
+                    AttachmentState::Receipted,
+                    None,
+                    Some(doc.clone()),
+                )
+                .done()
+                .await
+            {
+                Ok(news) => {
+                    if news {
+                        inner.emit(Event::AttachmentStored {
+                            id,
+                            index,
+                            direction: Direction::In,
+                            peer: peer.name.to_string(),
+                        });
+                    }
+                    Some(Frame::new(FrameKind::Receipt, doc))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record a stored attachment");
+                    None
+                }
+            }
+        }
+        .boxed()
+    }
+}
