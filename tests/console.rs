@@ -1585,3 +1585,20 @@ fn long_overdue_times_are_shown_whole() {
         );
     }
 }
+
+/// The sent list says when the peer's acknowledgement is overdue by this
+/// station's deadline, counted from the receipt.
+#[test]
+fn sent_messages_show_an_overdue_acknowledgement() {
+    let mut late = outbound(21, Precedence::Flash, 30, "received");
+    late.receipt_at = Some(hotline::domain::stamp(
+        now() - SignedDuration::from_mins(25),
+    ));
+    let mut fresh = outbound(22, Precedence::Flash, 1, "received");
+    fresh.receipt_at = Some(hotline::domain::stamp(now() - SignedDuration::from_mins(1)));
+    let mut app = on_duty(setup(), Vec::new(), vec![late, fresh]);
+    press(&mut app, KeyCode::Tab);
+    let shown = screen(&app, 120, 40);
+    assert_eq!(shown.matches("RECEIVED, ACK OVERDUE").count(), 1, "{shown}");
+    assert_eq!(shown.matches("RECEIVED BY PEER").count(), 1, "{shown}");
+}

@@ -352,6 +352,22 @@ impl App {
         Some(deadline - self.now.duration_since(stored))
     }
 
+    /// Whether a message we sent has waited longer for the peer's
+    /// acknowledgement than this station's deadline allows (counted from
+    /// the receipt, as the receiver counts it).
+    pub fn ack_overdue(&self, row: &MessageRow) -> bool {
+        let Some(receipt) = row
+            .receipt_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        else {
+            return false;
+        };
+        let deadline = self.setup.deadlines.for_precedence(row.precedence);
+        row.state == "received"
+            && self.now.duration_since(receipt).as_secs() > deadline.as_secs() as i64
+    }
+
     pub fn unacknowledged(&self) -> impl Iterator<Item = &MessageRow> {
         self.inbound.iter().filter(|r| r.state == "received")
     }

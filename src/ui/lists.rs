@@ -194,10 +194,11 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
-fn out_state(r: &MessageRow) -> String {
+fn out_state(app: &App, r: &MessageRow) -> String {
     match r.state.as_str() {
         "queued" => "QUEUED".into(),
         "sent" => "SENT, NO RECEIPT".into(),
+        "received" if app.ack_overdue(r) => "RECEIVED, ACK OVERDUE".into(),
         "received" => "RECEIVED BY PEER".into(),
         "acknowledged" => format!("ACK BY {}", inert(r.ack_by.as_deref().unwrap_or("?"))),
         "refused" => format!("REFUSED: {}", inert(r.refusal.as_deref().unwrap_or(""))),
@@ -227,11 +228,15 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         |r| {
             let style = match r.state.as_str() {
                 "refused" => theme.alert(),
+                "received" if app.ack_overdue(r) => theme.alert(),
                 "queued" | "sent" => theme.warn(),
                 "cancelled" => theme.dim(),
                 _ => Default::default(),
             };
-            (vec![Cell::from(with_transfer(app, r, out_state(r)))], style)
+            (
+                vec![Cell::from(with_transfer(app, r, out_state(app, r)))],
+                style,
+            )
         },
     );
 }
