@@ -81,6 +81,55 @@ pub enum Backend {
     },
 }
 
+/// Completes a typed path as far as the directory's entries agree: the
+/// whole name when one matches (with `/` for a directory), else their
+/// longest common prefix. A leading `~/` stands for $HOME.
+pub fn complete_path(typed: &str) -> String {
+    let expanded = match (typed.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => format!("{}/{rest}", home.to_string_lossy()),
+        _ => typed.to_string(),
+    };
+    let (dir, prefix) = match expanded.rfind('/') {
+        Some(i) => (&expanded[..=i], &expanded[i + 1..]),
+        None => ("", expanded.as_str()),
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "." } else { dir }) else {
+        return typed.to_string();
+    };
+    let mut names: Vec<(String, bool)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            name.starts_with(prefix).then_some((name, is_dir))
+        })
+        .collect();
+    names.sort();
+    let completed = match names.as_slice() {
+        [] => return typed.to_string(),
+        [(name, is_dir)] => format!("{name}{}", if *is_dir { "/" } else { "" }),
+        [(first, _), rest @ ..] => {
+            let mut common = first.clone();
+            for (name, _) in rest {
+                while !name.starts_with(&common) {
+                    common.pop();
+                }
+            }
+            common
+        }
+    };
+    let head = &typed[..typed.len() - prefix.len().min(typed.len())];
+    format!("{head}{completed}")
+}
+
+fn exported(written: usize, dir: &str, skipped: &[String]) -> String {
+    let mut what = format!("exported {written} attachment(s) to {dir}");
+    if !skipped.is_empty() {
+        what.push_str(&format!("; not exported: {}", skipped.join("; ")));
+    }
+    what
+}
+
 fn text<T>(r: Result<T, impl std::fmt::Display>) -> Result<T, String> {
     r.map_err(|e| e.to_string())
 }
@@ -171,11 +220,15 @@ impl Backend {
         operator: OperatorName,
         to: String,
         draft: Draft,
+        attachments: Vec<std::path::PathBuf>,
         second: Option<OperatorName>,
     ) -> Result<String, String> {
         match self {
             Backend::Local(s) => {
-                let (released, m) = text(s.release(&operator, &to, draft).await)?;
+                let (released, m) = text(
+                    s.release_with_attachments(&operator, &to, draft, attachments)
+                        .await,
+                )?;
                 Ok(format!(
                     "released {} serial {} to {to}",
                     m.precedence, released.serial
@@ -195,7 +248,7 @@ impl Backend {
                         passphrase: None,
                         second_operator: second.map(|s| s.to_string()),
                         second_passphrase: None,
-                        attachments: Vec::new(),
+                        attachments,
                     })
                     .await?;
                 Ok(format!(
@@ -232,6 +285,37 @@ impl Backend {
                     }
                 };
                 remote.call(&request).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn export_attachments(&self, id: MessageId) -> Result<String, String> {
+        match self {
+            Backend::Local(s) => {
+                let dir = s
+                    .config()
+                    .station
+                    .data_dir
+                    .join("exports")
+                    .join(id.to_string());
+                let (written, skipped) = text(s.export_attachments(&id, dir.clone()).await)?;
+                Ok(exported(
+                    written.len(),
+                    &dir.display().to_string(),
+                    &skipped,
+                ))
+            }
+            Backend::Remote { remote, .. } => {
+                let v = remote
+                    .call(&Request::ExportAttachments { id: id.to_string() })
+                    .await?;
+                let skipped: Vec<String> =
+                    serde_json::from_value(v["skipped"].clone()).unwrap_or_default();
+                Ok(exported(
+                    v["written"].as_u64().unwrap_or(0) as usize,
+                    v["dir"].as_str().unwrap_or(""),
+                    &skipped,
+                ))
             }
         }
     }
@@ -352,9 +436,12 @@ impl World {
                 operator,
                 to,
                 draft,
+                attachments,
                 second,
             } => self.spawn(move |b| async move {
-                let result = b.release(operator, to.clone(), *draft, second).await;
+                let result = b
+                    .release(operator, to.clone(), *draft, attachments, second)
+                    .await;
                 Some(match result {
                     Ok(what) => Msg::Done {
                         what,
@@ -378,6 +465,25 @@ impl World {
                     what: format!("cancelled {id}"),
                     result: b.acknowledge(operator, id, true).await,
                 })
+            }),
+            Effect::ExportAttachments(id) => self.spawn(move |b| async move {
+                Some(match b.export_attachments(id).await {
+                    Ok(what) => Msg::Done {
+                        what,
+                        result: Ok(()),
+                    },
+                    Err(e) => Msg::Done {
+                        what: format!("export of {id}'s attachments"),
+                        result: Err(e),
+                    },
+                })
+            }),
+            Effect::CompletePath(typed) => self.spawn(move |_| async move {
+                let t = typed.clone();
+                let completed = tokio::task::spawn_blocking(move || complete_path(&t))
+                    .await
+                    .unwrap_or_else(|_| typed.clone());
+                Some(Msg::PathCompleted { typed, completed })
             }),
             Effect::LinkTest => {
                 for peer in self.backend.peers() {

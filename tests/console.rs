@@ -684,9 +684,11 @@ fn compose_validates_then_confirms_then_releases() {
                 operator,
                 to,
                 draft,
+                attachments,
                 second,
             },
         ] => {
+            assert!(attachments.is_empty(), "nothing was attached");
             assert_eq!(*operator, op("j.smith"));
             assert_eq!(to, "MOSCOW");
             assert_eq!(
@@ -1601,4 +1603,102 @@ fn sent_messages_show_an_overdue_acknowledgement() {
     let shown = screen(&app, 120, 40);
     assert_eq!(shown.matches("RECEIVED, ACK OVERDUE").count(), 1, "{shown}");
     assert_eq!(shown.matches("RECEIVED BY PEER").count(), 1, "{shown}");
+}
+
+/// `e` in the message view exports the attachments of a message that has
+/// some; one without gets a notice and no effect.
+#[test]
+fn e_exports_the_attachments_of_the_message_being_read() {
+    let mut with = launch_message();
+    with.attachments.push(hotline::domain::AttachmentRef {
+        name: "map.png".into(),
+        size: 3,
+        sha256: "00".repeat(32),
+    });
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    open_message(&mut app, 11, with);
+    let effects = press(&mut app, KeyCode::Char('e'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::ExportAttachments(m)] if *m == id(11)),
+        "{effects:?}"
+    );
+
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    open_message(&mut app, 11, launch_message());
+    let effects = press(&mut app, KeyCode::Char('e'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("this message has no attachments")
+    );
+}
+
+/// The compose form's attach row: a typed path is added with Enter, taken
+/// back with Backspace on an empty path, completed with → (as an effect,
+/// since completion reads the disk), and released with the message.
+#[test]
+fn the_composer_attaches_files() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    press(&mut app, KeyCode::Char('c'));
+    type_text(&mut app, "general");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "subject");
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "text");
+    press(&mut app, KeyCode::Tab); // free text
+    press(&mut app, KeyCode::Tab); // attach row
+    type_text(&mut app, "/tmp/ma");
+    let effects = press(&mut app, KeyCode::Right);
+    assert!(
+        matches!(effects.as_slice(), [Effect::CompletePath(p)] if p == "/tmp/ma"),
+        "{effects:?}"
+    );
+    update(
+        &mut app,
+        Msg::PathCompleted {
+            typed: "/tmp/ma".into(),
+            completed: "/tmp/map.png".into(),
+        },
+    );
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "/tmp/wrong");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Backspace); // empty path: takes back /tmp/wrong
+    let form = app.form.as_ref().expect("form");
+    assert_eq!(form.attachments, vec!["/tmp/map.png".to_string()]);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("/tmp/map.png"), "{shown}");
+    press(&mut app, KeyCode::F(5));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Release { attachments, .. }] if *attachments == vec![std::path::PathBuf::from("/tmp/map.png")]),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn path_completion_completes_as_far_as_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("report-2026.pdf"), b"x").expect("write");
+    std::fs::write(dir.path().join("report-2025.pdf"), b"x").expect("write");
+    std::fs::create_dir(dir.path().join("images")).expect("dir");
+    let base = dir.path().display().to_string();
+    assert_eq!(
+        hotline::term::complete_path(&format!("{base}/rep")),
+        format!("{base}/report-202")
+    );
+    assert_eq!(
+        hotline::term::complete_path(&format!("{base}/report-2026")),
+        format!("{base}/report-2026.pdf")
+    );
+    assert_eq!(
+        hotline::term::complete_path(&format!("{base}/im")),
+        format!("{base}/images/")
+    );
+    assert_eq!(
+        hotline::term::complete_path(&format!("{base}/nothing")),
+        format!("{base}/nothing")
+    );
 }

@@ -37,6 +37,8 @@ pub enum Row {
     Precedence,
     Field(usize),
     Text,
+    /// Files to attach: a path being typed, added with Enter.
+    Attach,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +48,10 @@ pub struct Form {
     pub peer: usize,
     pub precedence: Precedence,
     pub text: String,
+    /// Paths of files to attach (the station reads them at release).
+    pub attachments: Vec<String>,
+    /// The path being typed on the attach row.
+    pub attach_input: String,
     pub references: Vec<MessageId>,
     pub focus: usize,
     pub exercise: bool,
@@ -60,6 +66,8 @@ impl Form {
             peer: 0,
             precedence,
             text: String::new(),
+            attachments: Vec::new(),
+            attach_input: String::new(),
             references,
             focus: 0,
             exercise,
@@ -70,6 +78,7 @@ impl Form {
         let mut rows = vec![Row::Peer, Row::Precedence];
         rows.extend((0..self.template.fields.len()).map(Row::Field));
         rows.push(Row::Text);
+        rows.push(Row::Attach);
         rows
     }
 
@@ -107,8 +116,18 @@ impl Form {
                 }
             }
             Row::Text => self.text.push(c),
+            Row::Attach => self.attach_input.push(c),
             Row::Peer | Row::Precedence => {}
         }
+    }
+
+    /// Enter on the attach row: the typed path joins the attachments.
+    pub fn add_attachment(&mut self) {
+        let path = self.attach_input.trim().to_string();
+        if !path.is_empty() && !self.attachments.contains(&path) {
+            self.attachments.push(path);
+        }
+        self.attach_input.clear();
     }
 
     pub fn backspace(&mut self) {
@@ -120,6 +139,12 @@ impl Form {
             }
             Row::Text => {
                 self.text.pop();
+            }
+            // On an empty path, Backspace takes back the last attachment.
+            Row::Attach => {
+                if self.attach_input.pop().is_none() {
+                    self.attachments.pop();
+                }
             }
             Row::Peer | Row::Precedence => {}
         }

@@ -64,6 +64,7 @@ pub enum Action {
     Reply,
     AckAndReply,
     ToggleOriginal,
+    ExportAttachments,
     CancelMessage,
     LinkTest,
     Submit,
@@ -452,6 +453,13 @@ pub fn defaults() -> Vec<Binding> {
             Key::ch('o'),
             "original",
             "switch between the rendering in your language and the sender's original",
+        ),
+        b(
+            ExportAttachments,
+            C::Message,
+            Key::ch('e'),
+            "export",
+            "write this message's attachments, decrypted and checked, to DATA_DIR/exports/ID/",
         ),
         b(
             Acknowledge,

@@ -58,6 +58,11 @@ pub enum WhiteCellCommand {
 /// Everything that can happen to the console.
 #[derive(Debug)]
 pub enum Msg {
+    /// A path typed on the attach row, completed as far as it is unique.
+    PathCompleted {
+        typed: String,
+        completed: String,
+    },
     /// The white cell's state changed (tabletop only).
     WhiteCell(WhiteCellView),
     Key(ratatui::crossterm::event::KeyEvent),
@@ -105,6 +110,8 @@ pub enum Effect {
         operator: OperatorName,
         to: String,
         draft: Box<Draft>,
+        /// Files the station reads, seals and sends after the message.
+        attachments: Vec<std::path::PathBuf>,
         /// The second operator who confirmed a FLASH (two-person rule).
         second: Option<OperatorName>,
     },
@@ -116,6 +123,10 @@ pub enum Effect {
         operator: OperatorName,
         id: MessageId,
     },
+    /// Write a message's attachments out, decrypted and checked.
+    ExportAttachments(MessageId),
+    /// Complete a file path typed on the compose form's attach row.
+    CompletePath(String),
     LinkTest,
     Audit {
         actor: String,

@@ -22,6 +22,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Key(_) | Msg::Resized => Vec::new(),
         Msg::Tick(now) => tick(app, now),
+        Msg::PathCompleted { typed, completed } => {
+            if let Some(form) = app.form.as_mut().filter(|f| f.attach_input == typed) {
+                form.attach_input = completed;
+            }
+            Vec::new()
+        }
         Msg::WhiteCell(view) => {
             app.white_cell = Some(view);
             Vec::new()
@@ -585,6 +591,20 @@ fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
             app.reading = None;
             Vec::new()
         }
+        Some(Action::ExportAttachments) => match &app.reading {
+            Some(r)
+                if r.message
+                    .as_ref()
+                    .is_some_and(|m| !m.attachments.is_empty()) =>
+            {
+                vec![Effect::ExportAttachments(r.id)]
+            }
+            Some(_) => {
+                app.notice = Some("this message has no attachments".into());
+                Vec::new()
+            }
+            None => Vec::new(),
+        },
         Some(Action::ToggleOriginal) => {
             if let Some(r) = app.reading.as_mut() {
                 r.show_original = !r.show_original;
@@ -670,6 +690,9 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
         }
         Some(Action::NextField) => form.move_focus(true),
         Some(Action::PrevField) => form.move_focus(false),
+        Some(Action::ChoiceNext) if form.focused() == super::form::Row::Attach => {
+            return vec![Effect::CompletePath(form.attach_input.clone())];
+        }
         Some(Action::ChoiceNext) => form.cycle(true, peers),
         Some(Action::ChoicePrev) => form.cycle(false, peers),
         Some(Action::Preview) => app.preview = !app.preview,
@@ -702,7 +725,9 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
         _ => match (ev.code, typed(&ev)) {
             (KeyCode::Backspace, _) => form.backspace(),
             (KeyCode::Enter, _) => {
-                if matches!(form.focused(), super::form::Row::Text) {
+                if matches!(form.focused(), super::form::Row::Attach) {
+                    form.add_attachment();
+                } else if matches!(form.focused(), super::form::Row::Text) {
                     form.type_char('\n');
                 } else {
                     form.move_focus(true);
@@ -792,6 +817,11 @@ fn release(app: &mut App) -> Vec<Effect> {
         operator,
         to,
         draft: Box::new(form.draft()),
+        attachments: form
+            .attachments
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
         second,
     }]
 }

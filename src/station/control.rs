@@ -83,6 +83,11 @@ pub enum Request {
     Show {
         id: String,
     },
+    /// A message's attachments, written to DATA_DIR/exports/ID/ at the
+    /// station.
+    ExportAttachments {
+        id: String,
+    },
     /// An audit entry by the logged-in operator (lock, escalation).
     Audit {
         action: String,
@@ -367,6 +372,19 @@ async fn handle(
             let row = station.journal().find(id)?;
             let message = station.open(&row.id)?;
             serde_json::to_value(message).map_err(|e| StationError::Refused(e.to_string()))
+        }
+        Request::ExportAttachments { id } => {
+            let row = station.journal().find(id)?;
+            let dir = station
+                .config()
+                .station
+                .data_dir
+                .join("exports")
+                .join(row.id.to_string());
+            let (written, skipped) = station.export_attachments(&row.id, dir.clone()).await?;
+            Ok(
+                json!({"dir": dir.display().to_string(), "written": written.len(), "skipped": skipped}),
+            )
         }
         Request::Audit { action, detail } => {
             let Some(op) = &session.operator else {

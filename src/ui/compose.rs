@@ -11,6 +11,7 @@ use crate::compose::{Origin, build, check};
 use crate::console::App;
 use crate::console::form::Row;
 use crate::domain::{Language, OperatorName, StationName};
+use crate::sanitize::inert;
 use crate::templates::{Catalog, FieldKind, render};
 
 pub fn picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -143,6 +144,15 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         form.text.replace('\n', "⏎"),
         if focus == Row::Text { "▏" } else { "" }
     )));
+    lines.push(Line::raw(format!(
+        "{} Attach a file (type a path, → completes, Enter adds): {}{}",
+        mark(&Row::Attach),
+        inert(&form.attach_input),
+        if focus == Row::Attach { "▏" } else { "" }
+    )));
+    for path in &form.attachments {
+        lines.push(Line::styled(format!("    📎 {}", inert(path)), theme.dim()));
+    }
     if !form.references.is_empty() {
         lines.push(Line::styled(
             format!(
