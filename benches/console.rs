@@ -303,6 +303,8 @@ fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 ack_by: (!unacked).then(|| ["op", "smith", "jones"][i % 3].to_string()),
                 ack_at: (!unacked).then(|| stamp(ack_at)),
                 refusal: None,
+                attachments: 0,
+                attachments_done: 0,
             }
         })
         .collect()
@@ -345,6 +347,8 @@ fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 ack_at: (state == "acknowledged")
                     .then(|| stamp(stored + SignedDuration::from_secs(120))),
                 refusal: (state == "refused").then(|| "signature did not verify".to_string()),
+                attachments: 0,
+                attachments_done: 0,
             }
         })
         .collect()

@@ -550,6 +550,8 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         ack_by: None,
         ack_at: None,
         refusal: None,
+        attachments: 0,
+        attachments_done: 0,
     }];
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {

@@ -86,6 +86,8 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
         ack_by: None,
         ack_at: None,
         refusal: None,
+        attachments: 0,
+        attachments_done: 0,
     }
 }
 
@@ -1701,4 +1703,20 @@ fn path_completion_completes_as_far_as_unique() {
         hotline::term::complete_path(&format!("{base}/nothing")),
         format!("{base}/nothing")
     );
+}
+
+/// A message whose attachments have not all arrived says so in the lists,
+/// before any bytes move; one with all of them stored does not.
+#[test]
+fn lists_show_attachments_pending() {
+    let mut waiting = inbound(31, Precedence::Routine, 1);
+    waiting.attachments = 2;
+    waiting.attachments_done = 1;
+    let mut complete = inbound(32, Precedence::Routine, 2);
+    complete.attachments = 1;
+    complete.attachments_done = 1;
+    let app = on_duty(setup(), vec![waiting, complete], Vec::new());
+    let shown = screen(&app, 120, 40);
+    assert_eq!(shown.matches("UNACK ATT 1/2").count(), 1, "{shown}");
+    assert!(!shown.contains("ATT 1/1"), "{shown}");
 }

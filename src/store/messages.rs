@@ -46,6 +46,12 @@ pub struct MessageRow {
     pub ack_by: Option<String>,
     pub ack_at: Option<String>,
     pub refusal: Option<String>,
+    /// How many attachments the message has, and how many are stored and
+    /// verified at the receiver.
+    #[serde(default)]
+    pub attachments: u32,
+    #[serde(default)]
+    pub attachments_done: u32,
 }
 
 /// A message just released into the outbox.
@@ -58,7 +64,10 @@ pub struct Released {
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, exercise, template_id, template_version, \
-     released_at, stored_at, operator, state, receipt_at, ack_by, ack_at, refusal";
+     released_at, stored_at, operator, state, receipt_at, ack_by, ack_at, refusal, \
+     (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction), \
+     (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
+      AND a.state = 'receipted')";
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
     let id: String = r.get(0)?;
@@ -88,6 +97,8 @@ pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
         ack_by: r.get(13)?,
         ack_at: r.get(14)?,
         refusal: r.get(15)?,
+        attachments: r.get(16)?,
+        attachments_done: r.get(17)?,
     })
 }
 

@@ -50,10 +50,17 @@ fn left_text(app: &App, row: &MessageRow) -> String {
     }
 }
 
-/// A status with its attachments' progress while they are in transfer.
+/// A status with its attachments' progress while they are in transfer, or
+/// how many are still to come ("attachments pending").
 fn with_transfer(app: &App, row: &MessageRow, status: String) -> String {
     match app.transfer_percent(&row.id) {
         Some(p) => format!("{status} ATT {p}%"),
+        None if row.attachments_done < row.attachments
+            && row.state != "refused"
+            && row.state != "cancelled" =>
+        {
+            format!("{status} ATT {}/{}", row.attachments_done, row.attachments)
+        }
         None => status,
     }
 }
@@ -159,7 +166,7 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         ]),
         peer: "FROM",
         headers: &["STATUS", "LEFT"],
-        widths: &[Constraint::Length(12), Constraint::Length(15)],
+        widths: &[Constraint::Length(13), Constraint::Length(14)],
         empty: "  No messages received.",
     };
     table(
