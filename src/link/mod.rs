@@ -298,6 +298,14 @@ impl Link {
         priority: i32,
         limit: Duration,
     ) -> Result<Frame, LinkError> {
+        let (entry, conn) = self.live(peer)?;
+        let answer = stream::request(&conn, frame, priority, limit).await?;
+        entry.slot().last_traffic = Some(Timestamp::now());
+        Ok(answer)
+    }
+
+    /// `peer`'s entry and its live connection, or why there is none.
+    fn live(&self, peer: &StationName) -> Result<(&PeerEntry, quinn::Connection), LinkError> {
         let entry = self
             .shared
             .entry(peer)
@@ -305,9 +313,7 @@ impl Link {
         let conn = entry
             .connection()
             .ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
-        let answer = stream::request(&conn, frame, priority, limit).await?;
-        entry.slot().last_traffic = Some(Timestamp::now());
-        Ok(answer)
+        Ok((entry, conn))
     }
 
     /// Drops `peer`'s connection if it is at least `age` old (so a request
@@ -342,13 +348,7 @@ impl Link {
         source: UploadSource,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Frame, LinkError> {
-        let entry = self
-            .shared
-            .entry(peer)
-            .ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
-        let conn = entry
-            .connection()
-            .ok_or_else(|| LinkError::NotConnected(peer.to_string()))?;
+        let (entry, conn) = self.live(peer)?;
         let answer = attach::upload(&conn, offer, priority, source, progress).await?;
         entry.slot().last_traffic = Some(Timestamp::now());
         Ok(answer)

@@ -30,12 +30,6 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub fn spki_of(key: &VerifyingKey) -> Vec<u8> {
-    let mut v = ED25519_SPKI_PREFIX.to_vec();
-    v.extend_from_slice(key.as_bytes());
-    v
-}
-
 /// The Ed25519 key inside a certificate, if it holds one.
 pub fn key_of_cert(cert: &CertificateDer<'_>) -> Option<VerifyingKey> {
     let ee = webpki::EndEntityCert::try_from(cert).ok()?;

@@ -145,17 +145,33 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
     Ok(HelloInfo { boot: body.boot })
 }
 
+/// Refuses message `id`: audited (`noted` never carries message text), then
+/// answered with a signed refusal.
+async fn refuse(
+    inner: &Inner,
+    peer: &PeerKeys,
+    id: MessageId,
+    code: RefusalCode,
+    detail: String,
+    noted: &str,
+) -> Frame {
+    audit(inner, "refuse", noted).await;
+    refusal(inner, peer, Some(id), None, code, detail)
+}
+
+/// A signed refusal of message `id` (or of one of its attachments).
 pub(super) fn refusal(
     inner: &Inner,
     peer: &PeerKeys,
     id: Option<MessageId>,
+    attachment: Option<u32>,
     code: RefusalCode,
     detail: String,
 ) -> Frame {
     let body = RefusalBody {
         protocol: docs::protocol(),
         id,
-        attachment: None,
+        attachment,
         from: inner.keys.name.clone(),
         to: peer.name.clone(),
         code,
@@ -167,12 +183,20 @@ pub(super) fn refusal(
     )
 }
 
-fn receipt(inner: &Inner, peer: &StationName, of: ReceiptOf, id: MessageId) -> Vec<u8> {
+/// A signed receipt for message `id` (or its acknowledgement, or one of its
+/// attachments).
+pub(super) fn receipt(
+    inner: &Inner,
+    peer: &StationName,
+    of: ReceiptOf,
+    id: MessageId,
+    attachment: Option<u32>,
+) -> Vec<u8> {
     let body = ReceiptBody {
         protocol: docs::protocol(),
         of,
         id,
-        attachment: None,
+        attachment,
         from: inner.keys.name.clone(),
         to: peer.clone(),
         stored_at: Timestamp::now(),
@@ -209,7 +233,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
                 &format!("peer={peer} code={} reason={e}", code.as_str()),
             )
             .await;
-            return Some(refusal(inner, &peer_keys, None, code, e.to_string()));
+            return Some(refusal(inner, &peer_keys, None, None, code, e.to_string()));
         }
         Err(e) => {
             tracing::error!(error = %e, "opening task failed");
@@ -220,19 +244,18 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     // The connection authenticated `peer`; the signature must be theirs too.
     if m.from != *peer {
         let detail = format!("signed by {} but the connection is {peer}'s", m.from);
-        audit(
-            inner,
-            "refuse",
-            &format!("peer={peer} id={} code=bad-signature reason={detail}", m.id),
-        )
-        .await;
-        return Some(refusal(
-            inner,
-            &peer_keys,
-            Some(m.id),
-            RefusalCode::BadSignature,
-            detail,
-        ));
+        let noted = format!("peer={peer} id={} code=bad-signature reason={detail}", m.id);
+        return Some(
+            refuse(
+                inner,
+                &peer_keys,
+                m.id,
+                RefusalCode::BadSignature,
+                detail,
+                &noted,
+            )
+            .await,
+        );
     }
     if let Some(template) = inner.catalog.get(&m.template.id, m.template.version)
         && let Err(errors) = template.check_values(&m.fields)
@@ -242,21 +265,20 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        audit(
-            inner,
-            "refuse",
-            &format!("peer={peer} id={} code=unknown-template-field", m.id),
-        )
-        .await;
-        return Some(refusal(
-            inner,
-            &peer_keys,
-            Some(m.id),
-            RefusalCode::UnknownTemplateField,
-            detail,
-        ));
+        let noted = format!("peer={peer} id={} code=unknown-template-field", m.id);
+        return Some(
+            refuse(
+                inner,
+                &peer_keys,
+                m.id,
+                RefusalCode::UnknownTemplateField,
+                detail,
+                &noted,
+            )
+            .await,
+        );
     }
-    let doc = receipt(inner, peer, ReceiptOf::Message, m.id);
+    let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None);
     let event = Event::Received {
         id: m.id,
         from: peer.to_string(),
@@ -317,7 +339,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
             }
             Some(Frame::new(
                 FrameKind::Receipt,
-                receipt(inner, peer, ReceiptOf::Ack, body.id),
+                receipt(inner, peer, ReceiptOf::Ack, body.id, None),
             ))
         }
         Err(e) => {

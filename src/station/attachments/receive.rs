@@ -10,16 +10,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use jiff::Timestamp;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::crypto::PeerKeys;
-use crate::crypto::signed::Kind;
 use crate::domain::{MessageId, StationName, format_size};
 use crate::fsutil;
 use crate::link::{AttachmentSink, OfferAnswer};
-use crate::station::docs::{self, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
-use crate::station::inbound::audit;
+use crate::station::docs::{ReceiptOf, RefusalCode};
+use crate::station::inbound::{audit, receipt, refusal};
 use crate::station::{Event, Inner};
 use crate::store::{AttachmentRow, AttachmentState, Direction};
 use crate::wire::{AttachmentOffer, Frame, FrameKind};
@@ -57,42 +55,6 @@ impl Drop for Claim {
     }
 }
 
-fn attachment_refusal(
-    inner: &Inner,
-    peer: &PeerKeys,
-    id: MessageId,
-    index: u32,
-    code: RefusalCode,
-    detail: String,
-) -> Frame {
-    let body = RefusalBody {
-        protocol: docs::protocol(),
-        id: Some(id),
-        attachment: Some(index),
-        from: inner.keys.name.clone(),
-        to: peer.name.clone(),
-        code,
-        detail,
-    };
-    Frame::new(
-        FrameKind::Refusal,
-        docs::sign(Kind::Refusal, &body, &inner.keys),
-    )
-}
-
-fn attachment_receipt(inner: &Inner, peer: &StationName, id: MessageId, index: u32) -> Vec<u8> {
-    let body = ReceiptBody {
-        protocol: docs::protocol(),
-        of: ReceiptOf::Attachment,
-        id,
-        attachment: Some(index),
-        from: inner.keys.name.clone(),
-        to: peer.clone(),
-        stored_at: Timestamp::now(),
-    };
-    docs::sign(Kind::Receipt, &body, &inner.keys)
-}
-
 /// Refuses attachment `index` of `id`: recorded, audited, told to operators.
 async fn refuse(
     inner: &Inner,
@@ -102,7 +64,7 @@ async fn refuse(
     code: RefusalCode,
     detail: String,
 ) -> Frame {
-    let frame = attachment_refusal(inner, peer, id, index, code, detail.clone());
+    let frame = refusal(inner, peer, Some(id), Some(index), code, detail.clone());
     let reason = format!("{}: {detail}", code.as_str());
     match inner
         .journal
@@ -151,11 +113,11 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
                 &format!("peer={peer} id={id} attachment={index} unknown"),
             )
             .await;
-            return OfferAnswer::Answer(attachment_refusal(
+            return OfferAnswer::Answer(refusal(
                 inner,
                 &peer_keys,
-                id,
-                index,
+                Some(id),
+                Some(index),
                 RefusalCode::Malformed,
                 "no such attachment: the message was not stored here or does not list it".into(),
             ));
@@ -179,8 +141,13 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
             } else {
                 RefusalCode::Malformed
             };
-            return OfferAnswer::Answer(attachment_refusal(
-                inner, &peer_keys, id, index, code, detail,
+            return OfferAnswer::Answer(refusal(
+                inner,
+                &peer_keys,
+                Some(id),
+                Some(index),
+                code,
+                detail,
             ));
         }
         AttachmentState::Pending => {}
@@ -373,7 +340,7 @@ impl AttachmentSink for Incoming {
                 tracing::error!(error = %e, "could not keep a verified attachment");
                 return None;
             }
-            let doc = attachment_receipt(&inner, &peer.name, id, index);
+            let doc = receipt(&inner, &peer.name, ReceiptOf::Attachment, id, Some(index));
             // Receipted only once the journal says it is stored.
             match inner
                 .journal
