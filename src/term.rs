@@ -350,12 +350,7 @@ impl Backend {
 
     fn peers(&self) -> Vec<String> {
         match self {
-            Backend::Local(s) => s
-                .config()
-                .peers
-                .iter()
-                .map(|p| p.keys.name.to_string())
-                .collect(),
+            Backend::Local(s) => s.peers(),
             Backend::Remote { peers, .. } => peers.clone(),
         }
     }

@@ -41,6 +41,12 @@ pub enum FrameKind {
     AttachmentOffer = 9,
     /// The receiver already holds this many sealed bytes: send the rest.
     AttachmentResume = 10,
+    /// Asks a tabletop white cell to admit a trainee station: its signed
+    /// card, from a key pinned for no peer yet.
+    Join = 11,
+    /// The white cell's signed answer: pending, admitted or refused, with
+    /// its own card.
+    JoinAnswer = 12,
 }
 
 impl FrameKind {
@@ -56,6 +62,8 @@ impl FrameKind {
             8 => FrameKind::Probe,
             9 => FrameKind::AttachmentOffer,
             10 => FrameKind::AttachmentResume,
+            11 => FrameKind::Join,
+            12 => FrameKind::JoinAnswer,
             _ => return None,
         })
     }
@@ -72,7 +80,9 @@ impl FrameKind {
             | FrameKind::Probe
             | FrameKind::Receipt
             | FrameKind::Refusal
-            | FrameKind::Ack => 16 * 1024,
+            | FrameKind::Ack
+            | FrameKind::Join
+            | FrameKind::JoinAnswer => 16 * 1024,
         }
     }
 }
@@ -213,8 +223,8 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         assert_eq!(
-            Frame::decode(&[11, 0, 0, 0, 0]),
-            Err(WireError::UnknownKind(11))
+            Frame::decode(&[13, 0, 0, 0, 0]),
+            Err(WireError::UnknownKind(13))
         );
         assert!(matches!(
             Frame::decode(&[3, 0xff, 0, 0, 0]),

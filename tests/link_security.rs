@@ -459,6 +459,7 @@ async fn wrong_alpn_is_refused() {
     let exercise = Options {
         alpn: ALPN_EXERCISE.to_vec(),
         exercise_only: true,
+        admission: false,
     };
     let xs = ex.start_with(exercise).await;
     let (sent, message) = xs
@@ -924,8 +925,8 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "unknown kind byte",
-            [header(11, 3), vec![1, 2, 3]].concat(),
-            "unknown frame kind 11",
+            [header(13, 3), vec![1, 2, 3]].concat(),
+            "unknown frame kind 13",
         ),
         ("kind byte 0", header(0, 0), "unknown frame kind 0"),
         (

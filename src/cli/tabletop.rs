@@ -1,37 +1,64 @@
 //! `hotline tabletop`: a training exercise with no setup. Ephemeral keys, a
-//! temporary journal, a simulated counterpart over the real link on
-//! loopback (exercise ALPN), the trainee's console, and an after-action
-//! report at the end.
+//! temporary journal, a simulated counterpart over the real link (exercise
+//! ALPN), the trainee's console, and an after-action report at the end.
+//!
+//! Three ways to run it: everything in this process (the default); a white
+//! cell (`--control`) that plays the counterpart to trainees on other
+//! machines; and a trainee console that joins one (`--join ADDR --pin FP`).
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::console::Setup;
 use crate::console::keymap::Keymap;
+use crate::console::{Setup, WhiteCellView};
 use crate::domain::Language;
-use crate::tabletop::{Engine, Scenario, run, scenario};
+use crate::station::Station;
+use crate::tabletop::run::{self, Facilitator, TraineeRun, WhiteCell};
+use crate::tabletop::{Outcome, Scenario, scenario};
 use crate::templates::Catalog;
+
+/// Where a white cell listens unless told otherwise.
+pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7471";
 
 #[derive(Args, Debug)]
 pub struct TabletopArgs {
     /// The scenario id [default: intro]; see --list
+    #[arg(conflicts_with = "join")]
     pub scenario: Option<String>,
     /// A scenario file instead of a built-in one
-    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "join"])]
     pub scenario_file: Option<PathBuf>,
     /// List the built-in scenarios and exit
     #[arg(long)]
     pub list: bool,
     /// Where to write the after-action report [default: after-action-SCENARIO-DATE.md]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "join")]
     pub report: Option<PathBuf>,
     /// Run the scenario's timeline this many times faster (overrides its time compression)
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", conflicts_with = "join")]
     pub speed: Option<f64>,
+    /// Run a white cell: play the counterpart to trainee consoles on other
+    /// machines, which join with the command it prints
+    #[arg(long, conflicts_with = "join")]
+    pub control: bool,
+    /// Where the white cell listens (UDP) [default: 0.0.0.0:7471]
+    #[arg(long, value_name = "ADDR", requires = "control")]
+    pub listen: Option<SocketAddr>,
+    /// Join the white cell at ADDR (host:port) as a trainee
+    #[arg(long, value_name = "ADDR", requires = "pin")]
+    pub join: Option<String>,
+    /// The white cell's fingerprint, as its join line gives it
+    #[arg(long, value_name = "FINGERPRINT", requires = "join")]
+    pub pin: Option<String>,
+    /// This trainee station's name [default: TRAINEE-XXXX, random]
+    #[arg(long, value_name = "NAME", requires = "join")]
+    pub station: Option<String>,
 }
 
 fn choose(args: &TabletopArgs) -> anyhow::Result<Scenario> {
@@ -68,6 +95,10 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if let (Some(addr), Some(pin)) = (&args.join, &args.pin) {
+        return runtime.block_on(join(addr, pin, args.station.as_deref()));
+    }
     let mut scenario = choose(&args)?;
     if let Some(speed) = args.speed {
         if !(0.1..=60.0).contains(&speed) {
@@ -80,88 +111,253 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("after-action-{}-{date}.md", scenario.id)));
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let (report, summary) = runtime.block_on(async {
-        let exercise = run::start(&scenario).await?;
-        let _log = crate::logging::init(&exercise.scratch.0);
-        let setup = Setup {
-            station: scenario.trainee.clone(),
-            language: Language::En,
-            time_zone: "UTC".into(),
-            peers: vec![(scenario.counterpart.clone(), "Europe/Moscow".into())],
-            deadlines: exercise.trainee.config().deadlines.clone(),
-            idle_lock: std::time::Duration::from_secs(24 * 3600),
-            two_person_flash: false,
-            exercise_mode: true,
-            call_sign_login: true,
-            keymap: Keymap::default().with_white_cell(),
-            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    let (report, summary) = if args.control {
+        let listen = match args.listen {
+            Some(a) => a,
+            None => DEFAULT_CONTROL_LISTEN
+                .parse()
+                .context("the default address")?,
         };
-        let started = Timestamp::now();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(run::WHITE_CELL_COMMANDS);
-        let (view_tx, view_rx) =
-            tokio::sync::watch::channel(crate::console::WhiteCellView::default());
-        let link = crate::term::WhiteCellLink {
-            commands: commands_tx,
-            view: view_rx,
-        };
-        let engine = Engine::new(scenario.clone());
-        let cell = {
-            let ex_trainee = exercise.trainee.clone();
-            let ex_cp = exercise.counterpart.clone();
-            tokio::spawn(async move {
-                let ex = run::Stations {
-                    trainee: ex_trainee,
-                    counterpart: ex_cp,
-                };
-                run::white_cell(
-                    &ex,
-                    engine,
-                    run::Facilitator {
-                        commands: commands_rx,
-                        view: view_tx,
-                    },
-                    stop_rx,
-                )
-                .await
-            })
-        };
-        let console = crate::term::run(
-            crate::term::Backend::Local(exercise.trainee.clone()),
-            setup,
-            Some(link),
-        )
-        .await;
-        let _ = stop_tx.send(true);
-        let engine = cell.await.context("the white cell stopped unexpectedly")?;
-        let elapsed = std::time::Duration::from_secs(
-            Timestamp::now().duration_since(started).as_secs().max(0) as u64,
-        );
-        let actions = run::operator_actions(&exercise.trainee, started);
-        let trainee = actions
-            .iter()
-            .find_map(|a| a.split_whitespace().nth(1).map(str::to_string))
-            .unwrap_or_else(|| "(no log-in)".into());
-        let report = engine.report(elapsed, &trainee, &date, &actions);
-        let scores = engine.scores(elapsed, true);
-        let met = scores
-            .iter()
-            .filter(|s| matches!(s.outcome, crate::tabletop::Outcome::Met { .. }))
-            .count();
-        exercise.trainee.shutdown().await;
-        exercise.counterpart.shutdown().await;
-        console.context("the terminal")?;
-        Ok::<_, anyhow::Error>((
-            report,
-            format!("{met} of {} expectations met", scores.len()),
-        ))
-    })?;
+        runtime.block_on(control(scenario, listen, &date))?
+    } else {
+        runtime.block_on(in_process(scenario, &date))?
+    };
     std::fs::write(&report_path, report)
         .with_context(|| format!("writing {}", report_path.display()))?;
     println!(
         "Exercise over: {summary}. After-action report: {}",
         report_path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn setup(station: &Station, peers: Vec<(String, String)>, white_cell: bool) -> Setup {
+    let keymap = if white_cell {
+        Keymap::default().with_white_cell()
+    } else {
+        Keymap::default()
+    };
+    Setup {
+        station: station.name().to_string(),
+        language: Language::En,
+        time_zone: "UTC".into(),
+        peers,
+        deadlines: station.config().deadlines.clone(),
+        idle_lock: Duration::from_secs(24 * 3600),
+        two_person_flash: false,
+        exercise_mode: true,
+        call_sign_login: true,
+        keymap,
+        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    }
+}
+
+/// Runs the white cell beside the console on `console`, until the console
+/// quits; returns each trainee's run.
+async fn drive(cell: WhiteCell, setup: Setup) -> anyhow::Result<Vec<TraineeRun>> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::channel(run::WHITE_CELL_COMMANDS);
+    let (view_tx, view_rx) = tokio::sync::watch::channel(WhiteCellView::default());
+    let link = crate::term::WhiteCellLink {
+        commands: commands_tx,
+        view: view_rx,
+    };
+    let console_station = cell.console.clone();
+    let facilitator = Facilitator {
+        commands: commands_rx,
+        view: view_tx,
+    };
+    let task = tokio::spawn(run::white_cell(cell, facilitator, stop_rx));
+    let console = crate::term::run(
+        crate::term::Backend::Local(console_station),
+        setup,
+        Some(link),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let runs = task.await.context("the white cell stopped unexpectedly")?;
+    console.context("the terminal")?;
+    Ok(runs)
+}
+
+/// "n of m expectations met" over every trainee.
+fn summary(runs: &[TraineeRun]) -> String {
+    let (mut met, mut all) = (0, 0);
+    for r in runs {
+        let scores = r.engine.scores(r.ran, true);
+        met += scores
+            .iter()
+            .filter(|s| matches!(s.outcome, Outcome::Met { .. }))
+            .count();
+        all += scores.len();
+    }
+    format!("{met} of {all} expectations met")
+}
+
+/// The default: trainee console, white cell and counterpart in this process.
+async fn in_process(scenario: Scenario, date: &str) -> anyhow::Result<(String, String)> {
+    let exercise = run::start(&scenario).await?;
+    let _log = crate::logging::init(&exercise.scratch.0);
+    let setup = setup(
+        &exercise.trainee,
+        vec![(scenario.counterpart.clone(), "Europe/Moscow".into())],
+        true,
+    );
+    let cell = WhiteCell {
+        counterpart: exercise.counterpart.clone(),
+        console: exercise.trainee.clone(),
+        trainees: vec![exercise.trainee.name().clone()],
+        scenario,
+        join: None,
+    };
+    let runs = drive(cell, setup).await;
+    let mut report = Vec::new();
+    for r in runs.as_deref().unwrap_or_default() {
+        let actions = run::operator_actions(&exercise.trainee, r.admitted_at);
+        let trainee = actions
+            .iter()
+            .find_map(|a| a.split_whitespace().nth(1).map(str::to_string))
+            .unwrap_or_else(|| "(no log-in)".into());
+        report.push(r.engine.report(
+            r.ran,
+            &trainee,
+            date,
+            "from the trainee station's audit log",
+            &actions,
+        ));
+    }
+    exercise.trainee.shutdown().await;
+    exercise.counterpart.shutdown().await;
+    let runs = runs?;
+    Ok((report.join("\n"), summary(&runs)))
+}
+
+/// The address trainees dial: `listen`, or, when it is the unspecified
+/// address, this machine's address on its default route.
+fn advertised(listen: SocketAddr) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let probe = std::net::UdpSocket::bind((listen.ip(), 0)).and_then(|s| {
+        let target: SocketAddr = if listen.is_ipv4() {
+            "192.0.2.1:9".parse().unwrap_or(listen)
+        } else {
+            "[2001:db8::1]:9".parse().unwrap_or(listen)
+        };
+        s.connect(target)?;
+        s.local_addr()
+    });
+    let ip = match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip(),
+        _ if listen.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        _ => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+/// `--control`: the white cell and its console; trainees join over the
+/// network and are admitted by fingerprint.
+async fn control(
+    scenario: Scenario,
+    listen: SocketAddr,
+    date: &str,
+) -> anyhow::Result<(String, String)> {
+    let (station, scratch) = run::start_white_cell(&scenario, listen).await?;
+    let _log = crate::logging::init(&scratch.0);
+    let bound = station
+        .local_addr()
+        .context("the white cell did not bind")?;
+    let fingerprint = station.fingerprint().replace(' ', ":");
+    let join = format!(
+        "hotline tabletop --join {} --pin {fingerprint}",
+        advertised(bound)
+    );
+    println!(
+        "EXERCISE white cell for scenario `{}`, listening on {bound}.\nTrainees join with:\n  {join}\n",
+        scenario.id
+    );
+    let setup = setup(&station, Vec::new(), true);
+    let cell = WhiteCell {
+        counterpart: station.clone(),
+        console: station.clone(),
+        trainees: Vec::new(),
+        scenario,
+        join: Some(join),
+    };
+    let runs = drive(cell, setup).await;
+    station.shutdown().await;
+    let runs = runs?;
+    let mut report = String::new();
+    for r in &runs {
+        let mine: Vec<run::ReceivedAction> = run::received_actions(&station, r.admitted_at)
+            .into_iter()
+            .filter(|a| a.peer == r.station.as_str())
+            .collect();
+        let mut operators: Vec<&str> = mine.iter().map(|a| a.operator.as_str()).collect();
+        operators.sort_unstable();
+        operators.dedup();
+        let operators = if operators.is_empty() {
+            "none seen".to_string()
+        } else {
+            operators.join(", ")
+        };
+        let actions: Vec<String> = mine.iter().map(|a| a.text.clone()).collect();
+        report.push_str(&r.engine.report(
+            r.ran,
+            &operators,
+            date,
+            "as they reached the white cell",
+            &actions,
+        ));
+        report.push('\n');
+    }
+    if runs.is_empty() {
+        report.push_str("# After-action report\n\nNo trainee was admitted.\n");
+    }
+    drop(scratch);
+    Ok((report, summary(&runs)))
+}
+
+/// `--join ADDR --pin FP`: asks the white cell to admit a fresh trainee
+/// station, then runs its console against the white cell.
+async fn join(addr: &str, pin: &str, station: Option<&str>) -> anyhow::Result<ExitCode> {
+    let addr = addr
+        .to_socket_addrs()
+        .with_context(|| format!("--join {addr}: not a host:port (for example 192.0.2.7:7471)"))?
+        .next()
+        .with_context(|| format!("--join {addr}: the name has no address"))?;
+    let name = match station {
+        Some(n) => n.to_string(),
+        None => {
+            let mut r = [0u8; 2];
+            getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("random name: {e}"))?;
+            format!("TRAINEE-{}", hex::encode_upper(r))
+        }
+    };
+    let keys = run::keys(&name).context("--station")?;
+    let ours = keys.public().fingerprint().replace(' ', ":");
+    println!("EXERCISE: asking the white cell at {addr} to admit station {name}.");
+    println!("Read this fingerprint to the facilitator:\n  {ours}");
+    let mut told = false;
+    let white_cell = crate::station::admission::join(&keys, addr, pin, |_| {
+        if !std::mem::replace(&mut told, true) {
+            println!(
+                "The white cell matches your --pin. Waiting for the facilitator to admit you (Ctrl-C to give up)…"
+            );
+        }
+    })
+    .await?;
+    println!("Admitted by {}. Starting your console…", white_cell.name);
+    let (trainee, scratch) = run::start_trainee(keys, &white_cell, addr).await?;
+    let _log = crate::logging::init(&scratch.0);
+    let setup = setup(
+        &trainee,
+        vec![(white_cell.name.to_string(), "Europe/Moscow".into())],
+        false,
+    );
+    let console = crate::term::run(crate::term::Backend::Local(trainee.clone()), setup, None).await;
+    trainee.shutdown().await;
+    console.context("the terminal")?;
+    println!("Exercise over. The facilitator's white cell writes the after-action report.");
     Ok(ExitCode::SUCCESS)
 }

@@ -82,6 +82,8 @@ pub enum Action {
     Slower,
     SkipInject,
     AdHocInject,
+    AdmitStation,
+    RefuseStation,
 }
 
 /// One binding: action, where, key, and what the footer and help say.
@@ -666,6 +668,34 @@ impl Keymap {
                 Key::ch('i'),
                 "inject",
                 "compose an ad-hoc message from the counterpart",
+            ),
+            b(
+                Up,
+                C::WhiteCell,
+                Key::plain(KeyCode::Up),
+                "previous",
+                "select the previous waiting station",
+            ),
+            b(
+                Down,
+                C::WhiteCell,
+                Key::plain(KeyCode::Down),
+                "next",
+                "select the next waiting station",
+            ),
+            b(
+                AdmitStation,
+                C::WhiteCell,
+                Key::ch('a'),
+                "admit",
+                "admit the selected waiting station (check its fingerprint with the trainee first)",
+            ),
+            b(
+                RefuseStation,
+                C::WhiteCell,
+                Key::ch('x'),
+                "refuse",
+                "refuse the selected waiting station",
             ),
             b(
                 WhiteCell,

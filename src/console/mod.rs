@@ -13,7 +13,7 @@ use std::time::Duration;
 use age::secrecy::SecretString;
 use jiff::Timestamp;
 
-pub use update::update;
+pub use update::{update, waiting};
 
 use crate::compose::Draft;
 use crate::config::Deadlines;
@@ -40,8 +40,28 @@ pub struct WhiteCellView {
     pub scenario_time: Duration,
     pub speed: f64,
     pub paused: bool,
-    /// Each inject: id, scenario time, state.
+    /// Each inject: id, scenario time, state (of the first trainee).
     pub injects: Vec<(String, Duration, String)>,
+    /// What trainees run to join, when the white cell admits them over
+    /// the network.
+    pub join: Option<String>,
+    /// Each trainee station in the exercise.
+    pub trainees: Vec<TraineeRow>,
+    /// Stations waiting to be admitted (or refused).
+    pub waiting: Vec<crate::station::admission::Candidate>,
+}
+
+/// One trainee station, as the facilitator's panel shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraineeRow {
+    pub station: String,
+    pub link_up: bool,
+    pub scenario_time: Duration,
+    pub delivered: usize,
+    pub injects: usize,
+    pub met: usize,
+    pub late: usize,
+    pub missed: usize,
 }
 
 /// What the facilitator asks of the white cell.
@@ -53,6 +73,10 @@ pub enum WhiteCellCommand {
     SkipNext,
     /// An ad-hoc message from the counterpart, outside the timeline.
     Inject(Box<Draft>),
+    /// Admits the waiting station with this fingerprint.
+    Admit(String),
+    /// Refuses the waiting station with this fingerprint.
+    Refuse(String),
 }
 
 /// Everything that can happen to the console.
@@ -248,6 +272,8 @@ pub struct App {
     pub counts: [usize; 4],
     pub exercise_seen: bool,
     pub white_cell_open: bool,
+    /// Which waiting station the facilitator's panel has selected.
+    pub white_cell_pick: usize,
     /// The draft being composed is an ad-hoc inject from the white cell.
     pub composing_inject: bool,
     /// A reply's references and peer, carried from the list to the form.
@@ -299,6 +325,7 @@ impl App {
             counts: [0; 4],
             exercise_seen: false,
             white_cell_open: false,
+            white_cell_pick: 0,
             composing_inject: false,
             reply_refs: Vec::new(),
             reply_peer: None,

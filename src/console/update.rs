@@ -30,6 +30,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::WhiteCell(view) => {
             app.white_cell = Some(view);
+            clamp_pick(app);
             Vec::new()
         }
         Msg::Station(event) => station_event(app, event),
@@ -197,6 +198,24 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
         }
         Event::Notice { text } => app.notice = Some(text.clone()),
+        Event::JoinRequested {
+            station,
+            fingerprint,
+            ..
+        } => {
+            app.notice = Some(format!(
+                "{} asks to join ({}): F9 to admit or refuse",
+                crate::sanitize::inert(station),
+                crate::sanitize::inert(fingerprint)
+            ));
+            return vec![Effect::RingBell, Effect::Refresh];
+        }
+        Event::PeerAdded { peer } => {
+            if !app.setup.peers.iter().any(|(p, _)| p == peer) {
+                app.setup.peers.push((peer.clone(), "UTC".into()));
+            }
+            app.notice = Some(format!("{} admitted", crate::sanitize::inert(peer)));
+        }
         Event::AttachmentProgress {
             id,
             index,
@@ -313,6 +332,31 @@ fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         Some(Action::Faster) => W::Faster,
         Some(Action::Slower) => W::Slower,
         Some(Action::SkipInject) => W::SkipNext,
+        Some(Action::Up) => {
+            app.white_cell_pick = app.white_cell_pick.saturating_sub(1);
+            return Vec::new();
+        }
+        Some(Action::Down) => {
+            app.white_cell_pick = app.white_cell_pick.saturating_add(1);
+            clamp_pick(app);
+            return Vec::new();
+        }
+        Some(action @ (Action::AdmitStation | Action::RefuseStation)) => {
+            let Some(waiting) = app
+                .white_cell
+                .as_ref()
+                .and_then(|v| waiting(v).nth(app.white_cell_pick))
+            else {
+                app.notice = Some("no station is waiting to be admitted".into());
+                return Vec::new();
+            };
+            let fingerprint = waiting.fingerprint.clone();
+            if action == Action::AdmitStation {
+                W::Admit(fingerprint)
+            } else {
+                W::Refuse(fingerprint)
+            }
+        }
         Some(Action::AdHocInject) => {
             app.white_cell_open = false;
             let effects = start_compose(app, Vec::new());
@@ -322,6 +366,20 @@ fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         _ => return Vec::new(),
     };
     vec![Effect::WhiteCell(command)]
+}
+
+/// The stations still waiting for the facilitator, in the panel's order.
+pub fn waiting(
+    view: &super::WhiteCellView,
+) -> impl Iterator<Item = &crate::station::admission::Candidate> {
+    view.waiting
+        .iter()
+        .filter(|c| c.state == crate::station::admission::JoinState::Pending)
+}
+
+fn clamp_pick(app: &mut App) {
+    let n = app.white_cell.as_ref().map_or(0, |v| waiting(v).count());
+    app.white_cell_pick = app.white_cell_pick.min(n.saturating_sub(1));
 }
 
 fn typed(ev: &KeyEvent) -> Option<char> {

@@ -82,12 +82,14 @@ pub fn seal(message: &Message, me: &StationKeys, peer: &PeerKeys) -> Result<Vec<
 }
 
 /// Opens a message sent to us by one of our pinned peers.
-pub fn open_inbound<'p>(
+pub fn open_inbound<P: std::borrow::Borrow<PeerKeys>>(
     ciphertext: &[u8],
     me: &StationKeys,
-    pinned: impl Fn(&str) -> Option<&'p PeerKeys>,
+    pinned: impl Fn(&str) -> Option<P>,
 ) -> Result<Opened, OpenError> {
-    let opened = open_with(ciphertext, me, |signer| pinned(signer).map(|p| p.signing))?;
+    let opened = open_with(ciphertext, me, |signer| {
+        pinned(signer).map(|p| p.borrow().signing)
+    })?;
     if opened.message.to != me.name {
         return Err(OpenError::WrongRecipient {
             to: opened.message.to.to_string(),

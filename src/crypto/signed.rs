@@ -29,10 +29,14 @@ pub enum Kind {
     LinkTest,
     Hello,
     Checkpoint,
+    /// A trainee station's request to join a tabletop white cell.
+    Join,
+    /// The white cell's answer to it.
+    JoinAnswer,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Message,
         Kind::Receipt,
         Kind::Refusal,
@@ -40,6 +44,8 @@ impl Kind {
         Kind::LinkTest,
         Kind::Hello,
         Kind::Checkpoint,
+        Kind::Join,
+        Kind::JoinAnswer,
     ];
 
     pub fn tag(self) -> &'static str {
@@ -51,6 +57,8 @@ impl Kind {
             Kind::LinkTest => "hotline/1 link-test",
             Kind::Hello => "hotline/1 hello",
             Kind::Checkpoint => "hotline/1 audit-checkpoint",
+            Kind::Join => "hotline-exercise/1 join",
+            Kind::JoinAnswer => "hotline-exercise/1 join-answer",
         }
     }
 

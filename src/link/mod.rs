@@ -8,13 +8,14 @@
 //! handshake "succeed" (STACK.md trap 2). Quinn types stay inside this module.
 
 mod attach;
+pub mod join;
 mod peer;
 mod stream;
 pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -69,6 +70,10 @@ pub enum LinkError {
     },
     #[error("{0} is not a configured peer")]
     UnknownPeer(String),
+    #[error("{0} is already a peer")]
+    DuplicatePeer(String),
+    #[error("{addr}: {reason}")]
+    Join { addr: SocketAddr, reason: String },
     #[error("the link to {0} is down")]
     NotConnected(String),
     #[error(transparent)]
@@ -104,6 +109,10 @@ pub struct LinkSettings {
     /// How often the path not in use is probed.
     pub probe_interval: Duration,
     pub idle_timeout: Duration,
+    /// Lets stations whose keys are pinned for no peer complete the TLS
+    /// handshake, so they can ask to join ([`Upcalls::join`]); nothing else
+    /// is answered for them. Only a tabletop white cell sets this.
+    pub admission: bool,
 }
 
 /// What the station learns from a peer's hello.
@@ -124,6 +133,9 @@ pub trait Upcalls: Send + Sync + 'static {
     fn frame(&self, peer: StationName, frame: Frame) -> BoxFuture<'static, Option<Frame>>;
     /// Answers an attachment offer: at once, or with where its bytes go.
     fn attachment(&self, peer: StationName, offer: Frame) -> BoxFuture<'static, OfferAnswer>;
+    /// Answers a request to join (only asked when `admission` is set):
+    /// `key` is the one the caller proved in the TLS handshake.
+    fn join(&self, key: VerifyingKey, remote: SocketAddr, request: Frame) -> Frame;
 }
 
 /// What happened on the link.
@@ -197,7 +209,9 @@ struct PeerEntry {
 struct Shared {
     settings: LinkSettings,
     endpoint: quinn::Endpoint,
-    peers: HashMap<StationName, PeerEntry>,
+    peers: RwLock<HashMap<StationName, Arc<PeerEntry>>>,
+    /// The keys the TLS server side accepts, shared with its verifier.
+    pinned: tls::PinSet,
     upcalls: Arc<dyn Upcalls>,
     events: mpsc::Sender<LinkEvent>,
     stop: watch::Sender<bool>,
@@ -218,12 +232,31 @@ impl Shared {
         }
     }
 
-    fn entry(&self, peer: &StationName) -> Option<&PeerEntry> {
-        self.peers.get(peer)
+    fn peers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<StationName, Arc<PeerEntry>>> {
+        self.peers.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn entry_by_key(&self, key: &VerifyingKey) -> Option<&PeerEntry> {
-        self.peers.values().find(|e| e.spec.key == *key)
+    fn entry(&self, peer: &StationName) -> Option<Arc<PeerEntry>> {
+        self.peers().get(peer).cloned()
+    }
+
+    fn entry_by_key(&self, key: &VerifyingKey) -> Option<Arc<PeerEntry>> {
+        self.peers().values().find(|e| e.spec.key == *key).cloned()
+    }
+
+    fn new_entry(&self, spec: PeerSpec) -> Result<Arc<PeerEntry>, LinkError> {
+        let client = tls::client_config(
+            &self.settings.key,
+            spec.key,
+            &self.settings.alpn,
+            self.settings.idle_timeout,
+        )?;
+        Ok(Arc::new(PeerEntry {
+            spec,
+            client,
+            slot: Mutex::new(Slot::default()),
+            up: watch::channel(false).0,
+        }))
     }
 }
 
@@ -243,46 +276,55 @@ impl Link {
         settings: LinkSettings,
         upcalls: Arc<dyn Upcalls>,
     ) -> Result<(Link, mpsc::Receiver<LinkEvent>), LinkError> {
-        let pinned: Vec<VerifyingKey> = settings.peers.iter().map(|p| p.key).collect();
-        let server =
-            tls::server_config(&settings.key, pinned, &settings.alpn, settings.idle_timeout)?;
+        let pinned = tls::PinSet::new(settings.peers.iter().map(|p| p.key).collect());
+        let server = tls::server_config(
+            &settings.key,
+            pinned.clone(),
+            settings.admission,
+            &settings.alpn,
+            settings.idle_timeout,
+        )?;
         let endpoint =
             quinn::Endpoint::server(server, settings.listen).map_err(|source| LinkError::Bind {
                 addr: settings.listen,
                 source,
             })?;
-        let mut peers = HashMap::new();
-        for spec in &settings.peers {
-            let client = tls::client_config(
-                &settings.key,
-                spec.key,
-                &settings.alpn,
-                settings.idle_timeout,
-            )?;
-            peers.insert(
-                spec.name.clone(),
-                PeerEntry {
-                    spec: spec.clone(),
-                    client,
-                    slot: Mutex::new(Slot::default()),
-                    up: watch::channel(false).0,
-                },
-            );
-        }
         let (events, rx) = mpsc::channel(EVENT_BUFFER);
+        let specs = settings.peers.clone();
         let shared = Arc::new(Shared {
             settings,
             endpoint,
-            peers,
+            peers: RwLock::new(HashMap::new()),
+            pinned,
             upcalls,
             events,
             stop: watch::channel(false).0,
         });
-        tokio::spawn(peer::accept_loop(shared.clone()));
-        for name in shared.peers.keys() {
-            tokio::spawn(peer::maintain(shared.clone(), name.clone()));
+        let link = Link { shared };
+        for spec in specs {
+            link.add_peer(spec)?;
         }
-        Ok((Link { shared }, rx))
+        tokio::spawn(peer::accept_loop(link.shared.clone()));
+        Ok((link, rx))
+    }
+
+    /// Adds a peer to a running link: its key is accepted from now on, and
+    /// it is dialed if it has addresses.
+    pub fn add_peer(&self, spec: PeerSpec) -> Result<(), LinkError> {
+        let shared = &self.shared;
+        let name = spec.name.clone();
+        let key = spec.key;
+        let entry = shared.new_entry(spec)?;
+        {
+            let mut peers = shared.peers.write().unwrap_or_else(PoisonError::into_inner);
+            if peers.contains_key(&name) || peers.values().any(|e| e.spec.key == key) {
+                return Err(LinkError::DuplicatePeer(name.to_string()));
+            }
+            peers.insert(name.clone(), entry);
+        }
+        shared.pinned.add(key);
+        tokio::spawn(peer::maintain(shared.clone(), name));
+        Ok(())
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -305,7 +347,7 @@ impl Link {
     }
 
     /// `peer`'s entry and its live connection, or why there is none.
-    fn live(&self, peer: &StationName) -> Result<(&PeerEntry, quinn::Connection), LinkError> {
+    fn live(&self, peer: &StationName) -> Result<(Arc<PeerEntry>, quinn::Connection), LinkError> {
         let entry = self
             .shared
             .entry(peer)
@@ -366,7 +408,7 @@ impl Link {
     pub fn status(&self) -> Vec<PeerLinkStatus> {
         let mut out: Vec<PeerLinkStatus> = self
             .shared
-            .peers
+            .peers()
             .values()
             .map(|e| {
                 let slot = e.slot();

@@ -42,11 +42,18 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         Ok(Err(e)) => return refused(format!("TLS: {e}")),
         Err(_) => return refused("handshake timed out".into()),
     };
-    let Some(entry) = tls::peer_key(&conn).and_then(|k| shared.entry_by_key(&k)) else {
+    let Some(key) = tls::peer_key(&conn) else {
+        conn.close(CLOSE_REFUSED.into(), b"no station key");
+        return refused("presented no Ed25519 station key".into());
+    };
+    let entry = shared.entry_by_key(&key);
+    if entry.is_none() && !shared.settings.admission {
         conn.close(CLOSE_REFUSED.into(), b"unknown key");
         return refused("presented a key pinned for no peer".into());
-    };
-    let peer = entry.spec.name.clone();
+    }
+    let who = entry
+        .as_ref()
+        .map_or_else(|| remote.to_string(), |e| e.spec.name.to_string());
     let first = tokio::time::timeout(HELLO_TIMEOUT, async {
         let (send, mut recv) = conn.accept_bi().await?;
         let frame = stream::read_frame(&mut recv).await?;
@@ -57,13 +64,28 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             conn.close(CLOSE_REFUSED.into(), b"no hello");
-            return refused(format!("{peer}: no hello: {e}"));
+            return refused(format!("{who}: no hello: {e}"));
         }
         Err(_) => {
             conn.close(CLOSE_REFUSED.into(), b"no hello");
-            return refused(format!("{peer}: no hello in time"));
+            return refused(format!("{who}: no hello in time"));
         }
     };
+    if frame.kind == FrameKind::Join && shared.settings.admission {
+        let answer = shared.upcalls.join(key, remote, frame);
+        if stream::write_frame(&mut send, &answer).await.is_ok() {
+            let _ = send.finish();
+            let _ = tokio::time::timeout(HELLO_TIMEOUT, conn.closed()).await;
+        }
+        return;
+    }
+    let Some(entry) = entry else {
+        conn.close(CLOSE_REFUSED.into(), b"unknown key");
+        return refused(format!(
+            "{who}: presented a key pinned for no peer and did not ask to join"
+        ));
+    };
+    let peer = entry.spec.name.clone();
     if !matches!(frame.kind, FrameKind::Hello | FrameKind::Probe) {
         conn.close(CLOSE_REFUSED.into(), b"hello expected");
         return refused(format!("{peer}: sent {:?} before its hello", frame.kind));
@@ -91,7 +113,7 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         dialed_by_us: false,
         peer_boot: info.boot,
     };
-    if install(&shared, entry, live) {
+    if install(&shared, &entry, live) {
         shared.emit(LinkEvent::Up {
             peer: peer.clone(),
             path: PathKind::Inbound,
@@ -242,6 +264,7 @@ pub async fn maintain(shared: Arc<Shared>, name: StationName) {
     let Some(entry) = shared.entry(&name) else {
         return;
     };
+    let entry = &*entry;
     let mut stop = shared.stop.subscribe();
     let mut up = entry.up.subscribe();
     let mut backoff = DIAL_BACKOFF_MIN;

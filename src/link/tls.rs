@@ -4,7 +4,7 @@
 //! certificate authorities and no name checks, but the handshake signature is
 //! still verified, or anyone replaying a public certificate would get in.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -56,17 +56,54 @@ fn certificate(
     Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
 }
 
-/// Accepts exactly the pinned keys.
+/// The keys a verifier accepts. Shared, so that a peer added to a running
+/// link is accepted from then on.
+#[derive(Clone, Debug, Default)]
+pub struct PinSet(Arc<RwLock<Vec<VerifyingKey>>>);
+
+impl PinSet {
+    pub fn new(keys: Vec<VerifyingKey>) -> PinSet {
+        PinSet(Arc::new(RwLock::new(keys)))
+    }
+
+    pub fn add(&self, key: VerifyingKey) {
+        let mut keys = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+
+    fn contains(&self, key: &VerifyingKey) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+}
+
+/// Which certificates a verifier lets through.
+#[derive(Debug)]
+enum Accept {
+    /// Exactly the pinned keys.
+    Pinned(PinSet),
+    /// Any Ed25519 key: only for asking to join a tabletop white cell,
+    /// where the key is checked against a fingerprint afterwards.
+    AnyKey,
+}
+
+/// Accepts the certificates `accept` allows, and verifies the handshake
+/// signature made with them.
 #[derive(Debug)]
 struct Pinned {
-    keys: Vec<VerifyingKey>,
+    accept: Accept,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl Pinned {
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        match key_of_cert(cert) {
-            Some(k) if self.keys.contains(&k) => Ok(()),
+        match (key_of_cert(cert), &self.accept) {
+            (Some(k), Accept::Pinned(keys)) if keys.contains(&k) => Ok(()),
+            (Some(_), Accept::AnyKey) => Ok(()),
             _ => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             )),
@@ -177,16 +214,22 @@ pub fn transport(idle: Duration) -> quinn::TransportConfig {
     t
 }
 
-/// The server side: our certificate, and client certificates pinned.
+/// The server side: our certificate, and client certificates pinned (or,
+/// with `admission`, any Ed25519 key, checked by the accept loop).
 pub fn server_config(
     key: &SigningKey,
-    pinned: Vec<VerifyingKey>,
+    pinned: PinSet,
+    admission: bool,
     alpn: &[u8],
     idle: Duration,
 ) -> Result<quinn::ServerConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
-        keys: pinned,
+        accept: if admission {
+            Accept::AnyKey
+        } else {
+            Accept::Pinned(pinned)
+        },
         algorithms: provider.signature_verification_algorithms,
     });
     let (cert, der) = certificate(key)?;
@@ -211,9 +254,28 @@ pub fn client_config(
     alpn: &[u8],
     idle: Duration,
 ) -> Result<quinn::ClientConfig, LinkError> {
+    client_with(key, Accept::Pinned(PinSet::new(vec![peer])), alpn, idle)
+}
+
+/// The client side for asking a white cell to join: any server key passes
+/// the handshake, and the caller checks it against the pinned fingerprint.
+pub fn join_client_config(
+    key: &SigningKey,
+    alpn: &[u8],
+    idle: Duration,
+) -> Result<quinn::ClientConfig, LinkError> {
+    client_with(key, Accept::AnyKey, alpn, idle)
+}
+
+fn client_with(
+    key: &SigningKey,
+    accept: Accept,
+    alpn: &[u8],
+    idle: Duration,
+) -> Result<quinn::ClientConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
-        keys: vec![peer],
+        accept,
         algorithms: provider.signature_verification_algorithms,
     });
     let (cert, der) = certificate(key)?;

@@ -124,6 +124,16 @@ pub enum Event {
         peer: String,
         reason: String,
     },
+    /// A station asks to join this tabletop white cell.
+    JoinRequested {
+        station: String,
+        fingerprint: String,
+        remote: String,
+    },
+    /// A peer was added while running (a trainee admitted to a white cell).
+    PeerAdded {
+        peer: String,
+    },
     /// Something for the operators to read (exercise progress, for one).
     Notice {
         text: String,

@@ -4,7 +4,10 @@
 //! receipt promises that our journal has it. Anything refused is answered
 //! with a signed refusal and audited.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
+
+use ed25519_dalek::VerifyingKey;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -67,6 +70,13 @@ impl crate::link::Upcalls for Upcalls {
         };
         async move { super::attachments::offered(&inner, &peer, &offer).await }.boxed()
     }
+
+    fn join(&self, key: VerifyingKey, remote: SocketAddr, request: Frame) -> Frame {
+        match self.0.upgrade() {
+            Some(inner) => super::admission::answer(&inner, key, remote, &request),
+            None => Frame::new(FrameKind::Refusal, Vec::new()),
+        }
+    }
 }
 
 pub(super) async fn audit(inner: &Inner, action: &str, detail: &str) {
@@ -119,7 +129,7 @@ pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
 fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
     let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
     let body: HelloBody =
-        docs::open(Kind::Hello, payload, keys, &inner.keys.name).map_err(|e| e.to_string())?;
+        docs::open(Kind::Hello, payload, &keys, &inner.keys.name).map_err(|e| e.to_string())?;
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;
@@ -216,7 +226,7 @@ fn code_for(e: &OpenError) -> RefusalCode {
 }
 
 async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
-    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let peer_keys = inner.peer(peer.as_str())?;
     let opened = {
         let inner = inner.clone();
         let sealed = sealed.clone();
@@ -308,7 +318,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
 }
 
 async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Frame> {
-    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let peer_keys = inner.peer(peer.as_str())?;
     let body: AckBody = match docs::open(Kind::Ack, &doc, &peer_keys, &inner.keys.name) {
         Ok(b) => b,
         Err(e) => {
@@ -355,7 +365,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
 }
 
 async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
-    let peer_keys = inner.peer(peer.as_str())?.clone();
+    let peer_keys = inner.peer(peer.as_str())?;
     let body = match docs::open_link_test(&sealed, &inner.keys, &peer_keys) {
         Ok(b) if !b.reply => b,
         Ok(_) => return None,

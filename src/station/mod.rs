@@ -8,6 +8,7 @@
 //! receipt (only after the commit) → event. Acknowledgement: journal →
 //! signed ack → send queue → peer records "acknowledged by NAME".
 
+pub mod admission;
 pub mod attachments;
 mod auth;
 pub mod control;
@@ -20,7 +21,7 @@ mod timers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -40,7 +41,7 @@ use crate::store::{
     AttachmentRow, CheckpointKey, Direction, Journal, MessageRow, Released, StoreError,
 };
 use crate::templates::Catalog;
-use crate::wire::ALPN_LIVE;
+use crate::wire::{ALPN_EXERCISE, ALPN_LIVE};
 
 /// How long a peer has to answer a message stream before it is retried.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -71,6 +72,9 @@ pub struct Options {
     pub alpn: Vec<u8>,
     /// Tabletop mode: every message is flagged EXERCISE, whatever the draft says.
     pub exercise_only: bool,
+    /// Tabletop white cell: stations not yet pinned may ask to join, and
+    /// are added as peers when admitted ([`Station::admit`]).
+    pub admission: bool,
 }
 
 impl Default for Options {
@@ -78,6 +82,7 @@ impl Default for Options {
         Options {
             alpn: ALPN_LIVE.to_vec(),
             exercise_only: false,
+            admission: false,
         }
     }
 }
@@ -117,9 +122,10 @@ pub(crate) struct Inner {
     options: Options,
     link: OnceLock<Link>,
     events: broadcast::Sender<Event>,
-    queues: HashMap<StationName, outbox::Queue>,
-    /// Per peer: wakes the attachment uploader (a message was receipted).
-    uploads: HashMap<StationName, Arc<Notify>>,
+    /// The peers: those configured, and those admitted while running.
+    peers: RwLock<HashMap<StationName, PeerState>>,
+    /// Stations that asked to join (white cell only).
+    candidates: Mutex<admission::Candidates>,
     receiving: Arc<attachments::Receiving>,
     health: Mutex<HashMap<StationName, PeerHealth>>,
     /// Random per start: lets a peer tell our new connection from a dead one.
@@ -128,13 +134,46 @@ pub(crate) struct Inner {
     auth: Authenticator,
 }
 
+/// One peer: its keys, its send queue, and what wakes its attachment
+/// uploader (a message was receipted).
+struct PeerState {
+    keys: PeerKeys,
+    queue: Arc<outbox::Queue>,
+    uploads: Arc<Notify>,
+}
+
 impl Inner {
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
     }
 
-    fn peer(&self, name: &str) -> Option<&PeerKeys> {
-        self.config.peer(name).map(|p| &p.keys)
+    fn peers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<StationName, PeerState>> {
+        self.peers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn peer(&self, name: &str) -> Option<PeerKeys> {
+        self.peers()
+            .values()
+            .find(|p| p.keys.name.as_str() == name)
+            .map(|p| p.keys.clone())
+    }
+
+    fn queue(&self, name: &str) -> Option<Arc<outbox::Queue>> {
+        self.peers()
+            .values()
+            .find(|p| p.keys.name.as_str() == name)
+            .map(|p| p.queue.clone())
+    }
+
+    fn uploads(&self, name: &str) -> Option<Arc<Notify>> {
+        self.peers()
+            .values()
+            .find(|p| p.keys.name.as_str() == name)
+            .map(|p| p.uploads.clone())
+    }
+
+    fn peer_names(&self) -> Vec<StationName> {
+        self.peers().keys().cloned().collect()
     }
 
     fn link(&self) -> Option<&Link> {
@@ -165,6 +204,11 @@ impl Station {
         keys: StationKeys,
         options: Options,
     ) -> Result<Station, StationError> {
+        if options.admission && (!options.exercise_only || options.alpn != ALPN_EXERCISE) {
+            return Err(StationError::Refused(
+                "only a tabletop white cell admits stations that are not configured peers".into(),
+            ));
+        }
         let checkpoint = CheckpointKey {
             station: keys.name.clone(),
             key: keys.signing.clone(),
@@ -174,11 +218,9 @@ impl Station {
             tokio::task::spawn_blocking(move || Journal::open(&journal_path, Some(checkpoint)))
                 .await
                 .map_err(|e| StationError::Refused(format!("journal open task failed: {e}")))??;
-        let mut queues = HashMap::new();
+        let mut peers = HashMap::new();
         for p in &config.peers {
-            let q = outbox::Queue::default();
-            q.load(&journal, p.keys.name.as_str())?;
-            queues.insert(p.keys.name.clone(), q);
+            peers.insert(p.keys.name.clone(), PeerState::load(&journal, &p.keys)?);
         }
         let settings = LinkSettings {
             us: keys.name.clone(),
@@ -197,6 +239,7 @@ impl Station {
                 .collect(),
             probe_interval: config.link.test_interval,
             idle_timeout: Duration::from_secs(15),
+            admission: options.admission,
         };
         let inner = Arc::new(Inner {
             auth: Authenticator::new(&config),
@@ -207,11 +250,8 @@ impl Station {
             options,
             link: OnceLock::new(),
             events: broadcast::channel(EVENT_BUFFER).0,
-            uploads: queues
-                .keys()
-                .map(|p| (p.clone(), Arc::new(Notify::new())))
-                .collect(),
-            queues,
+            peers: RwLock::new(peers),
+            candidates: Mutex::default(),
             receiving: Arc::default(),
             health: Mutex::new(HashMap::new()),
             boot: random_u64(),
@@ -221,9 +261,9 @@ impl Station {
         let (link, link_events) = Link::start(settings, upcalls)?;
         let _ = inner.link.set(link);
         tokio::spawn(timers::pump_link_events(inner.clone(), link_events));
-        for peer in inner.queues.keys() {
+        for peer in inner.peer_names() {
             tokio::spawn(outbox::dispatch(inner.clone(), peer.clone()));
-            tokio::spawn(attachments::dispatch(inner.clone(), peer.clone()));
+            tokio::spawn(attachments::dispatch(inner.clone(), peer));
         }
         tokio::spawn(timers::run(inner.clone()));
         tracing::info!(station = %inner.keys.name, addr = ?inner.link().and_then(Link::local_addr), "station started");
@@ -232,6 +272,23 @@ impl Station {
 
     pub fn name(&self) -> &StationName {
         &self.inner.keys.name
+    }
+
+    /// This station's fingerprint, as its card gives it.
+    pub fn fingerprint(&self) -> String {
+        self.inner.keys.public().fingerprint()
+    }
+
+    /// The names of the peers: configured, and admitted while running.
+    pub fn peers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .peer_names()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn config(&self) -> &Config {
@@ -280,8 +337,7 @@ impl Station {
         let peer = self
             .inner
             .peer(to)
-            .ok_or_else(|| StationError::UnknownPeer(to.to_string()))?
-            .clone();
+            .ok_or_else(|| StationError::UnknownPeer(to.to_string()))?;
         if self.inner.options.exercise_only {
             draft.exercise = true;
         }
@@ -317,7 +373,7 @@ impl Station {
         )
         .done()
         .await?;
-        if let Some(q) = self.inner.queues.get(&message.to) {
+        if let Some(q) = self.inner.queue(message.to.as_str()) {
             q.push_message(message.id, message.precedence, released.sealed.clone());
         }
         self.inner.emit(Event::Released {
@@ -361,7 +417,7 @@ impl Station {
             .acknowledge(id, operator.to_string(), at, doc.clone())
             .done()
             .await?;
-        if let Some(q) = self.inner.queues.get(&peer.name) {
+        if let Some(q) = self.inner.queue(peer.name.as_str()) {
             q.push_ack(id, row.precedence, doc);
         }
         Ok(())
@@ -371,8 +427,8 @@ impl Station {
     /// by a correction or cancellation message.
     pub async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
-        let queue = self.inner.queues.get(row.peer.as_str());
-        let withdrawn = match queue.map(|q| q.withdraw(&id)) {
+        let queue = self.inner.queue(&row.peer);
+        let withdrawn = match queue.as_ref().map(|q| q.withdraw(&id)) {
             Some(outbox::Withdrawn::InFlight) => {
                 return Err(StationError::Refused(format!(
                     "message {id} is already on its way; send a cancellation message that references it"
@@ -405,8 +461,7 @@ impl Station {
             .inner
             .peer(peer)
             .ok_or_else(|| StationError::UnknownPeer(peer.to_string()))?
-            .name
-            .clone();
+            .name;
         timers::link_test(&self.inner, &name)
             .await
             .map_err(StationError::Refused)
@@ -465,8 +520,8 @@ impl Station {
                 *unacknowledged.entry(r.precedence.to_string()).or_default() += 1;
             }
         }
-        for q in self.inner.queues.values() {
-            outbound_pending += q.len();
+        for p in self.inner.peers().values() {
+            outbound_pending += p.queue.len();
         }
         let links = self.inner.link().map(Link::status).unwrap_or_default();
         let skew_bound = self.inner.config.link.max_clock_skew.as_millis() as u64;
@@ -511,5 +566,18 @@ impl Station {
         if let Some(link) = self.inner.link() {
             link.shutdown().await;
         }
+    }
+}
+
+impl PeerState {
+    /// A peer's state, its send queue loaded from the journal.
+    fn load(journal: &Journal, keys: &PeerKeys) -> Result<PeerState, StationError> {
+        let queue = outbox::Queue::default();
+        queue.load(journal, keys.name.as_str())?;
+        Ok(PeerState {
+            keys: keys.clone(),
+            queue: Arc::new(queue),
+            uploads: Arc::new(Notify::new()),
+        })
     }
 }

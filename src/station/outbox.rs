@@ -201,7 +201,7 @@ fn priority(p: Precedence) -> i32 {
 
 /// Sends the queue's items to `peer` whenever the link is up.
 pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
-    let (Some(queue), Some(link)) = (inner.queues.get(&peer), inner.link()) else {
+    let (Some(queue), Some(link)) = (inner.queue(peer.as_str()), inner.link()) else {
         return;
     };
     let Some(mut up) = link.watch_up(&peer) else {
@@ -235,7 +235,7 @@ pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
 /// it back on a transport failure.
 async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
     let (Some(queue), Some(link), Some(peer_keys)) = (
-        inner.queues.get(&peer),
+        inner.queue(peer.as_str()),
         inner.link(),
         inner.peer(peer.as_str()),
     ) else {
@@ -257,7 +257,7 @@ async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
         .request(&peer, &frame, priority(item.precedence), limit)
         .await;
     let outcome = match answer {
-        Ok(a) => settle(&inner, &peer, peer_keys, &item, a).await,
+        Ok(a) => settle(&inner, &peer, &peer_keys, &item, a).await,
         // A connection that stays "up" but answers nothing (QUIC's own
         // retransmission backing off after a partition) is dropped and
         // dialled afresh, rather than waited on.
@@ -316,7 +316,7 @@ async fn settle(
                             peer: peer.to_string(),
                         });
                         // The peer now has the message: its attachments may follow.
-                        if let Some(wake) = inner.uploads.get(peer) {
+                        if let Some(wake) = inner.uploads(peer.as_str()) {
                             wake.notify_one();
                         }
                     }

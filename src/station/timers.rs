@@ -79,10 +79,7 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
 /// Sends one link test to `peer` and waits for its answer. Records the
 /// outcome in the journal and as an event.
 pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, String> {
-    let keys = inner
-        .peer(peer.as_str())
-        .ok_or("not a configured peer")?
-        .clone();
+    let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
     let link = inner.link().ok_or("link not started")?;
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
@@ -175,13 +172,14 @@ struct Memory {
 pub async fn run(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
     let mut memory = Memory::default();
-    let start = Instant::now();
-    for p in &inner.config.peers {
-        memory
-            .next_link_test
-            .insert(p.keys.name.clone(), start + inner.config.link.test_interval);
-    }
     loop {
+        // A peer admitted while running gets its first test one interval on.
+        for peer in inner.peer_names() {
+            memory
+                .next_link_test
+                .entry(peer)
+                .or_insert_with(|| Instant::now() + inner.config.link.test_interval);
+        }
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,

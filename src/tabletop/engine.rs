@@ -386,7 +386,16 @@ impl Engine {
     }
 
     /// The after-action report, in Markdown.
-    pub fn report(&self, now: Duration, trainee: &str, date: &str, actions: &[String]) -> String {
+    /// `actions` are the trainee operators' actions, and `source` says
+    /// where they were read.
+    pub fn report(
+        &self,
+        now: Duration,
+        trainee: &str,
+        date: &str,
+        source: &str,
+        actions: &[String],
+    ) -> String {
         let mut r = String::new();
         let s = &self.scenario;
         let _ = writeln!(r, "# After-action report: {}\n", s.title);
@@ -464,10 +473,7 @@ impl Engine {
                 t.as_secs() % 60
             );
         }
-        let _ = writeln!(
-            r,
-            "\n## Operator actions (from the trainee station's audit log)\n"
-        );
+        let _ = writeln!(r, "\n## Operator actions ({source})\n");
         if actions.is_empty() {
             let _ = writeln!(r, "- none");
         }
@@ -528,7 +534,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         }
         format!(
             "{sent:?}\n{}",
-            e.report(Duration::from_secs(200), "op", "2026-11-26", &[])
+            e.report(Duration::from_secs(200), "op", "2026-11-26", "audit", &[])
         )
     }
 
@@ -668,7 +674,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         let o = e.overview(Duration::from_secs(70));
         assert_eq!(o.injects[1].2, "skipped");
         assert!(!o.paused);
-        let report = e.report(Duration::from_secs(70), "op", "2026-11-26", &[]);
+        let report = e.report(Duration::from_secs(70), "op", "2026-11-26", "audit", &[]);
         assert!(
             report.contains("| `second` | — | — | skipped by the facilitator (not scored) | — |"),
             "{report}"

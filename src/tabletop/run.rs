@@ -6,20 +6,22 @@
 //! receipts, acknowledgements and replies back into the engine.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::engine::{Engine, Input};
+use super::engine::{Engine, Input, Outcome};
 use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
-use crate::console::{WhiteCellCommand, WhiteCellView};
-use crate::crypto::StationKeys;
+use crate::console::{TraineeRow, WhiteCellCommand, WhiteCellView};
 use crate::crypto::keys::signing_key_text;
+use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{MessageId, OperatorName, StationName};
 use crate::station::{Event, Options, Station};
+use crate::store::Direction;
 use crate::wire::ALPN_EXERCISE;
 
 /// How often the white cell looks at the scenario clock.
@@ -31,17 +33,6 @@ pub const WHITE_CELL_COMMANDS: usize = 64;
 pub struct Facilitator {
     pub commands: tokio::sync::mpsc::Receiver<WhiteCellCommand>,
     pub view: tokio::sync::watch::Sender<WhiteCellView>,
-}
-
-fn view_of(engine: &Engine, now: Duration) -> WhiteCellView {
-    let o = engine.overview(now);
-    WhiteCellView {
-        scenario: engine.scenario.id.clone(),
-        scenario_time: o.scenario_time,
-        speed: o.speed,
-        paused: o.paused,
-        injects: o.injects,
-    }
 }
 
 /// Why an exercise could not be set up.
@@ -73,30 +64,94 @@ impl Drop for Scratch {
     }
 }
 
+/// An exercise station's configuration: `peer` (if known yet) is dialed
+/// at its address, if it has one.
 fn station_config(
     dir: &Path,
     name: &StationName,
-    peer: &StationKeys,
-    peer_addr: Option<std::net::SocketAddr>,
+    listen: SocketAddr,
+    peer: Option<(&PeerKeys, Option<SocketAddr>)>,
     language: &str,
 ) -> Result<Config, TabletopError> {
-    let public = peer.public();
-    let primary = peer_addr
-        .map(|a| format!("primary = \"{a}\"\n"))
+    let peer = peer
+        .map(|(public, addr)| {
+            let primary = addr
+                .map(|a| format!("primary = \"{a}\"\n"))
+                .unwrap_or_default();
+            format!(
+                "[[peers]]\nname = \"{}\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\n{primary}",
+                public.name,
+                signing_key_text(&public.signing),
+                public.age
+            )
+        })
         .unwrap_or_default();
     let text = format!(
-        "[station]\nname = \"{name}\"\nlanguage = \"{language}\"\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n\
-         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n\
-         [[peers]]\nname = \"{}\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\n{primary}",
-        public.name,
-        signing_key_text(&public.signing),
-        public.age
+        "[station]\nname = \"{name}\"\nlanguage = \"{language}\"\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\n\
+         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n{peer}"
     );
     Config::parse(&text, &dir.join("operator.toml"))
         .map_err(|e| TabletopError::Setup(e.to_string()))
 }
 
-fn keys(name: &str) -> Result<StationKeys, TabletopError> {
+/// Where the in-process exercise's stations listen.
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+fn exercise_options(admission: bool) -> Options {
+    Options {
+        alpn: ALPN_EXERCISE.to_vec(),
+        exercise_only: true,
+        admission,
+    }
+}
+
+/// Starts the white cell's counterpart station, listening on `listen` and
+/// admitting trainees that ask to join.
+pub async fn start_white_cell(
+    scenario: &Scenario,
+    listen: SocketAddr,
+) -> Result<(Station, Scratch), TabletopError> {
+    let scratch = Scratch::new()?;
+    let keys = keys(&scenario.counterpart)?;
+    let dir = scratch.0.join("white-cell");
+    crate::fsutil::create_private_dir(&dir).map_err(|e| TabletopError::Setup(e.to_string()))?;
+    let config = station_config(&dir, &keys.name, listen, None, "ru")?;
+    let station = Station::start(config, keys, exercise_options(true)).await?;
+    Ok((station, scratch))
+}
+
+/// Starts a trainee station that was admitted by the white cell at
+/// `white_cell_addr`, whose keys are `white_cell`.
+pub async fn start_trainee(
+    keys: StationKeys,
+    white_cell: &PeerKeys,
+    white_cell_addr: SocketAddr,
+) -> Result<(Station, Scratch), TabletopError> {
+    let scratch = Scratch::new()?;
+    let dir = scratch.0.join("trainee");
+    crate::fsutil::create_private_dir(&dir).map_err(|e| TabletopError::Setup(e.to_string()))?;
+    let listen = SocketAddr::new(
+        if white_cell_addr.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        },
+        0,
+    );
+    let config = station_config(
+        &dir,
+        &keys.name,
+        listen,
+        Some((white_cell, Some(white_cell_addr))),
+        "en",
+    )?;
+    let station = Station::start(config, keys, exercise_options(false)).await?;
+    Ok((station, scratch))
+}
+
+/// Fresh keys for a station called `name`.
+pub fn keys(name: &str) -> Result<StationKeys, TabletopError> {
     let name = StationName::new(name).map_err(|e| TabletopError::Setup(e.to_string()))?;
     StationKeys::generate(name).map_err(|e| TabletopError::Setup(e.to_string()))
 }
@@ -107,12 +162,6 @@ fn clone_keys(k: &StationKeys) -> StationKeys {
         signing: k.signing.clone(),
         age: k.age.clone(),
     }
-}
-
-/// The two stations of an exercise, running.
-pub struct Stations {
-    pub trainee: Station,
-    pub counterpart: Station,
 }
 
 /// The stations and the directory that holds their keys and journals.
@@ -128,16 +177,19 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
     let scratch = Scratch::new()?;
     let trainee_keys = keys(&scenario.trainee)?;
     let counterpart_keys = keys(&scenario.counterpart)?;
-    let options = Options {
-        alpn: ALPN_EXERCISE.to_vec(),
-        exercise_only: true,
-    };
+    let options = exercise_options(false);
     let cp_dir = scratch.0.join("counterpart");
     let tr_dir = scratch.0.join("trainee");
     for d in [&cp_dir, &tr_dir] {
         crate::fsutil::create_private_dir(d).map_err(|e| TabletopError::Setup(e.to_string()))?;
     }
-    let cp_config = station_config(&cp_dir, &counterpart_keys.name, &trainee_keys, None, "ru")?;
+    let cp_config = station_config(
+        &cp_dir,
+        &counterpart_keys.name,
+        LOOPBACK,
+        Some((&trainee_keys.public(), None)),
+        "ru",
+    )?;
     let counterpart =
         Station::start(cp_config, clone_keys(&counterpart_keys), options.clone()).await?;
     let addr = counterpart
@@ -146,8 +198,8 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
     let tr_config = station_config(
         &tr_dir,
         &trainee_keys.name,
-        &counterpart_keys,
-        Some(addr),
+        LOOPBACK,
+        Some((&counterpart_keys.public(), Some(addr))),
         "en",
     )?;
     let trainee = Station::start(tr_config, trainee_keys, options).await?;
@@ -158,102 +210,275 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
     })
 }
 
-/// Runs the white cell until the scenario is finished (or `stop` fires),
-/// then returns the engine for the report.
+/// The white cell: the counterpart station that plays the scenario to
+/// one or more trainee stations.
+pub struct WhiteCell {
+    pub counterpart: Station,
+    /// The station whose console the facilitator watches (for notices).
+    pub console: Station,
+    pub scenario: Scenario,
+    /// The trainees known from the start (the in-process exercise).
+    pub trainees: Vec<StationName>,
+    /// Trainees join over the network with this command line; the
+    /// scenario clock is held until the facilitator starts it.
+    pub join: Option<String>,
+}
+
+/// One trainee's run of the scenario: its own engine, started when it was
+/// admitted, on the white cell's clock.
+pub struct TraineeRun {
+    pub station: StationName,
+    pub engine: Engine,
+    /// White-cell time at which it was admitted.
+    pub since: Duration,
+    /// When it was admitted, for reading journals.
+    pub admitted_at: Timestamp,
+    /// How long it ran, once the white cell has stopped.
+    pub ran: Duration,
+    injects: HashMap<MessageId, String>,
+}
+
+impl TraineeRun {
+    fn now(&self, elapsed: Duration) -> Duration {
+        elapsed.saturating_sub(self.since)
+    }
+}
+
+fn draft_of(send: &super::Send) -> Draft {
+    Draft {
+        template_id: send.template.clone(),
+        fields: send.fields.clone(),
+        precedence: Some(send.precedence),
+        text: send.text.clone(),
+        references: Vec::new(),
+        exercise: true,
+    }
+}
+
+fn view_of(
+    cell: &WhiteCell,
+    runs: &[TraineeRun],
+    elapsed: Duration,
+    paused: bool,
+    speed: f64,
+) -> WhiteCellView {
+    let links = cell.counterpart.status().links;
+    let first = runs.first().map(|r| r.engine.overview(r.now(elapsed)));
+    WhiteCellView {
+        scenario: cell.scenario.id.clone(),
+        scenario_time: first.as_ref().map_or(Duration::ZERO, |o| o.scenario_time),
+        speed,
+        paused,
+        injects: first.map(|o| o.injects).unwrap_or_default(),
+        join: cell.join.clone(),
+        trainees: runs
+            .iter()
+            .map(|r| {
+                let now = r.now(elapsed);
+                let o = r.engine.overview(now);
+                let scores = r.engine.scores(now, false);
+                let count =
+                    |f: fn(&Outcome) -> bool| scores.iter().filter(|s| f(&s.outcome)).count();
+                TraineeRow {
+                    station: r.station.to_string(),
+                    link_up: links.iter().any(|l| l.peer == r.station.as_str() && l.up),
+                    scenario_time: o.scenario_time,
+                    delivered: o
+                        .injects
+                        .iter()
+                        .filter(|(_, _, s)| s == "delivered")
+                        .count(),
+                    injects: o.injects.len(),
+                    met: count(|o| matches!(o, Outcome::Met { .. })),
+                    late: count(|o| matches!(o, Outcome::Late { .. })),
+                    missed: count(|o| matches!(o, Outcome::Missed)),
+                }
+            })
+            .collect(),
+        waiting: cell.counterpart.candidates(),
+    }
+}
+
+fn finish(mut runs: Vec<TraineeRun>, elapsed: Duration) -> Vec<TraineeRun> {
+    for r in &mut runs {
+        r.ran = r.now(elapsed);
+    }
+    runs
+}
+
+/// Runs the white cell until `stop` fires, then returns each trainee's run
+/// for the report. Facilitator commands apply to every trainee; a trainee
+/// admitted later starts the scenario from T+00:00 on the same settings.
 pub async fn white_cell(
-    exercise: &Stations,
-    mut engine: Engine,
+    cell: WhiteCell,
     mut facilitator: Facilitator,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Engine {
+) -> Vec<TraineeRun> {
     let started = Instant::now();
-    let cp = &exercise.counterpart;
-    let to = engine.scenario.trainee.clone();
+    let cp = &cell.counterpart;
     let white = OperatorName::new("white-cell").ok();
     let mut events = cp.subscribe();
-    let mut injects: HashMap<MessageId, String> = HashMap::new();
+    let mut paused = cell.join.is_some();
+    let mut speed = cell.scenario.time_compression;
+    let mut runs: Vec<TraineeRun> = Vec::new();
+    let mut announced_end = false;
+    let admit = |runs: &mut Vec<TraineeRun>,
+                 station: StationName,
+                 paused: bool,
+                 speed: f64,
+                 at: Duration| {
+        if runs.iter().any(|r| r.station == station) {
+            return;
+        }
+        let mut scenario = cell.scenario.clone();
+        scenario.trainee = station.to_string();
+        let mut engine = Engine::new(scenario);
+        if speed != cell.scenario.time_compression {
+            engine.set_speed(Duration::ZERO, speed);
+        }
+        if paused {
+            engine.pause(Duration::ZERO);
+        }
+        runs.push(TraineeRun {
+            station,
+            engine,
+            since: at,
+            admitted_at: Timestamp::now(),
+            ran: Duration::ZERO,
+            injects: HashMap::new(),
+        });
+    };
+    for t in &cell.trainees {
+        admit(&mut runs, t.clone(), paused, speed, Duration::ZERO);
+    }
+    if cell.join.is_some() {
+        cell.console.notice(format!(
+            "EXERCISE {}: admit trainees in the white cell panel (F9), then press p to start",
+            cell.scenario.id
+        ));
+    }
     let mut tick = tokio::time::interval(WHITE_CELL_TICK);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let now = started.elapsed();
-                for send in engine.due(now) {
-                    let draft = Draft {
-                        template_id: send.template.clone(),
-                        fields: send.fields.clone(),
-                        precedence: Some(send.precedence),
-                        text: send.text.clone(),
-                        references: Vec::new(),
-                        exercise: true,
-                    };
-                    let Some(op) = &white else { continue };
-                    match cp.release(op, &to, draft).await {
-                        Ok((released, _)) => {
-                            injects.insert(released.id, send.inject.clone());
+                let elapsed = started.elapsed();
+                for run in &mut runs {
+                    let now = run.now(elapsed);
+                    for send in run.engine.due(now) {
+                        let Some(op) = &white else { continue };
+                        match cp.release(op, run.station.as_str(), draft_of(&send)).await {
+                            Ok((released, _)) => {
+                                run.injects.insert(released.id, send.inject.clone());
+                            }
+                            Err(e) => tracing::error!(inject = %send.inject, error = %e, "the white cell could not send an inject"),
                         }
-                        Err(e) => tracing::error!(inject = %send.inject, error = %e, "the white cell could not send an inject"),
                     }
                 }
-                if engine.finished(now) {
-                    exercise.trainee.notice(format!("EXERCISE {} finished: the after-action report is written when you quit", engine.scenario.id));
-                    return engine;
+                let finished = !runs.is_empty() && runs.iter().all(|r| r.engine.finished(r.now(elapsed)));
+                if finished && !announced_end {
+                    announced_end = true;
+                    cell.console.notice(format!("EXERCISE {} finished: the after-action report is written when you quit", cell.scenario.id));
                 }
             }
             event = events.recv() => {
-                let at = started.elapsed();
+                let elapsed = started.elapsed();
+                let trainee = |runs: &mut Vec<TraineeRun>, peer: &str| runs.iter_mut().position(|r| r.station.as_str() == peer);
                 match event {
-                    Ok(Event::Receipt { id, .. }) => {
-                        if let Some(inject) = injects.get(&id) {
-                            engine.record(Input::Delivered { inject: inject.clone(), message: id, at });
+                    Ok(Event::Receipt { id, peer }) => {
+                        if let Some(i) = trainee(&mut runs, &peer) {
+                            let run = &mut runs[i];
+                            if let Some(inject) = run.injects.get(&id).cloned() {
+                                let at = run.now(elapsed);
+                                run.engine.record(Input::Delivered { inject, message: id, at });
+                            }
                         }
                     }
-                    Ok(Event::Acknowledged { id, by, .. }) => engine.record(Input::Acknowledged { message: id, by, at }),
-                    Ok(Event::Received { id, .. }) => {
-                        if let Ok(m) = cp.open(&id) {
-                            engine.record(Input::Replied { references: m.references, template: m.template.id, fields: m.fields, at });
+                    Ok(Event::Acknowledged { id, peer, by, .. }) => {
+                        if let Some(i) = trainee(&mut runs, &peer) {
+                            let at = runs[i].now(elapsed);
+                            runs[i].engine.record(Input::Acknowledged { message: id, by, at });
+                        }
+                    }
+                    Ok(Event::Received { id, from, .. }) => {
+                        if let (Some(i), Ok(m)) = (trainee(&mut runs, &from), cp.open(&id)) {
+                            let at = runs[i].now(elapsed);
+                            runs[i].engine.record(Input::Replied { references: m.references, template: m.template.id, fields: m.fields, at });
+                        }
+                    }
+                    Ok(Event::PeerAdded { peer }) => {
+                        if let Ok(station) = StationName::new(&peer) {
+                            admit(&mut runs, station, paused, speed, elapsed);
+                            announced_end = false;
                         }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return engine,
+                    Err(_) => return finish(runs, started.elapsed()),
                 }
             }
             Some(command) = facilitator.commands.recv() => {
-                let now = started.elapsed();
+                let elapsed = started.elapsed();
                 match command {
-                    WhiteCellCommand::TogglePause if engine.overview(now).paused => engine.resume(now),
-                    WhiteCellCommand::TogglePause => engine.pause(now),
-                    WhiteCellCommand::Faster => {
-                        let speed = engine.overview(now).speed;
-                        engine.set_speed(now, speed * 2.0);
+                    WhiteCellCommand::TogglePause => {
+                        paused = !paused;
+                        for r in &mut runs {
+                            let now = r.now(elapsed);
+                            if paused { r.engine.pause(now) } else { r.engine.resume(now) }
+                        }
                     }
-                    WhiteCellCommand::Slower => {
-                        let speed = engine.overview(now).speed;
-                        engine.set_speed(now, speed / 2.0);
+                    WhiteCellCommand::Faster | WhiteCellCommand::Slower => {
+                        let factor = if matches!(command, WhiteCellCommand::Faster) { 2.0 } else { 0.5 };
+                        speed = (speed * factor).clamp(0.1, 60.0);
+                        for r in &mut runs {
+                            let now = r.now(elapsed);
+                            r.engine.set_speed(now, speed);
+                        }
                     }
                     WhiteCellCommand::SkipNext => {
-                        if let Some(id) = engine.skip_next(now) {
-                            exercise.trainee.notice(format!("white cell: inject `{id}` skipped"));
+                        let mut skipped = Vec::new();
+                        for r in &mut runs {
+                            let now = r.now(elapsed);
+                            skipped.extend(r.engine.skip_next(now));
+                        }
+                        skipped.dedup();
+                        if !skipped.is_empty() {
+                            cell.console.notice(format!("white cell: inject `{}` skipped", skipped.join("`, `")));
                         }
                     }
                     WhiteCellCommand::Inject(draft) => {
                         let what = format!("{:?} {}", draft.precedence, draft.template_id);
-                        if let Some(op) = &white {
-                            match cp.release(op, &to, *draft).await {
-                                Ok(_) => engine.note_ad_hoc(now, &what),
-                                Err(e) => exercise.trainee.notice(format!("white cell: the ad-hoc inject was not sent: {e}")),
+                        let Some(op) = &white else { continue };
+                        for r in &mut runs {
+                            let now = r.now(elapsed);
+                            match cp.release(op, r.station.as_str(), (*draft).clone()).await {
+                                Ok(_) => r.engine.note_ad_hoc(now, &what),
+                                Err(e) => cell.console.notice(format!("white cell: the ad-hoc inject to {} was not sent: {e}", r.station)),
                             }
+                        }
+                    }
+                    WhiteCellCommand::Admit(fingerprint) => {
+                        if let Err(e) = cp.admit(&fingerprint).await {
+                            cell.console.notice(format!("white cell: not admitted: {e}"));
+                        }
+                    }
+                    WhiteCellCommand::Refuse(fingerprint) => {
+                        match cp.refuse_join(&fingerprint).await {
+                            Ok(station) => cell.console.notice(format!("white cell: {station} refused")),
+                            Err(e) => cell.console.notice(format!("white cell: {e}")),
                         }
                     }
                 }
             }
-            _ = stop.changed() => return engine,
+            _ = stop.changed() => return finish(runs, started.elapsed()),
         }
+        let new = view_of(&cell, &runs, started.elapsed(), paused, speed);
         facilitator.view.send_if_modified(|v| {
-            let new = view_of(&engine, started.elapsed());
             let changed = new.paused != v.paused
                 || new.speed != v.speed
                 || new.injects != v.injects
+                || new.trainees != v.trainees
+                || new.waiting != v.waiting
+                || new.join != v.join
                 || new.scenario_time.as_secs() != v.scenario_time.as_secs();
             if changed {
                 *v = new;
@@ -297,4 +522,63 @@ pub fn operator_actions(station: &Station, started: Timestamp) -> Vec<String> {
             Ok(out)
         })
         .unwrap_or_default()
+}
+
+/// A trainee operator's action as it reached the white cell.
+pub struct ReceivedAction {
+    pub peer: String,
+    pub operator: String,
+    pub text: String,
+}
+
+/// What each trainee's operators did, as the white cell's journal holds
+/// it: acknowledgements of its messages and messages received, by time.
+pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAction> {
+    let t = |at: &str| {
+        let s = at
+            .parse::<Timestamp>()
+            .map(|t| t.duration_since(started).as_secs().max(0))
+            .unwrap_or(0);
+        format!("T+{:02}:{:02}", s / 60, s % 60)
+    };
+    let inert = crate::sanitize::inert;
+    let mut out: Vec<(String, ReceivedAction)> = Vec::new();
+    for row in station.list(Direction::Out).unwrap_or_default() {
+        if let (Some(by), Some(at)) = (&row.ack_by, &row.ack_at) {
+            out.push((
+                at.clone(),
+                ReceivedAction {
+                    peer: row.peer.clone(),
+                    operator: inert(by),
+                    text: format!(
+                        "{} {} acknowledged {} {} ({})",
+                        t(at),
+                        inert(by),
+                        row.precedence,
+                        row.template_id,
+                        row.id
+                    ),
+                },
+            ));
+        }
+    }
+    for row in station.list(Direction::In).unwrap_or_default() {
+        out.push((
+            row.stored_at.clone(),
+            ReceivedAction {
+                peer: row.peer.clone(),
+                operator: inert(&row.operator),
+                text: format!(
+                    "{} {} sent {} {} ({})",
+                    t(&row.released_at),
+                    inert(&row.operator),
+                    row.precedence,
+                    inert(&row.template_id),
+                    row.id
+                ),
+            },
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, a)| a).collect()
 }

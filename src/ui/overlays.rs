@@ -291,6 +291,57 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         )),
         Line::raw(""),
     ];
+    if let Some(join) = &view.join {
+        lines.push(Line::styled("Trainees join with:", theme.dim()));
+        for part in join.split(" --pin ") {
+            let part = if part.starts_with("hotline") {
+                part.to_string()
+            } else {
+                format!("    --pin {part}")
+            };
+            lines.push(Line::raw(format!("  {part}")));
+        }
+        lines.push(Line::raw(""));
+    }
+    let waiting: Vec<_> = crate::console::waiting(view).collect();
+    if !waiting.is_empty() {
+        lines.push(Line::styled(
+            "Waiting to join — admit only a fingerprint the trainee reads to you:",
+            theme.warn(),
+        ));
+        for (i, c) in waiting.iter().enumerate() {
+            let mark = if i == app.white_cell_pick { "▶" } else { " " };
+            lines.push(Line::raw(format!(
+                "{mark} {:<16} from {}, asked {}",
+                inert(&c.station),
+                inert(&c.remote),
+                inert(&c.asked)
+            )));
+            lines.push(Line::raw(format!("    {}", inert(&c.fingerprint))));
+        }
+        lines.push(Line::raw(""));
+    }
+    if view.join.is_some() || view.trainees.len() > 1 {
+        if view.trainees.is_empty() {
+            lines.push(Line::styled("No trainee admitted yet.", theme.dim()));
+        }
+        for t in &view.trainees {
+            let clock = t.scenario_time.as_secs();
+            lines.push(Line::raw(format!(
+                "  {:<16} {:<4} T+{:02}:{:02}  delivered {}/{}  met {} late {} missed {}",
+                inert(&t.station),
+                if t.link_up { "up" } else { "DOWN" },
+                clock / 60,
+                clock % 60,
+                t.delivered,
+                t.injects,
+                t.met,
+                t.late,
+                t.missed
+            )));
+        }
+        lines.push(Line::raw(""));
+    }
     for (id, at, state) in &view.injects {
         lines.push(Line::raw(format!(
             "  T+{:02}:{:02}  {:<24} {}",
@@ -305,7 +356,14 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         "p pause/resume · + faster · - slower · s skip next · i ad-hoc inject · Esc close",
         theme.dim(),
     ));
-    let area = centred(area, 76, (lines.len() as u16).saturating_add(2));
+    if view.join.is_some() {
+        lines.push(Line::styled(
+            "↑↓ select a waiting station · a admit · x refuse",
+            theme.dim(),
+        ));
+    }
+    let width = if view.join.is_some() { 100 } else { 76 };
+    let area = centred(area, width, (lines.len() as u16).saturating_add(2));
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" WHITE CELL ")),

@@ -96,7 +96,7 @@ async fn refuse(
 /// is checked here, from the offer and the signed message, before any
 /// content is read.
 pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Frame) -> OfferAnswer {
-    let Some(peer_keys) = inner.peer(peer.as_str()).cloned() else {
+    let Some(peer_keys) = inner.peer(peer.as_str()) else {
         return OfferAnswer::Ignore;
     };
     let Ok(offer) = AttachmentOffer::parse(offer) else {

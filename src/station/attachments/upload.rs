@@ -26,13 +26,12 @@ use super::{ATTACHMENT_PRIORITY, MAX_UPLOADS, Progress, UPLOAD_RETRY_PAUSE, WRIT
 /// Uploads `peer`'s due attachments whenever the link is up, a few at a
 /// time. Woken when a message with attachments is receipted.
 pub(crate) async fn dispatch(inner: Arc<Inner>, peer: StationName) {
-    let (Some(link), Some(wake)) = (inner.link(), inner.uploads.get(&peer)) else {
+    let (Some(link), Some(wake)) = (inner.link(), inner.uploads(peer.as_str())) else {
         return;
     };
     let Some(mut up) = link.watch_up(&peer) else {
         return;
     };
-    let wake = wake.clone();
     let mut stop = inner.stop.subscribe();
     let mut in_flight: JoinSet<(MessageId, u32)> = JoinSet::new();
     let mut busy: HashSet<(MessageId, u32)> = HashSet::new();
@@ -111,7 +110,7 @@ async fn upload(inner: Arc<Inner>, peer: StationName, row: AttachmentRow) -> (Me
         })
         .await;
     let outcome = match answer {
-        Ok(frame) => settle_upload(&inner, &peer, peer_keys, &row, frame).await,
+        Ok(frame) => settle_upload(&inner, &peer, &peer_keys, &row, frame).await,
         Err(e) => Err(e.to_string()),
     };
     if let Err(reason) = outcome {
