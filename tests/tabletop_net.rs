@@ -1,0 +1,417 @@
+//! The networked white cell: trainees join over the real link (quinn on
+//! 127.0.0.1, real keys, real journals), are admitted by fingerprint, and
+//! are driven and scored by the white cell. Nothing is mocked.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hotline::console::{WhiteCellCommand, WhiteCellView};
+use hotline::crypto::StationKeys;
+use hotline::station::admission::{self, JoinError, JoinState};
+use hotline::station::{Event, Options, Station};
+use hotline::tabletop::run::{self, Facilitator, WhiteCell};
+use hotline::tabletop::{Outcome, Scenario, scenario};
+use hotline::templates::Catalog;
+use hotline::wire::ALPN_EXERCISE;
+use support::{eventually, general, op, wait_event};
+
+fn short() -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/short.toml");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    scenario::parse(&path, &text, Catalog::builtin()).expect("the short scenario parses")
+}
+
+const LOOPBACK: &str = "127.0.0.1:0";
+
+async fn white_cell() -> (Station, run::Scratch, SocketAddr) {
+    let (station, scratch) = run::start_white_cell(&short(), LOOPBACK.parse().expect("addr"))
+        .await
+        .expect("the white cell starts");
+    let addr = station.local_addr().expect("bound");
+    (station, scratch, addr)
+}
+
+fn link_up(station: &Station, peer: &str) -> bool {
+    station
+        .status()
+        .links
+        .iter()
+        .any(|l| l.peer == peer && l.up)
+}
+
+/// Asks to join in the background; the handle resolves once admitted or
+/// refused.
+fn ask(
+    keys: &StationKeys,
+    addr: SocketAddr,
+    pin: String,
+) -> tokio::task::JoinHandle<Result<hotline::crypto::PeerKeys, JoinError>> {
+    let keys = StationKeys {
+        name: keys.name.clone(),
+        signing: keys.signing.clone(),
+        age: keys.age.clone(),
+    };
+    tokio::spawn(async move { admission::join(&keys, addr, &pin, |_| {}).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_peer() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let mut wc_events = wc.subscribe();
+    let keys = run::keys("ALPHA").expect("keys");
+    let ours = keys.public().fingerprint();
+    let joining = ask(&keys, addr, wc.fingerprint());
+
+    let asked = wait_event(&mut wc_events, Duration::from_secs(10), |e| {
+        matches!(e, Event::JoinRequested { .. })
+    })
+    .await;
+    let Event::JoinRequested {
+        station,
+        fingerprint,
+        ..
+    } = asked
+    else {
+        unreachable!()
+    };
+    assert_eq!(station, "ALPHA");
+    assert_eq!(
+        fingerprint, ours,
+        "the facilitator sees the trainee's own fingerprint"
+    );
+    let waiting = wc.candidates();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].state, JoinState::Pending);
+
+    // Control: nothing is admitted until the facilitator says so.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !joining.is_finished(),
+        "the join finished without admission"
+    );
+    assert!(wc.peers().is_empty(), "a peer was added without admission");
+
+    let admitted = wc.admit(&fingerprint).await.expect("admit");
+    assert_eq!(admitted.as_str(), "ALPHA");
+    let white_cell = tokio::time::timeout(Duration::from_secs(10), joining)
+        .await
+        .expect("the join ends once admitted")
+        .expect("task")
+        .expect("admitted");
+    assert_eq!(white_cell.fingerprint(), wc.fingerprint());
+    assert_eq!(white_cell.name.as_str(), "MOSCOW");
+    assert_eq!(wc.peers(), vec!["ALPHA".to_string()]);
+
+    let twin = StationKeys {
+        name: keys.name.clone(),
+        signing: keys.signing.clone(),
+        age: keys.age.clone(),
+    };
+    let (trainee, _trainee_scratch) = run::start_trainee(keys, &white_cell, addr)
+        .await
+        .expect("the trainee starts");
+    eventually(Duration::from_secs(10), "the link to ALPHA is up", || {
+        link_up(&wc, "ALPHA") && link_up(&trainee, "MOSCOW")
+    })
+    .await;
+
+    // Messages, receipts and acknowledgements flow both ways, signed and sealed.
+    let mut tr_events = trainee.subscribe();
+    let (released, _) = wc
+        .release(&op(), "ALPHA", general("inject over the network"))
+        .await
+        .expect("release to the admitted trainee");
+    wait_event(
+        &mut tr_events,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Received { id, .. } if *id == released.id),
+    )
+    .await;
+    wait_event(
+        &mut wc_events,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Receipt { id, .. } if *id == released.id),
+    )
+    .await;
+    let message = trainee.open(&released.id).expect("stored");
+    assert!(message.exercise, "everything from a white cell is EXERCISE");
+    trainee
+        .acknowledge(&op(), released.id)
+        .await
+        .expect("acknowledge");
+    let acked = wait_event(
+        &mut wc_events,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Acknowledged { id, .. } if *id == released.id),
+    )
+    .await;
+    assert!(matches!(acked, Event::Acknowledged { by, peer, .. } if by == "op" && peer == "ALPHA"));
+
+    // Asking again with the admitted key is answered "admitted" at once;
+    // another station under the same name is refused.
+    let again = tokio::time::timeout(Duration::from_secs(10), ask(&twin, addr, wc.fingerprint()))
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(again.is_ok(), "{again:?}");
+    let impostor = run::keys("ALPHA").expect("keys");
+    let other = ask(&impostor, addr, wc.fingerprint());
+    let refused = tokio::time::timeout(Duration::from_secs(10), other)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(
+        matches!(&refused, Err(JoinError::Refused(r)) if r.contains("taken")),
+        "a second ALPHA with another key is refused: {refused:?}"
+    );
+    trainee.shutdown().await;
+    wc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_refused_before_the_facilitator_sees_anything() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let keys = run::keys("ALPHA").expect("keys");
+    let stranger = run::keys("MOSCOW").expect("keys").public().fingerprint();
+    let result = ask(&keys, addr, stranger.clone()).await.expect("task");
+    match result {
+        Err(JoinError::WrongWhiteCell { found, pinned, .. }) => {
+            assert_eq!(found, wc.fingerprint());
+            assert_eq!(pinned, stranger);
+        }
+        other => panic!("expected a wrong white cell, got {other:?}"),
+    }
+    assert!(wc.candidates().is_empty(), "{:?}", wc.candidates());
+
+    // Control: the right pin is recorded as waiting.
+    let joining = ask(&keys, addr, wc.fingerprint());
+    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
+        wc.candidates().len() == 1
+    })
+    .await;
+    joining.abort();
+    wc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_trainee_is_told_and_never_linked() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let keys = run::keys("ALPHA").expect("keys");
+    let fingerprint = keys.public().fingerprint();
+    let joining = ask(&keys, addr, wc.fingerprint());
+    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
+        !wc.candidates().is_empty()
+    })
+    .await;
+    wc.refuse_join(&fingerprint).await.expect("refuse");
+    let result = tokio::time::timeout(Duration::from_secs(10), joining)
+        .await
+        .expect("answered")
+        .expect("task");
+    assert!(
+        matches!(&result, Err(JoinError::Refused(r)) if r.contains("facilitator")),
+        "{result:?}"
+    );
+    assert!(wc.peers().is_empty());
+    assert!(
+        wc.admit(&fingerprint).await.is_err(),
+        "a refused station cannot be admitted afterwards"
+    );
+    wc.shutdown().await;
+}
+
+/// A station that dials the white cell without being admitted is refused
+/// at the hello; once admitted, the same station's dialer gets through
+/// (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unadmitted_station_cannot_link_until_admitted() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let keys = run::keys("ALPHA").expect("keys");
+    let fingerprint = keys.public().fingerprint();
+    let white_cell_keys = {
+        let probe = run::keys("PROBE").expect("keys");
+        let pin = wc.fingerprint();
+        let joining = ask(&probe, addr, pin);
+        eventually(Duration::from_secs(10), "PROBE is waiting", || {
+            !wc.candidates().is_empty()
+        })
+        .await;
+        let probe_fp = probe.public().fingerprint();
+        wc.admit(&probe_fp).await.expect("admit probe");
+        joining.await.expect("task").expect("admitted")
+    };
+    let twin = StationKeys {
+        name: keys.name.clone(),
+        signing: keys.signing.clone(),
+        age: keys.age.clone(),
+    };
+    let (trainee, _ts) = run::start_trainee(twin, &white_cell_keys, addr)
+        .await
+        .expect("starts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !link_up(&trainee, "MOSCOW"),
+        "an unadmitted station got a link"
+    );
+    assert!(!wc.peers().contains(&"ALPHA".to_string()));
+
+    let joining = ask(&keys, addr, wc.fingerprint());
+    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
+        wc.candidates().iter().any(|c| c.station == "ALPHA")
+    })
+    .await;
+    wc.admit(&fingerprint).await.expect("admit");
+    joining.await.expect("task").expect("admitted");
+    eventually(
+        Duration::from_secs(15),
+        "the admitted station's own dialer links",
+        || link_up(&trainee, "MOSCOW"),
+    )
+    .await;
+    trainee.shutdown().await;
+    wc.shutdown().await;
+}
+
+/// An exercise station that does not admit (the in-process counterpart)
+/// and a configuration asking a live station to admit are both refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_white_cell_answers_requests_to_join() {
+    let exercise = run::start(&short()).await.expect("in-process exercise");
+    let addr = exercise.counterpart.local_addr().expect("bound");
+    let keys = run::keys("ALPHA").expect("keys");
+    let result = ask(&keys, addr, exercise.counterpart.fingerprint())
+        .await
+        .expect("task");
+    assert!(
+        matches!(result, Err(JoinError::Link(_))),
+        "a station without admission refuses the handshake: {result:?}"
+    );
+    assert!(exercise.counterpart.candidates().is_empty());
+    exercise.trainee.shutdown().await;
+    exercise.counterpart.shutdown().await;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = support::Site::create(
+        tmp.path(),
+        "WASHINGTON",
+        "en",
+        support::free_addr(),
+        &[],
+        "",
+    );
+    let live = Options {
+        admission: true,
+        ..Options::default()
+    };
+    let refused = Station::start(site.config(), site.keys(), live).await;
+    assert!(
+        refused.is_err(),
+        "a live station never admits stations that ask"
+    );
+    let exercise_admission = Options {
+        alpn: ALPN_EXERCISE.to_vec(),
+        exercise_only: true,
+        admission: true,
+    };
+    let white_cell = Station::start(site.config(), site.keys(), exercise_admission)
+        .await
+        .expect("control: an exercise white cell may admit");
+    white_cell.shutdown().await;
+}
+
+/// The white cell drives a trainee over the network: held until the
+/// facilitator starts it, then the inject is delivered, acknowledged and
+/// answered, and scored met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_white_cell_scores_a_trainee_across_the_network() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let (commands, commands_rx) = tokio::sync::mpsc::channel(8);
+    let (view_tx, mut view) = tokio::sync::watch::channel(WhiteCellView::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let cell = WhiteCell {
+        counterpart: wc.clone(),
+        console: wc.clone(),
+        scenario: short(),
+        trainees: Vec::new(),
+        join: Some(format!("hotline tabletop --join {addr}")),
+    };
+    let task = tokio::spawn(run::white_cell(
+        cell,
+        Facilitator {
+            commands: commands_rx,
+            view: view_tx,
+        },
+        stop_rx,
+    ));
+
+    let keys = run::keys("ALPHA").expect("keys");
+    let fingerprint = keys.public().fingerprint();
+    let joining = ask(&keys, addr, wc.fingerprint());
+    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
+        !wc.candidates().is_empty()
+    })
+    .await;
+    commands
+        .send(WhiteCellCommand::Admit(fingerprint))
+        .await
+        .expect("send");
+    let white_cell = joining.await.expect("task").expect("admitted");
+    let (trainee, _ts) = run::start_trainee(keys, &white_cell, addr)
+        .await
+        .expect("starts");
+    let mut tr_events = trainee.subscribe();
+
+    // Held: the inject at T+00:03 is not sent while the clock waits.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        trainee
+            .list(hotline::store::Direction::In)
+            .expect("list")
+            .is_empty(),
+        "an inject went out before the facilitator started the clock"
+    );
+    let held = view.borrow_and_update().clone();
+    assert!(held.paused);
+    assert_eq!(held.trainees.len(), 1);
+
+    commands
+        .send(WhiteCellCommand::TogglePause)
+        .await
+        .expect("send");
+    let received = wait_event(&mut tr_events, Duration::from_secs(15), |e| {
+        matches!(e, Event::Received { .. })
+    })
+    .await;
+    let Event::Received { id, .. } = received else {
+        unreachable!()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    trainee.acknowledge(&op(), id).await.expect("ack");
+    let mut reply = general("reply from ALPHA");
+    reply.references = vec![id];
+    trainee
+        .release(&op(), "MOSCOW", reply)
+        .await
+        .expect("reply");
+
+    eventually(Duration::from_secs(15), "both expectations met", || {
+        view.borrow().trainees.first().is_some_and(|t| t.met == 2)
+    })
+    .await;
+    stop.send(true).expect("stop");
+    let runs = task.await.expect("white cell");
+    assert_eq!(runs.len(), 1);
+    let scores = runs[0].engine.scores(runs[0].ran, true);
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    assert!(
+        scores
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Met { .. })),
+        "{scores:?}"
+    );
+    trainee.shutdown().await;
+    wc.shutdown().await;
+}
