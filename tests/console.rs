@@ -1720,3 +1720,162 @@ fn lists_show_attachments_pending() {
     assert_eq!(shown.matches("UNACK ATT 1/2").count(), 1, "{shown}");
     assert!(!shown.contains("ATT 1/1"), "{shown}");
 }
+
+// ---------------------------------------------------------------------------
+// The networked white cell
+
+fn candidate(station: &str, fingerprint: &str) -> hotline::station::admission::Candidate {
+    hotline::station::admission::Candidate {
+        station: station.into(),
+        fingerprint: fingerprint.into(),
+        remote: "192.0.2.7:50123".into(),
+        asked: "13:59:30Z".into(),
+        state: hotline::station::admission::JoinState::Pending,
+    }
+}
+
+fn white_cell_view() -> hotline::console::WhiteCellView {
+    hotline::console::WhiteCellView {
+        scenario: "intro".into(),
+        scenario_time: Duration::ZERO,
+        speed: 1.0,
+        paused: true,
+        injects: Vec::new(),
+        join: Some(
+            "hotline tabletop --join 192.0.2.1:7471 --pin 0A1B:2C3D:4E5F:6071:8293:A4B5:C6D7:E8F9:0A1B:2C3D:4E5F:6071:8293:A4B5:C6D7:E8F9".into(),
+        ),
+        trainees: vec![hotline::console::TraineeRow {
+            station: "BRAVO".into(),
+            link_up: true,
+            scenario_time: Duration::ZERO,
+            delivered: 0,
+            injects: 2,
+            met: 0,
+            late: 0,
+            missed: 0,
+        }],
+        waiting: vec![
+            candidate("ALPHA", "1111 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
+            candidate("CHARLIE\u{1b}]0;pwned\u{7}", "AAAA 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
+        ],
+    }
+}
+
+#[test]
+fn the_facilitator_admits_the_selected_waiting_station_by_fingerprint() {
+    let mut s = setup();
+    s.exercise_mode = true;
+    s.keymap = Keymap::default().with_white_cell();
+    let mut app = on_duty(s, Vec::new(), Vec::new());
+    update(&mut app, Msg::WhiteCell(white_cell_view()));
+    press(&mut app, KeyCode::F(9));
+    assert!(app.white_cell_open);
+
+    // Fingerprints are what the facilitator compares: whole, even at 80 columns.
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(
+            shown.contains("--join 192.0.2.1:7471 --pin FINGERPRINT"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("fingerprint 0A1B 2C3D 4E5F 6071 8293 A4B5 C6D7 E8F9"),
+            "{shown}"
+        );
+        assert!(shown.contains("▶ ALPHA"), "{shown}");
+        assert!(
+            shown.contains("1111 2222 3333 4444 5555 6666 7777 8888"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
+            "{shown}"
+        );
+    }
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("BRAVO"), "{shown}");
+    assert_inert(&draw(&app, 120, 40));
+    snapshot("white_cell_waiting", &app);
+
+    press(&mut app, KeyCode::Down);
+    let effects = press(&mut app, KeyCode::Char('a'));
+    let admitted: Vec<&str> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::WhiteCell(hotline::console::WhiteCellCommand::Admit(f)) => Some(f.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        admitted,
+        vec!["AAAA 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"],
+        "a admits the selected (second) station, by its fingerprint"
+    );
+    // The selection cannot run past the last waiting station.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    let effects = press(&mut app, KeyCode::Char('x'));
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::WhiteCell(hotline::console::WhiteCellCommand::Refuse(f)) if f.starts_with("AAAA")
+        )),
+        "{effects:?}"
+    );
+
+    // With nobody waiting, a admits nothing and says so.
+    let mut empty = white_cell_view();
+    empty.waiting.clear();
+    update(&mut app, Msg::WhiteCell(empty));
+    let effects = press(&mut app, KeyCode::Char('a'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("no station is waiting to be admitted")
+    );
+}
+
+#[test]
+fn a_join_request_rings_and_an_admitted_trainee_becomes_a_peer() {
+    let mut s = setup();
+    s.peers.clear();
+    s.exercise_mode = true;
+    s.keymap = Keymap::default().with_white_cell();
+    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let effects = update(
+        &mut app,
+        Msg::Station(hotline::station::Event::JoinRequested {
+            station: "ALPHA".into(),
+            fingerprint: "1111 2222".into(),
+            remote: "192.0.2.7:50123".into(),
+        }),
+    );
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::RingBell)),
+        "{effects:?}"
+    );
+    assert!(
+        app.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("ALPHA asks to join")),
+        "{:?}",
+        app.notice
+    );
+    assert!(app.setup.peers.is_empty());
+    update(
+        &mut app,
+        Msg::Station(hotline::station::Event::PeerAdded {
+            peer: "ALPHA".into(),
+        }),
+    );
+    assert_eq!(
+        app.setup
+            .peers
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>(),
+        vec!["ALPHA"],
+        "the admitted trainee can be written to"
+    );
+    snapshot("white_cell_admitted_peer", &app);
+}

@@ -148,7 +148,7 @@ fn consider(
             &fingerprint,
             format!(
                 "you pinned {}, but this white cell's fingerprint is {ours}",
-                request.pin
+                crate::sanitize::inert(&request.pin)
             ),
         ));
     }
@@ -382,17 +382,23 @@ pub async fn join(
         );
         let (key, reply) =
             crate::link::join::ask(&keys.signing, addr, ALPN_EXERCISE, &frame).await?;
+        // Everything the white cell says is shown on a terminal: inert.
         let (white_cell, state) = read_answer(key, &reply, pin, &ours).map_err(|e| match e {
             Checked::Wrong(found) => JoinError::WrongWhiteCell {
                 addr,
                 found,
-                pinned: pin.to_string(),
+                pinned: crate::sanitize::inert(pin),
             },
-            Checked::Bad(reason) => JoinError::Answer { addr, reason },
+            Checked::Bad(reason) => JoinError::Answer {
+                addr,
+                reason: crate::sanitize::inert(&reason),
+            },
         })?;
         match state {
             JoinState::Admitted => return Ok(white_cell),
-            JoinState::Refused { reason } => return Err(JoinError::Refused(reason)),
+            JoinState::Refused { reason } => {
+                return Err(JoinError::Refused(crate::sanitize::inert(&reason)));
+            }
             JoinState::Pending => waiting(&white_cell),
         }
         tokio::time::sleep(JOIN_POLL).await;

@@ -273,6 +273,22 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// A fingerprint as two rows of eight groups, so that it is never cut off
+/// on a narrow screen: it is what the facilitator compares, group by group.
+fn fingerprint_lines(lead: &str, fingerprint: &str) -> [Line<'static>; 2] {
+    let groups: Vec<String> = fingerprint
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .filter(|g| !g.is_empty())
+        .map(inert)
+        .collect();
+    let half = groups.len().div_ceil(2);
+    let pad = " ".repeat(lead.chars().count());
+    [
+        Line::raw(format!("{lead}{}", groups[..half].join(" "))),
+        Line::raw(format!("{pad}{}", groups[half..].join(" "))),
+    ]
+}
+
 /// The facilitator's panel: the scenario clock and every inject's state.
 pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(view) = &app.white_cell else { return };
@@ -292,15 +308,10 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         Line::raw(""),
     ];
     if let Some(join) = &view.join {
+        let (command, pin) = join.split_once(" --pin ").unwrap_or((join, ""));
         lines.push(Line::styled("Trainees join with:", theme.dim()));
-        for part in join.split(" --pin ") {
-            let part = if part.starts_with("hotline") {
-                part.to_string()
-            } else {
-                format!("    --pin {part}")
-            };
-            lines.push(Line::raw(format!("  {part}")));
-        }
+        lines.push(Line::raw(format!("  {} --pin FINGERPRINT", inert(command))));
+        lines.extend(fingerprint_lines("  fingerprint ", pin));
         lines.push(Line::raw(""));
     }
     let waiting: Vec<_> = crate::console::waiting(view).collect();
@@ -317,7 +328,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 inert(&c.remote),
                 inert(&c.asked)
             )));
-            lines.push(Line::raw(format!("    {}", inert(&c.fingerprint))));
+            lines.extend(fingerprint_lines("    ", &c.fingerprint));
         }
         lines.push(Line::raw(""));
     }
@@ -362,7 +373,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.dim(),
         ));
     }
-    let width = if view.join.is_some() { 100 } else { 76 };
+    let width = 76;
     let area = centred(area, width, (lines.len() as u16).saturating_add(2));
     frame.render_widget(Clear, area);
     frame.render_widget(
