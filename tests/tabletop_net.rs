@@ -42,6 +42,31 @@ fn link_up(station: &Station, peer: &str) -> bool {
         .any(|l| l.peer == peer && l.up)
 }
 
+/// The same station keys again (the type is not `Clone`, to keep secret
+/// keys from being copied casually).
+fn twin(keys: &StationKeys) -> StationKeys {
+    StationKeys {
+        name: keys.name.clone(),
+        signing: keys.signing.clone(),
+        age: keys.age.clone(),
+    }
+}
+
+/// Asks to join and waits until the white cell lists the request.
+async fn asked(
+    wc: &Station,
+    keys: &StationKeys,
+    addr: SocketAddr,
+) -> tokio::task::JoinHandle<Result<hotline::crypto::PeerKeys, JoinError>> {
+    let joining = ask(keys, addr, wc.fingerprint());
+    let name = keys.name.to_string();
+    eventually(Duration::from_secs(10), "the request is waiting", || {
+        wc.candidates().iter().any(|c| c.station == name)
+    })
+    .await;
+    joining
+}
+
 /// Asks to join in the background; the handle resolves once admitted or
 /// refused.
 fn ask(
@@ -49,11 +74,7 @@ fn ask(
     addr: SocketAddr,
     pin: String,
 ) -> tokio::task::JoinHandle<Result<hotline::crypto::PeerKeys, JoinError>> {
-    let keys = StationKeys {
-        name: keys.name.clone(),
-        signing: keys.signing.clone(),
-        age: keys.age.clone(),
-    };
+    let keys = twin(keys);
     tokio::spawn(async move { admission::join(&keys, addr, &pin, |_| {}).await })
 }
 
@@ -105,11 +126,7 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
     assert_eq!(white_cell.name.as_str(), "MOSCOW");
     assert_eq!(wc.peers(), vec!["ALPHA".to_string()]);
 
-    let twin = StationKeys {
-        name: keys.name.clone(),
-        signing: keys.signing.clone(),
-        age: keys.age.clone(),
-    };
+    let again_keys = twin(&keys);
     let (trainee, _trainee_scratch) = run::start_trainee(keys, &white_cell, addr)
         .await
         .expect("the trainee starts");
@@ -152,10 +169,13 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
 
     // Asking again with the admitted key is answered "admitted" at once;
     // another station under the same name is refused.
-    let again = tokio::time::timeout(Duration::from_secs(10), ask(&twin, addr, wc.fingerprint()))
-        .await
-        .expect("answered")
-        .expect("task");
+    let again = tokio::time::timeout(
+        Duration::from_secs(10),
+        ask(&again_keys, addr, wc.fingerprint()),
+    )
+    .await
+    .expect("answered")
+    .expect("task");
     assert!(again.is_ok(), "{again:?}");
     let impostor = run::keys("ALPHA").expect("keys");
     let other = ask(&impostor, addr, wc.fingerprint());
@@ -187,11 +207,8 @@ async fn a_wrong_pin_is_refused_before_the_facilitator_sees_anything() {
     assert!(wc.candidates().is_empty(), "{:?}", wc.candidates());
 
     // Control: the right pin is recorded as waiting.
-    let joining = ask(&keys, addr, wc.fingerprint());
-    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
-        wc.candidates().len() == 1
-    })
-    .await;
+    let joining = asked(&wc, &keys, addr).await;
+    assert_eq!(wc.candidates().len(), 1);
     joining.abort();
     wc.shutdown().await;
 }
@@ -201,11 +218,7 @@ async fn a_refused_trainee_is_told_and_never_linked() {
     let (wc, _scratch, addr) = white_cell().await;
     let keys = run::keys("ALPHA").expect("keys");
     let fingerprint = keys.public().fingerprint();
-    let joining = ask(&keys, addr, wc.fingerprint());
-    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
-        !wc.candidates().is_empty()
-    })
-    .await;
+    let joining = asked(&wc, &keys, addr).await;
     wc.refuse_join(&fingerprint).await.expect("refuse");
     let result = tokio::time::timeout(Duration::from_secs(10), joining)
         .await
@@ -233,22 +246,12 @@ async fn an_unadmitted_station_cannot_link_until_admitted() {
     let fingerprint = keys.public().fingerprint();
     let white_cell_keys = {
         let probe = run::keys("PROBE").expect("keys");
-        let pin = wc.fingerprint();
-        let joining = ask(&probe, addr, pin);
-        eventually(Duration::from_secs(10), "PROBE is waiting", || {
-            !wc.candidates().is_empty()
-        })
-        .await;
+        let joining = asked(&wc, &probe, addr).await;
         let probe_fp = probe.public().fingerprint();
         wc.admit(&probe_fp).await.expect("admit probe");
         joining.await.expect("task").expect("admitted")
     };
-    let twin = StationKeys {
-        name: keys.name.clone(),
-        signing: keys.signing.clone(),
-        age: keys.age.clone(),
-    };
-    let (trainee, _ts) = run::start_trainee(twin, &white_cell_keys, addr)
+    let (trainee, _ts) = run::start_trainee(twin(&keys), &white_cell_keys, addr)
         .await
         .expect("starts");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -258,11 +261,7 @@ async fn an_unadmitted_station_cannot_link_until_admitted() {
     );
     assert!(!wc.peers().contains(&"ALPHA".to_string()));
 
-    let joining = ask(&keys, addr, wc.fingerprint());
-    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
-        wc.candidates().iter().any(|c| c.station == "ALPHA")
-    })
-    .await;
+    let joining = asked(&wc, &keys, addr).await;
     wc.admit(&fingerprint).await.expect("admit");
     joining.await.expect("task").expect("admitted");
     eventually(
@@ -349,11 +348,7 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
 
     let keys = run::keys("ALPHA").expect("keys");
     let fingerprint = keys.public().fingerprint();
-    let joining = ask(&keys, addr, wc.fingerprint());
-    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
-        !wc.candidates().is_empty()
-    })
-    .await;
+    let joining = asked(&wc, &keys, addr).await;
     commands
         .send(WhiteCellCommand::Admit(fingerprint))
         .await

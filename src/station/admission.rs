@@ -267,16 +267,7 @@ impl Station {
             self.inner.clone(),
             keys.name.clone(),
         ));
-        self.settle(fingerprint, JoinState::Admitted);
-        let _ = self
-            .inner
-            .journal
-            .audit(
-                "station",
-                "admit",
-                &format!("station={} fingerprint={fingerprint}", keys.name),
-            )
-            .done()
+        self.settle(fingerprint, &keys.name, JoinState::Admitted)
             .await;
         self.inner.emit(Event::PeerAdded {
             peer: keys.name.to_string(),
@@ -288,22 +279,10 @@ impl Station {
     /// told so.
     pub async fn refuse_join(&self, fingerprint: &str) -> Result<StationName, StationError> {
         let keys = self.pending(fingerprint)?;
-        self.settle(
-            fingerprint,
-            JoinState::Refused {
-                reason: "the facilitator refused this station".into(),
-            },
-        );
-        let _ = self
-            .inner
-            .journal
-            .audit(
-                "station",
-                "refuse-join",
-                &format!("station={} fingerprint={fingerprint}", keys.name),
-            )
-            .done()
-            .await;
+        let refused = JoinState::Refused {
+            reason: "the facilitator refused this station".into(),
+        };
+        self.settle(fingerprint, &keys.name, refused).await;
         Ok(keys.name)
     }
 
@@ -325,16 +304,33 @@ impl Station {
         }
     }
 
-    fn settle(&self, fingerprint: &str, state: JoinState) {
-        let mut candidates = self.inner.candidates();
-        if let Some((c, _)) = candidates
-            .0
-            .iter_mut()
-            .find(|(f, _)| same_fingerprint(f, fingerprint))
-            .map(|(_, v)| v)
+    /// Records the facilitator's decision, and audits it.
+    async fn settle(&self, fingerprint: &str, station: &StationName, state: JoinState) {
+        let action = match state {
+            JoinState::Admitted => "admit",
+            _ => "refuse-join",
+        };
         {
-            c.state = state;
+            let mut candidates = self.inner.candidates();
+            if let Some((c, _)) = candidates
+                .0
+                .iter_mut()
+                .find(|(f, _)| same_fingerprint(f, fingerprint))
+                .map(|(_, v)| v)
+            {
+                c.state = state;
+            }
         }
+        let _ = self
+            .inner
+            .journal
+            .audit(
+                "station",
+                action,
+                &format!("station={station} fingerprint={fingerprint}"),
+            )
+            .done()
+            .await;
     }
 }
 
