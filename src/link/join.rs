@@ -36,7 +36,13 @@ pub async fn ask(
             .map_err(|e| failed(e.to_string()))?;
         let conn = tokio::time::timeout(DIAL_TIMEOUT, connecting)
             .await
-            .map_err(|_| failed("no answer".into()))?
+            .map_err(|_| {
+                failed(format!(
+                    "no answer in {} s; is a white cell (`hotline tabletop --control`) \
+                     running there, and does the network let UDP through?",
+                    DIAL_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| failed(e.to_string()))?;
         let white_cell = tls::peer_key(&conn)
             .ok_or_else(|| failed("presented no Ed25519 station key".into()))?;
