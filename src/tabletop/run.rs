@@ -322,14 +322,10 @@ pub async fn white_cell(
     let mut speed = cell.scenario.time_compression;
     let mut runs: Vec<TraineeRun> = Vec::new();
     let mut announced_end = false;
-    let admit = |runs: &mut Vec<TraineeRun>,
-                 station: StationName,
-                 paused: bool,
-                 speed: f64,
-                 at: Duration| {
-        if runs.iter().any(|r| r.station == station) {
-            return;
-        }
+    // Until the facilitator first starts the clock (STARTEX), admitted
+    // trainees wait at T+00:00; their runs begin at STARTEX.
+    let mut startex = cell.join.is_none();
+    let engine = |station: &StationName, paused: bool, speed: f64| {
         let mut scenario = cell.scenario.clone();
         scenario.trainee = station.to_string();
         let mut engine = Engine::new(scenario);
@@ -339,9 +335,19 @@ pub async fn white_cell(
         if paused {
             engine.pause(Duration::ZERO);
         }
+        engine
+    };
+    let admit = |runs: &mut Vec<TraineeRun>,
+                 station: StationName,
+                 paused: bool,
+                 speed: f64,
+                 at: Duration| {
+        if runs.iter().any(|r| r.station == station) {
+            return;
+        }
         runs.push(TraineeRun {
+            engine: engine(&station, paused, speed),
             station,
-            engine,
             since: at,
             admitted_at: Timestamp::now(),
             ran: Duration::ZERO,
@@ -419,6 +425,15 @@ pub async fn white_cell(
             Some(command) = facilitator.commands.recv() => {
                 let elapsed = started.elapsed();
                 match command {
+                    WhiteCellCommand::TogglePause if !startex => {
+                        startex = true;
+                        paused = false;
+                        for r in &mut runs {
+                            r.engine = engine(&r.station, false, speed);
+                            r.since = elapsed;
+                            r.admitted_at = Timestamp::now();
+                        }
+                    }
                     WhiteCellCommand::TogglePause => {
                         paused = !paused;
                         for r in &mut runs {

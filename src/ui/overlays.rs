@@ -364,9 +364,10 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "p pause/resume · + faster · - slower · s skip next · i ad-hoc inject · Esc close",
+        "p pause/resume · + faster · - slower · s skip next",
         theme.dim(),
     ));
+    lines.push(Line::styled("i ad-hoc inject · Esc close", theme.dim()));
     if view.join.is_some() {
         lines.push(Line::styled(
             "↑↓ select a waiting station · a admit · x refuse",
