@@ -4,90 +4,15 @@
 //! both expectations were met. Also: a broken scenario file is reported with
 //! file and line.
 
+mod support;
+
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
-}
+use support::tmux::Tmux;
 
-impl Tmux {
-    /// A tmux server of its own, so tests running at once never share one.
-    fn new(name: &str, cmd: &str) -> Tmux {
-        let socket = format!("hotline-tabletop-{}-{name}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "110",
-                "-y",
-                "30",
-                cmd,
-            ])
-            .status()
-            .expect("tmux runs (install the Debian package tmux)")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Tmux { socket }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            let ok = Command::new("tmux")
-                .args(["-L", &self.socket, "send-keys", "-t", "0", k])
-                .status()
-                .expect("send-keys")
-                .success();
-            assert!(ok);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn text(&self, text: &str) {
-        let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
-            .status()
-            .expect("send-keys")
-            .success();
-        assert!(ok);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "`{what}` did not appear within {limit:?}; the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
+/// The trainee's terminal.
+const WINDOW: (u16, u16) = (110, 30);
 
 #[test]
 fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
@@ -102,7 +27,7 @@ fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
         fixture.display(),
         report.display()
     );
-    let tmux = Tmux::new("trainee", &cmd);
+    let tmux = Tmux::new("trainee", &cmd, WINDOW);
     tmux.wait_for("call sign", Duration::from_secs(20));
     tmux.text("alpha-1");
     tmux.keys(&["Enter"]);
@@ -232,7 +157,7 @@ fn the_facilitator_pauses_and_resumes_the_scenario() {
         fixture.display(),
         report.display()
     );
-    let tmux = Tmux::new("facilitator", &cmd);
+    let tmux = Tmux::new("facilitator", &cmd, WINDOW);
     tmux.wait_for("call sign", Duration::from_secs(20));
     // Paused at once: the inject due at T+00:03 must not arrive.
     tmux.keys(&["F9"]);

@@ -3,6 +3,8 @@
 //! real quinn endpoint.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

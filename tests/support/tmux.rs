@@ -1,0 +1,84 @@
+//! A terminal for end-to-end tests: the binary under test runs in a tmux
+//! window of its own; keys go in with send-keys, the screen comes back with
+//! capture-pane.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A tmux server of its own running `cmd` in a `size` (columns, rows)
+    /// window, so tests running at once never share one.
+    pub fn new(name: &str, cmd: &str, size: (u16, u16)) -> Tmux {
+        let socket = format!("hotline-test-{}-{name}", std::process::id());
+        let (x, y) = (size.0.to_string(), size.1.to_string());
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-x", &x, "-y", &y, cmd])
+            .status()
+            .expect("tmux runs (install the Debian package tmux)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let ok = Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-t", "0", k])
+                .status()
+                .expect("send-keys")
+                .success();
+            assert!(ok);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    pub fn text(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
+            .status()
+            .expect("send-keys")
+            .success();
+        assert!(ok);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls until the screen satisfies `ok`, or fails naming `what`.
+    pub fn wait_until(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{what} did not happen within {limit:?}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn wait_for(&self, what: &str, limit: Duration) -> String {
+        self.wait_until(&format!("`{what}` appearing"), limit, |s| s.contains(what))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
