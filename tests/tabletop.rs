@@ -39,23 +39,7 @@ fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
         "the EXERCISE banner is shown:\n{screen}"
     );
     assert!(screen.contains("IMMEDIATE"), "{screen}");
-    tmux.keys(&["a"]);
-    tmux.wait_for("Acknowledge IMMEDIATE", Duration::from_secs(5));
-    tmux.keys(&["y"]);
-    tmux.wait_for("ACK alpha-1", Duration::from_secs(10));
-    tmux.keys(&["r"]);
-    tmux.wait_for("Template (type to filter)", Duration::from_secs(5));
-    tmux.text("gen");
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("COMPOSE: General message", Duration::from_secs(5));
-    tmux.keys(&["Tab", "Tab"]);
-    tmux.text("Received");
-    tmux.keys(&["Tab"]);
-    tmux.text("We acknowledge your message.");
-    tmux.keys(&["F5"]);
-    tmux.wait_for("Release", Duration::from_secs(5));
-    tmux.keys(&["y"]);
-    tmux.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+    tmux.acknowledge_and_reply("alpha-1");
     tmux.wait_for("finished", Duration::from_secs(30));
     tmux.keys(&["C-q"]);
     let screen = tmux.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));

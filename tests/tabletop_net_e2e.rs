@@ -267,23 +267,7 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     assert!(screen.contains("IMMEDIATE"), "{screen}");
     assert!(screen.contains("MOSCOW"), "{screen}");
 
-    b.keys(&["a"]);
-    b.wait_for("Acknowledge IMMEDIATE", Duration::from_secs(5));
-    b.keys(&["y"]);
-    b.wait_for("ACK bravo", Duration::from_secs(10));
-    b.keys(&["r"]);
-    b.wait_for("Template (type to filter)", Duration::from_secs(5));
-    b.text("gen");
-    b.keys(&["Enter"]);
-    b.wait_for("COMPOSE: General message", Duration::from_secs(5));
-    b.keys(&["Tab", "Tab"]);
-    b.text("Received");
-    b.keys(&["Tab"]);
-    b.text("We acknowledge your message.");
-    b.keys(&["F5"]);
-    b.wait_for("Release", Duration::from_secs(5));
-    b.keys(&["y"]);
-    b.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+    b.acknowledge_and_reply("bravo");
 
     let panel = a.wait_for("met 2 late 0 missed 0", Duration::from_secs(15));
     assert!(panel.contains("delivered 1/1"), "{panel}");

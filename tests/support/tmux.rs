@@ -73,6 +73,29 @@ impl Tmux {
     pub fn wait_for(&self, what: &str, limit: Duration) -> String {
         self.wait_until(&format!("`{what}` appearing"), limit, |s| s.contains(what))
     }
+
+    /// In a duty console showing one unacknowledged IMMEDIATE message:
+    /// acknowledges it as `operator` (confirming), then replies with a
+    /// general message and waits until the peer has it.
+    pub fn acknowledge_and_reply(&self, operator: &str) {
+        self.keys(&["a"]);
+        self.wait_for("Acknowledge IMMEDIATE", Duration::from_secs(5));
+        self.keys(&["y"]);
+        self.wait_for(&format!("ACK {operator}"), Duration::from_secs(10));
+        self.keys(&["r"]);
+        self.wait_for("Template (type to filter)", Duration::from_secs(5));
+        self.text("gen");
+        self.keys(&["Enter"]);
+        self.wait_for("COMPOSE: General message", Duration::from_secs(5));
+        self.keys(&["Tab", "Tab"]);
+        self.text("Received");
+        self.keys(&["Tab"]);
+        self.text("We acknowledge your message.");
+        self.keys(&["F5"]);
+        self.wait_for("Release", Duration::from_secs(5));
+        self.keys(&["y"]);
+        self.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+    }
 }
 
 impl Drop for Tmux {
