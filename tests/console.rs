@@ -1758,6 +1758,7 @@ fn white_cell_view() -> hotline::console::WhiteCellView {
             candidate("ALPHA", "1111 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
             candidate("CHARLIE\u{1b}]0;pwned\u{7}", "AAAA 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
         ],
+        report: None,
     }
 }
 
@@ -1878,4 +1879,79 @@ fn a_join_request_rings_and_an_admitted_trainee_becomes_a_peer() {
         "the admitted trainee can be written to"
     );
     snapshot("white_cell_admitted_peer", &app);
+}
+
+#[test]
+fn the_report_opens_once_per_request_scrolls_and_closes() {
+    let mut s = setup();
+    s.exercise_mode = true;
+    s.keymap = Keymap::default().with_white_cell();
+    let mut app = on_duty(s, Vec::new(), Vec::new());
+    update(&mut app, Msg::WhiteCell(white_cell_view()));
+    press(&mut app, KeyCode::F(9));
+    let effects = press(&mut app, KeyCode::Char('w'));
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::WhiteCell(hotline::console::WhiteCellCommand::Report)
+        )),
+        "w asks the white cell for the report: {effects:?}"
+    );
+    assert!(
+        app.report.is_none(),
+        "nothing is shown until the report comes"
+    );
+
+    let text: String = std::iter::once("# After-action report: Test\n".to_string())
+        .chain((1..=60).map(|i| format!("- T+00:{i:02} line {i} by op\u{1b}[31m\n")))
+        .collect();
+    let mut view = white_cell_view();
+    view.report = Some(hotline::console::ShownReport {
+        seq: 1,
+        text,
+        written: "after-action report written to aar.md".into(),
+    });
+    update(&mut app, Msg::WhiteCell(view.clone()));
+    assert_eq!(app.context(), Context::Report);
+    assert_eq!(
+        app.notice.as_deref(),
+        Some("after-action report written to aar.md")
+    );
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("After-action report: Test"), "{shown}");
+    assert_inert(&draw(&app, 80, 24));
+    snapshot("after_action_report", &app);
+
+    press(&mut app, KeyCode::PageDown);
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.report.as_ref().map(|(_, s)| *s), Some(PAGE + 1));
+    let shown = screen(&app, 80, 24);
+    assert!(
+        !shown.contains("After-action report: Test"),
+        "scrolled:\n{shown}"
+    );
+    assert!(shown.contains(&format!("line {}", PAGE + 1)), "{shown}");
+    for _ in 0..20 {
+        press(&mut app, KeyCode::PageDown);
+    }
+    assert_eq!(
+        app.report.as_ref().map(|(_, s)| *s),
+        Some(60),
+        "scrolling stops at the last line"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(app.report.is_none());
+    assert_eq!(app.context(), Context::WhiteCell, "back to the panel");
+
+    // The same report again does not reopen; the next one does.
+    update(&mut app, Msg::WhiteCell(view.clone()));
+    assert!(app.report.is_none());
+    view.report = view
+        .report
+        .map(|r| hotline::console::ShownReport { seq: 2, ..r });
+    update(&mut app, Msg::WhiteCell(view));
+    assert!(app.report.is_some());
+    // Locking hides it.
+    ctrl(&mut app, 'l');
+    assert!(app.report.is_none() && !app.white_cell_open);
 }

@@ -13,7 +13,7 @@ use hotline::crypto::StationKeys;
 use hotline::station::admission::{self, JoinError, JoinState};
 use hotline::station::{Event, Options, Station};
 use hotline::tabletop::run::{self, Facilitator, WhiteCell};
-use hotline::tabletop::{Outcome, Scenario, scenario};
+use hotline::tabletop::{Outcome, ReportFacts, Scenario, scenario};
 use hotline::templates::Catalog;
 use hotline::wire::ALPN_EXERCISE;
 use support::{eventually, general, op, wait_event};
@@ -327,6 +327,8 @@ async fn only_a_white_cell_answers_requests_to_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_white_cell_scores_a_trainee_across_the_network() {
     let (wc, _scratch, addr) = white_cell().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let report_path = tmp.path().join("aar.md");
     let (commands, commands_rx) = tokio::sync::mpsc::channel(8);
     let (view_tx, mut view) = tokio::sync::watch::channel(WhiteCellView::default());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -336,6 +338,25 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         scenario: short(),
         trainees: Vec::new(),
         join: Some(format!("hotline tabletop --join {addr}")),
+        report: run::Reporter {
+            path: report_path.clone(),
+            render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool| {
+                runs.iter()
+                    .map(|r| {
+                        r.engine.report(
+                            r.ran,
+                            &ReportFacts {
+                                trainee: "op",
+                                date: "today",
+                                source: "test",
+                                actions: &[],
+                                finished,
+                            },
+                        )
+                    })
+                    .collect()
+            }),
+        },
     };
     let task = tokio::spawn(run::white_cell(
         cell,
@@ -385,6 +406,32 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     trainee.acknowledge(&op(), id).await.expect("ack");
+    eventually(
+        Duration::from_secs(10),
+        "the acknowledgement is scored",
+        || view.borrow().trainees.first().is_some_and(|t| t.met == 1),
+    )
+    .await;
+
+    // On demand: an interim report, shown and written, with the reply
+    // still pending (not missed).
+    commands.send(WhiteCellCommand::Report).await.expect("send");
+    eventually(Duration::from_secs(10), "the interim report", || {
+        view.borrow().report.is_some()
+    })
+    .await;
+    let interim = view.borrow().report.clone().expect("report");
+    assert_eq!(interim.seq, 1);
+    assert!(interim.text.contains("Interim"), "{}", interim.text);
+    assert!(interim.text.contains("| PENDING |"), "{}", interim.text);
+    assert!(!interim.text.contains("MISSED"), "{}", interim.text);
+    assert!(
+        interim.written.contains(&report_path.display().to_string()),
+        "{}",
+        interim.written
+    );
+    let on_disk = std::fs::read_to_string(&report_path).expect("written");
+    assert_eq!(on_disk, interim.text);
     let mut reply = general("reply from ALPHA");
     reply.references = vec![id];
     trainee
@@ -396,6 +443,14 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         view.borrow().trainees.first().is_some_and(|t| t.met == 2)
     })
     .await;
+    // Every trainee finished: the final report is shown and written unasked.
+    eventually(Duration::from_secs(30), "the final report", || {
+        view.borrow().report.as_ref().is_some_and(|r| r.seq == 2)
+    })
+    .await;
+    let last = view.borrow().report.clone().expect("report");
+    assert!(!last.text.contains("Interim"), "{}", last.text);
+    assert_eq!(last.text.matches("| MET |").count(), 2, "{}", last.text);
     stop.send(true).expect("stop");
     let runs = task.await.expect("white cell");
     assert_eq!(runs.len(), 1);

@@ -267,9 +267,33 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     assert!(screen.contains("IMMEDIATE"), "{screen}");
     assert!(screen.contains("MOSCOW"), "{screen}");
 
+    // On demand, before the trainee acts: an interim report, shown and
+    // written, with the expectations still pending.
+    a.keys(&["w"]);
+    let interim = a.wait_for("AFTER-ACTION REPORT", Duration::from_secs(10));
+    assert!(interim.contains("Interim"), "{interim}");
+    assert!(interim.contains("| PENDING |"), "{interim}");
+    assert!(!interim.contains("MISSED"), "{interim}");
+    assert!(
+        interim.contains("after-action report written to"),
+        "{interim}"
+    );
+    let on_disk = std::fs::read_to_string(&report).expect("the interim report was written");
+    assert!(on_disk.contains("Interim"), "{on_disk}");
+    a.keys(&["Escape"]);
+    a.wait_until("the report closing", Duration::from_secs(5), |s| {
+        !s.contains("AFTER-ACTION REPORT") && s.contains("WHITE CELL")
+    });
+
     b.acknowledge_and_reply("bravo");
 
-    let panel = a.wait_for("met 2 late 0 missed 0", Duration::from_secs(15));
+    // Finished: the final report opens by itself.
+    let last = a.wait_for("EXERCISE short finished", Duration::from_secs(20));
+    assert!(last.contains("AFTER-ACTION REPORT"), "{last}");
+    assert!(!last.contains("Interim"), "{last}");
+    assert!(last.contains("2 of 2 expectations met."), "{last}");
+    a.keys(&["Escape"]);
+    let panel = a.wait_for("met 2 late 0 missed 0", Duration::from_secs(5));
     assert!(panel.contains("delivered 1/1"), "{panel}");
 
     a.keys(&["C-q"]);

@@ -7,8 +7,9 @@
 //! machines; and a trainee console that joins one (`--join ADDR --pin FP`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -19,8 +20,8 @@ use crate::console::keymap::Keymap;
 use crate::console::{Setup, WhiteCellView};
 use crate::domain::Language;
 use crate::station::Station;
-use crate::tabletop::run::{self, Facilitator, TraineeRun, WhiteCell};
-use crate::tabletop::{Outcome, Scenario, scenario};
+use crate::tabletop::run::{self, Facilitator, RenderReport, Reporter, TraineeRun, WhiteCell};
+use crate::tabletop::{Outcome, ReportFacts, Scenario, scenario};
 use crate::templates::Catalog;
 
 /// Where a white cell listens unless told otherwise.
@@ -118,9 +119,9 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
                 .parse()
                 .context("the default address")?,
         };
-        runtime.block_on(control(scenario, listen, &date))?
+        runtime.block_on(control(scenario, listen, &date, &report_path))?
     } else {
-        runtime.block_on(in_process(scenario, &date))?
+        runtime.block_on(in_process(scenario, &date, &report_path))?
     };
     std::fs::write(&report_path, report)
         .with_context(|| format!("writing {}", report_path.display()))?;
@@ -195,7 +196,11 @@ fn summary(runs: &[TraineeRun]) -> String {
 }
 
 /// The default: trainee console, white cell and counterpart in this process.
-async fn in_process(scenario: Scenario, date: &str) -> anyhow::Result<(String, String)> {
+async fn in_process(
+    scenario: Scenario,
+    date: &str,
+    report_path: &Path,
+) -> anyhow::Result<(String, String)> {
     let exercise = run::start(&scenario).await?;
     let _log = crate::logging::init(&exercise.scratch.0);
     let setup = setup(
@@ -203,33 +208,89 @@ async fn in_process(scenario: Scenario, date: &str) -> anyhow::Result<(String, S
         vec![(scenario.counterpart.clone(), "Europe/Moscow".into())],
         true,
     );
+    let render: RenderReport = {
+        let trainee = exercise.trainee.clone();
+        let date = date.to_string();
+        Arc::new(move |runs: &[TraineeRun], finished: bool| {
+            in_process_report(&trainee, &date, runs, finished)
+        })
+    };
     let cell = WhiteCell {
         counterpart: exercise.counterpart.clone(),
         console: exercise.trainee.clone(),
         trainees: vec![exercise.trainee.name().clone()],
         scenario,
         join: None,
+        report: Reporter {
+            path: report_path.to_path_buf(),
+            render: render.clone(),
+        },
     };
     let runs = drive(cell, setup).await;
+    let report = render(runs.as_deref().unwrap_or_default(), true);
+    exercise.trainee.shutdown().await;
+    exercise.counterpart.shutdown().await;
+    let runs = runs?;
+    Ok((report, summary(&runs)))
+}
+
+/// The in-process report: the trainee's actions from its own audit log.
+fn in_process_report(trainee: &Station, date: &str, runs: &[TraineeRun], finished: bool) -> String {
     let mut report = Vec::new();
-    for r in runs.as_deref().unwrap_or_default() {
-        let actions = run::operator_actions(&exercise.trainee, r.admitted_at);
-        let trainee = actions
+    for r in runs {
+        let actions = run::operator_actions(trainee, r.admitted_at);
+        let operator = actions
             .iter()
             .find_map(|a| a.split_whitespace().nth(1).map(str::to_string))
             .unwrap_or_else(|| "(no log-in)".into());
         report.push(r.engine.report(
             r.ran,
-            &trainee,
-            date,
-            "from the trainee station's audit log",
-            &actions,
+            &ReportFacts {
+                trainee: &operator,
+                date,
+                source: "from the trainee station's audit log",
+                actions: &actions,
+                finished,
+            },
         ));
     }
-    exercise.trainee.shutdown().await;
-    exercise.counterpart.shutdown().await;
-    let runs = runs?;
-    Ok((report.join("\n"), summary(&runs)))
+    report.join("\n")
+}
+
+/// The white cell's report: a section per trainee, with its operators'
+/// actions as they reached the white cell.
+fn control_report(station: &Station, date: &str, runs: &[TraineeRun], finished: bool) -> String {
+    let mut report = String::new();
+    for r in runs {
+        let mine: Vec<run::ReceivedAction> = run::received_actions(station, r.admitted_at)
+            .into_iter()
+            .filter(|a| a.peer == r.station.as_str())
+            .collect();
+        let mut operators: Vec<&str> = mine.iter().map(|a| a.operator.as_str()).collect();
+        operators.sort_unstable();
+        operators.dedup();
+        let operators = if operators.is_empty() {
+            "none seen".to_string()
+        } else {
+            operators.join(", ")
+        };
+        let actions: Vec<String> = mine.iter().map(|a| a.text.clone()).collect();
+        report.push_str(&r.engine.report(
+            r.ran,
+            &ReportFacts {
+                trainee: &operators,
+                date,
+                source: "as they reached the white cell",
+                actions: &actions,
+                finished,
+            },
+        ));
+        report.push('\n');
+    }
+    if runs.is_empty() {
+        report.push_str("# After-action report\n\nNo trainee was admitted.\n");
+    }
+    report
 }
 
 /// The address trainees dial: `listen`, or, when it is the unspecified
@@ -261,6 +322,7 @@ async fn control(
     scenario: Scenario,
     listen: SocketAddr,
     date: &str,
+    report_path: &Path,
 ) -> anyhow::Result<(String, String)> {
     let (station, scratch) = run::start_white_cell(&scenario, listen).await?;
     let _log = crate::logging::init(&scratch.0);
@@ -277,43 +339,28 @@ async fn control(
         scenario.id
     );
     let setup = setup(&station, Vec::new(), true);
+    let render: RenderReport = {
+        let station = station.clone();
+        let date = date.to_string();
+        Arc::new(move |runs: &[TraineeRun], finished: bool| {
+            control_report(&station, &date, runs, finished)
+        })
+    };
     let cell = WhiteCell {
         counterpart: station.clone(),
         console: station.clone(),
         trainees: Vec::new(),
         scenario,
         join: Some(join),
+        report: Reporter {
+            path: report_path.to_path_buf(),
+            render: render.clone(),
+        },
     };
     let runs = drive(cell, setup).await;
+    let report = render(runs.as_deref().unwrap_or_default(), true);
     station.shutdown().await;
     let runs = runs?;
-    let mut report = String::new();
-    for r in &runs {
-        let mine: Vec<run::ReceivedAction> = run::received_actions(&station, r.admitted_at)
-            .into_iter()
-            .filter(|a| a.peer == r.station.as_str())
-            .collect();
-        let mut operators: Vec<&str> = mine.iter().map(|a| a.operator.as_str()).collect();
-        operators.sort_unstable();
-        operators.dedup();
-        let operators = if operators.is_empty() {
-            "none seen".to_string()
-        } else {
-            operators.join(", ")
-        };
-        let actions: Vec<String> = mine.iter().map(|a| a.text.clone()).collect();
-        report.push_str(&r.engine.report(
-            r.ran,
-            &operators,
-            date,
-            "as they reached the white cell",
-            &actions,
-        ));
-        report.push('\n');
-    }
-    if runs.is_empty() {
-        report.push_str("# After-action report\n\nNo trainee was admitted.\n");
-    }
     drop(scratch);
     Ok((report, summary(&runs)))
 }

@@ -21,6 +21,7 @@ pub enum Context {
     Form,
     Confirm,
     WhiteCell,
+    Report,
 }
 
 impl Context {
@@ -36,6 +37,7 @@ impl Context {
             Context::Form => "compose form",
             Context::Confirm => "confirmation",
             Context::WhiteCell => "white cell (facilitator)",
+            Context::Report => "after-action report",
         }
     }
 
@@ -84,6 +86,7 @@ pub enum Action {
     AdHocInject,
     AdmitStation,
     RefuseStation,
+    ShowReport,
 }
 
 /// One binding: action, where, key, and what the footer and help say.
@@ -698,11 +701,47 @@ impl Keymap {
                 "refuse the selected waiting station",
             ),
             b(
+                ShowReport,
+                C::WhiteCell,
+                Key::ch('w'),
+                "report",
+                "show the after-action report so far and write it to the report file",
+            ),
+            b(
                 WhiteCell,
                 C::WhiteCell,
                 Key::plain(KeyCode::Esc),
                 "close",
                 "close the panel",
+            ),
+            b(Up, C::Report, Key::plain(KeyCode::Up), "up", "scroll up"),
+            b(
+                Down,
+                C::Report,
+                Key::plain(KeyCode::Down),
+                "down",
+                "scroll down",
+            ),
+            b(
+                PageUp,
+                C::Report,
+                Key::plain(KeyCode::PageUp),
+                "page up",
+                "scroll up a page",
+            ),
+            b(
+                PageDown,
+                C::Report,
+                Key::plain(KeyCode::PageDown),
+                "page down",
+                "scroll down a page",
+            ),
+            b(
+                Back,
+                C::Report,
+                Key::plain(KeyCode::Esc),
+                "close",
+                "close the report",
             ),
         ]);
         self

@@ -49,6 +49,19 @@ pub struct WhiteCellView {
     pub trainees: Vec<TraineeRow>,
     /// Stations waiting to be admitted (or refused).
     pub waiting: Vec<crate::station::admission::Candidate>,
+    /// The after-action report last asked for (or written at the end).
+    pub report: Option<ShownReport>,
+}
+
+/// An after-action report for the console to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownReport {
+    /// Counts up with each report, so the console opens each once.
+    pub seq: u64,
+    /// The Markdown.
+    pub text: String,
+    /// Where it was written, or why it was not.
+    pub written: String,
 }
 
 /// One trainee station, as the facilitator's panel shows it.
@@ -77,6 +90,8 @@ pub enum WhiteCellCommand {
     Admit(String),
     /// Refuses the waiting station with this fingerprint.
     Refuse(String),
+    /// Shows the after-action report so far, and writes it.
+    Report,
 }
 
 /// Everything that can happen to the console.
@@ -274,6 +289,10 @@ pub struct App {
     pub white_cell_open: bool,
     /// Which waiting station the facilitator's panel has selected.
     pub white_cell_pick: usize,
+    /// The after-action report on screen, and how far it is scrolled.
+    pub report: Option<(ShownReport, usize)>,
+    /// The newest report shown, so each is opened once.
+    pub report_seen: u64,
     /// The draft being composed is an ad-hoc inject from the white cell.
     pub composing_inject: bool,
     /// A reply's references and peer, carried from the list to the form.
@@ -326,6 +345,8 @@ impl App {
             exercise_seen: false,
             white_cell_open: false,
             white_cell_pick: 0,
+            report: None,
+            report_seen: 0,
             composing_inject: false,
             reply_refs: Vec::new(),
             reply_peer: None,
@@ -336,6 +357,9 @@ impl App {
 
     /// Which keymap context the current screen or question is in.
     pub fn context(&self) -> Context {
+        if self.report.is_some() {
+            return Context::Report;
+        }
         if self.white_cell_open {
             return Context::WhiteCell;
         }

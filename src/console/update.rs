@@ -29,6 +29,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::WhiteCell(view) => {
+            let seen = app.report_seen;
+            if let Some(report) = view.report.as_ref().filter(|r| r.seq > seen) {
+                app.report_seen = report.seq;
+                app.notice = Some(report.written.clone());
+                app.report = Some((report.clone(), 0));
+            }
             app.white_cell = Some(view);
             clamp_pick(app);
             Vec::new()
@@ -267,6 +273,8 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
     app.confirm = None;
     app.help = false;
     app.preview = false;
+    app.report = None;
+    app.white_cell_open = false;
     app.notice = Some(format!("locked ({why}); {op} logged out"));
     vec![
         Effect::Audit {
@@ -303,6 +311,9 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         }
         _ => {}
     }
+    if app.report.is_some() {
+        return report_key(app, action);
+    }
     if app.white_cell_open {
         return white_cell_key(app, action);
     }
@@ -332,6 +343,7 @@ fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         Some(Action::Faster) => W::Faster,
         Some(Action::Slower) => W::Slower,
         Some(Action::SkipInject) => W::SkipNext,
+        Some(Action::ShowReport) => W::Report,
         Some(Action::Up) => {
             app.white_cell_pick = app.white_cell_pick.saturating_sub(1);
             return Vec::new();
@@ -366,6 +378,26 @@ fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         _ => return Vec::new(),
     };
     vec![Effect::WhiteCell(command)]
+}
+
+/// The after-action report on screen: scrolling, and Esc to close.
+fn report_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    let Some((report, scroll)) = app.report.as_mut() else {
+        return Vec::new();
+    };
+    let last = report.text.lines().count().saturating_sub(1);
+    *scroll = match action {
+        Some(Action::Up) => scroll.saturating_sub(1),
+        Some(Action::Down) => (*scroll + 1).min(last),
+        Some(Action::PageUp) => scroll.saturating_sub(PAGE),
+        Some(Action::PageDown) => (*scroll + PAGE).min(last),
+        Some(Action::Back) => {
+            app.report = None;
+            return Vec::new();
+        }
+        _ => *scroll,
+    };
+    Vec::new()
 }
 
 /// The stations still waiting for the facilitator, in the panel's order.

@@ -106,6 +106,20 @@ pub struct Overview {
     pub injects: Vec<(String, Duration, String)>,
 }
 
+/// What an after-action report says beyond the engine's own record.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportFacts<'a> {
+    /// The trainee's operator (or operators).
+    pub trainee: &'a str,
+    pub date: &'a str,
+    /// Where `actions` were read.
+    pub source: &'a str,
+    /// The trainee operators' actions, one line each.
+    pub actions: &'a [String],
+    /// Whether the exercise is over: expectations still pending are missed.
+    pub finished: bool,
+}
+
 #[derive(Debug)]
 pub struct Engine {
     pub scenario: Scenario,
@@ -386,19 +400,23 @@ impl Engine {
     }
 
     /// The after-action report, in Markdown.
-    /// `actions` are the trainee operators' actions, and `source` says
-    /// where they were read.
-    pub fn report(
-        &self,
-        now: Duration,
-        trainee: &str,
-        date: &str,
-        source: &str,
-        actions: &[String],
-    ) -> String {
+    pub fn report(&self, now: Duration, facts: &ReportFacts<'_>) -> String {
+        let ReportFacts {
+            trainee,
+            date,
+            source,
+            actions,
+            finished,
+        } = *facts;
         let mut r = String::new();
         let s = &self.scenario;
         let _ = writeln!(r, "# After-action report: {}\n", s.title);
+        if !finished {
+            let _ = writeln!(
+                r,
+                "*Interim: the exercise is still running; PENDING expectations may yet be met.*\n"
+            );
+        }
         let _ = writeln!(r, "**EXERCISE — not real-world traffic.**\n");
         let _ = writeln!(r, "- scenario: `{}`", s.id);
         let _ = writeln!(r, "- date (UTC): {date}");
@@ -423,7 +441,7 @@ impl Engine {
             "| inject | expectation | objective | result | time taken |"
         );
         let _ = writeln!(r, "| --- | --- | --- | --- | --- |");
-        let scores = self.scores(now, true);
+        let scores = self.scores(now, finished);
         for inject in &s.injects {
             if self.skipped.contains(&inject.id) {
                 let _ = writeln!(
@@ -487,6 +505,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn facts() -> ReportFacts<'static> {
+        ReportFacts {
+            trainee: "op",
+            date: "2026-11-26",
+            source: "audit",
+            actions: &[],
+            finished: true,
+        }
+    }
     use crate::tabletop::scenario;
     use crate::templates::Catalog;
     use std::path::Path;
@@ -532,10 +560,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
                 e.record(input.clone());
             }
         }
-        format!(
-            "{sent:?}\n{}",
-            e.report(Duration::from_secs(200), "op", "2026-11-26", "audit", &[])
-        )
+        format!("{sent:?}\n{}", e.report(Duration::from_secs(200), &facts()))
     }
 
     #[test]
@@ -674,7 +699,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         let o = e.overview(Duration::from_secs(70));
         assert_eq!(o.injects[1].2, "skipped");
         assert!(!o.paused);
-        let report = e.report(Duration::from_secs(70), "op", "2026-11-26", "audit", &[]);
+        let report = e.report(Duration::from_secs(70), &facts());
         assert!(
             report.contains("| `second` | — | — | skipped by the facilitator (not scored) | — |"),
             "{report}"

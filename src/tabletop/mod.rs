@@ -8,5 +8,5 @@ pub mod engine;
 pub mod run;
 pub mod scenario;
 
-pub use engine::{Engine, Input, Outcome, Score, Send};
+pub use engine::{Engine, Input, Outcome, ReportFacts, Score, Send};
 pub use scenario::{Expect, Scenario};

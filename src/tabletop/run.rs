@@ -16,7 +16,7 @@ use super::engine::{Engine, Input, Outcome};
 use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
-use crate::console::{TraineeRow, WhiteCellCommand, WhiteCellView};
+use crate::console::{ShownReport, TraineeRow, WhiteCellCommand, WhiteCellView};
 use crate::crypto::keys::signing_key_text;
 use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{MessageId, OperatorName, StationName};
@@ -222,6 +222,42 @@ pub struct WhiteCell {
     /// Trainees join over the network with this command line; the
     /// scenario clock is held until the facilitator starts it.
     pub join: Option<String>,
+    /// The after-action report: shown and written on demand, and when
+    /// every trainee has finished.
+    pub report: Reporter,
+}
+
+/// Renders the after-action report of the trainees' runs (`true`: the
+/// exercise is over, so what is still pending is missed).
+pub type RenderReport = std::sync::Arc<dyn Fn(&[TraineeRun], bool) -> String + Send + Sync>;
+
+/// How the white cell makes its report, and where it writes it.
+pub struct Reporter {
+    pub path: PathBuf,
+    pub render: RenderReport,
+}
+
+/// Renders the report as of `elapsed`, writes it, and says where.
+async fn publish(
+    cell: &WhiteCell,
+    runs: &mut [TraineeRun],
+    elapsed: Duration,
+    finished: bool,
+    seq: u64,
+) -> ShownReport {
+    for r in runs.iter_mut() {
+        r.ran = r.now(elapsed);
+    }
+    let text = (cell.report.render)(runs, finished);
+    let path = &cell.report.path;
+    let written = match tokio::fs::write(path, &text).await {
+        Ok(()) => format!("after-action report written to {}", path.display()),
+        Err(e) => format!(
+            "the after-action report could not be written to {}: {e}",
+            path.display()
+        ),
+    };
+    ShownReport { seq, text, written }
 }
 
 /// One trainee's run of the scenario: its own engine, started when it was
@@ -261,6 +297,7 @@ fn view_of(
     elapsed: Duration,
     paused: bool,
     speed: f64,
+    report: Option<ShownReport>,
 ) -> WhiteCellView {
     let links = cell.counterpart.status().links;
     let first = runs.first().map(|r| r.engine.overview(r.now(elapsed)));
@@ -296,6 +333,7 @@ fn view_of(
             })
             .collect(),
         waiting: cell.counterpart.candidates(),
+        report,
     }
 }
 
@@ -322,6 +360,7 @@ pub async fn white_cell(
     let mut speed = cell.scenario.time_compression;
     let mut runs: Vec<TraineeRun> = Vec::new();
     let mut announced_end = false;
+    let mut shown: Option<ShownReport> = None;
     // Until the facilitator first starts the clock (STARTEX), admitted
     // trainees wait at T+00:00; their runs begin at STARTEX.
     let mut startex = cell.join.is_none();
@@ -383,7 +422,10 @@ pub async fn white_cell(
                 let finished = !runs.is_empty() && runs.iter().all(|r| r.engine.finished(r.now(elapsed)));
                 if finished && !announced_end {
                     announced_end = true;
-                    cell.console.notice(format!("EXERCISE {} finished: the after-action report is written when you quit", cell.scenario.id));
+                    let seq = shown.as_ref().map_or(1, |r| r.seq + 1);
+                    let mut last = publish(&cell, &mut runs, elapsed, true, seq).await;
+                    last.written = format!("EXERCISE {} finished: {}, and again when you quit", cell.scenario.id, last.written);
+                    shown = Some(last);
                 }
             }
             event = events.recv() => {
@@ -476,6 +518,10 @@ pub async fn white_cell(
                             cell.console.notice(format!("white cell: not admitted: {e}"));
                         }
                     }
+                    WhiteCellCommand::Report => {
+                        let seq = shown.as_ref().map_or(1, |r| r.seq + 1);
+                        shown = Some(publish(&cell, &mut runs, elapsed, announced_end, seq).await);
+                    }
                     WhiteCellCommand::Refuse(fingerprint) => {
                         match cp.refuse_join(&fingerprint).await {
                             Ok(station) => cell.console.notice(format!("white cell: {station} refused")),
@@ -486,7 +532,14 @@ pub async fn white_cell(
             }
             _ = stop.changed() => return finish(runs, started.elapsed()),
         }
-        let new = view_of(&cell, &runs, started.elapsed(), paused, speed);
+        let new = view_of(
+            &cell,
+            &runs,
+            started.elapsed(),
+            paused,
+            speed,
+            shown.clone(),
+        );
         facilitator.view.send_if_modified(|v| {
             let changed = new.paused != v.paused
                 || new.speed != v.speed
@@ -494,6 +547,7 @@ pub async fn white_cell(
                 || new.trainees != v.trainees
                 || new.waiting != v.waiting
                 || new.join != v.join
+                || new.report != v.report
                 || new.scenario_time.as_secs() != v.scenario_time.as_secs();
             if changed {
                 *v = new;

@@ -90,6 +90,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     if app.white_cell_open {
         overlays::white_cell(frame, body, app, &theme);
     }
+    if app.report.is_some() {
+        overlays::report(frame, body, app, &theme);
+    }
     if app.help {
         overlays::help(frame, body, app, &theme);
     }

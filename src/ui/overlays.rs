@@ -273,6 +273,37 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// The after-action report, scrolled; its text comes partly from the wire,
+/// so it is shown inert.
+pub fn report(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some((report, scroll)) = &app.report else {
+        return;
+    };
+    let lines: Vec<Line> = report
+        .text
+        .lines()
+        .skip(*scroll)
+        .map(|l| Line::raw(inert(l)))
+        .collect();
+    let total = report.text.lines().count();
+    let title = format!(
+        " AFTER-ACTION REPORT — line {}/{total} — ↑↓ PgUp PgDn scroll, Esc close ",
+        (*scroll + 1).min(total)
+    );
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title)
+                    .border_style(theme.warn()),
+            ),
+        area,
+    );
+}
+
 /// A fingerprint as two rows of eight groups, so that it is never cut off
 /// on a narrow screen: it is what the facilitator compares, group by group.
 fn fingerprint_lines(lead: &str, fingerprint: &str) -> [Line<'static>; 2] {
@@ -367,7 +398,10 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         "p pause/resume · + faster · - slower · s skip next",
         theme.dim(),
     ));
-    lines.push(Line::styled("i ad-hoc inject · Esc close", theme.dim()));
+    lines.push(Line::styled(
+        "i ad-hoc inject · w report so far · Esc close",
+        theme.dim(),
+    ));
     if view.join.is_some() {
         lines.push(Line::styled(
             "↑↓ select a waiting station · a admit · x refuse",
