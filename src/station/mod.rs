@@ -274,6 +274,11 @@ impl Station {
         &self.inner.keys.name
     }
 
+    /// Whether the link to `peer` is up.
+    pub fn link_up(&self, peer: &StationName) -> bool {
+        self.inner.link().is_some_and(|l| l.is_up(peer))
+    }
+
     /// This station's fingerprint, as its card gives it.
     pub fn fingerprint(&self) -> String {
         self.inner.keys.public().fingerprint()

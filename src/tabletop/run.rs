@@ -1,9 +1,15 @@
-//! The live exercise. Two stations are made for the occasion — the trainee's
-//! and the simulated counterpart's — with fresh keys and journals in a
-//! private temporary directory that is removed afterwards. Both speak the
-//! exercise ALPN and flag everything EXERCISE. The counterpart's "white
-//! cell" follows the scenario engine: it sends injects when due, and feeds
-//! receipts, acknowledgements and replies back into the engine.
+//! The live exercise. Stations are made for the occasion, with fresh keys
+//! and journals in a private temporary directory that is removed
+//! afterwards, speaking the exercise ALPN and flagging everything EXERCISE.
+//!
+//! In process ([`start`]), the trainee's station and the simulated
+//! counterpart run side by side. Over the network, the white cell's
+//! counterpart station ([`start_white_cell`]) admits trainee stations that
+//! ask to join ([`start_trainee`] once admitted).
+//!
+//! Either way the [`white_cell`] follows the scenario engine, one engine
+//! per trainee: it sends injects when due, and feeds receipts,
+//! acknowledgements and replies back into the engine.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -299,7 +305,6 @@ fn view_of(
     speed: f64,
     report: Option<ShownReport>,
 ) -> WhiteCellView {
-    let links = cell.counterpart.status().links;
     let first = runs.first().map(|r| r.engine.overview(r.now(elapsed)));
     WhiteCellView {
         scenario: cell.scenario.id.clone(),
@@ -318,7 +323,7 @@ fn view_of(
                     |f: fn(&Outcome) -> bool| scores.iter().filter(|s| f(&s.outcome)).count();
                 TraineeRow {
                     station: r.station.to_string(),
-                    link_up: links.iter().any(|l| l.peer == r.station.as_str() && l.up),
+                    link_up: cell.counterpart.link_up(&r.station),
                     scenario_time: o.scenario_time,
                     delivered: o
                         .injects
