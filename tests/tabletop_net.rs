@@ -329,43 +329,12 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     let (wc, _scratch, addr) = white_cell().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let report_path = tmp.path().join("aar.md");
-    let (commands, commands_rx) = tokio::sync::mpsc::channel(8);
-    let (view_tx, mut view) = tokio::sync::watch::channel(WhiteCellView::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let cell = WhiteCell {
-        counterpart: wc.clone(),
-        console: wc.clone(),
-        scenario: short(),
-        trainees: Vec::new(),
-        join: Some(format!("hotline tabletop --join {addr}")),
-        report: run::Reporter {
-            path: report_path.clone(),
-            render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool| {
-                runs.iter()
-                    .map(|r| {
-                        r.engine.report(
-                            r.ran,
-                            &ReportFacts {
-                                trainee: "op",
-                                date: "today",
-                                source: "test",
-                                actions: &[],
-                                finished,
-                            },
-                        )
-                    })
-                    .collect()
-            }),
-        },
-    };
-    let task = tokio::spawn(run::white_cell(
-        cell,
-        Facilitator {
-            commands: commands_rx,
-            view: view_tx,
-        },
-        stop_rx,
-    ));
+    let Driven {
+        commands,
+        mut view,
+        stop,
+        task,
+    } = drive(&wc, addr, &report_path);
 
     let keys = run::keys("ALPHA").expect("keys");
     let fingerprint = keys.public().fingerprint();
@@ -463,5 +432,166 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         "{scores:?}"
     );
     trainee.shutdown().await;
+    wc.shutdown().await;
+}
+
+/// A white cell's loop running on `wc`, and the facilitator's handles.
+struct Driven {
+    commands: tokio::sync::mpsc::Sender<WhiteCellCommand>,
+    view: tokio::sync::watch::Receiver<WhiteCellView>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<run::TraineeRun>>,
+}
+
+fn drive(wc: &Station, addr: SocketAddr, report_path: &Path) -> Driven {
+    let (commands, commands_rx) = tokio::sync::mpsc::channel(8);
+    let (view_tx, view) = tokio::sync::watch::channel(WhiteCellView::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let cell = WhiteCell {
+        counterpart: wc.clone(),
+        console: wc.clone(),
+        scenario: short(),
+        trainees: Vec::new(),
+        join: Some(format!("hotline tabletop --join {addr}")),
+        report: run::Reporter {
+            path: report_path.to_path_buf(),
+            render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool| {
+                runs.iter()
+                    .map(|r| {
+                        r.engine.report(
+                            r.ran,
+                            &ReportFacts {
+                                trainee: "op",
+                                date: "today",
+                                source: "test",
+                                actions: &[],
+                                finished,
+                            },
+                        )
+                    })
+                    .collect()
+            }),
+        },
+    };
+    let task = tokio::spawn(run::white_cell(
+        cell,
+        Facilitator {
+            commands: commands_rx,
+            view: view_tx,
+        },
+        stop_rx,
+    ));
+    Driven {
+        commands,
+        view,
+        stop,
+        task,
+    }
+}
+
+/// Admits `name` through the facilitator's command and starts its station.
+async fn admitted_trainee(
+    wc: &Station,
+    addr: SocketAddr,
+    commands: &tokio::sync::mpsc::Sender<WhiteCellCommand>,
+    name: &str,
+) -> (Station, run::Scratch) {
+    let keys = run::keys(name).expect("keys");
+    let joining = asked(wc, &keys, addr).await;
+    commands
+        .send(WhiteCellCommand::Admit(keys.public().fingerprint()))
+        .await
+        .expect("send");
+    let white_cell = joining.await.expect("task").expect("admitted");
+    run::start_trainee(keys, &white_cell, addr)
+        .await
+        .expect("starts")
+}
+
+/// Two trainees run the same scenario, each scored on its own: one
+/// answers, one does not. The facilitator's start applies to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trainees_are_driven_together_and_scored_apart() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Driven {
+        commands,
+        view,
+        stop,
+        task,
+    } = drive(&wc, addr, &tmp.path().join("aar.md"));
+    let (alpha, _a) = admitted_trainee(&wc, addr, &commands, "ALPHA").await;
+    let (bravo, _b) = admitted_trainee(&wc, addr, &commands, "BRAVO").await;
+    eventually(Duration::from_secs(10), "both admitted and linked", || {
+        let v = view.borrow();
+        v.trainees.len() == 2 && v.trainees.iter().all(|t| t.link_up)
+    })
+    .await;
+    let mut alpha_events = alpha.subscribe();
+    let mut bravo_events = bravo.subscribe();
+    commands
+        .send(WhiteCellCommand::TogglePause)
+        .await
+        .expect("start");
+    let got = |e: &Event| matches!(e, Event::Received { .. });
+    let Event::Received { id, .. } =
+        wait_event(&mut alpha_events, Duration::from_secs(15), got).await
+    else {
+        unreachable!()
+    };
+    wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
+    alpha.acknowledge(&op(), id).await.expect("ack");
+    let mut reply = general("ALPHA answers");
+    reply.references = vec![id];
+    alpha.release(&op(), "MOSCOW", reply).await.expect("reply");
+    eventually(
+        Duration::from_secs(15),
+        "ALPHA's two expectations met",
+        || {
+            view.borrow()
+                .trainees
+                .iter()
+                .any(|t| t.station == "ALPHA" && t.met == 2)
+        },
+    )
+    .await;
+    let bravo_row = view
+        .borrow()
+        .trainees
+        .iter()
+        .find(|t| t.station == "BRAVO")
+        .cloned()
+        .expect("BRAVO");
+    assert_eq!(
+        (bravo_row.delivered, bravo_row.met),
+        (1, 0),
+        "{bravo_row:?}"
+    );
+
+    stop.send(true).expect("stop");
+    let runs = task.await.expect("white cell");
+    let scored = |name: &str| {
+        let r = runs
+            .iter()
+            .find(|r| r.station.as_str() == name)
+            .expect("run");
+        r.engine.scores(r.ran, true)
+    };
+    assert!(
+        scored("ALPHA")
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Met { .. })),
+        "{:?}",
+        scored("ALPHA")
+    );
+    assert!(
+        scored("BRAVO")
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Missed)),
+        "{:?}",
+        scored("BRAVO")
+    );
+    alpha.shutdown().await;
+    bravo.shutdown().await;
     wc.shutdown().await;
 }
