@@ -568,6 +568,24 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
         "{bravo_row:?}"
     );
 
+    // An ad-hoc message from the facilitator goes to every trainee.
+    commands
+        .send(WhiteCellCommand::Inject(Box::new(general("ad hoc"))))
+        .await
+        .expect("inject");
+    wait_event(&mut alpha_events, Duration::from_secs(15), got).await;
+    wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
+    for trainee in [&alpha, &bravo] {
+        let subjects: Vec<String> = trainee
+            .list(hotline::store::Direction::In)
+            .expect("list")
+            .iter()
+            .filter_map(|row| trainee.open(&row.id).ok())
+            .filter_map(|m| m.fields.get("subject").cloned())
+            .collect();
+        assert!(subjects.iter().any(|s| s == "ad hoc"), "{subjects:?}");
+    }
+
     stop.send(true).expect("stop");
     let runs = task.await.expect("white cell");
     let scored = |name: &str| {
