@@ -406,6 +406,74 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
     ms.shutdown().await;
 }
 
+/// A power loss can leave the receiver's partial file with a tail that
+/// never reached the disk. Resuming into it must not end in a refusal (the
+/// sender never retries those): the damaged partial is dropped and the
+/// attachment fetched again whole. The tampered-chunk test above is the
+/// control: damage in a transfer received whole is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_partial_file_is_fetched_again_not_refused() {
+    const SIZE: usize = 16 << 20;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ws = w.start().await;
+    let ms = m.start().await;
+    let mut wev = ws.subscribe();
+    let mut mev = ms.subscribe();
+    let file = tmp.path().join("imagery.bin");
+    let hash = random_file(&file, SIZE);
+    let (released, _) = ws
+        .release_with_attachments(&op(), "MOSCOW", general("torn"), vec![file])
+        .await
+        .expect("release");
+    let id = released.id;
+    wait_event(&mut mev, Duration::from_secs(30), |e| {
+        matches!(e, Event::AttachmentProgress { id: i, done, total, direction: Direction::In, .. }
+            if *i == id && *done * 4 >= *total && done < total)
+    })
+    .await;
+    let sealed = ms.attachments(&id, Direction::In).expect("rows")[0]
+        .sealed_path
+        .clone();
+    let partial = PathBuf::from(format!("{}.part", data_dir(&ms).join(&sealed).display()));
+    ms.shutdown().await;
+    drop(mev);
+    drop(ms);
+
+    // The last 64 KiB written never made it to the disk: zeros instead.
+    let len = std::fs::metadata(&partial).expect("a partial file").len();
+    assert!(len > 128 * 1024, "enough was received to tear: {len}");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&partial)
+        .expect("open partial");
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(len - 64 * 1024)).expect("seek");
+    f.write_all(&[0u8; 64 * 1024]).expect("tear");
+    f.sync_all().expect("sync");
+    drop(f);
+
+    let ms = restart(&m).await;
+    let mut refused = None;
+    wait_event(&mut wev, Duration::from_secs(60), |e| {
+        if let Event::AttachmentRefused { id: i, reason, .. } = e
+            && *i == id
+        {
+            refused = Some(reason.clone());
+        }
+        refused.is_some() || stored(e, id, 0, Direction::Out)
+    })
+    .await;
+    assert_eq!(refused, None, "a torn partial file ended in a refusal");
+    let got = ms.attachments(&id, Direction::In).expect("rows");
+    assert_eq!(got[0].state, AttachmentState::Receipted);
+    let out = tmp.path().join("export");
+    let (written, _) = ms.export_attachments(&id, out).await.expect("export");
+    assert_eq!(sha256_of(&written[0]), hash, "the whole file, intact");
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
 /// Runs the built `hotline` binary off the async workers.
 async fn hotline_cli(
     args: Vec<std::ffi::OsString>,

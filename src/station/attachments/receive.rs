@@ -240,6 +240,7 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
             partial,
             final_path,
             done: have,
+            resumed: have > 0,
             progress,
             _claim: claim,
         }),
@@ -258,6 +259,8 @@ struct Incoming {
     partial: PathBuf,
     final_path: PathBuf,
     done: u64,
+    /// Whether this transfer appended to bytes kept from an earlier one.
+    resumed: bool,
     progress: Progress,
     _claim: Claim,
 }
@@ -285,6 +288,7 @@ impl AttachmentSink for Incoming {
                 mut file,
                 partial,
                 final_path,
+                resumed,
                 _claim,
                 ..
             } = *self;
@@ -314,9 +318,26 @@ impl AttachmentSink for Incoming {
             };
             match checked {
                 Ok(Ok(())) => {}
+                Ok(Err(detail)) if resumed => {
+                    // The damage may be ours: the tail of the kept bytes can
+                    // be lost in a power cut. Drop them and give no answer,
+                    // so the sender offers again and sends it whole; damage
+                    // in a whole transfer is refused below.
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    tracing::warn!(%id, index, %detail, "a resumed attachment failed its check; fetching it again whole");
+                    audit(
+                        &inner,
+                        "discard",
+                        &format!(
+                            "peer={} id={id} attachment={index} reason=resumed-check-failed",
+                            peer.name
+                        ),
+                    )
+                    .await;
+                    return None;
+                }
                 Ok(Err(detail)) => {
-                    // A damaged file is dropped whole: the next offer starts
-                    // from nothing rather than resuming into bad bytes.
+                    // A damaged file is dropped whole.
                     let _ = tokio::fs::remove_file(&partial).await;
                     audit(
                         &inner,
