@@ -9,17 +9,17 @@
 //! Run with `cargo bench --bench attachments`; `HOTLINE_BENCH_QUICK=1`
 //! sends 32 MiB instead. Prints a table, then one JSON line.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::floor_configs;
 use hotline::domain::Precedence;
 use hotline::station::Event;
 use hotline::store::Direction;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use serde_json::json;
 
 /// How long any one step may take before the run is abandoned.
@@ -50,41 +50,6 @@ fn peak_kib() -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn floor_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("self-signed certificate");
-    let cert_der = cert.cert.der().clone();
-    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let alpn = b"bench/1".to_vec();
-    // The station's own transport settings, so only the protocol differs.
-    let transport = Arc::new(hotline::link::tls::transport(Duration::from_secs(15)));
-    let mut server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key_der)
-        .expect("server certificate");
-    server_tls.alpn_protocols = vec![alpn.clone()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(server_tls).expect("QUIC server config"),
-    ));
-    server.transport_config(transport.clone());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).expect("root");
-    let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client_tls.alpn_protocols = vec![alpn];
-    let mut client = quinn::ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(client_tls).expect("QUIC client config"),
-    ));
-    client.transport_config(transport);
-    (server, client)
 }
 
 /// `size` bytes on one bare quinn stream, read and discarded chunk by chunk

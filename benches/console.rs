@@ -26,12 +26,15 @@
 //! measuring thread (the work, which other load on the machine does not
 //! inflate); the load average at the start is printed with the results.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Summary, round};
 use hotline::config::Deadlines;
 use hotline::console::keymap::Keymap;
 use hotline::console::{App, Effect, Msg, Screen, Setup, update};
@@ -123,34 +126,6 @@ fn main() {
 
 // ---------------------------------------------------------------- statistics
 
-/// Timing summary of one series.
-#[derive(Clone, Copy)]
-struct Summary {
-    n: usize,
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-    max: Duration,
-}
-
-impl Summary {
-    fn of(samples: &[Duration]) -> Summary {
-        assert!(!samples.is_empty(), "no samples");
-        let mut s = samples.to_vec();
-        s.sort_unstable();
-        // Nearest rank.
-        let pick = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
-        let total: Duration = s.iter().sum();
-        Summary {
-            n: s.len(),
-            p50: pick(0.50),
-            p99: pick(0.99),
-            mean: total / s.len() as u32,
-            max: s[s.len() - 1],
-        }
-    }
-}
-
 /// CPU time this thread has used.
 fn thread_cpu() -> Duration {
     let mut t = libc::timespec {
@@ -216,11 +191,6 @@ fn us(d: Duration) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 fn summary_json(s: &Summary) -> Value {

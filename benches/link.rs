@@ -17,6 +17,7 @@
 //! - floor: the same frame sizes as one request and one answer on a bare
 //!   quinn bi stream, sequentially and with the same concurrency.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -27,11 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use common::{Summary, floor_configs, round};
 use hotline::compose::Draft;
 use hotline::domain::{MessageId, Precedence};
 use hotline::station::{Event, Station};
 use hotline::store::Direction;
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
@@ -98,41 +99,8 @@ fn main() {
 
 // ---------------------------------------------------------------- statistics
 
-/// Latency summary of one series.
-#[derive(Clone, Copy)]
-struct Summary {
-    n: usize,
-    p50: Duration,
-    p99: Duration,
-    mean: Duration,
-    max: Duration,
-}
-
-impl Summary {
-    fn of(samples: &[Duration]) -> Summary {
-        assert!(!samples.is_empty(), "no samples");
-        let mut s = samples.to_vec();
-        s.sort_unstable();
-        // Nearest rank.
-        let pick = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
-        let total: Duration = s.iter().sum();
-        Summary {
-            n: s.len(),
-            p50: pick(0.50),
-            p99: pick(0.99),
-            mean: total / s.len() as u32,
-            max: s[s.len() - 1],
-        }
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 // ----------------------------------------------------------- receipt tracking
@@ -585,43 +553,6 @@ struct FloorFigures {
     rate_latency: Summary,
     rate: f64,
     rate_cpu: f64,
-}
-
-fn floor_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("self-signed certificate");
-    let cert_der = cert.cert.der().clone();
-    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let alpn = b"bench/1".to_vec();
-    // The station's own transport settings, so only the protocol differs.
-    let transport = Arc::new(hotline::link::tls::transport(Duration::from_secs(15)));
-
-    let mut server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key_der)
-        .expect("server certificate");
-    server_tls.alpn_protocols = vec![alpn.clone()];
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-        QuicServerConfig::try_from(server_tls).expect("QUIC server config"),
-    ));
-    server.transport_config(transport.clone());
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).expect("root");
-    let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("TLS 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client_tls.alpn_protocols = vec![alpn];
-    let mut client = quinn::ClientConfig::new(Arc::new(
-        QuicClientConfig::try_from(client_tls).expect("QUIC client config"),
-    ));
-    client.transport_config(transport);
-    (server, client)
 }
 
 /// Answers every bi stream with `answer` once the request is read in full.

@@ -1,0 +1,81 @@
+//! What the benchmarks share: the bare-quinn floor they are measured
+//! against, and the timing summary they print.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+
+/// A plain TLS 1.3 QUIC server and client (self-signed, no client
+/// certificates), with the station's own transport settings, so that only
+/// the protocol differs from hotline's link.
+pub fn floor_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("self-signed certificate");
+    let cert_der = cert.cert.der().clone();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let alpn = b"bench/1".to_vec();
+    let transport = Arc::new(hotline::link::tls::transport(Duration::from_secs(15)));
+
+    let mut server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der)
+        .expect("server certificate");
+    server_tls.alpn_protocols = vec![alpn.clone()];
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        QuicServerConfig::try_from(server_tls).expect("QUIC server config"),
+    ));
+    server.transport_config(transport.clone());
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).expect("root");
+    let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_tls.alpn_protocols = vec![alpn];
+    let mut client = quinn::ClientConfig::new(Arc::new(
+        QuicClientConfig::try_from(client_tls).expect("QUIC client config"),
+    ));
+    client.transport_config(transport);
+    (server, client)
+}
+
+/// Timing summary of one series.
+#[derive(Clone, Copy)]
+pub struct Summary {
+    pub n: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub mean: Duration,
+    pub max: Duration,
+}
+
+impl Summary {
+    pub fn of(samples: &[Duration]) -> Summary {
+        assert!(!samples.is_empty(), "no samples");
+        let mut s = samples.to_vec();
+        s.sort_unstable();
+        // Nearest rank.
+        let pick = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        let total: Duration = s.iter().sum();
+        Summary {
+            n: s.len(),
+            p50: pick(0.50),
+            p99: pick(0.99),
+            mean: total / s.len() as u32,
+            max: s[s.len() - 1],
+        }
+    }
+}
+
+/// `x` rounded to `places` decimals.
+pub fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
