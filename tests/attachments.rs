@@ -346,31 +346,63 @@ async fn flash_overtakes_an_attachment_in_flight() {
     ms.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
-    const SIZE: usize = 32 << 20;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
+/// A message with one random `size`-byte attachment from WASHINGTON to
+/// MOSCOW, with MOSCOW stopped once it holds about a tenth of it. Returns
+/// the sites, the sender, its events, the message, the file's SHA-256 and
+/// the receiver's partial file.
+struct Interrupted {
+    m: Site,
+    ws: Station,
+    wev: tokio::sync::broadcast::Receiver<Event>,
+    id: MessageId,
+    hash: String,
+    partial: PathBuf,
+}
+
+async fn interrupted(root: &Path, size: usize) -> Interrupted {
+    let (w, m) = pair(root, FAST_LINK);
     let ws = w.start().await;
     let ms = m.start().await;
-    let mut wev = ws.subscribe();
+    let wev = ws.subscribe();
     let mut mev = ms.subscribe();
-    let file = tmp.path().join("imagery.bin");
-    let hash = random_file(&file, SIZE);
+    let file = root.join("imagery.bin");
+    let hash = random_file(&file, size);
     let (released, _) = ws
         .release_with_attachments(&op(), "MOSCOW", general("resume"), vec![file])
         .await
         .expect("release");
     let id = released.id;
-    // Cut the receiver off part way through.
     wait_event(&mut mev, Duration::from_secs(30), |e| {
         matches!(e, Event::AttachmentProgress { id: i, done, total, direction: Direction::In, .. }
             if *i == id && *done * 10 >= *total && done < total)
     })
     .await;
+    let sealed = ms.attachments(&id, Direction::In).expect("rows")[0]
+        .sealed_path
+        .clone();
+    let partial = PathBuf::from(format!("{}.part", data_dir(&ms).join(&sealed).display()));
     ms.shutdown().await;
-    drop(mev);
-    drop(ms);
+    Interrupted {
+        m,
+        ws,
+        wev,
+        id,
+        hash,
+        partial,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Interrupted {
+        m,
+        ws,
+        mut wev,
+        id,
+        hash,
+        ..
+    } = interrupted(tmp.path(), 32 << 20).await;
     let rows = ws.attachments(&id, Direction::Out).expect("rows");
     assert_eq!(
         rows[0].state,
@@ -413,32 +445,15 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
 /// control: damage in a transfer received whole is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_partial_file_is_fetched_again_not_refused() {
-    const SIZE: usize = 16 << 20;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ws = w.start().await;
-    let ms = m.start().await;
-    let mut wev = ws.subscribe();
-    let mut mev = ms.subscribe();
-    let file = tmp.path().join("imagery.bin");
-    let hash = random_file(&file, SIZE);
-    let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("torn"), vec![file])
-        .await
-        .expect("release");
-    let id = released.id;
-    wait_event(&mut mev, Duration::from_secs(30), |e| {
-        matches!(e, Event::AttachmentProgress { id: i, done, total, direction: Direction::In, .. }
-            if *i == id && *done * 4 >= *total && done < total)
-    })
-    .await;
-    let sealed = ms.attachments(&id, Direction::In).expect("rows")[0]
-        .sealed_path
-        .clone();
-    let partial = PathBuf::from(format!("{}.part", data_dir(&ms).join(&sealed).display()));
-    ms.shutdown().await;
-    drop(mev);
-    drop(ms);
+    let Interrupted {
+        m,
+        ws,
+        mut wev,
+        id,
+        hash,
+        partial,
+    } = interrupted(tmp.path(), 16 << 20).await;
 
     // The last 64 KiB written never made it to the disk: zeros instead.
     let len = std::fs::metadata(&partial).expect("a partial file").len();
