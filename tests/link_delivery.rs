@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotline::domain::{MessageId, Precedence};
-use hotline::link::PathKind;
+use hotline::link::{DIAL_TIMEOUT, PathKind, PeerLinkStatus};
 use hotline::station::{Event, Options, Station};
 use hotline::store::{Direction, Journal};
 use support::*;
@@ -192,6 +192,14 @@ impl Recorder {
         self.lagged.load(Ordering::SeqCst)
     }
 
+    fn any(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        assert!(
+            !self.lagged(),
+            "the event recorder lagged; its record is incomplete"
+        );
+        self.events.lock().expect("events").iter().any(pred)
+    }
+
     /// Ids of `Received` events, in arrival order, one per event.
     fn received_ids(&self) -> Vec<MessageId> {
         self.events
@@ -280,17 +288,18 @@ fn custom_pair(
     w_to_m: (Option<SocketAddr>, Option<SocketAddr>),
     m_to_w: (Option<SocketAddr>, Option<SocketAddr>),
     ma: SocketAddr,
+    link: &str,
 ) -> (Site, Site) {
     let wa = free_addr();
-    let w0 = Site::create(root, "WASHINGTON", "en", wa, &[], FAST_LINK);
-    let m0 = Site::create(root, "MOSCOW", "ru", ma, &[], FAST_LINK);
+    let w0 = Site::create(root, "WASHINGTON", "en", wa, &[], link);
+    let m0 = Site::create(root, "MOSCOW", "ru", ma, &[], link);
     let w = Site::create(
         root,
         "WASHINGTON",
         "en",
         wa,
         &[m0.entry(w_to_m.0, w_to_m.1)],
-        FAST_LINK,
+        link,
     );
     let m = Site::create(
         root,
@@ -298,7 +307,7 @@ fn custom_pair(
         "ru",
         ma,
         &[w0.entry(m_to_w.0, m_to_w.1)],
-        FAST_LINK,
+        link,
     );
     (w, m)
 }
@@ -585,6 +594,17 @@ struct Proxy {
     task: JoinHandle<()>,
 }
 
+impl Proxy {
+    fn forwarded(&self) -> u64 {
+        self.stats.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Datagrams dropped by the partition.
+    fn dropped(&self) -> u64 {
+        self.stats.partitioned.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
@@ -673,7 +693,13 @@ async fn lossy_path_with_partition_delivers_exactly_once() {
     let proxy = start_proxy(ma, 200, 50, 0x9E37_79B9_7F4A_7C15).await;
     // All traffic flows through WASHINGTON's dial via the proxy: MOSCOW has
     // no address to dial WASHINGTON at.
-    let (w, m) = custom_pair(tmp.path(), (Some(proxy.addr), None), (None, None), ma);
+    let (w, m) = custom_pair(
+        tmp.path(),
+        (Some(proxy.addr), None),
+        (None, None),
+        ma,
+        FAST_LINK,
+    );
     let ms = m.start().await;
     let events = Recorder::new(&ms);
     let ws = w.start().await;
@@ -917,7 +943,13 @@ async fn deliver_one_and_report_path(
     ma: SocketAddr,
     root: &Path,
 ) -> (Vec<Event>, Option<PathKind>) {
-    let (w, m) = custom_pair(root, (Some(primary), Some(backup)), (None, None), ma);
+    let (w, m) = custom_pair(
+        root,
+        (Some(primary), Some(backup)),
+        (None, None),
+        ma,
+        FAST_LINK,
+    );
     let ms = m.start().await;
     let ws = w.start().await;
     let wev = Recorder::new(&ws);
@@ -1002,4 +1034,336 @@ async fn live_primary_is_used_without_failover() {
         Some(PathKind::Primary),
         "status shows the primary path"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Return to the primary
+// ---------------------------------------------------------------------------
+//
+// WASHINGTON dials MOSCOW with the primary a UDP proxy in front of MOSCOW
+// and the backup MOSCOW's own address. With the proxy partitioned it fails
+// over to the backup; there it probes the primary every `[link]
+// test_interval` and, once the proxy forwards again, goes back to it. The
+// control keeps the proxy partitioned as long and sees it stay.
+
+/// `[link]` lines for these tests: the primary is probed every 2 s (the
+/// probe interval is the link test interval; whole seconds are the finest
+/// the config takes).
+const PROBING_LINK: &str =
+    "test_interval = \"2s\"\nflash_receipt_alarm = \"5s\"\nretry_window = \"5s\"\n";
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long the primary may take to be taken back once it answers: a probe
+/// that started just before the partition lifted may still time out, then
+/// one more probe interval and a handshake. The control waits as long.
+const RETURN_LIMIT: Duration = Duration::from_secs(8);
+const _: () =
+    assert!(RETURN_LIMIT.as_secs() > 2 * PROBE_INTERVAL.as_secs() + DIAL_TIMEOUT.as_secs());
+
+fn is_link_up(e: &Event, want: PathKind) -> bool {
+    matches!(e, Event::LinkUp { peer, path, .. } if peer == "MOSCOW" && *path == want)
+}
+
+fn link_to(station: &Station, peer: &str) -> PeerLinkStatus {
+    station
+        .status()
+        .links
+        .into_iter()
+        .find(|l| l.peer == peer)
+        .unwrap_or_else(|| panic!("no link status for {peer}"))
+}
+
+fn health_state(station: &Station, peer: &str) -> String {
+    station
+        .status()
+        .health
+        .get(peer)
+        .map(|h| h.state.clone())
+        .unwrap_or_default()
+}
+
+/// Releases one message to MOSCOW and waits for its receipt; checks MOSCOW
+/// stored it.
+async fn deliver_one(ws: &Station, ms: &Station, wrec: &Recorder, subject: &str) -> MessageId {
+    let (released, _) = ws
+        .release(&op(), "MOSCOW", general(subject))
+        .await
+        .expect("release");
+    let id = released.id;
+    eventually(
+        Duration::from_secs(10),
+        &format!("the receipt for {subject:?}"),
+        || {
+            wrec.any(
+                |e| matches!(e, Event::Receipt { id: i, peer } if *i == id && peer == "MOSCOW"),
+            )
+        },
+    )
+    .await;
+    let inbox: Vec<MessageId> = ms
+        .list(Direction::In)
+        .expect("inbox")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(
+        inbox.contains(&id),
+        "MOSCOW did not store {subject:?}: {inbox:?}"
+    );
+    id
+}
+
+/// Both stations running, the proxy (WASHINGTON's primary) partitioned,
+/// WASHINGTON failed over to the backup, one message delivered over it,
+/// and at least one probe of the primary seen to fail.
+struct OnBackup {
+    proxy: Proxy,
+    ma: SocketAddr,
+    ws: Station,
+    ms: Station,
+    wrec: Recorder,
+    // Dropped last: the stations' files live here.
+    _tmp: tempfile::TempDir,
+}
+
+async fn on_the_backup() -> OnBackup {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ma = free_addr();
+    let proxy = start_proxy(ma, 0, 0, 0x5EED).await;
+    proxy.partitioned.store(true, Ordering::SeqCst);
+    let (w, m) = custom_pair(
+        tmp.path(),
+        (Some(proxy.addr), Some(ma)),
+        (None, None),
+        ma,
+        PROBING_LINK,
+    );
+    let ms = m.start().await;
+    let ws = w.start().await;
+    let wrec = Recorder::new(&ws);
+
+    // The primary dial times out (DIAL_TIMEOUT), then the backup answers.
+    eventually(
+        DIAL_TIMEOUT + Duration::from_secs(10),
+        "LinkUp to MOSCOW over the backup",
+        || wrec.any(|e| is_link_up(e, PathKind::Backup)),
+    )
+    .await;
+    let events = wrec.events();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::FailedOver { peer, path: PathKind::Backup } if peer == "MOSCOW")
+        ),
+        "no FailedOver to the backup: {events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| is_link_up(e, PathKind::Primary)),
+        "LinkUp over a partitioned primary: {events:?}"
+    );
+    let link = link_to(&ws, "MOSCOW");
+    assert!(link.up, "the link to MOSCOW is up: {link:?}");
+    assert_eq!(link.path, Some(PathKind::Backup), "status: {link:?}");
+    assert_eq!(link.remote, Some(ma), "on the backup address: {link:?}");
+    assert_eq!(
+        health_state(&ws, "MOSCOW"),
+        "degraded",
+        "on the backup path MOSCOW's health is degraded"
+    );
+
+    deliver_one(&ws, &ms, &wrec, "over the backup").await;
+
+    // WASHINGTON is probing the primary, and the partition makes it fail.
+    eventually(
+        PROBE_INTERVAL + DIAL_TIMEOUT + Duration::from_secs(3),
+        "a failed probe of the primary",
+        || {
+            link_to(&ws, "MOSCOW")
+                .probes
+                .contains(&(PathKind::Primary, None))
+        },
+    )
+    .await;
+    assert_eq!(
+        proxy.forwarded(),
+        0,
+        "the partitioned proxy forwarded something"
+    );
+    assert!(
+        proxy.dropped() > 0,
+        "no dial of the primary reached the proxy"
+    );
+    assert_eq!(
+        link_to(&ws, "MOSCOW").path,
+        Some(PathKind::Backup),
+        "still on the backup"
+    );
+    OnBackup {
+        proxy,
+        ma,
+        ws,
+        ms,
+        wrec,
+        _tmp: tmp,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returns_to_the_primary_once_it_answers_again() {
+    let started = Instant::now();
+    let OnBackup {
+        proxy,
+        ma: _,
+        ws,
+        ms,
+        wrec,
+        _tmp,
+    } = on_the_backup().await;
+    let on_backup_at = started.elapsed();
+    let events_before = wrec.events().len();
+
+    proxy.partitioned.store(false, Ordering::SeqCst);
+    let healed = Instant::now();
+    eventually(RETURN_LIMIT, "LinkUp to MOSCOW over the primary", || {
+        wrec.any(|e| is_link_up(e, PathKind::Primary))
+    })
+    .await;
+    let returned_in = healed.elapsed();
+
+    let link = link_to(&ws, "MOSCOW");
+    assert!(link.up, "the link to MOSCOW is up: {link:?}");
+    assert_eq!(link.path, Some(PathKind::Primary), "status: {link:?}");
+    assert_eq!(
+        link.remote,
+        Some(proxy.addr),
+        "on the primary (the proxy): {link:?}"
+    );
+    assert!(
+        link.probes
+            .iter()
+            .any(|(p, rtt)| *p == PathKind::Primary && rtt.is_some()),
+        "the successful probe of the primary is recorded: {link:?}"
+    );
+    // MOSCOW keeps one connection to WASHINGTON: the one through the proxy
+    // (the backup connection was replaced).
+    eventually(
+        Duration::from_secs(5),
+        "MOSCOW's connection to WASHINGTON coming through the proxy",
+        || link_to(&ms, "WASHINGTON").remote == Some(proxy.addr),
+    )
+    .await;
+    let wrec_since: Vec<Event> = wrec.events().split_off(events_before);
+    assert!(
+        !wrec_since
+            .iter()
+            .any(|e| matches!(e, Event::LinkDown { .. } | Event::FailedOver { .. })),
+        "the return to the primary took the link down: {wrec_since:?}"
+    );
+
+    // A message released now travels through the proxy.
+    let forwarded_before = proxy.forwarded();
+    deliver_one(&ws, &ms, &wrec, "over the primary again").await;
+    let forwarded_for_message = proxy.forwarded() - forwarded_before;
+    assert!(
+        forwarded_for_message > 0,
+        "the message did not pass the proxy"
+    );
+    let link = link_to(&ws, "MOSCOW");
+    assert_eq!(
+        (link.path, link.remote),
+        (Some(PathKind::Primary), Some(proxy.addr)),
+        "still on the primary after the delivery: {link:?}"
+    );
+    // The next link test over the primary clears the degraded state.
+    eventually(
+        PROBE_INTERVAL + Duration::from_secs(5),
+        "MOSCOW's health 'up'",
+        || health_state(&ws, "MOSCOW") == "up",
+    )
+    .await;
+
+    // Losing the primary again is a new failover, announced as the first was.
+    let failovers = |rec: &Recorder| {
+        rec.events()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::FailedOver {
+                        path: PathKind::Backup,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(failovers(&wrec), 1);
+    proxy.partitioned.store(true, Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(40),
+        "a second FailedOver once the primary is silent again",
+        || failovers(&wrec) == 2,
+    )
+    .await;
+    assert_eq!(link_to(&ws, "MOSCOW").path, Some(PathKind::Backup));
+
+    ws.shutdown().await;
+    ms.shutdown().await;
+    eprintln!(
+        "failback: on the backup after {on_backup_at:?}, back on the primary {returned_in:?} \
+         after the partition lifted, message crossed in {forwarded_for_message} datagrams; \
+         took {:?}",
+        started.elapsed()
+    );
+}
+
+/// CONTROL: with the primary kept partitioned for as long as the return may
+/// take, WASHINGTON stays on the backup (and keeps probing the primary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stays_on_the_backup_while_the_primary_is_silent() {
+    let started = Instant::now();
+    let OnBackup {
+        proxy,
+        ma,
+        ws,
+        ms,
+        wrec,
+        _tmp,
+    } = on_the_backup().await;
+    let dropped_before = proxy.dropped();
+
+    tokio::time::sleep(RETURN_LIMIT).await;
+
+    let events = wrec.events();
+    assert!(
+        !events.iter().any(|e| is_link_up(e, PathKind::Primary)),
+        "LinkUp over a partitioned primary: {events:?}"
+    );
+    let link = link_to(&ws, "MOSCOW");
+    assert!(link.up, "the link to MOSCOW is up: {link:?}");
+    assert_eq!(
+        (link.path, link.remote),
+        (Some(PathKind::Backup), Some(ma)),
+        "still on the backup: {link:?}"
+    );
+    assert!(
+        proxy.dropped() > dropped_before,
+        "the primary was not probed during the wait"
+    );
+    assert_eq!(proxy.forwarded(), 0, "the partitioned proxy forwarded");
+
+    deliver_one(&ws, &ms, &wrec, "still over the backup").await;
+    assert_eq!(
+        link_to(&ws, "MOSCOW").path,
+        Some(PathKind::Backup),
+        "still on the backup after the delivery"
+    );
+    assert_eq!(
+        proxy.forwarded(),
+        0,
+        "the message went through the partitioned proxy"
+    );
+
+    ws.shutdown().await;
+    ms.shutdown().await;
+    eprintln!("failback control: took {:?}", started.elapsed());
 }

@@ -283,9 +283,26 @@ pub async fn maintain(shared: Arc<Shared>, name: StationName) {
                     }
                 }
                 () = tokio::time::sleep(shared.settings.probe_interval) => {
-                    probe(&shared, entry, path).await;
+                    // A probe is not cut short when the connection in use
+                    // closes: the peer closes it on purpose once the probe
+                    // to the primary replaces it. Its loss is seen on the
+                    // next turn, at most a probe's dial later.
+                    tokio::select! {
+                        () = probe(&shared, entry, path) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
                 _ = stop.changed() => return,
+            }
+            // A probe may have brought the traffic back to the primary: a
+            // later loss of it is a new failover.
+            if entry
+                .slot()
+                .live
+                .as_ref()
+                .is_some_and(|l| l.path == PathKind::Primary)
+            {
+                was_on_primary = true;
             }
             continue;
         }
