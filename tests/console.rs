@@ -1955,3 +1955,46 @@ fn the_report_opens_once_per_request_scrolls_and_closes() {
     ctrl(&mut app, 'l');
     assert!(app.report.is_none() && !app.white_cell_open);
 }
+
+#[test]
+fn a_long_waiting_list_shows_the_selection_and_says_how_many_wait() {
+    let mut s = setup();
+    s.exercise_mode = true;
+    s.keymap = Keymap::default().with_white_cell();
+    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let mut view = white_cell_view();
+    view.waiting = (1..=5)
+        .map(|i| {
+            candidate(
+                &format!("TRAINEE-{i}"),
+                &format!("{i}{i}{i}{i} 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
+            )
+        })
+        .collect();
+    view.injects = vec![("ping".into(), Duration::from_secs(3), "pending".into())];
+    update(&mut app, Msg::WhiteCell(view.clone()));
+    press(&mut app, KeyCode::F(9));
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Down);
+    }
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("▶ TRAINEE-4"), "{shown}");
+    assert!(shown.contains("TRAINEE-3"), "{shown}");
+    assert!(!shown.contains("TRAINEE-1"), "{shown}");
+    assert!(shown.contains("5 waiting in all"), "{shown}");
+    assert!(
+        shown.contains("4444 2222 3333 4444 5555 6666 7777 8888"),
+        "the selected station's fingerprint is whole on screen:\n{shown}"
+    );
+    // One trainee: its injects are listed; two: they are not (whose would they be?).
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("ping"), "{shown}");
+    view.trainees.push(hotline::console::TraineeRow {
+        station: "DELTA".into(),
+        ..view.trainees[0].clone()
+    });
+    update(&mut app, Msg::WhiteCell(view));
+    let shown = screen(&app, 120, 40);
+    assert!(!shown.contains("ping"), "{shown}");
+    assert!(shown.contains("DELTA"), "{shown}");
+}

@@ -304,6 +304,9 @@ pub fn report(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// Waiting stations the facilitator's panel shows at once.
+const WAITING_SHOWN: usize = 2;
+
 /// A fingerprint as two rows of eight groups, so that it is never cut off
 /// on a narrow screen: it is what the facilitator compares, group by group.
 fn fingerprint_lines(lead: &str, fingerprint: &str) -> [Line<'static>; 2] {
@@ -351,7 +354,12 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             "Waiting to join — admit only a fingerprint the trainee reads to you:",
             theme.warn(),
         ));
-        for (i, c) in waiting.iter().enumerate() {
+        // A few at a time, around the selection: each takes three rows.
+        let first = app
+            .white_cell_pick
+            .saturating_sub(WAITING_SHOWN - 1)
+            .min(waiting.len().saturating_sub(WAITING_SHOWN));
+        for (i, c) in waiting.iter().enumerate().skip(first).take(WAITING_SHOWN) {
             let mark = if i == app.white_cell_pick { "▶" } else { " " };
             lines.push(Line::raw(format!(
                 "{mark} {:<16} from {}, asked {}",
@@ -360,6 +368,12 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 inert(&c.asked)
             )));
             lines.extend(fingerprint_lines("    ", &c.fingerprint));
+        }
+        if waiting.len() > WAITING_SHOWN {
+            lines.push(Line::styled(
+                format!("  {} waiting in all; ↑↓ to see the others", waiting.len()),
+                theme.dim(),
+            ));
         }
         lines.push(Line::raw(""));
     }
@@ -384,7 +398,13 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         }
         lines.push(Line::raw(""));
     }
-    for (id, at, state) in &view.injects {
+    // Each inject's state is one trainee's: shown when there is one.
+    let injects = if view.trainees.len() > 1 {
+        &[][..]
+    } else {
+        &view.injects[..]
+    };
+    for (id, at, state) in injects {
         lines.push(Line::raw(format!(
             "  T+{:02}:{:02}  {:<24} {}",
             at.as_secs() / 60,
