@@ -613,3 +613,25 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
     bravo.shutdown().await;
     wc.shutdown().await;
 }
+
+/// A trainee that gives up (stops asking) is forgotten, so the facilitator
+/// cannot admit a station nobody runs; one still asking stays (control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_that_stops_asking_is_forgotten() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let gone = run::keys("ALPHA").expect("keys");
+    let still = run::keys("BRAVO").expect("keys");
+    let gone_task = asked(&wc, &gone, addr).await;
+    let still_task = asked(&wc, &still, addr).await;
+    gone_task.abort();
+    tokio::time::sleep(admission::JOIN_STALE + Duration::from_millis(1500)).await;
+    let names: Vec<String> = wc.candidates().into_iter().map(|c| c.station).collect();
+    assert_eq!(names, vec!["BRAVO".to_string()], "ALPHA gave up");
+    let refused = wc.admit(&gone.public().fingerprint()).await;
+    assert!(refused.is_err(), "admitted a station that gave up");
+    wc.admit(&still.public().fingerprint())
+        .await
+        .expect("the one still asking is admitted");
+    still_task.await.expect("task").expect("admitted");
+    wc.shutdown().await;
+}

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
@@ -33,6 +33,8 @@ use crate::wire::{ALPN_EXERCISE, Frame, FrameKind};
 pub const MAX_CANDIDATES: usize = 64;
 /// How often a waiting trainee asks again.
 pub const JOIN_POLL: Duration = Duration::from_secs(1);
+/// A waiting station that has not asked again for this long gave up.
+pub const JOIN_STALE: Duration = Duration::from_secs(5);
 
 /// Where a request to join stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,9 +80,19 @@ pub struct Candidate {
     pub state: JoinState,
 }
 
-/// The requests to join this station has seen, by fingerprint.
+/// The requests to join this station has seen, by fingerprint, with when
+/// each last asked.
 #[derive(Default)]
-pub(crate) struct Candidates(HashMap<String, (Candidate, PeerKeys)>);
+pub(crate) struct Candidates(HashMap<String, (Candidate, PeerKeys, Instant)>);
+
+impl Candidates {
+    /// Forgets the waiting stations that stopped asking (the trainee gave
+    /// up): admitting one would add a peer nobody runs.
+    fn prune(&mut self) {
+        self.0
+            .retain(|_, (c, _, last)| c.state != JoinState::Pending || last.elapsed() < JOIN_STALE);
+    }
+}
 
 fn card_of(keys: &StationKeys) -> String {
     StationCard::from_keys(&keys.public(), Vec::new(), None).to_toml()
@@ -174,13 +186,15 @@ fn consider(
         ));
     }
     let mut candidates = inner.candidates();
-    if let Some((known, _)) = candidates.0.get(&fingerprint) {
+    candidates.prune();
+    if let Some((known, _, last)) = candidates.0.get_mut(&fingerprint) {
+        *last = Instant::now();
         return Ok((fingerprint, known.state.clone()));
     }
     let waiting = candidates
         .0
         .values()
-        .filter(|(c, _)| c.state == JoinState::Pending)
+        .filter(|(c, _, _)| c.state == JoinState::Pending)
         .count();
     if waiting >= MAX_CANDIDATES {
         return Err(refuse(
@@ -195,9 +209,10 @@ fn consider(
         asked: Timestamp::now().strftime("%H:%M:%SZ").to_string(),
         state: JoinState::Pending,
     };
-    candidates
-        .0
-        .insert(fingerprint.clone(), (candidate.clone(), keys));
+    candidates.0.insert(
+        fingerprint.clone(),
+        (candidate.clone(), keys, Instant::now()),
+    );
     drop(candidates);
     tracing::info!(station = %candidate.station, %fingerprint, %remote, "a station asks to join");
     inner.emit(Event::JoinRequested {
@@ -219,13 +234,9 @@ impl Inner {
 impl Station {
     /// The stations that asked to join, oldest first.
     pub fn candidates(&self) -> Vec<Candidate> {
-        let mut all: Vec<Candidate> = self
-            .inner
-            .candidates()
-            .0
-            .values()
-            .map(|(c, _)| c.clone())
-            .collect();
+        let mut candidates = self.inner.candidates();
+        candidates.prune();
+        let mut all: Vec<Candidate> = candidates.0.values().map(|(c, _, _)| c.clone()).collect();
         all.sort_by(|a, b| a.asked.cmp(&b.asked).then(a.station.cmp(&b.station)));
         all
     }
@@ -287,19 +298,22 @@ impl Station {
     }
 
     fn pending(&self, fingerprint: &str) -> Result<PeerKeys, StationError> {
-        let candidates = self.inner.candidates();
+        let mut candidates = self.inner.candidates();
+        candidates.prune();
         match candidates
             .0
             .iter()
             .find(|(f, _)| same_fingerprint(f, fingerprint))
         {
-            Some((_, (c, keys))) if c.state == JoinState::Pending => Ok(keys.clone()),
-            Some((_, (c, _))) => Err(StationError::Refused(format!(
+            Some((_, (c, keys, _))) if c.state == JoinState::Pending => Ok(keys.clone()),
+            Some((_, (c, _, _))) => Err(StationError::Refused(format!(
                 "{} is no longer waiting ({:?})",
                 c.station, c.state
             ))),
             None => Err(StationError::Refused(format!(
-                "no station with fingerprint {fingerprint} asked to join"
+                "no station with fingerprint {fingerprint} is asking to join (one that stops \
+                 asking for {} s is forgotten)",
+                JOIN_STALE.as_secs()
             ))),
         }
     }
@@ -312,7 +326,7 @@ impl Station {
         };
         {
             let mut candidates = self.inner.candidates();
-            if let Some((c, _)) = candidates
+            if let Some((c, _, _)) = candidates
                 .0
                 .iter_mut()
                 .find(|(f, _)| same_fingerprint(f, fingerprint))
