@@ -1734,6 +1734,13 @@ fn candidate(station: &str, fingerprint: &str) -> hotline::station::admission::C
     }
 }
 
+/// A tabletop console with the facilitator's keys, on duty.
+fn facilitator(mut s: Setup) -> App {
+    s.exercise_mode = true;
+    s.keymap = Keymap::default().with_white_cell();
+    on_duty(s, Vec::new(), Vec::new())
+}
+
 fn white_cell_view() -> hotline::console::WhiteCellView {
     hotline::console::WhiteCellView {
         scenario: "intro".into(),
@@ -1764,10 +1771,7 @@ fn white_cell_view() -> hotline::console::WhiteCellView {
 
 #[test]
 fn the_facilitator_admits_the_selected_waiting_station_by_fingerprint() {
-    let mut s = setup();
-    s.exercise_mode = true;
-    s.keymap = Keymap::default().with_white_cell();
-    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let mut app = facilitator(setup());
     update(&mut app, Msg::WhiteCell(white_cell_view()));
     press(&mut app, KeyCode::F(9));
     assert!(app.white_cell_open);
@@ -1840,9 +1844,7 @@ fn the_facilitator_admits_the_selected_waiting_station_by_fingerprint() {
 fn a_join_request_rings_and_an_admitted_trainee_becomes_a_peer() {
     let mut s = setup();
     s.peers.clear();
-    s.exercise_mode = true;
-    s.keymap = Keymap::default().with_white_cell();
-    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let mut app = facilitator(s);
     let effects = update(
         &mut app,
         Msg::Station(hotline::station::Event::JoinRequested {
@@ -1883,10 +1885,7 @@ fn a_join_request_rings_and_an_admitted_trainee_becomes_a_peer() {
 
 #[test]
 fn the_report_opens_once_per_request_scrolls_and_closes() {
-    let mut s = setup();
-    s.exercise_mode = true;
-    s.keymap = Keymap::default().with_white_cell();
-    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let mut app = facilitator(setup());
     update(&mut app, Msg::WhiteCell(white_cell_view()));
     press(&mut app, KeyCode::F(9));
     let effects = press(&mut app, KeyCode::Char('w'));
@@ -1958,10 +1957,7 @@ fn the_report_opens_once_per_request_scrolls_and_closes() {
 
 #[test]
 fn a_long_waiting_list_shows_the_selection_and_says_how_many_wait() {
-    let mut s = setup();
-    s.exercise_mode = true;
-    s.keymap = Keymap::default().with_white_cell();
-    let mut app = on_duty(s, Vec::new(), Vec::new());
+    let mut app = facilitator(setup());
     let mut view = white_cell_view();
     view.waiting = (1..=5)
         .map(|i| {

@@ -193,3 +193,19 @@ pub async fn eventually(limit: Duration, what: &str, mut pred: impl FnMut() -> b
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Checks an after-action report of `tests/fixtures/short.toml` in which
+/// both expectations of its one inject were met.
+pub fn assert_short_report_met(text: &str) {
+    assert!(text.contains("# After-action report: "), "{text}");
+    assert!(text.contains("EXERCISE"), "{text}");
+    assert!(
+        text.contains("| `ping` | acknowledge | within 20s | MET |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| `ping` | reply with `general` | within 25s | MET |"),
+        "{text}"
+    );
+    assert_eq!(text.matches("| MET |").count(), 2, "{text}");
+}
