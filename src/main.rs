@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match hotline::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hotline: {e:#}");
+            eprintln!("hotline: {}", hotline::cli::describe(&e));
             ExitCode::from(1)
         }
     }

@@ -1068,3 +1068,23 @@ fn audit_verify_without_a_journal_is_a_clear_error() {
         .fails("audit verify before any journal");
     assert!(out.stderr.contains("journal.sqlite"), "{}", out.stderr);
 }
+
+/// An error's cause is printed once, however many layers carry it.
+#[test]
+fn a_busy_port_is_reported_once_with_the_address() {
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr");
+    let out = run(hotline().args(["tabletop", "--control", "--listen", &addr.to_string()]))
+        .fails("a white cell on a busy port");
+    assert!(
+        out.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("Address already in use").count(),
+        1,
+        "the cause once:\n{}",
+        out.stderr
+    );
+}

@@ -90,6 +90,20 @@ pub enum Command {
     },
 }
 
+/// An error and its causes on one line, each cause once: many errors
+/// already say their cause, and the chain would say it again.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 /// Runs one command. Errors are for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = Config::locate(cli.config.as_deref());
