@@ -337,9 +337,30 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     let end = b.wait_for("JOIN-EXITED-0", Duration::from_secs(20));
     assert!(end.contains("Admitted by MOSCOW"), "{end}");
     assert!(
-        end.contains("The facilitator's white cell writes the after-action report"),
+        end.contains("The facilitator's white cell writes the scored after-action report"),
         "{end}"
     );
+    // The trainee's own record, from its own audit log.
+    let name = end
+        .split("Your station's record: ")
+        .nth(1)
+        .and_then(|rest| rest.split(". The facilitator").next())
+        .unwrap_or_else(|| panic!("no record named:\n{end}"));
+    assert!(name.starts_with("trainee-ALPHA-"), "{name}");
+    let record = std::fs::read_to_string(dir.path().join(name)).expect("the trainee's record");
+    assert!(record.contains("# Trainee record: ALPHA"), "{record}");
+    assert!(record.contains("EXERCISE"), "{record}");
+    assert!(
+        record.contains("received IMMEDIATE general") && record.contains("acknowledged by bravo"),
+        "{record}"
+    );
+    assert!(record.contains("sent ROUTINE general"), "{record}");
+    let actions = record
+        .split("## Operator actions (from this station's audit log)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no actions:\n{record}"));
+    assert!(actions.contains("bravo login"), "{record}");
+    assert!(actions.contains("bravo acknowledge"), "{record}");
 }
 
 /// Waits for `child` to exit, at most `limit`.

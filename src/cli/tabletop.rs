@@ -38,8 +38,9 @@ pub struct TabletopArgs {
     /// List the built-in scenarios and exit
     #[arg(long)]
     pub list: bool,
-    /// Where to write the after-action report [default: after-action-SCENARIO-DATE.md]
-    #[arg(long, value_name = "PATH", conflicts_with = "join")]
+    /// Where to write the after-action report [default: after-action-SCENARIO-DATE.md;
+    /// a trainee that joins writes its own record, default trainee-STATION-DATE.md]
+    #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
     /// Run the scenario's timeline this many times faster (overrides its time compression)
     #[arg(long, value_name = "FACTOR", conflicts_with = "join")]
@@ -98,7 +99,12 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if let (Some(addr), Some(pin)) = (&args.join, &args.pin) {
-        return runtime.block_on(join(addr, pin, args.station.as_deref()));
+        return runtime.block_on(join(
+            addr,
+            pin,
+            args.station.as_deref(),
+            args.report.clone(),
+        ));
     }
     let mut scenario = choose(&args)?;
     if let Some(speed) = args.speed {
@@ -367,7 +373,12 @@ async fn control(
 
 /// `--join ADDR --pin FP`: asks the white cell to admit a fresh trainee
 /// station, then runs its console against the white cell.
-async fn join(addr: &str, pin: &str, station: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn join(
+    addr: &str,
+    pin: &str,
+    station: Option<&str>,
+    report: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let addr = addr
         .to_socket_addrs()
         .with_context(|| format!("--join {addr}: not a host:port (for example 192.0.2.7:7471)"))?
@@ -402,9 +413,17 @@ async fn join(addr: &str, pin: &str, station: Option<&str>) -> anyhow::Result<Ex
         vec![(white_cell.name.to_string(), "Europe/Moscow".into())],
         false,
     );
+    let started = Timestamp::now();
     let console = crate::term::run(crate::term::Backend::Local(trainee.clone()), setup, None).await;
+    let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let record = run::trainee_record(&trainee, &white_cell, addr, started, &date);
     trainee.shutdown().await;
     console.context("the terminal")?;
-    println!("Exercise over. The facilitator's white cell writes the after-action report.");
+    let path = report.unwrap_or_else(|| PathBuf::from(format!("trainee-{name}-{date}.md")));
+    std::fs::write(&path, record).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "Exercise over. Your station's record: {}. The facilitator's white cell writes the scored after-action report.",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

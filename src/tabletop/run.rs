@@ -562,6 +562,15 @@ pub async fn white_cell(
     }
 }
 
+/// `at` (an RFC 3339 time from the journal) as T+mm:ss after `started`.
+fn t_plus(at: &str, started: Timestamp) -> String {
+    let s = at
+        .parse::<Timestamp>()
+        .map(|t| t.duration_since(started).as_secs().max(0))
+        .unwrap_or(0);
+    format!("T+{:02}:{:02}", s / 60, s % 60)
+}
+
 /// The trainee's actions from its audit log, for the report.
 pub fn operator_actions(station: &Station, started: Timestamp) -> Vec<String> {
     station
@@ -582,14 +591,9 @@ pub fn operator_actions(station: &Station, started: Timestamp) -> Vec<String> {
                 if actor == "station" {
                     continue;
                 }
-                let t = at
-                    .parse::<Timestamp>()
-                    .map(|t| t.duration_since(started).as_secs().max(0))
-                    .unwrap_or(0);
                 out.push(format!(
-                    "T+{:02}:{:02} {} {action} ({detail})",
-                    t / 60,
-                    t % 60,
+                    "{} {} {action} ({detail})",
+                    t_plus(&at, started),
                     crate::sanitize::inert(&actor)
                 ));
             }
@@ -608,13 +612,7 @@ pub struct ReceivedAction {
 /// What each trainee's operators did, as the white cell's journal holds
 /// it: acknowledgements of its messages and messages received, by time.
 pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAction> {
-    let t = |at: &str| {
-        let s = at
-            .parse::<Timestamp>()
-            .map(|t| t.duration_since(started).as_secs().max(0))
-            .unwrap_or(0);
-        format!("T+{:02}:{:02}", s / 60, s % 60)
-    };
+    let t = |at: &str| t_plus(at, started);
     let inert = crate::sanitize::inert;
     let mut out: Vec<(String, ReceivedAction)> = Vec::new();
     for row in station.list(Direction::Out).unwrap_or_default() {
@@ -655,4 +653,66 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.into_iter().map(|(_, a)| a).collect()
+}
+
+/// A joined trainee's own record, written on its machine when its console
+/// quits: the messages it exchanged and its operators' actions from its
+/// audit log (the white cell holds the scored report).
+pub fn trainee_record(
+    station: &Station,
+    white_cell: &PeerKeys,
+    addr: SocketAddr,
+    started: Timestamp,
+    date: &str,
+) -> String {
+    use std::fmt::Write as _;
+    let inert = crate::sanitize::inert;
+    let mut r = String::new();
+    let _ = writeln!(r, "# Trainee record: {}\n", station.name());
+    let _ = writeln!(
+        r,
+        "**EXERCISE — not real-world traffic.** The facilitator's white cell holds the \
+         scored after-action report; this is the trainee station's own record.\n"
+    );
+    let _ = writeln!(r, "- trainee station: {}", station.name());
+    let _ = writeln!(
+        r,
+        "- white cell: {} at {addr} (fingerprint {})",
+        white_cell.name,
+        white_cell.fingerprint()
+    );
+    let _ = writeln!(r, "- date (UTC): {date}\n");
+    let _ = writeln!(r, "## Messages\n");
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (direction, verb) in [(Direction::In, "received"), (Direction::Out, "sent")] {
+        for row in station.list(direction).unwrap_or_default() {
+            let mut line = format!(
+                "{} {verb} {} {} ({})",
+                t_plus(&row.stored_at, started),
+                row.precedence,
+                inert(&row.template_id),
+                row.id
+            );
+            if let Some(by) = &row.ack_by {
+                let _ = write!(line, ", acknowledged by {}", inert(by));
+            }
+            rows.push((row.stored_at.clone(), line));
+        }
+    }
+    rows.sort();
+    if rows.is_empty() {
+        let _ = writeln!(r, "- none");
+    }
+    for (_, line) in rows {
+        let _ = writeln!(r, "- {line}");
+    }
+    let _ = writeln!(r, "\n## Operator actions (from this station's audit log)\n");
+    let actions = operator_actions(station, started);
+    if actions.is_empty() {
+        let _ = writeln!(r, "- none");
+    }
+    for a in actions {
+        let _ = writeln!(r, "- {a}");
+    }
+    r
 }
