@@ -103,7 +103,8 @@ pub(crate) fn answer(inner: &Inner, key: VerifyingKey, remote: SocketAddr, frame
     let (to_fingerprint, state) = match consider(inner, key, remote, frame) {
         Ok(pair) => pair,
         Err((fingerprint, reason)) => {
-            tracing::warn!(%remote, %reason, "refused a request to join");
+            let shown = crate::sanitize::inert(&reason);
+            tracing::warn!(%remote, reason = %shown, "refused a request to join");
             (fingerprint, JoinState::Refused { reason })
         }
     };
