@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hotline::domain::{MessageId, Precedence};
-use hotline::station::{Event, Options, Station};
+use hotline::station::{Event, Station};
 use hotline::store::{AttachmentState, Direction};
 use sha2::{Digest, Sha256};
 use support::*;
@@ -54,21 +54,6 @@ fn stored(e: &Event, id: MessageId, index: u32, direction: Direction) -> bool {
 
 fn data_dir(s: &Station) -> PathBuf {
     s.config().station.data_dir.clone()
-}
-
-/// Restarts a station on the same port once the old endpoint has let go.
-async fn restart(site: &Site) -> Station {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Station::start(site.config(), site.keys(), Options::default()).await {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("restart: {e}; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("station does not restart: {e}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,7 +395,7 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
         "interrupted, not done"
     );
 
-    let ms = restart(&m).await;
+    let ms = m.restart().await;
     let mut mev = ms.subscribe();
     let first = wait_event(
         &mut mev,
@@ -468,7 +453,7 @@ async fn a_torn_partial_file_is_fetched_again_not_refused() {
     f.sync_all().expect("sync");
     drop(f);
 
-    let ms = restart(&m).await;
+    let ms = m.restart().await;
     let mut refused = None;
     wait_event(&mut wev, Duration::from_secs(60), |e| {
         if let Event::AttachmentRefused { id: i, reason, .. } = e

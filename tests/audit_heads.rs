@@ -76,6 +76,13 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("matches"));
 
+    // Control: restarted with its log intact, MOSCOW raises no alarm when
+    // WASHINGTON's hello says which head of MOSCOW's it recorded.
+    assert!(
+        !mismatch_after_restart(&w, &m).await,
+        "an intact log raised an audit mismatch"
+    );
+
     // Truncate MOSCOW's log back to its last checkpoint before that entry,
     // and remove the later checkpoints too: what an insider covering tracks
     // would do.
@@ -109,4 +116,49 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
         "{}",
         String::from_utf8_lossy(&caught.stderr)
     );
+    // And with no one running the command: the next hello from WASHINGTON
+    // carries the head it recorded, and MOSCOW raises the alarm itself.
+    assert!(
+        mismatch_after_restart(&w, &m).await,
+        "the truncated log went unnoticed when the peer next spoke"
+    );
+}
+
+/// Starts both stations, waits for the link and a moment after it, and
+/// says whether MOSCOW raised an audit-mismatch alarm; stops them again.
+async fn mismatch_after_restart(w: &Site, m: &Site) -> bool {
+    use hotline::station::{AlarmKind, Event};
+    let ms = m.restart().await;
+    let mut events = ms.subscribe();
+    let ws = w.restart().await;
+    let mut mismatch = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut up_at = None;
+    while tokio::time::Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left.min(Duration::from_millis(200)), events.recv()).await {
+            Ok(Ok(Event::Alarm {
+                kind: AlarmKind::AuditMismatch,
+                ..
+            })) => {
+                mismatch = true;
+                break;
+            }
+            Ok(Ok(Event::LinkUp { .. })) => {
+                up_at.get_or_insert_with(tokio::time::Instant::now);
+            }
+            _ => {}
+        }
+        // Both ends have exchanged hellos once the link is up; give the
+        // check a second beyond that.
+        if up_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+            break;
+        }
+    }
+    assert!(up_at.is_some() || mismatch, "the link never came up");
+    ws.shutdown().await;
+    ms.shutdown().await;
+    drop((ws, ms));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mismatch
 }

@@ -638,6 +638,7 @@ fn deliver_as_peer(keys: &StationKeys, to: &PeerKeys, addr: SocketAddr, sealed: 
             highest_serial: 0,
             cancelled: Vec::new(),
             audit_head: None,
+            your_head: None,
         };
         let answer = exchange(Frame::new(
             FrameKind::Hello,

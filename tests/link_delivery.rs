@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use hotline::domain::{MessageId, Precedence};
 use hotline::link::{DIAL_TIMEOUT, PathKind, PeerLinkStatus};
-use hotline::station::{Event, Options, Station};
+use hotline::station::{Event, Station};
 use hotline::store::{Direction, Journal};
 use support::*;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -840,29 +840,6 @@ async fn flash_behind_2000_routine_arrives_before_most_of_them() {
 // 1b. Receiver restarted in-process on the same data directory
 // ---------------------------------------------------------------------------
 
-/// How long a stopped station may take to let go of its address and journal.
-const RESTART_GRACE: Duration = Duration::from_secs(5);
-
-/// Starts `site` again after its previous station was shut down and
-/// dropped, allowing [`RESTART_GRACE`] for the old one to wind down.
-async fn restart(site: &Site) -> Station {
-    let deadline = Instant::now() + RESTART_GRACE;
-    loop {
-        match Station::start(site.config(), site.keys(), Options::default()).await {
-            Ok(s) => return s,
-            Err(e) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let _ = e;
-            }
-            Err(e) => panic!(
-                "{} does not start again {RESTART_GRACE:?} after the previous station \
-                 was shut down and dropped: {e}",
-                site.name
-            ),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
     let started = Instant::now();
@@ -887,7 +864,7 @@ async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
     let receipted_before = count_state(&ws, Direction::Out, "received");
 
     released.extend(release_many(&ws, 20, "while restarting", Precedence::Routine).await);
-    let ms = restart(&m).await;
+    let ms = m.restart().await;
     let after = Recorder::new(&ms);
     all_receipted(&ws, 170, Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(2);

@@ -118,6 +118,7 @@ impl Raw {
             highest_serial: 0,
             cancelled: Vec::new(),
             audit_head: None,
+            your_head: None,
         };
         let doc = docs::sign(Kind::Hello, &body, keys);
         match raw.frame(FrameKind::Hello, doc).await {

@@ -46,6 +46,10 @@ pub struct HelloBody {
     #[serde(default)]
     pub cancelled: Vec<u64>,
     pub audit_head: Option<Head>,
+    /// The newest of the receiver's own audit heads the sender recorded:
+    /// the receiver checks its log still holds it.
+    #[serde(default)]
+    pub your_head: Option<Head>,
 }
 
 /// What a receipt proves was stored: a message, an acknowledgement, or one
@@ -136,6 +140,10 @@ pub struct LinkTestBody {
     #[serde(default)]
     pub cancelled: Vec<u64>,
     pub audit_head: Option<Head>,
+    /// The newest of the receiver's own audit heads the sender recorded:
+    /// the receiver checks its log still holds it.
+    #[serde(default)]
+    pub your_head: Option<Head>,
 }
 
 /// Anything with a sender and a recipient, checked on arrival.

@@ -28,6 +28,8 @@ pub enum AlarmKind {
     Overdue,
     /// A connection was refused (unknown key, bad hello, wrong ALPN).
     ConnectionRefused,
+    /// A peer recorded an audit head of ours that our log no longer holds.
+    AuditMismatch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,6 +22,7 @@ use crate::crypto::{OpenError, PeerKeys, open_inbound};
 use crate::domain::{MessageId, StationName};
 use crate::link::{HelloInfo, OfferAnswer};
 use crate::store::Stored;
+use crate::store::audit::Head;
 use crate::wire::{Frame, FrameKind};
 
 /// The station's side of [`crate::link::Upcalls`]. Holds the station weakly
@@ -106,7 +107,43 @@ pub fn link_test_body(
             .cancelled_serials(peer.as_str())
             .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
+        your_head: inner.journal.peer_head(peer.as_str()).ok().flatten(),
     }
+}
+
+/// Checks that our audit log still holds the head of ours that `peer`
+/// recorded (from our hellos and link tests). A log rewritten or truncated
+/// together with its checkpoints still verifies on its own; this is what
+/// catches it, as soon as the peer next speaks.
+pub(crate) fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
+    let Some(head) = recorded else { return };
+    let problem = match inner.journal.audit_hash_at(head.seq) {
+        Ok(Some(hash)) if hash == head.hash => return,
+        Ok(Some(hash)) => format!("our entry {} is {hash}", head.seq),
+        Ok(None) => format!("our log has no entry {}", head.seq),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the audit log to check a peer's record");
+            return;
+        }
+    };
+    let hash = crate::sanitize::inert(&head.hash);
+    let text = format!(
+        "{peer} recorded our audit entry {} as {hash}, but {problem}: this station's audit \
+         log was altered or cut short; check with `hotline audit verify --head {}:{hash}`",
+        head.seq, head.seq
+    );
+    tracing::error!(%peer, "{text}");
+    let _ = inner.journal.audit(
+        "station",
+        "audit-mismatch",
+        &format!("peer={peer} seq={} hash={hash}", head.seq),
+    );
+    inner.emit(Event::Alarm {
+        kind: AlarmKind::AuditMismatch,
+        peer: Some(peer.to_string()),
+        id: None,
+        text,
+    });
 }
 
 pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
@@ -122,6 +159,7 @@ pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
             .cancelled_serials(peer.as_str())
             .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
+        your_head: inner.journal.peer_head(peer.as_str()).ok().flatten(),
     };
     docs::sign(Kind::Hello, &body, &inner.keys)
 }
@@ -152,6 +190,7 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
             ),
         });
     }
+    check_recorded_head(inner, peer, body.your_head.as_ref());
     Ok(HelloInfo { boot: body.boot })
 }
 
@@ -385,6 +424,7 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
         h.cancelled.extend(body.cancelled.iter().copied());
     }
+    check_recorded_head(inner, peer, body.your_head.as_ref());
     if let Err(e) = inner
         .journal
         .record_link_test(

@@ -116,6 +116,8 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
             let h = health.entry(peer.clone()).or_default();
             h.declared_highest_serial = h.declared_highest_serial.max(reply.highest_serial);
             h.cancelled.extend(reply.cancelled.iter().copied());
+            drop(health);
+            super::inbound::check_recorded_head(inner, peer, reply.your_head.as_ref());
             (true, reply.audit_head.clone())
         }
         Err(_) => (false, None),

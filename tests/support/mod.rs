@@ -116,6 +116,22 @@ impl Site {
             .await
             .expect("station starts")
     }
+
+    /// Starts the station again on its port once its last run's endpoint
+    /// has let go of it.
+    pub async fn restart(&self) -> Station {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Station::start(self.config(), self.keys(), Options::default()).await {
+                Ok(s) => return s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("restart: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("station does not restart: {e}"),
+            }
+        }
+    }
 }
 
 /// The passphrase of operator `op` in every test site.
