@@ -630,8 +630,9 @@ fn console_shows_attachment_progress_in_the_sent_list() {
             total: 1000,
         })
     };
-    update(&mut app, progress(0, 200));
-    update(&mut app, progress(1, 600));
+    // Progress re-reads nothing: the journal has not changed.
+    assert!(update(&mut app, progress(0, 200)).is_empty());
+    assert!(update(&mut app, progress(1, 600)).is_empty());
     assert_eq!(app.transfer_percent(&id), Some(40));
     let backend = ratatui::backend::TestBackend::new(120, 40);
     let mut terminal = ratatui::Terminal::new(backend).expect("terminal");
@@ -644,7 +645,8 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         .map(|c| c.symbol())
         .collect();
     assert!(screen.contains("ATT 40%"), "{screen}");
-    update(
+    // Control: a stored attachment does change the rows, and refreshes.
+    let effects = update(
         &mut app,
         Msg::Station(Event::AttachmentStored {
             id,
@@ -652,6 +654,12 @@ fn console_shows_attachment_progress_in_the_sent_list() {
             direction: Direction::Out,
             peer: "MOSCOW".into(),
         }),
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, hotline::console::Effect::Refresh)),
+        "{effects:?}"
     );
     update(
         &mut app,

@@ -229,7 +229,10 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             total,
             ..
         } => {
+            // Progress changes no stored row: the lists draw it from here,
+            // so a transfer does not re-read the journal at every step.
             app.transfers.insert((*id, *index), (*done, *total));
+            return Vec::new();
         }
         Event::AttachmentStored { id, index, .. } => {
             app.transfers.remove(&(*id, *index));
