@@ -427,3 +427,18 @@ async fn join(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_join_line_never_advertises_the_unspecified_address() {
+        let any: SocketAddr = DEFAULT_CONTROL_LISTEN.parse().expect("default");
+        let shown = advertised(any);
+        assert!(!shown.ip().is_unspecified(), "{shown}");
+        assert_eq!(shown.port(), 7471);
+        let given: SocketAddr = "127.0.0.1:9999".parse().expect("addr");
+        assert_eq!(advertised(given), given, "a given address is kept");
+    }
+}
