@@ -635,3 +635,67 @@ async fn a_station_that_stops_asking_is_forgotten() {
     still_task.await.expect("task").expect("admitted");
     wc.shutdown().await;
 }
+
+/// A white cell that falls silent after it was reached (a network blip) is
+/// asked again, and admission still works once it answers; one never
+/// reached is an error at once (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_while_waiting_does_not_end_the_join() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use support::proxy::start_proxy;
+
+    let (wc, _scratch, addr) = white_cell().await;
+    let proxy = start_proxy(addr, 0, 0, 0x7AB1E).await;
+
+    // Control: through a partitioned path, never reached: an error at once.
+    proxy.partitioned.store(true, Ordering::SeqCst);
+    let early = run::keys("EARLY").expect("keys");
+    let refused = admission::join(&early, proxy.addr, &wc.fingerprint(), |_| {}).await;
+    assert!(matches!(refused, Err(JoinError::Link(_))), "{refused:?}");
+    proxy.partitioned.store(false, Ordering::SeqCst);
+
+    let keys = run::keys("ALPHA").expect("keys");
+    let pin = wc.fingerprint();
+    let lost = Arc::new(AtomicBool::new(false));
+    let pending = Arc::new(AtomicUsize::new(0));
+    let joining = {
+        let keys = twin(&keys);
+        let (lost, pending) = (lost.clone(), pending.clone());
+        let via = proxy.addr;
+        tokio::spawn(async move {
+            admission::join(&keys, via, &pin, |w| match w {
+                admission::Waiting::Lost(_) => lost.store(true, Ordering::SeqCst),
+                admission::Waiting::Pending(_) => {
+                    pending.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .await
+        })
+    };
+    eventually(Duration::from_secs(10), "ALPHA is waiting", || {
+        pending.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    proxy.partitioned.store(true, Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(10),
+        "the trainee noticing the silence",
+        || lost.load(Ordering::SeqCst),
+    )
+    .await;
+    assert!(!joining.is_finished(), "the join gave up on a blip");
+    proxy.partitioned.store(false, Ordering::SeqCst);
+    eventually(Duration::from_secs(15), "ALPHA waiting again", || {
+        wc.candidates().iter().any(|c| c.station == "ALPHA")
+    })
+    .await;
+    wc.admit(&keys.public().fingerprint()).await.expect("admit");
+    let white_cell = tokio::time::timeout(Duration::from_secs(15), joining)
+        .await
+        .expect("the join ends once admitted")
+        .expect("task")
+        .expect("admitted after the blip");
+    assert_eq!(white_cell.fingerprint(), wc.fingerprint());
+    wc.shutdown().await;
+}

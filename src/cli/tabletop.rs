@@ -20,6 +20,7 @@ use crate::console::keymap::Keymap;
 use crate::console::{Setup, WhiteCellView};
 use crate::domain::Language;
 use crate::station::Station;
+use crate::station::admission::Waiting;
 use crate::tabletop::run::{self, Facilitator, RenderReport, Reporter, TraineeRun, WhiteCell};
 use crate::tabletop::{Outcome, ReportFacts, Scenario, scenario};
 use crate::templates::Catalog;
@@ -397,11 +398,22 @@ async fn join(
     println!("EXERCISE: asking the white cell at {addr} to admit station {name}.");
     println!("Read this fingerprint to the facilitator:\n  {ours}");
     let mut told = false;
-    let white_cell = crate::station::admission::join(&keys, addr, pin, |_| {
-        if !std::mem::replace(&mut told, true) {
-            println!(
-                "The white cell matches your --pin. Waiting for the facilitator to admit you (Ctrl-C to give up)…"
-            );
+    let mut lost = false;
+    let white_cell = crate::station::admission::join(&keys, addr, pin, |w| match w {
+        Waiting::Pending(_) => {
+            if !std::mem::replace(&mut told, true) {
+                println!(
+                    "The white cell matches your --pin. Waiting for the facilitator to admit you (Ctrl-C to give up)…"
+                );
+            }
+            if std::mem::replace(&mut lost, false) {
+                println!("The white cell answers again. Still waiting…");
+            }
+        }
+        Waiting::Lost(e) => {
+            if !std::mem::replace(&mut lost, true) {
+                println!("The white cell stopped answering ({e}); asking again…");
+            }
         }
     })
     .await?;

@@ -369,17 +369,34 @@ pub enum JoinError {
     Refused(String),
 }
 
+/// What a trainee waiting to be admitted is told, each time it asks.
+pub enum Waiting<'a> {
+    /// The white cell, its card checked against the pin, has the request.
+    Pending(&'a PeerKeys),
+    /// The white cell, once reached, stopped answering; asking goes on for
+    /// up to [`JOIN_LOST_LIMIT`].
+    Lost(&'a crate::link::LinkError),
+}
+
+/// How long a white cell, once reached, may stay silent before joining
+/// gives up.
+pub const JOIN_LOST_LIMIT: Duration = Duration::from_secs(60);
+
 /// Asks the white cell at `addr`, whose fingerprint is `pin`, to admit the
 /// station `keys`, asking again every [`JOIN_POLL`] while the request is
 /// pending (`waiting` is told each time). Returns the white cell's keys,
-/// checked against `pin`, once admitted.
+/// checked against `pin`, once admitted. A white cell that does not answer
+/// the first request is an error at once; one that answered and then falls
+/// silent (a network blip) is asked again for a while.
 pub async fn join(
     keys: &StationKeys,
     addr: SocketAddr,
     pin: &str,
-    mut waiting: impl FnMut(&PeerKeys),
+    mut waiting: impl FnMut(Waiting<'_>),
 ) -> Result<PeerKeys, JoinError> {
     let ours = keys.public().fingerprint();
+    let mut reached = false;
+    let mut silent_since: Option<Instant> = None;
     loop {
         let request = JoinRequest {
             protocol: super::docs::protocol(),
@@ -392,7 +409,22 @@ pub async fn join(
             super::docs::sign(Kind::Join, &request, keys),
         );
         let (key, reply) =
-            crate::link::join::ask(&keys.signing, addr, ALPN_EXERCISE, &frame).await?;
+            match crate::link::join::ask(&keys.signing, addr, ALPN_EXERCISE, &frame).await {
+                Ok(answer) => {
+                    silent_since = None;
+                    answer
+                }
+                Err(e) if reached => {
+                    let since = *silent_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= JOIN_LOST_LIMIT {
+                        return Err(e.into());
+                    }
+                    waiting(Waiting::Lost(&e));
+                    tokio::time::sleep(JOIN_POLL).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
         // Everything the white cell says is shown on a terminal: inert.
         let (white_cell, state) = read_answer(key, &reply, pin, &ours).map_err(|e| match e {
             Checked::Wrong(found) => JoinError::WrongWhiteCell {
@@ -410,7 +442,10 @@ pub async fn join(
             JoinState::Refused { reason } => {
                 return Err(JoinError::Refused(crate::sanitize::inert(&reason)));
             }
-            JoinState::Pending => waiting(&white_cell),
+            JoinState::Pending => {
+                reached = true;
+                waiting(Waiting::Pending(&white_cell));
+            }
         }
         tokio::time::sleep(JOIN_POLL).await;
     }

@@ -3,6 +3,7 @@
 //! real quinn endpoint.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod tmux;
 
 use std::net::{SocketAddr, UdpSocket};
