@@ -36,6 +36,23 @@ impl Tmux {
         }
     }
 
+    /// A tmux format (`#{alternate_on}`, say) evaluated for the pane.
+    pub fn format(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                format,
+            ])
+            .output()
+            .expect("display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn text(&self, text: &str) {
         let ok = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
