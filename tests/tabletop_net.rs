@@ -699,3 +699,77 @@ async fn a_blip_while_waiting_does_not_end_the_join() {
     assert_eq!(white_cell.fingerprint(), wc.fingerprint());
     wc.shutdown().await;
 }
+
+/// Requests to join that are not what they claim are answered with a
+/// signed refusal and leave nothing waiting: garbage, a card signed by a
+/// key other than the connection's (a relayed request), and a request that
+/// is not a join at all. A proper request afterwards still waits (control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_to_join_are_refused_and_leave_nothing_waiting() {
+    use hotline::crypto::signed::{self, Kind};
+    use hotline::crypto::{PeerKeys, StationCard};
+    use hotline::wire::{ALPN_EXERCISE, Frame, FrameKind};
+
+    let (wc, _scratch, addr) = white_cell().await;
+    let pin = wc.fingerprint();
+    let dialer = run::keys("ALPHA").expect("keys");
+    let other = run::keys("BRAVO").expect("keys");
+    let request = |card_of: &PeerKeys, signer: &StationKeys| {
+        let body = serde_json::json!({
+            "protocol": hotline::domain::PROTOCOL,
+            "card": StationCard::from_keys(card_of, Vec::new(), None).to_toml(),
+            "pin": pin,
+            "time": jiff::Timestamp::now(),
+        });
+        signed::sign(
+            Kind::Join,
+            &signer.name,
+            &serde_json::to_vec(&body).expect("json"),
+            &signer.signing,
+        )
+    };
+    let cases = [
+        (
+            "garbage",
+            Frame::new(FrameKind::Join, b"not a document".to_vec()),
+        ),
+        (
+            "relayed: BRAVO's card and signature on ALPHA's connection",
+            Frame::new(FrameKind::Join, request(&other.public(), &other)),
+        ),
+        (
+            "ALPHA's card signed by BRAVO",
+            Frame::new(FrameKind::Join, request(&dialer.public(), &other)),
+        ),
+        (
+            "BRAVO's card signed by ALPHA, whose connection it is",
+            Frame::new(FrameKind::Join, request(&other.public(), &dialer)),
+        ),
+    ];
+    for (what, frame) in cases {
+        let (key, answer) = hotline::link::join::ask(&dialer.signing, addr, ALPN_EXERCISE, &frame)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: not answered: {e}"));
+        assert_eq!(answer.kind, FrameKind::JoinAnswer, "{what}");
+        let body = signed::parse(&answer.payload)
+            .and_then(|doc| doc.verify(Kind::JoinAnswer, &key))
+            .unwrap_or_else(|e| panic!("{what}: the answer is not signed: {e}"));
+        let text = String::from_utf8_lossy(body);
+        assert!(text.contains("\"refused\""), "{what}: {text}");
+        assert!(wc.candidates().is_empty(), "{what}: {:?}", wc.candidates());
+    }
+    // Not a join at all, from a key nobody pinned: the connection is closed.
+    let hello = Frame::new(FrameKind::Hello, b"{}".to_vec());
+    assert!(
+        hotline::link::join::ask(&dialer.signing, addr, ALPN_EXERCISE, &hello)
+            .await
+            .is_err()
+    );
+    assert!(wc.candidates().is_empty());
+
+    // Control: ALPHA's own signed request waits.
+    let joining = asked(&wc, &dialer, addr).await;
+    assert_eq!(wc.candidates().len(), 1);
+    joining.abort();
+    wc.shutdown().await;
+}
