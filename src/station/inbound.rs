@@ -94,6 +94,7 @@ pub fn link_test_body(
     nonce: String,
     reply: bool,
 ) -> LinkTestBody {
+    let standing = standing(inner, peer);
     LinkTestBody {
         protocol: docs::protocol(),
         reply,
@@ -101,6 +102,25 @@ pub fn link_test_body(
         from: inner.keys.name.clone(),
         to: peer.clone(),
         time: Timestamp::now(),
+        highest_serial: standing.highest_serial,
+        cancelled: standing.cancelled,
+        audit_head: standing.audit_head,
+        your_head: standing.your_head,
+    }
+}
+
+/// What hellos and link tests both declare to `peer`: our highest serial
+/// and cancelled serials towards it, our audit head, and the newest head of
+/// its that we recorded.
+struct Standing {
+    highest_serial: u64,
+    cancelled: Vec<u64>,
+    audit_head: Option<Head>,
+    your_head: Option<Head>,
+}
+
+fn standing(inner: &Inner, peer: &StationName) -> Standing {
+    Standing {
         highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
         cancelled: inner
             .journal
@@ -111,11 +131,30 @@ pub fn link_test_body(
     }
 }
 
+/// Takes in what a hello or link test from `peer` declares: the serials it
+/// released and cancelled (for gap checks), and the head of ours it
+/// recorded (checked against our log).
+pub(crate) fn declared(
+    inner: &Inner,
+    peer: &StationName,
+    highest_serial: u64,
+    cancelled: &[u64],
+    your_head: Option<&Head>,
+) {
+    {
+        let mut health = inner.health();
+        let h = health.entry(peer.clone()).or_default();
+        h.declared_highest_serial = h.declared_highest_serial.max(highest_serial);
+        h.cancelled.extend(cancelled.iter().copied());
+    }
+    check_recorded_head(inner, peer, your_head);
+}
+
 /// Checks that our audit log still holds the head of ours that `peer`
 /// recorded (from our hellos and link tests). A log rewritten or truncated
 /// together with its checkpoints still verifies on its own; this is what
 /// catches it, as soon as the peer next speaks.
-pub(crate) fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
+fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
     let Some(head) = recorded else { return };
     let problem = match inner.journal.audit_hash_at(head.seq) {
         Ok(Some(hash)) if hash == head.hash => return,
@@ -147,19 +186,17 @@ pub(crate) fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: O
 }
 
 pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
+    let standing = standing(inner, peer);
     let body = HelloBody {
         protocol: docs::protocol(),
         from: inner.keys.name.clone(),
         to: peer.clone(),
         time: Timestamp::now(),
         boot: inner.boot,
-        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
-        cancelled: inner
-            .journal
-            .cancelled_serials(peer.as_str())
-            .unwrap_or_default(),
-        audit_head: inner.journal.audit_head().ok().flatten(),
-        your_head: inner.journal.peer_head(peer.as_str()).ok().flatten(),
+        highest_serial: standing.highest_serial,
+        cancelled: standing.cancelled,
+        audit_head: standing.audit_head,
+        your_head: standing.your_head,
     };
     docs::sign(Kind::Hello, &body, &inner.keys)
 }
@@ -171,13 +208,18 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;
-    {
-        let mut health = inner.health();
-        let h = health.entry(peer.clone()).or_default();
-        h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
-        h.cancelled.extend(body.cancelled.iter().copied());
-        h.clock_skew_ms = Some(skew_ms);
-    }
+    declared(
+        inner,
+        peer,
+        body.highest_serial,
+        &body.cancelled,
+        body.your_head.as_ref(),
+    );
+    inner
+        .health()
+        .entry(peer.clone())
+        .or_default()
+        .clock_skew_ms = Some(skew_ms);
     if skew_ms.unsigned_abs() > bound.as_millis() as u64 {
         inner.emit(Event::Alarm {
             kind: AlarmKind::ClockSkew,
@@ -190,7 +232,6 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
             ),
         });
     }
-    check_recorded_head(inner, peer, body.your_head.as_ref());
     Ok(HelloInfo { boot: body.boot })
 }
 
@@ -418,13 +459,13 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
             return None;
         }
     };
-    {
-        let mut health = inner.health();
-        let h = health.entry(peer.clone()).or_default();
-        h.declared_highest_serial = h.declared_highest_serial.max(body.highest_serial);
-        h.cancelled.extend(body.cancelled.iter().copied());
-    }
-    check_recorded_head(inner, peer, body.your_head.as_ref());
+    declared(
+        inner,
+        peer,
+        body.highest_serial,
+        &body.cancelled,
+        body.your_head.as_ref(),
+    );
     if let Err(e) = inner
         .journal
         .record_link_test(

@@ -151,25 +151,23 @@ impl Inner {
         self.peers.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn peer(&self, name: &str) -> Option<PeerKeys> {
+    fn with_peer<T>(&self, name: &str, f: impl FnOnce(&PeerState) -> T) -> Option<T> {
         self.peers()
             .values()
             .find(|p| p.keys.name.as_str() == name)
-            .map(|p| p.keys.clone())
+            .map(f)
+    }
+
+    fn peer(&self, name: &str) -> Option<PeerKeys> {
+        self.with_peer(name, |p| p.keys.clone())
     }
 
     fn queue(&self, name: &str) -> Option<Arc<outbox::Queue>> {
-        self.peers()
-            .values()
-            .find(|p| p.keys.name.as_str() == name)
-            .map(|p| p.queue.clone())
+        self.with_peer(name, |p| p.queue.clone())
     }
 
     fn uploads(&self, name: &str) -> Option<Arc<Notify>> {
-        self.peers()
-            .values()
-            .find(|p| p.keys.name.as_str() == name)
-            .map(|p| p.uploads.clone())
+        self.with_peer(name, |p| p.uploads.clone())
     }
 
     fn peer_names(&self) -> Vec<StationName> {

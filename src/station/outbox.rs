@@ -199,6 +199,27 @@ fn priority(p: Precedence) -> i32 {
     3 - i32::from(p.rank())
 }
 
+/// Waits until the link in `up` is up: true then, false once the station
+/// stops. The dispatchers of messages and of attachments both start each
+/// round with it.
+pub(crate) async fn until_up(
+    up: &mut tokio::sync::watch::Receiver<bool>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        if *up.borrow_and_update() {
+            return true;
+        }
+        tokio::select! {
+            _ = up.changed() => {}
+            _ = stop.changed() => return false,
+        }
+    }
+}
+
 /// Sends the queue's items to `peer` whenever the link is up.
 pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
     let (Some(queue), Some(link)) = (inner.queue(peer.as_str()), inner.link()) else {
@@ -209,16 +230,7 @@ pub async fn dispatch(inner: Arc<Inner>, peer: StationName) {
     };
     let mut stop = inner.stop.subscribe();
     let mut in_flight: JoinSet<()> = JoinSet::new();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        if !*up.borrow_and_update() {
-            tokio::select! {
-                _ = up.changed() => continue,
-                _ = stop.changed() => return,
-            }
-        }
+    while until_up(&mut up, &mut stop).await {
         while let Some(item) = queue.take(in_flight.len()) {
             in_flight.spawn(exchange(inner.clone(), peer.clone(), item));
         }

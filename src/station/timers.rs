@@ -112,12 +112,13 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let now = Timestamp::now().to_string();
     let (ok, head) = match &result {
         Ok(reply) => {
-            let mut health = inner.health();
-            let h = health.entry(peer.clone()).or_default();
-            h.declared_highest_serial = h.declared_highest_serial.max(reply.highest_serial);
-            h.cancelled.extend(reply.cancelled.iter().copied());
-            drop(health);
-            super::inbound::check_recorded_head(inner, peer, reply.your_head.as_ref());
+            super::inbound::declared(
+                inner,
+                peer,
+                reply.highest_serial,
+                &reply.cancelled,
+                reply.your_head.as_ref(),
+            );
             (true, reply.audit_head.clone())
         }
         Err(_) => (false, None),

@@ -21,6 +21,8 @@ use crate::station::{AlarmKind, Event, Inner};
 use crate::store::{AttachmentRow, AttachmentState, Direction};
 use crate::wire::{AttachmentOffer, Frame, FrameKind};
 
+use crate::station::outbox::until_up;
+
 use super::{ATTACHMENT_PRIORITY, MAX_UPLOADS, Progress, UPLOAD_RETRY_PAUSE, WRITE_BUFFER};
 
 /// Uploads `peer`'s due attachments whenever the link is up, a few at a
@@ -35,16 +37,7 @@ pub(crate) async fn dispatch(inner: Arc<Inner>, peer: StationName) {
     let mut stop = inner.stop.subscribe();
     let mut in_flight: JoinSet<(MessageId, u32)> = JoinSet::new();
     let mut busy: HashSet<(MessageId, u32)> = HashSet::new();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        if !*up.borrow_and_update() {
-            tokio::select! {
-                _ = up.changed() => continue,
-                _ = stop.changed() => return,
-            }
-        }
+    while until_up(&mut up, &mut stop).await {
         let due = match inner.journal.uploads_due(peer.as_str()) {
             Ok(d) => d,
             Err(e) => {
