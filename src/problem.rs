@@ -12,6 +12,25 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem at byte offset `at` of `text`, the contents of `path`
+    /// (`None`: a problem of the whole file).
+    pub fn at(
+        path: impl Into<PathBuf>,
+        text: &str,
+        at: Option<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            path: path.into(),
+            line: at.map(|offset| line_of(text, offset)),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.path.display())?;

@@ -232,12 +232,13 @@ struct Checker<'t> {
 
 impl Checker<'_> {
     fn err(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            path: self.path.clone(),
-            line: span.map(|s| line_of(self.text, s.start)),
-            key: key.to_string(),
-            message: message.into(),
-        });
+        self.errors.push(Problem::at(
+            self.path.clone(),
+            self.text,
+            span.map(|s| s.start),
+            key,
+            message,
+        ));
     }
 
     fn resolve(&self, p: &str) -> PathBuf {

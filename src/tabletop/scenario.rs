@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::domain::{Precedence, parse_duration};
-use crate::problem::{Problem, line_of};
+use crate::problem::Problem;
 use crate::templates::Catalog;
 
 /// What the trainee is expected to do about an inject.
@@ -147,12 +147,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
         toml::from_str(text).map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
     let mut problems = Vec::new();
     let mut err = |span: std::ops::Range<usize>, key: &str, message: String| {
-        problems.push(Problem {
-            path: path.to_path_buf(),
-            line: Some(line_of(text, span.start)),
-            key: key.to_string(),
-            message,
-        });
+        problems.push(Problem::at(path, text, Some(span.start), key, message));
     };
     let compression = *raw.time_compression.get_ref();
     if !(0.1..=60.0).contains(&compression) {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::domain::{Language, Precedence};
-use crate::problem::{Problem, line_of};
+use crate::problem::Problem;
 
 /// Text in each language an operator may read.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -146,12 +146,7 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         toml::from_str(text).map_err(|e| vec![crate::problem::from_toml_error(path, text, &e)])?;
     let mut problems = Vec::new();
     let mut err = |span: std::ops::Range<usize>, key: &str, message: String| {
-        problems.push(Problem {
-            path: path.to_path_buf(),
-            line: Some(line_of(text, span.start)),
-            key: key.to_string(),
-            message,
-        });
+        problems.push(Problem::at(path, text, Some(span.start), key, message));
     };
 
     let stem = path
