@@ -10,20 +10,26 @@ use jiff::Timestamp;
 use crate::crypto::{PeerKeys, StationKeys, seal};
 use crate::domain::{
     AttachmentRef, Dtg, Language, Message, MessageId, OperatorName, Original, PROTOCOL, Precedence,
-    StationName, TemplateRef,
+    REVISION, StationName, TemplateRef,
 };
 use crate::store::{Journal, Pending, Released, StagedAttachment};
 use crate::templates::{Catalog, Template, ValueError, render};
 
 /// What an operator filled in: raw text per field, as typed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Draft {
     pub template_id: String,
+    #[serde(default)]
     pub fields: BTreeMap<String, String>,
     /// `None` takes the template's default precedence.
+    #[serde(default)]
     pub precedence: Option<Precedence>,
+    #[serde(default)]
     pub text: String,
+    #[serde(default)]
     pub references: Vec<MessageId>,
+    #[serde(default)]
     pub exercise: bool,
 }
 
@@ -112,6 +118,9 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
 pub struct Origin {
     pub station: StationName,
     pub operator: OperatorName,
+    /// The second operator who confirmed a FLASH release (two-person rule);
+    /// it is signed into the message.
+    pub second_operator: Option<OperatorName>,
     pub language: Language,
 }
 
@@ -134,6 +143,7 @@ pub fn build(
         .unwrap_or(now);
     let mut message = Message {
         protocol: PROTOCOL.to_string(),
+        revision: REVISION,
         id: MessageId::new(),
         serial,
         dtg: Dtg(now).to_string(),
@@ -151,6 +161,7 @@ pub fn build(
         references: checked.references.clone(),
         attachments: checked.attachments.clone(),
         operator: origin.operator.clone(),
+        second_operator: origin.second_operator.clone(),
         original: Original {
             language: origin.language.code().to_string(),
             text: String::new(),

@@ -119,6 +119,24 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Binds a Unix socket that is owner-only from the moment it exists: the
+/// umask is tightened around `bind`, so no other user can connect in the
+/// window before a `chmod` (the umask is process-wide, hence the lock).
+pub fn bind_private_socket(path: &Path) -> io::Result<tokio::net::UnixListener> {
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = UMASK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // SAFETY: umask only swaps the process's file-mode mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = tokio::net::UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let listener = bound?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(listener)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

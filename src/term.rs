@@ -4,6 +4,7 @@
 //! channel, so input never waits on the network or the disk.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -14,15 +15,10 @@ use ratatui::crossterm::event::{Event as TermEvent, EventStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use age::secrecy::{ExposeSecret, SecretString};
-
-use crate::attach::{Remote, Streamed};
-use crate::compose::Draft;
+use crate::attach::Remote;
 use crate::console::{App, Effect, Msg, Setup, TICK, WhiteCellCommand, WhiteCellView, update};
-use crate::domain::{Message, MessageId, OperatorName};
-use crate::station::control::Request;
-use crate::station::{Station, Status};
-use crate::store::{Direction, MessageRow};
+use crate::station::Station;
+use crate::station::api::{ApiError, Command, Door, Passphrase, Release, Reply, Session};
 
 /// Messages waiting for the run loop. Input, station events and results
 /// all share it; when it is full, producers wait, never the loop.
@@ -70,14 +66,19 @@ impl Refresher {
 }
 
 /// Where the console's station is: in this process, or attached over the
-/// control socket to one started with `hotline serve`.
+/// control socket to one started with `hotline serve`. Either way every
+/// request is a typed [`Command`] through the station's one door.
 pub enum Backend {
-    Local(Station),
+    Local {
+        station: Station,
+        session: Session,
+    },
     Remote {
-        remote: Arc<Remote>,
+        remote: Remote,
+        socket: PathBuf,
+        /// The run of the station the console attached to.
+        boot: u64,
         peers: Vec<String>,
-        /// The station's event stream, taken by the run loop.
-        events: Option<mpsc::Receiver<Streamed>>,
     },
 }
 
@@ -130,229 +131,47 @@ fn exported(written: usize, dir: &str, skipped: &[String]) -> String {
     what
 }
 
-fn text<T>(r: Result<T, impl std::fmt::Display>) -> Result<T, String> {
-    r.map_err(|e| e.to_string())
-}
-
 impl Backend {
-    async fn read_all(&self) -> Option<(Vec<MessageRow>, Vec<MessageRow>, Status)> {
-        match self {
-            Backend::Local(s) => {
-                let s = s.clone();
-                tokio::task::spawn_blocking(move || {
-                    let inbound = s.list(Direction::In).unwrap_or_default();
-                    let outbound = s.list(Direction::Out).unwrap_or_default();
-                    (inbound, outbound, s.status())
-                })
-                .await
-                .ok()
-            }
-            Backend::Remote { remote, .. } => {
-                let inbound =
-                    serde_json::from_value(remote.call(&Request::Inbox).await.ok()?).ok()?;
-                let outbound =
-                    serde_json::from_value(remote.call(&Request::Outbox).await.ok()?).ok()?;
-                let status =
-                    serde_json::from_value(remote.call(&Request::Status).await.ok()?).ok()?;
-                Some((inbound, outbound, status))
-            }
+    /// The console of a station running in this process.
+    pub fn local(station: Station) -> Backend {
+        Backend::Local {
+            station,
+            session: Session::new(Door::Console),
         }
     }
 
-    async fn check(
-        &self,
-        name: String,
-        passphrase: SecretString,
-        second: bool,
-    ) -> Result<OperatorName, String> {
-        match self {
-            Backend::Local(station) => {
-                let (who, s) = (name.clone(), station.clone());
-                let result =
-                    tokio::task::spawn_blocking(move || s.authenticator().check(&who, &passphrase))
-                        .await
-                        .unwrap_or(Err(crate::station::AuthError::Denied));
-                let outcome = if result.is_ok() { "ok" } else { "denied" };
-                let action = if second { "second-operator" } else { "login" };
-                let _ = station.journal().audit(
-                    &name,
-                    action,
-                    &format!("via=console outcome={outcome}"),
-                );
-                text(result)
-            }
-            Backend::Remote { remote, .. } => {
-                let passphrase = passphrase.expose_secret().to_string();
-                let request = if second {
-                    Request::Verify {
-                        operator: name,
-                        passphrase,
-                    }
-                } else {
-                    Request::Login {
-                        operator: name,
-                        passphrase,
-                    }
-                };
-                let v = remote.call(&request).await?;
-                text(OperatorName::new(
-                    v["operator"].as_str().unwrap_or_default(),
-                ))
-            }
-        }
+    /// The console of the station listening on `socket`.
+    pub async fn attach(socket: PathBuf, peers: Vec<String>) -> Result<Backend, ApiError> {
+        let remote = Remote::connect(socket.clone()).await?;
+        let boot = remote.boot().await.unwrap_or_default();
+        Ok(Backend::Remote {
+            remote,
+            socket,
+            boot,
+            peers,
+        })
     }
 
-    async fn open(&self, id: MessageId) -> Result<Message, String> {
+    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
         match self {
-            Backend::Local(s) => {
-                let s = s.clone();
-                text(tokio::task::spawn_blocking(move || s.open(&id)).await).and_then(text)
-            }
-            Backend::Remote { remote, .. } => {
-                let v = remote.call(&Request::Show { id: id.to_string() }).await?;
-                text(serde_json::from_value(v))
-            }
-        }
-    }
-
-    async fn release(
-        &self,
-        operator: OperatorName,
-        to: String,
-        draft: Draft,
-        attachments: Vec<std::path::PathBuf>,
-        second: Option<OperatorName>,
-    ) -> Result<String, String> {
-        match self {
-            Backend::Local(s) => {
-                let (released, m) = text(
-                    s.release_with_attachments(&operator, &to, draft, attachments)
-                        .await,
-                )?;
-                Ok(format!(
-                    "released {} serial {} to {to}",
-                    m.precedence, released.serial
-                ))
-            }
-            Backend::Remote { remote, .. } => {
-                let v = remote
-                    .call(&Request::Send {
-                        to: to.clone(),
-                        template: draft.template_id,
-                        fields: draft.fields,
-                        precedence: draft.precedence.map(|p| p.to_string()),
-                        text: draft.text,
-                        references: draft.references.iter().map(ToString::to_string).collect(),
-                        exercise: draft.exercise,
-                        operator: operator.to_string(),
-                        passphrase: None,
-                        second_operator: second.map(|s| s.to_string()),
-                        second_passphrase: None,
-                        attachments,
-                    })
-                    .await?;
-                Ok(format!(
-                    "released {} serial {} to {to}",
-                    v["precedence"].as_str().unwrap_or(""),
-                    v["serial"]
-                ))
-            }
-        }
-    }
-
-    async fn acknowledge(
-        &self,
-        operator: OperatorName,
-        id: MessageId,
-        cancel: bool,
-    ) -> Result<(), String> {
-        match self {
-            Backend::Local(s) if cancel => text(s.cancel(&operator, id).await),
-            Backend::Local(s) => text(s.acknowledge(&operator, id).await),
-            Backend::Remote { remote, .. } => {
-                let (id, operator) = (id.to_string(), operator.to_string());
-                let request = if cancel {
-                    Request::Cancel {
-                        id,
-                        operator,
-                        passphrase: None,
-                    }
-                } else {
-                    Request::Ack {
-                        id,
-                        operator,
-                        passphrase: None,
-                    }
-                };
-                remote.call(&request).await.map(|_| ())
-            }
-        }
-    }
-
-    async fn export_attachments(&self, id: MessageId) -> Result<String, String> {
-        match self {
-            Backend::Local(s) => {
-                let dir = s
-                    .config()
-                    .station
-                    .data_dir
-                    .join("exports")
-                    .join(id.to_string());
-                let (written, skipped) = text(s.export_attachments(&id, dir.clone()).await)?;
-                Ok(exported(
-                    written.len(),
-                    &dir.display().to_string(),
-                    &skipped,
-                ))
-            }
-            Backend::Remote { remote, .. } => {
-                let v = remote
-                    .call(&Request::ExportAttachments { id: id.to_string() })
-                    .await?;
-                let skipped: Vec<String> =
-                    serde_json::from_value(v["skipped"].clone()).unwrap_or_default();
-                Ok(exported(
-                    v["written"].as_u64().unwrap_or(0) as usize,
-                    v["dir"].as_str().unwrap_or(""),
-                    &skipped,
-                ))
-            }
-        }
-    }
-
-    async fn link_test(&self, peer: String) -> Result<u64, String> {
-        match self {
-            Backend::Local(s) => text(s.link_test(&peer).await).map(|d| d.as_millis() as u64),
-            Backend::Remote { remote, .. } => {
-                Ok(remote.call(&Request::LinkTest { peer }).await?["rtt_ms"]
-                    .as_u64()
-                    .unwrap_or(0))
-            }
-        }
-    }
-
-    async fn audit(&self, actor: String, action: String, detail: String) {
-        match self {
-            Backend::Local(s) => {
-                let _ = s.journal().audit(&actor, &action, &detail).done().await;
-            }
-            Backend::Remote { remote, .. } => {
-                let _ = remote.call(&Request::Audit { action, detail }).await;
-            }
-        }
-    }
-
-    async fn logged_out(&self) {
-        if let Backend::Remote { remote, .. } = self {
-            let _ = remote.call(&Request::Logout).await;
+            Backend::Local { station, session } => station.handle(session, command).await,
+            Backend::Remote { remote, .. } => remote.call(command).await,
         }
     }
 
     fn peers(&self) -> Vec<String> {
         match self {
-            Backend::Local(s) => s.peers(),
+            Backend::Local { station, .. } => station.peers(),
             Backend::Remote { peers, .. } => peers.clone(),
         }
+    }
+}
+
+/// What a reply says it did, for the status line.
+fn done(what: String, result: Result<Reply, ApiError>) -> Msg {
+    Msg::Done {
+        what,
+        result: result.map(|_| ()).map_err(|e| e.to_string()),
     }
 }
 
@@ -384,6 +203,8 @@ impl World {
         });
     }
 
+    /// A full resync from the station: at start, after lost events, after
+    /// a reconnect. An answer that cannot be had reaches the operator.
     fn refresh(&self) {
         if !self.refresher.request() {
             return;
@@ -392,16 +213,20 @@ impl World {
         let (backend, tx) = (self.backend.clone(), self.tx.clone());
         tokio::spawn(async move {
             loop {
-                if let Some((inbound, outbound, status)) = backend.read_all().await {
-                    let status = Box::new(status);
-                    let _ = tx
-                        .send(Msg::Refreshed {
-                            inbound,
-                            outbound,
-                            status,
-                        })
-                        .await;
-                }
+                let msg = match backend.call(Command::Snapshot).await {
+                    Ok(Reply::Snapshot {
+                        inbound,
+                        outbound,
+                        status,
+                    }) => Msg::Refreshed {
+                        inbound,
+                        outbound,
+                        status,
+                    },
+                    Ok(other) => done("resync".into(), Err(unexpected(&other))),
+                    Err(e) => done("resync".into(), Err(e)),
+                };
+                let _ = tx.send(msg).await;
                 if !refresher.finished() {
                     return;
                 }
@@ -412,65 +237,110 @@ impl World {
     fn run(&self, effect: Effect) {
         match effect {
             Effect::Refresh => self.refresh(),
+            Effect::FetchStatus => self.spawn(move |b| async move {
+                match b.call(Command::Status).await {
+                    Ok(Reply::Status { status }) => Some(Msg::StatusFetched(status)),
+                    Ok(other) => Some(done("status".into(), Err(unexpected(&other)))),
+                    Err(e) => Some(done("status".into(), Err(e))),
+                }
+            }),
             Effect::CheckLogin { name, passphrase } => self.spawn(move |b| async move {
-                let result = b.check(name.clone(), passphrase, false).await;
+                let result = b
+                    .call(Command::Login {
+                        operator: name.clone(),
+                        passphrase: Passphrase(passphrase),
+                    })
+                    .await
+                    .and_then(|r| match r {
+                        Reply::LoggedIn { operator } => Ok(operator),
+                        other => Err(unexpected(&other)),
+                    })
+                    .map_err(|e| e.to_string());
                 Some(Msg::LoginChecked { name, result })
             }),
-            Effect::CheckSecond { name, passphrase } => self.spawn(move |b| async move {
-                Some(Msg::SecondChecked {
-                    result: b.check(name, passphrase, true).await,
+            Effect::SignIn(call_sign) => self.spawn(move |b| async move {
+                let result = b
+                    .call(Command::SignIn {
+                        call_sign: call_sign.clone(),
+                    })
+                    .await
+                    .and_then(|r| match r {
+                        Reply::LoggedIn { operator } => Ok(operator),
+                        other => Err(unexpected(&other)),
+                    })
+                    .map_err(|e| e.to_string());
+                Some(Msg::LoginChecked {
+                    name: call_sign,
+                    result,
                 })
+            }),
+            Effect::CheckSecond { name, passphrase } => self.spawn(move |b| async move {
+                let result = b
+                    .call(Command::VerifySecond {
+                        operator: name,
+                        passphrase: Passphrase(passphrase),
+                    })
+                    .await
+                    .and_then(|r| match r {
+                        Reply::Verified { operator } => Ok(operator),
+                        other => Err(unexpected(&other)),
+                    })
+                    .map_err(|e| e.to_string());
+                Some(Msg::SecondChecked { result })
             }),
             Effect::OpenMessage(id) => self.spawn(move |b| async move {
-                Some(Msg::MessageOpened {
-                    id,
-                    result: b.open(id).await.map(Box::new),
-                })
+                let result = b.call(Command::Open { id }).await.and_then(|r| match r {
+                    Reply::Opened { message } => Ok(message),
+                    other => Err(unexpected(&other)),
+                });
+                let result = result.map_err(|e| e.to_string());
+                Some(Msg::MessageOpened { id, result })
             }),
+            // The station acts for its session's operator, whom the login
+            // proved; the effect's operator is the console's own view of it.
             Effect::Release {
-                operator,
                 to,
                 draft,
                 attachments,
                 second,
+                ..
             } => self.spawn(move |b| async move {
+                let release = Release {
+                    to,
+                    draft: *draft,
+                    attachments,
+                    second_operator: second.map(|s| s.to_string()),
+                };
                 let result = b
-                    .release(operator, to.clone(), *draft, attachments, second)
-                    .await;
-                Some(match result {
-                    Ok(what) => Msg::Done {
-                        what,
-                        result: Ok(()),
-                    },
-                    Err(e) => Msg::Done {
-                        what: format!("release to {to}"),
-                        result: Err(e),
-                    },
-                })
+                    .call(Command::Release(Box::new(release)))
+                    .await
+                    .and_then(|r| match r {
+                        Reply::Released { row } => Ok(row),
+                        other => Err(unexpected(&other)),
+                    })
+                    .map_err(|e| e.to_string());
+                Some(Msg::ReleaseFinished { result })
             }),
-            Effect::Acknowledge { operator, id } => self.spawn(move |b| async move {
-                let what = format!("acknowledged {id} as {operator}");
-                Some(Msg::Done {
-                    what,
-                    result: b.acknowledge(operator, id, false).await,
-                })
+            Effect::Acknowledge { id, .. } => self.spawn(move |b| async move {
+                let result = b.call(Command::Acknowledge { id: id.to_string() }).await;
+                // The changed row comes as an event, to every console.
+                Some(done(format!("acknowledged {id}"), result))
             }),
-            Effect::Cancel { operator, id } => self.spawn(move |b| async move {
-                Some(Msg::Done {
-                    what: format!("cancelled {id}"),
-                    result: b.acknowledge(operator, id, true).await,
-                })
+            Effect::Cancel { id, .. } => self.spawn(move |b| async move {
+                let result = b.call(Command::Cancel { id: id.to_string() }).await;
+                Some(done(format!("cancelled {id}"), result))
             }),
             Effect::ExportAttachments(id) => self.spawn(move |b| async move {
-                Some(match b.export_attachments(id).await {
-                    Ok(what) => Msg::Done {
-                        what,
+                Some(match b.call(Command::ExportAttachments { id }).await {
+                    Ok(Reply::Exported {
+                        dir,
+                        written,
+                        skipped,
+                    }) => Msg::Done {
+                        what: exported(written.len(), &dir.display().to_string(), &skipped),
                         result: Ok(()),
                     },
-                    Err(e) => Msg::Done {
-                        what: format!("export of {id}'s attachments"),
-                        result: Err(e),
-                    },
+                    other => done(format!("export of {id}'s attachments"), other),
                 })
             }),
             Effect::CompletePath(typed) => self.spawn(move |_| async move {
@@ -483,30 +353,28 @@ impl World {
             Effect::LinkTest => {
                 for peer in self.backend.peers() {
                     self.spawn(move |b| async move {
-                        Some(match b.link_test(peer.clone()).await {
-                            Ok(ms) => Msg::Done {
-                                what: format!("link test with {peer}: ok, {ms} ms"),
+                        let result = b.call(Command::LinkTest { peer: peer.clone() }).await;
+                        Some(match result {
+                            Ok(Reply::LinkTested { rtt_ms, .. }) => Msg::Done {
+                                what: format!("link test with {peer}: ok, {rtt_ms} ms"),
                                 result: Ok(()),
                             },
-                            Err(e) => Msg::Done {
-                                what: format!("link test with {peer}"),
-                                result: Err(e),
-                            },
+                            other => done(format!("link test with {peer}"), other),
                         })
                     });
                 }
             }
-            Effect::Audit {
-                actor,
-                action,
-                detail,
-            } => self.spawn(move |b| async move {
-                b.audit(actor, action, detail).await;
-                None
+            Effect::Audit { action, detail, .. } => self.spawn(move |b| async move {
+                match b.call(Command::Audit { action, detail }).await {
+                    Ok(_) => None,
+                    Err(e) => Some(done("audit entry".into(), Err(e))),
+                }
             }),
             Effect::LoggedOut => self.spawn(move |b| async move {
-                b.logged_out().await;
-                None
+                match b.call(Command::Logout).await {
+                    Ok(_) => None,
+                    Err(e) => Some(done("log-out".into(), Err(e))),
+                }
             }),
             Effect::RingBell => {
                 let mut out = std::io::stdout();
@@ -519,14 +387,31 @@ impl World {
                     });
                 }
             }
+            Effect::ForgetSession => {
+                if let Backend::Remote { .. } = self.backend.as_ref() {
+                    let backend = self.backend.clone();
+                    tokio::spawn(async move {
+                        if let Backend::Remote { remote, .. } = backend.as_ref() {
+                            remote.reset().await;
+                        }
+                    });
+                }
+            }
             Effect::Quit => {}
         }
     }
 }
 
+/// A reply of the wrong kind: the station and this console disagree.
+fn unexpected(reply: &Reply) -> ApiError {
+    ApiError::Unreadable {
+        detail: format!("an unexpected reply {reply:?}"),
+    }
+}
+
 /// Runs the console until the operator quits.
 pub async fn run(
-    mut backend: Backend,
+    backend: Backend,
     setup: Setup,
     white_cell: Option<WhiteCellLink>,
 ) -> std::io::Result<()> {
@@ -548,8 +433,8 @@ pub async fn run(
         }
     });
     let events_tx = tx.clone();
-    match &mut backend {
-        Backend::Local(station) => {
+    match &backend {
+        Backend::Local { station, .. } => {
             let mut events = station.subscribe();
             tokio::spawn(async move {
                 loop {
@@ -564,20 +449,8 @@ pub async fn run(
                 }
             });
         }
-        Backend::Remote { events, .. } => {
-            if let Some(mut events) = events.take() {
-                tokio::spawn(async move {
-                    while let Some(item) = events.recv().await {
-                        let msg = match item {
-                            Streamed::Event(e) => Msg::Station(e),
-                            Streamed::Missed => Msg::MissedEvents,
-                        };
-                        if events_tx.send(msg).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
+        Backend::Remote { socket, boot, .. } => {
+            tokio::spawn(crate::attach::supervise(socket.clone(), *boot, events_tx));
         }
     }
     let ticks = tx.clone();

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::{load_config, load_keys};
-use crate::attach::Remote;
 use crate::console::Setup;
 use crate::console::keymap;
 use crate::station::{Options, Station, control, lock};
@@ -61,7 +60,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         let station = Station::start(config, keys, Options::default()).await?;
         let socket = control::socket_path(&data_dir);
         let control = tokio::spawn(control::serve(station.clone(), socket));
-        let result = crate::term::run(Backend::Local(station.clone()), setup, None).await;
+        let result = crate::term::run(Backend::local(station.clone()), setup, None).await;
         station.shutdown().await;
         let _ = control.await;
         result.context("the terminal")
@@ -79,13 +78,7 @@ fn attach(
 ) -> anyhow::Result<ExitCode> {
     let socket = control::socket_path(data_dir);
     runtime.block_on(async move {
-        let remote = Remote::connect(&socket).await?;
-        let events = Remote::events(&socket).await?;
-        let backend = Backend::Remote {
-            remote: std::sync::Arc::new(remote),
-            peers,
-            events: Some(events),
-        };
+        let backend = Backend::attach(socket, peers).await?;
         crate::term::run(backend, setup, None)
             .await
             .context("the terminal")

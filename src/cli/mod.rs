@@ -136,8 +136,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Outbox(args)) => {
             station::list(&config_path, crate::store::Direction::Out, args)
         }
-        Some(Command::Ack(args)) => station::ack(&config_path, args, false),
-        Some(Command::Cancel(args)) => station::ack(&config_path, args, true),
+        Some(Command::Ack(args)) => station::act(&config_path, args, station::Act::Acknowledge),
+        Some(Command::Cancel(args)) => station::act(&config_path, args, station::Act::Cancel),
         Some(Command::Status { json }) => station::status(&config_path, json),
         Some(Command::Watch) => station::watch(&config_path),
         Some(Command::LinkTest { peer }) => station::link_test(&config_path, &peer),

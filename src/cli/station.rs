@@ -1,24 +1,28 @@
 //! Commands that run a station or talk to a running one over its control
 //! socket: `serve`, `send`, `inbox`, `outbox`, `ack`, `cancel`, `status`,
-//! `watch`, `link-test`. With no station running, the read-only ones read
-//! the journal directly and the rest say so.
+//! `watch`, `link-test`. Each goes through the station's typed API with the
+//! one socket client; with no station running, the read-only ones read the
+//! journal directly and the rest say so.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use age::secrecy::ExposeSecret;
 use anyhow::{Context as _, bail};
 use clap::Args;
-use serde_json::Value;
 
 use super::{load_config, load_keys};
+use crate::compose::Draft;
 use crate::config::Config;
+use crate::domain::Precedence;
 use crate::passphrase::{self, OPERATOR_PASSPHRASE_ENV};
 use crate::sanitize::inert;
-use crate::station::control::{self, Client, ClientError, Request};
+use crate::station::api::{ApiError, Command, Passphrase, Release, Reply};
+use crate::station::client::{Client, Watch};
+use crate::station::control::{self, Streamed};
 use crate::station::{Options, Station, lock};
-use crate::store::{Direction, Journal};
+use crate::store::{Direction, Journal, MessageRow, MessageState};
 
 /// Names the file holding the second operator's passphrase (two-person rule).
 pub const SECOND_PASSPHRASE_ENV: &str = "HOTLINE_SECOND_PASSPHRASE_FILE";
@@ -64,8 +68,51 @@ async fn wait_for_signal() {
     }
 }
 
-fn connect(config: &Config) -> Result<Client, ClientError> {
-    Client::connect(&control::socket_path(&config.station.data_dir))
+/// A runtime for one command's talk with the station.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn connect(config: &Config) -> Result<Client, ApiError> {
+    Client::connect(&control::socket_path(&config.station.data_dir)).await
+}
+
+/// Logs `operator` in on `client`, asking for the passphrase (or reading
+/// it from `env`'s file).
+async fn log_in(
+    client: &mut Client,
+    operator: &str,
+    env: &str,
+    second: bool,
+) -> anyhow::Result<()> {
+    let prompt = if second {
+        format!("Passphrase for {operator} (second operator): ")
+    } else {
+        format!("Passphrase for {operator}: ")
+    };
+    let passphrase = Passphrase(passphrase::obtain(env, &prompt).map_err(anyhow::Error::msg)?);
+    let operator = operator.to_string();
+    let command = if second {
+        Command::VerifySecond {
+            operator,
+            passphrase,
+        }
+    } else {
+        Command::Login {
+            operator,
+            passphrase,
+        }
+    };
+    client.call(&command).await?;
+    Ok(())
+}
+
+/// An answer of the wrong kind.
+fn unexpected(reply: &Reply) -> anyhow::Error {
+    anyhow::anyhow!("the station answered with an unexpected reply: {reply:?}")
 }
 
 #[derive(Args, Debug)]
@@ -111,10 +158,24 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
     let mut fields = BTreeMap::new();
     for f in &args.fields {
         let Some((k, v)) = f.split_once('=') else {
-            bail!("--field `{f}`: write NAME=VALUE");
+            bail!("--field `{}`: write NAME=VALUE", inert(f));
         };
         fields.insert(k.trim().to_string(), v.to_string());
     }
+    let precedence = args
+        .precedence
+        .as_deref()
+        .map(str::parse::<Precedence>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--precedence: {e}"))?;
+    let references = args
+        .references
+        .iter()
+        .map(|r| {
+            r.parse()
+                .map_err(|_| anyhow::anyhow!("--reference `{}` is not a message id", inert(r)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // The station runs elsewhere: give it absolute paths, checked here first.
     let mut attachments = Vec::new();
     for f in &args.attach {
@@ -124,57 +185,45 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         attachments.push(abs);
     }
-    let mut client = connect(&config)?;
-    let pass = passphrase::obtain(
-        OPERATOR_PASSPHRASE_ENV,
-        &format!("Passphrase for {}: ", args.operator),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let second_passphrase = match &args.second_operator {
-        Some(name) => Some(
-            passphrase::obtain(
-                SECOND_PASSPHRASE_ENV,
-                &format!("Passphrase for {name} (second operator): "),
-            )
-            .map_err(anyhow::Error::msg)?
-            .expose_secret()
-            .to_string(),
-        ),
-        None => None,
-    };
-    let result = client.call(&Request::Send {
+    let release = Release {
         to: args.to.clone(),
-        template: args.template.clone(),
-        fields,
-        precedence: args.precedence.clone(),
-        text: args.text.clone(),
-        references: args.references.clone(),
-        exercise: args.exercise,
-        operator: args.operator.clone(),
-        passphrase: Some(pass.expose_secret().to_string()),
-        second_operator: args.second_operator.clone(),
-        second_passphrase,
+        draft: Draft {
+            template_id: args.template.clone(),
+            fields,
+            precedence,
+            text: args.text.clone(),
+            references,
+            exercise: args.exercise,
+        },
         attachments,
-    })?;
-    println!(
-        "released {} {} serial {} to {}",
-        result["precedence"].as_str().unwrap_or(""),
-        result["id"].as_str().unwrap_or(""),
-        result["serial"],
-        result["to"].as_str().unwrap_or("")
-    );
-    Ok(ExitCode::SUCCESS)
+        second_operator: args.second_operator.clone(),
+    };
+    runtime()?.block_on(async {
+        let mut client = connect(&config).await?;
+        log_in(&mut client, &args.operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        if let Some(second) = &args.second_operator {
+            log_in(&mut client, second, SECOND_PASSPHRASE_ENV, true).await?;
+        }
+        match client.call(&Command::Release(Box::new(release))).await? {
+            Reply::Released { row } => {
+                println!(
+                    "released {} {} serial {} to {}",
+                    row.precedence, row.id, row.serial, row.peer
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            other => Err(unexpected(&other)),
+        }
+    })
 }
 
-fn print_rows(rows: &Value, inbound: bool) {
-    let empty = Vec::new();
-    let rows = rows.as_array().unwrap_or(&empty);
+fn print_rows(rows: &[MessageRow], inbound: bool) {
     if rows.is_empty() {
         println!("(none)");
         return;
     }
     println!(
-        "{:<10} {:>6}  {:<10} {:<20} {:<14} {:<24} ID",
+        "{:<10} {:>6}  {:<10} {:<20} {:<16} {:<24} ID",
         "PRECEDENCE",
         "SERIAL",
         if inbound { "FROM" } else { "TO" },
@@ -183,28 +232,29 @@ fn print_rows(rows: &Value, inbound: bool) {
         "ACKNOWLEDGED"
     );
     for r in rows {
-        let ack = match (r["ack_by"].as_str(), r["ack_at"].as_str()) {
-            (Some(by), Some(at)) => format!("{by} {}", at.get(..16).unwrap_or(at)),
+        let ack = match (&r.ack_by, r.ack_at) {
+            (Some(by), Some(at)) => format!("{by} {}", at.strftime("%Y-%m-%dT%H:%M")),
             _ => "-".into(),
         };
-        let mut state = r["state"].as_str().unwrap_or("").to_uppercase();
-        if r["exercise"] == Value::Bool(true) {
+        let mut state = r.state.label().to_string();
+        if r.exercise {
             state.push_str(" EX");
         }
         println!(
-            "{:<10} {:>6}  {:<10} {:<20} {:<14} {:<24} {}",
-            r["precedence"].as_str().unwrap_or(""),
-            r["serial"].as_u64().unwrap_or(0),
-            inert(r["peer"].as_str().unwrap_or("")),
-            inert(r["template"].as_str().unwrap_or("")),
+            "{:<10} {:>6}  {:<10} {:<20} {:<16} {:<24} {}",
+            r.precedence.to_string(),
+            r.serial,
+            inert(r.peer.as_str()),
+            inert(&r.template_id),
             state,
             inert(&ack),
-            r["id"].as_str().unwrap_or("")
+            r.id
         );
-        let att = &r["attachments"];
-        if let Some(total) = att["total"].as_u64() {
-            let done = att["receipted"].as_u64().unwrap_or(0);
-            let refused = att["refused"].as_u64().unwrap_or(0);
+        if let Some(second) = &r.second_operator {
+            println!("{:>19}released by {} and {second}", "", r.operator);
+        }
+        if r.attachments > 0 {
+            let (done, refused, total) = (r.attachments_done, r.attachments_refused, r.attachments);
             let mut line = format!("attachments {done}/{total}");
             if done + refused < total {
                 line.push_str(" (attachments pending)");
@@ -214,7 +264,7 @@ fn print_rows(rows: &Value, inbound: bool) {
             }
             println!("{:>19}{line}", "");
         }
-        if let Some(reason) = r["refusal"].as_str() {
+        if let Some(reason) = &r.refusal {
             println!("{:>19}refused: {}", "", inert(reason));
         }
     }
@@ -229,22 +279,20 @@ pub struct ListArgs {
 
 pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let rows = match connect(&config) {
-        Ok(mut client) => {
-            let request = if direction == Direction::In {
-                Request::Inbox
-            } else {
-                Request::Outbox
-            };
-            client.call(&request)?
+    let rows = runtime()?.block_on(async {
+        match connect(&config).await {
+            Ok(mut client) => match client.call(&Command::List { direction }).await? {
+                Reply::Rows { rows } => Ok(rows),
+                other => Err(unexpected(&other)),
+            },
+            Err(ApiError::NotRunning { .. }) => {
+                eprintln!("(no station is running: reading the journal directly)");
+                let journal = Journal::open_read_only(&config.journal_path)?;
+                Ok(journal.list(direction)?)
+            }
+            Err(e) => Err(e.into()),
         }
-        Err(ClientError::NotRunning(_)) => {
-            eprintln!("(no station is running: reading the journal directly)");
-            let journal = Journal::open_read_only(&config.journal_path)?;
-            control::rows_with_attachments(&journal, direction)?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
@@ -262,140 +310,151 @@ pub struct OperatorArgs {
     pub operator: String,
 }
 
-pub fn ack(config_path: &Path, args: OperatorArgs, cancel: bool) -> anyhow::Result<ExitCode> {
+/// What an operator does to one message from the command line.
+#[derive(Clone, Copy, Debug)]
+pub enum Act {
+    Acknowledge,
+    Cancel,
+}
+
+pub fn act(config_path: &Path, args: OperatorArgs, act: Act) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let mut client = connect(&config)?;
-    let pass = passphrase::obtain(
-        OPERATOR_PASSPHRASE_ENV,
-        &format!("Passphrase for {}: ", args.operator),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let passphrase = Some(pass.expose_secret().to_string());
-    let (id, operator) = (args.id.clone(), args.operator.clone());
-    let req = if cancel {
-        Request::Cancel {
-            id,
-            operator,
-            passphrase,
+    runtime()?.block_on(async {
+        let mut client = connect(&config).await?;
+        log_in(&mut client, &args.operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        let id = args.id.clone();
+        let command = match act {
+            Act::Acknowledge => Command::Acknowledge { id },
+            Act::Cancel => Command::Cancel { id },
+        };
+        match client.call(&command).await? {
+            Reply::Acknowledged { row } => {
+                println!("acknowledged {} as {}", row.id, args.operator)
+            }
+            Reply::Cancelled { row } => println!("cancelled {}", row.id),
+            other => return Err(unexpected(&other)),
         }
-    } else {
-        Request::Ack {
-            id,
-            operator,
-            passphrase,
-        }
-    };
-    let result = client.call(&req)?;
-    if cancel {
-        println!("cancelled {}", args.id);
-    } else {
-        println!(
-            "acknowledged {} as {}",
-            result["id"].as_str().unwrap_or(""),
-            args.operator
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let status = match connect(&config) {
-        Ok(mut client) => client.call(&Request::Status)?,
-        Err(ClientError::NotRunning(p)) => {
-            println!(
-                "station {}: NOT RUNNING (no live socket at {})",
-                config.station.name,
-                p.display()
-            );
-            if lock::is_held(&config.station.data_dir) {
-                println!(
-                    "  (but its data directory is locked: a station may be starting or stuck)"
-                );
-            }
-            if let Ok(journal) = Journal::open_read_only(&config.journal_path) {
-                let unacked = journal
-                    .list(Direction::In)?
-                    .iter()
-                    .filter(|r| r.state == "received")
-                    .count();
-                let pending = journal
-                    .list(Direction::Out)?
-                    .iter()
-                    .filter(|r| r.state == "queued" || r.state == "sent")
-                    .count();
-                println!(
-                    "  journal: {unacked} inbound unacknowledged, {pending} outbound without receipt"
-                );
-            }
-            return Ok(ExitCode::from(3));
+    let status = runtime()?.block_on(async {
+        match connect(&config).await {
+            Ok(mut client) => match client.call(&Command::Status).await? {
+                Reply::Status { status } => Ok(Some(status)),
+                other => Err(unexpected(&other)),
+            },
+            Err(ApiError::NotRunning { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
+    })?;
+    let Some(status) = status else {
+        println!(
+            "station {}: NOT RUNNING (no live socket at {})",
+            config.station.name,
+            control::socket_path(&config.station.data_dir).display()
+        );
+        if lock::is_held(&config.station.data_dir) {
+            println!("  (but its data directory is locked: a station may be starting or stuck)");
+        }
+        if let Ok(journal) = Journal::open_read_only(&config.journal_path) {
+            let unacked = journal
+                .in_state(Direction::In, MessageState::Received)?
+                .len();
+            let pending = journal
+                .list(Direction::Out)?
+                .iter()
+                .filter(|r| r.state.awaits_receipt())
+                .count();
+            println!(
+                "  journal: {unacked} inbound unacknowledged, {pending} outbound without receipt"
+            );
+        }
+        return Ok(ExitCode::from(3));
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "station {}: RUNNING",
-        status["station"].as_str().unwrap_or("")
-    );
-    for l in status["links"].as_array().into_iter().flatten() {
-        let peer = l["peer"].as_str().unwrap_or("");
-        let health = &status["health"][peer];
+    println!("station {}: RUNNING", status.station);
+    for l in &status.links {
+        let health = status.health.get(&l.peer);
+        let state = health
+            .map(|h| h.state.to_uppercase())
+            .unwrap_or_else(|| if l.up { "UP" } else { "DOWN" }.to_string());
         println!(
-            "  {peer}: {}  path {}  rtt {}  last traffic {}  last link test {} {}",
-            health["state"]
-                .as_str()
-                .unwrap_or(if l["up"] == Value::Bool(true) {
-                    "up"
-                } else {
-                    "down"
-                })
-                .to_uppercase(),
-            l["path"].as_str().unwrap_or("-"),
-            l["rtt_ms"]
-                .as_u64()
-                .map_or("-".to_string(), |r| format!("{r} ms")),
-            l["last_traffic"].as_str().unwrap_or("-"),
-            health["last_link_test"].as_str().unwrap_or("-"),
-            match health["last_link_test_ok"].as_bool() {
+            "  {}: {state}  path {}  rtt {}  last traffic {}  last link test {} {}",
+            inert(&l.peer),
+            l.path
+                .map_or("-".to_string(), |p| format!("{p:?}").to_lowercase()),
+            l.rtt_ms.map_or("-".to_string(), |r| format!("{r} ms")),
+            l.last_traffic.as_deref().unwrap_or("-"),
+            health
+                .and_then(|h| h.last_link_test.as_deref())
+                .unwrap_or("-"),
+            match health.and_then(|h| h.last_link_test_ok) {
                 Some(true) => "(ok)",
                 Some(false) => "(FAILED)",
                 None => "",
             }
         );
     }
-    let u = &status["unacknowledged"];
+    let u = |p: Precedence| {
+        status
+            .unacknowledged
+            .get(&p.to_string())
+            .copied()
+            .unwrap_or(0)
+    };
     println!(
         "  unacknowledged inbound: FLASH {} IMMEDIATE {} PRIORITY {} ROUTINE {}",
-        u["FLASH"], u["IMMEDIATE"], u["PRIORITY"], u["ROUTINE"]
+        u(Precedence::Flash),
+        u(Precedence::Immediate),
+        u(Precedence::Priority),
+        u(Precedence::Routine)
     );
-    println!(
-        "  outbound awaiting receipt: {}",
-        status["outbound_pending"]
-    );
+    println!("  outbound awaiting receipt: {}", status.outbound_pending);
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints the station's events as JSON lines until it stops.
 pub fn watch(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let client = connect(&config)?;
-    use std::io::Write;
-    let mut out = std::io::stdout();
-    client.watch(|line| writeln!(out, "{line}").and_then(|()| out.flush()).is_ok())?;
-    Ok(ExitCode::SUCCESS)
+    runtime()?.block_on(async {
+        let mut watch = Watch::connect(&control::socket_path(&config.station.data_dir)).await?;
+        let mut out = std::io::stdout();
+        loop {
+            let line = match watch.next().await {
+                Ok(Streamed::Heartbeat) => continue,
+                Ok(Streamed::Lagged) => "{\"event\":\"resync\"}".to_string(),
+                Ok(Streamed::Event(e)) => serde_json::to_string(&e)?,
+                Err(ApiError::Gone { .. }) => return Ok(ExitCode::SUCCESS),
+                Err(e) => return Err(e.into()),
+            };
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    })
 }
 
 pub fn link_test(config_path: &Path, peer: &str) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let mut client = connect(&config)?;
-    let result = client.call(&Request::LinkTest {
-        peer: peer.to_string(),
-    })?;
-    println!(
-        "link test with {peer}: ok, round trip {} ms",
-        result["rtt_ms"]
-    );
-    Ok(ExitCode::SUCCESS)
+    runtime()?.block_on(async {
+        let mut client = connect(&config).await?;
+        match client
+            .call(&Command::LinkTest {
+                peer: peer.to_string(),
+            })
+            .await?
+        {
+            Reply::LinkTested { rtt_ms, .. } => {
+                println!("link test with {peer}: ok, round trip {rtt_ms} ms");
+                Ok(ExitCode::SUCCESS)
+            }
+            other => Err(unexpected(&other)),
+        }
+    })
 }

@@ -177,7 +177,7 @@ async fn drive(cell: WhiteCell, setup: Setup) -> anyhow::Result<Vec<TraineeRun>>
     };
     let task = tokio::spawn(run::white_cell(cell, facilitator, stop_rx));
     let console = crate::term::run(
-        crate::term::Backend::Local(console_station),
+        crate::term::Backend::local(console_station),
         setup,
         Some(link),
     )
@@ -426,7 +426,7 @@ async fn join(
         false,
     );
     let started = Timestamp::now();
-    let console = crate::term::run(crate::term::Backend::Local(trainee.clone()), setup, None).await;
+    let console = crate::term::run(crate::term::Backend::local(trainee.clone()), setup, None).await;
     let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
     let record = run::trainee_record(&trainee, &white_cell, addr, started, &date);
     trainee.shutdown().await;

@@ -115,6 +115,21 @@ pub enum Msg {
         outbound: Vec<MessageRow>,
         status: Box<Status>,
     },
+    /// The station's current status, fetched after a link event.
+    StatusFetched(Box<Status>),
+    /// An attached console lost its station: it stopped, or froze.
+    StationLost {
+        reason: String,
+    },
+    /// An attached console reached its station again; `restarted` when it
+    /// is a new run of it (the log-in did not survive).
+    StationReached {
+        restarted: bool,
+    },
+    /// The station answered a release: the stored row, or why not.
+    ReleaseFinished {
+        result: Result<Box<MessageRow>, String>,
+    },
     LoginChecked {
         name: String,
         result: Result<OperatorName, String>,
@@ -143,7 +158,14 @@ pub enum Effect {
         name: String,
         passphrase: SecretString,
     },
+    /// A full resync: both lists and the status.
     Refresh,
+    /// Only the status (links, health), after a link event.
+    FetchStatus,
+    /// Tabletop: sign in by call sign.
+    SignIn(String),
+    /// The station was restarted: forget the connection and its log-in.
+    ForgetSession,
     OpenMessage(MessageId),
     Release {
         operator: OperatorName,
@@ -300,6 +322,14 @@ pub struct App {
     pub reply_peer: Option<usize>,
     /// Attachments in transfer: (message, index) → (sealed bytes done, total).
     pub transfers: HashMap<(MessageId, u32), (u64, u64)>,
+    /// An attached console's station is not running (why), so no link
+    /// state of it is shown.
+    pub station_lost: Option<String>,
+    /// The form of a release the station has not answered yet: given back
+    /// if the release fails.
+    pub releasing: Option<Form>,
+    /// A draft kept through a lock, for the operator who typed it.
+    pub kept_draft: Option<(OperatorName, Form)>,
     pub quit: bool,
 }
 
@@ -351,6 +381,9 @@ impl App {
             reply_refs: Vec::new(),
             reply_peer: None,
             transfers: HashMap::new(),
+            station_lost: None,
+            releasing: None,
+            kept_draft: None,
             quit: false,
         }
     }
@@ -393,7 +426,7 @@ impl App {
     /// exercise flag) once per refresh, so drawing reads only visible rows.
     pub fn recount(&mut self) {
         let mut counts = [0; 4];
-        for r in self.inbound.iter().filter(|r| r.state == "received") {
+        for r in self.inbound.iter().filter(|r| r.state.is_unacknowledged()) {
             counts[r.precedence.rank() as usize] += 1;
         }
         self.counts = counts;
@@ -407,31 +440,26 @@ impl App {
     /// Time left to acknowledge an inbound message (negative: overdue),
     /// counted from its receipt time here.
     pub fn time_left(&self, row: &MessageRow) -> Option<jiff::SignedDuration> {
-        let stored: Timestamp = row.stored_at.parse().ok()?;
         let deadline =
             jiff::SignedDuration::try_from(self.setup.deadlines.for_precedence(row.precedence))
                 .ok()?;
-        Some(deadline - self.now.duration_since(stored))
+        Some(deadline - self.now.duration_since(row.stored_at))
     }
 
     /// Whether a message we sent has waited longer for the peer's
     /// acknowledgement than this station's deadline allows (counted from
     /// the receipt, as the receiver counts it).
     pub fn ack_overdue(&self, row: &MessageRow) -> bool {
-        let Some(receipt) = row
-            .receipt_at
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok())
-        else {
+        let Some(receipt) = row.receipt_at else {
             return false;
         };
         let deadline = self.setup.deadlines.for_precedence(row.precedence);
-        row.state == "received"
+        row.state.awaits_peer_ack()
             && self.now.duration_since(receipt).as_secs() > deadline.as_secs() as i64
     }
 
     pub fn unacknowledged(&self) -> impl Iterator<Item = &MessageRow> {
-        self.inbound.iter().filter(|r| r.state == "received")
+        self.inbound.iter().filter(|r| r.state.is_unacknowledged())
     }
 
     /// Unacknowledged counts by precedence, FLASH first (as of the last refresh).
@@ -440,7 +468,7 @@ impl App {
     }
 
     pub fn overdue(&self, row: &MessageRow) -> bool {
-        row.state == "received" && self.time_left(row).is_some_and(|t| t.is_negative())
+        row.state.is_unacknowledged() && self.time_left(row).is_some_and(|t| t.is_negative())
     }
 
     /// Sorts the inbound queue: unacknowledged first, then precedence, then
@@ -451,14 +479,49 @@ impl App {
     pub fn sort_inbound(&mut self) {
         let selected = self.inbound.get(self.selected_in).map(|r| r.id);
         self.inbound.sort_by(|a, b| {
-            (a.state != "received")
-                .cmp(&(b.state != "received"))
+            (!a.state.is_unacknowledged())
+                .cmp(&!b.state.is_unacknowledged())
                 .then(a.precedence.cmp(&b.precedence))
                 .then(a.stored_at.cmp(&b.stored_at))
         });
         if let Some(id) = selected {
             self.selected_in = self.inbound.iter().position(|r| r.id == id).unwrap_or(0);
         }
+    }
+
+    /// Applies a changed row from the station: replaces the row with its
+    /// id, or adds it, and keeps the selection on the message it was on.
+    /// Returns whether it is a FLASH that newly awaits acknowledgement.
+    pub fn apply_row(&mut self, row: MessageRow) -> bool {
+        let awaited =
+            |r: &MessageRow| r.precedence == Precedence::Flash && r.state.is_unacknowledged();
+        let new_flash;
+        match row.direction {
+            crate::store::Direction::In => {
+                let at = self.inbound.iter().position(|r| r.id == row.id);
+                new_flash = awaited(&row) && !at.is_some_and(|i| awaited(&self.inbound[i]));
+                match at {
+                    Some(i) => self.inbound[i] = row,
+                    None => self.inbound.push(row),
+                }
+                self.sort_inbound();
+            }
+            crate::store::Direction::Out => {
+                new_flash = false;
+                let selected = self.outbound.get(self.selected_out).map(|r| r.id);
+                match self.outbound.iter().position(|r| r.id == row.id) {
+                    Some(i) => self.outbound[i] = row,
+                    None => self.outbound.push(row),
+                }
+                self.outbound
+                    .sort_by_key(|r| std::cmp::Reverse(r.stored_at));
+                if let Some(id) = selected {
+                    self.selected_out = self.outbound.iter().position(|r| r.id == id).unwrap_or(0);
+                }
+            }
+        }
+        self.recount();
+        new_flash
     }
 
     pub fn selected_row(&self) -> Option<&MessageRow> {

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::domain::{OperatorName, Precedence, StationName};
 use crate::station::Event;
+use crate::store::MessageState;
 use crate::templates::Catalog;
 
 /// Applies one message to the state and says what to do about it.
@@ -41,6 +42,55 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Station(event) => station_event(app, event),
         Msg::MissedEvents => vec![Effect::Refresh],
+        Msg::StatusFetched(status) => {
+            app.status = Some(*status);
+            Vec::new()
+        }
+        Msg::StationLost { reason } => {
+            let first = app.station_lost.is_none();
+            app.notice = Some(format!("STATION NOT RUNNING: {reason}; retrying"));
+            app.station_lost = Some(reason);
+            if first {
+                app.last_bell = Some(app.now);
+                return vec![Effect::RingBell];
+            }
+            Vec::new()
+        }
+        Msg::StationReached { restarted } => {
+            app.station_lost = None;
+            if restarted {
+                // The log-in ended with the old run, so the lock's own
+                // audit and log-out have no session to go to.
+                drop(lock(app, "the station was restarted"));
+                app.notice = Some(
+                    "the station is running again (a new run of it): log in again; any draft is kept"
+                        .into(),
+                );
+                return vec![Effect::ForgetSession, Effect::Refresh];
+            }
+            app.notice = Some("the station is answering again; resynced".into());
+            vec![Effect::Refresh]
+        }
+        Msg::ReleaseFinished { result } => {
+            let form = app.releasing.take();
+            match result {
+                Ok(row) => {
+                    app.notice = Some(format!(
+                        "released {} serial {} to {}",
+                        row.precedence, row.serial, row.peer
+                    ));
+                    app.apply_row(*row);
+                }
+                Err(e) => {
+                    app.notice = Some(format!("FAILED: release: {e} (the draft is kept)"));
+                    if let Some(form) = form {
+                        app.form = Some(form);
+                        app.screen = Screen::Form;
+                    }
+                }
+            }
+            Vec::new()
+        }
         Msg::Refreshed {
             inbound,
             outbound,
@@ -49,7 +99,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             let had_flash = flash_ids(&app.inbound);
             app.inbound = inbound;
             app.outbound = outbound;
-            app.outbound.sort_by(|a, b| b.stored_at.cmp(&a.stored_at));
+            app.outbound.sort_by_key(|r| std::cmp::Reverse(r.stored_at));
             app.status = Some(*status);
             app.sort_inbound();
             app.recount();
@@ -66,10 +116,19 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.login.checking = false;
             match result {
                 Ok(op) => {
-                    app.operator = Some(op);
                     app.login = LoginForm::default();
                     app.screen = Screen::Handover;
                     app.notice = None;
+                    if let Some((by, form)) = app.kept_draft.take() {
+                        if by == op {
+                            app.form = Some(form);
+                            app.notice =
+                                Some("your draft was kept: it opens after this summary".into());
+                        } else {
+                            app.kept_draft = Some((by, form));
+                        }
+                    }
+                    app.operator = Some(op);
                     vec![Effect::Refresh]
                 }
                 Err(e) => {
@@ -111,11 +170,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Done { what, result } => {
+            // What changed comes as events; a failure is said here.
             app.notice = Some(match result {
                 Ok(()) => what,
                 Err(e) => format!("FAILED: {what}: {e}"),
             });
-            vec![Effect::Refresh]
+            Vec::new()
         }
     }
 }
@@ -125,7 +185,7 @@ fn flash_ids(
     rows: &[crate::store::MessageRow],
 ) -> std::collections::HashSet<crate::domain::MessageId> {
     rows.iter()
-        .filter(|r| r.state == "received" && r.precedence == Precedence::Flash)
+        .filter(|r| r.state.is_unacknowledged() && r.precedence == Precedence::Flash)
         .map(|r| r.id)
         .collect()
 }
@@ -143,7 +203,11 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
     // and each is escalated once.
     let mut any_overdue = false;
     let mut newly = Vec::new();
-    for r in app.inbound.iter().take_while(|r| r.state == "received") {
+    for r in app
+        .inbound
+        .iter()
+        .take_while(|r| r.state.is_unacknowledged())
+    {
         if app.overdue(r) {
             any_overdue = true;
             if !app.escalated.contains_key(&r.id) {
@@ -258,12 +322,27 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
                 text: format!("link to {peer} failed over to the {path:?} path"),
             });
         }
+        Event::MessageChanged { row } => {
+            if app.apply_row((**row).clone()) {
+                // A FLASH arriving rings at once, locked or not.
+                app.last_bell = Some(app.now);
+                return vec![Effect::RingBell];
+            }
+            return Vec::new();
+        }
+        Event::Resync => return vec![Effect::Refresh],
         _ => {}
     }
     if app.alarms.len() > MAX_ALARMS {
         app.alarms.drain(..app.alarms.len() - MAX_ALARMS);
     }
-    vec![Effect::Refresh]
+    // A message's own row follows its event; what else changed is the
+    // links' state.
+    if event.changed_message().is_some() {
+        Vec::new()
+    } else {
+        vec![Effect::FetchStatus]
+    }
 }
 
 fn lock(app: &mut App, why: &str) -> Vec<Effect> {
@@ -272,7 +351,10 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
     };
     app.screen = Screen::Login;
     app.reading = None;
-    app.form = None;
+    // A draft is kept for the operator who typed it, never shown locked.
+    if let Some(form) = app.form.take() {
+        app.kept_draft = Some((op.clone(), form));
+    }
     app.confirm = None;
     app.help = false;
     app.preview = false;
@@ -327,7 +409,12 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Screen::Login => login_key(app, action, ev),
         Screen::Handover => {
             if action == Some(Action::Open) {
-                app.screen = Screen::Queue;
+                // A draft kept through the lock comes back first.
+                app.screen = if app.form.is_some() {
+                    Screen::Form
+                } else {
+                    Screen::Queue
+                };
             }
             Vec::new()
         }
@@ -488,19 +575,13 @@ fn login_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect>
 /// Tabletop log-in: the call sign is recorded as the operator.
 fn call_sign(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
     match action {
+        // The station signs the call sign in (exercise stations only) and
+        // audits it; the answer comes back as a checked log-in.
+        Some(Action::Submit) if app.login.checking => Vec::new(),
         Some(Action::Submit) => match OperatorName::new(app.login.name.trim()) {
             Ok(op) => {
-                app.operator = Some(op.clone());
-                app.login = LoginForm::default();
-                app.screen = Screen::Handover;
-                vec![
-                    Effect::Audit {
-                        actor: op.to_string(),
-                        action: "login".into(),
-                        detail: "via=console call-sign exercise".into(),
-                    },
-                    Effect::Refresh,
-                ]
+                app.login.checking = true;
+                vec![Effect::SignIn(op.to_string())]
             }
             Err(e) => {
                 app.login.error = Some(e.to_string());
@@ -577,7 +658,7 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         Some(Action::AckAndReply) if inbound => ask_ack(app, true),
         Some(Action::Reply) if inbound => reply(app),
         Some(Action::CancelMessage) if !inbound => match app.outbound.get(app.selected_out) {
-            Some(r) if r.state == "queued" => {
+            Some(r) if r.state == MessageState::Queued => {
                 app.confirm = Some(Confirm::Cancel { id: r.id });
                 Vec::new()
             }
@@ -609,7 +690,7 @@ fn ask_ack(app: &mut App, reply_after: bool) -> Vec<Effect> {
         app.notice = Some("select a received message to acknowledge".into());
         return Vec::new();
     };
-    if row.state != "received" {
+    if !row.state.is_unacknowledged() {
         app.notice = Some(format!(
             "{} is already acknowledged by {}; acknowledging is one-way",
             row.id,
@@ -646,7 +727,12 @@ fn reply(app: &mut App) -> Vec<Effect> {
     };
     let (id, peer) = (row.id, row.peer.clone());
     let effects = start_compose(app, vec![id]);
-    if let Some(i) = app.setup.peers.iter().position(|(p, _)| *p == peer) {
+    if let Some(i) = app
+        .setup
+        .peers
+        .iter()
+        .position(|(p, _)| p.as_str() == peer.as_str())
+    {
         app.pending_peer(i);
     }
     effects
@@ -900,6 +986,8 @@ fn release(app: &mut App) -> Vec<Effect> {
         return Vec::new();
     }
     let second = app.second_operator.take();
+    let draft = form.draft();
+    app.releasing = Some(form.clone());
     app.screen = Screen::Sent;
     app.preview = false;
     app.notice = Some(format!(
@@ -909,7 +997,7 @@ fn release(app: &mut App) -> Vec<Effect> {
     vec![Effect::Release {
         operator,
         to,
-        draft: Box::new(form.draft()),
+        draft: Box::new(draft),
         attachments: form
             .attachments
             .iter()

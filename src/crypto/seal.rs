@@ -49,6 +49,10 @@ pub enum OpenError {
     WrongSender { signer: String, from: String },
     #[error("the message is addressed to {to}, not to this station ({us})")]
     WrongRecipient { to: String, us: String },
+    /// Genuinely signed by the sender, but at a newer revision than this
+    /// build reads ([`crate::domain::REVISION`]).
+    #[error("message revision {theirs}; this station reads up to revision {ours}; upgrade hotline")]
+    UnsupportedRevision { theirs: u32, ours: u32 },
 }
 
 /// A message that decrypted, verified and passed the address checks.
@@ -124,6 +128,9 @@ fn open_with(
     let key = key_for(&signer).ok_or_else(|| OpenError::UnknownSender(signer.clone()))?;
     let body = doc.verify(Kind::Message, &key).map_err(|e| match e {
         SignedError::BadSignature { .. } => OpenError::BadSignature(signer.clone()),
+        SignedError::UnsupportedRevision { theirs, ours, .. } => {
+            OpenError::UnsupportedRevision { theirs, ours }
+        }
         other => OpenError::Malformed(other.to_string()),
     })?;
     let message: Message =

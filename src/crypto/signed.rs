@@ -12,12 +12,19 @@
 //! (domain separation between kinds — the station key also serves TLS), the
 //! signer and the exact body bytes. Verification checks those bytes before
 //! anything parses the body; nothing is ever re-serialised to be verified.
+//!
+//! Every body is a JSON object stating the revision it was written at
+//! ([`REVISION`]). Verifying also reads that revision from the verified
+//! bytes, so a body newer than this build is refused here, once for every
+//! kind, before any caller's full parse (which refuses unknown fields)
+//! could turn it into a vague "not well formed".
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::Deserialize;
 
-use crate::domain::StationName;
+use crate::domain::{REVISION, StationName};
 
 /// The kinds of signed object. Each has its own domain-separation tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +69,21 @@ impl Kind {
         }
     }
 
+    /// What a person calls a document of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Receipt => "receipt",
+            Kind::Refusal => "refusal",
+            Kind::Ack => "acknowledgement",
+            Kind::LinkTest => "link test",
+            Kind::Hello => "hello",
+            Kind::Checkpoint => "audit checkpoint",
+            Kind::Join => "request to join",
+            Kind::JoinAnswer => "answer to a request to join",
+        }
+    }
+
     fn from_tag(tag: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.tag() == tag)
     }
@@ -76,6 +98,36 @@ pub enum SignedError {
     WrongKind { expected: Kind, found: Kind },
     #[error("the signature does not verify against the key pinned for {signer}")]
     BadSignature { signer: String },
+    /// Genuinely signed, but written at a newer revision than this build
+    /// reads: it may say things this build would not understand.
+    #[error(
+        "{} revision {theirs}; this station reads up to revision {ours}; upgrade hotline",
+        kind.noun()
+    )]
+    UnsupportedRevision { kind: Kind, theirs: u32, ours: u32 },
+}
+
+/// The one field read from a body before it is parsed in full. It does not
+/// refuse unknown fields: a newer body may carry fields this build does not
+/// know, and must still be recognised as newer.
+#[derive(Deserialize)]
+struct Rev {
+    #[serde(default)]
+    revision: u32,
+}
+
+/// Refuses a verified `body` written at a revision newer than [`REVISION`].
+/// A body that is not a JSON object with a numeric revision passes: the
+/// caller's full parse refuses it with its own, precise reason.
+fn check_revision(kind: Kind, body: &[u8]) -> Result<(), SignedError> {
+    match serde_json::from_slice::<Rev>(body) {
+        Ok(Rev { revision }) if revision > REVISION => Err(SignedError::UnsupportedRevision {
+            kind,
+            theirs: revision,
+            ours: REVISION,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Signs `body` as a document of `kind` from `signer`.
@@ -162,7 +214,8 @@ impl<'a> Unverified<'a> {
         self.kind
     }
 
-    /// Verifies the exact signed bytes against `key` and returns the body.
+    /// Verifies the exact signed bytes against `key`, checks that their
+    /// revision is one this build reads, and returns the body.
     pub fn verify(self, expected: Kind, key: &VerifyingKey) -> Result<&'a [u8], SignedError> {
         if self.kind != expected {
             return Err(SignedError::WrongKind {
@@ -174,6 +227,9 @@ impl<'a> Unverified<'a> {
             .map_err(|_| SignedError::BadSignature {
                 signer: self.signer.to_string(),
             })?;
+        // Only now, from the bytes just verified: a body that is not
+        // genuinely signed is a bad signature, whatever revision it claims.
+        check_revision(self.kind, self.body)?;
         Ok(self.body)
     }
 }
@@ -221,6 +277,48 @@ mod tests {
             .expect("parses")
             .verify(Kind::Receipt, &key(1).verifying_key());
         assert!(matches!(r, Err(SignedError::BadSignature { .. })));
+    }
+
+    #[test]
+    fn a_newer_revision_is_refused_after_the_signature_and_older_ones_pass() {
+        let signer = StationName::new("WASHINGTON").expect("name");
+        let verify = |body: &[u8]| {
+            let doc = sign(Kind::Ack, &signer, body, &key(1));
+            parse(&doc)
+                .expect("parses")
+                .verify(Kind::Ack, &key(1).verifying_key())
+                .map(<[u8]>::to_vec)
+        };
+        let newer = format!("{{\"revision\":{},\"unknown\":true}}", REVISION + 98);
+        assert_eq!(
+            verify(newer.as_bytes()),
+            Err(SignedError::UnsupportedRevision {
+                kind: Kind::Ack,
+                theirs: REVISION + 98,
+                ours: REVISION,
+            })
+        );
+        let words = verify(newer.as_bytes()).expect_err("refused").to_string();
+        assert_eq!(
+            words,
+            format!(
+                "acknowledgement revision {}; this station reads up to revision {REVISION}; \
+                 upgrade hotline",
+                REVISION + 98
+            )
+        );
+        // CONTROL: our own revision, none at all (revision 0), and a body
+        // that is not JSON (left to the caller's parse) all pass.
+        let ours = format!("{{\"revision\":{REVISION}}}");
+        for body in [ours.as_bytes(), b"{\"a\":1}", b"not json"] {
+            assert_eq!(verify(body).as_deref(), Ok(body));
+        }
+        // A forged newer body is a bad signature, not a revision question.
+        let doc = sign(Kind::Ack, &signer, newer.as_bytes(), &key(1));
+        let r = parse(&doc)
+            .expect("parses")
+            .verify(Kind::Ack, &key(2).verifying_key());
+        assert!(matches!(r, Err(SignedError::BadSignature { .. })), "{r:?}");
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Original {
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub protocol: String,
+    /// The revision of this body ([`super::REVISION`] when written); 0 for
+    /// a message from before revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub id: MessageId,
     pub serial: u64,
     pub dtg: String,
@@ -91,5 +95,10 @@ pub struct Message {
     #[serde(default)]
     pub attachments: Vec<AttachmentRef>,
     pub operator: OperatorName,
+    /// The second operator who confirmed a FLASH release under the
+    /// two-person rule. It is inside the signed message, like the releaser
+    /// in MMHS practice; absent (and not serialised) when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_operator: Option<OperatorName>,
     pub original: Original,
 }

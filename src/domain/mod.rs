@@ -21,3 +21,16 @@ pub use size::{BadSize, format_size, parse_size};
 
 /// The protocol version written into every signed object.
 pub const PROTOCOL: &str = "hotline/1";
+
+/// The revision of the signed bodies this build writes, raised whenever a
+/// signed body gains something a receiver must understand.
+///
+/// Every signed body carries it as `revision` (`#[serde(default)]`: a body
+/// from before revisions has none and reads as revision 0, so old bodies
+/// stay readable forever). A receiver reads the revision from the exact
+/// verified bytes before it parses the body (see
+/// [`crate::crypto::signed::Unverified::verify`]); a body newer than this
+/// is refused with a reason that names both revisions, never parsed and
+/// never half understood. A message so refused gets a signed refusal
+/// `unsupported-revision`; a hello so refused keeps the link down.
+pub const REVISION: u32 = 1;

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Event, Inner, PeerState, Station, StationError};
 use crate::crypto::keys::same_fingerprint;
-use crate::crypto::signed::{self, Kind};
+use crate::crypto::signed::{self, Kind, SignedError};
 use crate::crypto::{PeerKeys, StationCard, StationKeys};
-use crate::domain::StationName;
+use crate::domain::{REVISION, StationName};
 use crate::link::PeerSpec;
 use crate::wire::{ALPN_EXERCISE, Frame, FrameKind};
 
@@ -50,6 +50,9 @@ pub enum JoinState {
 #[serde(deny_unknown_fields)]
 struct JoinRequest {
     protocol: String,
+    /// [`REVISION`] when written; 0 from a build before revisions.
+    #[serde(default)]
+    revision: u32,
     /// The trainee's card, as TOML.
     card: String,
     /// The white cell's fingerprint as the trainee was given it.
@@ -62,6 +65,9 @@ struct JoinRequest {
 #[serde(deny_unknown_fields)]
 struct JoinAnswer {
     protocol: String,
+    /// [`REVISION`] when written; 0 from a build before revisions.
+    #[serde(default)]
+    revision: u32,
     /// The white cell's card, as TOML.
     white_cell: String,
     /// Whose request this answers: the trainee's fingerprint.
@@ -110,6 +116,7 @@ pub(crate) fn answer(inner: &Inner, key: VerifyingKey, remote: SocketAddr, frame
     };
     let body = JoinAnswer {
         protocol: super::docs::protocol(),
+        revision: REVISION,
         white_cell: card_of(&inner.keys),
         to_fingerprint,
         state,
@@ -138,11 +145,12 @@ fn consider(
     }
     let body = signed::parse(&frame.payload)
         .and_then(|doc| doc.verify(Kind::Join, &key))
-        .map_err(|e| {
-            refuse(
+        .map_err(|e| match e {
+            SignedError::UnsupportedRevision { .. } => refuse("", e.to_string()),
+            e => refuse(
                 "",
                 format!("the request is not signed by the key of its connection: {e}"),
-            )
+            ),
         })?;
     let request: JoinRequest = serde_json::from_slice(body)
         .map_err(|e| refuse("", format!("the request is not well formed: {e}")))?;
@@ -400,6 +408,7 @@ pub async fn join(
     loop {
         let request = JoinRequest {
             protocol: super::docs::protocol(),
+            revision: REVISION,
             card: card_of(keys),
             pin: pin.to_string(),
             time: Timestamp::now(),
@@ -467,10 +476,11 @@ fn read_answer(
 ) -> Result<(PeerKeys, JoinState), Checked> {
     let body = signed::parse(&frame.payload)
         .and_then(|doc| doc.verify(Kind::JoinAnswer, &key))
-        .map_err(|e| {
-            Checked::Bad(format!(
+        .map_err(|e| match e {
+            SignedError::UnsupportedRevision { .. } => Checked::Bad(e.to_string()),
+            e => Checked::Bad(format!(
                 "the answer is not signed by its connection's key: {e}"
-            ))
+            )),
         })?;
     let answer: JoinAnswer = serde_json::from_slice(body)
         .map_err(|e| Checked::Bad(format!("the answer is not well formed: {e}")))?;

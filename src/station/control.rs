@@ -1,126 +1,77 @@
-//! The station's command/event API on a local socket (`station.sock` in the
-//! data directory, owner-only), as JSON lines: one request line, one answer
-//! line; `watch` then streams events. Headless CLI commands and a second
-//! console use it. Operators prove themselves with their passphrase here,
-//! exactly as at the console.
+//! The control socket: the station's typed API ([`super::api`]) as JSON
+//! lines on `station.sock` in the data directory (owner-only). It is a thin
+//! serde shell: every request is a [`Command`], answered by
+//! [`Station::handle`] for the connection's own [`Session`], exactly as the
+//! in-process console is. Headless CLI commands and attached consoles use it
+//! through [`super::client`].
+//!
+//! A connection opens with a [`Hello`] naming the protocol version; the
+//! station answers [`Answer::Welcome`], or [`ApiError::Version`] naming both
+//! versions and closes. A request connection then carries one [`Command`]
+//! line and one [`Answer`] line at a time. A watching connection
+//! (`watch: true`) instead streams [`Streamed`] lines: events, and a
+//! heartbeat every [`HEARTBEAT`], so that an attached console notices a
+//! station that stopped or froze. A line that is not a request gets an
+//! error answer and the connection goes on serving; a line longer than
+//! [`MAX_REQUEST`] is answered and the connection closed, since where the
+//! next request starts is then unknown.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use age::secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream as AsyncUnixStream};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::broadcast::error::RecvError;
-use zeroize::Zeroize;
 
-use super::{Event, Station, StationError};
-use crate::compose::Draft;
-use crate::domain::{MessageId, OperatorName, Precedence};
-use crate::store::Direction;
+use super::api::{API_VERSION, ApiError, Command, Door, Reply, Session};
+use super::{Event, Station};
 
 /// The longest request line accepted.
-const MAX_REQUEST: usize = 1 << 20;
+pub const MAX_REQUEST: usize = 1 << 20;
+/// How often a watching connection hears from the station when nothing
+/// else happens.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Request {
-    Send {
-        to: String,
-        template: String,
-        #[serde(default)]
-        fields: BTreeMap<String, String>,
-        #[serde(default)]
-        precedence: Option<String>,
-        #[serde(default)]
-        text: String,
-        #[serde(default)]
-        references: Vec<String>,
-        #[serde(default)]
-        exercise: bool,
-        operator: String,
-        /// Without a passphrase, the connection's logged-in operator.
-        #[serde(default)]
-        passphrase: Option<String>,
-        #[serde(default)]
-        second_operator: Option<String>,
-        /// Without one, a second operator verified on this connection in
-        /// the last few minutes.
-        #[serde(default)]
-        second_passphrase: Option<String>,
-        /// Files to attach: paths the station itself opens and reads.
-        #[serde(default)]
-        attachments: Vec<PathBuf>,
-    },
-    Ack {
-        id: String,
-        operator: String,
-        #[serde(default)]
-        passphrase: Option<String>,
-    },
-    Cancel {
-        id: String,
-        operator: String,
-        #[serde(default)]
-        passphrase: Option<String>,
-    },
-    /// Logs an operator in on this connection (an attached console).
-    Login {
-        operator: String,
-        passphrase: String,
-    },
-    Logout,
-    /// Checks a second operator (two-person rule) for this connection.
-    Verify {
-        operator: String,
-        passphrase: String,
-    },
-    /// One stored message, opened.
-    Show {
-        id: String,
-    },
-    /// A message's attachments, written to DATA_DIR/exports/ID/ at the
-    /// station.
-    ExportAttachments {
-        id: String,
-    },
-    /// An audit entry by the logged-in operator (lock, escalation).
-    Audit {
-        action: String,
-        detail: String,
-    },
-    Inbox,
-    Outbox,
-    Status,
-    LinkTest {
-        peer: String,
-    },
-    Watch,
+/// The first line from a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    pub version: u32,
+    /// This connection streams events instead of carrying requests.
+    #[serde(default)]
+    pub watch: bool,
 }
 
-impl Drop for Request {
-    fn drop(&mut self) {
-        match self {
-            Request::Send {
-                passphrase,
-                second_passphrase,
-                ..
-            } => {
-                passphrase.zeroize();
-                if let Some(p) = second_passphrase {
-                    p.zeroize();
-                }
-            }
-            Request::Ack { passphrase, .. } | Request::Cancel { passphrase, .. } => {
-                passphrase.zeroize()
-            }
-            _ => {}
-        }
-    }
+/// The station's answer to a hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Welcome {
+    pub version: u32,
+    pub station: String,
+    /// Random per start of the station: a console that reconnects learns
+    /// whether it is the same run (its log-in still holds) or a new one.
+    pub boot: u64,
+}
+
+/// Every line the station writes on a request connection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Answer {
+    Welcome(Welcome),
+    Ok(Reply),
+    Err(ApiError),
+}
+
+/// Every line after the welcome on a watching connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Streamed {
+    Event(Event),
+    Heartbeat,
+    /// Events were lost to a slow reader: resync from a snapshot.
+    Lagged,
 }
 
 /// The socket's path for a data directory.
@@ -132,8 +83,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// data directory's lock, so a socket file already there is stale.
 pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = crate::fsutil::bind_private_socket(&path)?;
     let mut stop = station.inner.stop.subscribe();
     loop {
         tokio::select! {
@@ -148,364 +98,162 @@ pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Who is logged in on one control connection.
-#[derive(Default)]
-struct Session {
-    operator: Option<OperatorName>,
-    second: Option<(OperatorName, std::time::Instant)>,
+/// One line read with a bound on its length.
+enum Line {
+    Text(String),
+    NotUtf8,
+    TooLong,
+    End,
 }
 
-/// How long a verified second operator stays valid for a FLASH release.
-const SECOND_OPERATOR_VALID: std::time::Duration = std::time::Duration::from_secs(300);
+async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> Line {
+    let mut buf = Vec::new();
+    loop {
+        let (used, complete) = {
+            let chunk = match reader.fill_buf().await {
+                Ok(c) => c,
+                Err(_) => return Line::End,
+            };
+            if chunk.is_empty() {
+                // A line cut short by the end of the stream is not a request.
+                return Line::End;
+            }
+            let (part, used, complete) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (&chunk[..i], i + 1, true),
+                None => (chunk, chunk.len(), false),
+            };
+            if buf.len() + part.len() > max {
+                return Line::TooLong;
+            }
+            buf.extend_from_slice(part);
+            (used, complete)
+        };
+        reader.consume(used);
+        if complete {
+            return match String::from_utf8(buf) {
+                Ok(s) => Line::Text(s),
+                Err(_) => Line::NotUtf8,
+            };
+        }
+    }
+}
 
-async fn client(station: Station, stream: AsyncUnixStream) {
-    let mut session = Session::default();
+async fn write_json(write: &mut OwnedWriteHalf, value: &impl Serialize) -> bool {
+    let Ok(mut text) = serde_json::to_string(value) else {
+        return false;
+    };
+    text.push('\n');
+    write.write_all(text.as_bytes()).await.is_ok()
+}
+
+async fn client(station: Station, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
-    let mut lines = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64 * 64)).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.len() > MAX_REQUEST {
+    let mut reader = BufReader::new(read);
+    let mut stop = station.inner.stop.subscribe();
+    let hello = match read_line(&mut reader, MAX_REQUEST).await {
+        Line::Text(line) => serde_json::from_str::<Hello>(&line).map_err(|e| e.to_string()),
+        Line::End => return,
+        Line::NotUtf8 => Err("the hello is not UTF-8".into()),
+        Line::TooLong => Err("the hello is longer than 1 MiB".into()),
+    };
+    let hello = match hello {
+        Ok(h) if h.version == API_VERSION => h,
+        Ok(h) => {
+            let e = ApiError::Version {
+                ours: API_VERSION,
+                theirs: h.version,
+            };
+            write_json(&mut write, &Answer::Err(e)).await;
             return;
         }
-        let answer = match serde_json::from_str::<Request>(&line) {
-            Err(e) => json!({"ok": false, "error": format!("not a request: {e}")}),
-            Ok(Request::Watch) => {
-                let _ = write.write_all(b"{\"ok\":true}\n").await;
-                watch(&station, &mut write).await;
-                return;
+        Err(detail) => {
+            let e = ApiError::BadRequest {
+                detail: format!("expected a hello {{\"version\": {API_VERSION}}}: {detail}"),
+            };
+            write_json(&mut write, &Answer::Err(e)).await;
+            return;
+        }
+    };
+    let welcome = Welcome {
+        version: API_VERSION,
+        station: station.name().to_string(),
+        boot: station.inner.boot,
+    };
+    if !write_json(&mut write, &Answer::Welcome(welcome)).await {
+        return;
+    }
+    if hello.watch {
+        watch(&station, &mut write).await;
+        return;
+    }
+    let session = Session::new(Door::ControlSocket);
+    loop {
+        let line = tokio::select! {
+            line = read_line(&mut reader, MAX_REQUEST) => line,
+            _ = stop.changed() => break,
+        };
+        let answer = match line {
+            Line::End => break,
+            Line::TooLong => {
+                let e = ApiError::BadRequest {
+                    detail: format!("a request line is longer than {MAX_REQUEST} bytes"),
+                };
+                write_json(&mut write, &Answer::Err(e)).await;
+                break;
             }
-            Ok(req) => match handle(&station, &mut session, &req).await {
-                Ok(result) => json!({"ok": true, "result": result}),
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            Line::NotUtf8 => Answer::Err(ApiError::BadRequest {
+                detail: "the request is not UTF-8".into(),
+            }),
+            Line::Text(text) => match serde_json::from_str::<Command>(&text) {
+                Err(e) => Answer::Err(ApiError::BadRequest {
+                    detail: e.to_string(),
+                }),
+                Ok(command) => {
+                    let name = command.name();
+                    match station.handle(&session, command).await {
+                        Ok(reply) => Answer::Ok(reply),
+                        Err(e) => {
+                            tracing::info!(command = name, error = %e, "control command refused");
+                            Answer::Err(e)
+                        }
+                    }
+                }
             },
         };
-        let mut text = answer.to_string();
-        text.push('\n');
-        if write.write_all(text.as_bytes()).await.is_err() {
-            return;
+        if !write_json(&mut write, &answer).await {
+            break;
         }
     }
+    // A connection that goes away ends its operator's log-in, audited.
+    let _ = station.handle(&session, Command::Logout).await;
 }
 
-use tokio::io::AsyncReadExt as _;
-
-async fn watch(station: &Station, write: &mut tokio::net::unix::OwnedWriteHalf) {
+async fn watch(station: &Station, write: &mut OwnedWriteHalf) {
     let mut events = station.subscribe();
+    let mut stop = station.inner.stop.subscribe();
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let event = match events.recv().await {
-            Ok(e) => e,
-            Err(RecvError::Lagged(_)) => Event::Resync,
-            Err(RecvError::Closed) => return,
-        };
-        let mut text = serde_json::to_string(&event).unwrap_or_default();
-        text.push('\n');
-        if write.write_all(text.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn authenticate(
-    station: &Station,
-    name: &str,
-    passphrase: &str,
-) -> Result<OperatorName, StationError> {
-    let secret = SecretString::from(passphrase.to_string());
-    let auth_station = station.clone();
-    let who = name.to_string();
-    let result =
-        tokio::task::spawn_blocking(move || auth_station.authenticator().check(&who, &secret))
-            .await
-            .map_err(|e| StationError::Refused(e.to_string()))?;
-    let outcome = if result.is_ok() { "ok" } else { "denied" };
-    let _ = station.journal().audit(
-        name,
-        "login",
-        &format!("via=control-socket outcome={outcome}"),
-    );
-    Ok(result?)
-}
-
-fn parse_id(id: &str) -> Result<MessageId, StationError> {
-    id.parse()
-        .map_err(|_| StationError::Refused(format!("`{id}` is not a message id")))
-}
-
-/// The operator a request acts for: proven by its passphrase, or the one
-/// logged in on this connection.
-async fn operator(
-    station: &Station,
-    session: &Session,
-    name: &str,
-    passphrase: Option<&str>,
-) -> Result<OperatorName, StationError> {
-    match passphrase {
-        Some(p) => authenticate(station, name, p).await,
-        None => match &session.operator {
-            Some(op) if op.as_str() == name => Ok(op.clone()),
-            _ => Err(StationError::Refused(format!(
-                "{name} is not logged in on this connection; give the passphrase"
-            ))),
-        },
-    }
-}
-
-async fn handle(
-    station: &Station,
-    session: &mut Session,
-    req: &Request,
-) -> Result<Value, StationError> {
-    match req {
-        Request::Send {
-            to,
-            template,
-            fields,
-            precedence,
-            text,
-            references,
-            exercise,
-            operator,
-            passphrase,
-            second_operator,
-            second_passphrase,
-            attachments,
-        } => {
-            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
-            let precedence: Option<Precedence> =
-                precedence.as_deref().map(str::parse).transpose().map_err(
-                    |e: crate::domain::UnknownPrecedence| StationError::Refused(e.to_string()),
-                )?;
-            let default = crate::templates::Catalog::builtin()
-                .latest(template)
-                .map(|t| t.precedence);
-            if precedence.or(default) == Some(Precedence::Flash)
-                && station.config().console.two_person_flash
-            {
-                let Some(second) = second_operator else {
-                    return Err(StationError::Refused(
-                        "releasing a FLASH needs a second operator (two-person rule): give --second-operator".into(),
-                    ));
-                };
-                let second = match (second_passphrase, &session.second) {
-                    (Some(pass), _) => authenticate(station, second, pass).await?,
-                    (None, Some((verified, at)))
-                        if verified.as_str() == second && at.elapsed() < SECOND_OPERATOR_VALID =>
-                    {
-                        verified.clone()
+        let item = tokio::select! {
+            event = events.recv() => match event {
+                Ok(e) => Streamed::Event(e),
+                Err(RecvError::Lagged(_)) => Streamed::Lagged,
+                Err(RecvError::Closed) => return,
+            },
+            _ = beat.tick() => Streamed::Heartbeat,
+            _ = stop.changed() => {
+                // Whatever was sent before the stop (the `Stopping` event
+                // first of all) goes out before the connection closes.
+                while let Ok(e) = events.try_recv() {
+                    if !write_json(write, &Streamed::Event(e)).await {
+                        return;
                     }
-                    (None, _) => {
-                        return Err(StationError::Refused(format!(
-                            "second operator {second} has not been verified"
-                        )));
-                    }
-                };
-                session.second = None;
-                if second == who {
-                    return Err(StationError::Refused(
-                        "the second operator must be a different person".into(),
-                    ));
                 }
+                return;
             }
-            let references = references
-                .iter()
-                .map(|r| parse_id(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let draft = Draft {
-                template_id: template.clone(),
-                fields: fields.clone(),
-                precedence,
-                text: text.clone(),
-                references,
-                exercise: *exercise,
-            };
-            let (released, message) = station
-                .release_with_attachments(&who, to, draft, attachments.clone())
-                .await?;
-            Ok(
-                json!({"id": released.id.to_string(), "serial": released.serial, "precedence": message.precedence, "to": message.to}),
-            )
-        }
-        Request::Ack {
-            id,
-            operator,
-            passphrase,
-        } => {
-            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
-            let row = station.journal().find(id)?;
-            station.acknowledge(&who, row.id).await?;
-            Ok(json!({"id": row.id.to_string(), "acknowledged_by": who.to_string()}))
-        }
-        Request::Cancel {
-            id,
-            operator,
-            passphrase,
-        } => {
-            let who = self::operator(station, session, operator, passphrase.as_deref()).await?;
-            station.cancel(&who, parse_id(id)?).await?;
-            Ok(json!({"id": id, "cancelled": true}))
-        }
-        Request::Login {
-            operator,
-            passphrase,
-        } => {
-            let who = authenticate(station, operator, passphrase).await?;
-            session.operator = Some(who.clone());
-            Ok(json!({"operator": who.to_string()}))
-        }
-        Request::Logout => {
-            if let Some(op) = session.operator.take() {
-                let _ = station
-                    .journal()
-                    .audit(op.as_str(), "logout", "via=control-socket");
-            }
-            session.second = None;
-            Ok(Value::Null)
-        }
-        Request::Verify {
-            operator,
-            passphrase,
-        } => {
-            let who = authenticate(station, operator, passphrase).await?;
-            session.second = Some((who.clone(), std::time::Instant::now()));
-            Ok(json!({"operator": who.to_string()}))
-        }
-        Request::Show { id } => {
-            let row = station.journal().find(id)?;
-            let message = station.open(&row.id)?;
-            serde_json::to_value(message).map_err(|e| StationError::Refused(e.to_string()))
-        }
-        Request::ExportAttachments { id } => {
-            let row = station.journal().find(id)?;
-            let dir = station
-                .config()
-                .station
-                .data_dir
-                .join("exports")
-                .join(row.id.to_string());
-            let (written, skipped) = station.export_attachments(&row.id, dir.clone()).await?;
-            Ok(
-                json!({"dir": dir.display().to_string(), "written": written.len(), "skipped": skipped}),
-            )
-        }
-        Request::Audit { action, detail } => {
-            let Some(op) = &session.operator else {
-                return Err(StationError::Refused("log in first".into()));
-            };
-            station
-                .journal()
-                .audit(op.as_str(), action, detail)
-                .done()
-                .await?;
-            Ok(Value::Null)
-        }
-        Request::Inbox => Ok(rows_with_attachments(station.journal(), Direction::In)?),
-        Request::Outbox => Ok(rows_with_attachments(station.journal(), Direction::Out)?),
-        Request::Status => {
-            serde_json::to_value(station.status()).map_err(|e| StationError::Refused(e.to_string()))
-        }
-        Request::LinkTest { peer } => {
-            let rtt = station.link_test(peer).await?;
-            Ok(json!({"peer": peer, "ok": true, "rtt_ms": rtt.as_millis() as u64}))
-        }
-        Request::Watch => Ok(Value::Null),
-    }
-}
-
-/// Message rows as JSON, for `inbox` and `outbox`.
-pub fn rows_json(rows: &[crate::store::MessageRow]) -> Value {
-    serde_json::to_value(rows).unwrap_or(Value::Null)
-}
-
-/// One direction's message rows as JSON, each with an `attachments` object
-/// (`receipted`, `refused`, `total`) when it has any.
-pub fn rows_with_attachments(
-    journal: &crate::store::Journal,
-    direction: Direction,
-) -> Result<Value, crate::store::StoreError> {
-    let rows = journal.list(direction)?;
-    let counts = journal.attachment_counts(direction)?;
-    let mut v = rows_json(&rows);
-    if let Some(items) = v.as_array_mut() {
-        for (item, row) in items.iter_mut().zip(&rows) {
-            if let (Some((done, refused, total)), Some(obj)) =
-                (counts.get(&row.id), item.as_object_mut())
-            {
-                obj.insert(
-                    "attachments".into(),
-                    json!({"receipted": done, "refused": refused, "total": total}),
-                );
-            }
-        }
-    }
-    Ok(v)
-}
-
-/// Why the CLI could not talk to a station.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error(
-        "no station is running for this config ({0} has no live socket); start one with `hotline serve`"
-    )]
-    NotRunning(PathBuf),
-    #[error("talking to the station: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the station answered something unreadable: {0}")]
-    Protocol(String),
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// A synchronous client of the control socket, for the CLI.
-pub struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Client {
-    pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream =
-            UnixStream::connect(path).map_err(|_| ClientError::NotRunning(path.to_path_buf()))?;
-        Ok(Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        })
-    }
-
-    fn send(&mut self, req: &Request) -> Result<Value, ClientError> {
-        let mut line =
-            serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        line.push('\n');
-        self.writer.write_all(line.as_bytes())?;
-        line.zeroize();
-        let mut answer = String::new();
-        self.reader.read_line(&mut answer)?;
-        let v: Value =
-            serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if v["ok"] == Value::Bool(true) {
-            Ok(v)
-        } else {
-            Err(ClientError::Refused(
-                v["error"].as_str().unwrap_or("refused").to_string(),
-            ))
-        }
-    }
-
-    /// Sends one request and returns its result.
-    pub fn call(&mut self, req: &Request) -> Result<Value, ClientError> {
-        self.send(req).map(|v| v["result"].clone())
-    }
-
-    /// Starts watching: every following line is an event.
-    pub fn watch(mut self, mut each: impl FnMut(&str) -> bool) -> Result<(), ClientError> {
-        self.send(&Request::Watch)?;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if !each(line.trim_end()) {
-                return Ok(());
-            }
+        };
+        if !write_json(write, &item).await {
+            return;
         }
     }
 }

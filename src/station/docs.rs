@@ -3,6 +3,11 @@
 //! domain-separation tag and checked against the peer's pinned key before
 //! its body is parsed. Link tests are also sealed with age, so they prove
 //! the whole path: keys, crypto and journal.
+//!
+//! Every body carries the revision it was written at
+//! ([`crate::domain::REVISION`]); [`signed::Unverified::verify`] refuses a
+//! newer one before [`open`] parses it, so [`DocError::UnsupportedRevision`]
+//! names both revisions instead of a field this build does not know.
 
 use age::{Identity, Recipient};
 use jiff::Timestamp;
@@ -19,7 +24,14 @@ use crate::store::audit::Head;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocError {
     #[error("{0}")]
-    Signature(#[from] signed::SignedError),
+    Signature(signed::SignedError),
+    /// Genuinely signed, but at a newer revision than this build reads:
+    /// the peer runs a newer hotline.
+    #[error(
+        "{} revision {theirs}; this station reads up to revision {ours}; upgrade hotline",
+        kind.noun()
+    )]
+    UnsupportedRevision { kind: Kind, theirs: u32, ours: u32 },
     #[error("the document is not well formed: {0}")]
     Body(String),
     #[error("the document is from {from} to {to}, not from {peer} to us")]
@@ -32,10 +44,25 @@ pub enum DocError {
     Sealing(String),
 }
 
+impl From<signed::SignedError> for DocError {
+    fn from(e: signed::SignedError) -> Self {
+        match e {
+            signed::SignedError::UnsupportedRevision { kind, theirs, ours } => {
+                DocError::UnsupportedRevision { kind, theirs, ours }
+            }
+            other => DocError::Signature(other),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HelloBody {
     pub protocol: String,
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub from: StationName,
     pub to: StationName,
     pub time: Timestamp,
@@ -67,6 +94,10 @@ pub enum ReceiptOf {
 #[serde(deny_unknown_fields)]
 pub struct ReceiptBody {
     pub protocol: String,
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub of: ReceiptOf,
     pub id: MessageId,
     /// Which attachment of message `id`, for a receipt of an attachment.
@@ -86,6 +117,8 @@ pub enum RefusalCode {
     Oversize,
     NotForUs,
     Malformed,
+    /// The message is at a newer revision than the receiver reads.
+    UnsupportedRevision,
 }
 
 impl RefusalCode {
@@ -96,6 +129,7 @@ impl RefusalCode {
             RefusalCode::Oversize => "oversize",
             RefusalCode::NotForUs => "not-for-us",
             RefusalCode::Malformed => "malformed",
+            RefusalCode::UnsupportedRevision => "unsupported-revision",
         }
     }
 }
@@ -104,6 +138,10 @@ impl RefusalCode {
 #[serde(deny_unknown_fields)]
 pub struct RefusalBody {
     pub protocol: String,
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub id: Option<MessageId>,
     /// Which attachment of message `id`, when one attachment is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +156,10 @@ pub struct RefusalBody {
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     pub protocol: String,
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub id: MessageId,
     pub from: StationName,
     pub to: StationName,
@@ -129,6 +171,10 @@ pub struct AckBody {
 #[serde(deny_unknown_fields)]
 pub struct LinkTestBody {
     pub protocol: String,
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    pub revision: u32,
     pub reply: bool,
     pub nonce: String,
     pub from: StationName,
@@ -214,4 +260,208 @@ pub fn open_link_test(
     let doc =
         age_io::decrypt(sealed, &ids, 64 * 1024).map_err(|e| DocError::Sealing(e.to_string()))?;
     open(Kind::LinkTest, &doc, peer, &me.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::REVISION;
+    use serde_json::Value;
+
+    fn keys(name: &str) -> StationKeys {
+        StationKeys::generate(StationName::new(name).expect("name")).expect("keys")
+    }
+
+    /// `body` as JSON, changed by `edit`, signed by `from`.
+    fn signed_with<T: Serialize>(
+        kind: Kind,
+        body: &T,
+        from: &StationKeys,
+        edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> Vec<u8> {
+        let mut json = serde_json::to_value(body).expect("json");
+        edit(json.as_object_mut().expect("an object"));
+        signed::sign(
+            kind,
+            &from.name,
+            &serde_json::to_vec(&json).expect("json"),
+            &from.signing,
+        )
+    }
+
+    /// Signs `body` as this build does and opens it at the peer; then opens
+    /// it as an older build wrote it (no revision) and as a newer one
+    /// (revision 99 and a field this build does not know).
+    fn check<T>(kind: Kind, body: &T, revision_of: impl Fn(&T) -> u32)
+    where
+        T: Serialize + DeserializeOwned + Addressed + std::fmt::Debug,
+    {
+        let (w, m) = (keys("WASHINGTON"), keys("MOSCOW"));
+        let doc = sign(kind, body, &w);
+        let text = String::from_utf8(doc.clone()).expect("utf8");
+        assert!(
+            text.contains(&format!("\"revision\":{REVISION}")),
+            "{kind:?} is signed with its revision: {text}"
+        );
+        let opened: T = open(kind, &doc, &w.public(), &m.name).expect("opens");
+        assert_eq!(revision_of(&opened), REVISION, "{kind:?}");
+
+        let older = signed_with(kind, body, &w, |o| {
+            o.remove("revision");
+        });
+        let opened: T = open(kind, &older, &w.public(), &m.name).expect("an older body opens");
+        assert_eq!(revision_of(&opened), 0, "{kind:?} from before revisions");
+
+        let newer = signed_with(kind, body, &w, |o| {
+            o.insert("revision".into(), Value::from(99));
+            o.insert("label".into(), Value::from("SECRET"));
+        });
+        let refused = open::<T>(kind, &newer, &w.public(), &m.name).expect_err("refused");
+        assert_eq!(
+            refused,
+            DocError::UnsupportedRevision {
+                kind,
+                theirs: 99,
+                ours: REVISION
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "{} revision 99; this station reads up to revision {REVISION}; upgrade hotline",
+                kind.noun()
+            )
+        );
+        // CONTROL: the unknown field alone, at our revision, is what the
+        // full parse refuses; the revision is what is read first.
+        let unknown = signed_with(kind, body, &w, |o| {
+            o.insert("label".into(), Value::from("SECRET"));
+        });
+        assert!(matches!(
+            open::<T>(kind, &unknown, &w.public(), &m.name),
+            Err(DocError::Body(_))
+        ));
+    }
+
+    fn name(s: &str) -> StationName {
+        StationName::new(s).expect("name")
+    }
+
+    #[test]
+    fn every_document_is_written_at_this_revision_and_older_ones_still_open() {
+        let (from, to) = (name("WASHINGTON"), name("MOSCOW"));
+        let id = MessageId::new();
+        let now = Timestamp::now();
+        check(
+            Kind::Hello,
+            &HelloBody {
+                protocol: protocol(),
+                revision: REVISION,
+                from: from.clone(),
+                to: to.clone(),
+                time: now,
+                boot: 1,
+                highest_serial: 0,
+                cancelled: Vec::new(),
+                audit_head: None,
+                your_head: None,
+            },
+            |b| b.revision,
+        );
+        check(
+            Kind::Receipt,
+            &ReceiptBody {
+                protocol: protocol(),
+                revision: REVISION,
+                of: ReceiptOf::Message,
+                id,
+                attachment: None,
+                from: from.clone(),
+                to: to.clone(),
+                stored_at: now,
+            },
+            |b| b.revision,
+        );
+        check(
+            Kind::Refusal,
+            &RefusalBody {
+                protocol: protocol(),
+                revision: REVISION,
+                id: Some(id),
+                attachment: None,
+                from: from.clone(),
+                to: to.clone(),
+                code: RefusalCode::UnsupportedRevision,
+                detail: "message revision 7; this station reads up to revision 1".into(),
+            },
+            |b| b.revision,
+        );
+        check(
+            Kind::Ack,
+            &AckBody {
+                protocol: protocol(),
+                revision: REVISION,
+                id,
+                from: from.clone(),
+                to: to.clone(),
+                operator: "op".into(),
+                at: now,
+            },
+            |b| b.revision,
+        );
+        check(
+            Kind::LinkTest,
+            &LinkTestBody {
+                protocol: protocol(),
+                revision: REVISION,
+                reply: false,
+                nonce: "n".into(),
+                from,
+                to,
+                time: now,
+                highest_serial: 0,
+                cancelled: Vec::new(),
+                audit_head: None,
+                your_head: None,
+            },
+            |b| b.revision,
+        );
+    }
+
+    #[test]
+    fn the_refusal_code_for_a_newer_revision_is_spelt_on_the_wire() {
+        let json = serde_json::to_string(&RefusalCode::UnsupportedRevision).expect("json");
+        assert_eq!(json, "\"unsupported-revision\"");
+        assert_eq!(
+            RefusalCode::UnsupportedRevision.as_str(),
+            "unsupported-revision"
+        );
+    }
+
+    #[test]
+    fn a_sealed_link_test_at_a_newer_revision_is_refused_by_revision() {
+        let (w, m) = (keys("WASHINGTON"), keys("MOSCOW"));
+        let mut body = LinkTestBody {
+            protocol: protocol(),
+            revision: REVISION,
+            reply: false,
+            nonce: "n".into(),
+            from: w.name.clone(),
+            to: m.name.clone(),
+            time: Timestamp::now(),
+            highest_serial: 0,
+            cancelled: Vec::new(),
+            audit_head: None,
+            your_head: None,
+        };
+        let sealed = seal_link_test(&body, &w, &m.public()).expect("seals");
+        let opened = open_link_test(&sealed, &m, &w.public()).expect("CONTROL: opens");
+        assert_eq!(opened.revision, REVISION);
+        body.revision = REVISION + 1;
+        let sealed = seal_link_test(&body, &w, &m.public()).expect("seals");
+        assert!(matches!(
+            open_link_test(&sealed, &m, &w.public()),
+            Err(DocError::UnsupportedRevision { kind: Kind::LinkTest, theirs, .. }) if theirs == REVISION + 1
+        ));
+    }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{MessageId, Precedence};
 use crate::link::PathKind;
-use crate::store::Direction;
+use crate::store::{Direction, MessageRow};
 
 /// Room for events not yet taken by the slowest subscriber.
 pub const EVENT_BUFFER: usize = 4096;
@@ -140,6 +140,35 @@ pub enum Event {
     Notice {
         text: String,
     },
+    /// A message's row changed (released, stored, receipted,
+    /// acknowledged, refused, cancelled, an attachment settled): the row as
+    /// the journal now holds it, so a console applies it instead of
+    /// re-reading the lists. Follows the event that says why.
+    MessageChanged {
+        row: Box<MessageRow>,
+    },
+    /// The station is stopping: attached consoles show it at once.
+    Stopping {
+        reason: String,
+    },
     /// Sent to a subscriber that fell behind: re-read state.
     Resync,
+}
+
+impl Event {
+    /// The message whose row this event changed, if any.
+    pub fn changed_message(&self) -> Option<MessageId> {
+        match self {
+            Event::Released { id, .. }
+            | Event::Received { id, .. }
+            | Event::Receipt { id, .. }
+            | Event::Acknowledged { id, .. }
+            | Event::AckDelivered { id, .. }
+            | Event::Refused { id, .. }
+            | Event::Cancelled { id }
+            | Event::AttachmentStored { id, .. }
+            | Event::AttachmentRefused { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
 }

@@ -19,7 +19,7 @@ use super::docs::{
 use super::{AlarmKind, Event, Inner};
 use crate::crypto::signed::Kind;
 use crate::crypto::{OpenError, PeerKeys, open_inbound};
-use crate::domain::{MessageId, StationName};
+use crate::domain::{MessageId, REVISION, StationName};
 use crate::link::{HelloInfo, OfferAnswer};
 use crate::store::Stored;
 use crate::store::audit::Head;
@@ -97,6 +97,7 @@ pub fn link_test_body(
     let standing = standing(inner, peer);
     LinkTestBody {
         protocol: docs::protocol(),
+        revision: REVISION,
         reply,
         nonce,
         from: inner.keys.name.clone(),
@@ -189,6 +190,7 @@ pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
     let standing = standing(inner, peer);
     let body = HelloBody {
         protocol: docs::protocol(),
+        revision: REVISION,
         from: inner.keys.name.clone(),
         to: peer.clone(),
         time: Timestamp::now(),
@@ -260,6 +262,7 @@ pub(super) fn refusal(
 ) -> Frame {
     let body = RefusalBody {
         protocol: docs::protocol(),
+        revision: REVISION,
         id,
         attachment,
         from: inner.keys.name.clone(),
@@ -284,6 +287,7 @@ pub(super) fn receipt(
 ) -> Vec<u8> {
     let body = ReceiptBody {
         protocol: docs::protocol(),
+        revision: REVISION,
         of,
         id,
         attachment,
@@ -302,6 +306,7 @@ fn code_for(e: &OpenError) -> RefusalCode {
         | OpenError::WrongSender { .. } => RefusalCode::BadSignature,
         OpenError::TooLarge { .. } => RefusalCode::Oversize,
         OpenError::Tampered(_) | OpenError::Malformed(_) => RefusalCode::Malformed,
+        OpenError::UnsupportedRevision { .. } => RefusalCode::UnsupportedRevision,
     }
 }
 

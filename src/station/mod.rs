@@ -9,11 +9,14 @@
 //! signed ack → send queue → peer records "acknowledged by NAME".
 
 pub mod admission;
+pub mod api;
 pub mod attachments;
 mod auth;
+pub mod client;
 pub mod control;
 pub mod docs;
 mod events;
+mod handle;
 mod inbound;
 pub mod lock;
 mod outbox;
@@ -143,8 +146,29 @@ struct PeerState {
 }
 
 impl Inner {
+    /// Tells every subscriber; an event that changed a message's row is
+    /// followed by that row, read back after the commit it reports.
     fn emit(&self, event: Event) {
+        let changed = event.changed_message();
         let _ = self.events.send(event);
+        if let Some(id) = changed {
+            self.changed(&id);
+        }
+    }
+
+    /// Sends a message's row as the journal now holds it.
+    fn changed(&self, id: &MessageId) {
+        match self.journal.find(&id.to_string()) {
+            Ok(row) => {
+                let _ = self
+                    .events
+                    .send(Event::MessageChanged { row: Box::new(row) });
+            }
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "changed message not readable; asking subscribers to resync");
+                let _ = self.events.send(Event::Resync);
+            }
+        }
     }
 
     fn peers(&self) -> std::sync::RwLockReadGuard<'_, HashMap<StationName, PeerState>> {
@@ -310,19 +334,17 @@ impl Station {
         self.inner.events.subscribe()
     }
 
-    pub fn authenticator(&self) -> &Authenticator {
-        &self.inner.auth
-    }
-
     /// Releases a draft to `to`, attributed to `operator` (already
     /// authenticated). Returns once the message is durably in the outbox.
-    pub async fn release(
+    /// For the station's own in-process parts (the tabletop counterpart);
+    /// everyone else comes through [`Station::handle`].
+    pub(crate) async fn release(
         &self,
         operator: &OperatorName,
         to: &str,
         draft: Draft,
     ) -> Result<(Released, Message), StationError> {
-        self.release_with_attachments(operator, to, draft, Vec::new())
+        self.release_with_attachments(operator, to, draft, Vec::new(), None)
             .await
     }
 
@@ -330,12 +352,15 @@ impl Station {
     /// file (so the paths are the station's, not a remote client's), seals
     /// it for the peer, and lists its name, size and SHA-256 in the signed
     /// message; the files are sent once the peer has receipted the message.
-    pub async fn release_with_attachments(
+    /// `second` is the second operator of a FLASH (two-person rule),
+    /// already verified; it goes into the signed message.
+    async fn release_with_attachments(
         &self,
         operator: &OperatorName,
         to: &str,
         mut draft: Draft,
         files: Vec<PathBuf>,
+        second: Option<OperatorName>,
     ) -> Result<(Released, Message), StationError> {
         let peer = self
             .inner
@@ -364,6 +389,7 @@ impl Station {
         let origin = Origin {
             station: self.inner.keys.name.clone(),
             operator: operator.clone(),
+            second_operator: second,
             language: self.inner.config.station.language,
         };
         let (released, message) = compose::release_with(
@@ -390,7 +416,7 @@ impl Station {
 
     /// Records that `operator` acknowledged inbound message `id` and sends
     /// the signed acknowledgement back to its sender.
-    pub async fn acknowledge(
+    async fn acknowledge(
         &self,
         operator: &OperatorName,
         id: MessageId,
@@ -403,11 +429,12 @@ impl Station {
         }
         let peer = self
             .inner
-            .peer(&row.peer)
-            .ok_or_else(|| StationError::UnknownPeer(row.peer.clone()))?;
+            .peer(row.peer.as_str())
+            .ok_or_else(|| StationError::UnknownPeer(row.peer.to_string()))?;
         let at = Timestamp::now();
         let body = docs::AckBody {
             protocol: docs::protocol(),
+            revision: crate::domain::REVISION,
             id,
             from: self.inner.keys.name.clone(),
             to: peer.name.clone(),
@@ -423,14 +450,15 @@ impl Station {
         if let Some(q) = self.inner.queue(peer.name.as_str()) {
             q.push_ack(id, row.precedence, doc);
         }
+        self.inner.changed(&id);
         Ok(())
     }
 
     /// Cancels a queued message (audited). A sent one can only be followed
     /// by a correction or cancellation message.
-    pub async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
+    async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
-        let queue = self.inner.queue(&row.peer);
+        let queue = self.inner.queue(row.peer.as_str());
         let withdrawn = match queue.as_ref().map(|q| q.withdraw(&id)) {
             Some(outbox::Withdrawn::InFlight) => {
                 return Err(StationError::Refused(format!(
@@ -459,7 +487,7 @@ impl Station {
     }
 
     /// Runs a link test with `peer` now and reports its round trip.
-    pub async fn link_test(&self, peer: &str) -> Result<Duration, StationError> {
+    async fn link_test(&self, peer: &str) -> Result<Duration, StationError> {
         let name = self
             .inner
             .peer(peer)
@@ -471,7 +499,7 @@ impl Station {
     }
 
     /// Opens a stored message (either direction) for reading.
-    pub fn open(&self, id: &MessageId) -> Result<Message, StationError> {
+    pub(crate) fn open(&self, id: &MessageId) -> Result<Message, StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
         let sealed = self.inner.journal.sealed(id)?;
         let opened = match row.direction {
@@ -494,7 +522,7 @@ impl Station {
 
     /// Writes a stored message's attachments, decrypted and checked, into
     /// `dir` under sanitised names; never replaces a file.
-    pub async fn export_attachments(
+    async fn export_attachments(
         &self,
         id: &MessageId,
         dir: PathBuf,
@@ -510,7 +538,7 @@ impl Station {
         .map_err(StationError::Refused)
     }
 
-    pub fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
+    pub(crate) fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
         Ok(self.inner.journal.list(direction)?)
     }
 
@@ -518,7 +546,11 @@ impl Station {
         let mut unacknowledged: HashMap<String, usize> =
             Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
         let mut outbound_pending = 0;
-        if let Ok(rows) = self.inner.journal.in_state(Direction::In, "received") {
+        if let Ok(rows) = self
+            .inner
+            .journal
+            .in_state(Direction::In, crate::store::MessageState::Received)
+        {
             for r in &rows {
                 *unacknowledged.entry(r.precedence.to_string()).or_default() += 1;
             }
@@ -563,8 +595,11 @@ impl Station {
     }
 
     /// Stops the link and the timers; the journal closes when the last
-    /// clone is dropped.
+    /// clone is dropped. Subscribers (attached consoles) are told first.
     pub async fn shutdown(&self) {
+        self.inner.emit(Event::Stopping {
+            reason: "the station was stopped".into(),
+        });
         let _ = self.inner.stop.send(true);
         if let Some(link) = self.inner.link() {
             link.shutdown().await;

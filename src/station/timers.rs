@@ -14,7 +14,7 @@ use super::docs;
 use super::{AlarmKind, Event, Inner};
 use crate::domain::{MessageId, Precedence, StationName};
 use crate::link::LinkEvent;
-use crate::store::Direction;
+use crate::store::{Direction, MessageRow, MessageState};
 use crate::wire::{Frame, FrameKind};
 
 /// How often the timers look at the state.
@@ -220,27 +220,36 @@ pub async fn run(inner: Arc<Inner>) {
     }
 }
 
-fn age_of(at: &str) -> Option<Duration> {
-    let t: Timestamp = at.parse().ok()?;
-    Timestamp::now().duration_since(t).try_into().ok()
+/// How long ago `at` was; `None` for a time in the future (clock stepped back).
+fn age_of(at: Timestamp) -> Option<Duration> {
+    Timestamp::now().duration_since(at).try_into().ok()
+}
+
+/// The rows of one direction and state; a journal that cannot be read is
+/// logged, not taken for an empty queue without a word.
+fn rows_in(inner: &Inner, direction: Direction, state: MessageState) -> Vec<MessageRow> {
+    inner
+        .journal
+        .in_state(direction, state)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, %state, "timers could not read the journal");
+            Vec::new()
+        })
 }
 
 fn flash_alarms(inner: &Inner, memory: &mut Memory) {
     let limit = inner.config.link.flash_receipt_alarm;
-    let waiting = ["queued", "sent"].into_iter().flat_map(|state| {
-        inner
-            .journal
-            .in_state(Direction::Out, state)
-            .unwrap_or_default()
-    });
+    let waiting = [MessageState::Queued, MessageState::Sent]
+        .into_iter()
+        .flat_map(|state| rows_in(inner, Direction::Out, state));
     for r in waiting {
         if r.precedence == Precedence::Flash
-            && age_of(&r.stored_at).is_some_and(|a| a > limit)
+            && age_of(r.stored_at).is_some_and(|a| a > limit)
             && memory.flash_alarmed.insert(r.id)
         {
             inner.emit(Event::Alarm {
                 kind: AlarmKind::FlashNoReceipt,
-                peer: Some(r.peer.clone()),
+                peer: Some(r.peer.to_string()),
                 id: Some(r.id),
                 text: format!(
                     "FLASH {} to {} has no receipt after {} s",
@@ -254,12 +263,10 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
 }
 
 fn overdue(inner: &Inner, memory: &mut Memory) {
-    let Ok(rows) = inner.journal.in_state(Direction::In, "received") else {
-        return;
-    };
+    let rows = rows_in(inner, Direction::In, MessageState::Received);
     for r in &rows {
         let deadline = inner.config.deadlines.for_precedence(r.precedence);
-        if age_of(&r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
+        if age_of(r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
         {
             let _ = inner.journal.audit(
                 "station",
@@ -268,7 +275,7 @@ fn overdue(inner: &Inner, memory: &mut Memory) {
             );
             inner.emit(Event::Alarm {
                 kind: AlarmKind::Overdue,
-                peer: Some(r.peer.clone()),
+                peer: Some(r.peer.to_string()),
                 id: Some(r.id),
                 text: format!(
                     "{} {} from {} is past its acknowledgement deadline",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::{Direction, Journal, Pending, StoreError, audit};
+use super::{Direction, Journal, MessageState, Pending, StoreError, audit};
 use crate::domain::{Message, MessageId, stamp};
 
 /// Where an attachment stands.
@@ -202,11 +202,17 @@ impl Journal {
             let mut stmt = c.prepare(&format!(
                 "SELECT {cols} FROM attachments a JOIN messages m ON m.id = a.message_id AND m.direction = 'out' \
                  WHERE a.direction = 'out' AND a.state = 'pending' AND a.peer = ?1 \
-                 AND m.state NOT IN ('queued', 'sent', 'refused', 'cancelled') \
+                 AND m.state IN (?2, ?3) \
                  ORDER BY m.precedence, m.stored_at, a.idx"
             ))?;
+            // Only once the peer holds the message (receipted, perhaps
+            // acknowledged already) can it take the message's attachments.
+            let receipted = [MessageState::Receipted, MessageState::Acknowledged];
             let rows = stmt
-                .query_map([peer], row)?
+                .query_map(
+                    params![peer, receipted[0].as_sql(), receipted[1].as_sql()],
+                    row,
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

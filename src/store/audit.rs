@@ -95,6 +95,10 @@ pub fn append(
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CheckpointBody {
+    /// [`crate::domain::REVISION`] when written; 0 from a build before
+    /// revisions.
+    #[serde(default)]
+    revision: u32,
     station: String,
     seq: u64,
     hash: String,
@@ -116,6 +120,7 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
     }
     let at = stamp(Timestamp::now());
     let body = serde_json::to_vec(&CheckpointBody {
+        revision: crate::domain::REVISION,
         station: key.station.to_string(),
         seq: h.seq,
         hash: h.hash.clone(),
@@ -151,6 +156,10 @@ pub enum AuditFault {
         "the last checkpoint covers entry {checkpoint}, but the log ends at entry {last}; entries were cut off"
     )]
     Truncated { checkpoint: u64, last: u64 },
+    #[error(
+        "checkpoint at entry {seq}: written at revision {theirs}, but this hotline reads up to revision {ours}; verify with the newer hotline that wrote it"
+    )]
+    NewerCheckpoint { seq: u64, theirs: u32, ours: u32 },
 }
 
 /// What a successful verification covered.
@@ -220,6 +229,9 @@ pub fn verify(
     let seq = seq as u64;
     let body = match signed::parse(&doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
         Ok(b) => b,
+        Err(signed::SignedError::UnsupportedRevision { theirs, ours, .. }) => {
+            return Ok(Err(AuditFault::NewerCheckpoint { seq, theirs, ours }));
+        }
         Err(_) => return Ok(Err(AuditFault::BadCheckpointSignature { seq })),
     };
     let Ok(signed_body) = serde_json::from_slice::<CheckpointBody>(body) else {

@@ -1,14 +1,14 @@
 //! The journal's side of delivery: what is pending for a peer, and the state
-//! changes a message goes through — sent, received (receipt), acknowledged
-//! (by a person), refused, cancelled — each with its audit entry in the same
-//! transaction. Receipts and acknowledgements are kept as the signed
-//! documents that proved them.
+//! changes a message goes through — sent, receipted (by the peer's
+//! software), acknowledged (by a person), refused, cancelled — each with its
+//! audit entry in the same transaction. Receipts and acknowledgements are
+//! kept as the signed documents that proved them.
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::audit::{self, Head};
-use super::{Journal, Pending, StoreError};
+use super::{Journal, MessageState, Pending, StoreError};
 use crate::domain::{Message, MessageId, Precedence, stamp};
 
 /// An outbound message waiting for its receipt.
@@ -48,18 +48,33 @@ fn parse_id(s: &str) -> Result<MessageId, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("message id `{s}`")))
 }
 
+/// A message's state and peer, if the journal has it in `direction`.
 fn state_of(
     tx: &Transaction<'_>,
     id: &MessageId,
     direction: &str,
-) -> Result<Option<(String, String)>, StoreError> {
-    Ok(tx
+) -> Result<Option<(MessageState, String)>, StoreError> {
+    let found: Option<(String, String)> = tx
         .query_row(
             "SELECT state, peer FROM messages WHERE id = ?1 AND direction = ?2",
             params![id.to_string(), direction],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?)
+        .optional()?;
+    found
+        .map(|(state, peer)| Ok((state_in(id, &state)?, peer)))
+        .transpose()
+}
+
+/// A state read from the journal; anything unknown is damage, named with
+/// the message it was found on.
+fn state_in(id: &MessageId, state: &str) -> Result<MessageState, StoreError> {
+    MessageState::from_sql(state).map_err(|_| {
+        StoreError::Corrupt(format!(
+            "message {id}: unknown message state `{}`",
+            state.escape_debug()
+        ))
+    })
 }
 
 impl Journal {
@@ -68,10 +83,15 @@ impl Journal {
         self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, precedence, serial, sealed FROM messages \
-                 WHERE direction = 'out' AND peer = ?1 AND state IN ('queued', 'sent') \
+                 WHERE direction = 'out' AND peer = ?1 AND state IN (?2, ?3) \
                  ORDER BY precedence, stored_at, serial",
             )?;
-            let rows = stmt.query_map([peer], |r| {
+            let waiting = params![
+                peer,
+                MessageState::Queued.as_sql(),
+                MessageState::Sent.as_sql()
+            ];
+            let rows = stmt.query_map(waiting, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, u8>(1)?,
@@ -132,9 +152,11 @@ impl Journal {
     pub fn cancelled_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = 'cancelled' ORDER BY serial",
+                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = ?2 ORDER BY serial",
             )?;
-            let rows = stmt.query_map([peer], |r| r.get::<_, i64>(0))?;
+            let rows = stmt.query_map(params![peer, MessageState::Cancelled.as_sql()], |r| {
+                r.get::<_, i64>(0)
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
         })
     }
@@ -160,8 +182,12 @@ impl Journal {
     pub fn mark_sent(&self, id: MessageId) -> Pending<()> {
         self.write(move |tx| {
             tx.execute(
-                "UPDATE messages SET state = 'sent' WHERE id = ?1 AND direction = 'out' AND state = 'queued'",
-                [id.to_string()],
+                "UPDATE messages SET state = ?2 WHERE id = ?1 AND direction = 'out' AND state = ?3",
+                params![
+                    id.to_string(),
+                    MessageState::Sent.as_sql(),
+                    MessageState::Queued.as_sql()
+                ],
             )?;
             Ok(())
         })
@@ -174,12 +200,12 @@ impl Journal {
             let Some((state, peer)) = state_of(tx, &id, "out")? else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
-            if state != "queued" && state != "sent" {
+            if !state.awaits_receipt() {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE messages SET state = 'received', receipt = ?2, receipt_at = ?3 WHERE id = ?1 AND direction = 'out'",
-                params![id.to_string(), receipt, stamp(at)],
+                "UPDATE messages SET state = ?4, receipt = ?2, receipt_at = ?3 WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), receipt, stamp(at), MessageState::Receipted.as_sql()],
             )?;
             audit::append(tx, "station", "receipt", &format!("id={id} peer={peer}"))?;
             Ok(true)
@@ -192,12 +218,12 @@ impl Journal {
             let Some((state, peer)) = state_of(tx, &id, "out")? else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
-            if state != "queued" && state != "sent" {
+            if !state.awaits_receipt() {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE messages SET state = 'refused', refusal = ?2, receipt = ?3 WHERE id = ?1 AND direction = 'out'",
-                params![id.to_string(), reason, doc],
+                "UPDATE messages SET state = ?4, refusal = ?2, receipt = ?3 WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), reason, doc, MessageState::Refused.as_sql()],
             )?;
             audit::append(tx, "station", "refused", &format!("id={id} peer={peer} reason={reason}"))?;
             Ok(true)
@@ -210,12 +236,15 @@ impl Journal {
             let Some((state, peer)) = state_of(tx, &id, "out")? else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
-            if state != "queued" {
+            if state != MessageState::Queued {
                 return Err(StoreError::Rejected(format!(
                     "message {id} is {state}; only a queued message can be cancelled. Send a cancellation message that references it instead"
                 )));
             }
-            tx.execute("UPDATE messages SET state = 'cancelled' WHERE id = ?1 AND direction = 'out'", [id.to_string()])?;
+            tx.execute(
+                "UPDATE messages SET state = ?2 WHERE id = ?1 AND direction = 'out'",
+                params![id.to_string(), MessageState::Cancelled.as_sql()],
+            )?;
             audit::append(tx, &operator, "cancel", &format!("id={id} peer={peer}"))?;
             Ok(())
         })
@@ -243,7 +272,13 @@ impl Journal {
                     receipt: previous.unwrap_or_default(),
                 });
             }
-            super::messages::insert(tx, super::Direction::In, &message, "received", &sealed)?;
+            super::messages::insert(
+                tx,
+                super::Direction::In,
+                &message,
+                MessageState::Received,
+                &sealed,
+            )?;
             super::attachments::insert_all(tx, super::Direction::In, &message, &[])?;
             tx.execute(
                 "UPDATE messages SET receipt = ?2, receipt_at = stored_at WHERE id = ?1 AND direction = 'in'",
@@ -283,12 +318,12 @@ impl Journal {
             let Some((state, peer, rank)) = row else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
-            if state == "acknowledged" {
+            if state_in(&id, &state)? == MessageState::Acknowledged {
                 return Err(StoreError::Rejected(format!("message {id} is already acknowledged")));
             }
             tx.execute(
-                "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4 WHERE id = ?1 AND direction = 'in'",
-                params![id.to_string(), operator, stamp(at), doc],
+                "UPDATE messages SET state = ?5, ack_by = ?2, ack_at = ?3, ack = ?4 WHERE id = ?1 AND direction = 'in'",
+                params![id.to_string(), operator, stamp(at), doc, MessageState::Acknowledged.as_sql()],
             )?;
             tx.execute(
                 "INSERT INTO acks_out (message_id, peer, precedence, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -329,13 +364,19 @@ impl Journal {
                     "message {id} was not sent to {peer}"
                 )));
             }
-            if state == "acknowledged" {
+            if state == MessageState::Acknowledged {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE messages SET state = 'acknowledged', ack_by = ?2, ack_at = ?3, ack = ?4, \
+                "UPDATE messages SET state = ?5, ack_by = ?2, ack_at = ?3, ack = ?4, \
                  receipt_at = COALESCE(receipt_at, ?3) WHERE id = ?1 AND direction = 'out'",
-                params![id.to_string(), by, stamp(at), doc],
+                params![
+                    id.to_string(),
+                    by,
+                    stamp(at),
+                    doc,
+                    MessageState::Acknowledged.as_sql()
+                ],
             )?;
             audit::append(
                 tx,

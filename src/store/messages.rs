@@ -5,10 +5,10 @@
 use jiff::Timestamp;
 
 use crate::domain::stamp;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, Statement, Transaction, params};
 
-use super::{Journal, Pending, StoreError, audit};
-use crate::domain::{Message, MessageId, Precedence, StationName};
+use super::{Journal, MessageState, Pending, StoreError, audit};
+use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,20 +31,31 @@ impl Direction {
 pub struct MessageRow {
     pub id: MessageId,
     pub direction: Direction,
-    pub peer: String,
+    /// The other station: the recipient of an outbound message, the sender
+    /// of an inbound one (both signed in the message, so validated).
+    pub peer: StationName,
     pub serial: u64,
     pub precedence: Precedence,
     pub exercise: bool,
     #[serde(rename = "template")]
     pub template_id: String,
     pub template_version: u32,
-    pub released_at: String,
-    pub stored_at: String,
-    pub operator: String,
-    pub state: String,
-    pub receipt_at: Option<String>,
+    pub released_at: Timestamp,
+    pub stored_at: Timestamp,
+    /// Who released it (signed in the message).
+    pub operator: OperatorName,
+    /// Who confirmed a FLASH release under the two-person rule (signed in
+    /// the message too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_operator: Option<OperatorName>,
+    pub state: MessageState,
+    pub receipt_at: Option<Timestamp>,
+    /// Who acknowledged it. For an outbound message this is the name in the
+    /// peer's signed acknowledgement, which the wire does not validate as an
+    /// operator name: untrusted text, so it stays a string (sanitise before
+    /// showing).
     pub ack_by: Option<String>,
-    pub ack_at: Option<String>,
+    pub ack_at: Option<Timestamp>,
     pub refusal: Option<String>,
     /// How many attachments the message has, and how many are stored and
     /// verified at the receiver.
@@ -52,6 +63,9 @@ pub struct MessageRow {
     pub attachments: u32,
     #[serde(default)]
     pub attachments_done: u32,
+    /// How many of them the receiver refused.
+    #[serde(default)]
+    pub attachments_refused: u32,
 }
 
 /// A message just released into the outbox.
@@ -64,49 +78,98 @@ pub struct Released {
 }
 
 pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, exercise, template_id, template_version, \
-     released_at, stored_at, operator, state, receipt_at, ack_by, ack_at, refusal, \
+     released_at, stored_at, operator, state, receipt_at, ack_by, ack_at, refusal, second_operator, \
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction), \
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
-      AND a.state = 'receipted')";
+      AND a.state = 'receipted'), \
+     (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
+      AND a.state = 'refused')";
 
-pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+/// Reads one row, parsing every typed column at this boundary: damage is a
+/// [`StoreError::Corrupt`] naming the message, the column and the value.
+pub(super) fn row(r: &Row<'_>) -> Result<MessageRow, StoreError> {
     let id: String = r.get(0)?;
-    let direction: String = r.get(1)?;
-    let precedence: u8 = r.get(4)?;
-    let bad = |what: &str| {
-        rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+    // The value is escaped: damaged text must not reach a terminal raw.
+    let corrupt = |column: &str, value: &dyn std::fmt::Display, why: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!(
+            "message {}: column `{column}` holds `{}`: {why}",
+            id.escape_debug(),
+            value.to_string().escape_debug()
+        ))
     };
+    let time = |i: usize, column: &str| -> Result<Option<Timestamp>, StoreError> {
+        match r.get::<_, Option<String>>(i)? {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<Timestamp>()
+                .map(Some)
+                .map_err(|e| corrupt(column, &v, &e)),
+        }
+    };
+    let required = |i: usize, column: &str| -> Result<Timestamp, StoreError> {
+        time(i, column)?.ok_or_else(|| corrupt(column, &"NULL", &"a time is required"))
+    };
+    let operator = |i: usize, column: &str| -> Result<Option<OperatorName>, StoreError> {
+        match r.get::<_, Option<String>>(i)? {
+            None => Ok(None),
+            Some(v) => OperatorName::new(&v)
+                .map(Some)
+                .map_err(|e| corrupt(column, &v, &e)),
+        }
+    };
+    let direction: String = r.get(1)?;
+    let peer: String = r.get(2)?;
+    let precedence: u8 = r.get(4)?;
+    let state: String = r.get(11)?;
     Ok(MessageRow {
-        id: id.parse().map_err(|_| bad("id"))?,
-        direction: if direction == "out" {
-            Direction::Out
-        } else {
-            Direction::In
+        id: id.parse().map_err(|e| corrupt("id", &id, &e))?,
+        direction: match direction.as_str() {
+            "out" => Direction::Out,
+            "in" => Direction::In,
+            other => return Err(corrupt("direction", &other, &"not `out` or `in`")),
         },
-        peer: r.get(2)?,
+        peer: StationName::new(&peer).map_err(|e| corrupt("peer", &peer, &e))?,
         serial: r.get::<_, i64>(3)? as u64,
-        precedence: Precedence::from_rank(precedence).ok_or_else(|| bad("precedence"))?,
+        precedence: Precedence::from_rank(precedence)
+            .ok_or_else(|| corrupt("precedence", &precedence, &"not a precedence rank"))?,
         exercise: r.get(5)?,
         template_id: r.get(6)?,
         template_version: r.get(7)?,
-        released_at: r.get(8)?,
-        stored_at: r.get(9)?,
-        operator: r.get(10)?,
-        state: r.get(11)?,
-        receipt_at: r.get(12)?,
+        released_at: required(8, "released_at")?,
+        stored_at: required(9, "stored_at")?,
+        operator: operator(10, "operator")?
+            .ok_or_else(|| corrupt("operator", &"NULL", &"an operator is required"))?,
+        second_operator: operator(16, "second_operator")?,
+        state: MessageState::from_sql(&state)
+            .map_err(|_| corrupt("state", &state, &"not a message state"))?,
+        receipt_at: time(12, "receipt_at")?,
         ack_by: r.get(13)?,
-        ack_at: r.get(14)?,
+        ack_at: time(14, "ack_at")?,
         refusal: r.get(15)?,
-        attachments: r.get(16)?,
-        attachments_done: r.get(17)?,
+        attachments: r.get(17)?,
+        attachments_done: r.get(18)?,
+        attachments_refused: r.get(19)?,
     })
+}
+
+/// Runs a `SELECT {ROW_COLUMNS} …` and parses every row.
+pub(super) fn rows(
+    stmt: &mut Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let mut found = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = found.next()? {
+        out.push(row(r)?);
+    }
+    Ok(out)
 }
 
 pub(super) fn insert(
     tx: &Transaction<'_>,
     dir: Direction,
     m: &Message,
-    state: &str,
+    state: MessageState,
     sealed: &[u8],
 ) -> Result<(), StoreError> {
     let peer = match dir {
@@ -115,7 +178,8 @@ pub(super) fn insert(
     };
     tx.execute(
         "INSERT INTO messages (id, direction, peer, serial, precedence, exercise, template_id, template_version, \
-         released_at, stored_at, operator, state, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         released_at, stored_at, operator, second_operator, state, sealed) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             m.id.to_string(),
             dir.as_str(),
@@ -128,7 +192,8 @@ pub(super) fn insert(
             stamp(m.released_at),
             stamp(Timestamp::now()),
             m.operator.as_str(),
-            state,
+            m.second_operator.as_ref().map(OperatorName::as_str),
+            state.as_sql(),
             sealed,
         ],
     )?;
@@ -178,21 +243,26 @@ impl Journal {
                  ON CONFLICT (peer) DO UPDATE SET last_released = excluded.last_released",
                 params![peer.as_str(), serial as i64],
             )?;
-            insert(tx, Direction::Out, &message, "queued", &sealed)?;
+            insert(tx, Direction::Out, &message, MessageState::Queued, &sealed)?;
             super::attachments::insert_all(tx, Direction::Out, &message, &staged)?;
             audit::append(
                 tx,
                 message.operator.as_str(),
                 "release",
                 &format!(
-                    "id={} to={} serial={} precedence={} template={}@{} exercise={}",
+                    "id={} to={} serial={} precedence={} template={}@{} exercise={}{}",
                     message.id,
                     peer,
                     serial,
                     message.precedence,
                     message.template.id,
                     message.template.version,
-                    message.exercise
+                    message.exercise,
+                    message
+                        .second_operator
+                        .as_ref()
+                        .map(|second| format!(" second_operator={second}"))
+                        .unwrap_or_default()
                 ),
             )?;
             Ok((
@@ -218,28 +288,34 @@ impl Journal {
             // Inbound in queue order (unacknowledged, precedence, receipt), so
             // the console's sort finds one sorted run.
             let order = match dir {
-                Direction::In => "state <> 'received', precedence, stored_at",
+                Direction::In => "state <> ?2, precedence, stored_at",
                 Direction::Out => "stored_at, serial",
             };
             let mut stmt = c.prepare(&format!(
                 "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 ORDER BY {order}"
             ))?;
-            let rows = stmt
-                .query_map([dir.as_str()], row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            match dir {
+                Direction::In => rows(
+                    &mut stmt,
+                    params![dir.as_str(), MessageState::Received.as_sql()],
+                ),
+                Direction::Out => rows(&mut stmt, [dir.as_str()]),
+            }
         })
     }
 
     /// The messages of one direction in one state (served by the queue
     /// index, so the timers never read the whole journal).
-    pub fn in_state(&self, dir: Direction, state: &str) -> Result<Vec<MessageRow>, StoreError> {
+    pub fn in_state(
+        &self,
+        dir: Direction,
+        state: MessageState,
+    ) -> Result<Vec<MessageRow>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 AND state = ?2 ORDER BY precedence, stored_at"
             ))?;
-            let rows = stmt.query_map(rusqlite::params![dir.as_str(), state], row)?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            rows(&mut stmt, params![dir.as_str(), state.as_sql()])
         })
     }
 
@@ -255,12 +331,10 @@ impl Journal {
             let mut stmt = c.prepare(&format!(
                 "SELECT {ROW_COLUMNS} FROM messages WHERE id LIKE ?1 || '%' LIMIT 2"
             ))?;
-            let mut rows = stmt
-                .query_map([&wanted], row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            match rows.len() {
+            let mut found = rows(&mut stmt, [&wanted])?;
+            match found.len() {
                 0 => Err(StoreError::NotFound(wanted.clone())),
-                1 => Ok(rows.remove(0)),
+                1 => Ok(found.remove(0)),
                 _ => Err(StoreError::Rejected(format!(
                     "`{wanted}` matches more than one message; give more of the id"
                 ))),

@@ -11,6 +11,7 @@ pub mod audit;
 mod delivery;
 mod messages;
 mod schema;
+mod state;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use attachments::{AttachmentRow, AttachmentState, StagedAttachment, inbound_
 pub use delivery::{PendingAck, PendingMessage, Stored};
 pub use messages::{Direction, MessageRow, Released};
 pub use schema::current_version as schema_version;
+pub use state::MessageState;
 pub use writer::CheckpointKey;
 
 use crate::fsutil;

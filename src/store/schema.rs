@@ -101,6 +101,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX attachments_pending ON attachments (direction, state, peer);
     ",
+    // 3: "received" means one thing. An outbound message whose peer sent its
+    //    receipt was stored as 'received', like an inbound message awaiting
+    //    acknowledgement; it becomes 'receipted' (the peer's journal holds
+    //    it). And the second operator of a FLASH release under the
+    //    two-person rule, signed in the message, is kept in clear beside
+    //    the releaser (NULL where there was none).
+    "
+    UPDATE messages SET state = 'receipted' WHERE direction = 'out' AND state = 'received';
+    ALTER TABLE messages ADD COLUMN second_operator TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -563,12 +563,14 @@ pub async fn white_cell(
 }
 
 /// `at` (an RFC 3339 time from the journal) as T+mm:ss after `started`.
-fn t_plus(at: &str, started: Timestamp) -> String {
-    let s = at
-        .parse::<Timestamp>()
-        .map(|t| t.duration_since(started).as_secs().max(0))
-        .unwrap_or(0);
+fn t_plus(at: Timestamp, started: Timestamp) -> String {
+    let s = at.duration_since(started).as_secs().max(0);
     format!("T+{:02}:{:02}", s / 60, s % 60)
+}
+
+/// [`t_plus`] of a time as the audit log stores it (T+00:00 if unreadable).
+fn t_plus_text(at: &str, started: Timestamp) -> String {
+    t_plus(at.parse::<Timestamp>().unwrap_or(started), started)
 }
 
 /// The trainee's actions from its audit log, for the report.
@@ -593,7 +595,7 @@ pub fn operator_actions(station: &Station, started: Timestamp) -> Vec<String> {
                 }
                 out.push(format!(
                     "{} {} {action} ({detail})",
-                    t_plus(&at, started),
+                    t_plus_text(&at, started),
                     crate::sanitize::inert(&actor)
                 ));
             }
@@ -612,15 +614,15 @@ pub struct ReceivedAction {
 /// What each trainee's operators did, as the white cell's journal holds
 /// it: acknowledgements of its messages and messages received, by time.
 pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAction> {
-    let t = |at: &str| t_plus(at, started);
+    let t = |at: Timestamp| t_plus(at, started);
     let inert = crate::sanitize::inert;
-    let mut out: Vec<(String, ReceivedAction)> = Vec::new();
+    let mut out: Vec<(Timestamp, ReceivedAction)> = Vec::new();
     for row in station.list(Direction::Out).unwrap_or_default() {
-        if let (Some(by), Some(at)) = (&row.ack_by, &row.ack_at) {
+        if let (Some(by), Some(at)) = (&row.ack_by, row.ack_at) {
             out.push((
-                at.clone(),
+                at,
                 ReceivedAction {
-                    peer: row.peer.clone(),
+                    peer: row.peer.to_string(),
                     operator: inert(by),
                     text: format!(
                         "{} {} acknowledged {} {} ({})",
@@ -636,14 +638,14 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
     }
     for row in station.list(Direction::In).unwrap_or_default() {
         out.push((
-            row.stored_at.clone(),
+            row.stored_at,
             ReceivedAction {
-                peer: row.peer.clone(),
-                operator: inert(&row.operator),
+                peer: row.peer.to_string(),
+                operator: inert(row.operator.as_str()),
                 text: format!(
                     "{} {} sent {} {} ({})",
-                    t(&row.released_at),
-                    inert(&row.operator),
+                    t(row.released_at),
+                    inert(row.operator.as_str()),
                     row.precedence,
                     inert(&row.template_id),
                     row.id
@@ -651,7 +653,7 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
             },
         ));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by_key(|(at, _)| *at);
     out.into_iter().map(|(_, a)| a).collect()
 }
 
@@ -683,12 +685,12 @@ pub fn trainee_record(
     );
     let _ = writeln!(r, "- date (UTC): {date}\n");
     let _ = writeln!(r, "## Messages\n");
-    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut rows: Vec<(Timestamp, String)> = Vec::new();
     for (direction, verb) in [(Direction::In, "received"), (Direction::Out, "sent")] {
         for row in station.list(direction).unwrap_or_default() {
             let mut line = format!(
                 "{} {verb} {} {} ({})",
-                t_plus(&row.stored_at, started),
+                t_plus(row.stored_at, started),
                 row.precedence,
                 inert(&row.template_id),
                 row.id
@@ -696,7 +698,7 @@ pub fn trainee_record(
             if let Some(by) = &row.ack_by {
                 let _ = write!(line, ", acknowledged by {}", inert(by));
             }
-            rows.push((row.stored_at.clone(), line));
+            rows.push((row.stored_at, line));
         }
     }
     rows.sort();

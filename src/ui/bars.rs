@@ -53,6 +53,21 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     if counts[0] > 0 {
         second.push(Span::styled(" FLASH UNACKNOWLEDGED", unack_style));
     }
+    // A station that is not running has no link: nothing it last said
+    // about its peers is shown, least of all UP.
+    if let Some(reason) = &app.station_lost {
+        second.push(Span::raw(" │ "));
+        second.push(Span::styled(
+            " STATION NOT RUNNING · no link · retrying ",
+            theme.banner(),
+        ));
+        second.push(Span::styled(format!(" {}", inert(reason)), theme.alert()));
+        frame.render_widget(
+            Paragraph::new(vec![Line::from(first), Line::from(second)]),
+            area,
+        );
+        return;
+    }
     let links = app
         .status
         .as_ref()

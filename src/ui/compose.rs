@@ -207,6 +207,7 @@ fn preview(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 let origin = Origin {
                     station: s.clone(),
                     operator: op.clone(),
+                    second_operator: None,
                     language: app.setup.language,
                 };
                 let m = build(c, &origin, t, 0, app.now);

@@ -11,7 +11,7 @@ use super::Theme;
 use crate::console::App;
 use crate::domain::{Dtg, Language, Precedence};
 use crate::sanitize::inert;
-use crate::store::MessageRow;
+use crate::store::{MessageRow, MessageState};
 use crate::templates::Catalog;
 
 fn title(template_id: &str, lang: Language) -> String {
@@ -22,18 +22,13 @@ fn title(template_id: &str, lang: Language) -> String {
 }
 
 /// The day-time part of the DTG (`261415Z`); the message view has it whole.
-fn dtg(text: &str) -> String {
-    text.parse::<Timestamp>().map_or_else(
-        |_| "?".into(),
-        |t| {
-            let full = Dtg(t).to_string();
-            full.split(' ').next().unwrap_or_default().to_string()
-        },
-    )
+fn dtg(at: Timestamp) -> String {
+    let full = Dtg(at).to_string();
+    full.split(' ').next().unwrap_or_default().to_string()
 }
 
 fn left_text(app: &App, row: &MessageRow) -> String {
-    if row.state != "received" {
+    if !row.state.is_unacknowledged() {
         return String::new();
     }
     let hm = |secs: u64| {
@@ -55,10 +50,7 @@ fn left_text(app: &App, row: &MessageRow) -> String {
 fn with_transfer(app: &App, row: &MessageRow, status: String) -> String {
     match app.transfer_percent(&row.id) {
         Some(p) => format!("{status} ATT {p}%"),
-        None if row.attachments_done < row.attachments
-            && row.state != "refused"
-            && row.state != "cancelled" =>
-        {
+        None if row.attachments_done < row.attachments && !row.state.is_abandoned() => {
             format!("{status} ATT {}/{}", row.attachments_done, row.attachments)
         }
         None => status,
@@ -114,8 +106,8 @@ fn table(
                 Cell::from(if r.exercise { "EX" } else { "" }),
                 Cell::from(r.precedence.as_str()),
                 Cell::from(r.serial.to_string()),
-                Cell::from(dtg(&r.released_at)),
-                Cell::from(inert(&r.peer)),
+                Cell::from(dtg(r.released_at)),
+                Cell::from(inert(r.peer.as_str())),
                 Cell::from(title(&r.template_id, lang)),
             ];
             cells.extend(extra);
@@ -177,7 +169,7 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         (&app.inbound, app.selected_in),
         columns,
         |r| {
-            let unacked = r.state == "received";
+            let unacked = r.state.is_unacknowledged();
             let status = if unacked {
                 "UNACK".to_string()
             } else {
@@ -201,25 +193,45 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// The sent list's state column: the state with what the operator needs
+/// beside it (who acknowledged, why refused). Until the receipt comes, a
+/// sent message says so: it must not look delivered.
 fn out_state(app: &App, r: &MessageRow) -> String {
-    match r.state.as_str() {
-        "queued" => "QUEUED".into(),
-        "sent" => "SENT, NO RECEIPT".into(),
-        "received" if app.ack_overdue(r) => "RECEIVED, ACK OVERDUE".into(),
-        "received" => "RECEIVED BY PEER".into(),
-        "acknowledged" => format!("ACK BY {}", inert(r.ack_by.as_deref().unwrap_or("?"))),
-        "refused" => format!("REFUSED: {}", inert(r.refusal.as_deref().unwrap_or(""))),
-        "cancelled" => "CANCELLED".into(),
-        other => inert(other).to_uppercase(),
+    match r.state {
+        MessageState::Sent => "SENT, NO RECEIPT".into(),
+        MessageState::Receipted if app.ack_overdue(r) => "RECEIVED, ACK OVERDUE".into(),
+        MessageState::Acknowledged => {
+            format!("ACK BY {}", inert(r.ack_by.as_deref().unwrap_or("?")))
+        }
+        MessageState::Refused => {
+            format!("REFUSED: {}", inert(r.refusal.as_deref().unwrap_or("")))
+        }
+        state => state.label().into(),
     }
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut title = vec![
+        Span::raw(" SENT "),
+        Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
+    ];
+    // The two-person rule, for the selected message: the row has no room
+    // for two names, the title line has.
+    if let Some(r) = app.outbound.get(app.selected_out)
+        && let Some(second) = &r.second_operator
+    {
+        title.push(Span::styled(
+            format!(
+                "· serial {} released by {} and {} ",
+                r.serial,
+                inert(r.operator.as_str()),
+                inert(second.as_str())
+            ),
+            theme.dim(),
+        ));
+    }
     let columns = Columns {
-        title: Line::from(vec![
-            Span::raw(" SENT "),
-            Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
-        ]),
+        title: Line::from(title),
         peer: "TO",
         headers: &["STATE"],
         widths: &[Constraint::Length(30)],
@@ -233,11 +245,11 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         (&app.outbound, app.selected_out),
         columns,
         |r| {
-            let style = match r.state.as_str() {
-                "refused" => theme.alert(),
-                "received" if app.ack_overdue(r) => theme.alert(),
-                "queued" | "sent" => theme.warn(),
-                "cancelled" => theme.dim(),
+            let style = match r.state {
+                MessageState::Refused => theme.alert(),
+                MessageState::Receipted if app.ack_overdue(r) => theme.alert(),
+                MessageState::Queued | MessageState::Sent => theme.warn(),
+                MessageState::Cancelled => theme.dim(),
                 _ => Default::default(),
             };
             (

@@ -84,19 +84,19 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             "  {} serial {} from {} ({}){overdue}",
             r.precedence,
             r.serial,
-            inert(&r.peer),
+            inert(r.peer.as_str()),
             inert(&r.template_id)
         )));
     }
     let no_receipt: Vec<_> = app
         .outbound
         .iter()
-        .filter(|r| r.state == "queued" || r.state == "sent")
+        .filter(|r| r.state.awaits_receipt())
         .collect();
     let no_ack: Vec<_> = app
         .outbound
         .iter()
-        .filter(|r| r.state == "received")
+        .filter(|r| r.state.awaits_peer_ack())
         .collect();
     lines.push(Line::raw(format!(
         "Outbound awaiting a receipt: {}",
@@ -107,7 +107,7 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             "  {} serial {} to {} ({})",
             r.precedence,
             r.serial,
-            inert(&r.peer),
+            inert(r.peer.as_str()),
             r.state
         )));
     }
@@ -120,7 +120,7 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             "  {} serial {} to {}",
             r.precedence,
             r.serial,
-            inert(&r.peer)
+            inert(r.peer.as_str())
         )));
     }
     lines.push(Line::raw(format!(

@@ -68,6 +68,18 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     )));
                 }
             }
+            // The two-person rule, as signed in the message.
+            if let Some(second) = &m.second_operator {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!(
+                        "released by {} and {} (two-person rule)",
+                        inert(m.operator.as_str()),
+                        inert(second.as_str())
+                    ),
+                    theme.dim(),
+                ));
+            }
             if let Some(row) = app
                 .inbound
                 .iter()
@@ -79,15 +91,12 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     (Some(by), Some(at)) => format!(
                         "acknowledged by {} at {}",
                         inert_lines(by).join(" "),
-                        at.get(..16).unwrap_or(at)
+                        at.strftime("%Y-%m-%dT%H:%M")
                     ),
                     _ => "NOT ACKNOWLEDGED".into(),
                 };
                 lines.push(Line::from(vec![
-                    Span::styled(
-                        format!("state: {}  ", row.state.to_uppercase()),
-                        theme.dim(),
-                    ),
+                    Span::styled(format!("state: {}  ", row.state.label()), theme.dim()),
                     Span::styled(ack, theme.dim()),
                 ]));
                 lines.push(Line::styled(format!("id {}", row.id), theme.dim()));

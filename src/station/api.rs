@@ -1,0 +1,361 @@
+//! The one door into a station: typed [`Command`]s in, typed [`Reply`]s and
+//! [`ApiError`]s out, and [`Event`](super::Event)s to subscribers. The
+//! in-process console calls [`Station::handle`](super::Station::handle)
+//! directly; the control socket ([`super::control`]) is a thin serde shell
+//! over these same types, and its client ([`super::client`]) serves the
+//! attached console and every CLI command. Nothing here does any work: the
+//! work is in `station::handle`.
+//!
+//! A [`Session`] is who is logged in on one door (a console, one socket
+//! connection): commands that act for an operator act for the session's
+//! operator, proven by [`Command::Login`]. A FLASH release under the
+//! two-person rule also needs a second operator proven on the same session
+//! by [`Command::VerifySecond`] shortly before.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::Status;
+use crate::compose::Draft;
+use crate::domain::{Message, MessageId, OperatorName};
+use crate::store::{Direction, MessageRow};
+
+/// The control socket's protocol version. Both ends state it in their
+/// hello; a mismatch is an [`ApiError::Version`] naming both.
+pub const API_VERSION: u32 = 1;
+
+/// How long a verified second operator stays valid for a FLASH release.
+pub const SECOND_OPERATOR_VALID: Duration = Duration::from_secs(300);
+
+/// A passphrase on its way to the station: never printed, wiped on drop.
+pub struct Passphrase(pub SecretString);
+
+impl Passphrase {
+    pub fn new(text: &str) -> Passphrase {
+        Passphrase(SecretString::from(text.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(…)")
+    }
+}
+
+impl Serialize for Passphrase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose_secret())
+    }
+}
+
+impl<'de> Deserialize<'de> for Passphrase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = zeroize::Zeroizing::new(String::deserialize(d)?);
+        Ok(Passphrase::new(&text))
+    }
+}
+
+/// A release: what the operator drafted, where it goes, and who confirmed
+/// it under the two-person rule.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub to: String,
+    pub draft: Draft,
+    /// Files the station opens, seals and sends after the message.
+    #[serde(default)]
+    pub attachments: Vec<PathBuf>,
+    /// The second operator of a FLASH, verified on this session.
+    #[serde(default)]
+    pub second_operator: Option<String>,
+}
+
+/// Everything a caller can ask of a station.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Command {
+    /// Proves an operator by passphrase; the session then acts for them.
+    Login {
+        operator: String,
+        passphrase: Passphrase,
+    },
+    /// Tabletop stations only: a trainee signs in by call sign.
+    SignIn {
+        call_sign: String,
+    },
+    /// Ends the session's log-in (lock, handover, idle).
+    Logout,
+    /// Proves a second operator for the next FLASH release.
+    VerifySecond {
+        operator: String,
+        passphrase: Passphrase,
+    },
+    /// Releases a message, attributed to the session's operator.
+    Release(Box<Release>),
+    /// Acknowledges a received message (a full id, or its first 8 or more
+    /// characters) as the session's operator.
+    Acknowledge {
+        id: String,
+    },
+    /// Cancels a message still queued here.
+    Cancel {
+        id: String,
+    },
+    /// One stored message, opened (needs a log-in).
+    Open {
+        id: MessageId,
+    },
+    /// Writes a message's attachments, decrypted and checked, into
+    /// DATA_DIR/exports/ID (needs a log-in).
+    ExportAttachments {
+        id: MessageId,
+    },
+    /// An audit entry by the session's operator (lock, escalation).
+    Audit {
+        action: String,
+        detail: String,
+    },
+    /// One direction's message rows.
+    List {
+        direction: Direction,
+    },
+    /// Both lists and the status at once: what a console resyncs from.
+    Snapshot,
+    Status,
+    /// A signed, sealed, journalled link test now.
+    LinkTest {
+        peer: String,
+    },
+}
+
+impl Command {
+    /// A short name for logs and audit entries; never carries content.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Login { .. } => "login",
+            Command::SignIn { .. } => "sign-in",
+            Command::Logout => "logout",
+            Command::VerifySecond { .. } => "verify-second",
+            Command::Release(_) => "release",
+            Command::Acknowledge { .. } => "acknowledge",
+            Command::Cancel { .. } => "cancel",
+            Command::Open { .. } => "open",
+            Command::ExportAttachments { .. } => "export-attachments",
+            Command::Audit { .. } => "audit",
+            Command::List { .. } => "list",
+            Command::Snapshot => "snapshot",
+            Command::Status => "status",
+            Command::LinkTest { .. } => "link-test",
+        }
+    }
+}
+
+/// Everything a station answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Reply {
+    LoggedIn {
+        operator: OperatorName,
+    },
+    LoggedOut,
+    Verified {
+        operator: OperatorName,
+    },
+    /// The message is durably in the outbox.
+    Released {
+        row: Box<MessageRow>,
+    },
+    Acknowledged {
+        row: Box<MessageRow>,
+    },
+    Cancelled {
+        row: Box<MessageRow>,
+    },
+    Opened {
+        message: Box<Message>,
+    },
+    Exported {
+        dir: PathBuf,
+        written: Vec<PathBuf>,
+        skipped: Vec<String>,
+    },
+    Audited,
+    Rows {
+        rows: Vec<MessageRow>,
+    },
+    Snapshot {
+        inbound: Vec<MessageRow>,
+        outbound: Vec<MessageRow>,
+        status: Box<Status>,
+    },
+    Status {
+        status: Box<Status>,
+    },
+    LinkTested {
+        peer: String,
+        rtt_ms: u64,
+    },
+}
+
+/// Why a command failed, typed so that a console can keep the reason and
+/// the advice apart. The same enum carries the client's own troubles
+/// (station not running, gone, unreadable), so a caller has one type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ApiError {
+    #[error("unknown operator or wrong passphrase")]
+    Denied,
+    #[error("operator {name} is locked out after repeated failures; try again in {seconds}s")]
+    LockedOut { name: String, seconds: u64 },
+    #[error("no operator is logged in here; log in first")]
+    NotLoggedIn,
+    #[error("call-sign sign-in is for tabletop exercises only; log in with a passphrase")]
+    NotAnExercise,
+    #[error("two-person rule: {reason}")]
+    TwoPersonRule { reason: String },
+    #[error("{peer} is not a configured peer; add it with `hotline peer add CARD.toml`")]
+    UnknownPeer { peer: String },
+    #[error("{detail}")]
+    NotFound { detail: String },
+    #[error("the draft cannot be released: {detail}")]
+    Draft { detail: String },
+    #[error("{detail}")]
+    Refused { detail: String },
+    #[error("journal: {detail}")]
+    Journal { detail: String },
+    #[error("link: {detail}")]
+    Link { detail: String },
+    #[error("not a request: {detail}")]
+    BadRequest { detail: String },
+    #[error(
+        "the station speaks control protocol version {theirs}, this hotline speaks {ours}; run the same hotline build on both sides"
+    )]
+    Version { ours: u32, theirs: u32 },
+    #[error(
+        "no station is running for this config ({socket} has no live socket); start one with `hotline serve`"
+    )]
+    NotRunning { socket: PathBuf },
+    #[error("the station went away ({detail}); nothing more was heard from it")]
+    Gone { detail: String },
+    #[error("the station answered something this hotline cannot read: {detail}")]
+    Unreadable { detail: String },
+}
+
+impl From<super::StationError> for ApiError {
+    fn from(e: super::StationError) -> Self {
+        use super::StationError as S;
+        use crate::store::StoreError;
+        match e {
+            S::Store(StoreError::NotFound(id)) => ApiError::NotFound {
+                detail: format!("no message with id {id} in the journal"),
+            },
+            S::Store(StoreError::Rejected(detail)) => ApiError::NotFound { detail },
+            S::Store(e) => ApiError::Journal {
+                detail: e.to_string(),
+            },
+            S::Link(e) => ApiError::Link {
+                detail: e.to_string(),
+            },
+            S::Draft(e) => ApiError::Draft {
+                detail: e.to_string(),
+            },
+            S::Auth(e) => e.into(),
+            S::UnknownPeer(peer) => ApiError::UnknownPeer { peer },
+            S::Refused(detail) => ApiError::Refused { detail },
+        }
+    }
+}
+
+impl From<super::AuthError> for ApiError {
+    fn from(e: super::AuthError) -> Self {
+        match e {
+            super::AuthError::Denied => ApiError::Denied,
+            super::AuthError::LockedOut { name, remaining } => ApiError::LockedOut {
+                name,
+                seconds: remaining.as_secs().max(1),
+            },
+        }
+    }
+}
+
+/// Which door a session came through, for the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    Console,
+    ControlSocket,
+}
+
+impl Door {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Console => "console",
+            Door::ControlSocket => "control-socket",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Who {
+    operator: Option<OperatorName>,
+    second: Option<(OperatorName, Instant)>,
+}
+
+/// Who is logged in on one door. Shared by the tasks of one console.
+pub struct Session {
+    door: Door,
+    who: Mutex<Who>,
+}
+
+impl Session {
+    pub fn new(door: Door) -> Session {
+        Session {
+            door,
+            who: Mutex::default(),
+        }
+    }
+
+    pub fn door(&self) -> Door {
+        self.door
+    }
+
+    fn who(&self) -> std::sync::MutexGuard<'_, Who> {
+        self.who.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The operator logged in here.
+    pub fn operator(&self) -> Option<OperatorName> {
+        self.who().operator.clone()
+    }
+
+    pub(super) fn log_in(&self, operator: OperatorName) {
+        let mut who = self.who();
+        who.operator = Some(operator);
+        who.second = None;
+    }
+
+    /// Ends the log-in; returns who was logged in.
+    pub(super) fn log_out(&self) -> Option<OperatorName> {
+        let mut who = self.who();
+        who.second = None;
+        who.operator.take()
+    }
+
+    pub(super) fn verified_second(&self, operator: OperatorName) {
+        self.who().second = Some((operator, Instant::now()));
+    }
+
+    /// Takes the verified second operator, if it is `name` and still valid.
+    pub(super) fn take_second(&self, name: &str) -> Option<OperatorName> {
+        let mut who = self.who();
+        match who.second.take() {
+            Some((op, at)) if op.as_str() == name && at.elapsed() < SECOND_OPERATOR_VALID => {
+                Some(op)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `Station::handle`: every command from every door, checked and carried
+//! out in one place. The station, not its callers, verifies operators,
+//! applies the two-person rule, audits what was done and refused, and
+//! decides where exports go.
+
+use age::secrecy::SecretString;
+
+use super::api::{ApiError, Command, Door, Release, Reply, Session};
+use super::{Station, StationError};
+use crate::domain::{MessageId, OperatorName, Precedence};
+use crate::sanitize::inert;
+use crate::store::Direction;
+
+impl Station {
+    /// Carries out one command for `session`. The only way in.
+    pub async fn handle(&self, session: &Session, command: Command) -> Result<Reply, ApiError> {
+        match command {
+            Command::Login {
+                operator,
+                passphrase,
+            } => {
+                let who = self
+                    .authenticate(session.door(), "login", &operator, passphrase.0)
+                    .await?;
+                session.log_in(who.clone());
+                Ok(Reply::LoggedIn { operator: who })
+            }
+            Command::SignIn { call_sign } => {
+                if !self.inner.options.exercise_only {
+                    return Err(ApiError::NotAnExercise);
+                }
+                let who = OperatorName::new(call_sign.trim()).map_err(|e| ApiError::Refused {
+                    detail: e.to_string(),
+                })?;
+                self.audit_as(&who, "login", "via=console call-sign exercise")
+                    .await?;
+                session.log_in(who.clone());
+                Ok(Reply::LoggedIn { operator: who })
+            }
+            Command::Logout => {
+                if let Some(op) = session.log_out() {
+                    let via = format!("via={}", session.door().as_str());
+                    self.audit_as(&op, "logout", &via).await?;
+                }
+                Ok(Reply::LoggedOut)
+            }
+            Command::VerifySecond {
+                operator,
+                passphrase,
+            } => {
+                let who = self
+                    .authenticate(session.door(), "second-operator", &operator, passphrase.0)
+                    .await?;
+                session.verified_second(who.clone());
+                Ok(Reply::Verified { operator: who })
+            }
+            Command::Release(release) => self.handle_release(session, *release).await,
+            Command::Acknowledge { id } => {
+                let op = logged_in(session)?;
+                let row = self.inner.journal.find(&id).map_err(StationError::from)?;
+                self.acknowledge(&op, row.id).await?;
+                Ok(Reply::Acknowledged {
+                    row: Box::new(self.row(&row.id)?),
+                })
+            }
+            Command::Cancel { id } => {
+                let op = logged_in(session)?;
+                let row = self.inner.journal.find(&id).map_err(StationError::from)?;
+                self.cancel(&op, row.id).await?;
+                Ok(Reply::Cancelled {
+                    row: Box::new(self.row(&row.id)?),
+                })
+            }
+            Command::Open { id } => {
+                logged_in(session)?;
+                let station = self.clone();
+                let message = tokio::task::spawn_blocking(move || station.open(&id))
+                    .await
+                    .map_err(|e| refused(format!("opening task failed: {e}")))??;
+                Ok(Reply::Opened {
+                    message: Box::new(message),
+                })
+            }
+            Command::ExportAttachments { id } => {
+                logged_in(session)?;
+                let dir = self
+                    .inner
+                    .config
+                    .station
+                    .data_dir
+                    .join("exports")
+                    .join(id.to_string());
+                let (written, skipped) = self.export_attachments(&id, dir.clone()).await?;
+                Ok(Reply::Exported {
+                    dir,
+                    written,
+                    skipped,
+                })
+            }
+            Command::Audit { action, detail } => {
+                let op = logged_in(session)?;
+                self.audit_as(&op, &action, &detail).await?;
+                Ok(Reply::Audited)
+            }
+            Command::List { direction } => {
+                let station = self.clone();
+                let rows = tokio::task::spawn_blocking(move || station.list(direction))
+                    .await
+                    .map_err(|e| refused(format!("listing task failed: {e}")))??;
+                Ok(Reply::Rows { rows })
+            }
+            Command::Snapshot => {
+                let station = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    Ok(Reply::Snapshot {
+                        inbound: station.list(Direction::In)?,
+                        outbound: station.list(Direction::Out)?,
+                        status: Box::new(station.status()),
+                    })
+                })
+                .await
+                .map_err(|e| refused(format!("snapshot task failed: {e}")))?
+            }
+            Command::Status => Ok(Reply::Status {
+                status: Box::new(self.status()),
+            }),
+            Command::LinkTest { peer } => {
+                let rtt = self.link_test(&peer).await?;
+                Ok(Reply::LinkTested {
+                    peer,
+                    rtt_ms: rtt.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    async fn handle_release(&self, session: &Session, release: Release) -> Result<Reply, ApiError> {
+        let op = logged_in(session)?;
+        let second = match self.two_person(session, &op, &release) {
+            Ok(second) => second,
+            Err(reason) => {
+                let detail = format!(
+                    "to={} template={} reason={}",
+                    inert(&release.to),
+                    inert(&release.draft.template_id),
+                    inert(&reason)
+                );
+                self.audit_as(&op, "release-refused", &detail).await?;
+                return Err(ApiError::TwoPersonRule { reason });
+            }
+        };
+        let (released, _) = self
+            .release_with_attachments(&op, &release.to, release.draft, release.attachments, second)
+            .await?;
+        Ok(Reply::Released {
+            row: Box::new(self.row(&released.id)?),
+        })
+    }
+
+    /// The second operator a release needs, if it needs one: a FLASH under
+    /// the two-person rule names a second operator, verified on this
+    /// session within the last few minutes, who is not the releaser.
+    fn two_person(
+        &self,
+        session: &Session,
+        op: &OperatorName,
+        release: &Release,
+    ) -> Result<Option<OperatorName>, String> {
+        let precedence = release.draft.precedence.or_else(|| {
+            self.inner
+                .catalog
+                .latest(&release.draft.template_id)
+                .map(|t| t.precedence)
+        });
+        let needed =
+            precedence == Some(Precedence::Flash) && self.inner.config.console.two_person_flash;
+        let Some(name) = release.second_operator.as_deref() else {
+            return if needed {
+                Err(
+                    "releasing a FLASH needs a second operator; name one (--second-operator)"
+                        .into(),
+                )
+            } else {
+                Ok(None)
+            };
+        };
+        if name == op.as_str() {
+            session.take_second(name);
+            return Err("the second operator must be a different person".into());
+        }
+        match session.take_second(name) {
+            Some(second) => Ok(Some(second)),
+            None => Err(format!(
+                "second operator {} has not been verified here in the last {} minutes",
+                inert(name),
+                super::api::SECOND_OPERATOR_VALID.as_secs() / 60
+            )),
+        }
+    }
+
+    /// Checks an operator's passphrase off the async threads (argon2id is
+    /// slow on purpose) and audits the attempt either way.
+    async fn authenticate(
+        &self,
+        door: Door,
+        action: &str,
+        name: &str,
+        passphrase: SecretString,
+    ) -> Result<OperatorName, ApiError> {
+        let station = self.clone();
+        let who = name.to_string();
+        let result =
+            tokio::task::spawn_blocking(move || station.inner.auth.check(&who, &passphrase))
+                .await
+                .map_err(|e| refused(format!("log-in task failed: {e}")))?;
+        let outcome = if result.is_ok() { "ok" } else { "denied" };
+        let detail = format!("via={} outcome={outcome}", door.as_str());
+        self.inner
+            .journal
+            .audit(&inert(name), action, &detail)
+            .done()
+            .await
+            .map_err(StationError::from)?;
+        Ok(result?)
+    }
+
+    async fn audit_as(
+        &self,
+        op: &OperatorName,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), ApiError> {
+        self.inner
+            .journal
+            .audit(op.as_str(), action, detail)
+            .done()
+            .await
+            .map_err(StationError::from)?;
+        Ok(())
+    }
+
+    fn row(&self, id: &MessageId) -> Result<crate::store::MessageRow, ApiError> {
+        Ok(self
+            .inner
+            .journal
+            .find(&id.to_string())
+            .map_err(StationError::from)?)
+    }
+}
+
+fn logged_in(session: &Session) -> Result<OperatorName, ApiError> {
+    session.operator().ok_or(ApiError::NotLoggedIn)
+}
+
+fn refused(detail: String) -> ApiError {
+    ApiError::Refused { detail }
+}
