@@ -12,6 +12,7 @@
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+use support::door::ViaDoor as _;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -137,7 +138,7 @@ async fn hotline_attachment(root: &std::path::Path, size: u64) -> Hotline {
     let mut draft = support::general("imagery");
     draft.precedence = Some(Precedence::Routine);
     let (released, _) = ws
-        .release_with_attachments(&support::op(), "MOSCOW", draft, vec![file])
+        .d_release_with_attachments(&support::op(), "MOSCOW", draft, vec![file])
         .await
         .expect("release");
     let seal = t0.elapsed();
@@ -155,7 +156,7 @@ async fn hotline_attachment(root: &std::path::Path, size: u64) -> Hotline {
         d.precedence = Some(Precedence::Flash);
         let t = Instant::now();
         let (r, _) = ws
-            .release(&support::op(), "MOSCOW", d)
+            .d_release(&support::op(), "MOSCOW", d)
             .await
             .expect("flash");
         support::wait_event(&mut wev, WAIT_LIMIT, |e| {

@@ -38,10 +38,10 @@ use common::{Summary, round};
 use hotline::config::Deadlines;
 use hotline::console::keymap::Keymap;
 use hotline::console::{App, Effect, Msg, Screen, Setup, update};
-use hotline::domain::{Language, MessageId, OperatorName, Precedence, stamp};
+use hotline::domain::{Language, MessageId, OperatorName, Precedence, StationName};
 use hotline::link::{PathKind, PeerLinkStatus};
 use hotline::station::Status;
-use hotline::store::{Direction, MessageRow};
+use hotline::store::{Direction, MessageRow, MessageState};
 use jiff::{SignedDuration, Timestamp};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -103,6 +103,8 @@ fn main() {
     let (render, scans) = render_bench(&scale);
     eprintln!("console bench: update (Refreshed, Tick)...");
     let updates = update_bench(&scale);
+    eprintln!("console bench: one arrival applied and drawn, against a full re-read...");
+    let events = event_bench(&scale);
     eprintln!(
         "console bench: idle CPU of {} under tmux ({} s per window)...",
         bin.display(),
@@ -113,6 +115,7 @@ fn main() {
         render,
         scans,
         updates,
+        events,
         idle,
         loadavg: loadavg
             .split_whitespace()
@@ -234,6 +237,14 @@ const TEMPLATES: [&str; 8] = [
 ];
 
 /// FLASH 1%, IMMEDIATE 9%, PRIORITY 30%, ROUTINE 60%.
+fn moscow() -> StationName {
+    StationName::new("MOSCOW").expect("a valid station name")
+}
+
+fn operator(name: &str) -> OperatorName {
+    OperatorName::new(name).expect("a valid operator name")
+}
+
 fn precedence(rng: &mut Rng) -> Precedence {
     match rng.below(100) {
         0 => Precedence::Flash,
@@ -244,7 +255,7 @@ fn precedence(rng: &mut Rng) -> Precedence {
 }
 
 /// What the inbound queue looks like after some 48 hours of traffic:
-/// oldest first, times written as the journal writes them (`stamp`); one in five still unacknowledged
+/// oldest first, times as the journal reads them back; one in five still unacknowledged
 /// (most of those overdue), the rest acknowledged.
 fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
     let mut rng = Rng(0x5eed_0001);
@@ -259,22 +270,28 @@ fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
             MessageRow {
                 id: MessageId::new(),
                 direction: Direction::In,
-                peer: "MOSCOW".into(),
+                peer: moscow(),
                 serial: i as u64 + 1,
                 precedence: precedence(&mut rng),
                 exercise: false,
                 template_id: TEMPLATES[rng.below(TEMPLATES.len() as u64) as usize].into(),
                 template_version: 1,
-                released_at: stamp(released),
-                stored_at: stamp(stored),
-                operator: "IVANOV".into(),
-                state: if unacked { "received" } else { "acknowledged" }.into(),
+                released_at: released,
+                stored_at: stored,
+                operator: operator("IVANOV"),
+                second_operator: None,
+                state: if unacked {
+                    MessageState::Received
+                } else {
+                    MessageState::Acknowledged
+                },
                 receipt_at: None,
                 ack_by: (!unacked).then(|| ["op", "smith", "jones"][i % 3].to_string()),
-                ack_at: (!unacked).then(|| stamp(ack_at)),
+                ack_at: (!unacked).then_some(ack_at),
                 refusal: None,
                 attachments: 0,
                 attachments_done: 0,
+                attachments_refused: 0,
             }
         })
         .collect()
@@ -285,14 +302,14 @@ fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
     let span = SignedDuration::from_hours(48);
     let step = span / n.max(1) as i32;
     let states = [
-        "acknowledged",
-        "acknowledged",
-        "acknowledged",
-        "received",
-        "sent",
-        "queued",
-        "refused",
-        "cancelled",
+        MessageState::Acknowledged,
+        MessageState::Acknowledged,
+        MessageState::Acknowledged,
+        MessageState::Receipted,
+        MessageState::Sent,
+        MessageState::Queued,
+        MessageState::Refused,
+        MessageState::Cancelled,
     ];
     (0..n)
         .map(|i| {
@@ -301,24 +318,27 @@ fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
             MessageRow {
                 id: MessageId::new(),
                 direction: Direction::Out,
-                peer: "MOSCOW".into(),
+                peer: moscow(),
                 serial: i as u64 + 1,
                 precedence: precedence(&mut rng),
                 exercise: false,
                 template_id: TEMPLATES[rng.below(TEMPLATES.len() as u64) as usize].into(),
                 template_version: 1,
-                released_at: stamp(stored),
-                stored_at: stamp(stored),
-                operator: "op".into(),
-                state: state.into(),
-                receipt_at: matches!(state, "received" | "acknowledged")
-                    .then(|| stamp(stored + SignedDuration::from_millis(80))),
-                ack_by: (state == "acknowledged").then(|| "IVANOV".to_string()),
-                ack_at: (state == "acknowledged")
-                    .then(|| stamp(stored + SignedDuration::from_secs(120))),
-                refusal: (state == "refused").then(|| "signature did not verify".to_string()),
+                released_at: stored,
+                stored_at: stored,
+                operator: operator("op"),
+                second_operator: None,
+                state,
+                receipt_at: matches!(state, MessageState::Receipted | MessageState::Acknowledged)
+                    .then(|| stored + SignedDuration::from_millis(80)),
+                ack_by: (state == MessageState::Acknowledged).then(|| "IVANOV".to_string()),
+                ack_at: (state == MessageState::Acknowledged)
+                    .then(|| stored + SignedDuration::from_secs(120)),
+                refusal: (state == MessageState::Refused)
+                    .then(|| "signature did not verify".to_string()),
                 attachments: 0,
                 attachments_done: 0,
+                attachments_refused: 0,
             }
         })
         .collect()
@@ -466,6 +486,57 @@ fn time_draws(app: &mut App, (w, h): (u16, u16), scale: &Scale) -> Timing {
     }
     app.now = start;
     series.summary()
+}
+
+// ---------------------------------------------------------------- events
+
+/// One inbound arrival, from the console taking it to a drawn frame, at
+/// 1,000 and 100,000 queued: applying the row the station's event carries
+/// (what the console does now), against the full re-read it replaced (a
+/// `Refreshed` with every row, as the journal lists them), in the same run.
+struct Events {
+    /// (rows, event apply + draw, full re-read + draw)
+    at: Vec<(usize, Timing, Timing)>,
+}
+
+fn event_bench(scale: &Scale) -> Events {
+    let now = Timestamp::now();
+    let times = scale.frames / 4;
+    let at = [MID, BIG]
+        .into_iter()
+        .map(|n| {
+            let mut app = loaded(n, now);
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+            let fresh = inbound_rows(times + scale.warmup, now + SignedDuration::from_secs(1));
+            let mut event = Series::with_capacity(times);
+            for (i, row) in fresh.into_iter().enumerate() {
+                let msg =
+                    Msg::Station(hotline::station::Event::MessageChanged { row: Box::new(row) });
+                event.time(i >= scale.warmup, || {
+                    drop(update(&mut app, msg));
+                    terminal
+                        .draw(|f| hotline::ui::draw(f, &app))
+                        .map(|_| ())
+                        .expect("draw");
+                });
+            }
+            let inbound = app.inbound.clone();
+            let outbound = app.outbound.clone();
+            let mut full = Series::with_capacity(scale.refreshes);
+            for _ in 0..scale.refreshes {
+                let msg = refreshed(inbound.clone(), outbound.clone());
+                full.time(true, || {
+                    drop(update(&mut app, msg));
+                    terminal
+                        .draw(|f| hotline::ui::draw(f, &app))
+                        .map(|_| ())
+                        .expect("draw");
+                });
+            }
+            (n, event.summary(), full.summary())
+        })
+        .collect();
+    Events { at }
 }
 
 // ---------------------------------------------------------------- update
@@ -953,6 +1024,7 @@ struct Report {
     render: Vec<Render>,
     scans: Timing,
     updates: Updates,
+    events: Events,
     idle: Idle,
     loadavg: String,
     tmux_version: String,
@@ -994,6 +1066,21 @@ impl Report {
 
     fn rows(&self) -> Vec<TableRow> {
         let mut rows = Vec::new();
+        let small = self.events.at.first().map(|(_, e, _)| e.wall.p99);
+        for (n, event, full) in &self.events.at {
+            rows.push(row(
+                format!("arrival applied+drawn {n} rows p50 (vs full re-read)"),
+                ms(event.wall.p50),
+                "ms",
+                Some(ms(full.wall.p50)),
+            ));
+            rows.push(row(
+                format!("arrival applied+drawn {n} rows p99 (vs {MID} rows)"),
+                ms(event.wall.p99),
+                "ms",
+                small.map(ms),
+            ));
+        }
         for screen in ["queue", "sent"] {
             for size in SIZES {
                 let base = self.render_of(screen, size, SMALL);
@@ -1168,6 +1255,18 @@ impl Report {
         let u = &self.updates;
         let i = &self.idle;
         let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 2) } else { f64::NAN };
+        let events: Vec<Value> = self
+            .events
+            .at
+            .iter()
+            .map(|(n, event, full)| {
+                json!({
+                    "rows": n,
+                    "arrival_apply_draw": timing_json(event),
+                    "full_reread_draw": timing_json(full),
+                })
+            })
+            .collect();
         let render: Vec<Value> = self
             .render
             .iter()
@@ -1230,6 +1329,7 @@ impl Report {
             "inbound_rows": BIG,
             "outbound_rows": OUTBOUND,
             "render": render,
+            "events": events,
             "whole_queue_scans_per_frame_100k": timing_json(&self.scans),
             "update": {
                 "refreshed_100k": timing_json(&u.refreshed_big),

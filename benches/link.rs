@@ -20,6 +20,7 @@
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+use support::door::ViaDoor as _;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -223,7 +224,7 @@ fn draft(n: usize, precedence: Precedence) -> Draft {
 /// outbox.
 async fn release(ws: &Station, n: usize, precedence: Precedence) -> MessageId {
     let (released, _) = ws
-        .release(&support::op(), "MOSCOW", draft(n, precedence))
+        .d_release(&support::op(), "MOSCOW", draft(n, precedence))
         .await
         .expect("release");
     released.id
@@ -473,10 +474,10 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
     }
 
     let t0 = Instant::now();
-    let list_rows = ws.list(Direction::Out).expect("list out").len();
+    let list_rows = ws.d_list(Direction::Out).expect("list out").len();
     let list_out = t0.elapsed();
     let t0 = Instant::now();
-    ms.list(Direction::In).expect("list in");
+    ms.d_list(Direction::In).expect("list in");
     let list_in = t0.elapsed();
 
     let figures = FlashFigures {

@@ -656,6 +656,7 @@ fn the_age_command_decrypts_an_exported_message() {
     let origin = Origin {
         station: w.station.name.clone(),
         operator: OperatorName::new("j.smith").expect("operator"),
+        second_operator: None,
         language: w.station.language,
     };
     let (released, message) = {
@@ -843,6 +844,7 @@ fn hotline_decrypts_what_the_age_command_encrypts() {
     let origin = Origin {
         station: washington.name.clone(),
         operator: OperatorName::new("j.smith").expect("operator"),
+        second_operator: None,
         language: Language::En,
     };
     let message = compose::build(&checked, &origin, &moscow.name, 1, now);

@@ -4,6 +4,7 @@
 //! overtaken by FLASH, and resumed after an interruption.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,7 @@ async fn round_trip_checks_size_and_hash_and_receipts_each_attachment() {
     std::fs::write(&odd, b"see the imagery").expect("write");
 
     let (released, message) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("imagery"), vec![big.clone(), odd])
+        .d_release_with_attachments(&op(), "MOSCOW", general("imagery"), vec![big.clone(), odd])
         .await
         .expect("release");
     let id = released.id;
@@ -110,7 +111,7 @@ async fn round_trip_checks_size_and_hash_and_receipts_each_attachment() {
 
     let out = tmp.path().join("export");
     let (written, skipped) = ms
-        .export_attachments(&id, out.clone())
+        .d_export_attachments(&id, out.clone())
         .await
         .expect("export");
     assert!(skipped.is_empty(), "{skipped:?}");
@@ -148,7 +149,7 @@ async fn oversize_attachment_is_refused_from_its_offer_and_nothing_is_stored() {
     let file = tmp.path().join("big.bin");
     random_file(&file, 2 << 20);
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("too big"), vec![file])
+        .d_release_with_attachments(&op(), "MOSCOW", general("too big"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -163,7 +164,7 @@ async fn oversize_attachment_is_refused_from_its_offer_and_nothing_is_stored() {
         "{e:?}"
     );
     // The message itself was stored and receipted.
-    assert_eq!(ms.list(Direction::In).expect("inbox").len(), 1);
+    assert_eq!(ms.d_list(Direction::In).expect("inbox").len(), 1);
     let row = &ms.attachments(&id, Direction::In).expect("rows")[0];
     assert_eq!(row.state, AttachmentState::Refused);
     let dir = data_dir(&ms)
@@ -195,7 +196,7 @@ async fn tampered_chunk_is_refused_and_an_untouched_one_is_receipted() {
     random_file(&a, 1 << 20);
     random_file(&b, 1 << 20);
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("tamper"), vec![a, b])
+        .d_release_with_attachments(&op(), "MOSCOW", general("tamper"), vec![a, b])
         .await
         .expect("release");
     let id = released.id;
@@ -245,7 +246,7 @@ async fn path_traversal_names_are_neutralised_on_export() {
     let file = tmp.path().join("passwd");
     std::fs::write(&file, b"root:x:0:0").expect("write");
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("names"), vec![file])
+        .d_release_with_attachments(&op(), "MOSCOW", general("names"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -292,7 +293,7 @@ async fn flash_overtakes_an_attachment_in_flight() {
     let file = tmp.path().join("imagery.bin");
     random_file(&file, SIZE);
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", routine("bulk"), vec![file])
+        .d_release_with_attachments(&op(), "MOSCOW", routine("bulk"), vec![file])
         .await
         .expect("release");
     let bulk = released.id;
@@ -303,7 +304,7 @@ async fn flash_overtakes_an_attachment_in_flight() {
     .await;
     let started = Instant::now();
     let (released, _) = ws
-        .release(&op(), "MOSCOW", flash("urgent"))
+        .d_release(&op(), "MOSCOW", flash("urgent"))
         .await
         .expect("release flash");
     let urgent = released.id;
@@ -353,7 +354,7 @@ async fn interrupted(root: &Path, size: usize) -> Interrupted {
     let file = root.join("imagery.bin");
     let hash = random_file(&file, size);
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("resume"), vec![file])
+        .d_release_with_attachments(&op(), "MOSCOW", general("resume"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -412,12 +413,12 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
     })
     .await;
     assert_eq!(
-        ms.list(Direction::In).expect("inbox").len(),
+        ms.d_list(Direction::In).expect("inbox").len(),
         1,
         "shown once"
     );
     let out = tmp.path().join("export");
-    let (written, _) = ms.export_attachments(&id, out).await.expect("export");
+    let (written, _) = ms.d_export_attachments(&id, out).await.expect("export");
     assert_eq!(sha256_of(&written[0]), hash);
     ws.shutdown().await;
     ms.shutdown().await;
@@ -468,7 +469,7 @@ async fn a_torn_partial_file_is_fetched_again_not_refused() {
     let got = ms.attachments(&id, Direction::In).expect("rows");
     assert_eq!(got[0].state, AttachmentState::Receipted);
     let out = tmp.path().join("export");
-    let (written, _) = ms.export_attachments(&id, out).await.expect("export");
+    let (written, _) = ms.d_export_attachments(&id, out).await.expect("export");
     assert_eq!(sha256_of(&written[0]), hash, "the whole file, intact");
     ws.shutdown().await;
     ms.shutdown().await;
@@ -604,22 +605,24 @@ fn console_shows_attachment_progress_in_the_sent_list() {
     app.outbound = vec![hotline::store::MessageRow {
         id,
         direction: Direction::Out,
-        peer: "MOSCOW".into(),
+        peer: hotline::domain::StationName::new("MOSCOW").expect("name"),
         serial: 1,
         precedence: Precedence::Routine,
         exercise: false,
         template_id: "general".into(),
         template_version: 1,
-        released_at: hotline::domain::stamp(now),
-        stored_at: hotline::domain::stamp(now),
-        operator: "op".into(),
-        state: "received".into(),
+        released_at: now,
+        stored_at: now,
+        operator: op(),
+        second_operator: None,
+        state: hotline::store::MessageState::Receipted,
         receipt_at: None,
         ack_by: None,
         ack_at: None,
         refusal: None,
         attachments: 0,
         attachments_done: 0,
+        attachments_refused: 0,
     }];
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {
@@ -645,8 +648,9 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         .map(|c| c.symbol())
         .collect();
     assert!(screen.contains("ATT 40%"), "{screen}");
-    // Control: a stored attachment does change the rows, and refreshes.
-    let effects = update(
+    // Control: a stored attachment does change the rows: the station
+    // follows its event with the changed row, which the console applies.
+    update(
         &mut app,
         Msg::Station(Event::AttachmentStored {
             id,
@@ -655,11 +659,18 @@ fn console_shows_attachment_progress_in_the_sent_list() {
             peer: "MOSCOW".into(),
         }),
     );
-    assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, hotline::console::Effect::Refresh)),
-        "{effects:?}"
+    let mut stored = app.outbound[0].clone();
+    (stored.attachments, stored.attachments_done) = (2, 1);
+    update(
+        &mut app,
+        Msg::Station(Event::MessageChanged {
+            row: Box::new(stored),
+        }),
+    );
+    assert_eq!(
+        (app.outbound.len(), app.outbound[0].attachments_done),
+        (1, 1),
+        "the stored attachment's row is applied in place"
     );
     update(
         &mut app,
@@ -758,7 +769,7 @@ async fn attachment_cut_by_a_partition_completes_when_the_link_returns() {
     let file = tmp.path().join("imagery.bin");
     let hash = random_file(&file, SIZE);
     let (released, _) = ws
-        .release_with_attachments(&op(), "MOSCOW", general("partition"), vec![file])
+        .d_release_with_attachments(&op(), "MOSCOW", general("partition"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -801,12 +812,12 @@ async fn attachment_cut_by_a_partition_completes_when_the_link_returns() {
         .count();
     assert_eq!(received, 0, "the message is not shown again");
     assert_eq!(
-        ms.list(Direction::In).expect("inbox").len(),
+        ms.d_list(Direction::In).expect("inbox").len(),
         1,
         "shown once"
     );
     let (written, _) = ms
-        .export_attachments(&id, tmp.path().join("export"))
+        .d_export_attachments(&id, tmp.path().join("export"))
         .await
         .expect("export");
     assert_eq!(sha256_of(&written[0]), hash);

@@ -3,6 +3,7 @@
 //! the head the peer recorded is what catches it.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::time::Duration;
 
@@ -25,14 +26,16 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
     let ms = m.start().await;
     let ws = w.start().await;
     for i in 0..3 {
-        ws.release(&op(), "MOSCOW", general(&format!("m{i}")))
+        ws.d_release(&op(), "MOSCOW", general(&format!("m{i}")))
             .await
             .expect("release");
     }
     let mut events = ws.subscribe();
     wait_event(&mut events, Duration::from_secs(20), |_| {
-        ws.list(hotline::store::Direction::Out)
-            .is_ok_and(|o| o.iter().all(|r| r.state == "received"))
+        ws.d_list(hotline::store::Direction::Out).is_ok_and(|o| {
+            o.iter()
+                .all(|r| r.state == hotline::store::MessageState::Receipted)
+        })
     })
     .await;
     // One more entry in a batch of its own, so the head MOSCOW declares has
@@ -43,7 +46,7 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
         .await
         .expect("audit");
     // MOSCOW tests the link: WASHINGTON records MOSCOW's head from it.
-    ms.link_test("WASHINGTON").await.expect("link test");
+    ms.d_link_test("WASHINGTON").await.expect("link test");
     ws.shutdown().await;
     ms.shutdown().await;
     drop((ws, ms));

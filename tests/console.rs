@@ -16,7 +16,7 @@ use hotline::console::{App, BELL_REPEAT, Confirm, Effect, Msg, PAGE, Screen, Set
 use hotline::domain::{Language, Message, MessageId, OperatorName, Precedence, StationName, stamp};
 use hotline::link::{PathKind, PeerLinkStatus};
 use hotline::station::{PeerHealth, Status};
-use hotline::store::{Direction, MessageRow};
+use hotline::store::{Direction, MessageRow, MessageState};
 use hotline::templates::Catalog;
 use jiff::{SignedDuration, Timestamp};
 use ratatui::Terminal;
@@ -47,6 +47,10 @@ fn op(name: &str) -> OperatorName {
     OperatorName::new(name).expect("valid operator name")
 }
 
+fn station(name: &str) -> StationName {
+    StationName::new(name).expect("valid station name")
+}
+
 fn setup() -> Setup {
     Setup {
         station: "WASHINGTON".into(),
@@ -72,40 +76,42 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
     MessageRow {
         id: id(n),
         direction: Direction::In,
-        peer: "MOSCOW".into(),
+        peer: station("MOSCOW"),
         serial: n as u64,
         precedence,
         exercise: false,
         template_id: "general".into(),
         template_version: 1,
-        released_at: stamp(mins_ago(ago) - SignedDuration::from_secs(2)),
-        stored_at: stamp(mins_ago(ago)),
-        operator: "i.petrov".into(),
-        state: "received".into(),
+        released_at: mins_ago(ago) - SignedDuration::from_secs(2),
+        stored_at: mins_ago(ago),
+        operator: op("i.petrov"),
+        second_operator: None,
+        state: MessageState::Received,
         receipt_at: None,
         ack_by: None,
         ack_at: None,
         refusal: None,
         attachments: 0,
         attachments_done: 0,
+        attachments_refused: 0,
     }
 }
 
 fn acknowledged(row: MessageRow, by: &str) -> MessageRow {
     MessageRow {
-        state: "acknowledged".into(),
+        state: MessageState::Acknowledged,
         ack_by: Some(by.into()),
-        ack_at: Some(stamp(now() - SignedDuration::from_mins(1))),
+        ack_at: Some(now() - SignedDuration::from_mins(1)),
         ..row
     }
 }
 
 /// An outbound row to MOSCOW in `state`.
-fn outbound(n: u128, precedence: Precedence, ago: i64, state: &str) -> MessageRow {
+fn outbound(n: u128, precedence: Precedence, ago: i64, state: MessageState) -> MessageRow {
     MessageRow {
         direction: Direction::Out,
-        operator: "j.smith".into(),
-        state: state.into(),
+        operator: op("j.smith"),
+        state,
         ..inbound(n, precedence, ago)
     }
 }
@@ -172,7 +178,7 @@ fn queue_rows() -> Vec<MessageRow> {
         ),
         MessageRow {
             template_id: "nuclear-accident".into(),
-            peer: "BEIJING".into(),
+            peer: station("BEIJING"),
             ..inbound(15, Precedence::Immediate, 40)
         },
     ]
@@ -181,26 +187,26 @@ fn queue_rows() -> Vec<MessageRow> {
 /// The sent list of the snapshots: one message in every state.
 fn sent_rows() -> Vec<MessageRow> {
     vec![
-        outbound(21, Precedence::Routine, 1, "queued"),
-        outbound(22, Precedence::Immediate, 3, "sent"),
+        outbound(21, Precedence::Routine, 1, MessageState::Queued),
+        outbound(22, Precedence::Immediate, 3, MessageState::Sent),
         MessageRow {
-            receipt_at: Some(stamp(mins_ago(4))),
+            receipt_at: Some(mins_ago(4)),
             template_id: "situation-update".into(),
-            ..outbound(23, Precedence::Priority, 5, "received")
+            ..outbound(23, Precedence::Priority, 5, MessageState::Receipted)
         },
         MessageRow {
-            receipt_at: Some(stamp(mins_ago(9))),
+            receipt_at: Some(mins_ago(9)),
             ack_by: Some("i.petrov".into()),
-            ack_at: Some(stamp(mins_ago(8))),
+            ack_at: Some(mins_ago(8)),
             template_id: "missile-launch".into(),
-            ..outbound(24, Precedence::Flash, 10, "acknowledged")
+            ..outbound(24, Precedence::Flash, 10, MessageState::Acknowledged)
         },
         MessageRow {
             refusal: Some("unknown template version".into()),
             template_id: "response".into(),
-            ..outbound(25, Precedence::Routine, 20, "refused")
+            ..outbound(25, Precedence::Routine, 20, MessageState::Refused)
         },
-        outbound(26, Precedence::Routine, 30, "cancelled"),
+        outbound(26, Precedence::Routine, 30, MessageState::Cancelled),
     ]
 }
 
@@ -390,6 +396,7 @@ fn launch_message() -> Message {
     let origin = Origin {
         station: StationName::new("MOSCOW").expect("station"),
         operator: op("i.petrov"),
+        second_operator: None,
         language: Language::Ru,
     };
     let to = StationName::new("WASHINGTON").expect("station");
@@ -498,11 +505,11 @@ fn inbound_sort_order_uses_every_tie_breaker() {
         acknowledged(inbound(1, Precedence::Flash, 1), "j.smith"),
         // arrival: two PRIORITY stored within the same second
         MessageRow {
-            stored_at: "2026-11-26T13:59:00.900000000Z".into(),
+            stored_at: "2026-11-26T13:59:00.900000000Z".parse().expect("time"),
             ..inbound(2, Precedence::Priority, 1)
         },
         MessageRow {
-            stored_at: "2026-11-26T13:59:00.100000000Z".into(),
+            stored_at: "2026-11-26T13:59:00.100000000Z".parse().expect("time"),
             ..inbound(3, Precedence::Priority, 1)
         },
         // time left: the IMMEDIATE with less time left first
@@ -616,7 +623,7 @@ fn acknowledging_is_one_way() {
 fn ack_and_reply_carries_the_reference_and_the_sender() {
     // From BEIJING, the second peer, so the form's peer must change.
     let row = MessageRow {
-        peer: "BEIJING".into(),
+        peer: station("BEIJING"),
         ..inbound(1, Precedence::Routine, 3)
     };
     let mut app = on_duty(setup(), vec![row], Vec::new());
@@ -1308,6 +1315,54 @@ fn no_color_uses_no_colour_and_states_read_as_words() {
     }
 }
 
+/// The two-person rule on screen: a FLASH released by two operators says
+/// so in the sent list (for the selected message) and in the message view.
+#[test]
+fn a_second_operator_is_shown_as_released_by_both() {
+    let mut sent = sent_rows();
+    let flash = sent
+        .iter()
+        .position(|r| r.id == id(24))
+        .expect("the FLASH row");
+    sent[flash].second_operator = Some(op("a.jones"));
+    let mut app = on_duty(setup(), queue_rows(), sent);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, Screen::Sent);
+    // CONTROL: another message selected, no such line.
+    app.selected_out = app
+        .outbound
+        .iter()
+        .position(|r| r.id == id(21))
+        .expect("row 21");
+    assert!(!screen(&app, 120, 40).contains("released by"));
+    app.selected_out = app
+        .outbound
+        .iter()
+        .position(|r| r.id == id(24))
+        .expect("row 24");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(
+            shown.contains("serial 24 released by j.smith and a.jones"),
+            "{w}x{h}:\n{shown}"
+        );
+    }
+
+    // The message view reads it from the signed message.
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    open_message(&mut app, 11, launch_message());
+    assert!(!screen(&app, 120, 40).contains("released by"), "CONTROL");
+    let mut two = launch_message();
+    two.second_operator = Some(op("a.ivanova"));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    open_message(&mut app, 11, two);
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("released by i.petrov and a.ivanova (two-person rule)"),
+        "{shown}"
+    );
+}
+
 // ===========================================================================
 // C. Hostile text from the wire
 
@@ -1362,21 +1417,34 @@ fn hostile_text_in_a_message_is_shown_inert() {
 #[test]
 fn hostile_text_in_queue_rows_is_shown_inert() {
     let rows = vec![
-        // ack_by and operator are text from the wire.
-        MessageRow {
-            operator: EVIL.into(),
-            ..acknowledged(inbound(1, Precedence::Routine, 2), "\u{202E}\u{1b}]0;x")
-        },
+        // ack_by is text from the wire: the peer's signed acknowledgement
+        // names its operator unchecked.
+        acknowledged(inbound(1, Precedence::Routine, 2), "\u{202E}\u{1b}]0;x"),
         // An unknown template's id is shown as it came.
         MessageRow {
             template_id: format!("\u{200B}{EVIL}"),
-            peer: format!("P\u{2066}{EVIL}"),
             ..inbound(2, Precedence::Flash, 1)
         },
     ];
+    // The releasing operator and the peer are typed names: hostile text
+    // cannot reach a row at all, neither built here nor read from a
+    // station's JSON (how an attached console gets its rows).
+    let hostile_peer = format!("P\u{2066}{EVIL}");
+    assert!(OperatorName::new(EVIL).is_err());
+    assert!(StationName::new(&hostile_peer).is_err());
+    let json = serde_json::to_value(&rows[1]).expect("a row as JSON");
+    assert!(serde_json::from_value::<MessageRow>(json.clone()).is_ok());
+    for (field, text) in [("peer", hostile_peer.as_str()), ("operator", EVIL)] {
+        let mut bad = json.clone();
+        bad[field] = text.into();
+        assert!(
+            serde_json::from_value::<MessageRow>(bad).is_err(),
+            "a hostile {field} was accepted"
+        );
+    }
     let sent = vec![MessageRow {
         refusal: Some(format!("\u{1b}[2J{EVIL}")),
-        ..outbound(3, Precedence::Routine, 1, "refused")
+        ..outbound(3, Precedence::Routine, 1, MessageState::Refused)
     }];
     let mut app = on_duty(setup(), rows.clone(), sent.clone());
     for (w, h) in [(80, 24), (120, 40), (200, 60)] {
@@ -1386,7 +1454,6 @@ fn hostile_text_in_queue_rows_is_shown_inert() {
     let shown = screen(&app, 200, 60);
     assert!(shown.contains("ACK ⟨U+202E⟩"), "{shown}");
     assert!(shown.contains("⟨U+200B⟩clear␛[2J"), "{shown}");
-    assert!(shown.contains("P⟨U+2066⟩"), "{shown}");
 
     press(&mut app, KeyCode::Tab);
     for (w, h) in [(80, 24), (200, 60)] {
@@ -1469,9 +1536,9 @@ fn a_hundred_thousand_rows_draw_only_what_is_visible() {
         .map(|n| {
             let stored = now() - SignedDuration::from_secs((ROWS + 1 - n) as i64);
             MessageRow {
-                peer: format!("PEER{n}"),
-                stored_at: stamp(stored),
-                released_at: stamp(stored),
+                peer: station(&format!("PEER{n}")),
+                stored_at: stored,
+                released_at: stored,
                 ..inbound(u128::from(n), Precedence::Routine, 0)
             }
         })
@@ -1548,7 +1615,7 @@ fn serials_above_9999_are_shown_whole() {
         }],
         vec![MessageRow {
             serial: 100_000,
-            ..outbound(2, Precedence::Routine, 1, "sent")
+            ..outbound(2, Precedence::Routine, 1, MessageState::Sent)
         }],
     );
     for (w, h) in [(80, 24), (120, 40)] {
@@ -1594,12 +1661,10 @@ fn long_overdue_times_are_shown_whole() {
 /// station's deadline, counted from the receipt.
 #[test]
 fn sent_messages_show_an_overdue_acknowledgement() {
-    let mut late = outbound(21, Precedence::Flash, 30, "received");
-    late.receipt_at = Some(hotline::domain::stamp(
-        now() - SignedDuration::from_mins(25),
-    ));
-    let mut fresh = outbound(22, Precedence::Flash, 1, "received");
-    fresh.receipt_at = Some(hotline::domain::stamp(now() - SignedDuration::from_mins(1)));
+    let mut late = outbound(21, Precedence::Flash, 30, MessageState::Receipted);
+    late.receipt_at = Some(now() - SignedDuration::from_mins(25));
+    let mut fresh = outbound(22, Precedence::Flash, 1, MessageState::Receipted);
+    fresh.receipt_at = Some(now() - SignedDuration::from_mins(1));
     let mut app = on_duty(setup(), Vec::new(), vec![late, fresh]);
     press(&mut app, KeyCode::Tab);
     let shown = screen(&app, 120, 40);

@@ -631,6 +631,7 @@ fn deliver_as_peer(keys: &StationKeys, to: &PeerKeys, addr: SocketAddr, sealed: 
         };
         let hello = HelloBody {
             protocol: PROTOCOL.to_string(),
+            revision: hotline::domain::REVISION,
             from: keys.name.clone(),
             to: to.name.clone(),
             time: Timestamp::now(),
@@ -1028,6 +1029,7 @@ fn duty_console_end_to_end() {
     let origin = Origin {
         station: StationName::new("MOSCOW").expect("name"),
         operator: OperatorName::new(M_OPERATOR).expect("name"),
+        second_operator: None,
         language: Language::Ru,
     };
     let mut message = compose::build(

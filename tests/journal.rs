@@ -23,7 +23,9 @@ use hotline::crypto::signed::{self, Kind};
 use hotline::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound, seal};
 use hotline::domain::{Language, Message, OperatorName, StationName};
 use hotline::store::audit::{self, AuditFault, GENESIS, Head, Verified};
-use hotline::store::{CheckpointKey, Direction, Journal, StoreError, Stored, schema_version};
+use hotline::store::{
+    CheckpointKey, Direction, Journal, MessageState, StoreError, Stored, schema_version,
+};
 use hotline::templates::Catalog;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -50,6 +52,7 @@ fn origin(keys: &StationKeys) -> Origin {
     Origin {
         station: keys.name.clone(),
         operator: OperatorName::new("j.smith").expect("operator name"),
+        second_operator: None,
         language: Language::En,
     }
 }
@@ -974,8 +977,8 @@ fn an_inbound_duplicate_is_stored_once() {
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].id, message.id);
     assert_eq!(inbox[0].serial, 1);
-    assert_eq!(inbox[0].peer, "MOSCOW");
-    assert_eq!(inbox[0].state, "received");
+    assert_eq!(inbox[0].peer.as_str(), "MOSCOW");
+    assert_eq!(inbox[0].state, MessageState::Received);
     // The first copy is kept, and it opens to the very message.
     let stored = journal.sealed(&message.id).expect("sealed");
     assert_eq!(stored, sealed);
@@ -1221,4 +1224,271 @@ fn data_survives_reopen_and_a_newer_schema_is_refused() {
     let journal = Journal::open(&path, None).expect("opens again");
     assert_eq!(journal.list(Direction::Out).expect("list").len(), 2);
     assert_eq!(journal.list(Direction::In).expect("list").len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Typed state, schema 3 and the second operator
+
+/// A journal holding one outbound message MOSCOW has receipted and one
+/// inbound message from MOSCOW awaiting acknowledgement.
+fn receipted_and_received(
+    path: &Path,
+    me: &Arc<StationKeys>,
+    moscow: &StationKeys,
+) -> (Message, Message) {
+    let journal = Journal::open(path, Some(checkpoint_key(me))).expect("open");
+    let (released, sent) = compose::release(
+        &journal,
+        me.clone(),
+        moscow.public(),
+        general("out"),
+        origin(me),
+    )
+    .wait()
+    .expect("release");
+    assert!(
+        journal
+            .mark_receipted(released.id, b"receipt".to_vec(), Timestamp::now())
+            .wait()
+            .expect("receipt")
+    );
+    let (inbound, sealed) = sealed_message(moscow, &me.public(), 1);
+    journal
+        .store_inbound(inbound.clone(), sealed, b"receipt".to_vec())
+        .wait()
+        .expect("inbound");
+    (sent, inbound)
+}
+
+fn state_in_sql(conn: &Connection, message: &Message, direction: &str) -> String {
+    conn.query_row(
+        "SELECT state FROM messages WHERE id = ?1 AND direction = ?2",
+        params![message.id.to_string(), direction],
+        |r| r.get(0),
+    )
+    .expect("state")
+}
+
+#[test]
+fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW");
+    let (sent, inbound) = receipted_and_received(&path, &me, &moscow);
+
+    // Back to what schema 2 wrote: 'received' for both, no second_operator.
+    {
+        let conn = raw(&path);
+        assert_eq!(state_in_sql(&conn, &sent, "out"), "receipted");
+        conn.execute_batch(
+            "UPDATE messages SET state = 'received' WHERE direction = 'out';
+             ALTER TABLE messages DROP COLUMN second_operator;
+             PRAGMA user_version = 2;",
+        )
+        .expect("downgrade to schema 2");
+        // CONTROL: the old spelling really is there before the migration.
+        assert_eq!(state_in_sql(&conn, &sent, "out"), "received");
+        assert_eq!(state_in_sql(&conn, &inbound, "in"), "received");
+    }
+
+    let journal = Journal::open(&path, None).expect("open migrates");
+    let version: u32 = journal
+        .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+        .expect("user_version");
+    assert_eq!(version, schema_version());
+    let outbox = journal.list(Direction::Out).expect("outbox");
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].id, sent.id);
+    assert_eq!(outbox[0].state, MessageState::Receipted);
+    assert_eq!(outbox[0].second_operator, None);
+    let inbox = journal.list(Direction::In).expect("inbox");
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].id, inbound.id);
+    assert_eq!(inbox[0].state, MessageState::Received);
+    assert_eq!(
+        journal
+            .in_state(Direction::Out, MessageState::Receipted)
+            .expect("in_state")
+            .len(),
+        1
+    );
+    assert!(
+        journal
+            .in_state(Direction::Out, MessageState::Received)
+            .expect("in_state")
+            .is_empty(),
+        "no outbound message is 'received' any more"
+    );
+    drop(journal);
+    let conn = raw(&path);
+    assert_eq!(state_in_sql(&conn, &sent, "out"), "receipted");
+    assert_eq!(state_in_sql(&conn, &inbound, "in"), "received");
+}
+
+#[test]
+fn an_unknown_state_or_time_in_the_journal_is_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW");
+    let (sent, inbound) = receipted_and_received(&path, &me, &moscow);
+    let journal = Journal::open(&path, None).expect("open");
+    // CONTROL: both lists read before the damage.
+    assert_eq!(journal.list(Direction::Out).expect("outbox").len(), 1);
+    assert_eq!(journal.list(Direction::In).expect("inbox").len(), 1);
+
+    raw(&path)
+        .execute(
+            "UPDATE messages SET state = 'delivered' WHERE id = ?1",
+            [sent.id.to_string()],
+        )
+        .expect("damage the state");
+    let corrupt = |r: Result<_, StoreError>, what: &str| match r {
+        Err(StoreError::Corrupt(why)) => why,
+        Err(other) => panic!("{what}: expected Corrupt, got {other}"),
+        Ok(_) => panic!("{what}: a damaged row was read as fine"),
+    };
+    let why = corrupt(journal.list(Direction::Out).map(|_| ()), "list");
+    assert!(
+        why.contains("`delivered`") && why.contains("state"),
+        "{why}"
+    );
+    assert!(
+        why.contains(&sent.id.to_string()),
+        "names the message: {why}"
+    );
+    let why = corrupt(journal.find(&sent.id.to_string()).map(|_| ()), "find");
+    assert!(why.contains("`delivered`"), "{why}");
+    let why = corrupt(
+        journal
+            .mark_receipted(sent.id, b"again".to_vec(), Timestamp::now())
+            .wait()
+            .map(|_| ()),
+        "mark_receipted",
+    );
+    assert!(why.contains("`delivered`"), "{why}");
+    // The other direction is untouched and still reads.
+    assert_eq!(journal.list(Direction::In).expect("inbox").len(), 1);
+
+    raw(&path)
+        .execute(
+            "UPDATE messages SET released_at = 'yesterday' WHERE id = ?1",
+            [inbound.id.to_string()],
+        )
+        .expect("damage a time");
+    let why = corrupt(journal.list(Direction::In).map(|_| ()), "list in");
+    assert!(
+        why.contains("`yesterday`") && why.contains("released_at"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_flash_released_with_a_second_operator_keeps_it_in_row_audit_and_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW");
+    let second = OperatorName::new("a.jones").expect("operator name");
+
+    let journal = Journal::open(&path, Some(checkpoint_key(&me))).expect("open");
+    let mut flash = general("two-person");
+    flash.precedence = hotline::domain::Precedence::Flash;
+    let (two, message) = compose::release(
+        &journal,
+        me.clone(),
+        moscow.public(),
+        flash,
+        Origin {
+            second_operator: Some(second.clone()),
+            ..origin(&me)
+        },
+    )
+    .wait()
+    .expect("release");
+    assert_eq!(message.second_operator, Some(second.clone()));
+    // CONTROL: a release by one operator records none.
+    let (one, _) = compose::release(
+        &journal,
+        me.clone(),
+        moscow.public(),
+        general("one operator"),
+        origin(&me),
+    )
+    .wait()
+    .expect("release");
+    // Inbound: the sender's second operator is stored as it was signed.
+    let mut inbound = compose::build(
+        &general("theirs"),
+        &Origin {
+            second_operator: Some(OperatorName::new("i.petrov").expect("name")),
+            ..origin(&moscow)
+        },
+        &me.name,
+        1,
+        Timestamp::now(),
+    );
+    inbound.precedence = hotline::domain::Precedence::Flash;
+    let sealed = seal(&inbound, &moscow, &me.public()).expect("seal");
+    journal
+        .store_inbound(inbound.clone(), sealed, b"receipt".to_vec())
+        .wait()
+        .expect("inbound");
+    drop(journal);
+
+    let journal = Journal::open(&path, None).expect("reopen");
+    let row = journal.find(&two.id.to_string()).expect("row");
+    assert_eq!(row.operator.as_str(), "j.smith");
+    assert_eq!(row.second_operator, Some(second.clone()));
+    assert_eq!(
+        journal
+            .find(&one.id.to_string())
+            .expect("row")
+            .second_operator,
+        None
+    );
+    let theirs = journal.find(&inbound.id.to_string()).expect("inbound row");
+    assert_eq!(theirs.direction, Direction::In);
+    assert_eq!(
+        theirs.second_operator.as_ref().map(OperatorName::as_str),
+        Some("i.petrov")
+    );
+
+    // The audit entry of each release says who released it.
+    let releases: Vec<audit::Entry> = entries_from(&raw(&path), 1)
+        .into_iter()
+        .filter(|e| e.action == "release")
+        .collect();
+    assert_eq!(releases.len(), 2);
+    let of = |id: &hotline::domain::MessageId| {
+        releases
+            .iter()
+            .find(|e| e.detail.contains(&format!("id={id}")))
+            .expect("a release entry")
+    };
+    assert_eq!(of(&two.id).actor, "j.smith");
+    assert!(
+        of(&two.id).detail.ends_with(" second_operator=a.jones"),
+        "{}",
+        of(&two.id).detail
+    );
+    assert!(
+        !of(&one.id).detail.contains("second_operator"),
+        "{}",
+        of(&one.id).detail
+    );
+    assert_eq!(
+        journal
+            .verify_audit(&me.signing.verifying_key())
+            .expect("verify runs")
+            .map(|v| v.entries),
+        Ok(3)
+    );
+
+    // It survives opening: it is in the signed message itself.
+    let stored = journal.sealed(&two.id).expect("sealed");
+    let opened = open_outbound(&stored, &me).expect("opens");
+    assert_eq!(opened.message.second_operator, Some(second));
+    assert_eq!(opened.message, message);
 }

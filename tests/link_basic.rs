@@ -1,11 +1,12 @@
 //! Two real stations on loopback: release, receipt, acknowledgement.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::time::Duration;
 
 use hotline::station::Event;
-use hotline::store::Direction;
+use hotline::store::{Direction, MessageState};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +19,7 @@ async fn message_is_receipted_and_acknowledged() {
     let mut mev = ms.subscribe();
 
     let (released, _) = ws
-        .release(&op(), "MOSCOW", general("hello"))
+        .d_release(&op(), "MOSCOW", general("hello"))
         .await
         .expect("release");
     let id = released.id;
@@ -35,7 +36,7 @@ async fn message_is_receipted_and_acknowledged() {
     )
     .await;
 
-    ms.acknowledge(&op(), id).await.expect("ack");
+    ms.d_acknowledge(&op(), id).await.expect("ack");
     let e = wait_event(
         &mut wev,
         Duration::from_secs(20),
@@ -44,14 +45,14 @@ async fn message_is_receipted_and_acknowledged() {
     .await;
     assert!(matches!(e, Event::Acknowledged { ref by, .. } if by == "op"));
 
-    let out = ws.list(Direction::Out).expect("outbox");
+    let out = ws.d_list(Direction::Out).expect("outbox");
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].state, "acknowledged");
+    assert_eq!(out[0].state, MessageState::Acknowledged);
     assert_eq!(out[0].ack_by.as_deref(), Some("op"));
     assert!(out[0].receipt_at.is_some());
-    let inbox = ms.list(Direction::In).expect("inbox");
+    let inbox = ms.d_list(Direction::In).expect("inbox");
     assert_eq!(inbox.len(), 1);
-    assert_eq!(inbox[0].state, "acknowledged");
+    assert_eq!(inbox[0].state, MessageState::Acknowledged);
     ws.shutdown().await;
     ms.shutdown().await;
 }

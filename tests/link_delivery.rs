@@ -8,6 +8,7 @@
 //! each kind of fault.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write as _;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use hotline::domain::{MessageId, Precedence};
 use hotline::link::{DIAL_TIMEOUT, PathKind, PeerLinkStatus};
 use hotline::station::{Event, Station};
-use hotline::store::{Direction, Journal};
+use hotline::store::{Direction, Journal, MessageState};
 use support::proxy::{Proxy, start_proxy};
 use support::*;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -239,7 +240,7 @@ async fn release_many(
     for i in 0..n {
         let s = station.clone();
         let draft = with_precedence(&format!("{prefix} {i}"), precedence);
-        set.spawn(async move { s.release(&op(), "MOSCOW", draft).await.expect("release") });
+        set.spawn(async move { s.d_release(&op(), "MOSCOW", draft).await.expect("release") });
     }
     let mut released: Vec<(u64, MessageId)> = set
         .join_all()
@@ -253,16 +254,16 @@ async fn release_many(
 
 fn ids(station: &Station, direction: Direction) -> Vec<MessageId> {
     station
-        .list(direction)
+        .d_list(direction)
         .expect("list")
         .iter()
         .map(|r| r.id)
         .collect()
 }
 
-fn count_state(station: &Station, direction: Direction, state: &str) -> usize {
+fn count_state(station: &Station, direction: Direction, state: MessageState) -> usize {
     station
-        .list(direction)
+        .d_list(direction)
         .expect("list")
         .iter()
         .filter(|r| r.state == state)
@@ -275,8 +276,8 @@ async fn all_receipted(station: &Station, expected: usize, limit: Duration) {
         limit,
         &format!("{expected} outbound messages receipted"),
         || {
-            let rows = station.list(Direction::Out).expect("outbox");
-            rows.len() == expected && rows.iter().all(|r| r.state == "received")
+            let rows = station.d_list(Direction::Out).expect("outbox");
+            rows.len() == expected && rows.iter().all(|r| r.state == MessageState::Receipted)
         },
     )
     .await;
@@ -327,7 +328,7 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     let released = release_many(&ws, 200, "while down", Precedence::Routine).await;
     assert_eq!(released.len(), 200);
     assert_eq!(
-        count_state(&ws, Direction::Out, "received"),
+        count_state(&ws, Direction::Out, MessageState::Receipted),
         0,
         "nothing can be receipted while MOSCOW is down"
     );
@@ -338,7 +339,7 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     let events = Recorder::new(&ms);
     all_receipted(&ws, 200, Duration::from_secs(40)).await;
 
-    let inbox = ms.list(Direction::In).expect("inbox");
+    let inbox = ms.d_list(Direction::In).expect("inbox");
     let inbox_ids: Vec<MessageId> = inbox.iter().map(|r| r.id).collect();
     assert_exactly_once("receiver down", &released, &inbox_ids, &events).await;
     let serials: BTreeSet<u64> = inbox.iter().map(|r| r.serial).collect();
@@ -346,10 +347,10 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     assert!(
         inbox
             .iter()
-            .all(|r| r.state == "received" && r.peer == "WASHINGTON")
+            .all(|r| r.state == MessageState::Received && r.peer.as_str() == "WASHINGTON")
     );
     let receipts = ws_receipts(&ws);
-    assert_eq!(receipts, 200, "every outbox row ends 'received'");
+    assert_eq!(receipts, 200, "every outbox row ends 'receipted'");
 
     ws.shutdown().await;
     ms.shutdown().await;
@@ -357,12 +358,14 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
 }
 
 fn ws_receipts(ws: &Station) -> usize {
-    let rows = ws.list(Direction::Out).expect("outbox");
+    let rows = ws.d_list(Direction::Out).expect("outbox");
     assert!(
         rows.iter().all(|r| r.receipt_at.is_some()),
         "every receipted row has its receipt time"
     );
-    rows.iter().filter(|r| r.state == "received").count()
+    rows.iter()
+        .filter(|r| r.state == MessageState::Receipted)
+        .count()
 }
 
 // ---------------------------------------------------------------------------
@@ -403,7 +406,7 @@ async fn sigkill_child_sender() {
             while Instant::now() < deadline {
                 let draft = with_precedence(&format!("child {w}-{i}"), Precedence::Routine);
                 let (released, _) = ws
-                    .release(&op(), "MOSCOW", draft)
+                    .d_release(&op(), "MOSCOW", draft)
                     .await
                     .expect("child release");
                 let mut out = std::io::stdout().lock();
@@ -482,13 +485,10 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
         let journal =
             Journal::open_read_only(&w.config().journal_path).expect("journal after kill");
         let rows = journal.list(Direction::Out).expect("outbox after kill");
-        let pending = rows
-            .iter()
-            .filter(|r| r.state == "queued" || r.state == "sent")
-            .count();
+        let pending = rows.iter().filter(|r| r.state.awaits_receipt()).count();
         let receipted: Vec<MessageId> = rows
             .iter()
-            .filter(|r| r.state != "queued" && r.state != "sent")
+            .filter(|r| !r.state.awaits_receipt())
             .map(|r| r.id)
             .collect();
         (rows.len(), pending, receipted)
@@ -500,7 +500,7 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
     );
 
     let ws = w.start().await;
-    let outbox = ws.list(Direction::Out).expect("outbox");
+    let outbox = ws.d_list(Direction::Out).expect("outbox");
     let outbox_ids: Vec<MessageId> = outbox.iter().map(|r| r.id).collect();
     // CONTROL: judged by the receipts the sender held at the kill, delivery
     // was incomplete, and the same check reports it. (Judging by what the
@@ -676,7 +676,7 @@ async fn flash_behind_2000_routine_arrives_before_most_of_them() {
 
     let routine = release_many(&ws, 2000, "backlog", Precedence::Routine).await;
     let (flash, _) = ws
-        .release(
+        .d_release(
             &op(),
             "MOSCOW",
             with_precedence("urgent", Precedence::Flash),
@@ -751,7 +751,7 @@ async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
     .await;
     ms.shutdown().await;
     drop(ms);
-    let receipted_before = count_state(&ws, Direction::Out, "received");
+    let receipted_before = count_state(&ws, Direction::Out, MessageState::Receipted);
 
     released.extend(release_many(&ws, 20, "while restarting", Precedence::Routine).await);
     let ms = m.restart().await;
@@ -823,7 +823,7 @@ async fn deliver_one_and_report_path(
     let mut rx = ws.subscribe();
 
     let (released, _) = ws
-        .release(&op(), "MOSCOW", general("over which path"))
+        .d_release(&op(), "MOSCOW", general("over which path"))
         .await
         .expect("release");
     let id = released.id;
@@ -953,7 +953,7 @@ fn health_state(station: &Station, peer: &str) -> String {
 /// stored it.
 async fn deliver_one(ws: &Station, ms: &Station, wrec: &Recorder, subject: &str) -> MessageId {
     let (released, _) = ws
-        .release(&op(), "MOSCOW", general(subject))
+        .d_release(&op(), "MOSCOW", general(subject))
         .await
         .expect("release");
     let id = released.id;
@@ -968,7 +968,7 @@ async fn deliver_one(ws: &Station, ms: &Station, wrec: &Recorder, subject: &str)
     )
     .await;
     let inbox: Vec<MessageId> = ms
-        .list(Direction::In)
+        .d_list(Direction::In)
         .expect("inbox")
         .iter()
         .map(|r| r.id)

@@ -33,6 +33,7 @@ fn release_three(w: &Site, m: &Site, mangle: impl FnOnce(&Journal, hotline::doma
         let origin = Origin {
             station: w.name.clone(),
             operator: OperatorName::new("op").expect("name"),
+            second_operator: None,
             language: Language::En,
         };
         let (released, _) = compose::release(&journal, keys.clone(), peer.clone(), checked, origin)

@@ -15,6 +15,7 @@
 //! so that a station that refused everything would fail it.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -22,13 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotline::compose::{self, Draft, Origin};
-use hotline::crypto::signed::Kind;
-use hotline::crypto::{PeerKeys, StationKeys, seal};
-use hotline::domain::{Language, Message, MessageId, StationName};
+use hotline::crypto::signed::{self, Kind};
+use hotline::crypto::{PeerKeys, StationKeys, age_io, seal};
+use hotline::domain::{Language, Message, MessageId, REVISION, StationName};
 use hotline::link::tls::client_config;
 use hotline::station::docs::{self, HelloBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
 use hotline::station::{AlarmKind, Event, Options, Station};
-use hotline::store::{CheckpointKey, Direction, Journal};
+use hotline::store::{CheckpointKey, Direction, Journal, MessageState};
 use hotline::templates::Catalog;
 use hotline::wire::{ALPN_EXERCISE, ALPN_LIVE, Frame, FrameKind, WireError};
 use jiff::Timestamp;
@@ -108,19 +109,23 @@ impl Raw {
         addr: SocketAddr,
         alpn: &[u8],
     ) -> Result<Raw, String> {
+        let body = serde_json::to_vec(&hello_body(keys, peer)).expect("json");
+        Raw::hello_with(keys, peer, addr, alpn, &body)
+            .await
+            .map(|(raw, _)| raw)
+    }
+
+    /// Dials and sends `body` (a hello body's JSON, signed here by `keys`)
+    /// as the hello; returns the connection and the peer's answering hello.
+    async fn hello_with(
+        keys: &StationKeys,
+        peer: &PeerKeys,
+        addr: SocketAddr,
+        alpn: &[u8],
+        body: &[u8],
+    ) -> Result<(Raw, HelloBody), String> {
         let raw = Raw::connect(keys, peer, addr, alpn).await?;
-        let body = HelloBody {
-            protocol: "hotline/1".into(),
-            from: keys.name.clone(),
-            to: peer.name.clone(),
-            time: Timestamp::now(),
-            boot: Timestamp::now().as_nanosecond() as u64,
-            highest_serial: 0,
-            cancelled: Vec::new(),
-            audit_head: None,
-            your_head: None,
-        };
-        let doc = docs::sign(Kind::Hello, &body, keys);
+        let doc = signed::sign(Kind::Hello, &keys.name, body, &keys.signing);
         match raw.frame(FrameKind::Hello, doc).await {
             Answer::Frame(f) if f.kind == FrameKind::Hello => {
                 let theirs: HelloBody = docs::open(Kind::Hello, &f.payload, peer, &keys.name)
@@ -129,7 +134,7 @@ impl Raw {
                     theirs.from, peer.name,
                     "the answering hello names its station"
                 );
-                Ok(raw)
+                Ok((raw, theirs))
             }
             other => Err(format!("hello answered with {other}")),
         }
@@ -179,6 +184,68 @@ fn name(s: &str) -> StationName {
     StationName::new(s).expect("station name")
 }
 
+/// The hello `keys` sends to `peer`, as this build writes it.
+fn hello_body(keys: &StationKeys, peer: &PeerKeys) -> HelloBody {
+    HelloBody {
+        protocol: "hotline/1".into(),
+        revision: REVISION,
+        from: keys.name.clone(),
+        to: peer.name.clone(),
+        time: Timestamp::now(),
+        boot: Timestamp::now().as_nanosecond() as u64,
+        highest_serial: 0,
+        cancelled: Vec::new(),
+        audit_head: None,
+        your_head: None,
+    }
+}
+
+/// `body` as a JSON object, changed by `edit`: how another build (older
+/// or newer) would have written it.
+fn rewritten<T: serde::Serialize>(body: &T, edit: impl FnOnce(&mut JsonObject)) -> Vec<u8> {
+    let mut json = serde_json::to_value(body).expect("json");
+    edit(json.as_object_mut().expect("a JSON object"));
+    serde_json::to_vec_pretty(&json).expect("json")
+}
+
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// A body from a newer build: a revision above ours and a field this build
+/// does not know (a security label, say).
+fn newer(o: &mut JsonObject) {
+    o.insert("revision".into(), 99.into());
+    o.insert("label".into(), "SECRET".into());
+}
+
+/// A body from a build before revisions: no `revision` at all.
+fn older(o: &mut JsonObject) {
+    o.remove("revision");
+}
+
+/// The refusal's words for a message at revision 99.
+fn revision_99_words() -> String {
+    format!("message revision 99; this station reads up to revision {REVISION}; upgrade hotline")
+}
+
+/// Seals the message body `json` (already serialised) from `keys` to `peer`
+/// exactly as [`seal`] does, without re-serialising it.
+fn seal_body(json: &[u8], keys: &StationKeys, peer: &PeerKeys) -> Vec<u8> {
+    let doc = signed::sign(Kind::Message, &keys.name, json, &keys.signing);
+    let own = keys.age.to_public();
+    let recipients: [&dyn age::Recipient; 2] = [&peer.age, &own];
+    age_io::encrypt(&doc, &recipients).expect("encrypt")
+}
+
+/// The ids of the messages `journal` received, by any route.
+fn received(journal: &Journal) -> Vec<MessageId> {
+    journal
+        .list(Direction::In)
+        .expect("inbox")
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 /// A message built the way a station builds one, for `serial`.
 fn build(draft: &Draft, from: &str, to: &str, serial: u64) -> Message {
     let checked =
@@ -186,6 +253,7 @@ fn build(draft: &Draft, from: &str, to: &str, serial: u64) -> Message {
     let origin = Origin {
         station: name(from),
         operator: op(),
+        second_operator: None,
         language: Language::En,
     };
     compose::build(&checked, &origin, &name(to), serial, Timestamp::now())
@@ -242,7 +310,7 @@ fn audit(journal: &Journal, action: &str) -> Vec<String> {
 
 fn inbox(station: &Station) -> Vec<MessageId> {
     station
-        .list(Direction::In)
+        .d_list(Direction::In)
         .expect("inbox")
         .into_iter()
         .map(|r| r.id)
@@ -293,7 +361,7 @@ async fn real_washington_delivers(w: &Site, ms: &Station) -> MessageId {
     let ws = w.start().await;
     let mut wev = ws.subscribe();
     let (released, _) = ws
-        .release(&op(), "MOSCOW", general("the real one"))
+        .d_release(&op(), "MOSCOW", general("the real one"))
         .await
         .expect("release");
     let id = released.id;
@@ -364,10 +432,10 @@ async fn assert_refused_and_nothing_stored(
         "the dialer's link never came up: {:?}",
         dialer.status().links
     );
-    let row = &dialer.list(Direction::Out).expect("outbox")[0];
+    let row = &dialer.d_list(Direction::Out).expect("outbox")[0];
     assert_eq!(row.id, sent);
     assert!(
-        row.state == "queued" || row.state == "sent",
+        row.state == MessageState::Queued || row.state == MessageState::Sent,
         "state {}",
         row.state
     );
@@ -400,7 +468,7 @@ async fn impostor_with_the_right_name_but_wrong_key_is_refused() {
     assert_ne!(imp.keys().public().signing, w.keys().public().signing);
     let is = imp.start().await;
     let (fake, _) = is
-        .release(&op(), "MOSCOW", general("from the impostor"))
+        .d_release(&op(), "MOSCOW", general("from the impostor"))
         .await
         .expect("release");
     assert_refused_and_nothing_stored(&mut mev, &ms, &is, fake.id).await;
@@ -409,9 +477,9 @@ async fn impostor_with_the_right_name_but_wrong_key_is_refused() {
     let real = real_washington_delivers(&w, &ms).await;
     assert_eq!(inbox(&ms), vec![real]);
     assert_eq!(audit(ms.journal(), "receive").len(), 1);
-    let row = &is.list(Direction::Out).expect("outbox")[0];
+    let row = &is.d_list(Direction::Out).expect("outbox")[0];
     assert!(
-        row.receipt_at.is_none() && row.state != "received",
+        row.receipt_at.is_none() && row.state != MessageState::Receipted,
         "the impostor's message stays unreceipted: {row:?}"
     );
     is.shutdown().await;
@@ -436,7 +504,7 @@ async fn unknown_peer_is_refused() {
     );
     let ls = london.start().await;
     let (sent, _) = ls
-        .release(&op(), "MOSCOW", general("from London"))
+        .d_release(&op(), "MOSCOW", general("from London"))
         .await
         .expect("release");
     assert_refused_and_nothing_stored(&mut mev, &ms, &ls, sent.id).await;
@@ -464,7 +532,7 @@ async fn wrong_alpn_is_refused() {
     };
     let xs = ex.start_with(exercise).await;
     let (sent, message) = xs
-        .release(&op(), "MOSCOW", general("tabletop"))
+        .d_release(&op(), "MOSCOW", general("tabletop"))
         .await
         .expect("release");
     assert!(message.exercise, "tabletop traffic is flagged exercise");
@@ -626,12 +694,12 @@ async fn refused_message_shows_refused_and_is_not_retried() {
     let refused_at = tokio::time::Instant::now();
 
     let row = ws
-        .list(Direction::Out)
+        .d_list(Direction::Out)
         .expect("outbox")
         .into_iter()
         .find(|r| r.id == bad.id)
         .expect("row");
-    assert_eq!(row.state, "refused");
+    assert_eq!(row.state, MessageState::Refused);
     assert!(
         row.refusal
             .as_deref()
@@ -643,7 +711,7 @@ async fn refused_message_shows_refused_and_is_not_retried() {
 
     // CONTROL: the link is up and the same pair delivers a valid message.
     let (good, _) = ws
-        .release(&op(), "MOSCOW", general("valid"))
+        .d_release(&op(), "MOSCOW", general("valid"))
         .await
         .expect("release");
     wait_event(
@@ -668,13 +736,13 @@ async fn refused_message_shows_refused_and_is_not_retried() {
     assert_eq!(audit(ws.journal(), "refused").len(), 1);
     assert_eq!(inbox(&ms), vec![good.id]);
     assert_eq!(
-        ws.list(Direction::Out)
+        ws.d_list(Direction::Out)
             .expect("outbox")
             .into_iter()
             .find(|r| r.id == bad.id)
             .expect("row")
             .state,
-        "refused"
+        MessageState::Refused
     );
     assert!(
         !drain(&mut wev).iter().any(
@@ -894,6 +962,298 @@ async fn replayed_frame_is_answered_as_a_duplicate_and_shown_once() {
         .collect::<Vec<_>>();
     assert_eq!(received.len(), 1, "shown once: {received:?}");
     assert!(matches!(&received[0], Event::Received { id, .. } if *id == message.id));
+    ms.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Revisions
+// ---------------------------------------------------------------------------
+
+/// Puts a message into `journal`'s outbox to MOSCOW, its signed body written
+/// by hand (`edit` makes it another build's), so the real station sends it.
+async fn release_by_hand(
+    journal: &Journal,
+    keys: &Arc<StationKeys>,
+    peer: &PeerKeys,
+    subject: &str,
+    edit: fn(&mut JsonObject),
+) -> MessageId {
+    let (keys, peer, subject) = (keys.clone(), peer.clone(), subject.to_string());
+    let (released, _) = journal
+        .release(name("MOSCOW"), move |serial| {
+            let message = build(&general(&subject), "WASHINGTON", "MOSCOW", serial);
+            let sealed = seal_body(&rewritten(&message, edit), &keys, &peer);
+            Ok((message, sealed))
+        })
+        .done()
+        .await
+        .expect("released into the outbox");
+    released.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_at_a_newer_revision_is_refused_by_revision_and_not_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let wk = Arc::new(w.keys());
+    let mk = m.keys().public();
+
+    // A newer WASHINGTON's message (revision 99, a field this build does
+    // not know), genuinely signed, and the same message at our revision as
+    // the CONTROL, both in WASHINGTON's outbox before its station starts.
+    let journal = Journal::open(
+        &w.config().journal_path,
+        Some(CheckpointKey {
+            station: wk.name.clone(),
+            key: wk.signing.clone(),
+        }),
+    )
+    .expect("journal");
+    let bad = release_by_hand(&journal, &wk, &mk, "from a newer build", newer).await;
+    let good = release_by_hand(&journal, &wk, &mk, "from this build", |_| {}).await;
+    drop(journal);
+
+    let ws = w.start().await;
+    let mut wev = ws.subscribe();
+    let ms = m.start().await;
+
+    // WASHINGTON settles the refusal only once it verified MOSCOW's
+    // signature on it, so this event is a signed refusal.
+    let refused = wait_event(
+        &mut wev,
+        Duration::from_secs(20),
+        |e| matches!(e, Event::Refused { id, .. } if *id == bad),
+    )
+    .await;
+    let Event::Refused {
+        code, detail, peer, ..
+    } = refused
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (code.as_str(), peer.as_str()),
+        ("unsupported-revision", "MOSCOW")
+    );
+    assert_eq!(detail, revision_99_words());
+    let refused_at = tokio::time::Instant::now();
+
+    // CONTROL: the same message at our revision is receipted and stored.
+    eventually(Duration::from_secs(20), "the control's receipt", || {
+        ws.journal()
+            .find(&good.to_string())
+            .is_ok_and(|r| r.receipt_at.is_some())
+    })
+    .await;
+    assert_eq!(received(ms.journal()), vec![good]);
+
+    let row = ws.journal().find(&bad.to_string()).expect("row");
+    assert_eq!(row.state, MessageState::Refused);
+    assert_eq!(
+        row.refusal.as_deref(),
+        Some(format!("unsupported-revision: {}", revision_99_words()).as_str())
+    );
+    assert!(row.receipt_at.is_none());
+
+    // Not retried: a few seconds on, MOSCOW has refused it once, and
+    // stored nothing of it.
+    tokio::time::sleep_until(refused_at + Duration::from_secs(3)).await;
+    let at_moscow = audit(ms.journal(), "refuse");
+    assert_eq!(at_moscow.len(), 1, "refused again: {at_moscow:?}");
+    assert!(
+        at_moscow[0].contains("peer=WASHINGTON")
+            && at_moscow[0].contains("code=unsupported-revision")
+            && at_moscow[0].contains(&revision_99_words()),
+        "{at_moscow:?}"
+    );
+    assert_eq!(received(ms.journal()), vec![good]);
+    assert_eq!(
+        ws.journal().find(&bad.to_string()).expect("row").state,
+        MessageState::Refused
+    );
+    assert!(
+        !drain(&mut wev)
+            .iter()
+            .any(|e| matches!(e, Event::Refused { id, .. } if *id == bad)),
+        "the refused message was settled again"
+    );
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_from_before_revisions_is_still_accepted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+
+    // Written as a build before revisions wrote it: no `revision` at all.
+    let old = build(&general("from an older build"), "WASHINGTON", "MOSCOW", 1);
+    let body = rewritten(&old, older);
+    assert!(!String::from_utf8_lossy(&body).contains("revision"));
+    receipt_of(
+        raw.frame(FrameKind::Message, seal_body(&body, &wk, &mk))
+            .await,
+        &mk,
+        &wk.name,
+        old.id,
+    );
+    assert_eq!(received(ms.journal()), vec![old.id]);
+
+    // CONTROL: the revision is read, not ignored: the same shape of body
+    // one revision ahead of us is refused, and not stored.
+    let ahead = build(&general("one revision ahead"), "WASHINGTON", "MOSCOW", 2);
+    let body = rewritten(&ahead, |o| {
+        o.insert("revision".into(), (REVISION + 1).into());
+    });
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, seal_body(&body, &wk, &mk))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::UnsupportedRevision, "{r:?}");
+    assert_eq!(
+        r.detail,
+        format!(
+            "message revision {}; this station reads up to revision {REVISION}; upgrade hotline",
+            REVISION + 1
+        )
+    );
+    assert_eq!(received(ms.journal()), vec![old.id]);
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_at_a_newer_revision_keeps_the_link_down_and_is_audited() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+
+    let hello = rewritten(&hello_body(&wk, &mk), newer);
+    let refused = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &hello).await;
+    assert!(refused.is_err(), "a newer hello was answered");
+    let words =
+        format!("hello revision 99; this station reads up to revision {REVISION}; upgrade hotline");
+    eventually(
+        Duration::from_secs(5),
+        "an audit entry naming the hello's revision",
+        || {
+            audit(ms.journal(), "connection-refused")
+                .iter()
+                .any(|d| d.contains("WASHINGTON") && d.contains(&words))
+        },
+    )
+    .await;
+    let alarm = wait_event(&mut mev, Duration::from_secs(5), |e| {
+        matches!(
+            e,
+            Event::Alarm {
+                kind: AlarmKind::ConnectionRefused,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(&alarm, Event::Alarm { text, .. } if text.contains(&words)),
+        "{alarm:?}"
+    );
+    assert!(
+        !drain(&mut mev)
+            .iter()
+            .any(|e| matches!(e, Event::LinkUp { .. })),
+        "a refused hello must never bring the link up"
+    );
+    assert!(
+        ms.status().links.iter().all(|l| !l.up),
+        "{:?}",
+        ms.status().links
+    );
+
+    // CONTROL: the same hello at our revision brings the link up.
+    let hello = rewritten(&hello_body(&wk, &mk), |_| {});
+    let (raw, theirs) = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &hello)
+        .await
+        .expect("a hello at our revision is answered");
+    assert_eq!(theirs.revision, REVISION);
+    wait_event(
+        &mut mev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::LinkUp { peer, .. } if peer == "WASHINGTON"),
+    )
+    .await;
+    raw.conn.close(0u8.into(), b"done");
+    ms.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_document_a_station_writes_is_at_this_revision() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+
+    // The hello MOSCOW answers with.
+    let hello = serde_json::to_vec(&hello_body(&wk, &mk)).expect("json");
+    let (raw, theirs) = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &hello)
+        .await
+        .expect("hello");
+    assert_eq!(theirs.revision, REVISION, "hello");
+
+    // A message as a station composes it, and MOSCOW's receipt for it.
+    let message = build(&general("revision"), "WASHINGTON", "MOSCOW", 1);
+    assert_eq!(message.revision, REVISION, "message");
+    let doc = receipt_of(
+        raw.frame(FrameKind::Message, seal(&message, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    let receipt: ReceiptBody = docs::open(Kind::Receipt, &doc, &mk, &wk.name).expect("receipt");
+    assert_eq!(receipt.revision, REVISION, "receipt");
+
+    // A refusal.
+    let mut invalid = build(&missile_launch(), "WASHINGTON", "MOSCOW", 2);
+    invalid.fields.insert("count".into(), "abc".into());
+    let refusal = refusal_of(
+        raw.frame(FrameKind::Message, seal(&invalid, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(refusal.revision, REVISION, "refusal");
+
+    // The answer to a link test.
+    let test = docs::LinkTestBody {
+        protocol: docs::protocol(),
+        revision: REVISION,
+        reply: false,
+        nonce: "revision".into(),
+        from: wk.name.clone(),
+        to: mk.name.clone(),
+        time: Timestamp::now(),
+        highest_serial: 0,
+        cancelled: Vec::new(),
+        audit_head: None,
+        your_head: None,
+    };
+    let sealed = docs::seal_link_test(&test, &wk, &mk).expect("seal");
+    let answer = match raw.frame(FrameKind::LinkTest, sealed).await {
+        Answer::Frame(f) if f.kind == FrameKind::LinkTestReply => f,
+        other => panic!("expected a link test reply, got {other}"),
+    };
+    let reply = docs::open_link_test(&answer.payload, &wk, &mk).expect("reply");
+    assert!(reply.reply && reply.nonce == "revision");
+    assert_eq!(reply.revision, REVISION, "link test");
+    raw.conn.close(0u8.into(), b"done");
     ms.shutdown().await;
 }
 

@@ -33,6 +33,7 @@ fn origin(from: &StationName, language: Language) -> Origin {
     Origin {
         station: from.clone(),
         operator: OperatorName::new("j.smith").expect("operator name"),
+        second_operator: None,
         language,
     }
 }
@@ -666,5 +667,56 @@ fn a_reader_without_the_template_gets_the_original_and_the_reason() {
             );
         }
         other => panic!("expected the original only, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. The two-person rule is signed
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_second_operator_of_a_flash_is_signed_into_the_message() {
+    let washington = station("WASHINGTON");
+    let moscow = station("MOSCOW");
+    let pinned = [washington.public()];
+    let to = [&moscow.public()];
+    let second = OperatorName::new("a.jones").expect("operator name");
+    let mut message = missile_launch(&washington.name, &moscow.name, Language::En);
+    // CONTROL: one operator's message carries no such field at all, so
+    // messages without a second operator are signed exactly as before.
+    assert!(
+        !String::from_utf8_lossy(&body_of(&message)).contains("second_operator"),
+        "an absent second operator is not serialised"
+    );
+    message.second_operator = Some(second.clone());
+
+    let sealed = seal(&message, &washington, &moscow.public()).expect("seals");
+    let opened = open_as(&sealed, &moscow, &pinned).expect("MOSCOW opens it");
+    assert_eq!(opened.message.second_operator, Some(second.clone()));
+    assert_eq!(opened.message, message);
+    let own = open_outbound(&sealed, &washington).expect("WASHINGTON opens its own copy");
+    assert_eq!(own.message.second_operator, Some(second));
+
+    // Changing or removing the name after signing breaks the signature.
+    let doc = signed::sign(
+        Kind::Message,
+        &washington.name,
+        &body_of(&message),
+        &washington.signing,
+    );
+    let text = String::from_utf8(doc).expect("utf8");
+    let needle = "\"second_operator\": \"a.jones\",";
+    assert!(text.contains(needle), "{text}");
+    // CONTROL: the untouched document opens.
+    assert!(open_as(&encrypt_to(text.as_bytes(), &to), &moscow, &pinned).is_ok());
+    for altered in [
+        text.replacen(needle, "\"second_operator\": \"x.other\",", 1),
+        text.replacen(needle, "", 1),
+    ] {
+        assert_eq!(
+            open_as(&encrypt_to(altered.as_bytes(), &to), &moscow, &pinned)
+                .expect_err("an altered second operator is refused"),
+            OpenError::BadSignature("WASHINGTON".into())
+        );
     }
 }

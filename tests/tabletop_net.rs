@@ -3,6 +3,7 @@
 //! are driven and scored by the white cell. Nothing is mocked.
 
 mod support;
+use support::door::ViaDoor as _;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -138,7 +139,7 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
     // Messages, receipts and acknowledgements flow both ways, signed and sealed.
     let mut tr_events = trainee.subscribe();
     let (released, _) = wc
-        .release(&op(), "ALPHA", general("inject over the network"))
+        .d_release(&op(), "ALPHA", general("inject over the network"))
         .await
         .expect("release to the admitted trainee");
     wait_event(
@@ -153,10 +154,10 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
         |e| matches!(e, Event::Receipt { id, .. } if *id == released.id),
     )
     .await;
-    let message = trainee.open(&released.id).expect("stored");
+    let message = trainee.d_open(&released.id).expect("stored");
     assert!(message.exercise, "everything from a white cell is EXERCISE");
     trainee
-        .acknowledge(&op(), released.id)
+        .d_acknowledge(&op(), released.id)
         .await
         .expect("acknowledge");
     let acked = wait_event(
@@ -353,7 +354,7 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
         trainee
-            .list(hotline::store::Direction::In)
+            .d_list(hotline::store::Direction::In)
             .expect("list")
             .is_empty(),
         "an inject went out before the facilitator started the clock"
@@ -374,7 +375,7 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         unreachable!()
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    trainee.acknowledge(&op(), id).await.expect("ack");
+    trainee.d_acknowledge(&op(), id).await.expect("ack");
     eventually(
         Duration::from_secs(10),
         "the acknowledgement is scored",
@@ -404,7 +405,7 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     let mut reply = general("reply from ALPHA");
     reply.references = vec![id];
     trainee
-        .release(&op(), "MOSCOW", reply)
+        .d_release(&op(), "MOSCOW", reply)
         .await
         .expect("reply");
 
@@ -540,10 +541,13 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
         unreachable!()
     };
     wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
-    alpha.acknowledge(&op(), id).await.expect("ack");
+    alpha.d_acknowledge(&op(), id).await.expect("ack");
     let mut reply = general("ALPHA answers");
     reply.references = vec![id];
-    alpha.release(&op(), "MOSCOW", reply).await.expect("reply");
+    alpha
+        .d_release(&op(), "MOSCOW", reply)
+        .await
+        .expect("reply");
     eventually(
         Duration::from_secs(15),
         "ALPHA's two expectations met",
@@ -577,10 +581,10 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
     wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
     for trainee in [&alpha, &bravo] {
         let subjects: Vec<String> = trainee
-            .list(hotline::store::Direction::In)
+            .d_list(hotline::store::Direction::In)
             .expect("list")
             .iter()
-            .filter_map(|row| trainee.open(&row.id).ok())
+            .filter_map(|row| trainee.d_open(&row.id).ok())
             .filter_map(|m| m.fields.get("subject").cloned())
             .collect();
         assert!(subjects.iter().any(|s| s == "ad hoc"), "{subjects:?}");

@@ -80,6 +80,7 @@ fn origin(language: Language) -> Origin {
         })
         .expect("name"),
         operator: OperatorName::new("j.smith").expect("name"),
+        second_operator: None,
         language,
     }
 }

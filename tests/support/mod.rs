@@ -3,6 +3,7 @@
 //! real quinn endpoint.
 #![allow(dead_code)]
 
+pub mod door;
 pub mod proxy;
 pub mod tmux;
 
@@ -63,8 +64,9 @@ impl Site {
         }
         let mut text = format!(
             "[station]\nname = \"{name}\"\nlanguage = \"{language}\"\nlisten = \"{listen}\"\n\n[link]\n{link}\n\n\
-             [[operators]]\nname = \"op\"\nclearance = \"TEST\"\npassphrase_hash = \"{}\"\n",
-            operator_hash()
+             [[operators]]\nname = \"op\"\nclearance = \"TEST\"\npassphrase_hash = \"{hash}\"\n\n\
+             [[operators]]\nname = \"op2\"\nclearance = \"TEST\"\npassphrase_hash = \"{hash}\"\n",
+            hash = operator_hash()
         );
         for p in peers {
             text.push_str(&format!(

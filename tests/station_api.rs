@@ -1,0 +1,739 @@
+//! The station's one door, through every front: `Station::handle` as the
+//! in-process console calls it, and the control socket with its typed
+//! client as the attached console and the CLI use it. Real stations on
+//! 127.0.0.1, real keys, real journals.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use hotline::console::Msg;
+use hotline::domain::{OperatorName, Precedence};
+use hotline::station::Station;
+use hotline::station::api::{
+    API_VERSION, ApiError, Command, Door, Passphrase, Release, Reply, Session,
+};
+use hotline::station::client::{Client, Watch};
+use hotline::station::control::{self, Answer, Streamed};
+use hotline::store::{Direction, MessageState};
+use support::{FAST_LINK, PASSPHRASE, door, general, pair};
+
+/// Turns on the two-person rule for FLASH in a site's config.
+fn two_person(site: &support::Site) {
+    let mut text = std::fs::read_to_string(&site.config_path).expect("config");
+    text.push_str("\n[console]\ntwo_person_flash = true\n");
+    hotline::fsutil::replace_atomic(&site.config_path, text.as_bytes(), 0o600).expect("config");
+}
+
+fn flash(subject: &str) -> hotline::compose::Draft {
+    let mut d = general(subject);
+    d.precedence = Some(Precedence::Flash);
+    d
+}
+
+async fn serve(station: &Station) -> std::path::PathBuf {
+    let socket = control::socket_path(&station.config().station.data_dir);
+    tokio::spawn(control::serve(station.clone(), socket.clone()));
+    for _ in 0..200 {
+        if Client::connect(&socket).await.is_ok() {
+            return socket;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the control socket did not come up at {}", socket.display());
+}
+
+fn audit_actions(station: &Station, action: &str) -> Vec<String> {
+    station
+        .journal()
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT detail FROM audit WHERE action = ?1 ORDER BY seq")?;
+            let rows = stmt
+                .query_map([action], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .expect("audit read")
+}
+
+async fn login_socket(client: &mut Client, name: &str) {
+    client
+        .call(&Command::Login {
+            operator: name.into(),
+            passphrase: Passphrase::new(PASSPHRASE),
+        })
+        .await
+        .expect("log-in over the socket");
+}
+
+fn release_cmd(draft: hotline::compose::Draft, second: Option<&str>) -> Command {
+    Command::Release(Box::new(Release {
+        to: "MOSCOW".into(),
+        draft,
+        attachments: Vec::new(),
+        second_operator: second.map(str::to_string),
+    }))
+}
+
+/// The regression behind the typed API: an attached console's snapshot of
+/// a station holding messages with attachments decodes whole, with every
+/// row and its attachment counts (the untyped socket once gave such rows
+/// another JSON shape, and the console dropped the whole snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_over_the_socket_carries_every_row_with_its_attachments() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let socket = serve(&ms).await;
+    let session = door::login(&ws).await;
+    let files: Vec<_> = (0..2)
+        .map(|i| {
+            let p = root.path().join(format!("annex-{i}.txt"));
+            std::fs::write(&p, format!("annex {i}\n").repeat(1000)).expect("file");
+            p
+        })
+        .collect();
+    let with = door::try_release(&ws, &session, "MOSCOW", general("with annexes"), files)
+        .await
+        .expect("release with attachments");
+    let plain = door::release(&ws, &session, "MOSCOW", general("plain")).await;
+    support::eventually(
+        Duration::from_secs(20),
+        "both messages and both attachments stored",
+        || {
+            let rows = ms.journal().list(Direction::In).unwrap_or_default();
+            rows.len() == 2 && rows.iter().all(|r| r.attachments_done == r.attachments)
+        },
+    )
+    .await;
+
+    let mut client = Client::connect(&socket).await.expect("attach");
+    assert_eq!(client.welcome.station, "MOSCOW");
+    let Reply::Snapshot {
+        inbound, outbound, ..
+    } = client.call(&Command::Snapshot).await.expect("snapshot")
+    else {
+        panic!("a snapshot answers a snapshot");
+    };
+    assert!(outbound.is_empty());
+    assert_eq!(
+        inbound.len(),
+        2,
+        "every received message is in the snapshot"
+    );
+    let row = inbound
+        .iter()
+        .find(|r| r.id == with.id)
+        .expect("the message with annexes");
+    assert_eq!(
+        (
+            row.attachments,
+            row.attachments_done,
+            row.attachments_refused
+        ),
+        (2, 2, 0)
+    );
+    assert!(
+        inbound
+            .iter()
+            .any(|r| r.id == plain.id && r.attachments == 0)
+    );
+    assert!(inbound.iter().all(|r| r.state == MessageState::Received));
+
+    // The console takes the snapshot as it came, rows and counts.
+    let Reply::Snapshot {
+        inbound,
+        outbound,
+        status,
+    } = client.call(&Command::Snapshot).await.expect("snapshot")
+    else {
+        panic!("snapshot");
+    };
+    let mut app = hotline::console::App::new(door::console_setup("MOSCOW"), jiff::Timestamp::now());
+    hotline::console::update(
+        &mut app,
+        Msg::Refreshed {
+            inbound,
+            outbound,
+            status,
+        },
+    );
+    assert_eq!(app.inbound.len(), 2);
+    assert_eq!(
+        app.unacknowledged_counts()[Precedence::Routine.rank() as usize],
+        2
+    );
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+/// Rows in every attachment state survive the socket's encoding as they are.
+#[test]
+fn rows_in_every_attachment_state_round_trip_through_the_socket_encoding() {
+    let base = door::inbound_row(1);
+    for (total, done, refused) in [(3, 0, 0), (3, 1, 0), (3, 1, 1), (3, 3, 0), (3, 0, 3)] {
+        let mut row = base.clone();
+        (
+            row.attachments,
+            row.attachments_done,
+            row.attachments_refused,
+        ) = (total, done, refused);
+        let answer = Answer::Ok(Reply::Rows {
+            rows: vec![row.clone(), base.clone()],
+        });
+        let line = serde_json::to_string(&answer).expect("encode");
+        let Answer::Ok(Reply::Rows { rows }) = serde_json::from_str(&line).expect("decode") else {
+            panic!("rows decode as rows");
+        };
+        assert_eq!(rows, vec![row, base.clone()]);
+    }
+}
+
+/// The two-person rule, checked by the station for the in-process console
+/// and for a raw socket client alike: no second operator, the releaser as
+/// their own second, and an unverified second are refused, each refusal
+/// audited; an accepted release records both names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_person_rule_is_the_stations_through_every_door() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    two_person(&w);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let socket = serve(&ws).await;
+
+    // The in-process console's door.
+    let console = door::login(&ws).await;
+    for (second, why) in [
+        (None, "needs a second operator"),
+        (Some("op"), "different person"),
+        (Some("op2"), "has not been verified"),
+    ] {
+        match ws.handle(&console, release_cmd(flash("no"), second)).await {
+            Err(ApiError::TwoPersonRule { reason }) => assert!(reason.contains(why), "{reason}"),
+            other => panic!("a FLASH with second {second:?} must be refused, got {other:?}"),
+        }
+    }
+    // The socket's door, with the same three mistakes.
+    let mut raw = Client::connect(&socket).await.expect("connect");
+    login_socket(&mut raw, "op").await;
+    for second in [None, Some("op"), Some("op2")] {
+        match raw.call(&release_cmd(flash("no"), second)).await {
+            Err(ApiError::TwoPersonRule { .. }) => {}
+            other => {
+                panic!("socket: a FLASH with second {second:?} must be refused, got {other:?}")
+            }
+        }
+    }
+    let refused = audit_actions(&ws, "release-refused");
+    assert_eq!(refused.len(), 6, "each refusal is audited: {refused:?}");
+    assert!(
+        ws.journal()
+            .list(Direction::Out)
+            .expect("outbox")
+            .is_empty(),
+        "nothing was released"
+    );
+
+    // Accepted: the second operator verified on the same session.
+    raw.call(&Command::VerifySecond {
+        operator: "op2".into(),
+        passphrase: Passphrase::new(PASSPHRASE),
+    })
+    .await
+    .expect("verify the second operator");
+    let Reply::Released { row } = raw
+        .call(&release_cmd(flash("two-person"), Some("op2")))
+        .await
+        .expect("a FLASH with a verified second operator is released")
+    else {
+        panic!("released");
+    };
+    assert_eq!(row.operator, OperatorName::new("op").expect("name"));
+    assert_eq!(
+        row.second_operator,
+        Some(OperatorName::new("op2").expect("name"))
+    );
+    let released = audit_actions(&ws, "release");
+    assert!(
+        released
+            .last()
+            .is_some_and(|d| d.contains("second_operator=op2")),
+        "the release's audit entry names both: {released:?}"
+    );
+    // The verification is spent: a second FLASH needs it again.
+    assert!(matches!(
+        raw.call(&release_cmd(flash("again"), Some("op2"))).await,
+        Err(ApiError::TwoPersonRule { .. })
+    ));
+    // Control: a PRIORITY message needs no second operator.
+    let plain = door::release(&ws, &console, "MOSCOW", general("priority")).await;
+    assert_eq!(plain.second_operator, None);
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+/// Commands that act for an operator need one logged in on that session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acting_commands_need_a_logged_in_operator() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let anonymous = Session::new(Door::Console);
+    assert!(matches!(
+        ws.handle(&anonymous, release_cmd(general("x"), None)).await,
+        Err(ApiError::NotLoggedIn)
+    ));
+    match ws
+        .handle(
+            &anonymous,
+            Command::Login {
+                operator: "op".into(),
+                passphrase: Passphrase::new("wrong"),
+            },
+        )
+        .await
+    {
+        Err(ApiError::Denied) => {}
+        other => panic!("a wrong passphrase is denied, got {other:?}"),
+    }
+    assert!(matches!(
+        ws.handle(
+            &anonymous,
+            Command::SignIn {
+                call_sign: "ALPHA".into()
+            }
+        )
+        .await,
+        Err(ApiError::NotAnExercise)
+    ));
+    // Control: after a log-in the same release goes through.
+    let session = door::login(&ws).await;
+    door::release(&ws, &session, "MOSCOW", general("x")).await;
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+/// Sends raw bytes as one connection and reads what comes back.
+fn raw_exchange(socket: &std::path::Path, bytes: &[u8], lines: usize) -> Vec<String> {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let mut reader = BufReader::new(stream);
+    let mut out = Vec::new();
+    for _ in 0..lines {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => out.push(line),
+        }
+    }
+    out
+}
+
+fn hello() -> String {
+    format!("{{\"version\":{API_VERSION}}}\n")
+}
+
+/// Garbage, truncated, oversized, non-UTF-8 and wrong-version lines get a
+/// typed error; the station goes on serving every other client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_answers_bad_input_with_typed_errors_and_keeps_serving() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let socket = serve(&ws).await;
+    let mut steady = Client::connect(&socket).await.expect("a steady client");
+    let path = socket.clone();
+    let oversized = {
+        let mut b = hello().into_bytes();
+        b.extend(std::iter::repeat_n(b'x', control::MAX_REQUEST + 10));
+        b.push(b'\n');
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "wrong version",
+            b"{\"version\":99}\n".to_vec(),
+            1,
+            "\"version\"",
+        ),
+        (
+            "garbage hello",
+            b"hello there\n".to_vec(),
+            1,
+            "\"bad-request\"",
+        ),
+        (
+            "garbage request",
+            format!("{}nonsense\n", hello()).into_bytes(),
+            2,
+            "\"bad-request\"",
+        ),
+        (
+            "unknown command",
+            format!("{}{{\"command\":\"launch\"}}\n", hello()).into_bytes(),
+            2,
+            "\"bad-request\"",
+        ),
+        (
+            "not UTF-8",
+            [hello().into_bytes(), vec![0xff, 0xfe, b'\n']].concat(),
+            2,
+            "\"bad-request\"",
+        ),
+        ("oversized", oversized, 2, "\"bad-request\""),
+        (
+            "truncated",
+            format!("{}{{\"command\":\"sta", hello()).into_bytes(),
+            2,
+            "",
+        ),
+    ];
+    for (what, bytes, lines, expected) in cases {
+        let p = path.clone();
+        let answers = tokio::task::spawn_blocking(move || raw_exchange(&p, &bytes, lines))
+            .await
+            .expect("exchange");
+        let last = answers.last().cloned().unwrap_or_default();
+        if expected.is_empty() {
+            // A line cut short by the end of the stream is never a request.
+            assert_eq!(answers.len(), 1, "{what}: only the welcome: {answers:?}");
+        } else {
+            assert!(
+                last.contains("\"err\"") && last.contains(expected),
+                "{what}: {answers:?}"
+            );
+        }
+        // The station still serves: the steady client and a new one.
+        assert!(
+            matches!(
+                steady.call(&Command::Status).await,
+                Ok(Reply::Status { .. })
+            ),
+            "{what}"
+        );
+        let mut fresh = Client::connect(&socket)
+            .await
+            .expect("a new client after bad input");
+        assert!(matches!(
+            fresh.call(&Command::Status).await,
+            Ok(Reply::Status { .. })
+        ));
+    }
+    // A garbage line leaves its own connection usable too.
+    let p = path.clone();
+    let answers = tokio::task::spawn_blocking(move || {
+        raw_exchange(
+            &p,
+            format!("{}nonsense\n{{\"command\":\"status\"}}\n", hello()).as_bytes(),
+            3,
+        )
+    })
+    .await
+    .expect("exchange");
+    assert!(
+        answers[2].contains("\"ok\"") && answers[2].contains("\"status\""),
+        "{answers:?}"
+    );
+    // And the typed client names both versions on a mismatch.
+    let e = ApiError::Version {
+        ours: API_VERSION,
+        theirs: 99,
+    };
+    assert!(e.to_string().contains("99") && e.to_string().contains(&API_VERSION.to_string()));
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+async fn next(watch: &mut Watch) -> Result<Streamed, ApiError> {
+    tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("a line within 10 s")
+}
+
+/// A watching connection hears a heartbeat, the station's events with
+/// their changed rows, and the station's stopping before the socket closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_gets_heartbeats_rows_and_the_stop() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let socket = serve(&ws).await;
+    let mut watch = Watch::connect(&socket).await.expect("watch");
+    assert!(matches!(next(&mut watch).await, Ok(Streamed::Heartbeat)));
+    let session = door::login(&ws).await;
+    let released = door::release(&ws, &session, "MOSCOW", general("watched")).await;
+    let row = loop {
+        if let Ok(Streamed::Event(hotline::station::Event::MessageChanged { row })) =
+            next(&mut watch).await
+        {
+            break row;
+        }
+    };
+    assert_eq!(row.id, released.id, "the changed row follows the release");
+    ws.shutdown().await;
+    let mut stopping = false;
+    loop {
+        match next(&mut watch).await {
+            Ok(Streamed::Event(hotline::station::Event::Stopping { .. })) => stopping = true,
+            Ok(_) => {}
+            Err(ApiError::Gone { .. }) => break,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(
+        stopping,
+        "the station said it was stopping before the socket closed"
+    );
+    ms.shutdown().await;
+}
+
+/// A `hotline serve` child for a site, killed when dropped.
+struct Serve(std::process::Child);
+
+impl Serve {
+    fn start(site: &support::Site) -> Serve {
+        let log = std::fs::File::create(site.dir.join("serve.log")).expect("serve log");
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+            .arg("--config")
+            .arg(&site.config_path)
+            .arg("serve")
+            .env_remove("HOTLINE_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("hotline serve starts");
+        let socket = control::socket_path(&site.config().station.data_dir);
+        let start = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "serve did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve(child)
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An attached console over a station that stops, freezes or restarts:
+/// the screen says STATION NOT RUNNING with no peer UP (stopped with
+/// SIGTERM, and frozen with SIGSTOP: socket open, no heartbeat), reconnects
+/// by itself when the station answers again, and keeps the draft through a
+/// restart for the operator who typed it. The positive control is the same
+/// screen showing the peer UP before each fault.
+#[test]
+fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let _moscow = Serve::start(&m);
+    let washington = Serve::start(&w);
+    let cmd = format!(
+        "{} --config {} console",
+        assert_cmd::cargo::cargo_bin("hotline").display(),
+        w.config_path.display()
+    );
+    let tmux = support::tmux::Tmux::new("attached", &cmd, (120, 40));
+    let limit = Duration::from_secs(10);
+    let log_in = |tmux: &support::tmux::Tmux| {
+        tmux.wait_for("Operator:", limit);
+        tmux.text("op");
+        tmux.keys(&["Tab"]);
+        tmux.text(PASSPHRASE);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("Handover summary", limit);
+    };
+    log_in(&tmux);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("MOSCOW ● UP", Duration::from_secs(20));
+
+    // Frozen: the socket stays open, the heartbeat stops.
+    washington.signal(libc::SIGSTOP);
+    let screen = tmux.wait_for("STATION NOT RUNNING", limit);
+    assert!(!screen.contains("● UP"), "no peer is shown UP:\n{screen}");
+    washington.signal(libc::SIGCONT);
+    tmux.wait_for("answering again", limit);
+    tmux.wait_for("MOSCOW ● UP", limit);
+
+    // A draft, then the station stops under it.
+    tmux.keys(&["c"]);
+    tmux.wait_for("Template (type to filter)", limit);
+    tmux.text("gen");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("COMPOSE: General message", limit);
+    tmux.keys(&["Tab", "Tab"]);
+    tmux.text("DRAFT-KEPT-42");
+    tmux.wait_for("DRAFT-KEPT-42", limit);
+    washington.stop();
+    let screen = tmux.wait_for("STATION NOT RUNNING", limit);
+    assert!(!screen.contains("● UP"), "no peer is shown UP:\n{screen}");
+    assert!(
+        screen.contains("DRAFT-KEPT-42"),
+        "the draft stays on screen:\n{screen}"
+    );
+
+    // Back as a new run: the console reconnects, asks for a log-in, and
+    // gives the draft back.
+    let _washington = Serve::start(&w);
+    tmux.wait_for("running again", limit);
+    log_in(&tmux);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("DRAFT-KEPT-42", limit);
+    assert!(screen.contains("COMPOSE: General message"), "{screen}");
+    tmux.wait_for("MOSCOW ● UP", Duration::from_secs(20));
+}
+
+/// Applies every message waiting on `rx` to `app`, until `done` holds.
+async fn follow(
+    app: &mut hotline::console::App,
+    rx: &mut tokio::sync::mpsc::Receiver<Msg>,
+    done: impl Fn(&hotline::console::App) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done(app) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("the console state settles within 20 s")
+            .expect("the feed stays open");
+        hotline::console::update(app, msg);
+    }
+}
+
+/// The same console behaviour over both backends: one console fed from
+/// the in-process station's events, one from the control socket through the
+/// attached console's supervisor. Both follow arrivals and an
+/// acknowledgement by applying the rows the events carry (no re-read), and
+/// end with the same rows; the attached one alone sees its station stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_follow_the_same_events_to_the_same_rows() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let socket = serve(&ms).await;
+
+    let (local_tx, mut local_rx) = tokio::sync::mpsc::channel(1024);
+    let mut events = ms.subscribe();
+    tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            if local_tx.send(Msg::Station(e)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (remote_tx, mut remote_rx) = tokio::sync::mpsc::channel(1024);
+    let boot = Client::connect(&socket).await.expect("attach").welcome.boot;
+    tokio::spawn(hotline::attach::supervise(socket.clone(), boot, remote_tx));
+    // The supervisor's first word, once its watch is up, is a resync.
+    let first = tokio::time::timeout(Duration::from_secs(10), remote_rx.recv()).await;
+    assert!(matches!(first, Ok(Some(Msg::MissedEvents))), "{first:?}");
+
+    let mut local =
+        hotline::console::App::new(door::console_setup("MOSCOW"), jiff::Timestamp::now());
+    let mut remote =
+        hotline::console::App::new(door::console_setup("MOSCOW"), jiff::Timestamp::now());
+    let session = door::login(&ws).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            door::release(&ws, &session, "MOSCOW", general(&format!("n{i}")))
+                .await
+                .id,
+        );
+    }
+    let three = |app: &hotline::console::App| app.inbound.len() == 3;
+    follow(&mut local, &mut local_rx, three).await;
+    follow(&mut remote, &mut remote_rx, three).await;
+    let moscow = door::login(&ms).await;
+    door::acknowledge(&ms, &moscow, ids[0])
+        .await
+        .expect("acknowledge");
+    let acked = |app: &hotline::console::App| {
+        app.inbound
+            .iter()
+            .any(|r| r.id == ids[0] && r.state == MessageState::Acknowledged)
+    };
+    follow(&mut local, &mut local_rx, acked).await;
+    follow(&mut remote, &mut remote_rx, acked).await;
+    assert_eq!(
+        local.inbound, remote.inbound,
+        "both consoles hold the same rows"
+    );
+    assert_eq!(local.unacknowledged_counts(), [0, 0, 0, 2]);
+    assert_eq!(remote.unacknowledged_counts(), [0, 0, 0, 2]);
+    assert!(remote.station_lost.is_none());
+
+    ms.shutdown().await;
+    follow(&mut remote, &mut remote_rx, |app| {
+        app.station_lost.is_some()
+    })
+    .await;
+    ws.shutdown().await;
+}
+
+/// An arrival or an acknowledgement moves no selection: the highlighted
+/// message stays highlighted through the re-sort.
+#[test]
+fn a_changed_row_keeps_the_selection_on_its_message() {
+    let mut app =
+        hotline::console::App::new(door::console_setup("WASHINGTON"), jiff::Timestamp::now());
+    let rows: Vec<_> = (1..=3).map(door::inbound_row).collect();
+    for r in &rows {
+        app.apply_row(r.clone());
+    }
+    app.selected_in = app
+        .inbound
+        .iter()
+        .position(|r| r.id == rows[2].id)
+        .expect("row");
+    let mut flash = door::inbound_row(4);
+    flash.precedence = Precedence::Flash;
+    assert!(
+        app.apply_row(flash.clone()),
+        "a new unacknowledged FLASH rings"
+    );
+    assert_eq!(app.inbound[0].id, flash.id, "the FLASH sorts first");
+    assert_eq!(
+        app.inbound[app.selected_in].id, rows[2].id,
+        "the selection stayed"
+    );
+    let mut acked = flash;
+    acked.state = MessageState::Acknowledged;
+    assert!(!app.apply_row(acked), "an acknowledged FLASH does not ring");
+    assert_eq!(
+        app.inbound[app.selected_in].id, rows[2].id,
+        "the selection stayed"
+    );
+    assert_eq!(
+        app.inbound.len(),
+        4,
+        "a changed row replaces, never duplicates"
+    );
+}
