@@ -387,16 +387,14 @@ impl World {
                     });
                 }
             }
-            Effect::ForgetSession => {
-                if let Backend::Remote { .. } = self.backend.as_ref() {
-                    let backend = self.backend.clone();
-                    tokio::spawn(async move {
-                        if let Backend::Remote { remote, .. } = backend.as_ref() {
-                            remote.reset().await;
-                        }
-                    });
+            // The old run's connection goes first, then the resync, so the
+            // resync never goes down the dead connection.
+            Effect::ForgetSession => self.spawn(move |b| async move {
+                if let Backend::Remote { remote, .. } = b.as_ref() {
+                    remote.reset().await;
                 }
-            }
+                Some(Msg::MissedEvents)
+            }),
             Effect::Quit => {}
         }
     }

@@ -164,7 +164,8 @@ pub enum Effect {
     FetchStatus,
     /// Tabletop: sign in by call sign.
     SignIn(String),
-    /// The station was restarted: forget the connection and its log-in.
+    /// The station was restarted: forget the connection and its log-in,
+    /// then resync.
     ForgetSession,
     OpenMessage(MessageId),
     Release {

@@ -66,7 +66,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     "the station is running again (a new run of it): log in again; any draft is kept"
                         .into(),
                 );
-                return vec![Effect::ForgetSession, Effect::Refresh];
+                return vec![Effect::ForgetSession];
             }
             app.notice = Some("the station is answering again; resynced".into());
             vec![Effect::Refresh]
