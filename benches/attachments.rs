@@ -12,7 +12,6 @@
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::door::ViaDoor as _;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -134,13 +133,11 @@ async fn hotline_attachment(root: &std::path::Path, size: u64) -> Hotline {
             f.write_all(&buf).expect("write");
         }
     }
+    let session = common::login(&ws, "op", support::PASSPHRASE).await;
     let t0 = Instant::now();
     let mut draft = support::general("imagery");
     draft.precedence = Some(Precedence::Routine);
-    let (released, _) = ws
-        .d_release_with_attachments(&support::op(), "MOSCOW", draft, vec![file])
-        .await
-        .expect("release");
+    let released = common::release(&ws, &session, "MOSCOW", draft, vec![file]).await;
     let seal = t0.elapsed();
     let id = released.id;
     support::wait_event(&mut wev, WAIT_LIMIT, |e| {
@@ -155,10 +152,7 @@ async fn hotline_attachment(root: &std::path::Path, size: u64) -> Hotline {
         let mut d = support::general(&format!("flash {n}"));
         d.precedence = Some(Precedence::Flash);
         let t = Instant::now();
-        let (r, _) = ws
-            .d_release(&support::op(), "MOSCOW", d)
-            .await
-            .expect("flash");
+        let r = common::release(&ws, &session, "MOSCOW", d, Vec::new()).await;
         support::wait_event(&mut wev, WAIT_LIMIT, |e| {
             if matches!(e, Event::AttachmentStored { id: i, direction: Direction::Out, .. } if *i == id)
             {

@@ -20,7 +20,6 @@
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
-use support::door::ViaDoor as _;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -32,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::{Summary, floor_configs, round};
 use hotline::compose::Draft;
 use hotline::domain::{MessageId, Precedence};
+use hotline::station::api::Session;
 use hotline::station::{Event, Station};
 use hotline::store::Direction;
 use serde_json::{Value, json};
@@ -222,24 +222,23 @@ fn draft(n: usize, precedence: Precedence) -> Draft {
 
 /// Releases one message to MOSCOW; returns its id once it is durably in the
 /// outbox.
-async fn release(ws: &Station, n: usize, precedence: Precedence) -> MessageId {
-    let (released, _) = ws
-        .d_release(&support::op(), "MOSCOW", draft(n, precedence))
+async fn release(ws: &Station, session: &Session, n: usize, precedence: Precedence) -> MessageId {
+    common::release(ws, session, "MOSCOW", draft(n, precedence), Vec::new())
         .await
-        .expect("release");
-    released.id
+        .id
 }
 
 /// One release → receipt round: (release → durable in the outbox,
 /// release → receipt).
 async fn round_trip(
     ws: &Station,
+    session: &Session,
     tracker: &Tracker,
     n: usize,
     precedence: Precedence,
 ) -> (Duration, Duration) {
     let t0 = Instant::now();
-    let id = release(ws, n, precedence).await;
+    let id = release(ws, session, n, precedence).await;
     let released = t0.elapsed();
     let receipt = tracker.receipt(id).await;
     (released, receipt - t0)
@@ -248,6 +247,7 @@ async fn round_trip(
 /// `count` closed-loop round trips with `concurrency` in flight.
 async fn closed_loop(
     ws: &Station,
+    session: &Arc<Session>,
     tracker: &Tracker,
     first: usize,
     count: usize,
@@ -258,9 +258,9 @@ async fn closed_loop(
     let cpu = CpuMeter::start();
     for n in first..first + count {
         let permit = permits.clone().acquire_owned().await.expect("semaphore");
-        let (ws, tracker) = (ws.clone(), tracker.clone());
+        let (ws, session, tracker) = (ws.clone(), session.clone(), tracker.clone());
         tasks.spawn(async move {
-            let times = round_trip(&ws, &tracker, n, Precedence::Routine).await;
+            let times = round_trip(&ws, &session, &tracker, n, Precedence::Routine).await;
             drop(permit);
             times
         });
@@ -288,14 +288,15 @@ struct LinkFigures {
 async fn link_figures(root: &std::path::Path, scale: &Scale) -> LinkFigures {
     let (w, m) = support::pair(root, support::FAST_LINK);
     let ws = w.start().await;
+    let session = Arc::new(common::login(&ws, "op", support::PASSPHRASE).await);
     let tracker = Tracker::start(&ws);
     let ms = m.start().await;
     tracker.link_up().await;
 
     for n in 0..scale.warmup {
-        round_trip(&ws, &tracker, n, Precedence::Routine).await;
+        round_trip(&ws, &session, &tracker, n, Precedence::Routine).await;
     }
-    let probe = release(&ws, 0, Precedence::Routine).await;
+    let probe = release(&ws, &session, 0, Precedence::Routine).await;
     let sealed_len = ws.journal().sealed(&probe).expect("sealed").len();
     tracker.receipt(probe).await;
     let receipt_len = receipt_len(&ws.config().journal_path, &probe);
@@ -303,13 +304,20 @@ async fn link_figures(root: &std::path::Path, scale: &Scale) -> LinkFigures {
     let mut released = Vec::with_capacity(scale.latency);
     let mut latency = Vec::with_capacity(scale.latency);
     for n in 0..scale.latency {
-        let (r, t) = round_trip(&ws, &tracker, 1000 + n, Precedence::Routine).await;
+        let (r, t) = round_trip(&ws, &session, &tracker, 1000 + n, Precedence::Routine).await;
         released.push(r);
         latency.push(t);
     }
 
-    let (rate_samples, elapsed, rate_cpu) =
-        closed_loop(&ws, &tracker, 100_000, scale.rate, scale.concurrency).await;
+    let (rate_samples, elapsed, rate_cpu) = closed_loop(
+        &ws,
+        &session,
+        &tracker,
+        100_000,
+        scale.rate,
+        scale.concurrency,
+    )
+    .await;
     let figures = LinkFigures {
         sealed_len,
         receipt_len,
@@ -378,6 +386,7 @@ struct FlashFigures {
 async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
     let (w, m) = support::pair(root, support::FAST_LINK);
     let ws = w.start().await;
+    let session = Arc::new(common::login(&ws, "op", support::PASSPHRASE).await);
     let tracker = Tracker::start(&ws);
 
     // MOSCOW is not running: everything queues.
@@ -386,9 +395,9 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
     let cpu = CpuMeter::start();
     for n in 0..scale.backlog {
         let permit = permits.clone().acquire_owned().await.expect("semaphore");
-        let ws = ws.clone();
+        let (ws, session) = (ws.clone(), session.clone());
         tasks.spawn(async move {
-            let id = release(&ws, n, Precedence::Routine).await;
+            let id = release(&ws, &session, n, Precedence::Routine).await;
             drop(permit);
             id
         });
@@ -420,15 +429,16 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
             break;
         }
         if k == 0 {
-            let (ws, tracker) = (ws.clone(), tracker.clone());
+            let (ws, session, tracker) = (ws.clone(), session.clone(), tracker.clone());
             control = Some(tokio::spawn(async move {
-                round_trip(&ws, &tracker, 800_000, Precedence::Routine)
+                round_trip(&ws, &session, &tracker, 800_000, Precedence::Routine)
                     .await
                     .1
             }));
         }
         let t0 = Instant::now();
-        let (release, latency) = round_trip(&ws, &tracker, 900_000 + k, Precedence::Flash).await;
+        let (release, latency) =
+            round_trip(&ws, &session, &tracker, 900_000 + k, Precedence::Flash).await;
         probes.push(FlashProbe {
             at: t0 - up,
             backlog_left: left,
@@ -467,17 +477,23 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
     let t0 = Instant::now();
     while t0.elapsed() < scale.after_drain {
         after.push(
-            round_trip(&ws, &tracker, 700_000 + after.len(), Precedence::Routine)
-                .await
-                .1,
+            round_trip(
+                &ws,
+                &session,
+                &tracker,
+                700_000 + after.len(),
+                Precedence::Routine,
+            )
+            .await
+            .1,
         );
     }
 
     let t0 = Instant::now();
-    let list_rows = ws.d_list(Direction::Out).expect("list out").len();
+    let list_rows = common::list(&ws, Direction::Out).await.len();
     let list_out = t0.elapsed();
     let t0 = Instant::now();
-    ms.d_list(Direction::In).expect("list in");
+    common::list(&ms, Direction::In).await;
     let list_in = t0.elapsed();
 
     let figures = FlashFigures {

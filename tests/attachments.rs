@@ -4,7 +4,6 @@
 //! overtaken by FLASH, and resumed after an interruption.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,11 +71,20 @@ async fn round_trip_checks_size_and_hash_and_receipts_each_attachment() {
     let odd = tmp.path().join("note\u{1b}[31m.txt");
     std::fs::write(&odd, b"see the imagery").expect("write");
 
-    let (released, message) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("imagery"), vec![big.clone(), odd])
-        .await
-        .expect("release");
+    let wsession = door::login(&ws).await;
+    let msession = door::login(&ms).await;
+    let released = door::try_release(
+        &ws,
+        &wsession,
+        "MOSCOW",
+        general("imagery"),
+        vec![big.clone(), odd],
+    )
+    .await
+    .expect("release");
     let id = released.id;
+    assert_eq!(released.attachments, 2);
+    let message = door::open(&ws, &wsession, id).await;
     assert_eq!(message.attachments.len(), 2);
     assert_eq!(message.attachments[0].name, "imagery.bin");
     assert_eq!(message.attachments[0].size, 3 << 20);
@@ -109,11 +117,12 @@ async fn round_trip_checks_size_and_hash_and_receipts_each_attachment() {
     assert!(sealed.starts_with(b"age-encryption.org/v1"));
     assert_ne!(hex::encode(Sha256::digest(&sealed)), big_hash);
 
-    let out = tmp.path().join("export");
-    let (written, skipped) = ms
-        .d_export_attachments(&id, out.clone())
-        .await
-        .expect("export");
+    let door::Exported {
+        dir: out,
+        written,
+        skipped,
+    } = door::export(&ms, &msession, id).await.expect("export");
+    assert_eq!(out, data_dir(&ms).join("exports").join(id.to_string()));
     assert!(skipped.is_empty(), "{skipped:?}");
     assert_eq!(written.len(), 2);
     assert_eq!(sha256_of(&written[0]), big_hash);
@@ -148,8 +157,8 @@ async fn oversize_attachment_is_refused_from_its_offer_and_nothing_is_stored() {
 
     let file = tmp.path().join("big.bin");
     random_file(&file, 2 << 20);
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("too big"), vec![file])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", general("too big"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -164,7 +173,7 @@ async fn oversize_attachment_is_refused_from_its_offer_and_nothing_is_stored() {
         "{e:?}"
     );
     // The message itself was stored and receipted.
-    assert_eq!(ms.d_list(Direction::In).expect("inbox").len(), 1);
+    assert_eq!(door::list(&ms, Direction::In).await.len(), 1);
     let row = &ms.attachments(&id, Direction::In).expect("rows")[0];
     assert_eq!(row.state, AttachmentState::Refused);
     let dir = data_dir(&ms)
@@ -195,8 +204,8 @@ async fn tampered_chunk_is_refused_and_an_untouched_one_is_receipted() {
     let b = tmp.path().join("b.bin");
     random_file(&a, 1 << 20);
     random_file(&b, 1 << 20);
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("tamper"), vec![a, b])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", general("tamper"), vec![a, b])
         .await
         .expect("release");
     let id = released.id;
@@ -245,8 +254,8 @@ async fn path_traversal_names_are_neutralised_on_export() {
     let mut wev = ws.subscribe();
     let file = tmp.path().join("passwd");
     std::fs::write(&file, b"root:x:0:0").expect("write");
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("names"), vec![file])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", general("names"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -292,8 +301,8 @@ async fn flash_overtakes_an_attachment_in_flight() {
     let mut wev = ws.subscribe();
     let file = tmp.path().join("imagery.bin");
     random_file(&file, SIZE);
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", routine("bulk"), vec![file])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", routine("bulk"), vec![file])
         .await
         .expect("release");
     let bulk = released.id;
@@ -303,8 +312,7 @@ async fn flash_overtakes_an_attachment_in_flight() {
     })
     .await;
     let started = Instant::now();
-    let (released, _) = ws
-        .d_release(&op(), "MOSCOW", flash("urgent"))
+    let released = door::try_release(&ws, &session, "MOSCOW", flash("urgent"), Vec::new())
         .await
         .expect("release flash");
     let urgent = released.id;
@@ -353,8 +361,8 @@ async fn interrupted(root: &Path, size: usize) -> Interrupted {
     let mut mev = ms.subscribe();
     let file = root.join("imagery.bin");
     let hash = random_file(&file, size);
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("resume"), vec![file])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", general("resume"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -412,14 +420,10 @@ async fn interrupted_transfer_resumes_after_reconnect_and_shows_once() {
         stored(e, id, 0, Direction::Out)
     })
     .await;
-    assert_eq!(
-        ms.d_list(Direction::In).expect("inbox").len(),
-        1,
-        "shown once"
-    );
-    let out = tmp.path().join("export");
-    let (written, _) = ms.d_export_attachments(&id, out).await.expect("export");
-    assert_eq!(sha256_of(&written[0]), hash);
+    assert_eq!(door::list(&ms, Direction::In).await.len(), 1, "shown once");
+    let session = door::login(&ms).await;
+    let exported = door::export(&ms, &session, id).await.expect("export");
+    assert_eq!(sha256_of(&exported.written[0]), hash);
     ws.shutdown().await;
     ms.shutdown().await;
 }
@@ -468,9 +472,13 @@ async fn a_torn_partial_file_is_fetched_again_not_refused() {
     assert_eq!(refused, None, "a torn partial file ended in a refusal");
     let got = ms.attachments(&id, Direction::In).expect("rows");
     assert_eq!(got[0].state, AttachmentState::Receipted);
-    let out = tmp.path().join("export");
-    let (written, _) = ms.d_export_attachments(&id, out).await.expect("export");
-    assert_eq!(sha256_of(&written[0]), hash, "the whole file, intact");
+    let session = door::login(&ms).await;
+    let exported = door::export(&ms, &session, id).await.expect("export");
+    assert_eq!(
+        sha256_of(&exported.written[0]),
+        hash,
+        "the whole file, intact"
+    );
     ws.shutdown().await;
     ms.shutdown().await;
 }
@@ -768,8 +776,8 @@ async fn attachment_cut_by_a_partition_completes_when_the_link_returns() {
     let mut mev = ms.subscribe();
     let file = tmp.path().join("imagery.bin");
     let hash = random_file(&file, SIZE);
-    let (released, _) = ws
-        .d_release_with_attachments(&op(), "MOSCOW", general("partition"), vec![file])
+    let session = door::login(&ws).await;
+    let released = door::try_release(&ws, &session, "MOSCOW", general("partition"), vec![file])
         .await
         .expect("release");
     let id = released.id;
@@ -811,16 +819,10 @@ async fn attachment_cut_by_a_partition_completes_when_the_link_returns() {
         .filter(|e| matches!(e, Event::Received { id: i, .. } if *i == id))
         .count();
     assert_eq!(received, 0, "the message is not shown again");
-    assert_eq!(
-        ms.d_list(Direction::In).expect("inbox").len(),
-        1,
-        "shown once"
-    );
-    let (written, _) = ms
-        .d_export_attachments(&id, tmp.path().join("export"))
-        .await
-        .expect("export");
-    assert_eq!(sha256_of(&written[0]), hash);
+    assert_eq!(door::list(&ms, Direction::In).await.len(), 1, "shown once");
+    let session = door::login(&ms).await;
+    let exported = door::export(&ms, &session, id).await.expect("export");
+    assert_eq!(sha256_of(&exported.written[0]), hash);
     ws.shutdown().await;
     ms.shutdown().await;
 }

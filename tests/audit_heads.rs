@@ -3,7 +3,6 @@
 //! the head the peer recorded is what catches it.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::time::Duration;
 
@@ -25,18 +24,20 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
     let (w, m) = pair(tmp.path(), FAST_LINK);
     let ms = m.start().await;
     let ws = w.start().await;
+    let session = door::login(&ws).await;
     for i in 0..3 {
-        ws.d_release(&op(), "MOSCOW", general(&format!("m{i}")))
-            .await
-            .expect("release");
+        door::release(&ws, &session, "MOSCOW", general(&format!("m{i}"))).await;
     }
-    let mut events = ws.subscribe();
-    wait_event(&mut events, Duration::from_secs(20), |_| {
-        ws.d_list(hotline::store::Direction::Out).is_ok_and(|o| {
+    door::rows_until(
+        &ws,
+        hotline::store::Direction::Out,
+        Duration::from_secs(20),
+        "the three messages receipted",
+        |o| {
             o.iter()
                 .all(|r| r.state == hotline::store::MessageState::Receipted)
-        })
-    })
+        },
+    )
     .await;
     // One more entry in a batch of its own, so the head MOSCOW declares has
     // an earlier checkpoint before it.
@@ -46,7 +47,7 @@ async fn a_truncated_log_is_caught_by_the_head_the_peer_recorded() {
         .await
         .expect("audit");
     // MOSCOW tests the link: WASHINGTON records MOSCOW's head from it.
-    ms.d_link_test("WASHINGTON").await.expect("link test");
+    door::link_test(&ms, "WASHINGTON").await.expect("link test");
     ws.shutdown().await;
     ms.shutdown().await;
     drop((ws, ms));

@@ -1,7 +1,6 @@
 //! Two real stations on loopback: release, receipt, acknowledgement.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::time::Duration;
 
@@ -18,10 +17,9 @@ async fn message_is_receipted_and_acknowledged() {
     let mut wev = ws.subscribe();
     let mut mev = ms.subscribe();
 
-    let (released, _) = ws
-        .d_release(&op(), "MOSCOW", general("hello"))
-        .await
-        .expect("release");
+    let wsession = door::login(&ws).await;
+    let msession = door::login(&ms).await;
+    let released = door::release(&ws, &wsession, "MOSCOW", general("hello")).await;
     let id = released.id;
     wait_event(
         &mut wev,
@@ -36,7 +34,7 @@ async fn message_is_receipted_and_acknowledged() {
     )
     .await;
 
-    ms.d_acknowledge(&op(), id).await.expect("ack");
+    door::acknowledge(&ms, &msession, id).await.expect("ack");
     let e = wait_event(
         &mut wev,
         Duration::from_secs(20),
@@ -45,12 +43,12 @@ async fn message_is_receipted_and_acknowledged() {
     .await;
     assert!(matches!(e, Event::Acknowledged { ref by, .. } if by == "op"));
 
-    let out = ws.d_list(Direction::Out).expect("outbox");
+    let out = door::list(&ws, Direction::Out).await;
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].state, MessageState::Acknowledged);
     assert_eq!(out[0].ack_by.as_deref(), Some("op"));
     assert!(out[0].receipt_at.is_some());
-    let inbox = ms.d_list(Direction::In).expect("inbox");
+    let inbox = door::list(&ms, Direction::In).await;
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].state, MessageState::Acknowledged);
     ws.shutdown().await;

@@ -8,7 +8,6 @@
 //! each kind of fault.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write as _;
@@ -22,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use hotline::domain::{MessageId, Precedence};
 use hotline::link::{DIAL_TIMEOUT, PathKind, PeerLinkStatus};
+use hotline::station::api::Session;
 use hotline::station::{Event, Station};
 use hotline::store::{Direction, Journal, MessageState};
 use support::proxy::{Proxy, start_proxy};
@@ -232,6 +232,7 @@ fn with_precedence(subject: &str, precedence: Precedence) -> hotline::compose::D
 /// returns their ids in serial order.
 async fn release_many(
     station: &Station,
+    session: &Arc<Session>,
     n: usize,
     prefix: &str,
     precedence: Precedence,
@@ -239,32 +240,31 @@ async fn release_many(
     let mut set = JoinSet::new();
     for i in 0..n {
         let s = station.clone();
+        let session = session.clone();
         let draft = with_precedence(&format!("{prefix} {i}"), precedence);
-        set.spawn(async move { s.d_release(&op(), "MOSCOW", draft).await.expect("release") });
+        set.spawn(async move { door::release(&s, &session, "MOSCOW", draft).await });
     }
     let mut released: Vec<(u64, MessageId)> = set
         .join_all()
         .await
         .into_iter()
-        .map(|(r, _)| (r.serial, r.id))
+        .map(|r| (r.serial, r.id))
         .collect();
     released.sort();
     released.into_iter().map(|(_, id)| id).collect()
 }
 
-fn ids(station: &Station, direction: Direction) -> Vec<MessageId> {
-    station
-        .d_list(direction)
-        .expect("list")
+async fn ids(station: &Station, direction: Direction) -> Vec<MessageId> {
+    door::list(station, direction)
+        .await
         .iter()
         .map(|r| r.id)
         .collect()
 }
 
-fn count_state(station: &Station, direction: Direction, state: MessageState) -> usize {
-    station
-        .d_list(direction)
-        .expect("list")
+async fn count_state(station: &Station, direction: Direction, state: MessageState) -> usize {
+    door::list(station, direction)
+        .await
         .iter()
         .filter(|r| r.state == state)
         .count()
@@ -272,13 +272,12 @@ fn count_state(station: &Station, direction: Direction, state: MessageState) -> 
 
 /// Waits until every outbound row of `station` has its receipt.
 async fn all_receipted(station: &Station, expected: usize, limit: Duration) {
-    eventually(
+    door::rows_until(
+        station,
+        Direction::Out,
         limit,
         &format!("{expected} outbound messages receipted"),
-        || {
-            let rows = station.d_list(Direction::Out).expect("outbox");
-            rows.len() == expected && rows.iter().all(|r| r.state == MessageState::Receipted)
-        },
+        |rows| rows.len() == expected && rows.iter().all(|r| r.state == MessageState::Receipted),
     )
     .await;
 }
@@ -324,11 +323,12 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (w, m) = pair(tmp.path(), FAST_LINK);
     let ws = w.start().await;
+    let session = Arc::new(door::login(&ws).await);
 
-    let released = release_many(&ws, 200, "while down", Precedence::Routine).await;
+    let released = release_many(&ws, &session, 200, "while down", Precedence::Routine).await;
     assert_eq!(released.len(), 200);
     assert_eq!(
-        count_state(&ws, Direction::Out, MessageState::Receipted),
+        count_state(&ws, Direction::Out, MessageState::Receipted).await,
         0,
         "nothing can be receipted while MOSCOW is down"
     );
@@ -339,7 +339,7 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     let events = Recorder::new(&ms);
     all_receipted(&ws, 200, Duration::from_secs(40)).await;
 
-    let inbox = ms.d_list(Direction::In).expect("inbox");
+    let inbox = door::list(&ms, Direction::In).await;
     let inbox_ids: Vec<MessageId> = inbox.iter().map(|r| r.id).collect();
     assert_exactly_once("receiver down", &released, &inbox_ids, &events).await;
     let serials: BTreeSet<u64> = inbox.iter().map(|r| r.serial).collect();
@@ -349,7 +349,7 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
             .iter()
             .all(|r| r.state == MessageState::Received && r.peer.as_str() == "WASHINGTON")
     );
-    let receipts = ws_receipts(&ws);
+    let receipts = ws_receipts(&ws).await;
     assert_eq!(receipts, 200, "every outbox row ends 'receipted'");
 
     ws.shutdown().await;
@@ -357,8 +357,8 @@ async fn receiver_down_while_200_released_all_arrive_exactly_once() {
     eprintln!("receiver_down: {:?}", started.elapsed());
 }
 
-fn ws_receipts(ws: &Station) -> usize {
-    let rows = ws.d_list(Direction::Out).expect("outbox");
+async fn ws_receipts(ws: &Station) -> usize {
+    let rows = door::list(ws, Direction::Out).await;
     assert!(
         rows.iter().all(|r| r.receipt_at.is_some()),
         "every receipted row has its receipt time"
@@ -397,16 +397,17 @@ async fn sigkill_child_sender() {
         config_path,
     };
     let ws = site.start().await;
+    let session = Arc::new(door::login(&ws).await);
     let deadline = Instant::now() + CHILD_MAX;
     let mut workers = JoinSet::new();
     for w in 0..CHILD_WORKERS {
         let ws = ws.clone();
+        let session = session.clone();
         workers.spawn(async move {
             let mut i = 0;
             while Instant::now() < deadline {
                 let draft = with_precedence(&format!("child {w}-{i}"), Precedence::Routine);
-                let (released, _) = ws
-                    .d_release(&op(), "MOSCOW", draft)
+                let released = door::try_release(&ws, &session, "MOSCOW", draft, Vec::new())
                     .await
                     .expect("child release");
                 let mut out = std::io::stdout().lock();
@@ -500,7 +501,7 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
     );
 
     let ws = w.start().await;
-    let outbox = ws.d_list(Direction::Out).expect("outbox");
+    let outbox = door::list(&ws, Direction::Out).await;
     let outbox_ids: Vec<MessageId> = outbox.iter().map(|r| r.id).collect();
     // CONTROL: judged by the receipts the sender held at the kill, delivery
     // was incomplete, and the same check reports it. (Judging by what the
@@ -529,10 +530,12 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
     );
 
     all_receipted(&ws, outbox.len(), Duration::from_secs(40)).await;
-    eventually(
+    door::rows_until(
+        &ms,
+        Direction::In,
         Duration::from_secs(5),
         "every outbox id in MOSCOW's inbox",
-        || ids(&ms, Direction::In).len() >= outbox.len(),
+        |inbox| inbox.len() >= outbox.len(),
     )
     .await;
     // Everything released — reported, or committed just before the kill —
@@ -540,7 +543,7 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
     assert_exactly_once(
         "sender killed",
         &outbox_ids,
-        &ids(&ms, Direction::In),
+        &ids(&ms, Direction::In).await,
         &events,
     )
     .await;
@@ -601,14 +604,15 @@ async fn lossy_path_with_partition_delivers_exactly_once() {
     .await;
     let link_up_at = started.elapsed();
 
-    let mut released = release_many(&ws, 25, "lossy", Precedence::Routine).await;
+    let session = Arc::new(door::login(&ws).await);
+    let mut released = release_many(&ws, &session, 25, "lossy", Precedence::Routine).await;
 
     proxy.partitioned.store(true, Ordering::SeqCst);
     let partition_started = Instant::now();
-    let during = release_many(&ws, 25, "partitioned", Precedence::Routine).await;
+    let during = release_many(&ws, &session, 25, "partitioned", Precedence::Routine).await;
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(partition_started.elapsed())).await;
     // CONTROL: the partition is real: nothing released during it arrived.
-    let arrived: HashSet<MessageId> = ids(&ms, Direction::In).into_iter().collect();
+    let arrived: HashSet<MessageId> = ids(&ms, Direction::In).await.into_iter().collect();
     let leaked: Vec<&MessageId> = during.iter().filter(|id| arrived.contains(id)).collect();
     assert!(
         leaked.is_empty(),
@@ -628,7 +632,13 @@ async fn lossy_path_with_partition_delivers_exactly_once() {
         "lossy phases: up {link_up_at:?}, healed {healed_at:?}, done {:?}; {link_events:?}",
         started.elapsed()
     );
-    assert_exactly_once("lossy path", &released, &ids(&ms, Direction::In), &events).await;
+    assert_exactly_once(
+        "lossy path",
+        &released,
+        &ids(&ms, Direction::In).await,
+        &events,
+    )
+    .await;
 
     // CONTROL: the faults were really injected.
     let st = &proxy.stats;
@@ -674,15 +684,17 @@ async fn flash_behind_2000_routine_arrives_before_most_of_them() {
     let (w, m) = pair(tmp.path(), FAST_LINK);
     let ws = w.start().await;
 
-    let routine = release_many(&ws, 2000, "backlog", Precedence::Routine).await;
-    let (flash, _) = ws
-        .d_release(
-            &op(),
-            "MOSCOW",
-            with_precedence("urgent", Precedence::Flash),
-        )
-        .await
-        .expect("release FLASH");
+    let session = Arc::new(door::login(&ws).await);
+    let routine = release_many(&ws, &session, 2000, "backlog", Precedence::Routine).await;
+    let flash = door::try_release(
+        &ws,
+        &session,
+        "MOSCOW",
+        with_precedence("urgent", Precedence::Flash),
+        Vec::new(),
+    )
+    .await
+    .expect("release FLASH");
     let released_in = started.elapsed();
 
     let ms = m.start().await;
@@ -694,7 +706,7 @@ async fn flash_behind_2000_routine_arrives_before_most_of_them() {
     assert_exactly_once(
         "FLASH behind ROUTINE",
         &all,
-        &ids(&ms, Direction::In),
+        &ids(&ms, Direction::In).await,
         &events,
     )
     .await;
@@ -744,16 +756,18 @@ async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
     .await;
     // MOSCOW stops mid-delivery: some messages are stored there whose
     // receipts never left, and will come again after the restart.
-    let mut released = release_many(&ws, 150, "before restart", Precedence::Routine).await;
+    let session = Arc::new(door::login(&ws).await);
+    let mut released =
+        release_many(&ws, &session, 150, "before restart", Precedence::Routine).await;
     eventually(Duration::from_secs(20), "MOSCOW stores 10 messages", || {
         before.received_ids().len() >= 10
     })
     .await;
     ms.shutdown().await;
     drop(ms);
-    let receipted_before = count_state(&ws, Direction::Out, MessageState::Receipted);
+    let receipted_before = count_state(&ws, Direction::Out, MessageState::Receipted).await;
 
-    released.extend(release_many(&ws, 20, "while restarting", Precedence::Routine).await);
+    released.extend(release_many(&ws, &session, 20, "while restarting", Precedence::Routine).await);
     let ms = m.restart().await;
     let after = Recorder::new(&ms);
     all_receipted(&ws, 170, Duration::from_secs(30)).await;
@@ -775,7 +789,7 @@ async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
         "across the restart: {}",
         by_events.summary()
     );
-    let by_inbox = exactly_once(&released, &ids(&ms, Direction::In));
+    let by_inbox = exactly_once(&released, &ids(&ms, Direction::In).await);
     assert!(
         by_inbox.is_exactly_once(),
         "after the restart: {}",
@@ -822,10 +836,8 @@ async fn deliver_one_and_report_path(
     let wev = Recorder::new(&ws);
     let mut rx = ws.subscribe();
 
-    let (released, _) = ws
-        .d_release(&op(), "MOSCOW", general("over which path"))
-        .await
-        .expect("release");
+    let session = door::login(&ws).await;
+    let released = door::release(&ws, &session, "MOSCOW", general("over which path")).await;
     let id = released.id;
     wait_event(
         &mut rx,
@@ -834,7 +846,7 @@ async fn deliver_one_and_report_path(
     )
     .await;
     assert_eq!(
-        ids(&ms, Direction::In),
+        ids(&ms, Direction::In).await,
         vec![id],
         "MOSCOW stored the message"
     );
@@ -951,11 +963,14 @@ fn health_state(station: &Station, peer: &str) -> String {
 
 /// Releases one message to MOSCOW and waits for its receipt; checks MOSCOW
 /// stored it.
-async fn deliver_one(ws: &Station, ms: &Station, wrec: &Recorder, subject: &str) -> MessageId {
-    let (released, _) = ws
-        .d_release(&op(), "MOSCOW", general(subject))
-        .await
-        .expect("release");
+async fn deliver_one(
+    ws: &Station,
+    session: &Session,
+    ms: &Station,
+    wrec: &Recorder,
+    subject: &str,
+) -> MessageId {
+    let released = door::release(ws, session, "MOSCOW", general(subject)).await;
     let id = released.id;
     eventually(
         Duration::from_secs(10),
@@ -967,12 +982,7 @@ async fn deliver_one(ws: &Station, ms: &Station, wrec: &Recorder, subject: &str)
         },
     )
     .await;
-    let inbox: Vec<MessageId> = ms
-        .d_list(Direction::In)
-        .expect("inbox")
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let inbox: Vec<MessageId> = ids(ms, Direction::In).await;
     assert!(
         inbox.contains(&id),
         "MOSCOW did not store {subject:?}: {inbox:?}"
@@ -987,6 +997,8 @@ struct OnBackup {
     proxy: Proxy,
     ma: SocketAddr,
     ws: Station,
+    /// WASHINGTON's operator, logged in once.
+    session: Session,
     ms: Station,
     wrec: Recorder,
     // Dropped last: the stations' files live here.
@@ -1037,7 +1049,8 @@ async fn on_the_backup() -> OnBackup {
         "on the backup path MOSCOW's health is degraded"
     );
 
-    deliver_one(&ws, &ms, &wrec, "over the backup").await;
+    let session = door::login(&ws).await;
+    deliver_one(&ws, &session, &ms, &wrec, "over the backup").await;
 
     // WASHINGTON is probing the primary, and the partition makes it fail.
     eventually(
@@ -1068,6 +1081,7 @@ async fn on_the_backup() -> OnBackup {
         proxy,
         ma,
         ws,
+        session,
         ms,
         wrec,
         _tmp: tmp,
@@ -1081,6 +1095,7 @@ async fn returns_to_the_primary_once_it_answers_again() {
         proxy,
         ma: _,
         ws,
+        session,
         ms,
         wrec,
         _tmp,
@@ -1128,7 +1143,7 @@ async fn returns_to_the_primary_once_it_answers_again() {
 
     // A message released now travels through the proxy.
     let forwarded_before = proxy.forwarded();
-    deliver_one(&ws, &ms, &wrec, "over the primary again").await;
+    deliver_one(&ws, &session, &ms, &wrec, "over the primary again").await;
     let forwarded_for_message = proxy.forwarded() - forwarded_before;
     assert!(
         forwarded_for_message > 0,
@@ -1192,6 +1207,7 @@ async fn stays_on_the_backup_while_the_primary_is_silent() {
         proxy,
         ma,
         ws,
+        session,
         ms,
         wrec,
         _tmp,
@@ -1218,7 +1234,7 @@ async fn stays_on_the_backup_while_the_primary_is_silent() {
     );
     assert_eq!(proxy.forwarded(), 0, "the partitioned proxy forwarded");
 
-    deliver_one(&ws, &ms, &wrec, "still over the backup").await;
+    deliver_one(&ws, &session, &ms, &wrec, "still over the backup").await;
     assert_eq!(
         link_to(&ws, "MOSCOW").path,
         Some(PathKind::Backup),

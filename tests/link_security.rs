@@ -15,7 +15,6 @@
 //! so that a station that refused everything would fail it.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -308,10 +307,9 @@ fn audit(journal: &Journal, action: &str) -> Vec<String> {
         .expect("audit log")
 }
 
-fn inbox(station: &Station) -> Vec<MessageId> {
-    station
-        .d_list(Direction::In)
-        .expect("inbox")
+async fn inbox(station: &Station) -> Vec<MessageId> {
+    door::list(station, Direction::In)
+        .await
         .into_iter()
         .map(|r| r.id)
         .collect()
@@ -360,10 +358,8 @@ fn drain(rx: &mut broadcast::Receiver<Event>) -> Vec<Event> {
 async fn real_washington_delivers(w: &Site, ms: &Station) -> MessageId {
     let ws = w.start().await;
     let mut wev = ws.subscribe();
-    let (released, _) = ws
-        .d_release(&op(), "MOSCOW", general("the real one"))
-        .await
-        .expect("release");
+    let session = door::login(&ws).await;
+    let released = door::release(&ws, &session, "MOSCOW", general("the real one")).await;
     let id = released.id;
     wait_event(
         &mut wev,
@@ -372,7 +368,7 @@ async fn real_washington_delivers(w: &Site, ms: &Station) -> MessageId {
     )
     .await;
     assert!(
-        inbox(ms).contains(&id),
+        inbox(ms).await.contains(&id),
         "MOSCOW stored the real WASHINGTON's message"
     );
     ws.shutdown().await;
@@ -417,7 +413,7 @@ async fn assert_refused_and_nothing_stored(
     // Let the dialer retry a few times (backoff starts at 200 ms).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        inbox(ms).is_empty(),
+        inbox(ms).await.is_empty(),
         "nothing may be stored from a refused connection"
     );
     assert!(audit(ms.journal(), "receive").is_empty());
@@ -432,7 +428,7 @@ async fn assert_refused_and_nothing_stored(
         "the dialer's link never came up: {:?}",
         dialer.status().links
     );
-    let row = &dialer.d_list(Direction::Out).expect("outbox")[0];
+    let row = &door::list(dialer, Direction::Out).await[0];
     assert_eq!(row.id, sent);
     assert!(
         row.state == MessageState::Queued || row.state == MessageState::Sent,
@@ -467,17 +463,15 @@ async fn impostor_with_the_right_name_but_wrong_key_is_refused() {
     );
     assert_ne!(imp.keys().public().signing, w.keys().public().signing);
     let is = imp.start().await;
-    let (fake, _) = is
-        .d_release(&op(), "MOSCOW", general("from the impostor"))
-        .await
-        .expect("release");
+    let session = door::login(&is).await;
+    let fake = door::release(&is, &session, "MOSCOW", general("from the impostor")).await;
     assert_refused_and_nothing_stored(&mut mev, &ms, &is, fake.id).await;
 
     // CONTROL: the real WASHINGTON reaches the same MOSCOW while the impostor keeps trying.
     let real = real_washington_delivers(&w, &ms).await;
-    assert_eq!(inbox(&ms), vec![real]);
+    assert_eq!(inbox(&ms).await, vec![real]);
     assert_eq!(audit(ms.journal(), "receive").len(), 1);
-    let row = &is.d_list(Direction::Out).expect("outbox")[0];
+    let row = &door::list(&is, Direction::Out).await[0];
     assert!(
         row.receipt_at.is_none() && row.state != MessageState::Receipted,
         "the impostor's message stays unreceipted: {row:?}"
@@ -503,15 +497,13 @@ async fn unknown_peer_is_refused() {
         FAST_LINK,
     );
     let ls = london.start().await;
-    let (sent, _) = ls
-        .d_release(&op(), "MOSCOW", general("from London"))
-        .await
-        .expect("release");
+    let session = door::login(&ls).await;
+    let sent = door::release(&ls, &session, "MOSCOW", general("from London")).await;
     assert_refused_and_nothing_stored(&mut mev, &ms, &ls, sent.id).await;
 
     // CONTROL: a configured peer gets through.
     let real = real_washington_delivers(&w, &ms).await;
-    assert_eq!(inbox(&ms), vec![real]);
+    assert_eq!(inbox(&ms).await, vec![real]);
     ls.shutdown().await;
     ms.shutdown().await;
 }
@@ -531,10 +523,10 @@ async fn wrong_alpn_is_refused() {
         admission: false,
     };
     let xs = ex.start_with(exercise).await;
-    let (sent, message) = xs
-        .d_release(&op(), "MOSCOW", general("tabletop"))
-        .await
-        .expect("release");
+    let session = door::login(&xs).await;
+    let sent = door::release(&xs, &session, "MOSCOW", general("tabletop")).await;
+    assert!(sent.exercise, "tabletop traffic is flagged exercise");
+    let message = door::open(&xs, &session, sent.id).await;
     assert!(message.exercise, "tabletop traffic is flagged exercise");
     assert_refused_and_nothing_stored(&mut mev, &ms, &xs, sent.id).await;
     xs.shutdown().await;
@@ -547,11 +539,11 @@ async fn wrong_alpn_is_refused() {
         .await
         .expect("CONTROL: the live ALPN is answered");
     raw.conn.close(0u8.into(), b"done");
-    assert!(inbox(&ms).is_empty());
+    assert!(inbox(&ms).await.is_empty());
 
     // CONTROL: the real WASHINGTON with the live ALPN delivers.
     let real = real_washington_delivers(&w, &ms).await;
-    assert_eq!(inbox(&ms), vec![real]);
+    assert_eq!(inbox(&ms).await, vec![real]);
     ms.shutdown().await;
 }
 
@@ -603,7 +595,10 @@ async fn message_with_invalid_fields_is_refused_with_a_signed_reason() {
         r.detail
     );
 
-    assert!(inbox(&ms).is_empty(), "refused messages are not stored");
+    assert!(
+        inbox(&ms).await.is_empty(),
+        "refused messages are not stored"
+    );
     let refused = audit(ms.journal(), "refuse");
     assert_eq!(refused.len(), 2, "{refused:?}");
     for (entry, id) in refused.iter().zip([unknown.id, invalid.id]) {
@@ -622,7 +617,7 @@ async fn message_with_invalid_fields_is_refused_with_a_signed_reason() {
         &wk.name,
         good.id,
     );
-    assert_eq!(inbox(&ms), vec![good.id]);
+    assert_eq!(inbox(&ms).await, vec![good.id]);
     ms.shutdown().await;
 }
 
@@ -693,9 +688,8 @@ async fn refused_message_shows_refused_and_is_not_retried() {
     );
     let refused_at = tokio::time::Instant::now();
 
-    let row = ws
-        .d_list(Direction::Out)
-        .expect("outbox")
+    let row = door::list(&ws, Direction::Out)
+        .await
         .into_iter()
         .find(|r| r.id == bad.id)
         .expect("row");
@@ -710,10 +704,8 @@ async fn refused_message_shows_refused_and_is_not_retried() {
     assert!(row.receipt_at.is_none());
 
     // CONTROL: the link is up and the same pair delivers a valid message.
-    let (good, _) = ws
-        .d_release(&op(), "MOSCOW", general("valid"))
-        .await
-        .expect("release");
+    let session = door::login(&ws).await;
+    let good = door::release(&ws, &session, "MOSCOW", general("valid")).await;
     wait_event(
         &mut wev,
         Duration::from_secs(20),
@@ -734,10 +726,10 @@ async fn refused_message_shows_refused_and_is_not_retried() {
             && at_moscow[0].contains("code=unknown-template-field")
     );
     assert_eq!(audit(ws.journal(), "refused").len(), 1);
-    assert_eq!(inbox(&ms), vec![good.id]);
+    assert_eq!(inbox(&ms).await, vec![good.id]);
     assert_eq!(
-        ws.d_list(Direction::Out)
-            .expect("outbox")
+        door::list(&ws, Direction::Out)
+            .await
             .into_iter()
             .find(|r| r.id == bad.id)
             .expect("row")
@@ -787,7 +779,7 @@ async fn message_signed_by_an_unpinned_key_is_refused_and_audited() {
     assert_eq!(r.code, RefusalCode::BadSignature, "{r:?}");
 
     assert!(
-        inbox(&ms).is_empty(),
+        inbox(&ms).await.is_empty(),
         "nothing is stored from an unpinned signer"
     );
     assert!(audit(ms.journal(), "receive").is_empty());
@@ -810,7 +802,7 @@ async fn message_signed_by_an_unpinned_key_is_refused_and_audited() {
         &wk.name,
         message.id,
     );
-    assert_eq!(inbox(&ms), vec![message.id]);
+    assert_eq!(inbox(&ms).await, vec![message.id]);
     let verified = ms
         .journal()
         .verify_audit(&m.keys().signing.verifying_key())
@@ -858,7 +850,10 @@ async fn message_of_one_peer_relayed_by_another_is_refused() {
     );
     assert_eq!(r.code, RefusalCode::BadSignature, "{r:?}");
     assert_eq!(r.id, Some(message.id));
-    assert!(inbox(&ms).is_empty(), "a relayed message is not stored");
+    assert!(
+        inbox(&ms).await.is_empty(),
+        "a relayed message is not stored"
+    );
     let refused = audit(ms.journal(), "refuse");
     assert!(
         refused.len() == 1
@@ -877,7 +872,7 @@ async fn message_of_one_peer_relayed_by_another_is_refused() {
         &wk.name,
         message.id,
     );
-    assert_eq!(inbox(&ms), vec![message.id]);
+    assert_eq!(inbox(&ms).await, vec![message.id]);
     ms.shutdown().await;
 }
 
@@ -902,7 +897,7 @@ async fn message_over_the_size_limit_is_refused_as_oversize() {
     );
     let r = refusal_of(raw.frame(FrameKind::Message, sealed).await, &mk, &wk.name);
     assert_eq!(r.code, RefusalCode::Oversize, "{r:?}");
-    assert!(inbox(&ms).is_empty());
+    assert!(inbox(&ms).await.is_empty());
     assert!(
         audit(ms.journal(), "refuse")
             .iter()
@@ -919,7 +914,7 @@ async fn message_over_the_size_limit_is_refused_as_oversize() {
         &wk.name,
         long.id,
     );
-    assert_eq!(inbox(&ms), vec![long.id]);
+    assert_eq!(inbox(&ms).await, vec![long.id]);
     ms.shutdown().await;
 }
 
@@ -954,7 +949,7 @@ async fn replayed_frame_is_answered_as_a_duplicate_and_shown_once() {
     );
     assert_eq!(first, third, "also on a new connection");
 
-    assert_eq!(inbox(&ms), vec![message.id]);
+    assert_eq!(inbox(&ms).await, vec![message.id]);
     assert_eq!(audit(ms.journal(), "receive").len(), 1);
     let received = drain(&mut mev)
         .into_iter()
@@ -1373,7 +1368,7 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
         message.id,
     );
     assert_eq!(
-        inbox(&ms),
+        inbox(&ms).await,
         vec![message.id],
         "nothing but the valid message was stored"
     );

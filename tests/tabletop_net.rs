@@ -3,7 +3,6 @@
 //! are driven and scored by the white cell. Nothing is mocked.
 
 mod support;
-use support::door::ViaDoor as _;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,7 +16,7 @@ use hotline::tabletop::run::{self, Facilitator, WhiteCell};
 use hotline::tabletop::{Outcome, ReportFacts, Scenario, scenario};
 use hotline::templates::Catalog;
 use hotline::wire::ALPN_EXERCISE;
-use support::{eventually, general, op, wait_event};
+use support::{door, eventually, general, wait_event};
 
 fn short() -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/short.toml");
@@ -138,10 +137,16 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
 
     // Messages, receipts and acknowledgements flow both ways, signed and sealed.
     let mut tr_events = trainee.subscribe();
-    let (released, _) = wc
-        .d_release(&op(), "ALPHA", general("inject over the network"))
-        .await
-        .expect("release to the admitted trainee");
+    let facilitator = door::sign_in(&wc, "op").await;
+    let released = door::try_release(
+        &wc,
+        &facilitator,
+        "ALPHA",
+        general("inject over the network"),
+        Vec::new(),
+    )
+    .await
+    .expect("release to the admitted trainee");
     wait_event(
         &mut tr_events,
         Duration::from_secs(10),
@@ -154,10 +159,12 @@ async fn a_trainee_is_admitted_by_fingerprint_and_then_is_an_ordinary_pinned_pee
         |e| matches!(e, Event::Receipt { id, .. } if *id == released.id),
     )
     .await;
-    let message = trainee.d_open(&released.id).expect("stored");
+    let at_trainee = door::sign_in(&trainee, "op").await;
+    let message = door::try_open(&trainee, &at_trainee, released.id)
+        .await
+        .expect("stored");
     assert!(message.exercise, "everything from a white cell is EXERCISE");
-    trainee
-        .d_acknowledge(&op(), released.id)
+    door::acknowledge(&trainee, &at_trainee, released.id)
         .await
         .expect("acknowledge");
     let acked = wait_event(
@@ -353,9 +360,8 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     // Held: the inject at T+00:03 is not sent while the clock waits.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
-        trainee
-            .d_list(hotline::store::Direction::In)
-            .expect("list")
+        door::list(&trainee, hotline::store::Direction::In)
+            .await
             .is_empty(),
         "an inject went out before the facilitator started the clock"
     );
@@ -375,7 +381,10 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         unreachable!()
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    trainee.d_acknowledge(&op(), id).await.expect("ack");
+    let at_trainee = door::sign_in(&trainee, "op").await;
+    door::acknowledge(&trainee, &at_trainee, id)
+        .await
+        .expect("ack");
     eventually(
         Duration::from_secs(10),
         "the acknowledgement is scored",
@@ -404,8 +413,7 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
     assert_eq!(on_disk, interim.text);
     let mut reply = general("reply from ALPHA");
     reply.references = vec![id];
-    trainee
-        .d_release(&op(), "MOSCOW", reply)
+    door::try_release(&trainee, &at_trainee, "MOSCOW", reply, Vec::new())
         .await
         .expect("reply");
 
@@ -541,11 +549,11 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
         unreachable!()
     };
     wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
-    alpha.d_acknowledge(&op(), id).await.expect("ack");
+    let at_alpha = door::sign_in(&alpha, "op").await;
+    door::acknowledge(&alpha, &at_alpha, id).await.expect("ack");
     let mut reply = general("ALPHA answers");
     reply.references = vec![id];
-    alpha
-        .d_release(&op(), "MOSCOW", reply)
+    door::try_release(&alpha, &at_alpha, "MOSCOW", reply, Vec::new())
         .await
         .expect("reply");
     eventually(
@@ -579,14 +587,14 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
         .expect("inject");
     wait_event(&mut alpha_events, Duration::from_secs(15), got).await;
     wait_event(&mut bravo_events, Duration::from_secs(15), got).await;
-    for trainee in [&alpha, &bravo] {
-        let subjects: Vec<String> = trainee
-            .d_list(hotline::store::Direction::In)
-            .expect("list")
-            .iter()
-            .filter_map(|row| trainee.d_open(&row.id).ok())
-            .filter_map(|m| m.fields.get("subject").cloned())
-            .collect();
+    let at_bravo = door::sign_in(&bravo, "op").await;
+    for (trainee, session) in [(&alpha, &at_alpha), (&bravo, &at_bravo)] {
+        let mut subjects: Vec<String> = Vec::new();
+        for row in door::list(trainee, hotline::store::Direction::In).await {
+            if let Ok(m) = door::try_open(trainee, session, row.id).await {
+                subjects.extend(m.fields.get("subject").cloned());
+            }
+        }
         assert!(subjects.iter().any(|s| s == "ad hoc"), "{subjects:?}");
     }
 

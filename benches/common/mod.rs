@@ -5,6 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hotline::compose::Draft;
+use hotline::station::Station;
+use hotline::station::api::{Command, Door, Passphrase, Release, Reply, Session};
+use hotline::store::{Direction, MessageRow};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
 /// A plain TLS 1.3 QUIC server and client (self-signed, no client
@@ -78,4 +82,54 @@ impl Summary {
 pub fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
+}
+
+// ------------------------------------------------------------------- the door
+
+/// A console session on `station` logged in as `operator`. Log in once per
+/// station: a log-in costs an argon2 hash, which is not what is measured.
+pub async fn login(station: &Station, operator: &str, passphrase: &str) -> Session {
+    let session = Session::new(Door::Console);
+    let login = Command::Login {
+        operator: operator.into(),
+        passphrase: Passphrase::new(passphrase),
+    };
+    station
+        .handle(&session, login)
+        .await
+        .expect("log-in with the test passphrase");
+    session
+}
+
+/// Releases `draft` to `to` through `Station::handle`; the stored row once
+/// it is durably in the outbox.
+pub async fn release(
+    station: &Station,
+    session: &Session,
+    to: &str,
+    draft: Draft,
+    attachments: Vec<std::path::PathBuf>,
+) -> MessageRow {
+    let release = Release {
+        to: to.into(),
+        draft,
+        attachments,
+        second_operator: None,
+    };
+    match station
+        .handle(session, Command::Release(Box::new(release)))
+        .await
+    {
+        Ok(Reply::Released { row }) => *row,
+        other => panic!("unexpected answer to a release: {other:?}"),
+    }
+}
+
+/// One direction's rows through `Station::handle`.
+pub async fn list(station: &Station, direction: Direction) -> Vec<MessageRow> {
+    let session = Session::new(Door::Console);
+    match station.handle(&session, Command::List { direction }).await {
+        Ok(Reply::Rows { rows }) => rows,
+        other => panic!("unexpected answer to a listing: {other:?}"),
+    }
 }

@@ -24,20 +24,24 @@ pub async fn login_as(station: &Station, name: &str) -> Session {
         operator: name.into(),
         passphrase: Passphrase::new(PASSPHRASE),
     };
-    match station.handle(&session, login).await {
-        Ok(_) => {}
-        // A tabletop station has no operators: trainees sign in by call sign.
-        Err(ApiError::Denied) => {
-            let sign_in = Command::SignIn {
-                call_sign: name.into(),
-            };
-            station
-                .handle(&session, sign_in)
-                .await
-                .expect("a call-sign sign-in at a tabletop station");
-        }
-        Err(e) => panic!("log-in with the test passphrase: {e}"),
-    }
+    station
+        .handle(&session, login)
+        .await
+        .expect("log-in with the test passphrase");
+    session
+}
+
+/// A console session at a tabletop station (which has no operators),
+/// signed in by call sign as a trainee or facilitator does.
+pub async fn sign_in(station: &Station, call_sign: &str) -> Session {
+    let session = Session::new(Door::Console);
+    let sign_in = Command::SignIn {
+        call_sign: call_sign.into(),
+    };
+    station
+        .handle(&session, sign_in)
+        .await
+        .expect("a call-sign sign-in at a tabletop station");
     session
 }
 
@@ -110,11 +114,46 @@ pub async fn list(station: &Station, direction: Direction) -> Vec<MessageRow> {
     }
 }
 
+/// Lists `direction`'s rows through the door every 50 ms until `pred`
+/// holds for them, or fails after `limit`; the rows it held for.
+pub async fn rows_until(
+    station: &Station,
+    direction: Direction,
+    limit: std::time::Duration,
+    what: &str,
+    mut pred: impl FnMut(&[MessageRow]) -> bool,
+) -> Vec<MessageRow> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let rows = list(station, direction).await;
+        if pred(&rows) {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A stored message, opened.
 pub async fn open(station: &Station, session: &Session, id: MessageId) -> Message {
-    match station.handle(session, Command::Open { id }).await {
-        Ok(Reply::Opened { message }) => *message,
-        other => panic!("unexpected answer to open: {other:?}"),
+    match try_open(station, session, id).await {
+        Ok(message) => message,
+        Err(e) => panic!("unexpected answer to open: {e:?}"),
+    }
+}
+
+/// A stored message, opened, or why not.
+pub async fn try_open(
+    station: &Station,
+    session: &Session,
+    id: MessageId,
+) -> Result<Message, ApiError> {
+    match station.handle(session, Command::Open { id }).await? {
+        Reply::Opened { message } => Ok(*message),
+        other => panic!("unexpected reply to open: {other:?}"),
     }
 }
 
@@ -166,172 +205,45 @@ pub fn inbound_row(n: u64) -> MessageRow {
     }
 }
 
-/// One logged-in session per operator for the whole test binary: a
-/// session is who proved their passphrase, so tests log in once (argon2 is
-/// slow on purpose) and act through `Station::handle` as a console does.
-async fn session_of(station: &Station, name: &str) -> std::sync::Arc<Session> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static SESSIONS: OnceLock<Mutex<HashMap<String, Arc<Session>>>> = OnceLock::new();
-    let sessions = SESSIONS.get_or_init(Mutex::default);
-    if let Some(s) = sessions.lock().expect("sessions").get(name) {
-        return s.clone();
-    }
-    let s = Arc::new(login_as(station, name).await);
-    sessions
-        .lock()
-        .expect("sessions")
-        .insert(name.to_string(), s.clone());
-    s
+/// A stored message's attachments, exported by the station into
+/// DATA_DIR/exports/ID: where, what it wrote (in attachment order), and
+/// what it skipped and why.
+#[derive(Debug)]
+pub struct Exported {
+    pub dir: PathBuf,
+    pub written: Vec<PathBuf>,
+    pub skipped: Vec<String>,
 }
 
-/// The station's door, spoken in the words the engine tests use: each
-/// call is one `Command` through `Station::handle`, for operator `op`'s
-/// session.
-#[allow(async_fn_in_trait)]
-pub trait ViaDoor {
-    async fn d_release(
-        &self,
-        op: &hotline::domain::OperatorName,
-        to: &str,
-        draft: Draft,
-    ) -> Result<(MessageRow, Message), ApiError>;
-    async fn d_release_with_attachments(
-        &self,
-        op: &hotline::domain::OperatorName,
-        to: &str,
-        draft: Draft,
-        files: Vec<PathBuf>,
-    ) -> Result<(MessageRow, Message), ApiError>;
-    async fn d_acknowledge(
-        &self,
-        op: &hotline::domain::OperatorName,
-        id: MessageId,
-    ) -> Result<(), ApiError>;
-    fn d_list(&self, direction: Direction) -> Result<Vec<MessageRow>, ApiError>;
-    fn d_open(&self, id: &MessageId) -> Result<Message, ApiError>;
-    /// Exports through the station (which writes to DATA_DIR/exports/ID),
-    /// then moves what it wrote to `dir`, where the test looks.
-    async fn d_export_attachments(
-        &self,
-        id: &MessageId,
-        dir: PathBuf,
-    ) -> Result<(Vec<PathBuf>, Vec<String>), ApiError>;
-    async fn d_link_test(&self, peer: &str) -> Result<std::time::Duration, ApiError>;
-}
-
-impl ViaDoor for Station {
-    async fn d_release(
-        &self,
-        op: &hotline::domain::OperatorName,
-        to: &str,
-        draft: Draft,
-    ) -> Result<(MessageRow, Message), ApiError> {
-        self.d_release_with_attachments(op, to, draft, Vec::new())
-            .await
-    }
-
-    async fn d_release_with_attachments(
-        &self,
-        op: &hotline::domain::OperatorName,
-        to: &str,
-        draft: Draft,
-        files: Vec<PathBuf>,
-    ) -> Result<(MessageRow, Message), ApiError> {
-        let session = session_of(self, op.as_str()).await;
-        let row = try_release(self, &session, to, draft, files).await?;
-        match self.handle(&session, Command::Open { id: row.id }).await? {
-            Reply::Opened { message } => Ok((row, *message)),
-            other => panic!("unexpected answer to open: {other:?}"),
-        }
-    }
-
-    async fn d_acknowledge(
-        &self,
-        op: &hotline::domain::OperatorName,
-        id: MessageId,
-    ) -> Result<(), ApiError> {
-        let session = session_of(self, op.as_str()).await;
-        acknowledge(self, &session, id).await.map(|_| ())
-    }
-
-    fn d_list(&self, direction: Direction) -> Result<Vec<MessageRow>, ApiError> {
-        block(async {
-            let session = Session::new(Door::Console);
-            match self.handle(&session, Command::List { direction }).await? {
-                Reply::Rows { rows } => Ok(rows),
-                other => panic!("unexpected answer to a listing: {other:?}"),
-            }
-        })
-    }
-
-    fn d_open(&self, id: &MessageId) -> Result<Message, ApiError> {
-        block(async {
-            let session = session_of(self, "op").await;
-            match self.handle(&session, Command::Open { id: *id }).await? {
-                Reply::Opened { message } => Ok(*message),
-                other => panic!("unexpected answer to open: {other:?}"),
-            }
-        })
-    }
-
-    async fn d_export_attachments(
-        &self,
-        id: &MessageId,
-        dir: PathBuf,
-    ) -> Result<(Vec<PathBuf>, Vec<String>), ApiError> {
-        let session = session_of(self, "op").await;
-        match self
-            .handle(&session, Command::ExportAttachments { id: *id })
-            .await?
-        {
-            Reply::Exported {
-                dir: at,
-                written,
-                skipped,
-            } => {
-                std::fs::create_dir_all(&dir).expect("export dir");
-                let moved = written
-                    .iter()
-                    .map(|p| {
-                        let to = dir.join(p.file_name().expect("a file name"));
-                        std::fs::rename(p, &to).expect("move the export");
-                        to
-                    })
-                    .collect();
-                let _ = std::fs::remove_dir(at);
-                Ok((moved, skipped))
-            }
-            other => panic!("unexpected answer to an export: {other:?}"),
-        }
-    }
-
-    async fn d_link_test(&self, peer: &str) -> Result<std::time::Duration, ApiError> {
-        let session = Session::new(Door::Console);
-        match self
-            .handle(
-                &session,
-                Command::LinkTest {
-                    peer: peer.to_string(),
-                },
-            )
-            .await?
-        {
-            Reply::LinkTested { rtt_ms, .. } => Ok(std::time::Duration::from_millis(rtt_ms)),
-            other => panic!("unexpected answer to a link test: {other:?}"),
-        }
+/// Exports a message's attachments, decrypted and checked.
+pub async fn export(
+    station: &Station,
+    session: &Session,
+    id: MessageId,
+) -> Result<Exported, ApiError> {
+    match station
+        .handle(session, Command::ExportAttachments { id })
+        .await?
+    {
+        Reply::Exported {
+            dir,
+            written,
+            skipped,
+        } => Ok(Exported {
+            dir,
+            written,
+            skipped,
+        }),
+        other => panic!("unexpected reply to an export: {other:?}"),
     }
 }
 
-/// Runs a future to its end from synchronous test code inside a
-/// multi-threaded runtime (or on a runtime of its own outside one).
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(f)),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(f),
+/// A signed, sealed, journalled link test to `peer`; its round trip.
+pub async fn link_test(station: &Station, peer: &str) -> Result<std::time::Duration, ApiError> {
+    let session = Session::new(Door::Console);
+    let command = Command::LinkTest { peer: peer.into() };
+    match station.handle(&session, command).await? {
+        Reply::LinkTested { rtt_ms, .. } => Ok(std::time::Duration::from_millis(rtt_ms)),
+        other => panic!("unexpected reply to a link test: {other:?}"),
     }
 }
