@@ -218,10 +218,12 @@ impl World {
                         inbound,
                         outbound,
                         status,
+                        alarms,
                     }) => Msg::Refreshed {
                         inbound,
                         outbound,
                         status,
+                        alarms,
                     },
                     Ok(other) => done("resync".into(), Err(unexpected(&other))),
                     Err(e) => done("resync".into(), Err(e)),
@@ -364,6 +366,13 @@ impl World {
                     });
                 }
             }
+            Effect::ClearAlarm { kind, subject } => self.spawn(move |b| async move {
+                let what = format!("alarm cleared: {}", kind.as_str());
+                Some(done(
+                    what,
+                    b.call(Command::ClearAlarm { kind, subject }).await,
+                ))
+            }),
             Effect::Audit { action, detail, .. } => self.spawn(move |b| async move {
                 match b.call(Command::Audit { action, detail }).await {
                     Ok(_) => None,

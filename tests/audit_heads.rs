@@ -141,10 +141,7 @@ async fn mismatch_after_restart(w: &Site, m: &Site) -> bool {
     while tokio::time::Instant::now() < deadline {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left.min(Duration::from_millis(200)), events.recv()).await {
-            Ok(Ok(Event::Alarm {
-                kind: AlarmKind::AuditMismatch,
-                ..
-            })) => {
+            Ok(Ok(Event::Alarm(a))) if a.kind == AlarmKind::AuditMismatch => {
                 mismatch = true;
                 break;
             }

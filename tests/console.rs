@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use hotline::compose::{Draft, Origin, build, check};
 use hotline::config::Deadlines;
+use hotline::console::Alarm;
 use hotline::console::keymap::{Context, Keymap};
 use hotline::console::{App, BELL_REPEAT, Confirm, Effect, Msg, PAGE, Screen, Setup, update};
 use hotline::domain::{Language, Message, MessageId, OperatorName, Precedence, StationName, stamp};
 use hotline::link::{PathKind, PeerLinkStatus};
-use hotline::station::{PeerHealth, Status};
+use hotline::station::{AlarmKind, Event, PeerHealth, Status};
 use hotline::store::{Direction, MessageRow, MessageState};
 use hotline::templates::Catalog;
 use jiff::{SignedDuration, Timestamp};
@@ -150,6 +151,7 @@ fn refreshed(inbound: Vec<MessageRow>, outbound: Vec<MessageRow>) -> Msg {
         inbound,
         outbound,
         status: status(),
+        alarms: Vec::new(),
     }
 }
 
@@ -981,32 +983,161 @@ fn the_bell_stops_once_the_flash_is_acknowledged() {
     assert_eq!(bells(&effects), 0, "{effects:?}");
 }
 
+/// An alarm as the station raises it.
+fn alarm(kind: AlarmKind, subject: &str, text: &str, ago: i64) -> Alarm {
+    Alarm {
+        kind,
+        subject: subject.into(),
+        peer: Some("MOSCOW".into()),
+        id: None,
+        text: text.into(),
+        raised_at: mins_ago(ago),
+        count: 1,
+    }
+}
+
 #[test]
-fn an_overdue_message_is_escalated_once() {
-    // IMMEDIATE: 30 minutes to acknowledge; this one arrived 25 minutes ago.
+fn the_console_raises_no_overdue_alarm_of_its_own() {
+    // IMMEDIATE: 30 minutes to acknowledge; this one arrived 40 minutes
+    // ago. Overdue is the station's judgement: the console's ticks raise
+    // nothing, audit nothing and ring nothing for it.
     let mut app = on_duty(
         setup(),
-        vec![inbound(1, Precedence::Immediate, 25)],
+        vec![inbound(1, Precedence::Immediate, 40)],
         Vec::new(),
     );
-    let effects = update(&mut app, Msg::Tick(now() + SignedDuration::from_mins(4)));
-    assert!(audits(&effects, "escalate").is_empty(), "{effects:?}");
-
-    let mut escalations = Vec::new();
-    let mut t = now() + SignedDuration::from_mins(5);
+    let mut t = now();
     for _ in 0..20 {
         let effects = update(&mut app, Msg::Tick(t));
-        escalations.extend(audits(&effects, "escalate").into_iter().map(String::from));
+        assert!(audits(&effects, "escalate").is_empty(), "{effects:?}");
+        assert_eq!(bells(&effects), 0, "{effects:?}");
         t += SignedDuration::from_secs(30);
     }
-    assert_eq!(escalations.len(), 1, "{escalations:?}");
-    assert!(
-        escalations[0].contains(&id(1).to_string()),
-        "{escalations:?}"
+    assert!(app.alarms.is_empty(), "{:?}", app.alarms);
+    // Control: the same ticks ring once the station's overdue alarm is up.
+    update(
+        &mut app,
+        Msg::Station(Event::Alarm(alarm(
+            AlarmKind::Overdue,
+            &id(1).to_string(),
+            "IMMEDIATE MOSCOW/1 is OVERDUE for acknowledgement",
+            1,
+        ))),
     );
-    assert!(escalations[0].contains("IMMEDIATE"), "{escalations:?}");
-    assert_eq!(app.alarms.len(), 1);
-    assert!(app.alarms[0].text.contains("OVERDUE"));
+    let effects = update(&mut app, Msg::Tick(t));
+    assert_eq!(bells(&effects), 1, "{effects:?}");
+}
+
+#[test]
+fn one_alarm_per_cause_and_it_goes_when_the_station_says() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    let down = alarm(
+        AlarmKind::LinkDown,
+        "MOSCOW",
+        "the link to MOSCOW is DOWN",
+        3,
+    );
+    update(&mut app, Msg::Station(Event::Alarm(down.clone())));
+    update(
+        &mut app,
+        Msg::Station(Event::Alarm(Alarm {
+            count: 2,
+            ..down.clone()
+        })),
+    );
+    assert_eq!(app.alarms.len(), 1, "{:?}", app.alarms);
+    assert_eq!(app.alarms[0].count, 2);
+    // A failover is a link event: the station's board says whether it is an
+    // alarm, not the console.
+    update(
+        &mut app,
+        Msg::Station(Event::FailedOver {
+            peer: "MOSCOW".into(),
+            path: PathKind::Backup,
+        }),
+    );
+    assert_eq!(app.alarms.len(), 1, "{:?}", app.alarms);
+    update(
+        &mut app,
+        Msg::Station(Event::AlarmCleared {
+            kind: AlarmKind::LinkDown,
+            subject: "MOSCOW".into(),
+            by: None,
+        }),
+    );
+    assert!(app.alarms.is_empty(), "{:?}", app.alarms);
+}
+
+#[test]
+fn a_newer_notice_never_hides_an_alarm() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    update(
+        &mut app,
+        Msg::Station(Event::Alarm(alarm(
+            AlarmKind::FlashNoReceipt,
+            "m1",
+            "FLASH to:MOSCOW/6 has no receipt after 30 s",
+            0,
+        ))),
+    );
+    app.notice = Some("released FLASH serial 7 to MOSCOW".into());
+    for (w, h) in [(60, 20), (80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(
+            shown.contains("FLASH to:MOSCOW/6 has no receipt"),
+            "{w}x{h}:\n{shown}"
+        );
+        assert!(
+            shown.contains("released FLASH serial 7"),
+            "{w}x{h}:\n{shown}"
+        );
+        assert!(shown.contains("ALARMS 1"), "{w}x{h}:\n{shown}");
+    }
+    // Locked, the count still shows.
+    ctrl(&mut app, 'l');
+    assert!(app.locked());
+    assert!(screen(&app, 80, 24).contains("ALARMS 1"));
+}
+
+#[test]
+fn the_alarm_panel_lists_every_alarm_and_clears_the_selected_one() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    update(
+        &mut app,
+        Msg::Station(Event::Alarm(alarm(
+            AlarmKind::LinkDown,
+            "MOSCOW",
+            "the link to MOSCOW is DOWN",
+            65,
+        ))),
+    );
+    update(
+        &mut app,
+        Msg::Station(Event::Alarm(alarm(
+            AlarmKind::Gap,
+            "MOSCOW",
+            "serial(s) [4] from MOSCOW have not arrived",
+            2,
+        ))),
+    );
+    press(&mut app, KeyCode::F(3));
+    assert!(app.alarms_open);
+    let shown = screen(&app, 80, 24);
+    assert!(shown.contains("ALARMS — 2 up"), "{shown}");
+    assert!(shown.contains("1h05m"), "{shown}");
+    assert!(shown.contains("LINK-DOWN"), "{shown}");
+    assert!(shown.contains("GAP"), "{shown}");
+    press(&mut app, KeyCode::Down);
+    let effects = press(&mut app, KeyCode::Char('x'));
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::ClearAlarm { kind: AlarmKind::Gap, subject }] if subject == "MOSCOW"
+        ),
+        "{effects:?}"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(!app.alarms_open);
 }
 
 #[test]
@@ -1051,13 +1182,22 @@ fn rebound_keys_drive_input_footer_and_help() {
 
 /// The status bar's second line lists every peer's link first; with two
 /// peers the unacknowledged counts and the FLASH alert fell off the end of
-/// an 80-column terminal.
+/// an 80-column terminal. Where the full flag would leave a peer unnamed,
+/// it shortens to "FLASH!", but it is always there.
 #[test]
 fn flash_unacknowledged_is_visible_at_80_columns() {
     let app = on_duty(setup(), queue_rows(), Vec::new());
-    let shown = screen(&app, 80, 24);
-    assert!(shown.contains("FLASH UNACKNOWLEDGED"), "{shown}");
-    assert!(shown.contains("UNACK Z:1 O:2 P:0 R:1"), "{shown}");
+    for (w, h, flag) in [
+        (60, 20, "FLASH!"),
+        (80, 24, "FLASH!"),
+        (120, 40, "FLASH UNACKNOWLEDGED"),
+    ] {
+        let shown = screen(&app, w, h);
+        assert!(
+            shown.contains(&format!("UNACK Z:1 O:2 P:0 R:1 {flag} │")),
+            "{shown}"
+        );
+    }
 }
 
 /// The help overlay listed every context in table order without scrolling,
@@ -2058,4 +2198,111 @@ fn a_long_waiting_list_shows_the_selection_and_says_how_many_wait() {
     let shown = screen(&app, 120, 40);
     assert!(!shown.contains("ping"), "{shown}");
     assert!(shown.contains("DELTA"), "{shown}");
+}
+
+/// Twelve peers, some with long and some with double-width names, half of
+/// them down: at every size each peer's link state is on the status bar,
+/// by name or in a count, down ones first, and no name is cut.
+#[test]
+fn every_link_state_shows_at_every_size_and_no_name_is_cut() {
+    let names = [
+        "MOSCOW",
+        "BEIJING",
+        "NEW-DELHI-NATIONAL-RISK-CENTRE",
+        "北京中心",
+        "PARIS",
+        "LONDON",
+        "東京センター",
+        "ISLAMABAD",
+        "BRASILIA-OPERATIONS",
+        "OTTAWA",
+        "CANBERRA",
+        "PRETORIA",
+    ];
+    let down = [
+        "BEIJING",
+        "東京センター",
+        "OTTAWA",
+        "PRETORIA",
+        "LONDON",
+        "MOSCOW",
+    ];
+    let mut status = status();
+    status.links = names
+        .iter()
+        .map(|name| PeerLinkStatus {
+            peer: name.to_string(),
+            up: !down.contains(name),
+            path: (!down.contains(name)).then_some(PathKind::Primary),
+            remote: None,
+            rtt_ms: Some(42),
+            last_traffic: None,
+            probes: Vec::new(),
+        })
+        .collect();
+    let setup = Setup {
+        peers: names
+            .iter()
+            .map(|n| (n.to_string(), "UTC".to_string()))
+            .collect(),
+        ..setup()
+    };
+    let mut app = on_duty(setup, vec![inbound(1, Precedence::Flash, 1)], Vec::new());
+    app.status = Some(*status);
+    for (w, h) in [(60, 20), (80, 24), (120, 40), (320, 40)] {
+        let buffer = draw(&app, w, h);
+        // A double-width character takes two cells; the second is skipped,
+        // as a terminal shows it.
+        let mut line = String::new();
+        let mut x = 0;
+        while x < w {
+            let symbol = buffer[(x, 1)].symbol();
+            line.push_str(symbol);
+            x += ratatui::text::Span::raw(symbol).width().max(1) as u16;
+        }
+        let line = line.trim_end();
+        let mut named = Vec::new();
+        let mut counted = 0;
+        for segment in line.split(" │ ").skip(1) {
+            let segment = segment.trim();
+            if let Some(counts) = segment.strip_prefix('+') {
+                for part in format!("+{counts}")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .chunks(2)
+                {
+                    counted += part[0]
+                        .trim_start_matches('+')
+                        .parse::<usize>()
+                        .expect("a count");
+                    assert!(matches!(part[1], "DOWN" | "DEGRADED" | "UP"), "{w}: {line}");
+                }
+                continue;
+            }
+            if segment.contains("alarms") || segment.starts_with("ALARMS") {
+                continue;
+            }
+            let name = segment.split(' ').next().expect("a name");
+            assert!(names.contains(&name), "{w}x{h}: `{name}` is cut in: {line}");
+            assert!(
+                segment.contains("DOWN") || segment.contains("UP"),
+                "{w}x{h}: {line}"
+            );
+            named.push(name);
+        }
+        assert_eq!(named.len() + counted, names.len(), "{w}x{h}: {line}");
+        assert!(line.contains("FLASH"), "{w}x{h}: {line}");
+        // Down peers come before any up one.
+        let first_up = named.iter().position(|n| !down.contains(n));
+        let last_down = named.iter().rposition(|n| down.contains(n));
+        if let (Some(up), Some(dn)) = (first_up, last_down) {
+            assert!(dn < up, "{w}x{h}: {line}");
+        }
+        if w >= 80 {
+            assert!(!named.is_empty(), "{w}x{h}: a down peer by name: {line}");
+        }
+        if w >= 320 {
+            assert_eq!(named.len(), names.len(), "{w}x{h}: {line}");
+        }
+    }
 }

@@ -383,25 +383,14 @@ async fn assert_refused_and_nothing_stored(
     dialer: &Station,
     sent: MessageId,
 ) {
-    let alarm = wait_event(mev, Duration::from_secs(15), |e| {
-        matches!(
-            e,
-            Event::Alarm {
-                kind: AlarmKind::ConnectionRefused,
-                ..
-            }
-        )
-    })
+    let alarm = wait_event(
+        mev,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::ConnectionRefused),
+    )
     .await;
     assert!(
-        matches!(
-            alarm,
-            Event::Alarm {
-                peer: None,
-                id: None,
-                ..
-            }
-        ),
+        matches!(&alarm, Event::Alarm(a) if a.peer.is_none() && a.id.is_none()),
         "{alarm:?}"
     );
     eventually(
@@ -672,18 +661,14 @@ async fn refused_message_shows_refused_and_is_not_retried() {
         ("unknown-template-field", "MOSCOW")
     );
     assert!(detail.contains("count"), "{detail}");
-    let alarm = wait_event(&mut wev, Duration::from_secs(5), |e| {
-        matches!(
-            e,
-            Event::Alarm {
-                kind: AlarmKind::Refused,
-                ..
-            }
-        )
-    })
+    let alarm = wait_event(
+        &mut wev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Refused),
+    )
     .await;
     assert!(
-        matches!(alarm, Event::Alarm { id: Some(i), .. } if i == bad.id),
+        matches!(&alarm, Event::Alarm(a) if a.id == Some(bad.id)),
         "{alarm:?}"
     );
     let refused_at = tokio::time::Instant::now();
@@ -1146,18 +1131,14 @@ async fn hello_at_a_newer_revision_keeps_the_link_down_and_is_audited() {
         },
     )
     .await;
-    let alarm = wait_event(&mut mev, Duration::from_secs(5), |e| {
-        matches!(
-            e,
-            Event::Alarm {
-                kind: AlarmKind::ConnectionRefused,
-                ..
-            }
-        )
-    })
+    let alarm = wait_event(
+        &mut mev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::ConnectionRefused),
+    )
     .await;
     assert!(
-        matches!(&alarm, Event::Alarm { text, .. } if text.contains(&words)),
+        matches!(&alarm, Event::Alarm(a) if a.text.contains(&words)),
         "{alarm:?}"
     );
     assert!(

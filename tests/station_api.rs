@@ -147,6 +147,7 @@ async fn snapshot_over_the_socket_carries_every_row_with_its_attachments() {
         inbound,
         outbound,
         status,
+        alarms,
     } = client.call(&Command::Snapshot).await.expect("snapshot")
     else {
         panic!("snapshot");
@@ -158,6 +159,7 @@ async fn snapshot_over_the_socket_carries_every_row_with_its_attachments() {
             inbound,
             outbound,
             status,
+            alarms,
         },
     );
     assert_eq!(app.inbound.len(), 2);
@@ -736,4 +738,98 @@ fn a_changed_row_keeps_the_selection_on_its_message() {
         4,
         "a changed row replaces, never duplicates"
     );
+}
+
+/// The station's alarm board through the door: one alarm per cause, raised
+/// by the station, down when its cause ends, and cleared by an operator
+/// only when logged in (and audited).
+#[tokio::test]
+async fn alarms_are_one_per_cause_and_end_with_their_cause() {
+    use hotline::station::AlarmKind;
+    use hotline::station::Event;
+    use support::wait_event;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = "test_interval = \"1h\"\nflash_receipt_alarm = \"1s\"\nretry_window = \"5s\"\ndown_alarm = \"1s\"\n";
+    let (w, m) = pair(dir.path(), link);
+    let ws = w.start().await;
+    let mut events = ws.subscribe();
+    let session = door::login(&ws).await;
+    // MOSCOW is not running: the FLASH waits for its receipt.
+    let row = door::release(&ws, &session, "MOSCOW", flash("no receipt yet")).await;
+    let mut seen = Vec::new();
+    while !(seen.contains(&AlarmKind::FlashNoReceipt) && seen.contains(&AlarmKind::LinkDown)) {
+        let Event::Alarm(alarm) = wait_event(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, Event::Alarm(_))
+        })
+        .await
+        else {
+            unreachable!()
+        };
+        if alarm.kind == AlarmKind::FlashNoReceipt {
+            assert_eq!(alarm.id, Some(row.id), "{alarm:?}");
+            assert!(alarm.text.contains("to:MOSCOW/1"), "{alarm:?}");
+        }
+        seen.push(alarm.kind);
+    }
+    // More ticks have run since the FLASH alarm went up (the link alarm
+    // waits a tick longer): still one alarm for it.
+    let Ok(Reply::Alarms { alarms }) = ws.handle(&session, Command::Alarms).await else {
+        panic!("alarms");
+    };
+    let kinds: Vec<AlarmKind> = alarms.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == AlarmKind::FlashNoReceipt)
+            .count(),
+        1,
+        "{alarms:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == AlarmKind::LinkDown).count(),
+        1,
+        "{alarms:?}"
+    );
+
+    // Clearing needs a log-in; then it is audited and told to consoles.
+    let clear = || Command::ClearAlarm {
+        kind: AlarmKind::LinkDown,
+        subject: "MOSCOW".into(),
+    };
+    let nobody = Session::new(Door::Console);
+    assert_eq!(
+        ws.handle(&nobody, clear()).await.err(),
+        Some(ApiError::NotLoggedIn)
+    );
+    let Ok(Reply::AlarmCleared { alarm }) = ws.handle(&session, clear()).await else {
+        panic!("clear");
+    };
+    assert_eq!(alarm.kind, AlarmKind::LinkDown);
+    wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, Event::AlarmCleared { kind: AlarmKind::LinkDown, by: Some(by), .. } if by == "op")
+    })
+    .await;
+    let cleared = audit_actions(&ws, "alarm-cleared");
+    assert_eq!(cleared, vec!["kind=link-down subject=MOSCOW".to_string()]);
+    assert!(
+        matches!(
+            ws.handle(&session, clear()).await,
+            Err(ApiError::Refused { .. })
+        ),
+        "a second clear finds nothing up"
+    );
+
+    // MOSCOW comes up: the receipt takes the FLASH alarm down by itself.
+    let ms = m.start().await;
+    wait_event(&mut events, Duration::from_secs(15), |e| {
+        matches!(e, Event::AlarmCleared { kind: AlarmKind::FlashNoReceipt, subject, by: None } if *subject == row.id.to_string())
+    })
+    .await;
+    let Ok(Reply::Alarms { alarms }) = ws.handle(&session, Command::Alarms).await else {
+        panic!("alarms");
+    };
+    assert!(alarms.is_empty(), "{alarms:?}");
+    ms.shutdown().await;
+    ws.shutdown().await;
 }

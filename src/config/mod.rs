@@ -64,6 +64,8 @@ pub struct LinkConfig {
     pub flash_receipt_alarm: Duration,
     pub max_clock_skew: Duration,
     pub retry_window: Duration,
+    /// How long a link may be down before it raises an alarm.
+    pub down_alarm: Duration,
 }
 
 /// Acknowledgement deadline per precedence, counted from the receipt time.
@@ -382,6 +384,7 @@ impl Checker<'_> {
                 "link.retry_window",
                 Duration::from_secs(300),
             ),
+            down_alarm: self.duration(&l.down_alarm, "link.down_alarm", Duration::from_secs(60)),
         };
         let d = &raw.deadlines;
         let def = Deadlines::default();

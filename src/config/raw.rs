@@ -52,6 +52,7 @@ pub struct RawLink {
     pub flash_receipt_alarm: Option<S<String>>,
     pub max_clock_skew: Option<S<String>>,
     pub retry_window: Option<S<String>>,
+    pub down_alarm: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -22,6 +22,7 @@ pub enum Context {
     Confirm,
     WhiteCell,
     Report,
+    Alarms,
 }
 
 impl Context {
@@ -38,6 +39,7 @@ impl Context {
             Context::Confirm => "confirmation",
             Context::WhiteCell => "white cell (facilitator)",
             Context::Report => "after-action report",
+            Context::Alarms => "alarm panel",
         }
     }
 
@@ -87,6 +89,8 @@ pub enum Action {
     AdmitStation,
     RefuseStation,
     ShowReport,
+    Alarms,
+    ClearAlarm,
 }
 
 /// One binding: action, where, key, and what the footer and help say.
@@ -255,6 +259,13 @@ pub fn defaults() -> Vec<Binding> {
             Key::ctrl('l'),
             "lock",
             "lock the console (handover: lock, then the next operator logs in)",
+        ),
+        b(
+            Alarms,
+            C::Global,
+            Key::plain(KeyCode::F(3)),
+            "alarms",
+            "open or close the alarm panel: every alarm up, with its age",
         ),
         b(
             Quit,
@@ -606,6 +617,34 @@ pub fn defaults() -> Vec<Binding> {
             Key::ch('n'),
             "no",
             "go back without doing it",
+        ),
+        b(
+            ClearAlarm,
+            C::Alarms,
+            Key::ch('x'),
+            "clear",
+            "clear the selected alarm (audited; one whose cause lasts stays quiet until it ends)",
+        ),
+        b(
+            Up,
+            C::Alarms,
+            Key::plain(KeyCode::Up),
+            "up",
+            "select the previous alarm",
+        ),
+        b(
+            Down,
+            C::Alarms,
+            Key::plain(KeyCode::Down),
+            "down",
+            "select the next alarm",
+        ),
+        b(
+            Alarms,
+            C::Alarms,
+            Key::plain(KeyCode::Esc),
+            "close",
+            "close the alarm panel",
         ),
     ]
 }

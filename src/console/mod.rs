@@ -18,7 +18,8 @@ pub use update::{update, waiting};
 use crate::compose::Draft;
 use crate::config::Deadlines;
 use crate::domain::{Language, Message, MessageId, OperatorName, Precedence};
-use crate::station::{Event, Status};
+pub use crate::station::alarms::Alarm;
+use crate::station::{AlarmKind, Event, Status};
 use crate::store::MessageRow;
 use form::{Form, Picker};
 use keymap::{Context, Keymap};
@@ -28,8 +29,6 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// How often the bell repeats while a FLASH is unacknowledged or a message
 /// is overdue.
 pub const BELL_REPEAT: Duration = Duration::from_secs(15);
-/// Alarms kept on screen; older ones are in the journal's audit log.
-pub const MAX_ALARMS: usize = 50;
 /// Rows a page-up or page-down moves.
 pub const PAGE: usize = 10;
 
@@ -114,6 +113,7 @@ pub enum Msg {
         inbound: Vec<MessageRow>,
         outbound: Vec<MessageRow>,
         status: Box<Status>,
+        alarms: Vec<Alarm>,
     },
     /// The station's current status, fetched after a link event.
     StatusFetched(Box<Status>),
@@ -190,6 +190,11 @@ pub enum Effect {
     /// Complete a file path typed on the compose form's attach row.
     CompletePath(String),
     LinkTest,
+    /// Clear an alarm on the station's board, as the operator on duty.
+    ClearAlarm {
+        kind: AlarmKind,
+        subject: String,
+    },
     Audit {
         actor: String,
         action: String,
@@ -251,13 +256,6 @@ pub struct Reading {
     pub scroll: u16,
 }
 
-/// A raised alarm, kept until the operator has seen the state clear.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Alarm {
-    pub at: Timestamp,
-    pub text: String,
-}
-
 /// What the console was started with.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -298,12 +296,15 @@ pub struct App {
     pub second_operator: Option<OperatorName>,
     pub help: bool,
     pub notice: Option<String>,
+    /// The station's alarm board, oldest first: the console raises none of
+    /// its own.
     pub alarms: Vec<Alarm>,
+    /// The alarm panel is open, and which alarm it has selected.
+    pub alarms_open: bool,
+    pub alarm_pick: usize,
     pub last_input: Timestamp,
     pub last_bell: Option<Timestamp>,
     pub flash_on: bool,
-    /// Recorded overdue escalations, so each is recorded once.
-    pub escalated: HashMap<MessageId, Timestamp>,
     /// Tabletop: the white cell's state, and whether its panel is open.
     pub white_cell: Option<WhiteCellView>,
     /// Cached by `recount` at each refresh.
@@ -367,10 +368,11 @@ impl App {
             help: false,
             notice: None,
             alarms: Vec::new(),
+            alarms_open: false,
+            alarm_pick: 0,
             last_input: now,
             last_bell: None,
             flash_on: false,
-            escalated: HashMap::new(),
             white_cell: None,
             counts: [0; 4],
             exercise_seen: false,
@@ -396,6 +398,9 @@ impl App {
         }
         if self.white_cell_open {
             return Context::WhiteCell;
+        }
+        if self.alarms_open {
+            return Context::Alarms;
         }
         if self.confirm.is_some() {
             return match self.confirm {
@@ -523,6 +528,25 @@ impl App {
         }
         self.recount();
         new_flash
+    }
+
+    /// Applies an alarm raised (or changed) at the station.
+    pub fn apply_alarm(&mut self, alarm: Alarm) {
+        match self
+            .alarms
+            .iter_mut()
+            .find(|a| a.kind == alarm.kind && a.subject == alarm.subject)
+        {
+            Some(up) => *up = alarm,
+            None => self.alarms.push(alarm),
+        }
+    }
+
+    /// Removes an alarm the station took down.
+    pub fn remove_alarm(&mut self, kind: AlarmKind, subject: &str) {
+        self.alarms
+            .retain(|a| !(a.kind == kind && a.subject == subject));
+        self.alarm_pick = self.alarm_pick.min(self.alarms.len().saturating_sub(1));
     }
 
     pub fn selected_row(&self) -> Option<&MessageRow> {

@@ -6,9 +6,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::form::Form;
 use super::keymap::{Action, Context};
-use super::{
-    Alarm, App, BELL_REPEAT, Confirm, Effect, LoginForm, MAX_ALARMS, Msg, PAGE, Reading, Screen,
-};
+use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
 use crate::domain::{OperatorName, Precedence, StationName};
 use crate::station::Event;
 use crate::store::MessageState;
@@ -95,8 +93,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             inbound,
             outbound,
             status,
+            alarms,
         } => {
             let had_flash = flash_ids(&app.inbound);
+            app.alarms = alarms;
+            app.alarm_pick = app.alarm_pick.min(app.alarms.len().saturating_sub(1));
             app.inbound = inbound;
             app.outbound = outbound;
             app.outbound.sort_by_key(|r| std::cmp::Reverse(r.stored_at));
@@ -199,55 +200,12 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
     }
     let flash_waiting = app.unacknowledged_counts()[0] > 0;
     app.flash_on = flash_waiting && !app.flash_on;
-    // The queue is sorted unacknowledged first: only those can be overdue,
-    // and each is escalated once.
-    let mut any_overdue = false;
-    let mut newly = Vec::new();
-    for r in app
-        .inbound
+    // Overdue is the station's judgement, on its board: the console
+    // raises no alarm of its own.
+    let any_overdue = app
+        .alarms
         .iter()
-        .take_while(|r| r.state.is_unacknowledged())
-    {
-        if app.overdue(r) {
-            any_overdue = true;
-            if !app.escalated.contains_key(&r.id) {
-                newly.push((r.id, r.precedence, r.peer.clone()));
-            }
-        }
-    }
-    if !newly.is_empty() {
-        for (id, ..) in &newly {
-            app.escalated.insert(*id, now);
-        }
-        let (id, precedence, peer) = &newly[0];
-        let text = match newly.len() {
-            1 => format!("{precedence} from {peer} is OVERDUE for acknowledgement"),
-            n => format!(
-                "{n} messages are OVERDUE for acknowledgement (first: {precedence} from {peer})"
-            ),
-        };
-        app.alarms.push(Alarm { at: now, text });
-        let ids: Vec<String> = newly
-            .iter()
-            .take(20)
-            .map(|(id, ..)| id.to_string())
-            .collect();
-        effects.push(Effect::Audit {
-            actor: app
-                .operator
-                .as_ref()
-                .map_or("console".to_string(), ToString::to_string),
-            action: "escalate".into(),
-            detail: format!(
-                "overdue={} first={id} precedence={precedence} peer={peer} ids={}",
-                newly.len(),
-                ids.join(",")
-            ),
-        });
-    }
-    if app.alarms.len() > MAX_ALARMS {
-        app.alarms.drain(..app.alarms.len() - MAX_ALARMS);
-    }
+        .any(|a| a.kind == crate::station::AlarmKind::Overdue);
     let due = app
         .last_bell
         .is_none_or(|b| now.duration_since(b).as_secs() >= BELL_REPEAT.as_secs() as i64);
@@ -260,10 +218,15 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
 
 fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
     match &event {
-        Event::Alarm { text, .. } => app.alarms.push(Alarm {
-            at: app.now,
-            text: text.clone(),
-        }),
+        Event::Alarm(alarm) => {
+            app.apply_alarm(alarm.clone());
+            // Alarms change no row and no link state the console shows.
+            return Vec::new();
+        }
+        Event::AlarmCleared { kind, subject, .. } => {
+            app.remove_alarm(*kind, subject);
+            return Vec::new();
+        }
         Event::Refused { id, peer, code, .. } => {
             app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
         }
@@ -316,12 +279,6 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
                 crate::sanitize::inert(reason)
             ));
         }
-        Event::FailedOver { peer, path } => {
-            app.alarms.push(Alarm {
-                at: app.now,
-                text: format!("link to {peer} failed over to the {path:?} path"),
-            });
-        }
         Event::MessageChanged { row } => {
             if app.apply_row((**row).clone()) {
                 // A FLASH arriving rings at once, locked or not.
@@ -332,9 +289,6 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
         }
         Event::Resync => return vec![Effect::Refresh],
         _ => {}
-    }
-    if app.alarms.len() > MAX_ALARMS {
-        app.alarms.drain(..app.alarms.len() - MAX_ALARMS);
     }
     // A message's own row follows its event; what else changed is the
     // links' state.
@@ -394,6 +348,11 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             app.white_cell_open = !app.white_cell_open;
             return Vec::new();
         }
+        Some(Action::Alarms) => {
+            app.alarms_open = !app.alarms_open;
+            app.alarm_pick = app.alarm_pick.min(app.alarms.len().saturating_sub(1));
+            return Vec::new();
+        }
         _ => {}
     }
     if app.report.is_some() {
@@ -401,6 +360,9 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     }
     if app.white_cell_open {
         return white_cell_key(app, action);
+    }
+    if app.alarms_open {
+        return alarm_key(app, action);
     }
     if app.confirm.is_some() {
         return confirm_key(app, action, ev);
@@ -468,6 +430,32 @@ fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         _ => return Vec::new(),
     };
     vec![Effect::WhiteCell(command)]
+}
+
+/// The alarm panel: moving, and clearing the selected alarm.
+fn alarm_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    match action {
+        Some(Action::Up) => app.alarm_pick = app.alarm_pick.saturating_sub(1),
+        Some(Action::Down) => {
+            app.alarm_pick = (app.alarm_pick + 1).min(app.alarms.len().saturating_sub(1));
+        }
+        Some(Action::ClearAlarm) => {
+            let Some(alarm) = app.alarms.get(app.alarm_pick) else {
+                app.notice = Some("no alarm is up".into());
+                return Vec::new();
+            };
+            if app.locked() {
+                app.notice = Some("log in to clear an alarm".into());
+                return Vec::new();
+            }
+            return vec![Effect::ClearAlarm {
+                kind: alarm.kind,
+                subject: alarm.subject.clone(),
+            }];
+        }
+        _ => {}
+    }
+    Vec::new()
 }
 
 /// The after-action report on screen: scrolling, and Esc to close.

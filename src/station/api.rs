@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use age::secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::Status;
+use super::alarms::Alarm;
+use super::{AlarmKind, Status};
 use crate::compose::Draft;
 use crate::domain::{Message, MessageId, OperatorName};
 use crate::store::{Direction, MessageRow};
@@ -123,8 +124,17 @@ pub enum Command {
     List {
         direction: Direction,
     },
-    /// Both lists and the status at once: what a console resyncs from.
+    /// Both lists, the status and the alarms at once: what a console
+    /// resyncs from.
     Snapshot,
+    /// Every alarm up now.
+    Alarms,
+    /// Clears an alarm as the session's operator (audited). One whose
+    /// cause lasts stays silent until the cause ends.
+    ClearAlarm {
+        kind: AlarmKind,
+        subject: String,
+    },
     Status,
     /// A signed, sealed, journalled link test now.
     LinkTest {
@@ -148,6 +158,8 @@ impl Command {
             Command::Audit { .. } => "audit",
             Command::List { .. } => "list",
             Command::Snapshot => "snapshot",
+            Command::Alarms => "alarms",
+            Command::ClearAlarm { .. } => "clear-alarm",
             Command::Status => "status",
             Command::LinkTest { .. } => "link-test",
         }
@@ -191,6 +203,13 @@ pub enum Reply {
         inbound: Vec<MessageRow>,
         outbound: Vec<MessageRow>,
         status: Box<Status>,
+        alarms: Vec<Alarm>,
+    },
+    Alarms {
+        alarms: Vec<Alarm>,
+    },
+    AlarmCleared {
+        alarm: Box<Alarm>,
     },
     Status {
         status: Box<Status>,

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alarms::Alarm;
 use crate::domain::{MessageId, Precedence};
 use crate::link::PathKind;
 use crate::store::{Direction, MessageRow};
@@ -11,7 +12,7 @@ use crate::store::{Direction, MessageRow};
 /// Room for events not yet taken by the slowest subscriber.
 pub const EVENT_BUFFER: usize = 4096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlarmKind {
     /// A FLASH message has had no receipt within the configured time.
@@ -30,6 +31,10 @@ pub enum AlarmKind {
     ConnectionRefused,
     /// A peer recorded an audit head of ours that our log no longer holds.
     AuditMismatch,
+    /// The link to a peer has been down longer than `link.down_alarm`.
+    LinkDown,
+    /// The link to a peer runs on its backup path.
+    LinkDegraded,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,11 +99,13 @@ pub enum Event {
         peer: String,
         serials: Vec<u64>,
     },
-    Alarm {
+    /// An alarm went up (one per cause: see [`super::alarms`]).
+    Alarm(Alarm),
+    /// An alarm came down: its cause ended, or operator `by` cleared it.
+    AlarmCleared {
         kind: AlarmKind,
-        peer: Option<String>,
-        id: Option<MessageId>,
-        text: String,
+        subject: String,
+        by: Option<String>,
     },
     /// An attachment's transfer moved on: `done` of `total` sealed bytes
     /// are at the receiver. Sent at most every few percent.

@@ -116,10 +116,21 @@ impl Station {
                         inbound: station.list(Direction::In)?,
                         outbound: station.list(Direction::Out)?,
                         status: Box::new(station.status()),
+                        alarms: station.alarms(),
                     })
                 })
                 .await
                 .map_err(|e| refused(format!("snapshot task failed: {e}")))?
+            }
+            Command::Alarms => Ok(Reply::Alarms {
+                alarms: self.alarms(),
+            }),
+            Command::ClearAlarm { kind, subject } => {
+                let op = logged_in(session)?;
+                let alarm = self.clear_alarm(&op, kind, &subject).await?;
+                Ok(Reply::AlarmCleared {
+                    alarm: Box::new(alarm),
+                })
             }
             Command::Status => Ok(Reply::Status {
                 status: Box::new(self.status()),

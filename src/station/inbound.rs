@@ -178,12 +178,13 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
         "audit-mismatch",
         &format!("peer={peer} seq={} hash={hash}", head.seq),
     );
-    inner.emit(Event::Alarm {
-        kind: AlarmKind::AuditMismatch,
-        peer: Some(peer.to_string()),
-        id: None,
+    inner.raise(
+        AlarmKind::AuditMismatch,
+        peer.as_str(),
+        Some(peer),
+        None,
         text,
-    });
+    );
 }
 
 pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
@@ -223,16 +224,19 @@ fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<H
         .or_default()
         .clock_skew_ms = Some(skew_ms);
     if skew_ms.unsigned_abs() > bound.as_millis() as u64 {
-        inner.emit(Event::Alarm {
-            kind: AlarmKind::ClockSkew,
-            peer: Some(peer.to_string()),
-            id: None,
-            text: format!(
+        inner.raise(
+            AlarmKind::ClockSkew,
+            peer.as_str(),
+            Some(peer),
+            None,
+            format!(
                 "{peer}'s clock differs from ours by {:.1} s (bound {} s)",
                 skew_ms as f64 / 1000.0,
                 bound.as_secs()
             ),
-        });
+        );
+    } else {
+        inner.resolve(AlarmKind::ClockSkew, peer.as_str());
     }
     Ok(HelloInfo { boot: body.boot })
 }

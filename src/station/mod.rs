@@ -9,6 +9,7 @@
 //! signed ack → send queue → peer records "acknowledged by NAME".
 
 pub mod admission;
+pub mod alarms;
 pub mod api;
 pub mod attachments;
 mod auth;
@@ -135,6 +136,7 @@ pub(crate) struct Inner {
     boot: u64,
     stop: watch::Sender<bool>,
     auth: Authenticator,
+    alarms: Mutex<alarms::Board>,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -168,6 +170,46 @@ impl Inner {
                 tracing::warn!(%id, error = %e, "changed message not readable; asking subscribers to resync");
                 let _ = self.events.send(Event::Resync);
             }
+        }
+    }
+
+    fn alarms(&self) -> std::sync::MutexGuard<'_, alarms::Board> {
+        self.alarms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Raises the alarm for a cause (`kind` about `subject`), or counts it
+    /// again if it is up. Subscribers hear of a new one.
+    fn raise(
+        &self,
+        kind: AlarmKind,
+        subject: &str,
+        peer: Option<&StationName>,
+        id: Option<MessageId>,
+        text: String,
+    ) {
+        let alarm = alarms::Alarm {
+            kind,
+            subject: subject.to_string(),
+            peer: peer.map(ToString::to_string),
+            id,
+            text,
+            raised_at: Timestamp::now(),
+            count: 1,
+        };
+        if let alarms::Raised::New(alarm) = self.alarms().raise(alarm) {
+            tracing::warn!(kind = ?alarm.kind, subject = %alarm.subject, "alarm: {}", alarm.text);
+            self.emit(Event::Alarm(alarm));
+        }
+    }
+
+    /// A cause ended: its alarm, if up, comes down.
+    fn resolve(&self, kind: AlarmKind, subject: &str) {
+        if self.alarms().resolve(kind, subject) {
+            self.emit(Event::AlarmCleared {
+                kind,
+                subject: subject.to_string(),
+                by: None,
+            });
         }
     }
 
@@ -278,6 +320,7 @@ impl Station {
             health: Mutex::new(HashMap::new()),
             boot: random_u64(),
             stop: watch::channel(false).0,
+            alarms: Mutex::default(),
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
         let (link, link_events) = Link::start(settings, upcalls)?;
@@ -587,6 +630,47 @@ impl Station {
             unacknowledged,
             outbound_pending,
         }
+    }
+
+    /// Every alarm up now, oldest first.
+    pub fn alarms(&self) -> Vec<alarms::Alarm> {
+        self.inner.alarms().list()
+    }
+
+    /// An operator clears an alarm: audited, and told to every console. A
+    /// cause that lasts stays silent until it ends.
+    async fn clear_alarm(
+        &self,
+        op: &OperatorName,
+        kind: AlarmKind,
+        subject: &str,
+    ) -> Result<alarms::Alarm, StationError> {
+        let alarm = self.inner.alarms().clear(kind, subject).ok_or_else(|| {
+            StationError::Refused(format!(
+                "no {} alarm about {} is up",
+                kind.as_str(),
+                crate::sanitize::inert(subject)
+            ))
+        })?;
+        self.inner
+            .journal
+            .audit(
+                op.as_str(),
+                "alarm-cleared",
+                &format!(
+                    "kind={} subject={}",
+                    kind.as_str(),
+                    crate::sanitize::inert(subject)
+                ),
+            )
+            .done()
+            .await?;
+        self.inner.emit(Event::AlarmCleared {
+            kind,
+            subject: subject.to_string(),
+            by: Some(op.to_string()),
+        });
+        Ok(alarm)
     }
 
     /// Tells every subscriber something worth reading.

@@ -368,16 +368,17 @@ async fn settle(
                     code: refusal.code.as_str().to_string(),
                     detail: refusal.detail.clone(),
                 });
-                inner.emit(Event::Alarm {
-                    kind: super::AlarmKind::Refused,
-                    peer: Some(peer.to_string()),
-                    id: Some(item.id),
-                    text: format!(
+                inner.raise(
+                    super::AlarmKind::Refused,
+                    &item.id.to_string(),
+                    Some(peer),
+                    Some(item.id),
+                    format!(
                         "{peer} REFUSED message {}: {}",
                         item.id,
                         refusal.code.as_str()
                     ),
-                });
+                );
             }
             Ok(())
         }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::docs;
 use super::{AlarmKind, Event, Inner};
 use crate::domain::{MessageId, Precedence, StationName};
-use crate::link::LinkEvent;
+use crate::link::{LinkEvent, PathKind};
 use crate::store::{Direction, MessageRow, MessageState};
 use crate::wire::{Frame, FrameKind};
 
@@ -36,19 +36,38 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
             _ = stop.changed() => return,
         };
         let station_event = match event {
-            LinkEvent::Up { peer, path, remote } => Event::LinkUp {
-                peer: peer.to_string(),
-                path,
-                remote: remote.to_string(),
-            },
+            LinkEvent::Up { peer, path, remote } => {
+                inner.resolve(AlarmKind::LinkDown, peer.as_str());
+                if path != PathKind::Backup {
+                    inner.resolve(AlarmKind::LinkDegraded, peer.as_str());
+                }
+                Event::LinkUp {
+                    peer: peer.to_string(),
+                    path,
+                    remote: remote.to_string(),
+                }
+            }
             LinkEvent::Down { peer, reason } => Event::LinkDown {
                 peer: peer.to_string(),
                 reason,
             },
-            LinkEvent::FailedOver { peer, path } => Event::FailedOver {
-                peer: peer.to_string(),
-                path,
-            },
+            LinkEvent::FailedOver { peer, path } => {
+                if path == PathKind::Backup {
+                    inner.raise(
+                        AlarmKind::LinkDegraded,
+                        peer.as_str(),
+                        Some(&peer),
+                        None,
+                        format!("the link to {peer} failed over to its backup path"),
+                    );
+                } else {
+                    inner.resolve(AlarmKind::LinkDegraded, peer.as_str());
+                }
+                Event::FailedOver {
+                    peer: peer.to_string(),
+                    path,
+                }
+            }
             LinkEvent::Probe { .. } => continue,
             LinkEvent::Refused { remote, reason } => {
                 let _ = inner.journal.audit(
@@ -56,12 +75,15 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
                     "connection-refused",
                     &format!("remote={remote} reason={reason}"),
                 );
-                Event::Alarm {
-                    kind: AlarmKind::ConnectionRefused,
-                    peer: None,
-                    id: None,
-                    text: format!("refused a connection from {remote}: {reason}"),
-                }
+                // One alarm per address, however often it tries.
+                inner.raise(
+                    AlarmKind::ConnectionRefused,
+                    &remote.ip().to_string(),
+                    None,
+                    None,
+                    format!("refused a connection from {remote}: {reason}"),
+                );
+                continue;
             }
             LinkEvent::Malformed { peer, reason } => {
                 let _ = inner.journal.audit(
@@ -148,14 +170,18 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
         rtt_ms: ok.then_some(rtt_ms),
     });
     match result {
-        Ok(_) => Ok(rtt),
+        Ok(_) => {
+            inner.resolve(AlarmKind::MissedLinkTest, peer.as_str());
+            Ok(rtt)
+        }
         Err(e) => {
-            inner.emit(Event::Alarm {
-                kind: AlarmKind::MissedLinkTest,
-                peer: Some(peer.to_string()),
-                id: None,
-                text: format!("link test with {peer} failed: {e}"),
-            });
+            inner.raise(
+                AlarmKind::MissedLinkTest,
+                peer.as_str(),
+                Some(peer),
+                None,
+                format!("link test with {peer} failed: {e}"),
+            );
             Err(e)
         }
     }
@@ -170,6 +196,9 @@ struct Memory {
     /// Per peer, the serial up to which everything has arrived.
     contiguous: HashMap<StationName, u64>,
     next_link_test: HashMap<StationName, Instant>,
+    /// Since when each peer's link has been down, as the ticks saw it, and
+    /// whether that raised its alarm.
+    down_since: HashMap<StationName, (Instant, bool)>,
 }
 
 pub async fn run(inner: Arc<Inner>) {
@@ -194,6 +223,7 @@ pub async fn run(inner: Arc<Inner>) {
                 flash_alarms(&inner, &mut memory);
                 overdue(&inner, &mut memory);
                 gaps(&inner, &mut memory);
+                links_down(&inner, &mut memory);
                 memory
             })
         };
@@ -239,31 +269,47 @@ fn rows_in(inner: &Inner, direction: Direction, state: MessageState) -> Vec<Mess
 
 fn flash_alarms(inner: &Inner, memory: &mut Memory) {
     let limit = inner.config.link.flash_receipt_alarm;
-    let waiting = [MessageState::Queued, MessageState::Sent]
+    let waiting: Vec<MessageRow> = [MessageState::Queued, MessageState::Sent]
         .into_iter()
-        .flat_map(|state| rows_in(inner, Direction::Out, state));
+        .flat_map(|state| rows_in(inner, Direction::Out, state))
+        .filter(|r| r.precedence == Precedence::Flash)
+        .collect();
+    let still: HashSet<MessageId> = waiting.iter().map(|r| r.id).collect();
+    memory.flash_alarmed.retain(|id| {
+        let waits = still.contains(id);
+        if !waits {
+            inner.resolve(AlarmKind::FlashNoReceipt, &id.to_string());
+        }
+        waits
+    });
     for r in waiting {
-        if r.precedence == Precedence::Flash
-            && age_of(r.stored_at).is_some_and(|a| a > limit)
-            && memory.flash_alarmed.insert(r.id)
-        {
-            inner.emit(Event::Alarm {
-                kind: AlarmKind::FlashNoReceipt,
-                peer: Some(r.peer.to_string()),
-                id: Some(r.id),
-                text: format!(
-                    "FLASH {} to {} has no receipt after {} s",
-                    r.id,
+        if age_of(r.stored_at).is_some_and(|a| a > limit) && memory.flash_alarmed.insert(r.id) {
+            inner.raise(
+                AlarmKind::FlashNoReceipt,
+                &r.id.to_string(),
+                Some(&r.peer),
+                Some(r.id),
+                format!(
+                    "FLASH to:{}/{} has no receipt after {} s",
                     r.peer,
+                    r.serial,
                     limit.as_secs()
                 ),
-            });
+            );
         }
     }
 }
 
 fn overdue(inner: &Inner, memory: &mut Memory) {
     let rows = rows_in(inner, Direction::In, MessageState::Received);
+    let still: HashSet<MessageId> = rows.iter().map(|r| r.id).collect();
+    memory.overdue_alarmed.retain(|id| {
+        let waits = still.contains(id);
+        if !waits {
+            inner.resolve(AlarmKind::Overdue, &id.to_string());
+        }
+        waits
+    });
     for r in &rows {
         let deadline = inner.config.deadlines.for_precedence(r.precedence);
         if age_of(r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
@@ -273,15 +319,46 @@ fn overdue(inner: &Inner, memory: &mut Memory) {
                 "overdue",
                 &format!("id={} from={} precedence={}", r.id, r.peer, r.precedence),
             );
-            inner.emit(Event::Alarm {
-                kind: AlarmKind::Overdue,
-                peer: Some(r.peer.to_string()),
-                id: Some(r.id),
-                text: format!(
-                    "{} {} from {} is past its acknowledgement deadline",
-                    r.precedence, r.id, r.peer
+            inner.raise(
+                AlarmKind::Overdue,
+                &r.id.to_string(),
+                Some(&r.peer),
+                Some(r.id),
+                format!(
+                    "{} {}/{} is OVERDUE for acknowledgement",
+                    r.precedence, r.peer, r.serial
                 ),
-            });
+            );
+        }
+    }
+}
+
+/// A link down longer than `link.down_alarm` raises an alarm; it comes
+/// down when the link is up again (the link event resolves it at once).
+fn links_down(inner: &Inner, memory: &mut Memory) {
+    let Some(link) = inner.link() else { return };
+    let grace = inner.config.link.down_alarm;
+    for l in link.status() {
+        let Ok(peer) = StationName::new(&l.peer) else {
+            continue;
+        };
+        if l.up {
+            memory.down_since.remove(&peer);
+            continue;
+        }
+        let (since, raised) = memory
+            .down_since
+            .entry(peer.clone())
+            .or_insert_with(|| (Instant::now(), false));
+        if !*raised && since.elapsed() >= grace {
+            *raised = true;
+            inner.raise(
+                AlarmKind::LinkDown,
+                peer.as_str(),
+                Some(&peer),
+                None,
+                format!("the link to {peer} is DOWN"),
+            );
         }
     }
 }
@@ -329,17 +406,30 @@ fn gaps(inner: &Inner, memory: &mut Memory) {
                 newly.push(serial);
             }
         }
-        if !newly.is_empty() {
+        memory
+            .gap_reported
+            .retain(|(p, serial)| p != &peer || (*serial > next && !have.contains(serial)));
+        let mut missing: Vec<u64> = memory
+            .gap_reported
+            .iter()
+            .filter(|(p, _)| p == &peer)
+            .map(|(_, s)| *s)
+            .collect();
+        missing.sort_unstable();
+        if missing.is_empty() {
+            inner.resolve(AlarmKind::Gap, peer.as_str());
+        } else if !newly.is_empty() {
             inner.emit(Event::Gap {
                 peer: peer.to_string(),
-                serials: newly.clone(),
+                serials: newly,
             });
-            inner.emit(Event::Alarm {
-                kind: AlarmKind::Gap,
-                peer: Some(peer.to_string()),
-                id: None,
-                text: format!("serial(s) {newly:?} from {peer} have not arrived"),
-            });
+            inner.raise(
+                AlarmKind::Gap,
+                peer.as_str(),
+                Some(&peer),
+                None,
+                format!("serial(s) {missing:?} from {peer} have not arrived"),
+            );
         }
     }
 }

@@ -20,6 +20,7 @@ fn clock(now: Timestamp, tz: &str) -> String {
 }
 
 pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let width = usize::from(area.width);
     let who = match &app.operator {
         Some(op) => format!("on duty: {op}"),
         None => "LOCKED".to_string(),
@@ -28,14 +29,27 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         Span::styled(format!(" {} ", app.setup.station), theme.banner()),
         Span::raw(format!(" {who} ")),
         Span::raw(format!("│ UTC {} ", app.now.strftime("%H:%M:%S"))),
-        Span::raw(format!("│ local {} ", clock(app.now, &app.setup.time_zone))),
     ];
-    for (peer, tz) in &app.setup.peers {
-        first.push(Span::raw(format!("│ {peer} {} ", clock(app.now, tz))));
+    // Clocks are shown whole or not at all, in the order configured.
+    let clocks = std::iter::once(format!("│ local {} ", clock(app.now, &app.setup.time_zone)))
+        .chain(
+            app.setup
+                .peers
+                .iter()
+                .map(|(peer, tz)| format!("│ {peer} {} ", clock(app.now, tz))),
+        );
+    let mut used: usize = first.iter().map(Span::width).sum();
+    for c in clocks {
+        let span = Span::raw(c);
+        if used + span.width() > width {
+            break;
+        }
+        used += span.width();
+        first.push(span);
     }
     let counts = app.unacknowledged_counts();
-    // The counts and the FLASH alert come first: on a narrow terminal the
-    // peers' details are what gets cut off, never an unacknowledged FLASH.
+    // The counts, the FLASH alert and the alarm count come first and are
+    // never cut; the peers fit into what is left.
     let unack_style = if counts[0] > 0 && app.flash_on {
         theme.banner()
     } else if counts[0] > 0 {
@@ -53,6 +67,11 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     if counts[0] > 0 {
         second.push(Span::styled(" FLASH UNACKNOWLEDGED", unack_style));
     }
+    second.push(Span::raw(" │"));
+    second.push(match app.alarms.len() {
+        0 => Span::styled(" no alarms", theme.dim()),
+        n => Span::styled(format!(" ALARMS {n} "), theme.banner()),
+    });
     // A station that is not running has no link: nothing it last said
     // about its peers is shown, least of all UP.
     if let Some(reason) = &app.station_lost {
@@ -62,47 +81,18 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.banner(),
         ));
         second.push(Span::styled(format!(" {}", inert(reason)), theme.alert()));
-        frame.render_widget(
-            Paragraph::new(vec![Line::from(first), Line::from(second)]),
-            area,
-        );
-        return;
-    }
-    let links = app
-        .status
-        .as_ref()
-        .map(|s| s.links.clone())
-        .unwrap_or_default();
-    for (peer, _) in &app.setup.peers {
-        let link = links.iter().find(|l| &l.peer == peer);
-        let health = app.status.as_ref().and_then(|s| s.health.get(peer));
-        let degraded = health.is_some_and(|h| h.state == "degraded");
-        let (mark, style) = match link {
-            Some(l) if l.up && degraded => ("◐ DEGRADED", theme.warn()),
-            Some(l) if l.up => ("● UP", theme.ok()),
-            _ => ("○ DOWN", theme.alert()),
-        };
-        second.push(Span::raw(" │ "));
-        second.push(Span::styled(format!("{peer} {mark}"), style));
-        if let Some(l) = link.filter(|l| l.up) {
-            let path = l
-                .path
-                .map(|p| format!("{p:?}").to_lowercase())
-                .unwrap_or_default();
-            second.push(Span::raw(format!(" {path} {}ms", l.rtt_ms.unwrap_or(0))));
+    } else {
+        let room = width.saturating_sub(second.iter().map(Span::width).sum());
+        let (mut fitted, all_named) = peers(app, theme, room);
+        // On a narrow terminal the FLASH flag shortens before any peer's
+        // name goes unseen.
+        if !all_named && counts[0] > 0 {
+            let short = Span::styled(" FLASH!", unack_style);
+            let gained = second[1].width() - short.width();
+            second[1] = short;
+            fitted = peers(app, theme, room + gained).0;
         }
-        let test = match (
-            health.and_then(|h| h.last_link_test.as_deref()),
-            health.and_then(|h| h.last_link_test_ok),
-        ) {
-            (Some(at), Some(ok)) => format!(
-                " test {} {}",
-                at.get(11..16).unwrap_or(at),
-                if ok { "ok" } else { "FAILED" }
-            ),
-            _ => " test -".to_string(),
-        };
-        second.push(Span::raw(test));
+        second.extend(fitted);
     }
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
@@ -110,9 +100,156 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
+/// A peer's link state as the status bar shows it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum LinkState {
+    Down,
+    Degraded,
+    Up,
+}
+
+impl LinkState {
+    fn word(self) -> &'static str {
+        match self {
+            LinkState::Down => "DOWN",
+            LinkState::Degraded => "DEGRADED",
+            LinkState::Up => "UP",
+        }
+    }
+}
+
+/// The peers' link states fitted into `room` columns: down peers first,
+/// then degraded, then up; each by name with its details if every peer
+/// fits so, else by name and state only, and the ones that do not fit as
+/// counts by state ("+3 DOWN +2 UP"). Nothing is cut mid-word. Says
+/// whether every peer is there by name.
+fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
+    let links = app
+        .status
+        .as_ref()
+        .map(|s| s.links.as_slice())
+        .unwrap_or_default();
+    let mut shown: Vec<(LinkState, String, Option<String>)> = app
+        .setup
+        .peers
+        .iter()
+        .map(|(peer, _)| {
+            let link = links.iter().find(|l| &l.peer == peer);
+            let health = app.status.as_ref().and_then(|s| s.health.get(peer));
+            let degraded = health.is_some_and(|h| h.state == "degraded");
+            let state = match link {
+                Some(l) if l.up && degraded => LinkState::Degraded,
+                Some(l) if l.up => LinkState::Up,
+                _ => LinkState::Down,
+            };
+            let detail = link.filter(|l| l.up).map(|l| {
+                let path = l
+                    .path
+                    .map(|p| format!("{p:?}").to_lowercase())
+                    .unwrap_or_default();
+                let test = match (
+                    health.and_then(|h| h.last_link_test.as_deref()),
+                    health.and_then(|h| h.last_link_test_ok),
+                ) {
+                    (Some(at), Some(ok)) => format!(
+                        " test {} {}",
+                        at.get(11..16).unwrap_or(at),
+                        if ok { "ok" } else { "FAILED" }
+                    ),
+                    _ => " test -".to_string(),
+                };
+                format!(" {path} {}ms{test}", l.rtt_ms.unwrap_or(0))
+            });
+            (state, inert(peer), detail)
+        })
+        .collect();
+    shown.sort_by_key(|(state, ..)| *state);
+    let style = |state: LinkState| match state {
+        LinkState::Down => theme.alert(),
+        LinkState::Degraded => theme.warn(),
+        LinkState::Up => theme.ok(),
+    };
+    let mark = |state: LinkState| match state {
+        LinkState::Down => "○",
+        LinkState::Degraded => "◐",
+        LinkState::Up => "●",
+    };
+    let segment = |(state, name, detail): &(LinkState, String, Option<String>), long: bool| {
+        let mut text = format!(" │ {name} {} {}", mark(*state), state.word());
+        if long && let Some(d) = detail {
+            text.push_str(d);
+        }
+        Span::styled(text, style(*state))
+    };
+    let long: Vec<Span<'static>> = shown.iter().map(|p| segment(p, true)).collect();
+    if long.iter().map(Span::width).sum::<usize>() <= room {
+        return (long, true);
+    }
+    let short: Vec<Span<'static>> = shown.iter().map(|p| segment(p, false)).collect();
+    // The counts of those left out, by state; with n shown by name.
+    let rest = |n: usize| {
+        let mut text = String::from(" │");
+        for state in [LinkState::Down, LinkState::Degraded, LinkState::Up] {
+            let left = shown[n..].iter().filter(|(s, ..)| *s == state).count();
+            if left > 0 {
+                text.push_str(&format!(" +{left} {}", state.word()));
+            }
+        }
+        let worst = shown.get(n).map_or(LinkState::Up, |(s, ..)| *s);
+        Span::styled(text, style(worst))
+    };
+    let mut n = shown.len();
+    loop {
+        let named: usize = short[..n].iter().map(Span::width).sum();
+        let tail = if n < shown.len() { rest(n).width() } else { 0 };
+        if named + tail <= room || n == 0 {
+            break;
+        }
+        n -= 1;
+    }
+    let mut spans: Vec<Span<'static>> = short.into_iter().take(n).collect();
+    let all_named = n == shown.len();
+    if !all_named {
+        spans.push(rest(n));
+    }
+    (spans, all_named)
+}
+
 pub fn exercise_banner(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
     let text = " EXERCISE ".repeat(usize::from(area.width) / 10 + 1);
     frame.render_widget(Paragraph::new(Span::styled(text, theme.banner())), area);
+}
+
+/// The newest alarm, on its own line above the notices, so a notice never
+/// hides it; the panel (F3 by default) lists them all.
+pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(newest) = app.alarms.iter().max_by_key(|a| a.raised_at) else {
+        return;
+    };
+    let more = match app.alarms.len() {
+        1 => String::new(),
+        n => format!(" (+{} more)", n - 1),
+    };
+    let line = Line::from(vec![
+        Span::styled(
+            format!(" ALARM {} ", age(app.now, newest.raised_at)),
+            theme.banner(),
+        ),
+        Span::styled(format!(" {}{more}", inert(&newest.text)), theme.alert()),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// How long ago `at` was, in the largest unit that says it: `40s`, `12m`,
+/// `3h05m`, `2d04h`.
+pub fn age(now: Timestamp, at: Timestamp) -> String {
+    let s = now.duration_since(at).as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -124,11 +261,6 @@ pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             } else {
                 theme.warn()
             },
-        )
-    } else if let Some(a) = app.alarms.last() {
-        Span::styled(
-            format!(" ALARM {}Z {}", a.at.strftime("%H:%M"), inert(&a.text)),
-            theme.alert(),
         )
     } else {
         Span::raw("")

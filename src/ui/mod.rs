@@ -63,10 +63,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         no_color: app.setup.no_color,
     };
     let exercise = app.exercise_present();
-    let [status, banner, body, notice, footer] = Layout::vertical([
+    let alarmed = !app.alarms.is_empty();
+    let [status, banner, body, alarm, notice, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(u16::from(exercise)),
         Constraint::Min(3),
+        Constraint::Length(u16::from(alarmed)),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -93,9 +95,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     if app.report.is_some() {
         overlays::report(frame, body, app, &theme);
     }
+    if app.alarms_open {
+        overlays::alarms(frame, body, app, &theme);
+    }
     if app.help {
         overlays::help(frame, body, app, &theme);
     }
+    bars::alarm_line(frame, alarm, app, &theme);
     bars::notice(frame, notice, app, &theme);
     bars::footer(frame, footer, app, &theme);
 }

@@ -123,13 +123,14 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             inert(r.peer.as_str())
         )));
     }
-    lines.push(Line::raw(format!(
-        "Alarms this session: {}",
-        app.alarms.len()
-    )));
+    lines.push(Line::raw(format!("Alarms up: {}", app.alarms.len())));
     for a in app.alarms.iter().rev().take(3) {
         lines.push(Line::styled(
-            format!("  {}Z {}", a.at.strftime("%H:%M"), inert(&a.text)),
+            format!(
+                "  {} ago  {}",
+                super::bars::age(app.now, a.raised_at),
+                inert(&a.text)
+            ),
             theme.alert(),
         ));
     }
@@ -269,6 +270,47 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" KEYS ")),
+        area,
+    );
+}
+
+/// The alarm panel: every alarm on the station's board, oldest first, with
+/// its age and how often its cause was seen.
+pub fn alarms(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut lines = Vec::new();
+    if app.alarms.is_empty() {
+        lines.push(Line::styled("No alarm is up.", theme.ok()));
+    }
+    let visible = usize::from(area.height.saturating_sub(2)).max(1);
+    let first = app.alarm_pick.saturating_sub(visible - 1);
+    for (i, a) in app.alarms.iter().enumerate().skip(first).take(visible) {
+        let seen = if a.count > 1 {
+            format!(" (×{})", a.count)
+        } else {
+            String::new()
+        };
+        let text = format!(
+            " {:>6}  {:<18} {}{seen}",
+            super::bars::age(app.now, a.raised_at),
+            a.kind.as_str().to_uppercase(),
+            inert(&a.text)
+        );
+        let style = if i == app.alarm_pick {
+            theme.selected()
+        } else {
+            theme.alert()
+        };
+        lines.push(Line::styled(text, style));
+    }
+    let title = format!(" ALARMS — {} up — x clear, Esc close ", app.alarms.len());
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(title)
+                .border_style(theme.alert()),
+        ),
         area,
     );
 }

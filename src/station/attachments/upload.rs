@@ -185,17 +185,18 @@ async fn settle_upload(
                     peer: peer.to_string(),
                     reason: reason.clone(),
                 });
-                inner.emit(Event::Alarm {
-                    kind: AlarmKind::Refused,
-                    peer: Some(peer.to_string()),
-                    id: Some(row.message_id),
-                    text: format!(
+                inner.raise(
+                    AlarmKind::Refused,
+                    &format!("{}#{}", row.message_id, row.index),
+                    Some(peer),
+                    Some(row.message_id),
+                    format!(
                         "{peer} REFUSED attachment {} of message {}: {}",
                         row.index,
                         row.message_id,
                         r.code.as_str()
                     ),
-                });
+                );
             }
             Ok(())
         }
