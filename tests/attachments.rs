@@ -610,7 +610,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
     let mut app = App::new(setup, now);
     app.operator = Some(op());
     app.screen = Screen::Sent;
-    app.outbound = vec![hotline::store::MessageRow {
+    app.apply_row(hotline::store::MessageRow {
         id,
         direction: Direction::Out,
         peer: hotline::domain::StationName::new("MOSCOW").expect("name"),
@@ -631,7 +631,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         attachments: 0,
         attachments_done: 0,
         attachments_refused: 0,
-    }];
+    });
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {
             id,
@@ -667,7 +667,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
             peer: "MOSCOW".into(),
         }),
     );
-    let mut stored = app.outbound[0].clone();
+    let mut stored = app.outbound.get(0).expect("a row").clone();
     (stored.attachments, stored.attachments_done) = (2, 1);
     update(
         &mut app,
@@ -676,7 +676,10 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         }),
     );
     assert_eq!(
-        (app.outbound.len(), app.outbound[0].attachments_done),
+        (
+            app.outbound.len(),
+            app.outbound.get(0).expect("a row").attachments_done
+        ),
         (1, 1),
         "the stored attachment's row is applied in place"
     );

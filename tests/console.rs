@@ -552,7 +552,7 @@ fn sorting_keeps_the_selected_message_selected() {
             Vec::new(),
         ),
     );
-    assert_eq!(app.inbound[app.selected_in].id, id(2));
+    assert_eq!(app.inbound.get(app.selected_in).expect("a row").id, id(2));
 }
 
 #[test]
@@ -1706,7 +1706,12 @@ fn a_hundred_thousand_rows_draw_only_what_is_visible() {
         assert_eq!(selected.len(), 1, "one selected row on screen:\n{shown}");
         (selected[0].clone(), table)
     };
-    let peer = |app: &App| format!(" {} ", app.inbound[app.selected_in].peer);
+    let peer = |app: &App| {
+        format!(
+            " {} ",
+            app.inbound.get(app.selected_in).expect("a row").peer
+        )
+    };
 
     assert_eq!(app.selected_in, 0);
     let (line, table) = drawn(&app);

@@ -685,7 +685,8 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
     follow(&mut local, &mut local_rx, acked).await;
     follow(&mut remote, &mut remote_rx, acked).await;
     assert_eq!(
-        local.inbound, remote.inbound,
+        local.inbound.iter().collect::<Vec<_>>(),
+        remote.inbound.iter().collect::<Vec<_>>(),
         "both consoles hold the same rows"
     );
     assert_eq!(local.unacknowledged_counts(), [0, 0, 0, 2]);
@@ -721,16 +722,22 @@ fn a_changed_row_keeps_the_selection_on_its_message() {
         app.apply_row(flash.clone()),
         "a new unacknowledged FLASH rings"
     );
-    assert_eq!(app.inbound[0].id, flash.id, "the FLASH sorts first");
     assert_eq!(
-        app.inbound[app.selected_in].id, rows[2].id,
+        app.inbound.get(0).expect("a row").id,
+        flash.id,
+        "the FLASH sorts first"
+    );
+    assert_eq!(
+        app.inbound.get(app.selected_in).expect("a row").id,
+        rows[2].id,
         "the selection stayed"
     );
     let mut acked = flash;
     acked.state = MessageState::Acknowledged;
     assert!(!app.apply_row(acked), "an acknowledged FLASH does not ring");
     assert_eq!(
-        app.inbound[app.selected_in].id, rows[2].id,
+        app.inbound.get(app.selected_in).expect("a row").id,
+        rows[2].id,
         "the selection stayed"
     );
     assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod form;
 pub mod keymap;
+pub mod rows;
 mod update;
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use crate::config::Deadlines;
 use crate::domain::{Language, Message, MessageId, OperatorName, Precedence};
 pub use crate::station::alarms::Alarm;
 use crate::station::{AlarmKind, Event, Status};
-use crate::store::MessageRow;
+use crate::store::{Direction, MessageRow};
 use form::{Form, Picker};
 use keymap::{Context, Keymap};
 
@@ -282,8 +283,10 @@ pub struct App {
     pub screen: Screen,
     pub operator: Option<OperatorName>,
     pub login: LoginForm,
-    pub inbound: Vec<MessageRow>,
-    pub outbound: Vec<MessageRow>,
+    /// The inbound queue, in its order (see [`rows::Order::Queue`]).
+    pub inbound: rows::Rows,
+    /// The sent list, newest first.
+    pub outbound: rows::Rows,
     pub status: Option<Status>,
     pub selected_in: usize,
     pub selected_out: usize,
@@ -307,9 +310,6 @@ pub struct App {
     pub flash_on: bool,
     /// Tabletop: the white cell's state, and whether its panel is open.
     pub white_cell: Option<WhiteCellView>,
-    /// Cached by `recount` at each refresh.
-    pub counts: [usize; 4],
-    pub exercise_seen: bool,
     pub white_cell_open: bool,
     /// Which waiting station the facilitator's panel has selected.
     pub white_cell_pick: usize,
@@ -353,8 +353,8 @@ impl App {
             screen: Screen::Login,
             operator: None,
             login: LoginForm::default(),
-            inbound: Vec::new(),
-            outbound: Vec::new(),
+            inbound: rows::Rows::new(rows::Order::Queue),
+            outbound: rows::Rows::new(rows::Order::Newest),
             status: None,
             selected_in: 0,
             selected_out: 0,
@@ -374,8 +374,6 @@ impl App {
             last_bell: None,
             flash_on: false,
             white_cell: None,
-            counts: [0; 4],
-            exercise_seen: false,
             white_cell_open: false,
             white_cell_pick: 0,
             report: None,
@@ -425,22 +423,7 @@ impl App {
 
     /// Whether anything of this message's exercise kind is present.
     pub fn exercise_present(&self) -> bool {
-        self.setup.exercise_mode || self.exercise_seen
-    }
-
-    /// Recomputes what every frame shows of the whole queue (counts, the
-    /// exercise flag) once per refresh, so drawing reads only visible rows.
-    pub fn recount(&mut self) {
-        let mut counts = [0; 4];
-        for r in self.inbound.iter().filter(|r| r.state.is_unacknowledged()) {
-            counts[r.precedence.rank() as usize] += 1;
-        }
-        self.counts = counts;
-        self.exercise_seen = self
-            .inbound
-            .iter()
-            .chain(&self.outbound)
-            .any(|r| r.exercise);
+        self.setup.exercise_mode || self.inbound.any_exercise() || self.outbound.any_exercise()
     }
 
     /// Time left to acknowledge an inbound message (negative: overdue),
@@ -468,31 +451,26 @@ impl App {
         self.inbound.iter().filter(|r| r.state.is_unacknowledged())
     }
 
-    /// Unacknowledged counts by precedence, FLASH first (as of the last refresh).
+    /// Unacknowledged counts by precedence, FLASH first.
     pub fn unacknowledged_counts(&self) -> [usize; 4] {
-        self.counts
+        self.inbound.unacknowledged()
     }
 
     pub fn overdue(&self, row: &MessageRow) -> bool {
         row.state.is_unacknowledged() && self.time_left(row).is_some_and(|t| t.is_negative())
     }
 
-    /// Sorts the inbound queue: unacknowledged first, then precedence, then
-    /// time left before the deadline, then arrival. Deadlines are counted from
-    /// the receipt time with one length per precedence, so within a
-    /// precedence less time left means an earlier receipt: the receipt time
-    /// orders both, and the order does not change as the clock runs.
-    pub fn sort_inbound(&mut self) {
-        let selected = self.inbound.get(self.selected_in).map(|r| r.id);
-        self.inbound.sort_by(|a, b| {
-            (!a.state.is_unacknowledged())
-                .cmp(&!b.state.is_unacknowledged())
-                .then(a.precedence.cmp(&b.precedence))
-                .then(a.stored_at.cmp(&b.stored_at))
-        });
-        if let Some(id) = selected {
-            self.selected_in = self.inbound.iter().position(|r| r.id == id).unwrap_or(0);
-        }
+    /// Replaces both lists (a resync), keeping each selection on the
+    /// message it was on where that message is still there.
+    pub fn replace_rows(&mut self, inbound: Vec<MessageRow>, outbound: Vec<MessageRow>) {
+        let (in_id, out_id) = (
+            self.selected_id(Direction::In),
+            self.selected_id(Direction::Out),
+        );
+        self.inbound.replace_all(inbound);
+        self.outbound.replace_all(outbound);
+        self.reselect(Direction::In, in_id);
+        self.reselect(Direction::Out, out_id);
     }
 
     /// Applies a changed row from the station: replaces the row with its
@@ -501,33 +479,34 @@ impl App {
     pub fn apply_row(&mut self, row: MessageRow) -> bool {
         let awaited =
             |r: &MessageRow| r.precedence == Precedence::Flash && r.state.is_unacknowledged();
-        let new_flash;
-        match row.direction {
-            crate::store::Direction::In => {
-                let at = self.inbound.iter().position(|r| r.id == row.id);
-                new_flash = awaited(&row) && !at.is_some_and(|i| awaited(&self.inbound[i]));
-                match at {
-                    Some(i) => self.inbound[i] = row,
-                    None => self.inbound.push(row),
-                }
-                self.sort_inbound();
-            }
-            crate::store::Direction::Out => {
-                new_flash = false;
-                let selected = self.outbound.get(self.selected_out).map(|r| r.id);
-                match self.outbound.iter().position(|r| r.id == row.id) {
-                    Some(i) => self.outbound[i] = row,
-                    None => self.outbound.push(row),
-                }
-                self.outbound
-                    .sort_by_key(|r| std::cmp::Reverse(r.stored_at));
-                if let Some(id) = selected {
-                    self.selected_out = self.outbound.iter().position(|r| r.id == id).unwrap_or(0);
-                }
-            }
+        let direction = row.direction;
+        let selected = self.selected_id(direction);
+        let now_awaited = awaited(&row);
+        let old = match direction {
+            Direction::In => self.inbound.upsert(row),
+            Direction::Out => self.outbound.upsert(row),
+        };
+        self.reselect(direction, selected);
+        direction == Direction::In && now_awaited && !old.as_ref().is_some_and(awaited)
+    }
+
+    fn selected_id(&self, direction: Direction) -> Option<MessageId> {
+        match direction {
+            Direction::In => self.inbound.get(self.selected_in).map(|r| r.id),
+            Direction::Out => self.outbound.get(self.selected_out).map(|r| r.id),
         }
-        self.recount();
-        new_flash
+    }
+
+    /// Puts the selection back on `id`, or keeps it in range.
+    fn reselect(&mut self, direction: Direction, id: Option<MessageId>) {
+        let (rows, selected) = match direction {
+            Direction::In => (&self.inbound, &mut self.selected_in),
+            Direction::Out => (&self.outbound, &mut self.selected_out),
+        };
+        *selected = id
+            .and_then(|id| rows.position(&id))
+            .unwrap_or(*selected)
+            .min(rows.len().saturating_sub(1));
     }
 
     /// Applies an alarm raised (or changed) at the station.

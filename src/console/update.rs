@@ -98,14 +98,8 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             let had_flash = flash_ids(&app.inbound);
             app.alarms = alarms;
             app.alarm_pick = app.alarm_pick.min(app.alarms.len().saturating_sub(1));
-            app.inbound = inbound;
-            app.outbound = outbound;
-            app.outbound.sort_by_key(|r| std::cmp::Reverse(r.stored_at));
+            app.replace_rows(inbound, outbound);
             app.status = Some(*status);
-            app.sort_inbound();
-            app.recount();
-            app.selected_in = app.selected_in.min(app.inbound.len().saturating_sub(1));
-            app.selected_out = app.selected_out.min(app.outbound.len().saturating_sub(1));
             // A FLASH arriving rings at once, locked or not.
             if !flash_ids(&app.inbound).is_subset(&had_flash) {
                 app.last_bell = Some(app.now);
@@ -182,9 +176,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
 }
 
 /// The unacknowledged FLASH messages: a new one among them rings.
-fn flash_ids(
-    rows: &[crate::store::MessageRow],
-) -> std::collections::HashSet<crate::domain::MessageId> {
+fn flash_ids(rows: &super::rows::Rows) -> std::collections::HashSet<crate::domain::MessageId> {
     rows.iter()
         .filter(|r| r.state.is_unacknowledged() && r.precedence == Precedence::Flash)
         .map(|r| r.id)
@@ -667,7 +659,7 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
 /// or the selected row.
 fn current_inbound(app: &App) -> Option<&crate::store::MessageRow> {
     match (&app.screen, &app.reading) {
-        (Screen::Message, Some(r)) => app.inbound.iter().find(|row| row.id == r.id),
+        (Screen::Message, Some(r)) => app.inbound.find(&r.id),
         (Screen::Queue, _) => app.inbound.get(app.selected_in),
         _ => None,
     }

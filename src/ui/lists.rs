@@ -85,15 +85,16 @@ fn table(
     area: Rect,
     theme: &Theme,
     app: &App,
-    (rows, selected): (&[MessageRow], usize),
+    (rows, selected): (&crate::console::rows::Rows, usize),
     columns: Columns<'_>,
     own: impl Fn(&MessageRow) -> (Vec<Cell<'static>>, ratatui::style::Style),
 ) {
     let height = usize::from(area.height.saturating_sub(2));
     let range = window(selected, rows.len(), height);
     let lang = app.setup.language;
-    let shown: Vec<Row> = rows[range.clone()]
-        .iter()
+    let shown: Vec<Row> = rows
+        .iter_from(range.start)
+        .take(range.len())
         .enumerate()
         .map(|(i, r)| {
             let is_selected = range.start + i == selected;

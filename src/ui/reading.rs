@@ -80,12 +80,7 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     theme.dim(),
                 ));
             }
-            if let Some(row) = app
-                .inbound
-                .iter()
-                .chain(&app.outbound)
-                .find(|r| r.id == m.id)
-            {
+            if let Some(row) = app.inbound.find(&m.id).or_else(|| app.outbound.find(&m.id)) {
                 lines.push(Line::raw(""));
                 let ack = match (&row.ack_by, &row.ack_at) {
                     (Some(by), Some(at)) => format!(
