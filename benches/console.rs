@@ -20,7 +20,12 @@
 //! - idle CPU of the real `hotline console` in a tmux pane, at the log-in
 //!   screen and logged in on an empty queue, sampled from /proc/PID/stat,
 //!   with a `sleep` in another pane of the same tmux server over the same
-//!   window as the floor, and the tmux server's own CPU beside it.
+//!   window as the floor, and the tmux server's own CPU beside it;
+//! - one arrival applied and drawn with 1,000 and 100,000 rows queued,
+//!   against the full re-read the console once did on every event;
+//! - the time from a `hotline serve` stopping (SIGTERM) or freezing
+//!   (SIGSTOP) to the attached `hotline console` showing STATION NOT
+//!   RUNNING, read off the tmux pane every 10 ms.
 //!
 //! Times are wall clock (what the operator waits) and on-CPU time of the
 //! measuring thread (the work, which other load on the machine does not
@@ -112,7 +117,10 @@ fn main() {
         scale.idle.as_secs()
     );
     let idle = idle_bench(&scale, &bin);
+    eprintln!("console bench: an attached console over a station that stops or freezes...");
+    let stops = stop_bench(&scale, &bin);
     let report = Report {
+        stops,
         render,
         scans,
         updates,
@@ -803,9 +811,23 @@ impl Tmux {
 
     /// Waits until the pane shows `text`.
     fn wait_for(&self, target: &str, text: &str, limit: Duration, err: &Path) -> Duration {
+        self.wait_until(target, text, true, limit, err, Duration::from_millis(50))
+    }
+
+    /// Waits until the pane shows `text` (or, with `shown` false, no longer
+    /// shows it), looking every `every`.
+    fn wait_until(
+        &self,
+        target: &str,
+        text: &str,
+        shown: bool,
+        limit: Duration,
+        err: &Path,
+        every: Duration,
+    ) -> Duration {
         let start = Instant::now();
         loop {
-            if self.screen(target).contains(text) {
+            if self.screen(target).contains(text) == shown {
                 return start.elapsed();
             }
             if start.elapsed() > limit {
@@ -817,7 +839,7 @@ impl Tmux {
                     std::fs::read_to_string(err).unwrap_or_default()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(every);
         }
     }
 
@@ -916,7 +938,9 @@ fn hotline(bin: &Path, args: &[&str], envs: &[(&str, &Path)]) {
     );
 }
 
-fn idle_bench(scale: &Scale, bin: &Path) -> Idle {
+/// A fresh station with one operator, made by the real binary: its temp
+/// dir, config path and the operator's passphrase file.
+fn bench_station(bin: &Path) -> (tempfile::TempDir, String, PathBuf) {
     let tmp = tempfile::Builder::new()
         .prefix("hotline-bench-console")
         .tempdir()
@@ -924,7 +948,7 @@ fn idle_bench(scale: &Scale, bin: &Path) -> Idle {
     let dir = tmp.path().join("station");
     let config = dir.join("operator.toml");
     let dir_s = dir.to_str().expect("utf-8 temp path");
-    let config_s = config.to_str().expect("utf-8 temp path");
+    let config_s = config.to_str().expect("utf-8 temp path").to_string();
     hotline(
         bin,
         &[
@@ -952,10 +976,14 @@ fn idle_bench(scale: &Scale, bin: &Path) -> Idle {
     }
     hotline(
         bin,
-        &["--config", config_s, "operator", "add", OPERATOR],
+        &["--config", &config_s, "operator", "add", OPERATOR],
         &[("HOTLINE_PASSPHRASE_FILE", &pass)],
     );
+    (tmp, config_s, pass)
+}
 
+fn idle_bench(scale: &Scale, bin: &Path) -> Idle {
+    let (tmp, config_s, _pass) = bench_station(bin);
     let err = tmp.path().join("console.stderr");
     let mut tmux = Tmux::new();
     let console = tmux
@@ -1010,6 +1038,123 @@ fn idle_bench(scale: &Scale, bin: &Path) -> Idle {
     idle
 }
 
+// ---------------------------------------------------------------- station stops
+
+/// How often the screen is read while timing a stop: the resolution of
+/// the figures.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// Times from a station stopping (SIGTERM) or freezing (SIGSTOP: socket
+/// open, no heartbeat) to its attached console showing STATION NOT
+/// RUNNING, from the signal to the first screen read that shows it.
+struct Stops {
+    stopped: Vec<Duration>,
+    frozen: Vec<Duration>,
+}
+
+/// A `hotline serve` child, killed when dropped.
+struct Serve(std::process::Child);
+
+impl Serve {
+    fn start(bin: &Path, config: &str, socket: &Path, log: &Path) -> Serve {
+        let out = std::fs::File::create(log).expect("serve log");
+        let child = Command::new(bin)
+            .args(["--config", config, "serve"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("serve log"))
+            .stderr(out)
+            .spawn()
+            .expect("console bench: starting hotline serve");
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "console bench: hotline serve did not listen on {}:\n{}",
+                socket.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Serve(child)
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on this bench's own child, by its id.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, signal);
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stop_bench(scale: &Scale, bin: &Path) -> Stops {
+    let (tmp, config_s, _pass) = bench_station(bin);
+    let config = hotline::config::Config::load(Path::new(&config_s)).expect("bench config");
+    let socket = hotline::station::control::socket_path(&config.station.data_dir);
+    let log = tmp.path().join("serve.log");
+    let mut serve = Serve::start(bin, &config_s, &socket, &log);
+    let err = tmp.path().join("attached.stderr");
+    let mut tmux = Tmux::new();
+    tmux.session(
+        "attached",
+        &format!(
+            "exec '{}' --config '{config_s}' console 2>'{}'",
+            bin.display(),
+            err.display()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("console bench: starting the attached console: {e}"));
+    let limit = Duration::from_secs(20);
+    let log_in = |tmux: &Tmux| {
+        tmux.wait_for("attached", "LOG IN", limit, &err);
+        tmux.keys("attached", Some(OPERATOR), Some("Enter"));
+        tmux.keys("attached", Some(PASSPHRASE), Some("Enter"));
+        tmux.wait_for("attached", "Handover summary", limit, &err);
+        tmux.keys("attached", None, Some("Enter"));
+        tmux.wait_for("attached", "INBOUND", limit, &err);
+    };
+    log_in(&tmux);
+    let lost = "STATION NOT RUNNING";
+    let rounds = if scale.quick { 2 } else { 5 };
+    let mut stops = Stops {
+        stopped: Vec::new(),
+        frozen: Vec::new(),
+    };
+    for _ in 0..rounds {
+        tmux.wait_until("attached", lost, false, limit, &err, STOP_POLL);
+        serve.signal(libc::SIGSTOP);
+        stops
+            .frozen
+            .push(tmux.wait_until("attached", lost, true, limit, &err, STOP_POLL));
+        serve.signal(libc::SIGCONT);
+        tmux.wait_until("attached", lost, false, limit, &err, STOP_POLL);
+
+        serve.signal(libc::SIGTERM);
+        stops
+            .stopped
+            .push(tmux.wait_until("attached", lost, true, limit, &err, STOP_POLL));
+        let _ = serve.0.wait();
+        drop(serve);
+        serve = Serve::start(bin, &config_s, &socket, &log);
+        log_in(&tmux);
+    }
+    stops
+}
+
+fn p50_max(times: &[Duration]) -> (f64, f64) {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let at = |i: usize| sorted.get(i).map_or(f64::NAN, |d| ms(*d));
+    (at(sorted.len() / 2), at(sorted.len().saturating_sub(1)))
+}
+
 // ---------------------------------------------------------------- report
 
 struct Report {
@@ -1018,6 +1163,7 @@ struct Report {
     updates: Updates,
     events: Events,
     idle: Idle,
+    stops: Stops,
     loadavg: String,
     tmux_version: String,
 }
@@ -1237,6 +1383,35 @@ impl Report {
                 None,
             ),
         ]);
+        let (stopped_p50, stopped_max) = p50_max(&self.stops.stopped);
+        let (frozen_p50, frozen_max) = p50_max(&self.stops.frozen);
+        let silent = Some(ms(hotline::attach::STATION_SILENT));
+        rows.extend([
+            row(
+                "station stopped -> NOT RUNNING shown, p50",
+                stopped_p50,
+                "ms",
+                None,
+            ),
+            row(
+                "station stopped -> NOT RUNNING shown, max",
+                stopped_max,
+                "ms",
+                None,
+            ),
+            row(
+                "station frozen -> NOT RUNNING shown, p50 (vs silence allowed)",
+                frozen_p50,
+                "ms",
+                silent,
+            ),
+            row(
+                "station frozen -> NOT RUNNING shown, max (vs silence allowed)",
+                frozen_max,
+                "ms",
+                silent,
+            ),
+        ]);
         rows
     }
 
@@ -1343,6 +1518,12 @@ impl Report {
                 "login_check_ms": round(ms(i.login_after), 1),
                 "console_threads": i.threads,
                 "console_rss_kib": i.rss_kib,
+            },
+            "station_lost": {
+                "poll_ms": ms(STOP_POLL),
+                "stopped_ms": self.stops.stopped.iter().map(|d| round(ms(*d), 1)).collect::<Vec<_>>(),
+                "frozen_ms": self.stops.frozen.iter().map(|d| round(ms(*d), 1)).collect::<Vec<_>>(),
+                "silence_allowed_ms": ms(hotline::attach::STATION_SILENT),
             },
             "ratios": ratios,
         })

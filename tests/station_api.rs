@@ -276,6 +276,93 @@ async fn two_person_rule_is_the_stations_through_every_door() {
     ms.shutdown().await;
 }
 
+/// The two-person rule through `hotline send` against a running
+/// `hotline serve`: the CLI is refused the same three ways as the other
+/// doors (no second operator, the releaser twice, a second whose passphrase
+/// is wrong), each refusal audited, and the accepted FLASH names both in
+/// `hotline outbox`.
+#[test]
+fn two_person_rule_holds_for_hotline_send() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(root.path(), FAST_LINK);
+    two_person(&w);
+    let secret = |name: &str, text: &str| {
+        let path = root.path().join(name);
+        std::fs::write(&path, text).expect("passphrase file");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("owner-only");
+        path
+    };
+    let right = secret("right", PASSPHRASE);
+    let wrong = secret("wrong", "not the passphrase of op2 at all");
+    let serve = Serve::start(&w);
+    let send = |subject: &str, second: Option<&str>, second_file: &std::path::Path| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"));
+        cmd.arg("--config")
+            .arg(&w.config_path)
+            .args(["send", "--to", "MOSCOW", "--template", "general"])
+            .args(["--precedence", "FLASH", "--operator", "op"])
+            .arg("--field")
+            .arg(format!("subject={subject}"))
+            .args(["--field", "text=two-person check"])
+            .env_remove("HOTLINE_CONFIG")
+            .env("HOTLINE_PASSPHRASE_FILE", &right)
+            .env("HOTLINE_SECOND_PASSPHRASE_FILE", second_file);
+        if let Some(second) = second {
+            cmd.args(["--second-operator", second]);
+        }
+        cmd.output().expect("hotline send runs")
+    };
+    for (second, file, why) in [
+        (None, &right, "needs a second operator"),
+        (Some("op"), &right, "different person"),
+        (
+            Some("op2"),
+            &wrong,
+            "second operator op2: unknown operator or wrong passphrase",
+        ),
+    ] {
+        let out = send("refused", second, file);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "second {second:?} must be refused");
+        assert!(stderr.contains(why), "second {second:?}: {stderr}");
+    }
+    let out = send("accepted", Some("op2"), &right);
+    assert!(
+        out.status.success(),
+        "a FLASH with a verified second operator is released: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outbox = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+        .arg("--config")
+        .arg(&w.config_path)
+        .arg("outbox")
+        .env_remove("HOTLINE_CONFIG")
+        .output()
+        .expect("hotline outbox runs");
+    let listed = String::from_utf8_lossy(&outbox.stdout);
+    assert!(listed.contains("released by op and op2"), "{listed}");
+    assert_eq!(
+        listed.matches("FLASH").count(),
+        1,
+        "one FLASH was released:\n{listed}"
+    );
+    serve.stop();
+
+    let journal =
+        hotline::store::Journal::open_read_only(&w.config().journal_path).expect("journal");
+    let count = |sql: &str| {
+        journal
+            .read(|c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+            .expect("audit read")
+    };
+    let refused = count("SELECT count(*) FROM audit WHERE action = 'release-refused'");
+    let denied = count(
+        "SELECT count(*) FROM audit WHERE action = 'second-operator' AND detail LIKE '%outcome=denied%'",
+    );
+    assert_eq!((refused, denied), (2, 1), "each refusal is audited");
+}
+
 /// Commands that act for an operator need one logged in on that session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acting_commands_need_a_logged_in_operator() {
@@ -575,6 +662,11 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
     log_in(&tmux);
     tmux.keys(&["Enter"]);
     tmux.wait_for("MOSCOW ● UP", Duration::from_secs(20));
+    // Control: over a live station the same poll does not see the
+    // not-running state for three heartbeat windows, so below it is the
+    // console's own finding, and a console that ignored the closed or silent
+    // socket would go on showing this screen and fail.
+    tmux.never_for("STATION NOT RUNNING", 3 * hotline::attach::STATION_SILENT);
 
     // Frozen: the socket stays open, the heartbeat stops.
     washington.signal(libc::SIGSTOP);

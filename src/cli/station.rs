@@ -94,7 +94,8 @@ async fn log_in(
         format!("Passphrase for {operator}: ")
     };
     let passphrase = Passphrase(passphrase::obtain(env, &prompt).map_err(anyhow::Error::msg)?);
-    let operator = operator.to_string();
+    let name = operator.to_string();
+    let operator = name.clone();
     let command = if second {
         Command::VerifySecond {
             operator,
@@ -106,7 +107,15 @@ async fn log_in(
             passphrase,
         }
     };
-    client.call(&command).await?;
+    let role = if second {
+        "second operator"
+    } else {
+        "operator"
+    };
+    client
+        .call(&command)
+        .await
+        .with_context(|| format!("{role} {}", inert(&name)))?;
     Ok(())
 }
 

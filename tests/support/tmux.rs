@@ -87,6 +87,20 @@ impl Tmux {
         }
     }
 
+    /// The negative of [`Tmux::wait_for`], polled the same way: `what`
+    /// does not appear for all of `during`.
+    pub fn never_for(&self, what: &str, during: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            assert!(!s.contains(what), "`{what}` appeared; the screen:\n{s}");
+            if start.elapsed() >= during {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn wait_for(&self, what: &str, limit: Duration) -> String {
         self.wait_until(&format!("`{what}` appearing"), limit, |s| s.contains(what))
     }
