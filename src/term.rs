@@ -171,7 +171,7 @@ impl Backend {
 fn done(what: String, result: Result<Reply, ApiError>) -> Msg {
     Msg::Done {
         what,
-        result: result.map(|_| ()).map_err(|e| e.to_string()),
+        result: result.map(|_| ()),
     }
 }
 
@@ -256,8 +256,7 @@ impl World {
                     .and_then(|r| match r {
                         Reply::LoggedIn { operator } => Ok(operator),
                         other => Err(unexpected(&other)),
-                    })
-                    .map_err(|e| e.to_string());
+                    });
                 Some(Msg::LoginChecked { name, result })
             }),
             Effect::SignIn(call_sign) => self.spawn(move |b| async move {
@@ -269,8 +268,7 @@ impl World {
                     .and_then(|r| match r {
                         Reply::LoggedIn { operator } => Ok(operator),
                         other => Err(unexpected(&other)),
-                    })
-                    .map_err(|e| e.to_string());
+                    });
                 Some(Msg::LoginChecked {
                     name: call_sign,
                     result,
@@ -286,8 +284,7 @@ impl World {
                     .and_then(|r| match r {
                         Reply::Verified { operator } => Ok(operator),
                         other => Err(unexpected(&other)),
-                    })
-                    .map_err(|e| e.to_string());
+                    });
                 Some(Msg::SecondChecked { result })
             }),
             Effect::OpenMessage(id) => self.spawn(move |b| async move {
@@ -295,7 +292,6 @@ impl World {
                     Reply::Opened { message } => Ok(message),
                     other => Err(unexpected(&other)),
                 });
-                let result = result.map_err(|e| e.to_string());
                 Some(Msg::MessageOpened { id, result })
             }),
             // The station acts for its session's operator, whom the login
@@ -313,14 +309,13 @@ impl World {
                     attachments,
                     second_operator: second.map(|s| s.to_string()),
                 };
-                let result = b
-                    .call(Command::Release(Box::new(release)))
-                    .await
-                    .and_then(|r| match r {
-                        Reply::Released { row } => Ok(row),
-                        other => Err(unexpected(&other)),
-                    })
-                    .map_err(|e| e.to_string());
+                let result =
+                    b.call(Command::Release(Box::new(release)))
+                        .await
+                        .and_then(|r| match r {
+                            Reply::Released { row } => Ok(row),
+                            other => Err(unexpected(&other)),
+                        });
                 Some(Msg::ReleaseFinished { result })
             }),
             Effect::Acknowledge { id, .. } => self.spawn(move |b| async move {

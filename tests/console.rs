@@ -462,15 +462,18 @@ fn starts_locked_and_logs_in_through_the_handover() {
         &mut app,
         Msg::LoginChecked {
             name: "j.smith".into(),
-            result: Err("wrong passphrase".into()),
+            result: Err(hotline::station::api::ApiError::Denied),
         },
     );
     assert!(effects.is_empty(), "{effects:?}");
     assert!(app.locked());
     assert_eq!(app.screen, Screen::Login);
     let error = app.login.error.as_deref().expect("an error is shown");
-    assert!(error.contains("wrong passphrase"), "{error}");
-    assert!(screen(&app, 80, 24).contains("wrong passphrase"));
+    assert!(
+        error.contains("unknown operator or wrong passphrase"),
+        "{error}"
+    );
+    assert!(screen(&app, 80, 24).contains("unknown operator or wrong passphrase"));
 
     let effects = update(
         &mut app,

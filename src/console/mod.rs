@@ -20,6 +20,7 @@ use crate::compose::Draft;
 use crate::config::Deadlines;
 use crate::domain::{Language, Message, MessageId, OperatorName, Precedence};
 pub use crate::station::alarms::Alarm;
+use crate::station::api::ApiError;
 use crate::station::{AlarmKind, Event, Status};
 use crate::store::{Direction, MessageRow};
 use form::{Form, Picker};
@@ -129,22 +130,22 @@ pub enum Msg {
     },
     /// The station answered a release: the stored row, or why not.
     ReleaseFinished {
-        result: Result<Box<MessageRow>, String>,
+        result: Result<Box<MessageRow>, ApiError>,
     },
     LoginChecked {
         name: String,
-        result: Result<OperatorName, String>,
+        result: Result<OperatorName, ApiError>,
     },
     SecondChecked {
-        result: Result<OperatorName, String>,
+        result: Result<OperatorName, ApiError>,
     },
     MessageOpened {
         id: MessageId,
-        result: Result<Box<Message>, String>,
+        result: Result<Box<Message>, ApiError>,
     },
     Done {
         what: String,
-        result: Result<(), String>,
+        result: Result<(), ApiError>,
     },
 }
 

@@ -150,7 +150,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 }
                 Err(e) => {
                     app.second.passphrase.clear();
-                    app.second.error = Some(e);
+                    app.second.error = Some(e.to_string());
                     Vec::new()
                 }
             }
@@ -159,7 +159,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if let Some(r) = app.reading.as_mut().filter(|r| r.id == id) {
                 match result {
                     Ok(m) => r.message = Some(*m),
-                    Err(e) => r.error = Some(e),
+                    Err(e) => r.error = Some(e.to_string()),
                 }
             }
             Vec::new()
