@@ -604,6 +604,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         call_sign_login: false,
         keymap: Keymap::default(),
         no_color: true,
+        attached: false,
     };
     let now = jiff::Timestamp::now();
     let id = MessageId::new();

@@ -68,6 +68,7 @@ fn setup() -> Setup {
         call_sign_login: false,
         keymap: Keymap::default(),
         no_color: false,
+        attached: false,
     }
 }
 
@@ -880,6 +881,90 @@ fn ctrl_l_locks_from_inside_a_draft() {
     assert_eq!(app.screen, Screen::Login);
 }
 
+/// Ctrl-Q asks before it stops anything, says what stops, and names what
+/// is still unacknowledged; `n` keeps the console, and only `y` (or a
+/// second Ctrl-Q) quits. Attached, the question says the station stays.
+#[test]
+fn quitting_asks_and_says_what_stops() {
+    let flash = inbound(1, Precedence::Flash, 2);
+    let immediate = inbound(2, Precedence::Immediate, 3);
+    let mut app = on_duty(setup(), vec![flash, immediate], Vec::new());
+    assert!(
+        ctrl(&mut app, 'q').is_empty(),
+        "nothing stops on the first key"
+    );
+    assert!(!app.quit);
+    assert_eq!(app.confirm, Some(Confirm::Quit));
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains("Quit, and stop station WASHINGTON?"),
+        "{shown}"
+    );
+    assert!(shown.contains("links to MOSCOW and BEIJING"), "{shown}");
+    assert!(
+        shown.contains("Messages are unacknowledged: 1 FLASH and 1 IMMEDIATE."),
+        "{shown}"
+    );
+    assert!(press(&mut app, KeyCode::Char('n')).is_empty());
+    assert!(!app.quit && app.confirm.is_none(), "n keeps the console");
+    ctrl(&mut app, 'q');
+    assert!(matches!(
+        press(&mut app, KeyCode::Char('y'))[..],
+        [Effect::Quit]
+    ));
+    assert!(app.quit);
+
+    let mut attached = on_duty(
+        Setup {
+            attached: true,
+            ..setup()
+        },
+        Vec::new(),
+        Vec::new(),
+    );
+    ctrl(&mut attached, 'q');
+    let shown = screen(&attached, 80, 24);
+    assert!(shown.contains("Quit this console?"), "{shown}");
+    assert!(shown.contains("keeps running"), "{shown}");
+    assert!(
+        !shown.contains("unacknowledged:"),
+        "nothing is waiting: {shown}"
+    );
+    assert!(matches!(ctrl(&mut attached, 'q')[..], [Effect::Quit]));
+}
+
+/// Esc on a draft with something typed in it asks; on an empty one it
+/// simply goes back.
+#[test]
+fn esc_on_a_typed_draft_asks_before_throwing_it_away() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    compose(&mut app, "gen");
+    press(&mut app, KeyCode::Esc);
+    assert!(app.form.is_none(), "an empty draft goes without a question");
+    assert_eq!(app.screen, Screen::Queue);
+
+    compose(&mut app, "gen");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "typed work");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.confirm, Some(Confirm::Abandon));
+    assert!(screen(&app, 80, 24).contains("Abandon this draft?"));
+    press(&mut app, KeyCode::Esc);
+    assert!(app.confirm.is_none());
+    let form = app.form.as_ref().expect("the draft is still there");
+    assert!(
+        form.values.iter().any(|v| v == "typed work"),
+        "{:?}",
+        form.values
+    );
+    assert_eq!(app.screen, Screen::Form);
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('y'));
+    assert!(app.form.is_none());
+    assert_eq!(app.screen, Screen::Queue);
+}
+
 #[test]
 fn idle_console_locks_itself() {
     let mut app = on_duty(setup(), Vec::new(), Vec::new());
@@ -1405,6 +1490,7 @@ fn no_color_uses_no_colour_and_states_read_as_words() {
     let mut app = on_duty(
         Setup {
             no_color: true,
+            attached: false,
             ..setup()
         },
         queue_rows(),

@@ -789,6 +789,20 @@ fn duty_console_end_to_end() {
     );
     tmux.wait_text(CONSOLE, "UNACK Z:0 O:1 P:0 R:0");
 
+    // Ctrl-Q asks first, says what stops and what is waiting; `n` keeps
+    // the console (and the station it runs) going.
+    tmux.key(CONSOLE, "C-q");
+    let screen = tmux.wait_text(CONSOLE, "Quit, and stop station WASHINGTON?");
+    assert!(
+        screen.contains("A message is unacknowledged: 1 IMMEDIATE."),
+        "{screen}"
+    );
+    tmux.key(CONSOLE, "n");
+    let screen = tmux.wait(CONSOLE, "the quit question to close", |s| {
+        !s.contains("Quit, and stop station")
+    });
+    assert!(screen.contains("UNACK Z:0 O:1 P:0 R:0"), "{screen}");
+
     // 3. Read it, rendered in English, then acknowledge it.
     let screen = open_inbound(&tmux, &first, 1);
     for expected in [
@@ -1107,6 +1121,8 @@ fn duty_console_end_to_end() {
 
     // 6. Ctrl-Q: the console exits cleanly and the terminal is restored.
     tmux.key(CONSOLE, "C-q");
+    tmux.wait_text(CONSOLE, "Quit, and stop station WASHINGTON?");
+    tmux.key(CONSOLE, "y");
     let screen = tmux.wait_text(CONSOLE, "CONSOLE-EXITED-");
     assert!(screen.contains("CONSOLE-EXITED-0"), "{screen}");
     let screen = tmux.wait_text(CONSOLE, "TTY-");

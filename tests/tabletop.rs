@@ -43,6 +43,8 @@ fn trainee_acknowledges_and_answers_and_the_report_scores_it() {
     tmux.acknowledge_and_reply("alpha-1");
     tmux.wait_for("finished", Duration::from_secs(30));
     tmux.keys(&["C-q"]);
+    tmux.wait_for("Quit, and stop station", Duration::from_secs(10));
+    tmux.keys(&["y"]);
     let screen = tmux.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));
     assert!(screen.contains("2 of 2 expectations met"), "{screen}");
 
@@ -154,6 +156,8 @@ fn the_facilitator_pauses_and_resumes_the_scenario() {
     tmux.keys(&["p", "Escape"]);
     tmux.wait_for("UNACK Z:0 O:1", Duration::from_secs(15));
     tmux.keys(&["C-q"]);
+    tmux.wait_for("Quit, and stop station", Duration::from_secs(10));
+    tmux.keys(&["y"]);
     tmux.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));
     let text = std::fs::read_to_string(&report).expect("report");
     assert!(text.contains("paused by the facilitator"), "{text}");

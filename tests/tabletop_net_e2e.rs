@@ -298,6 +298,8 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     assert!(panel.contains("delivered 1/1"), "{panel}");
 
     a.keys(&["C-q"]);
+    a.wait_for("Quit, and stop station", Duration::from_secs(10));
+    a.keys(&["y"]);
     let end = a.wait_for("TABLETOP-EXITED-0", Duration::from_secs(20));
     assert!(
         end.contains("Exercise over: 2 of 2 expectations met"),
@@ -334,6 +336,8 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     assert!(actions.contains("bravo sent ROUTINE general"), "{text}");
 
     b.keys(&["C-q"]);
+    b.wait_for("Quit, and stop station", Duration::from_secs(10));
+    b.keys(&["y"]);
     let end = b.wait_for("JOIN-EXITED-0", Duration::from_secs(20));
     assert!(end.contains("Admitted by MOSCOW"), "{end}");
     assert!(

@@ -33,6 +33,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         call_sign_login: false,
         keymap,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        attached: false,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // A station already running for this data directory (`hotline serve`):
@@ -79,6 +80,10 @@ fn attach(
     let socket = control::socket_path(data_dir);
     runtime.block_on(async move {
         let backend = Backend::attach(socket, peers).await?;
+        let setup = Setup {
+            attached: true,
+            ..setup
+        };
         crate::term::run(backend, setup, None)
             .await
             .context("the terminal")

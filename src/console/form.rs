@@ -58,6 +58,14 @@ pub struct Form {
 }
 
 impl Form {
+    /// Whether the operator has typed anything that would be lost.
+    pub fn is_blank(&self) -> bool {
+        self.values.iter().all(|v| v.trim().is_empty())
+            && self.text.trim().is_empty()
+            && self.attachments.is_empty()
+            && self.attach_input.trim().is_empty()
+    }
+
     pub fn new(template: Template, references: Vec<MessageId>, exercise: bool) -> Form {
         let precedence = template.precedence;
         Form {

@@ -237,6 +237,10 @@ pub enum Confirm {
     },
     /// Two-person rule: the second operator types name and passphrase.
     SecondOperator,
+    /// Quitting the console (and, unless attached, the station with it).
+    Quit,
+    /// Throwing away a draft with something typed in it.
+    Abandon,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -274,6 +278,9 @@ pub struct Setup {
     pub call_sign_login: bool,
     pub keymap: Keymap,
     pub no_color: bool,
+    /// Attached to a station that `hotline serve` runs: quitting the
+    /// console leaves the station running.
+    pub attached: bool,
 }
 
 /// The whole console state.
@@ -392,6 +399,13 @@ impl App {
 
     /// Which keymap context the current screen or question is in.
     pub fn context(&self) -> Context {
+        // A question is on top of every panel, and takes the keys first.
+        if self.confirm.is_some() {
+            return match self.confirm {
+                Some(Confirm::SecondOperator) => Context::Login,
+                _ => Context::Confirm,
+            };
+        }
         if self.report.is_some() {
             return Context::Report;
         }
@@ -400,12 +414,6 @@ impl App {
         }
         if self.alarms_open {
             return Context::Alarms;
-        }
-        if self.confirm.is_some() {
-            return match self.confirm {
-                Some(Confirm::SecondOperator) => Context::Login,
-                _ => Context::Confirm,
-            };
         }
         match self.screen {
             Screen::Login => Context::Login,

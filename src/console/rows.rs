@@ -10,7 +10,7 @@ use crate::domain::MessageId;
 use crate::store::MessageRow;
 
 /// Rows per chunk, at most; a chunk that grows past it splits in two.
-const CHUNK: usize = 512;
+const CHUNK: usize = 128;
 
 /// How a list is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -327,9 +327,14 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         }
     }
     match action {
-        Some(Action::Quit) => {
+        Some(Action::Quit) if app.confirm == Some(Confirm::Quit) => {
+            app.confirm = None;
             app.quit = true;
             return vec![Effect::Quit];
+        }
+        Some(Action::Quit) => {
+            app.confirm = Some(Confirm::Quit);
+            return Vec::new();
         }
         Some(Action::Help) => {
             app.help = true;
@@ -347,6 +352,9 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         }
         _ => {}
     }
+    if app.confirm.is_some() {
+        return confirm_key(app, action, ev);
+    }
     if app.report.is_some() {
         return report_key(app, action);
     }
@@ -355,9 +363,6 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     }
     if app.alarms_open {
         return alarm_key(app, action);
-    }
-    if app.confirm.is_some() {
-        return confirm_key(app, action, ev);
     }
     match app.screen {
         Screen::Login => login_key(app, action, ev),
@@ -841,12 +846,8 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
     };
     match action {
         Some(Action::Back) if app.preview => app.preview = false,
-        Some(Action::Back) => {
-            app.form = None;
-            app.composing_inject = false;
-            app.screen = Screen::Queue;
-            app.notice = Some("draft abandoned".into());
-        }
+        Some(Action::Back) if !form.is_blank() => app.confirm = Some(Confirm::Abandon),
+        Some(Action::Back) => abandon(app),
         Some(Action::NextField) => form.move_focus(true),
         Some(Action::PrevField) => form.move_focus(false),
         Some(Action::ChoiceNext) if form.focused() == super::form::Row::Attach => {
@@ -928,6 +929,14 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
                 },
                 Confirm::Release => release(app),
                 Confirm::SecondOperator => Vec::new(),
+                Confirm::Quit => {
+                    app.quit = true;
+                    vec![Effect::Quit]
+                }
+                Confirm::Abandon => {
+                    abandon(app);
+                    Vec::new()
+                }
             }
         }
         Some(Action::No) => {
@@ -937,6 +946,15 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
         }
         _ => Vec::new(),
     }
+}
+
+/// Throws the draft away, back to the queue.
+fn abandon(app: &mut App) {
+    app.form = None;
+    app.preview = false;
+    app.composing_inject = false;
+    app.screen = Screen::Queue;
+    app.notice = Some("draft abandoned".into());
 }
 
 /// Log-in keys while the two-person question is open.

@@ -86,9 +86,6 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Screen::Picker => compose::picker(frame, body, app, &theme),
         Screen::Form => compose::form(frame, body, app, &theme),
     }
-    if app.confirm.is_some() {
-        overlays::confirm(frame, body, app, &theme);
-    }
     if app.white_cell_open {
         overlays::white_cell(frame, body, app, &theme);
     }
@@ -97,6 +94,10 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     }
     if app.alarms_open {
         overlays::alarms(frame, body, app, &theme);
+    }
+    // A question is on top of every panel: it takes the keys first.
+    if app.confirm.is_some() {
+        overlays::confirm(frame, body, app, &theme);
     }
     if app.help {
         overlays::help(frame, body, app, &theme);

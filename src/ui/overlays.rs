@@ -210,6 +210,17 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             lines.push(Line::raw("The cancellation is audited."));
             " CANCEL "
         }
+        Confirm::Quit => {
+            quit_question(&mut lines, app, theme);
+            " QUIT "
+        }
+        Confirm::Abandon => {
+            lines.push(Line::styled("Abandon this draft?", theme.warn()));
+            lines.push(Line::raw(
+                "What you typed is thrown away. n or Esc goes back to it.",
+            ));
+            " ABANDON DRAFT "
+        }
         Confirm::SecondOperator => {
             lines.push(Line::styled(
                 "FLASH needs a second operator (two-person rule).",
@@ -239,6 +250,54 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         area,
     );
+}
+
+/// What quitting stops, and what it leaves waiting.
+fn quit_question(lines: &mut Vec<Line<'static>>, app: &App, theme: &Theme) {
+    let station = &app.setup.station;
+    if app.setup.attached {
+        lines.push(Line::styled("Quit this console?", theme.warn()));
+        lines.push(Line::raw(format!(
+            "Station {station} keeps running (hotline serve); only this console closes."
+        )));
+    } else {
+        lines.push(Line::styled(
+            format!("Quit, and stop station {station}?"),
+            theme.warn(),
+        ));
+        let names: Vec<&str> = app.setup.peers.iter().map(|(p, _)| p.as_str()).collect();
+        let links = match names.as_slice() {
+            [] => String::new(),
+            [one] => format!(" and its link to {one}"),
+            [init @ .., last] if names.len() <= 3 => {
+                format!(" and its links to {} and {last}", init.join(", "))
+            }
+            _ => format!(" and its links to {} peers", names.len()),
+        };
+        lines.push(Line::raw(format!(
+            "The station{links} stop with this console: nothing is received or sent until it runs again."
+        )));
+    }
+    let [flash, immediate, ..] = app.unacknowledged_counts();
+    let waiting: Vec<String> = [(flash, "FLASH"), (immediate, "IMMEDIATE")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, p)| format!("{n} {p}"))
+        .collect();
+    if !waiting.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "{} unacknowledged: {}.",
+                if flash + immediate == 1 {
+                    "A message is"
+                } else {
+                    "Messages are"
+                },
+                waiting.join(" and ")
+            ),
+            theme.alert(),
+        ));
+    }
 }
 
 pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

@@ -175,6 +175,7 @@ pub fn console_setup(station: &str) -> hotline::console::Setup {
         call_sign_login: false,
         keymap: hotline::console::keymap::Keymap::default(),
         no_color: false,
+        attached: false,
     }
 }
 
