@@ -318,10 +318,10 @@ impl World {
                         });
                 Some(Msg::ReleaseFinished { result })
             }),
-            Effect::Acknowledge { id, .. } => self.spawn(move |b| async move {
+            Effect::Acknowledge { id, what, .. } => self.spawn(move |b| async move {
                 let result = b.call(Command::Acknowledge { id: id.to_string() }).await;
                 // The changed row comes as an event, to every console.
-                Some(done(format!("acknowledged {id}"), result))
+                Some(done(format!("acknowledged {what}"), result))
             }),
             Effect::Cancel { id, .. } => self.spawn(move |b| async move {
                 let result = b.call(Command::Cancel { id: id.to_string() }).await;

@@ -568,9 +568,16 @@ fn acknowledging_routine_is_immediate() {
     );
     let effects = press(&mut app, KeyCode::Char('a'));
     match effects.as_slice() {
-        [Effect::Acknowledge { operator, id: ack }] => {
+        [
+            Effect::Acknowledge {
+                operator,
+                id: ack,
+                what,
+            },
+        ] => {
             assert_eq!(*operator, op("j.smith"));
             assert_eq!(*ack, id(1));
+            assert_eq!(what, "ROUTINE MOSCOW/1 (general)", "named by its handle");
         }
         other => panic!("expected one Acknowledge, got {other:?}"),
     }

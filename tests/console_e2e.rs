@@ -823,7 +823,7 @@ fn duty_console_end_to_end() {
     tmux.key(CONSOLE, "Escape");
     tmux.wait_text(CONSOLE, " INBOUND ");
     tmux.key(CONSOLE, "a");
-    tmux.wait_text(CONSOLE, &format!("Acknowledge IMMEDIATE message {first}?"));
+    tmux.wait_text(CONSOLE, "Acknowledge IMMEDIATE MOSCOW/1 (general)?");
     tmux.key(CONSOLE, "y");
     tmux.wait_line(
         CONSOLE,

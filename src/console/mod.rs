@@ -182,6 +182,8 @@ pub enum Effect {
     Acknowledge {
         operator: OperatorName,
         id: MessageId,
+        /// How the operator knows the message (see [`describe`]).
+        what: String,
     },
     Cancel {
         operator: OperatorName,
@@ -543,4 +545,24 @@ impl App {
             _ => self.inbound.get(self.selected_in),
         }
     }
+}
+
+/// The handle operators speak of a message by: its peer and its serial in
+/// that direction (`MOSCOW/6` is MOSCOW's 6th message to us, `to:MOSCOW/6`
+/// our 6th to MOSCOW).
+pub fn handle(row: &MessageRow) -> String {
+    match row.direction {
+        Direction::In => format!("{}/{}", row.peer, row.serial),
+        Direction::Out => format!("to:{}/{}", row.peer, row.serial),
+    }
+}
+
+/// A message named for a question or a notice: precedence, handle and form.
+pub fn describe(row: &MessageRow) -> String {
+    format!(
+        "{} {} ({})",
+        row.precedence,
+        handle(row),
+        crate::sanitize::inert(&row.template_id)
+    )
 }

@@ -650,7 +650,8 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
             Some(r) => {
                 app.notice = Some(format!(
                     "{} is {}; only a queued message can be cancelled. Send a cancellation that references it",
-                    r.id, r.state
+                    super::describe(r),
+                    r.state
                 ));
                 Vec::new()
             }
@@ -678,7 +679,7 @@ fn ask_ack(app: &mut App, reply_after: bool) -> Vec<Effect> {
     if !row.state.is_unacknowledged() {
         app.notice = Some(format!(
             "{} is already acknowledged by {}; acknowledging is one-way",
-            row.id,
+            super::describe(row),
             row.ack_by.as_deref().unwrap_or("?")
         ));
         return if reply_after { reply(app) } else { Vec::new() };
@@ -699,7 +700,11 @@ fn acknowledge(app: &mut App, id: crate::domain::MessageId, reply_after: bool) -
     let Some(operator) = app.operator.clone() else {
         return Vec::new();
     };
-    let mut effects = vec![Effect::Acknowledge { operator, id }];
+    let what = app
+        .inbound
+        .find(&id)
+        .map_or_else(|| id.to_string(), super::describe);
+    let mut effects = vec![Effect::Acknowledge { operator, id, what }];
     if reply_after {
         effects.extend(reply(app));
     }

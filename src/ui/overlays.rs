@@ -161,10 +161,11 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let mut lines: Vec<Line<'static>> = Vec::new();
     let title = match question {
         Confirm::Acknowledge { id, precedence, .. } => {
-            lines.push(Line::styled(
-                format!("Acknowledge {precedence} message {id}?"),
-                theme.warn(),
-            ));
+            let what = app.inbound.find(id).map_or_else(
+                || format!("{precedence} message {id}"),
+                crate::console::describe,
+            );
+            lines.push(Line::styled(format!("Acknowledge {what}?"), theme.warn()));
             lines.push(Line::raw(format!(
                 "You, {}, confirm you have read it. This is sent to the sender",
                 app.operator
@@ -203,8 +204,12 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             " RELEASE "
         }
         Confirm::Cancel { id } => {
+            let what = app
+                .outbound
+                .find(id)
+                .map_or_else(|| id.to_string(), crate::console::describe);
             lines.push(Line::styled(
-                format!("Cancel queued message {id}?"),
+                format!("Cancel queued message {what}?"),
                 theme.warn(),
             ));
             lines.push(Line::raw("The cancellation is audited."));
