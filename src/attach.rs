@@ -69,6 +69,15 @@ impl Remote {
         self.conn.lock().await.as_ref().map(|c| c.welcome.boot)
     }
 
+    /// The station's own age recipient, as its welcome gave it.
+    pub async fn recipient(&self) -> Option<String> {
+        self.conn
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| c.welcome.recipient.clone())
+    }
+
     /// Forgets the command connection (its station was restarted: the
     /// log-in it carried is gone with the old run).
     pub async fn reset(&self) {

@@ -36,6 +36,7 @@ pub mod config;
 pub mod console;
 pub mod crypto;
 pub mod domain;
+pub mod drafts;
 pub mod fsutil;
 pub mod link;
 pub mod logging;

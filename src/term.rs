@@ -79,6 +79,9 @@ pub enum Backend {
         /// The run of the station the console attached to.
         boot: u64,
         peers: Vec<String>,
+        /// What drafts are sealed to, learnt when the console attached, so
+        /// that drafts are kept while the station is gone.
+        recipient: Option<Box<age::x25519::Recipient>>,
     },
 }
 
@@ -144,11 +147,17 @@ impl Backend {
     pub async fn attach(socket: PathBuf, peers: Vec<String>) -> Result<Backend, ApiError> {
         let remote = Remote::connect(socket.clone()).await?;
         let boot = remote.boot().await.unwrap_or_default();
+        let recipient = remote
+            .recipient()
+            .await
+            .and_then(|r| crate::crypto::keys::parse_age_recipient(&r).ok())
+            .map(Box::new);
         Ok(Backend::Remote {
             remote,
             socket,
             boot,
             peers,
+            recipient,
         })
     }
 
@@ -156,6 +165,18 @@ impl Backend {
         match self {
             Backend::Local { station, session } => station.handle(session, command).await,
             Backend::Remote { remote, .. } => remote.call(command).await,
+        }
+    }
+
+    /// Where drafts are kept, and what they are sealed to.
+    fn drafts(&self) -> Option<(PathBuf, age::x25519::Recipient)> {
+        match self {
+            Backend::Local { station, .. } => {
+                Some((station.data_dir().to_path_buf(), station.recipient()))
+            }
+            Backend::Remote {
+                socket, recipient, ..
+            } => Some((socket.parent()?.to_path_buf(), *recipient.clone()?)),
         }
     }
 
@@ -184,6 +205,8 @@ pub struct WhiteCellLink {
 
 struct World {
     backend: Arc<Backend>,
+    /// Draft saves and discards, for [`keep_drafts`].
+    drafts: mpsc::UnboundedSender<Effect>,
     tx: mpsc::Sender<Msg>,
     refresher: Arc<Refresher>,
     white_cell: Option<mpsc::Sender<WhiteCellCommand>>,
@@ -399,7 +422,58 @@ impl World {
                 }
                 Some(Msg::MissedEvents)
             }),
+            // Draft writes go one at a time, in order, so that an older
+            // seal never lands over a newer one or a discard.
+            effect @ (Effect::SaveDraft(_) | Effect::DiscardDraft(_)) => {
+                let _ = self.drafts.send(effect);
+            }
+            Effect::OpenDraft(operator) => self.spawn(move |b| async move {
+                let result = b.call(Command::OpenDraft).await.and_then(|r| match r {
+                    Reply::Draft { saved } => Ok(saved),
+                    other => Err(unexpected(&other)),
+                });
+                Some(Msg::DraftOpened { operator, result })
+            }),
             Effect::Quit => {}
+        }
+    }
+}
+
+/// Carries out draft saves and discards one at a time, in order.
+async fn keep_drafts(
+    backend: Arc<Backend>,
+    mut jobs: mpsc::UnboundedReceiver<Effect>,
+    tx: mpsc::Sender<Msg>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let Some((dir, recipient)) = backend.drafts() else {
+            if let Effect::SaveDraft(saved) = job {
+                let result = Err("the station's recipient is not known to this console".into());
+                let at = saved.saved_at;
+                let _ = tx.send(Msg::DraftSaved { at, result }).await;
+            }
+            continue;
+        };
+        let msg =
+            tokio::task::spawn_blocking(move || match job {
+                Effect::SaveDraft(saved) => Some(Msg::DraftSaved {
+                    at: saved.saved_at,
+                    result: crate::drafts::seal(&dir, &recipient, &saved).map(|_| ()),
+                }),
+                Effect::DiscardDraft(operator) => crate::drafts::discard(&dir, &operator)
+                    .err()
+                    .map(|detail| Msg::Done {
+                        what: "removing the kept draft".into(),
+                        result: Err(ApiError::Refused { detail }),
+                    }),
+                _ => None,
+            })
+            .await
+            .ok()
+            .flatten();
+        // The console may be gone (quitting): the writes still finish.
+        if let Some(msg) = msg {
+            let _ = tx.send(msg).await;
         }
     }
 }
@@ -480,9 +554,13 @@ pub async fn run(
         });
         link.commands
     });
+    let backend = Arc::new(backend);
+    let (drafts, jobs) = mpsc::unbounded_channel();
+    let keeper = tokio::spawn(keep_drafts(backend.clone(), jobs, tx.clone()));
     let world = World {
         white_cell: commands,
-        backend: Arc::new(backend),
+        backend,
+        drafts,
         tx,
         refresher: Arc::default(),
     };
@@ -499,5 +577,9 @@ pub async fn run(
         guard.terminal.draw(|f| crate::ui::draw(f, &app))?;
     }
     drop(guard);
+    // The last draft write (one is made on quitting) lands before we go.
+    drop(rx);
+    drop(world);
+    let _ = keeper.await;
     Ok(())
 }

@@ -484,13 +484,169 @@ fn starts_locked_and_logs_in_through_the_handover() {
         },
     );
     assert!(
-        matches!(effects.as_slice(), [Effect::Refresh]),
-        "{effects:?}"
+        matches!(effects.as_slice(), [Effect::Refresh, Effect::OpenDraft(o)] if o.as_str() == "j.smith"),
+        "a log-in resyncs and asks for the operator's kept draft: {effects:?}"
     );
     assert_eq!(app.operator, Some(op("j.smith")));
     assert_eq!(app.screen, Screen::Handover);
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, Screen::Queue);
+}
+
+fn tick(app: &mut App, after_secs: i64) -> Vec<Effect> {
+    let at = app.now + SignedDuration::from_secs(after_secs);
+    update(app, Msg::Tick(at))
+}
+
+fn saves(effects: &[Effect]) -> Vec<&hotline::drafts::SavedDraft> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SaveDraft(d) => Some(d.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn discards(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::DiscardDraft(o) if o.as_str() == "j.smith"))
+        .count()
+}
+
+/// A typed draft is sealed to disk on the next tick (within TICK of the
+/// keystroke), not again until it changes, removed when it is released or
+/// thrown away, and offered back at the next log-in of its operator.
+#[test]
+fn drafts_are_kept_on_disk_and_offered_back_at_log_in() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    compose(&mut app, "gen");
+    assert!(
+        saves(&tick(&mut app, 1)).is_empty(),
+        "a blank form is not kept"
+    );
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    assert!(
+        saves(&type_text(&mut app, "Dnieper")).is_empty(),
+        "keys never write"
+    );
+    let effects = tick(&mut app, 1);
+    let saved = match saves(&effects).as_slice() {
+        [one] => (*one).clone(),
+        other => panic!("one save on the tick after typing, got {other:?}"),
+    };
+    assert_eq!(saved.operator, op("j.smith"));
+    assert_eq!(saved.to, "MOSCOW");
+    assert!(
+        saved.draft.fields.values().any(|v| v == "Dnieper"),
+        "{saved:?}"
+    );
+    assert!(
+        saves(&tick(&mut app, 1)).is_empty(),
+        "unchanged: not written again"
+    );
+    update(
+        &mut app,
+        Msg::DraftSaved {
+            at: saved.saved_at,
+            result: Ok(()),
+        },
+    );
+    // A failed write says so, and the draft stays on screen.
+    type_text(&mut app, "!");
+    assert_eq!(saves(&tick(&mut app, 1)).len(), 1);
+    update(
+        &mut app,
+        Msg::DraftSaved {
+            at: saved.saved_at,
+            result: Err("disk full".into()),
+        },
+    );
+    assert!(screen(&app, 120, 40).contains("FAILED: keeping the draft on disk: disk full"));
+    assert!(app.form.is_some());
+
+    // Typed back to blank: the kept copy goes.
+    for _ in 0.."Dnieper!".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    let effects = tick(&mut app, 1);
+    assert!(saves(&effects).is_empty(), "{effects:?}");
+    assert_eq!(discards(&effects), 1, "{effects:?}");
+
+    // Thrown away on purpose: removed.
+    type_text(&mut app, "Dnieper");
+    press(&mut app, KeyCode::Esc);
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert_eq!(discards(&effects), 1, "{effects:?}");
+
+    // A new console: the log-in asks the station, which found the draft.
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(Vec::new(), Vec::new()));
+    update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    update(
+        &mut app,
+        Msg::DraftOpened {
+            operator: op("j.smith"),
+            result: Ok(Some(Box::new(saved.clone()))),
+        },
+    );
+    assert!(matches!(app.confirm, Some(Confirm::ResumeDraft(_))));
+    snapshot("kept_draft_offer", &app);
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.screen, Screen::Handover, "the summary is read first");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Form);
+    let form = app.form.as_ref().expect("the draft is back");
+    assert!(
+        form.values.iter().any(|v| v == "Dnieper"),
+        "{:?}",
+        form.values
+    );
+    assert!(screen(&app, 120, 40).contains("Dnieper"));
+
+    // Released: the kept copy goes once the station has it.
+    let effects = update(
+        &mut app,
+        Msg::ReleaseFinished {
+            result: Ok(Box::new(outbound(
+                9,
+                Precedence::Routine,
+                0,
+                MessageState::Queued,
+            ))),
+        },
+    );
+    assert_eq!(discards(&effects), 1, "{effects:?}");
+
+    // `n` to the offer throws it away; another operator's answer is ignored.
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    update(
+        &mut app,
+        Msg::DraftOpened {
+            operator: op("a.ivanova"),
+            result: Ok(Some(Box::new(saved.clone()))),
+        },
+    );
+    assert!(app.confirm.is_none(), "not this operator's draft");
+    update(
+        &mut app,
+        Msg::DraftOpened {
+            operator: op("j.smith"),
+            result: Ok(Some(Box::new(saved))),
+        },
+    );
+    let effects = press(&mut app, KeyCode::Char('n'));
+    assert_eq!(discards(&effects), 1, "{effects:?}");
+    assert!(app.form.is_none());
 }
 
 #[test]

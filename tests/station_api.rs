@@ -644,8 +644,9 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
     let (w, m) = pair(root.path(), FAST_LINK);
     let _moscow = Serve::start(&m);
     let washington = Serve::start(&w);
+    // `exec`, so that the pane's process is the console itself.
     let cmd = format!(
-        "{} --config {} console",
+        "exec {} --config {} console",
         assert_cmd::cargo::cargo_bin("hotline").display(),
         w.config_path.display()
     );
@@ -685,6 +686,17 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
     tmux.keys(&["Tab", "Tab"]);
     tmux.text("DRAFT-KEPT-42");
     tmux.wait_for("DRAFT-KEPT-42", limit);
+    // Sealed to disk within a tick of the keystroke, never in clear.
+    let kept = w.config().station.data_dir.join("drafts").join("op.age");
+    let start = std::time::Instant::now();
+    while !kept.exists() {
+        assert!(
+            start.elapsed() < limit,
+            "no draft file at {}",
+            kept.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     washington.stop();
     let screen = tmux.wait_for("STATION NOT RUNNING", limit);
     assert!(!screen.contains("● UP"), "no peer is shown UP:\n{screen}");
@@ -702,6 +714,63 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
     let screen = tmux.wait_for("DRAFT-KEPT-42", limit);
     assert!(screen.contains("COMPOSE: General message"), "{screen}");
     tmux.wait_for("MOSCOW ● UP", Duration::from_secs(20));
+    tmux.text(" AND-MORE");
+    tmux.wait_for("DRAFT-KEPT-42 AND-MORE", limit);
+    let sealed = std::fs::read(&kept).expect("the kept draft");
+    assert!(
+        !sealed.windows(13).any(|w| w == b"DRAFT-KEPT-42"),
+        "the kept draft is sealed"
+    );
+
+    // The console dies (kill -9) with the station gone too: nothing but
+    // the sealed file is left. The next console, running the station
+    // in-process this time, offers the draft back at the log-in.
+    let wait_saved = |text: &[u8]| {
+        let start = std::time::Instant::now();
+        let station = w.keys();
+        loop {
+            let opened = hotline::drafts::open(
+                &w.config().station.data_dir,
+                &station.age,
+                &hotline::domain::OperatorName::new("op").expect("name"),
+            )
+            .expect("the kept draft opens");
+            let holds = opened.is_some_and(|d| {
+                d.draft
+                    .fields
+                    .values()
+                    .any(|v| v.as_bytes().windows(text.len()).any(|w| w == text))
+            });
+            if holds {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the draft on disk never held the last keys"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_saved(b"AND-MORE");
+    let pid: libc::pid_t = tmux.format("#{pane_pid}").parse().expect("pane pid");
+    // SAFETY: kill(2) on the console the test started; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    _washington.stop();
+    drop(tmux);
+    let tmux = support::tmux::Tmux::new("after-kill", &cmd, (120, 40));
+    log_in(&tmux);
+    let screen = tmux.wait_for("Resume your draft", limit);
+    assert!(
+        screen.contains("General message to MOSCOW"),
+        "the offer names the draft:\n{screen}"
+    );
+    tmux.keys(&["y"]);
+    tmux.wait_for("your draft is back", limit);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("DRAFT-KEPT-42 AND-MORE", limit);
+    assert!(screen.contains("COMPOSE: General message"), "{screen}");
 }
 
 /// Applies every message waiting on `rx` to `app`, until `done` holds.

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::compose::Draft;
-use crate::domain::{Language, MessageId, Precedence};
+use crate::domain::{Language, MessageId, OperatorName, Precedence};
+use crate::drafts::SavedDraft;
 use crate::templates::{Catalog, FieldKind, Template};
 
 /// Picking a template: type to filter.
@@ -207,5 +208,72 @@ impl Form {
             references: self.references.clone(),
             exercise: self.exercise,
         }
+    }
+}
+
+impl Form {
+    /// The form as it is kept on disk, for `operator`.
+    pub fn saved(
+        &self,
+        operator: &OperatorName,
+        peers: &[(String, String)],
+        now: Timestamp,
+    ) -> SavedDraft {
+        let mut attachments = self.attachments.clone();
+        if !self.attach_input.trim().is_empty() {
+            attachments.push(self.attach_input.clone());
+        }
+        SavedDraft {
+            operator: operator.clone(),
+            to: peers
+                .get(self.peer)
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default(),
+            draft: self.draft(),
+            attachments,
+            saved_at: now,
+        }
+    }
+
+    /// A kept draft back on the form: its template as this build has it,
+    /// every value typed, the peer where it is still configured.
+    pub fn from_saved(
+        saved: &SavedDraft,
+        catalog: &Catalog,
+        peers: &[(String, String)],
+    ) -> Result<Form, String> {
+        let template = catalog
+            .latest(&saved.draft.template_id)
+            .ok_or_else(|| {
+                format!(
+                    "its form `{}` is not in this build's templates",
+                    crate::sanitize::inert(&saved.draft.template_id)
+                )
+            })?
+            .clone();
+        let mut form = Form::new(
+            template,
+            saved.draft.references.clone(),
+            saved.draft.exercise,
+        );
+        for (field, value) in form.template.fields.iter().zip(form.values.iter_mut()) {
+            if let Some(v) = saved.draft.fields.get(&field.name) {
+                value.clone_from(v);
+            }
+        }
+        if let Some(p) = saved.draft.precedence {
+            form.precedence = p;
+        }
+        form.text.clone_from(&saved.draft.text);
+        // A value whose field this build's template no longer has is not
+        // dropped: it moves into the free text, where the operator sees it.
+        for (name, value) in &saved.draft.fields {
+            if !form.template.fields.iter().any(|f| &f.name == name) {
+                form.text.push_str(&format!("\n{name}: {value}"));
+            }
+        }
+        form.attachments.clone_from(&saved.attachments);
+        form.peer = peers.iter().position(|(p, _)| *p == saved.to).unwrap_or(0);
+        Ok(form)
     }
 }

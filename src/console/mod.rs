@@ -3,6 +3,7 @@
 //! everything the console asks of the world, and [`update`], which never
 //! waits and does no I/O. Views (`ui`) are pure functions of the state.
 
+mod drafts;
 pub mod form;
 pub mod keymap;
 pub mod rows;
@@ -19,6 +20,7 @@ pub use update::{update, waiting};
 use crate::compose::Draft;
 use crate::config::Deadlines;
 use crate::domain::{Language, Message, MessageId, OperatorName, Precedence};
+use crate::drafts::SavedDraft;
 pub use crate::station::alarms::Alarm;
 use crate::station::api::ApiError;
 use crate::station::{AlarmKind, Event, Status};
@@ -147,6 +149,16 @@ pub enum Msg {
         what: String,
         result: Result<(), ApiError>,
     },
+    /// The station opened the operator's kept draft (or found none).
+    DraftOpened {
+        operator: OperatorName,
+        result: Result<Option<Box<SavedDraft>>, ApiError>,
+    },
+    /// The console sealed the draft to disk, or could not.
+    DraftSaved {
+        at: Timestamp,
+        result: Result<(), String>,
+    },
 }
 
 /// Everything the console asks the world to do.
@@ -210,6 +222,12 @@ pub enum Effect {
     /// Tabletop: a facilitator's command for the white cell.
     WhiteCell(WhiteCellCommand),
     RingBell,
+    /// Seal the draft to the station's recipient and keep it on disk.
+    SaveDraft(Box<SavedDraft>),
+    /// The operator's kept draft is released or thrown away.
+    DiscardDraft(OperatorName),
+    /// Ask the station to open the logged-in operator's kept draft.
+    OpenDraft(OperatorName),
     Quit,
 }
 
@@ -243,6 +261,8 @@ pub enum Confirm {
     Quit,
     /// Throwing away a draft with something typed in it.
     Abandon,
+    /// A draft kept from an earlier session of this operator.
+    ResumeDraft(Box<SavedDraft>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -342,6 +362,10 @@ pub struct App {
     pub releasing: Option<Form>,
     /// A draft kept through a lock, for the operator who typed it.
     pub kept_draft: Option<(OperatorName, Form)>,
+    /// The draft changed since it was last sealed to disk.
+    pub draft_dirty: bool,
+    /// When the draft on screen was last sealed to disk.
+    pub draft_saved: Option<Timestamp>,
     pub quit: bool,
 }
 
@@ -395,6 +419,8 @@ impl App {
             station_lost: None,
             releasing: None,
             kept_draft: None,
+            draft_dirty: false,
+            draft_saved: None,
             quit: false,
         }
     }

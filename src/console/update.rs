@@ -4,6 +4,7 @@
 use age::secrecy::SecretString;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::drafts;
 use super::form::Form;
 use super::keymap::{Action, Context};
 use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
@@ -24,6 +25,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::PathCompleted { typed, completed } => {
             if let Some(form) = app.form.as_mut().filter(|f| f.attach_input == typed) {
                 form.attach_input = completed;
+                app.draft_dirty = true;
             }
             Vec::new()
         }
@@ -78,6 +80,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                         row.precedence, row.serial, row.peer
                     ));
                     app.apply_row(*row);
+                    return drafts::forget(app).into_iter().collect();
                 }
                 Err(e) => {
                     app.notice = Some(format!("FAILED: release: {e} (the draft is kept)"));
@@ -114,17 +117,21 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     app.login = LoginForm::default();
                     app.screen = Screen::Handover;
                     app.notice = None;
-                    if let Some((by, form)) = app.kept_draft.take() {
-                        if by == op {
+                    let mut effects = vec![Effect::Refresh];
+                    match app.kept_draft.take() {
+                        Some((by, form)) if by == op => {
                             app.form = Some(form);
                             app.notice =
                                 Some("your draft was kept: it opens after this summary".into());
-                        } else {
-                            app.kept_draft = Some((by, form));
+                        }
+                        kept => {
+                            app.kept_draft = kept;
+                            // One kept on disk by an earlier console, perhaps.
+                            effects.push(Effect::OpenDraft(op.clone()));
                         }
                     }
                     app.operator = Some(op);
-                    vec![Effect::Refresh]
+                    effects
                 }
                 Err(e) => {
                     app.login.passphrase.clear();
@@ -162,6 +169,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     Err(e) => r.error = Some(e.to_string()),
                 }
             }
+            Vec::new()
+        }
+        Msg::DraftOpened { operator, result } => {
+            drafts::opened(app, operator, result);
+            Vec::new()
+        }
+        Msg::DraftSaved { at, result } => {
+            drafts::saved(app, at, result);
             Vec::new()
         }
         Msg::Done { what, result } => {
@@ -205,6 +220,7 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
         app.last_bell = Some(now);
         effects.push(Effect::RingBell);
     }
+    effects.extend(drafts::on_tick(app));
     effects
 }
 
@@ -292,6 +308,7 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
 }
 
 fn lock(app: &mut App, why: &str) -> Vec<Effect> {
+    let kept = drafts::on_tick(app);
     let Some(op) = app.operator.take() else {
         return Vec::new();
     };
@@ -307,14 +324,16 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
     app.report = None;
     app.white_cell_open = false;
     app.notice = Some(format!("locked ({why}); {op} logged out"));
-    vec![
-        Effect::Audit {
-            actor: op.to_string(),
-            action: "lock".into(),
-            detail: format!("reason={why}"),
-        },
-        Effect::LoggedOut,
-    ]
+    kept.into_iter()
+        .chain([
+            Effect::Audit {
+                actor: op.to_string(),
+                action: "lock".into(),
+                detail: format!("reason={why}"),
+            },
+            Effect::LoggedOut,
+        ])
+        .collect()
 }
 
 fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
@@ -329,8 +348,7 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     match action {
         Some(Action::Quit) if app.confirm == Some(Confirm::Quit) => {
             app.confirm = None;
-            app.quit = true;
-            return vec![Effect::Quit];
+            return quit(app);
         }
         Some(Action::Quit) => {
             app.confirm = Some(Confirm::Quit);
@@ -823,6 +841,8 @@ fn picker_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect
                     form.peer = i;
                 }
                 app.form = Some(form);
+                app.draft_dirty = false;
+                app.draft_saved = None;
                 app.preview = false;
                 app.screen = Screen::Form;
             }
@@ -852,7 +872,7 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
     match action {
         Some(Action::Back) if app.preview => app.preview = false,
         Some(Action::Back) if !form.is_blank() => app.confirm = Some(Confirm::Abandon),
-        Some(Action::Back) => abandon(app),
+        Some(Action::Back) => return abandon(app),
         Some(Action::NextField) => form.move_focus(true),
         Some(Action::PrevField) => form.move_focus(false),
         Some(Action::ChoiceNext) if form.focused() == super::form::Row::Attach => {
@@ -902,6 +922,7 @@ fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> 
             _ => {}
         },
     }
+    app.draft_dirty = true;
     Vec::new()
 }
 
@@ -934,12 +955,10 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
                 },
                 Confirm::Release => release(app),
                 Confirm::SecondOperator => Vec::new(),
-                Confirm::Quit => {
-                    app.quit = true;
-                    vec![Effect::Quit]
-                }
-                Confirm::Abandon => {
-                    abandon(app);
+                Confirm::Quit => quit(app),
+                Confirm::Abandon => abandon(app),
+                Confirm::ResumeDraft(saved) => {
+                    drafts::resume(app, &saved);
                     Vec::new()
                 }
             }
@@ -947,6 +966,10 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
         Some(Action::No) => {
             app.confirm = None;
             app.second_operator = None;
+            if matches!(question, Confirm::ResumeDraft(_)) {
+                app.notice = Some("your kept draft is thrown away".into());
+                return drafts::forget(app).into_iter().collect();
+            }
             Vec::new()
         }
         _ => Vec::new(),
@@ -954,12 +977,22 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
 }
 
 /// Throws the draft away, back to the queue.
-fn abandon(app: &mut App) {
+fn abandon(app: &mut App) -> Vec<Effect> {
     app.form = None;
     app.preview = false;
     app.composing_inject = false;
     app.screen = Screen::Queue;
     app.notice = Some("draft abandoned".into());
+    drafts::forget(app).into_iter().collect()
+}
+
+/// Quits, with the draft (if it changed) sealed to disk first.
+fn quit(app: &mut App) -> Vec<Effect> {
+    app.quit = true;
+    drafts::on_tick(app)
+        .into_iter()
+        .chain([Effect::Quit])
+        .collect()
 }
 
 /// Log-in keys while the two-person question is open.

@@ -136,6 +136,8 @@ pub enum Command {
         subject: String,
     },
     Status,
+    /// The session operator's kept draft (see [`crate::drafts`]), opened.
+    OpenDraft,
     /// A signed, sealed, journalled link test now.
     LinkTest {
         peer: String,
@@ -161,6 +163,7 @@ impl Command {
             Command::Alarms => "alarms",
             Command::ClearAlarm { .. } => "clear-alarm",
             Command::Status => "status",
+            Command::OpenDraft => "open-draft",
             Command::LinkTest { .. } => "link-test",
         }
     }
@@ -217,6 +220,10 @@ pub enum Reply {
     LinkTested {
         peer: String,
         rtt_ms: u64,
+    },
+    /// The operator's kept draft, if there is one.
+    Draft {
+        saved: Option<Box<crate::drafts::SavedDraft>>,
     },
 }
 

@@ -53,6 +53,9 @@ pub struct Welcome {
     /// Random per start of the station: a console that reconnects learns
     /// whether it is the same run (its log-in still holds) or a new one.
     pub boot: u64,
+    /// The station's own age recipient: what a console seals its drafts
+    /// to, so that it can keep them even when the station is gone.
+    pub recipient: String,
 }
 
 /// Every line the station writes on a request connection.
@@ -178,6 +181,7 @@ async fn client(station: Station, stream: UnixStream) {
         version: API_VERSION,
         station: station.name().to_string(),
         boot: station.inner.boot,
+        recipient: station.recipient().to_string(),
     };
     if !write_json(&mut write, &Answer::Welcome(welcome)).await {
         return;

@@ -135,6 +135,23 @@ impl Station {
             Command::Status => Ok(Reply::Status {
                 status: Box::new(self.status()),
             }),
+            Command::OpenDraft => {
+                let op = logged_in(session)?;
+                let station = self.clone();
+                let saved = tokio::task::spawn_blocking(move || {
+                    crate::drafts::open(
+                        &station.inner.config.station.data_dir,
+                        &station.inner.keys.age,
+                        &op,
+                    )
+                })
+                .await
+                .map_err(|e| refused(format!("draft task failed: {e}")))?
+                .map_err(|e| refused(e.to_string()))?;
+                Ok(Reply::Draft {
+                    saved: saved.map(Box::new),
+                })
+            }
             Command::LinkTest { peer } => {
                 let rtt = self.link_test(&peer).await?;
                 Ok(Reply::LinkTested {

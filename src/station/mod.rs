@@ -339,6 +339,15 @@ impl Station {
         &self.inner.keys.name
     }
 
+    /// This station's own age recipient (what its drafts are sealed to).
+    pub fn recipient(&self) -> age::x25519::Recipient {
+        self.inner.keys.age.to_public()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.station.data_dir
+    }
+
     /// Whether the link to `peer` is up.
     pub fn link_up(&self, peer: &StationName) -> bool {
         self.inner.link().is_some_and(|l| l.is_up(peer))

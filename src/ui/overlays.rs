@@ -10,6 +10,7 @@ use super::{Theme, centred};
 use crate::console::keymap::Context;
 use crate::console::{App, Confirm, LoginForm};
 use crate::sanitize::inert;
+use crate::templates::Catalog;
 
 fn credentials(lines: &mut Vec<Line<'static>>, form: &LoginForm, theme: &Theme) {
     let cursor = |on: bool| if on { "▏" } else { "" };
@@ -226,6 +227,33 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             ));
             " ABANDON DRAFT "
         }
+        Confirm::ResumeDraft(saved) => {
+            let title = Catalog::builtin()
+                .latest(&saved.draft.template_id)
+                .map_or_else(
+                    || inert(&saved.draft.template_id),
+                    |t| t.title.get(app.setup.language).to_string(),
+                );
+            let precedence = saved
+                .draft
+                .precedence
+                .map(|p| format!("{p} "))
+                .unwrap_or_default();
+            lines.push(Line::styled(
+                format!(
+                    "Resume your draft: {precedence}{title} to {}?",
+                    inert(&saved.to)
+                ),
+                theme.warn(),
+            ));
+            lines.push(Line::raw(format!(
+                "It was kept, sealed, at {} UTC ({} ago).",
+                saved.saved_at.strftime("%H:%M:%S"),
+                super::bars::age(app.now, saved.saved_at)
+            )));
+            lines.push(Line::raw("y puts it back on the form; n throws it away."));
+            " KEPT DRAFT "
+        }
         Confirm::SecondOperator => {
             lines.push(Line::styled(
                 "FLASH needs a second operator (two-person rule).",
@@ -301,6 +329,11 @@ fn quit_question(lines: &mut Vec<Line<'static>>, app: &App, theme: &Theme) {
                 waiting.join(" and ")
             ),
             theme.alert(),
+        ));
+    }
+    if !app.composing_inject && app.form.as_ref().is_some_and(|f| !f.is_blank()) {
+        lines.push(Line::raw(
+            "Your draft is kept, sealed, and offered at your next log-in.",
         ));
     }
 }

@@ -1,0 +1,207 @@
+//! Drafts kept at rest: what an operator has typed but not released, sealed
+//! with age to the station's own recipient and written to
+//! `DATA_DIR/drafts/OPERATOR.age` (owner-only directory and file), so that
+//! a crashed console or a lost station loses no typed work. The console
+//! seals (it needs only the public recipient, so it can write even when its
+//! station is gone); the station opens, at the operator's next log-in, with
+//! its secret key. Nothing is ever written in clear.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::compose::Draft;
+use crate::crypto::age_io;
+use crate::domain::OperatorName;
+
+/// The largest draft file opened: far above anything typed by hand.
+pub const MAX_DRAFT: u64 = 4 << 20;
+
+/// One operator's draft, as the compose form held it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedDraft {
+    pub operator: OperatorName,
+    /// The peer it is addressed to.
+    pub to: String,
+    pub draft: Draft,
+    /// Paths of files to attach, as typed.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    pub saved_at: Timestamp,
+}
+
+/// Why a kept draft could not be opened, and where it was set aside (so
+/// that the next draft does not overwrite what may be the only copy).
+#[derive(Debug, thiserror::Error)]
+#[error("the kept draft {path} does not open: {detail}; {kept}")]
+pub struct DraftFileError {
+    pub path: PathBuf,
+    pub detail: String,
+    pub kept: String,
+}
+
+/// Where an operator's draft is kept.
+pub fn path(data_dir: &Path, operator: &OperatorName) -> PathBuf {
+    data_dir.join("drafts").join(format!("{operator}.age"))
+}
+
+/// Seals `saved` to `recipient` and replaces the operator's kept draft
+/// with it, atomically (a crash leaves the old draft or the new one).
+pub fn seal(
+    data_dir: &Path,
+    recipient: &age::x25519::Recipient,
+    saved: &SavedDraft,
+) -> Result<PathBuf, String> {
+    let path = path(data_dir, &saved.operator);
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(saved).map_err(|e| e.to_string())?);
+    let sealed = age_io::encrypt(&json, &[recipient]).map_err(|e| e.to_string())?;
+    let dir = data_dir.join("drafts");
+    crate::fsutil::create_private_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::fsutil::replace_atomic(&path, &sealed, 0o600)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Opens the operator's kept draft, if there is one. A file that does not
+/// open is set aside under a new name, never deleted: it may be the only
+/// copy of someone's work.
+pub fn open(
+    data_dir: &Path,
+    identity: &age::x25519::Identity,
+    operator: &OperatorName,
+) -> Result<Option<SavedDraft>, DraftFileError> {
+    let path = path(data_dir, operator);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read(&path, identity, operator)
+        .map(Some)
+        .map_err(|detail| DraftFileError {
+            kept: set_aside(&path),
+            path,
+            detail,
+        })
+}
+
+fn read(
+    path: &Path,
+    identity: &age::x25519::Identity,
+    operator: &OperatorName,
+) -> Result<SavedDraft, String> {
+    crate::fsutil::check_private(path).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut sealed = Vec::new();
+    file.take(MAX_DRAFT + 1)
+        .read_to_end(&mut sealed)
+        .map_err(|e| e.to_string())?;
+    if sealed.len() as u64 > MAX_DRAFT {
+        return Err(format!("it is larger than {MAX_DRAFT} bytes"));
+    }
+    let json = zeroize::Zeroizing::new(
+        age_io::decrypt(&sealed[..], &[identity], MAX_DRAFT)
+            .map_err(|e| format!("not with this station's key: {e}"))?,
+    );
+    let saved: SavedDraft = serde_json::from_slice(&json)
+        .map_err(|e| format!("not a draft this hotline can read: {e}"))?;
+    if &saved.operator != operator {
+        return Err(format!("it holds the draft of {}", saved.operator));
+    }
+    Ok(saved)
+}
+
+fn set_aside(path: &Path) -> String {
+    let aside = path.with_extension(format!("age.unopened-{}", Timestamp::now().as_second()));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("it is kept as {}", aside.display()),
+        Err(e) => format!(
+            "it could not be set aside ({e}) and stays as {}",
+            path.display()
+        ),
+    }
+}
+
+/// Removes the operator's kept draft (released or thrown away).
+pub fn discard(data_dir: &Path, operator: &OperatorName) -> Result<(), String> {
+    let path = path(data_dir, operator);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(operator: &str) -> SavedDraft {
+        SavedDraft {
+            operator: OperatorName::new(operator).unwrap(),
+            to: "MOSCOW".into(),
+            draft: Draft {
+                template_id: "general".into(),
+                fields: [("subject".to_string(), "Река Днепр".to_string())].into(),
+                precedence: Some(crate::domain::Precedence::Immediate),
+                text: "secret words".into(),
+                references: Vec::new(),
+                exercise: false,
+            },
+            attachments: vec!["/tmp/a.pdf".into()],
+            saved_at: Timestamp::from_second(1_800_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_draft_is_sealed_owner_only_and_opens_with_the_station_key_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let station = age::x25519::Identity::generate();
+        let other = age::x25519::Identity::generate();
+        let op = OperatorName::new("j.smith").unwrap();
+        assert!(open(dir.path(), &station, &op).unwrap().is_none());
+
+        let path = seal(dir.path(), &station.to_public(), &saved("j.smith")).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(12).any(|w| w == b"secret words"));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        assert_eq!(
+            open(dir.path(), &station, &op).unwrap(),
+            Some(saved("j.smith"))
+        );
+        // A draft moved onto another operator's name is refused, and set
+        // aside where the next draft cannot overwrite it.
+        let moved = OperatorName::new("a.ivanova").unwrap();
+        std::fs::copy(&path, super::path(dir.path(), &moved)).unwrap();
+        let e = open(dir.path(), &station, &moved).unwrap_err();
+        assert!(e.detail.contains("holds the draft of j.smith"), "{e}");
+        assert!(!super::path(dir.path(), &moved).exists());
+        let aside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("a.ivanova.age.unopened-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{e}");
+        // The wrong key: refused and set aside too.
+        let e = open(dir.path(), &other, &op).unwrap_err();
+        assert!(e.detail.contains("not with this station's key"), "{e}");
+        assert!(open(dir.path(), &station, &op).unwrap().is_none());
+        seal(dir.path(), &station.to_public(), &saved("j.smith")).unwrap();
+        discard(dir.path(), &op).unwrap();
+        assert!(open(dir.path(), &station, &op).unwrap().is_none());
+        discard(dir.path(), &op).unwrap();
+    }
+}
