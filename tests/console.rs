@@ -1394,7 +1394,7 @@ fn the_alarm_panel_lists_every_alarm_and_clears_the_selected_one() {
 #[test]
 fn rebound_keys_drive_input_footer_and_help() {
     let mut overrides = BTreeMap::new();
-    overrides.insert("acknowledge".to_string(), "k".to_string());
+    overrides.insert("acknowledge".to_string(), "z".to_string());
     let keymap = Keymap::with_overrides(&overrides).expect("valid rebinding");
     let mut app = on_duty(
         Setup { keymap, ..setup() },
@@ -1402,7 +1402,7 @@ fn rebound_keys_drive_input_footer_and_help() {
         Vec::new(),
     );
     assert!(press(&mut app, KeyCode::Char('a')).is_empty());
-    let effects = press(&mut app, KeyCode::Char('k'));
+    let effects = press(&mut app, KeyCode::Char('z'));
     assert!(
         matches!(effects.as_slice(), [Effect::Acknowledge { id: a, .. }] if *a == id(1)),
         "{effects:?}"
@@ -1410,19 +1410,19 @@ fn rebound_keys_drive_input_footer_and_help() {
 
     let footer = app.setup.keymap.footer(Context::Queue);
     assert!(
-        footer.iter().any(|(k, l)| k == "k" && *l == "acknowledge"),
+        footer.iter().any(|(k, l)| k == "z" && *l == "acknowledge"),
         "{footer:?}"
     );
     assert!(!footer.iter().any(|(k, _)| k == "a"), "{footer:?}");
     let shown = screen(&app, 120, 40);
     let footer_line = shown.lines().last().expect("a footer line");
-    assert!(footer_line.contains(" k acknowledge"), "{footer_line}");
+    assert!(footer_line.contains(" z acknowledge"), "{footer_line}");
 
     press(&mut app, KeyCode::F(1));
-    assert!(app.help);
+    assert!(app.help.is_some());
     let shown = screen(&app, 120, 40);
     assert!(
-        shown.contains("  k          acknowledge the selected message"),
+        shown.contains("  z          acknowledge the selected message"),
         "{shown}"
     );
     assert!(
@@ -1460,7 +1460,7 @@ fn help_shows_the_keys_of_the_screen_it_was_opened_from() {
         let mut app = on_duty(setup(), Vec::new(), Vec::new());
         compose(&mut app, "miss");
         press(&mut app, KeyCode::F(1));
-        assert!(app.help);
+        assert!(app.help.is_some());
         let shown = screen(&app, w, h);
         assert!(
             shown.contains("release the message") && shown.contains("F5"),
@@ -1639,13 +1639,15 @@ fn snapshot_acknowledge_confirmation() {
 fn snapshot_help() {
     let mut app = on_duty(setup(), queue_rows(), sent_rows());
     press(&mut app, KeyCode::F(1));
-    assert!(app.help);
+    assert!(app.help.is_some());
     snapshot("help", &app);
     assert!(
         press(&mut app, KeyCode::Char('a')).is_empty(),
-        "any key closes help"
+        "a key that is not help's is not taken as a command"
     );
-    assert!(!app.help);
+    assert!(app.help.is_some(), "and it does not close help");
+    press(&mut app, KeyCode::Esc);
+    assert!(app.help.is_none());
 }
 
 #[test]
@@ -2562,4 +2564,143 @@ fn every_link_state_shows_at_every_size_and_no_name_is_cut() {
             assert_eq!(named.len(), names.len(), "{w}x{h}: {line}");
         }
     }
+}
+
+/// The message view scrolled only with ↑/↓, ran on past the end into a
+/// blank screen, and showed no "more below". Now every reading key moves
+/// it, its position is in the title, and it stops at the last line.
+#[test]
+fn the_message_view_pages_shows_where_it_is_and_stops_at_the_end() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    let mut message = launch_message();
+    message.text = (1..=50)
+        .map(|i| format!("строка {i:02}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    open_message(&mut app, 11, message);
+    let first = screen(&app, 80, 24);
+    assert!(first.contains("lines 1–") && first.contains("▼"), "{first}");
+    assert!(!first.contains("▲"), "{first}");
+    assert!(!first.contains("строка 50"), "{first}");
+
+    press(&mut app, KeyCode::End);
+    let end = screen(&app, 80, 24);
+    assert!(end.contains("строка 50"), "{end}");
+    assert!(end.contains("▲ lines ") && !end.contains("▼"), "{end}");
+    let total = end
+        .split(" of ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("a total in the title")
+        .to_string();
+    assert!(end.contains(&format!("–{total} of {total}")), "{end}");
+    // Past the end: nothing moves.
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char(' '));
+    assert_eq!(screen(&app, 80, 24), end, "scrolling stops at the end");
+    // And back: one line up is one line up, from the end.
+    press(&mut app, KeyCode::Char('k'));
+    let up = screen(&app, 80, 24);
+    assert!(up.contains("▼") && up != end, "{up}");
+
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(screen(&app, 80, 24), first);
+    press(&mut app, KeyCode::Char(' '));
+    let paged = screen(&app, 80, 24);
+    assert!(paged.contains("▲ lines ") && paged.contains("▼"), "{paged}");
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(screen(&app, 80, 24), first);
+    press(&mut app, KeyCode::PageDown);
+    press(&mut app, KeyCode::Home);
+    assert_eq!(screen(&app, 80, 24), first);
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(screen(&app, 80, 24), end);
+}
+
+/// Lists move with j/k/g/G as well as the arrows, Home and End.
+#[test]
+fn lists_move_with_vi_keys_too() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    let n = app.inbound.len();
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.selected_in, 1);
+    press(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.selected_in, 0);
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected_in, n - 1);
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.selected_in, 0);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected_out, app.outbound.len() - 1);
+}
+
+/// Help opened only on F1, could not scroll (Ctrl-L, Ctrl-Q and F9 were
+/// cut at 80x24), and any key closed it.
+#[test]
+fn help_opens_on_question_mark_scrolls_and_closes_on_esc_q_or_question_mark() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    press(&mut app, KeyCode::Char('?'));
+    let top = screen(&app, 80, 24);
+    assert!(top.contains("inbound queue (this screen):"), "{top}");
+    assert!(top.contains("▼"), "more below is marked:\n{top}");
+    press(&mut app, KeyCode::End);
+    let end = screen(&app, 80, 24);
+    assert!(!end.contains("▼") && end.contains("▲ lines"), "{end}");
+    // The last line of help is the last binding of the last screen listed.
+    let mut order = Vec::new();
+    for b in &app.setup.keymap.bindings {
+        if !order.contains(&b.context) {
+            order.push(b.context);
+        }
+    }
+    let last_context = order.last().expect("a context");
+    let last = app
+        .setup
+        .keymap
+        .bindings
+        .iter()
+        .rfind(|b| b.context == *last_context)
+        .expect("a binding");
+    assert!(
+        end.contains(last.help),
+        "the last binding is reachable:\n{end}"
+    );
+    for key in [KeyCode::Up, KeyCode::PageUp, KeyCode::Char('g')] {
+        press(&mut app, key);
+    }
+    assert_eq!(screen(&app, 80, 24), top);
+    // Every key of every screen can be read by scrolling.
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen.push_str(&screen(&app, 80, 24));
+        press(&mut app, KeyCode::PageDown);
+    }
+    for key in ["Ctrl-l", "Ctrl-q", "F5", "F3", "F2"] {
+        assert!(seen.contains(key), "{key} is in help:\n{seen}");
+    }
+    press(&mut app, KeyCode::F(1));
+    assert!(app.help.is_none(), "the help key closes help too");
+    for close in [KeyCode::Esc, KeyCode::Char('q'), KeyCode::Char('?')] {
+        press(&mut app, KeyCode::F(1));
+        assert!(app.help.is_some());
+        assert!(press(&mut app, KeyCode::Char('x')).is_empty());
+        assert!(app.help.is_some(), "an unbound key leaves help open");
+        press(&mut app, close);
+        assert!(app.help.is_none(), "{close:?} closes help");
+    }
+    // In the compose form `?` is text; F1 opens help there.
+    compose(&mut app, "gen");
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('?'));
+    assert!(app.help.is_none());
+    assert!(
+        app.form
+            .as_ref()
+            .is_some_and(|f| f.values.iter().any(|v| v == "?"))
+    );
+    press(&mut app, KeyCode::F(1));
+    assert!(screen(&app, 80, 24).contains("compose form (this screen):"));
 }

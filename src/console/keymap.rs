@@ -249,9 +249,16 @@ pub fn defaults() -> Vec<Binding> {
         b(
             Help,
             C::Global,
+            Key::ch('?'),
+            "help",
+            "every key, this screen's first (F1 where ? is typed as text)",
+        ),
+        b(
+            Help,
+            C::Global,
             Key::plain(KeyCode::F(1)),
             "help",
-            "show every key",
+            "every key, this screen's first (F1 where ? is typed as text)",
         ),
         b(
             Lock,
@@ -337,6 +344,22 @@ pub fn defaults() -> Vec<Binding> {
             "last",
             "the last message",
         ),
+        b(
+            Up,
+            C::Queue,
+            Key::ch('k'),
+            "up",
+            "select the previous message",
+        ),
+        b(
+            Down,
+            C::Queue,
+            Key::ch('j'),
+            "down",
+            "select the next message",
+        ),
+        b(Top, C::Queue, Key::ch('g'), "first", "the first message"),
+        b(Bottom, C::Queue, Key::ch('G'), "last", "the last message"),
         b(
             Open,
             C::Queue,
@@ -429,6 +452,22 @@ pub fn defaults() -> Vec<Binding> {
             "the last message",
         ),
         b(
+            Up,
+            C::Sent,
+            Key::ch('k'),
+            "up",
+            "select the previous message",
+        ),
+        b(
+            Down,
+            C::Sent,
+            Key::ch('j'),
+            "down",
+            "select the next message",
+        ),
+        b(Top, C::Sent, Key::ch('g'), "first", "the first message"),
+        b(Bottom, C::Sent, Key::ch('G'), "last", "the last message"),
+        b(
             Open,
             C::Sent,
             Key::plain(KeyCode::Enter),
@@ -503,14 +542,71 @@ pub fn defaults() -> Vec<Binding> {
             C::Message,
             Key::plain(KeyCode::Up),
             "scroll",
-            "scroll up",
+            "scroll up a line",
         ),
+        b(Up, C::Message, Key::ch('k'), "scroll", "scroll up a line"),
         b(
             Down,
             C::Message,
             Key::plain(KeyCode::Down),
             "scroll",
-            "scroll down",
+            "scroll down a line",
+        ),
+        b(
+            Down,
+            C::Message,
+            Key::ch('j'),
+            "scroll",
+            "scroll down a line",
+        ),
+        b(
+            PageUp,
+            C::Message,
+            Key::plain(KeyCode::PageUp),
+            "page up",
+            "scroll up a page",
+        ),
+        b(
+            PageDown,
+            C::Message,
+            Key::plain(KeyCode::PageDown),
+            "page down",
+            "scroll down a page",
+        ),
+        b(
+            PageDown,
+            C::Message,
+            Key::ch(' '),
+            "page down",
+            "scroll down a page",
+        ),
+        b(
+            Top,
+            C::Message,
+            Key::plain(KeyCode::Home),
+            "top",
+            "the start of the message",
+        ),
+        b(
+            Top,
+            C::Message,
+            Key::ch('g'),
+            "top",
+            "the start of the message",
+        ),
+        b(
+            Bottom,
+            C::Message,
+            Key::plain(KeyCode::End),
+            "end",
+            "the end of the message",
+        ),
+        b(
+            Bottom,
+            C::Message,
+            Key::ch('G'),
+            "end",
+            "the end of the message",
         ),
         b(
             Up,
@@ -863,9 +959,13 @@ impl Keymap {
             .iter()
             .find(|b| b.context == context && b.key.matches(ev))
             .or_else(|| {
-                self.bindings
-                    .iter()
-                    .find(|b| b.context == Context::Global && b.key.matches(ev))
+                // A global key that is a character is text where text is
+                // typed (`?` in a form is a question mark).
+                self.bindings.iter().find(|b| {
+                    b.context == Context::Global
+                        && b.key.matches(ev)
+                        && !(context.takes_text() && b.key.is_text())
+                })
             })
             .map(|b| b.action)
     }
@@ -898,10 +998,11 @@ impl Keymap {
                 .iter()
                 .filter(|b| b.context == context && moves(b.action)),
         );
-        let global = self
-            .bindings
-            .iter()
-            .filter(|b| b.context == Context::Global && context != Context::Global);
+        let global = self.bindings.iter().filter(|b| {
+            b.context == Context::Global
+                && context != Context::Global
+                && !(context.takes_text() && b.key.is_text())
+        });
         for b in here.chain(global) {
             if seen.contains(&(b.action, b.label)) {
                 continue;
@@ -955,11 +1056,11 @@ mod tests {
     #[test]
     fn rebinding_and_conflicts() {
         let mut o = BTreeMap::new();
-        o.insert("acknowledge".to_string(), "k".to_string());
+        o.insert("acknowledge".to_string(), "z".to_string());
         let map = Keymap::with_overrides(&o).expect("valid");
-        let ev = KeyEvent::new(KeyCode::Char('k'), KeyModifiers::NONE);
+        let ev = KeyEvent::new(KeyCode::Char('z'), KeyModifiers::NONE);
         assert_eq!(map.action(Context::Queue, &ev), Some(Action::Acknowledge));
-        o.insert("reply".to_string(), "k".to_string());
+        o.insert("reply".to_string(), "z".to_string());
         let err = Keymap::with_overrides(&o).expect_err("conflict");
         assert!(err.iter().any(|e| e.contains("both")), "{err:?}");
         let mut bad = BTreeMap::new();

@@ -281,7 +281,56 @@ pub struct Reading {
     pub message: Option<Message>,
     pub error: Option<String>,
     pub show_original: bool,
-    pub scroll: u16,
+    pub scroll: Scroll,
+}
+
+/// A view that scrolls: the first line shown, and what the view found at
+/// its last draw (how many lines there are, how many fit), so that
+/// scrolling stops at the end and a page is a screenful. Before the first
+/// draw nothing is known and nothing is clamped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scroll {
+    pub top: usize,
+    extent: std::cell::Cell<Option<(usize, usize)>>,
+}
+
+impl Scroll {
+    /// Called by the view as it draws: `total` lines, `visible` of them fit.
+    /// Returns the first line to show (clamped to the end).
+    pub fn measured(&self, total: usize, visible: usize) -> usize {
+        self.extent.set(Some((total, visible)));
+        self.top.min(total.saturating_sub(visible))
+    }
+
+    fn last_top(&self) -> usize {
+        self.extent
+            .get()
+            .map_or(usize::MAX, |(t, v)| t.saturating_sub(v))
+    }
+
+    /// A screenful, less one line kept for context.
+    fn page(&self) -> usize {
+        self.extent
+            .get()
+            .map_or(PAGE, |(_, v)| v.saturating_sub(1).max(1))
+    }
+
+    /// Moves for a scrolling action; false for any other action.
+    pub fn apply(&mut self, action: keymap::Action) -> bool {
+        use keymap::Action as A;
+        let last = self.last_top();
+        let top = self.top.min(last);
+        self.top = match action {
+            A::Up => top.saturating_sub(1),
+            A::Down => top.saturating_add(1).min(last),
+            A::PageUp => top.saturating_sub(self.page()),
+            A::PageDown => top.saturating_add(self.page()).min(last),
+            A::Top => 0,
+            A::Bottom => last.min(usize::MAX / 2),
+            _ => return false,
+        };
+        true
+    }
 }
 
 /// What the console was started with.
@@ -327,7 +376,8 @@ pub struct App {
     pub confirm: Option<Confirm>,
     pub second: LoginForm,
     pub second_operator: Option<OperatorName>,
-    pub help: bool,
+    /// The key help is open, and how far it is scrolled.
+    pub help: Option<Scroll>,
     pub notice: Option<String>,
     /// The station's alarm board, oldest first: the console raises none of
     /// its own.
@@ -399,7 +449,7 @@ impl App {
             confirm: None,
             second: LoginForm::default(),
             second_operator: None,
-            help: false,
+            help: None,
             notice: None,
             alarms: Vec::new(),
             alarms_open: false,

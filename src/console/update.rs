@@ -319,7 +319,7 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
         app.kept_draft = Some((op.clone(), form));
     }
     app.confirm = None;
-    app.help = false;
+    app.help = None;
     app.preview = false;
     app.report = None;
     app.white_cell_open = false;
@@ -339,11 +339,9 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
 fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     let context = app.context();
     let action = app.setup.keymap.action(context, &ev);
-    if app.help {
-        app.help = false;
-        if !matches!(action, Some(Action::Lock | Action::Quit)) {
-            return Vec::new();
-        }
+    if app.help.is_some() && !matches!(action, Some(Action::Lock | Action::Quit)) {
+        help_key(app, action, ev);
+        return Vec::new();
     }
     match action {
         Some(Action::Quit) if app.confirm == Some(Confirm::Quit) => {
@@ -355,7 +353,7 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             return Vec::new();
         }
         Some(Action::Help) => {
-            app.help = true;
+            app.help = Some(super::Scroll::default());
             return Vec::new();
         }
         Some(Action::Lock) => return lock(app, "operator"),
@@ -399,6 +397,29 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Screen::Message => message_key(app, action),
         Screen::Picker => picker_key(app, action, ev),
         Screen::Form => form_key(app, action, ev),
+    }
+}
+
+/// Key help on screen: it scrolls (↑↓ j k, PgUp/PgDn, Space, Home/End,
+/// g/G, whatever the screen below binds them to), and closes on Esc, `q`,
+/// `?` or the help key; any other key is ignored, not taken as a command.
+fn help_key(app: &mut App, action: Option<Action>, ev: KeyEvent) {
+    let Some(scroll) = app.help.as_mut() else {
+        return;
+    };
+    let moved = match ev.code {
+        KeyCode::Up | KeyCode::Char('k') => scroll.apply(Action::Up),
+        KeyCode::Down | KeyCode::Char('j') => scroll.apply(Action::Down),
+        KeyCode::PageUp => scroll.apply(Action::PageUp),
+        KeyCode::PageDown | KeyCode::Char(' ') => scroll.apply(Action::PageDown),
+        KeyCode::Home | KeyCode::Char('g') => scroll.apply(Action::Top),
+        KeyCode::End | KeyCode::Char('G') => scroll.apply(Action::Bottom),
+        _ => false,
+    };
+    let closes =
+        matches!(ev.code, KeyCode::Esc | KeyCode::Char('q' | '?')) || action == Some(Action::Help);
+    if !moved && closes {
+        app.help = None;
     }
 }
 
@@ -623,7 +644,7 @@ fn open(app: &mut App, id: crate::domain::MessageId) -> Vec<Effect> {
         message: None,
         error: None,
         show_original: false,
-        scroll: 0,
+        scroll: super::Scroll::default(),
     });
     app.screen = Screen::Message;
     vec![Effect::OpenMessage(id)]
@@ -798,15 +819,16 @@ fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Some(Action::Up) => {
+        Some(
+            action @ (Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom),
+        ) => {
             if let Some(r) = app.reading.as_mut() {
-                r.scroll = r.scroll.saturating_sub(1);
-            }
-            Vec::new()
-        }
-        Some(Action::Down) => {
-            if let Some(r) = app.reading.as_mut() {
-                r.scroll = r.scroll.saturating_add(1);
+                r.scroll.apply(action);
             }
             Vec::new()
         }

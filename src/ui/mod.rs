@@ -99,7 +99,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     if app.confirm.is_some() {
         overlays::confirm(frame, body, app, &theme);
     }
-    if app.help {
+    if app.help.is_some() {
         overlays::help(frame, body, app, &theme);
     }
     bars::alarm_line(frame, alarm, app, &theme);

@@ -339,6 +339,7 @@ fn quit_question(lines: &mut Vec<Line<'static>>, app: &App, theme: &Theme) {
 }
 
 pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(scroll) = &app.help else { return };
     // The keys of the screen help was opened from first, then the global
     // ones, then every other screen's: what the operator needs now is on top.
     let here = app.context();
@@ -349,11 +350,18 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         }
     }
     let mut lines = vec![Line::styled(
-        "Keys can be rebound in operator.toml, [console.keys]. Any key closes this.",
+        "Keys can be rebound in operator.toml, [console.keys]. ↑↓ PgUp PgDn scroll; Esc, q or ? closes.",
         theme.dim(),
     )];
     for context in contexts {
-        lines.push(Line::styled(format!("{}:", context.name()), theme.warn()));
+        let title = if context == here {
+            format!("{} (this screen):", context.name())
+        } else {
+            format!("{}:", context.name())
+        };
+        lines.push(Line::styled(title, theme.warn()));
+        // One line per action, with every key bound to it here.
+        let mut shown: Vec<(Vec<String>, &str)> = Vec::new();
         for b in app
             .setup
             .keymap
@@ -361,14 +369,58 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .iter()
             .filter(|b| b.context == context)
         {
-            lines.push(Line::raw(format!("  {:<10} {}", b.key.to_string(), b.help)));
+            match shown.iter_mut().find(|(_, help)| *help == b.help) {
+                Some((keys, _)) => keys.push(b.key.to_string()),
+                None => shown.push((vec![b.key.to_string()], b.help)),
+            }
+        }
+        for (keys, help) in shown {
+            lines.push(Line::raw(format!("  {:<10} {help}", keys.join(" "))));
         }
     }
+    scrolled(frame, area, lines, scroll, " KEYS ");
+}
+
+/// Lines in a bordered box, wrapped, scrolled by `scroll`, with the
+/// position in the title: `lines 1–18 of 40 ▼`.
+pub fn scrolled(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    lines: Vec<Line<'_>>,
+    scroll: &crate::console::Scroll,
+    title: &str,
+) {
+    let inner = Block::default().borders(Borders::ALL).inner(area);
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = para.line_count(inner.width);
+    let visible = usize::from(inner.height);
+    let top = scroll.measured(total, visible);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" KEYS ")),
+        para.scroll((u16::try_from(top).unwrap_or(u16::MAX), 0))
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title.to_string())
+                    .title_top(Line::raw(position(top, visible, total)).right_aligned()),
+            ),
         area,
     );
+}
+
+/// Where a scrolled view is: `lines 1–18 of 40 ▼`, with ▲ when there is
+/// more above and ▼ when there is more below.
+pub fn position(top: usize, visible: usize, total: usize) -> String {
+    if total <= visible {
+        return String::new();
+    }
+    let last = (top + visible).min(total);
+    format!(
+        " {}lines {}–{last} of {total}{} ",
+        if top > 0 { "▲ " } else { "" },
+        top + 1,
+        if last < total { " ▼" } else { "" }
+    )
 }
 
 /// The alarm panel: every alarm on the station's board, oldest first, with

@@ -98,9 +98,20 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             }
         }
     }
-    let para = Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .scroll((reading.scroll, 0))
-        .block(Block::default().borders(Borders::TOP).title(" MESSAGE "));
+    let inner = Block::default().borders(Borders::TOP).inner(area);
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = para.line_count(inner.width);
+    let visible = usize::from(inner.height);
+    let top = reading.scroll.measured(total, visible);
+    let para = para
+        .scroll((u16::try_from(top).unwrap_or(u16::MAX), 0))
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(" MESSAGE ")
+                .title_top(
+                    Line::raw(super::overlays::position(top, visible, total)).right_aligned(),
+                ),
+        );
     frame.render_widget(para, area);
 }
