@@ -1737,7 +1737,7 @@ fn a_second_operator_is_shown_as_released_by_both() {
     for (w, h) in [(80, 24), (120, 40)] {
         let shown = screen(&app, w, h);
         assert!(
-            shown.contains("serial 24 released by j.smith and a.jones"),
+            shown.contains("to:MOSCOW/24 released by j.smith and a.jones"),
             "{w}x{h}:\n{shown}"
         );
     }
@@ -2703,4 +2703,232 @@ fn help_opens_on_question_mark_scrolls_and_closes_on_esc_q_or_question_mark() {
     );
     press(&mut app, KeyCode::F(1));
     assert!(screen(&app, 80, 24).contains("compose form (this screen):"));
+}
+
+/// Every screen the console has, in the states a duty officer meets.
+fn every_screen() -> Vec<(&'static str, App)> {
+    let mut out = Vec::new();
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(queue_rows(), sent_rows()));
+    out.push(("login", app));
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(queue_rows(), sent_rows()));
+    update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "j.smith".into(),
+            result: Ok(op("j.smith")),
+        },
+    );
+    out.push(("handover", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    out.push(("queue", on_duty(setup(), queue_rows(), sent_rows())));
+    press(&mut app, KeyCode::Tab);
+    out.push(("sent", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Tab);
+    app.selected_out = app
+        .outbound
+        .iter()
+        .position(|r| r.state == MessageState::Refused)
+        .expect("a refused row");
+    out.push(("sent, refused selected", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    open_message(&mut app, 11, launch_message());
+    let mut original = on_duty(setup(), queue_rows(), sent_rows());
+    open_message(&mut original, 11, launch_message());
+    press(&mut original, KeyCode::Char('o'));
+    out.push(("message, original", original));
+    out.push(("message, rendered", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Char('c'));
+    out.push(("picker", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "yesterday", "1000");
+    out.push(("form", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::F(2));
+    out.push(("preview", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::F(5));
+    out.push(("release question", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    select(&mut app, 11);
+    press(&mut app, KeyCode::Char('a'));
+    out.push(("acknowledge question", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    ctrl(&mut app, 'q');
+    out.push(("quit question", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Char('?'));
+    out.push(("help", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    for (i, kind) in [AlarmKind::Gap, AlarmKind::Overdue, AlarmKind::LinkDown]
+        .into_iter()
+        .enumerate()
+    {
+        app.apply_alarm(alarm(
+            kind,
+            "MOSCOW",
+            "an alarm whose text is long enough to need more than one narrow line",
+            i as i64,
+        ));
+    }
+    press(&mut app, KeyCode::F(3));
+    out.push(("alarm panel", app));
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    let saved = hotline::drafts::SavedDraft {
+        operator: op("j.smith"),
+        to: "BEIJING".into(),
+        draft: hotline::compose::Draft {
+            template_id: "missile-launch".into(),
+            fields: BTreeMap::new(),
+            precedence: Some(Precedence::Immediate),
+            text: String::new(),
+            references: Vec::new(),
+            exercise: false,
+        },
+        attachments: Vec::new(),
+        saved_at: mins_ago(3),
+    };
+    update(
+        &mut app,
+        Msg::DraftOpened {
+            operator: op("j.smith"),
+            result: Ok(Some(Box::new(saved))),
+        },
+    );
+    out.push(("kept draft offer", app));
+    out
+}
+
+/// The words whose cut-off prefix would misinform: a list that showed
+/// "IMMEDIA" and "PRIORIT", a status bar "13:5", footers "t li" and "Ct".
+fn cut_short(shown: &str, whole: &[String]) -> Vec<String> {
+    let tokens = shown
+        .split(|c: char| c.is_whitespace() || "│┌┐└┘─()[],.:;·▶".contains(c))
+        .filter(|t| !t.is_empty() && !t.ends_with('…'));
+    let mut cut = Vec::new();
+    for t in tokens {
+        let partial = whole
+            .iter()
+            .any(|w| w.len() > t.len() && t.chars().count() >= 3 && w.starts_with(t));
+        if partial && !whole.iter().any(|w| w == t) {
+            cut.push(t.to_string());
+        }
+    }
+    cut
+}
+
+/// Renders every screen at 60x20, 80x24 and 120x40 and fails on any value
+/// that carries meaning cut short: precedence, serial, DTG, state, peer,
+/// and every footer item whole (or left to help as "? more").
+#[test]
+fn nothing_that_carries_meaning_is_cut_at_any_size() {
+    let mut whole: Vec<String> = ["FLASH", "IMMEDIATE", "PRIORITY", "ROUTINE"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    whole.extend(
+        [
+            "MOSCOW",
+            "BEIJING",
+            "WASHINGTON",
+            "UNACKNOWLEDGED",
+            "UNACK",
+            "RECEIPT",
+            "RECEIVED",
+            "CANCELLED",
+            "QUEUED",
+            "REFUSED",
+            "OVERDUE",
+        ]
+        .map(String::from),
+    );
+    // Controls: the checks see what the issue saw.
+    assert_eq!(
+        cut_short("▶ IMMEDIA 22 PRIORIT MOSCOW/6 ROUTINE Notific…", &whole),
+        ["IMMEDIA", "PRIORIT"]
+    );
+    let mut seen = Vec::new();
+    for (name, app) in every_screen() {
+        seen.push(name);
+        let mut values = whole.clone();
+        for r in app.inbound.iter().chain(app.outbound.iter()) {
+            values.push(r.serial.to_string());
+        }
+        for (w, h) in [(60, 20), (80, 24), (120, 40)] {
+            let shown = screen(&app, w, h);
+            let cut = cut_short(&shown, &values);
+            assert!(cut.is_empty(), "{name} at {w}x{h}: cut {cut:?}\n{shown}");
+
+            // The footer: whole items only, in order, then perhaps "more".
+            let footer = shown.lines().last().unwrap_or_default().to_string();
+            let mut rest = footer.trim().to_string();
+            for (key, label) in hotline::ui::footer_items(&app) {
+                let item = format!("{key} {label}");
+                if let Some(at) = rest.find(&item) {
+                    rest.replace_range(at..at + item.len(), "");
+                }
+            }
+            let rest = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                rest.is_empty() || rest == "? more" || rest == "F1 more",
+                "{name} at {w}x{h}: footer `{footer}` leaves `{rest}`"
+            );
+
+            // The list rows: precedence, serial, DTG and state whole.
+            if matches!(app.screen, Screen::Queue | Screen::Sent)
+                && app.confirm.is_none()
+                && app.help.is_none()
+                && !app.alarms_open
+            {
+                let rows: Vec<&MessageRow> = if app.screen == Screen::Queue {
+                    app.inbound.iter().collect()
+                } else {
+                    app.outbound.iter().collect()
+                };
+                for r in rows {
+                    let dtg = hotline::domain::Dtg(r.released_at).to_string();
+                    let day = dtg.split(' ').next().unwrap_or_default();
+                    let line = shown
+                        .lines()
+                        .find(|l| l.contains(day) && l.contains(r.precedence.as_str()))
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{name} at {w}x{h}: no whole row for serial {}:\n{shown}",
+                                r.serial
+                            )
+                        });
+                    assert!(
+                        line.split_whitespace().any(|t| t == r.serial.to_string()),
+                        "{name} at {w}x{h}: serial {} in `{line}`",
+                        r.serial
+                    );
+                    let state = match r.state {
+                        MessageState::Sent => "SENT, NO RECEIPT",
+                        MessageState::Refused => "REFUSED:",
+                        MessageState::Acknowledged
+                            if r.direction == hotline::store::Direction::Out =>
+                        {
+                            "ACK BY"
+                        }
+                        MessageState::Acknowledged => "ACK",
+                        MessageState::Received => "UNACK",
+                        _ => r.state.label(),
+                    };
+                    assert!(
+                        line.contains(state),
+                        "{name} at {w}x{h}: state `{state}` in `{line}`"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 16, "{seen:?}");
 }

@@ -679,18 +679,18 @@ pub fn defaults() -> Vec<Binding> {
             "previous choice, peer or precedence",
         ),
         b(
-            Preview,
-            C::Form,
-            Key::plain(KeyCode::F(2)),
-            "preview",
-            "show exactly what the peer will read, in both languages",
-        ),
-        b(
             Release,
             C::Form,
             Key::plain(KeyCode::F(5)),
             "release",
             "release the message (asks for confirmation)",
+        ),
+        b(
+            Preview,
+            C::Form,
+            Key::plain(KeyCode::F(2)),
+            "preview",
+            "show exactly what the peer will read, in both languages",
         ),
         b(
             Back,
@@ -970,10 +970,18 @@ impl Keymap {
             .map(|b| b.action)
     }
 
-    /// The footer for `context`: each action once, with its key.
-    /// The keys of this context come first and the global ones last: on a
-    /// narrow terminal the global ones are cut off first, and F1 lists all.
+    /// The footer for `context`: each action once, with its key: what can
+    /// be done here first, then the global keys, then moving (obvious, so
+    /// the first to give way on a narrow terminal; help lists them all).
     pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
+        self.footer_actions(context)
+            .into_iter()
+            .map(|(key, _, label)| (key, label))
+            .collect()
+    }
+
+    /// [`Keymap::footer`], with the action of each key.
+    pub fn footer_actions(&self, context: Context) -> Vec<(String, Action, &'static str)> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
         // Moving the selection is obvious and comes last; what can be done
@@ -987,28 +995,31 @@ impl Keymap {
                     | Action::PageDown
                     | Action::Top
                     | Action::Bottom
+                    | Action::NextField
+                    | Action::PrevField
+                    | Action::ChoiceNext
+                    | Action::ChoicePrev
             )
         };
         let acts = self
             .bindings
             .iter()
             .filter(|b| b.context == context && !moves(b.action));
-        let here = acts.chain(
-            self.bindings
-                .iter()
-                .filter(|b| b.context == context && moves(b.action)),
-        );
         let global = self.bindings.iter().filter(|b| {
             b.context == Context::Global
                 && context != Context::Global
                 && !(context.takes_text() && b.key.is_text())
         });
-        for b in here.chain(global) {
+        let movers = self
+            .bindings
+            .iter()
+            .filter(|b| b.context == context && moves(b.action));
+        for b in acts.chain(global).chain(movers) {
             if seen.contains(&(b.action, b.label)) {
                 continue;
             }
             seen.push((b.action, b.label));
-            out.push((b.key.to_string(), b.label));
+            out.push((b.key.to_string(), b.action, b.label));
         }
         out
     }

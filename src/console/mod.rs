@@ -615,6 +615,42 @@ impl App {
         self.alarm_pick = self.alarm_pick.min(self.alarms.len().saturating_sub(1));
     }
 
+    /// Whether `action` would do anything on the screen on show now: the
+    /// footer offers only what applies.
+    pub fn applies(&self, action: keymap::Action) -> bool {
+        use keymap::Action as A;
+        let reading = || {
+            self.reading.as_ref().and_then(|r| {
+                self.inbound
+                    .find(&r.id)
+                    .or_else(|| self.outbound.find(&r.id))
+            })
+        };
+        let opened = || self.reading.as_ref().and_then(|r| r.message.as_ref());
+        match (self.context(), action) {
+            (_, A::Lock) => !self.locked(),
+            (Context::Queue, A::Acknowledge | A::AckAndReply) => self
+                .inbound
+                .get(self.selected_in)
+                .is_some_and(|r| r.state.is_unacknowledged()),
+            (Context::Queue, A::Open | A::Reply) => !self.inbound.is_empty(),
+            (Context::Sent, A::Open) => !self.outbound.is_empty(),
+            (Context::Sent, A::CancelMessage) => self
+                .outbound
+                .get(self.selected_out)
+                .is_some_and(|r| r.state == crate::store::MessageState::Queued),
+            (Context::Message, A::Acknowledge | A::AckAndReply) => reading()
+                .is_some_and(|r| r.direction == Direction::In && r.state.is_unacknowledged()),
+            (Context::Message, A::Reply) => reading().is_some_and(|r| r.direction == Direction::In),
+            (Context::Message, A::ExportAttachments) => {
+                opened().is_some_and(|m| !m.attachments.is_empty())
+            }
+            (Context::Message, A::ToggleOriginal) => opened().is_some(),
+            (Context::Alarms, A::ClearAlarm) => !self.alarms.is_empty() && !self.locked(),
+            _ => true,
+        }
+    }
+
     pub fn selected_row(&self) -> Option<&MessageRow> {
         match self.screen {
             Screen::Sent => self.outbound.get(self.selected_out),

@@ -230,12 +230,19 @@ pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         1 => String::new(),
         n => format!(" (+{} more)", n - 1),
     };
+    let badge = Span::styled(
+        format!(" ALARM {} ", age(app.now, newest.raised_at)),
+        theme.banner(),
+    );
+    // Cut with a visible "…" where it is too long (the panel has it whole);
+    // the count of the others is never cut.
+    let room = usize::from(area.width)
+        .saturating_sub(badge.width())
+        .saturating_sub(super::width_of(&more));
+    let text = super::fit(&format!(" {}", inert(&newest.text)), room);
     let line = Line::from(vec![
-        Span::styled(
-            format!(" ALARM {} ", age(app.now, newest.raised_at)),
-            theme.banner(),
-        ),
-        Span::styled(format!(" {}{more}", inert(&newest.text)), theme.alert()),
+        badge,
+        Span::styled(format!("{text}{more}"), theme.alert()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
 }
@@ -255,7 +262,7 @@ pub fn age(now: Timestamp, at: Timestamp) -> String {
 pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let line = if let Some(n) = &app.notice {
         Span::styled(
-            format!(" {}", inert(n)),
+            super::fit(&format!(" {}", inert(n)), usize::from(area.width)),
             if n.contains("FAILED") || n.contains("REFUSED") {
                 theme.alert()
             } else {
@@ -268,11 +275,62 @@ pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// The footer: the keys that do something on this screen now, most
+/// important first, fitted to the width whole; when they do not all fit,
+/// the help key ends the line as "? more", since help lists them all.
 pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let items = footer_items(app);
+    let width = usize::from(area.width);
+    let item_width = |(k, l): &(String, String)| k.chars().count() + l.chars().count() + 3;
+    let total: usize = items.iter().map(item_width).sum();
+    let help = items
+        .iter()
+        .position(|(_, label)| label == "help")
+        .map(|i| items[i].clone());
+    let shown: Vec<(String, String)> = if total <= width {
+        items
+    } else {
+        let more = help.map(|(k, _)| (k, "more".to_string()));
+        let mut room = width.saturating_sub(more.as_ref().map_or(0, item_width));
+        let mut fitted: Vec<(String, String)> = Vec::new();
+        for item in items.into_iter().filter(|(_, l)| l != "help") {
+            let w = item_width(&item);
+            if w > room {
+                // Keep the order: a later, shorter key does not jump ahead.
+                break;
+            }
+            room -= w;
+            fitted.push(item);
+        }
+        fitted.extend(more);
+        fitted
+    };
     let mut spans = Vec::new();
-    for (key, label) in app.setup.keymap.footer(app.context()) {
+    for (key, label) in shown {
         spans.push(Span::styled(format!(" {key}"), theme.banner()));
         spans.push(Span::raw(format!(" {label} ")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The footer's keys for the screen on show: the keymap's, less those that
+/// would do nothing here now, with labels that say what they would do.
+pub fn footer_items(app: &App) -> Vec<(String, String)> {
+    app.setup
+        .keymap
+        .footer_actions(app.context())
+        .into_iter()
+        .filter(|(_, action, _)| app.applies(*action))
+        .map(|(key, action, label)| {
+            let label = match action {
+                crate::console::keymap::Action::ToggleOriginal
+                    if app.reading.as_ref().is_some_and(|r| r.show_original) =>
+                {
+                    "rendering"
+                }
+                _ => label,
+            };
+            (key, label.to_string())
+        })
+        .collect()
 }

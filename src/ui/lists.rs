@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
-use super::Theme;
+use super::{Theme, fit, width_of};
 use crate::console::App;
 use crate::domain::{Dtg, Language, Precedence};
 use crate::sanitize::inert;
@@ -68,18 +68,77 @@ fn window(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> 
     start..(start + height).min(len)
 }
 
+/// How a list's own column takes its width.
+#[derive(Clone, Copy)]
+enum Fit {
+    /// Always its natural width (the widest of its header and cells).
+    Whole,
+    /// Shares what is left with the form column, which gives way first;
+    /// cut with a visible "…" only when even that is not enough.
+    Rest,
+}
+
 /// What one list adds to the columns both lists share.
 struct Columns<'a> {
     title: Line<'a>,
     peer: &'static str,
     headers: &'static [&'static str],
-    widths: &'static [Constraint],
+    fits: &'static [Fit],
     empty: &'static str,
+}
+
+/// The widest a peer's name is shown in a list before it ends in "…".
+const PEER_MAX: usize = 16;
+/// The form column is dropped rather than shown narrower than this.
+const FORM_MIN: usize = 6;
+
+/// Column widths for `natural` widths: precedence, serial, DTG and each
+/// `Whole` column at their natural width (never cut); the peer up to
+/// [`PEER_MAX`]; what is left to the `Rest` column (at most its natural
+/// width) and the form, which gives way first and goes below [`FORM_MIN`].
+fn widths(natural: &[usize], fits: &[Fit], total: usize, form: usize) -> Vec<usize> {
+    let mut w: Vec<usize> = natural.to_vec();
+    let peer = form - 1;
+    w[peer] = w[peer].min(PEER_MAX);
+    let shown = |w: &[usize]| w.iter().filter(|&&x| x > 0).count();
+    let fixed = |w: &[usize], skip: &[usize]| {
+        let cols: usize = w
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !skip.contains(i))
+            .map(|(_, x)| *x)
+            .sum();
+        cols + shown(w).saturating_sub(1)
+    };
+    let rest: Vec<usize> = fits
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, Fit::Rest))
+        .map(|(i, _)| form + 1 + i)
+        .collect();
+    let mut skip = vec![form];
+    skip.extend(&rest);
+    let left = total.saturating_sub(fixed(&w, &skip));
+    let wanted: usize = rest.iter().map(|&i| natural[i]).sum();
+    if left >= wanted + FORM_MIN {
+        w[form] = left - wanted;
+    } else {
+        w[form] = 0;
+        // Without the form column there is one gap less.
+        let left = left + 1;
+        let mut room = left.saturating_sub(rest.len().saturating_sub(1));
+        for &i in &rest {
+            w[i] = natural[i].min(room);
+            room -= w[i];
+        }
+    }
+    w
 }
 
 /// Draws the visible window of `rows`: the shared columns (mark, EX,
 /// precedence, serial, DTG, peer, form), then each list's own, given with
-/// its style by `own`.
+/// its style by `own`. Nothing that carries meaning is cut: columns take
+/// their natural widths, and the form gives way first (see [`widths`]).
 fn table(
     frame: &mut Frame<'_>,
     area: Rect,
@@ -87,12 +146,18 @@ fn table(
     app: &App,
     (rows, selected): (&crate::console::rows::Rows, usize),
     columns: Columns<'_>,
-    own: impl Fn(&MessageRow) -> (Vec<Cell<'static>>, ratatui::style::Style),
+    own: impl Fn(&MessageRow) -> (Vec<String>, ratatui::style::Style),
 ) {
     let height = usize::from(area.height.saturating_sub(2));
     let range = window(selected, rows.len(), height);
     let lang = app.setup.language;
-    let shown: Vec<Row> = rows
+    let exercise = rows.any_exercise();
+    let mut headers = vec!["", if exercise { "EX" } else { "" }, "PREC", "SER", "DTG"];
+    headers.push(columns.peer);
+    headers.push("FORM");
+    headers.extend_from_slice(columns.headers);
+    let form = 6;
+    let built: Vec<(Vec<String>, ratatui::style::Style)> = rows
         .iter_from(range.start)
         .take(range.len())
         .enumerate()
@@ -103,32 +168,50 @@ fn table(
                 style = style.patch(theme.selected());
             }
             let mut cells = vec![
-                Cell::from(if is_selected { "▶" } else { " " }),
-                Cell::from(if r.exercise { "EX" } else { "" }),
-                Cell::from(r.precedence.as_str()),
-                Cell::from(r.serial.to_string()),
-                Cell::from(dtg(r.released_at)),
-                Cell::from(inert(r.peer.as_str())),
-                Cell::from(title(&r.template_id, lang)),
+                (if is_selected { "▶" } else { " " }).to_string(),
+                (if r.exercise { "EX" } else { "" }).to_string(),
+                r.precedence.as_str().to_string(),
+                r.serial.to_string(),
+                dtg(r.released_at),
+                inert(r.peer.as_str()),
+                title(&r.template_id, lang),
             ];
             cells.extend(extra);
-            Row::new(cells).style(style)
+            (cells, style)
         })
         .collect();
-    let mut headers = vec!["", "", "PREC", "SER", "DTG", columns.peer, "FORM"];
-    headers.extend_from_slice(columns.headers);
-    let mut widths = vec![
-        Constraint::Length(1),
-        Constraint::Length(2),
-        Constraint::Length(9),
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(10),
-        Constraint::Min(10),
-    ];
-    widths.extend_from_slice(columns.widths);
-    let table = Table::new(shown, widths)
-        .header(Row::new(headers).style(theme.dim()))
+    let mut natural: Vec<usize> = headers.iter().map(|h| width_of(h)).collect();
+    natural[0] = 1;
+    for (cells, _) in &built {
+        for (n, c) in natural.iter_mut().zip(cells) {
+            *n = (*n).max(width_of(c));
+        }
+    }
+    if !exercise {
+        natural[1] = 0;
+    }
+    let widths = widths(&natural, columns.fits, usize::from(area.width), form);
+    let keep = |w: &usize| *w > 0;
+    let cut = |cells: Vec<String>| -> Vec<Cell<'static>> {
+        cells
+            .iter()
+            .zip(&widths)
+            .filter(|(_, w)| keep(w))
+            .map(|(c, w)| Cell::from(fit(c, *w)))
+            .collect()
+    };
+    let shown: Vec<Row> = built
+        .into_iter()
+        .map(|(cells, style)| Row::new(cut(cells)).style(style))
+        .collect();
+    let header = cut(headers.iter().map(ToString::to_string).collect());
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .filter(|w| keep(w))
+        .map(|w| Constraint::Length(u16::try_from(*w).unwrap_or(u16::MAX)))
+        .collect();
+    let table = Table::new(shown, constraints)
+        .header(Row::new(header).style(theme.dim()))
         .block(Block::default().borders(Borders::TOP).title(columns.title));
     frame.render_widget(table, area);
     if rows.is_empty() {
@@ -159,7 +242,7 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         ]),
         peer: "FROM",
         headers: &["STATUS", "LEFT"],
-        widths: &[Constraint::Length(13), Constraint::Length(14)],
+        fits: &[Fit::Whole, Fit::Whole],
         empty: "  No messages received.",
     };
     table(
@@ -184,10 +267,7 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 _ => Default::default(),
             };
             (
-                vec![
-                    Cell::from(with_transfer(app, r, status)),
-                    Cell::from(left_text(app, r)),
-                ],
+                vec![with_transfer(app, r, status), left_text(app, r)],
                 style,
             )
         },
@@ -212,30 +292,51 @@ fn out_state(app: &App, r: &MessageRow) -> String {
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let mut title = vec![
+    let title = vec![
         Span::raw(" SENT "),
         Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
     ];
-    // The two-person rule, for the selected message: the row has no room
-    // for two names, the title line has.
-    if let Some(r) = app.outbound.get(app.selected_out)
-        && let Some(second) = &r.second_operator
-    {
-        title.push(Span::styled(
-            format!(
-                "· serial {} released by {} and {} ",
-                r.serial,
-                inert(r.operator.as_str()),
-                inert(second.as_str())
-            ),
-            theme.dim(),
-        ));
+    // What the row has no room for, about the selected message, whole and
+    // wrapped below the list: the two-person rule's two names, and a
+    // refusal's reason (the row ends it with "…" where it is narrow).
+    let mut details = Vec::new();
+    if let Some(r) = app.outbound.get(app.selected_out) {
+        if let Some(second) = &r.second_operator {
+            details.push(Line::styled(
+                format!(
+                    " {} released by {} and {} (two-person rule)",
+                    crate::console::handle(r),
+                    inert(r.operator.as_str()),
+                    inert(second.as_str())
+                ),
+                theme.dim(),
+            ));
+        }
+        if r.state == MessageState::Refused {
+            details.push(Line::styled(
+                format!(
+                    " {} REFUSED by the peer: {}",
+                    crate::console::handle(r),
+                    inert(r.refusal.as_deref().unwrap_or(""))
+                ),
+                theme.alert(),
+            ));
+        }
     }
+    let details =
+        ratatui::widgets::Paragraph::new(details).wrap(ratatui::widgets::Wrap { trim: false });
+    let needed = u16::try_from(details.line_count(area.width))
+        .unwrap_or(u16::MAX)
+        .min(area.height / 3);
+    let [area, below] =
+        ratatui::layout::Layout::vertical([Constraint::Min(3), Constraint::Length(needed)])
+            .areas(area);
+    frame.render_widget(details, below);
     let columns = Columns {
         title: Line::from(title),
         peer: "TO",
         headers: &["STATE"],
-        widths: &[Constraint::Length(30)],
+        fits: &[Fit::Rest],
         empty: "  Nothing sent yet.",
     };
     table(
@@ -253,10 +354,7 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 MessageState::Cancelled => theme.dim(),
                 _ => Default::default(),
             };
-            (
-                vec![Cell::from(with_transfer(app, r, out_state(app, r)))],
-                style,
-            )
+            (vec![with_transfer(app, r, out_state(app, r))], style)
         },
     );
 }

@@ -3,6 +3,7 @@
 //! text that came from the wire passes through [`crate::sanitize`].
 
 mod bars;
+pub use bars::footer_items;
 mod compose;
 mod lists;
 mod overlays;
@@ -105,6 +106,32 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     bars::alarm_line(frame, alarm, app, &theme);
     bars::notice(frame, notice, app, &theme);
     bars::footer(frame, footer, app, &theme);
+}
+
+pub fn width_of(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// `text` in at most `width` columns, ending in "…" where it was cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if width_of(text) <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// A centred rectangle of at most `w` x `h` inside `area`.

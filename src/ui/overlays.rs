@@ -58,10 +58,19 @@ pub fn login(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     } else {
         credentials(&mut lines, &app.login, theme);
     }
-    let box_area = centred(area, 84, 10);
+    // Wrapped, in a box as tall as the wrapped text: a lockout notice or
+    // the counts are never cut at the right edge.
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let width = area.width.min(84);
+    let needed = para.line_count(width.saturating_sub(2)) + 2;
+    let box_area = centred(
+        area,
+        width,
+        u16::try_from(needed).unwrap_or(u16::MAX).max(10),
+    );
     frame.render_widget(Clear, box_area);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" LOG IN ")),
+        para.block(Block::default().borders(Borders::ALL).title(" LOG IN ")),
         box_area,
     );
 }
