@@ -301,6 +301,7 @@ fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments: 0,
                 attachments_done: 0,
                 attachments_refused: 0,
+                subject: None,
             }
         })
         .collect()
@@ -348,6 +349,7 @@ fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments: 0,
                 attachments_done: 0,
                 attachments_refused: 0,
+                subject: None,
             }
         })
         .collect()
@@ -391,6 +393,7 @@ fn logged_in(now: Timestamp) -> App {
         keymap: Keymap::default(),
         no_color: false,
         attached: false,
+        ring: Default::default(),
     };
     let mut app = App::new(setup, now);
     update(

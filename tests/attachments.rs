@@ -605,6 +605,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         keymap: Keymap::default(),
         no_color: true,
         attached: false,
+        ring: Default::default(),
     };
     let now = jiff::Timestamp::now();
     let id = MessageId::new();
@@ -632,6 +633,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         attachments: 0,
         attachments_done: 0,
         attachments_refused: 0,
+        subject: None,
     });
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {

@@ -483,6 +483,38 @@ fn bad_console_values() {
 }
 
 #[test]
+fn what_rings_is_configured_and_a_bad_entry_is_named() {
+    assert_eq!(
+        parse(MINIMAL).console.ring,
+        hotline::config::Ring::default()
+    );
+    let c = parse(&format!(
+        "{MINIMAL}[console]\nring = [\"ROUTINE\", \"acknowledgement\"]\n"
+    ));
+    assert!(c.console.ring.arrival(hotline::domain::Precedence::Routine));
+    assert!(
+        c.console.ring.arrival(hotline::domain::Precedence::Flash),
+        "a FLASH always rings"
+    );
+    assert!(
+        !c.console
+            .ring
+            .arrival(hotline::domain::Precedence::Immediate)
+    );
+    assert!(c.console.ring.acknowledgements);
+    let text = format!("{MINIMAL}[console]\nring = [\"FLASH\", \"loud\"]\n");
+    let problems = errors(&text);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    problem_at(&problems, &text, "console.ring", "ring");
+    assert!(
+        problems[0]
+            .message
+            .contains("`loud` is not something that rings"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn several_problems_are_all_reported() {
     let k = peer_keys("MOSCOW");
     let other = peer_keys("MOSCOW");

@@ -69,6 +69,7 @@ fn setup() -> Setup {
         keymap: Keymap::default(),
         no_color: false,
         attached: false,
+        ring: Default::default(),
     }
 }
 
@@ -96,6 +97,7 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
         attachments: 0,
         attachments_done: 0,
         attachments_refused: 0,
+        subject: None,
     }
 }
 
@@ -2931,4 +2933,208 @@ fn nothing_that_carries_meaning_is_cut_at_any_size() {
         }
     }
     assert_eq!(seen.len(), 16, "{seen:?}");
+}
+
+fn changed(row: MessageRow) -> Msg {
+    Msg::Station(Event::MessageChanged { row: Box::new(row) })
+}
+
+/// An IMMEDIATE arrival while on the sent list showed only as `O:1`, and an
+/// acknowledgement of ours changed one row and nothing else. Arrivals are
+/// said with precedence, peer and subject and ring as `[console] ring`
+/// says (FLASH and IMMEDIATE by default); a locked console names no
+/// subject; the peer's acknowledgement says who acknowledged what.
+#[test]
+fn arrivals_and_acknowledgements_are_noticed_and_ring_as_configured() {
+    let mut app = on_duty(
+        setup(),
+        Vec::new(),
+        vec![outbound(
+            30,
+            Precedence::Priority,
+            5,
+            MessageState::Receipted,
+        )],
+    );
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, Screen::Sent);
+    let subject = |n, p| MessageRow {
+        subject: Some(format!("Dnieper dam {n}")),
+        ..inbound(n, p, 0)
+    };
+    let effects = update(&mut app, changed(subject(40, Precedence::Immediate)));
+    assert_eq!(bells(&effects), 1, "IMMEDIATE rings by default");
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains(r#"IMMEDIATE arrived from MOSCOW: IMMEDIATE MOSCOW/40 "Dnieper dam 40""#),
+        "{shown}"
+    );
+    assert_eq!(
+        app.screen,
+        Screen::Sent,
+        "an arrival never moves the screen"
+    );
+    // CONTROL: the same arrival again is a change, not an arrival.
+    app.notice = None;
+    let effects = update(&mut app, changed(subject(40, Precedence::Immediate)));
+    assert_eq!(bells(&effects), 0);
+    assert!(app.notice.is_none(), "{:?}", app.notice);
+    let effects = update(&mut app, changed(subject(41, Precedence::Routine)));
+    assert_eq!(bells(&effects), 0, "ROUTINE does not ring by default");
+    assert!(
+        app.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("ROUTINE arrived from MOSCOW"))
+    );
+
+    // The peer acknowledges ours.
+    let acked = acknowledged(
+        MessageRow {
+            subject: Some("Water levels".into()),
+            ..outbound(30, Precedence::Priority, 5, MessageState::Receipted)
+        },
+        "i.petrov",
+    );
+    let effects = update(&mut app, changed(acked.clone()));
+    assert_eq!(
+        bells(&effects),
+        0,
+        "acknowledgements do not ring by default"
+    );
+    assert_eq!(
+        app.notice.as_deref(),
+        Some(r#"MOSCOW acknowledged PRIORITY to:MOSCOW/30 "Water levels": by i.petrov"#)
+    );
+
+    // Configured: ROUTINE and acknowledgements ring; IMMEDIATE does not.
+    let ring = hotline::config::Ring {
+        arrivals: [true, false, false, true],
+        acknowledgements: true,
+    };
+    let mut app = on_duty(
+        Setup { ring, ..setup() },
+        Vec::new(),
+        vec![outbound(
+            30,
+            Precedence::Priority,
+            5,
+            MessageState::Receipted,
+        )],
+    );
+    assert_eq!(
+        bells(&update(
+            &mut app,
+            changed(subject(42, Precedence::Immediate))
+        )),
+        0
+    );
+    assert_eq!(
+        bells(&update(&mut app, changed(subject(43, Precedence::Routine)))),
+        1
+    );
+    assert_eq!(bells(&update(&mut app, changed(acked))), 1);
+    let flash = update(&mut app, changed(subject(44, Precedence::Flash)));
+    assert_eq!(bells(&flash), 1, "a FLASH always rings");
+
+    // Locked: the arrival is said, its content is not.
+    let mut app = App::new(setup(), now());
+    update(&mut app, refreshed(Vec::new(), Vec::new()));
+    let effects = update(&mut app, changed(subject(45, Precedence::Flash)));
+    assert_eq!(bells(&effects), 1);
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains("FLASH arrived from MOSCOW (MOSCOW/45): log in to read it"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Dnieper"), "{shown}");
+}
+
+/// Lists named the form ("General me"); they show the subject the station
+/// opened in memory, or the form with its key field.
+#[test]
+fn lists_show_the_subject_and_questions_name_it() {
+    let mut launch = inbound(50, Precedence::Flash, 1);
+    launch.template_id = "missile-launch".into();
+    launch.subject = Some("261500Z NOV 26".into());
+    let general = MessageRow {
+        subject: Some("Река Днепр".into()),
+        ..inbound(51, Precedence::Immediate, 2)
+    };
+    let mut app = on_duty(
+        setup(),
+        vec![launch, general, inbound(52, Precedence::Routine, 3)],
+        Vec::new(),
+    );
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("Ballistic missile launch notification: 261500Z NOV 26"),
+        "{shown}"
+    );
+    assert!(shown.contains("Река Днепр"), "{shown}");
+    assert!(
+        shown.contains("General message"),
+        "no subject known: the form\n{shown}"
+    );
+    select(&mut app, 51);
+    press(&mut app, KeyCode::Char('a'));
+    assert!(
+        screen(&app, 80, 24).contains(r#"Acknowledge IMMEDIATE MOSCOW/51 "Река Днепр"?"#),
+        "{}",
+        screen(&app, 80, 24)
+    );
+}
+
+/// Reply preselects the template the original's template names for
+/// replies, and keeps the original's precedence.
+#[test]
+fn reply_preselects_the_response_form_and_keeps_the_precedence() {
+    let mut request = inbound(60, Precedence::Immediate, 1);
+    request.template_id = "request-info".into();
+    let mut app = on_duty(setup(), vec![request], Vec::new());
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.screen, Screen::Picker);
+    assert!(
+        screen(&app, 120, 40)
+            .lines()
+            .any(|l| l.contains('▶') && l.contains("Response to a request")),
+        "{}",
+        screen(&app, 120, 40)
+    );
+    press(&mut app, KeyCode::Enter);
+    let form = app.form.as_ref().expect("the form");
+    assert_eq!(form.template.id, "response");
+    assert_eq!(
+        form.precedence,
+        Precedence::Immediate,
+        "not the form's PRIORITY"
+    );
+    assert_eq!(form.references, vec![id(60)]);
+
+    // CONTROL: a new message (not a reply) takes the form's own precedence.
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    compose(&mut app, "response");
+    assert_eq!(
+        app.form.as_ref().map(|f| f.precedence),
+        Some(Precedence::Priority)
+    );
+}
+
+/// Under NO_COLOR an example hint read as a typed value; it says it is one.
+#[test]
+fn example_hints_say_they_are_examples() {
+    let mut app = on_duty(
+        Setup {
+            no_color: true,
+            ..setup()
+        },
+        Vec::new(),
+        Vec::new(),
+    );
+    compose(&mut app, "miss");
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("(e.g. 45.92N 63.34E)"), "{shown}");
+    assert!(
+        shown.contains("(e.g. now, +30m, 261415Z NOV 26)"),
+        "{shown}"
+    );
 }

@@ -783,10 +783,7 @@ fn duty_console_end_to_end() {
         ])
         .ok("send IMMEDIATE");
     let first = released_id(&sent);
-    tmux.wait_line(
-        CONSOLE,
-        &["IMMEDIATE", "MOSCOW", "General message", "UNACK"],
-    );
+    tmux.wait_line(CONSOLE, &["IMMEDIATE", "MOSCOW", subject, "UNACK"]);
     tmux.wait_text(CONSOLE, "UNACK Z:0 O:1 P:0 R:0");
 
     // Ctrl-Q asks first, says what stops and what is waiting; `n` keeps
@@ -823,7 +820,10 @@ fn duty_console_end_to_end() {
     tmux.key(CONSOLE, "Escape");
     tmux.wait_text(CONSOLE, " INBOUND ");
     tmux.key(CONSOLE, "a");
-    tmux.wait_text(CONSOLE, "Acknowledge IMMEDIATE MOSCOW/1 (general)?");
+    tmux.wait_text(
+        CONSOLE,
+        &format!("Acknowledge IMMEDIATE MOSCOW/1 \"{subject}\"?"),
+    );
     tmux.key(CONSOLE, "y");
     tmux.wait_line(
         CONSOLE,
@@ -863,12 +863,13 @@ fn duty_console_end_to_end() {
     tmux.wait_line(CONSOLE, &["Subject:", reply_subject, "✓"]);
     tmux.wait_line(CONSOLE, &["Text:", reply_text, "✓"]);
     tmux.key(CONSOLE, "F5");
-    tmux.wait_text(CONSOLE, "Release ROUTINE General message to MOSCOW?");
+    // A reply keeps the original's precedence.
+    tmux.wait_text(CONSOLE, "Release IMMEDIATE General message to MOSCOW?");
     tmux.key(CONSOLE, "y");
     tmux.wait_text(CONSOLE, " SENT 1 messages");
     tmux.wait_line(
         CONSOLE,
-        &["ROUTINE", "MOSCOW", "General message", "RECEIVED BY PEER"],
+        &["IMMEDIATE", "MOSCOW", reply_subject, "RECEIVED BY PEER"],
     );
     let reply = eventually(
         "the reply in MOSCOW's inbox",
@@ -880,7 +881,7 @@ fn duty_console_end_to_end() {
         || format!("{:#?}", m.list("inbox")),
     );
     assert_eq!(reply["template"], "general", "{reply:#}");
-    assert_eq!(reply["precedence"], "ROUTINE", "{reply:#}");
+    assert_eq!(reply["precedence"], "IMMEDIATE", "{reply:#}");
     let reply_id = reply["id"].as_str().expect("id").to_string();
 
     // MOSCOW's journal holds it as received from WASHINGTON.

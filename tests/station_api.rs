@@ -834,6 +834,16 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
     let three = |app: &hotline::console::App| app.inbound.len() == 3;
     follow(&mut local, &mut local_rx, three).await;
     follow(&mut remote, &mut remote_rx, three).await;
+    // Each row names its message by the subject the station opened.
+    for app in [&local, &remote] {
+        let mut subjects: Vec<_> = app.inbound.iter().map(|r| r.subject.clone()).collect();
+        subjects.sort();
+        assert_eq!(
+            subjects,
+            ["n0", "n1", "n2"].map(|s| Some(s.to_string())),
+            "the rows carry their subjects"
+        );
+    }
     let moscow = door::login(&ms).await;
     door::acknowledge(&ms, &moscow, ids[0])
         .await
@@ -859,6 +869,42 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
         app.station_lost.is_some()
     })
     .await;
+
+    // A new run knows no subject until it has opened its journal in
+    // memory; then it asks for a resync, and the rows have them again.
+    let journal = std::fs::read(m.config().journal_path).expect("journal");
+    assert!(
+        !journal.windows(10).any(|w| w == b"body of n0"),
+        "no message text in clear at rest"
+    );
+    drop(ms);
+    let ms = m.restart().await;
+    let mut events = ms.subscribe();
+    let session = Session::new(Door::Console);
+    let list = || async {
+        match ms
+            .handle(
+                &session,
+                Command::List {
+                    direction: hotline::store::Direction::In,
+                },
+            )
+            .await
+        {
+            Ok(Reply::Rows { rows }) => rows,
+            other => panic!("{other:?}"),
+        }
+    };
+    if list().await.iter().any(|r| r.subject.is_none()) {
+        support::wait_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(e, hotline::station::Event::Resync)
+        })
+        .await;
+    }
+    let rows = list().await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.subject.is_some()), "{rows:?}");
+    ms.shutdown().await;
     ws.shutdown().await;
 }
 

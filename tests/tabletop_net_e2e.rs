@@ -333,7 +333,8 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
         actions.contains("bravo acknowledged IMMEDIATE general"),
         "{text}"
     );
-    assert!(actions.contains("bravo sent ROUTINE general"), "{text}");
+    // The reply keeps the IMMEDIATE's precedence.
+    assert!(actions.contains("bravo sent IMMEDIATE general"), "{text}");
 
     b.keys(&["C-q"]);
     b.wait_for("Quit, and stop station", Duration::from_secs(10));
@@ -358,7 +359,7 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
         record.contains("received IMMEDIATE general") && record.contains("acknowledged by bravo"),
         "{record}"
     );
-    assert!(record.contains("sent ROUTINE general"), "{record}");
+    assert!(record.contains("sent IMMEDIATE general"), "{record}");
     let actions = record
         .split("## Operator actions (from this station's audit log)")
         .nth(1)

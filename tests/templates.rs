@@ -831,3 +831,65 @@ fn catalog_keeps_good_templates_and_names_bad_files() {
         "{problems:#?}"
     );
 }
+
+/// `summary` names the field that names a message in lists (default: a
+/// field called `subject`, else the first); `reply` names the form a reply
+/// starts from. Both are checked, with the line, and what would be valid.
+#[test]
+fn summary_and_reply_are_checked() {
+    let t = parse_template(&probe_path(), PROBE).expect("valid");
+    assert_eq!(t.summary, "subject", "a field called subject by default");
+    assert_eq!(t.reply, None);
+    let text = edited(
+        "precedence = \"PRIORITY\"\n",
+        "precedence = \"PRIORITY\"\nsummary = \"kind\"\nreply = \"general\"\n",
+    );
+    let t = parse_template(&probe_path(), &text).expect("valid");
+    assert_eq!(
+        (t.summary.as_str(), t.reply.as_deref()),
+        ("kind", Some("general"))
+    );
+
+    let text = edited(
+        "precedence = \"PRIORITY\"\n",
+        "precedence = \"PRIORITY\"\nsummary = \"nosuch\"\nreply = \"Not An Id\"\n",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_eq!(p[0].key, "summary");
+    assert_eq!(p[0].line, Some(line_of(&text, "summary")));
+    assert!(
+        p[0].message.contains("`nosuch` names no field")
+            && p[0].message.contains("subject, note, kind"),
+        "{}",
+        p[0]
+    );
+    assert_eq!(p[1].key, "reply");
+    assert!(p[1].message.contains("not a template id"), "{}", p[1]);
+
+    // A reply form that is not in the catalog is named there.
+    let text = edited(
+        "precedence = \"PRIORITY\"\n",
+        "precedence = \"PRIORITY\"\nreply = \"nosuch\"\n",
+    );
+    let (catalog, problems) = Catalog::from_sources([(probe_path(), text.as_str())]);
+    assert!(catalog.latest("probe").is_some());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "reply" && p.message.contains("`nosuch` names no template")),
+        "{problems:#?}"
+    );
+    // Every built-in reply form exists (the built-in catalog has no problems).
+    assert!(
+        Catalog::builtin_problems().is_empty(),
+        "{:#?}",
+        Catalog::builtin_problems()
+    );
+    assert_eq!(
+        Catalog::builtin()
+            .latest("request-info")
+            .and_then(|t| t.reply.as_deref()),
+        Some("response")
+    );
+}

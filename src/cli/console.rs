@@ -34,6 +34,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         keymap,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         attached: false,
+        ring: config.console.ring,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // A station already running for this data directory (`hotline serve`):

@@ -226,19 +226,14 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_rows(rows: &[MessageRow], inbound: bool) {
+fn print_rows(rows: &[MessageRow]) {
     if rows.is_empty() {
         println!("(none)");
         return;
     }
     println!(
-        "{:<10} {:>6}  {:<10} {:<20} {:<16} {:<24} ID",
-        "PRECEDENCE",
-        "SERIAL",
-        if inbound { "FROM" } else { "TO" },
-        "TEMPLATE",
-        "STATE",
-        "ACKNOWLEDGED"
+        "{:<10} {:<16} {:<32} {:<16} {:<24} ID",
+        "PRECEDENCE", "HANDLE", "SUBJECT", "STATE", "ACKNOWLEDGED"
     );
     for r in rows {
         let ack = match (&r.ack_by, r.ack_at) {
@@ -249,12 +244,17 @@ fn print_rows(rows: &[MessageRow], inbound: bool) {
         if r.exercise {
             state.push_str(" EX");
         }
+        // The journal holds content sealed: only a running station opens
+        // the subject, in memory.
+        let subject = match &r.subject {
+            Some(s) => inert(s),
+            None => format!("(sealed) {}", inert(&r.template_id)),
+        };
         println!(
-            "{:<10} {:>6}  {:<10} {:<20} {:<16} {:<24} {}",
+            "{:<10} {:<16} {:<32} {:<16} {:<24} {}",
             r.precedence.to_string(),
-            r.serial,
-            inert(r.peer.as_str()),
-            inert(&r.template_id),
+            crate::console::handle(r),
+            subject,
             state,
             inert(&ack),
             r.id
@@ -305,7 +305,7 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_rows(&rows, direction == Direction::In);
+        print_rows(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -130,6 +130,32 @@ pub struct ConsoleConfig {
     /// Key rebindings: action name → (key text, line in the file). Checked
     /// against the keymap by the console and by `hotline check`.
     pub keys: std::collections::BTreeMap<String, (String, usize)>,
+    /// What rings the console's bell as it arrives.
+    pub ring: Ring,
+}
+
+/// What rings as it arrives (`[console] ring`): arrivals by precedence,
+/// and the peer's acknowledgements of our messages. A FLASH always rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ring {
+    /// By precedence rank, FLASH first (always true).
+    pub arrivals: [bool; 4],
+    pub acknowledgements: bool,
+}
+
+impl Default for Ring {
+    fn default() -> Ring {
+        Ring {
+            arrivals: [true, true, false, false],
+            acknowledgements: false,
+        }
+    }
+}
+
+impl Ring {
+    pub fn arrival(&self, precedence: Precedence) -> bool {
+        precedence == Precedence::Flash || self.arrivals[precedence.rank() as usize]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -409,7 +435,34 @@ impl Checker<'_> {
                 }
             },
         };
+        let ring = match &cs.ring {
+            None => Ring::default(),
+            Some(list) => {
+                let mut ring = Ring {
+                    arrivals: [true, false, false, false],
+                    acknowledgements: false,
+                };
+                for item in list {
+                    let text = item.get_ref();
+                    if text.eq_ignore_ascii_case("ACKNOWLEDGEMENT") {
+                        ring.acknowledgements = true;
+                    } else if let Ok(p) = text.parse::<Precedence>() {
+                        ring.arrivals[p.rank() as usize] = true;
+                    } else {
+                        self.err(
+                            Some(item.span()),
+                            "console.ring",
+                            format!(
+                                "`{text}` is not something that rings; list precedences (FLASH, IMMEDIATE, PRIORITY, ROUTINE) and ACKNOWLEDGEMENT (a FLASH always rings)"
+                            ),
+                        );
+                    }
+                }
+                ring
+            }
+        };
         let console = ConsoleConfig {
+            ring,
             idle_lock: self.duration(
                 &cs.idle_lock,
                 "console.idle_lock",

@@ -78,6 +78,7 @@ pub struct RawConsole {
     pub two_person_flash: Option<bool>,
     pub lockout_after: Option<S<i64>>,
     pub lockout_for: Option<S<String>>,
+    pub ring: Option<Vec<S<String>>>,
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, S<String>>,
 }

@@ -352,6 +352,8 @@ pub struct Setup {
     /// Attached to a station that `hotline serve` runs: quitting the
     /// console leaves the station running.
     pub attached: bool,
+    /// What rings as it arrives (`[console] ring`).
+    pub ring: crate::config::Ring,
 }
 
 /// The whole console state.
@@ -402,6 +404,8 @@ pub struct App {
     /// A reply's references and peer, carried from the list to the form.
     pub reply_refs: Vec<MessageId>,
     pub reply_peer: Option<usize>,
+    /// A reply keeps the original's precedence unless the operator changes it.
+    pub reply_precedence: Option<Precedence>,
     /// Attachments in transfer: (message, index) → (sealed bytes done, total).
     pub transfers: HashMap<(MessageId, u32), (u64, u64)>,
     /// An attached console's station is not running (why), so no link
@@ -465,6 +469,7 @@ impl App {
             composing_inject: false,
             reply_refs: Vec::new(),
             reply_peer: None,
+            reply_precedence: None,
             transfers: HashMap::new(),
             station_lost: None,
             releasing: None,
@@ -669,12 +674,22 @@ pub fn handle(row: &MessageRow) -> String {
     }
 }
 
-/// A message named for a question or a notice: precedence, handle and form.
+/// A message named for a question or a notice: precedence, handle and
+/// subject (`IMMEDIATE MOSCOW/6 "Dnieper dam"`), or the form where the
+/// subject is not known (`ROUTINE MOSCOW/1 (general)`).
 pub fn describe(row: &MessageRow) -> String {
-    format!(
-        "{} {} ({})",
-        row.precedence,
-        handle(row),
-        crate::sanitize::inert(&row.template_id)
-    )
+    match &row.subject {
+        Some(s) => format!(
+            "{} {} \"{}\"",
+            row.precedence,
+            handle(row),
+            crate::sanitize::inert(s)
+        ),
+        None => format!(
+            "{} {} ({})",
+            row.precedence,
+            handle(row),
+            crate::sanitize::inert(&row.template_id)
+        ),
+    }
 }

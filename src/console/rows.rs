@@ -286,6 +286,7 @@ mod tests {
             attachments: 0,
             attachments_done: 0,
             attachments_refused: 0,
+            subject: None,
         }
     }
 

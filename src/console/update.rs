@@ -9,8 +9,9 @@ use super::form::Form;
 use super::keymap::{Action, Context};
 use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
 use crate::domain::{OperatorName, Precedence, StationName};
+use crate::sanitize::inert;
 use crate::station::Event;
-use crate::store::MessageState;
+use crate::store::{Direction, MessageRow, MessageState};
 use crate::templates::Catalog;
 
 /// Applies one message to the state and says what to do about it.
@@ -288,12 +289,14 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             ));
         }
         Event::MessageChanged { row } => {
-            if app.apply_row((**row).clone()) {
-                // A FLASH arriving rings at once, locked or not.
-                app.last_bell = Some(app.now);
-                return vec![Effect::RingBell];
+            let row = (**row).clone();
+            let old = match row.direction {
+                Direction::In => app.inbound.find(&row.id),
+                Direction::Out => app.outbound.find(&row.id),
             }
-            return Vec::new();
+            .cloned();
+            let flash = app.apply_row(row.clone());
+            return noticed(app, old.as_ref(), &row, flash);
         }
         Event::Resync => return vec![Effect::Refresh],
         _ => {}
@@ -304,6 +307,56 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
         Vec::new()
     } else {
         vec![Effect::FetchStatus]
+    }
+}
+
+/// An arrival, or the peer's acknowledgement of our message, is said on
+/// the notice line, and rings where `[console] ring` says so (a FLASH
+/// arriving always rings, locked or not). A locked console names no
+/// subject: it shows counts, never content.
+fn noticed(app: &mut App, old: Option<&MessageRow>, row: &MessageRow, flash: bool) -> Vec<Effect> {
+    let ring = match (row.direction, old) {
+        (Direction::In, None) if row.state.is_unacknowledged() => {
+            app.notice = Some(if app.locked() {
+                format!(
+                    "{} arrived from {} ({}): log in to read it",
+                    row.precedence,
+                    inert(row.peer.as_str()),
+                    super::handle(row)
+                )
+            } else {
+                format!(
+                    "{} arrived from {}: {}",
+                    row.precedence,
+                    inert(row.peer.as_str()),
+                    super::describe(row)
+                )
+            });
+            flash || app.setup.ring.arrival(row.precedence)
+        }
+        (Direction::Out, Some(was))
+            if row.state == MessageState::Acknowledged
+                && was.state != MessageState::Acknowledged =>
+        {
+            let what = if app.locked() {
+                super::handle(row)
+            } else {
+                super::describe(row)
+            };
+            app.notice = Some(format!(
+                "{} acknowledged {what}: by {}",
+                inert(row.peer.as_str()),
+                inert(row.ack_by.as_deref().unwrap_or("?"))
+            ));
+            app.setup.ring.acknowledgements
+        }
+        _ => flash,
+    };
+    if ring {
+        app.last_bell = Some(app.now);
+        vec![Effect::RingBell]
+    } else {
+        Vec::new()
     }
 }
 
@@ -750,11 +803,17 @@ fn acknowledge(app: &mut App, id: crate::domain::MessageId, reply_after: bool) -
     effects
 }
 
+/// A reply: to the sender, referencing the message, at its precedence.
+/// Where the original's template names a reply form (`reply` in the
+/// template), the template choice opens with it selected.
 fn reply(app: &mut App) -> Vec<Effect> {
     let Some(row) = current_inbound(app) else {
         return Vec::new();
     };
-    let (id, peer) = (row.id, row.peer.clone());
+    let (id, peer, precedence) = (row.id, row.peer.clone(), row.precedence);
+    let reply_form = Catalog::builtin()
+        .latest(&row.template_id)
+        .and_then(|t| t.reply.clone());
     let effects = start_compose(app, vec![id]);
     if let Some(i) = app
         .setup
@@ -763,6 +822,16 @@ fn reply(app: &mut App) -> Vec<Effect> {
         .position(|(p, _)| p.as_str() == peer.as_str())
     {
         app.pending_peer(i);
+    }
+    app.reply_precedence = Some(precedence);
+    if let Some(form) = reply_form
+        && let Some(i) = app
+            .picker
+            .matches(Catalog::builtin(), app.setup.language)
+            .iter()
+            .position(|t| t.id == form)
+    {
+        app.picker.selected = i;
     }
     effects
 }
@@ -780,6 +849,7 @@ fn start_compose(app: &mut App, references: Vec<crate::domain::MessageId>) -> Ve
     app.picker = Default::default();
     app.reply_refs = references;
     app.reply_peer = None;
+    app.reply_precedence = None;
     app.screen = Screen::Picker;
     Vec::new()
 }
@@ -854,19 +924,7 @@ fn picker_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect
                 .get(app.picker.selected)
                 .map(|t| (*t).clone());
             if let Some(t) = chosen {
-                let mut form = Form::new(
-                    t,
-                    std::mem::take(&mut app.reply_refs),
-                    app.setup.exercise_mode,
-                );
-                if let Some(i) = app.reply_peer.take() {
-                    form.peer = i;
-                }
-                app.form = Some(form);
-                app.draft_dirty = false;
-                app.draft_saved = None;
-                app.preview = false;
-                app.screen = Screen::Form;
+                open_form(app, t);
             }
         }
         _ => match (ev.code, typed(&ev)) {
@@ -882,6 +940,27 @@ fn picker_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect
         },
     }
     Vec::new()
+}
+
+/// The compose form on `template`, carrying a reply's references, peer
+/// and precedence.
+fn open_form(app: &mut App, template: crate::templates::Template) {
+    let mut form = Form::new(
+        template,
+        std::mem::take(&mut app.reply_refs),
+        app.setup.exercise_mode,
+    );
+    if let Some(i) = app.reply_peer.take() {
+        form.peer = i;
+    }
+    if let Some(p) = app.reply_precedence.take() {
+        form.precedence = p;
+    }
+    app.form = Some(form);
+    app.draft_dirty = false;
+    app.draft_saved = None;
+    app.preview = false;
+    app.screen = Screen::Form;
 }
 
 fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {

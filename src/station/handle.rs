@@ -268,11 +268,12 @@ impl Station {
     }
 
     fn row(&self, id: &MessageId) -> Result<crate::store::MessageRow, ApiError> {
-        Ok(self
+        let row = self
             .inner
             .journal
             .find(&id.to_string())
-            .map_err(StationError::from)?)
+            .map_err(StationError::from)?;
+        Ok(self.inner.subjects.dress(row))
     }
 }
 

@@ -378,6 +378,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         );
     }
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None);
+    inner.subjects.note(inner, &m);
     let event = Event::Received {
         id: m.id,
         from: peer.to_string(),

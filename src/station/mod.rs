@@ -21,6 +21,7 @@ mod handle;
 mod inbound;
 pub mod lock;
 mod outbox;
+mod subjects;
 mod timers;
 
 use std::collections::HashMap;
@@ -137,6 +138,7 @@ pub(crate) struct Inner {
     stop: watch::Sender<bool>,
     auth: Authenticator,
     alarms: Mutex<alarms::Board>,
+    subjects: subjects::Subjects,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -162,9 +164,8 @@ impl Inner {
     fn changed(&self, id: &MessageId) {
         match self.journal.find(&id.to_string()) {
             Ok(row) => {
-                let _ = self
-                    .events
-                    .send(Event::MessageChanged { row: Box::new(row) });
+                let row = Box::new(self.subjects.dress(row));
+                let _ = self.events.send(Event::MessageChanged { row });
             }
             Err(e) => {
                 tracing::warn!(%id, error = %e, "changed message not readable; asking subscribers to resync");
@@ -321,6 +322,7 @@ impl Station {
             boot: random_u64(),
             stop: watch::channel(false).0,
             alarms: Mutex::default(),
+            subjects: subjects::Subjects::default(),
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
         let (link, link_events) = Link::start(settings, upcalls)?;
@@ -331,6 +333,7 @@ impl Station {
             tokio::spawn(attachments::dispatch(inner.clone(), peer));
         }
         tokio::spawn(timers::run(inner.clone()));
+        tokio::spawn(subjects::fill(inner.clone()));
         tracing::info!(station = %inner.keys.name, addr = ?inner.link().and_then(Link::local_addr), "station started");
         Ok(Station { inner })
     }
@@ -454,6 +457,7 @@ impl Station {
         )
         .done()
         .await?;
+        self.inner.subjects.note(&self.inner, &message);
         if let Some(q) = self.inner.queue(message.to.as_str()) {
             q.push_message(message.id, message.precedence, released.sealed.clone());
         }
@@ -591,7 +595,10 @@ impl Station {
     }
 
     pub(crate) fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
-        Ok(self.inner.journal.list(direction)?)
+        Ok(self
+            .inner
+            .subjects
+            .dress_all(self.inner.journal.list(direction)?))
     }
 
     pub fn status(&self) -> Status {

@@ -66,6 +66,11 @@ pub struct MessageRow {
     /// How many of them the receiver refused.
     #[serde(default)]
     pub attachments_refused: u32,
+    /// What names the message (its template's summary field), opened in
+    /// memory by a running station; never stored in clear, so `None` in a
+    /// listing read from the journal without one. The sender's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// A message just released into the outbox.
@@ -149,6 +154,7 @@ pub(super) fn row(r: &Row<'_>) -> Result<MessageRow, StoreError> {
         attachments: r.get(17)?,
         attachments_done: r.get(18)?,
         attachments_refused: r.get(19)?,
+        subject: None,
     })
 }
 

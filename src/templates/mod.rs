@@ -34,6 +34,9 @@ static BUILTIN: LazyLock<(Catalog, Vec<Problem>)> = LazyLock::new(|| {
     )
 });
 
+/// The longest summary kept for a message (see [`Catalog::summary`]).
+pub const SUMMARY_MAX: usize = 80;
+
 impl Catalog {
     /// The templates compiled into this binary.
     pub fn builtin() -> &'static Catalog {
@@ -75,7 +78,35 @@ impl Catalog {
         catalog
             .templates
             .sort_by(|a, b| a.id.cmp(&b.id).then(a.version.cmp(&b.version)));
+        for t in &catalog.templates {
+            if let Some(reply) = t.reply.as_deref()
+                && catalog.latest(reply).is_none()
+            {
+                problems.push(Problem {
+                    path: PathBuf::from(format!("{}.toml", t.id)),
+                    line: None,
+                    key: "reply".into(),
+                    message: format!("`{reply}` names no template of this catalog"),
+                });
+            }
+        }
         (catalog, problems)
+    }
+
+    /// What names a message in lists and notices: the value of its
+    /// template's summary field, on one line and at most [`SUMMARY_MAX`]
+    /// characters. It is the sender's text: sanitise it before showing.
+    pub fn summary(&self, message: &crate::domain::Message) -> Option<String> {
+        let template = self
+            .get(&message.template.id, message.template.version)
+            .or_else(|| self.latest(&message.template.id))?;
+        let value = message.fields.get(&template.summary)?;
+        let line: String = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut out: String = line.chars().take(SUMMARY_MAX).collect();
+        if line.chars().count() > SUMMARY_MAX {
+            out.push('…');
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     pub fn get(&self, id: &str, version: u32) -> Option<&Template> {

@@ -85,6 +85,11 @@ pub struct Template {
     pub title: Localized,
     pub body: Localized,
     pub fields: Vec<Field>,
+    /// The field that names a message in lists and notices: `summary` in
+    /// the template, else a field called `subject`, else the first field.
+    pub summary: String,
+    /// The template a reply to this one starts from (`reply`), if any.
+    pub reply: Option<String>,
 }
 
 impl Template {
@@ -106,6 +111,8 @@ struct RawTemplate {
     title: Localized,
     body: RawBody,
     fields: Vec<RawField>,
+    summary: Option<Spanned<String>>,
+    reply: Option<Spanned<String>>,
 }
 
 /// The body keeps a span per language, so a problem names its exact line.
@@ -359,6 +366,46 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         ru: raw.body.ru.into_inner(),
     };
 
+    let summary = match &raw.summary {
+        Some(s) => {
+            if !fields.iter().any(|f| &f.name == s.get_ref()) {
+                err(
+                    s.span(),
+                    "summary",
+                    format!(
+                        "`{}` names no field of this template; name one of: {}",
+                        s.get_ref(),
+                        fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            s.get_ref().clone()
+        }
+        None => fields
+            .iter()
+            .find(|f| f.name == "subject")
+            .or(fields.first())
+            .map(|f| f.name.clone())
+            .unwrap_or_default(),
+    };
+    let reply = match raw.reply {
+        Some(r) if !is_identifier(r.get_ref(), '-') => {
+            err(
+                r.span(),
+                "reply",
+                format!(
+                    "`{}` is not a template id (lowercase letters, digits and '-')",
+                    r.get_ref()
+                ),
+            );
+            None
+        }
+        other => other.map(Spanned::into_inner),
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -369,5 +416,7 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         title: raw.title,
         body,
         fields,
+        summary,
+        reply,
     })
 }

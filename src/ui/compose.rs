@@ -101,9 +101,11 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 .map_or("◀ ▶ to choose".to_string(), |c| {
                     format!("= {}", c.label(lang))
                 }),
-            FieldKind::DateTime => "now, +30m, 261415Z NOV 26".into(),
-            FieldKind::Coordinates => "45.92N 63.34E".into(),
-            FieldKind::Duration => "2h 30m".into(),
+            // Examples say so in words, not by colour alone: under
+            // NO_COLOR a dim example would read as a typed value.
+            FieldKind::DateTime => "(e.g. now, +30m, 261415Z NOV 26)".into(),
+            FieldKind::Coordinates => "(e.g. 45.92N 63.34E)".into(),
+            FieldKind::Duration => "(e.g. 2h 30m)".into(),
             _ => String::new(),
         };
         let problem = form.problem(i, app.now);

@@ -14,10 +14,20 @@ use crate::sanitize::inert;
 use crate::store::{MessageRow, MessageState};
 use crate::templates::Catalog;
 
-fn title(template_id: &str, lang: Language) -> String {
-    match Catalog::builtin().latest(template_id) {
-        Some(t) => t.title.get(lang).to_string(),
-        None => inert(template_id),
+/// What names a message in a list: its subject where the template's
+/// summary field is a subject, else the form's title with the summary
+/// (`Ballistic missile launch notification: 261500Z NOV 26`), else the
+/// form's title alone (a station that has not opened it yet).
+fn title(row: &MessageRow, lang: Language) -> String {
+    let template = Catalog::builtin().latest(&row.template_id);
+    let form = template.map_or_else(
+        || inert(&row.template_id),
+        |t| t.title.get(lang).to_string(),
+    );
+    match (&row.subject, template) {
+        (Some(s), Some(t)) if t.summary == "subject" => inert(s),
+        (Some(s), _) => format!("{form}: {}", inert(s)),
+        (None, _) => form,
     }
 }
 
@@ -154,7 +164,7 @@ fn table(
     let exercise = rows.any_exercise();
     let mut headers = vec!["", if exercise { "EX" } else { "" }, "PREC", "SER", "DTG"];
     headers.push(columns.peer);
-    headers.push("FORM");
+    headers.push("SUBJECT");
     headers.extend_from_slice(columns.headers);
     let form = 6;
     let built: Vec<(Vec<String>, ratatui::style::Style)> = rows
@@ -174,7 +184,7 @@ fn table(
                 r.serial.to_string(),
                 dtg(r.released_at),
                 inert(r.peer.as_str()),
-                title(&r.template_id, lang),
+                title(r, lang),
             ];
             cells.extend(extra);
             (cells, style)

@@ -176,6 +176,7 @@ pub fn console_setup(station: &str) -> hotline::console::Setup {
         keymap: hotline::console::keymap::Keymap::default(),
         no_color: false,
         attached: false,
+        ring: Default::default(),
     }
 }
 
@@ -203,6 +204,7 @@ pub fn inbound_row(n: u64) -> MessageRow {
         attachments: 0,
         attachments_done: 0,
         attachments_refused: 0,
+        subject: None,
     }
 }
 

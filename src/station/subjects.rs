@@ -1,0 +1,90 @@
+//! What names each message in lists and notices: the value of its
+//! template's summary field ([`crate::templates::Catalog::summary`]). The
+//! journal holds messages sealed only, so the station opens each once, in
+//! memory, and keeps the summaries there; nothing is written in clear. A
+//! new message is noted as it is stored; the ones already in the journal
+//! are opened in the background after the start, and consoles are asked
+//! to resync when that is done.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{Event, Inner};
+use crate::crypto::{open_inbound, open_outbound};
+use crate::domain::{Message, MessageId};
+use crate::store::{Direction, MessageRow};
+
+/// Each message's summary, by id (`None`: it has none, or did not open).
+#[derive(Default)]
+pub(super) struct Subjects(Mutex<HashMap<MessageId, Option<String>>>);
+
+impl Subjects {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Option<String>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn note(&self, inner: &Inner, message: &Message) {
+        let summary = inner.catalog.summary(message);
+        self.map().insert(message.id, summary);
+    }
+
+    /// The row with its subject, where it is known.
+    pub(super) fn dress(&self, mut row: MessageRow) -> MessageRow {
+        row.subject = self.map().get(&row.id).cloned().flatten();
+        row
+    }
+
+    pub(super) fn dress_all(&self, rows: Vec<MessageRow>) -> Vec<MessageRow> {
+        let map = self.map();
+        rows.into_iter()
+            .map(|mut r| {
+                r.subject = map.get(&r.id).cloned().flatten();
+                r
+            })
+            .collect()
+    }
+}
+
+/// Opens every stored message not yet summarised (on a blocking thread),
+/// then asks subscribers to resync so that lists show the subjects.
+pub(super) async fn fill(inner: Arc<Inner>) {
+    let worker = inner.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let mut opened = 0usize;
+        for direction in [Direction::In, Direction::Out] {
+            let Ok(rows) = worker.journal.list(direction) else {
+                continue;
+            };
+            for row in rows {
+                if *worker.stop.borrow() {
+                    return opened;
+                }
+                if worker.subjects.map().contains_key(&row.id) {
+                    continue;
+                }
+                let Ok(sealed) = worker.journal.sealed(&row.id) else {
+                    continue;
+                };
+                let message = match direction {
+                    Direction::Out => open_outbound(&sealed, &worker.keys),
+                    Direction::In => open_inbound(&sealed, &worker.keys, |n| worker.peer(n)),
+                };
+                match message {
+                    Ok(o) => worker.subjects.note(&worker, &o.message),
+                    Err(e) => {
+                        tracing::warn!(id = %row.id, error = %e, "stored message does not open for its subject");
+                        worker.subjects.map().insert(row.id, None);
+                    }
+                }
+                opened += 1;
+            }
+        }
+        opened
+    })
+    .await
+    .unwrap_or_default();
+    if opened > 0 {
+        tracing::info!(opened, "subjects of stored messages opened in memory");
+        inner.emit(Event::Resync);
+    }
+}
