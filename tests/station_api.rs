@@ -1047,3 +1047,66 @@ async fn alarms_are_one_per_cause_and_end_with_their_cause() {
     ms.shutdown().await;
     ws.shutdown().await;
 }
+
+/// Operators speak of serials: `ack` takes a received message's handle
+/// (`WASHINGTON/2`), `cancel` one we sent (`to:MOSCOW/1`); the wrong
+/// direction, an unknown serial or a malformed handle is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_name_messages_for_acknowledge_and_cancel() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let session = door::login(&ws).await;
+    let queued = door::release(&ws, &session, "MOSCOW", general("to cancel")).await;
+    assert_eq!(queued.serial, 1);
+    let cancel = |id: &str| Command::Cancel { id: id.into() };
+    let refused = |r: Result<Reply, ApiError>| match r {
+        Err(e) => e.to_string(),
+        Ok(other) => panic!("expected a refusal, got {other:?}"),
+    };
+    let e = refused(ws.handle(&session, cancel("MOSCOW/1")).await);
+    assert!(
+        e.contains("is a message we received; this takes one we sent"),
+        "{e}"
+    );
+    let e = refused(ws.handle(&session, cancel("to:MOSCOW/2")).await);
+    assert!(e.contains("no message to:MOSCOW/2"), "{e}");
+    let e = refused(ws.handle(&session, cancel("to:moscow/1")).await);
+    assert!(e.contains("a handle is PEER/SERIAL"), "{e}");
+    match ws.handle(&session, cancel("to:MOSCOW/1")).await {
+        Ok(Reply::Cancelled { row }) => {
+            assert_eq!(row.id, queued.id);
+            assert_eq!(row.state, MessageState::Cancelled);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let ms = m.start().await;
+    let mut arrivals = ms.subscribe();
+    let sent = door::release(&ws, &session, "MOSCOW", general("to acknowledge")).await;
+    support::wait_event(
+        &mut arrivals,
+        Duration::from_secs(20),
+        |e| matches!(e, hotline::station::Event::Received { id, .. } if *id == sent.id),
+    )
+    .await;
+    let moscow = door::login(&ms).await;
+    let ack = |id: &str| Command::Acknowledge { id: id.into() };
+    let e = refused(ms.handle(&moscow, ack("to:WASHINGTON/2")).await);
+    assert!(
+        e.contains("is a message we sent; this takes a received message"),
+        "{e}"
+    );
+    let e = refused(ms.handle(&moscow, ack("WASHINGTON/two")).await);
+    assert!(e.contains("does not end in a serial number"), "{e}");
+    match ms.handle(&moscow, ack("WASHINGTON/2")).await {
+        Ok(Reply::Acknowledged { row }) => {
+            assert_eq!(row.id, sent.id);
+            assert_eq!(row.state, MessageState::Acknowledged);
+            assert_eq!(row.subject.as_deref(), Some("to acknowledge"));
+        }
+        other => panic!("{other:?}"),
+    }
+    ms.shutdown().await;
+    ws.shutdown().await;
+}

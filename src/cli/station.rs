@@ -312,7 +312,9 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
 
 #[derive(Args, Debug)]
 pub struct OperatorArgs {
-    /// The message id (or its first 8 or more characters)
+    /// The message: its handle (MOSCOW/6 is MOSCOW's 6th message to us,
+    /// to:MOSCOW/6 our 6th to MOSCOW), or its id (or the id's first 8 or
+    /// more characters)
     pub id: String,
     /// The operator doing it (passphrase asked, or read from $HOTLINE_PASSPHRASE_FILE)
     #[arg(long)]
@@ -337,10 +339,15 @@ pub fn act(config_path: &Path, args: OperatorArgs, act: Act) -> anyhow::Result<E
             Act::Cancel => Command::Cancel { id },
         };
         match client.call(&command).await? {
-            Reply::Acknowledged { row } => {
-                println!("acknowledged {} as {}", row.id, args.operator)
+            Reply::Acknowledged { row } => println!(
+                "acknowledged {} ({}) as {}",
+                crate::console::describe(&row),
+                row.id,
+                args.operator
+            ),
+            Reply::Cancelled { row } => {
+                println!("cancelled {} ({})", crate::console::describe(&row), row.id)
             }
-            Reply::Cancelled { row } => println!("cancelled {}", row.id),
             other => return Err(unexpected(&other)),
         }
         Ok(ExitCode::SUCCESS)

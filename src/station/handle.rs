@@ -57,7 +57,7 @@ impl Station {
             Command::Release(release) => self.handle_release(session, *release).await,
             Command::Acknowledge { id } => {
                 let op = logged_in(session)?;
-                let row = self.inner.journal.find(&id).map_err(StationError::from)?;
+                let row = self.resolve(&id, Direction::In)?;
                 self.acknowledge(&op, row.id).await?;
                 Ok(Reply::Acknowledged {
                     row: Box::new(self.row(&row.id)?),
@@ -65,7 +65,7 @@ impl Station {
             }
             Command::Cancel { id } => {
                 let op = logged_in(session)?;
-                let row = self.inner.journal.find(&id).map_err(StationError::from)?;
+                let row = self.resolve(&id, Direction::Out)?;
                 self.cancel(&op, row.id).await?;
                 Ok(Reply::Cancelled {
                     row: Box::new(self.row(&row.id)?),
@@ -265,6 +265,42 @@ impl Station {
             .await
             .map_err(StationError::from)?;
         Ok(())
+    }
+
+    /// The message a caller names: by handle (`MOSCOW/6` for a received
+    /// message, `to:MOSCOW/6` for one we sent), which must be of the
+    /// direction the command acts on, or by id (or its first 8 or more
+    /// characters).
+    fn resolve(&self, text: &str, wanted: Direction) -> Result<crate::store::MessageRow, ApiError> {
+        let text = text.trim();
+        let Some((peer, serial)) = text.rsplit_once('/') else {
+            return Ok(self.inner.journal.find(text).map_err(StationError::from)?);
+        };
+        let (direction, peer) = match peer.strip_prefix("to:") {
+            Some(p) => (Direction::Out, p),
+            None => (Direction::In, peer),
+        };
+        let bad = |why: String| ApiError::NotFound {
+            detail: format!(
+                "`{}` {why}; a handle is PEER/SERIAL for a received message (MOSCOW/6) or to:PEER/SERIAL for one we sent (to:MOSCOW/6)",
+                inert(text)
+            ),
+        };
+        let serial: u64 = serial
+            .parse()
+            .map_err(|_| bad("does not end in a serial number".into()))?;
+        crate::domain::StationName::new(peer).map_err(|e| bad(e.to_string()))?;
+        if direction != wanted {
+            return Err(bad(match wanted {
+                Direction::In => "is a message we sent; this takes a received message".into(),
+                Direction::Out => "is a message we received; this takes one we sent".into(),
+            }));
+        }
+        Ok(self
+            .inner
+            .journal
+            .find_handle(direction, peer, serial)
+            .map_err(StationError::from)?)
     }
 
     fn row(&self, id: &MessageId) -> Result<crate::store::MessageRow, ApiError> {

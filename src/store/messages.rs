@@ -325,6 +325,35 @@ impl Journal {
         })
     }
 
+    /// One message's row by its handle: the peer and its serial in that
+    /// direction (`MOSCOW/6` in, `to:MOSCOW/6` out). More than one row with
+    /// the handle is an error naming their ids.
+    pub fn find_handle(
+        &self,
+        dir: Direction,
+        peer: &str,
+        serial: u64,
+    ) -> Result<MessageRow, StoreError> {
+        let handle = match dir {
+            Direction::In => format!("{peer}/{serial}"),
+            Direction::Out => format!("to:{peer}/{serial}"),
+        };
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 AND peer = ?2 AND serial = ?3 LIMIT 4"
+            ))?;
+            let mut found = rows(&mut stmt, params![dir.as_str(), peer, serial as i64])?;
+            match found.len() {
+                0 => Err(StoreError::Rejected(format!("no message {handle} in the journal"))),
+                1 => Ok(found.remove(0)),
+                _ => Err(StoreError::Rejected(format!(
+                    "{handle} names more than one message ({}); give the id instead",
+                    found.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(", ")
+                ))),
+            }
+        })
+    }
+
     /// One message's row, by full id or a unique prefix of at least 8 characters.
     pub fn find(&self, id_or_prefix: &str) -> Result<MessageRow, StoreError> {
         let wanted = id_or_prefix.trim().to_ascii_lowercase();
