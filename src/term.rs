@@ -427,6 +427,23 @@ impl World {
             effect @ (Effect::SaveDraft(_) | Effect::DiscardDraft(_)) => {
                 let _ = self.drafts.send(effect);
             }
+            Effect::Find { direction, query } => self.spawn(move |b| async move {
+                let result = b
+                    .call(Command::Find {
+                        direction,
+                        query: query.clone(),
+                    })
+                    .await
+                    .and_then(|r| match r {
+                        Reply::Found { ids } => Ok(ids),
+                        other => Err(unexpected(&other)),
+                    });
+                Some(Msg::Found {
+                    direction,
+                    query,
+                    result,
+                })
+            }),
             Effect::OpenDraft(operator) => self.spawn(move |b| async move {
                 let result = b.call(Command::OpenDraft).await.and_then(|r| match r {
                     Reply::Draft { saved } => Ok(saved),

@@ -3138,3 +3138,108 @@ fn example_hints_say_they_are_examples() {
         "{shown}"
     );
 }
+
+/// `/` filters the list as it is typed, Enter asks the station for the
+/// whole history, n/N step through the matches, and no action falls on a
+/// message the find hides.
+#[test]
+fn find_filters_as_typed_searches_the_history_and_steps_with_n() {
+    let rows = vec![
+        MessageRow {
+            subject: Some("Dnieper dam".into()),
+            ..inbound(1, Precedence::Immediate, 1)
+        },
+        MessageRow {
+            subject: Some("Weather".into()),
+            ..inbound(2, Precedence::Routine, 2)
+        },
+        MessageRow {
+            subject: Some("Dnieper levels".into()),
+            ..inbound(3, Precedence::Routine, 3)
+        },
+    ];
+    let mut app = on_duty(setup(), rows, Vec::new());
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "dnie");
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("find: dnie▏ (2 here; Enter searches the whole history)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Dnieper dam") && shown.contains("Dnieper levels"),
+        "{shown}"
+    );
+    assert!(!shown.contains("Weather"), "filtered out:\n{shown}");
+    assert_eq!(app.inbound.get(app.selected_in).map(|r| r.id), Some(id(1)));
+    // While typing, `n` and `a` are text, not commands.
+    assert!(type_text(&mut app, "n").is_empty());
+    press(&mut app, KeyCode::Backspace);
+    let effects = press(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Find { direction: Direction::In, query }] if query == "dnie"),
+        "{effects:?}"
+    );
+    assert!(screen(&app, 120, 40).contains("searching the whole history…"));
+    // The station found 3 (a field value) and 1, not 2.
+    update(
+        &mut app,
+        Msg::Found {
+            direction: Direction::In,
+            query: "dnie".into(),
+            result: Ok(vec![id(3), id(1)]),
+        },
+    );
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("2 in the whole history; n/N step, Esc clears"),
+        "{shown}"
+    );
+    let at = |app: &App| app.inbound.get(app.selected_in).map(|r| r.serial);
+    assert_eq!(at(&app), Some(1));
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(at(&app), Some(3));
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(at(&app), Some(1), "n wraps");
+    press(&mut app, KeyCode::Char('N'));
+    assert_eq!(at(&app), Some(3));
+    press(&mut app, KeyCode::Down);
+    assert_eq!(at(&app), Some(1), "the arrows move among the matches");
+    // The highlighted match is the one acted on.
+    let effects = press(&mut app, KeyCode::Char('a'));
+    assert!(
+        matches!(app.confirm, Some(Confirm::Acknowledge { id: a, .. }) if a == id(1)),
+        "{effects:?}"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(
+        app.find.is_some(),
+        "Esc answered the question, not the find"
+    );
+    press(&mut app, KeyCode::Esc);
+    assert!(app.find.is_none());
+    assert!(screen(&app, 120, 40).contains("Weather"));
+
+    // Nothing found: no action can fall on the hidden selection.
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "zzz");
+    assert!(screen(&app, 120, 40).contains("Nothing found."));
+    press(&mut app, KeyCode::Enter);
+    update(
+        &mut app,
+        Msg::Found {
+            direction: Direction::In,
+            query: "zzz".into(),
+            result: Ok(Vec::new()),
+        },
+    );
+    let effects = press(&mut app, KeyCode::Char('a'));
+    assert!(effects.is_empty() && app.confirm.is_none(), "{effects:?}");
+    let effects = press(&mut app, KeyCode::Enter);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(
+        app.notice
+            .as_deref()
+            .is_some_and(|n| n.contains("no message found is selected"))
+    );
+}

@@ -1110,3 +1110,92 @@ async fn handles_name_messages_for_acknowledge_and_cancel() {
     ms.shutdown().await;
     ws.shutdown().await;
 }
+
+/// Find searches the whole history in memory: field values, free text, a
+/// choice's label and the rendering, in either language. It needs a log-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_searches_fields_text_and_renderings_in_either_language() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let session = door::login(&ws).await;
+    let mut general = general("Dnieper dam");
+    general.text = "Проверка связи".into();
+    let plain = door::release(&ws, &session, "MOSCOW", general).await;
+    let mut launch = hotline::compose::Draft {
+        template_id: "missile-launch".into(),
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("launch_time", "+2h"),
+        ("launch_window", "2h"),
+        ("launch_area", "62.93N 40.58E"),
+        ("impact_area", "57.77N 161.77E"),
+        ("missile_type", "icbm"),
+        ("count", "1"),
+    ] {
+        launch.fields.insert(k.into(), v.into());
+    }
+    let launch = door::release(&ws, &session, "MOSCOW", launch).await;
+    let find = |query: &str| {
+        let (ws, session) = (&ws, &session);
+        let query = query.to_string();
+        async move {
+            match ws
+                .handle(
+                    session,
+                    Command::Find {
+                        direction: Direction::Out,
+                        query,
+                    },
+                )
+                .await
+            {
+                Ok(Reply::Found { ids }) => ids,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(find("dnieper").await, vec![plain.id], "a field value");
+    assert_eq!(
+        find("ПРОВЕРКА").await,
+        vec![plain.id],
+        "free text, any case"
+    );
+    assert_eq!(
+        find("межконтинентальная").await,
+        vec![launch.id],
+        "a choice's Russian label"
+    );
+    assert_eq!(
+        find("notifying party").await,
+        vec![launch.id],
+        "the English rendering"
+    );
+    assert_eq!(
+        find("уведомляющая сторона").await.len(),
+        1,
+        "the Russian rendering"
+    );
+    assert!(
+        find("nothing-like-this").await.is_empty(),
+        "control: no false match"
+    );
+    let mut both = find("moscow").await;
+    both.sort();
+    let mut expected = vec![plain.id, launch.id];
+    expected.sort();
+    assert_eq!(both, expected);
+    let anonymous = Session::new(Door::ControlSocket);
+    let denied = ws
+        .handle(
+            &anonymous,
+            Command::Find {
+                direction: Direction::Out,
+                query: "dnieper".into(),
+            },
+        )
+        .await;
+    assert!(matches!(denied, Err(ApiError::NotLoggedIn)), "{denied:?}");
+    ws.shutdown().await;
+}

@@ -23,6 +23,8 @@ pub enum Context {
     WhiteCell,
     Report,
     Alarms,
+    /// Typing what to find in a list.
+    Find,
 }
 
 impl Context {
@@ -40,12 +42,16 @@ impl Context {
             Context::WhiteCell => "white cell (facilitator)",
             Context::Report => "after-action report",
             Context::Alarms => "alarm panel",
+            Context::Find => "find",
         }
     }
 
     /// Contexts where printable keys are text, not commands.
     pub fn takes_text(self) -> bool {
-        matches!(self, Context::Login | Context::Picker | Context::Form)
+        matches!(
+            self,
+            Context::Login | Context::Picker | Context::Form | Context::Find
+        )
     }
 }
 
@@ -91,6 +97,9 @@ pub enum Action {
     ShowReport,
     Alarms,
     ClearAlarm,
+    Find,
+    NextMatch,
+    PrevMatch,
 }
 
 /// One binding: action, where, key, and what the footer and help say.
@@ -410,6 +419,34 @@ pub fn defaults() -> Vec<Binding> {
             "run a link test with every peer now",
         ),
         b(
+            Find,
+            C::Queue,
+            Key::ch('/'),
+            "find",
+            "find messages: filters this list as you type; Enter searches the whole history (subjects, fields, free text, either language)",
+        ),
+        b(
+            NextMatch,
+            C::Queue,
+            Key::ch('n'),
+            "next match",
+            "the next message found",
+        ),
+        b(
+            PrevMatch,
+            C::Queue,
+            Key::ch('N'),
+            "previous match",
+            "the previous message found",
+        ),
+        b(
+            Back,
+            C::Queue,
+            Key::plain(KeyCode::Esc),
+            "clear find",
+            "show the whole list again",
+        ),
+        b(
             Up,
             C::Sent,
             Key::plain(KeyCode::Up),
@@ -494,6 +531,48 @@ pub fn defaults() -> Vec<Binding> {
             Key::plain(KeyCode::Tab),
             "inbound",
             "switch between the inbound queue and the sent list",
+        ),
+        b(
+            Find,
+            C::Sent,
+            Key::ch('/'),
+            "find",
+            "find messages: filters this list as you type; Enter searches the whole history (subjects, fields, free text, either language)",
+        ),
+        b(
+            NextMatch,
+            C::Sent,
+            Key::ch('n'),
+            "next match",
+            "the next message found",
+        ),
+        b(
+            PrevMatch,
+            C::Sent,
+            Key::ch('N'),
+            "previous match",
+            "the previous message found",
+        ),
+        b(
+            Back,
+            C::Sent,
+            Key::plain(KeyCode::Esc),
+            "clear find",
+            "show the whole list again",
+        ),
+        b(
+            Submit,
+            C::Find,
+            Key::plain(KeyCode::Enter),
+            "search all",
+            "search the whole history: subjects, field values and free text, in either language",
+        ),
+        b(
+            Back,
+            C::Find,
+            Key::plain(KeyCode::Esc),
+            "cancel",
+            "close find and show the whole list",
         ),
         b(
             Back,

@@ -4,6 +4,7 @@
 //! waits and does no I/O. Views (`ui`) are pure functions of the state.
 
 mod drafts;
+pub mod find;
 pub mod form;
 pub mod keymap;
 pub mod rows;
@@ -154,6 +155,12 @@ pub enum Msg {
         operator: OperatorName,
         result: Result<Option<Box<SavedDraft>>, ApiError>,
     },
+    /// The station's search of the whole history.
+    Found {
+        direction: Direction,
+        query: String,
+        result: Result<Vec<MessageId>, ApiError>,
+    },
     /// The console sealed the draft to disk, or could not.
     DraftSaved {
         at: Timestamp,
@@ -228,6 +235,11 @@ pub enum Effect {
     DiscardDraft(OperatorName),
     /// Ask the station to open the logged-in operator's kept draft.
     OpenDraft(OperatorName),
+    /// Search one direction's whole history.
+    Find {
+        direction: Direction,
+        query: String,
+    },
     Quit,
 }
 
@@ -420,6 +432,8 @@ pub struct App {
     pub draft_dirty: bool,
     /// When the draft on screen was last sealed to disk.
     pub draft_saved: Option<Timestamp>,
+    /// A find in one of the lists (`/`).
+    pub find: Option<find::Find>,
     pub quit: bool,
 }
 
@@ -476,6 +490,7 @@ impl App {
             kept_draft: None,
             draft_dirty: false,
             draft_saved: None,
+            find: None,
             quit: false,
         }
     }
@@ -497,6 +512,11 @@ impl App {
         }
         if self.alarms_open {
             return Context::Alarms;
+        }
+        if self.find.as_ref().is_some_and(|f| f.typing)
+            && matches!(self.screen, Screen::Queue | Screen::Sent)
+        {
+            return Context::Find;
         }
         match self.screen {
             Screen::Login => Context::Login,
@@ -652,6 +672,9 @@ impl App {
             }
             (Context::Message, A::ToggleOriginal) => opened().is_some(),
             (Context::Alarms, A::ClearAlarm) => !self.alarms.is_empty() && !self.locked(),
+            (Context::Queue | Context::Sent, A::NextMatch | A::PrevMatch | A::Back) => {
+                find::active(self).is_some()
+            }
             _ => true,
         }
     }

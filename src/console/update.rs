@@ -172,6 +172,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::Found {
+            direction,
+            query,
+            result,
+        } => {
+            super::find::found(app, direction, &query, result);
+            Vec::new()
+        }
         Msg::DraftOpened { operator, result } => {
             drafts::opened(app, operator, result);
             Vec::new()
@@ -433,6 +441,9 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     if app.alarms_open {
         return alarm_key(app, action);
     }
+    if app.context() == super::keymap::Context::Find {
+        return super::find::typing_key(app, action, ev);
+    }
     match app.screen {
         Screen::Login => login_key(app, action, ev),
         Screen::Handover => {
@@ -581,7 +592,8 @@ fn clamp_pick(app: &mut App) {
     app.white_cell_pick = app.white_cell_pick.min(n.saturating_sub(1));
 }
 
-fn typed(ev: &KeyEvent) -> Option<char> {
+/// The character a key types, if it types one.
+pub(super) fn typed(ev: &KeyEvent) -> Option<char> {
     match ev.code {
         KeyCode::Char(c)
             if !ev
@@ -705,7 +717,29 @@ fn open(app: &mut App, id: crate::domain::MessageId) -> Vec<Effect> {
 
 fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
     let inbound = app.screen == Screen::Queue;
+    if let Some(effects) = super::find::list_key(app, action) {
+        return effects;
+    }
+    if super::find::hides_selection(app)
+        && matches!(
+            action,
+            Some(
+                Action::Open
+                    | Action::Acknowledge
+                    | Action::AckAndReply
+                    | Action::Reply
+                    | Action::CancelMessage
+            )
+        )
+    {
+        app.notice = Some("no message found is selected; Esc shows the whole list".into());
+        return Vec::new();
+    }
     match action {
+        Some(Action::Find) => {
+            super::find::start(app);
+            Vec::new()
+        }
         Some(
             Action::Up
             | Action::Down

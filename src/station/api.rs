@@ -138,6 +138,13 @@ pub enum Command {
     Status,
     /// The session operator's kept draft (see [`crate::drafts`]), opened.
     OpenDraft,
+    /// The messages of one direction whose subject, field values or free
+    /// text, in either language, contain `query` (needs a log-in). The
+    /// station opens them in memory; nothing is written in clear.
+    Find {
+        direction: Direction,
+        query: String,
+    },
     /// A signed, sealed, journalled link test now.
     LinkTest {
         peer: String,
@@ -164,6 +171,7 @@ impl Command {
             Command::ClearAlarm { .. } => "clear-alarm",
             Command::Status => "status",
             Command::OpenDraft => "open-draft",
+            Command::Find { .. } => "find",
             Command::LinkTest { .. } => "link-test",
         }
     }
@@ -220,6 +228,10 @@ pub enum Reply {
     LinkTested {
         peer: String,
         rtt_ms: u64,
+    },
+    /// The ids of the messages found, in list order.
+    Found {
+        ids: Vec<MessageId>,
     },
     /// The operator's kept draft, if there is one.
     Draft {

@@ -135,6 +135,14 @@ impl Station {
             Command::Status => Ok(Reply::Status {
                 status: Box::new(self.status()),
             }),
+            Command::Find { direction, query } => {
+                logged_in(session)?;
+                let station = self.clone();
+                let ids = tokio::task::spawn_blocking(move || station.find(direction, &query))
+                    .await
+                    .map_err(|e| refused(format!("search task failed: {e}")))??;
+                Ok(Reply::Found { ids })
+            }
             Command::OpenDraft => {
                 let op = logged_in(session)?;
                 let station = self.clone();

@@ -594,6 +594,35 @@ impl Station {
         .map_err(StationError::Refused)
     }
 
+    /// The ids of one direction's messages that hold `query` (see
+    /// [`subjects::holds`]), in list order. Each is opened in memory only.
+    pub(crate) fn find(
+        &self,
+        direction: Direction,
+        query: &str,
+    ) -> Result<Vec<MessageId>, StationError> {
+        let query = query.trim().to_lowercase();
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for row in self.inner.journal.list(direction)? {
+            let sealed = self.inner.journal.sealed(&row.id)?;
+            let opened = match direction {
+                Direction::Out => open_outbound(&sealed, &self.inner.keys),
+                Direction::In => open_inbound(&sealed, &self.inner.keys, |n| self.inner.peer(n)),
+            };
+            match opened {
+                Ok(o) if subjects::holds(&self.inner, &o.message, &query) => found.push(row.id),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(id = %row.id, error = %e, "stored message does not open for a search")
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
         Ok(self
             .inner

@@ -45,6 +45,41 @@ impl Subjects {
     }
 }
 
+/// Whether a message holds `query` (already lowercase) in its subject,
+/// field values (and the labels of its choices), free text, the sender's
+/// original, or its rendering in any language: an operator may search in
+/// either language.
+pub(super) fn holds(inner: &Inner, message: &Message, query: &str) -> bool {
+    let has = |text: &str| text.to_lowercase().contains(query);
+    if message.fields.values().any(|v| has(v)) || has(&message.text) || has(&message.original.text)
+    {
+        return true;
+    }
+    let Some(template) = inner
+        .catalog
+        .get(&message.template.id, message.template.version)
+    else {
+        return false;
+    };
+    let choice_labels = template.fields.iter().any(|f| {
+        let crate::templates::FieldKind::Choice(choices) = &f.kind else {
+            return false;
+        };
+        let Some(value) = message.fields.get(&f.name) else {
+            return false;
+        };
+        choices.iter().filter(|c| &c.value == value).any(|c| {
+            crate::domain::Language::ALL
+                .iter()
+                .any(|l| has(c.label(*l)))
+        })
+    });
+    choice_labels
+        || crate::domain::Language::ALL
+            .iter()
+            .any(|lang| has(&crate::templates::render(message, template, *lang, *lang)))
+}
+
 /// Opens every stored message not yet summarised (on a blocking thread),
 /// then asks subscribers to resync so that lists show the subjects.
 pub(super) async fn fill(inner: Arc<Inner>) {

@@ -159,17 +159,37 @@ fn table(
     own: impl Fn(&MessageRow) -> (Vec<String>, ratatui::style::Style),
 ) {
     let height = usize::from(area.height.saturating_sub(2));
-    let range = window(selected, rows.len(), height);
+    // Under a find only the matches are listed, the selection among them.
+    let matches: Option<Vec<&MessageRow>> = crate::console::find::active(app)
+        .and_then(|f| f.matches.as_ref())
+        .map(|ids| ids.iter().filter_map(|id| rows.find(id)).collect());
+    let selected_id = rows.get(selected).map(|r| r.id);
+    let (len, selected) = match &matches {
+        Some(m) => (
+            m.len(),
+            m.iter()
+                .position(|r| Some(r.id) == selected_id)
+                .unwrap_or(usize::MAX),
+        ),
+        None => (rows.len(), selected),
+    };
+    let range = window(selected.min(len.saturating_sub(1)), len, height);
+    let visible: Vec<&MessageRow> = match &matches {
+        Some(m) => m[range.clone()].to_vec(),
+        None => rows.iter_from(range.start).take(range.len()).collect(),
+    };
     let lang = app.setup.language;
-    let exercise = rows.any_exercise();
+    let exercise = match &matches {
+        Some(m) => m.iter().any(|r| r.exercise),
+        None => rows.any_exercise(),
+    };
     let mut headers = vec!["", if exercise { "EX" } else { "" }, "PREC", "SER", "DTG"];
     headers.push(columns.peer);
     headers.push("SUBJECT");
     headers.extend_from_slice(columns.headers);
     let form = 6;
-    let built: Vec<(Vec<String>, ratatui::style::Style)> = rows
-        .iter_from(range.start)
-        .take(range.len())
+    let built: Vec<(Vec<String>, ratatui::style::Style)> = visible
+        .into_iter()
         .enumerate()
         .map(|(i, r)| {
             let is_selected = range.start + i == selected;
@@ -224,8 +244,13 @@ fn table(
         .header(Row::new(header).style(theme.dim()))
         .block(Block::default().borders(Borders::TOP).title(columns.title));
     frame.render_widget(table, area);
-    if rows.is_empty() {
-        let empty = ratatui::widgets::Paragraph::new(columns.empty).style(theme.dim());
+    if len == 0 {
+        let empty = if matches.is_some() {
+            "  Nothing found."
+        } else {
+            columns.empty
+        };
+        let empty = ratatui::widgets::Paragraph::new(empty).style(theme.dim());
         frame.render_widget(
             empty,
             Rect {
@@ -237,19 +262,47 @@ fn table(
     }
 }
 
+/// What a list's title says of a find on it.
+fn find_title(app: &App, theme: &Theme) -> Vec<Span<'static>> {
+    let Some(f) = crate::console::find::active(app) else {
+        return Vec::new();
+    };
+    let what = match (&f.matches, f.searched) {
+        (None, _) => "searching the whole history…".to_string(),
+        (Some(m), true) => format!("{} in the whole history; n/N step, Esc clears", m.len()),
+        (Some(m), false) if f.typing => {
+            format!("{} here; Enter searches the whole history", m.len())
+        }
+        (Some(m), false) => format!("{} here; n/N step, Esc clears", m.len()),
+    };
+    vec![Span::styled(
+        format!(
+            "· find: {}{} ({what}) ",
+            inert(&f.query),
+            if f.typing { "▏" } else { "" }
+        ),
+        theme.warn(),
+    )]
+}
+
 pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let unacknowledged: usize = app.unacknowledged_counts().iter().sum();
     let columns = Columns {
-        title: Line::from(vec![
-            Span::raw(" INBOUND "),
-            Span::styled(
-                format!(
-                    "{} messages, {unacknowledged} unacknowledged ",
-                    app.inbound.len()
+        title: Line::from(
+            [
+                Span::raw(" INBOUND "),
+                Span::styled(
+                    format!(
+                        "{} messages, {unacknowledged} unacknowledged ",
+                        app.inbound.len()
+                    ),
+                    theme.dim(),
                 ),
-                theme.dim(),
-            ),
-        ]),
+            ]
+            .into_iter()
+            .chain(find_title(app, theme))
+            .collect::<Vec<_>>(),
+        ),
         peer: "FROM",
         headers: &["STATUS", "LEFT"],
         fits: &[Fit::Whole, Fit::Whole],
@@ -302,10 +355,11 @@ fn out_state(app: &App, r: &MessageRow) -> String {
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let title = vec![
+    let mut title = vec![
         Span::raw(" SENT "),
         Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
     ];
+    title.extend(find_title(app, theme));
     // What the row has no room for, about the selected message, whole and
     // wrapped below the list: the two-person rule's two names, and a
     // refusal's reason (the row ends it with "…" where it is narrow).
