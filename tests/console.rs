@@ -3243,3 +3243,32 @@ fn find_filters_as_typed_searches_the_history_and_steps_with_n() {
             .is_some_and(|n| n.contains("no message found is selected"))
     );
 }
+
+/// The alarm line showed the newest alarm, so a failed link test hid the
+/// FLASH that has no receipt; it shows the gravest, and counts the rest.
+#[test]
+fn the_alarm_line_shows_the_gravest_alarm_not_the_newest() {
+    let mut app = on_duty(setup(), Vec::new(), Vec::new());
+    app.apply_alarm(alarm(
+        AlarmKind::FlashNoReceipt,
+        "x",
+        "FLASH to:MOSCOW/1 has no receipt after 30 s",
+        2,
+    ));
+    app.apply_alarm(alarm(
+        AlarmKind::MissedLinkTest,
+        "MOSCOW",
+        "link test with MOSCOW failed",
+        0,
+    ));
+    app.notice = Some("a newer notice".into());
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains("has no receipt after 30 s (+1 more)"),
+        "{shown}"
+    );
+    assert!(shown.contains("a newer notice"), "{shown}");
+    // CONTROL: the lesser one alone is shown when it is the only one.
+    app.remove_alarm(AlarmKind::FlashNoReceipt, "x");
+    assert!(screen(&app, 80, 24).contains("link test with MOSCOW failed"));
+}

@@ -1199,3 +1199,165 @@ async fn find_searches_fields_text_and_renderings_in_either_language() {
     assert!(matches!(denied, Err(ApiError::NotLoggedIn)), "{denied:?}");
     ws.shutdown().await;
 }
+
+/// The duty-screen cases, end to end against the real binary at
+/// 80x24: after acknowledging the top FLASH (which moves down), `Down` then
+/// `a` acknowledges the message then highlighted, named in its question or
+/// notice, and no other; a FLASH released while the peer is down raises
+/// its no-receipt alarm on screen within the station's tick and it stays
+/// after a newer notice.
+#[test]
+fn duty_screen_acts_on_the_highlighted_row_and_keeps_the_flash_alarm_up() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let mut moscow = Some(Serve::start(&m));
+    let _washington = Serve::start(&w);
+    let pass = root.path().join("pass");
+    std::fs::write(&pass, PASSPHRASE).expect("passphrase file");
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("owner-only");
+    let send = |site: &support::Site, to: &str, precedence: &str, subject: &str| {
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+            .arg("--config")
+            .arg(&site.config_path)
+            .args(["send", "--to", to, "--template", "general"])
+            .args(["--precedence", precedence, "--operator", "op"])
+            .arg("--field")
+            .arg(format!("subject={subject}"))
+            .args(["--field", "text=duty screen check"])
+            .env_remove("HOTLINE_CONFIG")
+            .env("HOTLINE_PASSPHRASE_FILE", &pass)
+            .output()
+            .expect("hotline send runs");
+        assert!(
+            out.status.success(),
+            "send {subject}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cmd = format!(
+        "exec {} --config {} console",
+        assert_cmd::cargo::cargo_bin("hotline").display(),
+        w.config_path.display()
+    );
+    let tmux = support::tmux::Tmux::new("duty-screen", &cmd, (80, 24));
+    let limit = Duration::from_secs(15);
+    tmux.wait_for("Operator:", limit);
+    tmux.text("op");
+    tmux.keys(&["Tab"]);
+    tmux.text(PASSPHRASE);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Handover summary", limit);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("MOSCOW ● UP", Duration::from_secs(20));
+    for (precedence, subject) in [
+        ("FLASH", "FLASH-ONE"),
+        ("FLASH", "FLASH-TWO"),
+        ("PRIORITY", "PRIO-THREE"),
+        ("ROUTINE", "ROUT-FOUR"),
+    ] {
+        send(&m, "WASHINGTON", precedence, subject);
+    }
+    tmux.wait_for("ROUT-FOUR", limit);
+    let subjects = ["FLASH-ONE", "FLASH-TWO", "PRIO-THREE", "ROUT-FOUR"];
+    let highlighted = |screen: &str| -> String {
+        let line = screen
+            .lines()
+            .find(|l| l.starts_with('▶'))
+            .unwrap_or_else(|| panic!("no highlighted row:\n{screen}"));
+        subjects
+            .iter()
+            .find(|s| line.contains(*s))
+            .unwrap_or_else(|| panic!("the highlighted row names no message: {line}"))
+            .to_string()
+    };
+    let acked = |screen: &str, subject: &str| {
+        screen
+            .lines()
+            .any(|l| l.contains(subject) && l.contains("ACK op"))
+    };
+    // Acknowledges the highlighted message, through its question where its
+    // precedence asks one, and checks that it and only it is acknowledged.
+    let acknowledge_highlighted = |done: &mut Vec<String>| {
+        let target = highlighted(&tmux.screen());
+        tmux.keys(&["a"]);
+        let question = "┌ ACKNOWLEDGE ";
+        let screen = tmux.wait_until("the question or the notice", limit, |s| {
+            s.contains(question) || s.contains(" acknowledged ")
+        });
+        if screen.contains(question) {
+            assert!(
+                screen.contains(&format!("\"{target}\"?")),
+                "the question names {target}:\n{screen}"
+            );
+            tmux.keys(&["y"]);
+        }
+        let screen = tmux.wait_until(&format!("{target} acknowledged"), limit, |s| {
+            acked(s, &target)
+        });
+        done.push(target);
+        for s in subjects {
+            assert_eq!(
+                acked(&screen, s),
+                done.iter().any(|d| d == s),
+                "{s}: only the highlighted messages are acknowledged:\n{screen}"
+            );
+        }
+    };
+    let mut done = Vec::new();
+    let top = highlighted(&tmux.screen());
+    assert!(top.starts_with("FLASH-"), "a FLASH is on top: {top}");
+    acknowledge_highlighted(&mut done);
+    // The acknowledged FLASH moved below the unacknowledged rows, and the
+    // highlight went with it (a re-sort never moves the highlight onto
+    // another message); the row above it is the last unacknowledged one.
+    let screen = tmux.screen();
+    assert_eq!(
+        highlighted(&screen),
+        top,
+        "the highlight follows the message:\n{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .filter(|l| subjects.iter().any(|s| l.contains(s)))
+            .last()
+            .is_some_and(|l| l.contains(&top)),
+        "the acknowledged FLASH is last:\n{screen}"
+    );
+    tmux.keys(&["Up"]);
+    let above = highlighted(&tmux.screen());
+    assert_ne!(above, top);
+    acknowledge_highlighted(&mut done);
+    tmux.keys(&["g"]);
+    let first = highlighted(&tmux.screen());
+    assert!(first.starts_with("FLASH-") && first != top, "{first}");
+    acknowledge_highlighted(&mut done);
+
+    // The peer goes down; a FLASH to it gets no receipt.
+    if let Some(m) = moscow.take() {
+        m.stop();
+    }
+    tmux.wait_for("MOSCOW ○ DOWN", Duration::from_secs(20));
+    // CONTROL: no such alarm before the release.
+    tmux.never_for("has no receipt", Duration::from_secs(1));
+    let released = std::time::Instant::now();
+    send(&w, "MOSCOW", "FLASH", "FLASH-OUT");
+    let screen = tmux.wait_for("has no receipt", Duration::from_secs(5 + 3));
+    let took = released.elapsed();
+    assert!(
+        took <= Duration::from_secs(5) + hotline::station::TIMER_TICK + Duration::from_secs(2),
+        "the alarm is on screen within a tick of its time: {took:?}"
+    );
+    assert!(
+        screen.contains("ALARMS"),
+        "the count is on the status bar:\n{screen}"
+    );
+    // A newer notice does not hide it.
+    tmux.keys(&["t"]);
+    let screen = tmux.wait_for("link test with MOSCOW", Duration::from_secs(25));
+    assert!(screen.contains("has no receipt"), "{screen}");
+    tmux.keys(&["F3"]);
+    let screen = tmux.wait_for("ALARMS —", limit);
+    assert!(screen.contains("FLASH-NO-RECEIPT"), "{screen}");
+}

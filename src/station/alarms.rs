@@ -54,6 +54,23 @@ impl AlarmKind {
         }
     }
 
+    /// How grave it is, gravest first (0): where one line shows one alarm,
+    /// it shows the gravest, so that a newer, lesser one never hides it.
+    pub fn gravity(self) -> u8 {
+        match self {
+            AlarmKind::FlashNoReceipt => 0,
+            AlarmKind::Overdue => 1,
+            AlarmKind::AuditMismatch => 2,
+            AlarmKind::Refused => 3,
+            AlarmKind::LinkDown => 4,
+            AlarmKind::Gap => 5,
+            AlarmKind::MissedLinkTest => 6,
+            AlarmKind::ClockSkew => 7,
+            AlarmKind::LinkDegraded => 8,
+            AlarmKind::ConnectionRefused => 9,
+        }
+    }
+
     /// Whether the station sees this cause end by itself (a receipt, an
     /// acknowledgement, the link returning), or only an operator can clear
     /// it.

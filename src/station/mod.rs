@@ -35,6 +35,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 pub use auth::{AuthError, Authenticator};
 pub use events::{AlarmKind, EVENT_BUFFER, Event};
+pub use timers::TICK as TIMER_TICK;
 
 use crate::compose::{self, Draft, Origin};
 use crate::config::Config;

@@ -220,10 +220,15 @@ pub fn exercise_banner(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
     frame.render_widget(Paragraph::new(Span::styled(text, theme.banner())), area);
 }
 
-/// The newest alarm, on its own line above the notices, so a notice never
-/// hides it; the panel (F3 by default) lists them all.
+/// The gravest alarm (the newest of those), on its own line above the
+/// notices, so that neither a notice nor a lesser alarm hides it; the
+/// panel (F3 by default) lists them all.
 pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let Some(newest) = app.alarms.iter().max_by_key(|a| a.raised_at) else {
+    let Some(newest) = app
+        .alarms
+        .iter()
+        .min_by_key(|a| (a.kind.gravity(), std::cmp::Reverse(a.raised_at)))
+    else {
         return;
     };
     let more = match app.alarms.len() {
