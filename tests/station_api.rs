@@ -1320,8 +1320,7 @@ fn duty_screen_acts_on_the_highlighted_row_and_keeps_the_flash_alarm_up() {
     assert!(
         screen
             .lines()
-            .filter(|l| subjects.iter().any(|s| l.contains(s)))
-            .last()
+            .rfind(|l| subjects.iter().any(|s| l.contains(s)))
             .is_some_and(|l| l.contains(&top)),
         "the acknowledged FLASH is last:\n{screen}"
     );
