@@ -1259,6 +1259,18 @@ fn duty_screen_acts_on_the_highlighted_row_and_keeps_the_flash_alarm_up() {
         send(&m, "WASHINGTON", precedence, subject);
     }
     tmux.wait_for("ROUT-FOUR", limit);
+    // Ctrl-Q with FLASH unacknowledged asks, and says so; `n` keeps going.
+    tmux.keys(&["C-q"]);
+    let screen = tmux.wait_for("Quit this console?", limit);
+    assert!(
+        screen.contains("Messages are unacknowledged: 2 FLASH."),
+        "{screen}"
+    );
+    tmux.keys(&["n"]);
+    let screen = tmux.wait_until("the question to close", limit, |s| {
+        !s.contains("Quit this console?")
+    });
+    assert!(screen.contains("UNACK Z:2"), "still running:\n{screen}");
     let subjects = ["FLASH-ONE", "FLASH-TWO", "PRIO-THREE", "ROUT-FOUR"];
     let highlighted = |screen: &str| -> String {
         let line = screen
