@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{Theme, centred};
-use crate::console::keymap::Context;
+use crate::console::keymap::{Action, Context};
 use crate::console::{App, Confirm, LoginForm};
 use crate::sanitize::inert;
 use crate::templates::Catalog;
@@ -276,11 +276,22 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         }
     };
     if *question != Confirm::SecondOperator {
+        // The keys as the keymap (and so the footer) has them.
+        let keys = |action| {
+            app.setup
+                .keymap
+                .bindings
+                .iter()
+                .filter(|b| b.context == Context::Confirm && b.action == action)
+                .map(|b| b.key.to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
         lines.push(Line::raw(""));
         lines.push(Line::from(vec![
-            Span::styled(" y ", theme.banner()),
+            Span::styled(format!(" {} ", keys(Action::Yes)), theme.banner()),
             Span::raw(" yes   "),
-            Span::styled(" n/Esc ", theme.banner()),
+            Span::styled(format!(" {} ", keys(Action::No)), theme.banner()),
             Span::raw(" no"),
         ]));
     }
