@@ -3,10 +3,12 @@
 //! everything the console asks of the world, and [`update`], which never
 //! waits and does no I/O. Views (`ui`) are pure functions of the state.
 
+mod compose;
 mod drafts;
 pub mod find;
 pub mod form;
 pub mod keymap;
+mod panels;
 pub mod rows;
 mod update;
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 use age::secrecy::SecretString;
 use jiff::Timestamp;
 
-pub use update::{update, waiting};
+pub use panels::waiting;
+pub use update::update;
 
 use crate::compose::Draft;
 use crate::config::Deadlines;

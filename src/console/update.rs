@@ -4,11 +4,12 @@
 use age::secrecy::SecretString;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::compose::{abandon, form_key, picker_key, release, start_compose};
 use super::drafts;
-use super::form::Form;
 use super::keymap::{Action, Context};
+use super::panels::{alarm_key, clamp_pick, help_key, report_key, white_cell_key};
 use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
-use crate::domain::{OperatorName, Precedence, StationName};
+use crate::domain::{OperatorName, Precedence};
 use crate::sanitize::inert;
 use crate::station::Event;
 use crate::store::{Direction, MessageRow, MessageState};
@@ -464,134 +465,6 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     }
 }
 
-/// Key help on screen: it scrolls (↑↓ j k, PgUp/PgDn, Space, Home/End,
-/// g/G, whatever the screen below binds them to), and closes on Esc, `q`,
-/// `?` or the help key; any other key is ignored, not taken as a command.
-fn help_key(app: &mut App, action: Option<Action>, ev: KeyEvent) {
-    let Some(scroll) = app.help.as_mut() else {
-        return;
-    };
-    let moved = match ev.code {
-        KeyCode::Up | KeyCode::Char('k') => scroll.apply(Action::Up),
-        KeyCode::Down | KeyCode::Char('j') => scroll.apply(Action::Down),
-        KeyCode::PageUp => scroll.apply(Action::PageUp),
-        KeyCode::PageDown | KeyCode::Char(' ') => scroll.apply(Action::PageDown),
-        KeyCode::Home | KeyCode::Char('g') => scroll.apply(Action::Top),
-        KeyCode::End | KeyCode::Char('G') => scroll.apply(Action::Bottom),
-        _ => false,
-    };
-    let closes =
-        matches!(ev.code, KeyCode::Esc | KeyCode::Char('q' | '?')) || action == Some(Action::Help);
-    if !moved && closes {
-        app.help = None;
-    }
-}
-
-/// The facilitator's panel (tabletop only).
-fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
-    use super::WhiteCellCommand as W;
-    let command = match action {
-        Some(Action::TogglePause) => W::TogglePause,
-        Some(Action::Faster) => W::Faster,
-        Some(Action::Slower) => W::Slower,
-        Some(Action::SkipInject) => W::SkipNext,
-        Some(Action::ShowReport) => W::Report,
-        Some(Action::Up) => {
-            app.white_cell_pick = app.white_cell_pick.saturating_sub(1);
-            return Vec::new();
-        }
-        Some(Action::Down) => {
-            app.white_cell_pick = app.white_cell_pick.saturating_add(1);
-            clamp_pick(app);
-            return Vec::new();
-        }
-        Some(action @ (Action::AdmitStation | Action::RefuseStation)) => {
-            let Some(waiting) = app
-                .white_cell
-                .as_ref()
-                .and_then(|v| waiting(v).nth(app.white_cell_pick))
-            else {
-                app.notice = Some("no station is waiting to be admitted".into());
-                return Vec::new();
-            };
-            let fingerprint = waiting.fingerprint.clone();
-            if action == Action::AdmitStation {
-                W::Admit(fingerprint)
-            } else {
-                W::Refuse(fingerprint)
-            }
-        }
-        Some(Action::AdHocInject) => {
-            app.white_cell_open = false;
-            let effects = start_compose(app, Vec::new());
-            app.composing_inject = true;
-            return effects;
-        }
-        _ => return Vec::new(),
-    };
-    vec![Effect::WhiteCell(command)]
-}
-
-/// The alarm panel: moving, and clearing the selected alarm.
-fn alarm_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
-    match action {
-        Some(Action::Up) => app.alarm_pick = app.alarm_pick.saturating_sub(1),
-        Some(Action::Down) => {
-            app.alarm_pick = (app.alarm_pick + 1).min(app.alarms.len().saturating_sub(1));
-        }
-        Some(Action::ClearAlarm) => {
-            let Some(alarm) = app.alarms.get(app.alarm_pick) else {
-                app.notice = Some("no alarm is up".into());
-                return Vec::new();
-            };
-            if app.locked() {
-                app.notice = Some("log in to clear an alarm".into());
-                return Vec::new();
-            }
-            return vec![Effect::ClearAlarm {
-                kind: alarm.kind,
-                subject: alarm.subject.clone(),
-            }];
-        }
-        _ => {}
-    }
-    Vec::new()
-}
-
-/// The after-action report on screen: scrolling, and Esc to close.
-fn report_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
-    let Some((report, scroll)) = app.report.as_mut() else {
-        return Vec::new();
-    };
-    let last = report.text.lines().count().saturating_sub(1);
-    *scroll = match action {
-        Some(Action::Up) => scroll.saturating_sub(1),
-        Some(Action::Down) => (*scroll + 1).min(last),
-        Some(Action::PageUp) => scroll.saturating_sub(PAGE),
-        Some(Action::PageDown) => (*scroll + PAGE).min(last),
-        Some(Action::Back) => {
-            app.report = None;
-            return Vec::new();
-        }
-        _ => *scroll,
-    };
-    Vec::new()
-}
-
-/// The stations still waiting for the facilitator, in the panel's order.
-pub fn waiting(
-    view: &super::WhiteCellView,
-) -> impl Iterator<Item = &crate::station::admission::Candidate> {
-    view.waiting
-        .iter()
-        .filter(|c| c.state == crate::station::admission::JoinState::Pending)
-}
-
-fn clamp_pick(app: &mut App) {
-    let n = app.white_cell.as_ref().map_or(0, |v| waiting(v).count());
-    app.white_cell_pick = app.white_cell_pick.min(n.saturating_sub(1));
-}
-
 /// The character a key types, if it types one.
 pub(super) fn typed(ev: &KeyEvent) -> Option<char> {
     match ev.code {
@@ -690,7 +563,7 @@ fn call_sign(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect>
     }
 }
 
-fn move_selection(selected: &mut usize, len: usize, action: Option<Action>) {
+pub(super) fn move_selection(selected: &mut usize, len: usize, action: Option<Action>) {
     let last = len.saturating_sub(1);
     *selected = match action {
         Some(Action::Up) => selected.saturating_sub(1),
@@ -878,16 +751,6 @@ impl App {
     }
 }
 
-fn start_compose(app: &mut App, references: Vec<crate::domain::MessageId>) -> Vec<Effect> {
-    app.composing_inject = false;
-    app.picker = Default::default();
-    app.reply_refs = references;
-    app.reply_peer = None;
-    app.reply_precedence = None;
-    app.screen = Screen::Picker;
-    Vec::new()
-}
-
 fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
     match action {
         Some(Action::Back) => {
@@ -943,124 +806,6 @@ fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
     }
 }
 
-fn picker_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
-    let lang = app.setup.language;
-    let count = app.picker.matches(Catalog::builtin(), lang).len();
-    match action {
-        Some(Action::Back) => {
-            app.screen = Screen::Queue;
-        }
-        Some(Action::Up | Action::Down) => move_selection(&mut app.picker.selected, count, action),
-        Some(Action::Submit) => {
-            let chosen = app
-                .picker
-                .matches(Catalog::builtin(), lang)
-                .get(app.picker.selected)
-                .map(|t| (*t).clone());
-            if let Some(t) = chosen {
-                open_form(app, t);
-            }
-        }
-        _ => match (ev.code, typed(&ev)) {
-            (KeyCode::Backspace, _) => {
-                app.picker.filter.pop();
-                app.picker.selected = 0;
-            }
-            (_, Some(c)) => {
-                app.picker.filter.push(c);
-                app.picker.selected = 0;
-            }
-            _ => {}
-        },
-    }
-    Vec::new()
-}
-
-/// The compose form on `template`, carrying a reply's references, peer
-/// and precedence.
-fn open_form(app: &mut App, template: crate::templates::Template) {
-    let mut form = Form::new(
-        template,
-        std::mem::take(&mut app.reply_refs),
-        app.setup.exercise_mode,
-    );
-    if let Some(i) = app.reply_peer.take() {
-        form.peer = i;
-    }
-    if let Some(p) = app.reply_precedence.take() {
-        form.precedence = p;
-    }
-    app.form = Some(form);
-    app.draft_dirty = false;
-    app.draft_saved = None;
-    app.preview = false;
-    app.screen = Screen::Form;
-}
-
-fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
-    let peers = app.setup.peers.len();
-    let now = app.now;
-    let Some(form) = app.form.as_mut() else {
-        app.screen = Screen::Queue;
-        return Vec::new();
-    };
-    match action {
-        Some(Action::Back) if app.preview => app.preview = false,
-        Some(Action::Back) if !form.is_blank() => app.confirm = Some(Confirm::Abandon),
-        Some(Action::Back) => return abandon(app),
-        Some(Action::NextField) => form.move_focus(true),
-        Some(Action::PrevField) => form.move_focus(false),
-        Some(Action::ChoiceNext) if form.focused() == super::form::Row::Attach => {
-            return vec![Effect::CompletePath(form.attach_input.clone())];
-        }
-        Some(Action::ChoiceNext) => form.cycle(true, peers),
-        Some(Action::ChoicePrev) => form.cycle(false, peers),
-        Some(Action::Preview) => app.preview = !app.preview,
-        Some(Action::Release) => {
-            let problems: Vec<String> = (0..form.template.fields.len())
-                .filter_map(|i| {
-                    form.problem(i, now).map(|p| {
-                        format!(
-                            "{}: {p}",
-                            form.template.fields[i].label.get(app.setup.language)
-                        )
-                    })
-                })
-                .collect();
-            if peers == 0 {
-                app.notice = Some("no peer is configured; add one with `hotline peer add`".into());
-            } else if !problems.is_empty() {
-                app.notice = Some(format!("cannot release yet: {}", problems.join("; ")));
-            } else if form.precedence == Precedence::Flash
-                && !app.composing_inject
-                && app.setup.two_person_flash
-                && app.second_operator.is_none()
-            {
-                app.second = LoginForm::default();
-                app.confirm = Some(Confirm::SecondOperator);
-            } else {
-                app.confirm = Some(Confirm::Release);
-            }
-        }
-        _ => match (ev.code, typed(&ev)) {
-            (KeyCode::Backspace, _) => form.backspace(),
-            (KeyCode::Enter, _) => {
-                if matches!(form.focused(), super::form::Row::Attach) {
-                    form.add_attachment();
-                } else if matches!(form.focused(), super::form::Row::Text) {
-                    form.type_char('\n');
-                } else {
-                    form.move_focus(true);
-                }
-            }
-            (_, Some(c)) => form.type_char(c),
-            _ => {}
-        },
-    }
-    app.draft_dirty = true;
-    Vec::new()
-}
-
 fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
     let Some(question) = app.confirm.clone() else {
         return Vec::new();
@@ -1111,16 +856,6 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
     }
 }
 
-/// Throws the draft away, back to the queue.
-fn abandon(app: &mut App) -> Vec<Effect> {
-    app.form = None;
-    app.preview = false;
-    app.composing_inject = false;
-    app.screen = Screen::Queue;
-    app.notice = Some("draft abandoned".into());
-    drafts::forget(app).into_iter().collect()
-}
-
 /// Quits, with the draft (if it changed) sealed to disk first.
 fn quit(app: &mut App) -> Vec<Effect> {
     app.quit = true;
@@ -1133,47 +868,4 @@ fn quit(app: &mut App) -> Vec<Effect> {
 /// Log-in keys while the two-person question is open.
 fn login_action(app: &App, ev: &KeyEvent) -> Option<Action> {
     app.setup.keymap.action(Context::Login, ev)
-}
-
-fn release(app: &mut App) -> Vec<Effect> {
-    let (Some(operator), Some(form)) = (app.operator.clone(), app.form.take()) else {
-        return Vec::new();
-    };
-    if std::mem::take(&mut app.composing_inject) {
-        app.screen = Screen::Queue;
-        app.preview = false;
-        app.notice = Some(format!(
-            "the white cell sends {} {} to the trainee",
-            form.precedence, form.template.id
-        ));
-        return vec![Effect::WhiteCell(super::WhiteCellCommand::Inject(
-            Box::new(form.draft()),
-        ))];
-    }
-    let Some((to, _)) = app.setup.peers.get(form.peer).cloned() else {
-        return Vec::new();
-    };
-    if StationName::new(&to).is_err() {
-        return Vec::new();
-    }
-    let second = app.second_operator.take();
-    let draft = form.draft();
-    app.releasing = Some(form.clone());
-    app.screen = Screen::Sent;
-    app.preview = false;
-    app.notice = Some(format!(
-        "releasing {} {} to {to}…",
-        form.precedence, form.template.id
-    ));
-    vec![Effect::Release {
-        operator,
-        to,
-        draft: Box::new(draft),
-        attachments: form
-            .attachments
-            .iter()
-            .map(std::path::PathBuf::from)
-            .collect(),
-        second,
-    }]
 }

@@ -1,0 +1,136 @@
+//! Keys of the panels over a screen: key help, the alarm panel, the
+//! after-action report and the facilitator's white cell.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+use super::compose::start_compose;
+use super::keymap::Action;
+use super::{App, Effect, PAGE};
+
+/// Key help on screen: it scrolls (↑↓ j k, PgUp/PgDn, Space, Home/End,
+/// g/G, whatever the screen below binds them to), and closes on Esc, `q`,
+/// `?` or the help key; any other key is ignored, not taken as a command.
+pub(super) fn help_key(app: &mut App, action: Option<Action>, ev: KeyEvent) {
+    let Some(scroll) = app.help.as_mut() else {
+        return;
+    };
+    let moved = match ev.code {
+        KeyCode::Up | KeyCode::Char('k') => scroll.apply(Action::Up),
+        KeyCode::Down | KeyCode::Char('j') => scroll.apply(Action::Down),
+        KeyCode::PageUp => scroll.apply(Action::PageUp),
+        KeyCode::PageDown | KeyCode::Char(' ') => scroll.apply(Action::PageDown),
+        KeyCode::Home | KeyCode::Char('g') => scroll.apply(Action::Top),
+        KeyCode::End | KeyCode::Char('G') => scroll.apply(Action::Bottom),
+        _ => false,
+    };
+    let closes =
+        matches!(ev.code, KeyCode::Esc | KeyCode::Char('q' | '?')) || action == Some(Action::Help);
+    if !moved && closes {
+        app.help = None;
+    }
+}
+
+/// The facilitator's panel (tabletop only).
+pub(super) fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    use super::WhiteCellCommand as W;
+    let command = match action {
+        Some(Action::TogglePause) => W::TogglePause,
+        Some(Action::Faster) => W::Faster,
+        Some(Action::Slower) => W::Slower,
+        Some(Action::SkipInject) => W::SkipNext,
+        Some(Action::ShowReport) => W::Report,
+        Some(Action::Up) => {
+            app.white_cell_pick = app.white_cell_pick.saturating_sub(1);
+            return Vec::new();
+        }
+        Some(Action::Down) => {
+            app.white_cell_pick = app.white_cell_pick.saturating_add(1);
+            clamp_pick(app);
+            return Vec::new();
+        }
+        Some(action @ (Action::AdmitStation | Action::RefuseStation)) => {
+            let Some(waiting) = app
+                .white_cell
+                .as_ref()
+                .and_then(|v| waiting(v).nth(app.white_cell_pick))
+            else {
+                app.notice = Some("no station is waiting to be admitted".into());
+                return Vec::new();
+            };
+            let fingerprint = waiting.fingerprint.clone();
+            if action == Action::AdmitStation {
+                W::Admit(fingerprint)
+            } else {
+                W::Refuse(fingerprint)
+            }
+        }
+        Some(Action::AdHocInject) => {
+            app.white_cell_open = false;
+            let effects = start_compose(app, Vec::new());
+            app.composing_inject = true;
+            return effects;
+        }
+        _ => return Vec::new(),
+    };
+    vec![Effect::WhiteCell(command)]
+}
+
+/// The alarm panel: moving, and clearing the selected alarm.
+pub(super) fn alarm_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    match action {
+        Some(Action::Up) => app.alarm_pick = app.alarm_pick.saturating_sub(1),
+        Some(Action::Down) => {
+            app.alarm_pick = (app.alarm_pick + 1).min(app.alarms.len().saturating_sub(1));
+        }
+        Some(Action::ClearAlarm) => {
+            let Some(alarm) = app.alarms.get(app.alarm_pick) else {
+                app.notice = Some("no alarm is up".into());
+                return Vec::new();
+            };
+            if app.locked() {
+                app.notice = Some("log in to clear an alarm".into());
+                return Vec::new();
+            }
+            return vec![Effect::ClearAlarm {
+                kind: alarm.kind,
+                subject: alarm.subject.clone(),
+            }];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// The after-action report on screen: scrolling, and Esc to close.
+pub(super) fn report_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
+    let Some((report, scroll)) = app.report.as_mut() else {
+        return Vec::new();
+    };
+    let last = report.text.lines().count().saturating_sub(1);
+    *scroll = match action {
+        Some(Action::Up) => scroll.saturating_sub(1),
+        Some(Action::Down) => (*scroll + 1).min(last),
+        Some(Action::PageUp) => scroll.saturating_sub(PAGE),
+        Some(Action::PageDown) => (*scroll + PAGE).min(last),
+        Some(Action::Back) => {
+            app.report = None;
+            return Vec::new();
+        }
+        _ => *scroll,
+    };
+    Vec::new()
+}
+
+/// The stations still waiting for the facilitator, in the panel's order.
+pub fn waiting(
+    view: &super::WhiteCellView,
+) -> impl Iterator<Item = &crate::station::admission::Candidate> {
+    view.waiting
+        .iter()
+        .filter(|c| c.state == crate::station::admission::JoinState::Pending)
+}
+
+pub(super) fn clamp_pick(app: &mut App) {
+    let n = app.white_cell.as_ref().map_or(0, |v| waiting(v).count());
+    app.white_cell_pick = app.white_cell_pick.min(n.saturating_sub(1));
+}
