@@ -427,6 +427,14 @@ impl World {
             effect @ (Effect::SaveDraft(_) | Effect::DiscardDraft(_)) => {
                 let _ = self.drafts.send(effect);
             }
+            Effect::FetchSubjects(ids) => self.spawn(move |b| async move {
+                match b.call(Command::Subjects { ids }).await {
+                    Ok(Reply::Subjects { subjects }) => Some(Msg::SubjectsFetched { subjects }),
+                    // Not logged in any more, or the station went: the
+                    // list shows the form until the next resync.
+                    _ => None,
+                }
+            }),
             Effect::Find { direction, query } => self.spawn(move |b| async move {
                 let result = b
                     .call(Command::Find {

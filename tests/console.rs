@@ -3272,3 +3272,52 @@ fn the_alarm_line_shows_the_gravest_alarm_not_the_newest() {
     app.remove_alarm(AlarmKind::FlashNoReceipt, "x");
     assert!(screen(&app, 80, 24).contains("link test with MOSCOW failed"));
 }
+
+/// A watching connection carries rows without subjects: the console keeps
+/// the subject it knows, and asks for one it does not know (not while
+/// locked), filling the row in when the answer comes.
+#[test]
+fn rows_without_subjects_keep_the_known_one_and_ask_for_the_rest() {
+    let known = MessageRow {
+        subject: Some("Dnieper dam".into()),
+        ..inbound(1, Precedence::Routine, 3)
+    };
+    let mut app = on_duty(setup(), vec![known], Vec::new());
+    let effects = update(
+        &mut app,
+        changed(acknowledged(inbound(1, Precedence::Routine, 3), "j.smith")),
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::FetchSubjects(_))),
+        "{effects:?}"
+    );
+    assert_eq!(
+        app.inbound.find(&id(1)).and_then(|r| r.subject.as_deref()),
+        Some("Dnieper dam")
+    );
+    let effects = update(&mut app, changed(inbound(2, Precedence::Routine, 0)));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::FetchSubjects(ids) if *ids == vec![id(2)])),
+        "{effects:?}"
+    );
+    update(
+        &mut app,
+        Msg::SubjectsFetched {
+            subjects: vec![(id(2), "Water levels".into())],
+        },
+    );
+    assert!(screen(&app, 120, 40).contains("Water levels"));
+    // Locked: nothing is asked for.
+    let mut locked = App::new(setup(), now());
+    let effects = update(&mut locked, changed(inbound(3, Precedence::Routine, 0)));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::FetchSubjects(_))),
+        "{effects:?}"
+    );
+}

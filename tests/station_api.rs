@@ -834,6 +834,23 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
     let three = |app: &hotline::console::App| app.inbound.len() == 3;
     follow(&mut local, &mut local_rx, three).await;
     follow(&mut remote, &mut remote_rx, three).await;
+    // The watch carries rows without subjects; the attached console asks
+    // for them on its logged-in connection, as its world does.
+    let missing: Vec<_> = remote
+        .inbound
+        .iter()
+        .filter(|r| r.subject.is_none())
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(missing.len(), 3, "the watch carried no subject");
+    let mut asking = Client::connect(&socket).await.expect("connect");
+    login_socket(&mut asking, "op").await;
+    match asking.call(&Command::Subjects { ids: missing }).await {
+        Ok(Reply::Subjects { subjects }) => {
+            hotline::console::update(&mut remote, Msg::SubjectsFetched { subjects });
+        }
+        other => panic!("{other:?}"),
+    }
     // Each row names its message by the subject the station opened.
     for app in [&local, &remote] {
         let mut subjects: Vec<_> = app.inbound.iter().map(|r| r.subject.clone()).collect();
@@ -880,7 +897,7 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
     drop(ms);
     let ms = m.restart().await;
     let mut events = ms.subscribe();
-    let session = Session::new(Door::Console);
+    let session = door::login(&ms).await;
     let list = || async {
         match ms
             .handle(
@@ -1371,4 +1388,77 @@ fn duty_screen_acts_on_the_highlighted_row_and_keeps_the_flash_alarm_up() {
     tmux.keys(&["F3"]);
     let screen = tmux.wait_for("ALARMS —", limit);
     assert!(screen.contains("FLASH-NO-RECEIPT"), "{screen}");
+}
+
+/// Subjects are content: the control socket gives them only to a session
+/// with an operator logged in. A listing without one, and a watching
+/// connection's rows, carry none; a logged-in session asks for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_reach_only_a_logged_in_session() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let socket = serve(&ws).await;
+    let mut anonymous = Client::connect(&socket).await.expect("connect");
+    let mut watch = Watch::connect(&socket).await.expect("watch");
+    let mut client = Client::connect(&socket).await.expect("connect");
+    login_socket(&mut client, "op").await;
+    let released = match client
+        .call(&release_cmd(general("Secret subject"), None))
+        .await
+    {
+        Ok(Reply::Released { row }) => row,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(released.subject.as_deref(), Some("Secret subject"));
+    let list = |rows: Result<Reply, ApiError>| match rows {
+        Ok(Reply::Rows { rows }) => rows,
+        other => panic!("{other:?}"),
+    };
+    let out = Command::List {
+        direction: Direction::Out,
+    };
+    let seen = list(client.call(&out).await);
+    assert_eq!(
+        seen[0].subject.as_deref(),
+        Some("Secret subject"),
+        "control: logged in"
+    );
+    let seen = list(anonymous.call(&out).await);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].subject, None, "no operator, no subject");
+    match anonymous.call(&Command::Snapshot).await {
+        Ok(Reply::Snapshot { outbound, .. }) => assert_eq!(outbound[0].subject, None),
+        other => panic!("{other:?}"),
+    }
+    let asked = anonymous
+        .call(&Command::Subjects {
+            ids: vec![released.id],
+        })
+        .await;
+    assert!(matches!(asked, Err(ApiError::NotLoggedIn)), "{asked:?}");
+    // The watch saw the row, without its subject.
+    loop {
+        match next(&mut watch).await.expect("a line") {
+            Streamed::Event(hotline::station::Event::MessageChanged { row })
+                if row.id == released.id =>
+            {
+                assert_eq!(row.subject, None, "{row:?}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    match client
+        .call(&Command::Subjects {
+            ids: vec![released.id],
+        })
+        .await
+    {
+        Ok(Reply::Subjects { subjects }) => {
+            assert_eq!(subjects, vec![(released.id, "Secret subject".to_string())]);
+        }
+        other => panic!("{other:?}"),
+    }
+    ws.shutdown().await;
 }

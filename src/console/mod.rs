@@ -158,6 +158,10 @@ pub enum Msg {
         operator: OperatorName,
         result: Result<Option<Box<SavedDraft>>, ApiError>,
     },
+    /// Subjects the station gave for rows that came without them.
+    SubjectsFetched {
+        subjects: Vec<(MessageId, String)>,
+    },
     /// The station's search of the whole history.
     Found {
         direction: Direction,
@@ -238,6 +242,9 @@ pub enum Effect {
     DiscardDraft(OperatorName),
     /// Ask the station to open the logged-in operator's kept draft.
     OpenDraft(OperatorName),
+    /// Ask the station (on the logged-in connection) for these messages'
+    /// subjects, which a watching connection leaves out.
+    FetchSubjects(Vec<MessageId>),
     /// Search one direction's whole history.
     Find {
         direction: Direction,

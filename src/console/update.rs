@@ -173,6 +173,16 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::SubjectsFetched { subjects } => {
+            for (id, subject) in subjects {
+                let row = app.inbound.find(&id).or_else(|| app.outbound.find(&id));
+                if let Some(mut row) = row.cloned() {
+                    row.subject = Some(subject);
+                    app.apply_row(row);
+                }
+            }
+            Vec::new()
+        }
         Msg::Found {
             direction,
             query,
@@ -298,14 +308,22 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             ));
         }
         Event::MessageChanged { row } => {
-            let row = (**row).clone();
+            let mut row = (**row).clone();
             let old = match row.direction {
                 Direction::In => app.inbound.find(&row.id),
                 Direction::Out => app.outbound.find(&row.id),
             }
             .cloned();
+            // A watching connection carries no subjects: keep the one
+            // known, or ask for it on the logged-in connection.
+            if row.subject.is_none() {
+                row.subject = old.as_ref().and_then(|o| o.subject.clone());
+            }
+            let fetch = (row.subject.is_none() && !app.locked()).then_some(row.id);
             let flash = app.apply_row(row.clone());
-            return noticed(app, old.as_ref(), &row, flash);
+            let mut effects = noticed(app, old.as_ref(), &row, flash);
+            effects.extend(fetch.map(|id| Effect::FetchSubjects(vec![id])));
+            return effects;
         }
         Event::Resync => return vec![Effect::Refresh],
         _ => {}

@@ -138,6 +138,11 @@ pub enum Command {
     Status,
     /// The session operator's kept draft (see [`crate::drafts`]), opened.
     OpenDraft,
+    /// The subjects of these messages (needs a log-in): what a watching
+    /// connection, which carries no operator, leaves out of its rows.
+    Subjects {
+        ids: Vec<MessageId>,
+    },
     /// The messages of one direction whose subject, field values or free
     /// text, in either language, contain `query` (needs a log-in). The
     /// station opens them in memory; nothing is written in clear.
@@ -172,6 +177,7 @@ impl Command {
             Command::Status => "status",
             Command::OpenDraft => "open-draft",
             Command::Find { .. } => "find",
+            Command::Subjects { .. } => "subjects",
             Command::LinkTest { .. } => "link-test",
         }
     }
@@ -228,6 +234,10 @@ pub enum Reply {
     LinkTested {
         peer: String,
         rtt_ms: u64,
+    },
+    /// The subjects known of the messages asked for.
+    Subjects {
+        subjects: Vec<(MessageId, String)>,
     },
     /// The ids of the messages found, in list order.
     Found {

@@ -240,7 +240,7 @@ async fn watch(station: &Station, write: &mut OwnedWriteHalf) {
     loop {
         let item = tokio::select! {
             event = events.recv() => match event {
-                Ok(e) => Streamed::Event(e),
+                Ok(e) => Streamed::Event(without_content(e)),
                 Err(RecvError::Lagged(_)) => Streamed::Lagged,
                 Err(RecvError::Closed) => return,
             },
@@ -249,7 +249,7 @@ async fn watch(station: &Station, write: &mut OwnedWriteHalf) {
                 // Whatever was sent before the stop (the `Stopping` event
                 // first of all) goes out before the connection closes.
                 while let Ok(e) = events.try_recv() {
-                    if !write_json(write, &Streamed::Event(e)).await {
+                    if !write_json(write, &Streamed::Event(without_content(e))).await {
                         return;
                     }
                 }
@@ -259,5 +259,18 @@ async fn watch(station: &Station, write: &mut OwnedWriteHalf) {
         if !write_json(write, &item).await {
             return;
         }
+    }
+}
+
+/// An event as a watching connection carries it: no operator is proven on
+/// it, so a row goes without its subject (a console asks for subjects on
+/// its logged-in connection, [`Command::Subjects`]).
+fn without_content(event: Event) -> Event {
+    match event {
+        Event::MessageChanged { mut row } => {
+            row.subject = None;
+            Event::MessageChanged { row }
+        }
+        other => other,
     }
 }

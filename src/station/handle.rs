@@ -102,25 +102,35 @@ impl Station {
                 self.audit_as(&op, &action, &detail).await?;
                 Ok(Reply::Audited)
             }
+            // Subjects are content: only a logged-in session sees them.
             Command::List { direction } => {
                 let station = self.clone();
                 let rows = tokio::task::spawn_blocking(move || station.list(direction))
                     .await
                     .map_err(|e| refused(format!("listing task failed: {e}")))??;
-                Ok(Reply::Rows { rows })
+                Ok(Reply::Rows {
+                    rows: for_session(session, rows),
+                })
             }
             Command::Snapshot => {
                 let station = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    Ok(Reply::Snapshot {
-                        inbound: station.list(Direction::In)?,
-                        outbound: station.list(Direction::Out)?,
-                        status: Box::new(station.status()),
-                        alarms: station.alarms(),
-                    })
+                let (inbound, outbound) = tokio::task::spawn_blocking(move || {
+                    Ok::<_, ApiError>((station.list(Direction::In)?, station.list(Direction::Out)?))
                 })
                 .await
-                .map_err(|e| refused(format!("snapshot task failed: {e}")))?
+                .map_err(|e| refused(format!("snapshot task failed: {e}")))??;
+                Ok(Reply::Snapshot {
+                    inbound: for_session(session, inbound),
+                    outbound: for_session(session, outbound),
+                    status: Box::new(self.status()),
+                    alarms: self.alarms(),
+                })
+            }
+            Command::Subjects { ids } => {
+                logged_in(session)?;
+                Ok(Reply::Subjects {
+                    subjects: self.inner.subjects.of(&ids),
+                })
             }
             Command::Alarms => Ok(Reply::Alarms {
                 alarms: self.alarms(),
@@ -319,6 +329,20 @@ impl Station {
             .map_err(StationError::from)?;
         Ok(self.inner.subjects.dress(row))
     }
+}
+
+/// Rows as a session may see them: without their subjects unless an
+/// operator is logged in on it.
+fn for_session(
+    session: &Session,
+    mut rows: Vec<crate::store::MessageRow>,
+) -> Vec<crate::store::MessageRow> {
+    if session.operator().is_none() {
+        for r in &mut rows {
+            r.subject = None;
+        }
+    }
+    rows
 }
 
 fn logged_in(session: &Session) -> Result<OperatorName, ApiError> {

@@ -34,6 +34,14 @@ impl Subjects {
         row
     }
 
+    /// The known subjects of `ids`.
+    pub(super) fn of(&self, ids: &[MessageId]) -> Vec<(MessageId, String)> {
+        let map = self.map();
+        ids.iter()
+            .filter_map(|id| map.get(id).cloned().flatten().map(|s| (*id, s)))
+            .collect()
+    }
+
     pub(super) fn dress_all(&self, rows: Vec<MessageRow>) -> Vec<MessageRow> {
         let map = self.map();
         rows.into_iter()
