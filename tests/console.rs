@@ -3321,3 +3321,33 @@ fn rows_without_subjects_keep_the_known_one_and_ask_for_the_rest() {
         "{effects:?}"
     );
 }
+
+/// The alarm count is on the status bar at every size, locked or not.
+#[test]
+fn the_alarm_count_is_always_on_the_status_bar() {
+    let mut locked = App::new(setup(), now());
+    update(&mut locked, refreshed(queue_rows(), Vec::new()));
+    let mut on_duty = on_duty(setup(), queue_rows(), Vec::new());
+    for app in [&mut locked, &mut on_duty] {
+        app.apply_alarm(alarm(
+            AlarmKind::Gap,
+            "MOSCOW",
+            "serial 4 from MOSCOW is missing",
+            1,
+        ));
+        app.apply_alarm(alarm(
+            AlarmKind::LinkDown,
+            "BEIJING",
+            "the link to BEIJING is down",
+            0,
+        ));
+        app.notice = Some(
+            "a long notice that fills the notice line entirely and then some more words".into(),
+        );
+        for (w, h) in [(60, 20), (80, 24), (120, 40)] {
+            let shown = screen(app, w, h);
+            let bar = shown.lines().nth(1).unwrap_or_default();
+            assert!(bar.contains("ALARMS 2"), "{w}x{h}:\n{shown}");
+        }
+    }
+}
