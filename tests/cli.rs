@@ -1088,3 +1088,33 @@ fn a_busy_port_is_reported_once_with_the_address() {
         out.stderr
     );
 }
+
+/// `hotline inbox | head -3` panicked with "failed printing to stdout:
+/// Broken pipe". A reader that goes away ends a command quietly (every
+/// command prints through one writer). The pipe is closed before the
+/// command writes; the control is the same command with its output read.
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let listed = run(with_config(&config).arg("card")).ok("card");
+    assert!(
+        listed.stdout.contains("WASHINGTON"),
+        "control: {}",
+        listed.stdout
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+        .arg("--config")
+        .arg(&config)
+        .arg("card")
+        .env_remove("HOTLINE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hotline runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}

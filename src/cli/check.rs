@@ -56,16 +56,16 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     for n in &notes {
-        println!("{n}");
+        crate::out!("{n}");
     }
     if problems.is_empty() {
-        println!("ok: no problems found");
+        crate::out!("ok: no problems found");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("error: {p}");
+            crate::out!("error: {p}");
         }
-        println!("{} problem(s) found", problems.len());
+        crate::out!("{} problem(s) found", problems.len());
         Ok(ExitCode::from(1))
     }
 }

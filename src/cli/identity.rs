@@ -91,22 +91,22 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     fsutil::create_private(&config_path, config.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
 
-    println!("Created station {name}:");
-    println!(
+    crate::out!("Created station {name}:");
+    crate::out!(
         "  secret key   {}  (owner-only; never share it)",
         key_path.display()
     );
-    println!(
+    crate::out!(
         "  station card {}  (public; give it to peers)",
         card_path.display()
     );
-    println!("  config       {}", config_path.display());
-    println!("Fingerprint: {}", card.fingerprint);
-    println!(
+    crate::out!("  config       {}", config_path.display());
+    crate::out!("Fingerprint: {}", card.fingerprint);
+    crate::out!(
         "Next: add an operator with `hotline --config {} operator add NAME`,",
         config_path.display()
     );
-    println!(
+    crate::out!(
         "and each peer with `hotline --config {} peer add THEIR-CARD.toml`.",
         config_path.display()
     );
@@ -142,7 +142,7 @@ fn station_card(config_path: &Path) -> anyhow::Result<StationCard> {
 }
 
 pub fn card(config_path: &Path) -> anyhow::Result<ExitCode> {
-    print!("{}", station_card(config_path)?.to_toml());
+    crate::cli::out_text(format_args!("{}", station_card(config_path)?.to_toml()));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,7 +43,7 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
             attachments::export(&config.station.data_dir, &keys.age, &rows, &dir)
                 .map_err(anyhow::Error::msg)?;
         for p in &written {
-            println!("{}", p.display());
+            crate::out!("{}", p.display());
         }
         for s in &skipped {
             eprintln!("not exported: {s}");
@@ -71,7 +71,7 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
         );
     }
     fsutil::create_private(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
-    println!("{}", out.display());
+    crate::out!("{}", out.display());
     eprintln!(
         "Exported message {} ({} {} serial {}). Decrypt it with any age tool, e.g. \
          `hotline identity --age --out id.txt && age -d -i id.txt {}`.",
@@ -134,7 +134,7 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
                     );
                 };
                 match journal.audit_hash_at(seq)? {
-                    Some(ours) if ours == hash => println!("peer-recorded head {seq}: matches"),
+                    Some(ours) if ours == hash => crate::out!("peer-recorded head {seq}: matches"),
                     Some(_) => {
                         eprintln!(
                             "audit log: FAILED: entry {seq} differs from the head the peer recorded; the log was rewritten"
@@ -151,11 +151,13 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
                 }
             }
             match (&v.head, v.checkpoint) {
-                (Some(h), Some(cp)) => println!(
+                (Some(h), Some(cp)) => crate::out!(
                     "audit log: {} entries, chain intact; head {} {}; last signed checkpoint at entry {cp} verifies",
-                    v.entries, h.seq, h.hash
+                    v.entries,
+                    h.seq,
+                    h.hash
                 ),
-                _ => println!("audit log: empty"),
+                _ => crate::out!("audit log: empty"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -171,8 +173,8 @@ fn peer_heads(config_path: &Path) -> anyhow::Result<ExitCode> {
     let journal = Journal::open_read_only(&config.journal_path)?;
     for peer in &config.peers {
         match journal.peer_head(peer.keys.name.as_str())? {
-            Some(h) => println!("{} {}:{}", peer.keys.name, h.seq, h.hash),
-            None => println!("{} (no link test recorded yet)", peer.keys.name),
+            Some(h) => crate::out!("{} {}:{}", peer.keys.name, h.seq, h.hash),
+            None => crate::out!("{} (no link test recorded yet)", peer.keys.name),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -181,3 +181,30 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
         .context("reading the answer")?;
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
+
+/// `println!` for what a command prints: where the reader went away
+/// (`hotline inbox | head -3`) the command ends quietly, as other Unix
+/// tools do, instead of panicking on the broken pipe.
+#[macro_export]
+macro_rules! out {
+    () => {
+        $crate::cli::out_text(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out_text(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes command output to stdout (see [`out!`]).
+pub fn out_text(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("hotline: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -76,7 +76,7 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     add_peer(config_path, &card)?;
-    println!("Added peer {} to {}.", card.station, config_path.display());
+    crate::out!("Added peer {} to {}.", card.station, config_path.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,9 +95,9 @@ pub fn operator(config_path: &Path, cmd: OperatorCommand) -> anyhow::Result<Exit
     let hash = passphrase::hash(&pass).map_err(anyhow::Error::msg)?;
     let new = add_operator(config_path, &name, args.clearance.trim(), &hash)?;
     if new {
-        println!("Added operator {name} to {}.", config_path.display());
+        crate::out!("Added operator {name} to {}.", config_path.display());
     } else {
-        println!(
+        crate::out!(
             "Set a new passphrase for operator {name} in {}.",
             config_path.display()
         );

@@ -38,7 +38,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         let station = Station::start(config, keys, Options::default()).await?;
         let socket = control::socket_path(&data_dir);
         let control = tokio::spawn(control::serve(station.clone(), socket.clone()));
-        println!(
+        crate::out!(
             "station {} listening on {} (control socket {})",
             station.name(),
             station
@@ -215,9 +215,12 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         match client.call(&Command::Release(Box::new(release))).await? {
             Reply::Released { row } => {
-                println!(
+                crate::out!(
                     "released {} {} serial {} to {}",
-                    row.precedence, row.id, row.serial, row.peer
+                    row.precedence,
+                    row.id,
+                    row.serial,
+                    row.peer
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -228,12 +231,16 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
 
 fn print_rows(rows: &[MessageRow]) {
     if rows.is_empty() {
-        println!("(none)");
+        crate::out!("(none)");
         return;
     }
-    println!(
+    crate::out!(
         "{:<10} {:<16} {:<32} {:<16} {:<24} ID",
-        "PRECEDENCE", "HANDLE", "SUBJECT", "STATE", "ACKNOWLEDGED"
+        "PRECEDENCE",
+        "HANDLE",
+        "SUBJECT",
+        "STATE",
+        "ACKNOWLEDGED"
     );
     for r in rows {
         let ack = match (&r.ack_by, r.ack_at) {
@@ -250,7 +257,7 @@ fn print_rows(rows: &[MessageRow]) {
             Some(s) => inert(s),
             None => format!("(sealed) {}", inert(&r.template_id)),
         };
-        println!(
+        crate::out!(
             "{:<10} {:<16} {:<32} {:<16} {:<24} {}",
             r.precedence.to_string(),
             crate::console::handle(r),
@@ -260,7 +267,7 @@ fn print_rows(rows: &[MessageRow]) {
             r.id
         );
         if let Some(second) = &r.second_operator {
-            println!("{:>19}released by {} and {second}", "", r.operator);
+            crate::out!("{:>19}released by {} and {second}", "", r.operator);
         }
         if r.attachments > 0 {
             let (done, refused, total) = (r.attachments_done, r.attachments_refused, r.attachments);
@@ -271,10 +278,10 @@ fn print_rows(rows: &[MessageRow]) {
             if refused > 0 {
                 line.push_str(&format!(", {refused} refused"));
             }
-            println!("{:>19}{line}", "");
+            crate::out!("{:>19}{line}", "");
         }
         if let Some(reason) = &r.refusal {
-            println!("{:>19}refused: {}", "", inert(reason));
+            crate::out!("{:>19}refused: {}", "", inert(reason));
         }
     }
 }
@@ -303,7 +310,7 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
         }
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::out!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_rows(&rows);
     }
@@ -339,14 +346,14 @@ pub fn act(config_path: &Path, args: OperatorArgs, act: Act) -> anyhow::Result<E
             Act::Cancel => Command::Cancel { id },
         };
         match client.call(&command).await? {
-            Reply::Acknowledged { row } => println!(
+            Reply::Acknowledged { row } => crate::out!(
                 "acknowledged {} ({}) as {}",
                 crate::console::describe(&row),
                 row.id,
                 args.operator
             ),
             Reply::Cancelled { row } => {
-                println!("cancelled {} ({})", crate::console::describe(&row), row.id)
+                crate::out!("cancelled {} ({})", crate::console::describe(&row), row.id)
             }
             other => return Err(unexpected(&other)),
         }
@@ -367,13 +374,13 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     })?;
     let Some(status) = status else {
-        println!(
+        crate::out!(
             "station {}: NOT RUNNING (no live socket at {})",
             config.station.name,
             control::socket_path(&config.station.data_dir).display()
         );
         if lock::is_held(&config.station.data_dir) {
-            println!("  (but its data directory is locked: a station may be starting or stuck)");
+            crate::out!("  (but its data directory is locked: a station may be starting or stuck)");
         }
         if let Ok(journal) = Journal::open_read_only(&config.journal_path) {
             let unacked = journal
@@ -384,23 +391,23 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|r| r.state.awaits_receipt())
                 .count();
-            println!(
+            crate::out!(
                 "  journal: {unacked} inbound unacknowledged, {pending} outbound without receipt"
             );
         }
         return Ok(ExitCode::from(3));
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::out!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("station {}: RUNNING", status.station);
+    crate::out!("station {}: RUNNING", status.station);
     for l in &status.links {
         let health = status.health.get(&l.peer);
         let state = health
             .map(|h| h.state.to_uppercase())
             .unwrap_or_else(|| if l.up { "UP" } else { "DOWN" }.to_string());
-        println!(
+        crate::out!(
             "  {}: {state}  path {}  rtt {}  last traffic {}  last link test {} {}",
             inert(&l.peer),
             l.path
@@ -424,14 +431,14 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .copied()
             .unwrap_or(0)
     };
-    println!(
+    crate::out!(
         "  unacknowledged inbound: FLASH {} IMMEDIATE {} PRIORITY {} ROUTINE {}",
         u(Precedence::Flash),
         u(Precedence::Immediate),
         u(Precedence::Priority),
         u(Precedence::Routine)
     );
-    println!("  outbound awaiting receipt: {}", status.outbound_pending);
+    crate::out!("  outbound awaiting receipt: {}", status.outbound_pending);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -467,7 +474,7 @@ pub fn link_test(config_path: &Path, peer: &str) -> anyhow::Result<ExitCode> {
             .await?
         {
             Reply::LinkTested { rtt_ms, .. } => {
-                println!("link test with {peer}: ok, round trip {rtt_ms} ms");
+                crate::out!("link test with {peer}: ok, round trip {rtt_ms} ms");
                 Ok(ExitCode::SUCCESS)
             }
             other => Err(unexpected(&other)),

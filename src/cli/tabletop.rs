@@ -94,7 +94,7 @@ fn choose(args: &TabletopArgs) -> anyhow::Result<Scenario> {
 pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for s in scenario::builtin().0 {
-            println!("{:<20} {} ({} injects)", s.id, s.title, s.injects.len());
+            crate::out!("{:<20} {} ({} injects)", s.id, s.title, s.injects.len());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -132,7 +132,7 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::write(&report_path, report)
         .with_context(|| format!("writing {}", report_path.display()))?;
-    println!(
+    crate::out!(
         "Exercise over: {summary}. After-action report: {}",
         report_path.display()
     );
@@ -343,7 +343,7 @@ async fn control(
         "hotline tabletop --join {} --pin {fingerprint}",
         advertised(bound)
     );
-    println!(
+    crate::out!(
         "EXERCISE white cell for scenario `{}`, listening on {bound}.\nTrainees join with:\n  {join}\n",
         scenario.id
     );
@@ -397,29 +397,29 @@ async fn join(
     };
     let keys = run::keys(&name).context("--station")?;
     let ours = keys.public().fingerprint().replace(' ', ":");
-    println!("EXERCISE: asking the white cell at {addr} to admit station {name}.");
-    println!("Read this fingerprint to the facilitator:\n  {ours}");
+    crate::out!("EXERCISE: asking the white cell at {addr} to admit station {name}.");
+    crate::out!("Read this fingerprint to the facilitator:\n  {ours}");
     let mut told = false;
     let mut lost = false;
     let white_cell = crate::station::admission::join(&keys, addr, pin, |w| match w {
         Waiting::Pending(_) => {
             if !std::mem::replace(&mut told, true) {
-                println!(
+                crate::out!(
                     "The white cell matches your --pin. Waiting for the facilitator to admit you (Ctrl-C to give up)…"
                 );
             }
             if std::mem::replace(&mut lost, false) {
-                println!("The white cell answers again. Still waiting…");
+                crate::out!("The white cell answers again. Still waiting…");
             }
         }
         Waiting::Lost(e) => {
             if !std::mem::replace(&mut lost, true) {
-                println!("The white cell stopped answering ({e}); asking again…");
+                crate::out!("The white cell stopped answering ({e}); asking again…");
             }
         }
     })
     .await?;
-    println!("Admitted by {}. Starting your console…", white_cell.name);
+    crate::out!("Admitted by {}. Starting your console…", white_cell.name);
     let (trainee, scratch) = run::start_trainee(keys, &white_cell, addr).await?;
     let _log = crate::logging::init(&scratch.0);
     let setup = setup(
@@ -435,7 +435,7 @@ async fn join(
     console.context("the terminal")?;
     let path = report.unwrap_or_else(|| PathBuf::from(format!("trainee-{name}-{date}.md")));
     std::fs::write(&path, record).with_context(|| format!("writing {}", path.display()))?;
-    println!(
+    crate::out!(
         "Exercise over. Your station's record: {}. The facilitator's white cell writes the scored after-action report.",
         path.display()
     );
