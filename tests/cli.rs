@@ -1118,3 +1118,46 @@ fn a_closed_pipe_ends_a_listing_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+/// A duplicate `--field` was silently accepted, and `--attach /dev/zero`
+/// and `--attach /tmp` both said "no such file". Each says what is wrong,
+/// before anything reaches a station.
+#[test]
+fn send_names_what_is_wrong_with_its_fields_and_attachments() {
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let send = |extra: &[&str]| {
+        run(with_config(&config)
+            .args([
+                "send",
+                "--to",
+                "MOSCOW",
+                "--template",
+                "general",
+                "--operator",
+                "op",
+            ])
+            .args(extra))
+    };
+    let out = send(&["--field", "subject=a", "--field", "subject=b"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("--field subject: given twice"),
+        "{}",
+        out.stderr
+    );
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    for (path, expected) in [
+        ("/dev/zero", "is not a regular file"),
+        (dir_arg.as_str(), "is a directory"),
+        ("/nonexistent/file.pdf", "no such file"),
+    ] {
+        let out = send(&["--field", "subject=a", "--attach", path]);
+        assert_eq!(out.code, Some(1), "{path}");
+        assert!(
+            out.stderr.contains(&format!("--attach {path}: {expected}")),
+            "{path}: {}",
+            out.stderr
+        );
+    }
+}

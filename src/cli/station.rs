@@ -169,7 +169,13 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         let Some((k, v)) = f.split_once('=') else {
             bail!("--field `{}`: write NAME=VALUE", inert(f));
         };
-        fields.insert(k.trim().to_string(), v.to_string());
+        let name = k.trim().to_string();
+        if fields.insert(name.clone(), v.to_string()).is_some() {
+            bail!(
+                "--field {}: given twice; give each field once",
+                inert(&name)
+            );
+        }
     }
     let precedence = args
         .precedence
@@ -189,8 +195,19 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
     let mut attachments = Vec::new();
     for f in &args.attach {
         let abs = std::path::absolute(f).with_context(|| format!("--attach {}", f.display()))?;
-        if !abs.is_file() {
-            bail!("--attach {}: no such file", f.display());
+        let shown = inert(&f.display().to_string());
+        match std::fs::metadata(&abs) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) if m.is_dir() => {
+                bail!("--attach {shown}: is a directory; attach files, one --attach each")
+            }
+            Ok(_) => bail!(
+                "--attach {shown}: is not a regular file (a device, FIFO or socket); attach a regular file"
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("--attach {shown}: no such file")
+            }
+            Err(e) => bail!("--attach {shown}: {e}"),
         }
         attachments.push(abs);
     }
