@@ -1161,3 +1161,159 @@ fn send_names_what_is_wrong_with_its_fields_and_attachments() {
         );
     }
 }
+
+/// Hostile cards: a card whose address hid a newline, a fake
+/// `fingerprint:` line and ESC[8m showed the operator the genuine
+/// fingerprint and got `yes`; bad addresses, a path as time zone and 5,000
+/// addresses were written to operator.toml; `/dev/zero` and a FIFO hung.
+/// Each is refused before anything of it is shown or written, with no raw
+/// control byte on the terminal; the genuine card (the control) is shown
+/// with the computed fingerprint last, on a line of its own.
+#[test]
+fn hostile_cards_are_refused_whole_before_anything_is_shown() {
+    let dir = tempdir();
+    let w = dir.path().join("w");
+    let m = dir.path().join("m");
+    init(&w, "WASHINGTON", &["--no-passphrase"]);
+    let m_fp = init(
+        &m,
+        "MOSCOW",
+        &["--no-passphrase", "--listen", "127.0.0.1:7402"],
+    );
+    let wcfg = w.join("operator.toml");
+    let genuine = read(&m.join("station.card.toml"));
+    let original = read(&wcfg);
+    let add = |card: &Path, answer: &str| {
+        from_output(
+            hotline()
+                .arg("--config")
+                .arg(&wcfg)
+                .args(["peer", "add"])
+                .arg(card)
+                .write_stdin(answer.to_string())
+                .timeout(std::time::Duration::from_secs(20))
+                .output()
+                .expect("peer add runs"),
+        )
+    };
+    let table: toml::Table = genuine.parse().expect("TOML");
+    let addresses_line = genuine
+        .lines()
+        .find(|l| l.starts_with("addresses"))
+        .expect("an addresses line")
+        .to_string();
+    let with = |line: String| genuine.replace(&addresses_line, &line);
+    // 500 fit under the size cap, so the count is what refuses them.
+    let many = (0..500)
+        .map(|i| format!("\"10.0.{}.{}:7401\"", i / 256, i % 256))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "newline, fake fingerprint, conceal",
+            with(format!(
+                "addresses = [\"127.0.0.1:7402\\n  fingerprint: {}\\u001b[8m\"]",
+                table["fingerprint"].as_str().unwrap_or_default()
+            )),
+            "is not an IP address with a port",
+        ),
+        (
+            "not an address",
+            with("addresses = [\"not-an-address\"]".into()),
+            "`not-an-address` is not an IP address",
+        ),
+        (
+            "port out of range",
+            with("addresses = [\"999.1.1.1:99999\"]".into()),
+            "`999.1.1.1:99999` is not an IP address",
+        ),
+        (
+            "500 addresses",
+            with(format!("addresses = [{many}]")),
+            "500 addresses; a card lists at most 8",
+        ),
+        (
+            "a path as time zone",
+            genuine.replace("time_zone = \"UTC\"", "time_zone = \"../../../etc/passwd\""),
+            "is not a time zone of the tz database",
+        ),
+        (
+            "OSC title in the time zone",
+            genuine.replace(
+                "time_zone = \"UTC\"",
+                "time_zone = \"\\u001b]0;pwned\\u0007\"",
+            ),
+            "is not a time zone of the tz database",
+        ),
+        (
+            "10 MB",
+            format!("{genuine}\n#{}\n", "x".repeat(10 << 20)),
+            "is larger than 65536 bytes",
+        ),
+    ];
+    for (what, text, expected) in cases {
+        assert_ne!(text, genuine, "{what}: the case changes the card");
+        let path = dir.path().join("hostile.toml");
+        std::fs::write(&path, &text).expect("write");
+        let out = add(&path, "yes\n");
+        assert_eq!(out.code, Some(1), "{what}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{what}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{7}'),
+            "{what}: a raw control byte reached the terminal"
+        );
+        assert!(
+            !out.stderr.contains("Did you check"),
+            "{what}: nothing is asked of a bad card"
+        );
+        assert_eq!(read(&wcfg), original, "{what}: nothing is written");
+    }
+    let fifo = dir.path().join("card.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for (path, what) in [
+        (Path::new("/dev/zero"), "/dev/zero"),
+        (fifo.as_path(), "a FIFO"),
+    ] {
+        let out = add(path, "yes\n");
+        assert_eq!(out.code, Some(1), "{what}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("is not a regular file"),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(read(&wcfg), original);
+
+    // CONTROL: the genuine card is shown and added; its fingerprint, as
+    // computed from its keys, is the last thing before the question.
+    let path = dir.path().join("genuine.toml");
+    std::fs::write(&path, &genuine).expect("write");
+    let out = add(&path, "yes\n");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "FINGERPRINT OF MOSCOW:")
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert_eq!(
+        lines.get(at + 1).copied(),
+        Some(m_fp.as_str()),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lines
+            .get(at + 2)
+            .is_some_and(|l| l.contains("Did you check")),
+        "{}",
+        out.stderr
+    );
+}

@@ -11,6 +11,7 @@ use crate::config::{add_operator, add_peer};
 use crate::crypto::StationCard;
 use crate::domain::OperatorName;
 use crate::passphrase::{self, OPERATOR_PASSPHRASE_ENV};
+use crate::sanitize::inert;
 
 #[derive(Subcommand, Debug)]
 pub enum PeerCommand {
@@ -42,7 +43,11 @@ pub struct OperatorAddArgs {
 pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
     let PeerCommand::Add(args) = cmd;
     let config = load_config(config_path)?;
-    let (card, _) = StationCard::load(&args.card)?;
+    // The card is checked whole before anything of it is shown: its name
+    // by the station-name rules, its addresses as IP:port, its time zone
+    // from the tz database; the fingerprint shown is the one computed
+    // from its keys, last, on a line of its own.
+    let (card, keys) = StationCard::load(&args.card)?;
     if config.peer(card.station.as_str()).is_some() {
         bail!(
             "peer {} is already configured in {}",
@@ -56,10 +61,13 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
         if card.addresses.is_empty() {
             "(none)".into()
         } else {
-            card.addresses.join(", ")
+            inert(&card.addresses.join(", "))
         }
     );
-    eprintln!("  fingerprint: {}", card.fingerprint);
+    eprintln!(
+        "  time zone:   {}",
+        inert(card.time_zone.as_deref().unwrap_or("(none)"))
+    );
     eprintln!();
     eprintln!(
         "Check this fingerprint with {} over a separate channel you trust",
@@ -68,6 +76,10 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
     eprintln!(
         "(read aloud by a known person). Anyone who can swap this card can read and forge traffic."
     );
+    eprintln!();
+    eprintln!("FINGERPRINT OF {}:", card.station);
+    eprintln!("{}", keys.fingerprint());
+    eprintln!();
     if !confirm(&format!(
         "Did you check the fingerprint of {} out of band?",
         card.station

@@ -10,6 +10,11 @@ use super::keys::{
 };
 use crate::domain::StationName;
 
+/// The largest card read: a real one is a few hundred bytes.
+pub const MAX_CARD: u64 = 64 * 1024;
+/// The most addresses a card may list.
+pub const MAX_ADDRESSES: usize = 8;
+
 /// A station's public card, exactly as written to and read from TOML.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,11 +71,39 @@ impl StationCard {
         )
     }
 
+    /// Reads a card: a regular file of at most [`MAX_CARD`] bytes (a
+    /// device, a FIFO or a huge file is refused before it is read).
     pub fn load(path: &Path) -> Result<(Self, PeerKeys), CardError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|cause| CardError::Read {
+        use std::io::Read;
+        let shown = crate::sanitize::inert(&path.display().to_string());
+        let read = |cause| CardError::Read {
             path: shown.clone(),
             cause,
+        };
+        let meta = std::fs::metadata(path).map_err(read)?;
+        if !meta.is_file() {
+            return Err(CardError::Parse {
+                path: shown,
+                message: "is not a regular file; give the path of a station card (.toml)".into(),
+            });
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_CARD + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_CARD {
+            return Err(CardError::Parse {
+                path: shown,
+                message: format!(
+                    "is larger than {MAX_CARD} bytes; a station card is a few hundred"
+                ),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| CardError::Parse {
+            path: shown.clone(),
+            message: "is not UTF-8 text".into(),
         })?;
         Self::parse(&text, &shown)
     }
@@ -81,11 +114,14 @@ impl StationCard {
             path: path.to_string(),
             message: crate::problem::describe_toml_error(text, &e),
         })?;
-        let keys = card.keys().map_err(|(key, message)| CardError::BadKey {
-            path: path.to_string(),
-            key,
-            message,
-        })?;
+        let keys = card
+            .keys()
+            .and_then(|keys| card.check_values().map(|()| keys))
+            .map_err(|(key, message)| CardError::BadKey {
+                path: path.to_string(),
+                key,
+                message,
+            })?;
         let computed = fingerprint(&keys.name, &keys.signing, &keys.age);
         if !same_fingerprint(&computed, &card.fingerprint) {
             return Err(CardError::FingerprintMismatch {
@@ -94,6 +130,52 @@ impl StationCard {
             });
         }
         Ok((card, keys))
+    }
+
+    /// Addresses are IP:port (at most [`MAX_ADDRESSES`]); the time zone is
+    /// a name from the tz database. Nothing else can reach the config or
+    /// the screen from a card.
+    fn check_values(&self) -> Result<(), (&'static str, String)> {
+        if self.addresses.len() > MAX_ADDRESSES {
+            return Err((
+                "addresses",
+                format!(
+                    "{} addresses; a card lists at most {MAX_ADDRESSES}",
+                    self.addresses.len()
+                ),
+            ));
+        }
+        for a in &self.addresses {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err((
+                    "addresses",
+                    format!(
+                        "`{}` is not an IP address with a port, such as 192.0.2.10:7401 or [2001:db8::1]:7401",
+                        crate::sanitize::inert(a)
+                    ),
+                ));
+            }
+        }
+        if let Some(tz) = &self.time_zone {
+            let named = !tz.is_empty()
+                && !tz.starts_with('/')
+                && !tz
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+                && tz
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+            if !named || jiff::tz::TimeZone::get(tz).is_err() {
+                return Err((
+                    "time_zone",
+                    format!(
+                        "`{}` is not a time zone of the tz database, such as Europe/Moscow or UTC",
+                        crate::sanitize::inert(tz)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn keys(&self) -> Result<PeerKeys, (&'static str, String)> {
