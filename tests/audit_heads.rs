@@ -163,3 +163,65 @@ async fn mismatch_after_restart(w: &Site, m: &Site) -> bool {
     tokio::time::sleep(Duration::from_millis(300)).await;
     mismatch
 }
+
+/// `audit verify` said "audit log: empty", exit 0, of a journal holding
+/// messages whose audit and checkpoints were deleted, and "Invalid column
+/// type Text at index: 2" of a damaged table. Each is a verdict, exit 2;
+/// the intact log (and the repaired one) verifies, as the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_damaged_audit_log_is_a_failed_verdict() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(tmp.path(), FAST_LINK);
+    let ws = w.start().await;
+    let session = door::login(&ws).await;
+    for i in 0..3 {
+        door::release(&ws, &session, "MOSCOW", general(&format!("m{i}"))).await;
+    }
+    ws.shutdown().await;
+    drop(ws);
+    let verify = || {
+        let out = hotline(&w.config_path, &["audit", "verify"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(verify().0, Some(0), "control: {}", verify().1);
+    let conn = rusqlite::Connection::open(w.config().journal_path).expect("open");
+    let first: i64 = conn
+        .query_row("SELECT MIN(seq) FROM audit", [], |r| r.get(0))
+        .expect("an entry");
+
+    let detail: String = conn
+        .query_row("SELECT detail FROM audit WHERE seq = ?1", [first], |r| {
+            r.get(0)
+        })
+        .expect("its detail");
+    // A blob where text belongs: what reading it as text cannot survive.
+    conn.execute("UPDATE audit SET detail = x'00ff' WHERE seq = ?1", [first])
+        .expect("damage a column");
+    let (code, stderr) = verify();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("tables are damaged"), "{stderr}");
+    conn.execute(
+        "UPDATE audit SET detail = ?1 WHERE seq = ?2",
+        rusqlite::params![detail, first],
+    )
+    .expect("repair it");
+    assert_eq!(verify().0, Some(0), "control, repaired: {}", verify().1);
+
+    conn.execute_batch("DELETE FROM audit; DELETE FROM checkpoints;")
+        .expect("delete the log");
+    let (code, stderr) = verify();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("0 entries for 3 stored messages"),
+        "{stderr}"
+    );
+
+    conn.execute_batch("DROP TABLE audit;")
+        .expect("drop the table");
+    let (code, stderr) = verify();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("tables are damaged"), "{stderr}");
+}

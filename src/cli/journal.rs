@@ -111,7 +111,31 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
         Err(_) => super::load_keys(&config)?.signing.verifying_key(),
     };
     let journal = Journal::open_read_only(&config.journal_path)?;
-    match journal.verify_audit(&station_key)? {
+    // Damage to the tables themselves (a column's type changed, a table
+    // gone) is a verdict too: the log cannot be trusted.
+    let verdict = journal
+        .verify_audit(&station_key)
+        .and_then(|v| journal.message_count().map(|messages| (v, messages)));
+    let (verdict, messages) = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "audit log: FAILED: the journal's tables are damaged ({e}); it was tampered with or corrupted"
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match verdict {
+        // Every stored message was audited (released or received) in the
+        // transaction that stored it: fewer entries than messages means
+        // entries were deleted.
+        Ok(v) if v.entries < messages => {
+            eprintln!(
+                "audit log: FAILED: {} entries for {messages} stored messages, each of which was audited when stored; the log was shortened or deleted",
+                v.entries
+            );
+            Ok(ExitCode::from(2))
+        }
         // The station checkpoints the head in the same transaction as every
         // batch, so entries past the newest checkpoint mean checkpoints were
         // removed, perhaps to hide a rewrite.

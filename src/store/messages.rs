@@ -408,6 +408,16 @@ impl Journal {
     }
 
     /// Verifies the audit chain and its newest checkpoint.
+    /// How many messages (both directions) the journal holds.
+    pub fn message_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Ok(
+                c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))?
+                    .max(0) as u64,
+            )
+        })
+    }
+
     pub fn verify_audit(
         &self,
         station_key: &ed25519_dalek::VerifyingKey,
