@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     match hotline::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hotline: {}", hotline::cli::describe(&e));
+            // Errors quote what was wrong, which may be text from outside.
+            let text = hotline::sanitize::inert_lines(&hotline::cli::describe(&e)).join("\n");
+            eprintln!("hotline: {text}");
             ExitCode::from(1)
         }
     }

@@ -1317,3 +1317,36 @@ fn hostile_cards_are_refused_whole_before_anything_is_shown() {
         out.stderr
     );
 }
+
+/// `hotline check` echoed a raw `ESC ]0;…BEL` from a config value in its
+/// errors. Every line a command prints, and every error, is inert.
+#[test]
+fn check_and_errors_print_no_raw_control_bytes() {
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let text = read(&config);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("time_zone"))
+        .expect("a time_zone line")
+        .to_string();
+    replace_once(
+        &config,
+        &line,
+        "time_zone = \"\\u001b]0;pwned\\u0007Europe/Nowhere\"",
+    );
+    for args in [vec!["check"], vec!["status"]] {
+        let out = run(with_config(&config).args(&args));
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert_ne!(out.code, Some(0), "{args:?}: {all}");
+        assert!(all.contains("time_zone"), "{args:?} names the key: {all}");
+        assert!(
+            all.contains("pwned"),
+            "{args:?} quotes the value, inert: {all}"
+        );
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\u{7}'),
+            "{args:?}: a raw control byte: {all:?}"
+        );
+    }
+}

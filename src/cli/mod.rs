@@ -195,11 +195,18 @@ macro_rules! out {
     };
 }
 
-/// Writes command output to stdout (see [`out!`]).
+/// Writes command output to stdout (see [`out!`]). Whatever a command
+/// prints may hold text from outside (a card, a config value, a message
+/// field), so every line is made inert on the way out: no escape sequence
+/// or control character reaches the terminal as itself.
 pub fn out_text(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    let text = crate::sanitize::inert_lines(&text.to_string()).join("\n");
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
