@@ -28,10 +28,12 @@ use sha2::{Digest, Sha256};
 // 1. The C2SP age test vectors through our decrypt path
 // ---------------------------------------------------------------------------
 
-/// The published `age` crate's source directory, as cargo resolved it.
+/// The published `age` crate's source directory, as cargo resolved it
+/// (offline and locked: the build already fetched it, and a test must not
+/// need the network).
 fn age_crate_dir() -> PathBuf {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1"])
+        .args(["metadata", "--format-version", "1", "--offline", "--locked"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
