@@ -106,6 +106,42 @@ pub fn replace_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()
     sync_parent(path)
 }
 
+/// The largest config, template or scenario file read.
+pub const MAX_TEXT_FILE: u64 = 4 << 20;
+
+/// Reads a file that must be a regular file of at most `max` bytes: a
+/// device (`/dev/zero`), a FIFO or a huge file is refused before it is
+/// read, with an error that says so.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            if meta.is_dir() {
+                "is a directory, not a file"
+            } else {
+                "is not a regular file (a device, FIFO or socket)"
+            },
+        ));
+    }
+    let mut bytes = Vec::new();
+    File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular`], as UTF-8 text.
+pub fn read_regular_text(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_regular(path, max)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
+}
+
 /// Creates a directory (and its parents) that only the owner can enter.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)

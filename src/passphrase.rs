@@ -26,7 +26,10 @@ pub fn obtain(env: &str, prompt: &str) -> Result<SecretString, String> {
 
 fn from_file(path: &Path) -> Result<SecretString, String> {
     crate::fsutil::check_private(path).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = zeroize::Zeroizing::new(
+        crate::fsutil::read_regular_text(path, 4096)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    );
     let line = text.lines().next().unwrap_or("").to_string();
     Ok(SecretString::from(line))
 }

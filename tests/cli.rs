@@ -1350,3 +1350,47 @@ fn check_and_errors_print_no_raw_control_bytes() {
         );
     }
 }
+
+/// Every file input is bounded: a device, a FIFO or a directory given as
+/// the config or a scenario file is refused at once, saying what it is.
+#[test]
+fn file_inputs_must_be_regular_files() {
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let fifo = dir.path().join("x.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let timed = |cmd: &mut Command| run(cmd.timeout(std::time::Duration::from_secs(20)));
+    for (path, what) in [
+        (Path::new("/dev/zero"), "is not a regular file"),
+        (fifo.as_path(), "is not a regular file"),
+        (dir.path(), "is a directory"),
+    ] {
+        let out = timed(hotline().arg("--config").arg(path).arg("check"));
+        assert_eq!(out.code, Some(1), "{}: {}", path.display(), out.stderr);
+        assert!(
+            out.stderr.contains(what) || out.stdout.contains(what),
+            "{}: {}{}",
+            path.display(),
+            out.stdout,
+            out.stderr
+        );
+        let out = timed(
+            with_config(&config)
+                .args(["tabletop", "--scenario-file"])
+                .arg(path),
+        );
+        assert_ne!(out.code, Some(0), "{}", path.display());
+        assert!(
+            out.stderr.contains(what),
+            "{}: {}",
+            path.display(),
+            out.stderr
+        );
+    }
+}

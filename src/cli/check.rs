@@ -72,7 +72,7 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<String>) {
     let key_file = &config.station.key_file;
-    let protected = std::fs::read(key_file)
+    let protected = crate::fsutil::read_regular(key_file, 1 << 20)
         .map(|b| is_protected(&b))
         .unwrap_or(false);
     let key_env_set = std::env::var_os(KEY_PASSPHRASE_ENV).is_some();
@@ -146,7 +146,7 @@ fn check_template_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<St
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            match std::fs::read_to_string(&path) {
+            match crate::fsutil::read_regular_text(&path, crate::fsutil::MAX_TEXT_FILE) {
                 Ok(text) => sources.push((path, text)),
                 Err(e) => problems.push(format!("{}: {e}", path.display())),
             }
@@ -178,7 +178,7 @@ fn check_scenario_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<St
         .collect();
     paths.sort();
     for path in paths {
-        match std::fs::read_to_string(&path) {
+        match crate::fsutil::read_regular_text(&path, crate::fsutil::MAX_TEXT_FILE) {
             Ok(text) => match crate::tabletop::scenario::parse(&path, &text, Catalog::builtin()) {
                 Ok(_) => valid += 1,
                 Err(p) => problems.extend(p.iter().map(ToString::to_string)),

@@ -66,8 +66,8 @@ pub struct TabletopArgs {
 
 fn choose(args: &TabletopArgs) -> anyhow::Result<Scenario> {
     if let Some(path) = &args.scenario_file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::fsutil::read_regular_text(path, crate::fsutil::MAX_TEXT_FILE)
+            .with_context(|| format!("reading {}", path.display()))?;
         return scenario::parse(path, &text, Catalog::builtin()).map_err(|p| {
             anyhow::anyhow!(
                 p.iter()

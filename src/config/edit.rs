@@ -49,10 +49,13 @@ pub fn example_for(
 
 fn load(path: &Path) -> Result<DocumentMut, EditError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|cause| EditError::Io {
-        path: shown.clone(),
-        cause,
-    })?;
+    let text =
+        crate::fsutil::read_regular_text(path, crate::fsutil::MAX_TEXT_FILE).map_err(|cause| {
+            EditError::Io {
+                path: shown.clone(),
+                cause,
+            }
+        })?;
     text.parse()
         .map_err(|e: toml_edit::TomlError| EditError::Parse {
             path: shown,

@@ -195,8 +195,11 @@ impl Config {
                 message,
             }])
         };
+        let text = fsutil::read_regular_text(path, fsutil::MAX_TEXT_FILE)
+            .map_err(|e| whole(e.to_string()))?;
+        // Its kind first (a device's permissions mean nothing), then who
+        // may change it.
         let readable = fsutil::check_config(path).map_err(|e| whole(permission_message(e)))?;
-        let text = std::fs::read_to_string(path).map_err(|e| whole(e.to_string()))?;
         let mut config = Config::parse(&text, path)?;
         if readable {
             config.warnings.push(format!(

@@ -135,9 +135,11 @@ pub fn read_key_file(
             message: format!("{len} bytes is far too large for a key file"),
         });
     }
-    let raw = Zeroizing::new(std::fs::read(path).map_err(|cause| KeyFileError::Io {
-        path: path.to_path_buf(),
-        cause,
+    let raw = Zeroizing::new(crate::fsutil::read_regular(path, 1 << 20).map_err(|cause| {
+        KeyFileError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }
     })?);
     let plain: Zeroizing<Vec<u8>> = if is_protected(&raw) {
         let pass = passphrase().map_err(|reason| KeyFileError::NoPassphrase {
