@@ -2579,6 +2579,12 @@ fn the_message_view_pages_shows_where_it_is_and_stops_at_the_end() {
         .map(|i| format!("строка {i:02}"))
         .collect::<Vec<_>>()
         .join("\n");
+    // The sender's original is rendered from the same fields and text.
+    let template = Catalog::builtin()
+        .get(&message.template.id, message.template.version)
+        .expect("template");
+    message.original.text =
+        hotline::templates::render(&message, template, Language::Ru, Language::Ru);
     open_message(&mut app, 11, message);
     let first = screen(&app, 80, 24);
     assert!(first.contains("lines 1–") && first.contains("▼"), "{first}");
@@ -3350,4 +3356,23 @@ fn the_alarm_count_is_always_on_the_status_bar() {
             assert!(bar.contains("ALARMS 2"), "{w}x{h}:\n{shown}");
         }
     }
+}
+
+/// A message whose original differs from its fields is shown with both,
+/// marked; one whose texts agree is shown as before (the control).
+#[test]
+fn a_message_whose_original_differs_shows_both_texts_marked() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    open_message(&mut app, 11, launch_message());
+    let shown = screen(&app, 120, 40);
+    assert!(!shown.contains("ORIGINAL DIFFERS"), "control:\n{shown}");
+    let mut forged = launch_message();
+    forged.original.text = "Пуск отменён.".into();
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    open_message(&mut app, 11, forged);
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("ORIGINAL DIFFERS FROM FIELDS"), "{shown}");
+    assert!(shown.contains("FROM THE SIGNED FIELDS:"), "{shown}");
+    assert!(shown.contains("THE SENDER'S ORIGINAL:"), "{shown}");
+    assert!(shown.contains("Пуск отменён."), "{shown}");
 }

@@ -1055,7 +1055,10 @@ fn duty_console_end_to_end() {
         Timestamp::now(),
     );
     message.text = HOSTILE.to_string();
-    message.original.text.push_str(&format!("\n{HOSTILE}\n"));
+    // Its original rendered from the same fields and text, as a sender
+    // does: this test is about hostile text, not about two texts.
+    message.original.text =
+        hotline::templates::render(&message, &checked.template, Language::Ru, Language::Ru);
     let crafted = message.id.to_string();
     let sealed = seal(&message, &m_keys, &w_public).expect("seal");
     let answer = deliver_as_peer(&m_keys, &w_public, w.addr, sealed);

@@ -1426,3 +1426,67 @@ fn frame_decode_never_panics_on_arbitrary_bytes() {
         "every outcome was exercised"
     );
 }
+
+/// A peer's signed message carries its fields and the sender's own
+/// rendering; one whose original did not match its fields was shown by its
+/// original alone. It is stored and receipted as usual, but flagged: an
+/// alarm and an audit entry. The control, a message whose two texts
+/// agree, raises neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let good = build(&general("water levels"), "WASHINGTON", "MOSCOW", 1);
+    receipt_of(
+        raw.frame(FrameKind::Message, seal(&good, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        good.id,
+    );
+    let flagged = |ms: &Station| {
+        ms.alarms()
+            .into_iter()
+            .filter(|a| a.kind == hotline::station::AlarmKind::OriginalDiffers)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        flagged(&ms).is_empty(),
+        "control: agreeing texts raise nothing"
+    );
+    assert!(audit(ms.journal(), "original-differs").is_empty());
+
+    let mut two_texts = build(&general("water levels"), "WASHINGTON", "MOSCOW", 2);
+    two_texts.original.text = "The dam has failed; evacuate.".into();
+    receipt_of(
+        raw.frame(
+            FrameKind::Message,
+            seal(&two_texts, &wk, &mk).expect("seal"),
+        )
+        .await,
+        &mk,
+        &wk.name,
+        two_texts.id,
+    );
+    assert_eq!(inbox(&ms).await.len(), 2, "stored and receipted as usual");
+    let alarms = flagged(&ms);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].id, Some(two_texts.id));
+    assert!(
+        alarms[0].text.contains("WASHINGTON/2"),
+        "{}",
+        alarms[0].text
+    );
+    let entries = audit(ms.journal(), "original-differs");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0].contains(&two_texts.id.to_string()),
+        "{entries:?}"
+    );
+    ms.shutdown().await;
+}

@@ -51,6 +51,7 @@ impl AlarmKind {
             AlarmKind::AuditMismatch => "audit-mismatch",
             AlarmKind::LinkDown => "link-down",
             AlarmKind::LinkDegraded => "link-degraded",
+            AlarmKind::OriginalDiffers => "original-differs",
         }
     }
 
@@ -66,6 +67,7 @@ impl AlarmKind {
             AlarmKind::Gap => 5,
             AlarmKind::MissedLinkTest => 6,
             AlarmKind::ClockSkew => 7,
+            AlarmKind::OriginalDiffers => 3,
             AlarmKind::LinkDegraded => 8,
             AlarmKind::ConnectionRefused => 9,
         }
@@ -85,7 +87,10 @@ impl AlarmKind {
             | AlarmKind::LinkDegraded => true,
             // An altered audit log stays altered: the next check raises it
             // again.
-            AlarmKind::Refused | AlarmKind::ConnectionRefused | AlarmKind::AuditMismatch => false,
+            AlarmKind::Refused
+            | AlarmKind::ConnectionRefused
+            | AlarmKind::AuditMismatch
+            | AlarmKind::OriginalDiffers => false,
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum AlarmKind {
     LinkDown,
     /// The link to a peer runs on its backup path.
     LinkDegraded,
+    /// A received message's original text differs from its signed fields.
+    OriginalDiffers,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

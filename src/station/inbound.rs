@@ -187,6 +187,26 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
     );
 }
 
+/// A stored message whose original differs from its fields: audited, and
+/// an alarm until an operator, having read both, clears it.
+fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, serial: u64) {
+    tracing::warn!(%peer, %id, "the original of a received message differs from its fields");
+    let _ = inner.journal.audit(
+        "station",
+        "original-differs",
+        &format!("peer={peer} id={id}"),
+    );
+    inner.raise(
+        AlarmKind::OriginalDiffers,
+        &id.to_string(),
+        Some(peer),
+        Some(id),
+        format!(
+            "{peer}/{serial}: the sender's original differs from its signed fields; read both in the message view"
+        ),
+    );
+}
+
 pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
     let standing = standing(inner, peer);
     let body = HelloBody {
@@ -379,6 +399,13 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     }
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None);
     inner.subjects.note(inner, &m);
+    // One message, one text: an original that says something its signed
+    // fields do not is stored and receipted as usual, but flagged.
+    let differs = matches!(
+        crate::templates::check_original(&m, inner.catalog),
+        crate::templates::OriginalCheck::Differs { .. }
+    )
+    .then_some((m.id, m.serial));
     let event = Event::Received {
         id: m.id,
         from: peer.to_string(),
@@ -395,6 +422,9 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     {
         Ok(Stored::New) => {
             inner.emit(event);
+            if let Some((id, serial)) = differs {
+                original_differs(inner, peer, id, serial);
+            }
             Some(Frame::new(FrameKind::Receipt, doc))
         }
         Ok(Stored::Duplicate { receipt }) => Some(Frame::new(FrameKind::Receipt, receipt)),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 pub use model::{Choice, DEFAULT_TEXT_MAX, Field, FieldKind, Localized, Template, parse_template};
-pub use render::{ReaderView, for_reader, render};
+pub use render::{OriginalCheck, ReaderView, check_original, for_reader, render};
 pub use value::ValueError;
 
 use crate::problem::Problem;

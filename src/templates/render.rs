@@ -219,6 +219,57 @@ impl ReaderView {
     }
 }
 
+/// Whether a received message's two texts agree: its fields rendered in
+/// the sender's language against the sender's own original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginalCheck {
+    Agrees,
+    /// They differ: the original says something the signed fields do not.
+    Differs {
+        rendered: String,
+    },
+    /// It could not be checked here (another template version or renderer
+    /// revision, an unknown language), so nothing is claimed either way.
+    NotChecked {
+        reason: String,
+    },
+}
+
+/// Renders the fields as the sender did and compares with its original.
+pub fn check_original(message: &Message, catalog: &Catalog) -> OriginalCheck {
+    let Ok(lang) = message.original.language.parse::<Language>() else {
+        return OriginalCheck::NotChecked {
+            reason: format!(
+                "the sender's language `{}` is not one this station knows",
+                message.original.language
+            ),
+        };
+    };
+    if message.revision != crate::domain::REVISION {
+        return OriginalCheck::NotChecked {
+            reason: format!(
+                "it was written by renderer revision {}, this station has {}",
+                message.revision,
+                crate::domain::REVISION
+            ),
+        };
+    }
+    let Some(template) = catalog.get(&message.template.id, message.template.version) else {
+        return OriginalCheck::NotChecked {
+            reason: format!(
+                "this station has no template `{}` version {}",
+                message.template.id, message.template.version
+            ),
+        };
+    };
+    let rendered = render(message, template, lang, lang);
+    if rendered == message.original.text {
+        OriginalCheck::Agrees
+    } else {
+        OriginalCheck::Differs { rendered }
+    }
+}
+
 /// The view a reader in `lang` gets of a received message.
 pub fn for_reader(message: &Message, catalog: &Catalog, lang: Language) -> ReaderView {
     let original = message.original.text.clone();

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::Theme;
 use crate::console::App;
 use crate::sanitize::{inert, inert_lines};
-use crate::templates::{Catalog, ReaderView, for_reader};
+use crate::templates::{Catalog, OriginalCheck, ReaderView, check_original, for_reader};
 
 pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(reading) = &app.reading else { return };
@@ -48,7 +48,34 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 ));
             }
             lines.push(Line::raw(""));
-            lines.extend(inert_lines(&text).into_iter().map(Line::raw));
+            match check_original(m, Catalog::builtin()) {
+                // Two texts for one message: both are shown, marked, and
+                // neither is taken for the other.
+                OriginalCheck::Differs { rendered } => {
+                    lines.push(Line::styled(
+                        "ORIGINAL DIFFERS FROM FIELDS: the sender's original says something its signed fields do not. Both follow.",
+                        theme.alert(),
+                    ));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled("FROM THE SIGNED FIELDS:", theme.warn()));
+                    lines.extend(inert_lines(&rendered).into_iter().map(Line::raw));
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled("THE SENDER'S ORIGINAL:", theme.warn()));
+                    lines.extend(inert_lines(&m.original.text).into_iter().map(Line::raw));
+                }
+                check => {
+                    lines.extend(inert_lines(&text).into_iter().map(Line::raw));
+                    if let OriginalCheck::NotChecked { reason } = check {
+                        lines.push(Line::styled(
+                            format!(
+                                "(original not checked against the fields: {})",
+                                inert(&reason)
+                            ),
+                            theme.dim(),
+                        ));
+                    }
+                }
+            }
             if !m.attachments.is_empty() {
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
