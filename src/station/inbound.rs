@@ -189,13 +189,21 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
 
 /// A stored message whose original differs from its fields: audited, and
 /// an alarm until an operator, having read both, clears it.
-fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, serial: u64) {
+async fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, serial: u64) {
     tracing::warn!(%peer, %id, "the original of a received message differs from its fields");
-    let _ = inner.journal.audit(
-        "station",
-        "original-differs",
-        &format!("peer={peer} id={id}"),
-    );
+    // Audited before the receipt leaves.
+    if let Err(e) = inner
+        .journal
+        .audit(
+            "station",
+            "original-differs",
+            &format!("peer={peer} id={id}"),
+        )
+        .done()
+        .await
+    {
+        tracing::error!(error = %e, "the original-differs audit entry was not written");
+    }
     inner.raise(
         AlarmKind::OriginalDiffers,
         &id.to_string(),
@@ -423,7 +431,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         Ok(Stored::New) => {
             inner.emit(event);
             if let Some((id, serial)) = differs {
-                original_differs(inner, peer, id, serial);
+                original_differs(inner, peer, id, serial).await;
             }
             Some(Frame::new(FrameKind::Receipt, doc))
         }
