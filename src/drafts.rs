@@ -43,6 +43,20 @@ pub struct DraftFileError {
     pub kept: String,
 }
 
+/// Why a draft could not be kept or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("sealing the draft: {0}")]
+    Seal(String),
+    #[error("the station's recipient is not known to this console")]
+    NoRecipient,
+}
+
 /// Where an operator's draft is kept.
 pub fn path(data_dir: &Path, operator: &OperatorName) -> PathBuf {
     data_dir.join("drafts").join(format!("{operator}.age"))
@@ -54,14 +68,22 @@ pub fn seal(
     data_dir: &Path,
     recipient: &age::x25519::Recipient,
     saved: &SavedDraft,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, KeepError> {
     let path = path(data_dir, &saved.operator);
-    let json = zeroize::Zeroizing::new(serde_json::to_vec(saved).map_err(|e| e.to_string())?);
-    let sealed = age_io::encrypt(&json, &[recipient]).map_err(|e| e.to_string())?;
+    let json = zeroize::Zeroizing::new(
+        serde_json::to_vec(saved).map_err(|e| KeepError::Seal(e.to_string()))?,
+    );
+    let sealed =
+        age_io::encrypt(&json, &[recipient]).map_err(|e| KeepError::Seal(e.to_string()))?;
     let dir = data_dir.join("drafts");
-    crate::fsutil::create_private_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::fsutil::replace_atomic(&path, &sealed, 0o600)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::fsutil::create_private_dir(&dir).map_err(|source| KeepError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    crate::fsutil::replace_atomic(&path, &sealed, 0o600).map_err(|source| KeepError::Io {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
@@ -124,12 +146,12 @@ fn set_aside(path: &Path) -> String {
 }
 
 /// Removes the operator's kept draft (released or thrown away).
-pub fn discard(data_dir: &Path, operator: &OperatorName) -> Result<(), String> {
+pub fn discard(data_dir: &Path, operator: &OperatorName) -> Result<(), KeepError> {
     let path = path(data_dir, operator);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(KeepError::Io { path, source }),
     }
 }
 

@@ -473,7 +473,7 @@ async fn keep_drafts(
     while let Some(job) = jobs.recv().await {
         let Some((dir, recipient)) = backend.drafts() else {
             if let Effect::SaveDraft(saved) = job {
-                let result = Err("the station's recipient is not known to this console".into());
+                let result = Err(crate::drafts::KeepError::NoRecipient);
                 let at = saved.saved_at;
                 let _ = tx.send(Msg::DraftSaved { at, result }).await;
             }
@@ -487,9 +487,11 @@ async fn keep_drafts(
                 }),
                 Effect::DiscardDraft(operator) => crate::drafts::discard(&dir, &operator)
                     .err()
-                    .map(|detail| Msg::Done {
+                    .map(|e| Msg::Done {
                         what: "removing the kept draft".into(),
-                        result: Err(ApiError::Refused { detail }),
+                        result: Err(ApiError::Refused {
+                            detail: e.to_string(),
+                        }),
                     }),
                 _ => None,
             })

@@ -563,10 +563,16 @@ fn drafts_are_kept_on_disk_and_offered_back_at_log_in() {
         &mut app,
         Msg::DraftSaved {
             at: saved.saved_at,
-            result: Err("disk full".into()),
+            result: Err(hotline::drafts::KeepError::Io {
+                path: "/data/drafts/j.smith.age".into(),
+                source: std::io::Error::other("disk full"),
+            }),
         },
     );
-    assert!(screen(&app, 120, 40).contains("FAILED: keeping the draft on disk: disk full"));
+    assert!(
+        screen(&app, 120, 40)
+            .contains("FAILED: keeping the draft on disk: /data/drafts/j.smith.age: disk full")
+    );
     assert!(app.form.is_some());
 
     // Typed back to blank: the kept copy goes.

@@ -44,7 +44,11 @@ pub(super) fn forget(app: &mut App) -> Option<Effect> {
     app.operator.clone().map(Effect::DiscardDraft)
 }
 
-pub(super) fn saved(app: &mut App, at: jiff::Timestamp, result: Result<(), String>) {
+pub(super) fn saved(
+    app: &mut App,
+    at: jiff::Timestamp,
+    result: Result<(), crate::drafts::KeepError>,
+) {
     match result {
         Ok(()) => app.draft_saved = Some(at),
         Err(e) => {

@@ -171,7 +171,8 @@ pub enum Msg {
     /// The console sealed the draft to disk, or could not.
     DraftSaved {
         at: Timestamp,
-        result: Result<(), String>,
+        /// Why it could not, for the operator.
+        result: Result<(), crate::drafts::KeepError>,
     },
 }
 
