@@ -349,7 +349,7 @@ impl Scroll {
             A::PageUp => top.saturating_sub(self.page()),
             A::PageDown => top.saturating_add(self.page()).min(last),
             A::Top => 0,
-            A::Bottom => last.min(usize::MAX / 2),
+            A::Bottom => last,
             _ => return false,
         };
         true

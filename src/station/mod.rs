@@ -161,6 +161,19 @@ impl Inner {
         }
     }
 
+    /// A stored message, opened in memory: ours with our key, a peer's
+    /// checked against its pinned key.
+    fn open_stored(&self, id: &MessageId, direction: Direction) -> Result<Message, StationError> {
+        let sealed = self.journal.sealed(id)?;
+        let opened = match direction {
+            Direction::Out => open_outbound(&sealed, &self.keys),
+            Direction::In => open_inbound(&sealed, &self.keys, |n| self.peer(n)),
+        };
+        opened
+            .map(|o| o.message)
+            .map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
+    }
+
     /// Sends a message's row as the journal now holds it.
     fn changed(&self, id: &MessageId) {
         match self.journal.find(&id.to_string()) {
@@ -558,14 +571,7 @@ impl Station {
     /// Opens a stored message (either direction) for reading.
     pub(crate) fn open(&self, id: &MessageId) -> Result<Message, StationError> {
         let row = self.inner.journal.find(&id.to_string())?;
-        let sealed = self.inner.journal.sealed(id)?;
-        let opened = match row.direction {
-            Direction::Out => open_outbound(&sealed, &self.inner.keys),
-            Direction::In => open_inbound(&sealed, &self.inner.keys, |n| self.inner.peer(n)),
-        };
-        opened
-            .map(|o| o.message)
-            .map_err(|e| StationError::Refused(format!("stored message {id} does not open: {e}")))
+        self.inner.open_stored(id, row.direction)
     }
 
     /// A message's attachments as the journal records them.
@@ -608,17 +614,10 @@ impl Station {
         }
         let mut found = Vec::new();
         for row in self.inner.journal.list(direction)? {
-            let sealed = self.inner.journal.sealed(&row.id)?;
-            let opened = match direction {
-                Direction::Out => open_outbound(&sealed, &self.inner.keys),
-                Direction::In => open_inbound(&sealed, &self.inner.keys, |n| self.inner.peer(n)),
-            };
-            match opened {
-                Ok(o) if subjects::holds(&self.inner, &o.message, &query) => found.push(row.id),
+            match self.inner.open_stored(&row.id, direction) {
+                Ok(m) if subjects::holds(&self.inner, &m, &query) => found.push(row.id),
                 Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(id = %row.id, error = %e, "stored message does not open for a search")
-                }
+                Err(e) => tracing::warn!(error = %e, "a search skipped a stored message"),
             }
         }
         Ok(found)

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Event, Inner};
-use crate::crypto::{open_inbound, open_outbound};
 use crate::domain::{Message, MessageId};
 use crate::store::{Direction, MessageRow};
 
@@ -29,9 +28,8 @@ impl Subjects {
     }
 
     /// The row with its subject, where it is known.
-    pub(super) fn dress(&self, mut row: MessageRow) -> MessageRow {
-        row.subject = self.map().get(&row.id).cloned().flatten();
-        row
+    pub(super) fn dress(&self, row: MessageRow) -> MessageRow {
+        dressed(&self.map(), row)
     }
 
     /// The known subjects of `ids`.
@@ -44,13 +42,13 @@ impl Subjects {
 
     pub(super) fn dress_all(&self, rows: Vec<MessageRow>) -> Vec<MessageRow> {
         let map = self.map();
-        rows.into_iter()
-            .map(|mut r| {
-                r.subject = map.get(&r.id).cloned().flatten();
-                r
-            })
-            .collect()
+        rows.into_iter().map(|r| dressed(&map, r)).collect()
     }
+}
+
+fn dressed(map: &HashMap<MessageId, Option<String>>, mut row: MessageRow) -> MessageRow {
+    row.subject = map.get(&row.id).cloned().flatten();
+    row
 }
 
 /// Whether a message holds `query` (already lowercase) in its subject,
@@ -105,17 +103,10 @@ pub(super) async fn fill(inner: Arc<Inner>) {
                 if worker.subjects.map().contains_key(&row.id) {
                     continue;
                 }
-                let Ok(sealed) = worker.journal.sealed(&row.id) else {
-                    continue;
-                };
-                let message = match direction {
-                    Direction::Out => open_outbound(&sealed, &worker.keys),
-                    Direction::In => open_inbound(&sealed, &worker.keys, |n| worker.peer(n)),
-                };
-                match message {
-                    Ok(o) => worker.subjects.note(&worker, &o.message),
+                match worker.open_stored(&row.id, direction) {
+                    Ok(m) => worker.subjects.note(&worker, &m),
                     Err(e) => {
-                        tracing::warn!(id = %row.id, error = %e, "stored message does not open for its subject");
+                        tracing::warn!(error = %e, "no subject for a stored message");
                         worker.subjects.map().insert(row.id, None);
                     }
                 }
