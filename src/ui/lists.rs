@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use super::{Theme, fit, width_of};
 use crate::console::App;
-use crate::domain::{Dtg, Language, Precedence};
+use crate::domain::{Dtg, Language, MessageId, Precedence};
 use crate::sanitize::inert;
 use crate::store::{MessageRow, MessageState};
 use crate::templates::Catalog;
@@ -159,30 +159,30 @@ fn table(
     own: impl Fn(&MessageRow) -> (Vec<String>, ratatui::style::Style),
 ) {
     let height = usize::from(area.height.saturating_sub(2));
-    // Under a find only the matches are listed, the selection among them.
-    let matches: Option<Vec<&MessageRow>> = crate::console::find::active(app)
-        .and_then(|f| f.matches.as_ref())
-        .map(|ids| ids.iter().filter_map(|id| rows.find(id)).collect());
+    // Under a find only the matches are listed, the selection among them;
+    // only the visible window of them is looked up.
+    let matches: Option<&[MessageId]> =
+        crate::console::find::active(app).and_then(|f| f.matches.as_deref());
     let selected_id = rows.get(selected).map(|r| r.id);
-    let (len, selected) = match &matches {
+    let (len, selected) = match matches {
         Some(m) => (
             m.len(),
             m.iter()
-                .position(|r| Some(r.id) == selected_id)
+                .position(|id| Some(*id) == selected_id)
                 .unwrap_or(usize::MAX),
         ),
         None => (rows.len(), selected),
     };
     let range = window(selected.min(len.saturating_sub(1)), len, height);
-    let visible: Vec<&MessageRow> = match &matches {
-        Some(m) => m[range.clone()].to_vec(),
+    let visible: Vec<&MessageRow> = match matches {
+        Some(m) => m[range.clone()]
+            .iter()
+            .filter_map(|id| rows.find(id))
+            .collect(),
         None => rows.iter_from(range.start).take(range.len()).collect(),
     };
     let lang = app.setup.language;
-    let exercise = match &matches {
-        Some(m) => m.iter().any(|r| r.exercise),
-        None => rows.any_exercise(),
-    };
+    let exercise = rows.any_exercise();
     let mut headers = vec!["", if exercise { "EX" } else { "" }, "PREC", "SER", "DTG"];
     headers.push(columns.peer);
     headers.push("SUBJECT");
