@@ -371,6 +371,7 @@ fn status() -> Status {
         health: HashMap::new(),
         unacknowledged: HashMap::new(),
         outbound_pending: 0,
+        strangers_refused: 0,
     }
 }
 

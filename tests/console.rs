@@ -146,6 +146,7 @@ fn status() -> Box<Status> {
         health,
         unacknowledged: HashMap::new(),
         outbound_pending: 0,
+        strangers_refused: 0,
     })
 }
 

@@ -497,6 +497,243 @@ async fn unknown_peer_is_refused() {
     ms.shutdown().await;
 }
 
+/// `count` strangers, each from its own loopback address, call `addr`
+/// presenting one key pinned for no peer, `parallel` at a time; each call
+/// ends when the station has closed on it.
+async fn strangers_call(addr: SocketAddr, target: &PeerKeys, count: u32) {
+    use futures_util::StreamExt;
+    let stranger = StationKeys::generate(name("STRANGER")).expect("keys");
+    let config = client_config(
+        &stranger.signing,
+        target.signing,
+        ALPN_LIVE,
+        Duration::from_secs(15),
+    )
+    .expect("config");
+    futures_util::stream::iter(0..count)
+        .for_each_concurrent(16, |i| {
+            let config = config.clone();
+            async move {
+                let [_, _, b, c] = (i + 256).to_be_bytes();
+                let source = std::net::Ipv4Addr::new(127, 1 + b, c, 7);
+                let endpoint =
+                    quinn::Endpoint::client(SocketAddr::from((source, 0))).expect("bind");
+                let connecting = endpoint
+                    .connect_with(config, addr, "hotline")
+                    .expect("connect");
+                if let Ok(Ok(conn)) = tokio::time::timeout(ANSWER_LIMIT, connecting).await {
+                    let _ = tokio::time::timeout(ANSWER_LIMIT, conn.closed()).await;
+                }
+            }
+        })
+        .await;
+}
+
+/// How many entries the audit log holds.
+fn audit_len(journal: &Journal) -> i64 {
+    journal
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?))
+        .expect("audit log")
+}
+
+/// Audit entries about refused connections: each one's, and the summaries.
+fn refusal_rows(journal: &Journal) -> (Vec<String>, Vec<String>) {
+    (
+        audit(journal, "connection-refused"),
+        audit(journal, "connections-refused"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_strangers_grow_the_audit_log_by_two_entries_and_the_link_still_works() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let before = audit_len(ms.journal());
+
+    strangers_call(m.listen, &m.keys().public(), 1_000).await;
+    eventually(
+        Duration::from_secs(30),
+        "MOSCOW counted 1,000 refused strangers",
+        || ms.status().strangers_refused >= 1_000,
+    )
+    .await;
+    assert_eq!(ms.status().strangers_refused, 1_000, "one refusal per call");
+    // CONTROL for the count below: the flood left the link working.
+    let real = real_washington_delivers(&w, &ms).await;
+    assert_eq!(inbox(&ms).await, vec![real]);
+    ms.shutdown().await;
+
+    let (each, summaries) = refusal_rows(ms.journal());
+    assert_eq!(
+        each.len(),
+        1,
+        "only the first is audited on its own: {each:?} {summaries:?}"
+    );
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    let summary = &summaries[0];
+    assert!(
+        summary.starts_with("total=1000 timed_out=0 sources=1000 since="),
+        "{summary}"
+    );
+    let busiest = summary.split("busiest=").nth(1).expect("busiest");
+    assert_eq!(busiest.split(',').count(), 10, "{summary}");
+    assert!(
+        busiest
+            .split(',')
+            .all(|s| s.starts_with("127.") && s.ends_with("x1")),
+        "{summary}"
+    );
+    let grown = audit_len(ms.journal()) - before;
+    // The rest: WASHINGTON's message received, its link test, the stop.
+    assert!(grown <= 8, "the audit log grew by {grown} entries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_without_the_window_each_stranger_is_one_audit_entry() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m
+        .start_with(Options {
+            refusal_window: Duration::ZERO,
+            ..Options::default()
+        })
+        .await;
+    strangers_call(m.listen, &m.keys().public(), 200).await;
+    eventually(
+        Duration::from_secs(30),
+        "MOSCOW counted 200 refused strangers",
+        || ms.status().strangers_refused >= 200,
+    )
+    .await;
+    ms.shutdown().await;
+    let (each, summaries) = refusal_rows(ms.journal());
+    assert_eq!(each.len(), 200);
+    assert!(summaries.is_empty(), "{summaries:?}");
+}
+
+/// A UDP relay to `target` that passes a caller's first `pass` datagrams
+/// (its Initial, and the Initial it sends again after a Retry) and drops
+/// the rest, so the handshake can never finish.
+struct Relay {
+    /// Where the caller dials.
+    addr: SocketAddr,
+    /// Where the station sees the caller come from.
+    source: SocketAddr,
+    /// How many datagrams the station sent back.
+    answers: tokio::sync::watch::Receiver<usize>,
+}
+
+async fn stalling_relay(target: SocketAddr, pass: usize) -> Relay {
+    let outer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let inner = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    inner.connect(target).await.expect("connect");
+    let (addr, source) = (
+        outer.local_addr().expect("addr"),
+        inner.local_addr().expect("addr"),
+    );
+    let (answered, answers) = tokio::sync::watch::channel(0);
+    tokio::spawn(async move {
+        let (mut caller, mut passed) = (None, 0);
+        let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+        loop {
+            tokio::select! {
+                Ok((n, from)) = outer.recv_from(&mut a) => {
+                    caller = Some(from);
+                    if passed < pass {
+                        passed += 1;
+                        let _ = inner.send(&a[..n]).await;
+                    }
+                }
+                Ok(n) = inner.recv(&mut b) => {
+                    answered.send_modify(|k| *k += 1);
+                    if let Some(to) = caller {
+                        let _ = outer.send_to(&b[..n], to).await;
+                    }
+                }
+            }
+        }
+    });
+    Relay {
+        addr,
+        source,
+        answers,
+    }
+}
+
+/// Starts a handshake with MOSCOW through `relay`, as WASHINGTON would.
+fn dial_through(w: &Site, m: &Site, relay: &Relay) -> tokio::task::JoinHandle<()> {
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let config = client_config(
+        &w.keys().signing,
+        m.keys().public().signing,
+        ALPN_LIVE,
+        Duration::from_secs(15),
+    )
+    .expect("config");
+    let connecting = endpoint
+        .connect_with(config, relay.addr, "hotline")
+        .expect("connect");
+    tokio::spawn(async move {
+        let _ = connecting.await;
+        drop(endpoint);
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_costs_nothing_before_a_retry_and_a_stalled_handshake_raises_no_alarm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+
+    // A caller that never proves its address: only its first Initial gets
+    // through, and MOSCOW answers it with a stateless Retry alone.
+    let unproven = stalling_relay(m.listen, 1).await;
+    let first = dial_through(&w, &m, &unproven);
+    let mut answers = unproven.answers.clone();
+    answers.wait_for(|n| *n >= 1).await.expect("relay");
+    // A caller that proves it and then stalls.
+    let stalled = stalling_relay(m.listen, 2).await;
+    let second = dial_through(&w, &m, &stalled);
+    eventually(
+        Duration::from_secs(20),
+        "MOSCOW audited the stalled handshake",
+        || !refusal_rows(ms.journal()).0.is_empty(),
+    )
+    .await;
+    first.abort();
+    second.abort();
+    // The unproven caller started first: had it cost a handshake, its
+    // time-out would have come first.
+    assert_eq!(ms.status().strangers_refused, 1);
+    let (each, _) = refusal_rows(ms.journal());
+    assert_eq!(
+        each,
+        vec![format!(
+            "remote={} reason=handshake timed out",
+            stalled.source
+        )]
+    );
+    assert_eq!(*unproven.answers.borrow(), 1, "one Retry, nothing more");
+    assert!(
+        ms.alarms()
+            .iter()
+            .all(|a| a.kind != AlarmKind::ConnectionRefused),
+        "{:?}",
+        ms.alarms()
+    );
+    // CONTROL: the same relay passing everything lets the real WASHINGTON
+    // through, so it was the stall that kept it out.
+    let open = stalling_relay(m.listen, usize::MAX).await;
+    let raw = Raw::hello(&w.keys(), &m.keys().public(), open.addr, ALPN_LIVE).await;
+    assert!(raw.is_ok(), "{:?}", raw.err());
+    ms.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_alpn_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -510,6 +747,7 @@ async fn wrong_alpn_is_refused() {
         alpn: ALPN_EXERCISE.to_vec(),
         exercise_only: true,
         admission: false,
+        ..Options::default()
     };
     let xs = ex.start_with(exercise).await;
     let session = door::login(&xs).await;

@@ -322,6 +322,7 @@ async fn only_a_white_cell_answers_requests_to_join() {
         alpn: ALPN_EXERCISE.to_vec(),
         exercise_only: true,
         admission: true,
+        ..Options::default()
     };
     let white_cell = Station::start(site.config(), site.keys(), exercise_admission)
         .await

@@ -456,6 +456,10 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         u(Precedence::Routine)
     );
     crate::out!("  outbound awaiting receipt: {}", status.outbound_pending);
+    crate::out!(
+        "  connections refused from strangers since start: {}",
+        status.strangers_refused
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,6 +42,9 @@ pub const INBOUND_STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Dial backoff: from the first value, doubling, up to the second.
 pub const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(200);
 pub const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Handshakes in progress at once; a caller past this is refused at once
+/// (cheaply, before any crypto), so a flood costs bounded memory.
+pub const MAX_PENDING_HANDSHAKES: usize = 128;
 /// Room for link events not yet taken by the station.
 pub const EVENT_BUFFER: usize = 1024;
 
@@ -164,6 +167,11 @@ pub enum LinkEvent {
     Refused {
         remote: SocketAddr,
         reason: String,
+        /// The pinned peer whose key the caller proved; `None` for a
+        /// stranger.
+        peer: Option<StationName>,
+        /// Whether the handshake merely timed out.
+        timed_out: bool,
     },
     Malformed {
         peer: StationName,

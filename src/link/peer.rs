@@ -11,26 +11,54 @@ use super::stream::{self, StreamError};
 use super::{
     CLOSE_DUPLICATE, CLOSE_PROBE_DONE, CLOSE_REFUSED, CLOSE_REPLACED, DIAL_BACKOFF_MAX,
     DIAL_BACKOFF_MIN, DIAL_TIMEOUT, HELLO_TIMEOUT, INBOUND_STREAM_TIMEOUT, LinkEvent, Live,
-    PathKind, PeerEntry, STREAM_MALFORMED, Shared, tls,
+    MAX_PENDING_HANDSHAKES, PathKind, PeerEntry, STREAM_MALFORMED, Shared, tls,
 };
 use crate::domain::StationName;
 use crate::wire::{Frame, FrameKind};
 
 pub async fn accept_loop(shared: Arc<Shared>) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     while let Some(incoming) = shared.endpoint.accept().await {
-        tokio::spawn(accept_one(shared.clone(), incoming));
+        // A stranger costs nothing until it proves it can receive at its
+        // address: an unvalidated first packet gets a stateless Retry.
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
+            continue;
+        }
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            let remote = incoming.remote_address();
+            incoming.refuse();
+            shared.emit(LinkEvent::Refused {
+                remote,
+                reason: "too many handshakes at once".into(),
+                peer: None,
+                timed_out: false,
+            });
+            continue;
+        };
+        tokio::spawn(accept_one(shared.clone(), incoming, permit));
     }
 }
 
-async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
+async fn accept_one(
+    shared: Arc<Shared>,
+    incoming: quinn::Incoming,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let remote = incoming.remote_address();
-    let refused = |reason: String| {
-        tracing::warn!(%remote, %reason, "refused a connection");
-        shared.emit(LinkEvent::Refused { remote, reason });
+    let stranger = |reason: String, timed_out: bool| {
+        shared.emit(LinkEvent::Refused {
+            remote,
+            reason,
+            peer: None,
+            timed_out,
+        });
     };
     let connecting = match incoming.accept() {
         Ok(c) => c,
-        Err(e) => return refused(format!("handshake: {e}")),
+        Err(e) => return stranger(format!("handshake: {e}"), false),
     };
     let conn = match tokio::time::timeout(HELLO_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
@@ -39,18 +67,30 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         Ok(Err(
             quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed,
         )) => return,
-        Ok(Err(e)) => return refused(format!("TLS: {e}")),
-        Err(_) => return refused("handshake timed out".into()),
+        Ok(Err(quinn::ConnectionError::TimedOut)) => {
+            return stranger("handshake timed out".into(), true);
+        }
+        Ok(Err(e)) => return stranger(format!("TLS: {e}"), false),
+        Err(_) => return stranger("handshake timed out".into(), true),
     };
     let Some(key) = tls::peer_key(&conn) else {
         conn.close(CLOSE_REFUSED.into(), b"no station key");
-        return refused("presented no Ed25519 station key".into());
+        return stranger("presented no Ed25519 station key".into(), false);
     };
     let entry = shared.entry_by_key(&key);
     if entry.is_none() && !shared.settings.admission {
         conn.close(CLOSE_REFUSED.into(), b"unknown key");
-        return refused("presented a key pinned for no peer".into());
+        return stranger("presented a key pinned for no peer".into(), false);
     }
+    let known = entry.as_ref().map(|e| e.spec.name.clone());
+    let refused = |reason: String| {
+        shared.emit(LinkEvent::Refused {
+            remote,
+            reason,
+            peer: known.clone(),
+            timed_out: false,
+        });
+    };
     let who = entry
         .as_ref()
         .map_or_else(|| remote.to_string(), |e| e.spec.name.to_string());
@@ -72,6 +112,7 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         }
     };
     if frame.kind == FrameKind::Join && shared.settings.admission {
+        drop(permit);
         let answer = shared.upcalls.join(key, remote, frame);
         if stream::write_frame(&mut send, &answer).await.is_ok() {
             let _ = send.finish();
@@ -97,6 +138,7 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return refused(format!("{peer}: bad hello: {reason}"));
         }
     };
+    drop(permit);
     let answer = Frame::new(frame.kind, shared.upcalls.hello(&peer));
     if stream::write_frame(&mut send, &answer).await.is_err() {
         return;

@@ -244,6 +244,13 @@ pub fn server_config(
     let quic = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport(idle)));
+    // Bounds on what callers not yet accepted may hold: connection
+    // attempts waiting for the accept loop, and the early data buffered
+    // for them.
+    config
+        .max_incoming(2 * super::MAX_PENDING_HANDSHAKES)
+        .incoming_buffer_size(64 * 1024)
+        .incoming_buffer_size_total(4 * 1024 * 1024);
     Ok(config)
 }
 

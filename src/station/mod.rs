@@ -21,6 +21,7 @@ mod handle;
 mod inbound;
 pub mod lock;
 mod outbox;
+pub mod strangers;
 mod subjects;
 mod timers;
 
@@ -81,6 +82,11 @@ pub struct Options {
     /// Tabletop white cell: stations not yet pinned may ask to join, and
     /// are added as peers when admitted ([`Station::admit`]).
     pub admission: bool,
+    /// The window refused connections from strangers are summed up over
+    /// ([`strangers`]). Zero writes an audit entry for each refusal, as
+    /// stations did before the window: only the test suite's control sets
+    /// it, to show that its count sees every entry.
+    pub refusal_window: Duration,
 }
 
 impl Default for Options {
@@ -89,6 +95,7 @@ impl Default for Options {
             alpn: ALPN_LIVE.to_vec(),
             exercise_only: false,
             admission: false,
+            refusal_window: strangers::WINDOW,
         }
     }
 }
@@ -118,6 +125,9 @@ pub struct Status {
     pub health: HashMap<String, PeerHealth>,
     pub unacknowledged: HashMap<String, usize>,
     pub outbound_pending: usize,
+    /// Connections refused from strangers since the station started.
+    #[serde(default)]
+    pub strangers_refused: u64,
 }
 
 pub(crate) struct Inner {
@@ -140,6 +150,7 @@ pub(crate) struct Inner {
     auth: Authenticator,
     alarms: Mutex<alarms::Board>,
     subjects: subjects::Subjects,
+    strangers: Mutex<strangers::Strangers>,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -186,6 +197,12 @@ impl Inner {
                 let _ = self.events.send(Event::Resync);
             }
         }
+    }
+
+    fn strangers(&self) -> std::sync::MutexGuard<'_, strangers::Strangers> {
+        self.strangers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn alarms(&self) -> std::sync::MutexGuard<'_, alarms::Board> {
@@ -326,7 +343,6 @@ impl Station {
             keys: Arc::new(keys),
             journal,
             catalog: Catalog::builtin(),
-            options,
             link: OnceLock::new(),
             events: broadcast::channel(EVENT_BUFFER).0,
             peers: RwLock::new(peers),
@@ -337,6 +353,8 @@ impl Station {
             stop: watch::channel(false).0,
             alarms: Mutex::default(),
             subjects: subjects::Subjects::default(),
+            strangers: Mutex::new(strangers::Strangers::new(options.refusal_window)),
+            options,
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
         let (link, link_events) = Link::start(settings, upcalls)?;
@@ -674,6 +692,7 @@ impl Station {
             health,
             unacknowledged,
             outbound_pending,
+            strangers_refused: self.inner.strangers().refused(),
         }
     }
 
@@ -732,6 +751,11 @@ impl Station {
         let _ = self.inner.stop.send(true);
         if let Some(link) = self.inner.link() {
             link.shutdown().await;
+        }
+        if let Some(written) = timers::sum_up_strangers(&self.inner, true)
+            && let Err(e) = written.done().await
+        {
+            tracing::warn!(error = %e, "the summary of refused connections was not written");
         }
     }
 }

@@ -69,20 +69,13 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
                 }
             }
             LinkEvent::Probe { .. } => continue,
-            LinkEvent::Refused { remote, reason } => {
-                let _ = inner.journal.audit(
-                    "station",
-                    "connection-refused",
-                    &format!("remote={remote} reason={reason}"),
-                );
-                // One alarm per address, however often it tries.
-                inner.raise(
-                    AlarmKind::ConnectionRefused,
-                    &remote.ip().to_string(),
-                    None,
-                    None,
-                    format!("refused a connection from {remote}: {reason}"),
-                );
+            LinkEvent::Refused {
+                remote,
+                reason,
+                peer,
+                timed_out,
+            } => {
+                refused(&inner, remote, &reason, peer.as_ref(), timed_out);
                 continue;
             }
             LinkEvent::Malformed { peer, reason } => {
@@ -96,6 +89,84 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
         };
         inner.emit(station_event);
     }
+}
+
+/// Audits, logs and alarms a refused connection: a pinned peer's each time,
+/// a stranger's through the window count (see [`super::strangers`]).
+fn refused(
+    inner: &Inner,
+    remote: std::net::SocketAddr,
+    reason: &str,
+    peer: Option<&StationName>,
+    timed_out: bool,
+) {
+    if peer.is_none()
+        && !inner
+            .strangers()
+            .note(Instant::now(), remote.ip(), timed_out)
+    {
+        return;
+    }
+    tracing::warn!(%remote, %reason, "refused a connection");
+    let _ = inner.journal.audit(
+        "station",
+        "connection-refused",
+        &format!("remote={remote} reason={reason}"),
+    );
+    if timed_out {
+        return;
+    }
+    // One alarm per address, however often it tries.
+    inner.raise(
+        AlarmKind::ConnectionRefused,
+        &remote.ip().to_string(),
+        None,
+        None,
+        format!("refused a connection from {remote}: {reason}"),
+    );
+}
+
+/// Writes the summary of the strangers' window if it has ended, or, at a
+/// stop, of the window open now. Returns the audit write, for a stop to
+/// wait on.
+pub fn sum_up_strangers(
+    inner: &Inner,
+    stopping: bool,
+) -> Option<crate::store::Pending<crate::store::audit::Head>> {
+    let summary = {
+        let mut strangers = inner.strangers();
+        if stopping {
+            strangers.close()
+        } else {
+            strangers.due(Instant::now())
+        }
+    };
+    let summary = summary?;
+    tracing::warn!(%summary, "refused connections from strangers");
+    let written = inner
+        .journal
+        .audit("station", "connections-refused", &summary.to_string());
+    if summary.alarming() {
+        let busiest = summary
+            .busiest
+            .first()
+            .map(|(ip, n)| format!("; busiest {ip} ({n})"))
+            .unwrap_or_default();
+        inner.raise(
+            AlarmKind::ConnectionRefused,
+            "strangers",
+            None,
+            None,
+            format!(
+                "refused {} connections from {}{} addresses since {}{busiest}",
+                summary.total,
+                summary.sources,
+                if summary.more_sources { "+" } else { "" },
+                summary.since.strftime("%H:%M:%S UTC"),
+            ),
+        );
+    }
+    Some(written)
 }
 
 /// Sends one link test to `peer` and waits for its answer. Records the
@@ -216,6 +287,7 @@ pub async fn run(inner: Arc<Inner>) {
             () = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,
         }
+        drop(sum_up_strangers(&inner, false));
         // The checks read the journal: off the async workers.
         let checks = {
             let inner = inner.clone();

@@ -109,6 +109,7 @@ fn exercise_options(admission: bool) -> Options {
         alpn: ALPN_EXERCISE.to_vec(),
         exercise_only: true,
         admission,
+        ..Options::default()
     }
 }
 
