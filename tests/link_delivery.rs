@@ -388,15 +388,7 @@ async fn sigkill_child_sender() {
     let Some(dir) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else {
         return;
     };
-    let config_path = dir.join("operator.toml");
-    let config = hotline::config::Config::load(&config_path).expect("child config");
-    let site = Site {
-        name: config.station.name.clone(),
-        listen: config.station.listen,
-        dir,
-        config_path,
-    };
-    let ws = site.start().await;
+    let ws = site_in(dir).start().await;
     let session = Arc::new(door::login(&ws).await);
     let deadline = Instant::now() + CHILD_MAX;
     let mut workers = JoinSet::new();
@@ -557,6 +549,199 @@ async fn sender_killed_mid_batch_and_restarted_delivers_exactly_once() {
 
     ws.shutdown().await;
     ms.shutdown().await;
+}
+
+/// The site whose files are in `dir` (a child's view of its parent's site).
+fn site_in(dir: PathBuf) -> Site {
+    let config_path = dir.join("operator.toml");
+    let config = hotline::config::Config::load(&config_path).expect("child config");
+    Site {
+        name: config.station.name.clone(),
+        listen: config.station.listen,
+        dir,
+        config_path,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2b. Receiver killed, again and again, while messages arrive
+// ---------------------------------------------------------------------------
+
+/// Set in the child: MOSCOW's data directory.
+const RECEIVER_ENV: &str = "HOTLINE_TEST_SIGKILL_RECEIVER_DIR";
+/// Set in the child of the control: receipts go out before the commit.
+const RECEIPT_FIRST_ENV: &str = "HOTLINE_TEST_RECEIPT_FIRST";
+/// How many times the receiver is killed.
+const RECEIVER_KILLS: usize = 6;
+/// Release tasks the sender runs while the receiver dies, so that several
+/// messages are in flight at each kill.
+const RELEASE_WORKERS: usize = 2;
+
+/// The child half of the receiver crash tests: runs MOSCOW from the
+/// directory in `RECEIVER_ENV`, prints `ready` once it listens, and waits
+/// to be killed. Without the variable it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_child_receiver() {
+    let Some(dir) = std::env::var_os(RECEIVER_ENV).map(PathBuf::from) else {
+        return;
+    };
+    let options = hotline::station::Options {
+        receipt_before_commit: std::env::var_os(RECEIPT_FIRST_ENV).is_some(),
+        ..hotline::station::Options::default()
+    };
+    let _ms = site_in(dir).start_with(options).await;
+    // On a line of its own: the harness's "test … " has no newline yet.
+    println!("\nready");
+    std::io::stdout().flush().expect("flush");
+    tokio::time::sleep(CHILD_MAX).await;
+}
+
+/// What a run of the receiver crash test left.
+struct ReceiverCrashes {
+    /// What the sender released, and what it holds a receipt for.
+    released: Vec<MessageId>,
+    receipted: Vec<MessageId>,
+    /// What the receiver's journal holds after its last restart.
+    stored: Vec<MessageId>,
+    /// Messages the last run showed as new though its journal had them.
+    shown_again: Vec<MessageId>,
+}
+
+/// WASHINGTON releases a stream of messages while MOSCOW, in a
+/// child process, is SIGKILLed `RECEIVER_KILLS` times, each time just after
+/// WASHINGTON took a receipt from it, and restarted. Then MOSCOW runs in
+/// this process until everything is receipted.
+async fn receiver_killed_repeatedly(receipt_first: bool) -> ReceiverCrashes {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ws = w.start().await;
+    let session = Arc::new(door::login(&ws).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut releasing = JoinSet::new();
+    for worker in 0..RELEASE_WORKERS {
+        let (ws, session, stop) = (ws.clone(), session.clone(), stop.clone());
+        releasing.spawn(async move {
+            let mut released = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let subject = format!("arriving {worker}-{}", released.len());
+                let draft = with_precedence(&subject, Precedence::Routine);
+                released.push(door::release(&ws, &session, "MOSCOW", draft).await.id);
+            }
+            released
+        });
+    }
+    let stderr_path = tmp.path().join("receiver.stderr");
+    let mut receipts = ws.subscribe();
+    for life in 0..RECEIVER_KILLS {
+        let mut command = tokio::process::Command::new(own_binary());
+        command
+            .args([
+                "--exact",
+                "sigkill_child_receiver",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(RECEIVER_ENV, &m.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+            .kill_on_drop(true);
+        if receipt_first {
+            command.env(RECEIPT_FIRST_ENV, "1");
+        }
+        let mut child = command.spawn().expect("spawn the receiver");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.expect("read child") {
+                if line == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(ready, Ok(true)),
+            "life {life}: the receiver did not start; its stderr:\n{}",
+            std::fs::read_to_string(&stderr_path).unwrap_or_default()
+        );
+        while receipts.try_recv().is_ok() {}
+        wait_event(&mut receipts, Duration::from_secs(30), |e| {
+            matches!(e, Event::Receipt { .. })
+        })
+        .await;
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.expect("wait");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "life {life}: {status:?}"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    let released: Vec<MessageId> = releasing.join_all().await.concat();
+
+    let before: HashSet<MessageId> = {
+        let journal = Journal::open_read_only(&m.config().journal_path).expect("journal");
+        journal
+            .list(Direction::In)
+            .expect("inbox")
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let ms = m.restart().await;
+    let events = Recorder::new(&ms);
+    all_receipted(&ws, released.len(), Duration::from_secs(60)).await;
+    let receipted = ids(&ws, Direction::Out).await;
+    let stored = ids(&ms, Direction::In).await;
+    let shown_again = events
+        .received_ids()
+        .into_iter()
+        .filter(|id| before.contains(id))
+        .collect();
+    ws.shutdown().await;
+    ms.shutdown().await;
+    ReceiverCrashes {
+        released,
+        receipted,
+        stored,
+        shown_again,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_killed_six_times_keeps_every_message_it_receipted() {
+    let run = receiver_killed_repeatedly(false).await;
+    assert_eq!(run.receipted.len(), run.released.len());
+    let judged = exactly_once(&run.receipted, &run.stored);
+    assert!(judged.is_exactly_once(), "{}", judged.summary());
+    assert!(
+        run.shown_again.is_empty(),
+        "shown twice: {:?}",
+        run.shown_again
+    );
+    eprintln!(
+        "receiver crashes: {} released, {RECEIVER_KILLS} kills, every receipted one stored once",
+        run.released.len(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_a_receiver_that_receipts_before_its_commit_loses_messages_when_killed() {
+    let run = receiver_killed_repeatedly(true).await;
+    let judged = exactly_once(&run.receipted, &run.stored);
+    assert!(
+        !judged.lost.is_empty(),
+        "receipted but not stored was never seen: {}",
+        judged.summary()
+    );
+    assert!(judged.duplicated.is_empty() && judged.unexpected.is_empty());
+    eprintln!(
+        "control: {} released, {} receipted but lost",
+        run.released.len(),
+        judged.lost.len()
+    );
 }
 
 /// This test binary. `/proc/self/exe` still names it if a rebuild replaced

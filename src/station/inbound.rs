@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 
@@ -308,6 +309,10 @@ pub(super) fn refusal(
     )
 }
 
+/// How late the commit comes under [`super::Options::receipt_before_commit`]:
+/// long enough that a crash after the receipt loses the message.
+const UNSAFE_COMMIT_DELAY: Duration = Duration::from_millis(500);
+
 /// A signed receipt for message `id` (or its acknowledgement, or one of its
 /// attachments).
 pub(super) fn receipt(
@@ -422,6 +427,17 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         exercise: m.exercise,
         template: m.template.id.clone(),
     };
+    if inner.options.receipt_before_commit {
+        let (inner, receipt) = (inner.clone(), doc.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(UNSAFE_COMMIT_DELAY).await;
+            let stored = inner.journal.store_inbound(m, sealed, receipt).done();
+            if let Ok(Stored::New) = stored.await {
+                inner.emit(event);
+            }
+        });
+        return Some(Frame::new(FrameKind::Receipt, doc));
+    }
     match inner
         .journal
         .store_inbound(m, sealed, doc.clone())

@@ -87,6 +87,10 @@ pub struct Options {
     /// stations did before the window: only the test suite's control sets
     /// it, to show that its count sees every entry.
     pub refusal_window: Duration,
+    /// Answers a message with its receipt first and commits it a moment
+    /// later: the mistake the receiver's crash test must catch. Only that
+    /// test's control sets it; nothing in the binary can.
+    pub receipt_before_commit: bool,
 }
 
 impl Default for Options {
@@ -96,6 +100,7 @@ impl Default for Options {
             exercise_only: false,
             admission: false,
             refusal_window: strangers::WINDOW,
+            receipt_before_commit: false,
         }
     }
 }
