@@ -1728,3 +1728,206 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
     );
     ms.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Promises of the link: what a pinned peer must do, and what it is told
+// ---------------------------------------------------------------------------
+
+/// A message sealed to a third station is refused "not for us"; bytes that
+/// are not a sealed message at all are refused "malformed"; both signed and
+/// audited, nothing stored. CONTROL: the same message sealed to MOSCOW on
+/// the same connection is receipted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_not_for_us_and_malformed_come_over_the_link_signed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let london = StationKeys::generate(name("LONDON"))
+        .expect("keys")
+        .public();
+
+    let message = build(&general("for someone else"), "WASHINGTON", "MOSCOW", 1);
+    // Addressed to MOSCOW but encrypted only to LONDON (and the sender).
+    let json = serde_json::to_vec(&message).expect("json");
+    let elsewhere = seal_body(&json, &wk, &london);
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, elsewhere).await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::NotForUs, "{r:?}");
+
+    let r = refusal_of(
+        raw.frame(
+            FrameKind::Message,
+            b"age-encryption.org/v1\n-> nonsense".to_vec(),
+        )
+        .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::Malformed, "{r:?}");
+    assert!(
+        inbox(&ms).await.is_empty(),
+        "refused messages are not stored"
+    );
+    let refused = audit(ms.journal(), "refuse");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].contains("code=not-for-us"), "{refused:?}");
+    assert!(refused[1].contains("code=malformed"), "{refused:?}");
+
+    let ours = seal(&message, &wk, &mk).expect("seal");
+    receipt_of(
+        raw.frame(FrameKind::Message, ours).await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    assert_eq!(inbox(&ms).await, vec![message.id]);
+    ms.shutdown().await;
+}
+
+/// A pinned peer that sends anything before its hello is refused and the
+/// connection closed, audited under its name. CONTROL: the same peer and
+/// frame after a hello is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_must_come_first_on_a_connection() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let message = build(&general("too early"), "WASHINGTON", "MOSCOW", 1);
+    let sealed = seal(&message, &wk, &mk).expect("seal");
+
+    let early = Raw::connect(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("TLS");
+    let answer = early.frame(FrameKind::Message, sealed.clone()).await;
+    assert!(!matches!(answer, Answer::Frame(_)), "answered: {answer}");
+    let closed = tokio::time::timeout(ANSWER_LIMIT, early.conn.closed())
+        .await
+        .expect("the connection is closed");
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if &c.reason[..] == b"hello expected"),
+        "{closed:?}"
+    );
+    eventually(Duration::from_secs(5), "the refusal audited", || {
+        audit(ms.journal(), "connection-refused")
+            .iter()
+            .any(|d| d.contains("WASHINGTON: sent Message before its hello"))
+    })
+    .await;
+    assert!(inbox(&ms).await.is_empty());
+
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    receipt_of(
+        raw.frame(FrameKind::Message, sealed).await,
+        &mk,
+        &wk.name,
+        message.id,
+    );
+    ms.shutdown().await;
+}
+
+/// A hello whose clock is beyond the bound keeps the link but marks it
+/// degraded and raises the clock-skew alarm; a hello within the bound
+/// clears it again (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_beyond_the_bound_degrades_the_link_and_alarms() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let bound = m.config().link.max_clock_skew;
+
+    let mut skewed = hello_body(&wk, &mk);
+    skewed.time = Timestamp::now() - (bound + Duration::from_secs(60));
+    let body = serde_json::to_vec(&skewed).expect("json");
+    let (_raw, _) = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &body)
+        .await
+        .expect("a skewed hello is still answered");
+    let alarm = wait_event(
+        &mut mev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::ClockSkew),
+    )
+    .await;
+    assert!(
+        matches!(&alarm, Event::Alarm(a) if a.peer.as_deref() == Some("WASHINGTON")
+            && a.text.contains("clock differs from ours by")),
+        "{alarm:?}"
+    );
+    let state = |ms: &Station| {
+        ms.status()
+            .health
+            .get("WASHINGTON")
+            .map(|h| h.state.clone())
+    };
+    assert_eq!(state(&ms).as_deref(), Some("degraded"));
+
+    let (_fresh, _) = Raw::hello_with(
+        &wk,
+        &mk,
+        m.listen,
+        ALPN_LIVE,
+        &serde_json::to_vec(&hello_body(&wk, &mk)).expect("json"),
+    )
+    .await
+    .expect("hello");
+    wait_event(&mut mev, Duration::from_secs(5), |e| {
+        matches!(
+            e,
+            Event::AlarmCleared {
+                kind: AlarmKind::ClockSkew,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_ne!(state(&ms).as_deref(), Some("degraded"));
+    ms.shutdown().await;
+}
+
+/// A link test due while the peer is down is missed and alarms; with the
+/// peer up the same interval passes without one (the control, first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_link_test_alarms() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let link = "test_interval = \"2s\"\nflash_receipt_alarm = \"5s\"\nretry_window = \"5s\"\n";
+    let (w, m) = pair(tmp.path(), link);
+    let ws = w.start().await;
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let passed = wait_event(
+        &mut mev,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::LinkTest { peer, ok: true, .. } if peer == "WASHINGTON"),
+    )
+    .await;
+    assert!(
+        ms.alarms()
+            .iter()
+            .all(|a| a.kind != AlarmKind::MissedLinkTest),
+        "{passed:?}: {:?}",
+        ms.alarms()
+    );
+    ws.shutdown().await;
+    let alarm = wait_event(
+        &mut mev,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::MissedLinkTest),
+    )
+    .await;
+    assert!(
+        matches!(&alarm, Event::Alarm(a) if a.peer.as_deref() == Some("WASHINGTON")),
+        "{alarm:?}"
+    );
+    ms.shutdown().await;
+}

@@ -1470,3 +1470,274 @@ async fn subjects_reach_only_a_logged_in_session() {
     }
     ws.shutdown().await;
 }
+
+/// Runs `hotline` against `site` with the operator's passphrase file.
+fn hotline_at(site: &support::Site, pass: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+        .arg("--config")
+        .arg(&site.config_path)
+        .args(args)
+        .env_remove("HOTLINE_CONFIG")
+        .env("HOTLINE_PASSPHRASE_FILE", pass)
+        .output()
+        .expect("hotline runs");
+    assert!(
+        out.status.success(),
+        "hotline {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// `hotline ARGS` against `site` with its standard output closed from the
+/// start, as under `| head -0`.
+fn closed_pipe(site: &support::Site, args: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+        .arg("--config")
+        .arg(&site.config_path)
+        .args(args)
+        .env_remove("HOTLINE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hotline runs");
+    drop(child.stdout.take());
+    child
+}
+
+/// The command ended by itself, with success and without a panic.
+fn quietly_ended(what: &str, child: std::process::Child) {
+    let out = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert!(out.status.success(), "{what}: {:?}: {stderr}", out.status);
+}
+
+/// What every log file in a site's data directory holds.
+fn logs_of(site: &support::Site) -> (Vec<String>, String) {
+    let dir = site.config().station.data_dir.join("logs");
+    let mut names = Vec::new();
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&dir).expect("logs dir") {
+        let path = entry.expect("entry").path();
+        names.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+        text.push_str(&std::fs::read_to_string(&path).expect("log file"));
+    }
+    names.sort();
+    (names, text)
+}
+
+/// The README's promises for the command line and the logs, against two
+/// real `hotline serve` processes: `hotline watch` streams the arrival and
+/// the acknowledgement, `hotline ack MOSCOW/1` acknowledges and the
+/// acknowledgement reaches MOSCOW's `outbox`, `hotline link-test` answers;
+/// every listing whose reader has gone ends quietly (`watch` at the next
+/// event);
+/// the logs keep 14 files and never hold the message's text, though they
+/// do hold the station's own lines (the positive control).
+#[test]
+fn watch_ack_and_link_test_on_the_command_line_and_logs_without_message_text() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    let logs = w.config().station.data_dir.join("logs");
+    hotline::fsutil::create_private_dir(&logs).expect("logs dir");
+    for day in 1..=20 {
+        let old = logs.join(format!("hotline.2026-01-{day:02}.log"));
+        hotline::fsutil::create_private(&old, b"an old day\n").expect("old log");
+        // The appender prunes by creation time, which the kernel keeps on
+        // a coarse clock: apart, so that the order is the days' order.
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    let moscow = Serve::start(&m);
+    let washington = Serve::start(&w);
+    let pass = root.path().join("pass");
+    hotline::fsutil::create_private(&pass, PASSPHRASE.as_bytes()).expect("passphrase file");
+
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+        .arg("--config")
+        .arg(&w.config_path)
+        .arg("watch")
+        .env_remove("HOTLINE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("hotline watch starts");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_line = |what: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = lines.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no {what} from hotline watch ({e}); it printed {seen:#?}")
+            });
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("hotline watch printed {line:?}: {e}"));
+            seen.push(line);
+            if want(&value) {
+                return value;
+            }
+        }
+    };
+    // A watcher whose reader has gone ends at the next event, quietly.
+    let closed_watch = closed_pipe(&w, &["watch"]);
+    let (subject, text) = ("SUBJECT-7Q-NEVER-LOGGED", "BODY-9Z-NEVER-LOGGED");
+    hotline_at(
+        &m,
+        &pass,
+        &[
+            "send",
+            "--to",
+            "WASHINGTON",
+            "--template",
+            "general",
+            "--operator",
+            "op",
+            "--field",
+            &format!("subject={subject}"),
+            "--field",
+            &format!("text={text}"),
+        ],
+    );
+    let received = wait_line("the arrival", &|v| v["event"] == "received");
+    let id = received["id"].as_str().expect("id").to_string();
+    assert_eq!(received["from"], "MOSCOW");
+
+    let acked = hotline_at(&w, &pass, &["ack", "MOSCOW/1", "--operator", "op"]);
+    assert_eq!(
+        acked.trim_end(),
+        format!("acknowledged ROUTINE MOSCOW/1 \"{subject}\" ({id}) as op")
+    );
+    let event = wait_line("the acknowledged row", &|v| {
+        v["event"] == "message-changed" && v["row"]["ack_by"] == "op"
+    });
+    assert_eq!(event["row"]["id"], id.as_str());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let outbox = hotline_at(&m, &pass, &["outbox"]);
+        if outbox
+            .lines()
+            .any(|l| l.contains("ACKNOWLEDGED") && l.contains("op"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the acknowledgement never reached MOSCOW:\n{outbox}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    quietly_ended("watch", closed_watch);
+    // Every listing, its reader gone at once (`hotline inbox | head -0`).
+    for args in [
+        &["inbox"][..],
+        &["outbox"],
+        &["status"],
+        &["status", "--json"],
+        &["audit", "verify"],
+        &["audit", "heads"],
+        &["card"],
+        &["check"],
+        &["tabletop", "--list"],
+        &["--help"],
+    ] {
+        quietly_ended(&args.join(" "), closed_pipe(&w, args));
+    }
+    let tested = hotline_at(&w, &pass, &["link-test", "MOSCOW"]);
+    assert!(
+        tested.starts_with("link test with MOSCOW: ok, round trip "),
+        "{tested}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    washington.stop();
+    moscow.stop();
+
+    let (names, w_logs) = logs_of(&w);
+    let (_, m_logs) = logs_of(&m);
+    assert_eq!(names.len(), hotline::logging::KEPT_LOG_FILES, "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.as_str() < "hotline.2026-01-08.log"),
+        "the oldest days go first: {names:?}"
+    );
+    let today = format!(
+        "hotline.{}.log",
+        jiff::Timestamp::now().strftime("%Y-%m-%d")
+    );
+    assert!(names.contains(&today), "{names:?}");
+    for logs in [&w_logs, &m_logs] {
+        assert!(logs.contains("station started"), "{logs}");
+        assert!(
+            !logs.contains(subject) && !logs.contains(text),
+            "message text in the logs:\n{logs}"
+        );
+    }
+}
+
+/// Five wrong passphrases lock the operator out, so that even the right
+/// one is refused, and say for how long; another operator still logs in.
+/// Every attempt is audited. CONTROL: four wrong ones and then the right
+/// one log in (the count starts again after a success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_is_locked_out_after_repeated_failures() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let attempt = |operator: &str, passphrase: &str| {
+        let (ws, operator, passphrase) = (ws.clone(), operator.to_string(), passphrase.to_string());
+        async move {
+            ws.handle(
+                &Session::new(Door::Console),
+                Command::Login {
+                    operator,
+                    passphrase: Passphrase::new(&passphrase),
+                },
+            )
+            .await
+        }
+    };
+    let limit = w.config().console.lockout_after;
+    assert_eq!(limit, 5);
+    for _ in 1..limit {
+        assert_eq!(attempt("op", "wrong").await.err(), Some(ApiError::Denied));
+    }
+    attempt("op", PASSPHRASE)
+        .await
+        .expect("CONTROL: below the limit");
+    for _ in 0..limit {
+        assert_eq!(attempt("op", "wrong").await.err(), Some(ApiError::Denied));
+    }
+    match attempt("op", PASSPHRASE).await {
+        Err(ApiError::LockedOut { name, seconds }) => {
+            assert_eq!(name, "op");
+            assert!((1..=300).contains(&seconds), "{seconds}");
+        }
+        other => panic!("the right passphrase got through a lockout: {other:?}"),
+    }
+    attempt("op2", PASSPHRASE).await.expect("another operator");
+    let logins = audit_actions(&ws, "login");
+    let count = |outcome: &str| {
+        logins
+            .iter()
+            .filter(|d| d.ends_with(&format!("outcome={outcome}")))
+            .count()
+    };
+    assert_eq!(
+        (count("denied"), count("locked-out"), count("ok")),
+        (2 * limit as usize - 1, 1, 2),
+        "{logins:?}"
+    );
+    ws.shutdown().await;
+}

@@ -163,3 +163,59 @@ fn the_facilitator_pauses_and_resumes_the_scenario() {
     assert!(text.contains("paused by the facilitator"), "{text}");
     assert!(text.contains("resumed by the facilitator"), "{text}");
 }
+
+/// The SGR parameters on a styled screen that set a colour (not the
+/// defaults, 39 and 49).
+fn colours(styled: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for sequence in styled.split("\x1b[").skip(1) {
+        let Some(end) = sequence.find(|c: char| c.is_ascii_alphabetic()) else {
+            continue;
+        };
+        if &sequence[end..=end] != "m" {
+            continue;
+        }
+        let params = &sequence[..end];
+        let colour = params
+            .split(';')
+            .any(|p| matches!(p.parse::<u8>(), Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)));
+        if colour {
+            found.push(params.to_string());
+        }
+    }
+    found
+}
+
+/// `NO_COLOR` in the environment leaves only modifiers (bold, reverse) on
+/// the screen. CONTROL: the same screen without it has colours.
+#[test]
+fn no_color_from_the_environment_takes_every_colour_off_the_screen() {
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/short.toml");
+    let screen_with = |name: &str, env: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmd = format!(
+            "cd {} && {env} {} tabletop --scenario-file {}; sleep 60",
+            dir.path().display(),
+            bin.display(),
+            fixture.display(),
+        );
+        let tmux = Tmux::new(name, &cmd, WINDOW);
+        tmux.wait_for("call sign", Duration::from_secs(20));
+        tmux.text("alpha-1");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("Handover summary", Duration::from_secs(10));
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("1 unacknowledged", Duration::from_secs(20));
+        tmux.styled_screen()
+    };
+    let plain = screen_with("no-color", "NO_COLOR=1");
+    let found = colours(&plain);
+    assert!(
+        found.is_empty(),
+        "colours under NO_COLOR: {found:?}\n{plain}"
+    );
+    assert!(plain.contains("\x1b["), "modifiers remain: {plain}");
+    let coloured = screen_with("colour", "env -u NO_COLOR");
+    assert!(!colours(&coloured).is_empty(), "{coloured}");
+}

@@ -259,7 +259,11 @@ impl Station {
             tokio::task::spawn_blocking(move || station.inner.auth.check(&who, &passphrase))
                 .await
                 .map_err(|e| refused(format!("log-in task failed: {e}")))?;
-        let outcome = if result.is_ok() { "ok" } else { "denied" };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(super::AuthError::Denied) => "denied",
+            Err(super::AuthError::LockedOut { .. }) => "locked-out",
+        };
         let detail = format!("via={} outcome={outcome}", door.as_str());
         self.inner
             .journal
