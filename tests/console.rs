@@ -1376,7 +1376,7 @@ fn the_alarm_panel_lists_every_alarm_and_clears_the_selected_one() {
         Msg::Station(Event::Alarm(alarm(
             AlarmKind::Gap,
             "MOSCOW",
-            "serial(s) [4] from MOSCOW have not arrived",
+            "serial(s) 4 from MOSCOW have not arrived",
             2,
         ))),
     );

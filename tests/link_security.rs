@@ -1931,3 +1931,100 @@ async fn a_missed_link_test_alarms() {
     );
     ms.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// A hostile pinned peer
+// ---------------------------------------------------------------------------
+
+/// This process's resident memory, in bytes.
+fn resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+/// The text of the next gap alarm about WASHINGTON.
+async fn next_gap_alarm(events: &mut broadcast::Receiver<Event>) -> String {
+    match wait_event(
+        events,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Gap),
+    )
+    .await
+    {
+        Event::Alarm(a) => a.text,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A pinned peer whose hello declares serial 2^40 costs a bounded span of
+/// work: the gap is reported as one bounded range, memory stays put, the
+/// tick keeps time (a FLASH with no receipt still alarms) and the station
+/// stops when asked. The control, first: a declaration of three serials
+/// is reported as exactly those three, through the same wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
+    use hotline::station::gaps::TRACKED_AHEAD;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let declaring = |highest| {
+        let mut body = hello_body(&wk, &mk);
+        body.highest_serial = highest;
+        serde_json::to_vec(&body).expect("json")
+    };
+
+    let (_three, _) = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &declaring(3))
+        .await
+        .expect("hello");
+    let control = next_gap_alarm(&mut mev).await;
+    assert_eq!(
+        control, "serial(s) 1–3 from WASHINGTON have not arrived",
+        "the control: a small declaration is judged serial by serial"
+    );
+
+    let before = resident();
+    let huge = 1u64 << 40;
+    let (raw, _) = Raw::hello_with(&wk, &mk, m.listen, ALPN_LIVE, &declaring(huge))
+        .await
+        .expect("a hello declaring 2^40 is answered");
+    let text = next_gap_alarm(&mut mev).await;
+    assert!(
+        text.starts_with(&format!(
+            "serial(s) 1–{TRACKED_AHEAD} from WASHINGTON have not arrived"
+        )) && text.contains(&format!("declares serials up to {huge}")),
+        "one bounded range: {text}"
+    );
+
+    // The ticks go on: a FLASH the hostile peer never receipts alarms.
+    let session = door::login(&ms).await;
+    let mut draft = general("still on watch");
+    draft.precedence = Some(hotline::domain::Precedence::Flash);
+    let flash = door::release(&ms, &session, "WASHINGTON", draft).await;
+    let alarm = wait_event(
+        &mut mev,
+        ms.config().link.flash_receipt_alarm + Duration::from_secs(10),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::FlashNoReceipt),
+    )
+    .await;
+    assert!(
+        matches!(&alarm, Event::Alarm(a) if a.id == Some(flash.id)),
+        "{alarm:?}"
+    );
+    let grown = resident().saturating_sub(before);
+    assert!(
+        grown < 64 << 20,
+        "memory grew by {} MiB after the declaration",
+        grown >> 20
+    );
+    drop(raw);
+    tokio::time::timeout(Duration::from_secs(15), ms.shutdown())
+        .await
+        .expect("the station stops when asked");
+}

@@ -143,12 +143,17 @@ pub(crate) fn declared(
     cancelled: &[u64],
     your_head: Option<&Head>,
 ) {
-    {
-        let mut health = inner.health();
-        let h = health.entry(peer.clone()).or_default();
-        h.declared_highest_serial = h.declared_highest_serial.max(highest_serial);
-        h.cancelled.extend(cancelled.iter().copied());
-    }
+    let declared = {
+        let mut gaps = inner.gaps();
+        let tracker = gaps.entry(peer.clone()).or_default();
+        tracker.declare(highest_serial, cancelled, std::time::Instant::now());
+        tracker.declared()
+    };
+    inner
+        .health()
+        .entry(peer.clone())
+        .or_default()
+        .declared_highest_serial = declared;
     check_recorded_head(inner, peer, your_head);
 }
 

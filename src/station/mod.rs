@@ -17,6 +17,7 @@ pub mod client;
 pub mod control;
 pub mod docs;
 mod events;
+pub mod gaps;
 mod handle;
 mod inbound;
 pub mod lock;
@@ -115,9 +116,6 @@ pub struct PeerHealth {
     pub last_link_test: Option<String>,
     pub last_link_test_ok: Option<bool>,
     pub declared_highest_serial: u64,
-    /// Serials the peer declared cancelled before sending.
-    #[serde(skip)]
-    pub cancelled: std::collections::BTreeSet<u64>,
     pub clock_skew_ms: Option<i64>,
 }
 
@@ -149,6 +147,8 @@ pub(crate) struct Inner {
     candidates: Mutex<admission::Candidates>,
     receiving: Arc<attachments::Receiving>,
     health: Mutex<HashMap<StationName, PeerHealth>>,
+    /// What each peer declared of its serials, for the gap check.
+    gaps: Mutex<HashMap<StationName, gaps::Tracker>>,
     /// Random per start: lets a peer tell our new connection from a dead one.
     boot: u64,
     stop: watch::Sender<bool>,
@@ -284,6 +284,10 @@ impl Inner {
     fn health(&self) -> std::sync::MutexGuard<'_, HashMap<StationName, PeerHealth>> {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn gaps(&self) -> std::sync::MutexGuard<'_, HashMap<StationName, gaps::Tracker>> {
+        self.gaps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A running station. Cheap to clone.
@@ -354,6 +358,7 @@ impl Station {
             candidates: Mutex::default(),
             receiving: Arc::default(),
             health: Mutex::new(HashMap::new()),
+            gaps: Mutex::new(HashMap::new()),
             boot: random_u64(),
             stop: watch::channel(false).0,
             alarms: Mutex::default(),

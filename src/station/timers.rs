@@ -262,10 +262,6 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
 struct Memory {
     flash_alarmed: HashSet<MessageId>,
     overdue_alarmed: HashSet<MessageId>,
-    gap_first_seen: HashMap<(StationName, u64), Instant>,
-    gap_reported: HashSet<(StationName, u64)>,
-    /// Per peer, the serial up to which everything has arrived.
-    contiguous: HashMap<StationName, u64>,
     next_link_test: HashMap<StationName, Instant>,
     /// Since when each peer's link has been down, as the ticks saw it, and
     /// whether that raised its alarm.
@@ -294,7 +290,7 @@ pub async fn run(inner: Arc<Inner>) {
             tokio::task::spawn_blocking(move || {
                 flash_alarms(&inner, &mut memory);
                 overdue(&inner, &mut memory);
-                gaps(&inner, &mut memory);
+                gaps(&inner);
                 links_down(&inner, &mut memory);
                 memory
             })
@@ -435,72 +431,49 @@ fn links_down(inner: &Inner, memory: &mut Memory) {
     }
 }
 
-/// Serials are judged as a set: precedence reorders arrivals on purpose. A
-/// serial at or below the peer's declared highest that has not arrived
-/// within the retry window is a gap.
-fn gaps(inner: &Inner, memory: &mut Memory) {
-    let declared: Vec<(StationName, u64, std::collections::BTreeSet<u64>)> = inner
-        .health()
+/// Judges each peer's declared serials (see [`super::gaps`]): the journal
+/// is read outside the lock, for the tracked span only.
+fn gaps(inner: &Inner) {
+    let spans: Vec<(StationName, (u64, u64))> = inner
+        .gaps()
         .iter()
-        .map(|(p, h)| (p.clone(), h.declared_highest_serial, h.cancelled.clone()))
+        .filter_map(|(p, t)| t.span().map(|span| (p.clone(), span)))
         .collect();
     let window = inner.config.link.retry_window;
-    for (peer, highest, cancelled) in declared {
-        if highest == 0 {
-            continue;
-        }
-        // Everything up to `contiguous` has arrived; only the rest is read.
-        let contiguous = memory.contiguous.get(&peer).copied().unwrap_or(0);
-        let Ok(have) = inner
-            .journal
-            .received_serials(peer.as_str(), contiguous, highest)
-        else {
-            continue;
-        };
-        let have: HashSet<u64> = have.into_iter().chain(cancelled.iter().copied()).collect();
-        let mut next = contiguous;
-        while have.contains(&(next + 1)) {
-            next += 1;
-        }
-        memory.contiguous.insert(peer.clone(), next);
-        let mut newly = Vec::new();
-        for serial in contiguous + 1..=highest {
-            let key = (peer.clone(), serial);
-            if have.contains(&serial) {
-                memory.gap_first_seen.remove(&key);
+    for (peer, (above, up_to)) in spans {
+        let have = match inner.journal.received_serials(peer.as_str(), above, up_to) {
+            Ok(have) => have,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the journal for the gap check");
                 continue;
             }
-            let first = *memory
-                .gap_first_seen
-                .entry(key.clone())
-                .or_insert_with(Instant::now);
-            if first.elapsed() >= window && memory.gap_reported.insert(key) {
-                newly.push(serial);
-            }
-        }
-        memory
-            .gap_reported
-            .retain(|(p, serial)| p != &peer || (*serial > next && !have.contains(serial)));
-        let mut missing: Vec<u64> = memory
-            .gap_reported
-            .iter()
-            .filter(|(p, _)| p == &peer)
-            .map(|(_, s)| *s)
-            .collect();
-        missing.sort_unstable();
-        if missing.is_empty() {
+        };
+        let check = match inner.gaps().get_mut(&peer) {
+            Some(tracker) => tracker.check(&have, Instant::now(), window),
+            None => continue,
+        };
+        if check.missing.is_empty() {
             inner.resolve(AlarmKind::Gap, peer.as_str());
-        } else if !newly.is_empty() {
+        } else if !check.newly.is_empty() {
+            let beyond = check.beyond.map_or(String::new(), |declared| {
+                format!(
+                    "; it declares serials up to {declared}, and only {} past the last contiguous one are tracked",
+                    super::gaps::TRACKED_AHEAD
+                )
+            });
             inner.emit(Event::Gap {
                 peer: peer.to_string(),
-                serials: newly,
+                serials: check.newly,
             });
             inner.raise(
                 AlarmKind::Gap,
                 peer.as_str(),
                 Some(&peer),
                 None,
-                format!("serial(s) {missing:?} from {peer} have not arrived"),
+                format!(
+                    "serial(s) {} from {peer} have not arrived{beyond}",
+                    super::gaps::describe(&check.missing)
+                ),
             );
         }
     }
