@@ -6,7 +6,6 @@
 //! station is gone); the station opens, at the operator's next log-in, with
 //! its secret key. Nothing is ever written in clear.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -113,15 +112,7 @@ fn read(
     identity: &age::x25519::Identity,
     operator: &OperatorName,
 ) -> Result<SavedDraft, String> {
-    crate::fsutil::check_private(path).map_err(|e| e.to_string())?;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut sealed = Vec::new();
-    file.take(MAX_DRAFT + 1)
-        .read_to_end(&mut sealed)
-        .map_err(|e| e.to_string())?;
-    if sealed.len() as u64 > MAX_DRAFT {
-        return Err(format!("it is larger than {MAX_DRAFT} bytes"));
-    }
+    let sealed = crate::fsutil::read_private(path, MAX_DRAFT).map_err(|e| e.to_string())?;
     let json = zeroize::Zeroizing::new(
         age_io::decrypt(&sealed[..], &[identity], MAX_DRAFT)
             .map_err(|e| format!("not with this station's key: {e}"))?,

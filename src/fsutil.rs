@@ -19,6 +19,16 @@ pub enum PermissionError {
          Run `chmod 600 {path}`"
     )]
     OthersCanWrite { path: PathBuf, mode: u32 },
+    #[error(
+        "{path}: is a symbolic link; a secret is read only from the file itself. \
+         Put the file there in place of the link"
+    )]
+    Symlink { path: PathBuf },
+    #[error(
+        "{path}: belongs to user {owner}, not to this user ({us}); a secret is \
+         refused unless its owner runs hotline. Run `chown` on it, or run hotline as its owner"
+    )]
+    NotOurs { path: PathBuf, owner: u32, us: u32 },
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: io::Error },
 }
@@ -45,6 +55,61 @@ pub fn check_private(path: &Path) -> Result<(), PermissionError> {
         });
     }
     Ok(())
+}
+
+/// Reads a secret file of at most `max` bytes, checking the file that was
+/// opened rather than the path: it is opened once without following a
+/// symbolic link (nor waiting on a FIFO), and must then be a regular file,
+/// owned by this user and closed to group and others.
+pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PermissionError> {
+    use std::io::Read;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|cause| {
+            if cause.raw_os_error() == Some(libc::ELOOP) {
+                PermissionError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io_err(path)(cause)
+            }
+        })?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    let invalid = |what: String| io_err(path)(io::Error::new(io::ErrorKind::InvalidInput, what));
+    if !meta.is_file() {
+        return Err(invalid(
+            "is not a regular file (a directory, device, FIFO or socket)".into(),
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let us = unsafe { libc::geteuid() };
+    if meta.uid() != us {
+        return Err(PermissionError::NotOurs {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            us,
+        });
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(PermissionError::SecretReadable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    if meta.len() > max {
+        return Err(invalid(format!("is larger than {max} bytes")));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > max {
+        return Err(invalid(format!("is larger than {max} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// Checks a config file: refused if others can write it; `Ok(true)` means
@@ -188,6 +253,29 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
         let err = check_private(&path).expect_err("loose mode refused");
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_is_read_from_the_file_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        create_private(&path, b"key").expect("create");
+        assert_eq!(read_private(&path, 16).expect("read"), b"key");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        let err = read_private(&link, 16).expect_err("a symlink is refused");
+        assert!(matches!(err, PermissionError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let err = read_private(dir.path(), 16).expect_err("a directory is refused");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = read_private(&path, 2).expect_err("too large");
+        assert!(err.to_string().contains("larger than 2 bytes"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).expect("chmod");
+        let err = read_private(&path, 16).expect_err("loose mode refused");
+        assert!(
+            matches!(err, PermissionError::SecretReadable { .. }),
+            "{err}"
+        );
     }
 
     #[test]

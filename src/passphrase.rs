@@ -25,11 +25,11 @@ pub fn obtain(env: &str, prompt: &str) -> Result<SecretString, String> {
 }
 
 fn from_file(path: &Path) -> Result<SecretString, String> {
-    crate::fsutil::check_private(path).map_err(|e| e.to_string())?;
-    let text = zeroize::Zeroizing::new(
-        crate::fsutil::read_regular_text(path, 4096)
-            .map_err(|e| format!("{}: {e}", path.display()))?,
+    let bytes = zeroize::Zeroizing::new(
+        crate::fsutil::read_private(path, 4096).map_err(|e| e.to_string())?,
     );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| format!("{}: is not UTF-8 text", path.display()))?;
     let line = text.lines().next().unwrap_or("").to_string();
     Ok(SecretString::from(line))
 }

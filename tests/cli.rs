@@ -684,6 +684,20 @@ fn loose_key_file_permissions_are_refused() {
     chmod(&key, 0o600);
     run(with_config(&config).args(["identity", "--age"])).ok("identity with a 0600 key file");
 
+    // A link to an owner-only key is refused too: the file opened is the
+    // one checked, and it is never reached through a link.
+    let moved = dir.join("elsewhere.key");
+    fs::rename(&key, &moved).expect("move the key");
+    std::os::unix::fs::symlink(&moved, &key).expect("symlink");
+    let out = run(with_config(&config).args(["identity", "--age"]))
+        .fails("identity with a symlinked key file");
+    assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
+    let out = run(with_config(&config).arg("check")).fails("check with a symlinked key file");
+    assert!(out.stdout.contains("is a symbolic link"), "{}", out.stdout);
+    fs::remove_file(&key).expect("remove the link");
+    fs::rename(&moved, &key).expect("put the key back");
+    run(with_config(&config).args(["identity", "--age"])).ok("the key back in place");
+
     if uid_of(tmp.path()) != 0 {
         // Not root: the checks above already ran as an ordinary user, whom
         // the kernel holds to the permission bits. Another user to test
@@ -1244,6 +1258,14 @@ fn hostile_cards_are_refused_whole_before_anything_is_shown() {
                 "time_zone = \"\\u001b]0;pwned\\u0007\"",
             ),
             "is not a time zone of the tz database",
+        ),
+        (
+            "a weak (small-order) signing key",
+            genuine.replace(
+                table["signing_key"].as_str().unwrap_or_default(),
+                "ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            "a weak (small-order) Ed25519 key",
         ),
         (
             "10 MB",

@@ -2028,3 +2028,57 @@ async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
         .await
         .expect("the station stops when asked");
 }
+
+/// An acknowledgement names its operator as operator names are written;
+/// one carrying an escape sequence is rejected as it is parsed, and its
+/// text reaches neither the audit log nor any event. The control: the same
+/// acknowledgement with a valid name gets past the parse (and is refused
+/// only because no such message was sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_with_an_invalid_operator_name_is_rejected() {
+    use hotline::station::docs::AckBody;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let ack_by = |operator: &str| {
+        let body = AckBody {
+            protocol: "hotline/1".into(),
+            revision: REVISION,
+            id: MessageId::new(),
+            from: wk.name.clone(),
+            to: mk.name.clone(),
+            operator: hotline::domain::OperatorName::new("placeholder").expect("name"),
+            at: Timestamp::now(),
+        };
+        let json = rewritten(&body, |o| {
+            o.insert("operator".into(), operator.into());
+        });
+        signed::sign(Kind::Ack, &wk.name, &json, &wk.signing)
+    };
+
+    raw.frame(FrameKind::Ack, ack_by("j.smith")).await;
+    let control = audit(ms.journal(), "refuse");
+    assert!(
+        control.len() == 1 && control[0].contains("ack for ") && !control[0].contains("rejected"),
+        "the control is parsed and refused by id: {control:?}"
+    );
+
+    raw.frame(FrameKind::Ack, ack_by("evil\u{1b}]0;pwned\u{7}"))
+        .await;
+    let refused = audit(ms.journal(), "refuse");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[1].contains("ack rejected") && refused[1].contains("operator name"),
+        "{refused:?}"
+    );
+    assert!(
+        !refused[1].contains('\u{1b}') && !refused[1].contains('\u{7}'),
+        "no raw escape in the audit: {:?}",
+        refused[1]
+    );
+    ms.shutdown().await;
+}

@@ -72,13 +72,12 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<String>) {
     let key_file = &config.station.key_file;
-    let protected = crate::fsutil::read_regular(key_file, 1 << 20)
-        .map(|b| is_protected(&b))
-        .unwrap_or(false);
+    let read = fsutil::read_private(key_file, 1 << 20);
+    let protected = read.as_ref().is_ok_and(|b| is_protected(b));
     let key_env_set = std::env::var_os(KEY_PASSPHRASE_ENV).is_some();
     if protected && !key_env_set {
-        match fsutil::check_private(key_file) {
-            Ok(()) => notes.push(format!(
+        match read {
+            Ok(_) => notes.push(format!(
                 "{}: passphrase-protected; not opened (set ${KEY_PASSPHRASE_ENV} to check its content)",
                 key_file.display()
             )),

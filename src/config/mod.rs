@@ -251,6 +251,8 @@ fn permission_message(e: fsutil::PermissionError) -> String {
             path.display()
         ),
         fsutil::PermissionError::Io { cause, .. } => cause.to_string(),
+        other @ (fsutil::PermissionError::Symlink { .. }
+        | fsutil::PermissionError::NotOurs { .. }) => other.to_string(),
     }
 }
 

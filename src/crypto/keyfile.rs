@@ -123,24 +123,7 @@ pub fn read_key_file(
     path: &Path,
     passphrase: impl FnOnce() -> Result<SecretString, String>,
 ) -> Result<StationKeys, KeyFileError> {
-    fsutil::check_private(path)?;
-    let io = |cause| KeyFileError::Io {
-        path: path.to_path_buf(),
-        cause,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_KEY_FILE {
-        return Err(KeyFileError::Malformed {
-            path: path.to_path_buf(),
-            message: format!("{len} bytes is far too large for a key file"),
-        });
-    }
-    let raw = Zeroizing::new(crate::fsutil::read_regular(path, 1 << 20).map_err(|cause| {
-        KeyFileError::Io {
-            path: path.to_path_buf(),
-            cause,
-        }
-    })?);
+    let raw = Zeroizing::new(fsutil::read_private(path, MAX_KEY_FILE)?);
     let plain: Zeroizing<Vec<u8>> = if is_protected(&raw) {
         let pass = passphrase().map_err(|reason| KeyFileError::NoPassphrase {
             path: path.to_path_buf(),

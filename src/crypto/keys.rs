@@ -70,7 +70,13 @@ pub fn parse_signing_key(text: &str) -> Result<VerifyingKey, String> {
     let bytes: [u8; 32] = bytes
         .try_into()
         .map_err(|_| "an Ed25519 public key is exactly 32 bytes")?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 public key".to_string())
+    let key = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "not a valid Ed25519 public key".to_string())?;
+    if key.is_weak() {
+        // A small-order point: signatures under it prove nothing.
+        return Err("a weak (small-order) Ed25519 key, which no station generates; refused".into());
+    }
+    Ok(key)
 }
 
 /// Parses an age recipient (`age1…`).
@@ -142,5 +148,11 @@ mod tests {
         assert_eq!(parse_signing_key(&text), Ok(a.signing.verifying_key()));
         assert!(parse_signing_key("ed25519:AAAA").is_err());
         assert!(parse_signing_key("rsa:AAAA").is_err());
+        // The identity point, a small-order key, is refused by name.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = format!("ed25519:{}", B64.encode(identity));
+        let err = parse_signing_key(&weak).expect_err("a weak key");
+        assert!(err.contains("weak (small-order)"), "{err}");
     }
 }

@@ -28,6 +28,13 @@ pub enum NameError {
 
 const MAX_NAME: usize = 32;
 
+/// A refused name as an error shows it: inert, and cut short.
+fn shown(name: &str) -> String {
+    let cut: String = name.chars().take(MAX_NAME + 8).collect();
+    let more = if cut.len() < name.len() { "…" } else { "" };
+    format!("{}{more}", crate::sanitize::inert(&cut))
+}
+
 fn check(
     kind: &'static str,
     name: &str,
@@ -41,7 +48,7 @@ fn check(
     if len > MAX_NAME {
         return Err(NameError::TooLong {
             kind,
-            name: name.to_string(),
+            name: shown(name),
             len,
             max: MAX_NAME,
         });
@@ -49,7 +56,7 @@ fn check(
     if !name.chars().all(ok) {
         return Err(NameError::BadCharacter {
             kind,
-            name: name.to_string(),
+            name: shown(name),
             allowed,
         });
     }
@@ -143,5 +150,9 @@ mod tests {
         assert!(OperatorName::new("Иванов").is_ok());
         assert!(OperatorName::new("evil\u{1b}[2J").is_err());
         assert!(OperatorName::new("two words").is_err());
+        let err = OperatorName::new("evil\u{1b}]0;title\u{7}").expect_err("escape");
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+        let err = OperatorName::new(&"x".repeat(100_000)).expect_err("long");
+        assert!(err.to_string().len() < 200, "{err}");
     }
 }

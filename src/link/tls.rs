@@ -223,6 +223,29 @@ pub fn server_config(
     alpn: &[u8],
     idle: Duration,
 ) -> Result<quinn::ServerConfig, LinkError> {
+    let tls = server_tls(key, pinned, admission, alpn)?;
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(Arc::new(transport(idle)));
+    // Bounds on what callers not yet accepted may hold: connection
+    // attempts waiting for the accept loop, and the early data buffered
+    // for them.
+    config
+        .max_incoming(2 * super::MAX_PENDING_HANDSHAKES)
+        .incoming_buffer_size(64 * 1024)
+        .incoming_buffer_size_total(4 * 1024 * 1024);
+    Ok(config)
+}
+
+/// The server's TLS: 1.3 only, no early data, and no resumption, so a
+/// client's key is verified against the pins on every connection (a
+/// resumed session would restore it unverified, wrong once keys rotate).
+fn server_tls(
+    key: &SigningKey,
+    pinned: PinSet,
+    admission: bool,
+    alpn: &[u8],
+) -> Result<rustls::ServerConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
         accept: if admission {
@@ -241,17 +264,9 @@ pub fn server_config(
         .map_err(|e| LinkError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.max_early_data_size = 0;
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(transport(idle)));
-    // Bounds on what callers not yet accepted may hold: connection
-    // attempts waiting for the accept loop, and the early data buffered
-    // for them.
-    config
-        .max_incoming(2 * super::MAX_PENDING_HANDSHAKES)
-        .incoming_buffer_size(64 * 1024)
-        .incoming_buffer_size_total(4 * 1024 * 1024);
-    Ok(config)
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
+    Ok(tls)
 }
 
 /// The client side for dialing one peer: only its key is accepted.
@@ -280,6 +295,20 @@ fn client_with(
     alpn: &[u8],
     idle: Duration,
 ) -> Result<quinn::ClientConfig, LinkError> {
+    let tls = client_tls(key, accept, alpn)?;
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport(idle)));
+    Ok(config)
+}
+
+/// The client's TLS: 1.3 only, no early data, no resumption (see
+/// [`server_tls`]).
+fn client_tls(
+    key: &SigningKey,
+    accept: Accept,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, LinkError> {
     let provider = provider();
     let verifier = Arc::new(Pinned {
         accept,
@@ -295,10 +324,8 @@ fn client_with(
         .map_err(|e| LinkError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.enable_early_data = false;
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport(idle)));
-    Ok(config)
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok(tls)
 }
 
 /// The station key the peer presented on an established connection.
@@ -306,4 +333,73 @@ pub fn peer_key(conn: &quinn::Connection) -> Option<VerifyingKey> {
     let identity = conn.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     certs.first().and_then(key_of_cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::HandshakeKind;
+
+    /// Runs a TLS handshake in memory, then lets the client take in what
+    /// the server sends after it (session tickets); the client's kind.
+    fn handshake(
+        client: &Arc<rustls::ClientConfig>,
+        server: &Arc<rustls::ServerConfig>,
+    ) -> Option<HandshakeKind> {
+        let name = ServerName::try_from("hotline").expect("name");
+        let mut c = rustls::ClientConnection::new(client.clone(), name).expect("client");
+        let mut s = rustls::ServerConnection::new(server.clone()).expect("server");
+        for _ in 0..16 {
+            let mut bytes = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut bytes).expect("client writes");
+            }
+            if !bytes.is_empty() {
+                s.read_tls(&mut &bytes[..]).expect("server reads");
+                s.process_new_packets().expect("server handshake");
+            }
+            let mut bytes = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut bytes).expect("server writes");
+            }
+            if !bytes.is_empty() {
+                c.read_tls(&mut &bytes[..]).expect("client reads");
+                c.process_new_packets().expect("client handshake");
+            }
+            if !c.is_handshaking() && !s.is_handshaking() && !s.wants_write() {
+                break;
+            }
+        }
+        assert!(!c.is_handshaking(), "the handshake completes");
+        c.handshake_kind()
+    }
+
+    #[test]
+    fn every_connection_is_a_full_handshake_with_the_key_verified_again() {
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let pin = |k: &SigningKey| PinSet::new(vec![k.verifying_key()]);
+        let client =
+            Arc::new(client_tls(&a, Accept::Pinned(pin(&b)), b"hotline/test").expect("client tls"));
+        let server = Arc::new(server_tls(&b, pin(&a), false, b"hotline/test").expect("server tls"));
+        assert_eq!(handshake(&client, &server), Some(HandshakeKind::Full));
+        assert_eq!(
+            handshake(&client, &server),
+            Some(HandshakeKind::Full),
+            "a second connection is not resumed"
+        );
+
+        // The control: the same configs with resumption left at rustls's
+        // defaults resume the second connection.
+        let mut resuming_client = (*client).clone();
+        resuming_client.resumption = rustls::client::Resumption::default();
+        let mut resuming_server = (*server).clone();
+        resuming_server.session_storage = rustls::server::ServerSessionMemoryCache::new(8);
+        resuming_server.send_tls13_tickets = 2;
+        let (client, server) = (Arc::new(resuming_client), Arc::new(resuming_server));
+        assert_eq!(handshake(&client, &server), Some(HandshakeKind::Full));
+        assert_eq!(handshake(&client, &server), Some(HandshakeKind::Resumed));
+    }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::age_io;
 use crate::crypto::signed::{self, Kind};
 use crate::crypto::{PeerKeys, StationKeys};
-use crate::domain::{MessageId, PROTOCOL, StationName};
+use crate::domain::{MessageId, OperatorName, PROTOCOL, StationName};
 use crate::store::audit::Head;
 
 /// Why a peer's document was not accepted.
@@ -163,7 +163,8 @@ pub struct AckBody {
     pub id: MessageId,
     pub from: StationName,
     pub to: StationName,
-    pub operator: String,
+    /// Validated as operator names are, as it is parsed.
+    pub operator: OperatorName,
     pub at: Timestamp,
 }
 
@@ -404,7 +405,7 @@ mod tests {
                 id,
                 from: from.clone(),
                 to: to.clone(),
-                operator: "op".into(),
+                operator: OperatorName::new("op").expect("a valid name"),
                 at: now,
             },
             |b| b.revision,

@@ -480,7 +480,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
         .record_peer_ack(
             body.id,
             peer.to_string(),
-            body.operator.clone(),
+            body.operator.to_string(),
             body.at,
             doc,
         )
@@ -492,7 +492,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
                 inner.emit(Event::Acknowledged {
                     id: body.id,
                     peer: peer.to_string(),
-                    by: body.operator.clone(),
+                    by: body.operator.to_string(),
                     at: body.at.to_string(),
                 });
             }

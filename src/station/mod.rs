@@ -536,7 +536,7 @@ impl Station {
             id,
             from: self.inner.keys.name.clone(),
             to: peer.name.clone(),
-            operator: operator.to_string(),
+            operator: operator.clone(),
             at,
         };
         let doc = docs::sign(Kind::Ack, &body, &self.inner.keys);
