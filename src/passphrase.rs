@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use age::secrecy::{ExposeSecret, SecretString};
-use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 
 /// Names the file holding an operator's passphrase, for automation.
 pub const OPERATOR_PASSPHRASE_ENV: &str = "HOTLINE_PASSPHRASE_FILE";
@@ -48,9 +50,23 @@ pub fn obtain_new(env: &str, what: &str) -> Result<SecretString, String> {
     Ok(first)
 }
 
-/// Hashes a passphrase with argon2id (default parameters, random salt).
+/// The argon2id cost of new hashes: 128 MiB of memory and 3 passes in one
+/// lane, about half a second per check on the 2-core machines hotline is
+/// built on (`cargo bench --bench login`). Existing hashes keep the cost
+/// they were made with until the operator's passphrase is next set.
+pub const MEMORY_KIB: u32 = 128 * 1024;
+pub const PASSES: u32 = 3;
+pub const LANES: u32 = 1;
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a passphrase with argon2id at [`MEMORY_KIB`] and [`PASSES`], with
+/// a random salt.
 pub fn hash(passphrase: &SecretString) -> Result<String, String> {
-    Argon2::default()
+    hasher()
         .hash_password(passphrase.expose_secret().as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| format!("could not hash the passphrase: {e}"))
@@ -61,6 +77,28 @@ pub fn verify(passphrase: &SecretString, stored: &str) -> bool {
     Argon2::default()
         .verify_password(passphrase.expose_secret().as_bytes(), stored)
         .is_ok()
+}
+
+/// A hash that no passphrase matches, costing what checking `like` costs
+/// (or a new hash, if `like` is not one): checked for a name that is no
+/// operator's, so that a wrong name takes as long as a wrong passphrase.
+pub fn decoy(like: Option<&str>) -> String {
+    let cost = like
+        .filter(|h| is_argon2id_hash(h))
+        .and_then(|h| h.split('$').nth(3))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("m={MEMORY_KIB},t={PASSES},p={LANES}"));
+    let mut salt = [0u8; 16];
+    let mut output = [0u8; 32];
+    // Unpredictable bytes only make the decoy unguessable; zeros, had the
+    // system no randomness, would still match no passphrase in practice.
+    let _ = getrandom::fill(&mut salt);
+    let _ = getrandom::fill(&mut output);
+    format!(
+        "$argon2id$v=19${cost}${}${}",
+        B64.encode(salt),
+        B64.encode(output)
+    )
 }
 
 /// Whether `stored` is a well-formed argon2id PHC string.
@@ -77,6 +115,17 @@ mod tests {
     fn hash_and_verify() {
         let h = hash(&SecretString::from("correct horse".to_string())).expect("hash");
         assert!(is_argon2id_hash(&h));
+        assert!(
+            h.contains(&format!("$m={MEMORY_KIB},t={PASSES},p={LANES}$")),
+            "{h}"
+        );
+        let decoy = decoy(Some(&h));
+        assert!(is_argon2id_hash(&decoy), "{decoy}");
+        assert_eq!(decoy.split('$').nth(3), h.split('$').nth(3));
+        assert!(!verify(
+            &SecretString::from("correct horse".to_string()),
+            &decoy
+        ));
         assert!(verify(&SecretString::from("correct horse".to_string()), &h));
         assert!(!verify(&SecretString::from("wrong".to_string()), &h));
         assert!(!is_argon2id_hash("$2b$12$abcdefghijk"));

@@ -32,8 +32,21 @@ use sha2::{Digest, Sha256};
 /// (offline and locked: the build already fetched it, and a test must not
 /// need the network).
 fn age_crate_dir() -> PathBuf {
+    // Only this machine's platform: the packages of others (Windows
+    // consoles, say) were never fetched.
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    let version = String::from_utf8_lossy(&rustc.stdout).into_owned();
+    let host = version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc names its host")
+        .to_string();
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");

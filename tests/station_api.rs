@@ -1739,5 +1739,61 @@ async fn an_operator_is_locked_out_after_repeated_failures() {
         (2 * limit as usize - 1, 1, 2),
         "{logins:?}"
     );
+    // A failure is recorded by the station, naming what was typed; a
+    // success in the operator's own name.
+    let actors: Vec<(String, String)> = ws
+        .journal()
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT actor, detail FROM audit WHERE action = 'login' ORDER BY seq")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .expect("audit read");
+    for (actor, detail) in &actors {
+        if detail.ends_with("outcome=ok") {
+            assert!(actor == "op" || actor == "op2", "{actor}: {detail}");
+        } else {
+            assert_eq!(actor, "station", "{detail}");
+            assert!(detail.starts_with("name=\"op\" "), "{detail}");
+        }
+    }
+
+    // Twelve wrong attempts at once through the socket, each on its own
+    // connection: only the limit of them is ever checked.
+    let socket = serve(&ws).await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        clients.push(Client::connect(&socket).await.expect("connect"));
+    }
+    let attempts = clients.into_iter().map(|mut client| {
+        tokio::spawn(async move {
+            client
+                .call(&Command::Login {
+                    operator: "op2".into(),
+                    passphrase: Passphrase::new("wrong"),
+                })
+                .await
+        })
+    });
+    let mut answers = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        answers.push(attempt.await.expect("task").err());
+    }
+    let denied = answers
+        .iter()
+        .filter(|a| **a == Some(ApiError::Denied))
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|a| matches!(a, Some(ApiError::LockedOut { .. })))
+        .count();
+    assert_eq!(
+        (denied, locked),
+        (limit as usize, 12 - limit as usize),
+        "{answers:?}"
+    );
     ws.shutdown().await;
 }

@@ -264,10 +264,25 @@ impl Station {
             Err(super::AuthError::Denied) => "denied",
             Err(super::AuthError::LockedOut { .. }) => "locked-out",
         };
-        let detail = format!("via={} outcome={outcome}", door.as_str());
+        // A failure is the station's record of what was typed, never an
+        // entry in the name of whoever was named.
+        let (actor, detail) = match &result {
+            Ok(operator) => (
+                operator.to_string(),
+                format!("via={} outcome={outcome}", door.as_str()),
+            ),
+            Err(_) => (
+                "station".to_string(),
+                format!(
+                    "name={:?} via={} outcome={outcome}",
+                    inert(&name.chars().take(64).collect::<String>()),
+                    door.as_str()
+                ),
+            ),
+        };
         self.inner
             .journal
-            .audit(&inert(name), action, &detail)
+            .audit(&actor, action, &detail)
             .done()
             .await
             .map_err(StationError::from)?;
