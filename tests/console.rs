@@ -442,7 +442,7 @@ fn starts_locked_and_logs_in_through_the_handover() {
     assert!(type_text(&mut app, "j.smith").is_empty());
     assert!(press(&mut app, KeyCode::Tab).is_empty());
     assert!(type_text(&mut app, "correct horse").is_empty());
-    assert_eq!(app.login.passphrase, "correct horse");
+    assert_eq!(app.login.passphrase.as_str(), "correct horse");
     let effects = press(&mut app, KeyCode::Enter);
     match effects.as_slice() {
         [Effect::CheckLogin { name, passphrase }] => {

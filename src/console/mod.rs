@@ -288,13 +288,27 @@ pub enum Confirm {
     ResumeDraft(Box<SavedDraft>),
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct LoginForm {
     pub name: String,
-    pub passphrase: String,
+    /// Wiped when taken, when cleared and when it grows (see
+    /// [`update::type_secret`]).
+    pub passphrase: zeroize::Zeroizing<String>,
     pub on_passphrase: bool,
     pub error: Option<String>,
     pub checking: bool,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("name", &self.name)
+            .field("passphrase", &"…")
+            .field("on_passphrase", &self.on_passphrase)
+            .field("error", &self.error)
+            .field("checking", &self.checking)
+            .finish()
+    }
 }
 
 /// A message open for reading.

@@ -136,7 +136,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     effects
                 }
                 Err(e) => {
-                    app.login.passphrase.clear();
+                    app.login.passphrase = Default::default();
                     app.login.error = Some(format!("{name}: {e}"));
                     Vec::new()
                 }
@@ -158,7 +158,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     Vec::new()
                 }
                 Err(e) => {
-                    app.second.passphrase.clear();
+                    app.second.passphrase = Default::default();
                     app.second.error = Some(e.to_string());
                     Vec::new()
                 }
@@ -497,6 +497,25 @@ pub(super) fn typed(ev: &KeyEvent) -> Option<char> {
     }
 }
 
+/// The longest passphrase typed, in characters.
+const MAX_PASSPHRASE: usize = 1024;
+
+/// Types `c` into a passphrase without leaving a copy behind: where the
+/// buffer must grow, the text moves to a larger one and the old is wiped
+/// (a plain `push` would leave it in freed memory).
+pub fn type_secret(secret: &mut zeroize::Zeroizing<String>, c: char) {
+    if secret.chars().count() >= MAX_PASSPHRASE {
+        return;
+    }
+    if secret.len() + c.len_utf8() > secret.capacity() {
+        let mut larger =
+            zeroize::Zeroizing::new(String::with_capacity((secret.capacity() * 2).max(64)));
+        larger.push_str(secret);
+        *secret = larger;
+    }
+    secret.push(c);
+}
+
 /// Name and passphrase entry, shared by the log-in screen and the second
 /// operator of the two-person rule. Returns the completed pair on submit.
 fn credentials(
@@ -518,7 +537,8 @@ fn credentials(
             }
             form.checking = true;
             form.error = None;
-            let pass = SecretString::from(std::mem::take(&mut form.passphrase));
+            let taken = std::mem::take(&mut form.passphrase);
+            let pass = SecretString::from(taken.as_str().to_string());
             return Some((form.name.trim().to_string(), pass));
         }
         _ => match (ev.code, typed(ev)) {
@@ -531,7 +551,7 @@ fn credentials(
             }
             (_, Some(c)) => {
                 if form.on_passphrase {
-                    form.passphrase.push(c);
+                    type_secret(&mut form.passphrase, c);
                 } else if form.name.chars().count() < 32 {
                     form.name.push(c);
                 }
