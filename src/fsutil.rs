@@ -212,6 +212,38 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
+/// Makes sure `path` is a directory only its owner can enter: created
+/// owner-only if missing; refused if it is not a directory or belongs to
+/// another user; tightened to 700 if group or others could enter it, in
+/// which case its old mode is returned.
+pub fn private_dir(path: &Path) -> io::Result<Option<u32>> {
+    create_private_dir(path)?;
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is not a directory (a symbolic link or a file)",
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let us = unsafe { libc::geteuid() };
+    if meta.uid() != us {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "belongs to user {}, not to this user ({us}); a station's data is kept only by the user that runs it",
+                meta.uid()
+            ),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    Ok(Some(mode))
+}
+
 fn sync_parent(path: &Path) -> io::Result<()> {
     let dir = path
         .parent()

@@ -1797,3 +1797,101 @@ async fn an_operator_is_locked_out_after_repeated_failures() {
     );
     ws.shutdown().await;
 }
+
+/// Debian's Python, which every user may run (not a per-user install).
+const PYTHON: &str = "/usr/bin/python3";
+
+/// What a client (run as `uid`, through setpriv, when given) hears first
+/// from the socket at `socket` after a hello.
+fn first_answer(socket: &std::path::Path, uid: Option<u32>) -> String {
+    let script = "import socket,sys\n\
+                  s=socket.socket(socket.AF_UNIX)\n\
+                  s.connect(sys.argv[1])\n\
+                  try: s.sendall(b'{\"version\": 1}\\n')\n\
+                  except OSError: pass\n\
+                  print(s.makefile().readline().strip())\n";
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+                PYTHON,
+            ]);
+            c
+        }
+        None => std::process::Command::new(PYTHON),
+    };
+    let out = cmd
+        .args(["-c", script])
+        .arg(socket)
+        .output()
+        .expect("python3 runs (and setpriv: install util-linux)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The control socket is a door: owner-only from the moment it exists, in
+/// a data directory tightened to 700 even if it was left open; content
+/// without a log-in is refused; and a client of another user is refused
+/// by its peer credentials even when the file's mode would let it in. The
+/// control: the same client, as the station's own user, is welcomed.
+#[test]
+fn the_socket_is_owner_only_and_serves_only_its_own_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _) = pair(root.path(), FAST_LINK);
+    let data = w.config().station.data_dir;
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let serve = Serve::start(&w);
+    let socket = control::socket_path(&data);
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600, "the socket as soon as it answers");
+    assert_eq!(mode(&data), 0o700, "the open data directory was tightened");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut client = Client::connect(&socket).await.expect("connect");
+        for command in [
+            Command::Open {
+                id: hotline::domain::MessageId::new(),
+            },
+            Command::ExportAttachments {
+                id: hotline::domain::MessageId::new(),
+            },
+            Command::OpenDraft,
+        ] {
+            let what = format!("{command:?}");
+            assert_eq!(
+                client.call(&command).await.err(),
+                Some(ApiError::NotLoggedIn),
+                "{what}"
+            );
+        }
+    });
+
+    let welcome = first_answer(&socket, None);
+    assert!(welcome.contains("welcome"), "the control: {welcome}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Loosened by hand, so that another user can reach the socket at
+        // all: what stops it then is the peer-credential check.
+        for dir in [root.path(), w.dir.as_path(), data.as_path()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        }
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let refused = first_answer(&socket, Some(65534));
+        assert!(
+            refused.contains("uid 65534 is refused") && !refused.contains("welcome"),
+            "{refused}"
+        );
+    }
+    serve.stop();
+}

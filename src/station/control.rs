@@ -150,6 +150,22 @@ async fn write_json(write: &mut OwnedWriteHalf, value: &impl Serialize) -> bool 
 }
 
 async fn client(station: Station, stream: UnixStream) {
+    // The socket is owner-only; this holds even if its mode were loosened.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let ours = unsafe { libc::geteuid() };
+    let theirs = stream.peer_cred().map(|c| c.uid());
+    if theirs.as_ref().ok() != Some(&ours) {
+        let who = theirs.map_or_else(|e| format!("unknown ({e})"), |uid| uid.to_string());
+        tracing::warn!(uid = %who, "refused a control-socket client of another user");
+        let (_, mut write) = stream.into_split();
+        let e = ApiError::Refused {
+            detail: format!(
+                "this station's socket serves only its own user (uid {ours}); uid {who} is refused"
+            ),
+        };
+        write_json(&mut write, &Answer::Err(e)).await;
+        return;
+    }
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut stop = station.inner.stop.subscribe();

@@ -29,10 +29,16 @@ pub enum LockError {
 /// Takes the data directory's lock, or says who has it.
 pub fn acquire(data_dir: &Path) -> Result<DataDirLock, LockError> {
     let path = data_dir.join("station.lock");
-    crate::fsutil::create_private_dir(data_dir).map_err(|cause| LockError::Io {
+    let tightened = crate::fsutil::private_dir(data_dir).map_err(|cause| LockError::Io {
         path: data_dir.to_path_buf(),
         cause,
     })?;
+    if let Some(mode) = tightened {
+        tracing::warn!(
+            dir = %data_dir.display(),
+            "the data directory was open to others (mode {mode:03o}); tightened to 700"
+        );
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
