@@ -720,3 +720,62 @@ fn the_second_operator_of_a_flash_is_signed_into_the_message() {
         );
     }
 }
+
+/// A sealed message whose header repeats the stanza for `other` so that
+/// it names `stanzas` recipients, ours last.
+fn with_stanzas(stanzas: usize, me: &StationKeys, other: &StationKeys) -> Vec<u8> {
+    let real = sign_and_encrypt(b"{}", "MOSCOW", other, &[&other.public(), &me.public()]);
+    let mac = find(&real, b"\n--- ").expect("MAC line") + 1;
+    let lines: Vec<&[u8]> = real[..mac].split(|b| *b == b'\n').collect();
+    // intro, then two lines per stanza (ours is the second stanza).
+    let (intro, theirs, ours) = (lines[0], &lines[1..3], &lines[3..5]);
+    let mut out = [intro, b"\n"].concat();
+    for _ in 0..stanzas - 1 {
+        for line in theirs {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+    for line in ours {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(&real[mac..]);
+    out
+}
+
+/// Each stanza costs a key operation, so a header of 10,000 is refused
+/// before any is tried. The control: the same construction at the limit
+/// reaches age (which finds its MAC wrong, the header having changed).
+#[test]
+fn an_age_header_with_ten_thousand_stanzas_is_refused_before_any_key_is_tried() {
+    let (me, other) = (station("WASHINGTON"), station("MOSCOW"));
+    let pinned = [other.public()];
+    let huge = open_as(&with_stanzas(10_000, &me, &other), &me, &pinned);
+    match &huge {
+        Err(OpenError::Tampered(why)) => assert!(
+            why.contains(&format!("more than {} recipients", age_io::MAX_STANZAS)),
+            "{why}"
+        ),
+        other => panic!("10,000 stanzas: {other:?}"),
+    }
+    let at_limit = open_as(
+        &with_stanzas(age_io::MAX_STANZAS, &me, &other),
+        &me,
+        &pinned,
+    );
+    match &at_limit {
+        Err(OpenError::Tampered(why)) => {
+            assert!(
+                !why.contains("recipients"),
+                "the control reaches age: {why}"
+            )
+        }
+        other => panic!("{} stanzas: {other:?}", age_io::MAX_STANZAS),
+    }
+    let real = sign_and_encrypt(b"{}", "MOSCOW", &other, &[&other.public(), &me.public()]);
+    assert!(
+        !matches!(open_as(&real, &me, &pinned), Err(OpenError::Tampered(_))),
+        "the genuine two-stanza message is not tampered"
+    );
+}

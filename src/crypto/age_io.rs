@@ -17,6 +17,46 @@ pub enum AgeError {
     TooLarge { limit: u64 },
     #[error("age could not encrypt: {0}")]
     Encrypt(String),
+    #[error(
+        "the age header names more than {max} recipients, or runs past {} KiB; it is refused before any key is tried",
+        MAX_HEADER / 1024
+    )]
+    Header { max: usize },
+}
+
+/// The most recipient stanzas an age header may hold: each costs a key
+/// operation per identity, so a header of thousands could stall a station.
+/// hotline seals to two (the peer and itself).
+pub const MAX_STANZAS: usize = 16;
+/// The longest age header read.
+pub const MAX_HEADER: usize = 64 * 1024;
+
+/// Refuses an age header (at the start of `bytes`, binary) with more than
+/// [`MAX_STANZAS`] recipients, or longer than [`MAX_HEADER`], before any
+/// key operation. Bytes that are not an age header pass: the parser says
+/// what is wrong with them.
+pub fn check_header(bytes: &[u8]) -> Result<(), AgeError> {
+    const INTRO: &[u8] = b"age-encryption.org/v1\n";
+    let Some(rest) = bytes.strip_prefix(INTRO) else {
+        return Ok(());
+    };
+    let window = &rest[..rest.len().min(MAX_HEADER)];
+    let mut stanzas = 0;
+    for line in window.split(|b| *b == b'\n') {
+        if line.starts_with(b"---") {
+            return Ok(());
+        }
+        if line.starts_with(b"-> ") {
+            stanzas += 1;
+            if stanzas > MAX_STANZAS {
+                return Err(AgeError::Header { max: MAX_STANZAS });
+            }
+        }
+    }
+    if rest.len() > MAX_HEADER {
+        return Err(AgeError::Header { max: MAX_STANZAS });
+    }
+    Ok(())
 }
 
 /// Encrypts `plaintext` to every recipient, as a binary age file.
@@ -37,11 +77,17 @@ pub fn encrypt(plaintext: &[u8], recipients: &[&dyn Recipient]) -> Result<Vec<u8
 /// Decrypts a binary or armored age file with the first identity that fits,
 /// refusing to produce more than `limit` bytes.
 pub fn decrypt(
-    input: impl Read,
+    input: &[u8],
     identities: &[&dyn Identity],
     limit: u64,
 ) -> Result<Vec<u8>, AgeError> {
-    let decryptor = Decryptor::new(ArmoredReader::new(input)).map_err(classify)?;
+    // Armor removed first, so that the header is checked either way.
+    let mut binary = Vec::with_capacity(input.len());
+    ArmoredReader::new(input)
+        .read_to_end(&mut binary)
+        .map_err(|e| AgeError::Damaged(e.to_string()))?;
+    check_header(&binary)?;
+    let decryptor = Decryptor::new(&binary[..]).map_err(classify)?;
     let reader = decryptor
         .decrypt(identities.iter().copied())
         .map_err(classify)?;

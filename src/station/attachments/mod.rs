@@ -79,7 +79,7 @@ fn check_limits(files: &[PathBuf], limits: AttachmentLimits) -> Result<(), Stati
                 format_size(limits.max_size)
             )));
         }
-        total += meta.len();
+        total = total.saturating_add(meta.len());
     }
     if total > limits.max_message {
         return Err(StationError::Refused(format!(
@@ -201,7 +201,12 @@ pub fn decrypt_into(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let file = std::fs::File::open(sealed).map_err(|e| format!("{}: {e}", sealed.display()))?;
-    let decryptor = age::Decryptor::new(BufReader::new(file)).map_err(|e| e.to_string())?;
+    let mut file = BufReader::with_capacity(crate::crypto::age_io::MAX_HEADER + 64, file);
+    crate::crypto::age_io::check_header(
+        std::io::BufRead::fill_buf(&mut file).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let decryptor = age::Decryptor::new(file).map_err(|e| e.to_string())?;
     let mut reader = decryptor
         .decrypt(std::iter::once(identity))
         .map_err(|e| e.to_string())?;

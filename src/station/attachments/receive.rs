@@ -154,7 +154,7 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
     }
     let limits = inner.config.attachments;
     let message_total: u64 = match inner.journal.attachments(&id, Direction::In) {
-        Ok(rows) => rows.iter().map(|r| r.size).sum(),
+        Ok(rows) => rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.size)),
         Err(e) => {
             tracing::error!(error = %e, "could not read a message's attachments");
             return OfferAnswer::Ignore;
