@@ -593,8 +593,16 @@ fn sigkill_control_broken_writer_is_caught() {
         );
     }
     assert!(after.missing.len() as u64 >= KILL_AFTER as u64 - committed_up_to);
-    let verified = after.audit.expect("the surviving prefix is a valid chain");
-    assert_eq!(verified.entries, committed_up_to);
+    // The surviving prefix is a whole chain, which this writer (holding
+    // no key) never checkpointed: verify says exactly that, up to where it
+    // committed.
+    assert_eq!(
+        after.audit,
+        Err(AuditFault::Unsigned {
+            checkpoint: 0,
+            last: committed_up_to
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -743,7 +751,7 @@ fn audit_tampering_is_detected() {
     // CONTROL: another station's key does not verify our checkpoint.
     assert_eq!(
         verify_file(&path, &attacker.verifying_key()),
-        Err(AuditFault::BadCheckpointSignature { seq: AUDITED })
+        Err(AuditFault::BadCheckpointSignature { seq: 1 })
     );
 
     // (a) one entry's detail altered.
@@ -758,7 +766,8 @@ fn audit_tampering_is_detected() {
     rewrite_chain_from(&raw(&path), 7, "console 99");
     assert_eq!(
         verify_file(&path, &vk),
-        Err(AuditFault::Rewritten { seq: AUDITED })
+        Err(AuditFault::Rewritten { seq: 7 }),
+        "every checkpoint is checked: the first after the change catches it"
     );
 
     // (b') rewritten and the checkpoint re-signed by someone else's key.
@@ -770,7 +779,7 @@ fn audit_tampering_is_detected() {
     assert_eq!(seq, AUDITED);
     assert_eq!(
         verify_file(&path, &vk),
-        Err(AuditFault::BadCheckpointSignature { seq: AUDITED })
+        Err(AuditFault::Rewritten { seq: 7 })
     );
 
     // CONTROL: the genuine body re-signed by another key is refused too.
@@ -794,10 +803,18 @@ fn audit_tampering_is_detected() {
     assert_eq!(
         verify_file(&path, &vk),
         Err(AuditFault::Truncated {
-            checkpoint: AUDITED,
+            checkpoint: 18,
             last: 17
-        })
+        }),
+        "the first checkpoint past the end names the cut"
     );
+    // With the checkpoints past the cut removed too, no checkpoint is
+    // missing from the chain of them, so what remains verifies; that cut
+    // is what the peers' recorded heads catch (tests/audit_heads.rs).
+    raw(&path)
+        .execute("DELETE FROM checkpoints WHERE seq > 17", [])
+        .expect("cut checkpoints");
+    assert_eq!(verify_file(&path, &vk).map(|v| v.checkpoint), Ok(Some(17)));
 
     // (d) a middle entry deleted.
     let (_dg, path) = fresh();
@@ -828,6 +845,54 @@ fn audit_tampering_is_detected() {
     assert_eq!(
         verify_file(&path, &vk),
         Err(AuditFault::BrokenLink { seq: 10 })
+    );
+
+    // (e) cut back to an older checkpoint, its later checkpoints with it,
+    // and invented entries appended with a recomputed chain: no signed
+    // checkpoint covers them.
+    let (_de, path) = fresh();
+    let conn = raw(&path);
+    conn.execute("DELETE FROM audit WHERE seq > 12", [])
+        .expect("cut");
+    conn.execute("DELETE FROM checkpoints WHERE seq > 12", [])
+        .expect("cut checkpoints");
+    // CONTROL: cut back exactly to a checkpoint, it verifies (what the
+    // peers' recorded heads are for), so the appending is what fails below.
+    assert!(verify_file(&path, &vk).is_ok());
+    let mut prev: String = conn
+        .query_row("SELECT hash FROM audit WHERE seq = 12", [], |r| r.get(0))
+        .expect("entry 12");
+    for seq in 13..=15u64 {
+        let at = "2026-12-03T12:00:00Z";
+        let detail = format!("invented {seq}");
+        let hash = audit::entry_hash(seq, at, "j.smith", "login", &detail, &prev);
+        conn.execute(
+            "INSERT INTO audit (seq, at, actor, action, detail, prev, hash) VALUES (?1, ?2, 'j.smith', 'login', ?3, ?4, ?5)",
+            params![seq as i64, at, detail, prev, hash],
+        )
+        .expect("append");
+        prev = hash;
+    }
+    drop(conn);
+    assert_eq!(
+        verify_file(&path, &vk),
+        Err(AuditFault::Unsigned {
+            checkpoint: 12,
+            last: 15
+        })
+    );
+
+    // (f) a checkpoint taken out of the middle: the next one names it.
+    let (_df, path) = fresh();
+    raw(&path)
+        .execute("DELETE FROM checkpoints WHERE seq = 9", [])
+        .expect("delete checkpoint");
+    assert_eq!(
+        verify_file(&path, &vk),
+        Err(AuditFault::CheckpointMissing {
+            seq: 10,
+            previous: 9
+        })
     );
 }
 

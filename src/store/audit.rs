@@ -1,8 +1,12 @@
 //! The audit log: append-only, hash-chained entries, with signed checkpoints
 //! of its head. Editing an entry breaks the chain; rewriting the chain from
 //! that point on breaks the checkpoint signature or its hash; cutting entries
-//! covered by a checkpoint leaves the checkpoint pointing past the end. (Cuts
-//! after the last checkpoint are what the peer's recorded heads are for.)
+//! covered by a checkpoint leaves the checkpoint pointing past the end.
+//! Every checkpoint is verified, each names the one before it (so none can
+//! be taken out of the middle), and the newest must cover the head: entries
+//! appended by someone without the station's key are covered by no
+//! checkpoint, and fail. (Cutting the log back to an older checkpoint,
+//! checkpoints and all, is what the peers' recorded heads catch.)
 
 use ed25519_dalek::VerifyingKey;
 use jiff::Timestamp;
@@ -103,6 +107,16 @@ struct CheckpointBody {
     seq: u64,
     hash: String,
     at: String,
+    /// The checkpoint before this one: its entry and the SHA-256 of its
+    /// signed document. Absent on the first, and on checkpoints written
+    /// before checkpoints were linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous: Option<Head>,
+}
+
+/// How a checkpoint is named by the next: the SHA-256 of its document.
+fn checkpoint_hash(signed: &[u8]) -> String {
+    hex::encode(Sha256::digest(signed))
 }
 
 /// Signs the current head, unless it is already checkpointed.
@@ -118,6 +132,17 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
     if done.is_some() {
         return Ok(());
     }
+    let previous = tx
+        .query_row(
+            "SELECT seq, signed FROM checkpoints ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()?
+        .map(|(seq, signed)| Head {
+            seq: seq as u64,
+            hash: checkpoint_hash(&signed),
+        });
     let at = stamp(Timestamp::now());
     let body = serde_json::to_vec(&CheckpointBody {
         revision: crate::domain::REVISION,
@@ -125,6 +150,7 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
         seq: h.seq,
         hash: h.hash.clone(),
         at: at.clone(),
+        previous,
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let doc = signed::sign(Kind::Checkpoint, &key.station, &body, &key.key);
@@ -156,6 +182,15 @@ pub enum AuditFault {
         "the last checkpoint covers entry {checkpoint}, but the log ends at entry {last}; entries were cut off"
     )]
     Truncated { checkpoint: u64, last: u64 },
+    #[error(
+        "entries {} to {last} are covered by no signed checkpoint (the last covers entry {checkpoint}); they were written without the station's key",
+        checkpoint + 1
+    )]
+    Unsigned { checkpoint: u64, last: u64 },
+    #[error(
+        "checkpoint at entry {seq}: it follows the checkpoint at entry {previous}, which is missing or was replaced; checkpoints were removed"
+    )]
+    CheckpointMissing { seq: u64, previous: u64 },
     #[error(
         "checkpoint at entry {seq}: written at revision {theirs}, but this hotline reads up to revision {ours}; verify with the newer hotline that wrote it"
     )]
@@ -212,47 +247,74 @@ pub fn verify(
         seq: last,
         hash: h.clone(),
     });
-    let newest: Option<(i64, String, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, hash, signed FROM checkpoints ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((seq, _, doc)) = newest else {
-        return Ok(Ok(Verified {
-            entries: last,
-            head,
-            checkpoint: None,
-        }));
-    };
-    let seq = seq as u64;
-    let body = match signed::parse(&doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
-        Ok(b) => b,
-        Err(signed::SignedError::UnsupportedRevision { theirs, ours, .. }) => {
-            return Ok(Err(AuditFault::NewerCheckpoint { seq, theirs, ours }));
+    let mut stmt = conn.prepare("SELECT seq, signed FROM checkpoints ORDER BY seq")?;
+    let checkpoints = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut before: Option<Head> = None;
+    for row in checkpoints {
+        let (seq, doc) = row?;
+        let seq = seq as u64;
+        if let Err(fault) = check_one(seq, &doc, station_key, &hashes, before.as_ref()) {
+            return Ok(Err(fault));
         }
-        Err(_) => return Ok(Err(AuditFault::BadCheckpointSignature { seq })),
-    };
-    let Ok(signed_body) = serde_json::from_slice::<CheckpointBody>(body) else {
-        return Ok(Err(AuditFault::BadCheckpointSignature { seq }));
-    };
-    if signed_body.seq != seq {
-        return Ok(Err(AuditFault::BadCheckpointSignature { seq }));
+        before = Some(Head {
+            seq,
+            hash: checkpoint_hash(&doc),
+        });
     }
-    if seq > last {
-        return Ok(Err(AuditFault::Truncated {
-            checkpoint: seq,
+    let covered = before.map_or(0, |h| h.seq);
+    if covered < last {
+        return Ok(Err(AuditFault::Unsigned {
+            checkpoint: covered,
             last,
         }));
-    }
-    let at = usize::try_from(seq - 1).unwrap_or(usize::MAX);
-    if hashes.get(at) != Some(&signed_body.hash) {
-        return Ok(Err(AuditFault::Rewritten { seq }));
     }
     Ok(Ok(Verified {
         entries: last,
         head,
-        checkpoint: Some(seq),
+        checkpoint: (covered > 0).then_some(covered),
     }))
+}
+
+/// Checks one checkpoint: its signature, that the chain holds its hash at
+/// its entry, and that it names the checkpoint before it.
+fn check_one(
+    seq: u64,
+    doc: &[u8],
+    station_key: &VerifyingKey,
+    hashes: &[String],
+    before: Option<&Head>,
+) -> Result<(), AuditFault> {
+    let body = match signed::parse(doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
+        Ok(b) => b,
+        Err(signed::SignedError::UnsupportedRevision { theirs, ours, .. }) => {
+            return Err(AuditFault::NewerCheckpoint { seq, theirs, ours });
+        }
+        Err(_) => return Err(AuditFault::BadCheckpointSignature { seq }),
+    };
+    let Ok(signed_body) = serde_json::from_slice::<CheckpointBody>(body) else {
+        return Err(AuditFault::BadCheckpointSignature { seq });
+    };
+    if signed_body.seq != seq {
+        return Err(AuditFault::BadCheckpointSignature { seq });
+    }
+    let last = hashes.len() as u64;
+    if seq > last {
+        return Err(AuditFault::Truncated {
+            checkpoint: seq,
+            last,
+        });
+    }
+    let at = usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX);
+    if hashes.get(at) != Some(&signed_body.hash) {
+        return Err(AuditFault::Rewritten { seq });
+    }
+    match (&signed_body.previous, before) {
+        (Some(named), Some(found)) if named == found => Ok(()),
+        (Some(named), _) => Err(AuditFault::CheckpointMissing {
+            seq,
+            previous: named.seq,
+        }),
+        // The first checkpoint, or one from before checkpoints were linked.
+        (None, _) => Ok(()),
+    }
 }
