@@ -1066,6 +1066,36 @@ fn an_inbound_duplicate_is_stored_once() {
     assert_eq!(inbox.len(), 2);
     assert_eq!(inbox.iter().filter(|r| r.id == second.id).count(), 1);
 
+    // Not a duplicate: other content under the same id, or the same id
+    // from another station. Neither is stored, and the first stays.
+    let mut changed = message.clone();
+    changed.serial = 9;
+    let resealed = seal(&changed, &peer, &us.public()).expect("seal");
+    match journal
+        .store_inbound(changed, resealed, b"receipt".to_vec())
+        .wait()
+        .expect("store")
+    {
+        Stored::Conflict { reason } => assert!(reason.contains("other content"), "{reason}"),
+        other => panic!("other content: {other:?}"),
+    }
+    let third = station("LONDON");
+    let mut from_london = message.clone();
+    from_london.from = third.name.clone();
+    let sealed_london = seal(&from_london, &third, &us.public()).expect("seal");
+    match journal
+        .store_inbound(from_london, sealed_london, b"receipt".to_vec())
+        .wait()
+        .expect("store")
+    {
+        Stored::Conflict { reason } => {
+            assert!(reason.contains("received from MOSCOW"), "{reason}")
+        }
+        other => panic!("another station: {other:?}"),
+    }
+    assert_eq!(journal.list(Direction::In).expect("list").len(), 2);
+    assert_eq!(journal.sealed(&message.id).expect("sealed"), sealed);
+
     let receipts: i64 = journal
         .read(|c| {
             Ok(c.query_row(
@@ -1349,6 +1379,7 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
         conn.execute_batch(
             "UPDATE messages SET state = 'received' WHERE direction = 'out';
              ALTER TABLE messages DROP COLUMN second_operator;
+             ALTER TABLE messages DROP COLUMN content_hash;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");

@@ -2085,3 +2085,235 @@ async fn an_acknowledgement_with_an_invalid_operator_name_is_rejected() {
     );
     ms.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------
+// Exact settlement
+// ---------------------------------------------------------------------------
+
+impl Raw {
+    /// Takes the next request the station sends on this connection, and
+    /// answers it with `answer` of it.
+    async fn answer_next(&self, answer: impl FnOnce(&Frame) -> Frame) -> Frame {
+        let (mut send, mut recv) = tokio::time::timeout(ANSWER_LIMIT, self.conn.accept_bi())
+            .await
+            .expect("a request in time")
+            .expect("a stream");
+        let bytes = recv.read_to_end(2 << 20).await.expect("the request");
+        let request = Frame::decode(&bytes).expect("a frame");
+        send.write_all(&answer(&request).encode())
+            .await
+            .expect("answer");
+        let _ = send.finish();
+        request
+    }
+}
+
+/// A refusal from `keys` to `to`, as the peer signs it.
+fn refusal_frame(
+    keys: &StationKeys,
+    to: &StationName,
+    id: Option<MessageId>,
+    attachment: Option<u32>,
+    code: RefusalCode,
+) -> Frame {
+    let body = RefusalBody {
+        protocol: "hotline/1".into(),
+        revision: REVISION,
+        id,
+        attachment,
+        from: keys.name.clone(),
+        to: to.clone(),
+        code,
+        detail: "refused by the test".into(),
+    };
+    let json = serde_json::to_vec(&body).expect("json");
+    Frame::new(
+        FrameKind::Refusal,
+        signed::sign(Kind::Refusal, &keys.name, &json, &keys.signing),
+    )
+}
+
+/// An acknowledgement from `keys` of message `id`, sent to `to`.
+fn ack_doc(keys: &StationKeys, to: &StationName, id: MessageId) -> Vec<u8> {
+    let body = hotline::station::docs::AckBody {
+        protocol: "hotline/1".into(),
+        revision: REVISION,
+        id,
+        from: keys.name.clone(),
+        to: to.clone(),
+        operator: hotline::domain::OperatorName::new("j.smith").expect("name"),
+        at: Timestamp::now(),
+    };
+    signed::sign(
+        Kind::Ack,
+        &keys.name,
+        &serde_json::to_vec(&body).expect("json"),
+        &keys.signing,
+    )
+}
+
+async fn state_of(station: &Station, id: MessageId) -> MessageState {
+    door::list(station, Direction::Out)
+        .await
+        .into_iter()
+        .find(|r| r.id == id)
+        .map(|r| r.state)
+        .expect("the row")
+}
+
+/// A refusal settles only what it names: one of an attachment, or one
+/// that names no message with a code only a reader of it could give,
+/// leaves the message to be sent again; one naming no message that the
+/// peer could not read settles it as REFUSED. An acknowledgement of that
+/// refused message is then refused in turn and changes nothing. The
+/// control: a message receipted is acknowledged by the same kind of
+/// acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_acknowledged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let session = door::login(&ms).await;
+    let a = door::release(&ms, &session, "WASHINGTON", general("to be refused")).await;
+
+    let first = raw
+        .answer_next(|_| {
+            refusal_frame(&wk, &mk.name, None, None, RefusalCode::UnknownTemplateField)
+        })
+        .await;
+    assert_eq!(first.kind, FrameKind::Message);
+    let again = raw
+        .answer_next(|_| refusal_frame(&wk, &mk.name, Some(a.id), Some(0), RefusalCode::Oversize))
+        .await;
+    assert_eq!(again.payload, first.payload, "the same message, sent again");
+    let third = raw
+        .answer_next(|_| refusal_frame(&wk, &mk.name, None, None, RefusalCode::Malformed))
+        .await;
+    assert_eq!(third.payload, first.payload, "and again");
+    wait_event(
+        &mut mev,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Refused { id, .. } if *id == a.id),
+    )
+    .await;
+    assert_eq!(state_of(&ms, a.id).await, MessageState::Refused);
+
+    let answer = raw
+        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, a.id))
+        .await;
+    let refused = refusal_of(answer, &mk, &wk.name);
+    assert_eq!(refused.id, Some(a.id));
+    assert!(refused.detail.contains("refused"), "{refused:?}");
+    assert_eq!(state_of(&ms, a.id).await, MessageState::Refused);
+
+    // The control: receipted, then acknowledged.
+    let b = door::release(&ms, &session, "WASHINGTON", general("to be read")).await;
+    raw.answer_next(|_| {
+        let body = ReceiptBody {
+            protocol: "hotline/1".into(),
+            revision: REVISION,
+            of: ReceiptOf::Message,
+            id: b.id,
+            attachment: None,
+            from: wk.name.clone(),
+            to: mk.name.clone(),
+            stored_at: Timestamp::now(),
+        };
+        let json = serde_json::to_vec(&body).expect("json");
+        Frame::new(
+            FrameKind::Receipt,
+            signed::sign(Kind::Receipt, &wk.name, &json, &wk.signing),
+        )
+    })
+    .await;
+    wait_event(
+        &mut mev,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Receipt { id, .. } if *id == b.id),
+    )
+    .await;
+    match raw
+        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, b.id))
+        .await
+    {
+        Answer::Frame(f) if f.kind == FrameKind::Receipt => {
+            let body: ReceiptBody =
+                docs::open(Kind::Receipt, &f.payload, &mk, &wk.name).expect("a receipt");
+            assert_eq!((body.id, body.of), (b.id, ReceiptOf::Ack));
+        }
+        other => panic!("the control's acknowledgement: {other}"),
+    }
+    assert_eq!(state_of(&ms, b.id).await, MessageState::Acknowledged);
+    ms.shutdown().await;
+}
+
+/// A message sent again under an id already received, with other content,
+/// is refused, alarmed and audited, and the first stays as it was; the
+/// control: the same bytes sent again are a duplicate, answered with the
+/// first receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_message_under_a_received_id_is_refused_and_alarmed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let first = build(&general("the original"), "WASHINGTON", "MOSCOW", 1);
+    let sealed = seal(&first, &wk, &mk).expect("seal");
+    receipt_of(
+        raw.frame(FrameKind::Message, sealed.clone()).await,
+        &mk,
+        &wk.name,
+        first.id,
+    );
+    receipt_of(
+        raw.frame(FrameKind::Message, sealed).await,
+        &mk,
+        &wk.name,
+        first.id,
+    );
+
+    let mut other = first.clone();
+    other
+        .fields
+        .insert("subject".into(), "something else".into());
+    let refused = refusal_of(
+        raw.frame(FrameKind::Message, seal(&other, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(refused.id, Some(first.id));
+    assert!(refused.detail.contains("other content"), "{refused:?}");
+    let alarm = wait_event(
+        &mut mev,
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::ConflictingId),
+    )
+    .await;
+    assert!(
+        matches!(&alarm, Event::Alarm(a) if a.peer.as_deref() == Some("WASHINGTON")),
+        "{alarm:?}"
+    );
+    assert_eq!(inbox(&ms).await, vec![first.id], "stored once");
+    assert_eq!(audit(ms.journal(), "conflicting-id").len(), 1);
+    let session = door::login(&ms).await;
+    let stored = door::open(&ms, &session, first.id).await;
+    assert_eq!(
+        stored
+            .fields
+            .get("subject")
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("the original")
+    );
+    ms.shutdown().await;
+}

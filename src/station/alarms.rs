@@ -52,6 +52,7 @@ impl AlarmKind {
             AlarmKind::LinkDown => "link-down",
             AlarmKind::LinkDegraded => "link-degraded",
             AlarmKind::OriginalDiffers => "original-differs",
+            AlarmKind::ConflictingId => "conflicting-id",
         }
     }
 
@@ -68,6 +69,7 @@ impl AlarmKind {
             AlarmKind::MissedLinkTest => 6,
             AlarmKind::ClockSkew => 7,
             AlarmKind::OriginalDiffers => 3,
+            AlarmKind::ConflictingId => 3,
             AlarmKind::LinkDegraded => 8,
             AlarmKind::ConnectionRefused => 9,
         }
@@ -90,7 +92,8 @@ impl AlarmKind {
             AlarmKind::Refused
             | AlarmKind::ConnectionRefused
             | AlarmKind::AuditMismatch
-            | AlarmKind::OriginalDiffers => false,
+            | AlarmKind::OriginalDiffers
+            | AlarmKind::ConflictingId => false,
         }
     }
 }

@@ -122,6 +122,19 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
+    /// Whether the refusing station could not read the message (so could
+    /// not name it).
+    pub fn unreadable(self) -> bool {
+        match self {
+            RefusalCode::BadSignature
+            | RefusalCode::Oversize
+            | RefusalCode::NotForUs
+            | RefusalCode::Malformed
+            | RefusalCode::UnsupportedRevision => true,
+            RefusalCode::UnknownTemplateField => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RefusalCode::BadSignature => "bad-signature",

@@ -37,6 +37,9 @@ pub enum AlarmKind {
     LinkDegraded,
     /// A received message's original text differs from its signed fields.
     OriginalDiffers,
+    /// A peer sent a different message under the id of one already
+    /// received (or of one of ours): refused, not stored.
+    ConflictingId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

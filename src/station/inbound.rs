@@ -415,6 +415,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             .await,
         );
     }
+    let id = m.id;
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None);
     inner.subjects.note(inner, &m);
     // One message, one text: an original that says something its signed
@@ -457,6 +458,26 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             Some(Frame::new(FrameKind::Receipt, doc))
         }
         Ok(Stored::Duplicate { receipt }) => Some(Frame::new(FrameKind::Receipt, receipt)),
+        Ok(Stored::Conflict { reason }) => {
+            // The sender holds no receipt for what it sent: it is refused,
+            // so that nothing claims a delivery that did not happen.
+            let text = format!("{peer} sent message {id} under an id already taken: {reason}");
+            inner.raise(
+                AlarmKind::ConflictingId,
+                &id.to_string(),
+                Some(peer),
+                None,
+                text,
+            );
+            Some(refusal(
+                inner,
+                &peer_keys,
+                Some(id),
+                None,
+                RefusalCode::Malformed,
+                format!("message id {id} is taken here: {reason}"),
+            ))
+        }
         Err(e) => {
             // Not stored, so no receipt: the stream closes unanswered and
             // the sender retries.
@@ -508,7 +529,23 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
                 &format!("peer={peer} ack for {}: {e}", body.id),
             )
             .await;
-            None
+            // An acknowledgement that can never apply (no such message, or
+            // one refused or cancelled) is refused, so that the peer stops
+            // sending it; a failure of our own journal is left for a retry.
+            matches!(
+                e,
+                crate::store::StoreError::Rejected(_) | crate::store::StoreError::NotFound(_)
+            )
+            .then(|| {
+                refusal(
+                    inner,
+                    &peer_keys,
+                    Some(body.id),
+                    None,
+                    RefusalCode::Malformed,
+                    e.to_string(),
+                )
+            })
         }
     }
 }

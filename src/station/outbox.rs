@@ -354,7 +354,45 @@ async fn settle(
             if refusal.id.is_some_and(|id| id != item.id) {
                 return Err(format!("refusal names another message ({:?})", refusal.id));
             }
+            if let Some(index) = refusal.attachment {
+                return Err(format!(
+                    "a refusal of attachment {index} answered {}; only the attachment's own transfer settles on it",
+                    item.id
+                ));
+            }
+            // Only a station that could not read a message may refuse it
+            // without naming it.
+            if refusal.id.is_none() && !refusal.code.unreadable() {
+                return Err(format!(
+                    "a {} refusal that names no message",
+                    refusal.code.as_str()
+                ));
+            }
             let reason = format!("{}: {}", refusal.code.as_str(), refusal.detail);
+            if matches!(item.payload, Payload::Ack(_)) {
+                // Our acknowledgement was refused: it is not sent again, and
+                // no message of either direction changes.
+                let news = inner
+                    .journal
+                    .settle_refused_ack(item.id, reason)
+                    .done()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if news {
+                    inner.raise(
+                        super::AlarmKind::Refused,
+                        &format!("ack:{}", item.id),
+                        Some(peer),
+                        None,
+                        format!(
+                            "{peer} REFUSED our acknowledgement of message {}: {}",
+                            item.id,
+                            refusal.code.as_str()
+                        ),
+                    );
+                }
+                return Ok(());
+            }
             let news = inner
                 .journal
                 .mark_refused(item.id, reason, answer.payload)

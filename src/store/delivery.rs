@@ -36,6 +36,19 @@ pub enum Stored {
     Duplicate {
         receipt: Vec<u8>,
     },
+    /// Its id is taken by a different message (another peer's, one of
+    /// ours, or this peer's with other content): not stored, audited.
+    Conflict {
+        reason: String,
+    },
+}
+
+/// What two copies of one message share whatever their sealing: the
+/// SHA-256 of its fields as signed.
+fn content_hash(message: &Message) -> Result<String, StoreError> {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(hex::encode(Sha256::digest(json)))
 }
 
 fn precedence_of(rank: u8) -> Result<Precedence, StoreError> {
@@ -260,17 +273,35 @@ impl Journal {
         receipt: Vec<u8>,
     ) -> Pending<Stored> {
         self.write(move |tx| {
-            let seen: Option<Option<Vec<u8>>> = tx
+            let content = content_hash(&message)?;
+            type Seen = (String, String, Option<String>, Option<Vec<u8>>);
+            let seen: Option<Seen> = tx
                 .query_row(
-                    "SELECT receipt FROM messages WHERE id = ?1 AND direction = 'in'",
+                    "SELECT direction, peer, content_hash, receipt FROM messages WHERE id = ?1",
                     [message.id.to_string()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            if let Some(previous) = seen {
-                return Ok(Stored::Duplicate {
-                    receipt: previous.unwrap_or_default(),
-                });
+            if let Some((direction, peer, stored, previous)) = seen {
+                let from = message.from.as_str();
+                let reason = if direction != "in" {
+                    "it is the id of a message this station sent".to_string()
+                } else if peer != from {
+                    format!("it is the id of a message received from {peer}")
+                } else if stored.is_some_and(|h| h != content) {
+                    "a message with other content was received under it".to_string()
+                } else {
+                    return Ok(Stored::Duplicate {
+                        receipt: previous.unwrap_or_default(),
+                    });
+                };
+                audit::append(
+                    tx,
+                    "station",
+                    "conflicting-id",
+                    &format!("id={} from={from} serial={} reason={reason}", message.id, message.serial),
+                )?;
+                return Ok(Stored::Conflict { reason });
             }
             super::messages::insert(
                 tx,
@@ -281,8 +312,8 @@ impl Journal {
             )?;
             super::attachments::insert_all(tx, super::Direction::In, &message, &[])?;
             tx.execute(
-                "UPDATE messages SET receipt = ?2, receipt_at = stored_at WHERE id = ?1 AND direction = 'in'",
-                params![message.id.to_string(), receipt],
+                "UPDATE messages SET receipt = ?2, receipt_at = stored_at, content_hash = ?3 WHERE id = ?1 AND direction = 'in'",
+                params![message.id.to_string(), receipt, content],
             )?;
             audit::append(
                 tx,
@@ -345,6 +376,27 @@ impl Journal {
         })
     }
 
+    /// The peer refused our acknowledgement of its message `message_id`:
+    /// it is not sent again, and the audit says why. The message itself is
+    /// left as it is.
+    pub fn settle_refused_ack(&self, message_id: MessageId, reason: String) -> Pending<bool> {
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "UPDATE acks_out SET delivered_at = ?2 WHERE message_id = ?1 AND delivered_at IS NULL",
+                params![message_id.to_string(), stamp(Timestamp::now())],
+            )?;
+            if changed > 0 {
+                audit::append(
+                    tx,
+                    "station",
+                    "ack-refused",
+                    &format!("id={message_id} reason={reason}"),
+                )?;
+            }
+            Ok(changed > 0)
+        })
+    }
+
     /// Records the peer operator's acknowledgement of our message. Returns
     /// whether it was news.
     pub fn record_peer_ack(
@@ -364,8 +416,14 @@ impl Journal {
                     "message {id} was not sent to {peer}"
                 )));
             }
-            if state == MessageState::Acknowledged {
-                return Ok(false);
+            match state {
+                MessageState::Acknowledged => return Ok(false),
+                MessageState::Queued | MessageState::Sent | MessageState::Receipted => {}
+                other => {
+                    return Err(StoreError::Rejected(format!(
+                        "message {id} is {other}; only a message delivered or on its way can be acknowledged"
+                    )));
+                }
             }
             tx.execute(
                 "UPDATE messages SET state = ?5, ack_by = ?2, ack_at = ?3, ack = ?4, \

@@ -111,6 +111,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE messages SET state = 'receipted' WHERE direction = 'out' AND state = 'received';
     ALTER TABLE messages ADD COLUMN second_operator TEXT;
     ",
+    // 4: an inbound message's content, as a SHA-256 of its signed fields:
+    //    a message sent again under the same id is a duplicate only if its
+    //    content is the same (the ciphertext may differ). NULL for messages
+    //    stored before, which are compared by sender alone.
+    "
+    ALTER TABLE messages ADD COLUMN content_hash TEXT;
+    ",
 ];
 
 /// The schema version this build writes.
