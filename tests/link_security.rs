@@ -2317,3 +2317,120 @@ async fn a_different_message_under_a_received_id_is_refused_and_alarmed() {
     );
     ms.shutdown().await;
 }
+
+fn count_rows(journal: &Journal, sql: &str) -> i64 {
+    journal
+        .read(|c| Ok(c.query_row(sql, [], |r| r.get(0))?))
+        .expect("count")
+}
+
+/// A pinned peer flooding the station: 10,000 unexpected frames and 1,000
+/// link tests, in parallel. The journal grows by at most BURST audit
+/// entries (the rest counted in one summary, whose count shows every one
+/// was seen) and KEPT_PER_PEER link tests, and the station still delivers
+/// a FLASH at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
+    use hotline::station::docs::LinkTestBody;
+    use hotline::station::noisy::BURST;
+    use hotline::store::KEPT_PER_PEER;
+    const FRAMES: usize = 10_000;
+    const LINK_TESTS: usize = 1_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (Arc::new(w.keys()), m.keys().public());
+    let raw = Arc::new(
+        Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+            .await
+            .expect("hello"),
+    );
+    let audit_before = audit_len(ms.journal());
+
+    let unexpected = Frame::new(FrameKind::Receipt, b"not a request".to_vec()).encode();
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..32 {
+        let (raw, unexpected) = (raw.clone(), unexpected.clone());
+        let (wk, mk) = (wk.clone(), mk.clone());
+        tasks.spawn(async move {
+            for i in (lane..FRAMES).step_by(32) {
+                raw.send(&unexpected).await;
+                if i % 10 == 0 {
+                    let body = LinkTestBody {
+                        protocol: "hotline/1".into(),
+                        revision: REVISION,
+                        reply: false,
+                        nonce: format!("flood-{i}"),
+                        from: wk.name.clone(),
+                        to: mk.name.clone(),
+                        time: Timestamp::now(),
+                        highest_serial: 0,
+                        cancelled: Vec::new(),
+                        audit_head: None,
+                        your_head: None,
+                    };
+                    let sealed = docs::seal_link_test(&body, &wk, &mk).expect("seal");
+                    raw.frame(FrameKind::LinkTest, sealed).await;
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a flooding lane");
+    }
+
+    let link_tests = count_rows(
+        ms.journal(),
+        "SELECT count(*) FROM link_tests WHERE peer = 'WASHINGTON' AND direction = 'in'",
+    );
+    assert_eq!(
+        link_tests, KEPT_PER_PEER,
+        "{LINK_TESTS} tested, the newest kept"
+    );
+    let grown = audit_len(ms.journal()) - audit_before;
+    assert!(
+        grown <= i64::from(BURST),
+        "{grown} audit entries for {FRAMES} unexpected frames"
+    );
+
+    // Still at work: a FLASH goes out and is receipted.
+    let session = door::login(&ms).await;
+    let mut draft = general("after the flood");
+    draft.precedence = Some(hotline::domain::Precedence::Flash);
+    let flash = door::release(&ms, &session, "WASHINGTON", draft).await;
+    raw.answer_next(|_| {
+        let body = ReceiptBody {
+            protocol: "hotline/1".into(),
+            revision: REVISION,
+            of: ReceiptOf::Message,
+            id: flash.id,
+            attachment: None,
+            from: wk.name.clone(),
+            to: mk.name.clone(),
+            stored_at: Timestamp::now(),
+        };
+        let json = serde_json::to_vec(&body).expect("json");
+        Frame::new(
+            FrameKind::Receipt,
+            signed::sign(Kind::Receipt, &wk.name, &json, &wk.signing),
+        )
+    })
+    .await;
+    wait_event(
+        &mut mev,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Receipt { id, .. } if *id == flash.id),
+    )
+    .await;
+
+    // At the stop, what was only counted is written, as one entry that
+    // accounts for every frame.
+    ms.shutdown().await;
+    let counted = audit(ms.journal(), "peer-misbehaviour-counted");
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert!(
+        counted[0].contains(&format!("not-written={} ", FRAMES - BURST as usize)),
+        "{counted:?}"
+    );
+}

@@ -55,6 +55,7 @@ impl crate::link::Upcalls for Upcalls {
                 other => {
                     audit(
                         &inner,
+                        peer.as_str(),
                         "malformed",
                         &format!("peer={peer} unexpected {other:?} frame"),
                     )
@@ -81,9 +82,17 @@ impl crate::link::Upcalls for Upcalls {
     }
 }
 
-pub(super) async fn audit(inner: &Inner, action: &str, detail: &str) {
-    if let Err(e) = inner.journal.audit("station", action, detail).done().await {
-        tracing::error!(error = %e, "could not write an audit entry");
+/// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
+pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str) {
+    let (write, ended) = inner.noisy().note(peer, action, std::time::Instant::now());
+    let entries = ended
+        .map(|summary| ("peer-misbehaviour-counted", summary))
+        .into_iter()
+        .chain(write.then(|| (action, detail.to_string())));
+    for (action, detail) in entries {
+        if let Err(e) = inner.journal.audit("station", action, &detail).done().await {
+            tracing::error!(error = %e, "could not write an audit entry");
+        }
     }
 }
 
@@ -285,7 +294,7 @@ async fn refuse(
     detail: String,
     noted: &str,
 ) -> Frame {
-    audit(inner, "refuse", noted).await;
+    audit(inner, peer.name.as_str(), "refuse", noted).await;
     refusal(inner, peer, Some(id), None, code, detail)
 }
 
@@ -366,6 +375,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             let code = code_for(&e);
             audit(
                 inner,
+                peer.as_str(),
                 "refuse",
                 &format!("peer={peer} code={} reason={e}", code.as_str()),
             )
@@ -492,7 +502,13 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
     let body: AckBody = match docs::open(Kind::Ack, &doc, &peer_keys, &inner.keys.name) {
         Ok(b) => b,
         Err(e) => {
-            audit(inner, "refuse", &format!("peer={peer} ack rejected: {e}")).await;
+            audit(
+                inner,
+                peer.as_str(),
+                "refuse",
+                &format!("peer={peer} ack rejected: {e}"),
+            )
+            .await;
             return None;
         }
     };
@@ -525,6 +541,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
         Err(e) => {
             audit(
                 inner,
+                peer.as_str(),
                 "refuse",
                 &format!("peer={peer} ack for {}: {e}", body.id),
             )
@@ -558,6 +575,7 @@ async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> O
         Err(e) => {
             audit(
                 inner,
+                peer.as_str(),
                 "refuse",
                 &format!("peer={peer} link test rejected: {e}"),
             )

@@ -21,6 +21,7 @@ pub mod gaps;
 mod handle;
 mod inbound;
 pub mod lock;
+pub mod noisy;
 mod outbox;
 pub mod strangers;
 mod subjects;
@@ -156,6 +157,8 @@ pub(crate) struct Inner {
     alarms: Mutex<alarms::Board>,
     subjects: subjects::Subjects,
     strangers: Mutex<strangers::Strangers>,
+    /// Pinned peers' misbehaviour, counted for the audit log.
+    noisy: Mutex<noisy::Noisy>,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -285,6 +288,10 @@ impl Inner {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn noisy(&self) -> std::sync::MutexGuard<'_, noisy::Noisy> {
+        self.noisy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn gaps(&self) -> std::sync::MutexGuard<'_, HashMap<StationName, gaps::Tracker>> {
         self.gaps.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -364,6 +371,7 @@ impl Station {
             alarms: Mutex::default(),
             subjects: subjects::Subjects::default(),
             strangers: Mutex::new(strangers::Strangers::new(options.refusal_window)),
+            noisy: Mutex::default(),
             options,
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
@@ -766,6 +774,11 @@ impl Station {
             && let Err(e) = written.done().await
         {
             tracing::warn!(error = %e, "the summary of refused connections was not written");
+        }
+        for written in timers::sum_up_misbehaviour(&self.inner, true) {
+            if let Err(e) = written.done().await {
+                tracing::warn!(error = %e, "the summary of a peer's misbehaviour was not written");
+            }
         }
     }
 }

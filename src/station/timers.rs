@@ -79,11 +79,13 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
                 continue;
             }
             LinkEvent::Malformed { peer, reason } => {
-                let _ = inner.journal.audit(
-                    "station",
+                super::inbound::audit(
+                    &inner,
+                    peer.as_str(),
                     "malformed",
                     &format!("peer={peer} reason={reason}"),
-                );
+                )
+                .await;
                 continue;
             }
         };
@@ -124,6 +126,24 @@ fn refused(
         None,
         format!("refused a connection from {remote}: {reason}"),
     );
+}
+
+/// Writes the summaries of pinned peers' misbehaviour whose window ended
+/// (see [`super::noisy`]), or, at a stop, of every window open. Returns the
+/// audit writes, for a stop to wait on.
+pub fn sum_up_misbehaviour(
+    inner: &Inner,
+    stopping: bool,
+) -> Vec<crate::store::Pending<crate::store::audit::Head>> {
+    let due = inner.noisy().due(Instant::now(), stopping);
+    due.into_iter()
+        .map(|summary| {
+            tracing::warn!(%summary, "a peer's misbehaviour, counted");
+            inner
+                .journal
+                .audit("station", "peer-misbehaviour-counted", &summary)
+        })
+        .collect()
 }
 
 /// Writes the summary of the strangers' window if it has ended, or, at a
@@ -284,6 +304,9 @@ pub async fn run(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         }
         drop(sum_up_strangers(&inner, false));
+        for written in sum_up_misbehaviour(&inner, false) {
+            drop(written);
+        }
         // The checks read the journal: off the async workers.
         let checks = {
             let inner = inner.clone();

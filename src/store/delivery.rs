@@ -43,6 +43,11 @@ pub enum Stored {
     },
 }
 
+/// How many link tests (each way) and recorded audit heads are kept per
+/// peer: eight days of hourly tests, and a bound on what
+/// a peer testing the link without pause can make the journal hold.
+pub const KEPT_PER_PEER: i64 = 200;
+
 /// What two copies of one message share whatever their sealing: the
 /// SHA-256 of its fields as signed.
 fn content_hash(message: &Message) -> Result<String, StoreError> {
@@ -468,7 +473,18 @@ impl Journal {
                     "INSERT OR IGNORE INTO peer_heads (peer, seq, hash, at) VALUES (?1, ?2, ?3, ?4)",
                     params![peer, h.seq as i64, h.hash, stamp(Timestamp::now())],
                 )?;
+                tx.execute(
+                    "DELETE FROM peer_heads WHERE peer = ?1 AND seq NOT IN \
+                     (SELECT seq FROM peer_heads WHERE peer = ?1 ORDER BY seq DESC LIMIT ?2)",
+                    params![peer, KEPT_PER_PEER],
+                )?;
             }
+            // However often a peer tests the link, only the newest are kept.
+            tx.execute(
+                "DELETE FROM link_tests WHERE peer = ?1 AND direction = ?2 AND id NOT IN \
+                 (SELECT id FROM link_tests WHERE peer = ?1 AND direction = ?2 ORDER BY id DESC LIMIT ?3)",
+                params![peer, if outbound { "out" } else { "in" }, KEPT_PER_PEER],
+            )?;
             Ok(())
         })
     }

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
 
 pub use attachments::{AttachmentRow, AttachmentState, StagedAttachment, inbound_path};
-pub use delivery::{PendingAck, PendingMessage, Stored};
+pub use delivery::{KEPT_PER_PEER, PendingAck, PendingMessage, Stored};
 pub use messages::{Direction, MessageRow, Released};
 pub use schema::current_version as schema_version;
 pub use state::MessageState;

@@ -109,6 +109,7 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
         Ok(_) => {
             audit(
                 inner,
+                peer.as_str(),
                 "refuse",
                 &format!("peer={peer} id={id} attachment={index} unknown"),
             )
@@ -183,6 +184,7 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
     if let Some(detail) = oversize {
         audit(
             inner,
+            peer.as_str(),
             "refuse",
             &format!("peer={peer} id={id} attachment={index} code=oversize"),
         )
@@ -327,6 +329,7 @@ impl AttachmentSink for Incoming {
                     tracing::warn!(%id, index, %detail, "a resumed attachment failed its check; fetching it again whole");
                     audit(
                         &inner,
+                        peer.name.as_str(),
                         "discard",
                         &format!(
                             "peer={} id={id} attachment={index} reason=resumed-check-failed",
@@ -341,6 +344,7 @@ impl AttachmentSink for Incoming {
                     let _ = tokio::fs::remove_file(&partial).await;
                     audit(
                         &inner,
+                        peer.name.as_str(),
                         "refuse",
                         &format!(
                             "peer={} id={id} attachment={index} code=malformed",
