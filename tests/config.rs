@@ -606,3 +606,38 @@ fn toml_syntax_error_has_a_line() {
     assert_eq!(problems[0].line, Some(3), "{}", problems[0]);
     assert_eq!(problems[0].path, Path::new(PATH));
 }
+
+// ---------------------------------------------------------------------------
+// The fuzzers' corpora, replayed
+// ---------------------------------------------------------------------------
+
+#[path = "fuzz/targets.rs"]
+mod fuzz_targets;
+
+/// Every input the fuzzers kept (`tests/fuzz/corpus/TARGET`), and every
+/// crash they found, minimised (`tests/fuzz/artifacts/TARGET`), goes
+/// through its target again: none may panic. Each corpus holds inputs, so
+/// a replay that read nothing fails.
+#[test]
+fn the_fuzz_corpora_replay_without_a_panic() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    for (name, target) in fuzz_targets::TARGETS {
+        let mut replayed = 0;
+        for dir in [
+            fuzz.join("corpus").join(name),
+            fuzz.join("artifacts").join(name),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("corpus entry").path();
+                let data = std::fs::read(&path).expect("corpus file");
+                let outcome = std::panic::catch_unwind(|| target(&data));
+                assert!(outcome.is_ok(), "{name}: {} panics", path.display());
+                replayed += 1;
+            }
+        }
+        assert!(replayed > 0, "the {name} corpus is empty");
+    }
+}

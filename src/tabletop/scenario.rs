@@ -130,15 +130,22 @@ struct RawFollowUp {
     text: String,
 }
 
-/// `mm:ss` (or `h:mm:ss`) after the start.
+/// The latest a scenario's injects and follow-ups may come, in scenario
+/// time: a week, far beyond any exercise, and a bound that keeps every sum
+/// of times in range.
+pub const MAX_SCENARIO_TIME: Duration = Duration::from_secs(7 * 86_400);
+
+/// `mm:ss` (or `h:mm:ss`) after the start, within [`MAX_SCENARIO_TIME`].
 fn parse_offset(text: &str) -> Option<Duration> {
     let parts: Vec<&str> = text.trim().trim_start_matches("T+").split(':').collect();
     let nums: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
-    match nums?.as_slice() {
-        [m, s] if *s < 60 => Some(Duration::from_secs(m * 60 + s)),
-        [h, m, s] if *m < 60 && *s < 60 => Some(Duration::from_secs(h * 3600 + m * 60 + s)),
-        _ => None,
-    }
+    let secs = match nums?.as_slice() {
+        [m, s] if *s < 60 => m.checked_mul(60)?.checked_add(*s)?,
+        [h, m, s] if *m < 60 && *s < 60 => h.checked_mul(3600)?.checked_add(m * 60 + s)?,
+        _ => return None,
+    };
+    let at = Duration::from_secs(secs);
+    (at <= MAX_SCENARIO_TIME).then_some(at)
 }
 
 /// Parses and checks a scenario against the templates it uses.
@@ -212,7 +219,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                 ri.at.span(),
                 "injects.at",
                 format!(
-                    "`{}` is not a time after the start; write mm:ss such as \"02:30\"",
+                    "`{}` is not a time after the start within 7 days; write mm:ss such as \"02:30\"",
                     ri.at.get_ref()
                 ),
             );
@@ -274,10 +281,21 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                     &mut err,
                 );
                 FollowUp {
-                    after: parse_duration(f.after.get_ref()).unwrap_or_else(|x| {
-                        err(f.after.span(), "injects.follow_up.after", x.to_string());
-                        Duration::ZERO
-                    }),
+                    after: match parse_duration(f.after.get_ref()) {
+                        Ok(after) if after <= MAX_SCENARIO_TIME => after,
+                        Ok(_) => {
+                            err(
+                                f.after.span(),
+                                "injects.follow_up.after",
+                                "must be at most 7d".into(),
+                            );
+                            Duration::ZERO
+                        }
+                        Err(x) => {
+                            err(f.after.span(), "injects.follow_up.after", x.to_string());
+                            Duration::ZERO
+                        }
+                    },
                     precedence: match &f.precedence {
                         Some(p) => p.get_ref().parse().unwrap_or_else(
                             |e: crate::domain::UnknownPrecedence| {
@@ -356,6 +374,9 @@ mod tests {
         assert_eq!(parse_offset("1:00:00"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_offset("2:75"), None);
         assert_eq!(parse_offset("soon"), None);
+        assert_eq!(parse_offset("99999999999999999:00"), None, "no overflow");
+        assert_eq!(parse_offset("168:00:01"), None, "past a week");
+        assert_eq!(parse_offset("168:00:00"), Some(MAX_SCENARIO_TIME));
     }
 
     #[test]
