@@ -121,8 +121,9 @@ pub fn link_test_body(
 }
 
 /// What hellos and link tests both declare to `peer`: our highest serial
-/// and cancelled serials towards it, our audit head, and the newest head of
-/// its that we recorded.
+/// and the newest cancelled serials towards it (no more than its gap check
+/// tracks, so that decades of cancellations do not outgrow a hello), our
+/// audit head, and the newest head of its that we recorded.
 struct Standing {
     highest_serial: u64,
     cancelled: Vec<u64>,
@@ -135,7 +136,7 @@ fn standing(inner: &Inner, peer: &StationName) -> Standing {
         highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
         cancelled: inner
             .journal
-            .cancelled_serials(peer.as_str())
+            .cancelled_serials(peer.as_str(), super::gaps::TRACKED_AHEAD)
             .unwrap_or_default(),
         audit_head: inner.journal.audit_head().ok().flatten(),
         your_head: inner.journal.peer_head(peer.as_str()).ok().flatten(),

@@ -166,16 +166,21 @@ impl Journal {
         })
     }
 
-    /// Serials released to `peer` and cancelled before they were sent.
-    pub fn cancelled_serials(&self, peer: &str) -> Result<Vec<u64>, StoreError> {
+    /// The newest `limit` serials released to `peer` and cancelled before
+    /// they were sent, in ascending order.
+    pub fn cancelled_serials(&self, peer: &str, limit: u64) -> Result<Vec<u64>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = ?2 ORDER BY serial",
+                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = ?2 ORDER BY serial DESC LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![peer, MessageState::Cancelled.as_sql()], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect())
+            let rows = stmt.query_map(
+                params![peer, MessageState::Cancelled.as_sql(), limit as i64],
+                |r| r.get::<_, i64>(0),
+            )?;
+            let mut serials: Vec<u64> =
+                rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect();
+            serials.reverse();
+            Ok(serials)
         })
     }
 
