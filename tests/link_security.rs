@@ -2133,6 +2133,25 @@ fn refusal_frame(
     )
 }
 
+/// A receipt from `keys` to `to` of message `id`, as the peer signs it.
+fn receipt_frame(keys: &StationKeys, to: &StationName, id: MessageId) -> Frame {
+    let body = ReceiptBody {
+        protocol: "hotline/1".into(),
+        revision: REVISION,
+        of: ReceiptOf::Message,
+        id,
+        attachment: None,
+        from: keys.name.clone(),
+        to: to.clone(),
+        stored_at: Timestamp::now(),
+    };
+    let json = serde_json::to_vec(&body).expect("json");
+    Frame::new(
+        FrameKind::Receipt,
+        signed::sign(Kind::Receipt, &keys.name, &json, &keys.signing),
+    )
+}
+
 /// An acknowledgement from `keys` of message `id`, sent to `to`.
 fn ack_doc(keys: &StationKeys, to: &StationName, id: MessageId) -> Vec<u8> {
     let body = hotline::station::docs::AckBody {
@@ -2213,24 +2232,8 @@ async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_ackn
 
     // The control: receipted, then acknowledged.
     let b = door::release(&ms, &session, "WASHINGTON", general("to be read")).await;
-    raw.answer_next(|_| {
-        let body = ReceiptBody {
-            protocol: "hotline/1".into(),
-            revision: REVISION,
-            of: ReceiptOf::Message,
-            id: b.id,
-            attachment: None,
-            from: wk.name.clone(),
-            to: mk.name.clone(),
-            stored_at: Timestamp::now(),
-        };
-        let json = serde_json::to_vec(&body).expect("json");
-        Frame::new(
-            FrameKind::Receipt,
-            signed::sign(Kind::Receipt, &wk.name, &json, &wk.signing),
-        )
-    })
-    .await;
+    raw.answer_next(|_| receipt_frame(&wk, &mk.name, b.id))
+        .await;
     wait_event(
         &mut mev,
         Duration::from_secs(10),
@@ -2399,24 +2402,8 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
     let mut draft = general("after the flood");
     draft.precedence = Some(hotline::domain::Precedence::Flash);
     let flash = door::release(&ms, &session, "WASHINGTON", draft).await;
-    raw.answer_next(|_| {
-        let body = ReceiptBody {
-            protocol: "hotline/1".into(),
-            revision: REVISION,
-            of: ReceiptOf::Message,
-            id: flash.id,
-            attachment: None,
-            from: wk.name.clone(),
-            to: mk.name.clone(),
-            stored_at: Timestamp::now(),
-        };
-        let json = serde_json::to_vec(&body).expect("json");
-        Frame::new(
-            FrameKind::Receipt,
-            signed::sign(Kind::Receipt, &wk.name, &json, &wk.signing),
-        )
-    })
-    .await;
+    raw.answer_next(|_| receipt_frame(&wk, &mk.name, flash.id))
+        .await;
     wait_event(
         &mut mev,
         Duration::from_secs(10),
