@@ -93,8 +93,9 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
     }
 }
 
-/// Audits, logs and alarms a refused connection: a pinned peer's each time,
-/// a stranger's through the window count (see [`super::strangers`]).
+/// Audits, logs and alarms a refused connection: a pinned peer's at the
+/// rate of its other misbehaviour (see [`super::noisy`]), a stranger's
+/// through the window count (see [`super::strangers`]).
 fn refused(
     inner: &Inner,
     remote: std::net::SocketAddr,
@@ -102,11 +103,21 @@ fn refused(
     peer: Option<&StationName>,
     timed_out: bool,
 ) {
-    if peer.is_none()
-        && !inner
-            .strangers()
-            .note(Instant::now(), remote.ip(), timed_out)
-    {
+    let now = Instant::now();
+    let written = match peer {
+        None => inner.strangers().note(now, remote.ip(), timed_out),
+        // A pinned peer's refusals count as its misbehaviour.
+        Some(peer) => {
+            let (write, ended) = inner.noisy().note(peer.as_str(), "connection-refused", now);
+            if let Some(summary) = ended {
+                let _ = inner
+                    .journal
+                    .audit("station", "peer-misbehaviour-counted", &summary);
+            }
+            write
+        }
+    };
+    if !written {
         return;
     }
     tracing::warn!(%remote, %reason, "refused a connection");
