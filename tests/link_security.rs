@@ -2421,3 +2421,52 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
         "{counted:?}"
     );
 }
+
+/// What a station keeps from one peer is bounded: messages are receipted
+/// while under the quota (the control), the storage alarm goes up near it,
+/// and the message that would pass it is refused as oversize, naming the
+/// quota, and not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_past_its_quota_is_refused_after_an_alarm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let link = format!("{FAST_LINK}\n[attachments]\npeer_quota = \"12 KiB\"\n");
+    let (w, m) = pair(tmp.path(), &link);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let ws = w.start().await;
+    let mut wev = ws.subscribe();
+    let session = door::login(&ws).await;
+    let mut receipted = 0;
+    let refusal = loop {
+        assert!(receipted < 100, "the quota never bit");
+        let row = door::release(&ws, &session, "MOSCOW", general(&format!("m{receipted}"))).await;
+        let settled = wait_event(
+            &mut wev,
+            Duration::from_secs(15),
+            |e| matches!(e, Event::Receipt { id, .. } | Event::Refused { id, .. } if *id == row.id),
+        )
+        .await;
+        match settled {
+            Event::Receipt { .. } => receipted += 1,
+            Event::Refused { code, detail, .. } => break (code, detail),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(receipted >= 2, "the control: {receipted} receipted first");
+    assert_eq!(refusal.0, "oversize");
+    assert!(
+        refusal.1.contains("its quota for one peer is 12 KiB"),
+        "{refusal:?}"
+    );
+    let alarm = drain(&mut mev)
+        .into_iter()
+        .find(|e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Storage));
+    assert!(alarm.is_some(), "the storage alarm went up first");
+    assert_eq!(
+        inbox(&ms).await.len(),
+        receipted,
+        "the refused one is not stored"
+    );
+    ws.shutdown().await;
+    ms.shutdown().await;
+}

@@ -107,7 +107,16 @@ pub struct AttachmentLimits {
     pub max_size: u64,
     /// The most all of one message's attachments may hold together.
     pub max_message: u64,
+    /// The most this station keeps from one peer, messages and attachments
+    /// together; an alarm goes up at 90%.
+    pub peer_quota: u64,
+    /// The most it keeps from all peers together.
+    pub total_quota: u64,
 }
+
+/// 4 GiB from one peer, 16 GiB in all.
+pub const DEFAULT_PEER_QUOTA: u64 = 4 << 30;
+pub const DEFAULT_TOTAL_QUOTA: u64 = 16 << 30;
 
 /// 64 MiB, for one attachment and for all of a message's together.
 pub const DEFAULT_ATTACHMENT_LIMIT: u64 = 64 << 20;
@@ -117,6 +126,8 @@ impl Default for AttachmentLimits {
         AttachmentLimits {
             max_size: DEFAULT_ATTACHMENT_LIMIT,
             max_message: DEFAULT_ATTACHMENT_LIMIT,
+            peer_quota: DEFAULT_PEER_QUOTA,
+            total_quota: DEFAULT_TOTAL_QUOTA,
         }
     }
 }
@@ -503,6 +514,12 @@ impl Checker<'_> {
                 &a.max_message,
                 "attachments.max_message",
                 DEFAULT_ATTACHMENT_LIMIT,
+            ),
+            peer_quota: self.size(&a.peer_quota, "attachments.peer_quota", DEFAULT_PEER_QUOTA),
+            total_quota: self.size(
+                &a.total_quota,
+                "attachments.total_quota",
+                DEFAULT_TOTAL_QUOTA,
             ),
         };
 

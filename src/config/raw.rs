@@ -60,6 +60,8 @@ pub struct RawLink {
 pub struct RawAttachments {
     pub max_size: Option<S<String>>,
     pub max_message: Option<S<String>>,
+    pub peer_quota: Option<S<String>>,
+    pub total_quota: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -53,6 +53,7 @@ impl AlarmKind {
             AlarmKind::LinkDegraded => "link-degraded",
             AlarmKind::OriginalDiffers => "original-differs",
             AlarmKind::ConflictingId => "conflicting-id",
+            AlarmKind::Storage => "storage",
         }
     }
 
@@ -70,6 +71,7 @@ impl AlarmKind {
             AlarmKind::ClockSkew => 7,
             AlarmKind::OriginalDiffers => 3,
             AlarmKind::ConflictingId => 3,
+            AlarmKind::Storage => 4,
             AlarmKind::LinkDegraded => 8,
             AlarmKind::ConnectionRefused => 9,
         }
@@ -86,7 +88,8 @@ impl AlarmKind {
             | AlarmKind::MissedLinkTest
             | AlarmKind::ClockSkew
             | AlarmKind::LinkDown
-            | AlarmKind::LinkDegraded => true,
+            | AlarmKind::LinkDegraded
+            | AlarmKind::Storage => true,
             // An altered audit log stays altered: the next check raises it
             // again.
             AlarmKind::Refused

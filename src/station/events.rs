@@ -40,6 +40,8 @@ pub enum AlarmKind {
     /// A peer sent a different message under the id of one already
     /// received (or of one of ours): refused, not stored.
     ConflictingId,
+    /// What this station keeps from a peer, or in all, is near its quota.
+    Storage,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -82,6 +82,55 @@ impl crate::link::Upcalls for Upcalls {
     }
 }
 
+/// Whether keeping `adding` more bytes from `peer` would pass its quota or
+/// the station's (see `attachments.peer_quota` and `total_quota`): why, if
+/// so. The storage alarm goes up at 90% of either and comes down below it.
+pub(super) fn over_quota(inner: &Inner, peer: &StationName, adding: u64) -> Option<String> {
+    let limits = inner.config.attachments;
+    let kept = |of: Option<&str>| {
+        inner.journal.inbound_bytes(of).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not read what the journal keeps");
+            0
+        })
+    };
+    let (from_peer, in_all) = (kept(Some(peer.as_str())), kept(None));
+    let size = crate::domain::format_size;
+    let over = if from_peer.saturating_add(adding) > limits.peer_quota {
+        Some(format!(
+            "this station keeps {} from {peer}, and its quota for one peer is {}",
+            size(from_peer),
+            size(limits.peer_quota)
+        ))
+    } else if in_all.saturating_add(adding) > limits.total_quota {
+        Some(format!(
+            "this station keeps {} in all, and its quota is {}",
+            size(in_all),
+            size(limits.total_quota)
+        ))
+    } else {
+        None
+    };
+    let near = |kept: u64, quota: u64| kept.saturating_add(adding) >= quota / 10 * 9;
+    if over.is_some() || near(from_peer, limits.peer_quota) || near(in_all, limits.total_quota) {
+        inner.raise(
+            AlarmKind::Storage,
+            "quota",
+            Some(peer),
+            None,
+            format!(
+                "storage near its quota: {} kept from {peer} (quota {}), {} in all (quota {})",
+                size(from_peer),
+                size(limits.peer_quota),
+                size(in_all),
+                size(limits.total_quota)
+            ),
+        );
+    } else {
+        inner.resolve(AlarmKind::Storage, "quota");
+    }
+    over
+}
+
 /// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
 pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str) {
     let (write, ended) = inner.noisy().note(peer, action, std::time::Instant::now());
@@ -389,6 +438,24 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         }
     };
     let m = opened.message;
+    let declared = m
+        .attachments
+        .iter()
+        .fold(sealed.len() as u64, |sum, a| sum.saturating_add(a.size));
+    if let Some(detail) = over_quota(inner, peer, declared) {
+        let noted = format!("peer={peer} id={} code=oversize reason=quota", m.id);
+        return Some(
+            refuse(
+                inner,
+                &peer_keys,
+                m.id,
+                RefusalCode::Oversize,
+                detail,
+                &noted,
+            )
+            .await,
+        );
+    }
     // The connection authenticated `peer`; the signature must be theirs too.
     if m.from != *peer {
         let detail = format!("signed by {} but the connection is {peer}'s", m.from);

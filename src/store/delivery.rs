@@ -166,6 +166,24 @@ impl Journal {
         })
     }
 
+    /// The bytes kept from `peer` (or from every peer): the sealed messages
+    /// received and their attachments' sizes.
+    pub fn inbound_bytes(&self, peer: Option<&str>) -> Result<u64, StoreError> {
+        self.read(|c| {
+            // TOTAL never overflows; a declared size past i64 is stored
+            // negative and counts as the most there is.
+            let bytes: f64 = c.query_row(
+                "SELECT (SELECT TOTAL(length(sealed)) FROM messages \
+                   WHERE direction = 'in' AND (?1 IS NULL OR peer = ?1)) \
+                 + (SELECT TOTAL(CASE WHEN size < 0 THEN 9.2e18 ELSE size END) FROM attachments \
+                   WHERE direction = 'in' AND (?1 IS NULL OR peer = ?1))",
+                [peer],
+                |r| r.get(0),
+            )?;
+            Ok(bytes as u64)
+        })
+    }
+
     /// The newest `limit` serials released to `peer` and cancelled before
     /// they were sent, in ascending order.
     pub fn cancelled_serials(&self, peer: &str, limit: u64) -> Result<Vec<u64>, StoreError> {
