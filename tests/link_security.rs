@@ -2056,6 +2056,7 @@ async fn an_acknowledgement_with_an_invalid_operator_name_is_rejected() {
             to: mk.name.clone(),
             operator: hotline::domain::OperatorName::new("placeholder").expect("name"),
             at: Timestamp::now(),
+            sealed_sha256: None,
         };
         let json = rewritten(&body, |o| {
             o.insert("operator".into(), operator.into());
@@ -2133,9 +2134,16 @@ fn refusal_frame(
     )
 }
 
-/// A receipt from `keys` to `to` of message `id`, as the peer signs it.
-fn receipt_frame(keys: &StationKeys, to: &StationName, id: MessageId) -> Frame {
+/// A receipt from `keys` to `to` of message `id` (naming `sealed`), as the
+/// peer signs it.
+fn receipt_frame(
+    keys: &StationKeys,
+    to: &StationName,
+    id: MessageId,
+    sealed: Option<&[u8]>,
+) -> Frame {
     let body = ReceiptBody {
+        sealed_sha256: sealed.map(docs::sealed_sha256),
         protocol: "hotline/1".into(),
         revision: REVISION,
         of: ReceiptOf::Message,
@@ -2152,9 +2160,16 @@ fn receipt_frame(keys: &StationKeys, to: &StationName, id: MessageId) -> Frame {
     )
 }
 
-/// An acknowledgement from `keys` of message `id`, sent to `to`.
-fn ack_doc(keys: &StationKeys, to: &StationName, id: MessageId) -> Vec<u8> {
+/// An acknowledgement from `keys` of message `id`, sent to `to`, naming
+/// the sealed message by `sealed_sha256`.
+fn ack_doc(
+    keys: &StationKeys,
+    to: &StationName,
+    id: MessageId,
+    sealed_sha256: Option<String>,
+) -> Vec<u8> {
     let body = hotline::station::docs::AckBody {
+        sealed_sha256,
         protocol: "hotline/1".into(),
         revision: REVISION,
         id,
@@ -2223,7 +2238,7 @@ async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_ackn
     assert_eq!(state_of(&ms, a.id).await, MessageState::Refused);
 
     let answer = raw
-        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, a.id))
+        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, a.id, None))
         .await;
     let refused = refusal_of(answer, &mk, &wk.name);
     assert_eq!(refused.id, Some(a.id));
@@ -2232,7 +2247,7 @@ async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_ackn
 
     // The control: receipted, then acknowledged.
     let b = door::release(&ms, &session, "WASHINGTON", general("to be read")).await;
-    raw.answer_next(|_| receipt_frame(&wk, &mk.name, b.id))
+    raw.answer_next(|r| receipt_frame(&wk, &mk.name, b.id, Some(&r.payload)))
         .await;
     wait_event(
         &mut mev,
@@ -2241,7 +2256,7 @@ async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_ackn
     )
     .await;
     match raw
-        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, b.id))
+        .frame(FrameKind::Ack, ack_doc(&wk, &mk.name, b.id, None))
         .await
     {
         Answer::Frame(f) if f.kind == FrameKind::Receipt => {
@@ -2402,7 +2417,7 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
     let mut draft = general("after the flood");
     draft.precedence = Some(hotline::domain::Precedence::Flash);
     let flash = door::release(&ms, &session, "WASHINGTON", draft).await;
-    raw.answer_next(|_| receipt_frame(&wk, &mk.name, flash.id))
+    raw.answer_next(|r| receipt_frame(&wk, &mk.name, flash.id, Some(&r.payload)))
         .await;
     wait_event(
         &mut mev,
@@ -2468,5 +2483,61 @@ async fn a_peer_past_its_quota_is_refused_after_an_alarm() {
         "the refused one is not stored"
     );
     ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+/// From revision 2 a receipt and an acknowledgement name the sealed message
+/// they answer. A receipt naming other content settles nothing (the
+/// message is sent again); the one naming what was sent settles it (the
+/// control). An acknowledgement naming other content is refused; the one
+/// naming it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_and_acknowledgements_must_name_what_was_sent() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut mev = ms.subscribe();
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    let session = door::login(&ms).await;
+    let a = door::release(&ms, &session, "WASHINGTON", general("named")).await;
+    let first = raw
+        .answer_next(|_| receipt_frame(&wk, &mk.name, a.id, Some(b"other content")))
+        .await;
+    let again = raw
+        .answer_next(|r| receipt_frame(&wk, &mk.name, a.id, Some(&r.payload)))
+        .await;
+    assert_eq!(
+        again.payload, first.payload,
+        "sent again after the wrong receipt"
+    );
+    wait_event(
+        &mut mev,
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Receipt { id, .. } if *id == a.id),
+    )
+    .await;
+    assert_eq!(state_of(&ms, a.id).await, MessageState::Receipted);
+
+    let wrong = ack_doc(&wk, &mk.name, a.id, Some(docs::sealed_sha256(b"other")));
+    let refused = refusal_of(raw.frame(FrameKind::Ack, wrong).await, &mk, &wk.name);
+    assert!(
+        refused.detail.contains("names other content"),
+        "{refused:?}"
+    );
+    assert_eq!(state_of(&ms, a.id).await, MessageState::Receipted);
+    let right = ack_doc(
+        &wk,
+        &mk.name,
+        a.id,
+        Some(docs::sealed_sha256(&first.payload)),
+    );
+    match raw.frame(FrameKind::Ack, right).await {
+        Answer::Frame(f) if f.kind == FrameKind::Receipt => {}
+        other => panic!("the control's acknowledgement: {other}"),
+    }
+    assert_eq!(state_of(&ms, a.id).await, MessageState::Acknowledged);
     ms.shutdown().await;
 }

@@ -33,4 +33,7 @@ pub const PROTOCOL: &str = "hotline/1";
 /// is refused with a reason that names both revisions, never parsed and
 /// never half understood. A message so refused gets a signed refusal
 /// `unsupported-revision`; a hello so refused keeps the link down.
-pub const REVISION: u32 = 1;
+///
+/// 2: receipts of messages, and acknowledgements, name the SHA-256 of the
+/// sealed message they answer.
+pub const REVISION: u32 = 2;

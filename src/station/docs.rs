@@ -106,6 +106,11 @@ pub struct ReceiptBody {
     pub from: StationName,
     pub to: StationName,
     pub stored_at: Timestamp,
+    /// For a message: the SHA-256 of the sealed message as it was stored
+    /// (from revision 2), so that the receipt proves what arrived, not
+    /// only which id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_sha256: Option<String>,
 }
 
 /// Why a receiver refused a message.
@@ -179,6 +184,15 @@ pub struct AckBody {
     /// Validated as operator names are, as it is parsed.
     pub operator: OperatorName,
     pub at: Timestamp,
+    /// The SHA-256 of the sealed message acknowledged (from revision 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_sha256: Option<String>,
+}
+
+/// How receipts and acknowledgements name the sealed message they answer.
+pub fn sealed_sha256(sealed: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(sealed))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,6 +407,7 @@ mod tests {
                 from: from.clone(),
                 to: to.clone(),
                 stored_at: now,
+                sealed_sha256: Some(sealed_sha256(b"sealed")),
             },
             |b| b.revision,
         );
@@ -420,6 +435,7 @@ mod tests {
                 to: to.clone(),
                 operator: OperatorName::new("op").expect("a valid name"),
                 at: now,
+                sealed_sha256: None,
             },
             |b| b.revision,
         );

@@ -385,8 +385,10 @@ pub(super) fn receipt(
     of: ReceiptOf,
     id: MessageId,
     attachment: Option<u32>,
+    sealed: Option<&[u8]>,
 ) -> Vec<u8> {
     let body = ReceiptBody {
+        sealed_sha256: sealed.map(docs::sealed_sha256),
         protocol: docs::protocol(),
         revision: REVISION,
         of,
@@ -494,7 +496,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         );
     }
     let id = m.id;
-    let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None);
+    let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None, Some(&sealed));
     inner.subjects.note(inner, &m);
     // One message, one text: an original that says something its signed
     // fields do not is stored and receipted as usual, but flagged.
@@ -580,6 +582,30 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
             return None;
         }
     };
+    if let Some(named) = &body.sealed_sha256 {
+        let ours = inner
+            .journal
+            .sealed(&body.id)
+            .map(|s| docs::sealed_sha256(&s));
+        if ours.as_ref().is_ok_and(|ours| ours != named) {
+            let detail = format!("the acknowledgement of {} names other content", body.id);
+            audit(
+                inner,
+                peer.as_str(),
+                "refuse",
+                &format!("peer={peer} {detail}"),
+            )
+            .await;
+            return Some(refusal(
+                inner,
+                &peer_keys,
+                Some(body.id),
+                None,
+                RefusalCode::Malformed,
+                detail,
+            ));
+        }
+    }
     match inner
         .journal
         .record_peer_ack(
@@ -603,7 +629,7 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
             }
             Some(Frame::new(
                 FrameKind::Receipt,
-                receipt(inner, peer, ReceiptOf::Ack, body.id, None),
+                receipt(inner, peer, ReceiptOf::Ack, body.id, None, None),
             ))
         }
         Err(e) => {

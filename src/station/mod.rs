@@ -538,6 +538,7 @@ impl Station {
             .peer(row.peer.as_str())
             .ok_or_else(|| StationError::UnknownPeer(row.peer.to_string()))?;
         let at = Timestamp::now();
+        let sealed = self.inner.journal.sealed(&id)?;
         let body = docs::AckBody {
             protocol: docs::protocol(),
             revision: crate::domain::REVISION,
@@ -546,6 +547,7 @@ impl Station {
             to: peer.name.clone(),
             operator: operator.clone(),
             at,
+            sealed_sha256: Some(docs::sealed_sha256(&sealed)),
         };
         let doc = docs::sign(Kind::Ack, &body, &self.inner.keys);
         self.inner

@@ -314,6 +314,16 @@ async fn settle(
                     receipt.id, receipt.of, item.id
                 ));
             }
+            // From revision 2 a receipt names what arrived; one naming
+            // other content proves nothing about this message.
+            if let (Payload::Message(sealed), Some(named)) = (payload, &receipt.sealed_sha256)
+                && *named != docs::sealed_sha256(sealed)
+            {
+                return Err(format!(
+                    "the receipt for {} names other content ({named})",
+                    item.id
+                ));
+            }
             match payload {
                 Payload::Message(_) => {
                     let news = inner

@@ -365,7 +365,7 @@ impl AttachmentSink for Incoming {
                 tracing::error!(error = %e, "could not keep a verified attachment");
                 return None;
             }
-            let doc = receipt(&inner, &peer.name, ReceiptOf::Attachment, id, Some(index));
+            let doc = receipt(&inner, &peer.name, ReceiptOf::Attachment, id, Some(index), None);
             // Receipted only once the journal says it is stored.
             match inner
                 .journal
