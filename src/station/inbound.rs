@@ -131,14 +131,26 @@ pub(super) fn over_quota(inner: &Inner, peer: &StationName, adding: u64) -> Opti
     over
 }
 
-/// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
-pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str) {
+/// The audit entries that what `peer` did wrong comes to, at the bounded
+/// rate of [`super::noisy`]: the summary of a window that ended, and the
+/// entry itself unless it is only counted.
+fn misbehaviour<'a>(
+    inner: &Inner,
+    peer: &str,
+    action: &'a str,
+    detail: &str,
+) -> Vec<(&'a str, String)> {
     let (write, ended) = inner.noisy().note(peer, action, std::time::Instant::now());
-    let entries = ended
+    ended
         .map(|summary| ("peer-misbehaviour-counted", summary))
         .into_iter()
-        .chain(write.then(|| (action, detail.to_string())));
-    for (action, detail) in entries {
+        .chain(write.then(|| (action, detail.to_string())))
+        .collect()
+}
+
+/// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
+pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str) {
+    for (action, detail) in misbehaviour(inner, peer, action, detail) {
         if let Err(e) = inner.journal.audit("station", action, &detail).done().await {
             tracing::error!(error = %e, "could not write an audit entry");
         }
@@ -231,18 +243,17 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
             return;
         }
     };
-    let hash = crate::sanitize::inert(&head.hash);
+    let hash = crate::sanitize::inert(&head.hash.chars().take(64).collect::<String>());
     let text = format!(
         "{peer} recorded our audit entry {} as {hash}, but {problem}: this station's audit \
          log was altered or cut short; check with `hotline audit verify --head {}:{hash}`",
         head.seq, head.seq
     );
     tracing::error!(%peer, "{text}");
-    let _ = inner.journal.audit(
-        "station",
-        "audit-mismatch",
-        &format!("peer={peer} seq={} hash={hash}", head.seq),
-    );
+    let detail = format!("peer={peer} seq={} hash={hash}", head.seq);
+    for (action, detail) in misbehaviour(inner, peer.as_str(), "audit-mismatch", &detail) {
+        drop(inner.journal.audit("station", action, &detail));
+    }
     inner.raise(
         AlarmKind::AuditMismatch,
         peer.as_str(),
@@ -541,6 +552,13 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         Ok(Stored::Conflict { reason }) => {
             // The sender holds no receipt for what it sent: it is refused,
             // so that nothing claims a delivery that did not happen.
+            audit(
+                inner,
+                peer.as_str(),
+                "conflicting-id",
+                &format!("peer={peer} id={id} reason={reason}"),
+            )
+            .await;
             let text = format!("{peer} sent message {id} under an id already taken: {reason}");
             inner.raise(
                 AlarmKind::ConflictingId,

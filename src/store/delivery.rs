@@ -37,7 +37,8 @@ pub enum Stored {
         receipt: Vec<u8>,
     },
     /// Its id is taken by a different message (another peer's, one of
-    /// ours, or this peer's with other content): not stored, audited.
+    /// ours, or this peer's with other content): not stored (the caller
+    /// audits it, at the peer's rate).
     Conflict {
         reason: String,
     },
@@ -323,12 +324,6 @@ impl Journal {
                         receipt: previous.unwrap_or_default(),
                     });
                 };
-                audit::append(
-                    tx,
-                    "station",
-                    "conflicting-id",
-                    &format!("id={} from={from} serial={} reason={reason}", message.id, message.serial),
-                )?;
                 return Ok(Stored::Conflict { reason });
             }
             super::messages::insert(
