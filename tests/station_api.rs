@@ -1895,3 +1895,63 @@ fn the_socket_is_owner_only_and_serves_only_its_own_user() {
     }
     serve.stop();
 }
+
+/// A `hotline serve` whose peer declares serial 2^40 (its journal edited to
+/// say it released that many, as the reproduction did) still
+/// reports the gap as one bounded range and stops on SIGTERM.
+#[test]
+fn a_station_whose_peer_declares_serial_two_to_the_forty_stops_on_sigterm() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(root.path(), FAST_LINK);
+    {
+        let journal =
+            hotline::store::Journal::open(&w.config().journal_path, None).expect("journal");
+        journal
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO serials (peer, last_released) VALUES ('MOSCOW', ?1)",
+                    [1i64 << 40],
+                )?;
+                Ok(())
+            })
+            .wait()
+            .expect("edited");
+    }
+    let mut moscow = Serve::start(&m);
+    let socket = control::socket_path(&m.config().station.data_dir);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ws = rt.block_on(w.start());
+    let gap = rt.block_on(async {
+        let mut client = Client::connect(&socket).await.expect("connect");
+        for _ in 0..300 {
+            if let Ok(Reply::Alarms { alarms }) = client.call(&Command::Alarms).await
+                && let Some(a) = alarms
+                    .iter()
+                    .find(|a| a.kind == hotline::station::AlarmKind::Gap)
+            {
+                return a.text.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no gap alarm in 30 s");
+    });
+    assert!(
+        gap.starts_with("serial(s) 1–4096 from WASHINGTON have not arrived")
+            && gap.contains("1099511627776"),
+        "{gap}"
+    );
+    moscow.signal(libc::SIGTERM);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = moscow.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the station did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    rt.block_on(ws.shutdown());
+}
