@@ -175,6 +175,33 @@ impl Raw {
     }
 }
 
+/// MOSCOW running, and WASHINGTON's keys speaking to it by hand over a
+/// connection whose hellos are exchanged.
+struct ByHand {
+    _tmp: tempfile::TempDir,
+    ms: Station,
+    wk: StationKeys,
+    mk: PeerKeys,
+    raw: Raw,
+}
+
+async fn by_hand() -> ByHand {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let (wk, mk) = (w.keys(), m.keys().public());
+    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
+        .await
+        .expect("hello");
+    ByHand {
+        _tmp: tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -780,13 +807,13 @@ async fn wrong_alpn_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_with_invalid_fields_is_refused_with_a_signed_reason() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
 
     // A field the template does not have.
     let mut unknown = build(&general("x"), "WASHINGTON", "MOSCOW", 1);
@@ -971,13 +998,13 @@ async fn refused_message_shows_refused_and_is_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_signed_by_an_unpinned_key_is_refused_and_audited() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
 
     // Encrypted to MOSCOW and signed as WASHINGTON, but with another key.
     let message = build(&general("forged"), "WASHINGTON", "MOSCOW", 1);
@@ -1026,10 +1053,7 @@ async fn message_signed_by_an_unpinned_key_is_refused_and_audited() {
         message.id,
     );
     assert_eq!(inbox(&ms).await, vec![message.id]);
-    let verified = ms
-        .journal()
-        .verify_audit(&m.keys().signing.verifying_key())
-        .expect("read");
+    let verified = ms.journal().verify_audit(&mk.signing).expect("read");
     assert!(verified.is_ok(), "the audit chain holds: {verified:?}");
     ms.shutdown().await;
 }
@@ -1101,13 +1125,13 @@ async fn message_of_one_peer_relayed_by_another_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_over_the_size_limit_is_refused_as_oversize() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
 
     // Within the frame cap, but decrypting to more than a message may be.
     let mut big = build(&general("big"), "WASHINGTON", "MOSCOW", 1);
@@ -1301,13 +1325,13 @@ async fn message_at_a_newer_revision_is_refused_by_revision_and_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_from_before_revisions_is_still_accepted() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
 
     // Written as a build before revisions wrote it: no `revision` at all.
     let old = build(&general("from an older build"), "WASHINGTON", "MOSCOW", 1);
@@ -1477,13 +1501,13 @@ async fn every_document_a_station_writes_is_at_this_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_reset_their_stream_and_are_audited() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
 
     let header = |kind: u8, len: u32| {
         let mut v = vec![kind];
@@ -1591,10 +1615,7 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
         vec![message.id],
         "nothing but the valid message was stored"
     );
-    let verified = ms
-        .journal()
-        .verify_audit(&m.keys().signing.verifying_key())
-        .expect("read");
+    let verified = ms.journal().verify_audit(&mk.signing).expect("read");
     assert!(verified.is_ok(), "the audit chain holds: {verified:?}");
     ms.shutdown().await;
     assert!(
@@ -1672,13 +1693,13 @@ fn frame_decode_never_panics_on_arbitrary_bytes() {
 /// agree, raises neither.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let good = build(&general("water levels"), "WASHINGTON", "MOSCOW", 1);
     receipt_of(
         raw.frame(FrameKind::Message, seal(&good, &wk, &mk).expect("seal"))
@@ -1739,13 +1760,13 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
 /// the same connection is receipted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_not_for_us_and_malformed_come_over_the_link_signed() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let london = StationKeys::generate(name("LONDON"))
         .expect("keys")
         .public();
@@ -2040,13 +2061,13 @@ async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_with_an_invalid_operator_name_is_rejected() {
     use hotline::station::docs::AckBody;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let ack_by = |operator: &str| {
         let body = AckBody {
             protocol: "hotline/1".into(),
@@ -2204,14 +2225,14 @@ async fn state_of(station: &Station, id: MessageId) -> MessageState {
 /// acknowledgement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_acknowledged() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let mut mev = ms.subscribe();
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
     let session = door::login(&ms).await;
     let a = door::release(&ms, &session, "WASHINGTON", general("to be refused")).await;
 
@@ -2276,14 +2297,14 @@ async fn refusals_settle_only_what_they_name_and_a_refused_message_is_never_ackn
 /// first receipt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_message_under_a_received_id_is_refused_and_alarmed() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let mut mev = ms.subscribe();
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
     let first = build(&general("the original"), "WASHINGTON", "MOSCOW", 1);
     let sealed = seal(&first, &wk, &mk).expect("seal");
     receipt_of(
@@ -2493,14 +2514,14 @@ async fn a_peer_past_its_quota_is_refused_after_an_alarm() {
 /// naming it is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_and_acknowledgements_must_name_what_was_sent() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (w, m) = pair(tmp.path(), FAST_LINK);
-    let ms = m.start().await;
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
     let mut mev = ms.subscribe();
-    let (wk, mk) = (w.keys(), m.keys().public());
-    let raw = Raw::hello(&wk, &mk, m.listen, ALPN_LIVE)
-        .await
-        .expect("hello");
     let session = door::login(&ms).await;
     let a = door::release(&ms, &session, "WASHINGTON", general("named")).await;
     let first = raw
