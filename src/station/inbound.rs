@@ -87,13 +87,24 @@ impl crate::link::Upcalls for Upcalls {
 /// so. The storage alarm goes up at 90% of either and comes down below it.
 pub(super) fn over_quota(inner: &Inner, peer: &StationName, adding: u64) -> Option<String> {
     let limits = inner.config.attachments;
-    let kept = |of: Option<&str>| {
-        inner.journal.inbound_bytes(of).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not read what the journal keeps");
-            0
-        })
+    let (from_peer, in_all) = {
+        let mut kept = inner
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut of = |whose: Option<&StationName>| {
+            *kept.entry(whose.cloned()).or_insert_with(|| {
+                inner
+                    .journal
+                    .inbound_bytes(whose.map(StationName::as_str))
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "could not read what the journal keeps");
+                        0
+                    })
+            })
+        };
+        (of(Some(peer)), of(None))
     };
-    let (from_peer, in_all) = (kept(Some(peer.as_str())), kept(None));
     let size = crate::domain::format_size;
     let over = if from_peer.saturating_add(adding) > limits.peer_quota {
         Some(format!(
@@ -146,6 +157,20 @@ fn misbehaviour<'a>(
         .into_iter()
         .chain(write.then(|| (action, detail.to_string())))
         .collect()
+}
+
+/// Counts `bytes` more kept from `peer`, where the quota check has read
+/// the journal's count already.
+fn count_kept(inner: &Inner, peer: &StationName, bytes: u64) {
+    let mut kept = inner
+        .kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for whose in [Some(peer.clone()), None] {
+        if let Some(n) = kept.get_mut(&whose) {
+            *n = n.saturating_add(bytes);
+        }
+    }
 }
 
 /// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
@@ -542,6 +567,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         .await
     {
         Ok(Stored::New) => {
+            count_kept(inner, peer, declared);
             inner.emit(event);
             if let Some((id, serial)) = differs {
                 original_differs(inner, peer, id, serial).await;

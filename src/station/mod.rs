@@ -159,6 +159,10 @@ pub(crate) struct Inner {
     strangers: Mutex<strangers::Strangers>,
     /// Pinned peers' misbehaviour, counted for the audit log.
     noisy: Mutex<noisy::Noisy>,
+    /// What the journal keeps from each peer (and, under `None`, from
+    /// all), for the quotas: read from the journal once, then counted as
+    /// messages are stored.
+    kept: Mutex<HashMap<Option<StationName>, u64>>,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -372,6 +376,7 @@ impl Station {
             subjects: subjects::Subjects::default(),
             strangers: Mutex::new(strangers::Strangers::new(options.refusal_window)),
             noisy: Mutex::default(),
+            kept: Mutex::default(),
             options,
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
