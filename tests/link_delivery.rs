@@ -782,11 +782,7 @@ async fn lossy_path_with_partition_delivers_exactly_once() {
     let events = Recorder::new(&ms);
     let ws = w.start().await;
     let wrec = Recorder::new(&ws);
-    let mut wev = ws.subscribe();
-    wait_event(&mut wev, Duration::from_secs(30), |e| {
-        matches!(e, Event::LinkUp { .. })
-    })
-    .await;
+    wait_link_up(&ws, "MOSCOW", Duration::from_secs(30)).await;
     let link_up_at = started.elapsed();
 
     let session = Arc::new(door::login(&ws).await);
@@ -935,10 +931,7 @@ async fn receiver_restarted_in_process_gets_the_rest_exactly_once() {
     let ws = w.start().await;
     let ms = m.start().await;
     let before = Recorder::new(&ms);
-    wait_event(&mut ws.subscribe(), Duration::from_secs(10), |e| {
-        matches!(e, Event::LinkUp { .. })
-    })
-    .await;
+    wait_link_up(&ws, "MOSCOW", Duration::from_secs(10)).await;
     // MOSCOW stops mid-delivery: some messages are stored there whose
     // receipts never left, and will come again after the restart.
     let session = Arc::new(door::login(&ws).await);

@@ -201,6 +201,23 @@ pub async fn wait_event(
     }
 }
 
+/// Waits until `station`'s link to `peer` is up, or fails after `limit`.
+/// Subscribes before it looks, so a link that came up before the call is
+/// seen in the status and one that comes up after is seen as an event.
+pub async fn wait_link_up(station: &Station, peer: &str, limit: Duration) {
+    let mut rx = station.subscribe();
+    let up = |s: &Station| s.status().links.iter().any(|l| l.peer == peer && l.up);
+    if up(station) {
+        return;
+    }
+    wait_event(
+        &mut rx,
+        limit,
+        |e| matches!(e, Event::LinkUp { peer: p, .. } if p == peer),
+    )
+    .await;
+}
+
 /// Polls `pred` every 50 ms until it holds, or fails after `limit`.
 pub async fn eventually(limit: Duration, what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
