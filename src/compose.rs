@@ -1,6 +1,7 @@
 //! From an operator's draft to a released message: check the field values
 //! against the template, build the message with its serial and the sender's
-//! own rendering, seal it and store it in the outbox in one journal write.
+//! own rendering, seal it on the caller's thread, and store it in the
+//! outbox in one journal write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -176,9 +177,9 @@ pub fn build(
     message
 }
 
-/// Releases a checked draft to `peer`: the serial is allocated, the message
-/// built, sealed and stored in one journal transaction. It is released when
-/// the returned write completes.
+/// Releases a checked draft to `peer`: a serial is reserved, the message
+/// built and sealed on this thread, then stored in one journal write. It is
+/// released when the returned write completes.
 pub fn release(
     journal: &Journal,
     keys: Arc<StationKeys>,

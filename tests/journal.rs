@@ -21,7 +21,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use hotline::compose::{self, Checked, Draft, Origin};
 use hotline::crypto::signed::{self, Kind};
 use hotline::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound, seal};
-use hotline::domain::{Language, Message, OperatorName, StationName};
+use hotline::domain::{Language, Message, OperatorName, Precedence, StationName};
 use hotline::store::audit::{self, AuditFault, GENESIS, Head, Verified};
 use hotline::store::{
     CheckpointKey, Direction, Journal, MessageState, StoreError, Stored, schema_version,
@@ -1135,12 +1135,13 @@ fn concurrent_releases_get_serials_one_to_fifty() {
                     let mut mine = Vec::new();
                     for i in (t..MESSAGES).step_by(THREADS as usize) {
                         if i == 10 {
-                            // A release whose sealing fails takes no serial...
+                            // A release whose sealing fails gives up its
+                            // serial, declared void...
                             let failed = journal
                                 .release(moscow.name.clone(), |_| Err("sealing failed".into()))
                                 .wait();
                             assert!(matches!(failed, Err(StoreError::Rejected(_))));
-                            // ...nor does one that sealed the wrong serial.
+                            // ...and so does one that sealed the wrong serial.
                             let (me2, to) = (me.clone(), moscow.clone());
                             let wrong = journal
                                 .release(moscow.name.clone(), move |serial| {
@@ -1179,7 +1180,20 @@ fn concurrent_releases_get_serials_one_to_fifty() {
         "no repeats"
     );
     serials.sort_unstable();
-    assert_eq!(serials, (1..=MESSAGES).collect::<Vec<_>>());
+    // Every serial reserved is accounted for, as a message or as void: the
+    // two failed releases gave up two, which no message carries.
+    let void = journal
+        .cancelled_serials("MOSCOW", 100)
+        .expect("void serials");
+    assert_eq!(void.len(), 2, "{void:?}");
+    assert!(void.iter().all(|v| !serials.contains(v)), "{void:?}");
+    let mut accounted: Vec<u64> = serials.iter().chain(&void).copied().collect();
+    accounted.sort_unstable();
+    assert_eq!(accounted, (1..=MESSAGES + 2).collect::<Vec<_>>());
+    assert_eq!(
+        journal.highest_released("MOSCOW").expect("highest"),
+        MESSAGES + 2
+    );
 
     // The journal agrees, and each stored ciphertext carries its serial.
     let outbox = journal.list(Direction::Out).expect("list");
@@ -1194,15 +1208,117 @@ fn concurrent_releases_get_serials_one_to_fifty() {
         assert_eq!(&opened.message, message);
     }
 
-    // Another peer counts from 1; the first goes on from 50.
+    // Another peer counts from 1; the first goes on after the last serial
+    // it gave out, and so does a journal opened again.
     let (released, _) = compose::release(&journal, me.clone(), kyiv, checked.clone(), origin(&me))
         .wait()
         .expect("release");
     assert_eq!(released.serial, 1);
+    let (released, _) = compose::release(
+        &journal,
+        me.clone(),
+        moscow.clone(),
+        checked.clone(),
+        origin(&me),
+    )
+    .wait()
+    .expect("release");
+    assert_eq!(released.serial, MESSAGES + 3);
+    drop(journal);
+    let journal = Journal::open(&dir.path().join("journal.db"), None).expect("reopen");
     let (released, _) = compose::release(&journal, me.clone(), moscow, checked, origin(&me))
         .wait()
         .expect("release");
-    assert_eq!(released.serial, MESSAGES + 1);
+    assert_eq!(released.serial, MESSAGES + 4);
+}
+
+/// A serial whose message never reached the journal while a later one did
+/// (the process died between the two commits; sealing runs in parallel, so
+/// commits come in any order) is declared void when the journal opens. A
+/// journal without holes gains no void serials, and neither does one that
+/// lost a message it had committed: that is a gap, for the peer to report.
+#[test]
+fn a_hole_left_by_a_crash_is_declared_void_on_opening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW").public();
+    let journal = Journal::open(&path, None).expect("open");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (released, _) = compose::release(
+            &journal,
+            me.clone(),
+            moscow.clone(),
+            general("hole"),
+            origin(&me),
+        )
+        .wait()
+        .expect("release");
+        ids.push(released.id);
+    }
+    drop(journal);
+    // Control: reopened without a hole, nothing is void.
+    let journal = Journal::open(&path, None).expect("reopen");
+    assert_eq!(
+        journal.cancelled_serials("MOSCOW", 100).expect("void"),
+        Vec::<u64>::new()
+    );
+    drop(journal);
+    // Serial 2 lost after it was committed (a restore from an old backup):
+    // not a crash hole, so it is left for the peer to report as a gap.
+    Connection::open(&path)
+        .expect("sqlite")
+        .execute("DELETE FROM messages WHERE id = ?1", [ids[1].to_string()])
+        .expect("delete");
+    let journal = Journal::open(&path, None).expect("reopen");
+    assert_eq!(
+        journal.cancelled_serials("MOSCOW", 100).expect("void"),
+        Vec::<u64>::new()
+    );
+    drop(journal);
+    // What the disk holds when serials 3 and 4 committed while 2 was still
+    // being sealed, and the process died: settled only through 1.
+    Connection::open(&path)
+        .expect("sqlite")
+        .execute("UPDATE serials SET settled = 1 WHERE peer = 'MOSCOW'", [])
+        .expect("update");
+    let journal = Journal::open(&path, None).expect("reopen");
+    assert_eq!(
+        journal.cancelled_serials("MOSCOW", 100).expect("void"),
+        vec![2]
+    );
+    let voids: i64 = journal
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM audit WHERE action = 'void-serial' AND detail LIKE '%serial=2 %'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count");
+    assert_eq!(voids, 1, "the void is audited");
+    let (released, _) =
+        compose::release(&journal, me.clone(), moscow, general("hole"), origin(&me))
+            .wait()
+            .expect("release");
+    assert_eq!(released.serial, 5, "serials are never given out twice");
+    drop(journal);
+    // A record claiming far more unsettled serials than a station ever
+    // leaves (edited, or damaged): nothing more is voided, and opening
+    // costs no walk over the span.
+    Connection::open(&path)
+        .expect("sqlite")
+        .execute(
+            "UPDATE serials SET settled = 0, last_released = ?1 WHERE peer = 'MOSCOW'",
+            [1i64 << 40],
+        )
+        .expect("update");
+    let journal = Journal::open(&path, None).expect("reopen");
+    assert_eq!(
+        journal.cancelled_serials("MOSCOW", 100).expect("void"),
+        vec![2]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1343,7 +1459,12 @@ fn receipted_and_received(
     .expect("release");
     assert!(
         journal
-            .mark_receipted(released.id, b"receipt".to_vec(), Timestamp::now())
+            .mark_receipted(
+                released.id,
+                Precedence::Routine,
+                b"receipt".to_vec(),
+                Timestamp::now()
+            )
             .wait()
             .expect("receipt")
     );
@@ -1380,6 +1501,8 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
             "UPDATE messages SET state = 'received' WHERE direction = 'out';
              ALTER TABLE messages DROP COLUMN second_operator;
              ALTER TABLE messages DROP COLUMN content_hash;
+             DROP TABLE void_serials;
+             ALTER TABLE serials DROP COLUMN settled;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");
@@ -1458,7 +1581,12 @@ fn an_unknown_state_or_time_in_the_journal_is_corrupt_not_a_panic() {
     assert!(why.contains("`delivered`"), "{why}");
     let why = corrupt(
         journal
-            .mark_receipted(sent.id, b"again".to_vec(), Timestamp::now())
+            .mark_receipted(
+                sent.id,
+                Precedence::Routine,
+                b"again".to_vec(),
+                Timestamp::now(),
+            )
             .wait()
             .map(|_| ()),
         "mark_receipted",

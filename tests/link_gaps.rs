@@ -1,7 +1,8 @@
 //! Serial numbers reveal gaps. Serials are judged as a set; a serial at or
 //! below the peer's declared highest that has not arrived within the retry
 //! window is a gap. A serial released and then cancelled before sending is
-//! declared as such, and is not a gap.
+//! declared as such, and is not a gap; so is a serial given up by a
+//! release that failed.
 
 mod support;
 
@@ -18,12 +19,31 @@ use support::*;
 /// Releases three messages into WASHINGTON's outbox before any station runs;
 /// `mangle` then acts on serial 2 with WASHINGTON's journal.
 fn release_three(w: &Site, m: &Site, mangle: impl FnOnce(&Journal, hotline::domain::MessageId)) {
+    let journal = release_messages(w, m, 3, None);
+    let second = journal
+        .list(hotline::store::Direction::Out)
+        .expect("outbox")
+        .into_iter()
+        .find(|r| r.serial == 2)
+        .expect("serial 2");
+    mangle(&journal, second.id);
+}
+
+/// Releases `count` messages into WASHINGTON's outbox; the release numbered
+/// `failing` (from 1), if any, fails while sealing instead.
+fn release_messages(w: &Site, m: &Site, count: u64, failing: Option<u64>) -> Journal {
     let config = w.config();
     let journal = Journal::open(&config.journal_path, None).expect("journal");
     let keys = Arc::new(w.keys());
     let peer = m.keys().public();
-    let mut second = None;
-    for i in 1..=3 {
+    for i in 1..=count {
+        if Some(i) == failing {
+            let failed = journal
+                .release(peer.name.clone(), |_| Err("sealing failed".into()))
+                .wait();
+            assert!(failed.is_err(), "the failing release fails");
+            continue;
+        }
         let checked = compose::check(
             &general(&format!("m{i}")),
             Catalog::builtin(),
@@ -36,14 +56,11 @@ fn release_three(w: &Site, m: &Site, mangle: impl FnOnce(&Journal, hotline::doma
             second_operator: None,
             language: Language::En,
         };
-        let (released, _) = compose::release(&journal, keys.clone(), peer.clone(), checked, origin)
+        compose::release(&journal, keys.clone(), peer.clone(), checked, origin)
             .wait()
             .expect("released");
-        if released.serial == 2 {
-            second = Some(released.id);
-        }
     }
-    mangle(&journal, second.expect("serial 2"));
+    journal
 }
 
 async fn gap_events(w: &Site, m: &Site, watch: Duration) -> (Vec<u64>, usize) {
@@ -108,5 +125,29 @@ async fn a_cancelled_serial_is_not_a_gap() {
     assert!(
         gaps.is_empty(),
         "the cancelled serial was declared, not a gap: {gaps:?}"
+    );
+}
+
+/// Sealing runs outside the journal's writer on a reserved serial; a
+/// release that fails there gives its serial up as void, and the peer is
+/// told, so it reports no gap. The control is
+/// `a_missing_serial_is_reported_as_a_gap`: the same wait sees a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_given_up_by_a_failed_release_is_not_a_gap() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    tokio::task::block_in_place(|| {
+        let journal = release_messages(&w, &m, 3, Some(2));
+        assert_eq!(
+            journal.cancelled_serials("MOSCOW", 10).expect("void"),
+            vec![2]
+        );
+        assert_eq!(journal.highest_released("MOSCOW").expect("highest"), 3);
+    });
+    let (gaps, received) = gap_events(&w, &m, Duration::from_secs(9)).await;
+    assert_eq!(received, 2, "serials 1 and 3 arrive");
+    assert!(
+        gaps.is_empty(),
+        "the void serial was declared, not a gap: {gaps:?}"
     );
 }

@@ -328,7 +328,7 @@ async fn settle(
                 Payload::Message(_) => {
                     let news = inner
                         .journal
-                        .mark_receipted(item.id, answer.payload, Timestamp::now())
+                        .mark_receipted(item.id, item.precedence, answer.payload, Timestamp::now())
                         .done()
                         .await
                         .map_err(|e| e.to_string())?;

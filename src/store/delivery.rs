@@ -185,19 +185,25 @@ impl Journal {
         })
     }
 
-    /// The newest `limit` serials released to `peer` and cancelled before
-    /// they were sent, in ascending order.
+    /// The newest `limit` serials towards `peer` that no message will
+    /// arrive under: released and cancelled before they were sent, or
+    /// reserved and void (see [`Journal::void_serial`]). Ascending.
     pub fn cancelled_serials(&self, peer: &str, limit: u64) -> Result<Vec<u64>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = ?2 ORDER BY serial DESC LIMIT ?3",
+                "SELECT serial FROM messages WHERE direction = 'out' AND peer = ?1 AND state = ?2 \
+                 UNION ALL SELECT serial FROM void_serials WHERE peer = ?1 \
+                 ORDER BY serial DESC LIMIT ?3",
             )?;
             let rows = stmt.query_map(
                 params![peer, MessageState::Cancelled.as_sql(), limit as i64],
                 |r| r.get::<_, i64>(0),
             )?;
-            let mut serials: Vec<u64> =
-                rows.collect::<Result<Vec<_>, _>>()?.into_iter().map(|s| s as u64).collect();
+            let mut serials: Vec<u64> = rows
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(|s| s as u64)
+                .collect();
             serials.reverse();
             Ok(serials)
         })
@@ -237,8 +243,15 @@ impl Journal {
 
     /// Records the peer's signed receipt for an outbound message. Returns
     /// whether this was news (false for a repeated receipt).
-    pub fn mark_receipted(&self, id: MessageId, receipt: Vec<u8>, at: Timestamp) -> Pending<bool> {
-        self.write(move |tx| {
+    /// A FLASH goes in the writer's urgent lane.
+    pub fn mark_receipted(
+        &self,
+        id: MessageId,
+        precedence: Precedence,
+        receipt: Vec<u8>,
+        at: Timestamp,
+    ) -> Pending<bool> {
+        self.write_at(precedence == Precedence::Flash, move |tx| {
             let Some((state, peer)) = state_of(tx, &id, "out")? else {
                 return Err(StoreError::NotFound(id.to_string()));
             };
@@ -301,7 +314,7 @@ impl Journal {
         sealed: Vec<u8>,
         receipt: Vec<u8>,
     ) -> Pending<Stored> {
-        self.write(move |tx| {
+        self.write_at(message.precedence == Precedence::Flash, move |tx| {
             let content = content_hash(&message)?;
             type Seen = (String, String, Option<String>, Option<Vec<u8>>);
             let seen: Option<Seen> = tx

@@ -11,12 +11,12 @@ pub mod audit;
 mod delivery;
 mod messages;
 mod schema;
+mod serials;
 mod state;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -66,8 +66,10 @@ pub enum StoreError {
 pub struct Journal {
     path: PathBuf,
     reader: Mutex<Connection>,
-    writer: Option<SyncSender<writer::Job>>,
+    writer: Option<Arc<writer::Queue>>,
     thread: Option<JoinHandle<()>>,
+    /// The serials reserved towards each peer this run (see [`serials`]).
+    serials: serials::Book,
 }
 
 /// A write in flight: wait for it (from synchronous code) or await it.
@@ -84,6 +86,13 @@ impl<T> Pending<T> {
     /// Waits for the write from async code.
     pub async fn done(self) -> Result<T, StoreError> {
         self.0.await.unwrap_or(Err(StoreError::WriterGone))
+    }
+
+    /// A write that failed before it was queued.
+    fn failed(e: StoreError) -> Pending<T> {
+        let (reply, rx) = oneshot::channel();
+        let _ = reply.send(Err(e));
+        Pending(rx)
     }
 }
 
@@ -126,16 +135,27 @@ impl Journal {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure_reader(&reader)?;
-        let (tx, rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let voided = {
+            let tx = conn.transaction()?;
+            let voided = serials::void_holes(&tx)?;
+            tx.commit()?;
+            voided
+        };
+        for (peer, serial) in voided {
+            tracing::warn!(%peer, serial, "a serial reserved before a restart was never stored; declared void");
+        }
+        let queue = Arc::new(writer::Queue::default());
+        let jobs = queue.clone();
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(conn, rx, checkpoint))
+            .spawn(move || writer::run(conn, &jobs, checkpoint))
             .map_err(io)?;
         Ok(Journal {
             path: path.to_path_buf(),
             reader: Mutex::new(reader),
-            writer: Some(tx),
+            writer: Some(queue),
             thread: Some(thread),
+            serials: serials::Book::default(),
         })
     }
 
@@ -163,6 +183,7 @@ impl Journal {
             reader: Mutex::new(reader),
             writer: None,
             thread: None,
+            serials: serials::Book::default(),
         })
     }
 
@@ -177,8 +198,31 @@ impl Journal {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_mapped(false, f, |r, _| r)
+    }
+
+    /// [`Journal::write`] in the writer's urgent lane if `urgent` (FLASH).
+    pub(crate) fn write_at<T, F>(&self, urgent: bool, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_mapped(urgent, f, |r, _| r)
+    }
+
+    /// Queues `f`, and answers with `map` of its outcome and whether its
+    /// batch committed. A job that returns `Ok` is kept (whatever `map`
+    /// makes of it), so a job can store a record of its own failure and
+    /// still fail to its caller.
+    fn write_mapped<T, U, F, M>(&self, urgent: bool, f: F, map: M) -> Pending<U>
+    where
+        T: Send + 'static,
+        U: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        M: FnOnce(Result<T, StoreError>, bool) -> Result<U, StoreError> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
-        let Some(writer) = &self.writer else {
+        let Some(queue) = &self.writer else {
             let _ = reply.send(Err(StoreError::ReadOnly));
             return Pending(rx);
         };
@@ -186,31 +230,26 @@ impl Journal {
             let result = f(tx);
             let ok = result.is_ok();
             let done: writer::Completion = Box::new(move |commit| {
+                let committed = ok && commit.is_ok();
                 let outcome = match (result, commit) {
                     (Ok(v), Ok(())) => Ok(v),
                     (Err(e), _) => Err(e),
                     (Ok(_), Err(e)) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
                 };
-                let _ = reply.send(outcome);
+                let _ = reply.send(map(outcome, committed));
             });
             (ok, done)
         });
         // Never block an async worker on a full queue: hand the wait to a
         // blocking thread instead (the queue being full is backpressure).
-        match writer.try_send(job) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(job)) => {
-                let writer = writer.clone();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(handle) => {
-                        handle.spawn_blocking(move || writer.send(job));
-                    }
-                    Err(_) => {
-                        let _ = writer.send(job);
-                    }
+        if let Err(job) = queue.try_push(job, urgent, WRITE_QUEUE) {
+            let queue = queue.clone();
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(move || queue.push_waiting(job, WRITE_QUEUE));
                 }
+                Err(_) => queue.push_waiting(job, WRITE_QUEUE),
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => {}
         }
         Pending(rx)
     }
@@ -234,7 +273,9 @@ impl Drop for Journal {
     /// Closing the channel lets the writer finish every queued job, commit,
     /// and stop; we wait for it so nothing acknowledged is left unwritten.
     fn drop(&mut self) {
-        self.writer.take();
+        if let Some(queue) = self.writer.take() {
+            queue.close();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

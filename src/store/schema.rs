@@ -118,6 +118,22 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE messages ADD COLUMN content_hash TEXT;
     ",
+    // 5: serials reserved and never carried by a message (sealing or
+    //    storing failed, or the process died first; sealing runs outside
+    //    the writer, so serials commit out of order), declared to the peer
+    //    with the cancelled serials; and how far every serial is settled
+    //    (see `serials`). Serials committed in order before are settled.
+    "
+    ALTER TABLE serials ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+    UPDATE serials SET settled = last_released;
+    CREATE TABLE void_serials (
+        peer   TEXT NOT NULL,
+        serial INTEGER NOT NULL,
+        at     TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (peer, serial)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,10 +1,13 @@
-//! The journal's single writer thread. Jobs queue on a channel; the thread
-//! takes every job waiting (up to a batch limit), runs each in its own
-//! savepoint inside one transaction, commits once, and only then answers
-//! each caller. So a caller told "stored" is told so after the commit, and a
-//! failing job rolls back alone without spoiling its batch.
+//! The journal's single writer thread. Jobs queue in two lanes, urgent
+//! (FLASH) and normal; the thread takes every urgent job waiting, then
+//! normal ones, up to a batch limit, runs each in its own savepoint inside
+//! one transaction, commits once, and only then answers each caller. So a
+//! caller told "stored" is told so after the commit, a failing job rolls
+//! back alone without spoiling its batch, and a FLASH waits for no job
+//! queued before it — only for the batch already running.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use ed25519_dalek::SigningKey;
 use rusqlite::{Connection, Transaction};
@@ -28,15 +31,93 @@ pub struct CheckpointKey {
     pub key: SigningKey,
 }
 
-pub fn run(mut conn: Connection, jobs: Receiver<Job>, checkpoint: Option<CheckpointKey>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+#[derive(Default)]
+struct Lanes {
+    urgent: VecDeque<Job>,
+    normal: VecDeque<Job>,
+    closed: bool,
+}
+
+/// The writer's queue: two lanes, a bound on the normal one.
+#[derive(Default)]
+pub struct Queue {
+    lanes: Mutex<Lanes>,
+    ready: Condvar,
+    space: Condvar,
+}
+
+impl Queue {
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job`, or hands it back if the normal lane holds `bound`
+    /// jobs already. The urgent lane is never refused: FLASH is rare, and
+    /// must not wait for room behind a flood.
+    pub fn try_push(&self, job: Job, urgent: bool, bound: usize) -> Result<(), Job> {
+        let mut lanes = self.lanes();
+        if lanes.closed {
+            return Ok(());
         }
+        if urgent {
+            lanes.urgent.push_back(job);
+        } else if lanes.normal.len() >= bound {
+            return Err(job);
+        } else {
+            lanes.normal.push_back(job);
+        }
+        drop(lanes);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a normal `job`, waiting for room (from a blocking thread).
+    pub fn push_waiting(&self, job: Job, bound: usize) {
+        let mut lanes = self.lanes();
+        while lanes.normal.len() >= bound && !lanes.closed {
+            lanes = self
+                .space
+                .wait(lanes)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if !lanes.closed {
+            lanes.normal.push_back(job);
+            drop(lanes);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Lets the writer finish what is queued and stop.
+    pub fn close(&self) {
+        self.lanes().closed = true;
+        self.ready.notify_all();
+        self.space.notify_all();
+    }
+
+    /// The next batch, urgent jobs first; `None` once closed and drained.
+    fn next_batch(&self) -> Option<Vec<Job>> {
+        let mut lanes = self.lanes();
+        while lanes.urgent.is_empty() && lanes.normal.is_empty() {
+            if lanes.closed {
+                return None;
+            }
+            lanes = self
+                .ready
+                .wait(lanes)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let from_urgent = lanes.urgent.len().min(MAX_BATCH);
+        let mut batch: Vec<Job> = lanes.urgent.drain(..from_urgent).collect();
+        let from_normal = lanes.normal.len().min(MAX_BATCH - batch.len());
+        batch.extend(lanes.normal.drain(..from_normal));
+        drop(lanes);
+        self.space.notify_all();
+        Some(batch)
+    }
+}
+
+pub fn run(mut conn: Connection, jobs: &Queue, checkpoint: Option<CheckpointKey>) {
+    while let Some(batch) = jobs.next_batch() {
         let completions = run_batch(&mut conn, batch, checkpoint.as_ref());
         let (outcome, completions) = completions;
         for done in completions {
