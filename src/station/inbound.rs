@@ -452,10 +452,9 @@ fn code_for(e: &OpenError) -> RefusalCode {
 async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
     let peer_keys = inner.peer(peer.as_str())?;
     let opened = {
-        let inner = inner.clone();
-        let sealed = sealed.clone();
-        tokio::task::spawn_blocking(move || open_inbound(&sealed, &inner.keys, |n| inner.peer(n)))
-            .await
+        let (me, sealed) = (inner.clone(), sealed.clone());
+        let work = move || open_inbound(&sealed, &me.keys, |n| me.peer(n));
+        inner.pool.run(super::pool::Urgency::Unknown, work).await
     };
     let opened = match opened {
         Ok(Ok(o)) => o,
@@ -471,7 +470,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             return Some(refusal(inner, &peer_keys, None, None, code, e.to_string()));
         }
         Err(e) => {
-            tracing::error!(error = %e, "opening task failed");
+            tracing::error!(error = %e, "could not open a message");
             return None;
         }
     };

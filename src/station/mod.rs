@@ -23,6 +23,7 @@ mod inbound;
 pub mod lock;
 pub mod noisy;
 mod outbox;
+pub mod pool;
 pub mod strangers;
 mod subjects;
 mod timers;
@@ -163,6 +164,8 @@ pub(crate) struct Inner {
     /// all), for the quotas: read from the journal once, then counted as
     /// messages are stored.
     kept: Mutex<HashMap<Option<StationName>, u64>>,
+    /// Where messages are built, sealed and opened, FLASH first.
+    pool: pool::Pool,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -377,6 +380,9 @@ impl Station {
             strangers: Mutex::new(strangers::Strangers::new(options.refusal_window)),
             noisy: Mutex::default(),
             kept: Mutex::default(),
+            pool: pool::Pool::new().map_err(|e| {
+                StationError::Refused(format!("could not start the crypto pool: {e}"))
+            })?,
             options,
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
@@ -502,16 +508,25 @@ impl Station {
             second_operator: second,
             language: self.inner.config.station.language,
         };
-        let (released, message) = compose::release_with(
-            &self.inner.journal,
-            self.inner.keys.clone(),
-            peer,
-            checked,
-            origin,
-            staged,
-        )
-        .done()
-        .await?;
+        let inner = self.inner.clone();
+        let urgency = pool::Urgency::Known(checked.precedence);
+        let (released, message) = self
+            .inner
+            .pool
+            .run(urgency, move || {
+                compose::release_with(
+                    &inner.journal,
+                    inner.keys.clone(),
+                    peer,
+                    checked,
+                    origin,
+                    staged,
+                )
+            })
+            .await
+            .map_err(|e| StationError::Refused(e.to_string()))?
+            .done()
+            .await?;
         self.inner.subjects.note(&self.inner, &message);
         if let Some(q) = self.inner.queue(message.to.as_str()) {
             q.push_message(message.id, message.precedence, released.sealed.clone());
