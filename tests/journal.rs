@@ -1716,3 +1716,60 @@ fn a_flash_released_with_a_second_operator_keeps_it_in_row_audit_and_message() {
     assert_eq!(opened.message.second_operator, Some(second));
     assert_eq!(opened.message, message);
 }
+
+/// A message is found by its id or by a unique prefix (at least 8
+/// characters, any case); a shared prefix names no one message, and one
+/// that matches nothing says so.
+#[test]
+fn a_message_is_found_by_a_unique_prefix_of_its_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW").public();
+    let journal = Journal::open(&dir.path().join("journal.db"), None).expect("open");
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            compose::release(
+                &journal,
+                me.clone(),
+                moscow.clone(),
+                general("find"),
+                origin(&me),
+            )
+            .wait()
+            .expect("release")
+            .0
+            .id
+            .to_string()
+        })
+        .collect();
+    let shared = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    for id in &ids {
+        assert_eq!(journal.find(id).expect("by id").id.to_string(), *id);
+        let unique = &id[..(shared + 1).max(8)];
+        assert_eq!(
+            journal
+                .find(&unique.to_uppercase())
+                .expect("by prefix")
+                .id
+                .to_string(),
+            *id
+        );
+    }
+    // uuid v7 ids released together share their time prefix (its first 8
+    // characters change once a minute).
+    if shared >= 8 {
+        assert!(matches!(
+            journal.find(&ids[0][..shared]),
+            Err(StoreError::Rejected(_))
+        ));
+    }
+    assert!(matches!(
+        journal.find("ffffffff"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(journal.find("0123"), Err(StoreError::Rejected(_))));
+}

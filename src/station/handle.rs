@@ -341,11 +341,7 @@ impl Station {
     }
 
     fn row(&self, id: &MessageId) -> Result<crate::store::MessageRow, ApiError> {
-        let row = self
-            .inner
-            .journal
-            .find(&id.to_string())
-            .map_err(StationError::from)?;
+        let row = self.inner.journal.row(id).map_err(StationError::from)?;
         Ok(self.inner.subjects.dress(row))
     }
 }

@@ -202,7 +202,7 @@ impl Inner {
 
     /// Sends a message's row as the journal now holds it.
     fn changed(&self, id: &MessageId) {
-        match self.journal.find(&id.to_string()) {
+        match self.journal.row(id) {
             Ok(row) => {
                 let row = Box::new(self.subjects.dress(row));
                 let _ = self.events.send(Event::MessageChanged { row });
@@ -547,7 +547,7 @@ impl Station {
         operator: &OperatorName,
         id: MessageId,
     ) -> Result<(), StationError> {
-        let row = self.inner.journal.find(&id.to_string())?;
+        let row = self.inner.journal.row(&id)?;
         if row.direction != Direction::In {
             return Err(StationError::Refused(format!(
                 "message {id} was sent by this station; only received messages are acknowledged"
@@ -585,7 +585,7 @@ impl Station {
     /// Cancels a queued message (audited). A sent one can only be followed
     /// by a correction or cancellation message.
     async fn cancel(&self, operator: &OperatorName, id: MessageId) -> Result<(), StationError> {
-        let row = self.inner.journal.find(&id.to_string())?;
+        let row = self.inner.journal.row(&id)?;
         let queue = self.inner.queue(row.peer.as_str());
         let withdrawn = match queue.as_ref().map(|q| q.withdraw(&id)) {
             Some(outbox::Withdrawn::InFlight) => {
@@ -628,7 +628,7 @@ impl Station {
 
     /// Opens a stored message (either direction) for reading.
     pub(crate) fn open(&self, id: &MessageId) -> Result<Message, StationError> {
-        let row = self.inner.journal.find(&id.to_string())?;
+        let row = self.inner.journal.row(id)?;
         self.inner.open_stored(id, row.direction)
     }
 
@@ -648,7 +648,7 @@ impl Station {
         id: &MessageId,
         dir: PathBuf,
     ) -> Result<(Vec<PathBuf>, Vec<String>), StationError> {
-        let row = self.inner.journal.find(&id.to_string())?;
+        let row = self.inner.journal.row(id)?;
         let rows = self.inner.journal.attachments(id, row.direction)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {

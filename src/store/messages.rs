@@ -279,6 +279,17 @@ impl Journal {
         })
     }
 
+    /// One message's row, by its id.
+    pub fn row(&self, id: &MessageId) -> Result<MessageRow, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM messages WHERE id = ?1"))?;
+            rows(&mut stmt, [id.to_string()])?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))
+        })
+    }
+
     /// One message's row, by full id or a unique prefix of at least 8 characters.
     pub fn find(&self, id_or_prefix: &str) -> Result<MessageRow, StoreError> {
         let wanted = id_or_prefix.trim().to_ascii_lowercase();
@@ -288,8 +299,11 @@ impl Journal {
             ));
         }
         self.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {ROW_COLUMNS} FROM messages WHERE id LIKE ?1 || '%' LIMIT 2"
+            // A range on the primary key, not LIKE (which cannot use it and
+            // would read every row): ids are lowercase hex and `-`, all
+            // below `~`.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM messages WHERE id >= ?1 AND id < ?1 || '~' LIMIT 2"
             ))?;
             let mut found = rows(&mut stmt, [&wanted])?;
             match found.len() {
