@@ -912,6 +912,8 @@ async fn both_backends_follow_the_same_events_to_the_same_rows() {
                 &session,
                 Command::List {
                     direction: hotline::store::Direction::In,
+                    limit: None,
+                    before: None,
                 },
             )
             .await
@@ -1425,6 +1427,8 @@ async fn subjects_reach_only_a_logged_in_session() {
     };
     let out = Command::List {
         direction: Direction::Out,
+        limit: None,
+        before: None,
     };
     let seen = list(client.call(&out).await);
     assert_eq!(

@@ -128,7 +128,17 @@ pub async fn release(
 /// One direction's rows through `Station::handle`.
 pub async fn list(station: &Station, direction: Direction) -> Vec<MessageRow> {
     let session = Session::new(Door::Console);
-    match station.handle(&session, Command::List { direction }).await {
+    match station
+        .handle(
+            &session,
+            Command::List {
+                direction,
+                limit: None,
+                before: None,
+            },
+        )
+        .await
+    {
         Ok(Reply::Rows { rows }) => rows,
         other => panic!("unexpected answer to a listing: {other:?}"),
     }

@@ -308,24 +308,46 @@ pub struct ListArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Only the newest N messages, oldest of them first
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// With --limit: the page below this message (its id)
+    #[arg(long, value_name = "ID", requires = "limit")]
+    pub before: Option<crate::domain::MessageId>,
 }
 
 pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let rows = runtime()?.block_on(async {
         match connect(&config).await {
-            Ok(mut client) => match client.call(&Command::List { direction }).await? {
+            Ok(mut client) => match client
+                .call(&Command::List {
+                    direction,
+                    limit: args.limit,
+                    before: args.before,
+                })
+                .await?
+            {
                 Reply::Rows { rows } => Ok(rows),
                 other => Err(unexpected(&other)),
             },
             Err(ApiError::NotRunning { .. }) => {
                 eprintln!("(no station is running: reading the journal directly)");
                 let journal = Journal::open_read_only(&config.journal_path)?;
-                Ok(journal.list(direction)?)
+                Ok(match args.limit {
+                    None => journal.list(direction)?,
+                    Some(n) => journal.page(direction, n, args.before.as_ref())?,
+                })
             }
             Err(e) => Err(e.into()),
         }
     })?;
+    // A page comes newest first; a listing reads down in time.
+    let rows = if args.limit.is_some() {
+        rows.into_iter().rev().collect()
+    } else {
+        rows
+    };
     if args.json {
         crate::out!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

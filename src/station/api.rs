@@ -120,9 +120,15 @@ pub enum Command {
         action: String,
         detail: String,
     },
-    /// One direction's message rows.
+    /// One direction's message rows: all of them in list order, or with
+    /// `limit` a page of the newest, newest first, continuing below
+    /// `before` when given.
     List {
         direction: Direction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<MessageId>,
     },
     /// Both lists, the status and the alarms at once: what a console
     /// resyncs from.

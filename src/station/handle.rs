@@ -103,11 +103,18 @@ impl Station {
                 Ok(Reply::Audited)
             }
             // Subjects are content: only a logged-in session sees them.
-            Command::List { direction } => {
+            Command::List {
+                direction,
+                limit,
+                before,
+            } => {
                 let station = self.clone();
-                let rows = tokio::task::spawn_blocking(move || station.list(direction))
-                    .await
-                    .map_err(|e| refused(format!("listing task failed: {e}")))??;
+                let rows = tokio::task::spawn_blocking(move || match limit {
+                    None => station.list(direction),
+                    Some(n) => station.page(direction, n, before.as_ref()),
+                })
+                .await
+                .map_err(|e| refused(format!("listing task failed: {e}")))??;
                 Ok(Reply::Rows {
                     rows: for_session(session, rows),
                 })

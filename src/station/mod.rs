@@ -681,6 +681,19 @@ impl Station {
         Ok(found)
     }
 
+    /// A page of the newest rows of one direction (see [`Journal::page`]).
+    pub(crate) fn page(
+        &self,
+        direction: Direction,
+        limit: usize,
+        before: Option<&MessageId>,
+    ) -> Result<Vec<MessageRow>, StationError> {
+        Ok(self
+            .inner
+            .subjects
+            .dress_all(self.inner.journal.page(direction, limit, before)?))
+    }
+
     pub(crate) fn list(&self, direction: Direction) -> Result<Vec<MessageRow>, StationError> {
         Ok(self
             .inner

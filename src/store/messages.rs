@@ -235,6 +235,36 @@ impl Journal {
         })
     }
 
+    /// The newest `limit` messages of one direction, newest first, served
+    /// by the `messages_newest` index: a page costs the same however many
+    /// rows the journal holds. `before` continues below that message (the
+    /// last row of the previous page).
+    pub fn page(
+        &self,
+        dir: Direction,
+        limit: usize,
+        before: Option<&MessageId>,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| match before {
+            None => {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 \
+                     ORDER BY stored_at DESC, id DESC LIMIT ?2"
+                ))?;
+                rows(&mut stmt, params![dir.as_str(), limit])
+            }
+            Some(id) => {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 \
+                     AND (stored_at, id) < (SELECT stored_at, id FROM messages WHERE id = ?2) \
+                     ORDER BY stored_at DESC, id DESC LIMIT ?3"
+                ))?;
+                rows(&mut stmt, params![dir.as_str(), id.to_string(), limit])
+            }
+        })
+    }
+
     /// The messages of one direction in one state (served by the queue
     /// index, so the timers never read the whole journal).
     pub fn in_state(

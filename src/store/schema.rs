@@ -134,6 +134,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (peer, serial)
     );
     ",
+    // 6: the newest messages of one direction, a page at a time, without
+    //    reading the rest (see `Journal::page`).
+    "
+    CREATE INDEX messages_newest ON messages (direction, stored_at, id);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -108,7 +108,17 @@ pub async fn cancel(
 /// One direction's rows.
 pub async fn list(station: &Station, direction: Direction) -> Vec<MessageRow> {
     let session = Session::new(Door::Console);
-    match station.handle(&session, Command::List { direction }).await {
+    match station
+        .handle(
+            &session,
+            Command::List {
+                direction,
+                limit: None,
+                before: None,
+            },
+        )
+        .await
+    {
         Ok(Reply::Rows { rows }) => rows,
         other => panic!("unexpected answer to a listing: {other:?}"),
     }
