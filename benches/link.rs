@@ -376,6 +376,8 @@ struct FlashFigures {
     /// these once a second on a runtime worker, holding the reader lock.
     list_out: Duration,
     list_in: Duration,
+    /// One page of the newest 500 outbound rows, from the journal.
+    page_out: Duration,
     list_rows: usize,
     /// Idle round trips after the drain, with the journals full.
     after: Summary,
@@ -495,6 +497,10 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
     let t0 = Instant::now();
     common::list(&ms, Direction::In).await;
     let list_in = t0.elapsed();
+    let t0 = Instant::now();
+    let page = ws.journal().page(Direction::Out, 500, None).expect("page");
+    let page_out = t0.elapsed();
+    assert_eq!(page.len(), 500.min(list_rows));
 
     let figures = FlashFigures {
         backlog: backlog.len(),
@@ -509,6 +515,7 @@ async fn flash_figures(root: &std::path::Path, scale: &Scale) -> FlashFigures {
         drain_cpu,
         list_out,
         list_in,
+        page_out,
         list_rows,
         after: Summary::of(&after),
         after_over_10ms: after
@@ -931,6 +938,12 @@ impl Report {
                 None,
             ),
             row(
+                "journal page, newest 500 outbound",
+                ms(f.page_out),
+                "ms",
+                None,
+            ),
+            row(
                 "bare quinn request/response p50",
                 ms(q.latency.p50),
                 "ms",
@@ -1013,6 +1026,7 @@ impl Report {
                 "drain_cpu_cores": round(f.drain_cpu, 2),
                 "journal_list_out_ms": round(ms(f.list_out), 3),
                 "journal_list_in_ms": round(ms(f.list_in), 3),
+                "journal_page_500_ms": round(ms(f.page_out), 3),
                 "journal_list_rows": f.list_rows,
                 "idle_after_drain": summary_json(&f.after),
                 "idle_after_drain_over_10ms": f.after_over_10ms,

@@ -77,8 +77,7 @@ pub fn seal(message: &Message, me: &StationKeys, peer: &PeerKeys) -> Result<Vec<
             peer: peer.name.clone(),
         });
     }
-    let body =
-        serde_json::to_vec_pretty(message).map_err(|e| SealError::Serialise(e.to_string()))?;
+    let body = serde_json::to_vec(message).map_err(|e| SealError::Serialise(e.to_string()))?;
     let doc = signed::sign(Kind::Message, &me.name, &body, &me.signing);
     let own = me.age.to_public();
     let recipients: [&dyn Recipient; 2] = [&peer.age, &own];

@@ -5,7 +5,7 @@
 //! signer: WASHINGTON
 //! signature: <base64 Ed25519 signature>
 //!
-//! <body: pretty-printed JSON>
+//! <body: JSON>
 //! ```
 //!
 //! The signature covers the document without its signature line: the tag
