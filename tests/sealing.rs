@@ -66,7 +66,7 @@ fn missile_launch(from: &StationName, to: &StationName, language: Language) -> M
 
 /// The JSON body `seal` signs for `message`.
 fn body_of(message: &Message) -> Vec<u8> {
-    serde_json::to_vec_pretty(message).expect("serialise")
+    serde_json::to_vec(message).expect("serialise")
 }
 
 /// Builds a sealed message by hand: `doc` encrypted with age to `to`.
@@ -360,9 +360,9 @@ fn a_forged_signature_is_a_bad_signature() {
     // A genuine signature over a body that was changed afterwards.
     let doc = signed::sign(Kind::Message, &washington.name, &body, &washington.signing);
     let text = String::from_utf8(doc).expect("utf8");
-    let needle = "\"count\": \"1\"";
+    let needle = "\"count\":\"1\"";
     assert!(text.contains(needle), "{text}");
-    let altered = text.replacen(needle, "\"count\": \"9\"", 1);
+    let altered = text.replacen(needle, "\"count\":\"9\"", 1);
     let r = open_as(&encrypt_to(altered.as_bytes(), &to), &moscow, &pinned);
     assert_eq!(
         r.expect_err("altered body refused"),
@@ -705,12 +705,12 @@ fn the_second_operator_of_a_flash_is_signed_into_the_message() {
         &washington.signing,
     );
     let text = String::from_utf8(doc).expect("utf8");
-    let needle = "\"second_operator\": \"a.jones\",";
+    let needle = "\"second_operator\":\"a.jones\",";
     assert!(text.contains(needle), "{text}");
     // CONTROL: the untouched document opens.
     assert!(open_as(&encrypt_to(text.as_bytes(), &to), &moscow, &pinned).is_ok());
     for altered in [
-        text.replacen(needle, "\"second_operator\": \"x.other\",", 1),
+        text.replacen(needle, "\"second_operator\":\"x.other\",", 1),
         text.replacen(needle, "", 1),
     ] {
         assert_eq!(
