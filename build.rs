@@ -6,10 +6,15 @@ use std::path::Path;
 
 fn embed(out: &mut String, constant: &str, dir: &str) {
     println!("cargo:rerun-if-changed={dir}");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    // The manifest directory of this build, read when the script runs: the
+    // compiled script may be reused for a checkout elsewhere.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let root = Path::new(&manifest).join(dir);
+    // A binary without its templates must never build quietly.
+    let mut files: Vec<_> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(e) => panic!("cannot read {}: {e}", root.display()),
+    };
     files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     files.sort();
     let _ = writeln!(out, "pub static {constant}: &[(&str, &str)] = &[");
