@@ -14,6 +14,9 @@
 //!   each a release followed by waiting for its receipt (closed loop);
 //! - FLASH under load: ROUTINE messages queued while the peer is down, the
 //!   peer started, and FLASH messages released while the backlog drains;
+//! - path floor: the bare round trip + three fdatasyncs + the crypto one
+//!   message needs (seal, open, receipt signed and verified), all in-run;
+//!   the temp dir is checked for tmpfs, which would make fdatasync free;
 //! - floor: the same frame sizes as one request and one answer on a bare
 //!   quinn bi stream, sequentially and with the same concurrency.
 
@@ -692,6 +695,64 @@ fn fsync_figures(dir: &std::path::Path, count: usize) -> Summary {
     Summary::of(&samples)
 }
 
+/// The crypto one message's path pays, in this run: the sender seals
+/// (sign + age encrypt to two), the receiver opens (decrypt + verify) and
+/// signs a receipt of `receipt_len` bytes, the sender verifies it.
+fn crypto_figures(root: &std::path::Path, receipt_len: usize, count: usize) -> Summary {
+    use hotline::crypto::signed::{self, Kind};
+    let (w, m) = support::pair(root, support::FAST_LINK);
+    let (wk, mk) = (w.keys(), m.keys());
+    let (wp, mp) = (wk.public(), mk.public());
+    let mut draft = support::general("crypto floor");
+    draft.fields.insert("text".into(), "x".repeat(BODY_CHARS));
+    let checked = hotline::compose::check(
+        &draft,
+        hotline::templates::Catalog::builtin(),
+        jiff::Timestamp::now(),
+    )
+    .expect("a valid draft");
+    let origin = hotline::compose::Origin {
+        station: wk.name.clone(),
+        operator: support::op(),
+        second_operator: None,
+        language: hotline::domain::Language::En,
+    };
+    let receipt = serde_json::to_vec(&json!({
+        "revision": hotline::domain::REVISION,
+        "pad": "r".repeat(receipt_len.saturating_sub(180)),
+    }))
+    .expect("json");
+    let mut samples = Vec::with_capacity(count);
+    for serial in 1..=count as u64 {
+        let message =
+            hotline::compose::build(&checked, &origin, &mk.name, serial, jiff::Timestamp::now());
+        let t0 = Instant::now();
+        let sealed = hotline::crypto::seal(&message, &wk, &mp).expect("seal");
+        hotline::crypto::open_inbound(&sealed, &mk, |_| Some(wp.clone())).expect("open");
+        let doc = signed::sign(Kind::Receipt, &mk.name, &receipt, &mk.signing);
+        signed::parse(&doc)
+            .expect("parse")
+            .verify(Kind::Receipt, &mk.signing.verifying_key())
+            .expect("verify");
+        samples.push(t0.elapsed());
+    }
+    Summary::of(&samples)
+}
+
+/// Whether `dir` is on tmpfs, where fdatasync reaches no disk.
+fn on_tmpfs(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `path` is a valid C string and `fs` is written by statfs
+    // before it is read, only when it returns 0.
+    let ok = unsafe { libc::statfs(path.as_ptr(), fs.as_mut_ptr()) } == 0;
+    // SAFETY: statfs returned 0, so it filled `fs`.
+    ok && unsafe { fs.assume_init() }.f_type == libc::TMPFS_MAGIC
+}
+
 // ------------------------------------------------------------------- the run
 
 struct Report {
@@ -700,14 +761,22 @@ struct Report {
     flash: FlashFigures,
     floor: FloorFigures,
     fsync: Summary,
+    crypto: Summary,
+    tmpfs: bool,
 }
 
 async fn run(scale: &Scale) -> Report {
     let tmp = tempfile::tempdir().expect("tempdir");
+    let tmpfs = on_tmpfs(tmp.path());
     eprintln!(
-        "link bench: quick={} temp dir {}",
+        "link bench: quick={} temp dir {}{}",
         scale.quick,
-        tmp.path().display()
+        tmp.path().display(),
+        if tmpfs {
+            " (tmpfs: fdatasync reaches no disk, so no figure here is a durable one)"
+        } else {
+            ""
+        }
     );
 
     eprintln!("link bench: latency and sustained rate...");
@@ -729,12 +798,21 @@ async fn run(scale: &Scale) -> Report {
     let fsync = tokio::task::spawn_blocking(move || fsync_figures(&fsync_dir, fsyncs))
         .await
         .expect("fsync probe");
+    let crypto_dir = tmp.path().join("crypto");
+    let receipt_len = link.receipt_len.unwrap_or(FALLBACK_ANSWER);
+    let samples = scale.floor_latency / 4;
+    let crypto =
+        tokio::task::spawn_blocking(move || crypto_figures(&crypto_dir, receipt_len, samples))
+            .await
+            .expect("crypto probe");
     Report {
         concurrency: scale.concurrency,
         link,
         flash,
         floor,
         fsync,
+        crypto,
+        tmpfs,
     }
 }
 
@@ -767,6 +845,20 @@ fn summary_json(s: &Summary) -> Value {
 }
 
 impl Report {
+    /// The issue's floor for one message: the bare round trip, the three
+    /// fdatasyncs on the critical path (sender's release, receiver's store,
+    /// sender's receipt) and the crypto, all measured in this run.
+    fn path_floor_ms(&self) -> f64 {
+        ms(self.floor.latency.p50) + 3.0 * ms(self.fsync.p50) + ms(self.crypto.p50)
+    }
+
+    /// Messages per second the cores could seal, open and receipt if they
+    /// did nothing else (both stations share them).
+    fn crypto_ceiling(&self) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        cores / self.crypto.mean.as_secs_f64().max(1e-9)
+    }
+
     fn rows(&self) -> Vec<Row> {
         let (l, f, q) = (&self.link, &self.flash, &self.floor);
         let c = self.concurrency;
@@ -979,6 +1071,30 @@ impl Report {
                 "ms",
                 None,
             ),
+            row(
+                "crypto per message (seal, open, receipt) p50",
+                ms(self.crypto.p50),
+                "ms",
+                None,
+            ),
+            row(
+                "path floor: quinn + 3 fdatasync + crypto",
+                self.path_floor_ms(),
+                "ms",
+                None,
+            ),
+            row(
+                "release -> receipt p50 / path floor",
+                ms(l.latency.p50) / self.path_floor_ms(),
+                "x",
+                None,
+            ),
+            row(
+                "rate ceiling: cores / crypto per message",
+                self.crypto_ceiling(),
+                "msg/s",
+                None,
+            ),
         ]);
         rows
     }
@@ -1040,8 +1156,15 @@ impl Report {
                 "cpu_cores": round(q.rate_cpu, 2),
             },
             "fsync": summary_json(&self.fsync),
+            "crypto_per_message": summary_json(&self.crypto),
+            "path_floor_ms": round(self.path_floor_ms(), 3),
+            "crypto_ceiling_msgs_per_s": round(self.crypto_ceiling(), 1),
+            "tmpfs": self.tmpfs,
             "ratios": {
                 "latency_p50_x_floor": ratio(ms(l.latency.p50), ms(q.latency.p50)),
+                "latency_p50_x_path_floor": ratio(ms(l.latency.p50), self.path_floor_ms()),
+                "latency_p99_x_path_floor": ratio(ms(l.latency.p99), self.path_floor_ms()),
+                "rate_fraction_of_crypto_ceiling": ratio(l.rate, self.crypto_ceiling()),
                 "latency_p99_x_floor": ratio(ms(l.latency.p99), ms(q.latency.p99)),
                 "rate_fraction_of_floor": ratio(l.rate, q.rate),
                 "drain_rate_fraction_of_floor": ratio(f.drain_rate, q.rate),
