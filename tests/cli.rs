@@ -1416,3 +1416,71 @@ fn file_inputs_must_be_regular_files() {
         );
     }
 }
+
+/// `outbox --limit N` lists the newest N, oldest of them first, and
+/// `--before ID` the page below; `--before` alone is refused (control: the
+/// whole list holds every message).
+#[test]
+fn outbox_lists_a_page_of_the_newest() {
+    use hotline::compose::{self, Draft, Origin};
+    use hotline::crypto::StationKeys;
+    use hotline::domain::{OperatorName, StationName};
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let keys = std::sync::Arc::new(
+        StationKeys::generate(StationName::new("WASHINGTON").expect("name")).expect("keys"),
+    );
+    let peer = StationKeys::generate(StationName::new("MOSCOW").expect("name"))
+        .expect("keys")
+        .public();
+    {
+        let journal =
+            hotline::store::Journal::open(&load(&config).journal_path, None).expect("journal");
+        for i in 1..=5 {
+            let draft = Draft {
+                template_id: "general".into(),
+                fields: [("subject", format!("page {i}")), ("text", "x".into())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                ..Draft::default()
+            };
+            let checked = compose::check(
+                &draft,
+                hotline::templates::Catalog::builtin(),
+                jiff::Timestamp::now(),
+            )
+            .expect("valid");
+            let origin = Origin {
+                station: keys.name.clone(),
+                operator: OperatorName::new("op").expect("name"),
+                second_operator: None,
+                language: Language::En,
+            };
+            compose::release(&journal, keys.clone(), peer.clone(), checked, origin)
+                .wait()
+                .expect("released");
+        }
+    }
+    let rows = |args: &[&str]| -> Vec<(u64, String)> {
+        let out = run(with_config(&config).args(args)).ok("outbox");
+        let rows: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let serial = r["serial"].as_u64().expect("serial");
+                (serial, r["id"].as_str().expect("id").to_string())
+            })
+            .collect()
+    };
+    let serials = |args: &[&str]| -> Vec<u64> { rows(args).into_iter().map(|r| r.0).collect() };
+    assert_eq!(serials(&["outbox", "--json"]), [1, 2, 3, 4, 5]);
+    assert_eq!(serials(&["outbox", "--json", "--limit", "2"]), [4, 5]);
+    let page = rows(&["outbox", "--json", "--limit", "2"]);
+    assert_eq!(
+        serials(&["outbox", "--json", "--limit", "2", "--before", &page[0].1]),
+        [2, 3]
+    );
+    run(with_config(&config).args(["outbox", "--before", &page[0].1])).fails("--before alone");
+}
