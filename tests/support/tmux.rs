@@ -116,7 +116,10 @@ impl Tmux {
 
     /// In a duty console showing one unacknowledged IMMEDIATE message:
     /// acknowledges it as `operator` (confirming), then replies with a
-    /// general message and waits until the peer has it.
+    /// general message and waits until the peer's receipt is on the sent
+    /// row. In an in-process tabletop the reply can end the exercise, and
+    /// the final report then opens over the lists, maybe before the receipt
+    /// is drawn: the report is closed and the row looked for beneath it.
     pub fn acknowledge_and_reply(&self, operator: &str) {
         self.keys(&["a"]);
         self.wait_for("Acknowledge IMMEDIATE", Duration::from_secs(5));
@@ -134,7 +137,15 @@ impl Tmux {
         self.keys(&["F5"]);
         self.wait_for("Release", Duration::from_secs(5));
         self.keys(&["y"]);
-        self.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+        let screen = self.wait_until(
+            "the reply's receipt, or the final report",
+            Duration::from_secs(15),
+            |s| s.contains("RECEIVED BY PEER") || s.contains("AFTER-ACTION REPORT"),
+        );
+        if !screen.contains("RECEIVED BY PEER") {
+            self.keys(&["Escape"]);
+            self.wait_for("RECEIVED BY PEER", Duration::from_secs(15));
+        }
     }
 }
 
