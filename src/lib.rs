@@ -1,7 +1,13 @@
 //! hotline: the duty-officer console of a government-to-government crisis link.
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::print_stdout,
+        clippy::print_stderr
+    )
 )]
 //!
 //! The crate is layered; each layer only calls down (see DESIGN.md):

@@ -15,9 +15,9 @@ fn main() -> ExitCode {
     match hotline::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // Errors quote what was wrong, which may be text from outside.
-            let text = hotline::sanitize::inert_lines(&hotline::cli::describe(&e)).join("\n");
-            eprintln!("hotline: {text}");
+            // Errors quote what was wrong, which may be text from outside:
+            // note_text makes them inert.
+            hotline::cli::note_text(format_args!("hotline: {}\n", hotline::cli::describe(&e)));
             ExitCode::from(1)
         }
     }

@@ -1133,6 +1133,37 @@ fn a_closed_pipe_ends_a_listing_quietly() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
 
+/// What a command says on standard error (its final error, a verdict, a
+/// warning) ends it cleanly when that reader has gone too: exit 1 or 2,
+/// never the 101 of a panic.
+#[test]
+fn a_closed_standard_error_ends_a_command_without_a_panic() {
+    let dir = tempdir();
+    let config = plain_station(dir.path(), "WASHINGTON");
+    let closed = |args: &[&str]| {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hotline"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("HOTLINE_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hotline runs");
+        drop(child.stderr.take());
+        child.wait().expect("it ends").code()
+    };
+    for args in [
+        &["audit", "verify"][..],
+        &["ack", "MOSCOW/1", "--operator", "op"],
+    ] {
+        let open = run(with_config(&config).args(args));
+        assert_eq!(open.code, Some(1), "control, {args:?}: {}", open.stderr);
+        assert!(!open.stderr.is_empty(), "control: {args:?} says why");
+        assert_eq!(closed(args), Some(1), "{args:?} with standard error closed");
+    }
+}
+
 /// A duplicate `--field` was silently accepted, and `--attach /dev/zero`
 /// and `--attach /tmp` both said "no such file". Each says what is wrong,
 /// before anything reaches a station.
@@ -1185,6 +1216,12 @@ fn send_names_what_is_wrong_with_its_fields_and_attachments() {
 /// with the computed fingerprint last, on a line of its own.
 #[test]
 fn hostile_cards_are_refused_whole_before_anything_is_shown() {
+    // What must never reach a terminal as itself: controls other than the
+    // line break, bidirectional controls and zero-width characters.
+    let hostile = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}')
+    };
     let dir = tempdir();
     let w = dir.path().join("w");
     let m = dir.path().join("m");
@@ -1272,6 +1309,37 @@ fn hostile_cards_are_refused_whole_before_anything_is_shown() {
             format!("{genuine}\n#{}\n", "x".repeat(10 << 20)),
             "is larger than 65536 bytes",
         ),
+        (
+            "a right-to-left override in the station name",
+            genuine.replace("station = \"MOSCOW\"", "station = \"MOS\\u202eWOC\""),
+            "a station name may only use capital letters",
+        ),
+        (
+            "a zero-width space in an address",
+            with("addresses = [\"127.0.0.1:7402\\u200b\"]".into()),
+            "is not an IP address with a port",
+        ),
+        (
+            "an isolate in the time zone",
+            genuine.replace("time_zone = \"UTC\"", "time_zone = \"\\u2067UTC\\u2069\""),
+            "is not a time zone of the tz database",
+        ),
+        (
+            "a bidi override and an escape in the age recipient",
+            genuine.replace(
+                table["age_recipient"].as_str().unwrap_or_default(),
+                "age1\\u202e\\u001b[8mqqqq",
+            ),
+            "key `age_recipient`",
+        ),
+        (
+            "a fake fingerprint written on the card",
+            genuine.replace(
+                table["fingerprint"].as_str().unwrap_or_default(),
+                "\\u202e\\u001b[2J00 11 22",
+            ),
+            "the fingerprint written on the card does not match its keys",
+        ),
     ];
     for (what, text, expected) in cases {
         assert_ne!(text, genuine, "{what}: the case changes the card");
@@ -1281,8 +1349,9 @@ fn hostile_cards_are_refused_whole_before_anything_is_shown() {
         assert_eq!(out.code, Some(1), "{what}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{what}: {}", out.stderr);
         assert!(
-            !out.stderr.contains('\u{1b}') && !out.stderr.contains('\u{7}'),
-            "{what}: a raw control byte reached the terminal"
+            !out.stderr.chars().any(hostile),
+            "{what}: a raw control, bidi or zero-width character reached the terminal: {:?}",
+            out.stderr
         );
         assert!(
             !out.stderr.contains("Did you check"),

@@ -164,7 +164,7 @@ pub fn identity(config_path: &Path, args: IdentityArgs) -> anyhow::Result<ExitCo
         Some(path) => {
             fsutil::create_private(&path, text.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
+            crate::note!(
                 "Wrote the age identity of {} to {} (owner-only).",
                 keys.name,
                 path.display()

@@ -46,7 +46,7 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
             crate::out!("{}", p.display());
         }
         for s in &skipped {
-            eprintln!("not exported: {s}");
+            crate::note!("not exported: {s}");
         }
         return Ok(if skipped.is_empty() {
             ExitCode::SUCCESS
@@ -72,7 +72,7 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
     }
     fsutil::create_private(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
     crate::out!("{}", out.display());
-    eprintln!(
+    crate::note!(
         "Exported message {} ({} {} serial {}). Decrypt it with any age tool, e.g. \
          `hotline identity --age --out id.txt && age -d -i id.txt {}`.",
         row.id,
@@ -119,7 +119,7 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
     let (verdict, messages) = match verdict {
         Ok(v) => v,
         Err(e) => {
-            eprintln!(
+            crate::note!(
                 "audit log: FAILED: the journal's tables are damaged ({e}); it was tampered with or corrupted"
             );
             return Ok(ExitCode::from(2));
@@ -130,7 +130,7 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
         // transaction that stored it: fewer entries than messages means
         // entries were deleted.
         Ok(v) if v.entries < messages => {
-            eprintln!(
+            crate::note!(
                 "audit log: FAILED: {} entries for {messages} stored messages, each of which was audited when stored; the log was shortened or deleted",
                 v.entries
             );
@@ -140,7 +140,7 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
         // batch, so entries past the newest checkpoint mean checkpoints were
         // removed, perhaps to hide a rewrite.
         Ok(v) if v.entries > v.checkpoint.unwrap_or(0) => {
-            eprintln!(
+            crate::note!(
                 "audit log: FAILED: entries {} to {} are not covered by a signed checkpoint; \
                  checkpoints were removed, or the log was written without the station key",
                 v.checkpoint.unwrap_or(0) + 1,
@@ -160,13 +160,13 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
                 match journal.audit_hash_at(seq)? {
                     Some(ours) if ours == hash => crate::out!("peer-recorded head {seq}: matches"),
                     Some(_) => {
-                        eprintln!(
+                        crate::note!(
                             "audit log: FAILED: entry {seq} differs from the head the peer recorded; the log was rewritten"
                         );
                         return Ok(ExitCode::from(2));
                     }
                     None => {
-                        eprintln!(
+                        crate::note!(
                             "audit log: FAILED: the peer recorded entry {seq}, but the log ends at entry {}; it was truncated",
                             v.entries
                         );
@@ -186,7 +186,7 @@ pub fn audit(config_path: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Err(fault) => {
-            eprintln!("audit log: FAILED: {fault}");
+            crate::note!("audit log: FAILED: {fault}");
             Ok(ExitCode::from(2))
         }
     }

@@ -112,7 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
-            eprintln!(
+            crate::note!(
                 "\nNo {} here: create a station with `hotline init --station NAME`, or pass --config.",
                 config_path.display()
             );
@@ -148,7 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let config = Config::load(path).map_err(|problems| anyhow::anyhow!("{problems}"))?;
     for w in &config.warnings {
-        eprintln!("warning: {w}");
+        crate::note!("warning: {w}");
     }
     Ok(config)
 }
@@ -172,9 +172,7 @@ pub fn load_keys(config: &Config) -> anyhow::Result<StationKeys> {
 
 /// Asks a yes/no question on the terminal (or standard input).
 fn confirm(question: &str) -> anyhow::Result<bool> {
-    use std::io::Write;
-    eprint!("{question} [yes/no] ");
-    std::io::stderr().flush()?;
+    crate::cli::note_text(format_args!("{question} [yes/no] "));
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
@@ -195,6 +193,30 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` for what a command tells the operator beside its output
+/// (questions, warnings, progress, the final error): made inert like
+/// [`out!`], and never a panic when standard error has gone away.
+#[macro_export]
+macro_rules! note {
+    () => {
+        $crate::cli::note_text(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::note_text(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to standard error (see [`note!`]), each line made inert. A
+/// write that fails is dropped: there is nowhere left to say so.
+pub fn note_text(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = crate::sanitize::inert_lines(&text.to_string()).join("\n");
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.flush());
+}
+
 /// Writes command output to stdout (see [`out!`]). Whatever a command
 /// prints may hold text from outside (a card, a config value, a message
 /// field), so every line is made inert on the way out: no escape sequence
@@ -210,7 +232,7 @@ pub fn out_text(text: std::fmt::Arguments<'_>) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
-            eprintln!("hotline: cannot write the output: {e}");
+            crate::note!("hotline: cannot write the output: {e}");
             std::process::exit(1);
         }
     }

@@ -55,8 +55,8 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             config_path.display()
         );
     }
-    eprintln!("Station card for {}", card.station);
-    eprintln!(
+    crate::note!("Station card for {}", card.station);
+    crate::note!(
         "  addresses:   {}",
         if card.addresses.is_empty() {
             "(none)".into()
@@ -64,27 +64,27 @@ pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
             inert(&card.addresses.join(", "))
         }
     );
-    eprintln!(
+    crate::note!(
         "  time zone:   {}",
         inert(card.time_zone.as_deref().unwrap_or("(none)"))
     );
-    eprintln!();
-    eprintln!(
+    crate::note!();
+    crate::note!(
         "Check this fingerprint with {} over a separate channel you trust",
         card.station
     );
-    eprintln!(
+    crate::note!(
         "(read aloud by a known person). Anyone who can swap this card can read and forge traffic."
     );
-    eprintln!();
-    eprintln!("FINGERPRINT OF {}:", card.station);
-    eprintln!("{}", keys.fingerprint());
-    eprintln!();
+    crate::note!();
+    crate::note!("FINGERPRINT OF {}:", card.station);
+    crate::note!("{}", keys.fingerprint());
+    crate::note!();
     if !confirm(&format!(
         "Did you check the fingerprint of {} out of band?",
         card.station
     ))? {
-        eprintln!("Not added.");
+        crate::note!("Not added.");
         return Ok(ExitCode::from(1));
     }
     add_peer(config_path, &card)?;

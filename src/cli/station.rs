@@ -48,7 +48,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
             socket.display()
         );
         wait_for_signal().await;
-        eprintln!("stopping station {}", station.name());
+        crate::note!("stopping station {}", station.name());
         station.shutdown().await;
         let _ = control.await;
         Ok::<_, anyhow::Error>(())
@@ -332,7 +332,7 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
                 other => Err(unexpected(&other)),
             },
             Err(ApiError::NotRunning { .. }) => {
-                eprintln!("(no station is running: reading the journal directly)");
+                crate::note!("(no station is running: reading the journal directly)");
                 let journal = Journal::open_read_only(&config.journal_path)?;
                 Ok(match args.limit {
                     None => journal.list(direction)?,
