@@ -2464,18 +2464,27 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
 /// quota, and not stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_past_its_quota_is_refused_after_an_alarm() {
+    // Declared attachments count towards the quota byte for byte, so the
+    // third message lands between 90% and 100% of it and the fourth past.
+    const QUOTA: u64 = 1 << 20;
+    const ATTACHMENT: usize = 320 << 10;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let link = format!("{FAST_LINK}\n[attachments]\npeer_quota = \"12 KiB\"\n");
+    let link = format!("{FAST_LINK}\n[attachments]\npeer_quota = \"1 MiB\"\n");
     let (w, m) = pair(tmp.path(), &link);
     let ms = m.start().await;
     let mut mev = ms.subscribe();
     let ws = w.start().await;
     let mut wev = ws.subscribe();
     let session = door::login(&ws).await;
-    let mut receipted = 0;
+    let file = tmp.path().join("annex.bin");
+    std::fs::write(&file, vec![7u8; ATTACHMENT]).expect("attachment");
+    let mut alarmed_after = Vec::new();
     let refusal = loop {
-        assert!(receipted < 100, "the quota never bit");
-        let row = door::release(&ws, &session, "MOSCOW", general(&format!("m{receipted}"))).await;
+        assert!(alarmed_after.len() < 10, "the quota never bit");
+        let draft = general(&format!("m{}", alarmed_after.len()));
+        let row = door::try_release(&ws, &session, "MOSCOW", draft, vec![file.clone()])
+            .await
+            .expect("release");
         let settled = wait_event(
             &mut wev,
             Duration::from_secs(15),
@@ -2483,26 +2492,29 @@ async fn a_peer_past_its_quota_is_refused_after_an_alarm() {
         )
         .await;
         match settled {
-            Event::Receipt { .. } => receipted += 1,
+            // The receipt leaves after the message is stored, and the quota
+            // is judged before: an alarm it raised is already on MOSCOW's
+            // events.
+            Event::Receipt { .. } => alarmed_after.push(
+                drain(&mut mev)
+                    .iter()
+                    .any(|e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Storage)),
+            ),
             Event::Refused { code, detail, .. } => break (code, detail),
             other => panic!("{other:?}"),
         }
     };
-    assert!(receipted >= 2, "the control: {receipted} receipted first");
+    assert_eq!(
+        alarmed_after,
+        [false, false, true],
+        "no alarm below 90% of {QUOTA} bytes (the control), then one while messages were still taken"
+    );
     assert_eq!(refusal.0, "oversize");
     assert!(
-        refusal.1.contains("its quota for one peer is 12 KiB"),
+        refusal.1.contains("its quota for one peer is 1 MiB"),
         "{refusal:?}"
     );
-    let alarm = drain(&mut mev)
-        .into_iter()
-        .find(|e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Storage));
-    assert!(alarm.is_some(), "the storage alarm went up first");
-    assert_eq!(
-        inbox(&ms).await.len(),
-        receipted,
-        "the refused one is not stored"
-    );
+    assert_eq!(inbox(&ms).await.len(), 3, "the refused one is not stored");
     ws.shutdown().await;
     ms.shutdown().await;
 }
