@@ -252,11 +252,20 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The lock held while the process-wide umask is swapped.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Binds a Unix socket that is owner-only from the moment it exists: the
 /// umask is tightened around `bind`, so no other user can connect in the
 /// window before a `chmod` (the umask is process-wide, hence the lock).
 pub fn bind_private_socket(path: &Path) -> io::Result<tokio::net::UnixListener> {
-    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let listener = bind_under_umask(path)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// `bind` with the umask at 0177: the socket is born 0600.
+fn bind_under_umask(path: &Path) -> io::Result<tokio::net::UnixListener> {
     let _held = UMASK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -265,14 +274,41 @@ pub fn bind_private_socket(path: &Path) -> io::Result<tokio::net::UnixListener> 
     let bound = tokio::net::UnixListener::bind(path);
     // SAFETY: as above, restoring the previous mask.
     unsafe { libc::umask(old) };
-    let listener = bound?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    Ok(listener)
+    bound
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The socket is 0600 when `bind` returns, before any `chmod`; the
+    /// control binds the same way under the ambient umask, whose mode
+    /// the check sees.
+    #[tokio::test]
+    async fn a_socket_is_born_owner_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sock");
+        let _listener = bind_under_umask(&path).expect("bind");
+        assert_eq!(mode_of(&path).expect("mode"), 0o600);
+
+        let plain = dir.path().join("plain.sock");
+        let ambient = {
+            let _held = UMASK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // SAFETY: reading the mask by swapping it back at once.
+            let mask = unsafe { libc::umask(0o022) };
+            // SAFETY: as above.
+            unsafe { libc::umask(mask) };
+            let _plain = tokio::net::UnixListener::bind(&plain).expect("bind");
+            mask
+        };
+        assert_eq!(
+            mode_of(&plain).expect("mode"),
+            0o777 & !ambient,
+            "control: a plain bind takes the ambient umask"
+        );
+    }
 
     #[test]
     fn private_files_are_owner_only_and_not_replaced() {
