@@ -15,7 +15,7 @@ pub use dtg::{Dtg, parse_datetime, stamp};
 pub use duration::{format_duration, parse_duration};
 pub use language::{Language, UnknownLanguage};
 pub use message::{AttachmentRef, Message, MessageId, Original, TemplateRef};
-pub use names::{NameError, OperatorName, StationName};
+pub use names::{MAX_NAME, NameError, OperatorName, StationName};
 pub use precedence::{Precedence, UnknownPrecedence};
 pub use size::{BadSize, format_size, parse_size};
 

@@ -26,7 +26,8 @@ pub enum NameError {
     },
 }
 
-const MAX_NAME: usize = 32;
+/// The longest name, in characters.
+pub const MAX_NAME: usize = 32;
 
 /// A refused name as an error shows it: inert, and cut short.
 fn shown(name: &str) -> String {

@@ -52,6 +52,16 @@ impl Failures {
     }
 }
 
+/// What a typed name is remembered as: cut one character past the
+/// longest name, so a remembered name costs a bounded number of bytes, and
+/// a name too long to be anyone's stays too long to be an operator's.
+fn remembered_as(name: &str) -> &str {
+    match name.char_indices().nth(crate::domain::MAX_NAME + 1) {
+        Some((at, _)) => &name[..at],
+        None => name,
+    }
+}
+
 /// Checks operators against the config.
 pub struct Authenticator {
     operators: HashMap<String, String>,
@@ -83,6 +93,7 @@ impl Authenticator {
     /// Checks `name` and `passphrase`. Slow on purpose (argon2id): call it
     /// off the UI thread.
     pub fn check(&self, name: &str, passphrase: &SecretString) -> Result<OperatorName, AuthError> {
+        let name = remembered_as(name);
         self.reserve(name, Instant::now())?;
         let known = self.operators.get(name);
         let matches = {
@@ -166,6 +177,11 @@ impl Authenticator {
     fn remembered(&self) -> usize {
         self.failures().len()
     }
+
+    #[cfg(test)]
+    fn bytes_remembered(&self) -> usize {
+        self.failures().keys().map(String::len).sum()
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +259,13 @@ mod tests {
             let _ = auth.check(&format!("n{i}"), &pass("wrong"));
         }
         assert_eq!(auth.remembered(), MAX_STRANGE_NAMES);
+        let long = format!("{}{}", "x".repeat(1 << 20), 1);
+        assert_eq!(auth.check(&long, &pass("wrong")), Err(AuthError::Denied));
+        assert!(
+            auth.bytes_remembered() <= MAX_STRANGE_NAMES * 4 * (crate::domain::MAX_NAME + 1),
+            "a 1 MiB name is remembered cut short: {} bytes",
+            auth.bytes_remembered()
+        );
         let _ = auth.check("op", &pass("wrong"));
         assert_eq!(
             auth.remembered(),
