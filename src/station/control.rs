@@ -20,10 +20,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::broadcast::error::RecvError;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::api::{API_VERSION, ApiError, Command, Door, Reply, Session};
 use super::{Event, Station};
@@ -101,42 +102,78 @@ pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One line read with a bound on its length.
+/// One line read with a bound on its length. The text is wiped when it is
+/// dropped: a log-in line carries a passphrase.
 enum Line {
-    Text(String),
+    Text(Zeroizing<String>),
     NotUtf8,
     TooLong,
     End,
 }
 
-async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> Line {
-    let mut buf = Vec::new();
-    loop {
-        let (used, complete) = {
-            let chunk = match reader.fill_buf().await {
-                Ok(c) => c,
-                Err(_) => return Line::End,
-            };
-            if chunk.is_empty() {
-                // A line cut short by the end of the stream is not a request.
-                return Line::End;
+/// How many bytes a [`Lines`] reads from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Request lines off the socket, through buffers that are wiped as they
+/// are used: what a client sent (a log-in's passphrase among it) does not
+/// stay behind in memory after its line has been handled.
+struct Lines<R> {
+    read: R,
+    chunk: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl<R: AsyncRead + Unpin> Lines<R> {
+    fn new(read: R) -> Self {
+        Lines {
+            read,
+            chunk: Zeroizing::new(vec![0; READ_CHUNK]),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    async fn line(&mut self, max: usize) -> Line {
+        let mut line = Zeroizing::new(Vec::new());
+        loop {
+            if self.start == self.end {
+                self.start = 0;
+                self.end = match self.read.read(&mut self.chunk[..]).await {
+                    Ok(0) | Err(_) => return Line::End,
+                    Ok(n) => n,
+                };
             }
-            let (part, used, complete) = match chunk.iter().position(|&b| b == b'\n') {
-                Some(i) => (&chunk[..i], i + 1, true),
-                None => (chunk, chunk.len(), false),
+            let unread = &self.chunk[self.start..self.end];
+            let (part, complete) = match unread.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (unread.len(), false),
             };
-            if buf.len() + part.len() > max {
+            if line.len() + part > max {
                 return Line::TooLong;
             }
-            buf.extend_from_slice(part);
-            (used, complete)
-        };
-        reader.consume(used);
-        if complete {
-            return match String::from_utf8(buf) {
-                Ok(s) => Line::Text(s),
-                Err(_) => Line::NotUtf8,
-            };
+            if line.len() + part > line.capacity() {
+                // Grown by hand, so the old allocation is wiped, not freed
+                // with the bytes still in it.
+                let mut grown = Zeroizing::new(Vec::with_capacity(
+                    (line.len() + part).max(2 * line.capacity()),
+                ));
+                grown.extend_from_slice(&line);
+                line = grown;
+            }
+            line.extend_from_slice(&unread[..part]);
+            let used = part + usize::from(complete);
+            self.chunk[self.start..self.start + used].zeroize();
+            self.start += used;
+            if complete {
+                return match String::from_utf8(std::mem::take(&mut *line)) {
+                    Ok(text) => Line::Text(Zeroizing::new(text)),
+                    Err(e) => {
+                        e.into_bytes().zeroize();
+                        Line::NotUtf8
+                    }
+                };
+            }
         }
     }
 }
@@ -167,9 +204,9 @@ async fn client(station: Station, stream: UnixStream) {
         return;
     }
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let mut reader = Lines::new(read);
     let mut stop = station.inner.stop.subscribe();
-    let hello = match read_line(&mut reader, MAX_REQUEST).await {
+    let hello = match reader.line(MAX_REQUEST).await {
         Line::Text(line) => serde_json::from_str::<Hello>(&line).map_err(|e| e.to_string()),
         Line::End => return,
         Line::NotUtf8 => Err("the hello is not UTF-8".into()),
@@ -209,7 +246,7 @@ async fn client(station: Station, stream: UnixStream) {
     let session = Session::new(Door::ControlSocket);
     loop {
         let line = tokio::select! {
-            line = read_line(&mut reader, MAX_REQUEST) => line,
+            line = reader.line(MAX_REQUEST) => line,
             _ = stop.changed() => break,
         };
         let answer = match line {
@@ -288,5 +325,51 @@ fn without_content(event: Event) -> Event {
             Event::MessageChanged { row }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines come whole and in order, and what has been handed out no
+    /// longer sits in the read buffer (a log-in's passphrase above all).
+    #[tokio::test]
+    async fn lines_are_read_whole_and_wiped_from_the_buffer() {
+        let secret = r#"{"login":{"operator":"op","passphrase":"hunter2 correct horse"}}"#;
+        let wire = format!("{secret}\n{{\"status\":null}}\npartial");
+        let mut lines = Lines::new(wire.as_bytes());
+        let Line::Text(first) = lines.line(MAX_REQUEST).await else {
+            panic!("the first line")
+        };
+        assert_eq!(first.as_str(), secret);
+        let left = &lines.chunk[..];
+        assert!(
+            !left.windows(7).any(|w| w == b"hunter2"),
+            "the passphrase is wiped from the buffer once read"
+        );
+        assert!(
+            left.windows(6).any(|w| w == b"status"),
+            "control: the unread line is still there"
+        );
+        let Line::Text(second) = lines.line(MAX_REQUEST).await else {
+            panic!("the second line")
+        };
+        assert_eq!(second.as_str(), r#"{"status":null}"#);
+        assert!(
+            matches!(lines.line(MAX_REQUEST).await, Line::End),
+            "a cut line is no request"
+        );
+        let big = format!("{}\nnext\n", "x".repeat(3 * READ_CHUNK + 5));
+        let mut across = Lines::new(big.as_bytes());
+        let Line::Text(whole) = across.line(MAX_REQUEST).await else {
+            panic!("a line longer than the buffer")
+        };
+        assert_eq!(whole.len(), 3 * READ_CHUNK + 5);
+        assert!(matches!(across.line(MAX_REQUEST).await, Line::Text(t) if t.as_str() == "next"));
+        let mut long = Lines::new(&b"0123456789\n"[..]);
+        assert!(matches!(long.line(4).await, Line::TooLong));
+        let mut bad = Lines::new(&b"\xff\n"[..]);
+        assert!(matches!(bad.line(4).await, Line::NotUtf8));
     }
 }
