@@ -118,7 +118,10 @@ pub(super) async fn receive(
     if let Err(e) = AttachmentOffer::parse(&offer) {
         let _ = recv.stop(STREAM_MALFORMED.into());
         let _ = send.reset(STREAM_MALFORMED.into());
-        tracing::warn!(%peer, error = %e, "malformed attachment offer");
+        static LOG: crate::logging::Limit = crate::logging::Limit::new();
+        if let Some(held_back) = LOG.allow() {
+            tracing::warn!(held_back, %peer, error = %e, "malformed attachment offer");
+        }
         shared.emit(super::LinkEvent::Malformed {
             peer,
             reason: format!("attachment offer: {e}"),

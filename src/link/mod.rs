@@ -233,8 +233,12 @@ pub struct Link {
 
 impl Shared {
     fn emit(&self, event: LinkEvent) {
-        if self.events.try_send(event).is_err() {
+        static LOG: crate::logging::Limit = crate::logging::Limit::new();
+        if self.events.try_send(event).is_err()
+            && let Some(held_back) = LOG.allow()
+        {
             tracing::warn!(
+                held_back,
                 "link event buffer full; an event was dropped (the station resyncs from status)"
             );
         }

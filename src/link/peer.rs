@@ -234,7 +234,10 @@ async fn answer_stream(
         Ok(Err(StreamError::Malformed(e))) => {
             let _ = recv.stop(STREAM_MALFORMED.into());
             let _ = send.reset(STREAM_MALFORMED.into());
-            tracing::warn!(%peer, error = %e, "malformed frame");
+            static LOG: crate::logging::Limit = crate::logging::Limit::new();
+            if let Some(held_back) = LOG.allow() {
+                tracing::warn!(%peer, error = %e, held_back, "malformed frame");
+            }
             shared.emit(LinkEvent::Malformed {
                 peer,
                 reason: e.to_string(),

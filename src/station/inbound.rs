@@ -274,7 +274,10 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
          log was altered or cut short; check with `hotline audit verify --head {}:{hash}`",
         head.seq, head.seq
     );
-    tracing::error!(%peer, "{text}");
+    static LOG: crate::logging::Limit = crate::logging::Limit::new();
+    if let Some(held_back) = LOG.allow() {
+        tracing::error!(%peer, held_back, "{text}");
+    }
     let detail = format!("peer={peer} seq={} hash={hash}", head.seq);
     for (action, detail) in misbehaviour(inner, peer.as_str(), "audit-mismatch", &detail) {
         drop(inner.journal.audit("station", action, &detail));
@@ -291,7 +294,10 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
 /// A stored message whose original differs from its fields: audited, and
 /// an alarm until an operator, having read both, clears it.
 async fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, serial: u64) {
-    tracing::warn!(%peer, %id, "the original of a received message differs from its fields");
+    static LOG: crate::logging::Limit = crate::logging::Limit::new();
+    if let Some(held_back) = LOG.allow() {
+        tracing::warn!(held_back, %peer, %id, "the original of a received message differs from its fields");
+    }
     // Audited before the receipt leaves.
     if let Err(e) = inner
         .journal
@@ -470,7 +476,10 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             return Some(refusal(inner, &peer_keys, None, None, code, e.to_string()));
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not open a message");
+            static LOG: crate::logging::Limit = crate::logging::Limit::new();
+            if let Some(held_back) = LOG.allow() {
+                tracing::error!(held_back, error = %e, "could not open a message");
+            }
             return None;
         }
     };
