@@ -3382,4 +3382,19 @@ fn a_message_whose_original_differs_shows_both_texts_marked() {
     assert!(shown.contains("FROM THE SIGNED FIELDS:"), "{shown}");
     assert!(shown.contains("THE SENDER'S ORIGINAL:"), "{shown}");
     assert!(shown.contains("Пуск отменён."), "{shown}");
+
+    // A template version this station does not have: nothing is claimed
+    // either way, and the view says why.
+    let mut unknown = launch_message();
+    unknown.template.version = 99;
+    unknown.original.text = "Пуск отменён.".into();
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    open_message(&mut app, 11, unknown);
+    let shown = screen(&app, 120, 40);
+    assert!(!shown.contains("ORIGINAL DIFFERS"), "{shown}");
+    assert!(
+        shown.contains("original not checked against the fields"),
+        "{shown}"
+    );
+    assert!(shown.contains("version 99"), "{shown}");
 }

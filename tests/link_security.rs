@@ -1747,6 +1747,30 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
         entries[0].contains(&two_texts.id.to_string()),
         "{entries:?}"
     );
+
+    // A message this station cannot check (a template version it does
+    // not have, and a sender's language it does not know) claims nothing
+    // either way: stored and receipted, no alarm, no audit entry, though
+    // its original says what its fields do not.
+    for (serial, version, language) in [(3, 99, "en"), (4, 1, "tlh")] {
+        let mut unchecked = build(&general("water levels"), "WASHINGTON", "MOSCOW", serial);
+        unchecked.template.version = version;
+        unchecked.original.language = language.into();
+        unchecked.original.text = "The dam has failed; evacuate.".into();
+        receipt_of(
+            raw.frame(
+                FrameKind::Message,
+                seal(&unchecked, &wk, &mk).expect("seal"),
+            )
+            .await,
+            &mk,
+            &wk.name,
+            unchecked.id,
+        );
+    }
+    assert_eq!(inbox(&ms).await.len(), 4, "both stored and receipted");
+    assert_eq!(flagged(&ms).len(), 1, "still only the one that differs");
+    assert_eq!(audit(ms.journal(), "original-differs").len(), 1);
     ms.shutdown().await;
 }
 
