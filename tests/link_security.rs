@@ -24,7 +24,7 @@ use std::time::Duration;
 use hotline::compose::{self, Draft, Origin};
 use hotline::crypto::signed::{self, Kind};
 use hotline::crypto::{PeerKeys, StationKeys, age_io, seal};
-use hotline::domain::{Language, Message, MessageId, REVISION, StationName};
+use hotline::domain::{AttachmentRef, Language, Message, MessageId, REVISION, StationName};
 use hotline::link::tls::client_config;
 use hotline::station::docs::{self, HelloBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
 use hotline::station::{AlarmKind, Event, Options, Station};
@@ -1771,6 +1771,55 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
     assert_eq!(inbox(&ms).await.len(), 4, "both stored and receipted");
     assert_eq!(flagged(&ms).len(), 1, "still only the one that differs");
     assert_eq!(audit(ms.journal(), "original-differs").len(), 1);
+    ms.shutdown().await;
+}
+
+/// Declared attachment sizes are summed without wrapping: two sizes that
+/// add past 2^64 would wrap to a few bytes and pass the quota and the
+/// message limit in a release build; saturated, they are refused
+/// "oversize" before anything is stored. CONTROL: one small declared
+/// attachment on the same connection is receipted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_attachment_sizes_that_would_wrap_are_refused() {
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
+    let declare = |serial: u64, sizes: &[u64]| {
+        let mut m = build(&general("annexes"), "WASHINGTON", "MOSCOW", serial);
+        m.attachments = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| AttachmentRef {
+                name: format!("annex-{i}.bin"),
+                size,
+                sha256: "ab".repeat(32),
+            })
+            .collect();
+        m
+    };
+    let small = declare(1, &[1024]);
+    receipt_of(
+        raw.frame(FrameKind::Message, seal(&small, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+        small.id,
+    );
+    // 2^63 + 2^63 + 4096 wraps to 4096.
+    let wrapping = declare(2, &[1 << 63, 1 << 63, 4096]);
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, seal(&wrapping, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::Oversize, "{r:?}");
+    assert_eq!(r.id, Some(wrapping.id), "{r:?}");
+    assert_eq!(inbox(&ms).await.len(), 1, "only the control was stored");
     ms.shutdown().await;
 }
 
