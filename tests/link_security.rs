@@ -18,6 +18,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -270,6 +271,16 @@ fn received(journal: &Journal) -> Vec<MessageId> {
         .into_iter()
         .map(|r| r.id)
         .collect()
+}
+
+/// The bytes of a site's journal: the database file and its write-ahead
+/// log.
+fn journal_bytes(site: &Site) -> (u64, u64) {
+    let db = site.config().journal_path;
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    (len(&db), len(Path::new(&wal)))
 }
 
 /// A message built the way a station builds one, for `serial`.
@@ -2115,6 +2126,10 @@ async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
     // The process is shared with other tests (and their log-ins), so the
     // bound is loose; the unbounded walk grew a station by 1.1 GB in 25 s.
     let grown = resident().saturating_sub(before);
+    eprintln!(
+        "2^40: resident memory grew by {} MiB after the declaration",
+        grown >> 20
+    );
     assert!(
         grown < 512 << 20,
         "memory grew by {} MiB after the declaration",
@@ -2459,6 +2474,7 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
             .expect("hello"),
     );
     let audit_before = audit_len(ms.journal());
+    let (db_before, _) = journal_bytes(&m);
 
     let unexpected = Frame::new(FrameKind::Receipt, b"not a request".to_vec()).encode();
     let mut tasks = tokio::task::JoinSet::new();
@@ -2504,6 +2520,24 @@ async fn a_flooding_peer_grows_the_journal_by_a_bounded_amount() {
     assert!(
         grown <= i64::from(BURST),
         "{grown} audit entries for {FRAMES} unexpected frames"
+    );
+    // In bytes: the database keeps 200 sealed link tests of about a
+    // kilobyte and BURST audit entries with their checkpoints; the
+    // write-ahead log is reused after each automatic checkpoint (1,000
+    // pages, 4 MiB), so it stays below that plus one transaction.
+    let (db_after, wal_after) = journal_bytes(&m);
+    let db_grown = db_after.saturating_sub(db_before);
+    eprintln!(
+        "flood: {FRAMES} unexpected frames and {LINK_TESTS} link tests grew the journal by \
+         {grown} audit entries and {link_tests} link-test rows: database +{} KiB, \
+         write-ahead log {} KiB",
+        db_grown >> 10,
+        wal_after >> 10
+    );
+    assert!(db_grown < 1 << 20, "the database grew by {db_grown} bytes");
+    assert!(
+        wal_after < 6 << 20,
+        "the write-ahead log is {wal_after} bytes"
     );
 
     // Still at work: a FLASH goes out and is receipted.
