@@ -739,20 +739,6 @@ fn crypto_figures(root: &std::path::Path, receipt_len: usize, count: usize) -> S
     Summary::of(&samples)
 }
 
-/// Whether `dir` is on tmpfs, where fdatasync reaches no disk.
-fn on_tmpfs(dir: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `path` is a valid C string and `fs` is written by statfs
-    // before it is read, only when it returns 0.
-    let ok = unsafe { libc::statfs(path.as_ptr(), fs.as_mut_ptr()) } == 0;
-    // SAFETY: statfs returned 0, so it filled `fs`.
-    ok && unsafe { fs.assume_init() }.f_type == libc::TMPFS_MAGIC
-}
-
 // ------------------------------------------------------------------- the run
 
 struct Report {
@@ -767,7 +753,7 @@ struct Report {
 
 async fn run(scale: &Scale) -> Report {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tmpfs = on_tmpfs(tmp.path());
+    let tmpfs = common::on_tmpfs(tmp.path());
     eprintln!(
         "link bench: quick={} temp dir {}{}",
         scale.quick,

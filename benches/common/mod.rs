@@ -143,3 +143,37 @@ pub async fn list(station: &Station, direction: Direction) -> Vec<MessageRow> {
         other => panic!("unexpected answer to a listing: {other:?}"),
     }
 }
+
+/// Whether `dir` is on tmpfs, where fdatasync reaches no disk.
+pub fn on_tmpfs(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `path` is a valid C string and `fs` is written by statfs
+    // before it is read, only when it returns 0.
+    let ok = unsafe { libc::statfs(path.as_ptr(), fs.as_mut_ptr()) } == 0;
+    // SAFETY: statfs returned 0, so it filled `fs`.
+    ok && unsafe { fs.assume_init() }.f_type == libc::TMPFS_MAGIC
+}
+
+/// The process's peak resident memory (VmHWM), in KiB.
+pub fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Starts the peak (VmHWM) again from the memory resident now, so a
+/// stage's peak is its own and not an earlier stage's (an argon2 log-in
+/// alone takes 128 MiB). Whether the kernel allowed it.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
