@@ -12,6 +12,7 @@
 
 mod receive;
 mod upload;
+mod verify;
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -201,12 +202,28 @@ pub fn decrypt_into(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let file = std::fs::File::open(sealed).map_err(|e| format!("{}: {e}", sealed.display()))?;
-    let mut file = BufReader::with_capacity(crate::crypto::age_io::MAX_HEADER + 64, file);
-    crate::crypto::age_io::check_header(
-        std::io::BufRead::fill_buf(&mut file).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let decryptor = age::Decryptor::new(file).map_err(|e| e.to_string())?;
+    check_sealed(BufReader::new(file), identity, size, sha256, out)
+}
+
+/// The sealed bytes of an attachment, read once as they come: the header
+/// is checked before any key is tried, then the content is decrypted into
+/// `out` and checked against the signed size and SHA-256.
+pub(super) fn check_sealed(
+    mut sealed: impl Read,
+    identity: &dyn Identity,
+    size: u64,
+    sha256: &str,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    const HEAD: usize = crate::crypto::age_io::MAX_HEADER + 64;
+    let mut head = Vec::with_capacity(HEAD);
+    (&mut sealed)
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| e.to_string())?;
+    crate::crypto::age_io::check_header(&head).map_err(|e| e.to_string())?;
+    let decryptor =
+        age::Decryptor::new(io::Cursor::new(head).chain(sealed)).map_err(|e| e.to_string())?;
     let mut reader = decryptor
         .decrypt(std::iter::once(identity))
         .map_err(|e| e.to_string())?;

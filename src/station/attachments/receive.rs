@@ -22,7 +22,8 @@ use crate::station::{Event, Inner};
 use crate::store::{AttachmentRow, AttachmentState, Direction};
 use crate::wire::{AttachmentOffer, Frame, FrameKind};
 
-use super::{PARTIAL_SUFFIX, Progress, WRITE_BUFFER, decrypt_into, sealed_bound};
+use super::verify::Verifier;
+use super::{PARTIAL_SUFFIX, Progress, WRITE_BUFFER, sealed_bound};
 
 /// Attachments being received right now, so a second offer of the same one
 /// (a retry racing a stream not yet torn down) never appends to its file.
@@ -231,6 +232,13 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
     };
     let progress = Progress::new(inner.clone(), id, index, Direction::In, offer.sealed_len);
     progress.report(have);
+    let verifier = Verifier::start(
+        inner.clone(),
+        partial.clone(),
+        have,
+        row.size,
+        row.sha256.clone(),
+    );
     OfferAnswer::Accept {
         offset: have,
         remaining: offer.sealed_len - have,
@@ -241,13 +249,19 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
             file: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file),
             partial,
             final_path,
+            verifier,
             done: have,
+            written_back: have,
             resumed: have > 0,
             progress,
             _claim: claim,
         }),
     }
 }
+
+/// Bytes received between two starts of write-back, so the final sync
+/// has little left to do.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// An attachment arriving: appended to its partial file, verified at the end.
 struct Incoming {
@@ -260,7 +274,11 @@ struct Incoming {
     file: tokio::io::BufWriter<tokio::fs::File>,
     partial: PathBuf,
     final_path: PathBuf,
+    /// Checks the bytes as they arrive.
+    verifier: Verifier,
     done: u64,
+    /// Bytes whose write-back to the disk has been started.
+    written_back: u64,
     /// Whether this transfer appended to bytes kept from an earlier one.
     resumed: bool,
     progress: Progress,
@@ -274,7 +292,16 @@ impl AttachmentSink for Incoming {
                 .write_all(chunk)
                 .await
                 .map_err(|e| format!("{}: {e}", self.partial.display()))?;
+            self.verifier.feed(chunk).await;
             self.done += chunk.len() as u64;
+            if self.done - self.written_back >= WRITEBACK_STEP {
+                fsutil::start_writeback(
+                    self.file.get_ref(),
+                    self.written_back,
+                    self.done - self.written_back,
+                );
+                self.written_back = self.done;
+            }
             self.progress.report(self.done);
             Ok(())
         }
@@ -290,6 +317,7 @@ impl AttachmentSink for Incoming {
                 mut file,
                 partial,
                 final_path,
+                verifier,
                 resumed,
                 _claim,
                 ..
@@ -304,23 +332,11 @@ impl AttachmentSink for Incoming {
             }
             drop(file);
             let (id, index) = (row.message_id, row.index);
-            let checked = {
-                let inner = inner.clone();
-                let partial = partial.clone();
-                tokio::task::spawn_blocking(move || {
-                    decrypt_into(
-                        &partial,
-                        &inner.keys.age,
-                        row.size,
-                        &row.sha256,
-                        &mut io::sink(),
-                    )
-                })
-                .await
-            };
+            // The bytes in the file, checked as they were written.
+            let checked = verifier.verdict().await;
             match checked {
-                Ok(Ok(())) => {}
-                Ok(Err(detail)) if resumed => {
+                Some(Ok(())) => {}
+                Some(Err(detail)) if resumed => {
                     // The damage may be ours: the tail of the kept bytes can
                     // be lost in a power cut. Drop them and give no answer,
                     // so the sender offers again and sends it whole; damage
@@ -339,7 +355,7 @@ impl AttachmentSink for Incoming {
                     .await;
                     return None;
                 }
-                Ok(Err(detail)) => {
+                Some(Err(detail)) => {
                     // A damaged file is dropped whole.
                     let _ = tokio::fs::remove_file(&partial).await;
                     audit(
@@ -356,8 +372,8 @@ impl AttachmentSink for Incoming {
                         refuse(&inner, &peer, id, index, RefusalCode::Malformed, detail).await,
                     );
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "attachment check task failed");
+                None => {
+                    tracing::error!(%id, index, "an attachment check ended without a verdict");
                     return None;
                 }
             }
