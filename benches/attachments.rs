@@ -111,6 +111,8 @@ struct Pair {
     ms: Station,
     wev: broadcast::Receiver<Event>,
     session: Session,
+    m_dir: PathBuf,
+    m_keys: hotline::crypto::StationKeys,
 }
 
 async fn pair(root: &Path) -> Pair {
@@ -132,6 +134,8 @@ async fn pair(root: &Path) -> Pair {
         ms,
         wev,
         session,
+        m_dir: m.dir.clone(),
+        m_keys: m.keys(),
     }
 }
 
@@ -183,6 +187,7 @@ async fn release_attachment(p: &mut Pair, file: PathBuf) -> (MessageId, Duration
 struct Upload {
     seal: Duration,
     upload: Duration,
+    verify: Duration,
     peak_kib: u64,
 }
 
@@ -201,9 +206,29 @@ async fn upload_alone(root: &Path, size: u64) -> Upload {
     assert_eq!(rows[0].size, size);
     p.ws.shutdown().await;
     p.ms.shutdown().await;
+    // The receiver's check alone, on one core: decrypt and hash the file
+    // it kept, as the verifier does while the bytes arrive.
+    let kept = p.m_dir.join("data").join(&rows[0].sealed_path);
+    let identity = p.m_keys.age.clone();
+    let row = rows[0].clone();
+    let verify = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        hotline::station::attachments::decrypt_into(
+            &kept,
+            &identity,
+            row.size,
+            &row.sha256,
+            &mut std::io::sink(),
+        )
+        .expect("the kept file checks");
+        t.elapsed()
+    })
+    .await
+    .expect("verify");
     Upload {
         seal,
         upload,
+        verify,
         peak_kib,
     }
 }
@@ -291,6 +316,11 @@ fn main() {
         ),
         ("hotline upload vs bare quinn, %", share, ">= 70"),
         ("hotline seal at release, MiB/s", rate(up.seal), ""),
+        (
+            "receiver's check alone, one core, MiB/s",
+            rate(up.verify),
+            "",
+        ),
         ("FLASH idle: p50 release->receipt, ms", ms(idle.p50), ""),
         ("FLASH idle: p99 release->receipt, ms", ms(idle.p99), ""),
         (
@@ -338,6 +368,7 @@ fn main() {
             "upload_mib_s": rate(up.upload),
             "upload_share_pct": common::round(share, 1),
             "seal_mib_s": rate(up.seal),
+            "check_one_core_mib_s": rate(up.verify),
             "flash_idle_ms": {"p50": ms(idle.p50), "p99": ms(idle.p99), "n": idle.n},
             "flash_in_flight_ms": busy.map(|b| json!({"p50": ms(b.p50), "p99": ms(b.p99), "max": ms(b.max), "n": b.n})),
             "flash_in_flight_over_idle": {"p50": p50_ratio, "p99": p99_ratio},
