@@ -772,6 +772,52 @@ async fn a_stranger_costs_nothing_before_a_retry_and_a_stalled_handshake_raises_
     ms.shutdown().await;
 }
 
+/// Handshakes in progress are capped: MAX_PENDING_HANDSHAKES callers
+/// that prove their address and then stall are each given a handshake
+/// (none is refused: the control), and the next one is refused at once,
+/// "too many handshakes at once", without waiting for any to time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_in_progress_are_capped() {
+    use hotline::link::MAX_PENDING_HANDSHAKES;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let ms = m.start().await;
+    let mut dials = Vec::new();
+    for _ in 0..MAX_PENDING_HANDSHAKES {
+        let stalled = stalling_relay(m.listen, 2).await;
+        dials.push(dial_through(&w, &m, &stalled));
+        // A Retry, then the station's own handshake packets: it took this
+        // caller on.
+        let mut answers = stalled.answers.clone();
+        answers.wait_for(|n| *n >= 2).await.expect("relay");
+    }
+    assert_eq!(
+        ms.status().strangers_refused,
+        0,
+        "{MAX_PENDING_HANDSHAKES} stalled handshakes are all taken on"
+    );
+    let one_more = stalling_relay(m.listen, 2).await;
+    dials.push(dial_through(&w, &m, &one_more));
+    eventually(
+        Duration::from_secs(10),
+        "MOSCOW refused the handshake past the cap",
+        || ms.status().strangers_refused >= 1,
+    )
+    .await;
+    let (each, _) = refusal_rows(ms.journal());
+    assert_eq!(
+        each,
+        vec![format!(
+            "remote={} reason=too many handshakes at once",
+            one_more.source
+        )]
+    );
+    for dial in dials {
+        dial.abort();
+    }
+    ms.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_alpn_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
