@@ -56,7 +56,7 @@ fn ms(d: Duration) -> f64 {
 
 /// `size` bytes on one bare quinn stream, read and discarded chunk by chunk
 /// at the far end, which answers one byte when it has them all.
-async fn bare_quinn(size: u64) -> Duration {
+async fn bare_quinn(size: u64) -> (Duration, f64) {
     let (server_config, client_config) = floor_configs();
     let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().expect("addr"))
         .expect("server endpoint");
@@ -86,6 +86,7 @@ async fn bare_quinn(size: u64) -> Duration {
     let mut chunk = vec![0u8; CHUNK];
     getrandom::fill(&mut chunk).expect("random");
     let t0 = Instant::now();
+    let cpu0 = common::process_cpu();
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
     send.set_priority(-1).expect("priority");
     let mut sent = 0u64;
@@ -100,8 +101,9 @@ async fn bare_quinn(size: u64) -> Duration {
         .expect("answer");
     assert_eq!(answer, b"k");
     let took = t0.elapsed();
+    let cores = (common::process_cpu() - cpu0).as_secs_f64() / took.as_secs_f64();
     conn.close(0u32.into(), b"done");
-    took
+    (took, cores)
 }
 
 /// Two stations that know each other, with room for the attachment, and
@@ -187,6 +189,8 @@ async fn release_attachment(p: &mut Pair, file: PathBuf) -> (MessageId, Duration
 struct Upload {
     seal: Duration,
     upload: Duration,
+    /// Cores busy on average during the upload.
+    cores: f64,
     verify: Duration,
     peak_kib: u64,
 }
@@ -199,8 +203,10 @@ async fn upload_alone(root: &Path, size: u64) -> Upload {
     reset_peak();
     let (id, seal) = release_attachment(&mut p, file).await;
     let t0 = Instant::now();
+    let cpu0 = common::process_cpu();
     support::wait_event(&mut p.wev, WAIT_LIMIT, |e| stored(e, id)).await;
     let upload = t0.elapsed();
+    let cores = (common::process_cpu() - cpu0).as_secs_f64() / upload.as_secs_f64();
     let peak_kib = peak_kib();
     let rows = p.ms.attachments(&id, Direction::In).expect("rows");
     assert_eq!(rows[0].size, size);
@@ -228,6 +234,7 @@ async fn upload_alone(root: &Path, size: u64) -> Upload {
     Upload {
         seal,
         upload,
+        cores,
         verify,
         peak_kib,
     }
@@ -282,7 +289,7 @@ fn main() {
         }
     );
     let peak_resettable = reset_peak();
-    let (bare, bare_peak, up, (idle, busy)) = runtime.block_on(async {
+    let ((bare, bare_cores), bare_peak, up, (idle, busy)) = runtime.block_on(async {
         let bare = bare_quinn(size).await;
         let bare_peak = peak_kib();
         let up = upload_alone(&tmp.path().join("upload"), size).await;
@@ -309,12 +316,14 @@ fn main() {
     let busy_ms = |f: fn(&Summary) -> Duration| busy.map_or(f64::NAN, |b| ms(f(&b)));
     let rows = [
         ("bare quinn stream, MiB/s", rate(bare), ""),
+        ("bare quinn stream, cores busy", bare_cores, ""),
         (
             "hotline upload to stored+verified, MiB/s",
             rate(up.upload),
             "",
         ),
         ("hotline upload vs bare quinn, %", share, ">= 70"),
+        ("hotline upload, cores busy", up.cores, ""),
         ("hotline seal at release, MiB/s", rate(up.seal), ""),
         (
             "receiver's check alone, one core, MiB/s",
@@ -365,6 +374,8 @@ fn main() {
             "tmpfs": tmpfs,
             "size_bytes": size,
             "bare_quinn_mib_s": rate(bare),
+            "bare_quinn_cores": common::round(bare_cores, 2),
+            "upload_cores": common::round(up.cores, 2),
             "upload_mib_s": rate(up.upload),
             "upload_share_pct": common::round(share, 1),
             "seal_mib_s": rate(up.seal),

@@ -543,32 +543,16 @@ impl CpuMeter {
     fn start() -> CpuMeter {
         CpuMeter {
             wall: Instant::now(),
-            cpu: process_cpu(),
+            cpu: common::process_cpu(),
         }
     }
 
     /// (wall time, cores busy on average).
     fn stop(self) -> (Duration, f64) {
         let wall = self.wall.elapsed();
-        let cpu = process_cpu().saturating_sub(self.cpu);
+        let cpu = common::process_cpu().saturating_sub(self.cpu);
         (wall, cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9))
     }
-}
-
-fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole rusage into the pointer it is given,
-    // and the struct is only read after it reported success.
-    let usage = unsafe {
-        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
-            return Duration::ZERO;
-        }
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 // ------------------------------------------------------------ bare quinn floor
