@@ -443,8 +443,13 @@ struct AfterCrash {
 }
 
 /// The one checker for every crashed writer, real or broken.
-fn check_after_crash(path: &Path, station_key: &VerifyingKey, reported: &[Reported]) -> AfterCrash {
-    let journal = Journal::open(path, None).expect("reopen after the crash");
+/// Reopens the journal as the station would after the crash (with its
+/// key: serials reserved and never stored are declared void, audited and
+/// signed) and checks what the children reported against it.
+fn check_after_crash(path: &Path, seed: &[u8; 32], reported: &[Reported]) -> AfterCrash {
+    let station_key = SigningKey::from_bytes(seed).verifying_key();
+    let journal =
+        Journal::open(path, Some(child_checkpoint_key(seed))).expect("reopen after the crash");
     let missing = journal
         .read(|c| {
             let mut missing = Vec::new();
@@ -474,7 +479,7 @@ fn check_after_crash(path: &Path, station_key: &VerifyingKey, reported: &[Report
             Ok(missing)
         })
         .expect("read");
-    let audit = journal.verify_audit(station_key).expect("verify runs");
+    let audit = journal.verify_audit(&station_key).expect("verify runs");
     let serials = journal
         .read(|c| {
             Ok(u64s(
@@ -517,11 +522,7 @@ fn sigkill_audit_writer_loses_no_reported_commit() {
         .collect();
     assert_eq!(seqs.len(), reported.len(), "each seq reported once");
 
-    let after = check_after_crash(
-        &path,
-        &SigningKey::from_bytes(&seed).verifying_key(),
-        &reported,
-    );
+    let after = check_after_crash(&path, &seed, &reported);
     assert_eq!(
         after.missing,
         Vec::new(),
@@ -548,11 +549,7 @@ fn sigkill_release_writer_loses_no_reported_message() {
         assert!(reported.len() >= cycle * KILL_AFTER);
     }
 
-    let after = check_after_crash(
-        &path,
-        &SigningKey::from_bytes(&seed).verifying_key(),
-        &reported,
-    );
+    let after = check_after_crash(&path, &seed, &reported);
     assert_eq!(
         after.missing,
         Vec::new(),
@@ -594,11 +591,7 @@ fn sigkill_control_broken_writer_is_caught() {
     let reported = run_child_and_kill("broken", &path, &seed);
     assert!(reported.len() >= KILL_AFTER);
 
-    let after = check_after_crash(
-        &path,
-        &SigningKey::from_bytes(&seed).verifying_key(),
-        &reported,
-    );
+    let after = check_after_crash(&path, &seed, &reported);
     assert!(
         !after.missing.is_empty(),
         "the checker must notice commits that a broken writer only claimed"

@@ -138,6 +138,14 @@ impl Journal {
         let voided = {
             let tx = conn.transaction()?;
             let voided = serials::void_holes(&tx)?;
+            // Each void is audited: signed in the same commit, so a crash
+            // or an `audit verify` right after the start finds no entry
+            // outside a checkpoint.
+            if !voided.is_empty()
+                && let Some(key) = &checkpoint
+            {
+                audit::write_checkpoint(&tx, key)?;
+            }
             tx.commit()?;
             voided
         };

@@ -6,9 +6,10 @@
 //! message queue's in-flight limit, resuming where the peer stopped.
 //! Receiving: an offer is checked against the signed message and the limits
 //! before any content is read; the bytes are appended to a partial sealed
-//! file; when complete it is decrypted streaming and checked against the
-//! signed size and hash, and only then receipted. Memory stays bounded by a
-//! few chunks whatever the file size. Nothing here reads a whole file.
+//! file and, as they arrive, decrypted and hashed on a thread of their own
+//! (`verify.rs`); when complete, synced and checked against the signed size
+//! and hash, it is receipted. Memory stays bounded by a few chunks whatever
+//! the file size. Nothing here reads a whole file.
 
 mod receive;
 mod upload;

@@ -1,7 +1,8 @@
 //! Receiving attachments: an offer is checked against the signed message
 //! and the limits before any content is read; the bytes are appended to a
-//! partial sealed file; when complete it is decrypted streaming, checked
-//! against the signed size and SHA-256, kept, and only then receipted.
+//! partial sealed file and checked as they come (decrypted and hashed by a
+//! [`Verifier`]); when complete and synced, a file that matches the signed
+//! size and SHA-256 is kept, and only then receipted.
 
 use std::collections::HashSet;
 use std::io;
@@ -263,7 +264,7 @@ pub(crate) async fn offered(inner: &Arc<Inner>, peer: &StationName, offer: &Fram
 /// has little left to do.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// An attachment arriving: appended to its partial file, verified at the end.
+/// An attachment arriving: appended to its partial file and checked as it comes.
 struct Incoming {
     inner: Arc<Inner>,
     peer: PeerKeys,
