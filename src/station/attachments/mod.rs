@@ -193,6 +193,30 @@ fn seal_file(
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// Why a sealed attachment does not check out. The text goes into the
+/// refusal the sender is shown, and into the export error.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{}: {cause}", path.display())]
+    Open { path: PathBuf, cause: io::Error },
+    #[error("{0}")]
+    Read(io::Error),
+    #[error(transparent)]
+    Header(#[from] crate::crypto::age_io::AgeError),
+    #[error(transparent)]
+    Decrypt(#[from] age::DecryptError),
+    #[error("damaged or tampered with: {0}")]
+    Damaged(io::Error),
+    #[error("longer than the {size} bytes the signed message gives")]
+    TooLong { size: u64 },
+    #[error("{count} bytes, not the {size} the signed message gives")]
+    Length { count: u64, size: u64 },
+    #[error("SHA-256 {got} differs from the {want} the signed message gives")]
+    Hash { got: String, want: String },
+    #[error("{0}")]
+    Write(io::Error),
+}
+
 /// Decrypts a sealed attachment into `out` streaming, checking it against
 /// the signed size and SHA-256. Nothing past `size` bytes is read.
 pub fn decrypt_into(
@@ -201,8 +225,11 @@ pub fn decrypt_into(
     size: u64,
     sha256: &str,
     out: &mut dyn Write,
-) -> Result<(), String> {
-    let file = std::fs::File::open(sealed).map_err(|e| format!("{}: {e}", sealed.display()))?;
+) -> Result<(), CheckError> {
+    let file = std::fs::File::open(sealed).map_err(|cause| CheckError::Open {
+        path: sealed.to_path_buf(),
+        cause,
+    })?;
     check_sealed(BufReader::new(file), identity, size, sha256, out)
 }
 
@@ -215,48 +242,40 @@ pub(super) fn check_sealed(
     size: u64,
     sha256: &str,
     out: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     const HEAD: usize = crate::crypto::age_io::MAX_HEADER + 64;
     let mut head = Vec::with_capacity(HEAD);
     (&mut sealed)
         .take(HEAD as u64)
         .read_to_end(&mut head)
-        .map_err(|e| e.to_string())?;
-    crate::crypto::age_io::check_header(&head).map_err(|e| e.to_string())?;
-    let decryptor =
-        age::Decryptor::new(io::Cursor::new(head).chain(sealed)).map_err(|e| e.to_string())?;
-    let mut reader = decryptor
-        .decrypt(std::iter::once(identity))
-        .map_err(|e| e.to_string())?;
+        .map_err(CheckError::Read)?;
+    crate::crypto::age_io::check_header(&head)?;
+    let decryptor = age::Decryptor::new(io::Cursor::new(head).chain(sealed))?;
+    let mut reader = decryptor.decrypt(std::iter::once(identity))?;
     let mut hasher = Sha256::new();
     let mut count = 0u64;
     let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| format!("damaged or tampered with: {e}"))?;
+        let n = reader.read(&mut buf).map_err(CheckError::Damaged)?;
         if n == 0 {
             break;
         }
         count += n as u64;
         if count > size {
-            return Err(format!(
-                "longer than the {size} bytes the signed message gives"
-            ));
+            return Err(CheckError::TooLong { size });
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        out.write_all(&buf[..n]).map_err(CheckError::Write)?;
     }
     if count != size {
-        return Err(format!(
-            "{count} bytes, not the {size} the signed message gives"
-        ));
+        return Err(CheckError::Length { count, size });
     }
     let got = hex::encode(hasher.finalize());
     if !got.eq_ignore_ascii_case(sha256) {
-        return Err(format!(
-            "SHA-256 {got} differs from the {sha256} the signed message gives"
-        ));
+        return Err(CheckError::Hash {
+            got,
+            want: sha256.to_string(),
+        });
     }
     Ok(())
 }
@@ -297,9 +316,9 @@ pub fn export(
                 &row.sha256,
                 &mut w,
             )
-            .and_then(|()| w.flush().map_err(|e| e.to_string()))
+            .and_then(|()| w.flush().map_err(CheckError::Write))
         };
-        if let Err(e) = result.and_then(|()| file.sync_all().map_err(|e| e.to_string())) {
+        if let Err(e) = result.and_then(|()| file.sync_all().map_err(CheckError::Write)) {
             let _ = std::fs::remove_file(&path);
             return Err(format!("attachment {} ({shown}): {e}", row.index));
         }

@@ -370,7 +370,7 @@ impl AttachmentSink for Incoming {
                     )
                     .await;
                     return Some(
-                        refuse(&inner, &peer, id, index, RefusalCode::Malformed, detail).await,
+                        refuse(&inner, &peer, id, index, RefusalCode::Malformed, detail.to_string()).await,
                     );
                 }
                 None => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::check_sealed;
+use super::{CheckError, check_sealed};
 use crate::station::Inner;
 
 /// Chunks waiting for the verifier: with the link's 64 KiB reads, 2 MiB.
@@ -23,7 +23,7 @@ const NICER: libc::c_int = 10;
 
 pub(super) struct Verifier {
     feed: mpsc::Sender<Vec<u8>>,
-    verdict: oneshot::Receiver<Result<(), String>>,
+    verdict: oneshot::Receiver<Result<(), CheckError>>,
 }
 
 impl Verifier {
@@ -41,8 +41,10 @@ impl Verifier {
         let (tell, verdict) = oneshot::channel();
         let check = move || {
             lower_priority();
-            let file =
-                std::fs::File::open(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+            let file = std::fs::File::open(&partial).map_err(|cause| CheckError::Open {
+                path: partial.clone(),
+                cause,
+            })?;
             let fed = Fed {
                 rx,
                 chunk: Vec::new(),
@@ -71,7 +73,7 @@ impl Verifier {
 
     /// Every byte has been handed over: the verdict.
     /// `None` if the check never ran or ended without one.
-    pub(super) async fn verdict(self) -> Option<Result<(), String>> {
+    pub(super) async fn verdict(self) -> Option<Result<(), CheckError>> {
         drop(self.feed);
         self.verdict.await.ok()
     }
