@@ -353,6 +353,18 @@ async fn inbox(station: &Station) -> Vec<MessageId> {
         .collect()
 }
 
+/// Seals `message` with WASHINGTON's keys to MOSCOW and sends it on `raw`;
+/// the answer must be MOSCOW's receipt for it.
+async fn receipted(raw: &Raw, message: &Message, wk: &StationKeys, mk: &PeerKeys) -> Vec<u8> {
+    let sealed = seal(message, wk, mk).expect("seal");
+    receipt_of(
+        raw.frame(FrameKind::Message, sealed).await,
+        mk,
+        &wk.name,
+        message.id,
+    )
+}
+
 /// The answer must be a refusal signed by `from` and addressed to `us`.
 fn refusal_of(answer: Answer, from: &PeerKeys, us: &StationName) -> RefusalBody {
     match answer {
@@ -922,13 +934,7 @@ async fn message_with_invalid_fields_is_refused_with_a_signed_reason() {
 
     // CONTROL: the same kind of message with valid values is receipted.
     let good = build(&missile_launch(), "WASHINGTON", "MOSCOW", 3);
-    receipt_of(
-        raw.frame(FrameKind::Message, seal(&good, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        good.id,
-    );
+    receipted(&raw, &good, &wk, &mk).await;
     assert_eq!(inbox(&ms).await, vec![good.id]);
     ms.shutdown().await;
 }
@@ -1212,13 +1218,7 @@ async fn message_over_the_size_limit_is_refused_as_oversize() {
     // CONTROL: a long message within the limit is accepted.
     let mut long = build(&general("long"), "WASHINGTON", "MOSCOW", 2);
     long.text = "a".repeat(900_000);
-    receipt_of(
-        raw.frame(FrameKind::Message, seal(&long, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        long.id,
-    );
+    receipted(&raw, &long, &wk, &mk).await;
     assert_eq!(inbox(&ms).await, vec![long.id]);
     ms.shutdown().await;
 }
@@ -1506,13 +1506,7 @@ async fn every_document_a_station_writes_is_at_this_revision() {
     // A message as a station composes it, and MOSCOW's receipt for it.
     let message = build(&general("revision"), "WASHINGTON", "MOSCOW", 1);
     assert_eq!(message.revision, REVISION, "message");
-    let doc = receipt_of(
-        raw.frame(FrameKind::Message, seal(&message, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        message.id,
-    );
+    let doc = receipted(&raw, &message, &wk, &mk).await;
     let receipt: ReceiptBody = docs::open(Kind::Receipt, &doc, &mk, &wk.name).expect("receipt");
     assert_eq!(receipt.revision, REVISION, "receipt");
 
@@ -1661,13 +1655,7 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
 
     // CONTROL: the same connection still carries a valid message.
     let message = build(&general("still here"), "WASHINGTON", "MOSCOW", 1);
-    receipt_of(
-        raw.frame(FrameKind::Message, seal(&message, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        message.id,
-    );
+    receipted(&raw, &message, &wk, &mk).await;
     assert_eq!(
         inbox(&ms).await,
         vec![message.id],
@@ -1759,13 +1747,7 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
         raw,
     } = by_hand().await;
     let good = build(&general("water levels"), "WASHINGTON", "MOSCOW", 1);
-    receipt_of(
-        raw.frame(FrameKind::Message, seal(&good, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        good.id,
-    );
+    receipted(&raw, &good, &wk, &mk).await;
     let flagged = |ms: &Station| {
         ms.alarms()
             .into_iter()
@@ -1780,16 +1762,7 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
 
     let mut two_texts = build(&general("water levels"), "WASHINGTON", "MOSCOW", 2);
     two_texts.original.text = "The dam has failed; evacuate.".into();
-    receipt_of(
-        raw.frame(
-            FrameKind::Message,
-            seal(&two_texts, &wk, &mk).expect("seal"),
-        )
-        .await,
-        &mk,
-        &wk.name,
-        two_texts.id,
-    );
+    receipted(&raw, &two_texts, &wk, &mk).await;
     assert_eq!(inbox(&ms).await.len(), 2, "stored and receipted as usual");
     let alarms = flagged(&ms);
     assert_eq!(alarms.len(), 1, "{alarms:?}");
@@ -1815,16 +1788,7 @@ async fn a_message_whose_original_differs_from_its_fields_is_flagged() {
         unchecked.template.version = version;
         unchecked.original.language = language.into();
         unchecked.original.text = "The dam has failed; evacuate.".into();
-        receipt_of(
-            raw.frame(
-                FrameKind::Message,
-                seal(&unchecked, &wk, &mk).expect("seal"),
-            )
-            .await,
-            &mk,
-            &wk.name,
-            unchecked.id,
-        );
+        receipted(&raw, &unchecked, &wk, &mk).await;
     }
     assert_eq!(inbox(&ms).await.len(), 4, "both stored and receipted");
     assert_eq!(flagged(&ms).len(), 1, "still only the one that differs");
@@ -1860,13 +1824,7 @@ async fn declared_attachment_sizes_that_would_wrap_are_refused() {
         m
     };
     let small = declare(1, &[1024]);
-    receipt_of(
-        raw.frame(FrameKind::Message, seal(&small, &wk, &mk).expect("seal"))
-            .await,
-        &mk,
-        &wk.name,
-        small.id,
-    );
+    receipted(&raw, &small, &wk, &mk).await;
     // 2^63 + 2^63 + 4096 wraps to 4096.
     let wrapping = declare(2, &[1 << 63, 1 << 63, 4096]);
     let r = refusal_of(
