@@ -14,16 +14,13 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 
-use super::docs::{
-    self, AckBody, HelloBody, LinkTestBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode,
-};
-use super::{AlarmKind, Event, Inner};
+use super::docs::{self, AckBody, ReceiptBody, ReceiptOf, RefusalBody, RefusalCode};
+use super::{AlarmKind, Event, Inner, quota, standing};
 use crate::crypto::signed::Kind;
 use crate::crypto::{OpenError, PeerKeys, open_inbound};
 use crate::domain::{MessageId, REVISION, StationName};
 use crate::link::{HelloInfo, OfferAnswer};
 use crate::store::Stored;
-use crate::store::audit::Head;
 use crate::wire::{Frame, FrameKind};
 
 /// The station's side of [`crate::link::Upcalls`]. Holds the station weakly
@@ -34,13 +31,13 @@ impl crate::link::Upcalls for Upcalls {
     fn hello(&self, peer: &StationName) -> Vec<u8> {
         self.0
             .upgrade()
-            .map(|inner| hello(&inner, peer))
+            .map(|inner| standing::hello(&inner, peer))
             .unwrap_or_default()
     }
 
     fn hello_received(&self, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
         let inner = self.0.upgrade().ok_or("station stopped")?;
-        hello_received(&inner, peer, payload)
+        standing::hello_received(&inner, peer, payload)
     }
 
     fn frame(&self, peer: StationName, frame: Frame) -> BoxFuture<'static, Option<Frame>> {
@@ -51,7 +48,7 @@ impl crate::link::Upcalls for Upcalls {
             match frame.kind {
                 FrameKind::Message => message(&inner, &peer, frame.payload).await,
                 FrameKind::Ack => ack(&inner, &peer, frame.payload).await,
-                FrameKind::LinkTest => link_test(&inner, &peer, frame.payload).await,
+                FrameKind::LinkTest => standing::link_test(&inner, &peer, frame.payload).await,
                 other => {
                     audit(
                         &inner,
@@ -82,70 +79,10 @@ impl crate::link::Upcalls for Upcalls {
     }
 }
 
-/// Whether keeping `adding` more bytes from `peer` would pass its quota or
-/// the station's (see `attachments.peer_quota` and `total_quota`): why, if
-/// so. The storage alarm goes up at 90% of either and comes down below it.
-pub(super) fn over_quota(inner: &Inner, peer: &StationName, adding: u64) -> Option<String> {
-    let limits = inner.config.attachments;
-    let (from_peer, in_all) = {
-        let mut kept = inner
-            .kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut of = |whose: Option<&StationName>| {
-            *kept.entry(whose.cloned()).or_insert_with(|| {
-                inner
-                    .journal
-                    .inbound_bytes(whose.map(StationName::as_str))
-                    .unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "could not read what the journal keeps");
-                        0
-                    })
-            })
-        };
-        (of(Some(peer)), of(None))
-    };
-    let size = crate::domain::format_size;
-    let over = if from_peer.saturating_add(adding) > limits.peer_quota {
-        Some(format!(
-            "this station keeps {} from {peer}, and its quota for one peer is {}",
-            size(from_peer),
-            size(limits.peer_quota)
-        ))
-    } else if in_all.saturating_add(adding) > limits.total_quota {
-        Some(format!(
-            "this station keeps {} in all, and its quota is {}",
-            size(in_all),
-            size(limits.total_quota)
-        ))
-    } else {
-        None
-    };
-    let near = |kept: u64, quota: u64| kept.saturating_add(adding) >= quota / 10 * 9;
-    if over.is_some() || near(from_peer, limits.peer_quota) || near(in_all, limits.total_quota) {
-        inner.raise(
-            AlarmKind::Storage,
-            "quota",
-            Some(peer),
-            None,
-            format!(
-                "storage near its quota: {} kept from {peer} (quota {}), {} in all (quota {})",
-                size(from_peer),
-                size(limits.peer_quota),
-                size(in_all),
-                size(limits.total_quota)
-            ),
-        );
-    } else {
-        inner.resolve(AlarmKind::Storage, "quota");
-    }
-    over
-}
-
 /// The audit entries that what `peer` did wrong comes to, at the bounded
 /// rate of [`super::noisy`]: the summary of a window that ended, and the
 /// entry itself unless it is only counted.
-fn misbehaviour<'a>(
+pub(super) fn misbehaviour<'a>(
     inner: &Inner,
     peer: &str,
     action: &'a str,
@@ -159,20 +96,6 @@ fn misbehaviour<'a>(
         .collect()
 }
 
-/// Counts `bytes` more kept from `peer`, where the quota check has read
-/// the journal's count already.
-fn count_kept(inner: &Inner, peer: &StationName, bytes: u64) {
-    let mut kept = inner
-        .kept
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for whose in [Some(peer.clone()), None] {
-        if let Some(n) = kept.get_mut(&whose) {
-            *n = n.saturating_add(bytes);
-        }
-    }
-}
-
 /// Audits what `peer` did wrong, at the bounded rate of [`super::noisy`].
 pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str) {
     for (action, detail) in misbehaviour(inner, peer, action, detail) {
@@ -180,115 +103,6 @@ pub(super) async fn audit(inner: &Inner, peer: &str, action: &str, detail: &str)
             tracing::error!(error = %e, "could not write an audit entry");
         }
     }
-}
-
-/// A link test (or its answer) stating what we have released to `peer`,
-/// what we cancelled, and our audit head.
-pub fn link_test_body(
-    inner: &Inner,
-    peer: &StationName,
-    nonce: String,
-    reply: bool,
-) -> LinkTestBody {
-    let standing = standing(inner, peer);
-    LinkTestBody {
-        protocol: docs::protocol(),
-        revision: REVISION,
-        reply,
-        nonce,
-        from: inner.keys.name.clone(),
-        to: peer.clone(),
-        time: Timestamp::now(),
-        highest_serial: standing.highest_serial,
-        cancelled: standing.cancelled,
-        audit_head: standing.audit_head,
-        your_head: standing.your_head,
-    }
-}
-
-/// What hellos and link tests both declare to `peer`: our highest serial
-/// and the newest cancelled serials towards it (no more than its gap check
-/// tracks, so that decades of cancellations do not outgrow a hello), our
-/// audit head, and the newest head of its that we recorded.
-struct Standing {
-    highest_serial: u64,
-    cancelled: Vec<u64>,
-    audit_head: Option<Head>,
-    your_head: Option<Head>,
-}
-
-fn standing(inner: &Inner, peer: &StationName) -> Standing {
-    Standing {
-        highest_serial: inner.journal.highest_released(peer.as_str()).unwrap_or(0),
-        cancelled: inner
-            .journal
-            .cancelled_serials(peer.as_str(), super::gaps::TRACKED_AHEAD)
-            .unwrap_or_default(),
-        audit_head: inner.journal.audit_head().ok().flatten(),
-        your_head: inner.journal.peer_head(peer.as_str()).ok().flatten(),
-    }
-}
-
-/// Takes in what a hello or link test from `peer` declares: the serials it
-/// released and cancelled (for gap checks), and the head of ours it
-/// recorded (checked against our log).
-pub(crate) fn declared(
-    inner: &Inner,
-    peer: &StationName,
-    highest_serial: u64,
-    cancelled: &[u64],
-    your_head: Option<&Head>,
-) {
-    let declared = {
-        let mut gaps = inner.gaps();
-        let tracker = gaps.entry(peer.clone()).or_default();
-        tracker.declare(highest_serial, cancelled, std::time::Instant::now());
-        tracker.declared()
-    };
-    inner
-        .health()
-        .entry(peer.clone())
-        .or_default()
-        .declared_highest_serial = declared;
-    check_recorded_head(inner, peer, your_head);
-}
-
-/// Checks that our audit log still holds the head of ours that `peer`
-/// recorded (from our hellos and link tests). A log rewritten or truncated
-/// together with its checkpoints still verifies on its own; this is what
-/// catches it, as soon as the peer next speaks.
-fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
-    let Some(head) = recorded else { return };
-    let problem = match inner.journal.audit_hash_at(head.seq) {
-        Ok(Some(hash)) if hash == head.hash => return,
-        Ok(Some(hash)) => format!("our entry {} is {hash}", head.seq),
-        Ok(None) => format!("our log has no entry {}", head.seq),
-        Err(e) => {
-            tracing::error!(error = %e, "could not read the audit log to check a peer's record");
-            return;
-        }
-    };
-    let hash = crate::sanitize::inert(&head.hash.chars().take(64).collect::<String>());
-    let text = format!(
-        "{peer} recorded our audit entry {} as {hash}, but {problem}: this station's audit \
-         log was altered or cut short; check with `hotline audit verify --head {}:{hash}`",
-        head.seq, head.seq
-    );
-    static LOG: crate::logging::Limit = crate::logging::Limit::new();
-    if let Some(held_back) = LOG.allow() {
-        tracing::error!(%peer, held_back, "{text}");
-    }
-    let detail = format!("peer={peer} seq={} hash={hash}", head.seq);
-    for (action, detail) in misbehaviour(inner, peer.as_str(), "audit-mismatch", &detail) {
-        drop(inner.journal.audit("station", action, &detail));
-    }
-    inner.raise(
-        AlarmKind::AuditMismatch,
-        peer.as_str(),
-        Some(peer),
-        None,
-        text,
-    );
 }
 
 /// A stored message whose original differs from its fields: audited, and
@@ -320,60 +134,6 @@ async fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, seri
             "{peer}/{serial}: the sender's original differs from its signed fields; read both in the message view"
         ),
     );
-}
-
-pub fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
-    let standing = standing(inner, peer);
-    let body = HelloBody {
-        protocol: docs::protocol(),
-        revision: REVISION,
-        from: inner.keys.name.clone(),
-        to: peer.clone(),
-        time: Timestamp::now(),
-        boot: inner.boot,
-        highest_serial: standing.highest_serial,
-        cancelled: standing.cancelled,
-        audit_head: standing.audit_head,
-        your_head: standing.your_head,
-    };
-    docs::sign(Kind::Hello, &body, &inner.keys)
-}
-
-fn hello_received(inner: &Inner, peer: &StationName, payload: &[u8]) -> Result<HelloInfo, String> {
-    let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
-    let body: HelloBody =
-        docs::open(Kind::Hello, payload, &keys, &inner.keys.name).map_err(|e| e.to_string())?;
-    let skew = Timestamp::now().duration_since(body.time);
-    let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
-    let bound = inner.config.link.max_clock_skew;
-    declared(
-        inner,
-        peer,
-        body.highest_serial,
-        &body.cancelled,
-        body.your_head.as_ref(),
-    );
-    inner
-        .health()
-        .entry(peer.clone())
-        .or_default()
-        .clock_skew_ms = Some(skew_ms);
-    if skew_ms.unsigned_abs() > bound.as_millis() as u64 {
-        inner.raise(
-            AlarmKind::ClockSkew,
-            peer.as_str(),
-            Some(peer),
-            None,
-            format!(
-                "{peer}'s clock differs from ours by {:.1} s (bound {} s)",
-                skew_ms as f64 / 1000.0,
-                bound.as_secs()
-            ),
-        );
-    } else {
-        inner.resolve(AlarmKind::ClockSkew, peer.as_str());
-    }
-    Ok(HelloInfo { boot: body.boot })
 }
 
 /// Refuses message `id`: audited (`noted` never carries message text), then
@@ -488,7 +248,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         .attachments
         .iter()
         .fold(sealed.len() as u64, |sum, a| sum.saturating_add(a.size));
-    if let Some(detail) = over_quota(inner, peer, declared) {
+    if let Some(detail) = quota::over_quota(inner, peer, declared) {
         let noted = format!("peer={peer} id={} code=oversize reason=quota", m.id);
         return Some(
             refuse(
@@ -575,7 +335,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         .await
     {
         Ok(Stored::New) => {
-            count_kept(inner, peer, declared);
+            quota::count_kept(inner, peer, declared);
             inner.emit(event);
             if let Some((id, serial)) = differs {
                 original_differs(inner, peer, id, serial).await;
@@ -711,48 +471,4 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
             })
         }
     }
-}
-
-async fn link_test(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Option<Frame> {
-    let peer_keys = inner.peer(peer.as_str())?;
-    let body = match docs::open_link_test(&sealed, &inner.keys, &peer_keys) {
-        Ok(b) if !b.reply => b,
-        Ok(_) => return None,
-        Err(e) => {
-            audit(
-                inner,
-                peer.as_str(),
-                "refuse",
-                &format!("peer={peer} link test rejected: {e}"),
-            )
-            .await;
-            return None;
-        }
-    };
-    declared(
-        inner,
-        peer,
-        body.highest_serial,
-        &body.cancelled,
-        body.your_head.as_ref(),
-    );
-    if let Err(e) = inner
-        .journal
-        .record_link_test(
-            peer.to_string(),
-            false,
-            body.nonce.clone(),
-            None,
-            sealed,
-            body.audit_head.clone(),
-        )
-        .done()
-        .await
-    {
-        tracing::error!(error = %e, "could not record a link test");
-        return None;
-    }
-    let reply = link_test_body(inner, peer, body.nonce, true);
-    let sealed = docs::seal_link_test(&reply, &inner.keys, &peer_keys).ok()?;
-    Some(Frame::new(FrameKind::LinkTestReply, sealed))
 }

@@ -24,6 +24,8 @@ pub mod lock;
 pub mod noisy;
 mod outbox;
 pub mod pool;
+mod quota;
+mod standing;
 pub mod strangers;
 mod subjects;
 mod timers;

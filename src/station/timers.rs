@@ -208,7 +208,7 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
     let nonce = hex::encode(nonce);
-    let body = super::inbound::link_test_body(inner, peer, nonce.clone(), false);
+    let body = super::standing::link_test_body(inner, peer, nonce.clone(), false);
     let sealed = docs::seal_link_test(&body, &inner.keys, &keys).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let result = async {
@@ -236,7 +236,7 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
     let now = Timestamp::now().to_string();
     let (ok, head) = match &result {
         Ok(reply) => {
-            super::inbound::declared(
+            super::standing::declared(
                 inner,
                 peer,
                 reply.highest_serial,
