@@ -372,6 +372,7 @@ fn status() -> Status {
         unacknowledged: HashMap::new(),
         outbound_pending: 0,
         strangers_refused: 0,
+        snapshots_served: 0,
     }
 }
 

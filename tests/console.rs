@@ -147,6 +147,7 @@ fn status() -> Box<Status> {
         unacknowledged: HashMap::new(),
         outbound_pending: 0,
         strangers_refused: 0,
+        snapshots_served: 0,
     })
 }
 

@@ -152,6 +152,10 @@ async fn snapshot_over_the_socket_carries_every_row_with_its_attachments() {
     else {
         panic!("snapshot");
     };
+    assert_eq!(
+        status.snapshots_served, 2,
+        "the station counts each snapshot it serves, this one included"
+    );
     let mut app = hotline::console::App::new(door::console_setup("MOSCOW"), jiff::Timestamp::now());
     hotline::console::update(
         &mut app,

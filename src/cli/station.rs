@@ -482,6 +482,10 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "  connections refused from strangers since start: {}",
         status.strangers_refused
     );
+    crate::out!(
+        "  full resyncs served to consoles since start: {}",
+        status.snapshots_served
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -120,6 +120,9 @@ impl Station {
                 })
             }
             Command::Snapshot => {
+                self.inner
+                    .snapshots
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let station = self.clone();
                 let (inbound, outbound) = tokio::task::spawn_blocking(move || {
                     Ok::<_, ApiError>((station.list(Direction::In)?, station.list(Direction::Out)?))

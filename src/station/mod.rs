@@ -135,6 +135,11 @@ pub struct Status {
     /// Connections refused from strangers since the station started.
     #[serde(default)]
     pub strangers_refused: u64,
+    /// Full resyncs (snapshots of both lists) served to consoles since the
+    /// station started: a console that keeps asking for them is falling
+    /// behind its events.
+    #[serde(default)]
+    pub snapshots_served: u64,
 }
 
 pub(crate) struct Inner {
@@ -168,6 +173,8 @@ pub(crate) struct Inner {
     kept: Mutex<HashMap<Option<StationName>, u64>>,
     /// Where messages are built, sealed and opened, FLASH first.
     pool: pool::Pool,
+    /// Snapshots served, for [`Status::snapshots_served`].
+    snapshots: std::sync::atomic::AtomicU64,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
@@ -385,6 +392,7 @@ impl Station {
             pool: pool::Pool::new().map_err(|e| {
                 StationError::Refused(format!("could not start the crypto pool: {e}"))
             })?,
+            snapshots: std::sync::atomic::AtomicU64::new(0),
             options,
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
@@ -748,6 +756,10 @@ impl Station {
             unacknowledged,
             outbound_pending,
             strangers_refused: self.inner.strangers().refused(),
+            snapshots_served: self
+                .inner
+                .snapshots
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
