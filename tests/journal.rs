@@ -1541,18 +1541,15 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].id, inbound.id);
     assert_eq!(inbox[0].state, MessageState::Received);
+    let count = |state| {
+        journal
+            .count_in_state(Direction::Out, state)
+            .expect("count_in_state")
+    };
+    assert_eq!(count(MessageState::Receipted).iter().sum::<usize>(), 1);
     assert_eq!(
-        journal
-            .in_state(Direction::Out, MessageState::Receipted)
-            .expect("in_state")
-            .len(),
-        1
-    );
-    assert!(
-        journal
-            .in_state(Direction::Out, MessageState::Received)
-            .expect("in_state")
-            .is_empty(),
+        count(MessageState::Received),
+        [0; 4],
         "no outbound message is 'received' any more"
     );
     drop(journal);
@@ -1864,4 +1861,47 @@ fn pages_of_the_newest_chain_and_never_read_the_whole_journal() {
         "SELECT id FROM messages WHERE direction = ?1 ORDER BY state <> ?2, precedence, stored_at",
     );
     assert!(whole.contains("TEMP B-TREE"), "{whole}");
+}
+
+#[test]
+fn the_timers_query_returns_the_rows_past_a_cutoff_and_counts_by_precedence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("journal.db");
+    let me = Arc::new(station("WASHINGTON"));
+    let moscow = station("MOSCOW");
+    let (_, inbound) = receipted_and_received(&path, &me, &moscow);
+    let journal = Journal::open(&path, None).expect("open");
+    let row = journal
+        .list(Direction::In)
+        .expect("inbox")
+        .into_iter()
+        .next()
+        .expect("the inbound row");
+    let waiting = |precedence, cutoff| {
+        journal
+            .waiting_since(Direction::In, MessageState::Received, precedence, cutoff)
+            .expect("waiting_since")
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    // CONTROL: at its own storing time the row is found...
+    assert_eq!(waiting(row.precedence, row.stored_at), vec![inbound.id]);
+    // ... one nanosecond earlier it is not, nor under another precedence.
+    let before = row.stored_at - jiff::SignedDuration::from_nanos(1);
+    assert!(waiting(row.precedence, before).is_empty());
+    let other = Precedence::ALL
+        .into_iter()
+        .find(|p| *p != row.precedence)
+        .expect("another precedence");
+    assert!(waiting(other, Timestamp::now()).is_empty());
+
+    let mut expected = [0; 4];
+    expected[usize::from(row.precedence.rank())] = 1;
+    assert_eq!(
+        journal
+            .count_in_state(Direction::In, MessageState::Received)
+            .expect("count"),
+        expected
+    );
 }

@@ -1079,6 +1079,68 @@ async fn alarms_are_one_per_cause_and_end_with_their_cause() {
     ws.shutdown().await;
 }
 
+/// An inbound message past its precedence's deadline is overdue: one
+/// alarm, raised by the station's own ticks, down when it is acknowledged.
+/// The timers read only the rows past a deadline, so an older message of
+/// a precedence with a longer deadline stays quiet (it is stored first, so
+/// the tick that alarms the other has seen it too).
+#[tokio::test]
+async fn a_message_past_its_deadline_is_overdue_until_acknowledged() {
+    use hotline::station::AlarmKind;
+    use hotline::station::Event;
+    use support::wait_event;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = format!("{FAST_LINK}\n[deadlines]\npriority = \"1s\"\n");
+    let (w, m) = pair(dir.path(), &config);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let mut events = ws.subscribe();
+    let (washington, moscow) = (door::login(&ws).await, door::login(&ms).await);
+    let mut routine = general("a routine one, first");
+    routine.precedence = Some(Precedence::Routine);
+    let quiet = door::release(&ms, &moscow, "WASHINGTON", routine).await;
+    let mut priority = general("a priority one, second");
+    priority.precedence = Some(Precedence::Priority);
+    let late = door::release(&ms, &moscow, "WASHINGTON", priority).await;
+
+    let Event::Alarm(alarm) = wait_event(
+        &mut events,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::Overdue),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(alarm.id, Some(late.id), "{alarm:?}");
+    assert!(alarm.text.contains("OVERDUE"), "{alarm:?}");
+    let rows = door::list(&ws, Direction::In).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.id == quiet.id && r.state.is_unacknowledged()),
+        "the ROUTINE one is stored and waiting: {rows:?}"
+    );
+    let Ok(Reply::Alarms { alarms }) = ws.handle(&washington, Command::Alarms).await else {
+        panic!("alarms");
+    };
+    let overdue: Vec<_> = alarms
+        .iter()
+        .filter(|a| a.kind == AlarmKind::Overdue)
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(overdue, vec![Some(late.id)], "{alarms:?}");
+
+    door::acknowledge(&ws, &washington, late.id)
+        .await
+        .expect("acknowledge");
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::AlarmCleared { kind: AlarmKind::Overdue, subject, by: None } if *subject == late.id.to_string())
+    })
+    .await;
+    ms.shutdown().await;
+    ws.shutdown().await;
+}
+
 /// Operators speak of serials: `ack` takes a received message's handle
 /// (`WASHINGTON/2`), `cancel` one we sent (`to:MOSCOW/1`); the wrong
 /// direction, an unknown serial or a malformed handle is a clear error.

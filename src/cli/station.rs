@@ -422,9 +422,10 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             crate::out!("  (but its data directory is locked: a station may be starting or stuck)");
         }
         if let Ok(journal) = Journal::open_read_only(&config.journal_path) {
-            let unacked = journal
-                .in_state(Direction::In, MessageState::Received)?
-                .len();
+            let unacked: usize = journal
+                .count_in_state(Direction::In, MessageState::Received)?
+                .iter()
+                .sum();
             let pending = journal
                 .list(Direction::Out)?
                 .iter()

@@ -715,13 +715,13 @@ impl Station {
         let mut unacknowledged: HashMap<String, usize> =
             Precedence::ALL.iter().map(|p| (p.to_string(), 0)).collect();
         let mut outbound_pending = 0;
-        if let Ok(rows) = self
+        if let Ok(counts) = self
             .inner
             .journal
-            .in_state(Direction::In, crate::store::MessageState::Received)
+            .count_in_state(Direction::In, crate::store::MessageState::Received)
         {
-            for r in &rows {
-                *unacknowledged.entry(r.precedence.to_string()).or_default() += 1;
+            for (p, n) in Precedence::ALL.iter().zip(counts) {
+                unacknowledged.insert(p.to_string(), n);
             }
         }
         for p in self.inner.peers().values() {

@@ -352,29 +352,41 @@ pub async fn run(inner: Arc<Inner>) {
     }
 }
 
-/// How long ago `at` was; `None` for a time in the future (clock stepped back).
-fn age_of(at: Timestamp) -> Option<Duration> {
-    Timestamp::now().duration_since(at).try_into().ok()
+/// The rows of one direction and state stored at least `age` ago, for
+/// the given precedences. A journal that cannot be read is logged, not
+/// taken for an empty queue without a word.
+fn aged(
+    inner: &Inner,
+    direction: Direction,
+    state: MessageState,
+    precedences: impl IntoIterator<Item = (Precedence, Duration)>,
+) -> Vec<MessageRow> {
+    let now = Timestamp::now();
+    let mut found = Vec::new();
+    for (precedence, age) in precedences {
+        let Ok(cutoff) = jiff::SignedDuration::try_from(age).and_then(|a| now.checked_sub(a))
+        else {
+            continue;
+        };
+        match inner
+            .journal
+            .waiting_since(direction, state, precedence, cutoff)
+        {
+            Ok(rows) => found.extend(rows),
+            Err(e) => tracing::error!(error = %e, %state, "timers could not read the journal"),
+        }
+    }
+    found
 }
 
-/// The rows of one direction and state; a journal that cannot be read is
-/// logged, not taken for an empty queue without a word.
-fn rows_in(inner: &Inner, direction: Direction, state: MessageState) -> Vec<MessageRow> {
-    inner
-        .journal
-        .in_state(direction, state)
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, %state, "timers could not read the journal");
-            Vec::new()
-        })
-}
-
+/// A FLASH without a receipt after `link.flash_receipt_alarm` raises an
+/// alarm. Only the rows past the limit are read: once past it a row stays
+/// past it, so those are also the ones whose alarms still stand.
 fn flash_alarms(inner: &Inner, memory: &mut Memory) {
     let limit = inner.config.link.flash_receipt_alarm;
     let waiting: Vec<MessageRow> = [MessageState::Queued, MessageState::Sent]
         .into_iter()
-        .flat_map(|state| rows_in(inner, Direction::Out, state))
-        .filter(|r| r.precedence == Precedence::Flash)
+        .flat_map(|state| aged(inner, Direction::Out, state, [(Precedence::Flash, limit)]))
         .collect();
     let still: HashSet<MessageId> = waiting.iter().map(|r| r.id).collect();
     memory.flash_alarmed.retain(|id| {
@@ -385,7 +397,7 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
         waits
     });
     for r in waiting {
-        if age_of(r.stored_at).is_some_and(|a| a > limit) && memory.flash_alarmed.insert(r.id) {
+        if memory.flash_alarmed.insert(r.id) {
             inner.raise(
                 AlarmKind::FlashNoReceipt,
                 &r.id.to_string(),
@@ -402,8 +414,16 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
     }
 }
 
+/// An inbound message unacknowledged past its precedence's deadline is
+/// overdue; as with FLASH, only the rows past their deadline are read.
 fn overdue(inner: &Inner, memory: &mut Memory) {
-    let rows = rows_in(inner, Direction::In, MessageState::Received);
+    let deadlines = &inner.config.deadlines;
+    let rows = aged(
+        inner,
+        Direction::In,
+        MessageState::Received,
+        Precedence::ALL.map(|p| (p, deadlines.for_precedence(p))),
+    );
     let still: HashSet<MessageId> = rows.iter().map(|r| r.id).collect();
     memory.overdue_alarmed.retain(|id| {
         let waits = still.contains(id);
@@ -413,9 +433,7 @@ fn overdue(inner: &Inner, memory: &mut Memory) {
         waits
     });
     for r in &rows {
-        let deadline = inner.config.deadlines.for_precedence(r.precedence);
-        if age_of(r.stored_at).is_some_and(|a| a > deadline) && memory.overdue_alarmed.insert(r.id)
-        {
+        if memory.overdue_alarmed.insert(r.id) {
             let _ = inner.journal.audit(
                 "station",
                 "overdue",

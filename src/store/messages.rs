@@ -265,18 +265,55 @@ impl Journal {
         })
     }
 
-    /// The messages of one direction in one state (served by the queue
-    /// index, so the timers never read the whole journal).
-    pub fn in_state(
+    /// The messages of one direction, state and precedence stored at or
+    /// before `cutoff`, oldest first: what the timers ask each second. A
+    /// range of the queue index, so its cost follows the rows that match,
+    /// not the length of the queue.
+    pub fn waiting_since(
         &self,
         dir: Direction,
         state: MessageState,
+        precedence: Precedence,
+        cutoff: Timestamp,
     ) -> Result<Vec<MessageRow>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 AND state = ?2 ORDER BY precedence, stored_at"
+                "SELECT {ROW_COLUMNS} FROM messages WHERE direction = ?1 AND state = ?2 \
+                 AND precedence = ?3 AND stored_at <= ?4 ORDER BY stored_at"
             ))?;
-            rows(&mut stmt, params![dir.as_str(), state.as_sql()])
+            rows(
+                &mut stmt,
+                params![
+                    dir.as_str(),
+                    state.as_sql(),
+                    precedence.rank(),
+                    stamp(cutoff)
+                ],
+            )
+        })
+    }
+
+    /// How many messages of one direction are in one state, by precedence
+    /// (FLASH first), counted on the queue index without reading a row.
+    pub fn count_in_state(
+        &self,
+        dir: Direction,
+        state: MessageState,
+    ) -> Result<[usize; 4], StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT precedence, count(*) FROM messages WHERE direction = ?1 AND state = ?2 \
+                 GROUP BY precedence",
+            )?;
+            let mut counts = [0; 4];
+            let mut found = stmt.query(params![dir.as_str(), state.as_sql()])?;
+            while let Some(row) = found.next()? {
+                let (rank, n): (i64, i64) = (row.get(0)?, row.get(1)?);
+                if let Some(slot) = usize::try_from(rank).ok().and_then(|r| counts.get_mut(r)) {
+                    *slot = usize::try_from(n).unwrap_or(0);
+                }
+            }
+            Ok(counts)
         })
     }
 
