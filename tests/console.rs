@@ -3399,3 +3399,57 @@ fn a_message_whose_original_differs_shows_both_texts_marked() {
     );
     assert!(shown.contains("version 99"), "{shown}");
 }
+
+/// The run loop's inbox under a flood: a key goes before everything
+/// already waiting, a frame gathers what waits up to its count, and a key
+/// that comes after other messages waits for that frame to be drawn.
+#[tokio::test]
+async fn the_inbox_puts_keys_first_and_gathers_a_frame() {
+    use hotline::term::inbox::Inbox;
+    use tokio::sync::mpsc;
+
+    let is_key = |m: &Msg| matches!(m, Msg::Key(_));
+    let (keys_tx, keys) = mpsc::channel(8);
+    let (rest_tx, rest) = mpsc::channel(1024);
+    for _ in 0..100 {
+        rest_tx.try_send(Msg::Tick(Timestamp::now())).expect("room");
+    }
+    keys_tx
+        .try_send(Msg::Key(KeyEvent::from(KeyCode::Char('?'))))
+        .expect("room");
+    let mut inbox = Inbox::with_budget(keys, rest, Duration::from_secs(3600), 10);
+
+    let (first, mut frame) = inbox.first().await.expect("a message");
+    assert!(is_key(&first), "the key sent after 100 others comes first");
+    let mut taken = 1;
+    while let Some(msg) = inbox.more(&mut frame) {
+        assert!(!is_key(&msg));
+        taken += 1;
+    }
+    assert_eq!(taken, 10, "the frame takes what waits, up to its count");
+
+    let (first, mut frame) = inbox.first().await.expect("a message");
+    assert!(!is_key(&first));
+    // CONTROL: with no key waiting the frame goes on taking the others...
+    assert!(inbox.more(&mut frame).is_some_and(|m| !is_key(&m)));
+    keys_tx
+        .try_send(Msg::Key(KeyEvent::from(KeyCode::Char('q'))))
+        .expect("room");
+    // ... and a key ends it, to be the first of the next.
+    assert!(inbox.more(&mut frame).is_none());
+    let (first, _) = inbox.first().await.expect("a message");
+    assert!(
+        matches!(first, Msg::Key(k) if k.code == KeyCode::Char('q')),
+        "the held key opens the next frame"
+    );
+
+    // Keys typed together are taken together (they act on one screen).
+    for c in ['a', 'b'] {
+        keys_tx
+            .try_send(Msg::Key(KeyEvent::from(KeyCode::Char(c))))
+            .expect("room");
+    }
+    let (first, mut frame) = inbox.first().await.expect("a message");
+    assert!(matches!(first, Msg::Key(k) if k.code == KeyCode::Char('a')));
+    assert!(matches!(inbox.more(&mut frame), Some(Msg::Key(k)) if k.code == KeyCode::Char('b')));
+}

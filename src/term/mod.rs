@@ -1,9 +1,11 @@
 //! The terminal: a guard that restores it on quit, error and panic; the
-//! input task; and the run loop — update, then draw once. Every effect runs
-//! in a task of its own and reports back with a `Msg` on one bounded
-//! channel, so input never waits on the network or the disk.
+//! input task; and the run loop — gather a frame's messages (keys first,
+//! see [`inbox`]), update, then draw once. Every effect runs in a task of
+//! its own and reports back with a `Msg` on a bounded channel, so input
+//! never waits on the network or the disk.
 
 mod backend;
+pub mod inbox;
 mod world;
 
 use futures_util::StreamExt;
@@ -14,13 +16,16 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 pub use self::backend::Backend;
+use self::inbox::Inbox;
 use self::world::World;
 pub use self::world::complete_path;
 use crate::console::{App, Effect, Msg, Setup, TICK, WhiteCellCommand, WhiteCellView, update};
 
-/// Messages waiting for the run loop. Input, station events and results
-/// all share it; when it is full, producers wait, never the loop.
+/// Messages waiting for the run loop: station events, ticks and results
+/// share it; when it is full, producers wait, never the loop.
 pub const MSG_BUFFER: usize = 1024;
+/// Keys and resizes waiting for the run loop, on a channel of their own.
+pub const KEY_BUFFER: usize = 256;
 
 /// Restores the terminal when dropped, whatever happened. `ratatui::init`
 /// also installs a panic hook that restores it before the panic message.
@@ -56,9 +61,9 @@ pub async fn run(
     white_cell: Option<WhiteCellLink>,
 ) -> std::io::Result<()> {
     let mut guard = TerminalGuard::enter()?;
-    let (tx, mut rx) = mpsc::channel::<Msg>(MSG_BUFFER);
+    let (tx, rx) = mpsc::channel::<Msg>(MSG_BUFFER);
 
-    let input = tx.clone();
+    let (input, keys) = mpsc::channel::<Msg>(KEY_BUFFER);
     tokio::spawn(async move {
         let mut events = EventStream::new();
         while let Some(Ok(ev)) = events.next().await {
@@ -122,9 +127,26 @@ pub async fn run(
     let mut app = App::new(setup, Timestamp::now());
     world.run(Effect::Refresh);
     guard.terminal.draw(|f| crate::ui::draw(f, &app))?;
-    while let Some(msg) = rx.recv().await {
-        for effect in update(&mut app, msg) {
-            world.run(effect);
+    let mut inbox = Inbox::new(keys, rx);
+    while let Some((first, mut frame)) = inbox.first().await {
+        // The subjects a frame's arrivals lack are asked for in one call.
+        let mut subjects = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            for effect in update(&mut app, msg) {
+                match effect {
+                    Effect::FetchSubjects(ids) => subjects.extend(ids),
+                    other => world.run(other),
+                }
+            }
+            next = if app.quit {
+                None
+            } else {
+                inbox.more(&mut frame)
+            };
+        }
+        if !subjects.is_empty() {
+            world.run(Effect::FetchSubjects(subjects));
         }
         if app.quit {
             break;
@@ -133,7 +155,7 @@ pub async fn run(
     }
     drop(guard);
     // The last draft write (one is made on quitting) lands before we go.
-    drop(rx);
+    drop(inbox);
     drop(world);
     let _ = keeper.await;
     Ok(())
