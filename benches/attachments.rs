@@ -215,13 +215,17 @@ async fn upload_alone(root: &Path, size: u64) -> Upload {
     // The receiver's check alone, on one core: decrypt and hash the file
     // it kept, as the verifier does while the bytes arrive.
     let kept = p.m_dir.join("data").join(&rows[0].sealed_path);
-    let identity = p.m_keys.age.clone();
+    let (classic, pq) = (p.m_keys.age.clone(), p.m_keys.pq.clone());
     let row = rows[0].clone();
     let verify = tokio::task::spawn_blocking(move || {
         let t = Instant::now();
+        let mut identities: Vec<&dyn age::Identity> = vec![&classic];
+        if let Some(pq) = &pq {
+            identities.insert(0, pq);
+        }
         hotline::station::attachments::decrypt_into(
             &kept,
-            &identity,
+            &identities,
             row.size,
             &row.sha256,
             &mut std::io::sink(),

@@ -12,7 +12,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::compose::Draft;
-use crate::crypto::age_io;
+use crate::crypto::keys::OwnRecipient;
+use crate::crypto::{StationKeys, age_io};
 use crate::domain::OperatorName;
 
 /// The largest draft file opened: far above anything typed by hand.
@@ -65,15 +66,15 @@ pub fn path(data_dir: &Path, operator: &OperatorName) -> PathBuf {
 /// with it, atomically (a crash leaves the old draft or the new one).
 pub fn seal(
     data_dir: &Path,
-    recipient: &age::x25519::Recipient,
+    recipient: &OwnRecipient,
     saved: &SavedDraft,
 ) -> Result<PathBuf, KeepError> {
     let path = path(data_dir, &saved.operator);
     let json = zeroize::Zeroizing::new(
         serde_json::to_vec(saved).map_err(|e| KeepError::Seal(e.to_string()))?,
     );
-    let sealed =
-        age_io::encrypt(&json, &[recipient]).map_err(|e| KeepError::Seal(e.to_string()))?;
+    let sealed = age_io::encrypt(&json, &[recipient.as_recipient()])
+        .map_err(|e| KeepError::Seal(e.to_string()))?;
     let dir = data_dir.join("drafts");
     crate::fsutil::create_private_dir(&dir).map_err(|source| KeepError::Io {
         path: dir.clone(),
@@ -91,14 +92,14 @@ pub fn seal(
 /// copy of someone's work.
 pub fn open(
     data_dir: &Path,
-    identity: &age::x25519::Identity,
+    keys: &StationKeys,
     operator: &OperatorName,
 ) -> Result<Option<SavedDraft>, DraftFileError> {
     let path = path(data_dir, operator);
     if !path.exists() {
         return Ok(None);
     }
-    read(&path, identity, operator)
+    read(&path, keys, operator)
         .map(Some)
         .map_err(|detail| DraftFileError {
             kept: set_aside(&path),
@@ -107,14 +108,10 @@ pub fn open(
         })
 }
 
-fn read(
-    path: &Path,
-    identity: &age::x25519::Identity,
-    operator: &OperatorName,
-) -> Result<SavedDraft, String> {
+fn read(path: &Path, keys: &StationKeys, operator: &OperatorName) -> Result<SavedDraft, String> {
     let sealed = crate::fsutil::read_private(path, MAX_DRAFT).map_err(|e| e.to_string())?;
     let json = zeroize::Zeroizing::new(
-        age_io::decrypt(&sealed[..], &[identity], MAX_DRAFT)
+        age_io::decrypt(&sealed[..], &keys.identities(), MAX_DRAFT)
             .map_err(|e| format!("not with this station's key: {e}"))?,
     );
     let saved: SavedDraft = serde_json::from_slice(&json)
@@ -171,14 +168,18 @@ mod tests {
     fn a_draft_is_sealed_owner_only_and_opens_with_the_station_key_alone() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let station = age::x25519::Identity::generate();
-        let other = age::x25519::Identity::generate();
+        let keys = |name| StationKeys::generate(crate::domain::StationName::new(name).unwrap());
+        let station = keys("WASHINGTON").unwrap();
+        let other = keys("WASHINGTON").unwrap();
         let op = OperatorName::new("j.smith").unwrap();
         assert!(open(dir.path(), &station, &op).unwrap().is_none());
 
-        let path = seal(dir.path(), &station.to_public(), &saved("j.smith")).unwrap();
+        let path = seal(dir.path(), &station.own_recipient(), &saved("j.smith")).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(12).any(|w| w == b"secret words"));
+        // Sealed post-quantum: the station has a post-quantum identity.
+        assert!(bytes.windows(18).any(|w| w == b"-> mlkem768x25519 "));
+        assert!(!bytes.windows(10).any(|w| w == b"-> X25519 "));
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -212,7 +213,7 @@ mod tests {
         let e = open(dir.path(), &other, &op).unwrap_err();
         assert!(e.detail.contains("not with this station's key"), "{e}");
         assert!(open(dir.path(), &station, &op).unwrap().is_none());
-        seal(dir.path(), &station.to_public(), &saved("j.smith")).unwrap();
+        seal(dir.path(), &station.own_recipient(), &saved("j.smith")).unwrap();
         discard(dir.path(), &op).unwrap();
         assert!(open(dir.path(), &station, &op).unwrap().is_none());
         discard(dir.path(), &op).unwrap();

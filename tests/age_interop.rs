@@ -1,10 +1,16 @@
 //! hotline's age layer against the outside world:
 //!
 //! - the C2SP age test vectors (the "testkit" shipped inside the published
-//!   `age` crate) run through our own decrypt path, `crypto::age_io::decrypt`;
-//! - the reference `age` command (Debian package `age`) decrypts what
-//!   `hotline export` writes, with the identity `hotline identity --age`
-//!   writes, and hotline decrypts what the `age` command encrypts.
+//!   `age` crate), the hybrid post-quantum ones included, run through our
+//!   own decrypt path, `crypto::age_io::decrypt`;
+//! - the reference `age` command (Debian package `age`, 1.1.1: classic
+//!   X25519 only) decrypts what `hotline export` writes for a station whose
+//!   card has no post-quantum recipient, with the identity `hotline identity
+//!   --age` writes, and hotline decrypts what the `age` command encrypts;
+//! - typage (the npm package `age-encryption`, an implementation we did not
+//!   write, pinned in `tests/interop/package-lock.json`) opens what hotline
+//!   seals post-quantum, and hotline opens what typage seals to a station's
+//!   `age1pq1…` recipient.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -16,7 +22,8 @@ use age::Identity;
 use hotline::compose::{self, Draft, Origin};
 use hotline::config::Config;
 use hotline::crypto::age_io::{self, AgeError};
-use hotline::crypto::keyfile::age_identity_file;
+use hotline::crypto::classic::ClassicIdentity;
+use hotline::crypto::keyfile::{age_identity_file, classic_identity_file};
 use hotline::crypto::signed::{self, Kind};
 use hotline::crypto::{PeerKeys, StationCard, StationKeys, open_inbound, read_key_file};
 use hotline::domain::{Language, Message, OperatorName, StationName};
@@ -173,6 +180,7 @@ fn c2sp_age_test_vectors_through_our_decrypt() {
     let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let mut deviations = 0;
+    let hybrid = outcomes.iter().filter(|o| o.hybrid).count();
     for o in outcomes {
         let entry = tally.entry(o.expect).or_default();
         entry.0 += 1;
@@ -201,6 +209,13 @@ fn c2sp_age_test_vectors_through_our_decrypt() {
         "only {ran} vectors found in {} [{summary}]",
         dir.display()
     );
+    // The hybrid post-quantum type (mlkem768x25519): every vector the
+    // testkit has for it, the ones that must fail included.
+    assert!(
+        hybrid >= 19,
+        "only {hybrid} hybrid vectors found in {} [{summary}]",
+        dir.display()
+    );
     assert_eq!(
         deviations, 3,
         "the known deviations were not all present [{summary}]"
@@ -226,6 +241,8 @@ struct Outcome {
     expect: String,
     /// Whether it is one of the crate's known deviations.
     deviation: bool,
+    /// Whether it tests the hybrid post-quantum recipient type.
+    hybrid: bool,
     /// What was wrong, if anything.
     problem: Option<String>,
 }
@@ -244,10 +261,17 @@ fn run_vector(path: &Path) -> Outcome {
 
     let mut identities: Vec<Box<dyn Identity>> = Vec::new();
     for s in &v.identities {
-        let id: age::x25519::Identity = s
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}: identity: {e}"));
-        identities.push(Box::new(id));
+        if s.starts_with("AGE-SECRET-KEY-PQ-") {
+            let id: age::pq::Identity = s
+                .parse()
+                .unwrap_or_else(|e| panic!("{name}: identity: {e}"));
+            identities.push(Box::new(id));
+        } else {
+            let id: ClassicIdentity = s
+                .parse()
+                .unwrap_or_else(|e| panic!("{name}: identity: {e}"));
+            identities.push(Box::new(id));
+        }
     }
     for p in &v.passphrases {
         let mut id = age::scrypt::Identity::new(p.clone().into());
@@ -272,6 +296,7 @@ fn run_vector(path: &Path) -> Outcome {
     Outcome {
         expect: v.expect,
         deviation: deviation.is_some(),
+        hybrid: name.contains("hybrid"),
         problem,
     }
 }
@@ -612,6 +637,30 @@ fn init_station(root: &Path, name: &str, address: &str) -> PathBuf {
     dir.join("operator.toml")
 }
 
+/// A station as it was before post-quantum keys: `init`, then its key
+/// file without `pq_identity` and its card without `pq_recipient` (and so
+/// with the card fingerprint of that time).
+fn classic_station(root: &Path, name: &str, address: &str) -> PathBuf {
+    let config = init_station(root, name, address);
+    let key = config.with_file_name("station.key");
+    let text = std::fs::read_to_string(&key).expect("key file");
+    assert!(text.contains("pq_identity"), "init makes post-quantum keys");
+    let classic: String = text
+        .lines()
+        .filter(|l| !l.starts_with("pq_identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&key, classic).expect("rewrite key file");
+    let (_, keys) = load_station(&config);
+    assert!(keys.pq.is_none());
+    let card_path = config.with_file_name("station.card.toml");
+    let (card, _) = StationCard::load(&card_path).expect("card");
+    let old = StationCard::from_keys(&keys.public(), card.addresses, card.time_zone);
+    assert!(old.pq_recipient.is_none());
+    std::fs::write(&card_path, old.to_toml()).expect("rewrite card");
+    config
+}
+
 fn load_station(config: &Path) -> (Config, StationKeys) {
     let config = Config::load(config).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
     let keys = read_key_file(&config.station.key_file, || {
@@ -632,35 +681,24 @@ fn write_identity(config: &Path, out: &Path) {
         .success();
 }
 
-/// The JSON body of a signed document (after the first blank line).
-fn body_json(doc: &[u8]) -> serde_json::Value {
-    let at = doc
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .expect("a blank line after the header");
-    serde_json::from_slice(&doc[at + 2..]).expect("the body is JSON")
-}
-
-#[test]
-fn the_age_command_decrypts_an_exported_message() {
-    require_age();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let w_config = init_station(tmp.path(), "WASHINGTON", "127.0.0.1:7401");
-    let m_config = init_station(tmp.path(), "MOSCOW", "127.0.0.1:7402");
-
-    // Release a message from WASHINGTON to MOSCOW into WASHINGTON's journal.
-    let (w, w_keys) = load_station(&w_config);
+/// Releases one general message from WASHINGTON to MOSCOW into
+/// WASHINGTON's journal, as the station does: its id, the message, and
+/// the journal's path.
+fn release_to_moscow(
+    w_config: &Path,
+    m_config: &Path,
+    subject: &str,
+    text: &str,
+) -> (hotline::domain::MessageId, Message, PathBuf) {
+    let (w, w_keys) = load_station(w_config);
     let (_, moscow) =
         StationCard::load(&m_config.with_file_name("station.card.toml")).expect("MOSCOW's card");
     assert_eq!(moscow.name.as_str(), "MOSCOW");
     let draft = Draft {
         template_id: "general".into(),
         fields: [
-            ("subject".to_string(), "Interoperability".to_string()),
-            (
-                "text".to_string(),
-                "Decrypt me with the reference age tool.".to_string(),
-            ),
+            ("subject".to_string(), subject.to_string()),
+            ("text".to_string(), text.to_string()),
         ]
         .into_iter()
         .collect(),
@@ -674,14 +712,37 @@ fn the_age_command_decrypts_an_exported_message() {
         second_operator: None,
         language: w.station.language,
     };
-    let (released, message) = {
-        let journal = Journal::open(&w.journal_path, None).expect("open WASHINGTON's journal");
-        compose::release(&journal, Arc::new(w_keys), moscow.clone(), checked, origin)
-            .wait()
-            .expect("released")
-    };
+    let journal = Journal::open(&w.journal_path, None).expect("open WASHINGTON's journal");
+    let (released, message) = compose::release(&journal, Arc::new(w_keys), moscow, checked, origin)
+        .wait()
+        .expect("released");
     assert_eq!(released.serial, 1);
-    let id = released.id.to_string();
+    (released.id, message, w.journal_path.clone())
+}
+
+/// The JSON body of a signed document (after the first blank line).
+fn body_json(doc: &[u8]) -> serde_json::Value {
+    let at = doc
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .expect("a blank line after the header");
+    serde_json::from_slice(&doc[at + 2..]).expect("the body is JSON")
+}
+
+#[test]
+fn the_age_command_decrypts_an_exported_message() {
+    require_age();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w_config = classic_station(tmp.path(), "WASHINGTON", "127.0.0.1:7401");
+    let m_config = classic_station(tmp.path(), "MOSCOW", "127.0.0.1:7402");
+
+    let (released, message, journal_path) = release_to_moscow(
+        &w_config,
+        &m_config,
+        "Interoperability",
+        "Decrypt me with the reference age tool.",
+    );
+    let id = released.to_string();
 
     // Export it and write both stations' age identities.
     let exported = tmp.path().join("message.age");
@@ -700,9 +761,9 @@ fn the_age_command_decrypts_an_exported_message() {
         "{}",
         String::from_utf8_lossy(&out)
     );
-    let stored = Journal::open_read_only(&w.journal_path)
+    let stored = Journal::open_read_only(&journal_path)
         .expect("journal")
-        .sealed(&released.id)
+        .sealed(&message.id)
         .expect("sealed form");
     assert_eq!(
         std::fs::read(&exported).expect("exported file"),
@@ -759,7 +820,7 @@ fn the_age_command_decrypts_an_exported_message() {
     // Control: a third station's identity cannot decrypt it.
     let london = StationKeys::generate(StationName::new("LONDON").expect("name")).expect("keys");
     let l_id = tmp.path().join("london-id.txt");
-    std::fs::write(&l_id, age_identity_file(&london).as_bytes()).expect("write identity");
+    std::fs::write(&l_id, classic_identity_file(&london).as_bytes()).expect("write identity");
     let out = age_cmd()
         .arg("-d")
         .arg("-i")
@@ -808,8 +869,8 @@ fn age_encrypt(plaintext: &[u8], recipients: &[&PeerKeys], armor: bool) -> Vec<u
 fn hotline_decrypts_what_the_age_command_encrypts() {
     require_age();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let w_config = init_station(tmp.path(), "WASHINGTON", "127.0.0.1:7401");
-    let m_config = init_station(tmp.path(), "MOSCOW", "127.0.0.1:7402");
+    let w_config = classic_station(tmp.path(), "WASHINGTON", "127.0.0.1:7401");
+    let m_config = classic_station(tmp.path(), "MOSCOW", "127.0.0.1:7402");
     let (_, washington) = load_station(&w_config);
     let (_, moscow) = load_station(&m_config);
     // The recipient as the station card publishes it.
@@ -873,4 +934,196 @@ fn hotline_decrypts_what_the_age_command_encrypts() {
     .expect("opens");
     assert_eq!(opened.message, message);
     assert_eq!(opened.plaintext, doc);
+}
+
+// ---------------------------------------------------------------------------
+// 3. typage, an age implementation we did not write, for post-quantum
+// ---------------------------------------------------------------------------
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Fails, with how to install it, unless typage is installed at the
+/// version `tests/interop/package.json` pins. CI installs it; a machine
+/// without it fails these tests rather than skipping them.
+fn require_typage() {
+    let dir = interop_dir();
+    let read = |p: PathBuf| -> serde_json::Value {
+        let text = std::fs::read(&p).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; install typage with `npm ci --prefix tests/interop` (Node.js 20 or later)",
+                p.display()
+            )
+        });
+        serde_json::from_slice(&text).expect("package.json is JSON")
+    };
+    let wanted = read(dir.join("package.json"))["dependencies"]["age-encryption"].clone();
+    let installed = read(dir.join("node_modules/age-encryption/package.json"))["version"].clone();
+    assert_eq!(
+        installed, wanted,
+        "typage {installed} is installed, {wanted} is pinned: run `npm ci --prefix tests/interop`"
+    );
+}
+
+/// Runs `tests/interop/typage.mjs` with `input` on its standard input.
+fn typage(args: &[&std::ffi::OsStr], input: &[u8]) -> std::process::Output {
+    require_typage();
+    let mut child = Command::new("node")
+        .arg(interop_dir().join("typage.mjs"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run node ({e}); install Node.js 20 or later"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("node finishes");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write to node");
+    out
+}
+
+/// The recipient stanzas' tags in an age file's header.
+fn stanza_tags(file: &[u8]) -> Vec<String> {
+    let end = file
+        .windows(4)
+        .position(|w| w == b"\n---")
+        .expect("an age header");
+    String::from_utf8_lossy(&file[..end])
+        .lines()
+        .filter_map(|l| l.strip_prefix("-> "))
+        .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Two `mlkem768x25519` stanzas and nothing classic. Both implementations
+/// may add a random "grease" stanza (a tag ending in `-grease`, ignored by
+/// every identity), so that parsers keep tolerating unknown types.
+fn assert_only_two_hybrid_stanzas(file: &[u8]) {
+    let tags = stanza_tags(file);
+    let hybrid = tags.iter().filter(|t| *t == "mlkem768x25519").count();
+    let other: Vec<_> = tags
+        .iter()
+        .filter(|t| *t != "mlkem768x25519" && !t.ends_with("-grease"))
+        .collect();
+    assert!(hybrid == 2 && other.is_empty(), "{tags:?}");
+}
+
+#[test]
+fn typage_opens_a_post_quantum_export_and_hotline_opens_what_typage_seals() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let w_config = init_station(tmp.path(), "WASHINGTON", "127.0.0.1:7401");
+    let m_config = init_station(tmp.path(), "MOSCOW", "127.0.0.1:7402");
+    let (_, washington) = load_station(&w_config);
+    let (_, moscow) = load_station(&m_config);
+    let (card, moscow_pub) =
+        StationCard::load(&m_config.with_file_name("station.card.toml")).expect("card");
+    let pq = card
+        .pq_recipient
+        .clone()
+        .expect("a new station's card is post-quantum");
+    assert!(pq.starts_with("age1pq1"), "{pq}");
+    assert!(moscow_pub.post_quantum());
+
+    // hotline seals; typage opens the export with `hotline identity --age`.
+    let (id, message, journal_path) = release_to_moscow(
+        &w_config,
+        &m_config,
+        "Post-quantum",
+        "Sealed to ML-KEM-768 + X25519.",
+    );
+    let exported = tmp.path().join("message.age");
+    hotline()
+        .arg("--config")
+        .arg(&w_config)
+        .args(["export", &id.to_string(), "--out"])
+        .arg(&exported)
+        .assert()
+        .success();
+    let file = std::fs::read(&exported).expect("exported file");
+    assert_eq!(
+        file,
+        Journal::open_read_only(&journal_path)
+            .expect("journal")
+            .sealed(&id)
+            .expect("sealed form")
+    );
+    // Two hybrid stanzas (MOSCOW and WASHINGTON itself), no classic one.
+    assert_only_two_hybrid_stanzas(&file);
+
+    for (who, config) in [("WASHINGTON", &w_config), ("MOSCOW", &m_config)] {
+        let identity = tmp.path().join(format!("{who}-id.txt"));
+        write_identity(config, &identity);
+        let out = typage(&["decrypt".as_ref(), identity.as_os_str()], &file);
+        assert!(
+            out.status.success(),
+            "typage as {who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body = body_json(&out.stdout);
+        let parsed: Message = serde_json::from_value(body).expect("a hotline message");
+        assert_eq!(parsed, message, "as {who}");
+    }
+    // Control: a third station's identities do not open it.
+    let london = StationKeys::generate(StationName::new("LONDON").expect("name")).expect("keys");
+    let l_id = tmp.path().join("london-id.txt");
+    std::fs::write(&l_id, age_identity_file(&london).as_bytes()).expect("write identity");
+    let out = typage(&["decrypt".as_ref(), l_id.as_os_str()], &file);
+    assert!(!out.status.success(), "LONDON opened WASHINGTON's message");
+    assert!(out.stdout.is_empty());
+
+    // typage seals a message signed by WASHINGTON to both stations'
+    // `age1pq1…` recipients; it opens through hotline's full inbound path.
+    let draft = Draft {
+        template_id: "general".into(),
+        fields: [
+            ("subject".to_string(), "From typage".to_string()),
+            (
+                "text".to_string(),
+                "Sealed by another implementation.".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..Draft::default()
+    };
+    let now = jiff::Timestamp::now();
+    let checked = compose::check(&draft, Catalog::builtin(), now).expect("valid draft");
+    let origin = Origin {
+        station: washington.name.clone(),
+        operator: OperatorName::new("j.smith").expect("operator"),
+        second_operator: None,
+        language: Language::En,
+    };
+    let message = compose::build(&checked, &origin, &moscow.name, 2, now);
+    let body = serde_json::to_vec(&message).expect("serialise");
+    let doc = signed::sign(Kind::Message, &washington.name, &body, &washington.signing);
+    let own = washington.public().pq.expect("post-quantum").to_string();
+    let out = typage(&["encrypt".as_ref(), pq.as_ref(), own.as_ref()], &doc);
+    assert!(
+        out.status.success(),
+        "typage encrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sealed = out.stdout;
+    assert_only_two_hybrid_stanzas(&sealed);
+    let pinned = [washington.public()];
+    let opened = open_inbound(&sealed, &moscow, |n| {
+        pinned.iter().find(|p| p.name.as_str() == n)
+    })
+    .expect("hotline opens what typage sealed");
+    assert_eq!(opened.message, message);
+    assert_eq!(opened.plaintext, doc);
+    // Control: a station it was not sealed to finds nothing for it.
+    assert!(matches!(
+        open_inbound(&sealed, &london, |n| pinned
+            .iter()
+            .find(|p| p.name.as_str() == n)),
+        Err(hotline::crypto::OpenError::NotForUs)
+    ));
 }

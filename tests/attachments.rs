@@ -269,7 +269,7 @@ async fn path_traversal_names_are_neutralised_on_export() {
     let out = tmp.path().join("deep").join("exports");
     let keys = m.keys();
     for _ in 0..2 {
-        hotline::station::attachments::export(&data_dir(&ms), &keys.age, &rows, &out)
+        hotline::station::attachments::export(&data_dir(&ms), &keys.identities(), &rows, &out)
             .expect("export");
     }
     let mut names: Vec<String> = std::fs::read_dir(&out)

@@ -580,7 +580,21 @@ fn passphrase_protected_key() {
         "{identity}"
     );
     assert!(
-        identity.contains(&format!("# public key: {}", card.age_recipient)),
+        identity
+            .lines()
+            .any(|l| l.starts_with("AGE-SECRET-KEY-PQ-1")),
+        "{identity}"
+    );
+    assert!(
+        identity.contains(&format!("# classic recipient: {}", card.age_recipient)),
+        "the identity is this station's:\n{identity}"
+    );
+    let pq = card
+        .pq_recipient
+        .as_deref()
+        .expect("a post-quantum recipient");
+    assert!(
+        identity.contains(&format!("# post-quantum recipient: {pq}")),
         "the identity is this station's:\n{identity}"
     );
 

@@ -92,6 +92,7 @@ static HASH: LazyLock<String> = LazyLock::new(|| {
 struct PeerText {
     signing_key: String,
     age_recipient: String,
+    pq_recipient: Option<String>,
     fingerprint: String,
 }
 
@@ -102,6 +103,7 @@ fn peer_keys(name: &str) -> PeerText {
     PeerText {
         signing_key: signing_key_text(&public.signing),
         age_recipient: public.age.to_string(),
+        pq_recipient: public.pq.as_ref().map(ToString::to_string),
         fingerprint: public.fingerprint(),
     }
 }
@@ -333,13 +335,17 @@ fn peer_without_card_or_keys() {
 fn peer_with_matching_keys_is_accepted() {
     let k = peer_keys("MOSCOW");
     let text = format!(
-        "{MINIMAL}\n[[peers]]\nname = \"MOSCOW\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\nfingerprint = \"{}\"\n\
-         primary = \"192.0.2.20:7401\"\ntime_zone = \"Europe/Moscow\"\n",
-        k.signing_key, k.age_recipient, k.fingerprint
+        "{MINIMAL}\n[[peers]]\nname = \"MOSCOW\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\npq_recipient = \"{}\"\n\
+         fingerprint = \"{}\"\nprimary = \"192.0.2.20:7401\"\ntime_zone = \"Europe/Moscow\"\n",
+        k.signing_key,
+        k.age_recipient,
+        k.pq_recipient.as_deref().expect("a post-quantum recipient"),
+        k.fingerprint
     );
     let c = parse(&text);
     let peer = c.peer("MOSCOW").expect("peer present");
     assert_eq!(peer.keys.fingerprint(), k.fingerprint);
+    assert!(peer.keys.post_quantum());
     assert_eq!(peer.time_zone, "Europe/Moscow");
     assert_eq!(peer.primary, Some("192.0.2.20:7401".parse().expect("addr")));
     assert_eq!(peer.backup, None);
@@ -350,8 +356,12 @@ fn peer_fingerprint_must_match_its_keys() {
     let k = peer_keys("MOSCOW");
     let other = peer_keys("MOSCOW");
     let text = format!(
-        "{MINIMAL}\n[[peers]]\nname = \"MOSCOW\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\nfingerprint = \"{}\"\n",
-        k.signing_key, k.age_recipient, other.fingerprint
+        "{MINIMAL}\n[[peers]]\nname = \"MOSCOW\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\npq_recipient = \"{}\"\n\
+         fingerprint = \"{}\"\n",
+        k.signing_key,
+        k.age_recipient,
+        k.pq_recipient.as_deref().expect("a post-quantum recipient"),
+        other.fingerprint
     );
     let problems = errors(&text);
     assert_eq!(problems.len(), 1, "{problems:#?}");
@@ -360,6 +370,16 @@ fn peer_fingerprint_must_match_its_keys() {
         p.message.contains(&k.fingerprint),
         "names the computed fingerprint: {p}"
     );
+    // The same keys with the post-quantum recipient left out (as a card
+    // stripped in transit to force classic sealing would give them) no
+    // longer match the fingerprint read aloud for the whole card.
+    let stripped = format!(
+        "{MINIMAL}\n[[peers]]\nname = \"MOSCOW\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\nfingerprint = \"{}\"\n",
+        k.signing_key, k.age_recipient, k.fingerprint
+    );
+    let problems = errors(&stripped);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    problem_at(&problems, &stripped, "peers.fingerprint", "fingerprint");
 }
 
 #[test]

@@ -136,6 +136,7 @@ fn status() -> Box<Status> {
         PeerHealth {
             last_link_test: Some(stamp(mins_ago(5))),
             last_link_test_ok: Some(true),
+            post_quantum: true,
             ..PeerHealth::default()
         },
     );
@@ -3452,4 +3453,46 @@ async fn the_inbox_puts_keys_first_and_gathers_a_frame() {
     let (first, mut frame) = inbox.first().await.expect("a message");
     assert!(matches!(first, Msg::Key(k) if k.code == KeyCode::Char('a')));
     assert!(matches!(inbox.more(&mut frame), Some(Msg::Key(k)) if k.code == KeyCode::Char('b')));
+}
+
+/// A peer that seals classically (its card has no post-quantum recipient)
+/// is marked on the status bar at every size; a post-quantum one is not
+/// (the control, from the same fixture).
+#[test]
+fn a_link_that_is_not_post_quantum_says_so_on_the_status_bar() {
+    let mut app = on_duty(setup(), queue_rows(), Vec::new());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        let bar = shown.lines().nth(1).unwrap_or_default();
+        assert!(bar.contains("MOSCOW ● UP"), "{w}x{h}:\n{shown}");
+        assert!(
+            !bar.contains("PQ") && !bar.contains("post-quantum"),
+            "control {w}x{h}:\n{shown}"
+        );
+    }
+    let mut status = status();
+    if let Some(h) = status.health.get_mut("MOSCOW") {
+        h.post_quantum = false;
+    }
+    update(
+        &mut app,
+        Msg::Refreshed {
+            inbound: queue_rows(),
+            outbound: Vec::new(),
+            status,
+            alarms: Vec::new(),
+        },
+    );
+    let wide = screen(&app, 200, 40);
+    let bar = wide.lines().nth(1).unwrap_or_default();
+    assert!(bar.contains("MOSCOW ● UP primary 42ms"), "{wide}");
+    assert!(bar.contains("link not post-quantum"), "{wide}");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        let bar = shown.lines().nth(1).unwrap_or_default();
+        assert!(
+            bar.contains("MOSCOW ● UP not PQ") || bar.contains("link not post-quantum"),
+            "{w}x{h}:\n{shown}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //! handover summary, receives an IMMEDIATE message from MOSCOW (a Russian
 //! station) rendered in English, acknowledges it (MOSCOW's outbox shows who
 //! acknowledged), and composes and releases a reply (MOSCOW's inbox and
-//! journal have it, and the reply, decrypted with the reference `age` tool,
+//! journal have it, and the reply, decrypted with typage (another age),
 //! references the original). The screen is read with `capture-pane`.
 //!
 //! Hostile text: `hotline send` itself refuses escape sequences, so they
@@ -908,7 +908,7 @@ fn duty_console_end_to_end() {
     );
     drop(journal);
 
-    // The reply, exported and opened with the reference age tool, references
+    // The reply, exported and opened with another age implementation, references
     // the original.
     let exported = root.join("reply.age");
     m.run(&[
@@ -918,36 +918,32 @@ fn duty_console_end_to_end() {
         exported.to_str().expect("utf-8"),
     ])
     .ok("export");
-    let plaintext = if have("age") {
-        let identity = root.join("moscow-identity.txt");
-        m.run(&[
-            "identity",
-            "--age",
-            "--out",
-            identity.to_str().expect("utf-8"),
-        ])
-        .ok("identity --age");
-        let out = output(
-            Command::new("age")
-                .arg("-d")
-                .arg("-i")
-                .arg(&identity)
-                .arg(&exported)
-                .output()
-                .expect("age runs"),
-        )
-        .ok("age -d");
-        out.stdout
-    } else {
-        eprintln!("note: `age` is not installed; opening the export with hotline's own code");
-        let w_public = w_public_keys(&w);
-        let opened = hotline::crypto::open_inbound(
-            &fs::read(&exported).expect("read export"),
-            &m.keys(),
-            |n| (n == "WASHINGTON").then_some(&w_public),
-        );
-        String::from_utf8(opened.expect("the export opens").plaintext).expect("utf-8")
-    };
+    // Both stations are post-quantum, which Debian's age (1.1.1) cannot
+    // read: typage, installed by .ci/run, opens it.
+    let identity = root.join("moscow-identity.txt");
+    m.run(&[
+        "identity",
+        "--age",
+        "--out",
+        identity.to_str().expect("utf-8"),
+    ])
+    .ok("identity --age");
+    let typage = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    assert!(
+        typage.join("node_modules/age-encryption").is_dir(),
+        "typage is not installed: run `npm ci --prefix tests/interop`"
+    );
+    let plaintext = output(
+        Command::new("node")
+            .arg(typage.join("typage.mjs"))
+            .arg("decrypt")
+            .arg(&identity)
+            .stdin(fs::File::open(&exported).expect("open export"))
+            .output()
+            .expect("node runs"),
+    )
+    .ok("typage decrypt")
+    .stdout;
     assert!(
         plaintext.starts_with("hotline/1 message\nsigner: WASHINGTON\n"),
         "{plaintext}"

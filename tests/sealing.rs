@@ -161,11 +161,17 @@ fn sealed_message_opens_at_the_peer_and_at_the_sender() {
             String::from_utf8_lossy(clear)
         );
     }
-    // Two recipients: the peer and ourselves.
+    // Two recipients, the peer and ourselves, both post-quantum: no
+    // classic stanza, which would undo what the hybrid ones protect.
     let header = &sealed[..header_end(&sealed)];
     assert_eq!(
-        find_all(header, b"\n-> X25519 ").len(),
+        find_all(header, b"\n-> mlkem768x25519 ").len(),
         2,
+        "{}",
+        String::from_utf8_lossy(header)
+    );
+    assert!(
+        find_all(header, b"\n-> X25519 ").is_empty(),
         "{}",
         String::from_utf8_lossy(header)
     );
@@ -193,11 +199,18 @@ fn sealed_message_opens_at_the_peer_and_at_the_sender() {
     assert_eq!(own.message, message);
     assert_eq!(own.plaintext, opened.plaintext);
 
-    // And each side's age identity alone decrypts it (encrypted to both).
+    // And each side's post-quantum identity alone decrypts it (encrypted
+    // to both); a classic identity alone does not.
     for me in [&moscow, &washington] {
-        let ids: [&dyn age::Identity; 1] = [&me.age];
+        let pq = me.pq.as_ref().expect("post-quantum identity");
+        let ids: [&dyn age::Identity; 1] = [pq];
         let plain = age_io::decrypt(&sealed[..], &ids, MAX_MESSAGE_PLAINTEXT).expect("decrypts");
         assert_eq!(plain, opened.plaintext);
+        let ids: [&dyn age::Identity; 1] = [&me.age];
+        assert!(matches!(
+            age_io::decrypt(&sealed[..], &ids, MAX_MESSAGE_PLAINTEXT),
+            Err(age_io::AgeError::NotForUs)
+        ));
     }
 }
 
@@ -307,7 +320,7 @@ fn flipped_header_bytes_are_refused_precisely() {
     // from one for another key, so the station whose stanza it was finds none
     // for it (NotForUs); the other one unwraps its own stanza, and then the
     // header MAC, which covers every stanza, fails (Tampered).
-    let stanzas = find_all(&sealed[..header_end(&sealed)], b"\n-> X25519 ");
+    let stanzas = find_all(&sealed[..header_end(&sealed)], b"\n-> mlkem768x25519 ");
     assert_eq!(stanzas.len(), 2);
     let mut patterns = Vec::new();
     for &s in &stanzas {
@@ -785,4 +798,31 @@ fn an_age_header_with_ten_thousand_stanzas_is_refused_before_any_key_is_tried() 
         !matches!(open_as(&real, &me, &pinned), Err(OpenError::Tampered(_))),
         "the genuine two-stanza message is not tampered"
     );
+}
+
+/// A peer whose card has no post-quantum recipient (a station from before
+/// it, not yet upgraded) is still served: its messages are sealed to both
+/// stations' classic recipients, never a mix, and open at both ends.
+#[test]
+fn a_peer_without_a_post_quantum_recipient_is_sealed_classically() {
+    let washington = station("WASHINGTON");
+    let mut moscow = station("MOSCOW");
+    moscow.pq = None;
+    let old_card = moscow.public();
+    assert!(!old_card.post_quantum());
+    let message = missile_launch(&washington.name, &moscow.name, Language::En);
+    let sealed = seal(&message, &washington, &old_card).expect("seals");
+    let header = &sealed[..header_end(&sealed)];
+    assert_eq!(find_all(header, b"\n-> X25519 ").len(), 2);
+    assert!(find_all(header, b"\n-> mlkem768x25519 ").is_empty());
+    let opened = open_as(&sealed, &moscow, &[washington.public()]).expect("MOSCOW opens it");
+    assert_eq!(opened.message, message);
+    let own = open_outbound(&sealed, &washington).expect("WASHINGTON opens its own");
+    assert_eq!(own.message, message);
+    // Control: to the same station with its post-quantum key, the sealing
+    // is post-quantum.
+    let upgraded = station("MOSCOW");
+    let sealed = seal(&message, &washington, &upgraded.public()).expect("seals");
+    let header = &sealed[..header_end(&sealed)];
+    assert_eq!(find_all(header, b"\n-> mlkem768x25519 ").len(), 2);
 }

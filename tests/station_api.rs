@@ -156,6 +156,16 @@ async fn snapshot_over_the_socket_carries_every_row_with_its_attachments() {
         status.snapshots_served, 2,
         "the station counts each snapshot it serves, this one included"
     );
+    // Both stations were made with post-quantum keys: what MOSCOW seals to
+    // WASHINGTON is post-quantum, and the status says so.
+    assert!(
+        status
+            .health
+            .get("WASHINGTON")
+            .is_some_and(|h| h.post_quantum),
+        "{:?}",
+        status.health
+    );
     let mut app = hotline::console::App::new(door::console_setup("MOSCOW"), jiff::Timestamp::now());
     hotline::console::update(
         &mut app,
@@ -743,7 +753,7 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
         loop {
             let opened = hotline::drafts::open(
                 &w.config().station.data_dir,
-                &station.age,
+                &station,
                 &hotline::domain::OperatorName::new("op").expect("name"),
             )
             .expect("the kept draft opens");

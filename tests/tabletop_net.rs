@@ -49,6 +49,7 @@ fn twin(keys: &StationKeys) -> StationKeys {
         name: keys.name.clone(),
         signing: keys.signing.clone(),
         age: keys.age.clone(),
+        pq: keys.pq.clone(),
     }
 }
 

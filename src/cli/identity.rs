@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{load_config, load_keys};
 use crate::config::{DEFAULT_LISTEN, example_for};
-use crate::crypto::keyfile::age_identity_file;
+use crate::crypto::keyfile::{age_identity_file, classic_identity_file};
 use crate::crypto::{StationCard, StationKeys, write_key_file};
 use crate::domain::{Language, StationName};
 use crate::fsutil;
@@ -148,9 +148,14 @@ pub fn card(config_path: &Path) -> anyhow::Result<ExitCode> {
 
 #[derive(Args, Debug)]
 pub struct IdentityArgs {
-    /// Write the age identity in age's identity-file format
+    /// Write the station's age identities (post-quantum and classic) in
+    /// age's identity-file format; post-quantum needs age 1.3 or typage
     #[arg(long, required = true)]
     pub age: bool,
+    /// Only the classic X25519 identity, for age before 1.3 (such as
+    /// Debian's 1.1.1); it cannot open what was sealed post-quantum
+    #[arg(long)]
+    pub classic: bool,
     /// Write it to this new owner-only file instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -159,7 +164,11 @@ pub struct IdentityArgs {
 pub fn identity(config_path: &Path, args: IdentityArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let keys = load_keys(&config)?;
-    let text = age_identity_file(&keys);
+    let text = if args.classic {
+        classic_identity_file(&keys)
+    } else {
+        age_identity_file(&keys)
+    };
     match args.out {
         Some(path) => {
             fsutil::create_private(&path, text.as_bytes())

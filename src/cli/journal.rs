@@ -40,7 +40,7 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
         }
         let keys = super::load_keys(&config)?;
         let (written, skipped) =
-            attachments::export(&config.station.data_dir, &keys.age, &rows, &dir)
+            attachments::export(&config.station.data_dir, &keys.identities(), &rows, &dir)
                 .map_err(anyhow::Error::msg)?;
         for p in &written {
             crate::out!("{}", p.display());

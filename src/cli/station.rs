@@ -448,8 +448,13 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .map(|h| h.state.to_uppercase())
             .unwrap_or_else(|| if l.up { "UP" } else { "DOWN" }.to_string());
         crate::out!(
-            "  {}: {state}  path {}  rtt {}  last traffic {}  last link test {} {}",
+            "  {}: {state}{}  path {}  rtt {}  last traffic {}  last link test {} {}",
             inert(&l.peer),
+            if health.is_some_and(|h| h.post_quantum) {
+                ""
+            } else {
+                "  link not post-quantum"
+            },
             l.path
                 .map_or("-".to_string(), |p| format!("{p:?}").to_lowercase()),
             l.rtt_ms.map_or("-".to_string(), |r| format!("{r} ms")),

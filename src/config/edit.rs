@@ -7,7 +7,8 @@ use std::path::Path;
 
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
-use crate::crypto::StationCard;
+use crate::crypto::keys::signing_key_text;
+use crate::crypto::{PeerKeys, StationCard};
 use crate::domain::{Language, OperatorName, StationName};
 use crate::fsutil;
 
@@ -123,6 +124,22 @@ pub fn add_operator(
     Ok(new)
 }
 
+/// A `[[peers]]` table naming a peer by its keys, as TOML text (for
+/// configs written by programs: the tabletop's scratch stations, tests).
+pub fn peer_table(keys: &PeerKeys) -> String {
+    let pq = keys
+        .pq
+        .as_ref()
+        .map(|r| format!("pq_recipient = \"{r}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[[peers]]\nname = \"{}\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\n{pq}",
+        keys.name,
+        signing_key_text(&keys.signing),
+        keys.age
+    )
+}
+
 /// Adds a peer from its checked card, with its keys written inline so the
 /// config does not depend on where the card file was.
 pub fn add_peer(path: &Path, card: &StationCard) -> Result<(), EditError> {
@@ -152,6 +169,9 @@ pub fn add_peer(path: &Path, card: &StationCard) -> Result<(), EditError> {
     t["name"] = value(card.station.as_str());
     t["signing_key"] = value(&card.signing_key);
     t["age_recipient"] = value(&card.age_recipient);
+    if let Some(pq) = &card.pq_recipient {
+        t["pq_recipient"] = value(pq);
+    }
     t["fingerprint"] = value(&card.fingerprint);
     if let Some(primary) = card.addresses.first() {
         t["primary"] = value(primary);

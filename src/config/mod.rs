@@ -10,11 +10,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use edit::{add_operator, add_peer, example_for};
+pub use edit::{add_operator, add_peer, example_for, peer_table};
 
 use crate::crypto::StationCard;
 use crate::crypto::keys::{
-    PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint,
+    PeerKeys, fingerprint, parse_age_recipient, parse_pq_recipient, parse_signing_key,
+    same_fingerprint,
 };
 use crate::domain::{Language, OperatorName, Precedence, StationName, parse_duration};
 use crate::fsutil;
@@ -617,9 +618,15 @@ impl Checker<'_> {
                     .map_err(|e| self.err(Some(sk.span()), "peers.signing_key", e));
                 let age = parse_age_recipient(ar.get_ref())
                     .map_err(|e| self.err(Some(ar.span()), "peers.age_recipient", e));
-                let (signing, age) = (signing.ok()?, age.ok()?);
+                let pq = match &p.pq_recipient {
+                    None => Ok(None),
+                    Some(r) => parse_pq_recipient(r.get_ref())
+                        .map(Some)
+                        .map_err(|e| self.err(Some(r.span()), "peers.pq_recipient", e)),
+                };
+                let (signing, age, pq) = (signing.ok()?, age.ok()?, pq.ok()?);
                 if let Some(fp) = &p.fingerprint {
-                    let computed = fingerprint(&name, &signing, &age);
+                    let computed = fingerprint(&name, &signing, &age, pq.as_ref());
                     if !same_fingerprint(fp.get_ref(), &computed) {
                         self.err(
                             Some(fp.span()),
@@ -632,6 +639,7 @@ impl Checker<'_> {
                     name: name.clone(),
                     signing,
                     age,
+                    pq,
                 }
             }
             _ => {

@@ -100,6 +100,7 @@ pub struct RawPeer {
     pub card: Option<S<String>>,
     pub signing_key: Option<S<String>>,
     pub age_recipient: Option<S<String>>,
+    pub pq_recipient: Option<S<String>>,
     pub fingerprint: Option<S<String>>,
     pub primary: Option<S<String>>,
     pub backup: Option<S<String>>,

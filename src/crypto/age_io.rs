@@ -87,7 +87,7 @@ pub fn decrypt(
         .read_to_end(&mut binary)
         .map_err(|e| AgeError::Damaged(e.to_string()))?;
     check_header(&binary)?;
-    let decryptor = Decryptor::new(&binary[..]).map_err(classify)?;
+    let decryptor = Decryptor::new_buffered(&binary[..]).map_err(classify)?;
     let reader = decryptor
         .decrypt(identities.iter().copied())
         .map_err(classify)?;

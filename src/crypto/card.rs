@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{
-    PeerKeys, fingerprint, parse_age_recipient, parse_signing_key, same_fingerprint,
+    PeerKeys, parse_age_recipient, parse_pq_recipient, parse_signing_key, same_fingerprint,
     signing_key_text,
 };
 use crate::domain::StationName;
@@ -22,6 +22,11 @@ pub struct StationCard {
     pub station: StationName,
     pub signing_key: String,
     pub age_recipient: String,
+    /// The hybrid post-quantum recipient (`age1pq1…`); absent on the card
+    /// of a station made before hotline had one. Its presence changes the
+    /// fingerprint's format ([`super::keys::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_recipient: Option<String>,
     pub fingerprint: String,
     #[serde(default)]
     pub addresses: Vec<String>,
@@ -55,6 +60,7 @@ impl StationCard {
             station: keys.name.clone(),
             signing_key: signing_key_text(&keys.signing),
             age_recipient: keys.age.to_string(),
+            pq_recipient: keys.pq.as_ref().map(|r| r.to_string()),
             fingerprint: keys.fingerprint(),
             addresses,
             time_zone,
@@ -122,7 +128,7 @@ impl StationCard {
                 key,
                 message,
             })?;
-        let computed = fingerprint(&keys.name, &keys.signing, &keys.age);
+        let computed = keys.fingerprint();
         if !same_fingerprint(&computed, &card.fingerprint) {
             return Err(CardError::FingerprintMismatch {
                 path: path.to_string(),
@@ -183,6 +189,12 @@ impl StationCard {
             name: self.station.clone(),
             signing: parse_signing_key(&self.signing_key).map_err(|e| ("signing_key", e))?,
             age: parse_age_recipient(&self.age_recipient).map_err(|e| ("age_recipient", e))?,
+            pq: self
+                .pq_recipient
+                .as_deref()
+                .map(parse_pq_recipient)
+                .transpose()
+                .map_err(|e| ("pq_recipient", e))?,
         })
     }
 }

@@ -1,5 +1,7 @@
-//! The station's secret key file: Ed25519 signing key plus age identity, as
-//! owner-only TOML, optionally wrapped in age's passphrase (scrypt) armor.
+//! The station's secret key file: Ed25519 signing key plus age identities
+//! (post-quantum and classic), as owner-only TOML, optionally wrapped in
+//! age's passphrase (scrypt) armor. A key file from before post-quantum
+//! identities has no `pq_identity`, and still opens.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,20 +55,29 @@ struct SecretToml {
     station: StationName,
     signing_key: String,
     age_identity: String,
+    #[serde(default)]
+    pq_identity: Option<String>,
 }
 
 fn to_text(keys: &StationKeys) -> Zeroizing<String> {
     let signing = Zeroizing::new(B64.encode(keys.signing.to_bytes()));
     let identity = keys.age.to_string();
+    let pq = keys.pq.as_ref().map(|pq| pq.to_string());
+    let pq_line = Zeroizing::new(
+        pq.as_ref()
+            .map(|pq| format!("pq_identity = \"{}\"\n", pq.expose_secret()))
+            .unwrap_or_default(),
+    );
     Zeroizing::new(format!(
         "# hotline station secret key for {}. Never share it; keep it owner-only (chmod 600).\n\
          station = \"{}\"\n\
          signing_key = \"ed25519-secret:{}\"\n\
-         age_identity = \"{}\"\n",
+         age_identity = \"{}\"\n{}",
         keys.name,
         keys.name,
         signing.as_str(),
-        identity.expose_secret()
+        identity.expose_secret(),
+        pq_line.as_str()
     ))
 }
 
@@ -170,24 +181,64 @@ fn parse_secret(path: &Path, plain: &[u8]) -> Result<StationKeys, KeyFileError> 
             .try_into()
             .map_err(|_| bad("key `signing_key` must hold exactly 32 bytes".into()))?,
     );
-    let age = age::x25519::Identity::from_str(parsed.age_identity.as_str()).map_err(|_| {
-        bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into())
-    })?;
+    let age = crate::crypto::classic::ClassicIdentity::from_str(parsed.age_identity.as_str())
+        .map_err(|_| {
+            bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into())
+        })?;
+    let pq = parsed
+        .pq_identity
+        .as_deref()
+        .map(age::pq::Identity::from_str)
+        .transpose()
+        .map_err(|e| {
+            bad(format!(
+                "key `pq_identity` is not an age post-quantum identity (`AGE-SECRET-KEY-PQ-1…`): {e}"
+            ))
+        })?;
     Ok(StationKeys {
         name: parsed.station.clone(),
         signing: SigningKey::from_bytes(&seed),
         age,
+        pq,
     })
 }
 
-/// The age identity in age's own identity-file format, for the reference
-/// `age` tool (`age -d -i FILE`).
+/// Every age identity of the station, in age's own identity-file format
+/// (`age -d -i FILE`): the post-quantum one first, then the classic one, so
+/// the file opens whatever was sealed to this station. A post-quantum
+/// identity needs age 1.3 or later (or typage); older age refuses the file.
 pub fn age_identity_file(keys: &StationKeys) -> Zeroizing<String> {
-    let public = keys.age.to_public();
+    let mut text = identity_file_head(keys);
+    if let Some(pq) = &keys.pq {
+        text.push_str(&format!(
+            "# post-quantum recipient: {}\n{}\n",
+            pq.to_public(),
+            pq.to_string().expose_secret()
+        ));
+    }
+    text.push_str(&classic_lines(keys));
+    text
+}
+
+/// Only the classic identity, for age before 1.3 (Debian's 1.1.1): it
+/// opens what was sealed classically, never what was sealed post-quantum.
+pub fn classic_identity_file(keys: &StationKeys) -> Zeroizing<String> {
+    let mut text = identity_file_head(keys);
+    text.push_str(&classic_lines(keys));
+    text
+}
+
+fn identity_file_head(keys: &StationKeys) -> Zeroizing<String> {
     Zeroizing::new(format!(
-        "# hotline station {} — age identity (secret; keep owner-only)\n# public key: {}\n{}\n",
-        keys.name,
-        public,
+        "# hotline station {} — age identities (secret; keep owner-only)\n",
+        keys.name
+    ))
+}
+
+fn classic_lines(keys: &StationKeys) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "# classic recipient: {}\n{}\n",
+        keys.age.to_public(),
         keys.age.to_string().expose_secret()
     ))
 }

@@ -1,5 +1,6 @@
-//! A station's two keys — Ed25519 for signing (and TLS), age X25519 for
-//! decryption — and the public half that peers pin.
+//! A station's keys — Ed25519 for signing (and TLS); age's hybrid
+//! post-quantum identity (ML-KEM-768 + X25519) and its classic X25519 one
+//! for decryption — and the public half that peers pin.
 
 use std::str::FromStr;
 
@@ -9,13 +10,19 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::classic::{self, ClassicIdentity, ClassicRecipient};
 use crate::domain::StationName;
 
-/// This station's secret keys. Both zeroise themselves on drop.
+/// This station's secret keys. Each zeroises itself on drop.
 pub struct StationKeys {
     pub name: StationName,
     pub signing: SigningKey,
-    pub age: age::x25519::Identity,
+    /// Opens what peers without a post-quantum recipient seal to us, and
+    /// what was sealed before this station had a post-quantum identity.
+    pub age: ClassicIdentity,
+    /// The hybrid post-quantum identity; `None` only for a key file made
+    /// before hotline had one.
+    pub pq: Option<age::pq::Identity>,
 }
 
 /// A peer's public keys, as pinned from its station card.
@@ -23,7 +30,9 @@ pub struct StationKeys {
 pub struct PeerKeys {
     pub name: StationName,
     pub signing: VerifyingKey,
-    pub age: age::x25519::Recipient,
+    pub age: ClassicRecipient,
+    /// The peer's hybrid post-quantum recipient, when its card has one.
+    pub pq: Option<age::pq::Recipient>,
 }
 
 impl StationKeys {
@@ -34,7 +43,8 @@ impl StationKeys {
         Ok(StationKeys {
             name,
             signing: SigningKey::from_bytes(&seed),
-            age: age::x25519::Identity::generate(),
+            age: classic::generate(),
+            pq: Some(age::pq::Identity::generate()),
         })
     }
 
@@ -43,13 +53,103 @@ impl StationKeys {
             name: self.name.clone(),
             signing: self.signing.verifying_key(),
             age: self.age.to_public(),
+            pq: self.pq.as_ref().map(age::pq::Identity::to_public),
         }
+    }
+
+    /// Every identity that may open what was sealed to this station,
+    /// post-quantum first.
+    pub fn identities(&self) -> Vec<&dyn age::Identity> {
+        let mut all: Vec<&dyn age::Identity> = Vec::with_capacity(2);
+        if let Some(pq) = &self.pq {
+            all.push(pq);
+        }
+        all.push(&self.age);
+        all
     }
 }
 
 impl PeerKeys {
     pub fn fingerprint(&self) -> String {
-        fingerprint(&self.name, &self.signing, &self.age)
+        fingerprint(&self.name, &self.signing, &self.age, self.pq.as_ref())
+    }
+
+    /// Whether what we seal to this peer is post-quantum.
+    pub fn post_quantum(&self) -> bool {
+        self.pq.is_some()
+    }
+}
+
+/// The recipients a message from `me` to `peer` is sealed to: the peer and
+/// ourselves, both post-quantum when both stations have a post-quantum key,
+/// otherwise both classic (age does not let one file mix the two without
+/// losing the post-quantum property, and refuses to).
+pub fn seal_recipients(me: &StationKeys, peer: &PeerKeys) -> Sealing {
+    match (&me.pq, &peer.pq) {
+        (Some(ours), Some(theirs)) => Sealing::PostQuantum([theirs.clone(), ours.to_public()]),
+        _ => Sealing::Classic([peer.age.clone(), me.age.to_public()]),
+    }
+}
+
+/// A station's own recipient, as its drafts are sealed to it: post-quantum
+/// when the station has a post-quantum identity.
+#[derive(Clone, Debug)]
+pub enum OwnRecipient {
+    PostQuantum(age::pq::Recipient),
+    Classic(ClassicRecipient),
+}
+
+impl StationKeys {
+    pub fn own_recipient(&self) -> OwnRecipient {
+        match &self.pq {
+            Some(pq) => OwnRecipient::PostQuantum(pq.to_public()),
+            None => OwnRecipient::Classic(self.age.to_public()),
+        }
+    }
+}
+
+impl OwnRecipient {
+    pub fn as_recipient(&self) -> &dyn age::Recipient {
+        match self {
+            OwnRecipient::PostQuantum(r) => r,
+            OwnRecipient::Classic(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for OwnRecipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnRecipient::PostQuantum(r) => r.fmt(f),
+            OwnRecipient::Classic(r) => r.fmt(f),
+        }
+    }
+}
+
+impl FromStr for OwnRecipient {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().starts_with("age1pq1") {
+            parse_pq_recipient(s).map(OwnRecipient::PostQuantum)
+        } else {
+            parse_age_recipient(s).map(OwnRecipient::Classic)
+        }
+    }
+}
+
+/// The two recipients of a sealed message, of one kind.
+pub enum Sealing {
+    PostQuantum([age::pq::Recipient; 2]),
+    Classic([ClassicRecipient; 2]),
+}
+
+impl Sealing {
+    pub fn recipients(&self) -> [&dyn age::Recipient; 2] {
+        match self {
+            Sealing::PostQuantum([a, b]) => [a, b],
+            Sealing::Classic([a, b]) => [a, b],
+        }
     }
 }
 
@@ -79,28 +179,48 @@ pub fn parse_signing_key(text: &str) -> Result<VerifyingKey, String> {
     Ok(key)
 }
 
-/// Parses an age recipient (`age1…`).
-pub fn parse_age_recipient(text: &str) -> Result<age::x25519::Recipient, String> {
-    age::x25519::Recipient::from_str(text.trim())
+/// Parses a classic age recipient (`age1…`).
+pub fn parse_age_recipient(text: &str) -> Result<ClassicRecipient, String> {
+    ClassicRecipient::from_str(text.trim())
         .map_err(|e| format!("not an age X25519 recipient (`age1…`): {e}"))
 }
 
+/// Parses a hybrid post-quantum age recipient (`age1pq1…`).
+pub fn parse_pq_recipient(text: &str) -> Result<age::pq::Recipient, String> {
+    age::pq::Recipient::from_str(text.trim()).map_err(|e| {
+        format!("not an age post-quantum recipient (`age1pq1…`, 1,959 characters): {e}")
+    })
+}
+
 /// The fingerprint operators read aloud to each other when they exchange
-/// cards: SHA-256 over the name and both public keys, in sixteen groups of
-/// four hex digits. Both keys are covered, so swapping either one shows.
+/// cards: SHA-256 over the name and every public key on the card, in
+/// sixteen groups of four hex digits, so swapping any key shows. A card
+/// with a post-quantum recipient is hashed under its own tag (card format
+/// 2), so a card stripped of it in transit, to force classic sealing,
+/// reads aloud differently too; a card without one keeps the fingerprint
+/// it always had.
 pub fn fingerprint(
     name: &StationName,
     signing: &VerifyingKey,
-    age: &age::x25519::Recipient,
+    age: &ClassicRecipient,
+    pq: Option<&age::pq::Recipient>,
 ) -> String {
     let mut h = Sha256::new();
-    h.update(b"hotline/1 card\n");
+    h.update(if pq.is_some() {
+        &b"hotline/2 card\n"[..]
+    } else {
+        &b"hotline/1 card\n"[..]
+    });
     h.update(name.as_str().as_bytes());
     h.update(b"\n");
     h.update(signing_key_text(signing).as_bytes());
     h.update(b"\n");
     h.update(age.to_string().as_bytes());
     h.update(b"\n");
+    if let Some(pq) = pq {
+        h.update(pq.to_string().as_bytes());
+        h.update(b"\n");
+    }
     let hex = hex::encode_upper(h.finalize());
     hex.as_bytes()
         .chunks(4)
@@ -130,10 +250,14 @@ mod tests {
         let b = StationKeys::generate(StationName::new("WASHINGTON").expect("name")).expect("keys");
         let pa = a.public();
         let pb = b.public();
-        let swapped_age = fingerprint(&pa.name, &pa.signing, &pb.age);
-        let swapped_sig = fingerprint(&pa.name, &pb.signing, &pa.age);
+        let swapped_age = fingerprint(&pa.name, &pa.signing, &pb.age, pa.pq.as_ref());
+        let swapped_sig = fingerprint(&pa.name, &pb.signing, &pa.age, pa.pq.as_ref());
+        let swapped_pq = fingerprint(&pa.name, &pa.signing, &pa.age, pb.pq.as_ref());
+        let stripped_pq = fingerprint(&pa.name, &pa.signing, &pa.age, None);
         assert_ne!(pa.fingerprint(), swapped_age);
         assert_ne!(pa.fingerprint(), swapped_sig);
+        assert_ne!(pa.fingerprint(), swapped_pq);
+        assert_ne!(pa.fingerprint(), stripped_pq);
         assert_eq!(pa.fingerprint().split(' ').count(), 16);
         assert!(same_fingerprint(
             &pa.fingerprint(),

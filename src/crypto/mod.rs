@@ -4,6 +4,7 @@
 
 pub mod age_io;
 pub mod card;
+pub mod classic;
 pub mod keyfile;
 pub mod keys;
 pub mod seal;

@@ -3,10 +3,8 @@
 //! signed bytes against the pinned key of the claimed sender, and only then
 //! parse; then check that the message is from that sender and is for us.
 
-use age::{Identity, Recipient};
-
 use super::age_io::{self, AgeError};
-use super::keys::{PeerKeys, StationKeys};
+use super::keys::{PeerKeys, StationKeys, seal_recipients};
 use super::signed::{self, Kind, SignedError};
 use crate::domain::{Message, StationName};
 
@@ -79,9 +77,8 @@ pub fn seal(message: &Message, me: &StationKeys, peer: &PeerKeys) -> Result<Vec<
     }
     let body = serde_json::to_vec(message).map_err(|e| SealError::Serialise(e.to_string()))?;
     let doc = signed::sign(Kind::Message, &me.name, &body, &me.signing);
-    let own = me.age.to_public();
-    let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
-    Ok(age_io::encrypt(&doc, &recipients)?)
+    let sealing = seal_recipients(me, peer);
+    Ok(age_io::encrypt(&doc, &sealing.recipients())?)
 }
 
 /// Opens a message sent to us by one of our pinned peers.
@@ -115,7 +112,7 @@ fn open_with(
     me: &StationKeys,
     key_for: impl Fn(&str) -> Option<ed25519_dalek::VerifyingKey>,
 ) -> Result<Opened, OpenError> {
-    let identities: [&dyn Identity; 1] = [&me.age];
+    let identities = me.identities();
     let plaintext =
         age_io::decrypt(ciphertext, &identities, MAX_MESSAGE_PLAINTEXT).map_err(|e| match e {
             AgeError::NotForUs => OpenError::NotForUs,

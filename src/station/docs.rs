@@ -9,12 +9,12 @@
 //! newer one before [`open`] parses it, so [`DocError::UnsupportedRevision`]
 //! names both revisions instead of a field this build does not know.
 
-use age::{Identity, Recipient};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::age_io;
+use crate::crypto::keys::seal_recipients;
 use crate::crypto::signed::{self, Kind};
 use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{MessageId, OperatorName, PROTOCOL, StationName};
@@ -273,9 +273,8 @@ pub fn seal_link_test(
     peer: &PeerKeys,
 ) -> Result<Vec<u8>, DocError> {
     let doc = sign(Kind::LinkTest, body, me);
-    let own = me.age.to_public();
-    let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
-    age_io::encrypt(&doc, &recipients).map_err(|e| DocError::Sealing(e.to_string()))
+    let sealing = seal_recipients(me, peer);
+    age_io::encrypt(&doc, &sealing.recipients()).map_err(|e| DocError::Sealing(e.to_string()))
 }
 
 /// Opens a sealed link test from `peer`.
@@ -284,9 +283,8 @@ pub fn open_link_test(
     me: &StationKeys,
     peer: &PeerKeys,
 ) -> Result<LinkTestBody, DocError> {
-    let ids: [&dyn Identity; 1] = [&me.age];
-    let doc =
-        age_io::decrypt(sealed, &ids, 64 * 1024).map_err(|e| DocError::Sealing(e.to_string()))?;
+    let doc = age_io::decrypt(sealed, &me.identities(), 64 * 1024)
+        .map_err(|e| DocError::Sealing(e.to_string()))?;
     open(Kind::LinkTest, &doc, peer, &me.name)
 }
 

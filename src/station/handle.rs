@@ -169,7 +169,7 @@ impl Station {
                 let saved = tokio::task::spawn_blocking(move || {
                     crate::drafts::open(
                         &station.inner.config.station.data_dir,
-                        &station.inner.keys.age,
+                        &station.inner.keys,
                         &op,
                     )
                 })

@@ -45,6 +45,7 @@ pub use timers::TICK as TIMER_TICK;
 
 use crate::compose::{self, Draft, Origin};
 use crate::config::Config;
+use crate::crypto::keys::OwnRecipient;
 use crate::crypto::signed::Kind;
 use crate::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound};
 use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
@@ -121,6 +122,10 @@ pub struct PeerHealth {
     pub last_link_test_ok: Option<bool>,
     pub declared_highest_serial: u64,
     pub clock_skew_ms: Option<i64>,
+    /// Whether what we seal to this peer is post-quantum (both stations
+    /// have a post-quantum key); set when the status is read.
+    #[serde(default)]
+    pub post_quantum: bool,
 }
 
 /// The whole picture for `hotline status` and the status bar.
@@ -414,8 +419,8 @@ impl Station {
     }
 
     /// This station's own age recipient (what its drafts are sealed to).
-    pub fn recipient(&self) -> age::x25519::Recipient {
-        self.inner.keys.age.to_public()
+    pub fn recipient(&self) -> OwnRecipient {
+        self.inner.keys.own_recipient()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -662,7 +667,12 @@ impl Station {
         let rows = self.inner.journal.attachments(id, row.direction)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            attachments::export(&inner.config.station.data_dir, &inner.keys.age, &rows, &dir)
+            attachments::export(
+                &inner.config.station.data_dir,
+                &inner.keys.identities(),
+                &rows,
+                &dir,
+            )
         })
         .await
         .map_err(|e| StationError::Refused(format!("export task failed: {e}")))?
@@ -735,6 +745,11 @@ impl Station {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
+        let ours = self.inner.keys.pq.is_some();
+        for (name, p) in self.inner.peers().iter() {
+            health.entry(name.to_string()).or_default().post_quantum =
+                ours && p.keys.post_quantum();
+        }
         for l in &links {
             let h = health.entry(l.peer.clone()).or_default();
             let degraded = l.path == Some(crate::link::PathKind::Backup)

@@ -23,7 +23,6 @@ use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
 use crate::console::{ShownReport, TraineeRow, WhiteCellCommand, WhiteCellView};
-use crate::crypto::keys::signing_key_text;
 use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{MessageId, OperatorName, StationName};
 use crate::station::{Event, Options, Station};
@@ -84,12 +83,7 @@ fn station_config(
             let primary = addr
                 .map(|a| format!("primary = \"{a}\"\n"))
                 .unwrap_or_default();
-            format!(
-                "[[peers]]\nname = \"{}\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\n{primary}",
-                public.name,
-                signing_key_text(&public.signing),
-                public.age
-            )
+            format!("{}{primary}", crate::config::peer_table(public))
         })
         .unwrap_or_default();
     let text = format!(
@@ -168,6 +162,7 @@ fn clone_keys(k: &StationKeys) -> StationKeys {
         name: k.name.clone(),
         signing: k.signing.clone(),
         age: k.age.clone(),
+        pq: k.pq.clone(),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::attach::Remote;
+use crate::crypto::keys::OwnRecipient;
 use crate::station::Station;
 use crate::station::api::{ApiError, Command, Door, Reply, Session};
 
@@ -22,7 +23,7 @@ pub enum Backend {
         peers: Vec<String>,
         /// What drafts are sealed to, learnt when the console attached, so
         /// that drafts are kept while the station is gone.
-        recipient: Option<Box<age::x25519::Recipient>>,
+        recipient: Option<Box<OwnRecipient>>,
     },
 }
 
@@ -42,7 +43,7 @@ impl Backend {
         let recipient = remote
             .recipient()
             .await
-            .and_then(|r| crate::crypto::keys::parse_age_recipient(&r).ok())
+            .and_then(|r| r.parse::<OwnRecipient>().ok())
             .map(Box::new);
         Ok(Backend::Remote {
             remote,
@@ -61,7 +62,7 @@ impl Backend {
     }
 
     /// Where drafts are kept, and what they are sealed to.
-    pub(super) fn drafts(&self) -> Option<(PathBuf, age::x25519::Recipient)> {
+    pub(super) fn drafts(&self) -> Option<(PathBuf, OwnRecipient)> {
         match self {
             Backend::Local { station, .. } => {
                 Some((station.data_dir().to_path_buf(), station.recipient()))

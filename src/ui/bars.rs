@@ -129,7 +129,7 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
         .as_ref()
         .map(|s| s.links.as_slice())
         .unwrap_or_default();
-    let mut shown: Vec<(LinkState, String, Option<String>)> = app
+    let mut shown: Vec<(LinkState, String, Option<String>, bool)> = app
         .setup
         .peers
         .iter()
@@ -160,7 +160,8 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
                 };
                 format!(" {path} {}ms{test}", l.rtt_ms.unwrap_or(0))
             });
-            (state, inert(peer), detail)
+            let classic = health.is_some_and(|h| !h.post_quantum);
+            (state, inert(peer), detail, classic)
         })
         .collect();
     shown.sort_by_key(|(state, ..)| *state);
@@ -174,10 +175,18 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
         LinkState::Degraded => "◐",
         LinkState::Up => "●",
     };
-    let segment = |(state, name, detail): &(LinkState, String, Option<String>), long: bool| {
+    let segment = |(state, name, detail, classic): &(LinkState, String, Option<String>, bool),
+                   long: bool| {
         let mut text = format!(" │ {name} {} {}", mark(*state), state.word());
         if long && let Some(d) = detail {
             text.push_str(d);
+        }
+        if *classic {
+            text.push_str(if long {
+                " link not post-quantum"
+            } else {
+                " not PQ"
+            });
         }
         Span::styled(text, style(*state))
     };

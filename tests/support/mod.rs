@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use hotline::compose::Draft;
 use hotline::config::Config;
-use hotline::crypto::keys::signing_key_text;
 use hotline::crypto::{StationKeys, write_key_file};
 use hotline::domain::{OperatorName, StationName};
 use hotline::station::{Event, Options, Station};
@@ -69,12 +68,8 @@ impl Site {
             hash = operator_hash()
         );
         for p in peers {
-            text.push_str(&format!(
-                "\n[[peers]]\nname = \"{}\"\nsigning_key = \"{}\"\nage_recipient = \"{}\"\n",
-                p.name,
-                signing_key_text(&p.keys.signing),
-                p.keys.age
-            ));
+            text.push('\n');
+            text.push_str(&hotline::config::peer_table(&p.keys));
             if let Some(a) = p.primary {
                 text.push_str(&format!("primary = \"{a}\"\n"));
             }

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Event, Inner, StationError};
 use crate::config::AttachmentLimits;
+use crate::crypto::keys::seal_recipients;
 use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{AttachmentRef, MessageId, format_size};
 use crate::fsutil;
@@ -128,7 +129,7 @@ fn seal_all(
     files: &[PathBuf],
     limits: AttachmentLimits,
 ) -> Result<(Vec<AttachmentRef>, Vec<StagedAttachment>), StationError> {
-    let own = keys.age.to_public();
+    let sealing = seal_recipients(keys, peer);
     let mut refs = Vec::new();
     let mut staged = Vec::new();
     for (i, file) in files.iter().enumerate() {
@@ -136,8 +137,7 @@ fn seal_all(
         let out = data_dir.join(&rel);
         let fail = |e: String| StationError::Refused(format!("attachment {}: {e}", file.display()));
         let input = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
-        let recipients: [&dyn Recipient; 2] = [&peer.age, &own];
-        let (size, sha256) = seal_file(input, &out, &recipients, limits.max_size)
+        let (size, sha256) = seal_file(input, &out, &sealing.recipients(), limits.max_size)
             .map_err(|e| fail(e.to_string()))?;
         let sealed_len = std::fs::metadata(&out)
             .map_err(|e| fail(e.to_string()))?
@@ -221,7 +221,7 @@ pub enum CheckError {
 /// the signed size and SHA-256. Nothing past `size` bytes is read.
 pub fn decrypt_into(
     sealed: &Path,
-    identity: &dyn Identity,
+    identities: &[&dyn Identity],
     size: u64,
     sha256: &str,
     out: &mut dyn Write,
@@ -230,7 +230,7 @@ pub fn decrypt_into(
         path: sealed.to_path_buf(),
         cause,
     })?;
-    check_sealed(BufReader::new(file), identity, size, sha256, out)
+    check_sealed(BufReader::new(file), identities, size, sha256, out)
 }
 
 /// The sealed bytes of an attachment, read once as they come: the header
@@ -238,7 +238,7 @@ pub fn decrypt_into(
 /// `out` and checked against the signed size and SHA-256.
 pub(super) fn check_sealed(
     mut sealed: impl Read,
-    identity: &dyn Identity,
+    identities: &[&dyn Identity],
     size: u64,
     sha256: &str,
     out: &mut dyn Write,
@@ -251,7 +251,7 @@ pub(super) fn check_sealed(
         .map_err(CheckError::Read)?;
     crate::crypto::age_io::check_header(&head)?;
     let decryptor = age::Decryptor::new(io::Cursor::new(head).chain(sealed))?;
-    let mut reader = decryptor.decrypt(std::iter::once(identity))?;
+    let mut reader = decryptor.decrypt(identities.iter().copied())?;
     let mut hasher = Sha256::new();
     let mut count = 0u64;
     let mut buf = vec![0u8; CHUNK];
@@ -285,7 +285,7 @@ pub(super) fn check_sealed(
 /// what was skipped (not yet arrived, refused).
 pub fn export(
     data_dir: &Path,
-    identity: &dyn Identity,
+    identities: &[&dyn Identity],
     rows: &[AttachmentRow],
     dir: &Path,
 ) -> Result<(Vec<PathBuf>, Vec<String>), String> {
@@ -311,7 +311,7 @@ pub fn export(
             let mut w = BufWriter::new(&mut file);
             decrypt_into(
                 &data_dir.join(&row.sealed_path),
-                identity,
+                identities,
                 row.size,
                 &row.sha256,
                 &mut w,

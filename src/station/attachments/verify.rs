@@ -51,7 +51,13 @@ impl Verifier {
                 at: 0,
             };
             let sealed = BufReader::new(file.take(kept)).chain(fed);
-            check_sealed(sealed, &inner.keys.age, size, &sha256, &mut io::sink())
+            check_sealed(
+                sealed,
+                &inner.keys.identities(),
+                size,
+                &sha256,
+                &mut io::sink(),
+            )
         };
         let spawned = std::thread::Builder::new()
             .name("attachment-check".into())
