@@ -5,8 +5,10 @@
 //!
 //! Run with `cargo bench --bench link`; `HOTLINE_BENCH_QUICK=1` scales every
 //! count (and the FLASH delay) down 10x for a smoke run;
-//! `HOTLINE_BENCH_CONCURRENCY=N` changes the 64 in flight. Prints a table,
-//! then one JSON line.
+//! `HOTLINE_BENCH_CONCURRENCY=N` changes the 64 in flight;
+//! `HOTLINE_BENCH_SEALING=classic` makes the stations without post-quantum
+//! keys, so they seal to X25519 as before. Prints a table, then one JSON
+//! line.
 //!
 //! What is measured:
 //! - latency: release → receipt at the sender, one 1 KiB message at a time;
@@ -16,6 +18,8 @@
 //!   peer started, and FLASH messages released while the backlog drains;
 //! - path floor: the bare round trip + three fdatasyncs + the crypto one
 //!   message needs (seal, open, receipt signed and verified), all in-run;
+//!   the stations seal post-quantum, and the crypto is measured again
+//!   sealed classically (X25519) as the baseline for what that costs;
 //!   the temp dir is checked for tmpfs, which would make fdatasync free;
 //! - floor: the same frame sizes as one request and one answer on a bare
 //!   quinn bi stream, sequentially and with the same concurrency.
@@ -603,6 +607,44 @@ async fn floor_request(conn: &quinn::Connection, request: &[u8]) -> Duration {
     t0.elapsed()
 }
 
+/// The QUIC handshake alone on loopback, `count` times in a row: the
+/// floor's configs with ring's key exchanges (X25519), then with hotline's
+/// provider, which offers X25519MLKEM768 first.
+async fn handshake_figures(count: usize) -> (Summary, Summary) {
+    let mut figures = Vec::new();
+    for provider in [
+        Arc::new(rustls::crypto::ring::default_provider()),
+        hotline::link::tls::provider(),
+    ] {
+        let (server_config, client_config) = common::floor_configs_with(provider);
+        let server = quinn::Endpoint::server(
+            server_config,
+            "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
+        )
+        .expect("server endpoint");
+        let addr = server.local_addr().expect("server addr");
+        let accepting = tokio::spawn(floor_server(server.clone(), Arc::new(Vec::new())));
+        let mut client =
+            quinn::Endpoint::client("127.0.0.1:0".parse::<SocketAddr>().expect("addr"))
+                .expect("client endpoint");
+        client.set_default_client_config(client_config);
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t0 = Instant::now();
+            let conn = client
+                .connect(addr, "localhost")
+                .expect("connect")
+                .await
+                .expect("handshake");
+            samples.push(t0.elapsed());
+            conn.close(0u32.into(), b"done");
+        }
+        accepting.abort();
+        figures.push(Summary::of(&samples));
+    }
+    (figures[0], figures[1])
+}
+
 async fn floor_figures(scale: &Scale, request_len: usize, answer_len: usize) -> FloorFigures {
     let (server_config, client_config) = floor_configs();
     let server = quinn::Endpoint::server(
@@ -679,14 +721,33 @@ fn fsync_figures(dir: &std::path::Path, count: usize) -> Summary {
     Summary::of(&samples)
 }
 
+/// How the crypto probe seals: as the stations do (post-quantum, both
+/// stations having hybrid keys), or as to a peer without a post-quantum
+/// recipient (classic X25519).
+#[derive(Clone, Copy)]
+enum Sealing {
+    Hybrid,
+    Classic,
+}
+
 /// The crypto one message's path pays, in this run: the sender seals
 /// (sign + age encrypt to two), the receiver opens (decrypt + verify) and
-/// signs a receipt of `receipt_len` bytes, the sender verifies it.
-fn crypto_figures(root: &std::path::Path, receipt_len: usize, count: usize) -> Summary {
+/// signs a receipt of `receipt_len` bytes, the sender verifies it. Also
+/// the sealed message's size.
+fn crypto_figures(
+    root: &std::path::Path,
+    receipt_len: usize,
+    count: usize,
+    sealing: Sealing,
+) -> (Summary, usize) {
     use hotline::crypto::signed::{self, Kind};
     let (w, m) = support::pair(root, support::FAST_LINK);
-    let (wk, mk) = (w.keys(), m.keys());
+    let (mut wk, mut mk) = (w.keys(), m.keys());
+    if let Sealing::Classic = sealing {
+        (wk.pq, mk.pq) = (None, None);
+    }
     let (wp, mp) = (wk.public(), mk.public());
+    let mut sealed_len = 0;
     let mut draft = support::general("crypto floor");
     draft.fields.insert("text".into(), "x".repeat(BODY_CHARS));
     let checked = hotline::compose::check(
@@ -713,6 +774,7 @@ fn crypto_figures(root: &std::path::Path, receipt_len: usize, count: usize) -> S
         let t0 = Instant::now();
         let sealed = hotline::crypto::seal(&message, &wk, &mp).expect("seal");
         hotline::crypto::open_inbound(&sealed, &mk, |_| Some(wp.clone())).expect("open");
+        sealed_len = sealed.len();
         let doc = signed::sign(Kind::Receipt, &mk.name, &receipt, &mk.signing);
         signed::parse(&doc)
             .expect("parse")
@@ -720,7 +782,7 @@ fn crypto_figures(root: &std::path::Path, receipt_len: usize, count: usize) -> S
             .expect("verify");
         samples.push(t0.elapsed());
     }
-    Summary::of(&samples)
+    (Summary::of(&samples), sealed_len)
 }
 
 // ------------------------------------------------------------------- the run
@@ -731,7 +793,14 @@ struct Report {
     flash: FlashFigures,
     floor: FloorFigures,
     fsync: Summary,
+    /// Hybrid post-quantum sealing, as the stations above sealed.
     crypto: Summary,
+    /// The same path sealed to classic X25519 recipients, and its size.
+    crypto_classic: Summary,
+    sealed_classic_len: usize,
+    /// QUIC handshakes with X25519, and with X25519MLKEM768.
+    handshake_classic: Summary,
+    handshake_hybrid: Summary,
     tmpfs: bool,
 }
 
@@ -763,6 +832,9 @@ async fn run(scale: &Scale) -> Report {
     let answer_len = link.receipt_len.unwrap_or(FALLBACK_ANSWER) + hotline::wire::HEADER_LEN;
     let floor = floor_figures(scale, request_len, answer_len).await;
 
+    eprintln!("link bench: QUIC handshakes, X25519 and X25519MLKEM768...");
+    let (handshake_classic, handshake_hybrid) = handshake_figures(scale.floor_latency / 10).await;
+
     let fsync_dir = tmp.path().to_path_buf();
     let fsyncs = scale.fsyncs;
     let fsync = tokio::task::spawn_blocking(move || fsync_figures(&fsync_dir, fsyncs))
@@ -771,10 +843,25 @@ async fn run(scale: &Scale) -> Report {
     let crypto_dir = tmp.path().join("crypto");
     let receipt_len = link.receipt_len.unwrap_or(FALLBACK_ANSWER);
     let samples = scale.floor_latency / 4;
-    let crypto =
-        tokio::task::spawn_blocking(move || crypto_figures(&crypto_dir, receipt_len, samples))
-            .await
-            .expect("crypto probe");
+    let ((crypto, _), (crypto_classic, sealed_classic_len)) =
+        tokio::task::spawn_blocking(move || {
+            (
+                crypto_figures(
+                    &crypto_dir.join("hybrid"),
+                    receipt_len,
+                    samples,
+                    Sealing::Hybrid,
+                ),
+                crypto_figures(
+                    &crypto_dir.join("classic"),
+                    receipt_len,
+                    samples,
+                    Sealing::Classic,
+                ),
+            )
+        })
+        .await
+        .expect("crypto probe");
     Report {
         concurrency: scale.concurrency,
         link,
@@ -782,6 +869,10 @@ async fn run(scale: &Scale) -> Report {
         floor,
         fsync,
         crypto,
+        crypto_classic,
+        sealed_classic_len,
+        handshake_classic,
+        handshake_hybrid,
         tmpfs,
     }
 }
@@ -1042,9 +1133,33 @@ impl Report {
                 None,
             ),
             row(
-                "crypto per message (seal, open, receipt) p50",
+                "crypto per message (seal, open, receipt) p50, hybrid",
                 ms(self.crypto.p50),
                 "ms",
+                Some(ms(self.crypto_classic.p50)),
+            ),
+            row(
+                "crypto per message p50, classic X25519 (baseline above)",
+                ms(self.crypto_classic.p50),
+                "ms",
+                None,
+            ),
+            row(
+                "QUIC handshake p50, X25519MLKEM768",
+                ms(self.handshake_hybrid.p50),
+                "ms",
+                Some(ms(self.handshake_classic.p50)),
+            ),
+            row(
+                "QUIC handshake p50, X25519 (baseline above)",
+                ms(self.handshake_classic.p50),
+                "ms",
+                None,
+            ),
+            row(
+                "sealed message, classic X25519 (hybrid: frame above)",
+                self.sealed_classic_len as f64,
+                "bytes",
                 None,
             ),
             row(
@@ -1127,6 +1242,10 @@ impl Report {
             },
             "fsync": summary_json(&self.fsync),
             "crypto_per_message": summary_json(&self.crypto),
+            "crypto_per_message_classic": summary_json(&self.crypto_classic),
+            "sealed_classic_bytes": self.sealed_classic_len,
+            "handshake_x25519": summary_json(&self.handshake_classic),
+            "handshake_x25519mlkem768": summary_json(&self.handshake_hybrid),
             "path_floor_ms": round(self.path_floor_ms(), 3),
             "crypto_ceiling_msgs_per_s": round(self.crypto_ceiling(), 1),
             "tmpfs": self.tmpfs,

@@ -662,19 +662,42 @@ async fn control_without_the_window_each_stranger_is_one_audit_entry() {
     assert!(summaries.is_empty(), "{summaries:?}");
 }
 
-/// A UDP relay to `target` that passes a caller's first `pass` datagrams
-/// (its Initial, and the Initial it sends again after a Retry) and drops
-/// the rest, so the handshake can never finish.
+/// Where a relay stops passing the caller's datagrams to the station, so
+/// that the handshake can never finish. A ClientHello carrying the hybrid
+/// post-quantum key share spans two Initial datagrams, so a count of
+/// datagrams says nothing; what the station sends back does.
+#[derive(Clone, Copy, PartialEq)]
+enum Stall {
+    /// Once the station has answered at all (its stateless Retry): the
+    /// caller never proves its address.
+    BeforeAddressProof,
+    /// Once the station has sent a packet of its own handshake: it took
+    /// the caller on, and then hears nothing more.
+    AfterTakenOn,
+    /// Never: the control.
+    Never,
+}
+
+/// A UDP relay to `target` that stalls the caller as `stall` says.
 struct Relay {
     /// Where the caller dials.
     addr: SocketAddr,
     /// Where the station sees the caller come from.
     source: SocketAddr,
-    /// How many datagrams the station sent back.
-    answers: tokio::sync::watch::Receiver<usize>,
+    /// Stateless Retries the station sent back.
+    retries: tokio::sync::watch::Receiver<usize>,
+    /// Other datagrams the station sent back: its handshake.
+    handshake: tokio::sync::watch::Receiver<usize>,
 }
 
-async fn stalling_relay(target: SocketAddr, pass: usize) -> Relay {
+/// A QUIC v1 Retry: a long header (0x80) of type 3 (bits 0x30).
+fn is_retry(datagram: &[u8]) -> bool {
+    datagram
+        .first()
+        .is_some_and(|b| b & 0x80 != 0 && b & 0x30 == 0x30)
+}
+
+async fn stalling_relay(target: SocketAddr, stall: Stall) -> Relay {
     let outer = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -686,21 +709,30 @@ async fn stalling_relay(target: SocketAddr, pass: usize) -> Relay {
         outer.local_addr().expect("addr"),
         inner.local_addr().expect("addr"),
     );
-    let (answered, answers) = tokio::sync::watch::channel(0);
+    let (retried, retries) = tokio::sync::watch::channel(0);
+    let (answered, handshake) = tokio::sync::watch::channel(0);
     tokio::spawn(async move {
-        let (mut caller, mut passed) = (None, 0);
+        let mut caller = None;
         let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
         loop {
             tokio::select! {
                 Ok((n, from)) = outer.recv_from(&mut a) => {
                     caller = Some(from);
-                    if passed < pass {
-                        passed += 1;
+                    let stalled = match stall {
+                        Stall::BeforeAddressProof => *retried.borrow() + *answered.borrow() > 0,
+                        Stall::AfterTakenOn => *answered.borrow() > 0,
+                        Stall::Never => false,
+                    };
+                    if !stalled {
                         let _ = inner.send(&a[..n]).await;
                     }
                 }
                 Ok(n) = inner.recv(&mut b) => {
-                    answered.send_modify(|k| *k += 1);
+                    if is_retry(&b[..n]) {
+                        retried.send_modify(|k| *k += 1);
+                    } else {
+                        answered.send_modify(|k| *k += 1);
+                    }
                     if let Some(to) = caller {
                         let _ = outer.send_to(&b[..n], to).await;
                     }
@@ -711,7 +743,8 @@ async fn stalling_relay(target: SocketAddr, pass: usize) -> Relay {
     Relay {
         addr,
         source,
-        answers,
+        retries,
+        handshake,
     }
 }
 
@@ -742,12 +775,12 @@ async fn a_stranger_costs_nothing_before_a_retry_and_a_stalled_handshake_raises_
 
     // A caller that never proves its address: only its first Initial gets
     // through, and MOSCOW answers it with a stateless Retry alone.
-    let unproven = stalling_relay(m.listen, 1).await;
+    let unproven = stalling_relay(m.listen, Stall::BeforeAddressProof).await;
     let first = dial_through(&w, &m, &unproven);
-    let mut answers = unproven.answers.clone();
-    answers.wait_for(|n| *n >= 1).await.expect("relay");
+    let mut retries = unproven.retries.clone();
+    retries.wait_for(|n| *n >= 1).await.expect("relay");
     // A caller that proves it and then stalls.
-    let stalled = stalling_relay(m.listen, 2).await;
+    let stalled = stalling_relay(m.listen, Stall::AfterTakenOn).await;
     let second = dial_through(&w, &m, &stalled);
     eventually(
         Duration::from_secs(20),
@@ -768,7 +801,12 @@ async fn a_stranger_costs_nothing_before_a_retry_and_a_stalled_handshake_raises_
             stalled.source
         )]
     );
-    assert_eq!(*unproven.answers.borrow(), 1, "one Retry, nothing more");
+    assert_eq!(
+        *unproven.handshake.borrow(),
+        0,
+        "Retries ({}), nothing more",
+        *unproven.retries.borrow()
+    );
     assert!(
         ms.alarms()
             .iter()
@@ -778,7 +816,7 @@ async fn a_stranger_costs_nothing_before_a_retry_and_a_stalled_handshake_raises_
     );
     // CONTROL: the same relay passing everything lets the real WASHINGTON
     // through, so it was the stall that kept it out.
-    let open = stalling_relay(m.listen, usize::MAX).await;
+    let open = stalling_relay(m.listen, Stall::Never).await;
     let raw = Raw::hello(&w.keys(), &m.keys().public(), open.addr, ALPN_LIVE).await;
     assert!(raw.is_ok(), "{:?}", raw.err());
     ms.shutdown().await;
@@ -796,19 +834,19 @@ async fn handshakes_in_progress_are_capped() {
     let ms = m.start().await;
     let mut dials = Vec::new();
     for _ in 0..MAX_PENDING_HANDSHAKES {
-        let stalled = stalling_relay(m.listen, 2).await;
+        let stalled = stalling_relay(m.listen, Stall::AfterTakenOn).await;
         dials.push(dial_through(&w, &m, &stalled));
         // A Retry, then the station's own handshake packets: it took this
         // caller on.
-        let mut answers = stalled.answers.clone();
-        answers.wait_for(|n| *n >= 2).await.expect("relay");
+        let mut handshake = stalled.handshake.clone();
+        handshake.wait_for(|n| *n >= 1).await.expect("relay");
     }
     assert_eq!(
         ms.status().strangers_refused,
         0,
         "{MAX_PENDING_HANDSHAKES} stalled handshakes are all taken on"
     );
-    let one_more = stalling_relay(m.listen, 2).await;
+    let one_more = stalling_relay(m.listen, Stall::AfterTakenOn).await;
     dials.push(dial_through(&w, &m, &one_more));
     // The refusal is counted at once and audited after: wait for the row.
     eventually(

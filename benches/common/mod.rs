@@ -15,7 +15,13 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 /// certificates), with the station's own transport settings, so that only
 /// the protocol differs from hotline's link.
 pub fn floor_configs() -> (quinn::ServerConfig, quinn::ClientConfig) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    floor_configs_with(Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// The floor's configs with another crypto provider (its key exchanges).
+pub fn floor_configs_with(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> (quinn::ServerConfig, quinn::ClientConfig) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .expect("self-signed certificate");
     let cert_der = cert.cert.der().clone();

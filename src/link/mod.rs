@@ -10,6 +10,7 @@
 mod attach;
 pub mod join;
 mod peer;
+mod pqkx;
 mod stream;
 pub mod tls;
 

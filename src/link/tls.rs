@@ -26,8 +26,12 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
+/// ring's provider, with the hybrid post-quantum key exchange offered
+/// first ([`super::pqkx`]) and ring's classic groups after it.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups.insert(0, super::pqkx::X25519_MLKEM768);
+    Arc::new(provider)
 }
 
 /// The Ed25519 key inside a certificate, if it holds one.
@@ -246,7 +250,16 @@ fn server_tls(
     admission: bool,
     alpn: &[u8],
 ) -> Result<rustls::ServerConfig, LinkError> {
-    let provider = provider();
+    server_tls_with(provider(), key, pinned, admission, alpn)
+}
+
+fn server_tls_with(
+    provider: Arc<CryptoProvider>,
+    key: &SigningKey,
+    pinned: PinSet,
+    admission: bool,
+    alpn: &[u8],
+) -> Result<rustls::ServerConfig, LinkError> {
     let verifier = Arc::new(Pinned {
         accept: if admission {
             Accept::AnyKey
@@ -346,6 +359,14 @@ mod tests {
         client: &Arc<rustls::ClientConfig>,
         server: &Arc<rustls::ServerConfig>,
     ) -> Option<HandshakeKind> {
+        connect(client, server).0.handshake_kind()
+    }
+
+    /// Both ends of a TLS handshake run in memory to its end.
+    fn connect(
+        client: &Arc<rustls::ClientConfig>,
+        server: &Arc<rustls::ServerConfig>,
+    ) -> (rustls::ClientConnection, rustls::ServerConnection) {
         let name = ServerName::try_from("hotline").expect("name");
         let mut c = rustls::ClientConnection::new(client.clone(), name).expect("client");
         let mut s = rustls::ServerConnection::new(server.clone()).expect("server");
@@ -371,7 +392,7 @@ mod tests {
             }
         }
         assert!(!c.is_handshaking(), "the handshake completes");
-        c.handshake_kind()
+        (c, s)
     }
 
     #[test]
@@ -401,5 +422,86 @@ mod tests {
         let (client, server) = (Arc::new(resuming_client), Arc::new(resuming_server));
         assert_eq!(handshake(&client, &server), Some(HandshakeKind::Full));
         assert_eq!(handshake(&client, &server), Some(HandshakeKind::Resumed));
+    }
+
+    /// A key-exchange group that counts the key exchanges it completes as
+    /// the server (quinn does not say which group a handshake used).
+    #[derive(Debug)]
+    struct Counted {
+        inner: &'static dyn rustls::crypto::SupportedKxGroup,
+        served: std::sync::atomic::AtomicUsize,
+    }
+
+    impl rustls::crypto::SupportedKxGroup for Counted {
+        fn start(&self) -> Result<Box<dyn rustls::crypto::ActiveKeyExchange>, rustls::Error> {
+            self.inner.start()
+        }
+        fn start_and_complete(
+            &self,
+            peer: &[u8],
+        ) -> Result<rustls::crypto::CompletedKeyExchange, rustls::Error> {
+            self.served
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.start_and_complete(peer)
+        }
+        fn name(&self) -> rustls::NamedGroup {
+            self.inner.name()
+        }
+    }
+
+    /// The station's own TLS configs agree on the hybrid post-quantum key
+    /// exchange, which the server really computes; a server without it
+    /// (an older station) still agrees with the same client, on X25519.
+    #[test]
+    fn the_handshake_is_post_quantum_and_falls_back_to_x25519() {
+        use rustls::NamedGroup;
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let pin = |k: &SigningKey| PinSet::new(vec![k.verifying_key()]);
+        let client =
+            Arc::new(client_tls(&a, Accept::Pinned(pin(&b)), b"hotline/test").expect("client tls"));
+        let counted: &'static Counted = Box::leak(Box::new(Counted {
+            inner: super::super::pqkx::X25519_MLKEM768,
+            served: 0.into(),
+        }));
+        let mut groups = provider().kx_groups.clone();
+        groups[0] = counted;
+        let with_counted = Arc::new(CryptoProvider {
+            kx_groups: groups,
+            ..(*provider()).clone()
+        });
+        let server =
+            server_tls_with(with_counted, &b, pin(&a), false, b"hotline/test").expect("server tls");
+        let (c, s) = connect(&client, &Arc::new(server));
+        let group = |g: Option<&'static dyn rustls::crypto::SupportedKxGroup>| g.map(|g| g.name());
+        assert_eq!(
+            group(c.negotiated_key_exchange_group()),
+            Some(NamedGroup::X25519MLKEM768)
+        );
+        assert_eq!(
+            group(s.negotiated_key_exchange_group()),
+            Some(NamedGroup::X25519MLKEM768)
+        );
+        assert_eq!(counted.served.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        // The control: the hybrid group removed on the server's side.
+        let ring_only = Arc::new(rustls::crypto::ring::default_provider());
+        let classic =
+            server_tls_with(ring_only, &b, pin(&a), false, b"hotline/test").expect("server tls");
+        let (c, s) = connect(&client, &Arc::new(classic));
+        assert_eq!(
+            group(c.negotiated_key_exchange_group()),
+            Some(NamedGroup::X25519)
+        );
+        assert_eq!(
+            group(s.negotiated_key_exchange_group()),
+            Some(NamedGroup::X25519)
+        );
+        assert_eq!(
+            c.handshake_kind(),
+            Some(HandshakeKind::FullWithHelloRetryRequest)
+        );
     }
 }

@@ -58,7 +58,13 @@ impl Site {
         std::fs::create_dir_all(&dir).expect("dir");
         let key_path = dir.join("station.key");
         if !key_path.exists() {
-            let keys = StationKeys::generate(StationName::new(name).expect("name")).expect("keys");
+            let mut keys =
+                StationKeys::generate(StationName::new(name).expect("name")).expect("keys");
+            // Benches measure classic sealing too: stations as they were
+            // before post-quantum keys.
+            if std::env::var("HOTLINE_BENCH_SEALING").is_ok_and(|v| v == "classic") {
+                keys.pq = None;
+            }
             write_key_file(&key_path, &keys, None).expect("key file");
         }
         let mut text = format!(
