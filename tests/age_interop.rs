@@ -835,6 +835,33 @@ fn the_age_command_decrypts_an_exported_message() {
     assert!(out.stdout.is_empty());
 }
 
+/// A general message from `from` to `to` with serial `serial`, built as
+/// the station builds one, not yet signed or sealed.
+fn general_message(from: &StationKeys, to: &StationName, subject: &str, serial: u64) -> Message {
+    let draft = Draft {
+        template_id: "general".into(),
+        fields: [
+            ("subject".to_string(), subject.to_string()),
+            (
+                "text".to_string(),
+                "Sealed by another implementation.".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        ..Draft::default()
+    };
+    let now = jiff::Timestamp::now();
+    let checked = compose::check(&draft, Catalog::builtin(), now).expect("valid draft");
+    let origin = Origin {
+        station: from.name.clone(),
+        operator: OperatorName::new("j.smith").expect("operator"),
+        second_operator: None,
+        language: Language::En,
+    };
+    compose::build(&checked, &origin, to, serial, now)
+}
+
 /// Encrypts `plaintext` with the `age` command to `recipients`, optionally armored.
 fn age_encrypt(plaintext: &[u8], recipients: &[&PeerKeys], armor: bool) -> Vec<u8> {
     let mut cmd = age_cmd();
@@ -905,25 +932,7 @@ fn hotline_decrypts_what_the_age_command_encrypts() {
 
     // A message signed by WASHINGTON and encrypted by the reference tool to
     // both stations opens through hotline's full inbound path.
-    let draft = Draft {
-        template_id: "general".into(),
-        fields: [
-            ("subject".to_string(), "From the age tool".to_string()),
-            ("text".to_string(), "Sealed by hand.".to_string()),
-        ]
-        .into_iter()
-        .collect(),
-        ..Draft::default()
-    };
-    let now = jiff::Timestamp::now();
-    let checked = compose::check(&draft, Catalog::builtin(), now).expect("valid draft");
-    let origin = Origin {
-        station: washington.name.clone(),
-        operator: OperatorName::new("j.smith").expect("operator"),
-        second_operator: None,
-        language: Language::En,
-    };
-    let message = compose::build(&checked, &origin, &moscow.name, 1, now);
+    let message = general_message(&washington, &moscow.name, "From the age tool", 1);
     let body = serde_json::to_vec_pretty(&message).expect("serialise");
     let doc = signed::sign(Kind::Message, &washington.name, &body, &washington.signing);
     let sealed = age_encrypt(&doc, &[&moscow_pub, &washington.public()], false);
@@ -1079,28 +1088,7 @@ fn typage_opens_a_post_quantum_export_and_hotline_opens_what_typage_seals() {
 
     // typage seals a message signed by WASHINGTON to both stations'
     // `age1pq1…` recipients; it opens through hotline's full inbound path.
-    let draft = Draft {
-        template_id: "general".into(),
-        fields: [
-            ("subject".to_string(), "From typage".to_string()),
-            (
-                "text".to_string(),
-                "Sealed by another implementation.".to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect(),
-        ..Draft::default()
-    };
-    let now = jiff::Timestamp::now();
-    let checked = compose::check(&draft, Catalog::builtin(), now).expect("valid draft");
-    let origin = Origin {
-        station: washington.name.clone(),
-        operator: OperatorName::new("j.smith").expect("operator"),
-        second_operator: None,
-        language: Language::En,
-    };
-    let message = compose::build(&checked, &origin, &moscow.name, 2, now);
+    let message = general_message(&washington, &moscow.name, "From typage", 2);
     let body = serde_json::to_vec(&message).expect("serialise");
     let doc = signed::sign(Kind::Message, &washington.name, &body, &washington.signing);
     let own = washington.public().pq.expect("post-quantum").to_string();
