@@ -74,7 +74,7 @@ impl PeerKeys {
         fingerprint(&self.name, &self.signing, &self.age, self.pq.as_ref())
     }
 
-    /// Whether what we seal to this peer is post-quantum.
+    /// Whether the peer's card has a post-quantum recipient.
     pub fn post_quantum(&self) -> bool {
         self.pq.is_some()
     }
@@ -83,7 +83,8 @@ impl PeerKeys {
 /// The recipients a message from `me` to `peer` is sealed to: the peer and
 /// ourselves, both post-quantum when both stations have a post-quantum key,
 /// otherwise both classic (age does not let one file mix the two without
-/// losing the post-quantum property, and refuses to).
+/// losing the post-quantum property, and refuses to). The status asks
+/// [`Sealing::is_post_quantum_between`], the same rule.
 pub fn seal_recipients(me: &StationKeys, peer: &PeerKeys) -> Sealing {
     match (&me.pq, &peer.pq) {
         (Some(ours), Some(theirs)) => Sealing::PostQuantum([theirs.clone(), ours.to_public()]),
@@ -145,6 +146,12 @@ pub enum Sealing {
 }
 
 impl Sealing {
+    /// Whether [`seal_recipients`] seals post-quantum from `me` to `peer`,
+    /// without building the recipients.
+    pub fn is_post_quantum_between(me: &StationKeys, peer: &PeerKeys) -> bool {
+        me.pq.is_some() && peer.post_quantum()
+    }
+
     pub fn recipients(&self) -> [&dyn age::Recipient; 2] {
         match self {
             Sealing::PostQuantum([a, b]) => [a, b],

@@ -362,6 +362,18 @@ mod tests {
         connect(client, server).0.handshake_kind()
     }
 
+    /// The two stations' keys of these tests: the client's, the server's.
+    fn keys() -> (SigningKey, SigningKey) {
+        (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        )
+    }
+
+    fn pin(k: &SigningKey) -> PinSet {
+        PinSet::new(vec![k.verifying_key()])
+    }
+
     /// Both ends of a TLS handshake run in memory to its end.
     fn connect(
         client: &Arc<rustls::ClientConfig>,
@@ -397,11 +409,7 @@ mod tests {
 
     #[test]
     fn every_connection_is_a_full_handshake_with_the_key_verified_again() {
-        let (a, b) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-        );
-        let pin = |k: &SigningKey| PinSet::new(vec![k.verifying_key()]);
+        let (a, b) = keys();
         let client =
             Arc::new(client_tls(&a, Accept::Pinned(pin(&b)), b"hotline/test").expect("client tls"));
         let server = Arc::new(server_tls(&b, pin(&a), false, b"hotline/test").expect("server tls"));
@@ -455,11 +463,7 @@ mod tests {
     #[test]
     fn the_handshake_is_post_quantum_and_falls_back_to_x25519() {
         use rustls::NamedGroup;
-        let (a, b) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-        );
-        let pin = |k: &SigningKey| PinSet::new(vec![k.verifying_key()]);
+        let (a, b) = keys();
         let client =
             Arc::new(client_tls(&a, Accept::Pinned(pin(&b)), b"hotline/test").expect("client tls"));
         let counted: &'static Counted = Box::leak(Box::new(Counted {

@@ -45,7 +45,7 @@ pub use timers::TICK as TIMER_TICK;
 
 use crate::compose::{self, Draft, Origin};
 use crate::config::Config;
-use crate::crypto::keys::OwnRecipient;
+use crate::crypto::keys::{OwnRecipient, Sealing};
 use crate::crypto::signed::Kind;
 use crate::crypto::{PeerKeys, StationKeys, open_inbound, open_outbound};
 use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
@@ -745,10 +745,9 @@ impl Station {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let ours = self.inner.keys.pq.is_some();
         for (name, p) in self.inner.peers().iter() {
             health.entry(name.to_string()).or_default().post_quantum =
-                ours && p.keys.post_quantum();
+                Sealing::is_post_quantum_between(&self.inner.keys, &p.keys);
         }
         for l in &links {
             let h = health.entry(l.peer.clone()).or_default();
