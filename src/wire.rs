@@ -47,6 +47,11 @@ pub enum FrameKind {
     /// The white cell's signed answer: pending, admitted or refused, with
     /// its own card.
     JoinAnswer = 12,
+    /// A station's notice that it has new keys, signed with the old key
+    /// and the new one.
+    Rotation = 13,
+    /// The peer's signed answer to it: held, confirmed, or refused.
+    RotationAnswer = 14,
 }
 
 impl FrameKind {
@@ -64,6 +69,8 @@ impl FrameKind {
             10 => FrameKind::AttachmentResume,
             11 => FrameKind::Join,
             12 => FrameKind::JoinAnswer,
+            13 => FrameKind::Rotation,
+            14 => FrameKind::RotationAnswer,
             _ => return None,
         })
     }
@@ -82,7 +89,9 @@ impl FrameKind {
             | FrameKind::Refusal
             | FrameKind::Ack
             | FrameKind::Join
-            | FrameKind::JoinAnswer => 16 * 1024,
+            | FrameKind::JoinAnswer
+            | FrameKind::RotationAnswer => 16 * 1024,
+            FrameKind::Rotation => crate::crypto::rotation::MAX_NOTICE,
         }
     }
 }
@@ -223,8 +232,8 @@ mod tests {
     #[test]
     fn refuses_bad_frames() {
         assert_eq!(
-            Frame::decode(&[13, 0, 0, 0, 0]),
-            Err(WireError::UnknownKind(13))
+            Frame::decode(&[99, 0, 0, 0, 0]),
+            Err(WireError::UnknownKind(99))
         );
         assert!(matches!(
             Frame::decode(&[3, 0xff, 0, 0, 0]),

@@ -634,6 +634,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         attachments_done: 0,
         attachments_refused: 0,
         subject: None,
+        suspect: None,
     });
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {

@@ -98,6 +98,7 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
         attachments_done: 0,
         attachments_refused: 0,
         subject: None,
+        suspect: None,
     }
 }
 

@@ -1519,6 +1519,9 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
              DROP TABLE void_serials;
              ALTER TABLE serials DROP COLUMN settled;
              DROP INDEX messages_newest;
+             DROP TABLE rotations_out;
+             DROP TABLE rotations_in;
+             ALTER TABLE messages DROP COLUMN suspect;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");

@@ -16,6 +16,9 @@
 
 mod support;
 
+#[path = "security/key_rotation.rs"]
+mod key_rotation;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -1614,8 +1617,8 @@ async fn malformed_frames_reset_their_stream_and_are_audited() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "unknown kind byte",
-            [header(13, 3), vec![1, 2, 3]].concat(),
-            "unknown frame kind 13",
+            [header(99, 3), vec![1, 2, 3]].concat(),
+            "unknown frame kind 99",
         ),
         ("kind byte 0", header(0, 0), "unknown frame kind 0"),
         (

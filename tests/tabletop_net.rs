@@ -50,6 +50,7 @@ fn twin(keys: &StationKeys) -> StationKeys {
         signing: keys.signing.clone(),
         age: keys.age.clone(),
         pq: keys.pq.clone(),
+        retired: Vec::new(),
     }
 }
 

@@ -88,6 +88,7 @@ pub(crate) fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments_done: 0,
                 attachments_refused: 0,
                 subject: None,
+                suspect: None,
             }
         })
         .collect()
@@ -136,6 +137,7 @@ pub(crate) fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments_done: 0,
                 attachments_refused: 0,
                 subject: None,
+                suspect: None,
             }
         })
         .collect()

@@ -6,6 +6,7 @@ mod console;
 mod identity;
 mod journal;
 mod people;
+pub mod rekey;
 mod station;
 mod tabletop;
 
@@ -50,6 +51,9 @@ pub enum Command {
     Card,
     /// Write this station's secret age identity in age's own format (for `age -d -i`)
     Identity(identity::IdentityArgs),
+    /// Make new station keys (signing, age, post-quantum); the old ones are
+    /// kept, and each peer is sent a notice to confirm the new fingerprint
+    Rekey(rekey::RekeyArgs),
     /// Manage peer stations
     #[command(subcommand)]
     Peer(people::PeerCommand),
@@ -123,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Init(args)) => identity::init(args),
         Some(Command::Card) => identity::card(&config_path),
         Some(Command::Identity(args)) => identity::identity(&config_path, args),
+        Some(Command::Rekey(args)) => rekey::rekey(&config_path, args),
         Some(Command::Peer(cmd)) => people::peer(&config_path, cmd),
         Some(Command::Operator(cmd)) => people::operator(&config_path, cmd),
         Some(Command::Check(args)) => check::check(&config_path, args),

@@ -17,6 +17,21 @@ use crate::sanitize::inert;
 pub enum PeerCommand {
     /// Add a peer from its station card, after you confirm its fingerprint
     Add(PeerAddArgs),
+    /// Confirm a peer's new keys (after its `hotline rekey`) by the
+    /// fingerprint it read to you out of band; needs the running station
+    Confirm(PeerConfirmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PeerConfirmArgs {
+    /// The peer station
+    pub peer: String,
+    /// Its new fingerprint, as read aloud by a known person there (spaces
+    /// and case do not matter)
+    pub fingerprint: String,
+    /// The operator confirming it (passphrase asked, or read from $HOTLINE_PASSPHRASE_FILE)
+    #[arg(long)]
+    pub operator: String,
 }
 
 #[derive(Args, Debug)]
@@ -41,7 +56,10 @@ pub struct OperatorAddArgs {
 }
 
 pub fn peer(config_path: &Path, cmd: PeerCommand) -> anyhow::Result<ExitCode> {
-    let PeerCommand::Add(args) = cmd;
+    let args = match cmd {
+        PeerCommand::Add(args) => args,
+        PeerCommand::Confirm(args) => return super::station::confirm_rotation(config_path, args),
+    };
     let config = load_config(config_path)?;
     // The card is checked whole before anything of it is shown: its name
     // by the station-name rules, its addresses as IP:port, its time zone

@@ -400,6 +400,30 @@ pub fn act(config_path: &Path, args: OperatorArgs, act: Act) -> anyhow::Result<E
     })
 }
 
+pub fn confirm_rotation(
+    config_path: &Path,
+    args: super::people::PeerConfirmArgs,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    runtime()?.block_on(async {
+        let mut client = connect(&config).await?;
+        log_in(&mut client, &args.operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        match client
+            .call(&Command::ConfirmRotation {
+                peer: args.peer.clone(),
+                fingerprint: args.fingerprint.clone(),
+            })
+            .await?
+        {
+            Reply::RotationConfirmed { peer, fingerprint } => {
+                crate::out!("{peer}'s new keys are pinned: {fingerprint}");
+                Ok(ExitCode::SUCCESS)
+            }
+            other => Err(unexpected(&other)),
+        }
+    })
+}
+
 pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     let status = runtime()?.block_on(async {
@@ -468,6 +492,9 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 None => "",
             }
         );
+        if let Some(keys) = health.and_then(|h| h.keys.as_deref()) {
+            crate::out!("    keys: {}", inert(keys));
+        }
     }
     let u = |p: Precedence| {
         status

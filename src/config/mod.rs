@@ -640,6 +640,7 @@ impl Checker<'_> {
                     signing,
                     age,
                     pq,
+                    handover: Vec::new(),
                 }
             }
             _ => {

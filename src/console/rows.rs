@@ -287,6 +287,7 @@ mod tests {
             attachments_done: 0,
             attachments_refused: 0,
             subject: None,
+            suspect: None,
         }
     }
 

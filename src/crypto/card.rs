@@ -195,6 +195,7 @@ impl StationCard {
                 .map(parse_pq_recipient)
                 .transpose()
                 .map_err(|e| ("pq_recipient", e))?,
+            handover: Vec::new(),
         })
     }
 }

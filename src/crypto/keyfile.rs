@@ -15,8 +15,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::age_io::{self, AgeError};
-use super::keys::StationKeys;
-use crate::domain::StationName;
+use super::keys::{RetiredKeys, StationKeys};
+use crate::domain::{StationName, stamp};
 use crate::fsutil::{self, PermissionError};
 
 /// The most scrypt work (2^20) we accept when opening a protected key file;
@@ -57,28 +57,65 @@ struct SecretToml {
     age_identity: String,
     #[serde(default)]
     pq_identity: Option<String>,
+    #[serde(default)]
+    retired: Vec<RetiredToml>,
 }
 
-fn to_text(keys: &StationKeys) -> Zeroizing<String> {
-    let signing = Zeroizing::new(B64.encode(keys.signing.to_bytes()));
-    let identity = keys.age.to_string();
-    let pq = keys.pq.as_ref().map(|pq| pq.to_string());
+/// Keys replaced by `hotline rekey`, kept to open what was sealed to them.
+#[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+struct RetiredToml {
+    signing_key: String,
+    age_identity: String,
+    #[serde(default)]
+    pq_identity: Option<String>,
+    retired_at: String,
+    #[serde(default)]
+    compromised_since: Option<String>,
+}
+
+/// The `signing_key`, `age_identity` and `pq_identity` lines of one set
+/// of keys.
+fn key_lines(
+    signing: &SigningKey,
+    age: &crate::crypto::classic::ClassicIdentity,
+    pq: Option<&age::pq::Identity>,
+) -> Zeroizing<String> {
+    let signing = Zeroizing::new(B64.encode(signing.to_bytes()));
+    let identity = age.to_string();
+    let pq = pq.map(|pq| pq.to_string());
     let pq_line = Zeroizing::new(
         pq.as_ref()
             .map(|pq| format!("pq_identity = \"{}\"\n", pq.expose_secret()))
             .unwrap_or_default(),
     );
     Zeroizing::new(format!(
-        "# hotline station secret key for {}. Never share it; keep it owner-only (chmod 600).\n\
-         station = \"{}\"\n\
-         signing_key = \"ed25519-secret:{}\"\n\
+        "signing_key = \"ed25519-secret:{}\"\n\
          age_identity = \"{}\"\n{}",
-        keys.name,
-        keys.name,
         signing.as_str(),
         identity.expose_secret(),
         pq_line.as_str()
     ))
+}
+
+fn to_text(keys: &StationKeys) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(format!(
+        "# hotline station secret key for {}. Never share it; keep it owner-only (chmod 600).\n\
+         station = \"{}\"\n",
+        keys.name, keys.name,
+    ));
+    text.push_str(&key_lines(&keys.signing, &keys.age, keys.pq.as_ref()));
+    for r in &keys.retired {
+        text.push_str(
+            "\n# Replaced by `hotline rekey`; kept to open and verify what came before.\n[[retired]]\n",
+        );
+        text.push_str(&key_lines(&r.signing, &r.age, r.pq.as_ref()));
+        text.push_str(&format!("retired_at = \"{}\"\n", stamp(r.retired_at)));
+        if let Some(since) = r.compromised_since {
+            text.push_str(&format!("compromised_since = \"{}\"\n", stamp(since)));
+        }
+    }
+    text
 }
 
 /// Writes a new key file, owner-only from the first byte. With a passphrase,
@@ -119,6 +156,24 @@ fn armor_with_passphrase(plain: &[u8], pass: SecretString) -> Result<Vec<u8>, Ke
         .and_then(|armored| armored.finish())
         .map_err(|e| KeyFileError::Encrypt(e.to_string()))?;
     Ok(out)
+}
+
+/// Replaces the key file at `path` with `keys` (after `hotline rekey`),
+/// atomically and owner-only, protected by `passphrase` when given.
+pub fn replace_key_file(
+    path: &Path,
+    keys: &StationKeys,
+    passphrase: Option<SecretString>,
+) -> Result<(), KeyFileError> {
+    let text = to_text(keys);
+    let bytes: Zeroizing<Vec<u8>> = match passphrase {
+        None => Zeroizing::new(text.as_bytes().to_vec()),
+        Some(pass) => Zeroizing::new(armor_with_passphrase(text.as_bytes(), pass)?),
+    };
+    fsutil::replace_atomic(path, &bytes, 0o600).map_err(|cause| KeyFileError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })
 }
 
 /// Whether the file at `path` is passphrase-protected (so a caller knows to
@@ -168,39 +223,89 @@ fn parse_secret(path: &Path, plain: &[u8]) -> Result<StationKeys, KeyFileError> 
     let text = std::str::from_utf8(plain).map_err(|_| bad("not UTF-8 text".into()))?;
     let parsed: SecretToml =
         toml::from_str(text).map_err(|e| bad(crate::problem::describe_toml_error(text, &e)))?;
-    let seed_b64 = parsed
-        .signing_key
+    let (signing, age, pq) = parse_keys(
+        "",
+        &parsed.signing_key,
+        &parsed.age_identity,
+        parsed.pq_identity.as_deref(),
+    )
+    .map_err(bad)?;
+    let mut retired = Vec::with_capacity(parsed.retired.len());
+    for (i, r) in parsed.retired.iter().enumerate() {
+        let at = format!("retired[{i}].");
+        let (signing, age, pq) = parse_keys(
+            &at,
+            &r.signing_key,
+            &r.age_identity,
+            r.pq_identity.as_deref(),
+        )
+        .map_err(bad)?;
+        let time = |key: &str, text: &str| {
+            text.parse::<jiff::Timestamp>().map_err(|_| {
+                bad(format!(
+                    "key `{at}{key}` is not an RFC 3339 time such as 2026-12-07T10:00:00Z"
+                ))
+            })
+        };
+        retired.push(RetiredKeys {
+            signing,
+            age,
+            pq,
+            retired_at: time("retired_at", &r.retired_at)?,
+            compromised_since: r
+                .compromised_since
+                .as_deref()
+                .map(|t| time("compromised_since", t))
+                .transpose()?,
+        });
+    }
+    Ok(StationKeys {
+        name: parsed.station.clone(),
+        signing,
+        age,
+        pq,
+        retired,
+    })
+}
+
+type KeySet = (
+    SigningKey,
+    crate::crypto::classic::ClassicIdentity,
+    Option<age::pq::Identity>,
+);
+
+/// One set of keys from their text; `at` prefixes the key names in errors
+/// (`retired[0].`).
+fn parse_keys(
+    at: &str,
+    signing_key: &str,
+    age_identity: &str,
+    pq_identity: Option<&str>,
+) -> Result<KeySet, String> {
+    let seed_b64 = signing_key
         .strip_prefix("ed25519-secret:")
-        .ok_or_else(|| bad("key `signing_key` must start with `ed25519-secret:`".into()))?;
+        .ok_or_else(|| format!("key `{at}signing_key` must start with `ed25519-secret:`"))?;
     let seed = Zeroizing::new(
         B64.decode(seed_b64)
-            .map_err(|_| bad("key `signing_key` is not valid base64".into()))?,
+            .map_err(|_| format!("key `{at}signing_key` is not valid base64"))?,
     );
     let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
         seed.as_slice()
             .try_into()
-            .map_err(|_| bad("key `signing_key` must hold exactly 32 bytes".into()))?,
+            .map_err(|_| format!("key `{at}signing_key` must hold exactly 32 bytes"))?,
     );
-    let age = crate::crypto::classic::ClassicIdentity::from_str(parsed.age_identity.as_str())
-        .map_err(|_| {
-            bad("key `age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)".into())
-        })?;
-    let pq = parsed
-        .pq_identity
-        .as_deref()
+    let age = crate::crypto::classic::ClassicIdentity::from_str(age_identity).map_err(|_| {
+        format!("key `{at}age_identity` is not an age identity (`AGE-SECRET-KEY-1…`)")
+    })?;
+    let pq = pq_identity
         .map(age::pq::Identity::from_str)
         .transpose()
         .map_err(|e| {
-            bad(format!(
-                "key `pq_identity` is not an age post-quantum identity (`AGE-SECRET-KEY-PQ-1…`): {e}"
-            ))
+            format!(
+                "key `{at}pq_identity` is not an age post-quantum identity (`AGE-SECRET-KEY-PQ-1…`): {e}"
+            )
         })?;
-    Ok(StationKeys {
-        name: parsed.station.clone(),
-        signing: SigningKey::from_bytes(&seed),
-        age,
-        pq,
-    })
+    Ok((SigningKey::from_bytes(&seed), age, pq))
 }
 
 /// Every age identity of the station, in age's own identity-file format
@@ -217,6 +322,17 @@ pub fn age_identity_file(keys: &StationKeys) -> Zeroizing<String> {
         ));
     }
     text.push_str(&classic_lines(keys));
+    for r in keys.retired.iter().rev() {
+        if let Some(pq) = &r.pq {
+            text.push_str(&format!(
+                "# retired {} (post-quantum): {}\n{}\n",
+                stamp(r.retired_at),
+                pq.to_public(),
+                pq.to_string().expose_secret()
+            ));
+        }
+        text.push_str(&retired_classic_lines(r));
+    }
     text
 }
 
@@ -225,7 +341,19 @@ pub fn age_identity_file(keys: &StationKeys) -> Zeroizing<String> {
 pub fn classic_identity_file(keys: &StationKeys) -> Zeroizing<String> {
     let mut text = identity_file_head(keys);
     text.push_str(&classic_lines(keys));
+    for r in keys.retired.iter().rev() {
+        text.push_str(&retired_classic_lines(r));
+    }
     text
+}
+
+fn retired_classic_lines(r: &RetiredKeys) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "# retired {} (classic): {}\n{}\n",
+        stamp(r.retired_at),
+        r.age.to_public(),
+        r.age.to_string().expose_secret()
+    ))
 }
 
 fn identity_file_head(keys: &StationKeys) -> Zeroizing<String> {

@@ -7,13 +7,15 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::classic::{self, ClassicIdentity, ClassicRecipient};
 use crate::domain::StationName;
 
-/// This station's secret keys. Each zeroises itself on drop.
+/// This station's secret keys. Each zeroises itself on drop. Not `Clone`,
+/// so secret keys are not copied casually.
 pub struct StationKeys {
     pub name: StationName,
     pub signing: SigningKey,
@@ -23,6 +25,22 @@ pub struct StationKeys {
     /// The hybrid post-quantum identity; `None` only for a key file made
     /// before hotline had one.
     pub pq: Option<age::pq::Identity>,
+    /// The keys `hotline rekey` replaced, oldest first: kept to open and
+    /// verify what the journal holds from before, and to sign the rotation
+    /// notice (and, until a peer confirms the new keys, its traffic).
+    pub retired: Vec<RetiredKeys>,
+}
+
+/// A station's keys from before a rotation.
+pub struct RetiredKeys {
+    pub signing: SigningKey,
+    pub age: ClassicIdentity,
+    pub pq: Option<age::pq::Identity>,
+    pub retired_at: Timestamp,
+    /// Set by `hotline rekey --compromised`: from when the key may have
+    /// been in someone else's hands. A compromised key signs nothing but
+    /// its own revocation.
+    pub compromised_since: Option<Timestamp>,
 }
 
 /// A peer's public keys, as pinned from its station card.
@@ -33,6 +51,10 @@ pub struct PeerKeys {
     pub age: ClassicRecipient,
     /// The peer's hybrid post-quantum recipient, when its card has one.
     pub pq: Option<age::pq::Recipient>,
+    /// Earlier signing keys of the peer still accepted while it changes
+    /// over to `signing`: after its rotation was confirmed here, until it
+    /// is seen using the new key. Not part of its card.
+    pub handover: Vec<VerifyingKey>,
 }
 
 impl StationKeys {
@@ -45,7 +67,61 @@ impl StationKeys {
             signing: SigningKey::from_bytes(&seed),
             age: classic::generate(),
             pq: Some(age::pq::Identity::generate()),
+            retired: Vec::new(),
         })
+    }
+
+    /// Fresh keys for the same station, these ones retired (at `now`, and
+    /// compromised since `compromised_since` when given).
+    pub fn rekey(
+        self,
+        now: Timestamp,
+        compromised_since: Option<Timestamp>,
+    ) -> Result<Self, getrandom::Error> {
+        let mut next = StationKeys::generate(self.name.clone())?;
+        next.retired = self.retired;
+        next.retired.push(RetiredKeys {
+            signing: self.signing,
+            age: self.age,
+            pq: self.pq,
+            retired_at: now,
+            compromised_since,
+        });
+        Ok(next)
+    }
+
+    /// The keys as they stood before the newest rotation, with every other
+    /// key (the current ones included) kept for opening: what this station
+    /// signs with towards a peer that has not confirmed the rotation yet.
+    /// `None` when the keys were never rotated.
+    pub fn before_rotation(&self) -> Option<StationKeys> {
+        let newest = self.retired.last()?;
+        let mut retired: Vec<RetiredKeys> = self.retired[..self.retired.len() - 1]
+            .iter()
+            .map(RetiredKeys::copy)
+            .collect();
+        retired.push(RetiredKeys {
+            signing: self.signing.clone(),
+            age: self.age.clone(),
+            pq: self.pq.clone(),
+            retired_at: newest.retired_at,
+            compromised_since: None,
+        });
+        Some(StationKeys {
+            name: self.name.clone(),
+            signing: newest.signing.clone(),
+            age: newest.age.clone(),
+            pq: newest.pq.clone(),
+            retired,
+        })
+    }
+
+    /// Every public signing key this station has had: the current one
+    /// first, then the retired ones, newest first.
+    pub fn all_signing_keys(&self) -> Vec<VerifyingKey> {
+        std::iter::once(self.signing.verifying_key())
+            .chain(self.retired.iter().rev().map(|r| r.signing.verifying_key()))
+            .collect()
     }
 
     pub fn public(&self) -> PeerKeys {
@@ -54,18 +130,47 @@ impl StationKeys {
             signing: self.signing.verifying_key(),
             age: self.age.to_public(),
             pq: self.pq.as_ref().map(age::pq::Identity::to_public),
+            handover: Vec::new(),
         }
     }
 
     /// Every identity that may open what was sealed to this station,
-    /// post-quantum first.
+    /// post-quantum first, the current keys before the retired ones.
     pub fn identities(&self) -> Vec<&dyn age::Identity> {
-        let mut all: Vec<&dyn age::Identity> = Vec::with_capacity(2);
+        let mut all: Vec<&dyn age::Identity> = Vec::with_capacity(2 + 2 * self.retired.len());
         if let Some(pq) = &self.pq {
             all.push(pq);
         }
         all.push(&self.age);
+        for r in self.retired.iter().rev() {
+            if let Some(pq) = &r.pq {
+                all.push(pq);
+            }
+            all.push(&r.age);
+        }
         all
+    }
+}
+
+impl RetiredKeys {
+    fn copy(&self) -> RetiredKeys {
+        RetiredKeys {
+            signing: self.signing.clone(),
+            age: self.age.clone(),
+            pq: self.pq.clone(),
+            retired_at: self.retired_at,
+            compromised_since: self.compromised_since,
+        }
+    }
+
+    pub fn public(&self, name: &StationName) -> PeerKeys {
+        PeerKeys {
+            name: name.clone(),
+            signing: self.signing.verifying_key(),
+            age: self.age.to_public(),
+            pq: self.pq.as_ref().map(age::pq::Identity::to_public),
+            handover: Vec::new(),
+        }
     }
 }
 
@@ -77,6 +182,14 @@ impl PeerKeys {
     /// Whether the peer's card has a post-quantum recipient.
     pub fn post_quantum(&self) -> bool {
         self.pq.is_some()
+    }
+
+    /// The signing keys accepted from the peer now: its pinned key, then
+    /// any still accepted during a handover.
+    pub fn accepted(&self) -> Vec<VerifyingKey> {
+        std::iter::once(self.signing)
+            .chain(self.handover.iter().copied())
+            .collect()
     }
 }
 

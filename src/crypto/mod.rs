@@ -7,6 +7,7 @@ pub mod card;
 pub mod classic;
 pub mod keyfile;
 pub mod keys;
+pub mod rotation;
 pub mod seal;
 pub mod signed;
 

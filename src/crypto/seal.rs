@@ -88,7 +88,7 @@ pub fn open_inbound<P: std::borrow::Borrow<PeerKeys>>(
     pinned: impl Fn(&str) -> Option<P>,
 ) -> Result<Opened, OpenError> {
     let opened = open_with(ciphertext, me, |signer| {
-        pinned(signer).map(|p| p.borrow().signing)
+        pinned(signer).map(|p| p.borrow().accepted())
     })?;
     if opened.message.to != me.name {
         return Err(OpenError::WrongRecipient {
@@ -99,18 +99,18 @@ pub fn open_inbound<P: std::borrow::Borrow<PeerKeys>>(
     Ok(opened)
 }
 
-/// Opens a message this station sealed itself (from the journal's outbox).
+/// Opens a message this station sealed itself (from the journal's outbox),
+/// signed with its current key or one it had before a rotation.
 pub fn open_outbound(ciphertext: &[u8], me: &StationKeys) -> Result<Opened, OpenError> {
-    let own = me.signing.verifying_key();
     open_with(ciphertext, me, |signer| {
-        (signer == me.name.as_str()).then_some(own)
+        (signer == me.name.as_str()).then(|| me.all_signing_keys())
     })
 }
 
 fn open_with(
     ciphertext: &[u8],
     me: &StationKeys,
-    key_for: impl Fn(&str) -> Option<ed25519_dalek::VerifyingKey>,
+    keys_for: impl Fn(&str) -> Option<Vec<ed25519_dalek::VerifyingKey>>,
 ) -> Result<Opened, OpenError> {
     let identities = me.identities();
     let plaintext =
@@ -121,8 +121,8 @@ fn open_with(
         })?;
     let doc = signed::parse(&plaintext).map_err(|e| OpenError::Malformed(e.to_string()))?;
     let signer = doc.claimed_signer().to_string();
-    let key = key_for(&signer).ok_or_else(|| OpenError::UnknownSender(signer.clone()))?;
-    let body = doc.verify(Kind::Message, &key).map_err(|e| match e {
+    let keys = keys_for(&signer).ok_or_else(|| OpenError::UnknownSender(signer.clone()))?;
+    let (body, _) = doc.verify_any(Kind::Message, &keys).map_err(|e| match e {
         SignedError::BadSignature { .. } => OpenError::BadSignature(signer.clone()),
         SignedError::UnsupportedRevision { theirs, ours, .. } => {
             OpenError::UnsupportedRevision { theirs, ours }

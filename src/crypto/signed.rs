@@ -40,10 +40,17 @@ pub enum Kind {
     Join,
     /// The white cell's answer to it.
     JoinAnswer,
+    /// A station's notice that it has new keys, signed with the key its
+    /// peers pin; it wraps a [`Kind::RotationKey`] document.
+    Rotation,
+    /// The inner part of a rotation notice, signed with the new key.
+    RotationKey,
+    /// A peer's answer to a rotation notice: held, or confirmed.
+    RotationAnswer,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Message,
         Kind::Receipt,
         Kind::Refusal,
@@ -53,6 +60,9 @@ impl Kind {
         Kind::Checkpoint,
         Kind::Join,
         Kind::JoinAnswer,
+        Kind::Rotation,
+        Kind::RotationKey,
+        Kind::RotationAnswer,
     ];
 
     pub fn tag(self) -> &'static str {
@@ -66,6 +76,9 @@ impl Kind {
             Kind::Checkpoint => "hotline/1 audit-checkpoint",
             Kind::Join => "hotline-exercise/1 join",
             Kind::JoinAnswer => "hotline-exercise/1 join-answer",
+            Kind::Rotation => "hotline/2 key-rotation",
+            Kind::RotationKey => "hotline/2 key-rotation new-key",
+            Kind::RotationAnswer => "hotline/2 key-rotation answer",
         }
     }
 
@@ -81,6 +94,9 @@ impl Kind {
             Kind::Checkpoint => "audit checkpoint",
             Kind::Join => "request to join",
             Kind::JoinAnswer => "answer to a request to join",
+            Kind::Rotation => "key rotation notice",
+            Kind::RotationKey => "key rotation notice (new key's part)",
+            Kind::RotationAnswer => "answer to a key rotation notice",
         }
     }
 
@@ -231,6 +247,32 @@ impl<'a> Unverified<'a> {
         // genuinely signed is a bad signature, whatever revision it claims.
         check_revision(self.kind, self.body)?;
         Ok(self.body)
+    }
+
+    /// [`Unverified::verify`] against the first of `keys` that signed it,
+    /// returned beside the body.
+    pub fn verify_any(
+        self,
+        expected: Kind,
+        keys: &[VerifyingKey],
+    ) -> Result<(&'a [u8], VerifyingKey), SignedError> {
+        let signed = signed_bytes(self.head, self.body);
+        let Some(key) = keys
+            .iter()
+            .find(|k| k.verify_strict(&signed, &self.signature).is_ok())
+        else {
+            if self.kind != expected {
+                return Err(SignedError::WrongKind {
+                    expected,
+                    found: self.kind,
+                });
+            }
+            return Err(SignedError::BadSignature {
+                signer: self.signer.to_string(),
+            });
+        };
+        let key = *key;
+        self.verify(expected, &key).map(|body| (body, key))
     }
 }
 

@@ -99,6 +99,11 @@ pub enum PathKind {
 pub struct PeerSpec {
     pub name: StationName,
     pub key: VerifyingKey,
+    /// Earlier keys of the peer still accepted while it changes over.
+    pub handover: Vec<VerifyingKey>,
+    /// The key we present to this peer, when not the link's own (the
+    /// peer has not confirmed our newest rotation yet).
+    pub present: Option<SigningKey>,
     pub primary: Option<SocketAddr>,
     pub backup: Option<SocketAddr>,
 }
@@ -210,9 +215,16 @@ struct Slot {
 
 struct PeerEntry {
     spec: PeerSpec,
-    client: quinn::ClientConfig,
+    /// What the peer may present and what we present to it: changed by a
+    /// key rotation on either side.
+    keys: RwLock<EntryKeys>,
     slot: Mutex<Slot>,
     up: watch::Sender<bool>,
+}
+
+struct EntryKeys {
+    accepted: Vec<VerifyingKey>,
+    client: quinn::ClientConfig,
 }
 
 struct Shared {
@@ -221,6 +233,8 @@ struct Shared {
     peers: RwLock<HashMap<StationName, Arc<PeerEntry>>>,
     /// The keys the TLS server side accepts, shared with its verifier.
     pinned: tls::PinSet,
+    /// The certificate the TLS server side presents to each caller.
+    presented: Arc<tls::Presented>,
     upcalls: Arc<dyn Upcalls>,
     events: mpsc::Sender<LinkEvent>,
     stop: watch::Sender<bool>,
@@ -254,19 +268,37 @@ impl Shared {
     }
 
     fn entry_by_key(&self, key: &VerifyingKey) -> Option<Arc<PeerEntry>> {
-        self.peers().values().find(|e| e.spec.key == *key).cloned()
+        self.peers()
+            .values()
+            .find(|e| e.accepted().contains(key))
+            .cloned()
     }
 
-    fn new_entry(&self, spec: PeerSpec) -> Result<Arc<PeerEntry>, LinkError> {
-        let client = tls::client_config(
-            &self.settings.key,
-            spec.key,
+    fn entry_keys(
+        &self,
+        accepted: Vec<VerifyingKey>,
+        present: Option<&SigningKey>,
+    ) -> Result<EntryKeys, LinkError> {
+        let client = tls::client_config_accepting(
+            present.unwrap_or(&self.settings.key),
+            accepted.clone(),
             &self.settings.alpn,
             self.settings.idle_timeout,
         )?;
+        Ok(EntryKeys { accepted, client })
+    }
+
+    fn new_entry(&self, spec: PeerSpec) -> Result<Arc<PeerEntry>, LinkError> {
+        let accepted = std::iter::once(spec.key)
+            .chain(spec.handover.iter().copied())
+            .collect();
+        let keys = self.entry_keys(accepted, spec.present.as_ref())?;
+        if let Some(present) = &spec.present {
+            self.presented.set(&spec.name, present)?;
+        }
         Ok(Arc::new(PeerEntry {
             spec,
-            client,
+            keys: RwLock::new(keys),
             slot: Mutex::new(Slot::default()),
             up: watch::channel(false).0,
         }))
@@ -274,6 +306,22 @@ impl Shared {
 }
 
 impl PeerEntry {
+    fn accepted(&self) -> Vec<VerifyingKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accepted
+            .clone()
+    }
+
+    fn client(&self) -> quinn::ClientConfig {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .client
+            .clone()
+    }
+
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -289,9 +337,16 @@ impl Link {
         settings: LinkSettings,
         upcalls: Arc<dyn Upcalls>,
     ) -> Result<(Link, mpsc::Receiver<LinkEvent>), LinkError> {
-        let pinned = tls::PinSet::new(settings.peers.iter().map(|p| p.key).collect());
+        let pinned = tls::PinSet::new(
+            settings
+                .peers
+                .iter()
+                .flat_map(|p| std::iter::once(p.key).chain(p.handover.iter().copied()))
+                .collect(),
+        );
+        let presented = tls::Presented::new(&settings.key)?;
         let server = tls::server_config(
-            &settings.key,
+            presented.clone(),
             pinned.clone(),
             settings.admission,
             &settings.alpn,
@@ -309,6 +364,7 @@ impl Link {
             endpoint,
             peers: RwLock::new(HashMap::new()),
             pinned,
+            presented,
             upcalls,
             events,
             stop: watch::channel(false).0,
@@ -326,17 +382,55 @@ impl Link {
     pub fn add_peer(&self, spec: PeerSpec) -> Result<(), LinkError> {
         let shared = &self.shared;
         let name = spec.name.clone();
-        let key = spec.key;
         let entry = shared.new_entry(spec)?;
+        let keys = entry.accepted();
         {
             let mut peers = shared.peers.write().unwrap_or_else(PoisonError::into_inner);
-            if peers.contains_key(&name) || peers.values().any(|e| e.spec.key == key) {
+            if peers.contains_key(&name)
+                || peers
+                    .values()
+                    .any(|e| e.accepted().iter().any(|k| keys.contains(k)))
+            {
                 return Err(LinkError::DuplicatePeer(name.to_string()));
             }
             peers.insert(name.clone(), entry);
         }
-        shared.pinned.add(key);
+        for key in keys {
+            shared.pinned.add(key);
+        }
         tokio::spawn(peer::maintain(shared.clone(), name));
+        Ok(())
+    }
+
+    /// Changes the keys `peer` may present (its own rotation, confirmed
+    /// here) and the key we present to it (ours, once it confirmed). With
+    /// `reset`, drops its connection (saying why) so the next one uses them.
+    pub fn change_keys(
+        &self,
+        peer: &StationName,
+        accepted: Vec<VerifyingKey>,
+        present: &SigningKey,
+        reset: Option<&str>,
+    ) -> Result<(), LinkError> {
+        let shared = &self.shared;
+        let entry = shared
+            .entry(peer)
+            .ok_or_else(|| LinkError::UnknownPeer(peer.to_string()))?;
+        let keys = shared.entry_keys(accepted.clone(), Some(present))?;
+        shared.presented.set(peer, present)?;
+        let before = std::mem::replace(
+            &mut *entry.keys.write().unwrap_or_else(PoisonError::into_inner),
+            keys,
+        );
+        for key in before.accepted.iter().filter(|k| !accepted.contains(k)) {
+            shared.pinned.remove(key);
+        }
+        for key in accepted {
+            shared.pinned.add(key);
+        }
+        if let Some(why) = reset {
+            self.reset(peer, Duration::ZERO, why);
+        }
         Ok(())
     }
 

@@ -272,7 +272,7 @@ async fn dial(
     let started = Instant::now();
     let connecting = shared
         .endpoint
-        .connect_with(entry.client.clone(), addr, "hotline")
+        .connect_with(entry.client(), addr, &tls::sni_for(&shared.settings.us))
         .map_err(|e| e.to_string())?;
     let conn = tokio::time::timeout(DIAL_TIMEOUT, connecting)
         .await

@@ -4,6 +4,7 @@
 //! certificate authorities and no name checks, but the handshake signature is
 //! still verified, or anyone replaying a public certificate would get in.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -13,9 +14,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use sha2::{Digest, Sha256};
 
 use super::LinkError;
+use crate::domain::StationName;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -60,6 +65,63 @@ fn certificate(
     Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(der)))
 }
 
+/// A self-signed certificate for `key`, ready for rustls to present.
+fn certified(key: &SigningKey) -> Result<Arc<CertifiedKey>, LinkError> {
+    let (cert, der) = certificate(key)?;
+    CertifiedKey::from_der(vec![cert], der, &provider())
+        .map(Arc::new)
+        .map_err(|e| LinkError::Tls(e.to_string()))
+}
+
+/// The server name a station dials with: derived from the caller's own
+/// name, so the station it calls knows which of its keys to present (a
+/// peer that has not confirmed its rotation still pins the old one). Not
+/// proof of anything: the caller's certificate is verified as always.
+pub fn sni_for(caller: &StationName) -> String {
+    let digest = hex::encode(Sha256::digest(caller.as_str().as_bytes()));
+    format!("h{}.hotline", &digest[..32])
+}
+
+/// Which certificate the server presents: per caller (by the server name
+/// it dialled with, [`sni_for`]), else the station's current key.
+#[derive(Debug)]
+pub struct Presented {
+    default: Arc<CertifiedKey>,
+    by_caller: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl Presented {
+    pub fn new(key: &SigningKey) -> Result<Arc<Presented>, LinkError> {
+        Ok(Arc::new(Presented {
+            default: certified(key)?,
+            by_caller: RwLock::default(),
+        }))
+    }
+
+    /// Presents `key` to `caller` from now on.
+    pub fn set(&self, caller: &StationName, key: &SigningKey) -> Result<(), LinkError> {
+        let cert = certified(key)?;
+        self.by_caller
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sni_for(caller), cert);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for Presented {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let chosen = hello.server_name().and_then(|name| {
+            self.by_caller
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .cloned()
+        });
+        Some(chosen.unwrap_or_else(|| self.default.clone()))
+    }
+}
+
 /// The keys a verifier accepts. Shared, so that a peer added to a running
 /// link is accepted from then on.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +137,13 @@ impl PinSet {
         if !keys.contains(&key) {
             keys.push(key);
         }
+    }
+
+    pub fn remove(&self, key: &VerifyingKey) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k| k != key);
     }
 
     fn contains(&self, key: &VerifyingKey) -> bool {
@@ -221,13 +290,13 @@ pub fn transport(idle: Duration) -> quinn::TransportConfig {
 /// The server side: our certificate, and client certificates pinned (or,
 /// with `admission`, any Ed25519 key, checked by the accept loop).
 pub fn server_config(
-    key: &SigningKey,
+    presented: Arc<Presented>,
     pinned: PinSet,
     admission: bool,
     alpn: &[u8],
     idle: Duration,
 ) -> Result<quinn::ServerConfig, LinkError> {
-    let tls = server_tls(key, pinned, admission, alpn)?;
+    let tls = server_tls(presented, pinned, admission, alpn)?;
     let quic = QuicServerConfig::try_from(tls).map_err(|e| LinkError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(transport(idle)));
@@ -245,17 +314,17 @@ pub fn server_config(
 /// client's key is verified against the pins on every connection (a
 /// resumed session would restore it unverified, wrong once keys rotate).
 fn server_tls(
-    key: &SigningKey,
+    presented: Arc<Presented>,
     pinned: PinSet,
     admission: bool,
     alpn: &[u8],
 ) -> Result<rustls::ServerConfig, LinkError> {
-    server_tls_with(provider(), key, pinned, admission, alpn)
+    server_tls_with(provider(), presented, pinned, admission, alpn)
 }
 
 fn server_tls_with(
     provider: Arc<CryptoProvider>,
-    key: &SigningKey,
+    presented: Arc<Presented>,
     pinned: PinSet,
     admission: bool,
     alpn: &[u8],
@@ -268,13 +337,11 @@ fn server_tls_with(
         },
         algorithms: provider.signature_verification_algorithms,
     });
-    let (cert, der) = certificate(key)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| LinkError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert], der)
-        .map_err(|e| LinkError::Tls(e.to_string()))?;
+        .with_cert_resolver(presented);
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.max_early_data_size = 0;
     tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -290,6 +357,17 @@ pub fn client_config(
     idle: Duration,
 ) -> Result<quinn::ClientConfig, LinkError> {
     client_with(key, Accept::Pinned(PinSet::new(vec![peer])), alpn, idle)
+}
+
+/// The client side for dialing one peer whose keys are `accepted` (more
+/// than one while it changes over to a new key).
+pub fn client_config_accepting(
+    key: &SigningKey,
+    accepted: Vec<VerifyingKey>,
+    alpn: &[u8],
+    idle: Duration,
+) -> Result<quinn::ClientConfig, LinkError> {
+    client_with(key, Accept::Pinned(PinSet::new(accepted)), alpn, idle)
 }
 
 /// The client side for asking a white cell to join: any server key passes
@@ -412,7 +490,15 @@ mod tests {
         let (a, b) = keys();
         let client =
             Arc::new(client_tls(&a, Accept::Pinned(pin(&b)), b"hotline/test").expect("client tls"));
-        let server = Arc::new(server_tls(&b, pin(&a), false, b"hotline/test").expect("server tls"));
+        let server = Arc::new(
+            server_tls(
+                Presented::new(&b).expect("cert"),
+                pin(&a),
+                false,
+                b"hotline/test",
+            )
+            .expect("server tls"),
+        );
         assert_eq!(handshake(&client, &server), Some(HandshakeKind::Full));
         assert_eq!(
             handshake(&client, &server),
@@ -476,8 +562,14 @@ mod tests {
             kx_groups: groups,
             ..(*provider()).clone()
         });
-        let server =
-            server_tls_with(with_counted, &b, pin(&a), false, b"hotline/test").expect("server tls");
+        let server = server_tls_with(
+            with_counted,
+            Presented::new(&b).expect("cert"),
+            pin(&a),
+            false,
+            b"hotline/test",
+        )
+        .expect("server tls");
         let (c, s) = connect(&client, &Arc::new(server));
         let group = |g: Option<&'static dyn rustls::crypto::SupportedKxGroup>| g.map(|g| g.name());
         assert_eq!(
@@ -492,8 +584,14 @@ mod tests {
 
         // The control: the hybrid group removed on the server's side.
         let ring_only = Arc::new(rustls::crypto::ring::default_provider());
-        let classic =
-            server_tls_with(ring_only, &b, pin(&a), false, b"hotline/test").expect("server tls");
+        let classic = server_tls_with(
+            ring_only,
+            Presented::new(&b).expect("cert"),
+            pin(&a),
+            false,
+            b"hotline/test",
+        )
+        .expect("server tls");
         let (c, s) = connect(&client, &Arc::new(classic));
         assert_eq!(
             group(c.negotiated_key_exchange_group()),

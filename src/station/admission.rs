@@ -276,6 +276,8 @@ impl Station {
         link.add_peer(PeerSpec {
             name: keys.name.clone(),
             key: keys.signing,
+            handover: Vec::new(),
+            present: None,
             primary: None,
             backup: None,
         })?;

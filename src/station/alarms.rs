@@ -54,6 +54,8 @@ impl AlarmKind {
             AlarmKind::OriginalDiffers => "original-differs",
             AlarmKind::ConflictingId => "conflicting-id",
             AlarmKind::Storage => "storage",
+            AlarmKind::KeyRotation => "key-rotation",
+            AlarmKind::KeyCompromised => "key-compromised",
         }
     }
 
@@ -62,6 +64,7 @@ impl AlarmKind {
     pub fn gravity(self) -> u8 {
         match self {
             AlarmKind::FlashNoReceipt => 0,
+            AlarmKind::KeyCompromised => 0,
             AlarmKind::Overdue => 1,
             AlarmKind::AuditMismatch => 2,
             AlarmKind::Refused => 3,
@@ -73,6 +76,7 @@ impl AlarmKind {
             AlarmKind::ConflictingId => 3,
             AlarmKind::Storage => 4,
             AlarmKind::LinkDegraded => 8,
+            AlarmKind::KeyRotation => 5,
             AlarmKind::ConnectionRefused => 9,
         }
     }
@@ -89,7 +93,9 @@ impl AlarmKind {
             | AlarmKind::ClockSkew
             | AlarmKind::LinkDown
             | AlarmKind::LinkDegraded
-            | AlarmKind::Storage => true,
+            | AlarmKind::Storage
+            | AlarmKind::KeyRotation
+            | AlarmKind::KeyCompromised => true,
             // An altered audit log stays altered: the next check raises it
             // again.
             AlarmKind::Refused

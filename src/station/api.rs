@@ -160,6 +160,12 @@ pub enum Command {
     LinkTest {
         peer: String,
     },
+    /// Confirms a peer's new keys by the fingerprint it read aloud, as
+    /// the session's operator (audited).
+    ConfirmRotation {
+        peer: String,
+        fingerprint: String,
+    },
 }
 
 impl Command {
@@ -185,6 +191,7 @@ impl Command {
             Command::Find { .. } => "find",
             Command::Subjects { .. } => "subjects",
             Command::LinkTest { .. } => "link-test",
+            Command::ConfirmRotation { .. } => "confirm-rotation",
         }
     }
 }
@@ -248,6 +255,11 @@ pub enum Reply {
     /// The ids of the messages found, in list order.
     Found {
         ids: Vec<MessageId>,
+    },
+    /// A peer's new keys are pinned.
+    RotationConfirmed {
+        peer: String,
+        fingerprint: String,
     },
     /// The operator's kept draft, if there is one.
     Draft {

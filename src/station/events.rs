@@ -42,6 +42,13 @@ pub enum AlarmKind {
     ConflictingId,
     /// What this station keeps from a peer, or in all, is near its quota.
     Storage,
+    /// A peer announced new keys: held until an operator confirms the new
+    /// fingerprint out of band (`hotline peer confirm`).
+    KeyRotation,
+    /// A peer says the key pinned for it was compromised: refused at once,
+    /// and what was stored since is flagged, until its new fingerprint is
+    /// confirmed.
+    KeyCompromised,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +156,12 @@ pub enum Event {
     /// A peer was added while running (a trainee admitted to a white cell).
     PeerAdded {
         peer: String,
+    },
+    /// A key rotation moved on: the peer's (held, confirmed, complete) or
+    /// ours (the peer holds or confirmed our notice).
+    KeysChanged {
+        peer: String,
+        what: String,
     },
     /// Something for the operators to read (exercise progress, for one).
     Notice {

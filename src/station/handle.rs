@@ -63,6 +63,11 @@ impl Station {
                     row: Box::new(self.row(&row.id)?),
                 })
             }
+            Command::ConfirmRotation { peer, fingerprint } => {
+                let op = logged_in(session)?;
+                let fingerprint = self.confirm_rotation(&op, &peer, &fingerprint).await?;
+                Ok(Reply::RotationConfirmed { peer, fingerprint })
+            }
             Command::Cancel { id } => {
                 let op = logged_in(session)?;
                 let row = self.resolve(&id, Direction::Out)?;

@@ -45,7 +45,23 @@ impl crate::link::Upcalls for Upcalls {
             return async { None }.boxed();
         };
         async move {
+            if inner.revoked(peer.as_str()) && frame.kind != FrameKind::Rotation {
+                audit(
+                    &inner,
+                    peer.as_str(),
+                    "refuse",
+                    &format!(
+                        "peer={peer} {:?} frame under a key reported compromised",
+                        frame.kind
+                    ),
+                )
+                .await;
+                return None;
+            }
             match frame.kind {
+                FrameKind::Rotation => {
+                    super::rotation::received(&inner, &peer, frame.payload).await
+                }
                 FrameKind::Message => message(&inner, &peer, frame.payload).await,
                 FrameKind::Ack => ack(&inner, &peer, frame.payload).await,
                 FrameKind::LinkTest => standing::link_test(&inner, &peer, frame.payload).await,
@@ -171,7 +187,7 @@ pub(super) fn refusal(
     };
     Frame::new(
         FrameKind::Refusal,
-        docs::sign(Kind::Refusal, &body, &inner.keys),
+        docs::sign(Kind::Refusal, &body, &inner.signer(&peer.name)),
     )
 }
 
@@ -200,7 +216,7 @@ pub(super) fn receipt(
         to: peer.clone(),
         stored_at: Timestamp::now(),
     };
-    docs::sign(Kind::Receipt, &body, &inner.keys)
+    docs::sign(Kind::Receipt, &body, &inner.signer(peer))
 }
 
 fn code_for(e: &OpenError) -> RefusalCode {

@@ -25,6 +25,7 @@ pub mod noisy;
 mod outbox;
 pub mod pool;
 mod quota;
+pub mod rotation;
 mod standing;
 pub mod strangers;
 mod subjects;
@@ -126,6 +127,10 @@ pub struct PeerHealth {
     /// have a post-quantum key); set when the status is read.
     #[serde(default)]
     pub post_quantum: bool,
+    /// Where a key rotation with this peer stands, while one is under way
+    /// (ours not yet confirmed by it, or its own not yet confirmed here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
 }
 
 /// The whole picture for `hotline status` and the status bar.
@@ -180,12 +185,20 @@ pub(crate) struct Inner {
     pool: pool::Pool,
     /// Snapshots served, for [`Status::snapshots_served`].
     snapshots: std::sync::atomic::AtomicU64,
+    /// Our newest key rotation, and where each peer stands with it.
+    ours: rotation::Ours,
 }
 
 /// One peer: its keys, its send queue, and what wakes its attachment
 /// uploader (a message was receipted).
 struct PeerState {
     keys: PeerKeys,
+    /// The signing keys the peer had before (its confirmed rotations):
+    /// what the messages stored from it then verify with.
+    history: Vec<ed25519_dalek::VerifyingKey>,
+    /// The peer reported the key pinned for it compromised, and no new
+    /// key is confirmed yet: nothing goes to it, nothing from it is taken.
+    revoked: bool,
     queue: Arc<outbox::Queue>,
     uploads: Arc<Notify>,
 }
@@ -207,7 +220,7 @@ impl Inner {
         let sealed = self.journal.sealed(id)?;
         let opened = match direction {
             Direction::Out => open_outbound(&sealed, &self.keys),
-            Direction::In => open_inbound(&sealed, &self.keys, |n| self.peer(n)),
+            Direction::In => open_inbound(&sealed, &self.keys, |n| self.peer_as_stored(n)),
         };
         opened
             .map(|o| o.message)
@@ -289,6 +302,25 @@ impl Inner {
         self.with_peer(name, |p| p.keys.clone())
     }
 
+    /// A peer's keys as what is stored from it verifies with: any signing
+    /// key it has had.
+    fn peer_as_stored(&self, name: &str) -> Option<PeerKeys> {
+        self.with_peer(name, |p| {
+            let mut keys = p.keys.clone();
+            keys.handover.extend(p.history.iter().copied());
+            keys
+        })
+    }
+
+    fn revoked(&self, name: &str) -> bool {
+        self.with_peer(name, |p| p.revoked).unwrap_or(false)
+    }
+
+    /// The keys this station signs its documents to `peer` with.
+    fn signer(&self, peer: &StationName) -> Arc<StationKeys> {
+        self.ours.doc_signer(&self.keys, peer)
+    }
+
     fn queue(&self, name: &str) -> Option<Arc<outbox::Queue>> {
         self.with_peer(name, |p| p.queue.clone())
     }
@@ -351,25 +383,42 @@ impl Station {
             tokio::task::spawn_blocking(move || Journal::open(&journal_path, Some(checkpoint)))
                 .await
                 .map_err(|e| StationError::Refused(format!("journal open task failed: {e}")))??;
+        let keys = Arc::new(keys);
+        if let Some(recorded) = rotation::record_rekey(&journal, &keys, &config)? {
+            recorded.done().await?;
+        }
+        let ours = rotation::Ours::load(&keys, &journal)?;
         let mut peers = HashMap::new();
         for p in &config.peers {
             peers.insert(p.keys.name.clone(), PeerState::load(&journal, &p.keys)?);
         }
+        let specs: Vec<PeerSpec> = config
+            .peers
+            .iter()
+            .map(|p| {
+                let state = &peers[&p.keys.name];
+                let present = ours.link_signer(&keys, &p.keys.name);
+                PeerSpec {
+                    name: p.keys.name.clone(),
+                    key: state.keys.signing,
+                    handover: state.keys.handover.clone(),
+                    present: (!Arc::ptr_eq(&present, &keys)).then(|| present.signing.clone()),
+                    primary: p.primary,
+                    backup: p.backup,
+                }
+            })
+            .collect();
+        let revoked: Vec<StationName> = peers
+            .values()
+            .filter(|p| p.revoked)
+            .map(|p| p.keys.name.clone())
+            .collect();
         let settings = LinkSettings {
             us: keys.name.clone(),
             listen: config.station.listen,
             alpn: options.alpn.clone(),
             key: keys.signing.clone(),
-            peers: config
-                .peers
-                .iter()
-                .map(|p| PeerSpec {
-                    name: p.keys.name.clone(),
-                    key: p.keys.signing,
-                    primary: p.primary,
-                    backup: p.backup,
-                })
-                .collect(),
+            peers: specs,
             probe_interval: config.link.test_interval,
             idle_timeout: Duration::from_secs(15),
             admission: options.admission,
@@ -377,7 +426,8 @@ impl Station {
         let inner = Arc::new(Inner {
             auth: Authenticator::new(&config),
             config,
-            keys: Arc::new(keys),
+            keys,
+            ours,
             journal,
             catalog: Catalog::builtin(),
             link: OnceLock::new(),
@@ -402,11 +452,16 @@ impl Station {
         });
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
         let (link, link_events) = Link::start(settings, upcalls)?;
+        for peer in &revoked {
+            let present = inner.ours.link_signer(&inner.keys, peer);
+            link.change_keys(peer, Vec::new(), &present.signing, None)?;
+        }
         let _ = inner.link.set(link);
         tokio::spawn(timers::pump_link_events(inner.clone(), link_events));
         for peer in inner.peer_names() {
             tokio::spawn(outbox::dispatch(inner.clone(), peer.clone()));
-            tokio::spawn(attachments::dispatch(inner.clone(), peer));
+            tokio::spawn(attachments::dispatch(inner.clone(), peer.clone()));
+            tokio::spawn(rotation::announce(inner.clone(), peer));
         }
         tokio::spawn(timers::run(inner.clone()));
         tokio::spawn(subjects::fill(inner.clone()));
@@ -497,6 +552,12 @@ impl Station {
             .inner
             .peer(to)
             .ok_or_else(|| StationError::UnknownPeer(to.to_string()))?;
+        if self.inner.revoked(to) {
+            return Err(StationError::Refused(format!(
+                "{to} reported the key pinned for it compromised, and its new keys are not confirmed yet; \
+                 check its new fingerprint out of band and confirm it (hotline peer confirm) before sending"
+            )));
+        }
         if self.inner.options.exercise_only {
             draft.exercise = true;
         }
@@ -531,7 +592,7 @@ impl Station {
             .run(urgency, move || {
                 compose::release_with(
                     &inner.journal,
-                    inner.keys.clone(),
+                    inner.signer(&peer.name),
                     peer,
                     checked,
                     origin,
@@ -584,7 +645,7 @@ impl Station {
             at,
             sealed_sha256: Some(docs::sealed_sha256(&sealed)),
         };
-        let doc = docs::sign(Kind::Ack, &body, &self.inner.keys);
+        let doc = docs::sign(Kind::Ack, &body, &self.inner.signer(&row.peer));
         self.inner
             .journal
             .acknowledge(id, operator.to_string(), at, doc.clone())
@@ -746,8 +807,15 @@ impl Station {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         for (name, p) in self.inner.peers().iter() {
-            health.entry(name.to_string()).or_default().post_quantum =
-                Sealing::is_post_quantum_between(&self.inner.keys, &p.keys);
+            let h = health.entry(name.to_string()).or_default();
+            h.post_quantum = Sealing::is_post_quantum_between(&self.inner.keys, &p.keys);
+            h.keys = if p.revoked {
+                Some("their key COMPROMISED: confirm their new fingerprint".into())
+            } else if !p.keys.handover.is_empty() {
+                Some("their new keys confirmed; changing over".into())
+            } else {
+                self.inner.ours.standing(name)
+            };
         }
         for l in &links {
             let h = health.entry(l.peer.clone()).or_default();
@@ -848,11 +916,16 @@ impl Station {
 
 impl PeerState {
     /// A peer's state, its send queue loaded from the journal.
-    fn load(journal: &Journal, keys: &PeerKeys) -> Result<PeerState, StationError> {
+    /// With the rotations the journal holds for the peer applied to the
+    /// keys `configured` for it.
+    fn load(journal: &Journal, configured: &PeerKeys) -> Result<PeerState, StationError> {
         let queue = outbox::Queue::default();
-        queue.load(journal, keys.name.as_str())?;
+        queue.load(journal, configured.name.as_str())?;
+        let pinned = rotation::pinned(journal, configured)?;
         Ok(PeerState {
-            keys: keys.clone(),
+            keys: pinned.keys,
+            history: pinned.history,
+            revoked: pinned.revoked,
             queue: Arc::new(queue),
             uploads: Arc::new(Notify::new()),
         })

@@ -253,6 +253,13 @@ async fn exchange(inner: Arc<Inner>, peer: StationName, item: Item) {
     ) else {
         return;
     };
+    if !inner.ours.may_send(&peer) {
+        // The peer pins our compromised old key, and cannot verify the new
+        // one until it confirms it: the item waits.
+        tokio::time::sleep(RETRY_PAUSE).await;
+        queue.requeue(item);
+        return;
+    }
     let frame = match &item.payload {
         Payload::Message(sealed) => {
             let _ = inner.journal.mark_sent(item.id);

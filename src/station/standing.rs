@@ -139,7 +139,11 @@ pub(super) fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
         audit_head: standing.audit_head,
         your_head: standing.your_head,
     };
-    docs::sign(Kind::Hello, &body, &inner.keys)
+    docs::sign(
+        Kind::Hello,
+        &body,
+        &inner.ours.link_signer(&inner.keys, peer),
+    )
 }
 
 pub(super) fn hello_received(
@@ -150,6 +154,7 @@ pub(super) fn hello_received(
     let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
     let body: HelloBody =
         docs::open(Kind::Hello, payload, &keys, &inner.keys.name).map_err(|e| e.to_string())?;
+    super::rotation::seen(inner, peer, payload);
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;
@@ -229,6 +234,6 @@ pub(super) async fn link_test(
         return None;
     }
     let reply = link_test_body(inner, peer, body.nonce, true);
-    let sealed = docs::seal_link_test(&reply, &inner.keys, &peer_keys).ok()?;
+    let sealed = docs::seal_link_test(&reply, &inner.signer(peer), &peer_keys).ok()?;
     Some(Frame::new(FrameKind::LinkTestReply, sealed))
 }

@@ -205,11 +205,17 @@ pub fn sum_up_strangers(
 pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, String> {
     let keys = inner.peer(peer.as_str()).ok_or("not a configured peer")?;
     let link = inner.link().ok_or("link not started")?;
+    if !inner.ours.may_send(peer) {
+        return Err(format!(
+            "{peer} has not confirmed our new keys (the old ones were compromised)"
+        ));
+    }
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| e.to_string())?;
     let nonce = hex::encode(nonce);
     let body = super::standing::link_test_body(inner, peer, nonce.clone(), false);
-    let sealed = docs::seal_link_test(&body, &inner.keys, &keys).map_err(|e| e.to_string())?;
+    let sealed =
+        docs::seal_link_test(&body, &inner.signer(peer), &keys).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let result = async {
         let answer = link

@@ -172,7 +172,9 @@ pub enum AuditFault {
     BrokenLink { seq: u64 },
     #[error("entry {seq}: its content does not match its hash; it was altered")]
     Altered { seq: u64 },
-    #[error("checkpoint at entry {seq}: the signature does not verify with this station's key")]
+    #[error(
+        "checkpoint at entry {seq}: the signature does not verify with this station's key (nor with a key it had then)"
+    )]
     BadCheckpointSignature { seq: u64 },
     #[error(
         "checkpoint at entry {seq}: the chain's hash there differs from the signed one; the log was rewritten"
@@ -205,7 +207,23 @@ pub struct Verified {
     pub checkpoint: Option<u64>,
 }
 
-/// Checks the whole chain, then the newest checkpoint against it.
+/// The audit action `hotline rekey` writes, naming the key it retired as
+/// `old_key=ed25519:…`.
+pub const REKEY: &str = "rekey";
+
+/// The key a `rekey` entry says was retired.
+fn retired_key(detail: &str) -> Option<VerifyingKey> {
+    detail
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("old_key="))
+        .and_then(|text| crate::crypto::keys::parse_signing_key(text).ok())
+}
+
+/// Checks the whole chain, then every checkpoint against it. A checkpoint
+/// is signed with the station's current key, or with a key a `rekey`
+/// entry after it retired: the newest checkpoint must be the current
+/// key's, and it covers those entries, so the history of keys is as
+/// trustworthy as the current key.
 pub fn verify(
     conn: &rusqlite::Connection,
     station_key: &VerifyingKey,
@@ -225,6 +243,7 @@ pub fn verify(
     })?;
     let mut prev = GENESIS.to_string();
     let mut hashes: Vec<String> = Vec::new();
+    let mut retired: Vec<(u64, VerifyingKey)> = Vec::new();
     for (expected, row) in (1u64..).zip(rows) {
         let e = row?;
         if e.seq != expected {
@@ -238,6 +257,11 @@ pub fn verify(
         }
         if entry_hash(e.seq, &e.at, &e.actor, &e.action, &e.detail, &e.prev) != e.hash {
             return Ok(Err(AuditFault::Altered { seq: e.seq }));
+        }
+        if e.action == REKEY
+            && let Some(key) = retired_key(&e.detail)
+        {
+            retired.push((e.seq, key));
         }
         prev = e.hash.clone();
         hashes.push(e.hash);
@@ -253,7 +277,15 @@ pub fn verify(
     for row in checkpoints {
         let (seq, doc) = row?;
         let seq = seq as u64;
-        if let Err(fault) = check_one(seq, &doc, station_key, &hashes, before.as_ref()) {
+        let keys: Vec<VerifyingKey> = std::iter::once(*station_key)
+            .chain(
+                retired
+                    .iter()
+                    .filter(|(at, _)| *at > seq)
+                    .map(|(_, key)| *key),
+            )
+            .collect();
+        if let Err(fault) = check_one(seq, &doc, &keys, &hashes, before.as_ref()) {
             return Ok(Err(fault));
         }
         before = Some(Head {
@@ -280,12 +312,12 @@ pub fn verify(
 fn check_one(
     seq: u64,
     doc: &[u8],
-    station_key: &VerifyingKey,
+    keys: &[VerifyingKey],
     hashes: &[String],
     before: Option<&Head>,
 ) -> Result<(), AuditFault> {
-    let body = match signed::parse(doc).and_then(|d| d.verify(Kind::Checkpoint, station_key)) {
-        Ok(b) => b,
+    let body = match signed::parse(doc).and_then(|d| d.verify_any(Kind::Checkpoint, keys)) {
+        Ok((b, _)) => b,
         Err(signed::SignedError::UnsupportedRevision { theirs, ours, .. }) => {
             return Err(AuditFault::NewerCheckpoint { seq, theirs, ours });
         }

@@ -71,6 +71,10 @@ pub struct MessageRow {
     /// listing read from the journal without one. The sender's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Why the message is suspect, when it is: it was stored after the
+    /// moment from which its sender's key is known to be compromised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<String>,
 }
 
 /// A message just released into the outbox.
@@ -88,7 +92,7 @@ pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, e
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
       AND a.state = 'receipted'), \
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
-      AND a.state = 'refused')";
+      AND a.state = 'refused'), suspect";
 
 /// Reads one row, parsing every typed column at this boundary: damage is a
 /// [`StoreError::Corrupt`] naming the message, the column and the value.
@@ -155,6 +159,7 @@ pub(super) fn row(r: &Row<'_>) -> Result<MessageRow, StoreError> {
         attachments_done: r.get(18)?,
         attachments_refused: r.get(19)?,
         subject: None,
+        suspect: r.get(20)?,
     })
 }
 

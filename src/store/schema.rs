@@ -139,6 +139,37 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX messages_newest ON messages (direction, stored_at, id);
     ",
+    // 7: key rotations. Ours: the peers that pinned our old keys when we
+    //    rotated them, which of them hold the notice, and which confirmed
+    //    the new fingerprint. Theirs: each notice a peer
+    //    sent, pending until an operator here confirms its fingerprint out
+    //    of band, then confirmed, then complete once the peer is seen on
+    //    its new key. And why a stored message is suspect (stored after
+    //    its signer's key was compromised), NULL if it is not.
+    "
+    CREATE TABLE rotations_out (
+        peer        TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('pending', 'held', 'confirmed')),
+        at          TEXT NOT NULL,
+        answer      BLOB NOT NULL,
+        PRIMARY KEY (peer, fingerprint)
+    );
+    CREATE TABLE rotations_in (
+        peer              TEXT NOT NULL,
+        fingerprint       TEXT NOT NULL,
+        old_key           TEXT NOT NULL,
+        card              TEXT NOT NULL,
+        notice            BLOB NOT NULL,
+        received_at       TEXT NOT NULL,
+        compromised_since TEXT,
+        state             TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'complete')),
+        confirmed_by      TEXT,
+        confirmed_at      TEXT,
+        PRIMARY KEY (peer, fingerprint)
+    );
+    ALTER TABLE messages ADD COLUMN suspect TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -163,6 +163,7 @@ fn clone_keys(k: &StationKeys) -> StationKeys {
         signing: k.signing.clone(),
         age: k.age.clone(),
         pq: k.pq.clone(),
+        retired: Vec::new(),
     }
 }
 

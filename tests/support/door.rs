@@ -215,6 +215,7 @@ pub fn inbound_row(n: u64) -> MessageRow {
         attachments_done: 0,
         attachments_refused: 0,
         subject: None,
+        suspect: None,
     }
 }
 
