@@ -1544,6 +1544,19 @@ fn snapshot_inbound_queue() {
     snapshot("queue", &app);
 }
 
+/// A message stored after its sender's key was reported compromised says
+/// so on its row; the rest do not (control).
+#[test]
+fn a_suspect_message_is_marked_on_its_row() {
+    let mut rows = queue_rows();
+    rows[0].suspect = Some("stored after the key was reported compromised".into());
+    let app = on_duty(setup(), rows, sent_rows());
+    let shown = screen(&app, 120, 40);
+    assert_eq!(shown.matches("SUSPECT").count(), 1, "{shown}");
+    let app = on_duty(setup(), queue_rows(), sent_rows());
+    assert!(!screen(&app, 120, 40).contains("SUSPECT"));
+}
+
 #[test]
 fn snapshot_sent_list() {
     let mut app = on_duty(setup(), queue_rows(), sent_rows());

@@ -268,6 +268,9 @@ fn print_rows(rows: &[MessageRow]) {
         if r.exercise {
             state.push_str(" EX");
         }
+        if r.suspect.is_some() {
+            state.push_str(" SUSPECT");
+        }
         // The journal holds content sealed: only a running station opens
         // the subject, in memory.
         let subject = match &r.subject {

@@ -317,12 +317,16 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         columns,
         |r| {
             let unacked = r.state.is_unacknowledged();
-            let status = if unacked {
+            let mut status = if unacked {
                 "UNACK".to_string()
             } else {
                 format!("ACK {}", inert(r.ack_by.as_deref().unwrap_or("")))
             };
-            let style = match (app.overdue(r), unacked, r.precedence) {
+            // Stored after its sender's key was reported compromised.
+            if r.suspect.is_some() {
+                status.insert_str(0, "SUSPECT ");
+            }
+            let style = match (app.overdue(r) || r.suspect.is_some(), unacked, r.precedence) {
                 (true, _, _) => theme.alert(),
                 (_, true, Precedence::Flash) if app.flash_on => theme.banner(),
                 (_, true, Precedence::Flash | Precedence::Immediate) => theme.warn(),
