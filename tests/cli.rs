@@ -809,10 +809,89 @@ fn loose_key_file_permissions_are_refused() {
     );
 }
 
+/// `rekey` on a passphrase-protected station: new keys under the same
+/// passphrase, the old ones kept (the identity file still holds them), the
+/// card rewritten, the rotation in the audit log, which still verifies.
+/// Refused while the station runs, and with a --since in the future.
+#[test]
+fn rekey_keeps_the_old_keys_and_the_passphrase() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("s");
+    let pass = secret_file(tmp.path(), "pass", "the key passphrase here");
+    let out = run(hotline()
+        .args(["init", "--station", "WASHINGTON", "--dir"])
+        .arg(&dir)
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
+    .ok("init");
+    let old = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint: "))
+        .expect("a fingerprint")
+        .to_string();
+    let config = dir.join("operator.toml");
+    let identity = |what: &str| {
+        run(with_config(&config)
+            .args(["identity", "--age"])
+            .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
+        .ok(what)
+        .stdout
+    };
+    let before = identity("identity before");
+
+    let out = run(with_config(&config)
+        .args(["rekey", "--compromised", "--since", "2999-01-01T00:00:00Z"])
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
+    .fails("a --since in the future");
+    assert!(out.stderr.contains("future"), "{}", out.stderr);
+    let lock = hotline::station::lock::acquire(&load(&config).station.data_dir).expect("lock");
+    let out = run(with_config(&config)
+        .arg("rekey")
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
+    .fails("rekey while the station runs");
+    assert!(
+        out.stderr.contains("stop the station first"),
+        "{}",
+        out.stderr
+    );
+    drop(lock);
+
+    let out = run(with_config(&config)
+        .arg("rekey")
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
+    .ok("rekey");
+    let new = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("New fingerprint: "))
+        .unwrap_or_else(|| panic!("no new fingerprint:\n{}", out.stdout))
+        .to_string();
+    assert_ne!(new, old);
+    let (card, _) = StationCard::load(&dir.join("station.card.toml")).expect("card");
+    assert_eq!(card.fingerprint, new, "the card is rewritten");
+    assert!(
+        read(&dir.join("station.key")).starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "still under the passphrase"
+    );
+    let after = identity("identity after");
+    for line in before.lines().filter(|l| l.starts_with("AGE-SECRET-KEY")) {
+        assert!(after.contains(line), "the old identity is kept:\n{after}");
+    }
+    assert!(
+        after
+            .lines()
+            .filter(|l| l.starts_with("AGE-SECRET-KEY"))
+            .count()
+            == 4
+    );
+    let out = run(with_config(&config).args(["audit", "verify"])).ok("audit verify");
+    assert!(out.stdout.contains("chain intact"), "{}", out.stdout);
+}
+
 #[test]
 fn help_for_every_command() {
     let tmp = tempdir();
-    let cases: [(&[&str], &[&str]); 12] = [
+    let cases: [(&[&str], &[&str]); 14] = [
         (
             &["--help"],
             &[
@@ -834,7 +913,12 @@ fn help_for_every_command() {
         ),
         (&["card", "--help"], &["card"]),
         (&["identity", "--help"], &["--age", "--out"]),
-        (&["peer", "--help"], &["add"]),
+        (&["peer", "--help"], &["add", "confirm"]),
+        (&["rekey", "--help"], &["--compromised", "--since"]),
+        (
+            &["peer", "confirm", "--help"],
+            &["<PEER>", "<FINGERPRINT>", "--operator"],
+        ),
         (&["peer", "add", "--help"], &["<CARD>", "fingerprint"]),
         (&["operator", "--help"], &["add"]),
         (&["operator", "add", "--help"], &["<NAME>", "--clearance"]),
