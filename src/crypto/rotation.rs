@@ -219,6 +219,27 @@ mod tests {
         assert!(open_notice(&genuine, &pinned).is_ok(), "control");
     }
 
+    /// A station from before post-quantum keys gets one by rotating, and
+    /// its peer learns the hybrid recipient from the notice its pinned key
+    /// signed: sealing between them becomes post-quantum.
+    #[test]
+    fn a_classic_station_becomes_post_quantum_by_rotating() {
+        let mut old = keys("MOSCOW");
+        old.pq = None;
+        let pinned = old.public();
+        let peer = keys("WASHINGTON");
+        assert!(!crate::crypto::keys::Sealing::is_post_quantum_between(
+            &peer, &pinned
+        ));
+        let new = old.rekey(Timestamp::now(), None).expect("rekey");
+        let opened = open_notice(&notice(&new).expect("notice"), &pinned).expect("verifies");
+        assert!(opened.card.pq_recipient.is_some());
+        assert!(crate::crypto::keys::Sealing::is_post_quantum_between(
+            &peer,
+            &opened.keys
+        ));
+    }
+
     #[test]
     fn keys_never_rotated_have_no_notice() {
         assert!(notice(&keys("MOSCOW")).is_none());
