@@ -129,7 +129,12 @@ fn station_card(config_path: &Path) -> anyhow::Result<StationCard> {
         return Ok(card);
     }
     let keys = load_keys(&config)?;
-    Ok(StationCard::from_keys(
+    Ok(card_of(&config, &keys))
+}
+
+/// The card of `keys` with the addresses and time zone `config` gives.
+pub(super) fn card_of(config: &crate::config::Config, keys: &StationKeys) -> StationCard {
+    StationCard::from_keys(
         &keys.public(),
         config
             .station
@@ -138,7 +143,7 @@ fn station_card(config_path: &Path) -> anyhow::Result<StationCard> {
             .map(ToString::to_string)
             .collect(),
         Some(config.station.time_zone.clone()),
-    ))
+    )
 }
 
 pub fn card(config_path: &Path) -> anyhow::Result<ExitCode> {

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::load_config;
 use crate::config::Config;
 use crate::crypto::keyfile::{is_protected, replace_key_file};
-use crate::crypto::{StationCard, StationKeys, read_key_file};
+use crate::crypto::{StationKeys, read_key_file};
 use crate::domain::stamp;
 use crate::fsutil;
 use crate::passphrase::{self, KEY_PASSPHRASE_ENV};
@@ -122,16 +122,7 @@ pub fn rekey_station(
         .rekey(now, compromised_since)
         .context("the system's random source failed")?;
     replace_key_file(path, &keys, passphrase)?;
-    let card = StationCard::from_keys(
-        &keys.public(),
-        config
-            .station
-            .addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        Some(config.station.time_zone.clone()),
-    );
+    let card = super::identity::card_of(config, &keys);
     fsutil::replace_atomic(&config.station.card, card.to_toml().as_bytes(), 0o644)
         .with_context(|| format!("writing {}", config.station.card.display()))?;
     let journal = Journal::open(
