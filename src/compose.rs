@@ -28,6 +28,10 @@ pub struct Draft {
     pub precedence: Option<Precedence>,
     #[serde(default)]
     pub text: String,
+    /// The language the free text is written in; `None` takes the
+    /// operator's (the station's) language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_language: Option<Language>,
     #[serde(default)]
     pub references: Vec<MessageId>,
     #[serde(default)]
@@ -52,6 +56,7 @@ pub struct Checked {
     pub fields: BTreeMap<String, String>,
     pub precedence: Precedence,
     pub text: String,
+    pub text_language: Option<Language>,
     pub references: Vec<MessageId>,
     pub exercise: bool,
     /// Filled in by the station once the files are sealed.
@@ -108,6 +113,7 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
         fields,
         precedence: draft.precedence.unwrap_or(template.precedence),
         text,
+        text_language: draft.text_language,
         references: draft.references.clone(),
         exercise: draft.exercise,
         attachments: Vec::new(),
@@ -159,6 +165,7 @@ pub fn build(
         },
         fields: checked.fields.clone(),
         text: checked.text.clone(),
+        text_language: Some(checked.text_language.unwrap_or(origin.language)),
         references: checked.references.clone(),
         attachments: checked.attachments.clone(),
         operator: origin.operator.clone(),

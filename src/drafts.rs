@@ -156,6 +156,7 @@ mod tests {
                 fields: [("subject".to_string(), "Река Днепр".to_string())].into(),
                 precedence: Some(crate::domain::Precedence::Immediate),
                 text: "secret words".into(),
+                text_language: None,
                 references: Vec::new(),
                 exercise: false,
             },

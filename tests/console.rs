@@ -398,6 +398,7 @@ fn launch_message() -> Message {
         fields,
         precedence: None,
         text: "Время указано по UTC.".into(),
+        text_language: None,
         references: Vec::new(),
         exercise: false,
     };
@@ -1616,6 +1617,24 @@ fn snapshot_compose_with_an_invalid_field() {
     snapshot("compose_invalid", &app);
 }
 
+/// ←/→ on the free-text row choose the language the text is written in,
+/// from the operator's; the draft carries it.
+#[test]
+fn the_free_text_language_is_chosen_on_its_row() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "261500Z NOV 26", "1");
+    press(&mut app, KeyCode::Tab); // past Remarks to Free text
+    assert!(screen(&app, 120, 40).contains("Free text, in ◀ English ▶"));
+    let draft = |app: &App| app.form.as_ref().expect("form").draft();
+    assert_eq!(draft(&app).text_language, None, "the operator's by default");
+    press(&mut app, KeyCode::Right);
+    assert_eq!(draft(&app).text_language, Some(Language::Ru));
+    assert!(screen(&app, 120, 40).contains("Free text, in ◀ русский ▶"));
+    press(&mut app, KeyCode::Left);
+    assert_eq!(draft(&app).text_language, Some(Language::En));
+}
+
 #[test]
 fn snapshot_picker() {
     let mut app = on_duty(setup(), queue_rows(), sent_rows());
@@ -2821,6 +2840,7 @@ fn every_screen() -> Vec<(&'static str, App)> {
             fields: BTreeMap::new(),
             precedence: Some(Precedence::Immediate),
             text: String::new(),
+            text_language: None,
             references: Vec::new(),
             exercise: false,
         },

@@ -95,6 +95,7 @@ fn full_draft(t: &Template) -> Draft {
             .collect(),
         precedence: None,
         text: "Additional free text from the sender.".into(),
+        text_language: None,
         references: Vec::new(),
         exercise: false,
     }
@@ -892,4 +893,40 @@ fn summary_and_reply_are_checked() {
             .and_then(|t| t.reply.as_deref()),
         Some("response")
     );
+}
+
+/// Free text is tagged with the language its writer chose, not the
+/// station's: English typed at a Russian station reads as English, in
+/// both renderings. Control: without a choice, the station's language.
+#[test]
+fn free_text_is_tagged_with_the_language_it_was_written_in() {
+    let t = template("general");
+    let mut draft = full_draft(t);
+    draft.text_language = Some(Language::En);
+    let origin = Origin {
+        station: StationName::new("MOSCOW").expect("name"),
+        operator: OperatorName::new("ivanov").expect("name"),
+        second_operator: None,
+        language: Language::Ru,
+    };
+    let to = StationName::new("WASHINGTON").expect("name");
+    let build = |draft: &Draft| {
+        let checked = compose::check(draft, catalog(), now()).expect("valid");
+        compose::build(&checked, &origin, &to, 1, now())
+    };
+    let english = build(&draft);
+    assert_eq!(
+        english.text_language,
+        Some(Language::En),
+        "signed in the message"
+    );
+    for lang in Language::ALL {
+        let shown = render(&english, t, lang, Language::Ru);
+        assert!(shown.contains(": English]"), "{lang}:\n{shown}");
+        assert!(!shown.contains(": русский]"), "{lang}:\n{shown}");
+    }
+    draft.text_language = None;
+    let russian = build(&draft);
+    assert_eq!(russian.text_language, Some(Language::Ru));
+    assert!(render(&russian, t, Language::En, Language::Ru).contains(": русский]"));
 }

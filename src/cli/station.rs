@@ -141,6 +141,10 @@ pub struct SendArgs {
     /// Free text added to the message
     #[arg(long, default_value = "")]
     pub text: String,
+    /// The language the free text (and the template's free-text fields)
+    /// is written in: en or ru [default: the station's language]
+    #[arg(long, value_name = "LANG")]
+    pub text_language: Option<String>,
     /// The id of an earlier message this one refers to; repeatable
     #[arg(long = "reference", value_name = "ID")]
     pub references: Vec<String>,
@@ -218,6 +222,14 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
             fields,
             precedence,
             text: args.text.clone(),
+            text_language: args
+                .text_language
+                .as_deref()
+                .map(|l| {
+                    l.parse::<crate::domain::Language>()
+                        .map_err(|e| anyhow::anyhow!("--text-language: {e}"))
+                })
+                .transpose()?,
             references,
             exercise: args.exercise,
         },

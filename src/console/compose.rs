@@ -94,6 +94,12 @@ pub(super) fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> V
         Some(Action::ChoiceNext) if form.focused() == super::form::Row::Attach => {
             return vec![Effect::CompletePath(form.attach_input.clone())];
         }
+        Some(Action::ChoiceNext | Action::ChoicePrev)
+            if form.focused() == super::form::Row::Text =>
+        {
+            let forward = action == Some(Action::ChoiceNext);
+            form.cycle_text_language(forward, app.setup.language);
+        }
         Some(Action::ChoiceNext) => form.cycle(true, peers),
         Some(Action::ChoicePrev) => form.cycle(false, peers),
         Some(Action::Preview) => app.preview = !app.preview,

@@ -49,6 +49,8 @@ pub struct Form {
     pub peer: usize,
     pub precedence: Precedence,
     pub text: String,
+    /// The language the free text is written in; `None` is the operator's.
+    pub text_language: Option<Language>,
     /// Paths of files to attach (the station reads them at release).
     pub attachments: Vec<String>,
     /// The path being typed on the attach row.
@@ -75,6 +77,7 @@ impl Form {
             peer: 0,
             precedence,
             text: String::new(),
+            text_language: None,
             attachments: Vec::new(),
             attach_input: String::new(),
             references,
@@ -191,6 +194,24 @@ impl Form {
         }
     }
 
+    /// ←/→ on the free-text row: the language the text is written in,
+    /// starting from the operator's, `lang`.
+    pub fn cycle_text_language(&mut self, forward: bool, lang: Language) {
+        let all = Language::ALL;
+        let at = all
+            .iter()
+            .position(|l| *l == self.text_language.unwrap_or(lang))
+            .unwrap_or(0);
+        let n = all.len();
+        self.text_language = Some(
+            all[if forward {
+                (at + 1) % n
+            } else {
+                (at + n - 1) % n
+            }],
+        );
+    }
+
     pub fn draft(&self) -> Draft {
         let fields: BTreeMap<String, String> = self
             .template
@@ -205,6 +226,7 @@ impl Form {
             fields,
             precedence: Some(self.precedence),
             text: self.text.clone(),
+            text_language: self.text_language,
             references: self.references.clone(),
             exercise: self.exercise,
         }
@@ -265,6 +287,7 @@ impl Form {
             form.precedence = p;
         }
         form.text.clone_from(&saved.draft.text);
+        form.text_language = saved.draft.text_language;
         // A value whose field this build's template no longer has is not
         // dropped: it moves into the free text, where the operator sees it.
         for (name, value) in &saved.draft.fields {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{OperatorName, Precedence, StationName};
+use super::{Language, OperatorName, Precedence, StationName};
 
 /// A message's unique id: a UUIDv7, so ids sort by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,6 +90,12 @@ pub struct Message {
     pub fields: BTreeMap<String, String>,
     #[serde(default)]
     pub text: String,
+    /// The language the free text (`text`, and the template's free-text
+    /// fields) is written in, as the writer chose it. Absent from a sender
+    /// before revision 3, whose free text is taken to be in its station's
+    /// language (`original.language`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_language: Option<Language>,
     #[serde(default)]
     pub references: Vec<MessageId>,
     #[serde(default)]

@@ -36,4 +36,6 @@ pub const PROTOCOL: &str = "hotline/1";
 ///
 /// 2: receipts of messages, and acknowledgements, name the SHA-256 of the
 /// sealed message they answer.
-pub const REVISION: u32 = 2;
+/// 3: a message says which language its free text is in
+/// (`text_language`).
+pub const REVISION: u32 = 3;

@@ -289,6 +289,7 @@ fn draft_of(send: &super::Send) -> Draft {
         fields: send.fields.clone(),
         precedence: Some(send.precedence),
         text: send.text.clone(),
+        text_language: None,
         references: Vec::new(),
         exercise: true,
     }

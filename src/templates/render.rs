@@ -113,7 +113,8 @@ fn words(lang: Language) -> Words {
 }
 
 /// Renders `message` in `lang` from `template`. `sender_lang` is the
-/// language the free text was written in.
+/// sender's language, which its free text is in unless the message says
+/// otherwise (`text_language`).
 pub fn render(
     message: &Message,
     template: &Template,
@@ -159,7 +160,7 @@ pub fn render(
         "[{}, {}: {}]",
         w.free_text,
         w.original_in,
-        sender_lang.native_name()
+        message.text_language.unwrap_or(sender_lang).native_name()
     );
     for field in &template.fields {
         let Some(v) = message.fields.get(&field.name) else {

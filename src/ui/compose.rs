@@ -141,8 +141,9 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         lines.push(Line::from(spans));
     }
     lines.push(Line::raw(format!(
-        "{} Free text (stays in your language; Enter for a new line): {}{}",
+        "{} Free text, in ◀ {} ▶ (sent as written; Enter for a new line): {}{}",
         mark(&Row::Text),
+        form.text_language.unwrap_or(lang).native_name(),
         form.text.replace('\n', "⏎"),
         if focus == Row::Text { "▏" } else { "" }
     )));
