@@ -32,6 +32,9 @@ pub struct Draft {
     /// operator's (the station's) language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_language: Option<Language>,
+    /// The security marking; `None` takes the station's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     #[serde(default)]
     pub references: Vec<MessageId>,
     #[serde(default)]
@@ -57,6 +60,9 @@ pub struct Checked {
     pub precedence: Precedence,
     pub text: String,
     pub text_language: Option<Language>,
+    /// As the writer chose it; the station checks it against its policy
+    /// and fills in its default.
+    pub label: Option<String>,
     pub references: Vec<MessageId>,
     pub exercise: bool,
     /// Filled in by the station once the files are sealed.
@@ -114,6 +120,7 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
         precedence: draft.precedence.unwrap_or(template.precedence),
         text,
         text_language: draft.text_language,
+        label: draft.label.as_ref().map(|l| l.trim().to_string()),
         references: draft.references.clone(),
         exercise: draft.exercise,
         attachments: Vec::new(),
@@ -166,6 +173,7 @@ pub fn build(
         fields: checked.fields.clone(),
         text: checked.text.clone(),
         text_language: Some(checked.text_language.unwrap_or(origin.language)),
+        label: checked.label.clone(),
         references: checked.references.clone(),
         attachments: checked.attachments.clone(),
         operator: origin.operator.clone(),

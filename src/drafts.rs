@@ -157,6 +157,7 @@ mod tests {
                 precedence: Some(crate::domain::Precedence::Immediate),
                 text: "secret words".into(),
                 text_language: None,
+                label: None,
                 references: Vec::new(),
                 exercise: false,
             },

@@ -635,6 +635,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         attachments_refused: 0,
         subject: None,
         suspect: None,
+        label: None,
     });
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {

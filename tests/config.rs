@@ -661,3 +661,45 @@ fn the_fuzz_corpora_replay_without_a_panic() {
         assert!(replayed > 0, "the {name} corpus is empty");
     }
 }
+
+/// The label policy: the default is confidential; a policy's markings are
+/// checked, and a default or a peer's ceiling that names no marking is an
+/// error at its line, listing the markings.
+#[test]
+fn label_policy_is_checked_with_line_and_the_valid_markings() {
+    let c = parse(MINIMAL);
+    assert_eq!(c.labels, hotline::config::LabelPolicy::default());
+    assert_eq!(c.labels.default, "CONFIDENTIAL");
+
+    let k = peer_keys("MOSCOW");
+    let good = format!(
+        "{MINIMAL}\n[labels]\nmarkings = [\"UNCLASSIFIED\", \"CONFIDENTIAL – HOTLINE\", \"EYES ONLY\"]\n\
+         default = \"CONFIDENTIAL – HOTLINE\"\n\n[[peers]]\nname = \"MOSCOW\"\nmax_label = \"EYES ONLY\"\n\
+         signing_key = \"{}\"\nage_recipient = \"{}\"\n",
+        k.signing_key, k.age_recipient
+    );
+    let c = parse(&good);
+    assert_eq!(c.labels.markings.len(), 3);
+    assert_eq!(c.labels.default, "CONFIDENTIAL – HOTLINE");
+    assert_eq!(c.peers[0].max_label.as_deref(), Some("EYES ONLY"));
+
+    let bad = good
+        .replace(
+            "default = \"CONFIDENTIAL – HOTLINE\"",
+            "default = \"SECRET\"",
+        )
+        .replace("max_label = \"EYES ONLY\"", "max_label = \"TOP\"");
+    let problems = errors(&bad);
+    let p = problem_at(&problems, &bad, "labels.default", "default = \"SECRET\"");
+    assert!(p.message.contains("\"EYES ONLY\""), "{p}");
+    problem_at(&problems, &bad, "peers.max_label", "max_label = \"TOP\"");
+
+    let twice = good.replace("\"EYES ONLY\"]", "\"UNCLASSIFIED\"]");
+    let problems = errors(&twice);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "labels.markings" && p.message.contains("twice")),
+        "{problems:#?}"
+    );
+}

@@ -99,6 +99,7 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
         attachments_refused: 0,
         subject: None,
         suspect: None,
+        label: None,
     }
 }
 
@@ -399,6 +400,7 @@ fn launch_message() -> Message {
         precedence: None,
         text: "Время указано по UTC.".into(),
         text_language: None,
+        label: None,
         references: Vec::new(),
         exercise: false,
     };
@@ -2841,6 +2843,7 @@ fn every_screen() -> Vec<(&'static str, App)> {
             precedence: Some(Precedence::Immediate),
             text: String::new(),
             text_language: None,
+            label: None,
             references: Vec::new(),
             exercise: false,
         },

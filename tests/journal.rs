@@ -1522,6 +1522,7 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
              DROP TABLE rotations_out;
              DROP TABLE rotations_in;
              ALTER TABLE messages DROP COLUMN suspect;
+             ALTER TABLE messages DROP COLUMN label;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");

@@ -826,3 +826,27 @@ fn a_peer_without_a_post_quantum_recipient_is_sealed_classically() {
     let header = &sealed[..header_end(&sealed)];
     assert_eq!(find_all(header, b"\n-> mlkem768x25519 ").len(), 2);
 }
+
+/// The security marking is inside the signature: a label changed on the
+/// way makes the message fail verification. Control: the same bytes
+/// unchanged open, marking and all.
+#[test]
+fn a_changed_label_fails_verification() {
+    let (w, m) = (station("WASHINGTON"), station("MOSCOW"));
+    let mut message = missile_launch(&w.name, &m.name, Language::En);
+    message.label = Some("EYES ONLY".into());
+    let sealed = seal(&message, &w, &m.public()).expect("seals");
+    let doc = age_io::decrypt(&sealed[..], &m.identities(), MAX_MESSAGE_PLAINTEXT).expect("opens");
+    let unchanged = encrypt_to(&doc, &[&m.public()]);
+    let opened = open_as(&unchanged, &m, &[w.public()]).expect("control: the original opens");
+    assert_eq!(opened.message.label.as_deref(), Some("EYES ONLY"));
+
+    let text = String::from_utf8(doc).expect("utf-8");
+    let lowered = text.replace("\"label\":\"EYES ONLY\"", "\"label\":\"UNCLASSIFIED\"");
+    assert_ne!(lowered, text, "the label is in the signed body");
+    let tampered = encrypt_to(lowered.as_bytes(), &[&m.public()]);
+    assert!(matches!(
+        open_as(&tampered, &m, &[w.public()]),
+        Err(OpenError::BadSignature(_))
+    ));
+}

@@ -2035,3 +2035,107 @@ fn a_station_whose_peer_declares_serial_two_to_the_forty_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     rt.block_on(ws.shutdown());
 }
+
+/// Gives a site the three markings of the hotline's policy, `default` as
+/// its default, and (if given) a ceiling for MOSCOW.
+fn label_policy(site: &support::Site, default: &str, moscow_max: Option<&str>) {
+    let path = &site.config_path;
+    let mut text = std::fs::read_to_string(path).expect("config");
+    if let Some(max) = moscow_max {
+        text = text.replace(
+            "name = \"MOSCOW\"\n",
+            &format!("name = \"MOSCOW\"\nmax_label = \"{max}\"\n"),
+        );
+    }
+    text.push_str(&format!(
+        "\n[labels]\nmarkings = [\"UNCLASSIFIED\", \"CONFIDENTIAL – HOTLINE\", \"EYES ONLY\"]\ndefault = \"{default}\"\n"
+    ));
+    hotline::fsutil::replace_atomic(path, text.as_bytes(), 0o600).expect("config");
+}
+
+async fn release_labelled(
+    station: &Station,
+    session: &Session,
+    to: &str,
+    label: Option<&str>,
+    references: Vec<hotline::domain::MessageId>,
+) -> Result<hotline::store::MessageRow, ApiError> {
+    let mut draft = general("marked");
+    draft.label = label.map(Into::into);
+    draft.references = references;
+    door::try_release(station, session, to, draft, Vec::new()).await
+}
+
+/// Every message carries a marking, travels with it, is refused above the
+/// peer's ceiling or under a marking the policy does not know, and a reply
+/// never carries a lower marking than what it answers (with none chosen
+/// it takes the higher one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markings_are_checked_at_release_and_never_lowered_on_reply() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    label_policy(&w, "CONFIDENTIAL – HOTLINE", Some("CONFIDENTIAL – HOTLINE"));
+    label_policy(&m, "UNCLASSIFIED", None);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let (wsess, msess) = (door::login(&ws).await, door::login(&ms).await);
+
+    let sent = release_labelled(&ws, &wsess, "MOSCOW", None, Vec::new())
+        .await
+        .expect("released under the default");
+    assert_eq!(sent.label.as_deref(), Some("CONFIDENTIAL – HOTLINE"));
+    match release_labelled(&ws, &wsess, "MOSCOW", Some("EYES ONLY"), Vec::new()).await {
+        Err(ApiError::Refused { detail }) => {
+            assert!(
+                detail.contains("MOSCOW may receive messages marked up to"),
+                "{detail}"
+            )
+        }
+        other => panic!("released above MOSCOW's ceiling: {other:?}"),
+    }
+    match release_labelled(&ws, &wsess, "MOSCOW", Some("SECRET"), Vec::new()).await {
+        Err(ApiError::Refused { detail }) => assert!(detail.contains("\"EYES ONLY\""), "{detail}"),
+        other => panic!("released under an unknown marking: {other:?}"),
+    }
+    // CONTROL: a lower marking than the default is the writer's choice.
+    let low = release_labelled(&ws, &wsess, "MOSCOW", Some("UNCLASSIFIED"), Vec::new())
+        .await
+        .expect("a lower marking, chosen");
+    assert_eq!(low.label.as_deref(), Some("UNCLASSIFIED"));
+
+    let arrived = door::rows_until(
+        &ms,
+        Direction::In,
+        Duration::from_secs(20),
+        "both messages at MOSCOW",
+        |rows| rows.len() == 2,
+    )
+    .await;
+    let at_moscow = arrived.iter().find(|r| r.id == sent.id).expect("arrived");
+    assert_eq!(at_moscow.label.as_deref(), Some("CONFIDENTIAL – HOTLINE"));
+
+    // MOSCOW's default is UNCLASSIFIED: a reply with none chosen is raised
+    // to the marking it answers; one chosen lower is refused.
+    match release_labelled(
+        &ms,
+        &msess,
+        "WASHINGTON",
+        Some("UNCLASSIFIED"),
+        vec![sent.id],
+    )
+    .await
+    {
+        Err(ApiError::Refused { detail }) => assert!(detail.contains("lower marking"), "{detail}"),
+        other => panic!("a reply went out under a lower marking: {other:?}"),
+    }
+    let reply = release_labelled(&ms, &msess, "WASHINGTON", None, vec![sent.id])
+        .await
+        .expect("a reply");
+    assert_eq!(reply.label.as_deref(), Some("CONFIDENTIAL – HOTLINE"));
+    // CONTROL: without the reference, MOSCOW's default applies.
+    let plain = release_labelled(&ms, &msess, "WASHINGTON", None, Vec::new())
+        .await
+        .expect("a plain message");
+    assert_eq!(plain.label.as_deref(), Some("UNCLASSIFIED"));
+    ws.shutdown().await;
+    ms.shutdown().await;
+}

@@ -96,6 +96,7 @@ fn full_draft(t: &Template) -> Draft {
         precedence: None,
         text: "Additional free text from the sender.".into(),
         text_language: None,
+        label: None,
         references: Vec::new(),
         exercise: false,
     }

@@ -89,6 +89,7 @@ pub(crate) fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments_refused: 0,
                 subject: None,
                 suspect: None,
+                label: None,
             }
         })
         .collect()
@@ -138,6 +139,7 @@ pub(crate) fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 attachments_refused: 0,
                 subject: None,
                 suspect: None,
+                label: None,
             }
         })
         .collect()

@@ -145,6 +145,10 @@ pub struct SendArgs {
     /// is written in: en or ru [default: the station's language]
     #[arg(long, value_name = "LANG")]
     pub text_language: Option<String>,
+    /// The security marking, one of the station's `[labels] markings`
+    /// [default: its `[labels] default`]
+    #[arg(long, value_name = "MARKING")]
+    pub label: Option<String>,
     /// The id of an earlier message this one refers to; repeatable
     #[arg(long = "reference", value_name = "ID")]
     pub references: Vec<String>,
@@ -230,6 +234,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
                         .map_err(|e| anyhow::anyhow!("--text-language: {e}"))
                 })
                 .transpose()?,
+            label: args.label.clone(),
             references,
             exercise: args.exercise,
         },
@@ -258,7 +263,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_rows(rows: &[MessageRow]) {
+fn print_rows(rows: &[MessageRow], labels: &crate::config::LabelPolicy) {
     if rows.is_empty() {
         crate::out!("(none)");
         return;
@@ -282,6 +287,16 @@ fn print_rows(rows: &[MessageRow]) {
         }
         if r.suspect.is_some() {
             state.push_str(" SUSPECT");
+        }
+        if let Some(label) = &r.label {
+            // A marking this station's policy does not list is shown as
+            // sent, and flagged.
+            let unknown = if labels.rank(label).is_none() {
+                "(UNKNOWN MARKING) "
+            } else {
+                ""
+            };
+            state = format!("{}{unknown} {state}", inert(label));
         }
         // The journal holds content sealed: only a running station opens
         // the subject, in memory.
@@ -366,7 +381,7 @@ pub fn list(config_path: &Path, direction: Direction, args: ListArgs) -> anyhow:
     if args.json {
         crate::out!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_rows(&rows);
+        print_rows(&rows, &config.labels);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! and says what would be valid. Unknown keys are errors.
 
 mod edit;
+mod labels;
 mod raw;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use edit::{add_operator, add_peer, example_for, peer_table};
+pub use labels::LabelPolicy;
 
 use crate::crypto::StationCard;
 use crate::crypto::keys::{
@@ -41,6 +43,8 @@ pub struct Config {
     pub deadlines: Deadlines,
     pub console: ConsoleConfig,
     pub attachments: AttachmentLimits,
+    /// The security markings messages carry.
+    pub labels: LabelPolicy,
     pub operators: Vec<Operator>,
     pub peers: Vec<Peer>,
     /// Things worth saying that do not stop the station (loose read bits).
@@ -183,6 +187,8 @@ pub struct Peer {
     pub primary: Option<SocketAddr>,
     pub backup: Option<SocketAddr>,
     pub time_zone: String,
+    /// The highest marking this peer may receive; `None`: any.
+    pub max_label: Option<String>,
 }
 
 impl Config {
@@ -554,9 +560,10 @@ impl Checker<'_> {
             });
         }
 
+        let labels = self.labels(&raw.labels);
         let mut peers: Vec<Peer> = Vec::new();
         for p in &raw.peers {
-            if let Some(peer) = self.peer(p, name.as_ref()) {
+            if let Some(peer) = self.peer(p, name.as_ref(), &labels) {
                 if peers.iter().any(|x| x.keys.name == peer.keys.name) {
                     self.err(
                         Some(p.name.span()),
@@ -576,13 +583,19 @@ impl Checker<'_> {
             deadlines,
             console,
             attachments,
+            labels,
             operators,
             peers,
             warnings: Vec::new(),
         })
     }
 
-    fn peer(&mut self, p: &raw::RawPeer, us: Option<&StationName>) -> Option<Peer> {
+    fn peer(
+        &mut self,
+        p: &raw::RawPeer,
+        us: Option<&StationName>,
+        labels: &LabelPolicy,
+    ) -> Option<Peer> {
         let name = match StationName::new(p.name.get_ref()) {
             Ok(n) => n,
             Err(e) => {
@@ -661,11 +674,16 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|a| self.address(a, "peers.backup"));
         let time_zone = self.time_zone(&p.time_zone, "peers.time_zone");
+        let max_label = p
+            .max_label
+            .as_ref()
+            .and_then(|m| self.marking(labels, m, "peers.max_label"));
         Some(Peer {
             keys,
             primary,
             backup,
             time_zone,
+            max_label,
         })
     }
 }

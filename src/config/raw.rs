@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub attachments: RawAttachments,
     #[serde(default)]
+    pub labels: RawLabels,
+    #[serde(default)]
     pub operators: Vec<RawOperator>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,
@@ -93,10 +95,18 @@ pub struct RawOperator {
     pub passphrase_hash: S<String>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabels {
+    pub markings: Option<Vec<S<String>>>,
+    pub default: Option<S<String>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPeer {
     pub name: S<String>,
+    pub max_label: Option<S<String>>,
     pub card: Option<S<String>>,
     pub signing_key: Option<S<String>>,
     pub age_recipient: Option<S<String>>,

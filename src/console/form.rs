@@ -51,6 +51,8 @@ pub struct Form {
     pub text: String,
     /// The language the free text is written in; `None` is the operator's.
     pub text_language: Option<Language>,
+    /// The security marking; `None` is the station's default.
+    pub label: Option<String>,
     /// Paths of files to attach (the station reads them at release).
     pub attachments: Vec<String>,
     /// The path being typed on the attach row.
@@ -78,6 +80,7 @@ impl Form {
             precedence,
             text: String::new(),
             text_language: None,
+            label: None,
             attachments: Vec::new(),
             attach_input: String::new(),
             references,
@@ -227,6 +230,7 @@ impl Form {
             precedence: Some(self.precedence),
             text: self.text.clone(),
             text_language: self.text_language,
+            label: self.label.clone(),
             references: self.references.clone(),
             exercise: self.exercise,
         }
@@ -288,6 +292,7 @@ impl Form {
         }
         form.text.clone_from(&saved.draft.text);
         form.text_language = saved.draft.text_language;
+        form.label.clone_from(&saved.draft.label);
         // A value whose field this build's template no longer has is not
         // dropped: it moves into the free text, where the operator sees it.
         for (name, value) in &saved.draft.fields {

@@ -288,6 +288,7 @@ mod tests {
             attachments_refused: 0,
             subject: None,
             suspect: None,
+            label: None,
         }
     }
 

@@ -96,6 +96,11 @@ pub struct Message {
     /// language (`original.language`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_language: Option<Language>,
+    /// The security marking, inside the signature so it cannot be changed
+    /// on the way; from the sender's label policy. Absent from a sender
+    /// before revision 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     #[serde(default)]
     pub references: Vec<MessageId>,
     #[serde(default)]

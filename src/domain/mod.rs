@@ -37,5 +37,5 @@ pub const PROTOCOL: &str = "hotline/1";
 /// 2: receipts of messages, and acknowledgements, name the SHA-256 of the
 /// sealed message they answer.
 /// 3: a message says which language its free text is in
-/// (`text_language`).
+/// (`text_language`), and carries a security marking (`label`).
 pub const REVISION: u32 = 3;

@@ -20,6 +20,7 @@ mod events;
 pub mod gaps;
 mod handle;
 mod inbound;
+mod labels;
 pub mod lock;
 pub mod noisy;
 mod outbox;
@@ -562,6 +563,7 @@ impl Station {
             draft.exercise = true;
         }
         let mut checked = compose::check(&draft, self.inner.catalog, Timestamp::now())?;
+        checked.label = Some(labels::marking(&self.inner, &checked, to)?);
         let (refs, staged) = {
             let inner = self.inner.clone();
             let peer = peer.clone();

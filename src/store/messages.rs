@@ -75,6 +75,10 @@ pub struct MessageRow {
     /// moment from which its sender's key is known to be compromised.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect: Option<String>,
+    /// The security marking the message carries, as signed (untrusted
+    /// text from a peer: sanitise before showing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// A message just released into the outbox.
@@ -92,7 +96,7 @@ pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, e
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
       AND a.state = 'receipted'), \
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
-      AND a.state = 'refused'), suspect";
+      AND a.state = 'refused'), suspect, label";
 
 /// Reads one row, parsing every typed column at this boundary: damage is a
 /// [`StoreError::Corrupt`] naming the message, the column and the value.
@@ -160,6 +164,7 @@ pub(super) fn row(r: &Row<'_>) -> Result<MessageRow, StoreError> {
         attachments_refused: r.get(19)?,
         subject: None,
         suspect: r.get(20)?,
+        label: r.get(21)?,
     })
 }
 
@@ -189,8 +194,8 @@ pub(super) fn insert(
     };
     tx.execute(
         "INSERT INTO messages (id, direction, peer, serial, precedence, exercise, template_id, template_version, \
-         released_at, stored_at, operator, second_operator, state, sealed) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         released_at, stored_at, operator, second_operator, state, sealed, label) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             m.id.to_string(),
             dir.as_str(),
@@ -206,6 +211,7 @@ pub(super) fn insert(
             m.second_operator.as_ref().map(OperatorName::as_str),
             state.as_sql(),
             sealed,
+            m.label,
         ],
     )?;
     Ok(())

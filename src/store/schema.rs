@@ -170,6 +170,12 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE messages ADD COLUMN suspect TEXT;
     ",
+    // 8: the security marking a message carries (signed in it; kept in
+    //    clear like its precedence, for the lists). NULL for messages from
+    //    before markings.
+    "
+    ALTER TABLE messages ADD COLUMN label TEXT;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -290,6 +290,7 @@ fn draft_of(send: &super::Send) -> Draft {
         precedence: Some(send.precedence),
         text: send.text.clone(),
         text_language: None,
+        label: None,
         references: Vec::new(),
         exercise: true,
     }

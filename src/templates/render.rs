@@ -123,6 +123,11 @@ pub fn render(
 ) -> String {
     let w = words(lang);
     let mut out = String::new();
+    // The marking heads the message, as classification practice has it.
+    if let Some(label) = &message.label {
+        out.push_str(label);
+        out.push('\n');
+    }
     if message.exercise {
         out.push_str(w.exercise);
         out.push('\n');

@@ -216,6 +216,7 @@ pub fn inbound_row(n: u64) -> MessageRow {
         attachments_refused: 0,
         subject: None,
         suspect: None,
+        label: None,
     }
 }
 
