@@ -606,6 +606,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         no_color: true,
         attached: false,
         ring: Default::default(),
+        labels: Default::default(),
     };
     let now = jiff::Timestamp::now();
     let id = MessageId::new();

@@ -70,6 +70,7 @@ fn setup() -> Setup {
         no_color: false,
         attached: false,
         ring: Default::default(),
+        labels: Default::default(),
     }
 }
 
@@ -1558,6 +1559,40 @@ fn a_suspect_message_is_marked_on_its_row() {
     assert_eq!(shown.matches("SUSPECT").count(), 1, "{shown}");
     let app = on_duty(setup(), queue_rows(), sent_rows());
     assert!(!screen(&app, 120, 40).contains("SUSPECT"));
+}
+
+/// A message's marking heads its subject in the list, at 80x24 too; one
+/// this station's policy does not list is flagged. Control: a row without
+/// a marking shows none.
+#[test]
+fn the_marking_is_shown_on_the_row_and_an_unknown_one_flagged() {
+    let mut rows = queue_rows();
+    rows[0].label = Some("CONFIDENTIAL".into());
+    rows[1].label = Some("COSMIC".into());
+    let app = on_duty(setup(), rows, sent_rows());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert!(shown.contains("‹CONFIDENTIAL›"), "{w}x{h}:\n{shown}");
+        assert!(shown.contains("‹COSMIC ?UNKNOWN"), "{w}x{h}:\n{shown}");
+    }
+    let plain = on_duty(setup(), queue_rows(), sent_rows());
+    assert!(!screen(&plain, 120, 40).contains('‹'));
+}
+
+/// ←/→ on the marking row choose among the station's markings, from its
+/// default; the draft carries the choice (none until one is made).
+#[test]
+fn the_marking_is_chosen_on_its_row() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    let draft = |app: &App| app.form.as_ref().expect("form").draft();
+    assert_eq!(draft(&app).label, None);
+    press(&mut app, KeyCode::BackTab); // from To, back to the last row
+    assert!(screen(&app, 120, 40).contains("Marking:     ◀ CONFIDENTIAL ▶ (the default"));
+    press(&mut app, KeyCode::Left);
+    assert_eq!(draft(&app).label.as_deref(), Some("UNCLASSIFIED"));
+    press(&mut app, KeyCode::Left);
+    assert_eq!(draft(&app).label.as_deref(), Some("CONFIDENTIAL"));
 }
 
 #[test]

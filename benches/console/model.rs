@@ -186,6 +186,7 @@ pub(crate) fn logged_in(now: Timestamp) -> App {
         no_color: false,
         attached: false,
         ring: Default::default(),
+        labels: Default::default(),
     };
     let mut app = App::new(setup, now);
     update(

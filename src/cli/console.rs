@@ -35,6 +35,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         attached: false,
         ring: config.console.ring,
+        labels: config.labels.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     // A station already running for this data directory (`hotline serve`):

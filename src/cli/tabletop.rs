@@ -159,6 +159,7 @@ fn setup(station: &Station, peers: Vec<(String, String)>, white_cell: bool) -> S
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         attached: false,
         ring: station.config().console.ring,
+        labels: station.config().labels.clone(),
     }
 }
 

@@ -95,6 +95,12 @@ pub(super) fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> V
             return vec![Effect::CompletePath(form.attach_input.clone())];
         }
         Some(Action::ChoiceNext | Action::ChoicePrev)
+            if form.focused() == super::form::Row::Label =>
+        {
+            let forward = action == Some(Action::ChoiceNext);
+            form.cycle_label(forward, &app.setup.labels);
+        }
+        Some(Action::ChoiceNext | Action::ChoicePrev)
             if form.focused() == super::form::Row::Text =>
         {
             let forward = action == Some(Action::ChoiceNext);

@@ -40,6 +40,8 @@ pub enum Row {
     Text,
     /// Files to attach: a path being typed, added with Enter.
     Attach,
+    /// The security marking, chosen with ←/→.
+    Label,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +96,7 @@ impl Form {
         rows.extend((0..self.template.fields.len()).map(Row::Field));
         rows.push(Row::Text);
         rows.push(Row::Attach);
+        rows.push(Row::Label);
         rows
     }
 
@@ -132,7 +135,7 @@ impl Form {
             }
             Row::Text => self.text.push(c),
             Row::Attach => self.attach_input.push(c),
-            Row::Peer | Row::Precedence => {}
+            Row::Peer | Row::Precedence | Row::Label => {}
         }
     }
 
@@ -161,8 +164,26 @@ impl Form {
                     self.attachments.pop();
                 }
             }
-            Row::Peer | Row::Precedence => {}
+            Row::Peer | Row::Precedence | Row::Label => {}
         }
+    }
+
+    /// ←/→ on the marking row: the next marking of `labels`, from its
+    /// default.
+    pub fn cycle_label(&mut self, forward: bool, labels: &crate::config::LabelPolicy) {
+        let n = labels.markings.len();
+        if n == 0 {
+            return;
+        }
+        let at = labels
+            .rank(self.label.as_deref().unwrap_or(&labels.default))
+            .unwrap_or(0);
+        let next = if forward {
+            (at + 1) % n
+        } else {
+            (at + n - 1) % n
+        };
+        self.label = Some(labels.markings[next].clone());
     }
 
     /// ←/→ on a choice field, the peer or the precedence.

@@ -391,6 +391,8 @@ pub struct Setup {
     pub attached: bool,
     /// What rings as it arrives (`[console] ring`).
     pub ring: crate::config::Ring,
+    /// The security markings this station knows (`[labels]`).
+    pub labels: crate::config::LabelPolicy,
 }
 
 /// The whole console state.

@@ -156,6 +156,17 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     for path in &form.attachments {
         lines.push(Line::styled(format!("    📎 {}", inert(path)), theme.dim()));
     }
+    let labels = &app.setup.labels;
+    lines.push(Line::raw(format!(
+        "{} Marking:     ◀ {} ▶{}",
+        mark(&Row::Label),
+        form.label.as_deref().unwrap_or(&labels.default),
+        if form.label.is_none() {
+            " (the default; never lower than what it answers)"
+        } else {
+            ""
+        }
+    )));
     if !form.references.is_empty() {
         lines.push(Line::styled(
             format!(

@@ -31,6 +31,16 @@ fn title(row: &MessageRow, lang: Language) -> String {
     }
 }
 
+/// `text` headed by the row's security marking (flagged when this
+/// station's policy does not list it).
+fn marked(row: &MessageRow, labels: &crate::config::LabelPolicy, text: String) -> String {
+    match &row.label {
+        Some(l) if labels.rank(l).is_some() => format!("‹{}› {text}", inert(l)),
+        Some(l) => format!("‹{} ?UNKNOWN MARKING› {text}", inert(l)),
+        None => text,
+    }
+}
+
 /// The day-time part of the DTG (`261415Z`); the message view has it whole.
 fn dtg(at: Timestamp) -> String {
     let full = Dtg(at).to_string();
@@ -204,7 +214,7 @@ fn table(
                 r.serial.to_string(),
                 dtg(r.released_at),
                 inert(r.peer.as_str()),
-                title(r, lang),
+                marked(r, &app.setup.labels, title(r, lang)),
             ];
             cells.extend(extra);
             (cells, style)

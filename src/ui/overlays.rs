@@ -207,6 +207,10 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     f.precedence,
                     if f.exercise { "   EXERCISE" } else { "" }
                 )));
+                lines.push(Line::raw(format!(
+                    "Marking: {}",
+                    f.label.as_deref().unwrap_or(&app.setup.labels.default)
+                )));
                 if let Some(second) = &app.second_operator {
                     lines.push(Line::raw(format!("Second operator: {second}")));
                 }

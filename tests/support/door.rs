@@ -187,6 +187,7 @@ pub fn console_setup(station: &str) -> hotline::console::Setup {
         no_color: false,
         attached: false,
         ring: Default::default(),
+        labels: Default::default(),
     }
 }
 
