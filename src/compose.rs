@@ -50,6 +50,10 @@ pub enum DraftError {
     Fields(Vec<ValueError>),
     #[error("free text: control character U+{0:04X} is not allowed")]
     BadText(u32),
+    #[error(
+        "a {0} names exactly one earlier message of ours (its handle, such as to:MOSCOW/6); this one names {1}"
+    )]
+    Amends(&'static str, usize),
 }
 
 /// A draft whose values have been checked and made canonical.
@@ -106,6 +110,11 @@ pub fn check(draft: &Draft, catalog: &Catalog, now: Timestamp) -> Result<Checked
     }
     if !errors.is_empty() {
         return Err(DraftError::Fields(errors));
+    }
+    if let Some(kind) = template.amends
+        && draft.references.len() != 1
+    {
+        return Err(DraftError::Amends(kind.as_str(), draft.references.len()));
     }
     let text = draft.text.trim_end().to_string();
     if let Some(c) = text

@@ -637,6 +637,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
         subject: None,
         suspect: None,
         label: None,
+        amended: None,
     });
     let progress = |index, done| {
         Msg::Station(Event::AttachmentProgress {

@@ -101,6 +101,7 @@ fn inbound(n: u128, precedence: Precedence, ago: i64) -> MessageRow {
         subject: None,
         suspect: None,
         label: None,
+        amended: None,
     }
 }
 
@@ -1593,6 +1594,28 @@ fn the_marking_is_chosen_on_its_row() {
     assert_eq!(draft(&app).label.as_deref(), Some("UNCLASSIFIED"));
     press(&mut app, KeyCode::Left);
     assert_eq!(draft(&app).label.as_deref(), Some("CONFIDENTIAL"));
+}
+
+/// A message a later one amends says so on its row, by the newer one's
+/// handle, at 80x24 too. Control: the other rows say nothing of it.
+#[test]
+fn a_corrected_message_says_so_on_its_row() {
+    let mut rows = queue_rows();
+    rows[0].amended = Some(hotline::store::Amended {
+        kind: hotline::templates::Amends::Correction,
+        by: hotline::domain::MessageId::new(),
+        serial: 77,
+    });
+    let app = on_duty(setup(), rows, sent_rows());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let shown = screen(&app, w, h);
+        assert_eq!(
+            shown.matches("CORRECTED by MOSCOW/77").count(),
+            1,
+            "{w}x{h}:\n{shown}"
+        );
+    }
+    assert!(!screen(&on_duty(setup(), queue_rows(), sent_rows()), 120, 40).contains("CORRECTED"));
 }
 
 #[test]

@@ -1523,6 +1523,12 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
              DROP TABLE rotations_in;
              ALTER TABLE messages DROP COLUMN suspect;
              ALTER TABLE messages DROP COLUMN label;
+             DROP INDEX messages_amends;
+             ALTER TABLE messages DROP COLUMN amends;
+             ALTER TABLE messages DROP COLUMN amends_kind;
+             ALTER TABLE messages DROP COLUMN amended_by;
+             ALTER TABLE messages DROP COLUMN amended_by_serial;
+             ALTER TABLE messages DROP COLUMN amended_kind;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");

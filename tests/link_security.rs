@@ -2727,3 +2727,51 @@ async fn receipts_and_acknowledgements_must_name_what_was_sent() {
     assert_eq!(state_of(&ms, a.id).await, MessageState::Acknowledged);
     ms.shutdown().await;
 }
+
+/// A peer cannot withdraw or correct one of our messages: a cancellation
+/// from WASHINGTON naming MOSCOW's own message is refused (bad-reference)
+/// and stored nowhere. CONTROL: the same cancellation naming a message of
+/// WASHINGTON's is receipted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_withdraw_one_of_our_messages() {
+    let ByHand {
+        _tmp,
+        ms,
+        wk,
+        mk,
+        raw,
+    } = by_hand().await;
+    let session = door::login(&ms).await;
+    let ours = door::release(&ms, &session, "WASHINGTON", general("MOSCOW's own")).await;
+    let cancellation = |reference: MessageId, serial: u64| {
+        let mut d = Draft {
+            template_id: "cancellation".into(),
+            references: vec![reference],
+            ..Draft::default()
+        };
+        d.fields.insert("reason".into(), "withdrawn".into());
+        build(&d, "WASHINGTON", "MOSCOW", serial)
+    };
+    let foreign = cancellation(ours.id, 1);
+    let r = refusal_of(
+        raw.frame(FrameKind::Message, seal(&foreign, &wk, &mk).expect("seal"))
+            .await,
+        &mk,
+        &wk.name,
+    );
+    assert_eq!(r.code, RefusalCode::BadReference, "{r:?}");
+    assert_eq!(r.id, Some(foreign.id));
+    assert!(!inbox(&ms).await.contains(&foreign.id));
+
+    let earlier = build(&general("WASHINGTON's own"), "WASHINGTON", "MOSCOW", 2);
+    receipted(&raw, &earlier, &wk, &mk).await;
+    let own = cancellation(earlier.id, 3);
+    receipted(&raw, &own, &wk, &mk).await;
+    let rows = door::list(&ms, Direction::In).await;
+    let amended = rows
+        .iter()
+        .find(|r| r.id == earlier.id)
+        .and_then(hotline::console::amended);
+    assert_eq!(amended.as_deref(), Some("WITHDRAWN by WASHINGTON/3"));
+    ms.shutdown().await;
+}

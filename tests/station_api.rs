@@ -74,6 +74,7 @@ fn release_cmd(draft: hotline::compose::Draft, second: Option<&str>) -> Command 
         draft,
         attachments: Vec::new(),
         second_operator: second.map(str::to_string),
+        refer_to: Vec::new(),
     }))
 }
 
@@ -2136,6 +2137,132 @@ async fn markings_are_checked_at_release_and_never_lowered_on_reply() {
         .await
         .expect("a plain message");
     assert_eq!(plain.label.as_deref(), Some("UNCLASSIFIED"));
+    ws.shutdown().await;
+    ms.shutdown().await;
+}
+
+async fn amend(
+    station: &Station,
+    session: &Session,
+    template: &str,
+    field: (&str, &str),
+    refer_to: &[&str],
+) -> Result<hotline::store::MessageRow, ApiError> {
+    let mut draft = hotline::compose::Draft {
+        template_id: template.into(),
+        ..Default::default()
+    };
+    draft.fields.insert(field.0.into(), field.1.into());
+    if template == "correction" {
+        draft
+            .fields
+            .insert("text".into(), "the corrected text".into());
+    }
+    let release = Release {
+        to: "MOSCOW".into(),
+        draft,
+        attachments: Vec::new(),
+        second_operator: None,
+        refer_to: refer_to.iter().map(ToString::to_string).collect(),
+    };
+    match station
+        .handle(session, Command::Release(Box::new(release)))
+        .await?
+    {
+        Reply::Released { row } => Ok(*row),
+        other => panic!("unexpected reply: {other:?}"),
+    }
+}
+
+/// A correction and then a withdrawal of one of our messages, named by its
+/// handle, travel over the link; both journals show the earlier message
+/// CORRECTED, then WITHDRAWN, by the newer one's handle. A station cannot
+/// amend a message it received, and an amendment names exactly one
+/// message. Control: a message nothing amends shows nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_and_withdrawals_mark_the_earlier_message_on_both_sides() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let (wsess, msess) = (door::login(&ws).await, door::login(&ms).await);
+    let first = door::release(&ws, &wsess, "MOSCOW", general("first")).await;
+    let other = door::release(&ws, &wsess, "MOSCOW", general("untouched")).await;
+    let handle = format!("to:MOSCOW/{}", first.serial);
+
+    let fix = amend(
+        &ws,
+        &wsess,
+        "correction",
+        ("subject", "the date"),
+        &[&handle],
+    )
+    .await
+    .expect("a correction");
+    let at = |rows: &[hotline::store::MessageRow], id| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .and_then(hotline::console::amended)
+    };
+    let sent = door::list(&ws, Direction::Out).await;
+    assert_eq!(
+        at(&sent, first.id).as_deref(),
+        Some(format!("CORRECTED by to:MOSCOW/{}", fix.serial).as_str())
+    );
+    let wanted = format!("CORRECTED by WASHINGTON/{}", fix.serial);
+    door::rows_until(
+        &ms,
+        Direction::In,
+        Duration::from_secs(20),
+        "the correction shown at MOSCOW",
+        |rows| at(rows, first.id).as_deref() == Some(wanted.as_str()),
+    )
+    .await;
+
+    let withdrawn = amend(
+        &ws,
+        &wsess,
+        "cancellation",
+        ("reason", "sent in error"),
+        &[&handle],
+    )
+    .await
+    .expect("a withdrawal");
+    let wanted = format!("WITHDRAWN by WASHINGTON/{}", withdrawn.serial);
+    let rows = door::rows_until(
+        &ms,
+        Direction::In,
+        Duration::from_secs(20),
+        "the withdrawal shown at MOSCOW",
+        |rows| at(rows, first.id).as_deref() == Some(wanted.as_str()),
+    )
+    .await;
+    assert_eq!(at(&rows, other.id), None, "control: nothing amends it");
+    let sent = door::list(&ws, Direction::Out).await;
+    assert!(at(&sent, first.id).is_some_and(|a| a.starts_with("WITHDRAWN")));
+
+    // MOSCOW cannot withdraw WASHINGTON's message, nor amend without
+    // naming exactly one message.
+    let theirs = format!("WASHINGTON/{}", first.serial);
+    let mut draft = hotline::compose::Draft {
+        template_id: "cancellation".into(),
+        ..Default::default()
+    };
+    draft.fields.insert("reason".into(), "not ours".into());
+    let release = Release {
+        to: "WASHINGTON".into(),
+        draft: draft.clone(),
+        attachments: Vec::new(),
+        second_operator: None,
+        refer_to: vec![theirs],
+    };
+    match ms.handle(&msess, Command::Release(Box::new(release))).await {
+        Err(ApiError::Refused { detail }) => assert!(detail.contains("of ours only"), "{detail}"),
+        other => panic!("MOSCOW withdrew WASHINGTON's message: {other:?}"),
+    }
+    match door::try_release(&ms, &msess, "WASHINGTON", draft, Vec::new()).await {
+        Err(ApiError::Draft { detail }) => assert!(detail.contains("exactly one"), "{detail}"),
+        other => panic!("an amendment without a reference: {other:?}"),
+    }
     ws.shutdown().await;
     ms.shutdown().await;
 }

@@ -97,7 +97,12 @@ fn full_draft(t: &Template) -> Draft {
         text: "Additional free text from the sender.".into(),
         text_language: None,
         label: None,
-        references: Vec::new(),
+        // An amending template names exactly one earlier message.
+        references: if t.amends.is_some() {
+            vec![hotline::domain::MessageId::new()]
+        } else {
+            Vec::new()
+        },
         exercise: false,
     }
 }

@@ -121,6 +121,7 @@ pub async fn release(
         draft,
         attachments,
         second_operator: None,
+        refer_to: Vec::new(),
     };
     match station
         .handle(session, Command::Release(Box::new(release)))

@@ -90,6 +90,7 @@ pub(crate) fn inbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 subject: None,
                 suspect: None,
                 label: None,
+                amended: None,
             }
         })
         .collect()
@@ -140,6 +141,7 @@ pub(crate) fn outbound_rows(n: usize, now: Timestamp) -> Vec<MessageRow> {
                 subject: None,
                 suspect: None,
                 label: None,
+                amended: None,
             }
         })
         .collect()

@@ -149,8 +149,10 @@ pub struct SendArgs {
     /// [default: its `[labels] default`]
     #[arg(long, value_name = "MARKING")]
     pub label: Option<String>,
-    /// The id of an earlier message this one refers to; repeatable
-    #[arg(long = "reference", value_name = "ID")]
+    /// An earlier message this one refers to: its handle (MOSCOW/6 for a
+    /// received one, to:MOSCOW/6 for one we sent) or its id; repeatable. A
+    /// correction or cancellation names exactly one message of ours
+    #[arg(long = "reference", value_name = "HANDLE")]
     pub references: Vec<String>,
     /// Flag the message as a bilateral exercise message
     #[arg(long)]
@@ -191,14 +193,6 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         .map(str::parse::<Precedence>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--precedence: {e}"))?;
-    let references = args
-        .references
-        .iter()
-        .map(|r| {
-            r.parse()
-                .map_err(|_| anyhow::anyhow!("--reference `{}` is not a message id", inert(r)))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     // The station runs elsewhere: give it absolute paths, checked here first.
     let mut attachments = Vec::new();
     for f in &args.attach {
@@ -235,11 +229,12 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
                 })
                 .transpose()?,
             label: args.label.clone(),
-            references,
+            references: Vec::new(),
             exercise: args.exercise,
         },
         attachments,
         second_operator: args.second_operator.clone(),
+        refer_to: args.references.clone(),
     };
     runtime()?.block_on(async {
         let mut client = connect(&config).await?;
@@ -287,6 +282,9 @@ fn print_rows(rows: &[MessageRow], labels: &crate::config::LabelPolicy) {
         }
         if r.suspect.is_some() {
             state.push_str(" SUSPECT");
+        }
+        if let Some(amended) = crate::console::amended(r) {
+            state = format!("{amended}, {state}");
         }
         if let Some(label) = &r.label {
             // A marking this station's policy does not list is shown as

@@ -724,6 +724,17 @@ pub fn handle(row: &MessageRow) -> String {
     }
 }
 
+/// What became of a message a later one amends: `CORRECTED by MOSCOW/7`,
+/// `WITHDRAWN by to:MOSCOW/7` (the amending message's handle).
+pub fn amended(row: &MessageRow) -> Option<String> {
+    let a = row.amended.as_ref()?;
+    let by = match row.direction {
+        Direction::In => format!("{}/{}", row.peer, a.serial),
+        Direction::Out => format!("to:{}/{}", row.peer, a.serial),
+    };
+    Some(format!("{} by {by}", a.kind.verdict()))
+}
+
 /// A message named for a question or a notice: precedence, handle and
 /// subject (`IMMEDIATE MOSCOW/6 "Dnieper dam"`), or the form where the
 /// subject is not known (`ROUTINE MOSCOW/1 (general)`).

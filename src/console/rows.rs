@@ -289,6 +289,7 @@ mod tests {
             subject: None,
             suspect: None,
             label: None,
+            amended: None,
         }
     }
 

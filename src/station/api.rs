@@ -73,6 +73,11 @@ pub struct Release {
     /// The second operator of a FLASH, verified on this session.
     #[serde(default)]
     pub second_operator: Option<String>,
+    /// Earlier messages this one refers to, by handle (MOSCOW/6 received,
+    /// to:MOSCOW/6 sent) or id: the station adds their ids to the draft's
+    /// references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refer_to: Vec<String>,
 }
 
 /// Everything a caller can ask of a station.

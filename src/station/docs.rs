@@ -124,6 +124,9 @@ pub enum RefusalCode {
     Malformed,
     /// The message is at a newer revision than the receiver reads.
     UnsupportedRevision,
+    /// A correction or withdrawal names a message that is not the
+    /// sender's own.
+    BadReference,
 }
 
 impl RefusalCode {
@@ -136,7 +139,7 @@ impl RefusalCode {
             | RefusalCode::NotForUs
             | RefusalCode::Malformed
             | RefusalCode::UnsupportedRevision => true,
-            RefusalCode::UnknownTemplateField => false,
+            RefusalCode::UnknownTemplateField | RefusalCode::BadReference => false,
         }
     }
 
@@ -148,6 +151,7 @@ impl RefusalCode {
             RefusalCode::NotForUs => "not-for-us",
             RefusalCode::Malformed => "malformed",
             RefusalCode::UnsupportedRevision => "unsupported-revision",
+            RefusalCode::BadReference => "bad-reference",
         }
     }
 }

@@ -195,8 +195,23 @@ impl Station {
         }
     }
 
-    async fn handle_release(&self, session: &Session, release: Release) -> Result<Reply, ApiError> {
+    async fn handle_release(
+        &self,
+        session: &Session,
+        mut release: Release,
+    ) -> Result<Reply, ApiError> {
         let op = logged_in(session)?;
+        for handle in &release.refer_to {
+            let wanted = if handle.trim().starts_with("to:") {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            let id = self.resolve(handle, wanted)?.id;
+            if !release.draft.references.contains(&id) {
+                release.draft.references.push(id);
+            }
+        }
         let second = match self.two_person(session, &op, &release) {
             Ok(second) => second,
             Err(reason) => {

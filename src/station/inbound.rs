@@ -315,6 +315,21 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             .await,
         );
     }
+    if let Some(detail) = super::amends::foreign(inner, &m) {
+        let noted = format!("peer={peer} id={} code=bad-reference", m.id);
+        return Some(
+            refuse(
+                inner,
+                &peer_keys,
+                m.id,
+                RefusalCode::BadReference,
+                detail,
+                &noted,
+            )
+            .await,
+        );
+    }
+    let amended = super::amends::target(inner, &m);
     let id = m.id;
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None, Some(&sealed));
     inner.subjects.note(inner, &m);
@@ -353,6 +368,9 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         Ok(Stored::New) => {
             quota::count_kept(inner, peer, declared);
             inner.emit(event);
+            if let Some(earlier) = amended {
+                inner.changed(&earlier);
+            }
             if let Some((id, serial)) = differs {
                 original_differs(inner, peer, id, serial).await;
             }

@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod alarms;
+mod amends;
 pub mod api;
 pub mod attachments;
 mod auth;
@@ -563,6 +564,7 @@ impl Station {
             draft.exercise = true;
         }
         let mut checked = compose::check(&draft, self.inner.catalog, Timestamp::now())?;
+        amends::check(&self.inner, &checked, to)?;
         checked.label = Some(labels::marking(&self.inner, &checked, to)?);
         let (refs, staged) = {
             let inner = self.inner.clone();
@@ -615,6 +617,9 @@ impl Station {
             serial: message.serial,
             precedence: message.precedence,
         });
+        if let Some(earlier) = amends::target(&self.inner, &message) {
+            self.inner.changed(&earlier);
+        }
         Ok((released, message))
     }
 

@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, Row, Statement, Transaction, params};
 
 use super::{Journal, MessageState, Pending, StoreError, audit};
 use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
+use crate::templates::Amends;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,6 +80,18 @@ pub struct MessageRow {
     /// text from a peer: sanitise before showing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The newest message that corrects or withdraws this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended: Option<Amended>,
+}
+
+/// What became of a message that a later one amends.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Amended {
+    pub kind: Amends,
+    /// The amending message, and its serial (its handle's number).
+    pub by: MessageId,
+    pub serial: u64,
 }
 
 /// A message just released into the outbox.
@@ -96,7 +109,7 @@ pub(super) const ROW_COLUMNS: &str = "id, direction, peer, serial, precedence, e
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
       AND a.state = 'receipted'), \
      (SELECT COUNT(*) FROM attachments a WHERE a.message_id = messages.id AND a.direction = messages.direction \
-      AND a.state = 'refused'), suspect, label";
+      AND a.state = 'refused'), suspect, label, amended_by, amended_by_serial, amended_kind";
 
 /// Reads one row, parsing every typed column at this boundary: damage is a
 /// [`StoreError::Corrupt`] naming the message, the column and the value.
@@ -165,6 +178,19 @@ pub(super) fn row(r: &Row<'_>) -> Result<MessageRow, StoreError> {
         subject: None,
         suspect: r.get(20)?,
         label: r.get(21)?,
+        amended: match (
+            r.get::<_, Option<String>>(22)?,
+            r.get::<_, Option<i64>>(23)?,
+            r.get::<_, Option<String>>(24)?,
+        ) {
+            (Some(by), Some(serial), Some(kind)) => Some(Amended {
+                kind: Amends::parse(&kind)
+                    .ok_or_else(|| corrupt("amended_kind", &kind, &"not an amendment"))?,
+                by: by.parse().map_err(|e| corrupt("amended_by", &by, &e))?,
+                serial: serial as u64,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -214,6 +240,48 @@ pub(super) fn insert(
             m.label,
         ],
     )?;
+    amend(tx, dir, peer, m)
+}
+
+/// Records what `m` amends, and what amends `m` if that came first (the
+/// link does not keep order): only within one direction and one peer, so
+/// a peer's message never marks one of ours.
+fn amend(tx: &Transaction<'_>, dir: Direction, peer: &str, m: &Message) -> Result<(), StoreError> {
+    let kind = crate::templates::Catalog::builtin()
+        .get(&m.template.id, m.template.version)
+        .and_then(|t| t.amends);
+    if let (Some(kind), [target]) = (kind, m.references.as_slice()) {
+        tx.execute(
+            "UPDATE messages SET amends = ?2, amends_kind = ?3 WHERE id = ?1",
+            params![m.id.to_string(), target.to_string(), kind.as_str()],
+        )?;
+        tx.execute(
+            "UPDATE messages SET amended_by = ?1, amended_by_serial = ?2, amended_kind = ?3 \
+             WHERE id = ?4 AND direction = ?5 AND peer = ?6 AND COALESCE(amended_by_serial, -1) < ?2",
+            params![
+                m.id.to_string(),
+                m.serial as i64,
+                kind.as_str(),
+                target.to_string(),
+                dir.as_str(),
+                peer
+            ],
+        )?;
+    }
+    let earlier: Option<(String, i64, String)> = tx
+        .query_row(
+            "SELECT id, serial, amends_kind FROM messages \
+             WHERE amends = ?1 AND direction = ?2 AND peer = ?3 ORDER BY serial DESC LIMIT 1",
+            params![m.id.to_string(), dir.as_str(), peer],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((by, serial, kind)) = earlier {
+        tx.execute(
+            "UPDATE messages SET amended_by = ?1, amended_by_serial = ?2, amended_kind = ?3 WHERE id = ?4",
+            params![by, serial, kind, m.id.to_string()],
+        )?;
+    }
     Ok(())
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 pub use attachments::{AttachmentRow, AttachmentState, StagedAttachment, inbound_path};
 pub use delivery::{KEPT_PER_PEER, PendingAck, PendingMessage, Stored};
-pub use messages::{Direction, MessageRow, Released};
+pub use messages::{Amended, Direction, MessageRow, Released};
 pub use rotations::{Answered, PeerRotation, Standing};
 pub use schema::current_version as schema_version;
 pub use state::MessageState;

@@ -176,6 +176,18 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE messages ADD COLUMN label TEXT;
     ",
+    // 9: corrections and withdrawals. An amending message names the one it
+    //    amends (`amends`, `amends_kind`); the amended one names the newest
+    //    message that amends it (`amended_by`, its serial, `amended_kind`).
+    //    Kept in clear, like the references' effect on the lists.
+    "
+    ALTER TABLE messages ADD COLUMN amends TEXT;
+    ALTER TABLE messages ADD COLUMN amends_kind TEXT;
+    ALTER TABLE messages ADD COLUMN amended_by TEXT;
+    ALTER TABLE messages ADD COLUMN amended_by_serial INTEGER;
+    ALTER TABLE messages ADD COLUMN amended_kind TEXT;
+    CREATE INDEX messages_amends ON messages (amends) WHERE amends IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -9,7 +9,9 @@ mod value;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-pub use model::{Choice, DEFAULT_TEXT_MAX, Field, FieldKind, Localized, Template, parse_template};
+pub use model::{
+    Amends, Choice, DEFAULT_TEXT_MAX, Field, FieldKind, Localized, Template, parse_template,
+};
 pub use render::{OriginalCheck, ReaderView, check_original, for_reader, render};
 pub use value::ValueError;
 

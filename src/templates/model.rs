@@ -90,6 +90,44 @@ pub struct Template {
     pub summary: String,
     /// The template a reply to this one starts from (`reply`), if any.
     pub reply: Option<String>,
+    /// What a message of this template does to the one earlier message
+    /// of ours it references (`amends`): corrects it, or withdraws it.
+    pub amends: Option<Amends>,
+}
+
+/// What an amending message does to the message it references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Amends {
+    /// It replaces what the earlier message said: CORRECTED.
+    Correction,
+    /// It withdraws the earlier message: WITHDRAWN.
+    Withdrawal,
+}
+
+impl Amends {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Amends::Correction => "correction",
+            Amends::Withdrawal => "withdrawal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Amends> {
+        match s {
+            "correction" => Some(Amends::Correction),
+            "withdrawal" => Some(Amends::Withdrawal),
+            _ => None,
+        }
+    }
+
+    /// What the earlier message becomes, as the lists say it.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Amends::Correction => "CORRECTED",
+            Amends::Withdrawal => "WITHDRAWN",
+        }
+    }
 }
 
 impl Template {
@@ -113,6 +151,7 @@ struct RawTemplate {
     fields: Vec<RawField>,
     summary: Option<Spanned<String>>,
     reply: Option<Spanned<String>>,
+    amends: Option<Spanned<String>>,
 }
 
 /// The body keeps a span per language, so a problem names its exact line.
@@ -406,6 +445,20 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         }
         other => other.map(Spanned::into_inner),
     };
+    let amends = raw.amends.and_then(|a| {
+        let kind = Amends::parse(a.get_ref());
+        if kind.is_none() {
+            err(
+                a.span(),
+                "amends",
+                format!(
+                    "`{}` is not what a message can do to an earlier one; write \"correction\" or \"withdrawal\"",
+                    a.get_ref()
+                ),
+            );
+        }
+        kind
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -418,5 +471,6 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         fields,
         summary,
         reply,
+        amends,
     })
 }

@@ -237,6 +237,7 @@ impl World {
                     draft: *draft,
                     attachments,
                     second_operator: second.map(|s| s.to_string()),
+                    refer_to: Vec::new(),
                 };
                 let result =
                     b.call(Command::Release(Box::new(release)))

@@ -336,6 +336,9 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             if r.suspect.is_some() {
                 status.insert_str(0, "SUSPECT ");
             }
+            if let Some(amended) = crate::console::amended(r) {
+                status = format!("{amended} · {status}");
+            }
             let style = match (app.overdue(r) || r.suspect.is_some(), unacked, r.precedence) {
                 (true, _, _) => theme.alert(),
                 (_, true, Precedence::Flash) if app.flash_on => theme.banner(),
@@ -355,6 +358,9 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 /// beside it (who acknowledged, why refused). Until the receipt comes, a
 /// sent message says so: it must not look delivered.
 fn out_state(app: &App, r: &MessageRow) -> String {
+    if let Some(amended) = crate::console::amended(r) {
+        return amended;
+    }
     match r.state {
         MessageState::Sent => "SENT, NO RECEIPT".into(),
         MessageState::Receipted if app.ack_overdue(r) => "RECEIVED, ACK OVERDUE".into(),

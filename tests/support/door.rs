@@ -58,6 +58,7 @@ pub async fn try_release(
         draft,
         attachments,
         second_operator: None,
+        refer_to: Vec::new(),
     };
     match station
         .handle(session, Command::Release(Box::new(release)))
@@ -218,6 +219,7 @@ pub fn inbound_row(n: u64) -> MessageRow {
         subject: None,
         suspect: None,
         label: None,
+        amended: None,
     }
 }
 
