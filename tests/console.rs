@@ -1618,6 +1618,32 @@ fn a_corrected_message_says_so_on_its_row() {
     assert!(!screen(&on_duty(setup(), queue_rows(), sent_rows()), 120, 40).contains("CORRECTED"));
 }
 
+/// `r` on a sent message starts its correction: the picker on the
+/// correction form (the cancellation beside it), the message referenced,
+/// its peer chosen.
+#[test]
+fn r_on_a_sent_message_starts_its_correction() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, Screen::Sent);
+    let selected = app
+        .outbound
+        .get(app.selected_out)
+        .expect("a sent row")
+        .clone();
+    press(&mut app, KeyCode::Char('r'));
+    assert_eq!(app.screen, Screen::Picker);
+    let picked = app.picker.matches(Catalog::builtin(), Language::En)[app.picker.selected]
+        .id
+        .clone();
+    assert_eq!(picked, "correction");
+    press(&mut app, KeyCode::Enter);
+    let form = app.form.as_ref().expect("the form");
+    assert_eq!(form.template.id, "correction");
+    assert_eq!(form.references, vec![selected.id]);
+    assert_eq!(app.setup.peers[form.peer].0, selected.peer.as_str());
+}
+
 #[test]
 fn snapshot_sent_list() {
     let mut app = on_duty(setup(), queue_rows(), sent_rows());

@@ -519,6 +519,13 @@ pub fn defaults() -> Vec<Binding> {
             "cancel a message still queued (audited)",
         ),
         b(
+            Reply,
+            C::Sent,
+            Key::ch('r'),
+            "correct",
+            "correct or withdraw the selected message: a correction (or, chosen in the list, a cancellation) that names it",
+        ),
+        b(
             Compose,
             C::Sent,
             Key::ch('c'),

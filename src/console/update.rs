@@ -679,6 +679,7 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         Some(Action::Acknowledge) if inbound => ask_ack(app, false),
         Some(Action::AckAndReply) if inbound => ask_ack(app, true),
         Some(Action::Reply) if inbound => reply(app),
+        Some(Action::Reply) => amend(app),
         Some(Action::CancelMessage) if !inbound => match app.outbound.get(app.selected_out) {
             Some(r) if r.state == MessageState::Queued => {
                 app.confirm = Some(Confirm::Cancel { id: r.id });
@@ -686,7 +687,7 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
             }
             Some(r) => {
                 app.notice = Some(format!(
-                    "{} is {}; only a queued message can be cancelled. Send a cancellation that references it",
+                    "{} is {}; only a queued message can be cancelled. Press r to send a correction or a cancellation that names it",
                     super::describe(r),
                     r.state
                 ));
@@ -775,6 +776,33 @@ fn reply(app: &mut App) -> Vec<Effect> {
             .matches(Catalog::builtin(), app.setup.language)
             .iter()
             .position(|t| t.id == form)
+    {
+        app.picker.selected = i;
+    }
+    effects
+}
+
+/// Starts a correction of the selected sent message, to its peer; the
+/// picker offers the cancellation beside it.
+fn amend(app: &mut App) -> Vec<Effect> {
+    let Some(row) = app.outbound.get(app.selected_out) else {
+        return Vec::new();
+    };
+    let (id, peer) = (row.id, row.peer.clone());
+    let effects = start_compose(app, vec![id]);
+    if let Some(i) = app
+        .setup
+        .peers
+        .iter()
+        .position(|(p, _)| p.as_str() == peer.as_str())
+    {
+        app.pending_peer(i);
+    }
+    if let Some(i) = app
+        .picker
+        .matches(Catalog::builtin(), app.setup.language)
+        .iter()
+        .position(|t| t.id == "correction")
     {
         app.picker.selected = i;
     }
