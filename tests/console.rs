@@ -1644,6 +1644,28 @@ fn r_on_a_sent_message_starts_its_correction() {
     assert_eq!(app.setup.peers[form.peer].0, selected.peer.as_str());
 }
 
+/// A launch notification typed for less than 24 hours ahead warns in the
+/// form. Control: 48 hours ahead does not.
+#[test]
+fn the_form_warns_of_short_notice() {
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "blm");
+    assert_eq!(
+        app.form.as_ref().expect("form").template.id,
+        "blm-notification"
+    );
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "+48h");
+    assert!(!screen(&app, 120, 40).contains("SHORT NOTICE"));
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Backspace);
+    }
+    type_text(&mut app, "+2h");
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains("SHORT NOTICE"), "{shown}");
+}
+
 #[test]
 fn snapshot_sent_list() {
     let mut app = on_duty(setup(), queue_rows(), sent_rows());

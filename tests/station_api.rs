@@ -2266,3 +2266,57 @@ async fn corrections_and_withdrawals_mark_the_earlier_message_on_both_sides() {
     ws.shutdown().await;
     ms.shutdown().await;
 }
+
+fn launch_notice(hours_ahead: i64) -> hotline::compose::Draft {
+    let launch = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours_ahead);
+    let mut draft = hotline::compose::Draft {
+        template_id: "blm-notification".into(),
+        ..Default::default()
+    };
+    for (k, v) in [
+        ("planned_launch", launch.to_string()),
+        ("launch_kind", "slbm".into()),
+        ("launch_area", "water Barents Sea".into()),
+        ("impact_area", "circle 65N 175E radius 50 km".into()),
+    ] {
+        draft.fields.insert(k.into(), v);
+    }
+    draft
+}
+
+/// A launch notification that arrives less than 24 hours before the launch
+/// raises a short-notice alarm at the receiver, judged by its own time of
+/// receipt. Control: one 48 hours ahead, received first, raises none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_launch_notification_raises_short_notice_at_the_receiver() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let (ws, ms) = (w.start().await, m.start().await);
+    let session = door::login(&ws).await;
+    let mut events = ms.subscribe();
+    let early = door::release(&ws, &session, "MOSCOW", launch_notice(48)).await;
+    support::wait_event(
+        &mut events,
+        Duration::from_secs(20),
+        |e| matches!(e, hotline::station::Event::Received { id, .. } if *id == early.id),
+    )
+    .await;
+    let late = door::release(&ws, &session, "MOSCOW", launch_notice(2)).await;
+    let raised = support::wait_event(&mut events, Duration::from_secs(20), |e| {
+        matches!(e, hotline::station::Event::Alarm(a) if a.kind == hotline::station::AlarmKind::ShortNotice)
+    })
+    .await;
+    let hotline::station::Event::Alarm(alarm) = raised else {
+        unreachable!()
+    };
+    assert_eq!(alarm.id, Some(late.id));
+    assert!(alarm.text.contains("SHORT NOTICE"), "{}", alarm.text);
+    let short: Vec<_> = ms
+        .alarms()
+        .into_iter()
+        .filter(|a| a.kind == hotline::station::AlarmKind::ShortNotice)
+        .collect();
+    assert_eq!(short.len(), 1, "only the late one: {short:?}");
+    ws.shutdown().await;
+    ms.shutdown().await;
+}

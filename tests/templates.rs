@@ -68,6 +68,7 @@ fn sample_input(f: &Field) -> String {
         }
         FieldKind::Coordinates => "45.92N 63.34E".into(),
         FieldKind::Duration => "2h 30m".into(),
+        FieldKind::Area => "circle 45.92N 63.34E radius 50 km".into(),
     }
 }
 
@@ -234,6 +235,14 @@ fn every_template_renders_in_both_languages() {
                     FieldKind::Duration => match lang {
                         Language::En => format!("{label}: 2h 30m\n"),
                         Language::Ru => format!("{label}: 2 ч 30 мин\n"),
+                    },
+                    FieldKind::Area => match lang {
+                        Language::En => format!(
+                            "{label}: a circle of radius 50.0 km centred on 45.9200N 063.3400E\n"
+                        ),
+                        Language::Ru => format!(
+                            "{label}: круг радиусом 50.0 км с центром в точке 45.9200 с. ш. 063.3400 в. д.\n"
+                        ),
                     },
                 };
                 assert!(
@@ -935,4 +944,76 @@ fn free_text_is_tagged_with_the_language_it_was_written_in() {
     let russian = build(&draft);
     assert_eq!(russian.text_language, Some(Language::Ru));
     assert!(render(&russian, t, Language::En, Language::Ru).contains(": русский]"));
+}
+
+/// The 1988 launch notification is due 24 hours ahead, judged by when it
+/// is given (for the receiver: when it was received, the notification's
+/// date by treaty practice). Control: given 25 hours ahead it is on time.
+#[test]
+fn notice_rule_is_judged_by_the_time_given() {
+    let t = template("blm-notification");
+    let launch: Timestamp = "2026-12-10T12:00:00Z".parse().expect("time");
+    let fields = BTreeMap::from([("planned_launch".to_string(), launch.to_string())]);
+    let hours = |h: i64| launch - jiff::SignedDuration::from_hours(h);
+    assert_eq!(t.short_notice(&fields, hours(25)), None, "on time");
+    let why = t.short_notice(&fields, hours(23)).expect("short");
+    assert!(why.contains("23.0 h") && why.contains("1d"), "{why}");
+    // A template without the rule never is.
+    assert_eq!(template("general").short_notice(&fields, hours(1)), None);
+}
+
+/// Areas in a template: each form canonicalised, rendered in both
+/// languages; a bad one gets an error naming the field and the valid forms.
+#[test]
+fn area_fields_take_circles_points_and_water() {
+    let t = template("blm-notification");
+    let field = t.field("launch_area").expect("launch area");
+    for (input, en, ru) in [
+        (
+            "circle 62.93N 40.58E radius 20 nm",
+            "a circle of radius 20.0 nautical miles centred on 62.9300N 040.5800E",
+            "круг радиусом 20.0 морских миль с центром в точке 62.9300 с. ш. 040.5800 в. д.",
+        ),
+        (
+            "points 57N 161E; 58N 162E; 57N 162E",
+            "the area bounded by 57.0000N 161.0000E; 58.0000N 162.0000E; 57.0000N 162.0000E",
+            "район, ограниченный точками 57.0000 с. ш. 161.0000 в. д.; 58.0000 с. ш. 162.0000 в. д.; 57.0000 с. ш. 162.0000 в. д.",
+        ),
+        (
+            "water Barents Sea",
+            "the ocean area or body of water: Barents Sea",
+            "акватория: Barents Sea",
+        ),
+    ] {
+        let canonical = field.canonicalize(input, now()).expect(input);
+        field.check_canonical(&canonical).expect("canonical");
+        assert_eq!(field.render(&canonical, Language::En), en);
+        assert_eq!(field.render(&canonical, Language::Ru), ru);
+    }
+    let e = field
+        .canonicalize("circle 62.93N 40.58E", now())
+        .expect_err("no radius")
+        .to_string();
+    assert!(e.contains("launch_area") && e.contains("radius"), "{e}");
+}
+
+/// A notice rule must name a datetime field of its template and a
+/// duration; otherwise the template is refused at the line.
+#[test]
+fn a_notice_rule_names_a_datetime_field() {
+    let text = std::fs::read_to_string("assets/templates/blm-notification.toml").expect("template");
+    let bad = text.replace(
+        "notice = { field = \"planned_launch\", ahead = \"24h\" }",
+        "notice = { field = \"remarks\", ahead = \"soon\" }",
+    );
+    let problems = parse_template(Path::new("blm-notification.toml"), &bad).expect_err("refused");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(
+        keys.contains(&"notice.field") && keys.contains(&"notice.ahead"),
+        "{problems:#?}"
+    );
+    assert!(
+        parse_template(Path::new("blm-notification.toml"), &text).is_ok(),
+        "control"
+    );
 }

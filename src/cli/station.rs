@@ -213,6 +213,26 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         }
         attachments.push(abs);
     }
+    // A notification that would come too late for its treaty is sent all
+    // the same (late is better than never), with a warning.
+    if let Some(why) = crate::templates::Catalog::builtin()
+        .latest(&args.template)
+        .zip(
+            crate::compose::check(
+                &Draft {
+                    template_id: args.template.clone(),
+                    fields: fields.clone(),
+                    ..Draft::default()
+                },
+                crate::templates::Catalog::builtin(),
+                jiff::Timestamp::now(),
+            )
+            .ok(),
+        )
+        .and_then(|(t, checked)| t.short_notice(&checked.fields, jiff::Timestamp::now()))
+    {
+        crate::note!("warning: SHORT NOTICE: {why}");
+    }
     let release = Release {
         to: args.to.clone(),
         draft: Draft {

@@ -113,6 +113,22 @@ impl Form {
         };
     }
 
+    /// Why the notification as typed now would come too late for its
+    /// treaty (the template's notice rule), if it would.
+    pub fn short_notice(&self, now: Timestamp) -> Option<String> {
+        let rule = self.template.notice.as_ref()?;
+        let i = self
+            .template
+            .fields
+            .iter()
+            .position(|f| f.name == rule.field)?;
+        let value = self.template.fields[i]
+            .canonicalize(self.values.get(i)?, now)
+            .ok()?;
+        self.template
+            .short_notice(&BTreeMap::from([(rule.field.clone(), value)]), now)
+    }
+
     /// The validation problem of field `i` as typed now, if any.
     pub fn problem(&self, i: usize, now: Timestamp) -> Option<String> {
         let field = self.template.fields.get(i)?;

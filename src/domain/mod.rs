@@ -1,6 +1,7 @@
 //! Plain data of the link: names, precedence, date-time groups, durations,
 //! coordinates and the message itself. Nothing here does I/O.
 
+mod area;
 mod coordinates;
 mod dtg;
 mod duration;
@@ -10,6 +11,7 @@ mod names;
 mod precedence;
 mod size;
 
+pub use area::{Area, BadArea, RadiusUnit};
 pub use coordinates::Coordinates;
 pub use dtg::{Dtg, parse_datetime, stamp};
 pub use duration::{format_duration, parse_duration};

@@ -56,6 +56,7 @@ impl AlarmKind {
             AlarmKind::Storage => "storage",
             AlarmKind::KeyRotation => "key-rotation",
             AlarmKind::KeyCompromised => "key-compromised",
+            AlarmKind::ShortNotice => "short-notice",
         }
     }
 
@@ -77,6 +78,7 @@ impl AlarmKind {
             AlarmKind::Storage => 4,
             AlarmKind::LinkDegraded => 8,
             AlarmKind::KeyRotation => 5,
+            AlarmKind::ShortNotice => 3,
             AlarmKind::ConnectionRefused => 9,
         }
     }
@@ -102,7 +104,8 @@ impl AlarmKind {
             | AlarmKind::ConnectionRefused
             | AlarmKind::AuditMismatch
             | AlarmKind::OriginalDiffers
-            | AlarmKind::ConflictingId => false,
+            | AlarmKind::ConflictingId
+            | AlarmKind::ShortNotice => false,
         }
     }
 }

@@ -49,6 +49,9 @@ pub enum AlarmKind {
     /// and what was stored since is flagged, until its new fingerprint is
     /// confirmed.
     KeyCompromised,
+    /// A notification arrived later than its treaty asks (judged by when
+    /// it was received, the notification's date by treaty practice).
+    ShortNotice,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -330,6 +330,11 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
         );
     }
     let amended = super::amends::target(inner, &m);
+    let short = inner
+        .catalog
+        .get(&m.template.id, m.template.version)
+        .and_then(|t| t.short_notice(&m.fields, Timestamp::now()))
+        .map(|why| (m.id, m.serial, why));
     let id = m.id;
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None, Some(&sealed));
     inner.subjects.note(inner, &m);
@@ -370,6 +375,15 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
             inner.emit(event);
             if let Some(earlier) = amended {
                 inner.changed(&earlier);
+            }
+            if let Some((id, serial, why)) = short {
+                inner.raise(
+                    AlarmKind::ShortNotice,
+                    &id.to_string(),
+                    Some(peer),
+                    Some(id),
+                    format!("SHORT NOTICE: {peer}/{serial} arrived too late: {why}"),
+                );
             }
             if let Some((id, serial)) = differs {
                 original_differs(inner, peer, id, serial).await;

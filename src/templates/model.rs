@@ -47,12 +47,20 @@ impl Choice {
 /// What a field holds, with its constraints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldKind {
-    Text { multiline: bool, max_len: usize },
+    Text {
+        multiline: bool,
+        max_len: usize,
+    },
     Choice(Vec<Choice>),
     DateTime,
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     Coordinates,
     Duration,
+    /// A circle, boundary points or a body of water ([`crate::domain::Area`]).
+    Area,
 }
 
 impl FieldKind {
@@ -64,6 +72,7 @@ impl FieldKind {
             FieldKind::Integer { .. } => "integer",
             FieldKind::Coordinates => "coordinates",
             FieldKind::Duration => "duration",
+            FieldKind::Area => "area",
         }
     }
 }
@@ -93,6 +102,43 @@ pub struct Template {
     /// What a message of this template does to the one earlier message
     /// of ours it references (`amends`): corrects it, or withdraws it.
     pub amends: Option<Amends>,
+    /// How far ahead of the time in one of its fields the notification is
+    /// due (`notice = { field = "…", ahead = "24h" }`), as a treaty asks.
+    pub notice: Option<NoticeRule>,
+}
+
+/// A notification due at least `ahead` before the time in `field`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeRule {
+    pub field: String,
+    pub ahead: std::time::Duration,
+}
+
+impl Template {
+    /// Why a notification of this template whose (canonical) `fields`
+    /// say what they say comes too late if it is given at `at`, if it
+    /// does. The receiver judges by when it received it: by treaty
+    /// practice that is the date of the notification.
+    pub fn short_notice(
+        &self,
+        fields: &std::collections::BTreeMap<String, String>,
+        at: jiff::Timestamp,
+    ) -> Option<String> {
+        let rule = self.notice.as_ref()?;
+        let when: jiff::Timestamp = fields.get(&rule.field)?.parse().ok()?;
+        let lead = when.duration_since(at);
+        let ahead = jiff::SignedDuration::try_from(rule.ahead).ok()?;
+        (lead < ahead).then(|| {
+            let label = self
+                .field(&rule.field)
+                .map_or(rule.field.as_str(), |f| f.label.en.as_str());
+            let hours = lead.as_secs() as f64 / 3600.0;
+            format!(
+                "{label} is {hours:.1} h after the notification; it is due at least {} ahead",
+                crate::domain::format_duration(rule.ahead)
+            )
+        })
+    }
 }
 
 /// What an amending message does to the message it references.
@@ -152,6 +198,14 @@ struct RawTemplate {
     summary: Option<Spanned<String>>,
     reply: Option<Spanned<String>>,
     amends: Option<Spanned<String>>,
+    notice: Option<RawNotice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotice {
+    field: Spanned<String>,
+    ahead: Spanned<String>,
 }
 
 /// The body keeps a span per language, so a problem names its exact line.
@@ -178,7 +232,7 @@ struct RawField {
     max_len: Option<Spanned<i64>>,
 }
 
-const FIELD_TYPES: &str = "text, choice, datetime, integer, coordinates or duration";
+const FIELD_TYPES: &str = "text, choice, datetime, integer, coordinates, duration or area";
 
 fn is_identifier(s: &str, extra: char) -> bool {
     !s.is_empty()
@@ -352,6 +406,7 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             }
             "coordinates" => FieldKind::Coordinates,
             "duration" => FieldKind::Duration,
+            "area" => FieldKind::Area,
             other => {
                 err(
                     kind_span.clone(),
@@ -459,6 +514,40 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         }
         kind
     });
+    let notice = raw.notice.and_then(|n| {
+        let ahead = match crate::domain::parse_duration(n.ahead.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                err(
+                    n.ahead.span(),
+                    "notice.ahead",
+                    "must be longer than zero".into(),
+                );
+                None
+            }
+            Err(e) => {
+                err(n.ahead.span(), "notice.ahead", e.to_string());
+                None
+            }
+        };
+        match fields.iter().find(|f| f.name == *n.field.get_ref()) {
+            Some(f) if matches!(f.kind, FieldKind::DateTime) => ahead.map(|ahead| NoticeRule {
+                field: n.field.into_inner(),
+                ahead,
+            }),
+            _ => {
+                err(
+                    n.field.span(),
+                    "notice.field",
+                    format!(
+                        "`{}` is not a datetime field of this template",
+                        n.field.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -472,5 +561,6 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         summary,
         reply,
         amends,
+        notice,
     })
 }

@@ -87,6 +87,10 @@ impl Field {
             FieldKind::Duration => parse_duration(trimmed)
                 .map(format_duration)
                 .map_err(|e| invalid(e.to_string())),
+            FieldKind::Area => trimmed
+                .parse::<crate::domain::Area>()
+                .map(|a| a.to_string())
+                .map_err(|e| invalid(e.to_string())),
         }
     }
 
@@ -116,15 +120,13 @@ impl Field {
             FieldKind::DateTime => value
                 .parse::<Timestamp>()
                 .map_or_else(|_| value.to_string(), |t| Dtg(t).to_string()),
-            FieldKind::Coordinates => match (lang, value.parse::<Coordinates>()) {
-                (Language::Ru, Ok(c)) => {
-                    let text = c.to_string();
-                    text.replace('N', " с. ш.")
-                        .replace('S', " ю. ш.")
-                        .replace('E', " в. д.")
-                        .replace('W', " з. д.")
-                }
-                _ => value.to_string(),
+            FieldKind::Coordinates => match value.parse::<Coordinates>() {
+                Ok(c) => position(&c, lang),
+                Err(_) => value.to_string(),
+            },
+            FieldKind::Area => match value.parse::<crate::domain::Area>() {
+                Ok(a) => a.render(lang, |c| position(c, lang)),
+                Err(_) => value.to_string(),
             },
             FieldKind::Duration => match lang {
                 Language::En => value.to_string(),
@@ -179,5 +181,18 @@ impl Template {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// A position as a reader of `lang` reads it.
+fn position(c: &Coordinates, lang: Language) -> String {
+    let text = c.to_string();
+    match lang {
+        Language::En => text,
+        Language::Ru => text
+            .replace('N', " с. ш.")
+            .replace('S', " ю. ш.")
+            .replace('E', " в. д.")
+            .replace('W', " з. д."),
     }
 }

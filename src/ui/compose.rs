@@ -106,6 +106,9 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             FieldKind::DateTime => "(e.g. now, +30m, 261415Z NOV 26)".into(),
             FieldKind::Coordinates => "(e.g. 45.92N 63.34E)".into(),
             FieldKind::Duration => "(e.g. 2h 30m)".into(),
+            FieldKind::Area => {
+                "(e.g. circle 45.92N 63.34E radius 50 km; points …; water NAME)".into()
+            }
             _ => String::new(),
         };
         let problem = form.problem(i, app.now);
@@ -139,6 +142,12 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             None => {}
         }
         lines.push(Line::from(spans));
+    }
+    if let Some(why) = form.short_notice(app.now) {
+        lines.push(Line::styled(
+            format!("  ⚠ SHORT NOTICE: {why}"),
+            theme.alert(),
+        ));
     }
     lines.push(Line::raw(format!(
         "{} Free text, in ◀ {} ▶ (sent as written; Enter for a new line): {}{}",
