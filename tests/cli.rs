@@ -1651,3 +1651,51 @@ fn outbox_lists_a_page_of_the_newest() {
     );
     run(with_config(&config).args(["outbox", "--before", &page[0].1])).fails("--before alone");
 }
+
+/// Completion scripts and manual pages come from the same definitions as
+/// `--help`: each shell's script names the commands, the main page names
+/// every subcommand, and --out writes a page per command.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let subcommands: Vec<String> = <hotline::cli::Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    assert!(subcommands.iter().any(|c| c == "rekey"), "{subcommands:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(hotline().args(["completions", shell])).ok(shell);
+        assert!(
+            out.stdout.len() > 1000,
+            "{shell}: {} bytes",
+            out.stdout.len()
+        );
+        for name in ["rekey", "tabletop", "send"] {
+            assert!(out.stdout.contains(name), "{shell} completion lacks {name}");
+        }
+    }
+    let out = run(hotline().args(["completions", "tcsh"])).fails("an unknown shell");
+    assert!(out.stderr.contains("bash"), "{}", out.stderr);
+
+    let page = run(hotline().arg("man")).ok("man").stdout;
+    assert!(page.contains(".SH SUBCOMMANDS"), "{page}");
+    // roff writes a hyphen as `\-`.
+    let plain = page.replace("\\-", "-");
+    for name in &subcommands {
+        assert!(
+            plain.contains(&format!("hotline-{name}(1)")),
+            "the page lacks {name}:\n{plain}"
+        );
+    }
+    let tmp = tempdir();
+    let dir = tmp.path().join("man1");
+    run(hotline().args(["man", "--out"]).arg(&dir)).ok("man --out");
+    for name in &subcommands {
+        let page = dir.join(format!("hotline-{name}.1"));
+        assert!(
+            fs::metadata(&page).is_ok_and(|m| m.len() > 100),
+            "{} missing",
+            page.display()
+        );
+    }
+    assert!(dir.join("hotline.1").exists());
+}

@@ -7,6 +7,7 @@ mod identity;
 mod journal;
 mod people;
 pub mod rekey;
+mod shell;
 mod station;
 mod tabletop;
 
@@ -92,6 +93,10 @@ pub enum Command {
         /// The peer station
         peer: String,
     },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --out
+    Man(shell::ManArgs),
 }
 
 /// An error and its causes on one line, each cause once: many errors
@@ -146,6 +151,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status { json }) => station::status(&config_path, json),
         Some(Command::Watch) => station::watch(&config_path),
         Some(Command::LinkTest { peer }) => station::link_test(&config_path, &peer),
+        Some(Command::Completions(args)) => shell::completions(args),
+        Some(Command::Man(args)) => shell::man(args),
     }
 }
 
