@@ -761,16 +761,18 @@ fn reply(app: &mut App) -> Vec<Effect> {
         .latest(&row.template_id)
         .and_then(|t| t.reply.clone());
     let effects = start_compose(app, vec![id]);
-    if let Some(i) = app
-        .setup
-        .peers
-        .iter()
-        .position(|(p, _)| p.as_str() == peer.as_str())
-    {
+    preselect(app, peer.as_str(), reply_form.as_deref());
+    app.reply_precedence = Some(precedence);
+    effects
+}
+
+/// A composition that answers or amends a message goes to its peer, on
+/// the form `form` when there is one.
+fn preselect(app: &mut App, peer: &str, form: Option<&str>) {
+    if let Some(i) = app.setup.peers.iter().position(|(p, _)| p.as_str() == peer) {
         app.pending_peer(i);
     }
-    app.reply_precedence = Some(precedence);
-    if let Some(form) = reply_form
+    if let Some(form) = form
         && let Some(i) = app
             .picker
             .matches(Catalog::builtin(), app.setup.language)
@@ -779,7 +781,6 @@ fn reply(app: &mut App) -> Vec<Effect> {
     {
         app.picker.selected = i;
     }
-    effects
 }
 
 /// Starts a correction of the selected sent message, to its peer; the
@@ -790,22 +791,7 @@ fn amend(app: &mut App) -> Vec<Effect> {
     };
     let (id, peer) = (row.id, row.peer.clone());
     let effects = start_compose(app, vec![id]);
-    if let Some(i) = app
-        .setup
-        .peers
-        .iter()
-        .position(|(p, _)| p.as_str() == peer.as_str())
-    {
-        app.pending_peer(i);
-    }
-    if let Some(i) = app
-        .picker
-        .matches(Catalog::builtin(), app.setup.language)
-        .iter()
-        .position(|t| t.id == "correction")
-    {
-        app.picker.selected = i;
-    }
+    preselect(app, peer.as_str(), Some("correction"));
     effects
 }
 
