@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::card::StationCard;
 use super::keys::{PeerKeys, StationKeys, parse_signing_key, signing_key_text};
 use super::signed::{self, Kind};
-use crate::domain::{PROTOCOL, REVISION, StationName};
+use crate::domain::{PROTOCOL, REVISION};
 
 /// The largest notice read: a card with a post-quantum recipient is about
 /// 2.5 KB; signed twice and quoted, well under this.
@@ -166,15 +166,10 @@ pub fn open_notice(doc: &[u8], pinned: &PeerKeys) -> Result<Notice, NoticeError>
     })
 }
 
-/// The station a notice claims to be from, before anything is verified.
-pub fn claimed_station(doc: &[u8]) -> Option<StationName> {
-    let parsed = signed::parse(doc).ok()?;
-    StationName::new(parsed.claimed_signer()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::StationName;
 
     fn keys(name: &str) -> StationKeys {
         StationKeys::generate(StationName::new(name).expect("name")).expect("keys")

@@ -1,7 +1,7 @@
 //! A peer's rotation, here: its notice verified and held, confirmed by an
 //! operator, its compromised key revoked, its change-over completed.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -88,7 +88,11 @@ fn answer(
 /// where it stands (the peer asks until it hears "confirmed"); one for keys
 /// since replaced is a replay and refused. A new one must be signed with
 /// the key pinned now.
-pub(crate) async fn received(inner: &Inner, peer: &StationName, payload: Vec<u8>) -> Option<Frame> {
+pub(crate) async fn received(
+    inner: &Arc<Inner>,
+    peer: &StationName,
+    payload: Vec<u8>,
+) -> Option<Frame> {
     let pinned = inner.peer(peer.as_str())?;
     let any_key = inner.peer_as_stored(peer.as_str())?;
     let refuse = |reason: String| async move {
@@ -189,7 +193,7 @@ pub(crate) async fn received(inner: &Inner, peer: &StationName, payload: Vec<u8>
 /// from now on, and what this station stored from the peer after `since`
 /// and signed with it is marked suspect.
 async fn revoke(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     peer: &StationName,
     key: &VerifyingKey,
     since: Timestamp,
@@ -218,7 +222,17 @@ async fn revoke(
             link.reset(&peer, Duration::ZERO, "its key was reported compromised");
         });
     }
-    let suspect = suspect_since(inner, peer, key, since);
+    // Opening every message stored since is work for a blocking thread,
+    // not for the runtime's.
+    let suspect = {
+        let (inner, peer, key) = (inner.clone(), peer.clone(), *key);
+        tokio::task::spawn_blocking(move || suspect_since(&inner, &peer, &key, since))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the search for suspect messages failed");
+                Vec::new()
+            })
+    };
     let count = suspect.len();
     if count > 0 {
         let why = format!(
