@@ -1,4 +1,4 @@
-//! Compiles the crisis templates (and exercise scenarios) from `assets/` into
+//! Compiles the crisis templates, exercise scenarios and console catalogues from `assets/` into
 //! the binary: every `*.toml` file there becomes an `include_str!` entry.
 
 use std::fmt::Write;
@@ -40,6 +40,12 @@ fn main() {
     let dest =
         Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("embedded.rs");
     if let Err(e) = std::fs::write(&dest, out) {
+        panic!("cannot write {}: {e}", dest.display());
+    }
+    let mut languages = String::new();
+    embed(&mut languages, "LANGUAGE_SOURCES", "assets/lang");
+    let dest = dest.with_file_name("languages.rs");
+    if let Err(e) = std::fs::write(&dest, languages) {
         panic!("cannot write {}: {e}", dest.display());
     }
 }

@@ -760,7 +760,7 @@ fn crypto_figures(
         station: wk.name.clone(),
         operator: support::op(),
         second_operator: None,
-        language: hotline::domain::Language::En,
+        language: hotline::domain::Language::EN,
     };
     let receipt = serde_json::to_vec(&json!({
         "revision": hotline::domain::REVISION,

@@ -157,6 +157,9 @@ pub fn build(
 ) -> Message {
     // Truncated, not rounded: a release time must never lie after the moment
     // the message was stored (or, at :59.5, show the next minute).
+    // The original is in the operator's language, or in the template's
+    // nearest to it where the template lacks that one.
+    let lang = checked.template.rendered_in(origin.language);
     let now = now
         .round(
             jiff::TimestampRound::new()
@@ -188,16 +191,11 @@ pub fn build(
         operator: origin.operator.clone(),
         second_operator: origin.second_operator.clone(),
         original: Original {
-            language: origin.language.code().to_string(),
+            language: lang.code().to_string(),
             text: String::new(),
         },
     };
-    message.original.text = render(
-        &message,
-        &checked.template,
-        origin.language,
-        origin.language,
-    );
+    message.original.text = render(&message, &checked.template, lang, origin.language);
     message
 }
 

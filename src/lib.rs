@@ -13,7 +13,9 @@
 //! The crate is layered; each layer only calls down (see DESIGN.md):
 //!
 //! - [`domain`]: plain data — names, precedence, date-time groups, the message.
-//! - [`templates`]: the bilingual crisis forms compiled in from
+//! - [`lang`]: the console's words, one catalogue per language, compiled in
+//!   from `assets/lang`; [`t!`] fetches one.
+//! - [`templates`]: the multilingual crisis forms compiled in from
 //!   `assets/templates`, field validation, and rendering per language.
 //! - [`crypto`]: station keys, key files, station cards, signing and sealing.
 //! - [`store`]: the SQLite journal — outbox, inbox, receipts, audit chain.
@@ -31,7 +33,9 @@
 //! new signed object gets its own tag in `crypto::signed::Kind` and a body in
 //! `station::docs`; a new frame kind goes in `wire`; a new journal table gets
 //! a migration in `store::schema`; a new console key gets a line in
-//! `console::keymap::defaults` (footer and help follow); a new screen gets a
+//! `console::keymap::defaults` (footer and help follow); every text the
+//! console shows is a key in `assets/lang/en.toml` and each other
+//! catalogue, fetched with [`t!`]; a new screen gets a
 //! `console::Screen` variant and a file under `ui/`; a new command gets a
 //! variant in `cli::Command` and a file under `cli/`.
 
@@ -44,6 +48,7 @@ pub mod crypto;
 pub mod domain;
 pub mod drafts;
 pub mod fsutil;
+pub mod lang;
 pub mod link;
 pub mod logging;
 pub mod passphrase;

@@ -857,7 +857,7 @@ fn general_message(from: &StationKeys, to: &StationName, subject: &str, serial: 
         station: from.name.clone(),
         operator: OperatorName::new("j.smith").expect("operator"),
         second_operator: None,
-        language: Language::En,
+        language: Language::EN,
     };
     compose::build(&checked, &origin, to, serial, now)
 }

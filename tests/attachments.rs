@@ -594,7 +594,7 @@ fn console_shows_attachment_progress_in_the_sent_list() {
     use hotline::console::{App, Msg, Screen, Setup, update};
     let setup = Setup {
         station: "WASHINGTON".into(),
-        language: hotline::domain::Language::En,
+        language: hotline::domain::Language::EN,
         time_zone: "UTC".into(),
         peers: vec![("MOSCOW".into(), "UTC".into())],
         deadlines: hotline::config::Deadlines::default(),

@@ -234,7 +234,7 @@ fn new_user_flow() {
     // MOSCOW's config says what init was told.
     let mc = load(&m.join("operator.toml"));
     assert_eq!(mc.station.name.as_str(), "MOSCOW");
-    assert_eq!(mc.station.language, Language::Ru);
+    assert_eq!(mc.station.language, Language::RU);
     assert_eq!(mc.station.time_zone, "Europe/Moscow");
     assert_eq!(mc.station.addresses.len(), 2);
 
@@ -519,7 +519,14 @@ fn init_refuses_bad_arguments() {
     let tmp = tempdir();
     for (args, expect) in [
         (vec!["--station", "washington"], "capital letters"),
-        (vec!["--station", "WASHINGTON", "--language", "fr"], "`fr`"),
+        (
+            vec!["--station", "WASHINGTON", "--language", "de"],
+            "no console texts in `de`",
+        ),
+        (
+            vec!["--station", "WASHINGTON", "--language", "english"],
+            "`english` is not a language tag",
+        ),
         (
             vec!["--station", "WASHINGTON", "--time-zone", "Mars/Olympus"],
             "IANA",
@@ -1622,7 +1629,7 @@ fn outbox_lists_a_page_of_the_newest() {
                 station: keys.name.clone(),
                 operator: OperatorName::new("op").expect("name"),
                 second_operator: None,
-                language: Language::En,
+                language: Language::EN,
             };
             compose::release(&journal, keys.clone(), peer.clone(), checked, origin)
                 .wait()
@@ -1698,4 +1705,107 @@ fn completions_and_man_pages_cover_every_command() {
         );
     }
     assert!(dir.join("hotline.1").exists());
+}
+
+/// A station can be set up in any shipped language. `hotline check` warns
+/// while the station's language is an unreviewed machine translation (the
+/// console's texts and the templates messages are signed in), and an
+/// English station gets no such warning (control). A language without a
+/// catalogue is refused with the shipped ones named, and a translator's
+/// catalogue is checked key by key.
+#[test]
+fn check_warns_of_unreviewed_languages_and_refuses_unknown_ones() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let english = plain_station(&root.path().join("w"), "WASHINGTON");
+    let out = run(with_config(&english).arg("check")).ok("check in English");
+    assert!(
+        !out.stdout.contains("machine translation"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("console languages: en (English), fr (français), ru (русский), zh (中文)"),
+        "{}",
+        out.stdout
+    );
+
+    let french_dir = root.path().join("p");
+    init(
+        &french_dir,
+        "PARIS",
+        &["--no-passphrase", "--language", "fr"],
+    );
+    let french = french_dir.join("operator.toml");
+    let out = run(with_config(&french).arg("check")).ok("check in French");
+    for expected in [
+        "warning: the console's français texts (assets/lang/fr.toml) are a machine translation nobody has reviewed",
+        "template(s) are in français by a machine translation nobody has reviewed",
+        "general",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "{expected:?}:\n{}",
+            out.stdout
+        );
+    }
+
+    let text = fs::read_to_string(&french).expect("config");
+    fs::write(
+        &french,
+        text.replace("language = \"fr\"", "language = \"de\""),
+    )
+    .expect("write");
+    let out = run(with_config(&french).arg("check")).fails("check in German");
+    assert!(
+        out.stdout
+            .contains("key `station.language`: this build has no console texts in `de`")
+            && out.stdout.contains("\"fr\" (français)"),
+        "{}",
+        out.stdout
+    );
+    let out = run(hotline()
+        .args([
+            "init",
+            "--station",
+            "BERLIN",
+            "--no-passphrase",
+            "--language",
+            "de",
+            "--dir",
+        ])
+        .arg(root.path().join("b")))
+    .fails("init in German");
+    assert!(
+        out.stderr.contains("no console texts in `de`"),
+        "{}",
+        out.stderr
+    );
+
+    // A translator's catalogue with one text missing, named by its key.
+    let catalogue = root.path().join("fr.toml");
+    let shipped = include_str!("../assets/lang/fr.toml");
+    let short: String = shipped
+        .lines()
+        .filter(|l| !l.starts_with("opening ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&catalogue, short).expect("write");
+    let out = run(with_config(&english)
+        .arg("check")
+        .arg("--catalogue")
+        .arg(&catalogue))
+    .fails("check of a short catalogue");
+    assert!(
+        out.stdout.contains("key `reading.opening`: missing"),
+        "{}",
+        out.stdout
+    );
+    fs::write(&catalogue, shipped).expect("write");
+    let out = run(with_config(&english)
+        .arg("check")
+        .arg("--catalogue")
+        .arg(&catalogue))
+    .ok("check of the shipped catalogue");
+    assert!(out.stdout.contains("complete"), "{}", out.stdout);
 }

@@ -113,7 +113,7 @@ fn committed_example_parses_with_documented_values() {
     let c = parse(COMMITTED);
     assert_eq!(c.path, Path::new(PATH));
     assert_eq!(c.station.name.as_str(), "WASHINGTON");
-    assert_eq!(c.station.language, Language::En);
+    assert_eq!(c.station.language, Language::EN);
     assert_eq!(c.station.time_zone, "America/New_York");
     assert_eq!(
         c.station.listen,
@@ -164,7 +164,7 @@ fn minimal_config_takes_the_defaults() {
     assert_eq!(c.deadlines.immediate, Duration::from_secs(1800));
     assert_eq!(c.deadlines.priority, Duration::from_secs(10_800));
     assert_eq!(c.deadlines.routine, Duration::from_secs(21_600));
-    assert_eq!(c.station.language, Language::En);
+    assert_eq!(c.station.language, Language::EN);
     assert_eq!(c.station.time_zone, "UTC");
     assert_eq!(
         c.station.listen,
@@ -276,12 +276,12 @@ fn bad_time_zone() {
 
 #[test]
 fn bad_language() {
-    let text = "[station]\nname = \"WASHINGTON\"\nlanguage = \"fr\"\n";
+    let text = "[station]\nname = \"WASHINGTON\"\nlanguage = \"de\"\n";
     let problems = errors(text);
     assert_eq!(problems.len(), 1, "{problems:#?}");
     let p = problem_at(&problems, text, "station.language", "language");
     assert!(
-        p.message.contains("`fr`") && p.message.contains("\"en\""),
+        p.message.contains("no console texts in `de`") && p.message.contains("\"en\" (English)"),
         "{p}"
     );
 }

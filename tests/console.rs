@@ -55,7 +55,7 @@ fn station(name: &str) -> StationName {
 fn setup() -> Setup {
     Setup {
         station: "WASHINGTON".into(),
-        language: Language::En,
+        language: Language::EN,
         time_zone: "America/New_York".into(),
         peers: vec![
             ("MOSCOW".into(), "Europe/Moscow".into()),
@@ -331,7 +331,14 @@ fn text(buffer: &Buffer) -> String {
     let area = buffer.area;
     let mut out = String::new();
     for y in 0..area.height {
-        let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+        // A wide character (Chinese) fills two cells: the second is not text.
+        let mut line = String::new();
+        let mut x = 0;
+        while x < area.width {
+            let symbol = buffer[(x, y)].symbol();
+            line.push_str(symbol);
+            x += u16::try_from(hotline::ui::width_of(symbol).max(1)).unwrap_or(1);
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }
@@ -411,7 +418,7 @@ fn launch_message() -> Message {
         station: StationName::new("MOSCOW").expect("station"),
         operator: op("i.petrov"),
         second_operator: None,
-        language: Language::Ru,
+        language: Language::RU,
     };
     let to = StationName::new("WASHINGTON").expect("station");
     let mut message = build(&checked, &origin, &to, 11, mins_ago(2));
@@ -854,7 +861,7 @@ fn compose_validates_then_confirms_then_releases() {
     press(&mut app, KeyCode::Char('c'));
     assert_eq!(app.screen, Screen::Picker);
     type_text(&mut app, "miss");
-    let matches = app.picker.matches(Catalog::builtin(), Language::En);
+    let matches = app.picker.matches(Catalog::builtin(), Language::EN);
     let ids: Vec<&str> = matches.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["missile-launch"]);
     press(&mut app, KeyCode::Enter);
@@ -1425,7 +1432,7 @@ fn rebound_keys_drive_input_footer_and_help() {
         "{effects:?}"
     );
 
-    let footer = app.setup.keymap.footer(Context::Queue);
+    let footer = app.setup.keymap.footer(Context::Queue, app.setup.language);
     assert!(
         footer.iter().any(|(k, l)| k == "z" && *l == "acknowledge"),
         "{footer:?}"
@@ -1540,6 +1547,30 @@ fn snapshot_handover() {
 }
 
 #[test]
+fn snapshot_the_console_in_every_shipped_language() {
+    for lang in hotline::lang::shipped_languages() {
+        if lang == Language::EN {
+            continue;
+        }
+        let mut setup = setup();
+        setup.language = lang;
+        let mut app = on_duty(setup, queue_rows(), sent_rows());
+        let shown = screen(&app, 120, 40);
+        // Control: the English words are gone, the language's are there.
+        assert!(!shown.contains("INBOUND"), "{lang}:\n{shown}");
+        let title = hotline::lang::text(lang, "lists.inbound_title");
+        assert!(
+            shown.replace(' ', "").contains(&title.replace(' ', "")),
+            "{lang}:\n{shown}"
+        );
+        snapshot(&format!("queue_{lang}"), &app);
+        compose(&mut app, "miss");
+        fill_launch(&mut app, "261500Z NOV 26", "1");
+        snapshot(&format!("compose_{lang}"), &app);
+    }
+}
+
+#[test]
 fn snapshot_inbound_queue() {
     let app = on_duty(setup(), queue_rows(), sent_rows());
     let shown = screen(&app, 120, 40);
@@ -1633,7 +1664,7 @@ fn r_on_a_sent_message_starts_its_correction() {
         .clone();
     press(&mut app, KeyCode::Char('r'));
     assert_eq!(app.screen, Screen::Picker);
-    let picked = app.picker.matches(Catalog::builtin(), Language::En)[app.picker.selected]
+    let picked = app.picker.matches(Catalog::builtin(), Language::EN)[app.picker.selected]
         .id
         .clone();
     assert_eq!(picked, "correction");
@@ -1718,8 +1749,14 @@ fn snapshot_compose_with_an_invalid_field() {
     compose(&mut app, "miss");
     fill_launch(&mut app, "yesterday", "1000");
     let form = app.form.as_ref().expect("form");
-    assert!(form.problem(0, app.now).is_some(), "launch time is invalid");
-    assert!(form.problem(5, app.now).is_some(), "count is out of range");
+    assert!(
+        form.problem(0, app.now, Language::EN).is_some(),
+        "launch time is invalid"
+    );
+    assert!(
+        form.problem(5, app.now, Language::EN).is_some(),
+        "count is out of range"
+    );
     let shown = screen(&app, 120, 40);
     assert!(shown.contains("✗"), "{shown}");
     snapshot("compose_invalid", &app);
@@ -1736,11 +1773,25 @@ fn the_free_text_language_is_chosen_on_its_row() {
     assert!(screen(&app, 120, 40).contains("Free text, in ◀ English ▶"));
     let draft = |app: &App| app.form.as_ref().expect("form").draft();
     assert_eq!(draft(&app).text_language, None, "the operator's by default");
-    press(&mut app, KeyCode::Right);
-    assert_eq!(draft(&app).text_language, Some(Language::Ru));
-    assert!(screen(&app, 120, 40).contains("Free text, in ◀ русский ▶"));
+    // Every shipped language in turn, each named in itself, then round.
+    for (tag, name) in [
+        ("fr", "français"),
+        ("ru", "русский"),
+        ("zh", "中文"),
+        ("en", "English"),
+    ] {
+        press(&mut app, KeyCode::Right);
+        assert_eq!(
+            draft(&app).text_language.map(|l| l.to_string()).as_deref(),
+            Some(tag)
+        );
+        assert!(screen(&app, 120, 40).contains(&format!("Free text, in ◀ {name} ▶")));
+    }
     press(&mut app, KeyCode::Left);
-    assert_eq!(draft(&app).text_language, Some(Language::En));
+    assert_eq!(
+        draft(&app).text_language.map(|l| l.to_string()).as_deref(),
+        Some("zh")
+    );
 }
 
 #[test]
@@ -1761,7 +1812,7 @@ fn snapshot_preview() {
     assert!(app.preview);
     let shown = screen(&app, 120, 40);
     assert!(shown.contains("PREVIEW English"), "{shown}");
-    assert!(shown.contains("PREVIEW русский"), "{shown}");
+    assert!(shown.contains("PREVIEW français"), "{shown}");
     snapshot("preview", &app);
     press(&mut app, KeyCode::Esc);
     assert!(!app.preview, "Esc closes the preview, not the draft");
@@ -2734,7 +2785,7 @@ fn the_message_view_pages_shows_where_it_is_and_stops_at_the_end() {
         .get(&message.template.id, message.template.version)
         .expect("template");
     message.original.text =
-        hotline::templates::render(&message, template, Language::Ru, Language::Ru);
+        hotline::templates::render(&message, template, Language::RU, Language::RU);
     open_message(&mut app, 11, message);
     let first = screen(&app, 80, 24);
     assert!(first.contains("lines 1–") && first.contains("▼"), "{first}");
@@ -2822,7 +2873,7 @@ fn help_opens_on_question_mark_scrolls_and_closes_on_esc_q_or_question_mark() {
         .rfind(|b| b.context == *last_context)
         .expect("a binding");
     assert!(
-        end.contains(last.help),
+        end.contains(last.help(app.setup.language)),
         "the last binding is reachable:\n{end}"
     );
     for key in [KeyCode::Up, KeyCode::PageUp, KeyCode::Char('g')] {
@@ -3080,7 +3131,7 @@ fn nothing_that_carries_meaning_is_cut_at_any_size() {
                         }
                         MessageState::Acknowledged => "ACK",
                         MessageState::Received => "UNACK",
-                        _ => r.state.label(),
+                        _ => r.state.label(hotline::domain::Language::EN),
                     };
                     assert!(
                         line.contains(state),

@@ -1041,7 +1041,7 @@ fn duty_console_end_to_end() {
         station: StationName::new("MOSCOW").expect("name"),
         operator: OperatorName::new(M_OPERATOR).expect("name"),
         second_operator: None,
-        language: Language::Ru,
+        language: Language::RU,
     };
     let mut message = compose::build(
         &checked,
@@ -1054,7 +1054,7 @@ fn duty_console_end_to_end() {
     // Its original rendered from the same fields and text, as a sender
     // does: this test is about hostile text, not about two texts.
     message.original.text =
-        hotline::templates::render(&message, &checked.template, Language::Ru, Language::Ru);
+        hotline::templates::render(&message, &checked.template, Language::RU, Language::RU);
     let crafted = message.id.to_string();
     let sealed = seal(&message, &m_keys, &w_public).expect("seal");
     let answer = deliver_as_peer(&m_keys, &w_public, w.addr, sealed);

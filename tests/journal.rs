@@ -53,7 +53,7 @@ fn origin(keys: &StationKeys) -> Origin {
         station: keys.name.clone(),
         operator: OperatorName::new("j.smith").expect("operator name"),
         second_operator: None,
-        language: Language::En,
+        language: Language::EN,
     }
 }
 

@@ -54,7 +54,7 @@ fn release_messages(w: &Site, m: &Site, count: u64, failing: Option<u64>) -> Jou
             station: w.name.clone(),
             operator: OperatorName::new("op").expect("name"),
             second_operator: None,
-            language: Language::En,
+            language: Language::EN,
         };
         compose::release(&journal, keys.clone(), peer.clone(), checked, origin)
             .wait()

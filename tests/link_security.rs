@@ -294,7 +294,7 @@ fn build(draft: &Draft, from: &str, to: &str, serial: u64) -> Message {
         station: name(from),
         operator: op(),
         second_operator: None,
-        language: Language::En,
+        language: Language::EN,
     };
     compose::build(&checked, &origin, &name(to), serial, Timestamp::now())
 }
@@ -2012,7 +2012,11 @@ async fn clock_skew_beyond_the_bound_degrades_the_link_and_alarms() {
     .await;
     assert!(
         matches!(&alarm, Event::Alarm(a) if a.peer.as_deref() == Some("WASHINGTON")
-            && a.text.contains("clock differs from ours by")),
+        && a.text == hotline::lang::format(
+            hotline::domain::Language::RU,
+            "alarm.clock_skew",
+            &[("peer", &"WASHINGTON"), ("skew", &"90.0"), ("bound", &30)]
+        )),
         "{alarm:?}"
     );
     let state = |ms: &Station| {
@@ -2135,8 +2139,14 @@ async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
         .await
         .expect("hello");
     let control = next_gap_alarm(&mut mev).await;
+    // MOSCOW works in Russian: its alarms are in Russian.
     assert_eq!(
-        control, "serial(s) 1–3 from WASHINGTON have not arrived",
+        control,
+        hotline::lang::format(
+            hotline::domain::Language::RU,
+            "alarm.gap",
+            &[("peer", &"WASHINGTON"), ("serials", &"1–3")]
+        ),
         "the control: a small declaration is judged serial by serial"
     );
 
@@ -2148,11 +2158,19 @@ async fn a_peer_declaring_serial_two_to_the_forty_cannot_stall_the_station() {
         .await
         .expect("a hello declaring 2^40 is answered");
     let text = next_gap_alarm(&mut mev).await;
-    assert!(
-        text.starts_with(&format!(
-            "serial(s) 1–{TRACKED_AHEAD} from WASHINGTON have not arrived"
-        )) && text.contains(&format!("declares serials up to {huge}")),
-        "one bounded range: {text}"
+    assert_eq!(
+        text,
+        hotline::lang::format(
+            hotline::domain::Language::RU,
+            "alarm.gap_beyond",
+            &[
+                ("serials", &format!("1–{TRACKED_AHEAD}")),
+                ("peer", &"WASHINGTON"),
+                ("declared", &huge),
+                ("tracked", &TRACKED_AHEAD),
+            ]
+        ),
+        "one bounded range"
     );
 
     // The ticks go on: a FLASH the hostile peer never receipts alarms.
@@ -2771,7 +2789,7 @@ async fn a_peer_cannot_withdraw_one_of_our_messages() {
     let amended = rows
         .iter()
         .find(|r| r.id == earlier.id)
-        .and_then(hotline::console::amended);
+        .and_then(|r| hotline::console::amended(r, hotline::domain::Language::EN));
     assert_eq!(amended.as_deref(), Some("WITHDRAWN by WASHINGTON/3"));
     ms.shutdown().await;
 }

@@ -18,6 +18,7 @@ use hotline::station::api::{
 use hotline::station::client::{Client, Watch};
 use hotline::station::control::{self, Answer, Streamed};
 use hotline::store::{Direction, MessageState};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use support::{FAST_LINK, PASSPHRASE, door, general, pair};
 
 /// Turns on the two-person rule for FLASH in a site's config.
@@ -2016,11 +2017,18 @@ fn a_station_whose_peer_declares_serial_two_to_the_forty_stops_on_sigterm() {
         }
         panic!("no gap alarm in 30 s");
     });
-    assert!(
-        gap.starts_with("serial(s) 1–4096 from WASHINGTON have not arrived")
-            && gap.contains("1099511627776"),
-        "{gap}"
+    // MOSCOW works in Russian: its alarms are in Russian.
+    let expected = hotline::lang::format(
+        hotline::domain::Language::RU,
+        "alarm.gap_beyond",
+        &[
+            ("serials", &"1–4096"),
+            ("peer", &"WASHINGTON"),
+            ("declared", &1099511627776u64),
+            ("tracked", &4096),
+        ],
     );
+    assert_eq!(gap, expected);
     moscow.signal(libc::SIGTERM);
     let start = std::time::Instant::now();
     let status = loop {
@@ -2201,7 +2209,7 @@ async fn corrections_and_withdrawals_mark_the_earlier_message_on_both_sides() {
     let at = |rows: &[hotline::store::MessageRow], id| {
         rows.iter()
             .find(|r| r.id == id)
-            .and_then(hotline::console::amended)
+            .and_then(|r| hotline::console::amended(r, hotline::domain::Language::EN))
     };
     let sent = door::list(&ws, Direction::Out).await;
     assert_eq!(
@@ -2310,7 +2318,17 @@ async fn a_late_launch_notification_raises_short_notice_at_the_receiver() {
         unreachable!()
     };
     assert_eq!(alarm.id, Some(late.id));
-    assert!(alarm.text.contains("SHORT NOTICE"), "{}", alarm.text);
+    // MOSCOW works in Russian: its alarms are in Russian.
+    let words = hotline::lang::format(
+        hotline::domain::Language::RU,
+        "alarm.short_notice",
+        &[
+            ("peer", &"WASHINGTON"),
+            ("serial", &late.serial),
+            ("why", &""),
+        ],
+    );
+    assert!(alarm.text.starts_with(words.trim_end()), "{}", alarm.text);
     let short: Vec<_> = ms
         .alarms()
         .into_iter()
@@ -2319,4 +2337,192 @@ async fn a_late_launch_notification_raises_short_notice_at_the_receiver() {
     assert_eq!(short.len(), 1, "only the late one: {short:?}");
     ws.shutdown().await;
     ms.shutdown().await;
+}
+
+/// The console of `station`, working in `language`, on duty with `inbound`.
+fn console_in(
+    station: &Station,
+    peer: &str,
+    language: &str,
+    inbound: Vec<hotline::store::MessageRow>,
+) -> hotline::console::App {
+    let mut setup = door::console_setup(&station.config().station.name.to_string());
+    setup.language = language.parse().expect("tag");
+    setup.peers = vec![(peer.to_string(), "UTC".to_string())];
+    let mut app = hotline::console::App::new(setup, jiff::Timestamp::now());
+    hotline::console::update(
+        &mut app,
+        Msg::Refreshed {
+            inbound,
+            outbound: Vec::new(),
+            status: Box::new(station.status()),
+            alarms: Vec::new(),
+        },
+    );
+    hotline::console::update(
+        &mut app,
+        Msg::LoginChecked {
+            name: "op".into(),
+            result: Ok(OperatorName::new("op").expect("name")),
+        },
+    );
+    key(&mut app, KeyCode::Enter);
+    app
+}
+
+fn key(app: &mut hotline::console::App, code: KeyCode) -> Vec<hotline::console::Effect> {
+    hotline::console::update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn screen(app: &hotline::console::App) -> String {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("terminal");
+    terminal
+        .draw(|frame| hotline::ui::draw(frame, app))
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        // A wide character fills two cells: the second is not text.
+        let mut x = 0;
+        while x < buffer.area.width {
+            let symbol = buffer[(x, y)].symbol();
+            out.push_str(symbol);
+            x += u16::try_from(hotline::ui::width_of(symbol).max(1)).unwrap_or(1);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The start of a catalogue text (before its first placeholder), as a
+/// screen shows it before wrapping.
+fn words(lang: &str, key: &str) -> String {
+    let text = hotline::lang::text(lang.parse().expect("tag"), key);
+    text.split('{')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(8)
+        .collect()
+}
+
+/// A French station and a Chinese station exchange messages over the link:
+/// each console works in its own language (its own words, the form's title
+/// and body rendered from the signed fields), and shows the sender's
+/// original, in the sender's language, one key away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_french_and_a_chinese_station_each_read_in_their_own_language() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (pa, ba) = (support::free_addr(), support::free_addr());
+    let p0 = support::Site::create(root.path(), "PARIS", "fr", pa, &[], FAST_LINK);
+    let b0 = support::Site::create(root.path(), "BEIJING", "zh", ba, &[], FAST_LINK);
+    let paris = support::Site::create(
+        root.path(),
+        "PARIS",
+        "fr",
+        pa,
+        &[b0.entry(Some(ba), None)],
+        FAST_LINK,
+    );
+    let beijing = support::Site::create(
+        root.path(),
+        "BEIJING",
+        "zh",
+        ba,
+        &[p0.entry(Some(pa), None)],
+        FAST_LINK,
+    );
+    let (ps, bs) = (paris.start().await, beijing.start().await);
+    let general_title = |lang: &str| {
+        hotline::templates::Catalog::builtin()
+            .latest("general")
+            .expect("general")
+            .title
+            .get(lang.parse().expect("tag"))
+            .to_string()
+    };
+
+    for (from, to, from_lang, to_lang, subject) in [
+        (&ps, &bs, "fr", "zh", "Essai de la liaison"),
+        (&bs, &ps, "zh", "fr", "线路测试"),
+    ] {
+        let (from_name, to_name) = (
+            from.config().station.name.to_string(),
+            to.config().station.name.to_string(),
+        );
+        let sender = door::login(from).await;
+        let sent = door::release(from, &sender, &to_name, general(subject)).await;
+        let rows = door::rows_until(
+            to,
+            Direction::In,
+            Duration::from_secs(20),
+            "the message",
+            |rows| rows.iter().any(|r| r.id == sent.id),
+        )
+        .await;
+        let reader = door::login(to).await;
+        let message = door::open(to, &reader, sent.id).await;
+        assert_eq!(
+            message.original.language, from_lang,
+            "the original is in the sender's language"
+        );
+        assert_eq!(
+            message.text_language.map(|l| l.to_string()).as_deref(),
+            Some(from_lang)
+        );
+
+        let mut app = console_in(to, &from_name, to_lang, rows);
+        app.selected_in = app
+            .inbound
+            .iter()
+            .position(|r| r.id == sent.id)
+            .expect("row");
+        let shown = screen(&app);
+        assert!(
+            shown.contains(&words(to_lang, "lists.inbound_title")) || shown.contains(subject),
+            "{shown}"
+        );
+        let effects = key(&mut app, KeyCode::Enter);
+        assert!(
+            matches!(effects.as_slice(), [hotline::console::Effect::OpenMessage(id)] if *id == sent.id),
+            "{effects:?}"
+        );
+        hotline::console::update(
+            &mut app,
+            Msg::MessageOpened {
+                id: sent.id,
+                result: Ok(Box::new(message)),
+            },
+        );
+        let rendered = screen(&app);
+        // Wide characters leave an empty cell after them: compare without.
+        let flat = |s: &str| s.replace(' ', "");
+        for expected in [
+            general_title(to_lang),
+            words(to_lang, "reading.rendered"),
+            subject.to_string(),
+        ] {
+            assert!(
+                flat(&rendered).contains(&flat(&expected)),
+                "{to_lang}: {expected:?} not shown:\n{rendered}"
+            );
+        }
+        // Control: the sender's title is not on the reader's rendering.
+        assert!(
+            !flat(&rendered).contains(&flat(&general_title(from_lang))),
+            "{rendered}"
+        );
+
+        key(&mut app, KeyCode::Char('o'));
+        let original = screen(&app);
+        for expected in [general_title(from_lang), words(to_lang, "reading.original")] {
+            assert!(
+                flat(&original).contains(&flat(&expected)),
+                "{expected:?} not in the original view:\n{original}"
+            );
+        }
+    }
+    ps.shutdown().await;
+    bs.shutdown().await;
 }

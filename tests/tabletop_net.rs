@@ -465,12 +465,14 @@ fn drive(wc: &Station, addr: SocketAddr, report_path: &Path) -> Driven {
         scenario: short(),
         trainees: Vec::new(),
         join: Some(format!("hotline tabletop --join {addr}")),
+        language: hotline::domain::Language::EN,
         report: run::Reporter {
             path: report_path.to_path_buf(),
-            render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool| {
+            render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool, lang| {
                 runs.iter()
                     .map(|r| {
                         r.engine.report(
+                            lang,
                             r.ran,
                             &ReportFacts {
                                 trainee: "op",

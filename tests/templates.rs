@@ -74,7 +74,7 @@ fn sample_input(f: &Field) -> String {
 
 fn origin(language: Language) -> Origin {
     Origin {
-        station: StationName::new(if language == Language::En {
+        station: StationName::new(if language == Language::EN {
             "WASHINGTON"
         } else {
             "MOSCOW"
@@ -121,41 +121,57 @@ fn builtin_templates_all_load() {
         let t = template(id);
         assert_eq!(t.id, id);
         assert!(t.version >= 1);
-        for (what, text) in [("title", &t.title), ("body", &t.body)] {
-            assert!(!text.en.trim().is_empty(), "{id}: empty English {what}");
-            assert!(!text.ru.trim().is_empty(), "{id}: empty Russian {what}");
-            assert_ne!(text.en, text.ru, "{id}: {what} is not translated");
+        // Every shipped console language is one of the template's, and
+        // each text is written in it (not left in English).
+        let languages: Vec<Language> = t.languages.iter().map(|l| l.language).collect();
+        for lang in hotline::lang::shipped_languages() {
+            assert!(languages.contains(&lang), "{id}: no {lang}");
         }
-        assert!(
-            t.title
-                .ru
-                .chars()
-                .any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)),
-            "{id}: the Russian title is not in Cyrillic: {}",
-            t.title.ru
-        );
+        let script = |lang: Language, text: &str| match lang.code() {
+            "ru" => text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)),
+            "zh" => text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c)),
+            _ => true,
+        };
+        for lang in &languages {
+            let mut texts = vec![("title", &t.title), ("body", &t.body)];
+            for f in &t.fields {
+                texts.push(("label", &f.label));
+            }
+            for (what, text) in texts {
+                let own = text.get(*lang);
+                assert!(!own.trim().is_empty(), "{id}: empty {lang} {what}");
+                assert!(
+                    script(*lang, own),
+                    "{id}: the {lang} {what} is not in its script: {own}"
+                );
+                if *lang != Language::EN && what != "label" {
+                    assert_ne!(
+                        own,
+                        text.get(Language::EN),
+                        "{id}: {what} is not translated to {lang}"
+                    );
+                }
+            }
+        }
         assert!(!t.fields.is_empty(), "{id}: no fields");
         for f in &t.fields {
-            assert!(
-                !f.label.en.trim().is_empty() && !f.label.ru.trim().is_empty(),
-                "{id}.{}: label missing",
-                f.name
-            );
             if let FieldKind::Choice(choices) = &f.kind {
                 assert!(!choices.is_empty(), "{id}.{}: no choices", f.name);
                 for c in choices {
-                    assert!(
-                        !c.en.is_empty() && !c.ru.is_empty(),
-                        "{id}.{}: choice {} unlabelled",
-                        f.name,
-                        c.value
-                    );
+                    for lang in &languages {
+                        assert!(
+                            !c.label(*lang).is_empty(),
+                            "{id}.{}: choice {} unlabelled in {lang}",
+                            f.name,
+                            c.value
+                        );
+                    }
                 }
             }
         }
     }
     // Titles are distinct across templates, in each language.
-    for lang in Language::ALL {
+    for lang in hotline::lang::shipped_languages() {
         let mut titles: Vec<&str> = current.iter().map(|t| t.title.get(lang)).collect();
         titles.sort_unstable();
         titles.dedup();
@@ -182,18 +198,18 @@ fn every_template_renders_in_both_languages() {
             .unwrap_or_else(|e| panic!("{}: canonical values refused on the wire: {e:?}", t.id));
 
         let to = StationName::new("MOSCOW").expect("name");
-        let message = compose::build(&checked, &origin(Language::En), &to, 7, now());
+        let message = compose::build(&checked, &origin(Language::EN), &to, 7, now());
         assert_eq!(message.original.language, "en");
         assert_eq!(
             message.original.text,
-            render(&message, t, Language::En, Language::En),
+            render(&message, t, Language::EN, Language::EN),
             "{}",
             t.id
         );
 
-        let en = render(&message, t, Language::En, Language::En);
-        let ru = render(&message, t, Language::Ru, Language::En);
-        for (lang, text) in [(Language::En, &en), (Language::Ru, &ru)] {
+        let en = render(&message, t, Language::EN, Language::EN);
+        let ru = render(&message, t, Language::RU, Language::EN);
+        for (lang, text) in [(Language::EN, &en), (Language::RU, &ru)] {
             let id = &t.id;
             assert!(
                 text.starts_with(&format!("{} — {}\n", t.precedence, t.title.get(lang))),
@@ -218,8 +234,8 @@ fn every_template_renders_in_both_languages() {
                 "{id} {lang}: raw timestamp leaked\n{text}"
             );
             let free = match lang {
-                Language::En => "[free text, original language: English]",
-                Language::Ru => "[свободный текст, язык оригинала: English]",
+                Language::EN => "[free text, original language: English]",
+                _ => "[свободный текст, язык оригинала: English]",
             };
             for f in &t.fields {
                 let label = f.label.get(lang);
@@ -229,18 +245,18 @@ fn every_template_renders_in_both_languages() {
                     FieldKind::DateTime => format!("{label}: {DTG_INPUT}\n"),
                     FieldKind::Integer { .. } => format!("{label}: {}\n", sample_input(f)),
                     FieldKind::Coordinates => match lang {
-                        Language::En => format!("{label}: 45.9200N 063.3400E\n"),
-                        Language::Ru => format!("{label}: 45.9200 с. ш. 063.3400 в. д.\n"),
+                        Language::EN => format!("{label}: 45.9200N 063.3400E\n"),
+                        _ => format!("{label}: 45.9200 с. ш. 063.3400 в. д.\n"),
                     },
                     FieldKind::Duration => match lang {
-                        Language::En => format!("{label}: 2h 30m\n"),
-                        Language::Ru => format!("{label}: 2 ч 30 мин\n"),
+                        Language::EN => format!("{label}: 2h 30m\n"),
+                        _ => format!("{label}: 2 ч 30 мин\n"),
                     },
                     FieldKind::Area => match lang {
-                        Language::En => format!(
+                        Language::EN => format!(
                             "{label}: a circle of radius 50.0 km centred on 45.9200N 063.3400E\n"
                         ),
-                        Language::Ru => format!(
+                        _ => format!(
                             "{label}: круг радиусом 50.0 км с центром в точке 45.9200 с. ш. 063.3400 в. д.\n"
                         ),
                     },
@@ -251,7 +267,7 @@ fn every_template_renders_in_both_languages() {
                     f.name
                 );
             }
-            let text_label = if lang == Language::En {
+            let text_label = if lang == Language::EN {
                 "Text"
             } else {
                 "Текст"
@@ -264,12 +280,12 @@ fn every_template_renders_in_both_languages() {
             );
         }
         assert!(
-            en.contains(&t.title.en) && !en.contains(&t.title.ru),
+            en.contains(t.title.get(Language::EN)) && !en.contains(t.title.get(Language::RU)),
             "{}: English rendering\n{en}",
             t.id
         );
         assert!(
-            ru.contains(&t.title.ru) && !ru.contains(&t.title.en),
+            ru.contains(t.title.get(Language::RU)) && !ru.contains(t.title.get(Language::EN)),
             "{}: Russian rendering\n{ru}",
             t.id
         );
@@ -291,34 +307,34 @@ fn reader_gets_own_language_rendering_or_the_original() {
     let t = template("missile-launch");
     let checked = compose::check(&full_draft(t), catalog(), now()).expect("valid draft");
     let to = StationName::new("WASHINGTON").expect("name");
-    let message = compose::build(&checked, &origin(Language::Ru), &to, 1, now());
+    let message = compose::build(&checked, &origin(Language::RU), &to, 1, now());
     assert_eq!(message.original.language, "ru");
     assert!(
-        message.original.text.contains(&t.title.ru),
+        message.original.text.contains(t.title.get(Language::RU)),
         "{}",
         message.original.text
     );
 
-    match for_reader(&message, catalog(), Language::Ru) {
+    match for_reader(&message, catalog(), Language::RU) {
         ReaderView::Original { text } => assert_eq!(text, message.original.text),
         other => panic!("a Russian reader of a Russian message gets the original, got {other:?}"),
     }
-    match for_reader(&message, catalog(), Language::En) {
+    match for_reader(&message, catalog(), Language::EN) {
         ReaderView::Rendered { text, language } => {
-            assert_eq!(language, Language::En);
-            assert!(text.contains(&t.title.en), "{text}");
+            assert_eq!(language, Language::EN);
+            assert!(text.contains(t.title.get(Language::EN)), "{text}");
             assert!(
                 text.contains("[free text, original language: русский]"),
                 "{text}"
             );
-            assert_eq!(text, render(&message, t, Language::En, Language::Ru));
+            assert_eq!(text, render(&message, t, Language::EN, Language::RU));
         }
         other => panic!("an English reader gets a rendering, got {other:?}"),
     }
 
     let mut unknown = message.clone();
     unknown.template.version = 99;
-    match for_reader(&unknown, catalog(), Language::En) {
+    match for_reader(&unknown, catalog(), Language::EN) {
         ReaderView::OriginalOnly { text, reason } => {
             assert_eq!(text, message.original.text);
             assert!(reason.contains("version 99"), "{reason}");
@@ -335,15 +351,15 @@ fn exercise_messages_are_marked_in_both_languages() {
     let checked = compose::check(&draft, catalog(), now()).expect("valid draft");
     let message = compose::build(
         &checked,
-        &origin(Language::En),
+        &origin(Language::EN),
         &StationName::new("MOSCOW").expect("name"),
         1,
         now(),
     );
     assert!(
-        render(&message, t, Language::En, Language::En).starts_with("EXERCISE EXERCISE EXERCISE\n")
+        render(&message, t, Language::EN, Language::EN).starts_with("EXERCISE EXERCISE EXERCISE\n")
     );
-    assert!(render(&message, t, Language::Ru, Language::En).starts_with("УЧЕНИЯ УЧЕНИЯ УЧЕНИЯ\n"));
+    assert!(render(&message, t, Language::RU, Language::EN).starts_with("УЧЕНИЯ УЧЕНИЯ УЧЕНИЯ\n"));
 }
 
 fn invalid(f: &Field, input: &str) -> String {
@@ -587,6 +603,10 @@ const PROBE: &str = r#"# A template for tests.
 id = "probe"
 version = 1
 precedence = "PRIORITY"
+
+[languages]
+en = { reviewed = true }
+ru = { reviewed = false }
 
 [title]
 en = "Probe"
@@ -917,12 +937,12 @@ fn summary_and_reply_are_checked() {
 fn free_text_is_tagged_with_the_language_it_was_written_in() {
     let t = template("general");
     let mut draft = full_draft(t);
-    draft.text_language = Some(Language::En);
+    draft.text_language = Some(Language::EN);
     let origin = Origin {
         station: StationName::new("MOSCOW").expect("name"),
         operator: OperatorName::new("ivanov").expect("name"),
         second_operator: None,
-        language: Language::Ru,
+        language: Language::RU,
     };
     let to = StationName::new("WASHINGTON").expect("name");
     let build = |draft: &Draft| {
@@ -932,18 +952,18 @@ fn free_text_is_tagged_with_the_language_it_was_written_in() {
     let english = build(&draft);
     assert_eq!(
         english.text_language,
-        Some(Language::En),
+        Some(Language::EN),
         "signed in the message"
     );
-    for lang in Language::ALL {
-        let shown = render(&english, t, lang, Language::Ru);
-        assert!(shown.contains(": English]"), "{lang}:\n{shown}");
-        assert!(!shown.contains(": русский]"), "{lang}:\n{shown}");
+    for lang in hotline::lang::shipped_languages() {
+        let shown = render(&english, t, lang, Language::RU);
+        assert!(shown.contains("English]"), "{lang}:\n{shown}");
+        assert!(!shown.contains("русский]"), "{lang}:\n{shown}");
     }
     draft.text_language = None;
     let russian = build(&draft);
-    assert_eq!(russian.text_language, Some(Language::Ru));
-    assert!(render(&russian, t, Language::En, Language::Ru).contains(": русский]"));
+    assert_eq!(russian.text_language, Some(Language::RU));
+    assert!(render(&russian, t, Language::EN, Language::RU).contains(": русский]"));
 }
 
 /// The 1988 launch notification is due 24 hours ahead, judged by when it
@@ -955,11 +975,20 @@ fn notice_rule_is_judged_by_the_time_given() {
     let launch: Timestamp = "2026-12-10T12:00:00Z".parse().expect("time");
     let fields = BTreeMap::from([("planned_launch".to_string(), launch.to_string())]);
     let hours = |h: i64| launch - jiff::SignedDuration::from_hours(h);
-    assert_eq!(t.short_notice(&fields, hours(25)), None, "on time");
-    let why = t.short_notice(&fields, hours(23)).expect("short");
+    assert_eq!(
+        t.short_notice(&fields, hours(25), Language::EN),
+        None,
+        "on time"
+    );
+    let why = t
+        .short_notice(&fields, hours(23), Language::EN)
+        .expect("short");
     assert!(why.contains("23.0 h") && why.contains("1d"), "{why}");
     // A template without the rule never is.
-    assert_eq!(template("general").short_notice(&fields, hours(1)), None);
+    assert_eq!(
+        template("general").short_notice(&fields, hours(1), Language::EN),
+        None
+    );
 }
 
 /// Areas in a template: each form canonicalised, rendered in both
@@ -987,8 +1016,8 @@ fn area_fields_take_circles_points_and_water() {
     ] {
         let canonical = field.canonicalize(input, now()).expect(input);
         field.check_canonical(&canonical).expect("canonical");
-        assert_eq!(field.render(&canonical, Language::En), en);
-        assert_eq!(field.render(&canonical, Language::Ru), ru);
+        assert_eq!(field.render(&canonical, Language::EN), en);
+        assert_eq!(field.render(&canonical, Language::RU), ru);
     }
     let e = field
         .canonicalize("circle 62.93N 40.58E", now())
@@ -1016,4 +1045,243 @@ fn a_notice_rule_names_a_datetime_field() {
         parse_template(Path::new("blm-notification.toml"), &text).is_ok(),
         "control"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Languages as data: the console catalogues.
+
+/// The console catalogues shipped: English, Russian, French and Chinese,
+/// each with every key of the English one and the same placeholders.
+#[test]
+fn every_shipped_catalogue_has_every_text() {
+    let problems = hotline::lang::shipped_problems();
+    assert!(problems.is_empty(), "catalogue problems:\n{problems:#?}");
+    let shipped: Vec<String> = hotline::lang::shipped_languages()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shipped, ["en", "fr", "ru", "zh"]);
+    let en = &hotline::lang::shipped()[0];
+    for c in hotline::lang::shipped() {
+        assert_eq!(c.keys(), en.keys(), "{}", c.language);
+        assert!(!c.name.is_empty());
+    }
+}
+
+/// Control for the completeness check: a catalogue missing one text, or
+/// with a placeholder renamed, is caught and the problem names the key.
+#[test]
+fn a_catalogue_missing_a_text_is_caught() {
+    let en = &hotline::lang::shipped()[0];
+    let text = include_str!("../assets/lang/fr.toml");
+    let path = Path::new("fr.toml");
+    let whole = hotline::lang::Catalogue::parse(path, text).expect("parses");
+    assert!(
+        whole.completeness(en).is_empty(),
+        "control: complete as shipped"
+    );
+
+    let missing: String = text
+        .lines()
+        .filter(|l| !l.starts_with("opening ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let short = hotline::lang::Catalogue::parse(path, &missing).expect("parses");
+    let problems = short.completeness(en);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].key, "reading.opening");
+    assert!(problems[0].message.contains("missing"), "{}", problems[0]);
+
+    let renamed = text.replacen("{error}", "{erreur}", 1);
+    let problems = hotline::lang::Catalogue::parse(path, &renamed)
+        .expect("parses")
+        .completeness(en);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].message.contains("{error}"), "{}", problems[0]);
+
+    let broken = text.replacen("reviewed = false", "reviewed = \"no\"", 1);
+    let problems = hotline::lang::Catalogue::parse(path, &broken).expect_err("refused");
+    assert!(
+        problems[0].to_string().contains("fr.toml:") && problems[0].key == "language.reviewed",
+        "{}",
+        problems[0]
+    );
+}
+
+/// The keys the code asks for with `t!(lang, "key"…)` (or
+/// `lang::text(lang, "key")`), read from the source.
+fn keys_in_source() -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut keys = Vec::new();
+    for file in files {
+        // Code only: a doc comment's example asks for nothing.
+        let source: String = std::fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for opener in ["t!(", "lang::text("] {
+            for (at, _) in source.match_indices(opener) {
+                // `t!(`, not the end of `format!(` or `print!(`.
+                let before = source[..at].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let rest = &source[at + opener.len()..];
+                // The language argument, then the key literal.
+                let Some(comma) = rest.find(',') else {
+                    continue;
+                };
+                let after = rest[comma + 1..].trim_start();
+                let Some(literal) = after.strip_prefix('"') else {
+                    continue;
+                };
+                let key: String = literal.chars().take_while(|c| *c != '"').collect();
+                if key.contains('.') {
+                    keys.push((file.clone(), key));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// Every key the code asks for is in the English catalogue, and every text
+/// of the catalogue is asked for somewhere (no dead texts).
+#[test]
+fn every_key_the_code_asks_for_is_in_the_catalogue() {
+    let en = &hotline::lang::shipped()[0];
+    let used = keys_in_source();
+    assert!(used.len() > 200, "the scan found only {} uses", used.len());
+    let missing: Vec<_> = used.iter().filter(|(_, k)| en.get(k).is_none()).collect();
+    assert!(
+        missing.is_empty(),
+        "keys not in assets/lang/en.toml: {missing:#?}"
+    );
+    let asked: std::collections::BTreeSet<&str> = used.iter().map(|(_, k)| k.as_str()).collect();
+    let unused: Vec<&str> = en
+        .keys()
+        .into_iter()
+        .filter(|k| !asked.contains(k))
+        .collect();
+    assert!(unused.is_empty(), "texts no code asks for: {unused:#?}");
+}
+
+/// Every template rendered in every shipped language, from one message
+/// written in each: the original a sender of that language signs, and what
+/// each reader gets. One snapshot per writing language, read before it was
+/// accepted. The round trip: each original re-renders from its signed
+/// fields to exactly itself, whatever the reader's language.
+#[test]
+fn every_template_renders_in_every_shipped_language() {
+    let to = StationName::new("MOSCOW").expect("name");
+    let washington = StationName::new("WASHINGTON").expect("name");
+    for writer in hotline::lang::shipped_languages() {
+        let mut all = String::new();
+        for t in catalog().current() {
+            let checked = compose::check(&full_draft(t), catalog(), now()).expect("valid");
+            let to = if writer == Language::EN {
+                &to
+            } else {
+                &washington
+            };
+            let message = compose::build(&checked, &origin(writer), to, 7, now());
+            assert_eq!(message.original.language, writer.code(), "{}", t.id);
+            assert_eq!(
+                hotline::templates::check_original(&message, catalog(), Language::EN),
+                hotline::templates::OriginalCheck::Agrees,
+                "{} in {writer}",
+                t.id
+            );
+            for reader in hotline::lang::shipped_languages() {
+                let shown = hotline::templates::for_reader(&message, catalog(), reader);
+                let text = shown.text();
+                assert!(
+                    text.contains(t.title.get(reader)),
+                    "{} {writer}→{reader}",
+                    t.id
+                );
+                assert!(!text.contains('{'), "{} {writer}→{reader}:\n{text}", t.id);
+                if reader == writer {
+                    all.push_str(&format!("=== {} ({writer})\n{text}\n", t.id));
+                }
+            }
+        }
+        let mut settings = insta::Settings::clone_current();
+        // The referenced message's id is new in each run.
+        settings.add_filter(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[id]",
+        );
+        settings.bind(|| insta::assert_snapshot!(format!("renderings_{writer}"), all));
+    }
+}
+
+/// Every text of a template is in each of its `[languages]`: a missing one
+/// and an undeclared one are named by file, line and key.
+#[test]
+fn broken_template_languages() {
+    let text = edited("ru = \"Проба\"\n", "");
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "title", "{}", p[0]);
+    assert!(p[0].message.contains("has no text in ru"), "{}", p[0]);
+
+    let text = edited(
+        "label = { en = \"Note\", ru = \"Примечание\" }",
+        "label = { en = \"Note\", ru = \"Примечание\", de = \"Notiz\" }",
+    );
+    let p = problems(&probe_path(), &text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "fields.note.label", "{}", p[0]);
+    assert_eq!(p[0].line, Some(line_of(&text, "Notiz")), "{}", p[0]);
+    assert!(
+        p[0].message
+            .contains("is written in de, which [languages] does not declare"),
+        "{}",
+        p[0]
+    );
+
+    let text = edited(
+        "ru = { reviewed = false }\n",
+        "ru = { reviewed = false }\nxx-yy-zz-long = { reviewed = false }\n",
+    );
+    let p = problems(&probe_path(), &text);
+    assert!(
+        p.iter()
+            .any(|p| p.key == "languages" && p.message.contains("not a language tag")),
+        "{p:#?}"
+    );
+}
+
+/// A template without the reader's language is rendered in English, and
+/// the reader's view says which language it is in; with the language it
+/// is rendered in it (control).
+#[test]
+fn a_template_without_the_readers_language_falls_back_to_english() {
+    let probe = parse_template(&probe_path(), PROBE).expect("valid");
+    let french: Language = "fr".parse().expect("tag");
+    assert!(!probe.speaks(french) && probe.speaks(Language::RU));
+    assert!(
+        probe.speaks("ru-RU".parse().expect("tag")),
+        "a regional tag uses its language"
+    );
+    assert_eq!(probe.rendered_in(french), Language::EN);
+    assert_eq!(probe.title.get(french), "Probe");
+    assert_eq!(probe.title.get(Language::RU), "Проба");
 }

@@ -176,7 +176,7 @@ pub(crate) fn key(code: KeyCode) -> Msg {
 pub(crate) fn logged_in(now: Timestamp) -> App {
     let setup = Setup {
         station: "WASHINGTON".into(),
-        language: Language::En,
+        language: Language::EN,
         time_zone: "America/New_York".into(),
         peers: vec![("MOSCOW".into(), "Europe/Moscow".into())],
         deadlines: Deadlines::default(),

@@ -23,6 +23,10 @@ pub struct CheckArgs {
     /// Also check the scenario files in this directory (for exercise writers)
     #[arg(long, value_name = "DIR")]
     pub scenarios: Option<PathBuf>,
+    /// Also check this console catalogue against the English one (for
+    /// translators: every key, the same placeholders)
+    #[arg(long, value_name = "FILE")]
+    pub catalogue: Option<PathBuf>,
 }
 
 pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -37,7 +41,25 @@ pub fn check(config_path: &Path, args: CheckArgs) -> anyhow::Result<ExitCode> {
                 problems.extend(p);
             }
             check_station(&config, &mut problems, &mut notes);
+            notes.extend(unreviewed(config.station.language));
         }
+    }
+
+    problems.extend(
+        crate::lang::shipped_problems()
+            .iter()
+            .map(ToString::to_string),
+    );
+    notes.push(format!(
+        "console languages: {} built in",
+        crate::lang::shipped()
+            .iter()
+            .map(|c| format!("{} ({})", c.language, c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(file) = &args.catalogue {
+        check_catalogue(file, &mut problems, &mut notes);
     }
 
     problems.extend(Catalog::builtin_problems().iter().map(ToString::to_string));
@@ -121,6 +143,73 @@ fn check_station(config: &Config, problems: &mut Vec<String>, notes: &mut Vec<St
         match Journal::open_read_only(&config.journal_path) {
             Ok(_) => notes.push(format!("journal: ok ({})", config.journal_path.display())),
             Err(e) => problems.push(format!("{}: {e}", config.journal_path.display())),
+        }
+    }
+}
+
+/// Warnings for a live station working in `lang` where a person has not
+/// checked the texts: the console's, and each template's (the original a
+/// sender signs is written in the sender's language).
+fn unreviewed(lang: crate::domain::Language) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = crate::lang::find(lang)
+        && !c.reviewed
+    {
+        out.push(format!(
+            "warning: the console's {} texts ({}) are a machine translation nobody has reviewed; have a reader of {} check them, then set reviewed = true",
+            c.name,
+            c.path.display(),
+            c.language
+        ));
+    }
+    let templates: Vec<&str> = Catalog::builtin()
+        .current()
+        .into_iter()
+        .filter(|t| {
+            let used = t.rendered_in(lang);
+            t.languages
+                .iter()
+                .any(|l| l.language == used && !l.reviewed)
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    if !templates.is_empty() {
+        out.push(format!(
+            "warning: {} template(s) are in {} by a machine translation nobody has reviewed, and messages released here are signed in it: {}",
+            templates.len(),
+            crate::lang::name(lang),
+            templates.join(", ")
+        ));
+    }
+    out
+}
+
+fn check_catalogue(file: &Path, problems: &mut Vec<String>, notes: &mut Vec<String>) {
+    let text = match crate::fsutil::read_regular_text(file, crate::fsutil::MAX_TEXT_FILE) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(format!("{}: {e}", file.display()));
+            return;
+        }
+    };
+    let Some(english) = crate::lang::shipped().first() else {
+        return;
+    };
+    match crate::lang::Catalogue::parse(file, &text) {
+        Err(p) => problems.extend(p.iter().map(ToString::to_string)),
+        Ok(c) => {
+            let missing = c.completeness(english);
+            if missing.is_empty() {
+                notes.push(format!(
+                    "{}: {} ({}), complete: {} texts{}",
+                    file.display(),
+                    c.language,
+                    c.name,
+                    c.keys().len(),
+                    if c.reviewed { "" } else { ", not reviewed" }
+                ));
+            }
+            problems.extend(missing.iter().map(ToString::to_string));
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct InitArgs {
     /// Where to create the station's files [default: the current directory]
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// The operators' language: en or ru
+    /// The operators' language, a BCP 47 tag: en, ru, fr or zh ship
     #[arg(long, default_value = "en")]
     pub language: String,
     /// The station's IANA time zone, e.g. Europe/Moscow
@@ -45,6 +45,16 @@ pub struct InitArgs {
 pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let name = StationName::new(&args.station)?;
     let language: Language = args.language.parse()?;
+    if crate::lang::find(language).is_none() {
+        bail!(
+            "this build has no console texts in `{language}`; use one of {} (README: Adding a language)",
+            crate::lang::shipped_languages()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if jiff::tz::TimeZone::get(&args.time_zone).is_err() {
         bail!(
             "`{}` is not an IANA time zone; use one such as UTC, Europe/Moscow or America/New_York",

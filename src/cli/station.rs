@@ -142,7 +142,7 @@ pub struct SendArgs {
     #[arg(long, default_value = "")]
     pub text: String,
     /// The language the free text (and the template's free-text fields)
-    /// is written in: en or ru [default: the station's language]
+    /// is written in, a BCP 47 tag such as en, ru, fr, zh [default: the station's language]
     #[arg(long, value_name = "LANG")]
     pub text_language: Option<String>,
     /// The security marking, one of the station's `[labels] markings`
@@ -229,7 +229,13 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
             )
             .ok(),
         )
-        .and_then(|(t, checked)| t.short_notice(&checked.fields, jiff::Timestamp::now()))
+        .and_then(|(t, checked)| {
+            t.short_notice(
+                &checked.fields,
+                jiff::Timestamp::now(),
+                config.station.language,
+            )
+        })
     {
         crate::note!("warning: SHORT NOTICE: {why}");
     }
@@ -296,14 +302,14 @@ fn print_rows(rows: &[MessageRow], labels: &crate::config::LabelPolicy) {
             (Some(by), Some(at)) => format!("{by} {}", at.strftime("%Y-%m-%dT%H:%M")),
             _ => "-".into(),
         };
-        let mut state = r.state.label().to_string();
+        let mut state = r.state.label(crate::domain::Language::EN).to_string();
         if r.exercise {
             state.push_str(" EX");
         }
         if r.suspect.is_some() {
             state.push_str(" SUSPECT");
         }
-        if let Some(amended) = crate::console::amended(r) {
+        if let Some(amended) = crate::console::amended(r, crate::domain::Language::EN) {
             state = format!("{amended}, {state}");
         }
         if let Some(label) = &r.label {

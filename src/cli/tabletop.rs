@@ -147,7 +147,7 @@ fn setup(station: &Station, peers: Vec<(String, String)>, white_cell: bool) -> S
     };
     Setup {
         station: station.name().to_string(),
-        language: Language::En,
+        language: Language::EN,
         time_zone: "UTC".into(),
         peers,
         deadlines: station.config().deadlines.clone(),
@@ -218,11 +218,12 @@ async fn in_process(
         vec![(scenario.counterpart.clone(), "Europe/Moscow".into())],
         true,
     );
+    let lang = setup.language;
     let render: RenderReport = {
         let trainee = exercise.trainee.clone();
         let date = date.to_string();
-        Arc::new(move |runs: &[TraineeRun], finished: bool| {
-            in_process_report(&trainee, &date, runs, finished)
+        Arc::new(move |runs: &[TraineeRun], finished: bool, lang: Language| {
+            in_process_report(&trainee, &date, runs, finished, lang)
         })
     };
     let cell = WhiteCell {
@@ -235,9 +236,10 @@ async fn in_process(
             path: report_path.to_path_buf(),
             render: render.clone(),
         },
+        language: lang,
     };
     let runs = drive(cell, setup).await;
-    let report = render(runs.as_deref().unwrap_or_default(), true);
+    let report = render(runs.as_deref().unwrap_or_default(), true, lang);
     exercise.trainee.shutdown().await;
     exercise.counterpart.shutdown().await;
     let runs = runs?;
@@ -245,7 +247,13 @@ async fn in_process(
 }
 
 /// The in-process report: the trainee's actions from its own audit log.
-fn in_process_report(trainee: &Station, date: &str, runs: &[TraineeRun], finished: bool) -> String {
+fn in_process_report(
+    trainee: &Station,
+    date: &str,
+    runs: &[TraineeRun],
+    finished: bool,
+    lang: Language,
+) -> String {
     let mut report = Vec::new();
     for r in runs {
         let actions = run::operator_actions(trainee, r.admitted_at);
@@ -254,6 +262,7 @@ fn in_process_report(trainee: &Station, date: &str, runs: &[TraineeRun], finishe
             .find_map(|a| a.split_whitespace().nth(1).map(str::to_string))
             .unwrap_or_else(|| "(no log-in)".into());
         report.push(r.engine.report(
+            lang,
             r.ran,
             &ReportFacts {
                 trainee: &operator,
@@ -269,10 +278,16 @@ fn in_process_report(trainee: &Station, date: &str, runs: &[TraineeRun], finishe
 
 /// The white cell's report: a section per trainee, with its operators'
 /// actions as they reached the white cell.
-fn control_report(station: &Station, date: &str, runs: &[TraineeRun], finished: bool) -> String {
+fn control_report(
+    station: &Station,
+    date: &str,
+    runs: &[TraineeRun],
+    finished: bool,
+    lang: Language,
+) -> String {
     let mut report = String::new();
     for r in runs {
-        let mine: Vec<run::ReceivedAction> = run::received_actions(station, r.admitted_at)
+        let mine: Vec<run::ReceivedAction> = run::received_actions(station, r.admitted_at, lang)
             .into_iter()
             .filter(|a| a.peer == r.station.as_str())
             .collect();
@@ -286,6 +301,7 @@ fn control_report(station: &Station, date: &str, runs: &[TraineeRun], finished: 
         };
         let actions: Vec<String> = mine.iter().map(|a| a.text.clone()).collect();
         report.push_str(&r.engine.report(
+            lang,
             r.ran,
             &ReportFacts {
                 trainee: &operators,
@@ -349,11 +365,12 @@ async fn control(
         scenario.id
     );
     let setup = setup(&station, Vec::new(), true);
+    let lang = setup.language;
     let render: RenderReport = {
         let station = station.clone();
         let date = date.to_string();
-        Arc::new(move |runs: &[TraineeRun], finished: bool| {
-            control_report(&station, &date, runs, finished)
+        Arc::new(move |runs: &[TraineeRun], finished: bool, lang: Language| {
+            control_report(&station, &date, runs, finished, lang)
         })
     };
     let cell = WhiteCell {
@@ -366,9 +383,10 @@ async fn control(
             path: report_path.to_path_buf(),
             render: render.clone(),
         },
+        language: lang,
     };
     let runs = drive(cell, setup).await;
-    let report = render(runs.as_deref().unwrap_or_default(), true);
+    let report = render(runs.as_deref().unwrap_or_default(), true, lang);
     station.shutdown().await;
     let runs = runs?;
     drop(scratch);
@@ -431,7 +449,14 @@ async fn join(
     let started = Timestamp::now();
     let console = crate::term::run(crate::term::Backend::local(trainee.clone()), setup, None).await;
     let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
-    let record = run::trainee_record(&trainee, &white_cell, addr, started, &date);
+    let record = run::trainee_record(
+        &trainee,
+        &white_cell,
+        addr,
+        started,
+        &date,
+        trainee.config().station.language,
+    );
     trainee.shutdown().await;
     console.context("the terminal")?;
     let path = report.unwrap_or_else(|| PathBuf::from(format!("trainee-{name}-{date}.md")));

@@ -370,14 +370,29 @@ impl Checker<'_> {
         };
         let placeholder = || StationName::new("INVALID").ok();
         let language = match &st.language {
-            None => Language::En,
-            Some(v) => v
-                .get_ref()
-                .parse()
-                .unwrap_or_else(|e: crate::domain::UnknownLanguage| {
+            None => Language::EN,
+            Some(v) => match v.get_ref().parse::<Language>() {
+                Ok(l) if crate::lang::find(l).is_some() => l,
+                Ok(l) => {
+                    self.err(
+                        Some(v.span()),
+                        "station.language",
+                        format!(
+                            "this build has no console texts in `{l}`; use one of {} (README: Adding a language)",
+                            crate::lang::shipped()
+                                .iter()
+                                .map(|c| format!("\"{}\" ({})", c.language, c.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    Language::EN
+                }
+                Err(e) => {
                     self.err(Some(v.span()), "station.language", e.to_string());
-                    Language::En
-                }),
+                    Language::EN
+                }
+            },
         };
         let time_zone = self.time_zone(&st.time_zone, "station.time_zone");
         let listen = match &st.listen {

@@ -9,6 +9,7 @@ use super::keymap::Action;
 use super::update::{move_selection, typed};
 use super::{App, Confirm, Effect, LoginForm, Screen};
 use crate::domain::{Precedence, StationName};
+use crate::t;
 use crate::templates::Catalog;
 
 pub(super) fn start_compose(
@@ -81,6 +82,7 @@ pub(super) fn open_form(app: &mut App, template: crate::templates::Template) {
 pub(super) fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
     let peers = app.setup.peers.len();
     let now = app.now;
+    let lang = app.setup.language;
     let Some(form) = app.form.as_mut() else {
         app.screen = Screen::Queue;
         return Vec::new();
@@ -104,7 +106,7 @@ pub(super) fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> V
             if form.focused() == super::form::Row::Text =>
         {
             let forward = action == Some(Action::ChoiceNext);
-            form.cycle_text_language(forward, app.setup.language);
+            form.cycle_text_language(forward, lang);
         }
         Some(Action::ChoiceNext) => form.cycle(true, peers),
         Some(Action::ChoicePrev) => form.cycle(false, peers),
@@ -112,18 +114,24 @@ pub(super) fn form_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> V
         Some(Action::Release) => {
             let problems: Vec<String> = (0..form.template.fields.len())
                 .filter_map(|i| {
-                    form.problem(i, now).map(|p| {
-                        format!(
-                            "{}: {p}",
-                            form.template.fields[i].label.get(app.setup.language)
+                    form.problem(i, now, lang).map(|p| {
+                        t!(
+                            lang,
+                            "console.field_problem",
+                            field = form.template.fields[i].label.get(lang),
+                            problem = p
                         )
                     })
                 })
                 .collect();
             if peers == 0 {
-                app.notice = Some("no peer is configured; add one with `hotline peer add`".into());
+                app.notice = Some(t!(lang, "notice.no_peer").into());
             } else if !problems.is_empty() {
-                app.notice = Some(format!("cannot release yet: {}", problems.join("; ")));
+                app.notice = Some(t!(
+                    lang,
+                    "notice.cannot_release",
+                    problems = problems.join(t!(lang, "console.list_separator"))
+                ));
             } else if form.precedence == Precedence::Flash
                 && !app.composing_inject
                 && app.setup.two_person_flash
@@ -160,7 +168,7 @@ pub(super) fn abandon(app: &mut App) -> Vec<Effect> {
     app.preview = false;
     app.composing_inject = false;
     app.screen = Screen::Queue;
-    app.notice = Some("draft abandoned".into());
+    app.notice = Some(t!(app.setup.language, "notice.draft_abandoned").into());
     drafts::forget(app).into_iter().collect()
 }
 
@@ -168,12 +176,15 @@ pub(super) fn release(app: &mut App) -> Vec<Effect> {
     let (Some(operator), Some(form)) = (app.operator.clone(), app.form.take()) else {
         return Vec::new();
     };
+    let lang = app.setup.language;
     if std::mem::take(&mut app.composing_inject) {
         app.screen = Screen::Queue;
         app.preview = false;
-        app.notice = Some(format!(
-            "the white cell sends {} {} to the trainee",
-            form.precedence, form.template.id
+        app.notice = Some(t!(
+            lang,
+            "notice.inject_sent",
+            precedence = form.precedence,
+            template = form.template.id
         ));
         return vec![Effect::WhiteCell(super::WhiteCellCommand::Inject(
             Box::new(form.draft()),
@@ -190,9 +201,12 @@ pub(super) fn release(app: &mut App) -> Vec<Effect> {
     app.releasing = Some(form.clone());
     app.screen = Screen::Sent;
     app.preview = false;
-    app.notice = Some(format!(
-        "releasing {} {} to {to}…",
-        form.precedence, form.template.id
+    app.notice = Some(t!(
+        lang,
+        "notice.releasing",
+        precedence = form.precedence,
+        template = form.template.id,
+        peer = to
     ));
     vec![Effect::Release {
         operator,

@@ -9,6 +9,7 @@ use super::{App, Confirm, Effect, Screen};
 use crate::domain::OperatorName;
 use crate::drafts::SavedDraft;
 use crate::station::api::ApiError;
+use crate::t;
 use crate::templates::Catalog;
 
 /// The draft on screen as a save, or a discard when it is blank again.
@@ -52,9 +53,7 @@ pub(super) fn saved(
     match result {
         Ok(()) => app.draft_saved = Some(at),
         Err(e) => {
-            app.notice = Some(format!(
-                "FAILED: keeping the draft on disk: {e}; it is still on screen, and the next keystroke tries again"
-            ));
+            app.notice = Some(t!(app.setup.language, "panel.draft_keep_failed", error = e));
         }
     }
 }
@@ -74,29 +73,37 @@ pub(super) fn opened(
             app.confirm = Some(Confirm::ResumeDraft(saved));
         }
         Ok(Some(_)) => {
-            app.notice =
-                Some("a kept draft of yours is on disk; it is offered at your next log-in".into());
+            app.notice = Some(t!(app.setup.language, "panel.draft_offered_later").into());
         }
-        Err(e) => app.notice = Some(format!("FAILED: opening your kept draft: {e}")),
+        Err(e) => {
+            app.notice = Some(t!(app.setup.language, "panel.draft_open_failed", error = e));
+        }
     }
 }
 
 /// `y` to the offer: the kept draft goes back on the form.
 pub(super) fn resume(app: &mut App, saved: &SavedDraft) {
-    match Form::from_saved(saved, Catalog::builtin(), &app.setup.peers) {
+    match Form::from_saved(
+        saved,
+        Catalog::builtin(),
+        &app.setup.peers,
+        app.setup.language,
+    ) {
         Ok(form) => {
             app.form = Some(form);
             app.preview = false;
             app.draft_saved = Some(saved.saved_at);
             if app.screen == Screen::Handover {
-                app.notice = Some("your draft is back: it opens after this summary".into());
+                app.notice = Some(t!(app.setup.language, "panel.draft_back").into());
             } else {
                 app.screen = Screen::Form;
             }
         }
         Err(e) => {
-            app.notice = Some(format!(
-                "your kept draft cannot go back on the form: {e}; it stays on disk"
+            app.notice = Some(t!(
+                app.setup.language,
+                "panel.draft_resume_failed",
+                error = e
             ));
         }
     }

@@ -9,6 +9,7 @@ use super::{App, Effect, Screen};
 use crate::domain::MessageId;
 use crate::station::api::ApiError;
 use crate::store::{Direction, MessageRow};
+use crate::t;
 use crate::templates::Catalog;
 
 /// A find in one list.
@@ -159,6 +160,7 @@ pub(super) fn found(
     query: &str,
     result: Result<Vec<MessageId>, ApiError>,
 ) {
+    let lang = app.setup.language;
     let Some(find) = app
         .find
         .as_mut()
@@ -174,21 +176,18 @@ pub(super) fn found(
             };
             ids.retain(|id| list.position(id).is_some());
             ids.sort_by_key(|id| list.position(id));
-            app.notice = Some(format!(
-                "find \"{}\": {} in the whole history",
-                crate::sanitize::inert(query),
-                match ids.len() {
-                    0 => "nothing".to_string(),
-                    1 => "1 message".to_string(),
-                    n => format!("{n} messages"),
-                }
-            ));
+            let query = crate::sanitize::inert(query);
+            app.notice = Some(match ids.len() {
+                0 => t!(lang, "panel.found_nothing", query = query),
+                1 => t!(lang, "panel.found_one", query = query),
+                n => t!(lang, "panel.found", query = query, count = n),
+            });
             find.matches = Some(ids);
             find.searched = true;
         }
         Err(e) => {
             find.matches = Some(Vec::new());
-            app.notice = Some(format!("FAILED: find: {e}"));
+            app.notice = Some(t!(lang, "panel.find_failed", error = e));
         }
     }
     step(app, 0);

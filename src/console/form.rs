@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use crate::compose::Draft;
 use crate::domain::{Language, MessageId, OperatorName, Precedence};
 use crate::drafts::SavedDraft;
+use crate::t;
 use crate::templates::{Catalog, FieldKind, Template};
 
 /// Picking a template: type to filter.
@@ -115,7 +116,7 @@ impl Form {
 
     /// Why the notification as typed now would come too late for its
     /// treaty (the template's notice rule), if it would.
-    pub fn short_notice(&self, now: Timestamp) -> Option<String> {
+    pub fn short_notice(&self, now: Timestamp, lang: Language) -> Option<String> {
         let rule = self.template.notice.as_ref()?;
         let i = self
             .template
@@ -126,15 +127,18 @@ impl Form {
             .canonicalize(self.values.get(i)?, now)
             .ok()?;
         self.template
-            .short_notice(&BTreeMap::from([(rule.field.clone(), value)]), now)
+            .short_notice(&BTreeMap::from([(rule.field.clone(), value)]), now, lang)
     }
 
-    /// The validation problem of field `i` as typed now, if any.
-    pub fn problem(&self, i: usize, now: Timestamp) -> Option<String> {
+    /// The validation problem of field `i` as typed now, if any, for a
+    /// reader of `lang`.
+    pub fn problem(&self, i: usize, now: Timestamp, lang: Language) -> Option<String> {
         let field = self.template.fields.get(i)?;
         let value = self.values.get(i)?;
         if value.trim().is_empty() {
-            return field.required.then(|| "required".to_string());
+            return field
+                .required
+                .then(|| t!(lang, "console.required").to_string());
         }
         field.canonicalize(value, now).err().map(|e| match e {
             crate::templates::ValueError::Invalid { message, .. } => message,
@@ -237,7 +241,7 @@ impl Form {
     /// ←/→ on the free-text row: the language the text is written in,
     /// starting from the operator's, `lang`.
     pub fn cycle_text_language(&mut self, forward: bool, lang: Language) {
-        let all = Language::ALL;
+        let all = crate::lang::shipped_languages();
         let at = all
             .iter()
             .position(|l| *l == self.text_language.unwrap_or(lang))
@@ -299,18 +303,21 @@ impl Form {
     }
 
     /// A kept draft back on the form: its template as this build has it,
-    /// every value typed, the peer where it is still configured.
+    /// every value typed, the peer where it is still configured. Why not,
+    /// for a reader of `lang`.
     pub fn from_saved(
         saved: &SavedDraft,
         catalog: &Catalog,
         peers: &[(String, String)],
+        lang: Language,
     ) -> Result<Form, String> {
         let template = catalog
             .latest(&saved.draft.template_id)
             .ok_or_else(|| {
-                format!(
-                    "its form `{}` is not in this build's templates",
-                    crate::sanitize::inert(&saved.draft.template_id)
+                t!(
+                    lang,
+                    "console.draft_form_unknown",
+                    form = crate::sanitize::inert(&saved.draft.template_id)
                 )
             })?
             .clone();

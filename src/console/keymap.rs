@@ -7,6 +7,9 @@ use std::fmt;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use crate::domain::Language;
+use crate::t;
+
 /// Where a key applies. Text-entry contexts only bind keys that cannot be
 /// typed as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,21 +31,22 @@ pub enum Context {
 }
 
 impl Context {
-    pub fn name(self) -> &'static str {
+    /// The context as the help overlay titles it.
+    pub fn name(self, lang: Language) -> &'static str {
         match self {
-            Context::Global => "everywhere",
-            Context::Login => "log-in",
-            Context::Handover => "handover summary",
-            Context::Queue => "inbound queue",
-            Context::Sent => "sent list",
-            Context::Message => "message view",
-            Context::Picker => "template choice",
-            Context::Form => "compose form",
-            Context::Confirm => "confirmation",
-            Context::WhiteCell => "white cell (facilitator)",
-            Context::Report => "after-action report",
-            Context::Alarms => "alarm panel",
-            Context::Find => "find",
+            Context::Global => t!(lang, "context.global"),
+            Context::Login => t!(lang, "context.login"),
+            Context::Handover => t!(lang, "context.handover"),
+            Context::Queue => t!(lang, "context.queue"),
+            Context::Sent => t!(lang, "context.sent"),
+            Context::Message => t!(lang, "context.message"),
+            Context::Picker => t!(lang, "context.picker"),
+            Context::Form => t!(lang, "context.form"),
+            Context::Confirm => t!(lang, "context.confirm"),
+            Context::WhiteCell => t!(lang, "context.white_cell"),
+            Context::Report => t!(lang, "context.report"),
+            Context::Alarms => t!(lang, "context.alarms"),
+            Context::Find => t!(lang, "context.find"),
         }
     }
 
@@ -102,14 +106,162 @@ pub enum Action {
     PrevMatch,
 }
 
-/// One binding: action, where, key, and what the footer and help say.
+/// One binding: action, where, and key; [`Binding::label`] and
+/// [`Binding::help`] say what the footer and help show for it.
 #[derive(Clone, Debug)]
 pub struct Binding {
     pub action: Action,
     pub context: Context,
     pub key: Key,
-    pub label: &'static str,
-    pub help: &'static str,
+}
+
+impl Binding {
+    /// The footer's word for the action here (short).
+    pub fn label(&self, lang: Language) -> &'static str {
+        use Action::*;
+        use Context as C;
+        match (self.action, self.context) {
+            (Quit, _) => t!(lang, "keys.quit"),
+            (Help, _) => t!(lang, "keys.help"),
+            (Lock, _) => t!(lang, "keys.lock"),
+            (SwitchList, C::Sent) => t!(lang, "keys.inbound"),
+            (SwitchList, _) => t!(lang, "keys.sent_list"),
+            (Compose, _) => t!(lang, "keys.compose"),
+            (Up | Down, C::Message) => t!(lang, "keys.scroll"),
+            (Up, C::WhiteCell) => t!(lang, "keys.station_previous"),
+            (Up, _) => t!(lang, "keys.up"),
+            (Down, C::WhiteCell) => t!(lang, "keys.station_next"),
+            (Down, _) => t!(lang, "keys.down"),
+            (PageUp, _) => t!(lang, "keys.page_up"),
+            (PageDown, _) => t!(lang, "keys.page_down"),
+            (Top, C::Message) => t!(lang, "keys.top"),
+            (Top, _) => t!(lang, "keys.first"),
+            (Bottom, C::Message) => t!(lang, "keys.end"),
+            (Bottom, _) => t!(lang, "keys.last"),
+            (Open, C::Handover) => t!(lang, "keys.take_over"),
+            (Open, _) => t!(lang, "keys.read"),
+            (Back, C::Queue | C::Sent) => t!(lang, "keys.clear_find"),
+            (Back, C::Find) => t!(lang, "keys.cancel_find"),
+            (Back, C::Message) => t!(lang, "keys.back"),
+            (Back, C::Picker | C::Form) => t!(lang, "keys.abandon"),
+            (Back, _) => t!(lang, "keys.close"),
+            (Acknowledge, _) => t!(lang, "keys.acknowledge"),
+            (Reply, C::Sent) => t!(lang, "keys.correct"),
+            (Reply, _) => t!(lang, "keys.reply"),
+            (AckAndReply, _) => t!(lang, "keys.ack_reply"),
+            (ToggleOriginal, _) => t!(lang, "keys.original"),
+            (ExportAttachments, _) => t!(lang, "keys.export"),
+            (CancelMessage, _) => t!(lang, "keys.cancel_message"),
+            (LinkTest, _) => t!(lang, "keys.link_test"),
+            (Submit, C::Login) => t!(lang, "keys.log_in"),
+            (Submit, C::Find) => t!(lang, "keys.search_all"),
+            (Submit, _) => t!(lang, "keys.choose"),
+            (NextField, C::Login) => t!(lang, "keys.next_field"),
+            (NextField, _) => t!(lang, "keys.form_next"),
+            (PrevField, _) => t!(lang, "keys.form_previous"),
+            (ChoiceNext, _) => t!(lang, "keys.choice_next"),
+            (ChoicePrev, _) => t!(lang, "keys.choice_previous"),
+            (Preview, _) => t!(lang, "keys.preview"),
+            (Release, _) => t!(lang, "keys.release"),
+            (Yes, _) => t!(lang, "keys.yes"),
+            (No, _) => t!(lang, "keys.no"),
+            (WhiteCell, C::WhiteCell) => t!(lang, "keys.close"),
+            (WhiteCell, _) => t!(lang, "keys.white_cell"),
+            (TogglePause, _) => t!(lang, "keys.pause"),
+            (Faster, _) => t!(lang, "keys.faster"),
+            (Slower, _) => t!(lang, "keys.slower"),
+            (SkipInject, _) => t!(lang, "keys.skip"),
+            (AdHocInject, _) => t!(lang, "keys.inject"),
+            (AdmitStation, _) => t!(lang, "keys.admit"),
+            (RefuseStation, _) => t!(lang, "keys.refuse"),
+            (ShowReport, _) => t!(lang, "keys.report"),
+            (Alarms, C::Alarms) => t!(lang, "keys.close"),
+            (Alarms, _) => t!(lang, "keys.alarms"),
+            (ClearAlarm, _) => t!(lang, "keys.clear_alarm"),
+            (Find, _) => t!(lang, "keys.find"),
+            (NextMatch, _) => t!(lang, "keys.next_match"),
+            (PrevMatch, _) => t!(lang, "keys.previous_match"),
+        }
+    }
+
+    /// What the action does here, as the help overlay says it.
+    pub fn help(&self, lang: Language) -> &'static str {
+        use Action::*;
+        use Context as C;
+        match (self.action, self.context) {
+            (Quit, _) => t!(lang, "keys.quit_help"),
+            (Help, _) => t!(lang, "keys.help_help"),
+            (Lock, _) => t!(lang, "keys.lock_help"),
+            (SwitchList, _) => t!(lang, "keys.switch_list_help"),
+            (Compose, _) => t!(lang, "keys.compose_help"),
+            (Up, C::Message) => t!(lang, "keys.scroll_up_help"),
+            (Up, C::Picker) => t!(lang, "keys.up_template_help"),
+            (Up, C::Alarms) => t!(lang, "keys.up_alarm_help"),
+            (Up, C::WhiteCell) => t!(lang, "keys.station_previous_help"),
+            (Up, C::Report) => t!(lang, "keys.up_report_help"),
+            (Up, _) => t!(lang, "keys.up_message_help"),
+            (Down, C::Message) => t!(lang, "keys.scroll_down_help"),
+            (Down, C::Picker) => t!(lang, "keys.down_template_help"),
+            (Down, C::Alarms) => t!(lang, "keys.down_alarm_help"),
+            (Down, C::WhiteCell) => t!(lang, "keys.station_next_help"),
+            (Down, C::Report) => t!(lang, "keys.down_report_help"),
+            (Down, _) => t!(lang, "keys.down_message_help"),
+            (PageUp, C::Message | C::Report) => t!(lang, "keys.page_up_text_help"),
+            (PageUp, _) => t!(lang, "keys.page_up_list_help"),
+            (PageDown, C::Message | C::Report) => t!(lang, "keys.page_down_text_help"),
+            (PageDown, _) => t!(lang, "keys.page_down_list_help"),
+            (Top, C::Message) => t!(lang, "keys.top_help"),
+            (Top, _) => t!(lang, "keys.first_help"),
+            (Bottom, C::Message) => t!(lang, "keys.end_help"),
+            (Bottom, _) => t!(lang, "keys.last_help"),
+            (Open, C::Handover) => t!(lang, "keys.take_over_help"),
+            (Open, _) => t!(lang, "keys.read_help"),
+            (Back, C::Queue | C::Sent) => t!(lang, "keys.clear_find_help"),
+            (Back, C::Find) => t!(lang, "keys.cancel_find_help"),
+            (Back, C::Message) => t!(lang, "keys.back_help"),
+            (Back, C::Picker) => t!(lang, "keys.abandon_compose_help"),
+            (Back, C::Form) => t!(lang, "keys.abandon_draft_help"),
+            (Back, _) => t!(lang, "keys.close_report_help"),
+            (Acknowledge, C::Message) => t!(lang, "keys.acknowledge_this_help"),
+            (Acknowledge, _) => t!(lang, "keys.acknowledge_selected_help"),
+            (Reply, C::Sent) => t!(lang, "keys.correct_help"),
+            (Reply, C::Message) => t!(lang, "keys.reply_this_help"),
+            (Reply, _) => t!(lang, "keys.reply_selected_help"),
+            (AckAndReply, _) => t!(lang, "keys.ack_reply_help"),
+            (ToggleOriginal, _) => t!(lang, "keys.original_help"),
+            (ExportAttachments, _) => t!(lang, "keys.export_help"),
+            (CancelMessage, _) => t!(lang, "keys.cancel_message_help"),
+            (LinkTest, _) => t!(lang, "keys.link_test_help"),
+            (Submit, C::Login) => t!(lang, "keys.log_in_help"),
+            (Submit, C::Find) => t!(lang, "keys.search_all_help"),
+            (Submit, _) => t!(lang, "keys.choose_help"),
+            (NextField, C::Login) => t!(lang, "keys.next_field_help"),
+            (NextField, _) => t!(lang, "keys.form_next_help"),
+            (PrevField, _) => t!(lang, "keys.form_previous_help"),
+            (ChoiceNext, _) => t!(lang, "keys.choice_next_help"),
+            (ChoicePrev, _) => t!(lang, "keys.choice_previous_help"),
+            (Preview, _) => t!(lang, "keys.preview_help"),
+            (Release, _) => t!(lang, "keys.release_help"),
+            (Yes, _) => t!(lang, "keys.yes_help"),
+            (No, _) => t!(lang, "keys.no_help"),
+            (WhiteCell, C::WhiteCell) => t!(lang, "keys.close_white_cell_help"),
+            (WhiteCell, _) => t!(lang, "keys.white_cell_help"),
+            (TogglePause, _) => t!(lang, "keys.pause_help"),
+            (Faster, _) => t!(lang, "keys.faster_help"),
+            (Slower, _) => t!(lang, "keys.slower_help"),
+            (SkipInject, _) => t!(lang, "keys.skip_help"),
+            (AdHocInject, _) => t!(lang, "keys.inject_help"),
+            (AdmitStation, _) => t!(lang, "keys.admit_help"),
+            (RefuseStation, _) => t!(lang, "keys.refuse_help"),
+            (ShowReport, _) => t!(lang, "keys.report_help"),
+            (Alarms, C::Alarms) => t!(lang, "keys.close_alarms_help"),
+            (Alarms, _) => t!(lang, "keys.alarms_help"),
+            (ClearAlarm, _) => t!(lang, "keys.clear_alarm_help"),
+            (Find, _) => t!(lang, "keys.find_help"),
+            (NextMatch, _) => t!(lang, "keys.next_match_help"),
+            (PrevMatch, _) => t!(lang, "keys.previous_match_help"),
+        }
+    }
 }
 
 /// A key as written in operator.toml: `a`, `R`, `enter`, `esc`, `tab`,
@@ -234,600 +386,107 @@ fn action_name(a: Action) -> String {
     out
 }
 
-const fn b(
-    action: Action,
-    context: Context,
-    key: Key,
-    label: &'static str,
-    help: &'static str,
-) -> Binding {
+const fn b(action: Action, context: Context, key: Key) -> Binding {
     Binding {
         action,
         context,
         key,
-        label,
-        help,
     }
 }
 
-/// The default bindings. Order is the order of the footer and the help.
+/// The default bindings. Order is the order of the footer and the help;
+/// [`Binding::label`] and [`Binding::help`] hold their texts.
 pub fn defaults() -> Vec<Binding> {
     use Action::*;
     use Context as C;
     vec![
-        b(
-            Help,
-            C::Global,
-            Key::ch('?'),
-            "help",
-            "every key, this screen's first (F1 where ? is typed as text)",
-        ),
-        b(
-            Help,
-            C::Global,
-            Key::plain(KeyCode::F(1)),
-            "help",
-            "every key, this screen's first (F1 where ? is typed as text)",
-        ),
-        b(
-            Lock,
-            C::Global,
-            Key::ctrl('l'),
-            "lock",
-            "lock the console (handover: lock, then the next operator logs in)",
-        ),
-        b(
-            Alarms,
-            C::Global,
-            Key::plain(KeyCode::F(3)),
-            "alarms",
-            "open or close the alarm panel: every alarm up, with its age",
-        ),
-        b(
-            Quit,
-            C::Global,
-            Key::ctrl('q'),
-            "quit",
-            "leave the console (the station stops unless it runs as `hotline serve`)",
-        ),
-        b(
-            Submit,
-            C::Login,
-            Key::plain(KeyCode::Enter),
-            "log in",
-            "next field, then log in",
-        ),
-        b(
-            NextField,
-            C::Login,
-            Key::plain(KeyCode::Tab),
-            "next field",
-            "move between name and passphrase",
-        ),
-        b(
-            Open,
-            C::Handover,
-            Key::plain(KeyCode::Enter),
-            "take over",
-            "close the handover summary and take the watch",
-        ),
-        b(
-            Up,
-            C::Queue,
-            Key::plain(KeyCode::Up),
-            "up",
-            "select the previous message",
-        ),
-        b(
-            Down,
-            C::Queue,
-            Key::plain(KeyCode::Down),
-            "down",
-            "select the next message",
-        ),
-        b(
-            PageUp,
-            C::Queue,
-            Key::plain(KeyCode::PageUp),
-            "page up",
-            "one page up",
-        ),
-        b(
-            PageDown,
-            C::Queue,
-            Key::plain(KeyCode::PageDown),
-            "page down",
-            "one page down",
-        ),
-        b(
-            Top,
-            C::Queue,
-            Key::plain(KeyCode::Home),
-            "first",
-            "the first message",
-        ),
-        b(
-            Bottom,
-            C::Queue,
-            Key::plain(KeyCode::End),
-            "last",
-            "the last message",
-        ),
-        b(
-            Up,
-            C::Queue,
-            Key::ch('k'),
-            "up",
-            "select the previous message",
-        ),
-        b(
-            Down,
-            C::Queue,
-            Key::ch('j'),
-            "down",
-            "select the next message",
-        ),
-        b(Top, C::Queue, Key::ch('g'), "first", "the first message"),
-        b(Bottom, C::Queue, Key::ch('G'), "last", "the last message"),
-        b(
-            Open,
-            C::Queue,
-            Key::plain(KeyCode::Enter),
-            "read",
-            "open the selected message",
-        ),
-        b(
-            Acknowledge,
-            C::Queue,
-            Key::ch('a'),
-            "acknowledge",
-            "acknowledge the selected message as yourself (one-way; sent back to the sender)",
-        ),
-        b(
-            Reply,
-            C::Queue,
-            Key::ch('r'),
-            "reply",
-            "compose a reply that references the selected message",
-        ),
-        b(
-            AckAndReply,
-            C::Queue,
-            Key::ch('R'),
-            "ack+reply",
-            "acknowledge, then compose a reply",
-        ),
-        b(
-            Compose,
-            C::Queue,
-            Key::ch('c'),
-            "compose",
-            "compose a new message",
-        ),
-        b(
-            SwitchList,
-            C::Queue,
-            Key::plain(KeyCode::Tab),
-            "sent list",
-            "switch between the inbound queue and the sent list",
-        ),
-        b(
-            LinkTest,
-            C::Queue,
-            Key::ch('t'),
-            "link test",
-            "run a link test with every peer now",
-        ),
-        b(
-            Find,
-            C::Queue,
-            Key::ch('/'),
-            "find",
-            "find messages: filters this list as you type; Enter searches the whole history (subjects, fields, free text, either language)",
-        ),
-        b(
-            NextMatch,
-            C::Queue,
-            Key::ch('n'),
-            "next match",
-            "the next message found",
-        ),
-        b(
-            PrevMatch,
-            C::Queue,
-            Key::ch('N'),
-            "previous match",
-            "the previous message found",
-        ),
-        b(
-            Back,
-            C::Queue,
-            Key::plain(KeyCode::Esc),
-            "clear find",
-            "show the whole list again",
-        ),
-        b(
-            Up,
-            C::Sent,
-            Key::plain(KeyCode::Up),
-            "up",
-            "select the previous message",
-        ),
-        b(
-            Down,
-            C::Sent,
-            Key::plain(KeyCode::Down),
-            "down",
-            "select the next message",
-        ),
-        b(
-            PageUp,
-            C::Sent,
-            Key::plain(KeyCode::PageUp),
-            "page up",
-            "one page up",
-        ),
-        b(
-            PageDown,
-            C::Sent,
-            Key::plain(KeyCode::PageDown),
-            "page down",
-            "one page down",
-        ),
-        b(
-            Top,
-            C::Sent,
-            Key::plain(KeyCode::Home),
-            "first",
-            "the first message",
-        ),
-        b(
-            Bottom,
-            C::Sent,
-            Key::plain(KeyCode::End),
-            "last",
-            "the last message",
-        ),
-        b(
-            Up,
-            C::Sent,
-            Key::ch('k'),
-            "up",
-            "select the previous message",
-        ),
-        b(
-            Down,
-            C::Sent,
-            Key::ch('j'),
-            "down",
-            "select the next message",
-        ),
-        b(Top, C::Sent, Key::ch('g'), "first", "the first message"),
-        b(Bottom, C::Sent, Key::ch('G'), "last", "the last message"),
-        b(
-            Open,
-            C::Sent,
-            Key::plain(KeyCode::Enter),
-            "read",
-            "open the selected message",
-        ),
-        b(
-            CancelMessage,
-            C::Sent,
-            Key::ch('x'),
-            "cancel",
-            "cancel a message still queued (audited)",
-        ),
-        b(
-            Reply,
-            C::Sent,
-            Key::ch('r'),
-            "correct",
-            "correct or withdraw the selected message: a correction (or, chosen in the list, a cancellation) that names it",
-        ),
-        b(
-            Compose,
-            C::Sent,
-            Key::ch('c'),
-            "compose",
-            "compose a new message",
-        ),
-        b(
-            SwitchList,
-            C::Sent,
-            Key::plain(KeyCode::Tab),
-            "inbound",
-            "switch between the inbound queue and the sent list",
-        ),
-        b(
-            Find,
-            C::Sent,
-            Key::ch('/'),
-            "find",
-            "find messages: filters this list as you type; Enter searches the whole history (subjects, fields, free text, either language)",
-        ),
-        b(
-            NextMatch,
-            C::Sent,
-            Key::ch('n'),
-            "next match",
-            "the next message found",
-        ),
-        b(
-            PrevMatch,
-            C::Sent,
-            Key::ch('N'),
-            "previous match",
-            "the previous message found",
-        ),
-        b(
-            Back,
-            C::Sent,
-            Key::plain(KeyCode::Esc),
-            "clear find",
-            "show the whole list again",
-        ),
-        b(
-            Submit,
-            C::Find,
-            Key::plain(KeyCode::Enter),
-            "search all",
-            "search the whole history: subjects, field values and free text, in either language",
-        ),
-        b(
-            Back,
-            C::Find,
-            Key::plain(KeyCode::Esc),
-            "cancel",
-            "close find and show the whole list",
-        ),
-        b(
-            Back,
-            C::Message,
-            Key::plain(KeyCode::Esc),
-            "back",
-            "back to the list",
-        ),
-        b(
-            ToggleOriginal,
-            C::Message,
-            Key::ch('o'),
-            "original",
-            "switch between the rendering in your language and the sender's original",
-        ),
-        b(
-            ExportAttachments,
-            C::Message,
-            Key::ch('e'),
-            "export",
-            "write this message's attachments, decrypted and checked, to DATA_DIR/exports/ID/",
-        ),
-        b(
-            Acknowledge,
-            C::Message,
-            Key::ch('a'),
-            "acknowledge",
-            "acknowledge this message",
-        ),
-        b(
-            Reply,
-            C::Message,
-            Key::ch('r'),
-            "reply",
-            "compose a reply that references this message",
-        ),
-        b(
-            AckAndReply,
-            C::Message,
-            Key::ch('R'),
-            "ack+reply",
-            "acknowledge, then compose a reply",
-        ),
-        b(
-            Up,
-            C::Message,
-            Key::plain(KeyCode::Up),
-            "scroll",
-            "scroll up a line",
-        ),
-        b(Up, C::Message, Key::ch('k'), "scroll", "scroll up a line"),
-        b(
-            Down,
-            C::Message,
-            Key::plain(KeyCode::Down),
-            "scroll",
-            "scroll down a line",
-        ),
-        b(
-            Down,
-            C::Message,
-            Key::ch('j'),
-            "scroll",
-            "scroll down a line",
-        ),
-        b(
-            PageUp,
-            C::Message,
-            Key::plain(KeyCode::PageUp),
-            "page up",
-            "scroll up a page",
-        ),
-        b(
-            PageDown,
-            C::Message,
-            Key::plain(KeyCode::PageDown),
-            "page down",
-            "scroll down a page",
-        ),
-        b(
-            PageDown,
-            C::Message,
-            Key::ch(' '),
-            "page down",
-            "scroll down a page",
-        ),
-        b(
-            Top,
-            C::Message,
-            Key::plain(KeyCode::Home),
-            "top",
-            "the start of the message",
-        ),
-        b(
-            Top,
-            C::Message,
-            Key::ch('g'),
-            "top",
-            "the start of the message",
-        ),
-        b(
-            Bottom,
-            C::Message,
-            Key::plain(KeyCode::End),
-            "end",
-            "the end of the message",
-        ),
-        b(
-            Bottom,
-            C::Message,
-            Key::ch('G'),
-            "end",
-            "the end of the message",
-        ),
-        b(
-            Up,
-            C::Picker,
-            Key::plain(KeyCode::Up),
-            "up",
-            "previous template",
-        ),
-        b(
-            Down,
-            C::Picker,
-            Key::plain(KeyCode::Down),
-            "down",
-            "next template",
-        ),
-        b(
-            Submit,
-            C::Picker,
-            Key::plain(KeyCode::Enter),
-            "choose",
-            "fill in the chosen template (type to filter)",
-        ),
-        b(
-            Back,
-            C::Picker,
-            Key::plain(KeyCode::Esc),
-            "abandon",
-            "abandon composing",
-        ),
-        b(
-            NextField,
-            C::Form,
-            Key::plain(KeyCode::Tab),
-            "next",
-            "next field",
-        ),
-        b(
-            PrevField,
-            C::Form,
-            Key::plain(KeyCode::BackTab),
-            "previous",
-            "previous field",
-        ),
-        b(
-            NextField,
-            C::Form,
-            Key::plain(KeyCode::Down),
-            "next",
-            "next field",
-        ),
-        b(
-            PrevField,
-            C::Form,
-            Key::plain(KeyCode::Up),
-            "previous",
-            "previous field",
-        ),
-        b(
-            ChoiceNext,
-            C::Form,
-            Key::plain(KeyCode::Right),
-            "choice →",
-            "next choice, peer or precedence",
-        ),
-        b(
-            ChoicePrev,
-            C::Form,
-            Key::plain(KeyCode::Left),
-            "choice ←",
-            "previous choice, peer or precedence",
-        ),
-        b(
-            Release,
-            C::Form,
-            Key::plain(KeyCode::F(5)),
-            "release",
-            "release the message (asks for confirmation)",
-        ),
-        b(
-            Preview,
-            C::Form,
-            Key::plain(KeyCode::F(2)),
-            "preview",
-            "show exactly what the peer will read, in both languages",
-        ),
-        b(
-            Back,
-            C::Form,
-            Key::plain(KeyCode::Esc),
-            "abandon",
-            "abandon this draft",
-        ),
-        b(Yes, C::Confirm, Key::ch('y'), "yes", "confirm"),
-        b(
-            No,
-            C::Confirm,
-            Key::plain(KeyCode::Esc),
-            "no",
-            "go back without doing it",
-        ),
-        b(
-            No,
-            C::Confirm,
-            Key::ch('n'),
-            "no",
-            "go back without doing it",
-        ),
-        b(
-            ClearAlarm,
-            C::Alarms,
-            Key::ch('x'),
-            "clear",
-            "clear the selected alarm (audited; one whose cause lasts stays quiet until it ends)",
-        ),
-        b(
-            Up,
-            C::Alarms,
-            Key::plain(KeyCode::Up),
-            "up",
-            "select the previous alarm",
-        ),
-        b(
-            Down,
-            C::Alarms,
-            Key::plain(KeyCode::Down),
-            "down",
-            "select the next alarm",
-        ),
-        b(
-            Alarms,
-            C::Alarms,
-            Key::plain(KeyCode::Esc),
-            "close",
-            "close the alarm panel",
-        ),
+        b(Help, C::Global, Key::ch('?')),
+        b(Help, C::Global, Key::plain(KeyCode::F(1))),
+        b(Lock, C::Global, Key::ctrl('l')),
+        b(Alarms, C::Global, Key::plain(KeyCode::F(3))),
+        b(Quit, C::Global, Key::ctrl('q')),
+        b(Submit, C::Login, Key::plain(KeyCode::Enter)),
+        b(NextField, C::Login, Key::plain(KeyCode::Tab)),
+        b(Open, C::Handover, Key::plain(KeyCode::Enter)),
+        b(Up, C::Queue, Key::plain(KeyCode::Up)),
+        b(Down, C::Queue, Key::plain(KeyCode::Down)),
+        b(PageUp, C::Queue, Key::plain(KeyCode::PageUp)),
+        b(PageDown, C::Queue, Key::plain(KeyCode::PageDown)),
+        b(Top, C::Queue, Key::plain(KeyCode::Home)),
+        b(Bottom, C::Queue, Key::plain(KeyCode::End)),
+        b(Up, C::Queue, Key::ch('k')),
+        b(Down, C::Queue, Key::ch('j')),
+        b(Top, C::Queue, Key::ch('g')),
+        b(Bottom, C::Queue, Key::ch('G')),
+        b(Open, C::Queue, Key::plain(KeyCode::Enter)),
+        b(Acknowledge, C::Queue, Key::ch('a')),
+        b(Reply, C::Queue, Key::ch('r')),
+        b(AckAndReply, C::Queue, Key::ch('R')),
+        b(Compose, C::Queue, Key::ch('c')),
+        b(SwitchList, C::Queue, Key::plain(KeyCode::Tab)),
+        b(LinkTest, C::Queue, Key::ch('t')),
+        b(Find, C::Queue, Key::ch('/')),
+        b(NextMatch, C::Queue, Key::ch('n')),
+        b(PrevMatch, C::Queue, Key::ch('N')),
+        b(Back, C::Queue, Key::plain(KeyCode::Esc)),
+        b(Up, C::Sent, Key::plain(KeyCode::Up)),
+        b(Down, C::Sent, Key::plain(KeyCode::Down)),
+        b(PageUp, C::Sent, Key::plain(KeyCode::PageUp)),
+        b(PageDown, C::Sent, Key::plain(KeyCode::PageDown)),
+        b(Top, C::Sent, Key::plain(KeyCode::Home)),
+        b(Bottom, C::Sent, Key::plain(KeyCode::End)),
+        b(Up, C::Sent, Key::ch('k')),
+        b(Down, C::Sent, Key::ch('j')),
+        b(Top, C::Sent, Key::ch('g')),
+        b(Bottom, C::Sent, Key::ch('G')),
+        b(Open, C::Sent, Key::plain(KeyCode::Enter)),
+        b(CancelMessage, C::Sent, Key::ch('x')),
+        b(Reply, C::Sent, Key::ch('r')),
+        b(Compose, C::Sent, Key::ch('c')),
+        b(SwitchList, C::Sent, Key::plain(KeyCode::Tab)),
+        b(Find, C::Sent, Key::ch('/')),
+        b(NextMatch, C::Sent, Key::ch('n')),
+        b(PrevMatch, C::Sent, Key::ch('N')),
+        b(Back, C::Sent, Key::plain(KeyCode::Esc)),
+        b(Submit, C::Find, Key::plain(KeyCode::Enter)),
+        b(Back, C::Find, Key::plain(KeyCode::Esc)),
+        b(Back, C::Message, Key::plain(KeyCode::Esc)),
+        b(ToggleOriginal, C::Message, Key::ch('o')),
+        b(ExportAttachments, C::Message, Key::ch('e')),
+        b(Acknowledge, C::Message, Key::ch('a')),
+        b(Reply, C::Message, Key::ch('r')),
+        b(AckAndReply, C::Message, Key::ch('R')),
+        b(Up, C::Message, Key::plain(KeyCode::Up)),
+        b(Up, C::Message, Key::ch('k')),
+        b(Down, C::Message, Key::plain(KeyCode::Down)),
+        b(Down, C::Message, Key::ch('j')),
+        b(PageUp, C::Message, Key::plain(KeyCode::PageUp)),
+        b(PageDown, C::Message, Key::plain(KeyCode::PageDown)),
+        b(PageDown, C::Message, Key::ch(' ')),
+        b(Top, C::Message, Key::plain(KeyCode::Home)),
+        b(Top, C::Message, Key::ch('g')),
+        b(Bottom, C::Message, Key::plain(KeyCode::End)),
+        b(Bottom, C::Message, Key::ch('G')),
+        b(Up, C::Picker, Key::plain(KeyCode::Up)),
+        b(Down, C::Picker, Key::plain(KeyCode::Down)),
+        b(Submit, C::Picker, Key::plain(KeyCode::Enter)),
+        b(Back, C::Picker, Key::plain(KeyCode::Esc)),
+        b(NextField, C::Form, Key::plain(KeyCode::Tab)),
+        b(PrevField, C::Form, Key::plain(KeyCode::BackTab)),
+        b(NextField, C::Form, Key::plain(KeyCode::Down)),
+        b(PrevField, C::Form, Key::plain(KeyCode::Up)),
+        b(ChoiceNext, C::Form, Key::plain(KeyCode::Right)),
+        b(ChoicePrev, C::Form, Key::plain(KeyCode::Left)),
+        b(Release, C::Form, Key::plain(KeyCode::F(5))),
+        b(Preview, C::Form, Key::plain(KeyCode::F(2))),
+        b(Back, C::Form, Key::plain(KeyCode::Esc)),
+        b(Yes, C::Confirm, Key::ch('y')),
+        b(No, C::Confirm, Key::plain(KeyCode::Esc)),
+        b(No, C::Confirm, Key::ch('n')),
+        b(ClearAlarm, C::Alarms, Key::ch('x')),
+        b(Up, C::Alarms, Key::plain(KeyCode::Up)),
+        b(Down, C::Alarms, Key::plain(KeyCode::Down)),
+        b(Alarms, C::Alarms, Key::plain(KeyCode::Esc)),
     ]
 }
 
@@ -851,119 +510,23 @@ impl Keymap {
         use Action::*;
         use Context as C;
         self.bindings.extend([
-            b(
-                WhiteCell,
-                C::Global,
-                Key::plain(KeyCode::F(9)),
-                "white cell",
-                "open or close the facilitator's panel",
-            ),
-            b(
-                TogglePause,
-                C::WhiteCell,
-                Key::ch('p'),
-                "pause/resume",
-                "pause or resume the scenario clock",
-            ),
-            b(
-                Faster,
-                C::WhiteCell,
-                Key::ch('+'),
-                "faster",
-                "run the scenario clock faster",
-            ),
-            b(
-                Slower,
-                C::WhiteCell,
-                Key::ch('-'),
-                "slower",
-                "run the scenario clock slower",
-            ),
-            b(
-                SkipInject,
-                C::WhiteCell,
-                Key::ch('s'),
-                "skip",
-                "skip the next inject (it is not scored)",
-            ),
-            b(
-                AdHocInject,
-                C::WhiteCell,
-                Key::ch('i'),
-                "inject",
-                "compose an ad-hoc message from the counterpart",
-            ),
-            b(
-                Up,
-                C::WhiteCell,
-                Key::plain(KeyCode::Up),
-                "previous",
-                "select the previous waiting station",
-            ),
-            b(
-                Down,
-                C::WhiteCell,
-                Key::plain(KeyCode::Down),
-                "next",
-                "select the next waiting station",
-            ),
-            b(
-                AdmitStation,
-                C::WhiteCell,
-                Key::ch('a'),
-                "admit",
-                "admit the selected waiting station (check its fingerprint with the trainee first)",
-            ),
-            b(
-                RefuseStation,
-                C::WhiteCell,
-                Key::ch('x'),
-                "refuse",
-                "refuse the selected waiting station",
-            ),
-            b(
-                ShowReport,
-                C::WhiteCell,
-                Key::ch('w'),
-                "report",
-                "show the after-action report so far and write it to the report file",
-            ),
-            b(
-                WhiteCell,
-                C::WhiteCell,
-                Key::plain(KeyCode::Esc),
-                "close",
-                "close the panel",
-            ),
-            b(Up, C::Report, Key::plain(KeyCode::Up), "up", "scroll up"),
-            b(
-                Down,
-                C::Report,
-                Key::plain(KeyCode::Down),
-                "down",
-                "scroll down",
-            ),
-            b(
-                PageUp,
-                C::Report,
-                Key::plain(KeyCode::PageUp),
-                "page up",
-                "scroll up a page",
-            ),
-            b(
-                PageDown,
-                C::Report,
-                Key::plain(KeyCode::PageDown),
-                "page down",
-                "scroll down a page",
-            ),
-            b(
-                Back,
-                C::Report,
-                Key::plain(KeyCode::Esc),
-                "close",
-                "close the report",
-            ),
+            b(WhiteCell, C::Global, Key::plain(KeyCode::F(9))),
+            b(TogglePause, C::WhiteCell, Key::ch('p')),
+            b(Faster, C::WhiteCell, Key::ch('+')),
+            b(Slower, C::WhiteCell, Key::ch('-')),
+            b(SkipInject, C::WhiteCell, Key::ch('s')),
+            b(AdHocInject, C::WhiteCell, Key::ch('i')),
+            b(Up, C::WhiteCell, Key::plain(KeyCode::Up)),
+            b(Down, C::WhiteCell, Key::plain(KeyCode::Down)),
+            b(AdmitStation, C::WhiteCell, Key::ch('a')),
+            b(RefuseStation, C::WhiteCell, Key::ch('x')),
+            b(ShowReport, C::WhiteCell, Key::ch('w')),
+            b(WhiteCell, C::WhiteCell, Key::plain(KeyCode::Esc)),
+            b(Up, C::Report, Key::plain(KeyCode::Up)),
+            b(Down, C::Report, Key::plain(KeyCode::Down)),
+            b(PageUp, C::Report, Key::plain(KeyCode::PageUp)),
+            b(PageDown, C::Report, Key::plain(KeyCode::PageDown)),
+            b(Back, C::Report, Key::plain(KeyCode::Esc)),
         ]);
         self
     }
@@ -971,7 +534,8 @@ impl Keymap {
     /// Applies rebindings (`action` → key text). Each rebinding replaces
     /// the action's first key in every context. Returns every problem:
     /// unknown actions, unreadable keys, text keys in text contexts, and two
-    /// actions on one key in one context.
+    /// actions on one key in one context. They are for `hotline check` and
+    /// the log, so in English.
     pub fn with_overrides(overrides: &BTreeMap<String, String>) -> Result<Keymap, Vec<String>> {
         let mut map = Keymap::default();
         let mut problems = Vec::new();
@@ -1004,7 +568,7 @@ impl Keymap {
                     if key.is_text() && binding.context.takes_text() {
                         problems.push(format!(
                             "{name}: `{key_text}` would be typed as text in the {}",
-                            binding.context.name()
+                            binding.context.name(Language::EN)
                         ));
                         continue;
                     }
@@ -1024,9 +588,9 @@ impl Keymap {
                         action_name(a.action),
                         action_name(other.action),
                         if a.context == Context::Global {
-                            other.context.name()
+                            other.context.name(Language::EN)
                         } else {
-                            a.context.name()
+                            a.context.name(Language::EN)
                         }
                     ));
                 }
@@ -1059,15 +623,19 @@ impl Keymap {
     /// The footer for `context`: each action once, with its key: what can
     /// be done here first, then the global keys, then moving (obvious, so
     /// the first to give way on a narrow terminal; help lists them all).
-    pub fn footer(&self, context: Context) -> Vec<(String, &'static str)> {
-        self.footer_actions(context)
+    pub fn footer(&self, context: Context, lang: Language) -> Vec<(String, &'static str)> {
+        self.footer_actions(context, lang)
             .into_iter()
             .map(|(key, _, label)| (key, label))
             .collect()
     }
 
     /// [`Keymap::footer`], with the action of each key.
-    pub fn footer_actions(&self, context: Context) -> Vec<(String, Action, &'static str)> {
+    pub fn footer_actions(
+        &self,
+        context: Context,
+        lang: Language,
+    ) -> Vec<(String, Action, &'static str)> {
         let mut seen = Vec::new();
         let mut out = Vec::new();
         // Moving the selection is obvious and comes last; what can be done
@@ -1100,12 +668,14 @@ impl Keymap {
             .bindings
             .iter()
             .filter(|b| b.context == context && moves(b.action));
+        // An action has one label in a context: the first of its keys
+        // stands for them all.
         for b in acts.chain(global).chain(movers) {
-            if seen.contains(&(b.action, b.label)) {
+            if seen.contains(&(b.action, b.context)) {
                 continue;
             }
-            seen.push((b.action, b.label));
-            out.push((b.key.to_string(), b.action, b.label));
+            seen.push((b.action, b.context));
+            out.push((b.key.to_string(), b.action, b.label(lang)));
         }
         out
     }
@@ -1166,6 +736,30 @@ mod tests {
         bad.insert("help".to_string(), "ctrl-".to_string());
         let err = Keymap::with_overrides(&bad).expect_err("bad");
         assert_eq!(err.len(), 3, "{err:?}");
+    }
+
+    #[test]
+    fn every_binding_has_its_texts_in_english() {
+        let en = &crate::lang::shipped()[0];
+        assert_eq!(en.language, Language::EN);
+        // A missing key reads as the key itself, which is no text.
+        let texts: std::collections::HashSet<&str> =
+            en.keys().into_iter().filter_map(|k| en.get(k)).collect();
+        for b in Keymap::default().with_white_cell().bindings {
+            for text in [
+                b.label(Language::EN),
+                b.help(Language::EN),
+                b.context.name(Language::EN),
+            ] {
+                assert!(
+                    texts.contains(text),
+                    "{:?} in {:?}: `{text}` is not in {}",
+                    b.action,
+                    b.context,
+                    en.path.display()
+                );
+            }
+        }
     }
 
     #[test]

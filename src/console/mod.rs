@@ -29,6 +29,8 @@ pub use crate::station::alarms::Alarm;
 use crate::station::api::ApiError;
 use crate::station::{AlarmKind, Event, Status};
 use crate::store::{Direction, MessageRow};
+use crate::t;
+use crate::templates::Amends;
 use form::{Form, Picker};
 use keymap::{Context, Keymap};
 
@@ -725,14 +727,18 @@ pub fn handle(row: &MessageRow) -> String {
 }
 
 /// What became of a message a later one amends: `CORRECTED by MOSCOW/7`,
-/// `WITHDRAWN by to:MOSCOW/7` (the amending message's handle).
-pub fn amended(row: &MessageRow) -> Option<String> {
+/// `WITHDRAWN by to:MOSCOW/7` (the amending message's handle), for a
+/// reader of `lang`.
+pub fn amended(row: &MessageRow, lang: Language) -> Option<String> {
     let a = row.amended.as_ref()?;
     let by = match row.direction {
         Direction::In => format!("{}/{}", row.peer, a.serial),
         Direction::Out => format!("to:{}/{}", row.peer, a.serial),
     };
-    Some(format!("{} by {by}", a.kind.verdict()))
+    Some(match a.kind {
+        Amends::Correction => t!(lang, "console.corrected_by", handle = by),
+        Amends::Withdrawal => t!(lang, "console.withdrawn_by", handle = by),
+    })
 }
 
 /// A message named for a question or a notice: precedence, handle and

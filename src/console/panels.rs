@@ -6,6 +6,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use super::compose::start_compose;
 use super::keymap::Action;
 use super::{App, Effect, PAGE};
+use crate::t;
 
 /// Key help on screen: it scrolls (↑↓ j k, PgUp/PgDn, Space, Home/End,
 /// g/G, whatever the screen below binds them to), and closes on Esc, `q`,
@@ -54,7 +55,7 @@ pub(super) fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effec
                 .as_ref()
                 .and_then(|v| waiting(v).nth(app.white_cell_pick))
             else {
-                app.notice = Some("no station is waiting to be admitted".into());
+                app.notice = Some(t!(app.setup.language, "panel.none_waiting").into());
                 return Vec::new();
             };
             let fingerprint = waiting.fingerprint.clone();
@@ -84,11 +85,11 @@ pub(super) fn alarm_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
         }
         Some(Action::ClearAlarm) => {
             let Some(alarm) = app.alarms.get(app.alarm_pick) else {
-                app.notice = Some("no alarm is up".into());
+                app.notice = Some(t!(app.setup.language, "panel.no_alarm").into());
                 return Vec::new();
             };
             if app.locked() {
-                app.notice = Some("log in to clear an alarm".into());
+                app.notice = Some(t!(app.setup.language, "panel.log_in_to_clear").into());
                 return Vec::new();
             }
             return vec![Effect::ClearAlarm {

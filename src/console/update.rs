@@ -9,10 +9,12 @@ use super::drafts;
 use super::keymap::{Action, Context};
 use super::panels::{alarm_key, clamp_pick, help_key, report_key, white_cell_key};
 use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
+use crate::domain::Language;
 use crate::domain::{OperatorName, Precedence};
 use crate::sanitize::inert;
 use crate::station::Event;
 use crate::store::{Direction, MessageRow, MessageState};
+use crate::t;
 use crate::templates::Catalog;
 
 /// Applies one message to the state and says what to do about it.
@@ -50,7 +52,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::StationLost { reason } => {
             let first = app.station_lost.is_none();
-            app.notice = Some(format!("STATION NOT RUNNING: {reason}; retrying"));
+            app.notice = Some(t!(
+                app.setup.language,
+                "notice.station_lost",
+                reason = reason
+            ));
             app.station_lost = Some(reason);
             if first {
                 app.last_bell = Some(app.now);
@@ -63,29 +69,29 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             if restarted {
                 // The log-in ended with the old run, so the lock's own
                 // audit and log-out have no session to go to.
-                drop(lock(app, "the station was restarted"));
-                app.notice = Some(
-                    "the station is running again (a new run of it): log in again; any draft is kept"
-                        .into(),
-                );
+                drop(lock(app, LockReason::Restarted));
+                app.notice = Some(t!(app.setup.language, "notice.station_restarted").into());
                 return vec![Effect::ForgetSession];
             }
-            app.notice = Some("the station is answering again; resynced".into());
+            app.notice = Some(t!(app.setup.language, "notice.station_back").into());
             vec![Effect::Refresh]
         }
         Msg::ReleaseFinished { result } => {
             let form = app.releasing.take();
             match result {
                 Ok(row) => {
-                    app.notice = Some(format!(
-                        "released {} serial {} to {}",
-                        row.precedence, row.serial, row.peer
+                    app.notice = Some(t!(
+                        app.setup.language,
+                        "notice.released",
+                        precedence = row.precedence,
+                        serial = row.serial,
+                        peer = row.peer
                     ));
                     app.apply_row(*row);
                     return drafts::forget(app).into_iter().collect();
                 }
                 Err(e) => {
-                    app.notice = Some(format!("FAILED: release: {e} (the draft is kept)"));
+                    app.notice = Some(t!(app.setup.language, "notice.release_failed", error = e));
                     if let Some(form) = form {
                         app.form = Some(form);
                         app.screen = Screen::Form;
@@ -123,8 +129,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     match app.kept_draft.take() {
                         Some((by, form)) if by == op => {
                             app.form = Some(form);
-                            app.notice =
-                                Some("your draft was kept: it opens after this summary".into());
+                            app.notice = Some(t!(app.setup.language, "notice.draft_kept").into());
                         }
                         kept => {
                             app.kept_draft = kept;
@@ -137,7 +142,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 }
                 Err(e) => {
                     app.login.passphrase = Default::default();
-                    app.login.error = Some(format!("{name}: {e}"));
+                    app.login.error = Some(t!(
+                        app.setup.language,
+                        "dialog.login_refused",
+                        name = name,
+                        error = e
+                    ));
                     Vec::new()
                 }
             }
@@ -147,8 +157,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             match result {
                 Ok(second) if Some(&second) == app.operator.as_ref() => {
                     app.second = LoginForm::default();
-                    app.second.error =
-                        Some("the second operator must be a different person".into());
+                    app.second.error = Some(t!(app.setup.language, "dialog.second_same").into());
                     Vec::new()
                 }
                 Ok(second) => {
@@ -203,7 +212,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             // What changed comes as events; a failure is said here.
             app.notice = Some(match result {
                 Ok(()) => what,
-                Err(e) => format!("FAILED: {what}: {e}"),
+                Err(e) => t!(app.setup.language, "notice.failed", what = what, error = e),
             });
             Vec::new()
         }
@@ -223,7 +232,7 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
     let mut effects = Vec::new();
     let idle = now.duration_since(app.last_input).as_secs();
     if !app.locked() && idle >= 0 && idle as u64 >= app.setup.idle_lock.as_secs() {
-        effects.extend(lock(app, "idle"));
+        effects.extend(lock(app, LockReason::Idle));
     }
     let flash_waiting = app.unacknowledged_counts()[0] > 0;
     app.flash_on = flash_waiting && !app.flash_on;
@@ -245,6 +254,7 @@ fn tick(app: &mut App, now: jiff::Timestamp) -> Vec<Effect> {
 }
 
 fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
+    let lang = app.setup.language;
     match &event {
         Event::Alarm(alarm) => {
             app.apply_alarm(alarm.clone());
@@ -256,7 +266,13 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             return Vec::new();
         }
         Event::Refused { id, peer, code, .. } => {
-            app.notice = Some(format!("{peer} REFUSED {id}: {code}"));
+            app.notice = Some(t!(
+                lang,
+                "notice.refused",
+                peer = peer,
+                id = id,
+                code = code
+            ));
         }
         Event::Notice { text } => app.notice = Some(text.clone()),
         Event::JoinRequested {
@@ -264,10 +280,11 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             fingerprint,
             ..
         } => {
-            app.notice = Some(format!(
-                "{} asks to join ({}): F9 to admit or refuse",
-                crate::sanitize::inert(station),
-                crate::sanitize::inert(fingerprint)
+            app.notice = Some(t!(
+                lang,
+                "notice.join_requested",
+                station = inert(station),
+                fingerprint = inert(fingerprint)
             ));
             return vec![Effect::RingBell, Effect::Refresh];
         }
@@ -275,7 +292,7 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             if !app.setup.peers.iter().any(|(p, _)| p == peer) {
                 app.setup.peers.push((peer.clone(), "UTC".into()));
             }
-            app.notice = Some(format!("{} admitted", crate::sanitize::inert(peer)));
+            app.notice = Some(t!(lang, "notice.admitted", peer = inert(peer)));
         }
         Event::AttachmentProgress {
             id,
@@ -300,11 +317,13 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
             ..
         } => {
             app.transfers.remove(&(*id, *index));
-            app.notice = Some(format!(
-                "{} REFUSED attachment {} of {id}: {}",
-                crate::sanitize::inert(peer),
-                index + 1,
-                crate::sanitize::inert(reason)
+            app.notice = Some(t!(
+                lang,
+                "notice.attachment_refused",
+                peer = inert(peer),
+                number = index + 1,
+                id = id,
+                reason = inert(reason)
             ));
         }
         Event::MessageChanged { row } => {
@@ -342,21 +361,24 @@ fn station_event(app: &mut App, event: Event) -> Vec<Effect> {
 /// arriving always rings, locked or not). A locked console names no
 /// subject: it shows counts, never content.
 fn noticed(app: &mut App, old: Option<&MessageRow>, row: &MessageRow, flash: bool) -> Vec<Effect> {
+    let lang = app.setup.language;
     let ring = match (row.direction, old) {
         (Direction::In, None) if row.state.is_unacknowledged() => {
             app.notice = Some(if app.locked() {
-                format!(
-                    "{} arrived from {} ({}): log in to read it",
-                    row.precedence,
-                    inert(row.peer.as_str()),
-                    super::handle(row)
+                t!(
+                    lang,
+                    "notice.arrived_locked",
+                    precedence = row.precedence,
+                    peer = inert(row.peer.as_str()),
+                    handle = super::handle(row)
                 )
             } else {
-                format!(
-                    "{} arrived from {}: {}",
-                    row.precedence,
-                    inert(row.peer.as_str()),
-                    super::describe(row)
+                t!(
+                    lang,
+                    "notice.arrived",
+                    precedence = row.precedence,
+                    peer = inert(row.peer.as_str()),
+                    message = super::describe(row)
                 )
             });
             flash || app.setup.ring.arrival(row.precedence)
@@ -370,10 +392,12 @@ fn noticed(app: &mut App, old: Option<&MessageRow>, row: &MessageRow, flash: boo
             } else {
                 super::describe(row)
             };
-            app.notice = Some(format!(
-                "{} acknowledged {what}: by {}",
-                inert(row.peer.as_str()),
-                inert(row.ack_by.as_deref().unwrap_or("?"))
+            app.notice = Some(t!(
+                lang,
+                "notice.peer_acknowledged",
+                peer = inert(row.peer.as_str()),
+                message = what,
+                by = inert(row.ack_by.as_deref().unwrap_or("?"))
             ));
             app.setup.ring.acknowledgements
         }
@@ -387,10 +411,34 @@ fn noticed(app: &mut App, old: Option<&MessageRow>, row: &MessageRow, flash: boo
     }
 }
 
-fn lock(app: &mut App, why: &str) -> Vec<Effect> {
+/// Why the operator's session ends.
+#[derive(Clone, Copy)]
+enum LockReason {
+    /// The operator locked the console.
+    Operator,
+    /// No key was pressed for `[console] idle_lock`.
+    Idle,
+    /// The station was restarted, and the log-in ended with its old run.
+    Restarted,
+}
+
+fn lock(app: &mut App, why: LockReason) -> Vec<Effect> {
     let kept = drafts::on_tick(app);
     let Some(op) = app.operator.take() else {
         return Vec::new();
+    };
+    let lang = app.setup.language;
+    // The audit log records the reason in its own words.
+    let (notice, audited) = match why {
+        LockReason::Operator => (
+            t!(lang, "notice.locked_operator", operator = op),
+            "operator",
+        ),
+        LockReason::Idle => (t!(lang, "notice.locked_idle", operator = op), "idle"),
+        LockReason::Restarted => (
+            t!(lang, "notice.locked_restarted", operator = op),
+            "the station was restarted",
+        ),
     };
     app.screen = Screen::Login;
     app.reading = None;
@@ -403,13 +451,13 @@ fn lock(app: &mut App, why: &str) -> Vec<Effect> {
     app.preview = false;
     app.report = None;
     app.white_cell_open = false;
-    app.notice = Some(format!("locked ({why}); {op} logged out"));
+    app.notice = Some(notice);
     kept.into_iter()
         .chain([
             Effect::Audit {
                 actor: op.to_string(),
                 action: "lock".into(),
-                detail: format!("reason={why}"),
+                detail: format!("reason={audited}"),
             },
             Effect::LoggedOut,
         ])
@@ -436,7 +484,7 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             app.help = Some(super::Scroll::default());
             return Vec::new();
         }
-        Some(Action::Lock) => return lock(app, "operator"),
+        Some(Action::Lock) => return lock(app, LockReason::Operator),
         Some(Action::WhiteCell) if app.white_cell.is_some() => {
             app.white_cell_open = !app.white_cell_open;
             return Vec::new();
@@ -517,11 +565,13 @@ pub fn type_secret(secret: &mut zeroize::Zeroizing<String>, c: char) {
 }
 
 /// Name and passphrase entry, shared by the log-in screen and the second
-/// operator of the two-person rule. Returns the completed pair on submit.
+/// operator of the two-person rule. Returns the completed pair on submit;
+/// says what is missing to a reader of `lang`.
 fn credentials(
     form: &mut LoginForm,
     action: Option<Action>,
     ev: &KeyEvent,
+    lang: Language,
 ) -> Option<(String, SecretString)> {
     if form.checking {
         return None;
@@ -532,7 +582,7 @@ fn credentials(
         Some(Action::Submit) => {
             if form.name.trim().is_empty() {
                 form.on_passphrase = false;
-                form.error = Some("type your operator name".into());
+                form.error = Some(t!(lang, "dialog.name_needed").into());
                 return None;
             }
             form.checking = true;
@@ -566,7 +616,7 @@ fn login_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect>
     if app.setup.call_sign_login {
         return call_sign(app, action, ev);
     }
-    match credentials(&mut app.login, action, &ev) {
+    match credentials(&mut app.login, action, &ev, app.setup.language) {
         Some((name, passphrase)) => vec![Effect::CheckLogin { name, passphrase }],
         None => Vec::new(),
     }
@@ -643,7 +693,7 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
             )
         )
     {
-        app.notice = Some("no message found is selected; Esc shows the whole list".into());
+        app.notice = Some(t!(app.setup.language, "notice.find_hides_selection").into());
         return Vec::new();
     }
     match action {
@@ -686,10 +736,12 @@ fn list_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
                 Vec::new()
             }
             Some(r) => {
-                app.notice = Some(format!(
-                    "{} is {}; only a queued message can be cancelled. Press r to send a correction or a cancellation that names it",
-                    super::describe(r),
-                    r.state
+                let lang = app.setup.language;
+                app.notice = Some(t!(
+                    lang,
+                    "notice.cannot_cancel",
+                    message = super::describe(r),
+                    state = state_word(r.state, lang)
                 ));
                 Vec::new()
             }
@@ -709,16 +761,31 @@ fn current_inbound(app: &App) -> Option<&crate::store::MessageRow> {
     }
 }
 
+/// A message's state as a word in a sentence ("MOSCOW/6 is sent").
+fn state_word(state: MessageState, lang: Language) -> &'static str {
+    match state {
+        MessageState::Queued => t!(lang, "console.state_queued"),
+        MessageState::Sent => t!(lang, "console.state_sent"),
+        MessageState::Receipted => t!(lang, "console.state_receipted"),
+        MessageState::Received => t!(lang, "console.state_received"),
+        MessageState::Acknowledged => t!(lang, "console.state_acknowledged"),
+        MessageState::Refused => t!(lang, "console.state_refused"),
+        MessageState::Cancelled => t!(lang, "console.state_cancelled"),
+    }
+}
+
 fn ask_ack(app: &mut App, reply_after: bool) -> Vec<Effect> {
+    let lang = app.setup.language;
     let Some(row) = current_inbound(app) else {
-        app.notice = Some("select a received message to acknowledge".into());
+        app.notice = Some(t!(lang, "notice.select_to_acknowledge").into());
         return Vec::new();
     };
     if !row.state.is_unacknowledged() {
-        app.notice = Some(format!(
-            "{} is already acknowledged by {}; acknowledging is one-way",
-            super::describe(row),
-            row.ack_by.as_deref().unwrap_or("?")
+        app.notice = Some(t!(
+            lang,
+            "notice.already_acknowledged",
+            message = super::describe(row),
+            by = row.ack_by.as_deref().unwrap_or("?")
         ));
         return if reply_after { reply(app) } else { Vec::new() };
     }
@@ -827,7 +894,7 @@ fn message_key(app: &mut App, action: Option<Action>) -> Vec<Effect> {
                 vec![Effect::ExportAttachments(r.id)]
             }
             Some(_) => {
-                app.notice = Some("this message has no attachments".into());
+                app.notice = Some(t!(app.setup.language, "notice.no_attachments").into());
                 Vec::new()
             }
             None => Vec::new(),
@@ -869,7 +936,7 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
             return Vec::new();
         }
         let action = action.or_else(|| login_action(app, &ev));
-        return match credentials(&mut app.second, action, &ev) {
+        return match credentials(&mut app.second, action, &ev, app.setup.language) {
             Some((name, passphrase)) => vec![Effect::CheckSecond { name, passphrase }],
             None => Vec::new(),
         };
@@ -899,7 +966,7 @@ fn confirm_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effec
             app.confirm = None;
             app.second_operator = None;
             if matches!(question, Confirm::ResumeDraft(_)) {
-                app.notice = Some("your kept draft is thrown away".into());
+                app.notice = Some(t!(app.setup.language, "notice.draft_thrown_away").into());
                 return drafts::forget(app).into_iter().collect();
             }
             Vec::new()

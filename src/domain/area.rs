@@ -146,46 +146,26 @@ impl Area {
     /// The area as a reader of `lang` reads it; positions as `position`
     /// renders them.
     pub fn render(&self, lang: Language, position: impl Fn(&Coordinates) -> String) -> String {
-        match (self, lang) {
-            (
-                Area::Circle {
-                    centre,
-                    radius,
-                    unit,
+        match self {
+            Area::Circle {
+                centre,
+                radius,
+                unit,
+            } => crate::t!(
+                lang,
+                "value.area_circle",
+                radius = format!("{radius:.1}"),
+                unit = match unit {
+                    RadiusUnit::Km => crate::t!(lang, "value.km"),
+                    RadiusUnit::Nm => crate::t!(lang, "value.nm"),
                 },
-                Language::En,
-            ) => format!(
-                "a circle of radius {radius:.1} {} centred on {}",
-                match unit {
-                    RadiusUnit::Km => "km",
-                    RadiusUnit::Nm => "nautical miles",
-                },
-                position(centre)
+                centre = position(centre)
             ),
-            (
-                Area::Circle {
-                    centre,
-                    radius,
-                    unit,
-                },
-                Language::Ru,
-            ) => format!(
-                "круг радиусом {radius:.1} {} с центром в точке {}",
-                match unit {
-                    RadiusUnit::Km => "км",
-                    RadiusUnit::Nm => "морских миль",
-                },
-                position(centre)
-            ),
-            (Area::Points(points), lang) => {
+            Area::Points(points) => {
                 let points: Vec<String> = points.iter().map(&position).collect();
-                match lang {
-                    Language::En => format!("the area bounded by {}", points.join("; ")),
-                    Language::Ru => format!("район, ограниченный точками {}", points.join("; ")),
-                }
+                crate::t!(lang, "value.area_points", points = points.join("; "))
             }
-            (Area::Water(name), Language::En) => format!("the ocean area or body of water: {name}"),
-            (Area::Water(name), Language::Ru) => format!("акватория: {name}"),
+            Area::Water(name) => crate::t!(lang, "value.area_water", name = name),
         }
     }
 }

@@ -15,7 +15,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::AlarmKind;
-use crate::domain::MessageId;
+use crate::domain::{Language, MessageId};
+use crate::t;
 
 /// Most alarms the board holds; past this the oldest one-off alarms go
 /// (they are all in the audit log).
@@ -57,6 +58,28 @@ impl AlarmKind {
             AlarmKind::KeyRotation => "key-rotation",
             AlarmKind::KeyCompromised => "key-compromised",
             AlarmKind::ShortNotice => "short-notice",
+        }
+    }
+
+    /// The kind's name as consoles show it.
+    pub fn label(self, lang: Language) -> &'static str {
+        match self {
+            AlarmKind::FlashNoReceipt => t!(lang, "alarm.kind_flash_no_receipt"),
+            AlarmKind::Refused => t!(lang, "alarm.kind_refused"),
+            AlarmKind::MissedLinkTest => t!(lang, "alarm.kind_missed_link_test"),
+            AlarmKind::ClockSkew => t!(lang, "alarm.kind_clock_skew"),
+            AlarmKind::Gap => t!(lang, "alarm.kind_gap"),
+            AlarmKind::Overdue => t!(lang, "alarm.kind_overdue"),
+            AlarmKind::ConnectionRefused => t!(lang, "alarm.kind_connection_refused"),
+            AlarmKind::AuditMismatch => t!(lang, "alarm.kind_audit_mismatch"),
+            AlarmKind::LinkDown => t!(lang, "alarm.kind_link_down"),
+            AlarmKind::LinkDegraded => t!(lang, "alarm.kind_link_degraded"),
+            AlarmKind::OriginalDiffers => t!(lang, "alarm.kind_original_differs"),
+            AlarmKind::ConflictingId => t!(lang, "alarm.kind_conflicting_id"),
+            AlarmKind::Storage => t!(lang, "alarm.kind_storage"),
+            AlarmKind::KeyRotation => t!(lang, "alarm.kind_key_rotation"),
+            AlarmKind::KeyCompromised => t!(lang, "alarm.kind_key_compromised"),
+            AlarmKind::ShortNotice => t!(lang, "alarm.kind_short_notice"),
         }
     }
 
@@ -262,6 +285,30 @@ mod tests {
             Raised::New(_)
         ));
         assert!(board.clear(AlarmKind::Gap, "nothing").is_none());
+    }
+
+    #[test]
+    fn english_kind_labels_are_the_names_in_capitals() {
+        for kind in [
+            AlarmKind::FlashNoReceipt,
+            AlarmKind::Refused,
+            AlarmKind::MissedLinkTest,
+            AlarmKind::ClockSkew,
+            AlarmKind::Gap,
+            AlarmKind::Overdue,
+            AlarmKind::ConnectionRefused,
+            AlarmKind::AuditMismatch,
+            AlarmKind::LinkDown,
+            AlarmKind::LinkDegraded,
+            AlarmKind::OriginalDiffers,
+            AlarmKind::ConflictingId,
+            AlarmKind::Storage,
+            AlarmKind::KeyRotation,
+            AlarmKind::KeyCompromised,
+            AlarmKind::ShortNotice,
+        ] {
+            assert_eq!(kind.label(Language::EN), kind.as_str().to_uppercase());
+        }
     }
 
     #[test]

@@ -146,8 +146,11 @@ async fn original_differs(inner: &Inner, peer: &StationName, id: MessageId, seri
         &id.to_string(),
         Some(peer),
         Some(id),
-        format!(
-            "{peer}/{serial}: the sender's original differs from its signed fields; read both in the message view"
+        crate::t!(
+            inner.config.station.language,
+            "alarm.original_differs",
+            peer = peer,
+            serial = serial
         ),
     );
 }
@@ -333,7 +336,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     let short = inner
         .catalog
         .get(&m.template.id, m.template.version)
-        .and_then(|t| t.short_notice(&m.fields, Timestamp::now()))
+        .and_then(|t| t.short_notice(&m.fields, Timestamp::now(), inner.config.station.language))
         .map(|why| (m.id, m.serial, why));
     let id = m.id;
     let doc = receipt(inner, peer, ReceiptOf::Message, m.id, None, Some(&sealed));
@@ -341,7 +344,7 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
     // One message, one text: an original that says something its signed
     // fields do not is stored and receipted as usual, but flagged.
     let differs = matches!(
-        crate::templates::check_original(&m, inner.catalog),
+        crate::templates::check_original(&m, inner.catalog, inner.config.station.language),
         crate::templates::OriginalCheck::Differs { .. }
     )
     .then_some((m.id, m.serial));
@@ -382,7 +385,13 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
                     &id.to_string(),
                     Some(peer),
                     Some(id),
-                    format!("SHORT NOTICE: {peer}/{serial} arrived too late: {why}"),
+                    crate::t!(
+                        inner.config.station.language,
+                        "alarm.short_notice",
+                        peer = peer,
+                        serial = serial,
+                        why = why
+                    ),
                 );
             }
             if let Some((id, serial)) = differs {
@@ -401,7 +410,13 @@ async fn message(inner: &Arc<Inner>, peer: &StationName, sealed: Vec<u8>) -> Opt
                 &format!("peer={peer} id={id} reason={reason}"),
             )
             .await;
-            let text = format!("{peer} sent message {id} under an id already taken: {reason}");
+            let text = crate::t!(
+                inner.config.station.language,
+                "alarm.conflicting_id",
+                peer = peer,
+                id = id,
+                reason = reason
+            );
             inner.raise(
                 AlarmKind::ConflictingId,
                 &id.to_string(),

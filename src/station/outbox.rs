@@ -401,10 +401,12 @@ async fn settle(
                         &format!("ack:{}", item.id),
                         Some(peer),
                         None,
-                        format!(
-                            "{peer} REFUSED our acknowledgement of message {}: {}",
-                            item.id,
-                            refusal.code.as_str()
+                        crate::t!(
+                            inner.config.station.language,
+                            "alarm.refused_ack",
+                            peer = peer,
+                            id = item.id,
+                            code = refusal.code.as_str()
                         ),
                     );
                 }
@@ -428,10 +430,12 @@ async fn settle(
                     &item.id.to_string(),
                     Some(peer),
                     Some(item.id),
-                    format!(
-                        "{peer} REFUSED message {}: {}",
-                        item.id,
-                        refusal.code.as_str()
+                    crate::t!(
+                        inner.config.station.language,
+                        "alarm.refused_message",
+                        peer = peer,
+                        id = item.id,
+                        code = refusal.code.as_str()
                     ),
                 );
             }

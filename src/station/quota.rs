@@ -51,12 +51,14 @@ pub(super) fn over_quota(inner: &Inner, peer: &StationName, adding: u64) -> Opti
             "quota",
             Some(peer),
             None,
-            format!(
-                "storage near its quota: {} kept from {peer} (quota {}), {} in all (quota {})",
-                size(from_peer),
-                size(limits.peer_quota),
-                size(in_all),
-                size(limits.total_quota)
+            crate::t!(
+                inner.config.station.language,
+                "alarm.storage",
+                kept_from_peer = size(from_peer),
+                peer = peer,
+                peer_quota = size(limits.peer_quota),
+                kept = size(in_all),
+                quota = size(limits.total_quota)
             ),
         );
     } else {

@@ -11,7 +11,7 @@ use super::docs::{self, HelloBody, LinkTestBody};
 use super::inbound::{audit, misbehaviour};
 use super::{AlarmKind, Inner};
 use crate::crypto::signed::Kind;
-use crate::domain::{REVISION, StationName};
+use crate::domain::{Language, REVISION, StationName};
 use crate::link::HelloInfo;
 use crate::store::audit::Head;
 use crate::wire::{Frame, FrameKind};
@@ -93,24 +93,35 @@ pub(crate) fn declared(
 /// catches it, as soon as the peer next speaks.
 fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
     let Some(head) = recorded else { return };
-    let problem = match inner.journal.audit_hash_at(head.seq) {
+    let ours = match inner.journal.audit_hash_at(head.seq) {
         Ok(Some(hash)) if hash == head.hash => return,
-        Ok(Some(hash)) => format!("our entry {} is {hash}", head.seq),
-        Ok(None) => format!("our log has no entry {}", head.seq),
+        Ok(ours) => ours,
         Err(e) => {
             tracing::error!(error = %e, "could not read the audit log to check a peer's record");
             return;
         }
     };
     let hash = crate::sanitize::inert(&head.hash.chars().take(64).collect::<String>());
-    let text = format!(
-        "{peer} recorded our audit entry {} as {hash}, but {problem}: this station's audit \
-         log was altered or cut short; check with `hotline audit verify --head {}:{hash}`",
-        head.seq, head.seq
-    );
+    let text = |lang: Language| match &ours {
+        Some(ours) => crate::t!(
+            lang,
+            "alarm.audit_mismatch",
+            peer = peer,
+            seq = head.seq,
+            hash = hash,
+            ours = ours
+        ),
+        None => crate::t!(
+            lang,
+            "alarm.audit_mismatch_missing",
+            peer = peer,
+            seq = head.seq,
+            hash = hash
+        ),
+    };
     static LOG: crate::logging::Limit = crate::logging::Limit::new();
     if let Some(held_back) = LOG.allow() {
-        tracing::error!(%peer, held_back, "{text}");
+        tracing::error!(%peer, held_back, "{}", text(Language::EN));
     }
     let detail = format!("peer={peer} seq={} hash={hash}", head.seq);
     for (action, detail) in misbehaviour(inner, peer.as_str(), "audit-mismatch", &detail) {
@@ -121,7 +132,7 @@ fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head
         peer.as_str(),
         Some(peer),
         None,
-        text,
+        text(inner.config.station.language),
     );
 }
 
@@ -176,10 +187,12 @@ pub(super) fn hello_received(
             peer.as_str(),
             Some(peer),
             None,
-            format!(
-                "{peer}'s clock differs from ours by {:.1} s (bound {} s)",
-                skew_ms as f64 / 1000.0,
-                bound.as_secs()
+            crate::t!(
+                inner.config.station.language,
+                "alarm.clock_skew",
+                peer = peer,
+                skew = format!("{:.1}", skew_ms as f64 / 1000.0),
+                bound = bound.as_secs()
             ),
         );
     } else {

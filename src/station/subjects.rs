@@ -74,16 +74,17 @@ pub(super) fn holds(inner: &Inner, message: &Message, query: &str) -> bool {
         let Some(value) = message.fields.get(&f.name) else {
             return false;
         };
-        choices.iter().filter(|c| &c.value == value).any(|c| {
-            crate::domain::Language::ALL
-                .iter()
-                .any(|l| has(c.label(*l)))
-        })
+        choices
+            .iter()
+            .filter(|c| &c.value == value)
+            .any(|c| c.labels.languages().any(|l| has(c.label(l))))
     });
     choice_labels
-        || crate::domain::Language::ALL
-            .iter()
-            .any(|lang| has(&crate::templates::render(message, template, *lang, *lang)))
+        || template.languages.iter().any(|l| {
+            has(&crate::templates::render(
+                message, template, l.language, l.language,
+            ))
+        })
 }
 
 /// Opens every stored message not yet summarised (on a blocking thread),

@@ -58,7 +58,11 @@ pub async fn pump_link_events(inner: Arc<Inner>, mut events: mpsc::Receiver<Link
                         peer.as_str(),
                         Some(&peer),
                         None,
-                        format!("the link to {peer} failed over to its backup path"),
+                        crate::t!(
+                            inner.config.station.language,
+                            "alarm.link_degraded",
+                            peer = peer
+                        ),
                     );
                 } else {
                     inner.resolve(AlarmKind::LinkDegraded, peer.as_str());
@@ -135,7 +139,12 @@ fn refused(
         &remote.ip().to_string(),
         None,
         None,
-        format!("refused a connection from {remote}: {reason}"),
+        crate::t!(
+            inner.config.station.language,
+            "alarm.connection_refused",
+            remote = remote,
+            reason = reason
+        ),
     );
 }
 
@@ -178,24 +187,32 @@ pub fn sum_up_strangers(
         .journal
         .audit("station", "connections-refused", &summary.to_string());
     if summary.alarming() {
-        let busiest = summary
-            .busiest
-            .first()
-            .map(|(ip, n)| format!("; busiest {ip} ({n})"))
-            .unwrap_or_default();
-        inner.raise(
-            AlarmKind::ConnectionRefused,
-            "strangers",
-            None,
-            None,
-            format!(
-                "refused {} connections from {}{} addresses since {}{busiest}",
-                summary.total,
-                summary.sources,
-                if summary.more_sources { "+" } else { "" },
-                summary.since.strftime("%H:%M:%S UTC"),
-            ),
+        let lang = inner.config.station.language;
+        let sources = format!(
+            "{}{}",
+            summary.sources,
+            if summary.more_sources { "+" } else { "" }
         );
+        let since = summary.since.strftime("%H:%M:%S UTC");
+        let text = match summary.busiest.first() {
+            Some((ip, n)) => crate::t!(
+                lang,
+                "alarm.strangers_busiest",
+                total = summary.total,
+                sources = sources,
+                since = since,
+                address = ip,
+                count = n
+            ),
+            None => crate::t!(
+                lang,
+                "alarm.strangers",
+                total = summary.total,
+                sources = sources,
+                since = since
+            ),
+        };
+        inner.raise(AlarmKind::ConnectionRefused, "strangers", None, None, text);
     }
     Some(written)
 }
@@ -288,7 +305,12 @@ pub async fn link_test(inner: &Inner, peer: &StationName) -> Result<Duration, St
                 peer.as_str(),
                 Some(peer),
                 None,
-                format!("link test with {peer} failed: {e}"),
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.link_test_failed",
+                    peer = peer,
+                    error = e
+                ),
             );
             Err(e)
         }
@@ -409,11 +431,12 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
                 &r.id.to_string(),
                 Some(&r.peer),
                 Some(r.id),
-                format!(
-                    "FLASH to:{}/{} has no receipt after {} s",
-                    r.peer,
-                    r.serial,
-                    limit.as_secs()
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.flash_no_receipt",
+                    peer = r.peer,
+                    serial = r.serial,
+                    seconds = limit.as_secs()
                 ),
             );
         }
@@ -450,9 +473,12 @@ fn overdue(inner: &Inner, memory: &mut Memory) {
                 &r.id.to_string(),
                 Some(&r.peer),
                 Some(r.id),
-                format!(
-                    "{} {}/{} is OVERDUE for acknowledgement",
-                    r.precedence, r.peer, r.serial
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.overdue",
+                    precedence = r.precedence,
+                    peer = r.peer,
+                    serial = r.serial
                 ),
             );
         }
@@ -483,7 +509,11 @@ fn links_down(inner: &Inner, memory: &mut Memory) {
                 peer.as_str(),
                 Some(&peer),
                 None,
-                format!("the link to {peer} is DOWN"),
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.link_down",
+                    peer = peer
+                ),
             );
         }
     }
@@ -513,26 +543,24 @@ fn gaps(inner: &Inner) {
         if check.missing.is_empty() {
             inner.resolve(AlarmKind::Gap, peer.as_str());
         } else if !check.newly.is_empty() {
-            let beyond = check.beyond.map_or(String::new(), |declared| {
-                format!(
-                    "; it declares serials up to {declared}, and only {} past the last contiguous one are tracked",
-                    super::gaps::TRACKED_AHEAD
-                )
-            });
+            let lang = inner.config.station.language;
+            let serials = super::gaps::describe(&check.missing);
+            let text = match check.beyond {
+                Some(declared) => crate::t!(
+                    lang,
+                    "alarm.gap_beyond",
+                    serials = serials,
+                    peer = peer,
+                    declared = declared,
+                    tracked = super::gaps::TRACKED_AHEAD
+                ),
+                None => crate::t!(lang, "alarm.gap", serials = serials, peer = peer),
+            };
             inner.emit(Event::Gap {
                 peer: peer.to_string(),
                 serials: check.newly,
             });
-            inner.raise(
-                AlarmKind::Gap,
-                peer.as_str(),
-                Some(&peer),
-                None,
-                format!(
-                    "serial(s) {} from {peer} have not arrived{beyond}",
-                    super::gaps::describe(&check.missing)
-                ),
-            );
+            inner.raise(AlarmKind::Gap, peer.as_str(), Some(&peer), None, text);
         }
     }
 }

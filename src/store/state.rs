@@ -70,16 +70,17 @@ impl MessageState {
             })
     }
 
-    /// The state as the screens show it, in upper case words.
-    pub fn label(self) -> &'static str {
+    /// The state as the screens show it to a reader of `lang`, in upper
+    /// case words.
+    pub fn label(self, lang: crate::domain::Language) -> &'static str {
         match self {
-            MessageState::Queued => "QUEUED",
-            MessageState::Sent => "SENT",
-            MessageState::Receipted => "RECEIVED BY PEER",
-            MessageState::Received => "RECEIVED",
-            MessageState::Acknowledged => "ACKNOWLEDGED",
-            MessageState::Refused => "REFUSED",
-            MessageState::Cancelled => "CANCELLED",
+            MessageState::Queued => crate::t!(lang, "state.queued"),
+            MessageState::Sent => crate::t!(lang, "state.sent"),
+            MessageState::Receipted => crate::t!(lang, "state.receipted"),
+            MessageState::Received => crate::t!(lang, "state.received"),
+            MessageState::Acknowledged => crate::t!(lang, "state.acknowledged"),
+            MessageState::Refused => crate::t!(lang, "state.refused"),
+            MessageState::Cancelled => crate::t!(lang, "state.cancelled"),
         }
     }
 

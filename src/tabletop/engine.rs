@@ -9,7 +9,8 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::scenario::{Expect, Scenario};
-use crate::domain::{MessageId, Precedence, format_duration};
+use crate::domain::{Language, MessageId, Precedence};
+use crate::t;
 
 /// Something that happened, at a real time since the start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +57,162 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Score {
     pub inject: String,
-    pub expectation: String,
+    pub expectation: Expect,
     pub within: Duration,
     pub outcome: Outcome,
+}
+
+/// Where an inject stands, for the facilitator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectState {
+    Pending,
+    Sent,
+    Delivered,
+    Skipped,
+}
+
+impl InjectState {
+    pub const ALL: [InjectState; 4] = [
+        InjectState::Pending,
+        InjectState::Sent,
+        InjectState::Delivered,
+        InjectState::Skipped,
+    ];
+
+    /// The state's name in the facilitator's view (not shown as it is).
+    pub fn id(self) -> &'static str {
+        match self {
+            InjectState::Pending => "pending",
+            InjectState::Sent => "sent",
+            InjectState::Delivered => "delivered",
+            InjectState::Skipped => "skipped",
+        }
+    }
+
+    /// The state named `id`, as [`InjectState::id`] gives it.
+    pub fn from_id(id: &str) -> Option<InjectState> {
+        InjectState::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    /// The state as the facilitator reads it.
+    pub fn label(self, lang: Language) -> &'static str {
+        match self {
+            InjectState::Pending => t!(lang, "report.state_pending"),
+            InjectState::Sent => t!(lang, "report.state_sent"),
+            InjectState::Delivered => t!(lang, "report.state_delivered"),
+            InjectState::Skipped => t!(lang, "report.state_skipped"),
+        }
+    }
+}
+
+/// Something in the exercise's timeline, told in the report's language.
+#[derive(Clone, Debug)]
+enum Happened {
+    InjectSent {
+        inject: String,
+        precedence: Precedence,
+        template: String,
+    },
+    FollowUpSent {
+        inject: String,
+        after: Duration,
+    },
+    Paused,
+    Resumed,
+    Speed(f64),
+    Skipped(String),
+    AdHoc(String),
+    Delivered(String),
+    Acknowledged {
+        inject: String,
+        by: String,
+    },
+    Replied {
+        template: String,
+        to: String,
+    },
+}
+
+impl Happened {
+    fn text(&self, lang: Language) -> String {
+        match self {
+            Happened::InjectSent {
+                inject,
+                precedence,
+                template,
+            } => t!(
+                lang,
+                "report.inject_sent",
+                inject = inject,
+                precedence = precedence,
+                template = template
+            ),
+            Happened::FollowUpSent { inject, after } => t!(
+                lang,
+                "report.follow_up_sent",
+                inject = inject,
+                after = duration(lang, *after)
+            ),
+            Happened::Paused => t!(lang, "report.paused").to_string(),
+            Happened::Resumed => t!(lang, "report.resumed").to_string(),
+            Happened::Speed(speed) => t!(lang, "report.speed_set", speed = speed),
+            Happened::Skipped(inject) => t!(lang, "report.inject_skipped", inject = inject),
+            Happened::AdHoc(what) => t!(lang, "report.ad_hoc", what = what),
+            Happened::Delivered(inject) => t!(lang, "report.delivered", inject = inject),
+            Happened::Acknowledged { inject, by } => {
+                t!(lang, "report.acknowledged", inject = inject, by = by)
+            }
+            Happened::Replied { template, to } => {
+                t!(lang, "report.reply_received", template = template, to = to)
+            }
+        }
+    }
+}
+
+/// A duration in the report's language: `1m 30s`.
+fn duration(lang: Language, d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let units = [
+        (86_400, t!(lang, "value.unit_d")),
+        (3600, t!(lang, "value.unit_h")),
+        (60, t!(lang, "value.unit_m")),
+        (1, t!(lang, "value.unit_s")),
+    ];
+    if secs == 0 {
+        return t!(lang, "value.duration_part", n = 0, unit = units[3].1);
+    }
+    let mut parts = Vec::new();
+    for (size, unit) in units {
+        if secs >= size {
+            parts.push(t!(
+                lang,
+                "value.duration_part",
+                n = secs / size,
+                unit = unit
+            ));
+            secs %= size;
+        }
+    }
+    parts.join(" ")
+}
+
+/// What an expectation asks, in the report's language.
+fn expectation(lang: Language, e: &Expect) -> String {
+    match e {
+        Expect::Acknowledge { .. } => t!(lang, "report.expect_acknowledge").to_string(),
+        Expect::Reply {
+            template,
+            field: Some((k, v)),
+            ..
+        } => t!(
+            lang,
+            "report.expect_reply_field",
+            template = template,
+            field = k,
+            value = v
+        ),
+        Expect::Reply { template, .. } => t!(lang, "report.expect_reply", template = template),
+    }
 }
 
 /// A reply the trainee sent: what it references, its template, its fields
@@ -129,7 +283,7 @@ pub struct Engine {
     delivered: HashMap<String, (MessageId, Duration)>,
     acknowledged: HashMap<MessageId, (String, Duration)>,
     replies: Vec<Reply>,
-    timeline: Vec<(Duration, String)>,
+    timeline: Vec<(Duration, Happened)>,
 }
 
 impl Engine {
@@ -164,10 +318,11 @@ impl Engine {
                 self.issued.insert(inject.id.clone());
                 self.timeline.push((
                     now,
-                    format!(
-                        "inject `{}` sent ({} {})",
-                        inject.id, inject.precedence, inject.template
-                    ),
+                    Happened::InjectSent {
+                        inject: inject.id.clone(),
+                        precedence: inject.precedence,
+                        template: inject.template.clone(),
+                    },
                 ));
                 out.push(Send {
                     inject: inject.id.clone(),
@@ -188,11 +343,10 @@ impl Engine {
                 self.issued.insert(key.clone());
                 self.timeline.push((
                     now,
-                    format!(
-                        "follow-up to `{}` sent: not acknowledged after {}",
-                        inject.id,
-                        format_duration(f.after)
-                    ),
+                    Happened::FollowUpSent {
+                        inject: inject.id.clone(),
+                        after: f.after,
+                    },
                 ));
                 out.push(Send {
                     inject: key,
@@ -212,8 +366,7 @@ impl Engine {
         if !self.clock.paused {
             self.clock.rebase(now);
             self.clock.paused = true;
-            self.timeline
-                .push((now, "paused by the facilitator".into()));
+            self.timeline.push((now, Happened::Paused));
         }
     }
 
@@ -222,8 +375,7 @@ impl Engine {
         if self.clock.paused {
             self.clock.real_at_change = now;
             self.clock.paused = false;
-            self.timeline
-                .push((now, "resumed by the facilitator".into()));
+            self.timeline.push((now, Happened::Resumed));
         }
     }
 
@@ -233,8 +385,7 @@ impl Engine {
         let speed = speed.clamp(0.1, 60.0);
         self.clock.rebase(now);
         self.clock.speed = speed;
-        self.timeline
-            .push((now, format!("speed set to {speed}x by the facilitator")));
+        self.timeline.push((now, Happened::Speed(speed)));
     }
 
     /// Facilitator: the next inject not yet sent will not be sent, and is
@@ -249,15 +400,13 @@ impl Engine {
             .clone();
         self.issued.insert(next.clone());
         self.skipped.insert(next.clone());
-        self.timeline
-            .push((now, format!("inject `{next}` skipped by the facilitator")));
+        self.timeline.push((now, Happened::Skipped(next.clone())));
         Some(next)
     }
 
     /// Facilitator: an ad-hoc message sent outside the timeline (not scored).
     pub fn note_ad_hoc(&mut self, now: Duration, what: &str) {
-        self.timeline
-            .push((now, format!("ad-hoc inject by the facilitator: {what}")));
+        self.timeline.push((now, Happened::AdHoc(what.to_string())));
     }
 
     /// The scenario clock and each inject's state, for the facilitator.
@@ -272,15 +421,15 @@ impl Engine {
                 .iter()
                 .map(|i| {
                     let state = if self.skipped.contains(&i.id) {
-                        "skipped"
+                        InjectState::Skipped
                     } else if self.delivered.contains_key(&i.id) {
-                        "delivered"
+                        InjectState::Delivered
                     } else if self.issued.contains(&i.id) {
-                        "sent"
+                        InjectState::Sent
                     } else {
-                        "pending"
+                        InjectState::Pending
                     };
-                    (i.id.clone(), i.at, state.to_string())
+                    (i.id.clone(), i.at, state.id().to_string())
                 })
                 .collect(),
         }
@@ -294,13 +443,18 @@ impl Engine {
                 at,
             } => {
                 self.timeline
-                    .push((at, format!("`{inject}` delivered to the trainee")));
+                    .push((at, Happened::Delivered(inject.clone())));
                 self.delivered.entry(inject).or_insert((message, at));
             }
             Input::Acknowledged { message, by, at } => {
                 if let Some((inject, _)) = self.delivered.iter().find(|(_, (m, _))| *m == message) {
-                    self.timeline
-                        .push((at, format!("`{inject}` acknowledged by {by}")));
+                    self.timeline.push((
+                        at,
+                        Happened::Acknowledged {
+                            inject: inject.clone(),
+                            by: by.clone(),
+                        },
+                    ));
                 }
                 self.acknowledged.entry(message).or_insert((by, at));
             }
@@ -316,8 +470,13 @@ impl Engine {
                     .filter(|(_, (m, _))| references.contains(m))
                     .map(|(i, _)| i)
                     .collect();
-                self.timeline
-                    .push((at, format!("reply with `{template}` received (to {to:?})")));
+                self.timeline.push((
+                    at,
+                    Happened::Replied {
+                        template: template.clone(),
+                        to: format!("{to:?}"),
+                    },
+                ));
                 self.replies.push(Reply {
                     references,
                     template,
@@ -336,12 +495,10 @@ impl Engine {
                 continue;
             };
             for e in &inject.expect {
-                let (text, within, done_at) = match e {
-                    Expect::Acknowledge { within } => (
-                        "acknowledge".to_string(),
-                        *within,
-                        self.acknowledged.get(message).map(|(_, at)| *at),
-                    ),
+                let (within, done_at) = match e {
+                    Expect::Acknowledge { within } => {
+                        (*within, self.acknowledged.get(message).map(|(_, at)| *at))
+                    }
                     Expect::Reply {
                         template,
                         within,
@@ -354,11 +511,7 @@ impl Engine {
                                     .as_ref()
                                     .is_none_or(|(k, v)| r.fields.get(k) == Some(v))
                         };
-                        let label = match field {
-                            Some((k, v)) => format!("reply with `{template}`, {k} = {v}"),
-                            None => format!("reply with `{template}`"),
-                        };
-                        (label, *within, self.replies.iter().find(fits).map(|r| r.at))
+                        (*within, self.replies.iter().find(fits).map(|r| r.at))
                     }
                 };
                 let outcome = match done_at {
@@ -375,7 +528,7 @@ impl Engine {
                 };
                 out.push(Score {
                     inject: inject.id.clone(),
-                    expectation: text,
+                    expectation: e.clone(),
                     within,
                     outcome,
                 });
@@ -399,8 +552,8 @@ impl Engine {
                 .all(|s| s.outcome != Outcome::Pending)
     }
 
-    /// The after-action report, in Markdown.
-    pub fn report(&self, now: Duration, facts: &ReportFacts<'_>) -> String {
+    /// The after-action report, in Markdown, in `lang`.
+    pub fn report(&self, lang: Language, now: Duration, facts: &ReportFacts<'_>) -> String {
         let ReportFacts {
             trainee,
             date,
@@ -410,35 +563,54 @@ impl Engine {
         } = *facts;
         let mut r = String::new();
         let s = &self.scenario;
-        let _ = writeln!(r, "# After-action report: {}\n", s.title);
+        let _ = writeln!(r, "# {}\n", t!(lang, "report.title", title = s.title));
         if !finished {
-            let _ = writeln!(
-                r,
-                "*Interim: the exercise is still running; PENDING expectations may yet be met.*\n"
-            );
+            let _ = writeln!(r, "*{}*\n", t!(lang, "report.interim"));
         }
-        let _ = writeln!(r, "**EXERCISE — not real-world traffic.**\n");
-        let _ = writeln!(r, "- scenario: `{}`", s.id);
-        let _ = writeln!(r, "- date (UTC): {date}");
-        let _ = writeln!(r, "- trainee station: {} (operator {trainee})", s.trainee);
-        let _ = writeln!(r, "- simulated counterpart: {}", s.counterpart);
+        let _ = writeln!(r, "**{}**\n", t!(lang, "report.exercise"));
+        let _ = writeln!(r, "- {}", t!(lang, "report.scenario", id = s.id));
+        let _ = writeln!(r, "- {}", t!(lang, "report.date", date = date));
         let _ = writeln!(
             r,
-            "- time compression: {}x; exercise ran {}\n",
-            s.time_compression,
-            format_duration(now)
+            "- {}",
+            t!(
+                lang,
+                "report.trainee_station",
+                station = s.trainee,
+                operator = trainee
+            )
+        );
+        let _ = writeln!(
+            r,
+            "- {}",
+            t!(lang, "report.counterpart", station = s.counterpart)
+        );
+        let _ = writeln!(
+            r,
+            "- {}\n",
+            t!(
+                lang,
+                "report.compression",
+                speed = s.time_compression,
+                ran = duration(lang, now)
+            )
         );
         if !s.objectives.is_empty() {
-            let _ = writeln!(r, "## Objectives\n");
+            let _ = writeln!(r, "## {}\n", t!(lang, "report.objectives"));
             for o in &s.objectives {
                 let _ = writeln!(r, "- {o}");
             }
             let _ = writeln!(r);
         }
-        let _ = writeln!(r, "## Injects and expectations\n");
+        let _ = writeln!(r, "## {}\n", t!(lang, "report.injects"));
         let _ = writeln!(
             r,
-            "| inject | expectation | objective | result | time taken |"
+            "| {} | {} | {} | {} | {} |",
+            t!(lang, "report.column_inject"),
+            t!(lang, "report.column_expectation"),
+            t!(lang, "report.column_objective"),
+            t!(lang, "report.column_result"),
+            t!(lang, "report.column_time_taken")
         );
         let _ = writeln!(r, "| --- | --- | --- | --- | --- |");
         let scores = self.scores(now, finished);
@@ -446,32 +618,34 @@ impl Engine {
             if self.skipped.contains(&inject.id) {
                 let _ = writeln!(
                     r,
-                    "| `{}` | — | — | skipped by the facilitator (not scored) | — |",
-                    inject.id
+                    "| `{}` | — | — | {} | — |",
+                    inject.id,
+                    t!(lang, "report.skipped")
                 );
                 continue;
             }
             if !self.delivered.contains_key(&inject.id) {
                 let _ = writeln!(
                     r,
-                    "| `{}` | — | — | not delivered (not scored) | — |",
-                    inject.id
+                    "| `{}` | — | — | {} | — |",
+                    inject.id,
+                    t!(lang, "report.not_delivered")
                 );
                 continue;
             }
             for sc in scores.iter().filter(|sc| sc.inject == inject.id) {
                 let (result, taken) = match &sc.outcome {
-                    Outcome::Met { after } => ("MET", format_duration(*after)),
-                    Outcome::Late { after } => ("LATE", format_duration(*after)),
-                    Outcome::Missed => ("MISSED", "—".to_string()),
-                    Outcome::Pending => ("PENDING", "—".to_string()),
+                    Outcome::Met { after } => (t!(lang, "report.met"), duration(lang, *after)),
+                    Outcome::Late { after } => (t!(lang, "report.late"), duration(lang, *after)),
+                    Outcome::Missed => (t!(lang, "report.missed"), "—".to_string()),
+                    Outcome::Pending => (t!(lang, "report.pending"), "—".to_string()),
                 };
                 let _ = writeln!(
                     r,
-                    "| `{}` | {} | within {} | {result} | {taken} |",
+                    "| `{}` | {} | {} | {result} | {taken} |",
                     sc.inject,
-                    sc.expectation,
-                    format_duration(sc.within)
+                    expectation(lang, &sc.expectation),
+                    t!(lang, "report.within", within = duration(lang, sc.within))
                 );
             }
         }
@@ -479,21 +653,26 @@ impl Engine {
             .iter()
             .filter(|s| matches!(s.outcome, Outcome::Met { .. }))
             .count();
-        let _ = writeln!(r, "\n{met} of {} expectations met.\n", scores.len());
-        let _ = writeln!(r, "## Timeline\n");
+        let _ = writeln!(
+            r,
+            "\n{}\n",
+            t!(lang, "report.met_count", met = met, count = scores.len())
+        );
+        let _ = writeln!(r, "## {}\n", t!(lang, "report.timeline"));
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|(t, _)| *t);
         for (t, what) in timeline {
             let _ = writeln!(
                 r,
-                "- T+{:02}:{:02} {what}",
+                "- T+{:02}:{:02} {}",
                 t.as_secs() / 60,
-                t.as_secs() % 60
+                t.as_secs() % 60,
+                what.text(lang)
             );
         }
-        let _ = writeln!(r, "\n## Operator actions ({source})\n");
+        let _ = writeln!(r, "\n## {}\n", t!(lang, "report.actions", source = source));
         if actions.is_empty() {
-            let _ = writeln!(r, "- none");
+            let _ = writeln!(r, "- {}", t!(lang, "report.none"));
         }
         for a in actions {
             let _ = writeln!(r, "- {a}");
@@ -560,7 +739,10 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
                 e.record(input.clone());
             }
         }
-        format!("{sent:?}\n{}", e.report(Duration::from_secs(200), &facts()))
+        format!(
+            "{sent:?}\n{}",
+            e.report(Language::EN, Duration::from_secs(200), &facts())
+        )
     }
 
     #[test]
@@ -699,7 +881,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         let o = e.overview(Duration::from_secs(70));
         assert_eq!(o.injects[1].2, "skipped");
         assert!(!o.paused);
-        let report = e.report(Duration::from_secs(70), &facts());
+        let report = e.report(Language::EN, Duration::from_secs(70), &facts());
         assert!(
             report.contains("| `second` | — | — | skipped by the facilitator (not scored) | — |"),
             "{report}"

@@ -18,15 +18,16 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::engine::{Engine, Input, Outcome};
+use super::engine::{Engine, InjectState, Input, Outcome};
 use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
 use crate::console::{ShownReport, TraineeRow, WhiteCellCommand, WhiteCellView};
 use crate::crypto::{PeerKeys, StationKeys};
-use crate::domain::{MessageId, OperatorName, StationName};
+use crate::domain::{Language, MessageId, OperatorName, StationName};
 use crate::station::{Event, Options, Station};
 use crate::store::Direction;
+use crate::t;
 use crate::wire::ALPN_EXERCISE;
 
 /// How often the white cell looks at the scenario clock.
@@ -228,11 +229,15 @@ pub struct WhiteCell {
     /// The after-action report: shown and written on demand, and when
     /// every trainee has finished.
     pub report: Reporter,
+    /// The facilitator's console's language: of the report and the white
+    /// cell's notices.
+    pub language: Language,
 }
 
 /// Renders the after-action report of the trainees' runs (`true`: the
-/// exercise is over, so what is still pending is missed).
-pub type RenderReport = std::sync::Arc<dyn Fn(&[TraineeRun], bool) -> String + Send + Sync>;
+/// exercise is over, so what is still pending is missed) in a language.
+pub type RenderReport =
+    std::sync::Arc<dyn Fn(&[TraineeRun], bool, Language) -> String + Send + Sync>;
 
 /// How the white cell makes its report, and where it writes it.
 pub struct Reporter {
@@ -251,14 +256,12 @@ async fn publish(
     for r in runs.iter_mut() {
         r.ran = r.now(elapsed);
     }
-    let text = (cell.report.render)(runs, finished);
-    let path = &cell.report.path;
-    let written = match tokio::fs::write(path, &text).await {
-        Ok(()) => format!("after-action report written to {}", path.display()),
-        Err(e) => format!(
-            "the after-action report could not be written to {}: {e}",
-            path.display()
-        ),
+    let lang = cell.language;
+    let text = (cell.report.render)(runs, finished, lang);
+    let path = cell.report.path.display();
+    let written = match tokio::fs::write(&cell.report.path, &text).await {
+        Ok(()) => t!(lang, "report.written", path = path),
+        Err(e) => t!(lang, "report.not_written", path = path, error = e),
     };
     ShownReport { seq, text, written }
 }
@@ -327,7 +330,7 @@ fn view_of(
                     delivered: o
                         .injects
                         .iter()
-                        .filter(|(_, _, s)| s == "delivered")
+                        .filter(|(_, _, s)| s == InjectState::Delivered.id())
                         .count(),
                     injects: o.injects.len(),
                     met: count(|o| matches!(o, Outcome::Met { .. })),
@@ -357,6 +360,7 @@ pub async fn white_cell(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<TraineeRun> {
     let started = Instant::now();
+    let lang = cell.language;
     let cp = &cell.counterpart;
     let white = OperatorName::new("white-cell").ok();
     let mut events = cp.subscribe();
@@ -401,9 +405,10 @@ pub async fn white_cell(
         admit(&mut runs, t.clone(), paused, speed, Duration::ZERO);
     }
     if cell.join.is_some() {
-        cell.console.notice(format!(
-            "EXERCISE {}: admit trainees in the white cell panel (F9), then press p to start",
-            cell.scenario.id
+        cell.console.notice(t!(
+            lang,
+            "report.admit_then_start",
+            scenario = cell.scenario.id
         ));
     }
     let mut tick = tokio::time::interval(WHITE_CELL_TICK);
@@ -428,7 +433,7 @@ pub async fn white_cell(
                     announced_end = true;
                     let seq = shown.as_ref().map_or(1, |r| r.seq + 1);
                     let mut last = publish(&cell, &mut runs, elapsed, true, seq).await;
-                    last.written = format!("EXERCISE {} finished: {}, and again when you quit", cell.scenario.id, last.written);
+                    last.written = t!(lang, "report.finished", scenario = cell.scenario.id, written = last.written);
                     shown = Some(last);
                 }
             }
@@ -503,7 +508,7 @@ pub async fn white_cell(
                         }
                         skipped.dedup();
                         if !skipped.is_empty() {
-                            cell.console.notice(format!("white cell: inject `{}` skipped", skipped.join("`, `")));
+                            cell.console.notice(t!(lang, "report.white_cell_skipped", injects = skipped.join("`, `")));
                         }
                     }
                     WhiteCellCommand::Inject(draft) => {
@@ -513,13 +518,13 @@ pub async fn white_cell(
                             let now = r.now(elapsed);
                             match cp.release(op, r.station.as_str(), (*draft).clone()).await {
                                 Ok(_) => r.engine.note_ad_hoc(now, &what),
-                                Err(e) => cell.console.notice(format!("white cell: the ad-hoc inject to {} was not sent: {e}", r.station)),
+                                Err(e) => cell.console.notice(t!(lang, "report.white_cell_not_sent", station = r.station, error = e)),
                             }
                         }
                     }
                     WhiteCellCommand::Admit(fingerprint) => {
                         if let Err(e) = cp.admit(&fingerprint).await {
-                            cell.console.notice(format!("white cell: not admitted: {e}"));
+                            cell.console.notice(t!(lang, "report.white_cell_not_admitted", error = e));
                         }
                     }
                     WhiteCellCommand::Report => {
@@ -528,8 +533,8 @@ pub async fn white_cell(
                     }
                     WhiteCellCommand::Refuse(fingerprint) => {
                         match cp.refuse_join(&fingerprint).await {
-                            Ok(station) => cell.console.notice(format!("white cell: {station} refused")),
-                            Err(e) => cell.console.notice(format!("white cell: {e}")),
+                            Ok(station) => cell.console.notice(t!(lang, "report.white_cell_refused", station = station)),
+                            Err(e) => cell.console.notice(t!(lang, "report.white_cell_error", error = e)),
                         }
                     }
                 }
@@ -611,9 +616,13 @@ pub struct ReceivedAction {
 }
 
 /// What each trainee's operators did, as the white cell's journal holds
-/// it: acknowledgements of its messages and messages received, by time.
-pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAction> {
-    let t = |at: Timestamp| t_plus(at, started);
+/// it: acknowledgements of its messages and messages received, by time,
+/// told in `lang`.
+pub fn received_actions(
+    station: &Station,
+    started: Timestamp,
+    lang: Language,
+) -> Vec<ReceivedAction> {
     let inert = crate::sanitize::inert;
     let mut out: Vec<(Timestamp, ReceivedAction)> = Vec::new();
     for row in station.list(Direction::Out).unwrap_or_default() {
@@ -623,13 +632,14 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
                 ReceivedAction {
                     peer: row.peer.to_string(),
                     operator: inert(by),
-                    text: format!(
-                        "{} {} acknowledged {} {} ({})",
-                        t(at),
-                        inert(by),
-                        row.precedence,
-                        row.template_id,
-                        row.id
+                    text: t!(
+                        lang,
+                        "report.action_acknowledged",
+                        at = t_plus(at, started),
+                        operator = inert(by),
+                        precedence = row.precedence,
+                        template = row.template_id,
+                        id = row.id
                     ),
                 },
             ));
@@ -641,13 +651,14 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
             ReceivedAction {
                 peer: row.peer.to_string(),
                 operator: inert(row.operator.as_str()),
-                text: format!(
-                    "{} {} sent {} {} ({})",
-                    t(row.released_at),
-                    inert(row.operator.as_str()),
-                    row.precedence,
-                    inert(&row.template_id),
-                    row.id
+                text: t!(
+                    lang,
+                    "report.action_sent",
+                    at = t_plus(row.released_at, started),
+                    operator = inert(row.operator.as_str()),
+                    precedence = row.precedence,
+                    template = inert(&row.template_id),
+                    id = row.id
                 ),
             },
         ));
@@ -657,60 +668,111 @@ pub fn received_actions(station: &Station, started: Timestamp) -> Vec<ReceivedAc
 }
 
 /// A joined trainee's own record, written on its machine when its console
-/// quits: the messages it exchanged and its operators' actions from its
-/// audit log (the white cell holds the scored report).
+/// quits, in `lang`: the messages it exchanged and its operators' actions
+/// from its audit log (the white cell holds the scored report).
 pub fn trainee_record(
     station: &Station,
     white_cell: &PeerKeys,
     addr: SocketAddr,
     started: Timestamp,
     date: &str,
+    lang: Language,
 ) -> String {
     use std::fmt::Write as _;
     let inert = crate::sanitize::inert;
     let mut r = String::new();
-    let _ = writeln!(r, "# Trainee record: {}\n", station.name());
     let _ = writeln!(
         r,
-        "**EXERCISE — not real-world traffic.** The facilitator's white cell holds the \
-         scored after-action report; this is the trainee station's own record.\n"
+        "# {}\n",
+        t!(lang, "report.record_title", station = station.name())
     );
-    let _ = writeln!(r, "- trainee station: {}", station.name());
     let _ = writeln!(
         r,
-        "- white cell: {} at {addr} (fingerprint {})",
-        white_cell.name,
-        white_cell.fingerprint()
+        "**{}** {}\n",
+        t!(lang, "report.exercise"),
+        t!(lang, "report.record_note")
     );
-    let _ = writeln!(r, "- date (UTC): {date}\n");
-    let _ = writeln!(r, "## Messages\n");
+    let _ = writeln!(
+        r,
+        "- {}",
+        t!(lang, "report.record_station", station = station.name())
+    );
+    let _ = writeln!(
+        r,
+        "- {}",
+        t!(
+            lang,
+            "report.record_white_cell",
+            station = white_cell.name,
+            address = addr,
+            fingerprint = white_cell.fingerprint()
+        )
+    );
+    let _ = writeln!(r, "- {}\n", t!(lang, "report.date", date = date));
+    let _ = writeln!(r, "## {}\n", t!(lang, "report.messages"));
     let mut rows: Vec<(Timestamp, String)> = Vec::new();
-    for (direction, verb) in [(Direction::In, "received"), (Direction::Out, "sent")] {
+    for direction in [Direction::In, Direction::Out] {
         for row in station.list(direction).unwrap_or_default() {
-            let mut line = format!(
-                "{} {verb} {} {} ({})",
-                t_plus(row.stored_at, started),
-                row.precedence,
-                inert(&row.template_id),
-                row.id
-            );
-            if let Some(by) = &row.ack_by {
-                let _ = write!(line, ", acknowledged by {}", inert(by));
-            }
+            let at = t_plus(row.stored_at, started);
+            let template = inert(&row.template_id);
+            let line = match (direction, &row.ack_by) {
+                (Direction::In, None) => t!(
+                    lang,
+                    "report.record_received",
+                    at = at,
+                    precedence = row.precedence,
+                    template = template,
+                    id = row.id
+                ),
+                (Direction::In, Some(by)) => t!(
+                    lang,
+                    "report.record_received_acknowledged",
+                    at = at,
+                    precedence = row.precedence,
+                    template = template,
+                    id = row.id,
+                    by = inert(by)
+                ),
+                (Direction::Out, None) => t!(
+                    lang,
+                    "report.record_sent",
+                    at = at,
+                    precedence = row.precedence,
+                    template = template,
+                    id = row.id
+                ),
+                (Direction::Out, Some(by)) => t!(
+                    lang,
+                    "report.record_sent_acknowledged",
+                    at = at,
+                    precedence = row.precedence,
+                    template = template,
+                    id = row.id,
+                    by = inert(by)
+                ),
+            };
             rows.push((row.stored_at, line));
         }
     }
     rows.sort();
     if rows.is_empty() {
-        let _ = writeln!(r, "- none");
+        let _ = writeln!(r, "- {}", t!(lang, "report.none"));
     }
     for (_, line) in rows {
         let _ = writeln!(r, "- {line}");
     }
-    let _ = writeln!(r, "\n## Operator actions (from this station's audit log)\n");
+    let _ = writeln!(
+        r,
+        "\n## {}\n",
+        t!(
+            lang,
+            "report.actions",
+            source = t!(lang, "report.record_source")
+        )
+    );
     let actions = operator_actions(station, started);
     if actions.is_empty() {
-        let _ = writeln!(r, "- none");
+        let _ = writeln!(r, "- {}", t!(lang, "report.none"));
     }
     for a in actions {
         let _ = writeln!(r, "- {a}");

@@ -1,6 +1,7 @@
 //! Templates: typed, bilingual crisis forms. Loaded from TOML (raw, spanned
 //! form), then checked into [`Template`]s; every problem names file and line.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -9,39 +10,75 @@ use toml::Spanned;
 use crate::domain::{Language, Precedence};
 use crate::problem::Problem;
 
-/// Text in each language an operator may read.
+/// Text in each of a template's languages.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Localized {
-    pub en: String,
-    pub ru: String,
-}
+#[serde(transparent)]
+pub struct Localized(BTreeMap<Language, String>);
 
 impl Localized {
+    /// The text for a reader of `lang`: its own, that of a broader tag
+    /// (`fr` for `fr-CA`), else English, else the first there is. A
+    /// checked template has every one of its languages; [`Template::speaks`]
+    /// says whether the reader's is one.
     pub fn get(&self, lang: Language) -> &str {
-        match lang {
-            Language::En => &self.en,
-            Language::Ru => &self.ru,
-        }
+        std::iter::successors(Some(lang), Language::parent)
+            .chain([Language::EN])
+            .find_map(|l| self.0.get(&l))
+            .or_else(|| self.0.values().next())
+            .map_or("", String::as_str)
+    }
+
+    pub fn languages(&self) -> impl Iterator<Item = Language> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// Text in the one language `lang`.
+    pub fn single(lang: Language, text: &str) -> Localized {
+        Localized(BTreeMap::from([(lang, text.to_string())]))
     }
 }
 
-/// One option of a choice field.
+/// One option of a choice field: `{ value = "icbm", en = "…", ru = "…" }`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "BTreeMap<String, String>")]
 pub struct Choice {
     pub value: String,
-    pub en: String,
-    pub ru: String,
+    pub labels: Localized,
+}
+
+impl TryFrom<BTreeMap<String, String>> for Choice {
+    type Error = String;
+    fn try_from(mut map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
+        let value = map
+            .remove("value")
+            .ok_or("a choice needs value = \"…\" and its label in each language")?;
+        let labels = map
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse::<Language>()
+                    .map(|l| (l, v))
+                    .map_err(|e| format!("choice `{value}`: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Choice {
+            value,
+            labels: Localized(labels),
+        })
+    }
 }
 
 impl Choice {
     pub fn label(&self, lang: Language) -> &str {
-        match lang {
-            Language::En => &self.en,
-            Language::Ru => &self.ru,
-        }
+        self.labels.get(lang)
     }
+}
+
+/// A language a template is written in, and whether a reader of it has
+/// checked the text (false for a machine translation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TemplateLanguage {
+    pub language: Language,
+    pub reviewed: bool,
 }
 
 /// What a field holds, with its constraints.
@@ -91,6 +128,10 @@ pub struct Template {
     pub id: String,
     pub version: u32,
     pub precedence: Precedence,
+    /// The languages it is written in (`[languages]`); every text of it
+    /// is in each of them. Adding one does not change the version: the
+    /// fields, and so every message, stay the same.
+    pub languages: Vec<TemplateLanguage>,
     pub title: Localized,
     pub body: Localized,
     pub fields: Vec<Field>,
@@ -123,6 +164,7 @@ impl Template {
         &self,
         fields: &std::collections::BTreeMap<String, String>,
         at: jiff::Timestamp,
+        lang: Language,
     ) -> Option<String> {
         let rule = self.notice.as_ref()?;
         let when: jiff::Timestamp = fields.get(&rule.field)?.parse().ok()?;
@@ -131,11 +173,14 @@ impl Template {
         (lead < ahead).then(|| {
             let label = self
                 .field(&rule.field)
-                .map_or(rule.field.as_str(), |f| f.label.en.as_str());
+                .map_or(rule.field.as_str(), |f| f.label.get(lang));
             let hours = lead.as_secs() as f64 / 3600.0;
-            format!(
-                "{label} is {hours:.1} h after the notification; it is due at least {} ahead",
-                crate::domain::format_duration(rule.ahead)
+            crate::t!(
+                lang,
+                "form.short_notice",
+                field = label,
+                hours = format!("{hours:.1}"),
+                ahead = crate::domain::format_duration(rule.ahead)
             )
         })
     }
@@ -180,6 +225,22 @@ impl Template {
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+
+    /// Whether it is written in `lang` (or a broader tag of it).
+    pub fn speaks(&self, lang: Language) -> bool {
+        std::iter::successors(Some(lang), Language::parent)
+            .any(|l| self.languages.iter().any(|t| t.language == l))
+    }
+
+    /// The language a reader of `lang` gets it in: `lang` or a broader
+    /// tag of it if the template has one, else English, else its first.
+    pub fn rendered_in(&self, lang: Language) -> Language {
+        std::iter::successors(Some(lang), Language::parent)
+            .chain([Language::EN])
+            .find(|l| self.languages.iter().any(|t| t.language == *l))
+            .or_else(|| self.languages.first().map(|t| t.language))
+            .unwrap_or(Language::EN)
+    }
 }
 
 /// Free text fields are capped at this many characters unless the template
@@ -192,8 +253,9 @@ struct RawTemplate {
     id: Spanned<String>,
     version: Spanned<i64>,
     precedence: Spanned<String>,
-    title: Localized,
-    body: RawBody,
+    languages: Spanned<BTreeMap<Spanned<String>, RawLanguage>>,
+    title: Spanned<Localized>,
+    body: BTreeMap<Language, Spanned<String>>,
     fields: Vec<RawField>,
     summary: Option<Spanned<String>>,
     reply: Option<Spanned<String>>,
@@ -208,12 +270,10 @@ struct RawNotice {
     ahead: Spanned<String>,
 }
 
-/// The body keeps a span per language, so a problem names its exact line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawBody {
-    en: Spanned<String>,
-    ru: Spanned<String>,
+struct RawLanguage {
+    reviewed: bool,
 }
 
 #[derive(Deserialize)]
@@ -223,8 +283,8 @@ struct RawField {
     #[serde(rename = "type")]
     kind: Spanned<String>,
     required: bool,
-    label: Localized,
-    help: Option<Localized>,
+    label: Spanned<Localized>,
+    help: Option<Spanned<Localized>>,
     choices: Option<Spanned<Vec<Choice>>>,
     min: Option<i64>,
     max: Option<i64>,
@@ -238,6 +298,34 @@ fn is_identifier(s: &str, extra: char) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
+}
+
+/// What is wrong with a text written in `have` when the template declares
+/// `declared`, if anything.
+fn coverage(declared: &[Language], have: &[Language]) -> Option<String> {
+    let list = |ls: Vec<&Language>| {
+        ls.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing: Vec<&Language> = declared.iter().filter(|l| !have.contains(l)).collect();
+    let extra: Vec<&Language> = have.iter().filter(|l| !declared.contains(l)).collect();
+    if !missing.is_empty() {
+        Some(format!(
+            "has no text in {}; every text is written in each language of [languages] ({})",
+            list(missing),
+            list(declared.iter().collect())
+        ))
+    } else if !extra.is_empty() {
+        Some(format!(
+            "is written in {}, which [languages] does not declare; declare it there ({} = {{ reviewed = false }}) or remove the text",
+            list(extra.clone()),
+            extra[0]
+        ))
+    } else {
+        None
+    }
 }
 
 /// Parses and checks one template file. `file_name` must be `<id>.toml`.
@@ -286,6 +374,33 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
                 Precedence::Routine
             });
 
+    let mut languages = Vec::new();
+    for (tag, l) in raw.languages.get_ref() {
+        match tag.get_ref().parse::<Language>() {
+            Ok(language) => languages.push(TemplateLanguage {
+                language,
+                reviewed: l.reviewed,
+            }),
+            Err(e) => err(tag.span(), "languages", e.to_string()),
+        }
+    }
+    if languages.is_empty() {
+        err(
+            raw.languages.span(),
+            "languages",
+            "a template is written in at least one language: [languages] en = { reviewed = true }"
+                .into(),
+        );
+    }
+    let declared: Vec<Language> = languages.iter().map(|l| l.language).collect();
+    let cover = |have: Vec<Language>| coverage(&declared, &have);
+    if let Some(message) = cover(raw.title.get_ref().languages().collect()) {
+        err(raw.title.span(), "title", message);
+    }
+    if let Some(message) = cover(raw.body.keys().copied().collect()) {
+        err(raw.languages.span(), "body", message);
+    }
+
     let mut fields: Vec<Field> = Vec::new();
     // Fields whose type was wrong: reported once, not again by the body.
     let mut broken: Vec<String> = Vec::new();
@@ -307,6 +422,22 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             );
         }
         let kind_span = f.kind.span();
+        if let Some(message) = cover(f.label.get_ref().languages().collect()) {
+            err(f.label.span(), &key("label"), message);
+        }
+        if let Some(help) = &f.help
+            && let Some(message) = cover(help.get_ref().languages().collect())
+        {
+            err(help.span(), &key("help"), message);
+        }
+        if let Some(choices) = &f.choices {
+            for c in choices.get_ref() {
+                if let Some(message) = cover(c.labels.languages().collect()) {
+                    let at = format!("{}.{}", key("choices"), c.value);
+                    err(choices.span(), &at, message);
+                }
+            }
+        }
         let constraints_for = |wanted: &str| -> Vec<&'static str> {
             let mut extra = Vec::new();
             if f.choices.is_some() && wanted != "choice" {
@@ -421,15 +552,15 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             name,
             kind,
             required: f.required,
-            label: f.label,
-            help: f.help,
+            label: f.label.into_inner(),
+            help: f.help.map(Spanned::into_inner),
         });
     }
     if fields.is_empty() {
         err(0..0, "fields", "a template needs at least one field".into());
     }
 
-    for (lang, text) in [(Language::En, &raw.body.en), (Language::Ru, &raw.body.ru)] {
+    for (lang, text) in &raw.body {
         let span = text.span();
         match super::render::placeholders(text.get_ref()) {
             Err(message) => err(span.clone(), &format!("body.{lang}"), message),
@@ -455,10 +586,12 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
             }
         }
     }
-    let body = Localized {
-        en: raw.body.en.into_inner(),
-        ru: raw.body.ru.into_inner(),
-    };
+    let body = Localized(
+        raw.body
+            .into_iter()
+            .map(|(l, t)| (l, t.into_inner()))
+            .collect(),
+    );
 
     let summary = match &raw.summary {
         Some(s) => {
@@ -555,7 +688,8 @@ pub fn parse_template(path: &Path, text: &str) -> Result<Template, Vec<Problem>>
         id: raw.id.into_inner(),
         version,
         precedence,
-        title: raw.title,
+        languages,
+        title: raw.title.into_inner(),
         body,
         fields,
         summary,

@@ -7,110 +7,8 @@ use super::Catalog;
 use super::model::Template;
 use crate::domain::{Dtg, Language, Message};
 
-/// The `{name}` placeholders of a body text, in order. `{{` and `}}` are
-/// literal braces.
-pub fn placeholders(body: &str) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-            }
-            '{' => {
-                let mut name = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => name.push(c),
-                        None => {
-                            return Err(
-                                "a `{` is never closed; write `{{` for a literal brace".into()
-                            );
-                        }
-                    }
-                }
-                names.push(name);
-            }
-            '}' => return Err("a `}` without its `{`; write `}}` for a literal brace".into()),
-            _ => {}
-        }
-    }
-    Ok(names)
-}
-
-fn fill(body: &str, mut value: impl FnMut(&str) -> String) -> String {
-    let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                let v = value(&name);
-                // "… в. д." before the sentence's own full stop: one stop.
-                if v.ends_with('.') && chars.peek() == Some(&'.') {
-                    chars.next();
-                }
-                out.push_str(&v);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-struct Words {
-    exercise: &'static str,
-    from: &'static str,
-    to: &'static str,
-    serial: &'static str,
-    operator: &'static str,
-    references: &'static str,
-    attachments: &'static str,
-    free_text: &'static str,
-    original_in: &'static str,
-    message_text: &'static str,
-}
-
-fn words(lang: Language) -> Words {
-    match lang {
-        Language::En => Words {
-            exercise: "EXERCISE EXERCISE EXERCISE",
-            from: "From",
-            to: "to",
-            serial: "serial",
-            operator: "Operator",
-            references: "References",
-            attachments: "Attachments",
-            free_text: "free text",
-            original_in: "original language",
-            message_text: "Text",
-        },
-        Language::Ru => Words {
-            exercise: "УЧЕНИЯ УЧЕНИЯ УЧЕНИЯ",
-            from: "От",
-            to: "для",
-            serial: "номер",
-            operator: "Оператор",
-            references: "Ссылки",
-            attachments: "Вложения",
-            free_text: "свободный текст",
-            original_in: "язык оригинала",
-            message_text: "Текст",
-        },
-    }
-}
+use crate::lang::fill;
+pub use crate::lang::placeholders;
 
 /// Renders `message` in `lang` from `template`. `sender_lang` is the
 /// sender's language, which its free text is in unless the message says
@@ -121,7 +19,6 @@ pub fn render(
     lang: Language,
     sender_lang: Language,
 ) -> String {
-    let w = words(lang);
     let mut out = String::new();
     // The marking heads the message, as classification practice has it.
     if let Some(label) = &message.label {
@@ -129,7 +26,7 @@ pub fn render(
         out.push('\n');
     }
     if message.exercise {
-        out.push_str(w.exercise);
+        out.push_str(crate::t!(lang, "render.exercise"));
         out.push('\n');
     }
     out.push_str(&format!(
@@ -137,20 +34,25 @@ pub fn render(
         message.precedence,
         template.title.get(lang)
     ));
-    out.push_str(&format!(
-        "{} {} {} {} · DTG {} · {} {}\n",
-        w.from,
-        message.from,
-        w.to,
-        message.to,
-        Dtg(message.released_at),
-        w.serial,
-        message.serial
+    out.push_str(&crate::t!(
+        lang,
+        "render.heading",
+        from = message.from,
+        to = message.to,
+        dtg = Dtg(message.released_at),
+        serial = message.serial
     ));
-    out.push_str(&format!("{}: {}\n", w.operator, message.operator));
+    out.push('\n');
+    out.push_str(&crate::t!(lang, "render.operator", name = message.operator));
+    out.push('\n');
     if !message.references.is_empty() {
         let refs: Vec<String> = message.references.iter().map(ToString::to_string).collect();
-        out.push_str(&format!("{}: {}\n", w.references, refs.join(", ")));
+        out.push_str(&crate::t!(
+            lang,
+            "render.references",
+            list = refs.join(", ")
+        ));
+        out.push('\n');
     }
     out.push('\n');
     let body = fill(template.body.get(lang), |name| {
@@ -161,11 +63,10 @@ pub fn render(
     });
     out.push_str(body.trim());
     out.push_str("\n\n");
-    let free_mark = format!(
-        "[{}, {}: {}]",
-        w.free_text,
-        w.original_in,
-        message.text_language.unwrap_or(sender_lang).native_name()
+    let free_mark = crate::t!(
+        lang,
+        "render.free_text",
+        language = crate::lang::name(message.text_language.unwrap_or(sender_lang))
     );
     for field in &template.fields {
         let Some(v) = message.fields.get(&field.name) else {
@@ -173,25 +74,44 @@ pub fn render(
         };
         let label = field.label.get(lang);
         if matches!(field.kind, super::model::FieldKind::Text { .. }) {
-            out.push_str(&format!("{label} {free_mark}:\n{}\n", indent(v)));
+            out.push_str(&crate::t!(
+                lang,
+                "render.free_field",
+                label = label,
+                mark = free_mark
+            ));
+            out.push_str(&format!("\n{}\n", indent(v)));
         } else {
-            out.push_str(&format!("{label}: {}\n", field.render(v, lang)));
+            out.push_str(&crate::t!(
+                lang,
+                "render.field",
+                label = label,
+                value = field.render(v, lang)
+            ));
+            out.push('\n');
         }
     }
     if !message.text.is_empty() {
-        out.push_str(&format!(
-            "{} {free_mark}:\n{}\n",
-            w.message_text,
-            indent(&message.text)
+        out.push_str(&crate::t!(
+            lang,
+            "render.free_field",
+            label = crate::t!(lang, "render.text"),
+            mark = free_mark
         ));
+        out.push_str(&format!("\n{}\n", indent(&message.text)));
     }
     if !message.attachments.is_empty() {
-        out.push_str(&format!("{}:\n", w.attachments));
+        out.push_str(crate::t!(lang, "render.attachments"));
+        out.push('\n');
         for a in &message.attachments {
-            out.push_str(&format!(
-                "  {} ({} bytes, sha256 {})\n",
-                a.name, a.size, a.sha256
+            out.push_str(&crate::t!(
+                lang,
+                "render.attachment",
+                name = a.name,
+                size = a.size,
+                sha256 = a.sha256
             ));
+            out.push('\n');
         }
     }
     out
@@ -207,7 +127,8 @@ fn indent(text: &str) -> String {
 /// What the reader is shown, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReaderView {
-    /// Rendered in the reader's language from the template fields.
+    /// Rendered from the template fields in the reader's language, or in
+    /// the one the template falls back to where it lacks the reader's.
     Rendered { text: String, language: Language },
     /// The sender's own text, because it is already in the reader's language.
     Original { text: String },
@@ -242,32 +163,35 @@ pub enum OriginalCheck {
 }
 
 /// Renders the fields as the sender did and compares with its original.
-pub fn check_original(message: &Message, catalog: &Catalog) -> OriginalCheck {
+/// A reason it gives is in `reader`'s language.
+pub fn check_original(message: &Message, catalog: &Catalog, reader: Language) -> OriginalCheck {
     let Ok(lang) = message.original.language.parse::<Language>() else {
         return OriginalCheck::NotChecked {
-            reason: format!(
-                "the sender's language `{}` is not one this station knows",
-                message.original.language
-            ),
+            reason: unknown_language(message, reader),
         };
     };
     if message.revision != crate::domain::REVISION {
         return OriginalCheck::NotChecked {
-            reason: format!(
-                "it was written by renderer revision {}, this station has {}",
-                message.revision,
-                crate::domain::REVISION
+            reason: crate::t!(
+                reader,
+                "render.other_revision",
+                theirs = message.revision,
+                ours = crate::domain::REVISION
             ),
         };
     }
     let Some(template) = catalog.get(&message.template.id, message.template.version) else {
         return OriginalCheck::NotChecked {
-            reason: format!(
-                "this station has no template `{}` version {}",
-                message.template.id, message.template.version
-            ),
+            reason: no_template(message, catalog, reader),
         };
     };
+    // Words this station has not got for the sender's language would make
+    // a different text of the same fields: nothing to compare.
+    if !template.speaks(lang) || crate::lang::find(lang).is_none() {
+        return OriginalCheck::NotChecked {
+            reason: unknown_language(message, reader),
+        };
+    }
     let rendered = render(message, template, lang, lang);
     if rendered == message.original.text {
         OriginalCheck::Agrees
@@ -286,26 +210,45 @@ pub fn for_reader(message: &Message, catalog: &Catalog, lang: Language) -> Reade
     let Some(sender_lang) = sender_lang else {
         return ReaderView::OriginalOnly {
             text: original,
-            reason: format!(
-                "the sender's language `{}` is not one this station knows",
-                message.original.language
-            ),
+            reason: unknown_language(message, lang),
         };
     };
     match catalog.get(&message.template.id, message.template.version) {
-        Some(t) => ReaderView::Rendered {
-            text: render(message, t, lang, sender_lang),
-            language: lang,
-        },
+        // A template without the reader's language: the sender's own text
+        // if it is the one the template falls back to, else a rendering in
+        // that one; the view says which it is.
+        Some(t) if t.rendered_in(lang) == sender_lang => ReaderView::Original { text: original },
+        Some(t) => {
+            let language = t.rendered_in(lang);
+            ReaderView::Rendered {
+                text: render(message, t, language, sender_lang),
+                language,
+            }
+        }
         None => ReaderView::OriginalOnly {
             text: original,
-            reason: match catalog.latest(&message.template.id) {
-                Some(t) => format!(
-                    "this station has template `{}` version {}, not version {}",
-                    t.id, t.version, message.template.version
-                ),
-                None => format!("this station has no template `{}`", message.template.id),
-            },
+            reason: no_template(message, catalog, lang),
         },
+    }
+}
+
+fn unknown_language(message: &Message, reader: Language) -> String {
+    crate::t!(
+        reader,
+        "render.unknown_language",
+        tag = message.original.language
+    )
+}
+
+fn no_template(message: &Message, catalog: &Catalog, reader: Language) -> String {
+    match catalog.latest(&message.template.id) {
+        Some(t) => crate::t!(
+            reader,
+            "render.other_version",
+            id = t.id,
+            ours = t.version,
+            theirs = message.template.version
+        ),
+        None => crate::t!(reader, "render.no_template", id = message.template.id),
     }
 }

@@ -60,8 +60,9 @@ impl Field {
                 .iter()
                 .find(|c| {
                     c.value.eq_ignore_ascii_case(trimmed)
-                        || c.en.eq_ignore_ascii_case(trimmed)
-                        || c.ru.to_lowercase() == trimmed.to_lowercase()
+                        || c.labels
+                            .languages()
+                            .any(|l| c.labels.get(l).to_lowercase() == trimmed.to_lowercase())
                 })
                 .map(|c| c.value.clone())
                 .ok_or_else(|| {
@@ -128,24 +129,21 @@ impl Field {
                 Ok(a) => a.render(lang, |c| position(c, lang)),
                 Err(_) => value.to_string(),
             },
-            FieldKind::Duration => match lang {
-                Language::En => value.to_string(),
-                Language::Ru => value
-                    .split(' ')
-                    .map(|part| {
-                        let (n, unit) = part.split_at(part.len().saturating_sub(1));
-                        let unit = match unit {
-                            "d" => "сут",
-                            "h" => "ч",
-                            "m" => "мин",
-                            "s" => "с",
-                            other => other,
-                        };
-                        format!("{n} {unit}")
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            },
+            FieldKind::Duration => value
+                .split(' ')
+                .map(|part| {
+                    let (n, unit) = part.split_at(part.len().saturating_sub(1));
+                    let unit = match unit {
+                        "d" => crate::t!(lang, "value.unit_d"),
+                        "h" => crate::t!(lang, "value.unit_h"),
+                        "m" => crate::t!(lang, "value.unit_m"),
+                        "s" => crate::t!(lang, "value.unit_s"),
+                        other => other,
+                    };
+                    crate::t!(lang, "value.duration_part", n = n, unit = unit)
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }
@@ -184,15 +182,24 @@ impl Template {
     }
 }
 
-/// A position as a reader of `lang` reads it.
+/// A position as a reader of `lang` reads it, from its canonical text
+/// (`045.9200N 063.3400E`).
 fn position(c: &Coordinates, lang: Language) -> String {
-    let text = c.to_string();
-    match lang {
-        Language::En => text,
-        Language::Ru => text
-            .replace('N', " с. ш.")
-            .replace('S', " ю. ш.")
-            .replace('E', " в. д.")
-            .replace('W', " з. д."),
-    }
+    let canonical = c.to_string();
+    let (lat, lon) = canonical.split_once(' ').unwrap_or((&canonical, ""));
+    let hemisphere = |part: &str| match part.chars().last() {
+        Some('N') => crate::t!(lang, "value.north"),
+        Some('S') => crate::t!(lang, "value.south"),
+        Some('E') => crate::t!(lang, "value.east"),
+        _ => crate::t!(lang, "value.west"),
+    };
+    let digits = |part: &str| part[..part.len().saturating_sub(1)].to_string();
+    crate::t!(
+        lang,
+        "value.position",
+        lat = digits(lat),
+        ns = hemisphere(lat),
+        lon = digits(lon),
+        ew = hemisphere(lon)
+    )
 }

@@ -10,7 +10,11 @@ use ratatui::widgets::Paragraph;
 
 use super::Theme;
 use crate::console::App;
+use crate::console::keymap::Action;
+use crate::domain::Language;
+use crate::link::PathKind;
 use crate::sanitize::inert;
+use crate::t;
 
 fn clock(now: Timestamp, tz: &str) -> String {
     match TimeZone::get(tz) {
@@ -20,24 +24,30 @@ fn clock(now: Timestamp, tz: &str) -> String {
 }
 
 pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let width = usize::from(area.width);
     let who = match &app.operator {
-        Some(op) => format!("on duty: {op}"),
-        None => "LOCKED".to_string(),
+        Some(op) => t!(lang, "bars.on_duty", operator = op),
+        None => t!(lang, "bars.locked").to_string(),
     };
+    let utc = t!(lang, "bars.utc", time = app.now.strftime("%H:%M:%S"));
     let mut first = vec![
         Span::styled(format!(" {} ", app.setup.station), theme.banner()),
         Span::raw(format!(" {who} ")),
-        Span::raw(format!("│ UTC {} ", app.now.strftime("%H:%M:%S"))),
+        Span::raw(format!("│ {utc} ")),
     ];
     // Clocks are shown whole or not at all, in the order configured.
-    let clocks = std::iter::once(format!("│ local {} ", clock(app.now, &app.setup.time_zone)))
-        .chain(
-            app.setup
-                .peers
-                .iter()
-                .map(|(peer, tz)| format!("│ {peer} {} ", clock(app.now, tz))),
-        );
+    let local = t!(
+        lang,
+        "bars.local",
+        time = clock(app.now, &app.setup.time_zone)
+    );
+    let clocks = std::iter::once(format!("│ {local} ")).chain(
+        app.setup
+            .peers
+            .iter()
+            .map(|(peer, tz)| format!("│ {peer} {} ", clock(app.now, tz))),
+    );
     let mut used: usize = first.iter().map(Span::width).sum();
     for c in clocks {
         let span = Span::raw(c);
@@ -57,27 +67,35 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     } else {
         theme.dim()
     };
-    let mut second = vec![Span::styled(
-        format!(
-            " UNACK Z:{} O:{} P:{} R:{}",
-            counts[0], counts[1], counts[2], counts[3]
-        ),
-        unack_style,
-    )];
+    let unack = t!(
+        lang,
+        "bars.unacknowledged",
+        z = counts[0],
+        o = counts[1],
+        p = counts[2],
+        r = counts[3]
+    );
+    let mut second = vec![Span::styled(format!(" {unack}"), unack_style)];
     if counts[0] > 0 {
-        second.push(Span::styled(" FLASH UNACKNOWLEDGED", unack_style));
+        second.push(Span::styled(
+            format!(" {}", t!(lang, "bars.flash_unacknowledged")),
+            unack_style,
+        ));
     }
     second.push(Span::raw(" │"));
     second.push(match app.alarms.len() {
-        0 => Span::styled(" no alarms", theme.dim()),
-        n => Span::styled(format!(" ALARMS {n} "), theme.banner()),
+        0 => Span::styled(format!(" {}", t!(lang, "bars.no_alarms")), theme.dim()),
+        n => Span::styled(
+            format!(" {} ", t!(lang, "bars.alarms", count = n)),
+            theme.banner(),
+        ),
     });
     // A station that is not running has no link: nothing it last said
     // about its peers is shown, least of all UP.
     if let Some(reason) = &app.station_lost {
         second.push(Span::raw(" │ "));
         second.push(Span::styled(
-            " STATION NOT RUNNING · no link · retrying ",
+            format!(" {} ", t!(lang, "bars.station_not_running")),
             theme.banner(),
         ));
         second.push(Span::styled(format!(" {}", inert(reason)), theme.alert()));
@@ -87,7 +105,7 @@ pub fn status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         // On a narrow terminal the FLASH flag shortens before any peer's
         // name goes unseen.
         if !all_named && counts[0] > 0 {
-            let short = Span::styled(" FLASH!", unack_style);
+            let short = Span::styled(format!(" {}", t!(lang, "bars.flash_short")), unack_style);
             let gained = second[1].width() - short.width();
             second[1] = short;
             fitted = peers(app, theme, room + gained).0;
@@ -109,11 +127,11 @@ enum LinkState {
 }
 
 impl LinkState {
-    fn word(self) -> &'static str {
+    fn word(self, lang: Language) -> &'static str {
         match self {
-            LinkState::Down => "DOWN",
-            LinkState::Degraded => "DEGRADED",
-            LinkState::Up => "UP",
+            LinkState::Down => t!(lang, "bars.down"),
+            LinkState::Degraded => t!(lang, "bars.degraded"),
+            LinkState::Up => t!(lang, "bars.up"),
         }
     }
 }
@@ -124,6 +142,7 @@ impl LinkState {
 /// counts by state ("+3 DOWN +2 UP"). Nothing is cut mid-word. Says
 /// whether every peer is there by name.
 fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
+    let lang = app.setup.language;
     let links = app
         .status
         .as_ref()
@@ -143,22 +162,28 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
                 _ => LinkState::Down,
             };
             let detail = link.filter(|l| l.up).map(|l| {
-                let path = l
-                    .path
-                    .map(|p| format!("{p:?}").to_lowercase())
-                    .unwrap_or_default();
+                let path = match l.path {
+                    Some(PathKind::Primary) => t!(lang, "bars.path_primary"),
+                    Some(PathKind::Backup) => t!(lang, "bars.path_backup"),
+                    Some(PathKind::Inbound) => t!(lang, "bars.path_inbound"),
+                    None => "",
+                };
                 let test = match (
                     health.and_then(|h| h.last_link_test.as_deref()),
                     health.and_then(|h| h.last_link_test_ok),
                 ) {
-                    (Some(at), Some(ok)) => format!(
-                        " test {} {}",
-                        at.get(11..16).unwrap_or(at),
-                        if ok { "ok" } else { "FAILED" }
+                    (Some(at), Some(true)) => {
+                        t!(lang, "bars.link_test_ok", at = at.get(11..16).unwrap_or(at))
+                    }
+                    (Some(at), Some(false)) => t!(
+                        lang,
+                        "bars.link_test_failed",
+                        at = at.get(11..16).unwrap_or(at)
                     ),
-                    _ => " test -".to_string(),
+                    _ => t!(lang, "bars.link_test_none").to_string(),
                 };
-                format!(" {path} {}ms{test}", l.rtt_ms.unwrap_or(0))
+                let rtt = t!(lang, "bars.rtt", ms = l.rtt_ms.unwrap_or(0));
+                format!(" {path} {rtt} {test}")
             });
             let classic = health.is_some_and(|h| !h.post_quantum);
             (state, inert(peer), detail, classic)
@@ -177,15 +202,16 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
     };
     let segment = |(state, name, detail, classic): &(LinkState, String, Option<String>, bool),
                    long: bool| {
-        let mut text = format!(" │ {name} {} {}", mark(*state), state.word());
+        let mut text = format!(" │ {name} {} {}", mark(*state), state.word(lang));
         if long && let Some(d) = detail {
             text.push_str(d);
         }
         if *classic {
+            text.push(' ');
             text.push_str(if long {
-                " link not post-quantum"
+                t!(lang, "bars.not_post_quantum")
             } else {
-                " not PQ"
+                t!(lang, "bars.not_pq")
             });
         }
         Span::styled(text, style(*state))
@@ -201,7 +227,13 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
         for state in [LinkState::Down, LinkState::Degraded, LinkState::Up] {
             let left = shown[n..].iter().filter(|(s, ..)| *s == state).count();
             if left > 0 {
-                text.push_str(&format!(" +{left} {}", state.word()));
+                let more = t!(
+                    lang,
+                    "bars.peers_more",
+                    count = left,
+                    state = state.word(lang)
+                );
+                text.push_str(&format!(" {more}"));
             }
         }
         let worst = shown.get(n).map_or(LinkState::Up, |(s, ..)| *s);
@@ -224,8 +256,10 @@ fn peers(app: &App, theme: &Theme, room: usize) -> (Vec<Span<'static>>, bool) {
     (spans, all_named)
 }
 
-pub fn exercise_banner(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
-    let text = " EXERCISE ".repeat(usize::from(area.width) / 10 + 1);
+pub fn exercise_banner(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let word = format!(" {} ", t!(app.setup.language, "bars.exercise"));
+    // Repeated past the edge, which cuts it.
+    let text = word.repeat(usize::from(area.width) / super::width_of(&word).max(1) + 1);
     frame.render_widget(Paragraph::new(Span::styled(text, theme.banner())), area);
 }
 
@@ -233,6 +267,7 @@ pub fn exercise_banner(frame: &mut Frame<'_>, area: Rect, theme: &Theme) {
 /// notices, so that neither a notice nor a lesser alarm hides it; the
 /// panel (F3 by default) lists them all.
 pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let Some(newest) = app
         .alarms
         .iter()
@@ -242,10 +277,11 @@ pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     };
     let more = match app.alarms.len() {
         1 => String::new(),
-        n => format!(" (+{} more)", n - 1),
+        n => format!(" {}", t!(lang, "bars.alarms_more", count = n - 1)),
     };
+    let age = age(lang, app.now, newest.raised_at);
     let badge = Span::styled(
-        format!(" ALARM {} ", age(app.now, newest.raised_at)),
+        format!(" {} ", t!(lang, "bars.alarm", age = age)),
         theme.banner(),
     );
     // Cut with a visible "…" where it is too long (the panel has it whole);
@@ -263,13 +299,23 @@ pub fn alarm_line(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 
 /// How long ago `at` was, in the largest unit that says it: `40s`, `12m`,
 /// `3h05m`, `2d04h`.
-pub fn age(now: Timestamp, at: Timestamp) -> String {
+pub fn age(lang: Language, now: Timestamp, at: Timestamp) -> String {
     let s = now.duration_since(at).as_secs().max(0);
     match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+        0..60 => t!(lang, "bars.age_seconds", s = s),
+        60..3600 => t!(lang, "bars.age_minutes", m = s / 60),
+        3600..86400 => t!(
+            lang,
+            "bars.age_hours",
+            h = s / 3600,
+            m = format!("{:02}", s % 3600 / 60)
+        ),
+        _ => t!(
+            lang,
+            "bars.age_days",
+            d = s / 86400,
+            h = format!("{:02}", s % 86400 / 3600)
+        ),
     }
 }
 
@@ -277,7 +323,10 @@ pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let line = if let Some(n) = &app.notice {
         Span::styled(
             super::fit(&format!(" {}", inert(n)), usize::from(area.width)),
-            if n.contains("FAILED") || n.contains("REFUSED") {
+            if t!(app.setup.language, "bars.alert_words")
+                .split('|')
+                .any(|w| !w.is_empty() && n.contains(w))
+            {
                 theme.alert()
             } else {
                 theme.warn()
@@ -293,21 +342,25 @@ pub fn notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 /// important first, fitted to the width whole; when they do not all fit,
 /// the help key ends the line as "? more", since help lists them all.
 pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let items = footer_items(app);
+    let items = footer_actions(app);
     let width = usize::from(area.width);
-    let item_width = |(k, l): &(String, String)| k.chars().count() + l.chars().count() + 3;
+    let item_width =
+        |(k, _, l): &(String, Action, &str)| super::width_of(k) + super::width_of(l) + 3;
     let total: usize = items.iter().map(item_width).sum();
     let help = items
         .iter()
-        .position(|(_, label)| label == "help")
-        .map(|i| items[i].clone());
-    let shown: Vec<(String, String)> = if total <= width {
+        .find(|(_, action, _)| *action == Action::Help)
+        .cloned();
+    let shown: Vec<(String, Action, &str)> = if total <= width {
         items
     } else {
-        let more = help.map(|(k, _)| (k, "more".to_string()));
+        let more = help.map(|(k, action, _)| (k, action, t!(app.setup.language, "bars.more")));
         let mut room = width.saturating_sub(more.as_ref().map_or(0, item_width));
-        let mut fitted: Vec<(String, String)> = Vec::new();
-        for item in items.into_iter().filter(|(_, l)| l != "help") {
+        let mut fitted = Vec::new();
+        for item in items
+            .into_iter()
+            .filter(|(_, action, _)| *action != Action::Help)
+        {
             let w = item_width(&item);
             if w > room {
                 // Keep the order: a later, shorter key does not jump ahead.
@@ -320,7 +373,7 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         fitted
     };
     let mut spans = Vec::new();
-    for (key, label) in shown {
+    for (key, _, label) in shown {
         spans.push(Span::styled(format!(" {key}"), theme.banner()));
         spans.push(Span::raw(format!(" {label} ")));
     }
@@ -330,21 +383,28 @@ pub fn footer(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 /// The footer's keys for the screen on show: the keymap's, less those that
 /// would do nothing here now, with labels that say what they would do.
 pub fn footer_items(app: &App) -> Vec<(String, String)> {
+    footer_actions(app)
+        .into_iter()
+        .map(|(key, _, label)| (key, label.to_string()))
+        .collect()
+}
+
+/// [`footer_items`], with the action of each key.
+fn footer_actions(app: &App) -> Vec<(String, Action, &'static str)> {
+    let lang = app.setup.language;
     app.setup
         .keymap
-        .footer_actions(app.context())
+        .footer_actions(app.context(), lang)
         .into_iter()
         .filter(|(_, action, _)| app.applies(*action))
         .map(|(key, action, label)| {
             let label = match action {
-                crate::console::keymap::Action::ToggleOriginal
-                    if app.reading.as_ref().is_some_and(|r| r.show_original) =>
-                {
-                    "rendering"
+                Action::ToggleOriginal if app.reading.as_ref().is_some_and(|r| r.show_original) => {
+                    t!(lang, "keys.rendering")
                 }
                 _ => label,
             };
-            (key, label.to_string())
+            (key, action, label)
         })
         .collect()
 }

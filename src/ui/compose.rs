@@ -12,24 +12,25 @@ use crate::console::App;
 use crate::console::form::Row;
 use crate::domain::{Language, OperatorName, StationName};
 use crate::sanitize::inert;
+use crate::t;
 use crate::templates::{Catalog, FieldKind, render};
 
 pub fn picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let lang = app.setup.language;
     let mut lines = vec![
         Line::from(vec![
-            Span::raw("Template (type to filter): "),
+            Span::raw(t!(lang, "compose.filter")),
             Span::styled(format!("{}▏", app.picker.filter), theme.warn()),
         ]),
         Line::raw(""),
     ];
     let matches = app.picker.matches(Catalog::builtin(), lang);
     if matches.is_empty() {
-        lines.push(Line::styled("  no template matches", theme.dim()));
+        lines.push(Line::styled(t!(lang, "compose.no_match"), theme.dim()));
     }
     for (i, t) in matches.iter().enumerate() {
         let selected = i == app.picker.selected;
-        let text = format!(
+        let mut text = format!(
             "{} {:<10} {}  ({} v{})",
             if selected { "▶" } else { " " },
             t.precedence.as_str(),
@@ -37,6 +38,13 @@ pub fn picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             t.id,
             t.version
         );
+        if !t.speaks(lang) {
+            text.push_str(&t!(
+                lang,
+                "compose.fallback_mark",
+                language = crate::lang::name(t.rendered_in(lang))
+            ));
+        }
         lines.push(Line::styled(
             text,
             if selected {
@@ -49,9 +57,11 @@ pub fn picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     if !app.reply_refs.is_empty() {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            format!(
-                "reply to {}",
-                app.reply_refs
+            t!(
+                lang,
+                "compose.reply_to",
+                handles = app
+                    .reply_refs
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
@@ -61,7 +71,11 @@ pub fn picker(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         ));
     }
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(" COMPOSE ")),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(format!(" {} ", t!(lang, "compose.title"))),
+        ),
         area,
     );
 }
@@ -76,21 +90,35 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .setup
         .peers
         .get(form.peer)
-        .map_or("(no peer configured)", |(p, _)| p.as_str());
+        .map_or(t!(lang, "compose.no_peer"), |(p, _)| p.as_str());
     let peer = if app.composing_inject {
-        "the trainee, from the white cell (ad-hoc inject)"
+        t!(lang, "compose.inject_to")
     } else {
         peer
     };
-    lines.push(Line::raw(format!(
-        "{} To:          ◀ {peer} ▶",
-        mark(&Row::Peer)
+    lines.push(Line::raw(t!(
+        lang,
+        "compose.to",
+        mark = mark(&Row::Peer),
+        peer = peer
     )));
-    lines.push(Line::raw(format!(
-        "{} Precedence:  ◀ {} ▶",
-        mark(&Row::Precedence),
-        form.precedence
+    lines.push(Line::raw(t!(
+        lang,
+        "compose.precedence",
+        mark = mark(&Row::Precedence),
+        precedence = form.precedence
     )));
+    if !form.template.speaks(lang) {
+        lines.push(Line::styled(
+            t!(
+                lang,
+                "compose.fallback",
+                yours = crate::lang::name(lang),
+                language = crate::lang::name(form.template.rendered_in(lang))
+            ),
+            theme.warn(),
+        ));
+    }
     for (i, field) in form.template.fields.iter().enumerate() {
         let row = Row::Field(i);
         let value = &form.values[i];
@@ -98,20 +126,18 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             FieldKind::Choice(choices) => choices
                 .iter()
                 .find(|c| c.value == *value)
-                .map_or("◀ ▶ to choose".to_string(), |c| {
+                .map_or(t!(lang, "compose.choose").to_string(), |c| {
                     format!("= {}", c.label(lang))
                 }),
             // Examples say so in words, not by colour alone: under
             // NO_COLOR a dim example would read as a typed value.
-            FieldKind::DateTime => "(e.g. now, +30m, 261415Z NOV 26)".into(),
-            FieldKind::Coordinates => "(e.g. 45.92N 63.34E)".into(),
-            FieldKind::Duration => "(e.g. 2h 30m)".into(),
-            FieldKind::Area => {
-                "(e.g. circle 45.92N 63.34E radius 50 km; points …; water NAME)".into()
-            }
+            FieldKind::DateTime => t!(lang, "compose.example_datetime").into(),
+            FieldKind::Coordinates => t!(lang, "compose.example_coordinates").into(),
+            FieldKind::Duration => t!(lang, "compose.example_duration").into(),
+            FieldKind::Area => t!(lang, "compose.example_area").into(),
             _ => String::new(),
         };
-        let problem = form.problem(i, app.now);
+        let problem = form.problem(i, app.now, lang);
         let required = if field.required { "*" } else { " " };
         let mut spans = vec![
             Span::raw(format!(
@@ -143,44 +169,49 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         }
         lines.push(Line::from(spans));
     }
-    if let Some(why) = form.short_notice(app.now) {
+    if let Some(why) = form.short_notice(app.now, lang) {
         lines.push(Line::styled(
-            format!("  ⚠ SHORT NOTICE: {why}"),
+            t!(lang, "compose.short_notice", why = why),
             theme.alert(),
         ));
     }
-    lines.push(Line::raw(format!(
-        "{} Free text, in ◀ {} ▶ (sent as written; Enter for a new line): {}{}",
-        mark(&Row::Text),
-        form.text_language.unwrap_or(lang).native_name(),
-        form.text.replace('\n', "⏎"),
-        if focus == Row::Text { "▏" } else { "" }
+    lines.push(Line::raw(t!(
+        lang,
+        "compose.free_text",
+        mark = mark(&Row::Text),
+        language = crate::lang::name(form.text_language.unwrap_or(lang)),
+        text = form.text.replace('\n', "⏎"),
+        cursor = if focus == Row::Text { "▏" } else { "" }
     )));
-    lines.push(Line::raw(format!(
-        "{} Attach a file (type a path, → completes, Enter adds): {}{}",
-        mark(&Row::Attach),
-        inert(&form.attach_input),
-        if focus == Row::Attach { "▏" } else { "" }
+    lines.push(Line::raw(t!(
+        lang,
+        "compose.attach",
+        mark = mark(&Row::Attach),
+        path = inert(&form.attach_input),
+        cursor = if focus == Row::Attach { "▏" } else { "" }
     )));
     for path in &form.attachments {
         lines.push(Line::styled(format!("    📎 {}", inert(path)), theme.dim()));
     }
     let labels = &app.setup.labels;
-    lines.push(Line::raw(format!(
-        "{} Marking:     ◀ {} ▶{}",
-        mark(&Row::Label),
-        form.label.as_deref().unwrap_or(&labels.default),
-        if form.label.is_none() {
-            " (the default; never lower than what it answers)"
+    lines.push(Line::raw(t!(
+        lang,
+        "compose.marking",
+        mark = mark(&Row::Label),
+        marking = form.label.as_deref().unwrap_or(&labels.default),
+        note = if form.label.is_none() {
+            t!(lang, "compose.marking_default")
         } else {
             ""
         }
     )));
     if !form.references.is_empty() {
         lines.push(Line::styled(
-            format!(
-                "  References: {}",
-                form.references
+            t!(
+                lang,
+                "compose.references",
+                handles = form
+                    .references
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
@@ -189,11 +220,16 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.dim(),
         ));
     }
-    let title = format!(
-        " COMPOSE: {} (v{}){} ",
-        form.template.title.get(lang),
-        form.template.version,
-        if form.exercise { " — EXERCISE" } else { "" }
+    let title = t!(
+        lang,
+        "compose.form_title",
+        title = form.template.title.get(lang),
+        version = form.template.version,
+        exercise = if form.exercise {
+            t!(lang, "compose.exercise")
+        } else {
+            ""
+        }
     );
     frame.render_widget(
         Paragraph::new(lines)
@@ -224,7 +260,18 @@ fn preview(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .operator
         .clone()
         .or_else(|| OperatorName::new("operator").ok());
-    for (half, lang) in halves.iter().zip(Language::ALL) {
+    let own = app.setup.language;
+    // The second half: a reader in English, or where the operator reads
+    // English, in the first other shipped language.
+    let other = if own == Language::EN {
+        crate::lang::shipped_languages()
+            .into_iter()
+            .find(|l| *l != own)
+            .unwrap_or(Language::EN)
+    } else {
+        Language::EN
+    };
+    for (half, lang) in halves.iter().zip([own, other]) {
         let text = match (&checked, &station, &to, &operator) {
             (Ok(c), Some(s), Some(t), Some(op)) => {
                 let origin = Origin {
@@ -234,18 +281,19 @@ fn preview(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     language: app.setup.language,
                 };
                 let m = build(c, &origin, t, 0, app.now);
-                render(&m, &c.template, lang, app.setup.language)
+                render(&m, &c.template, c.template.rendered_in(lang), own)
             }
-            (Err(e), ..) => format!("Not ready to release:\n{e}"),
-            _ => "No peer configured.".into(),
+            (Err(e), ..) => t!(own, "compose.not_ready", problems = e),
+            _ => t!(own, "compose.no_peer_configured").into(),
         };
-        let title = format!(
-            " PREVIEW {} {} ",
-            lang.native_name(),
-            if lang == app.setup.language {
-                "(your original)"
+        let title = t!(
+            own,
+            "compose.preview",
+            language = crate::lang::name(lang),
+            whose = if lang == own {
+                t!(own, "compose.preview_original")
             } else {
-                "(the peer's rendering)"
+                t!(own, "compose.preview_rendering")
             }
         );
         frame.render_widget(

@@ -12,6 +12,7 @@ use crate::console::App;
 use crate::domain::{Dtg, Language, MessageId, Precedence};
 use crate::sanitize::inert;
 use crate::store::{MessageRow, MessageState};
+use crate::t;
 use crate::templates::Catalog;
 
 /// What names a message in a list: its subject where the template's
@@ -26,17 +27,27 @@ fn title(row: &MessageRow, lang: Language) -> String {
     );
     match (&row.subject, template) {
         (Some(s), Some(t)) if t.summary == "subject" => inert(s),
-        (Some(s), _) => format!("{form}: {}", inert(s)),
+        (Some(s), _) => t!(lang, "lists.form_subject", form = form, subject = inert(s)),
         (None, _) => form,
     }
 }
 
 /// `text` headed by the row's security marking (flagged when this
 /// station's policy does not list it).
-fn marked(row: &MessageRow, labels: &crate::config::LabelPolicy, text: String) -> String {
+fn marked(
+    row: &MessageRow,
+    labels: &crate::config::LabelPolicy,
+    text: String,
+    lang: Language,
+) -> String {
     match &row.label {
         Some(l) if labels.rank(l).is_some() => format!("‹{}› {text}", inert(l)),
-        Some(l) => format!("‹{} ?UNKNOWN MARKING› {text}", inert(l)),
+        Some(l) => t!(
+            lang,
+            "lists.unknown_marking",
+            marking = inert(l),
+            text = text
+        ),
         None => text,
     }
 }
@@ -51,15 +62,23 @@ fn left_text(app: &App, row: &MessageRow) -> String {
     if !row.state.is_unacknowledged() {
         return String::new();
     }
+    let lang = app.setup.language;
     let hm = |secs: u64| {
         if secs < 3600 {
-            format!("{}m", secs / 60)
+            t!(lang, "lists.minutes", minutes = secs / 60)
         } else {
-            format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+            t!(
+                lang,
+                "lists.hours_minutes",
+                hours = secs / 3600,
+                minutes = format!("{:02}", (secs % 3600) / 60)
+            )
         }
     };
     match app.time_left(row) {
-        Some(d) if d.is_negative() => format!("OVERDUE {}", hm(d.as_secs().unsigned_abs())),
+        Some(d) if d.is_negative() => {
+            t!(lang, "lists.overdue", time = hm(d.as_secs().unsigned_abs()))
+        }
         Some(d) => hm(d.as_secs().unsigned_abs()),
         None => "?".into(),
     }
@@ -68,11 +87,16 @@ fn left_text(app: &App, row: &MessageRow) -> String {
 /// A status with its attachments' progress while they are in transfer, or
 /// how many are still to come ("attachments pending").
 fn with_transfer(app: &App, row: &MessageRow, status: String) -> String {
+    let lang = app.setup.language;
     match app.transfer_percent(&row.id) {
-        Some(p) => format!("{status} ATT {p}%"),
-        None if row.attachments_done < row.attachments && !row.state.is_abandoned() => {
-            format!("{status} ATT {}/{}", row.attachments_done, row.attachments)
-        }
+        Some(p) => t!(lang, "lists.transfer_percent", status = status, percent = p),
+        None if row.attachments_done < row.attachments && !row.state.is_abandoned() => t!(
+            lang,
+            "lists.transfer_count",
+            status = status,
+            done = row.attachments_done,
+            total = row.attachments
+        ),
         None => status,
     }
 }
@@ -102,7 +126,7 @@ enum Fit {
 struct Columns<'a> {
     title: Line<'a>,
     peer: &'static str,
-    headers: &'static [&'static str],
+    headers: Vec<&'static str>,
     fits: &'static [Fit],
     empty: &'static str,
 }
@@ -193,10 +217,17 @@ fn table(
     };
     let lang = app.setup.language;
     let exercise = rows.any_exercise();
-    let mut headers = vec!["", if exercise { "EX" } else { "" }, "PREC", "SER", "DTG"];
+    let ex = t!(lang, "lists.exercise");
+    let mut headers = vec![
+        "",
+        if exercise { ex } else { "" },
+        t!(lang, "lists.precedence"),
+        t!(lang, "lists.serial"),
+        t!(lang, "lists.dtg"),
+    ];
     headers.push(columns.peer);
-    headers.push("SUBJECT");
-    headers.extend_from_slice(columns.headers);
+    headers.push(t!(lang, "lists.subject"));
+    headers.extend(columns.headers);
     let form = 6;
     let built: Vec<(Vec<String>, ratatui::style::Style)> = visible
         .into_iter()
@@ -209,12 +240,12 @@ fn table(
             }
             let mut cells = vec![
                 (if is_selected { "▶" } else { " " }).to_string(),
-                (if r.exercise { "EX" } else { "" }).to_string(),
+                (if r.exercise { ex } else { "" }).to_string(),
                 r.precedence.as_str().to_string(),
                 r.serial.to_string(),
                 dtg(r.released_at),
                 inert(r.peer.as_str()),
-                marked(r, &app.setup.labels, title(r, lang)),
+                marked(r, &app.setup.labels, title(r, lang), lang),
             ];
             cells.extend(extra);
             (cells, style)
@@ -256,11 +287,11 @@ fn table(
     frame.render_widget(table, area);
     if len == 0 {
         let empty = if matches.is_some() {
-            "  Nothing found."
+            t!(lang, "lists.nothing_found")
         } else {
             columns.empty
         };
-        let empty = ratatui::widgets::Paragraph::new(empty).style(theme.dim());
+        let empty = ratatui::widgets::Paragraph::new(format!("  {empty}")).style(theme.dim());
         frame.render_widget(
             empty,
             Rect {
@@ -277,34 +308,44 @@ fn find_title(app: &App, theme: &Theme) -> Vec<Span<'static>> {
     let Some(f) = crate::console::find::active(app) else {
         return Vec::new();
     };
+    let lang = app.setup.language;
     let what = match (&f.matches, f.searched) {
-        (None, _) => "searching the whole history…".to_string(),
-        (Some(m), true) => format!("{} in the whole history; n/N step, Esc clears", m.len()),
-        (Some(m), false) if f.typing => {
-            format!("{} here; Enter searches the whole history", m.len())
-        }
-        (Some(m), false) => format!("{} here; n/N step, Esc clears", m.len()),
+        (None, _) => t!(lang, "lists.find_searching").to_string(),
+        (Some(m), true) => t!(lang, "lists.find_history", count = m.len()),
+        (Some(m), false) if f.typing => t!(lang, "lists.find_typing", count = m.len()),
+        (Some(m), false) => t!(lang, "lists.find_here", count = m.len()),
     };
     vec![Span::styled(
         format!(
-            "· find: {}{} ({what}) ",
-            inert(&f.query),
-            if f.typing { "▏" } else { "" }
+            "· {} ",
+            t!(
+                lang,
+                "lists.find",
+                query = inert(&f.query),
+                cursor = if f.typing { "▏" } else { "" },
+                what = what
+            )
         ),
         theme.warn(),
     )]
 }
 
 pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let unacknowledged: usize = app.unacknowledged_counts().iter().sum();
     let columns = Columns {
         title: Line::from(
             [
-                Span::raw(" INBOUND "),
+                Span::raw(format!(" {} ", t!(lang, "lists.inbound_title"))),
                 Span::styled(
                     format!(
-                        "{} messages, {unacknowledged} unacknowledged ",
-                        app.inbound.len()
+                        "{} ",
+                        t!(
+                            lang,
+                            "lists.inbound_count",
+                            count = app.inbound.len(),
+                            unacknowledged = unacknowledged
+                        )
                     ),
                     theme.dim(),
                 ),
@@ -313,10 +354,10 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .chain(find_title(app, theme))
             .collect::<Vec<_>>(),
         ),
-        peer: "FROM",
-        headers: &["STATUS", "LEFT"],
+        peer: t!(lang, "lists.from"),
+        headers: vec![t!(lang, "lists.status"), t!(lang, "lists.left")],
         fits: &[Fit::Whole, Fit::Whole],
-        empty: "  No messages received.",
+        empty: t!(lang, "lists.inbound_empty"),
     };
     table(
         frame,
@@ -328,15 +369,19 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         |r| {
             let unacked = r.state.is_unacknowledged();
             let mut status = if unacked {
-                "UNACK".to_string()
+                t!(lang, "lists.unacknowledged").to_string()
             } else {
-                format!("ACK {}", inert(r.ack_by.as_deref().unwrap_or("")))
+                t!(
+                    lang,
+                    "lists.acknowledged",
+                    by = inert(r.ack_by.as_deref().unwrap_or(""))
+                )
             };
             // Stored after its sender's key was reported compromised.
             if r.suspect.is_some() {
-                status.insert_str(0, "SUSPECT ");
+                status = t!(lang, "lists.suspect", status = status);
             }
-            if let Some(amended) = crate::console::amended(r) {
+            if let Some(amended) = crate::console::amended(r, lang) {
                 status = format!("{amended} · {status}");
             }
             let style = match (app.overdue(r) || r.suspect.is_some(), unacked, r.precedence) {
@@ -358,26 +403,38 @@ pub fn inbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 /// beside it (who acknowledged, why refused). Until the receipt comes, a
 /// sent message says so: it must not look delivered.
 fn out_state(app: &App, r: &MessageRow) -> String {
-    if let Some(amended) = crate::console::amended(r) {
+    let lang = app.setup.language;
+    if let Some(amended) = crate::console::amended(r, lang) {
         return amended;
     }
     match r.state {
-        MessageState::Sent => "SENT, NO RECEIPT".into(),
-        MessageState::Receipted if app.ack_overdue(r) => "RECEIVED, ACK OVERDUE".into(),
-        MessageState::Acknowledged => {
-            format!("ACK BY {}", inert(r.ack_by.as_deref().unwrap_or("?")))
-        }
-        MessageState::Refused => {
-            format!("REFUSED: {}", inert(r.refusal.as_deref().unwrap_or("")))
-        }
-        state => state.label().into(),
+        MessageState::Sent => t!(lang, "lists.sent_no_receipt").into(),
+        MessageState::Receipted if app.ack_overdue(r) => t!(lang, "lists.ack_overdue").into(),
+        MessageState::Acknowledged => t!(
+            lang,
+            "lists.acknowledged_by",
+            by = inert(r.ack_by.as_deref().unwrap_or("?"))
+        ),
+        MessageState::Refused => t!(
+            lang,
+            "lists.refused",
+            reason = inert(r.refusal.as_deref().unwrap_or(""))
+        ),
+        state => state.label(lang).into(),
     }
 }
 
 pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let mut title = vec![
-        Span::raw(" SENT "),
-        Span::styled(format!("{} messages ", app.outbound.len()), theme.dim()),
+        Span::raw(format!(" {} ", t!(lang, "lists.sent_title"))),
+        Span::styled(
+            format!(
+                "{} ",
+                t!(lang, "lists.sent_count", count = app.outbound.len())
+            ),
+            theme.dim(),
+        ),
     ];
     title.extend(find_title(app, theme));
     // What the row has no room for, about the selected message, whole and
@@ -388,10 +445,14 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         if let Some(second) = &r.second_operator {
             details.push(Line::styled(
                 format!(
-                    " {} released by {} and {} (two-person rule)",
-                    crate::console::handle(r),
-                    inert(r.operator.as_str()),
-                    inert(second.as_str())
+                    " {}",
+                    t!(
+                        lang,
+                        "lists.two_person",
+                        handle = crate::console::handle(r),
+                        first = inert(r.operator.as_str()),
+                        second = inert(second.as_str())
+                    )
                 ),
                 theme.dim(),
             ));
@@ -399,9 +460,13 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         if r.state == MessageState::Refused {
             details.push(Line::styled(
                 format!(
-                    " {} REFUSED by the peer: {}",
-                    crate::console::handle(r),
-                    inert(r.refusal.as_deref().unwrap_or(""))
+                    " {}",
+                    t!(
+                        lang,
+                        "lists.refused_by_peer",
+                        handle = crate::console::handle(r),
+                        reason = inert(r.refusal.as_deref().unwrap_or(""))
+                    )
                 ),
                 theme.alert(),
             ));
@@ -418,10 +483,10 @@ pub fn outbound(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(details, below);
     let columns = Columns {
         title: Line::from(title),
-        peer: "TO",
-        headers: &["STATE"],
+        peer: t!(lang, "lists.to"),
+        headers: vec![t!(lang, "lists.state")],
         fits: &[Fit::Rest],
-        empty: "  Nothing sent yet.",
+        empty: t!(lang, "lists.sent_empty"),
     };
     table(
         frame,

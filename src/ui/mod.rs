@@ -76,7 +76,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     .areas(frame.area());
     bars::status(frame, status, app, &theme);
     if exercise {
-        bars::exercise_banner(frame, banner, &theme);
+        bars::exercise_banner(frame, banner, app, &theme);
     }
     match app.screen {
         Screen::Login => overlays::login(frame, body, app, &theme),

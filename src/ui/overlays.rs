@@ -6,26 +6,49 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::{Theme, centred};
+use super::{Theme, centred, width_of};
 use crate::console::keymap::{Action, Context};
 use crate::console::{App, Confirm, LoginForm};
+use crate::domain::Language;
 use crate::sanitize::inert;
+use crate::t;
 use crate::templates::Catalog;
 
-fn credentials(lines: &mut Vec<Line<'static>>, form: &LoginForm, theme: &Theme) {
+/// The spaces that bring `text` to `width` columns (none if it is wider).
+fn spaces(text: &str, width: usize) -> String {
+    " ".repeat(width.saturating_sub(width_of(text)))
+}
+
+/// The log-in's labels (operator, passphrase, call sign), each padded to
+/// one column, so that what is typed after them lines up.
+fn login_labels(lang: Language) -> [String; 3] {
+    let labels = [
+        t!(lang, "overlay.operator"),
+        t!(lang, "overlay.passphrase"),
+        t!(lang, "overlay.call_sign"),
+    ];
+    let column = labels.iter().map(|l| width_of(l)).max().unwrap_or(0) + 1;
+    labels.map(|l| format!("{l}{}", spaces(l, column)))
+}
+
+fn credentials(lines: &mut Vec<Line<'static>>, form: &LoginForm, theme: &Theme, lang: Language) {
     let cursor = |on: bool| if on { "▏" } else { "" };
+    let [operator, passphrase, _] = login_labels(lang);
     lines.push(Line::raw(format!(
-        "  Operator:   {}{}",
+        "  {operator}{}{}",
         form.name,
         cursor(!form.on_passphrase)
     )));
     lines.push(Line::raw(format!(
-        "  Passphrase: {}{}",
+        "  {passphrase}{}{}",
         "•".repeat(form.passphrase.chars().count()),
         cursor(form.on_passphrase)
     )));
     if form.checking {
-        lines.push(Line::styled("  checking…", theme.dim()));
+        lines.push(Line::styled(
+            format!("  {}", t!(lang, "overlay.checking")),
+            theme.dim(),
+        ));
     }
     if let Some(e) = &form.error {
         lines.push(Line::styled(format!("  {}", inert(e)), theme.alert()));
@@ -33,30 +56,42 @@ fn credentials(lines: &mut Vec<Line<'static>>, form: &LoginForm, theme: &Theme) 
 }
 
 pub fn login(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let counts = app.unacknowledged_counts();
+    let lang = app.setup.language;
+    let [flash, immediate, priority, routine] = app.unacknowledged_counts();
     let mut lines = vec![
         Line::styled(
-            format!("  Station {} — console locked", app.setup.station),
+            format!(
+                "  {}",
+                t!(lang, "overlay.locked", station = app.setup.station)
+            ),
             theme.warn(),
         ),
         Line::raw(""),
         Line::raw(format!(
-            "  Unacknowledged: FLASH {}  IMMEDIATE {}  PRIORITY {}  ROUTINE {}",
-            counts[0], counts[1], counts[2], counts[3]
+            "  {}",
+            t!(
+                lang,
+                "overlay.unacknowledged_counts",
+                flash = flash,
+                immediate = immediate,
+                priority = priority,
+                routine = routine
+            )
         )),
         Line::raw(""),
     ];
     if app.setup.call_sign_login {
         lines.push(Line::styled(
-            "  EXERCISE: type your call sign (it is recorded as the operator) and press Enter.",
+            format!("  {}", t!(lang, "overlay.call_sign_exercise")),
             theme.warn(),
         ));
-        lines.push(Line::raw(format!("  Call sign:  {}▏", app.login.name)));
+        let [_, _, call_sign] = login_labels(lang);
+        lines.push(Line::raw(format!("  {call_sign}{}▏", app.login.name)));
         if let Some(e) = &app.login.error {
             lines.push(Line::styled(format!("  {}", inert(e)), theme.alert()));
         }
     } else {
-        credentials(&mut lines, &app.login, theme);
+        credentials(&mut lines, &app.login, theme, lang);
     }
     // Wrapped, in a box as tall as the wrapped text: a lockout notice or
     // the counts are never cut at the right edge.
@@ -70,33 +105,54 @@ pub fn login(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
     frame.render_widget(Clear, box_area);
     frame.render_widget(
-        para.block(Block::default().borders(Borders::ALL).title(" LOG IN ")),
+        para.block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {} ", t!(lang, "overlay.login_title"))),
+        ),
         box_area,
     );
 }
 
 pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let mut lines = vec![
-        Line::styled(
-            "Handover summary — read before taking the watch",
-            theme.warn(),
-        ),
+        Line::styled(t!(lang, "overlay.handover_heading"), theme.warn()),
         Line::raw(""),
     ];
     let unacked: Vec<_> = app.unacknowledged().collect();
-    lines.push(Line::raw(format!(
-        "Inbound awaiting YOUR acknowledgement: {}",
-        unacked.len()
+    lines.push(Line::raw(t!(
+        lang,
+        "overlay.handover_inbound",
+        count = unacked.len()
     )));
     for r in unacked.iter().take(5) {
-        let overdue = if app.overdue(r) { "  OVERDUE" } else { "" };
-        lines.push(Line::raw(format!(
-            "  {} serial {} from {} ({}){overdue}",
+        let (precedence, serial, peer, form) = (
             r.precedence,
             r.serial,
             inert(r.peer.as_str()),
-            inert(&r.template_id)
-        )));
+            inert(&r.template_id),
+        );
+        let line = if app.overdue(r) {
+            t!(
+                lang,
+                "overlay.handover_inbound_overdue",
+                precedence = precedence,
+                serial = serial,
+                peer = peer,
+                form = form
+            )
+        } else {
+            t!(
+                lang,
+                "overlay.handover_inbound_row",
+                precedence = precedence,
+                serial = serial,
+                peer = peer,
+                form = form
+            )
+        };
+        lines.push(Line::raw(format!("  {line}")));
     }
     let no_receipt: Vec<_> = app
         .outbound
@@ -108,38 +164,56 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .iter()
         .filter(|r| r.state.awaits_peer_ack())
         .collect();
-    lines.push(Line::raw(format!(
-        "Outbound awaiting a receipt: {}",
-        no_receipt.len()
+    lines.push(Line::raw(t!(
+        lang,
+        "overlay.handover_no_receipt",
+        count = no_receipt.len()
     )));
     for r in no_receipt.iter().take(3) {
         lines.push(Line::raw(format!(
-            "  {} serial {} to {} ({})",
-            r.precedence,
-            r.serial,
-            inert(r.peer.as_str()),
-            r.state
+            "  {}",
+            t!(
+                lang,
+                "overlay.handover_no_receipt_row",
+                precedence = r.precedence,
+                serial = r.serial,
+                peer = inert(r.peer.as_str()),
+                state = r.state.label(lang).to_lowercase()
+            )
         )));
     }
-    lines.push(Line::raw(format!(
-        "Outbound received but not yet acknowledged by the peer: {}",
-        no_ack.len()
+    lines.push(Line::raw(t!(
+        lang,
+        "overlay.handover_no_ack",
+        count = no_ack.len()
     )));
     for r in no_ack.iter().take(3) {
         lines.push(Line::raw(format!(
-            "  {} serial {} to {}",
-            r.precedence,
-            r.serial,
-            inert(r.peer.as_str())
+            "  {}",
+            t!(
+                lang,
+                "overlay.handover_no_ack_row",
+                precedence = r.precedence,
+                serial = r.serial,
+                peer = inert(r.peer.as_str())
+            )
         )));
     }
-    lines.push(Line::raw(format!("Alarms up: {}", app.alarms.len())));
+    lines.push(Line::raw(t!(
+        lang,
+        "overlay.handover_alarms",
+        count = app.alarms.len()
+    )));
     for a in app.alarms.iter().rev().take(3) {
         lines.push(Line::styled(
             format!(
-                "  {} ago  {}",
-                super::bars::age(app.now, a.raised_at),
-                inert(&a.text)
+                "  {}",
+                t!(
+                    lang,
+                    "overlay.handover_alarm",
+                    age = super::bars::age(lang, app.now, a.raised_at),
+                    text = inert(&a.text)
+                )
             ),
             theme.alert(),
         ));
@@ -150,41 +224,59 @@ pub fn handover(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .map(|s| s.links.clone())
         .unwrap_or_default();
     for l in links {
-        lines.push(Line::raw(format!(
-            "Link to {}: {}",
-            l.peer,
-            if l.up { "UP" } else { "DOWN" }
-        )));
+        lines.push(Line::raw(if l.up {
+            t!(lang, "overlay.handover_link_up", peer = l.peer)
+        } else {
+            t!(lang, "overlay.handover_link_down", peer = l.peer)
+        }));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("Press Enter to take over.", theme.dim()));
+    lines.push(Line::styled(
+        t!(lang, "overlay.handover_take_over"),
+        theme.dim(),
+    ));
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::TOP).title(" HANDOVER ")),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(format!(" {} ", t!(lang, "overlay.handover_title"))),
+        ),
         area,
     );
 }
 
 pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(question) = &app.confirm else { return };
+    let lang = app.setup.language;
     let mut lines: Vec<Line<'static>> = Vec::new();
     let title = match question {
         Confirm::Acknowledge { id, precedence, .. } => {
             let what = app.inbound.find(id).map_or_else(
-                || format!("{precedence} message {id}"),
+                || {
+                    t!(
+                        lang,
+                        "overlay.message_by_id",
+                        precedence = precedence,
+                        id = id
+                    )
+                },
                 crate::console::describe,
             );
-            lines.push(Line::styled(format!("Acknowledge {what}?"), theme.warn()));
-            lines.push(Line::raw(format!(
-                "You, {}, confirm you have read it. This is sent to the sender",
-                app.operator
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )));
-            lines.push(Line::raw("and cannot be undone."));
-            " ACKNOWLEDGE "
+            lines.push(Line::styled(
+                t!(lang, "overlay.acknowledge_question", what = what),
+                theme.warn(),
+            ));
+            let operator = app
+                .operator
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            lines.extend(
+                t!(lang, "overlay.acknowledge_body", operator = operator)
+                    .lines()
+                    .map(|l| Line::raw(l.to_string())),
+            );
+            t!(lang, "overlay.acknowledge_title")
         }
         Confirm::Release => {
             if let Some(f) = &app.form {
@@ -195,27 +287,40 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     .map(|(p, _)| p.clone())
                     .unwrap_or_default();
                 lines.push(Line::styled(
-                    format!(
-                        "Release {} {} to {peer}?",
-                        f.precedence,
-                        f.template.title.get(app.setup.language)
+                    t!(
+                        lang,
+                        "overlay.release_question",
+                        precedence = f.precedence,
+                        form = f.template.title.get(lang),
+                        peer = peer
                     ),
                     theme.warn(),
                 ));
-                lines.push(Line::raw(format!(
-                    "Precedence: {}   Recipient: {peer}{}",
-                    f.precedence,
-                    if f.exercise { "   EXERCISE" } else { "" }
-                )));
-                lines.push(Line::raw(format!(
-                    "Marking: {}",
-                    f.label.as_deref().unwrap_or(&app.setup.labels.default)
+                lines.push(Line::raw(if f.exercise {
+                    t!(
+                        lang,
+                        "overlay.release_summary_exercise",
+                        precedence = f.precedence,
+                        peer = peer
+                    )
+                } else {
+                    t!(
+                        lang,
+                        "overlay.release_summary",
+                        precedence = f.precedence,
+                        peer = peer
+                    )
+                }));
+                lines.push(Line::raw(t!(
+                    lang,
+                    "overlay.release_marking",
+                    marking = f.label.as_deref().unwrap_or(&app.setup.labels.default)
                 )));
                 if let Some(second) = &app.second_operator {
-                    lines.push(Line::raw(format!("Second operator: {second}")));
+                    lines.push(Line::raw(t!(lang, "overlay.release_second", name = second)));
                 }
             }
-            " RELEASE "
+            t!(lang, "overlay.release_title")
         }
         Confirm::Cancel { id } => {
             let what = app
@@ -223,60 +328,62 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 .find(id)
                 .map_or_else(|| id.to_string(), crate::console::describe);
             lines.push(Line::styled(
-                format!("Cancel queued message {what}?"),
+                t!(lang, "overlay.cancel_question", what = what),
                 theme.warn(),
             ));
-            lines.push(Line::raw("The cancellation is audited."));
-            " CANCEL "
+            lines.push(Line::raw(t!(lang, "overlay.cancel_audited")));
+            t!(lang, "overlay.cancel_title")
         }
         Confirm::Quit => {
             quit_question(&mut lines, app, theme);
-            " QUIT "
+            t!(lang, "overlay.quit_title")
         }
         Confirm::Abandon => {
-            lines.push(Line::styled("Abandon this draft?", theme.warn()));
-            lines.push(Line::raw(
-                "What you typed is thrown away. n or Esc goes back to it.",
+            lines.push(Line::styled(
+                t!(lang, "overlay.abandon_question"),
+                theme.warn(),
             ));
-            " ABANDON DRAFT "
+            lines.push(Line::raw(t!(lang, "overlay.abandon_body")));
+            t!(lang, "overlay.abandon_title")
         }
         Confirm::ResumeDraft(saved) => {
             let title = Catalog::builtin()
                 .latest(&saved.draft.template_id)
                 .map_or_else(
                     || inert(&saved.draft.template_id),
-                    |t| t.title.get(app.setup.language).to_string(),
+                    |t| t.title.get(lang).to_string(),
                 );
-            let precedence = saved
-                .draft
-                .precedence
-                .map(|p| format!("{p} "))
-                .unwrap_or_default();
+            let to = inert(&saved.to);
             lines.push(Line::styled(
-                format!(
-                    "Resume your draft: {precedence}{title} to {}?",
-                    inert(&saved.to)
-                ),
+                match saved.draft.precedence {
+                    Some(p) => t!(
+                        lang,
+                        "overlay.resume_question_precedence",
+                        precedence = p,
+                        form = title,
+                        to = to
+                    ),
+                    None => t!(lang, "overlay.resume_question", form = title, to = to),
+                },
                 theme.warn(),
             ));
-            lines.push(Line::raw(format!(
-                "It was kept, sealed, at {} UTC ({} ago).",
-                saved.saved_at.strftime("%H:%M:%S"),
-                super::bars::age(app.now, saved.saved_at)
+            lines.push(Line::raw(t!(
+                lang,
+                "overlay.resume_kept",
+                time = saved.saved_at.strftime("%H:%M:%S"),
+                age = super::bars::age(lang, app.now, saved.saved_at)
             )));
-            lines.push(Line::raw("y puts it back on the form; n throws it away."));
-            " KEPT DRAFT "
+            lines.push(Line::raw(t!(lang, "overlay.resume_body")));
+            t!(lang, "overlay.resume_title")
         }
         Confirm::SecondOperator => {
             lines.push(Line::styled(
-                "FLASH needs a second operator (two-person rule).",
+                t!(lang, "overlay.second_heading"),
                 theme.warn(),
             ));
-            lines.push(Line::raw(
-                "The second operator types their name and passphrase. Esc to go back.",
-            ));
-            credentials(&mut lines, &app.second, theme);
-            " SECOND OPERATOR "
+            lines.push(Line::raw(t!(lang, "overlay.second_body")));
+            credentials(&mut lines, &app.second, theme, lang);
+            t!(lang, "overlay.second_title")
         }
     };
     if *question != Confirm::SecondOperator {
@@ -294,76 +401,78 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         lines.push(Line::raw(""));
         lines.push(Line::from(vec![
             Span::styled(format!(" {} ", keys(Action::Yes)), theme.banner()),
-            Span::raw(" yes   "),
+            Span::raw(format!(" {}   ", t!(lang, "overlay.yes"))),
             Span::styled(format!(" {} ", keys(Action::No)), theme.banner()),
-            Span::raw(" no"),
+            Span::raw(format!(" {}", t!(lang, "overlay.no"))),
         ]));
     }
     let area = centred(area, 72, 9);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(title)),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {title} ")),
+        ),
         area,
     );
 }
 
 /// What quitting stops, and what it leaves waiting.
 fn quit_question(lines: &mut Vec<Line<'static>>, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let station = &app.setup.station;
     if app.setup.attached {
-        lines.push(Line::styled("Quit this console?", theme.warn()));
-        lines.push(Line::raw(format!(
-            "Station {station} keeps running (hotline serve); only this console closes."
+        lines.push(Line::styled(t!(lang, "overlay.quit_console"), theme.warn()));
+        lines.push(Line::raw(t!(
+            lang,
+            "overlay.quit_keeps_running",
+            station = station
         )));
     } else {
         lines.push(Line::styled(
-            format!("Quit, and stop station {station}?"),
+            t!(lang, "overlay.quit_station", station = station),
             theme.warn(),
         ));
         let names: Vec<&str> = app.setup.peers.iter().map(|(p, _)| p.as_str()).collect();
-        let links = match names.as_slice() {
-            [] => String::new(),
-            [one] => format!(" and its link to {one}"),
-            [init @ .., last] if names.len() <= 3 => {
-                format!(" and its links to {} and {last}", init.join(", "))
-            }
-            _ => format!(" and its links to {} peers", names.len()),
+        let stops = match names.as_slice() {
+            [] => t!(lang, "overlay.quit_stops").to_string(),
+            [one] => t!(lang, "overlay.quit_stops_link", peer = one),
+            [init @ .., last] if names.len() <= 3 => t!(
+                lang,
+                "overlay.quit_stops_links",
+                peers = init.join(t!(lang, "overlay.list_separator")),
+                last = last
+            ),
+            _ => t!(lang, "overlay.quit_stops_peers", count = names.len()),
         };
-        lines.push(Line::raw(format!(
-            "The station{links} stop with this console: nothing is received or sent until it runs again."
-        )));
+        lines.push(Line::raw(stops));
     }
     let [flash, immediate, ..] = app.unacknowledged_counts();
-    let waiting: Vec<String> = [(flash, "FLASH"), (immediate, "IMMEDIATE")]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, p)| format!("{n} {p}"))
-        .collect();
-    if !waiting.is_empty() {
-        lines.push(Line::styled(
-            format!(
-                "{} unacknowledged: {}.",
-                if flash + immediate == 1 {
-                    "A message is"
-                } else {
-                    "Messages are"
-                },
-                waiting.join(" and ")
-            ),
-            theme.alert(),
-        ));
+    let waiting = match (flash, immediate) {
+        (0, 0) => None,
+        (1, 0) => Some(t!(lang, "overlay.quit_one_flash").to_string()),
+        (0, 1) => Some(t!(lang, "overlay.quit_one_immediate").to_string()),
+        (n, 0) => Some(t!(lang, "overlay.quit_flash", count = n)),
+        (0, n) => Some(t!(lang, "overlay.quit_immediate", count = n)),
+        (flash, immediate) => Some(t!(
+            lang,
+            "overlay.quit_flash_immediate",
+            flash = flash,
+            immediate = immediate
+        )),
+    };
+    if let Some(waiting) = waiting {
+        lines.push(Line::styled(waiting, theme.alert()));
     }
     if !app.composing_inject && app.form.as_ref().is_some_and(|f| !f.is_blank()) {
-        lines.push(Line::raw(
-            "Your draft is kept, sealed, and offered at your next log-in.",
-        ));
+        lines.push(Line::raw(t!(lang, "overlay.quit_draft_kept")));
     }
 }
 
 pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(scroll) = &app.help else { return };
+    let lang = app.setup.language;
     // The keys of the screen help was opened from first, then the global
     // ones, then every other screen's: what the operator needs now is on top.
     let here = app.context();
@@ -373,15 +482,16 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             contexts.push(b.context);
         }
     }
-    let mut lines = vec![Line::styled(
-        "Keys can be rebound in operator.toml, [console.keys]. ↑↓ PgUp PgDn scroll; Esc, q or ? closes.",
-        theme.dim(),
-    )];
+    let mut lines = vec![Line::styled(t!(lang, "overlay.help_rebind"), theme.dim())];
     for context in contexts {
         let title = if context == here {
-            format!("{} (this screen):", context.name())
+            t!(
+                lang,
+                "overlay.help_this_screen",
+                screen = context.name(lang)
+            )
         } else {
-            format!("{}:", context.name())
+            t!(lang, "overlay.help_screen", screen = context.name(lang))
         };
         lines.push(Line::styled(title, theme.warn()));
         // One line per action, with every key bound to it here.
@@ -393,16 +503,19 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .iter()
             .filter(|b| b.context == context)
         {
-            match shown.iter_mut().find(|(_, help)| *help == b.help) {
+            let help = b.help(lang);
+            match shown.iter_mut().find(|(_, h)| *h == help) {
                 Some((keys, _)) => keys.push(b.key.to_string()),
-                None => shown.push((vec![b.key.to_string()], b.help)),
+                None => shown.push((vec![b.key.to_string()], help)),
             }
         }
         for (keys, help) in shown {
-            lines.push(Line::raw(format!("  {:<10} {help}", keys.join(" "))));
+            let keys = keys.join(" ");
+            lines.push(Line::raw(format!("  {keys}{} {help}", spaces(&keys, 10))));
         }
     }
-    scrolled(frame, area, lines, scroll, " KEYS ");
+    let title = format!(" {} ", t!(lang, "overlay.help_title"));
+    scrolled(frame, area, lines, scroll, &title, lang);
 }
 
 /// Lines in a bordered box, wrapped, scrolled by `scroll`, with the
@@ -413,6 +526,7 @@ pub fn scrolled(
     lines: Vec<Line<'_>>,
     scroll: &crate::console::Scroll,
     title: &str,
+    lang: Language,
 ) {
     let inner = Block::default().borders(Borders::ALL).inner(area);
     let para = Paragraph::new(lines).wrap(Wrap { trim: false });
@@ -426,7 +540,7 @@ pub fn scrolled(
                 Block::default()
                     .borders(Borders::ALL)
                     .title(title.to_string())
-                    .title_top(Line::raw(position(top, visible, total)).right_aligned()),
+                    .title_top(Line::raw(position(lang, top, visible, total)).right_aligned()),
             ),
         area,
     );
@@ -434,15 +548,21 @@ pub fn scrolled(
 
 /// Where a scrolled view is: `lines 1–18 of 40 ▼`, with ▲ when there is
 /// more above and ▼ when there is more below.
-pub fn position(top: usize, visible: usize, total: usize) -> String {
+pub fn position(lang: Language, top: usize, visible: usize, total: usize) -> String {
     if total <= visible {
         return String::new();
     }
     let last = (top + visible).min(total);
     format!(
-        " {}lines {}–{last} of {total}{} ",
+        " {}{}{} ",
         if top > 0 { "▲ " } else { "" },
-        top + 1,
+        t!(
+            lang,
+            "overlay.position",
+            first = top + 1,
+            last = last,
+            total = total
+        ),
         if last < total { " ▼" } else { "" }
     )
 }
@@ -450,9 +570,10 @@ pub fn position(top: usize, visible: usize, total: usize) -> String {
 /// The alarm panel: every alarm on the station's board, oldest first, with
 /// its age and how often its cause was seen.
 pub fn alarms(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let lang = app.setup.language;
     let mut lines = Vec::new();
     if app.alarms.is_empty() {
-        lines.push(Line::styled("No alarm is up.", theme.ok()));
+        lines.push(Line::styled(t!(lang, "overlay.no_alarm"), theme.ok()));
     }
     let visible = usize::from(area.height.saturating_sub(2)).max(1);
     let first = app.alarm_pick.saturating_sub(visible - 1);
@@ -462,10 +583,12 @@ pub fn alarms(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         } else {
             String::new()
         };
+        let age = super::bars::age(lang, app.now, a.raised_at);
+        let kind = a.kind.label(lang);
         let text = format!(
-            " {:>6}  {:<18} {}{seen}",
-            super::bars::age(app.now, a.raised_at),
-            a.kind.as_str().to_uppercase(),
+            " {}{age}  {kind}{} {}{seen}",
+            spaces(&age, 6),
+            spaces(kind, 18),
             inert(&a.text)
         );
         let style = if i == app.alarm_pick {
@@ -475,7 +598,10 @@ pub fn alarms(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         };
         lines.push(Line::styled(text, style));
     }
-    let title = format!(" ALARMS — {} up — x clear, Esc close ", app.alarms.len());
+    let title = format!(
+        " {} ",
+        t!(lang, "overlay.alarms_title", count = app.alarms.len())
+    );
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
@@ -502,8 +628,13 @@ pub fn report(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .collect();
     let total = report.text.lines().count();
     let title = format!(
-        " AFTER-ACTION REPORT — line {}/{total} — ↑↓ PgUp PgDn scroll, Esc close ",
-        (*scroll + 1).min(total)
+        " {} ",
+        t!(
+            app.setup.language,
+            "overlay.report_title",
+            line = (*scroll + 1).min(total),
+            total = total
+        )
     );
     frame.render_widget(Clear, area);
     frame.render_widget(
@@ -531,44 +662,65 @@ fn fingerprint_lines(lead: &str, fingerprint: &str) -> [Line<'static>; 2] {
         .map(inert)
         .collect();
     let half = groups.len().div_ceil(2);
-    let pad = " ".repeat(lead.chars().count());
+    let pad = " ".repeat(width_of(lead));
     [
         Line::raw(format!("{lead}{}", groups[..half].join(" "))),
         Line::raw(format!("{pad}{}", groups[half..].join(" "))),
     ]
 }
 
+/// A scenario time as the facilitator reads it: `T+05:30`.
+fn scenario_clock(secs: u64) -> String {
+    format!("T+{:02}:{:02}", secs / 60, secs % 60)
+}
+
+/// An inject's state (as the exercise engine names it) in the reader's
+/// language, upper case.
+fn inject_state(lang: Language, state: &str) -> String {
+    match crate::tabletop::engine::InjectState::from_id(state) {
+        Some(s) => s.label(lang).to_uppercase(),
+        None => inert(state).to_uppercase(),
+    }
+}
+
 /// The facilitator's panel: the scenario clock and every inject's state.
 pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(view) = &app.white_cell else { return };
-    let clock = view.scenario_time.as_secs();
+    let lang = app.setup.language;
     let mut lines = vec![
         Line::styled(
-            format!("Scenario `{}` — facilitator controls", view.scenario),
+            t!(lang, "overlay.scenario", name = view.scenario),
             theme.warn(),
         ),
-        Line::raw(format!(
-            "Scenario time T+{:02}:{:02}   speed {}x   {}",
-            clock / 60,
-            clock % 60,
-            view.speed,
-            if view.paused { "PAUSED" } else { "running" }
+        Line::raw(t!(
+            lang,
+            "overlay.scenario_time",
+            clock = scenario_clock(view.scenario_time.as_secs()),
+            speed = view.speed,
+            state = if view.paused {
+                t!(lang, "overlay.paused")
+            } else {
+                t!(lang, "overlay.running")
+            }
         )),
         Line::raw(""),
     ];
     if let Some(join) = &view.join {
         let (command, pin) = join.split_once(" --pin ").unwrap_or((join, ""));
-        lines.push(Line::styled("Trainees join with:", theme.dim()));
-        lines.push(Line::raw(format!("  {} --pin FINGERPRINT", inert(command))));
-        lines.extend(fingerprint_lines("  fingerprint ", pin));
+        lines.push(Line::styled(t!(lang, "overlay.join_with"), theme.dim()));
+        lines.push(Line::raw(format!(
+            "  {}",
+            t!(lang, "overlay.join_command", command = inert(command))
+        )));
+        lines.extend(fingerprint_lines(
+            &format!("  {} ", t!(lang, "overlay.fingerprint")),
+            pin,
+        ));
         lines.push(Line::raw(""));
     }
     let waiting: Vec<_> = crate::console::waiting(view).collect();
     if !waiting.is_empty() {
-        lines.push(Line::styled(
-            "Waiting to join — admit only a fingerprint the trainee reads to you:",
-            theme.warn(),
-        ));
+        lines.push(Line::styled(t!(lang, "overlay.waiting"), theme.warn()));
         // A few at a time, around the selection: each takes three rows.
         let first = app
             .white_cell_pick
@@ -576,17 +728,25 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .min(waiting.len().saturating_sub(WAITING_SHOWN));
         for (i, c) in waiting.iter().enumerate().skip(first).take(WAITING_SHOWN) {
             let mark = if i == app.white_cell_pick { "▶" } else { " " };
+            let station = inert(&c.station);
             lines.push(Line::raw(format!(
-                "{mark} {:<16} from {}, asked {}",
-                inert(&c.station),
-                inert(&c.remote),
-                inert(&c.asked)
+                "{mark} {}",
+                t!(
+                    lang,
+                    "overlay.waiting_station",
+                    station = format!("{station}{}", spaces(&station, 16)),
+                    remote = inert(&c.remote),
+                    asked = inert(&c.asked)
+                )
             )));
             lines.extend(fingerprint_lines("    ", &c.fingerprint));
         }
         if waiting.len() > WAITING_SHOWN {
             lines.push(Line::styled(
-                format!("  {} waiting in all; ↑↓ to see the others", waiting.len()),
+                format!(
+                    "  {}",
+                    t!(lang, "overlay.waiting_more", count = waiting.len())
+                ),
                 theme.dim(),
             ));
         }
@@ -594,21 +754,27 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     }
     if view.join.is_some() || view.trainees.len() > 1 {
         if view.trainees.is_empty() {
-            lines.push(Line::styled("No trainee admitted yet.", theme.dim()));
+            lines.push(Line::styled(t!(lang, "overlay.no_trainee"), theme.dim()));
         }
+        let (up, down) = (t!(lang, "overlay.link_up"), t!(lang, "overlay.link_down"));
+        let link_column = width_of(up).max(width_of(down));
         for t in &view.trainees {
-            let clock = t.scenario_time.as_secs();
+            let station = inert(&t.station);
+            let link = if t.link_up { up } else { down };
             lines.push(Line::raw(format!(
-                "  {:<16} {:<4} T+{:02}:{:02}  delivered {}/{}  met {} late {} missed {}",
-                inert(&t.station),
-                if t.link_up { "up" } else { "DOWN" },
-                clock / 60,
-                clock % 60,
-                t.delivered,
-                t.injects,
-                t.met,
-                t.late,
-                t.missed
+                "  {}",
+                t!(
+                    lang,
+                    "overlay.trainee",
+                    station = format!("{station}{}", spaces(&station, 16)),
+                    link = format!("{link}{}", spaces(link, link_column)),
+                    clock = scenario_clock(t.scenario_time.as_secs()),
+                    delivered = t.delivered,
+                    injects = t.injects,
+                    met = t.met,
+                    late = t.late,
+                    missed = t.missed
+                )
             )));
         }
         lines.push(Line::raw(""));
@@ -620,26 +786,26 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         &view.injects[..]
     };
     for (id, at, state) in injects {
+        let id = inert(id);
         lines.push(Line::raw(format!(
-            "  T+{:02}:{:02}  {:<24} {}",
-            at.as_secs() / 60,
-            at.as_secs() % 60,
-            inert(id),
-            state.to_uppercase()
+            "  {}  {id}{} {}",
+            scenario_clock(at.as_secs()),
+            spaces(&id, 24),
+            inject_state(lang, state)
         )));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "p pause/resume · + faster · - slower · s skip next",
+        t!(lang, "overlay.white_cell_clock_keys"),
         theme.dim(),
     ));
     lines.push(Line::styled(
-        "i ad-hoc inject · w report so far · Esc close",
+        t!(lang, "overlay.white_cell_keys"),
         theme.dim(),
     ));
     if view.join.is_some() {
         lines.push(Line::styled(
-            "↑↓ select a waiting station · a admit · x refuse",
+            t!(lang, "overlay.white_cell_join_keys"),
             theme.dim(),
         ));
     }
@@ -647,7 +813,11 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let area = centred(area, width, (lines.len() as u16).saturating_add(2));
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" WHITE CELL ")),
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {} ", t!(lang, "overlay.white_cell_title"))),
+        ),
         area,
     );
 }

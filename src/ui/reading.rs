@@ -9,68 +9,90 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::Theme;
 use crate::console::App;
 use crate::sanitize::{inert, inert_lines};
+use crate::t;
 use crate::templates::{Catalog, OriginalCheck, ReaderView, check_original, for_reader};
 
 pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(reading) = &app.reading else { return };
+    let lang = app.setup.language;
     let mut lines: Vec<Line> = Vec::new();
     match (&reading.message, &reading.error) {
         (_, Some(e)) => lines.push(Line::styled(
-            format!("This message cannot be opened: {e}"),
+            t!(lang, "reading.cannot_open", error = e),
             theme.alert(),
         )),
-        (None, None) => lines.push(Line::raw("opening…")),
+        (None, None) => lines.push(Line::raw(t!(lang, "reading.opening"))),
         (Some(m), None) => {
-            let view = for_reader(m, Catalog::builtin(), app.setup.language);
+            let view = for_reader(m, Catalog::builtin(), lang);
+            let sender: Option<crate::domain::Language> = m.original.language.parse().ok();
+            let original_name =
+                || sender.map_or_else(|| inert(&m.original.language), crate::lang::name);
             let (mark, text) = if reading.show_original {
                 (
-                    format!(
-                        "THE SENDER'S ORIGINAL ({}) — press o for the rendering",
-                        inert(&m.original.language)
+                    t!(
+                        lang,
+                        "reading.original",
+                        language = inert(&m.original.language)
                     ),
                     m.original.text.clone(),
                 )
             } else {
                 match &view {
-                    ReaderView::Rendered { text, .. } => (
-                        "RENDERED in your language from the template fields (free text stays in the original language) — press o for the sender's original".into(),
+                    ReaderView::Rendered { text, language } if *language == lang => {
+                        (t!(lang, "reading.rendered").to_string(), text.clone())
+                    }
+                    ReaderView::Rendered { text, language } => (
+                        t!(
+                            lang,
+                            "reading.rendered_fallback",
+                            yours = crate::lang::name(lang),
+                            language = crate::lang::name(*language)
+                        ),
                         text.clone(),
                     ),
-                    ReaderView::Original { text } => ("THE SENDER'S ORIGINAL (in your language)".into(), text.clone()),
-                    ReaderView::OriginalOnly { text, reason } => (format!("THE SENDER'S ORIGINAL: not rendered here because {}", inert(reason)), text.clone()),
+                    ReaderView::Original { text } if sender == Some(lang) => {
+                        (t!(lang, "reading.original_yours").to_string(), text.clone())
+                    }
+                    ReaderView::Original { text } => (
+                        t!(
+                            lang,
+                            "reading.original_fallback",
+                            yours = crate::lang::name(lang),
+                            language = original_name()
+                        ),
+                        text.clone(),
+                    ),
+                    ReaderView::OriginalOnly { text, reason } => (
+                        t!(lang, "reading.original_only", reason = inert(reason)),
+                        text.clone(),
+                    ),
                 }
             };
             lines.push(Line::styled(mark, theme.warn()));
             if m.exercise {
-                lines.push(Line::styled(
-                    "EXERCISE — NOT A REAL-WORLD MESSAGE",
-                    theme.banner(),
-                ));
+                lines.push(Line::styled(t!(lang, "reading.exercise"), theme.banner()));
             }
             lines.push(Line::raw(""));
-            match check_original(m, Catalog::builtin()) {
+            match check_original(m, Catalog::builtin(), lang) {
                 // Two texts for one message: both are shown, marked, and
                 // neither is taken for the other.
                 OriginalCheck::Differs { rendered } => {
-                    lines.push(Line::styled(
-                        "ORIGINAL DIFFERS FROM FIELDS: the sender's original says something its signed fields do not. Both follow.",
-                        theme.alert(),
-                    ));
+                    lines.push(Line::styled(t!(lang, "reading.differs"), theme.alert()));
                     lines.push(Line::raw(""));
-                    lines.push(Line::styled("FROM THE SIGNED FIELDS:", theme.warn()));
+                    lines.push(Line::styled(t!(lang, "reading.from_fields"), theme.warn()));
                     lines.extend(inert_lines(&rendered).into_iter().map(Line::raw));
                     lines.push(Line::raw(""));
-                    lines.push(Line::styled("THE SENDER'S ORIGINAL:", theme.warn()));
+                    lines.push(Line::styled(
+                        t!(lang, "reading.senders_original"),
+                        theme.warn(),
+                    ));
                     lines.extend(inert_lines(&m.original.text).into_iter().map(Line::raw));
                 }
                 check => {
                     lines.extend(inert_lines(&text).into_iter().map(Line::raw));
                     if let OriginalCheck::NotChecked { reason } = check {
                         lines.push(Line::styled(
-                            format!(
-                                "(original not checked against the fields: {})",
-                                inert(&reason)
-                            ),
+                            t!(lang, "reading.not_checked", reason = inert(&reason)),
                             theme.dim(),
                         ));
                     }
@@ -79,10 +101,7 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             if !m.attachments.is_empty() {
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
-                    format!(
-                        "ATTACHMENTS ({}), as the signed message lists them — export with `hotline export ID --attachments DIR`",
-                        m.attachments.len()
-                    ),
+                    t!(lang, "reading.attachments", count = m.attachments.len()),
                     theme.warn(),
                 ));
                 for (i, a) in m.attachments.iter().enumerate() {
@@ -99,10 +118,11 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             if let Some(second) = &m.second_operator {
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
-                    format!(
-                        "released by {} and {} (two-person rule)",
-                        inert(m.operator.as_str()),
-                        inert(second.as_str())
+                    t!(
+                        lang,
+                        "reading.two_person",
+                        first = inert(m.operator.as_str()),
+                        second = inert(second.as_str())
                     ),
                     theme.dim(),
                 ));
@@ -110,18 +130,25 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             if let Some(row) = app.inbound.find(&m.id).or_else(|| app.outbound.find(&m.id)) {
                 lines.push(Line::raw(""));
                 let ack = match (&row.ack_by, &row.ack_at) {
-                    (Some(by), Some(at)) => format!(
-                        "acknowledged by {} at {}",
-                        inert_lines(by).join(" "),
-                        at.strftime("%Y-%m-%dT%H:%M")
+                    (Some(by), Some(at)) => t!(
+                        lang,
+                        "reading.acknowledged",
+                        by = inert_lines(by).join(" "),
+                        at = at.strftime("%Y-%m-%dT%H:%M")
                     ),
-                    _ => "NOT ACKNOWLEDGED".into(),
+                    _ => t!(lang, "reading.not_acknowledged").to_string(),
                 };
                 lines.push(Line::from(vec![
-                    Span::styled(format!("state: {}  ", row.state.label()), theme.dim()),
+                    Span::styled(
+                        t!(lang, "reading.state", state = row.state.label(lang)),
+                        theme.dim(),
+                    ),
                     Span::styled(ack, theme.dim()),
                 ]));
-                lines.push(Line::styled(format!("id {}", row.id), theme.dim()));
+                lines.push(Line::styled(
+                    t!(lang, "reading.id", id = row.id),
+                    theme.dim(),
+                ));
             }
         }
     }
@@ -135,9 +162,9 @@ pub fn message(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .block(
             Block::default()
                 .borders(Borders::TOP)
-                .title(" MESSAGE ")
+                .title(format!(" {} ", t!(lang, "reading.title")))
                 .title_top(
-                    Line::raw(super::overlays::position(top, visible, total)).right_aligned(),
+                    Line::raw(super::overlays::position(lang, top, visible, total)).right_aligned(),
                 ),
         );
     frame.render_widget(para, area);

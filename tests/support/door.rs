@@ -172,7 +172,7 @@ pub async fn try_open(
 pub fn console_setup(station: &str) -> hotline::console::Setup {
     hotline::console::Setup {
         station: station.into(),
-        language: hotline::domain::Language::En,
+        language: hotline::domain::Language::EN,
         time_zone: "UTC".into(),
         peers: ["WASHINGTON", "MOSCOW"]
             .iter()

@@ -190,11 +190,13 @@ async fn settle_upload(
                     &format!("{}#{}", row.message_id, row.index),
                     Some(peer),
                     Some(row.message_id),
-                    format!(
-                        "{peer} REFUSED attachment {} of message {}: {}",
-                        row.index,
-                        row.message_id,
-                        r.code.as_str()
+                    crate::t!(
+                        inner.config.station.language,
+                        "alarm.refused_attachment",
+                        peer = peer,
+                        index = row.index,
+                        id = row.message_id,
+                        code = r.code.as_str()
                     ),
                 );
             }

@@ -203,7 +203,12 @@ async fn answered(inner: &Inner, peer: &StationName, answer: Frame) -> Result<()
                 &format!("ours:{peer}"),
                 Some(peer),
                 None,
-                format!("{peer} REFUSED our key rotation notice: {reason}"),
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.key_rotation_refused",
+                    peer = peer,
+                    reason = reason
+                ),
             );
             return Err(format!("refused: {reason}"));
         }

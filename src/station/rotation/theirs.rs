@@ -176,9 +176,11 @@ pub(crate) async fn received(
             peer.as_str(),
             Some(peer),
             None,
-            format!(
-                "{peer} announced new keys, fingerprint {fingerprint}. Check it with {peer} out of band, \
-                 then confirm: hotline peer confirm {peer} \"{fingerprint}\". Until then its old key stays in use"
+            crate::t!(
+                inner.config.station.language,
+                "alarm.key_rotation",
+                peer = peer,
+                fingerprint = fingerprint
             ),
         ),
     }
@@ -256,10 +258,13 @@ async fn revoke(
         peer.as_str(),
         Some(peer),
         None,
-        format!(
-            "{peer} reports its key COMPROMISED since {}: the link refuses it; {count} message(s) stored since are marked suspect. \
-             Check its new fingerprint {fingerprint} out of band, then confirm: hotline peer confirm {peer} \"{fingerprint}\"",
-            stamp(since)
+        crate::t!(
+            inner.config.station.language,
+            "alarm.key_compromised",
+            peer = peer,
+            since = stamp(since),
+            count = count,
+            fingerprint = fingerprint
         ),
     );
 }
