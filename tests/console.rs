@@ -1762,6 +1762,71 @@ fn snapshot_compose_with_an_invalid_field() {
     snapshot("compose_invalid", &app);
 }
 
+/// The form words its refusals in the operator's language: a French
+/// operator reads why the launch time and the count are refused in French,
+/// beside each field and in the list Release answers with. Control: an
+/// English operator reads them as before, each error's English `Display`.
+#[test]
+fn field_problems_are_shown_in_the_operators_language() {
+    let fr: Language = "fr".parse().expect("fr");
+    let datetime = |lang| hotline::lang::format(lang, "field.datetime", &[("input", &"yesterday")]);
+    let count = |lang| {
+        hotline::lang::format(
+            lang,
+            "field.out_of_range",
+            &[("n", &1000), ("min", &1), ("max", &100)],
+        )
+    };
+    assert_ne!(
+        datetime(fr),
+        datetime(Language::EN),
+        "control: French words"
+    );
+
+    let mut french = setup();
+    french.language = fr;
+    let mut app = on_duty(french, queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "yesterday", "1000");
+    let form = app.form.as_ref().expect("form");
+    assert_eq!(form.problem(0, app.now, fr), Some(datetime(fr)));
+    assert_eq!(form.problem(5, app.now, fr), Some(count(fr)));
+    let shown = screen(&app, 120, 40);
+    assert!(shown.contains(&format!("✗ {}", count(fr))), "{shown}");
+    assert!(!shown.contains("is outside"), "{shown}");
+    press(&mut app, KeyCode::F(5));
+    let release = app.notice.clone().unwrap_or_default();
+    assert!(release.contains(&count(fr)), "{release}");
+    assert!(release.contains(&datetime(fr)), "{release}");
+
+    // Control: the English operator's form, as it always read.
+    let mut app = on_duty(setup(), queue_rows(), sent_rows());
+    compose(&mut app, "miss");
+    fill_launch(&mut app, "yesterday", "1000");
+    let form = app.form.as_ref().expect("form");
+    let english = |i: usize, input: &str| match form.template.fields[i].canonicalize(input, app.now)
+    {
+        Err(hotline::templates::ValueError::Invalid { problem, .. }) => problem.to_string(),
+        other => panic!("{input}: expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        form.problem(0, app.now, Language::EN),
+        Some(datetime(Language::EN))
+    );
+    assert_eq!(
+        form.problem(0, app.now, Language::EN),
+        Some(english(0, "yesterday"))
+    );
+    assert_eq!(
+        form.problem(5, app.now, Language::EN).as_deref(),
+        Some("1000 is outside 1..=100")
+    );
+    assert_eq!(
+        form.problem(5, app.now, Language::EN),
+        Some(english(5, "1000"))
+    );
+}
+
 /// ←/→ on the free-text row choose the language the text is written in,
 /// from the operator's; the draft carries it.
 #[test]

@@ -141,8 +141,8 @@ impl Form {
                 .then(|| t!(lang, "console.required").to_string());
         }
         field.canonicalize(value, now).err().map(|e| match e {
-            crate::templates::ValueError::Invalid { message, .. } => message,
-            other => other.to_string(),
+            crate::templates::ValueError::Invalid { problem, .. } => problem.message(lang),
+            other => other.message(lang),
         })
     }
 

@@ -7,13 +7,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Coordinates, Language};
+use super::{BadCoordinates, Coordinates, Language};
 
 /// The fewest and most boundary points an area may have.
 const MIN_POINTS: usize = 3;
 const MAX_POINTS: usize = 16;
 /// The longest name of a body of water.
 const MAX_WATER: usize = 120;
+/// The shortest and longest radius, in its unit, as the error words them.
+const RADIUS_MIN: &str = "0.1";
+const RADIUS_MAX: &str = "20000";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RadiusUnit {
@@ -41,16 +44,84 @@ pub enum Area {
 )]
 pub struct BadArea {
     pub text: String,
-    pub why: String,
+    pub why: AreaProblem,
+}
+
+/// What is wrong with area text, in the words of [`BadArea`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AreaProblem {
+    #[error("a circle needs `radius` and a distance")]
+    NoRadius,
+    #[error("the centre is not a position such as 45.92N 63.34E")]
+    BadCentre,
+    #[error("the radius needs a unit, km or nm")]
+    NoUnit,
+    #[error("the radius is not a number")]
+    RadiusNotANumber,
+    #[error("the radius is not between {RADIUS_MIN} and {RADIUS_MAX}")]
+    RadiusOutOfRange,
+    /// A boundary point that is not a position.
+    #[error("{0}")]
+    BadPoint(BadCoordinates),
+    #[error("{0} boundary points; an area has {MIN_POINTS} to {MAX_POINTS}, separated by `;`")]
+    PointCount(usize),
+    #[error("a body of water is named in plain text of 1 to {MAX_WATER} characters")]
+    BadWater,
+    #[error("it starts with neither circle, points nor water")]
+    UnknownKind,
+}
+
+impl AreaProblem {
+    /// The problem as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        match self {
+            AreaProblem::NoRadius => crate::t!(lang, "field.area_no_radius").to_string(),
+            AreaProblem::BadCentre => crate::t!(lang, "field.area_centre").to_string(),
+            AreaProblem::NoUnit => crate::t!(lang, "field.area_no_unit").to_string(),
+            AreaProblem::RadiusNotANumber => {
+                crate::t!(lang, "field.area_radius_not_a_number").to_string()
+            }
+            AreaProblem::RadiusOutOfRange => crate::t!(
+                lang,
+                "field.area_radius_range",
+                min = RADIUS_MIN,
+                max = RADIUS_MAX
+            ),
+            AreaProblem::BadPoint(e) => e.message(lang),
+            AreaProblem::PointCount(count) => crate::t!(
+                lang,
+                "field.area_point_count",
+                count = count,
+                min = MIN_POINTS,
+                max = MAX_POINTS
+            ),
+            AreaProblem::BadWater => crate::t!(lang, "field.area_water", max = MAX_WATER),
+            AreaProblem::UnknownKind => crate::t!(lang, "field.area_kind").to_string(),
+        }
+    }
+}
+
+impl BadArea {
+    /// The error as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        crate::t!(
+            lang,
+            "field.area",
+            input = self.text,
+            why = self.why.message(lang),
+            min = MIN_POINTS,
+            max = MAX_POINTS
+        )
+    }
 }
 
 impl FromStr for Area {
     type Err = BadArea;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| BadArea {
+        let bad = |why: AreaProblem| BadArea {
             text: s.to_string(),
-            why: why.to_string(),
+            why,
         };
         let s = s.trim();
         let (kind, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
@@ -60,26 +131,26 @@ impl FromStr for Area {
                 let lower = rest.to_ascii_lowercase();
                 let (centre, radius) = lower
                     .split_once("radius")
-                    .ok_or_else(|| bad("a circle needs `radius` and a distance"))?;
+                    .ok_or_else(|| bad(AreaProblem::NoRadius))?;
                 let centre: Coordinates = centre
                     .trim()
                     .parse()
-                    .map_err(|_| bad("the centre is not a position such as 45.92N 63.34E"))?;
+                    .map_err(|_| bad(AreaProblem::BadCentre))?;
                 let radius = radius.trim().replace(' ', "");
                 let (number, unit) = if let Some(n) = radius.strip_suffix("km") {
                     (n, RadiusUnit::Km)
                 } else if let Some(n) = radius.strip_suffix("nm") {
                     (n, RadiusUnit::Nm)
                 } else {
-                    return Err(bad("the radius needs a unit, km or nm"));
+                    return Err(bad(AreaProblem::NoUnit));
                 };
                 let radius: f64 = number
                     .parse()
-                    .map_err(|_| bad("the radius is not a number"))?;
+                    .map_err(|_| bad(AreaProblem::RadiusNotANumber))?;
                 // To a tenth, as it is written back.
                 let radius = (radius * 10.0).round() / 10.0;
                 if !(radius.is_finite() && radius > 0.0 && radius <= 20_000.0) {
-                    return Err(bad("the radius is not between 0.1 and 20000"));
+                    return Err(bad(AreaProblem::RadiusOutOfRange));
                 }
                 Ok(Area::Circle {
                     centre,
@@ -92,12 +163,9 @@ impl FromStr for Area {
                     .split(';')
                     .map(|p| p.trim().parse::<Coordinates>())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(&e.to_string()))?;
+                    .map_err(|e| bad(AreaProblem::BadPoint(e)))?;
                 if !(MIN_POINTS..=MAX_POINTS).contains(&points.len()) {
-                    return Err(bad(&format!(
-                        "{} boundary points; an area has {MIN_POINTS} to {MAX_POINTS}, separated by `;`",
-                        points.len()
-                    )));
+                    return Err(bad(AreaProblem::PointCount(points.len())));
                 }
                 Ok(Area::Points(points))
             }
@@ -107,13 +175,11 @@ impl FromStr for Area {
                     || name.chars().count() > MAX_WATER
                     || name.chars().any(|c| c.is_control() || c == ';')
                 {
-                    return Err(bad(&format!(
-                        "a body of water is named in plain text of 1 to {MAX_WATER} characters"
-                    )));
+                    return Err(bad(AreaProblem::BadWater));
                 }
                 Ok(Area::Water(name))
             }
-            _ => Err(bad("it starts with neither circle, points nor water")),
+            _ => Err(bad(AreaProblem::UnknownKind)),
         }
     }
 }

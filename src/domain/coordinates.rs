@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::Language;
+
 /// A point given as latitude and longitude in decimal degrees.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Coordinates {
@@ -18,6 +20,13 @@ pub struct Coordinates {
      such as `45.92N 63.34E` or `45.92, -63.34`"
 )]
 pub struct BadCoordinates(pub String);
+
+impl BadCoordinates {
+    /// The error as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        crate::t!(lang, "field.coordinates", input = self.0)
+    }
+}
 
 fn axis(text: &str, pos: char, neg: char, limit: f64) -> Option<f64> {
     let t = text.trim().to_ascii_uppercase();

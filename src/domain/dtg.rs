@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
+use super::Language;
 use super::duration::parse_duration;
 
 const MONTHS: [&str; 12] = [
@@ -46,6 +47,13 @@ pub fn stamp(ts: Timestamp) -> String {
      a DTG such as `261415Z NOV 26`, or `2026-11-26 14:15` (UTC)"
 )]
 pub struct BadDateTime(pub String);
+
+impl BadDateTime {
+    /// The error as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        crate::t!(lang, "field.datetime", input = self.0)
+    }
+}
 
 /// Parses what an operator may type into a date-time field, relative to `now`.
 pub fn parse_datetime(input: &str, now: Timestamp) -> Result<Timestamp, BadDateTime> {

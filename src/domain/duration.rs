@@ -2,12 +2,21 @@
 
 use std::time::Duration;
 
+use super::Language;
+
 /// Why duration text was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "`{0}` is not a duration; write a number with a unit, such as `90s`, `10m`, `2h 30m` or `1d`"
 )]
 pub struct BadDuration(pub String);
+
+impl BadDuration {
+    /// The error as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        crate::t!(lang, "field.duration", input = self.0)
+    }
+}
 
 /// Parses `2h30m`, `2h 30m`, `45m`, `90s`, `1d`. A bare number is refused:
 /// a duration without a unit is a misunderstanding waiting to happen.

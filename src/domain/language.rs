@@ -56,11 +56,6 @@ impl Language {
         }
         Some(Language::lit(head))
     }
-
-    /// The primary language subtag (`zh` of `zh-Hant-TW`).
-    pub fn primary(&self) -> &str {
-        self.code().split('-').next().unwrap_or_default()
-    }
 }
 
 impl fmt::Display for Language {

@@ -11,10 +11,10 @@ mod names;
 mod precedence;
 mod size;
 
-pub use area::{Area, BadArea, RadiusUnit};
-pub use coordinates::Coordinates;
-pub use dtg::{Dtg, parse_datetime, stamp};
-pub use duration::{format_duration, parse_duration};
+pub use area::{Area, AreaProblem, BadArea, RadiusUnit};
+pub use coordinates::{BadCoordinates, Coordinates};
+pub use dtg::{BadDateTime, Dtg, parse_datetime, stamp};
+pub use duration::{BadDuration, format_duration, parse_duration};
 pub use language::{Language, UnknownLanguage};
 pub use message::{AttachmentRef, Message, MessageId, Original, TemplateRef};
 pub use names::{MAX_NAME, NameError, OperatorName, StationName};

@@ -13,7 +13,7 @@ pub use model::{
     Amends, Choice, DEFAULT_TEXT_MAX, Field, FieldKind, Localized, Template, parse_template,
 };
 pub use render::{OriginalCheck, ReaderView, check_original, for_reader, render};
-pub use value::ValueError;
+pub use value::{ValueError, ValueProblem};
 
 use crate::problem::Problem;
 

@@ -31,11 +31,6 @@ impl Localized {
     pub fn languages(&self) -> impl Iterator<Item = Language> + '_ {
         self.0.keys().copied()
     }
-
-    /// Text in the one language `lang`.
-    pub fn single(lang: Language, text: &str) -> Localized {
-        Localized(BTreeMap::from([(lang, text.to_string())]))
-    }
 }
 
 /// One option of a choice field: `{ value = "icbm", en = "…", ru = "…" }`.
@@ -209,14 +204,6 @@ impl Amends {
             "correction" => Some(Amends::Correction),
             "withdrawal" => Some(Amends::Withdrawal),
             _ => None,
-        }
-    }
-
-    /// What the earlier message becomes, as the lists say it.
-    pub fn verdict(self) -> &'static str {
-        match self {
-            Amends::Correction => "CORRECTED",
-            Amends::Withdrawal => "WITHDRAWN",
         }
     }
 }

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::model::{Field, FieldKind, Template};
-use crate::domain::{Coordinates, Dtg, Language, format_duration, parse_datetime, parse_duration};
+use crate::domain::{
+    BadArea, BadCoordinates, BadDateTime, BadDuration, Coordinates, Dtg, Language, format_duration,
+    parse_datetime, parse_duration,
+};
 
 /// Why a value does not fit its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,8 +19,105 @@ pub enum ValueError {
     Missing { field: String },
     #[error("{field}: this template ({template}) has no such field")]
     Unknown { field: String, template: String },
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: String,
+        problem: ValueProblem,
+    },
+}
+
+/// What is wrong with a value that is there but does not fit its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueProblem {
+    #[error("{len} characters; at most {max}")]
+    TooLong { len: usize, max: usize },
+    /// The character's code point.
+    #[error("control character U+{0:04X} is not allowed")]
+    ControlCharacter(u32),
+    #[error("`{input}` is not one of: {}", .choices.join(", "))]
+    NotAChoice { input: String, choices: Vec<String> },
+    #[error("`{0}` is not a whole number")]
+    NotAWholeNumber(String),
+    #[error("{n} is outside {min}..={max}")]
+    OutOfRange { n: i64, min: i64, max: i64 },
+    #[error("{0}")]
+    DateTime(BadDateTime),
+    #[error("{0}")]
+    Coordinates(BadCoordinates),
+    #[error("{0}")]
+    Duration(BadDuration),
+    #[error("{0}")]
+    Area(BadArea),
+    /// A value from the wire that is not as its sender's form writes it.
+    #[error("not in canonical form")]
+    NotCanonical,
+}
+
+impl ValueProblem {
+    /// The problem as a reader of `lang` reads it; in English, its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        match self {
+            ValueProblem::TooLong { len, max } => {
+                crate::t!(lang, "field.too_long", len = len, max = max)
+            }
+            ValueProblem::ControlCharacter(code) => crate::t!(
+                lang,
+                "field.control_character",
+                code = format!("{code:04X}")
+            ),
+            ValueProblem::NotAChoice { input, choices } => crate::t!(
+                lang,
+                "field.not_a_choice",
+                input = input,
+                choices = choices.join(crate::t!(lang, "field.choice_separator"))
+            ),
+            ValueProblem::NotAWholeNumber(input) => {
+                crate::t!(lang, "field.not_a_whole_number", input = input)
+            }
+            ValueProblem::OutOfRange { n, min, max } => {
+                crate::t!(lang, "field.out_of_range", n = n, min = min, max = max)
+            }
+            ValueProblem::DateTime(e) => e.message(lang),
+            ValueProblem::Coordinates(e) => e.message(lang),
+            ValueProblem::Duration(e) => e.message(lang),
+            ValueProblem::Area(e) => e.message(lang),
+            ValueProblem::NotCanonical => crate::t!(lang, "field.not_canonical").to_string(),
+        }
+    }
+}
+
+impl ValueError {
+    /// The name of the field the error is about.
+    pub fn field(&self) -> &str {
+        match self {
+            ValueError::Missing { field }
+            | ValueError::Unknown { field, .. }
+            | ValueError::Invalid { field, .. } => field,
+        }
+    }
+
+    /// What is wrong, without the field's name, as a reader of `lang`
+    /// reads it.
+    pub fn problem(&self, lang: Language) -> String {
+        match self {
+            ValueError::Missing { .. } => crate::t!(lang, "field.missing").to_string(),
+            ValueError::Unknown { template, .. } => {
+                crate::t!(lang, "field.unknown", template = template)
+            }
+            ValueError::Invalid { problem, .. } => problem.message(lang),
+        }
+    }
+
+    /// The whole error, the field's name first, as a reader of `lang` reads
+    /// it; in English, exactly its `Display`.
+    pub fn message(&self, lang: Language) -> String {
+        crate::t!(
+            lang,
+            "console.field_problem",
+            field = self.field(),
+            problem = self.problem(lang)
+        )
+    }
 }
 
 fn is_allowed_text_char(c: char, multiline: bool) -> bool {
@@ -27,9 +127,9 @@ fn is_allowed_text_char(c: char, multiline: bool) -> bool {
 impl Field {
     /// Checks what an operator typed and returns its canonical form.
     pub fn canonicalize(&self, input: &str, now: Timestamp) -> Result<String, ValueError> {
-        let invalid = |message: String| ValueError::Invalid {
+        let invalid = |problem: ValueProblem| ValueError::Invalid {
             field: self.name.clone(),
-            message,
+            problem,
         };
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -46,13 +146,10 @@ impl Field {
                 };
                 let len = text.chars().count();
                 if len > *max_len {
-                    return Err(invalid(format!("{len} characters; at most {max_len}")));
+                    return Err(invalid(ValueProblem::TooLong { len, max: *max_len }));
                 }
                 if let Some(c) = text.chars().find(|&c| !is_allowed_text_char(c, *multiline)) {
-                    return Err(invalid(format!(
-                        "control character U+{:04X} is not allowed",
-                        u32::from(c)
-                    )));
+                    return Err(invalid(ValueProblem::ControlCharacter(u32::from(c))));
                 }
                 Ok(text)
             }
@@ -66,32 +163,38 @@ impl Field {
                 })
                 .map(|c| c.value.clone())
                 .ok_or_else(|| {
-                    let valid: Vec<&str> = choices.iter().map(|c| c.value.as_str()).collect();
-                    invalid(format!("`{trimmed}` is not one of: {}", valid.join(", ")))
+                    invalid(ValueProblem::NotAChoice {
+                        input: trimmed.to_string(),
+                        choices: choices.iter().map(|c| c.value.clone()).collect(),
+                    })
                 }),
             FieldKind::DateTime => parse_datetime(trimmed, now)
                 .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
-                .map_err(|e| invalid(e.to_string())),
+                .map_err(|e| invalid(ValueProblem::DateTime(e))),
             FieldKind::Integer { min, max } => {
                 let n: i64 = trimmed
                     .parse()
-                    .map_err(|_| invalid(format!("`{trimmed}` is not a whole number")))?;
+                    .map_err(|_| invalid(ValueProblem::NotAWholeNumber(trimmed.to_string())))?;
                 if n < *min || n > *max {
-                    return Err(invalid(format!("{n} is outside {min}..={max}")));
+                    return Err(invalid(ValueProblem::OutOfRange {
+                        n,
+                        min: *min,
+                        max: *max,
+                    }));
                 }
                 Ok(n.to_string())
             }
             FieldKind::Coordinates => trimmed
                 .parse::<Coordinates>()
                 .map(|c| c.to_string())
-                .map_err(|e| invalid(e.to_string())),
+                .map_err(|e| invalid(ValueProblem::Coordinates(e))),
             FieldKind::Duration => parse_duration(trimmed)
                 .map(format_duration)
-                .map_err(|e| invalid(e.to_string())),
+                .map_err(|e| invalid(ValueProblem::Duration(e))),
             FieldKind::Area => trimmed
                 .parse::<crate::domain::Area>()
                 .map(|a| a.to_string())
-                .map_err(|e| invalid(e.to_string())),
+                .map_err(|e| invalid(ValueProblem::Area(e))),
         }
     }
 
@@ -104,7 +207,7 @@ impl Field {
         if again != value || relative {
             return Err(ValueError::Invalid {
                 field: self.name.clone(),
-                message: "not in canonical form".into(),
+                problem: ValueProblem::NotCanonical,
             });
         }
         Ok(())
