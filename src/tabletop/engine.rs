@@ -42,6 +42,8 @@ pub struct Send {
     pub precedence: Precedence,
     pub fields: BTreeMap<String, String>,
     pub text: String,
+    /// The language its free text is written in (None: English).
+    pub language: Option<crate::domain::Language>,
     pub follow_up: bool,
 }
 
@@ -330,6 +332,7 @@ impl Engine {
                     precedence: inject.precedence,
                     fields: inject.fields.clone(),
                     text: inject.text.clone(),
+                    language: inject.language,
                     follow_up: false,
                 });
             }
@@ -354,6 +357,7 @@ impl Engine {
                     precedence: f.precedence,
                     fields: f.fields.clone(),
                     text: f.text.clone(),
+                    language: inject.language,
                     follow_up: true,
                 });
             }
@@ -598,7 +602,7 @@ impl Engine {
         if !s.objectives.is_empty() {
             let _ = writeln!(r, "## {}\n", t!(lang, "report.objectives"));
             for o in &s.objectives {
-                let _ = writeln!(r, "- {o}");
+                let _ = writeln!(r, "- {}", o.text);
             }
             let _ = writeln!(r);
         }

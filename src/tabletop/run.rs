@@ -292,7 +292,7 @@ fn draft_of(send: &super::Send) -> Draft {
         fields: send.fields.clone(),
         precedence: Some(send.precedence),
         text: send.text.clone(),
-        text_language: None,
+        text_language: Some(send.language.unwrap_or(crate::domain::Language::EN)),
         label: None,
         references: Vec::new(),
         exercise: true,

@@ -47,8 +47,56 @@ pub struct Inject {
     pub precedence: Precedence,
     pub fields: BTreeMap<String, String>,
     pub text: String,
+    /// The language its free text is written in (default English).
+    pub language: Option<crate::domain::Language>,
     pub expect: Vec<Expect>,
     pub follow_up: Option<FollowUp>,
+    /// The objective (by id) its expectations serve, if any.
+    pub objective: Option<String>,
+    /// What the inject says when the trainee plays another side
+    /// (`[injects.for.MOSCOW]`): the same template and expectations,
+    /// written from the other side.
+    pub sides: BTreeMap<String, Wording>,
+}
+
+/// An inject as written for one side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wording {
+    pub fields: BTreeMap<String, String>,
+    pub text: String,
+    pub language: Option<crate::domain::Language>,
+    pub follow_up: Option<FollowUp>,
+}
+
+/// What the exercise sets out to test, as HSEEP writes objectives, with
+/// the capability it exercises and how a rating is proposed for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Objective {
+    /// `1`, `2`, … for objectives written as plain text.
+    pub id: String,
+    pub text: String,
+    pub capability: Option<String>,
+    pub rating: RatingRule,
+}
+
+/// How the report proposes an HSEEP rating from the share of an
+/// objective's expectations met in time: all of them, "performed without
+/// challenges"; at least `some`, "with some challenges"; at least `major`,
+/// "with major challenges"; else "unable to be performed". Evaluators
+/// confirm or change it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RatingRule {
+    pub some: f64,
+    pub major: f64,
+}
+
+impl Default for RatingRule {
+    fn default() -> Self {
+        RatingRule {
+            some: 0.75,
+            major: 0.25,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,12 +104,46 @@ pub struct Scenario {
     pub id: String,
     pub title: String,
     pub description: String,
-    pub objectives: Vec<String>,
+    pub objectives: Vec<Objective>,
     /// Scenario minutes per real minute: 2.0 runs twice as fast.
     pub time_compression: f64,
     pub counterpart: String,
     pub trainee: String,
+    /// The sides a trainee may play (`sides`): the trainee's, and the
+    /// counterpart's where every inject is written for it too.
+    pub sides: Vec<String>,
     pub injects: Vec<Inject>,
+}
+
+impl Scenario {
+    /// The scenario with the trainee playing `side`: the counterpart is
+    /// the other side, and each inject says what it says for `side`.
+    pub fn cast(&self, side: &str) -> Result<Scenario, String> {
+        if side == self.trainee {
+            return Ok(self.clone());
+        }
+        if !self.sides.iter().any(|s| s == side) {
+            return Err(format!(
+                "scenario `{}` cannot be played as {side}; its sides are {}",
+                self.id,
+                self.sides.join(", ")
+            ));
+        }
+        let mut cast = self.clone();
+        cast.counterpart = std::mem::replace(&mut cast.trainee, side.to_string());
+        for inject in &mut cast.injects {
+            let w = inject
+                .sides
+                .get(side)
+                .cloned()
+                .ok_or_else(|| format!("inject `{}` is not written for {side}", inject.id))?;
+            inject.fields = w.fields;
+            inject.text = w.text;
+            inject.language = w.language;
+            inject.follow_up = w.follow_up;
+        }
+        Ok(cast)
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,7 +154,9 @@ struct RawScenario {
     #[serde(default)]
     description: String,
     #[serde(default)]
-    objectives: Vec<String>,
+    objectives: Vec<RawObjective>,
+    #[serde(default)]
+    sides: Vec<Spanned<String>>,
     #[serde(default = "one")]
     time_compression: Spanned<f64>,
     #[serde(default = "moscow")]
@@ -92,6 +176,31 @@ fn washington() -> Spanned<String> {
     Spanned::new(0..0, "WASHINGTON".into())
 }
 
+/// An objective: plain text, or a table with an id, a capability and a
+/// rating rule.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawObjective {
+    Text(String),
+    Table(RawObjectiveTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObjectiveTable {
+    id: Spanned<String>,
+    text: String,
+    capability: Option<String>,
+    rating: Option<Spanned<RawRating>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct RawRating {
+    some: f64,
+    major: f64,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInject {
@@ -103,8 +212,23 @@ struct RawInject {
     fields: BTreeMap<String, String>,
     #[serde(default)]
     text: String,
+    language: Option<Spanned<String>>,
     #[serde(default)]
     expect: Vec<RawExpect>,
+    follow_up: Option<RawFollowUp>,
+    objective: Option<Spanned<String>>,
+    #[serde(default, rename = "for")]
+    sides: BTreeMap<String, RawWording>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWording {
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    text: String,
+    language: Option<Spanned<String>>,
     follow_up: Option<RawFollowUp>,
 }
 
@@ -148,6 +272,95 @@ fn parse_offset(text: &str) -> Option<Duration> {
     (at <= MAX_SCENARIO_TIME).then_some(at)
 }
 
+type ErrFn<'a> = dyn FnMut(std::ops::Range<usize>, &str, String) + 'a;
+
+fn parse_language(
+    l: &Spanned<String>,
+    key: &str,
+    err: &mut ErrFn<'_>,
+) -> Option<crate::domain::Language> {
+    match l.get_ref().parse() {
+        Ok(lang) => Some(lang),
+        Err(e) => {
+            err(l.span(), key, format!("{e}"));
+            None
+        }
+    }
+}
+
+fn parse_follow_up(f: RawFollowUp, catalog: &Catalog, key: &str, err: &mut ErrFn<'_>) -> FollowUp {
+    check_template(
+        catalog,
+        &f.template,
+        &f.fields,
+        &format!("{key}.template"),
+        err,
+    );
+    FollowUp {
+        after: match parse_duration(f.after.get_ref()) {
+            Ok(after) if after <= MAX_SCENARIO_TIME => after,
+            Ok(_) => {
+                err(
+                    f.after.span(),
+                    &format!("{key}.after"),
+                    "must be at most 7d".into(),
+                );
+                Duration::ZERO
+            }
+            Err(x) => {
+                err(f.after.span(), &format!("{key}.after"), x.to_string());
+                Duration::ZERO
+            }
+        },
+        precedence: match &f.precedence {
+            Some(p) => p
+                .get_ref()
+                .parse()
+                .unwrap_or_else(|e: crate::domain::UnknownPrecedence| {
+                    err(p.span(), &format!("{key}.precedence"), e.to_string());
+                    Precedence::Routine
+                }),
+            None => catalog
+                .latest(f.template.get_ref())
+                .map_or(Precedence::Routine, |t| t.precedence),
+        },
+        template: f.template.into_inner(),
+        fields: f.fields,
+        text: f.text,
+    }
+}
+
+/// Checks that `template` exists and that `fields` fit it.
+fn check_template(
+    catalog: &Catalog,
+    template: &Spanned<String>,
+    fields: &BTreeMap<String, String>,
+    key: &str,
+    err: &mut ErrFn<'_>,
+) {
+    match catalog.latest(template.get_ref()) {
+        None => err(
+            template.span(),
+            key,
+            format!("there is no template `{}`", template.get_ref()),
+        ),
+        Some(t) => {
+            let draft = crate::compose::Draft {
+                template_id: t.id.clone(),
+                fields: fields.clone(),
+                ..Default::default()
+            };
+            if let Err(e) = crate::compose::check(&draft, catalog, jiff::Timestamp::UNIX_EPOCH) {
+                err(
+                    template.span(),
+                    key,
+                    format!("fields do not fit template `{}`: {e}", t.id),
+                );
+            }
+        }
+    }
+}
+
 /// Parses and checks a scenario against the templates it uses.
 pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec<Problem>> {
     let raw: RawScenario =
@@ -173,35 +386,69 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             );
         }
     }
-    let check_template =
-        |template: &Spanned<String>,
-         fields: &BTreeMap<String, String>,
-         key: &str,
-         err: &mut dyn FnMut(std::ops::Range<usize>, &str, String)| {
-            match catalog.latest(template.get_ref()) {
-                None => err(
-                    template.span(),
-                    key,
-                    format!("there is no template `{}`", template.get_ref()),
-                ),
-                Some(t) => {
-                    let draft = crate::compose::Draft {
-                        template_id: t.id.clone(),
-                        fields: fields.clone(),
-                        ..Default::default()
-                    };
-                    if let Err(e) =
-                        crate::compose::check(&draft, catalog, jiff::Timestamp::UNIX_EPOCH)
-                    {
-                        err(
-                            template.span(),
-                            key,
-                            format!("fields do not fit template `{}`: {e}", t.id),
-                        );
+    let mut objectives = Vec::new();
+    for (i, o) in raw.objectives.into_iter().enumerate() {
+        match o {
+            RawObjective::Text(text) => objectives.push(Objective {
+                id: (i + 1).to_string(),
+                text,
+                capability: None,
+                rating: RatingRule::default(),
+            }),
+            RawObjective::Table(t) => {
+                let rating = match t.rating {
+                    None => RatingRule::default(),
+                    Some(r) => {
+                        let RawRating { some, major } = *r.get_ref();
+                        if !(0.0 <= major && major <= some && some <= 1.0) {
+                            err(
+                                r.span(),
+                                "objectives.rating",
+                                format!(
+                                    "`some` and `major` are shares of the expectations met in time, with 0 ≤ major ≤ some ≤ 1; got some = {some}, major = {major}"
+                                ),
+                            );
+                        }
+                        RatingRule { some, major }
                     }
+                };
+                if objectives
+                    .iter()
+                    .any(|x: &Objective| x.id == *t.id.get_ref())
+                {
+                    err(
+                        t.id.span(),
+                        "objectives.id",
+                        format!("objective `{}` is defined twice", t.id.get_ref()),
+                    );
                 }
+                objectives.push(Objective {
+                    id: t.id.into_inner(),
+                    text: t.text,
+                    capability: t.capability,
+                    rating,
+                });
             }
-        };
+        }
+    }
+    let objective_ids: Vec<String> = objectives.iter().map(|o| o.id.clone()).collect();
+    let mut side_names: Vec<String> = vec![raw.trainee.get_ref().clone()];
+    for side in &raw.sides {
+        let name = side.get_ref();
+        if name != raw.trainee.get_ref() && name != raw.counterpart.get_ref() {
+            err(
+                side.span(),
+                "sides",
+                format!(
+                    "`{name}` is neither the trainee ({}) nor the counterpart ({})",
+                    raw.trainee.get_ref(),
+                    raw.counterpart.get_ref()
+                ),
+            );
+        } else if !side_names.contains(name) {
+            side_names.push(name.clone());
+        }
+    }
     let mut injects = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for ri in raw.injects {
@@ -225,7 +472,13 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             );
             Duration::ZERO
         });
-        check_template(&ri.template, &ri.fields, "injects.template", &mut err);
+        check_template(
+            catalog,
+            &ri.template,
+            &ri.fields,
+            "injects.template",
+            &mut err,
+        );
         let precedence = match &ri.precedence {
             Some(p) => p
                 .get_ref()
@@ -272,46 +525,74 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                 ),
             }
         }
-        let follow_up =
-            ri.follow_up.map(|f| {
-                check_template(
-                    &f.template,
-                    &f.fields,
-                    "injects.follow_up.template",
-                    &mut err,
+        let follow_up = ri
+            .follow_up
+            .map(|f| parse_follow_up(f, catalog, "injects.follow_up", &mut err));
+        let language = ri
+            .language
+            .as_ref()
+            .and_then(|l| parse_language(l, "injects.language", &mut err));
+        let objective = ri.objective.map(|o| {
+            if !objective_ids.contains(o.get_ref()) {
+                err(
+                    o.span(),
+                    "injects.objective",
+                    format!(
+                        "`{}` names no objective; the objectives are {}",
+                        o.get_ref(),
+                        objective_ids.join(", ")
+                    ),
                 );
-                FollowUp {
-                    after: match parse_duration(f.after.get_ref()) {
-                        Ok(after) if after <= MAX_SCENARIO_TIME => after,
-                        Ok(_) => {
-                            err(
-                                f.after.span(),
-                                "injects.follow_up.after",
-                                "must be at most 7d".into(),
-                            );
-                            Duration::ZERO
-                        }
-                        Err(x) => {
-                            err(f.after.span(), "injects.follow_up.after", x.to_string());
-                            Duration::ZERO
-                        }
-                    },
-                    precedence: match &f.precedence {
-                        Some(p) => p.get_ref().parse().unwrap_or_else(
-                            |e: crate::domain::UnknownPrecedence| {
-                                err(p.span(), "injects.follow_up.precedence", e.to_string());
-                                Precedence::Routine
-                            },
-                        ),
-                        None => catalog
-                            .latest(f.template.get_ref())
-                            .map_or(Precedence::Routine, |t| t.precedence),
-                    },
-                    template: f.template.into_inner(),
-                    fields: f.fields,
-                    text: f.text,
-                }
-            });
+            }
+            o.into_inner()
+        });
+        let mut sides = BTreeMap::new();
+        for (side, w) in ri.sides {
+            if !side_names.contains(&side) || side == *raw.trainee.get_ref() {
+                err(
+                    ri.id.span(),
+                    &format!("injects.for.{side}"),
+                    format!(
+                        "`{side}` is not a side the trainee may play besides {}; declare it in `sides`",
+                        raw.trainee.get_ref()
+                    ),
+                );
+            }
+            check_template(
+                catalog,
+                &ri.template,
+                &w.fields,
+                &format!("injects.for.{side}.fields"),
+                &mut err,
+            );
+            let wording = Wording {
+                language: w.language.as_ref().and_then(|l| {
+                    parse_language(l, &format!("injects.for.{side}.language"), &mut err)
+                }),
+                follow_up: w.follow_up.map(|f| {
+                    parse_follow_up(
+                        f,
+                        catalog,
+                        &format!("injects.for.{side}.follow_up"),
+                        &mut err,
+                    )
+                }),
+                fields: w.fields,
+                text: w.text,
+            };
+            sides.insert(side, wording);
+        }
+        for side in &side_names {
+            if side != raw.trainee.get_ref() && !sides.contains_key(side) {
+                err(
+                    ri.id.span(),
+                    &format!("injects.for.{side}"),
+                    format!(
+                        "inject `{id}` is not written for {side}, a side of `sides`; add [injects.for.{side}] with its fields"
+                    ),
+                );
+            }
+        }
         injects.push(Inject {
             id,
             at,
@@ -319,8 +600,11 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             precedence,
             fields: ri.fields,
             text: ri.text,
+            language,
             expect,
             follow_up,
+            objective,
+            sides,
         });
     }
     if injects.is_empty() {
@@ -338,10 +622,11 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
         id: raw.id.into_inner(),
         title: raw.title,
         description: raw.description,
-        objectives: raw.objectives,
+        objectives,
         time_compression: compression,
         counterpart: raw.counterpart.into_inner(),
         trainee: raw.trainee.into_inner(),
+        sides: side_names,
         injects,
     })
 }
