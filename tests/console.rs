@@ -2498,6 +2498,7 @@ fn white_cell_view() -> hotline::console::WhiteCellView {
             candidate("CHARLIE\u{1b}]0;pwned\u{7}", "AAAA 2222 3333 4444 5555 6666 7777 8888 9999 AAAA BBBB CCCC DDDD EEEE FFFF 0000"),
         ],
         report: None,
+        ..Default::default()
     }
 }
 
@@ -3754,4 +3755,293 @@ fn a_link_that_is_not_post_quantum_says_so_on_the_status_bar() {
             "{w}x{h}:\n{shown}"
         );
     }
+}
+
+/// The trainee's objectives panel (F8 in an exercise): each objective
+/// and, under it, each expectation with its live state in scenario time.
+/// At 80x24 it opens over the queue; Esc closes it.
+#[test]
+fn snapshot_objectives_panel() {
+    use hotline::tabletop::Expect;
+    use hotline::tabletop::engine::{ExpectationProgress, ObjectiveProgress, Progress};
+    let mut app = facilitator(setup());
+    let expect = |inject: &str, e: Expect, progress: Progress| ExpectationProgress {
+        inject: inject.into(),
+        expectation: e,
+        progress,
+    };
+    let ack = |s: u64| Expect::Acknowledge {
+        within: Duration::from_secs(s),
+    };
+    let view = hotline::console::WhiteCellView {
+        scenario: "intro".into(),
+        scenario_time: Duration::from_secs(75),
+        objectives: vec![
+            ObjectiveProgress {
+                id: Some("acknowledge".into()),
+                text: "Acknowledge each message within 2 minutes".into(),
+                expectations: vec![
+                    expect(
+                        "link-check",
+                        ack(120),
+                        Progress::Met {
+                            after: Duration::from_secs(42),
+                        },
+                    ),
+                    expect(
+                        "duty-officer",
+                        ack(120),
+                        Progress::Pending {
+                            left: Duration::from_secs(95),
+                        },
+                    ),
+                ],
+            },
+            ObjectiveProgress {
+                id: Some("reply".into()),
+                text: "Answer the request for information".into(),
+                expectations: vec![expect(
+                    "duty-officer",
+                    Expect::Reply {
+                        template: "response".into(),
+                        within: Duration::from_secs(180),
+                        field: None,
+                    },
+                    Progress::Upcoming {
+                        at: Duration::from_secs(60),
+                    },
+                )],
+            },
+            ObjectiveProgress {
+                id: None,
+                text: String::new(),
+                expectations: vec![
+                    expect(
+                        "late-one",
+                        ack(30),
+                        Progress::Late {
+                            after: Duration::from_secs(50),
+                        },
+                    ),
+                    expect("missed-one", ack(30), Progress::Missed),
+                    expect("skipped-one", ack(30), Progress::Skipped),
+                ],
+            },
+        ],
+        ..Default::default()
+    };
+    update(&mut app, Msg::WhiteCell(view));
+    let queue = screen(&app, 80, 24);
+    assert!(
+        queue.contains("F8 objectives"),
+        "the footer offers it:\n{queue}"
+    );
+    press(&mut app, KeyCode::F(8));
+    assert!(app.objectives.is_some());
+    let shown = screen(&app, 120, 40);
+    for expected in [
+        "OBJECTIVES  T+01:15",
+        "■ Acknowledge each message within 2 minutes",
+        "link-check: acknowledge within 2m 00s — met in 42s",
+        "duty-officer: acknowledge within 2m 00s — PENDING, 1m 35s left",
+        "duty-officer: reply with response within 3m 00s — expected from T+01:00",
+        "■ Other expectations",
+        "late-one: acknowledge within 30s — LATE (50s)",
+        "missed-one: acknowledge within 30s — MISSED",
+        "skipped-one: acknowledge within 30s — skipped by the facilitator",
+    ] {
+        assert!(shown.contains(expected), "{expected:?}:\n{shown}");
+    }
+    snapshot("objectives", &app);
+    press(&mut app, KeyCode::Esc);
+    assert!(app.objectives.is_none(), "Esc closes it");
+    // Control: without an exercise there is no panel to open.
+    let mut plain = on_duty(setup(), Vec::new(), Vec::new());
+    press(&mut plain, KeyCode::F(8));
+    assert!(plain.objectives.is_none());
+}
+
+/// The facilitator rates the selected objective (none, P, S, M, U, none)
+/// and types notes, tagged strength or area for improvement, from the F9
+/// panel; the panel shows the proposed and the evaluator's rating.
+#[test]
+fn the_facilitator_rates_objectives_and_takes_notes_in_the_panel() {
+    use hotline::console::{NoteEntry, ObjectiveRating, WhiteCellCommand};
+    use hotline::tabletop::engine::{NoteKind, Rating};
+    let mut app = facilitator(setup());
+    let mut view = white_cell_view();
+    view.waiting.clear();
+    view.join = None;
+    let objective = |id: &str, text: &str, proposed, rating| ObjectiveRating {
+        id: id.into(),
+        text: text.into(),
+        capability: Some("Operational Communications".into()),
+        proposed,
+        rating,
+    };
+    view.evaluation = vec![
+        objective(
+            "acknowledge",
+            "Acknowledge the FLASH within 2 minutes",
+            Some(Rating::S),
+            None,
+        ),
+        objective(
+            "reply",
+            "Reply with a `response` within 5 minutes\u{1b}[31m",
+            None,
+            Some(Rating::M),
+        ),
+    ];
+    update(&mut app, Msg::WhiteCell(view.clone()));
+    press(&mut app, KeyCode::F(9));
+    let shown = screen(&app, 100, 40);
+    assert!(
+        shown.contains("▶ acknowledge  Acknowledge the FLASH within 2"),
+        "{shown}"
+    );
+    assert!(shown.contains("proposed S · evaluator — │"), "{shown}");
+    assert!(shown.contains("proposed — · evaluator M │"), "{shown}");
+    assert!(shown.contains("facilitator's notes: 0"), "{shown}");
+    assert!(
+        shown.contains("← previous objective · → next objective · r rate · n note"),
+        "the keys, from the keymap:\n{shown}"
+    );
+    let footer = hotline::ui::footer_items(&app);
+    for (key, label) in [("r", "rate"), ("n", "note"), ("→", "next objective")] {
+        assert!(
+            footer.iter().any(|(k, l)| k == key && l == label),
+            "{footer:?}"
+        );
+    }
+    assert_inert(&draw(&app, 100, 40));
+
+    // r cycles the selected objective's rating, shown at once.
+    let rate = |effects: Vec<Effect>| -> Vec<(String, Option<Rating>)> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::WhiteCell(WhiteCellCommand::Rate { objective, rating }) => {
+                    Some((objective, rating))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        rate(press(&mut app, KeyCode::Char('r'))),
+        vec![("acknowledge".to_string(), Some(Rating::P))]
+    );
+    assert_eq!(
+        rate(press(&mut app, KeyCode::Char('r'))),
+        vec![("acknowledge".to_string(), Some(Rating::S))]
+    );
+    assert!(screen(&app, 100, 40).contains("proposed S · evaluator S"));
+    // → selects the next objective; U then none follow M.
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(
+        app.white_cell_objective, 1,
+        "the selection stops at the last"
+    );
+    assert_eq!(
+        rate(press(&mut app, KeyCode::Char('r'))),
+        vec![("reply".to_string(), Some(Rating::U))]
+    );
+    assert_eq!(
+        rate(press(&mut app, KeyCode::Char('r'))),
+        vec![("reply".to_string(), None)]
+    );
+    let shown = screen(&app, 100, 40);
+    assert!(
+        shown.contains("▶ reply        Reply with a `response`"),
+        "{shown}"
+    );
+    assert!(shown.contains("proposed — · evaluator —"), "{shown}");
+
+    // n starts a note: keys are text (r, ? and all), Tab changes its kind.
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.context(), Context::Note);
+    type_text(&mut app, "Read-back <b>not</b> done? r");
+    press(&mut app, KeyCode::Backspace);
+    press(&mut app, KeyCode::Backspace);
+    assert_eq!(
+        app.white_cell_note,
+        Some(NoteEntry {
+            text: "Read-back <b>not</b> done?".into(),
+            kind: NoteKind::Strength,
+        })
+    );
+    press(&mut app, KeyCode::Tab);
+    let shown = screen(&app, 100, 40);
+    assert!(
+        shown.contains("note (area for improvement): Read-back <b>not</b> done?▏"),
+        "{shown}"
+    );
+    assert!(shown.contains("Enter save note"), "{shown}");
+    snapshot("white_cell_evaluation", &app);
+    let effects = press(&mut app, KeyCode::Enter);
+    let notes: Vec<(String, NoteKind)> = effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::WhiteCell(WhiteCellCommand::Note { text, kind }) => Some((text, kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        vec![(
+            "Read-back <b>not</b> done?".to_string(),
+            NoteKind::Improvement
+        )]
+    );
+    assert!(app.white_cell_note.is_none());
+    assert_eq!(app.context(), Context::WhiteCell);
+    view.notes = 1;
+    update(&mut app, Msg::WhiteCell(view.clone()));
+    assert!(screen(&app, 100, 40).contains("facilitator's notes: 1"));
+
+    // Esc drops a note; an empty one is not sent.
+    press(&mut app, KeyCode::Char('n'));
+    type_text(&mut app, "never mind");
+    press(&mut app, KeyCode::Esc);
+    assert!(app.white_cell_note.is_none() && app.white_cell_open);
+    press(&mut app, KeyCode::Char('n'));
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+
+    // Control: with no objectives there is nothing to rate.
+    view.evaluation.clear();
+    update(&mut app, Msg::WhiteCell(view));
+    assert!(press(&mut app, KeyCode::Char('r')).is_empty());
+    let shown = screen(&app, 100, 40);
+    assert!(!shown.contains("evaluator"), "{shown}");
+    let footer = hotline::ui::footer_items(&app);
+    assert!(!footer.iter().any(|(k, _)| k == "r"), "{footer:?}");
+    assert!(footer.iter().any(|(k, _)| k == "n"), "{footer:?}");
+}
+
+/// The facilitator's ad-hoc inject goes from the simulated counterpart to
+/// the trainee, and its question says so (it used to ask to release it
+/// "to MOSCOW", the wrong way round).
+#[test]
+fn the_ad_hoc_inject_question_names_its_direction() {
+    let mut app = facilitator(setup());
+    update(&mut app, Msg::WhiteCell(white_cell_view()));
+    press(&mut app, KeyCode::F(9));
+    press(&mut app, KeyCode::Char('i'));
+    type_text(&mut app, "gen");
+    press(&mut app, KeyCode::Enter);
+    assert!(app.composing_inject && app.form.is_some());
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "Reminder");
+    press(&mut app, KeyCode::Tab);
+    type_text(&mut app, "Please acknowledge.");
+    press(&mut app, KeyCode::F(5));
+    let shown = screen(&app, 120, 40);
+    assert!(
+        shown.contains("Send ROUTINE General message to the trainee, from the simulated"),
+        "{shown}"
+    );
+    assert!(!shown.contains("to MOSCOW?"), "{shown}");
 }

@@ -288,7 +288,16 @@ async fn an_unadmitted_station_cannot_link_until_admitted() {
 /// and a configuration asking a live station to admit are both refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_white_cell_answers_requests_to_join() {
-    let exercise = run::start(&short()).await.expect("in-process exercise");
+    let exercise = run::start(
+        &short(),
+        run::Casting {
+            trainee_language: hotline::domain::Language::EN,
+            counterpart_language: hotline::domain::Language::RU,
+            speed: 1.0,
+        },
+    )
+    .await
+    .expect("in-process exercise");
     let addr = exercise.counterpart.local_addr().expect("bound");
     let keys = run::keys("ALPHA").expect("keys");
     let result = ask(&keys, addr, exercise.counterpart.fingerprint())
@@ -788,5 +797,91 @@ async fn bad_requests_to_join_are_refused_and_leave_nothing_waiting() {
     let joining = asked(&wc, &dialer, addr).await;
     assert_eq!(wc.candidates().len(), 1);
     joining.abort();
+    wc.shutdown().await;
+}
+
+/// The facilitator's rating and notes reach the view and the written
+/// report, as Markdown and as HTML beside it (hostile note text escaped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facilitators_ratings_and_notes_go_into_both_reports() {
+    use hotline::tabletop::engine::{NoteKind, Rating};
+    let (wc, _scratch, addr) = white_cell().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let md_path = tmp.path().join("aar.md");
+    let Driven {
+        commands,
+        view,
+        stop,
+        task,
+    } = drive(&wc, addr, &md_path);
+    let (alpha, _a) = admitted_trainee(&wc, addr, &commands, "ALPHA").await;
+    eventually(Duration::from_secs(10), "ALPHA admitted", || {
+        view.borrow().trainees.len() == 1
+    })
+    .await;
+    for command in [
+        WhiteCellCommand::Rate {
+            objective: "1".into(),
+            rating: Some(Rating::M),
+        },
+        WhiteCellCommand::Rate {
+            objective: "no-such-objective".into(),
+            rating: Some(Rating::P),
+        },
+        WhiteCellCommand::Note {
+            text: "Calm <script>alert(1)</script> read-back".into(),
+            kind: NoteKind::Strength,
+        },
+        WhiteCellCommand::Note {
+            text: "Reply drafted too slowly".into(),
+            kind: NoteKind::Improvement,
+        },
+        WhiteCellCommand::Report,
+    ] {
+        commands.send(command).await.expect("command");
+    }
+    eventually(Duration::from_secs(10), "the report", || {
+        view.borrow().report.is_some()
+    })
+    .await;
+    {
+        let v = view.borrow();
+        assert_eq!(v.notes, 2);
+        let ratings: Vec<(&str, Option<Rating>)> = v
+            .evaluation
+            .iter()
+            .map(|o| (o.id.as_str(), o.rating))
+            .collect();
+        assert_eq!(ratings, vec![("1", Some(Rating::M)), ("2", None)]);
+        let written = &v.report.as_ref().expect("report").written;
+        assert!(written.contains("aar.html"), "{written}");
+    }
+    let md = std::fs::read_to_string(&md_path).expect("markdown");
+    let html = std::fs::read_to_string(tmp.path().join("aar.html")).expect("html");
+    for text in [
+        "### Objective `1`: Acknowledge within 20 seconds",
+        "- **evaluator's rating (given by the facilitator): Performed with Major Challenges (M)**",
+        "- T+00:00 facilitator's note: Calm \\<script\\>alert(1)\\</script\\> read-back",
+        "| T+00:00 facilitator's note: Reply drafted too slowly |  |  |  |",
+    ] {
+        assert!(md.contains(text), "{text}\n\n{md}");
+    }
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        html.contains("<li>T+00:00 facilitator&#39;s note: Calm &lt;script&gt;alert(1)&lt;/script&gt; read-back</li>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>T+00:00 facilitator&#39;s note: Reply drafted too slowly</td>"),
+        "{html}"
+    );
+    stop.send(true).expect("stop");
+    let runs = task.await.expect("white cell");
+    assert_eq!(
+        runs[0].engine.evaluation.notes.len(),
+        2,
+        "kept for the last report"
+    );
+    alpha.shutdown().await;
     wc.shutdown().await;
 }

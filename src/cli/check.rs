@@ -262,12 +262,12 @@ fn check_scenario_dir(dir: &Path, problems: &mut Vec<String>, notes: &mut Vec<St
     let mut paths: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") || crate::tabletop::msel::is_msel(p))
         .collect();
     paths.sort();
     for path in paths {
         match crate::fsutil::read_regular_text(&path, crate::fsutil::MAX_TEXT_FILE) {
-            Ok(text) => match crate::tabletop::scenario::parse(&path, &text, Catalog::builtin()) {
+            Ok(text) => match crate::tabletop::msel::parse_any(&path, &text, Catalog::builtin()) {
                 Ok(_) => valid += 1,
                 Err(p) => problems.extend(p.iter().map(ToString::to_string)),
             },

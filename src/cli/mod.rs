@@ -128,7 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Console) => console::console(&config_path),
-        Some(Command::Tabletop(args)) => tabletop::tabletop(args),
+        Some(Command::Tabletop(args)) => tabletop::tabletop(&config_path, args),
         Some(Command::Init(args)) => identity::init(args),
         Some(Command::Card) => identity::card(&config_path),
         Some(Command::Identity(args)) => identity::identity(&config_path, args),

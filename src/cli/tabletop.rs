@@ -25,6 +25,9 @@ use crate::tabletop::run::{self, Facilitator, RenderReport, Reporter, TraineeRun
 use crate::tabletop::{Outcome, ReportFacts, Scenario, scenario};
 use crate::templates::Catalog;
 
+/// An after-action report in Markdown, and the language it is written in.
+type Report = (String, Language);
+
 /// Where a white cell listens unless told otherwise.
 pub const DEFAULT_CONTROL_LISTEN: &str = "0.0.0.0:7471";
 
@@ -33,12 +36,21 @@ pub struct TabletopArgs {
     /// The scenario id [default: intro]; see --list
     #[arg(conflicts_with = "join")]
     pub scenario: Option<String>,
-    /// A scenario file instead of a built-in one
+    /// A scenario file instead of a built-in one: TOML, or a MSEL
+    /// spreadsheet (FILE.csv) as --export-msel writes it
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "join"])]
     pub scenario_file: Option<PathBuf>,
     /// List the built-in scenarios and exit
     #[arg(long)]
     pub list: bool,
+    /// Write the scenario as a MSEL spreadsheet (CSV) to FILE.csv and exit,
+    /// without running the exercise
+    #[arg(
+        long,
+        value_name = "FILE.csv",
+        conflicts_with_all = ["join", "control", "list", "report", "speed"]
+    )]
+    pub export_msel: Option<PathBuf>,
     /// Where to write the after-action report [default: after-action-SCENARIO-DATE.md;
     /// a trainee that joins writes its own record, default trainee-STATION-DATE.md]
     #[arg(long, value_name = "PATH")]
@@ -62,13 +74,19 @@ pub struct TabletopArgs {
     /// This trainee station's name [default: TRAINEE-XXXX, random]
     #[arg(long, value_name = "NAME", requires = "join")]
     pub station: Option<String>,
+    /// The side the trainee plays, one the scenario declares in `sides`
+    /// (the counterpart is the other) [default: this station's, when run
+    /// in a station's directory and the scenario has its side; else the
+    /// scenario's trainee]
+    #[arg(long = "as", value_name = "SIDE", conflicts_with = "join")]
+    pub side: Option<String>,
 }
 
 fn choose(args: &TabletopArgs) -> anyhow::Result<Scenario> {
     if let Some(path) = &args.scenario_file {
         let text = crate::fsutil::read_regular_text(path, crate::fsutil::MAX_TEXT_FILE)
             .with_context(|| format!("reading {}", path.display()))?;
-        return scenario::parse(path, &text, Catalog::builtin()).map_err(|p| {
+        return crate::tabletop::msel::parse_any(path, &text, Catalog::builtin()).map_err(|p| {
             anyhow::anyhow!(
                 p.iter()
                     .map(ToString::to_string)
@@ -91,11 +109,53 @@ fn choose(args: &TabletopArgs) -> anyhow::Result<Scenario> {
     })
 }
 
-pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
+/// The station whose directory the exercise runs in, if any: its name and
+/// the language its operators read.
+fn home_station(config_path: &Path) -> Option<(String, Language)> {
+    if !config_path.exists() {
+        return None;
+    }
+    let config = crate::config::Config::load(config_path).ok()?;
+    Some((config.station.name.to_string(), config.station.language))
+}
+
+/// The scenario with the trainee on the side `--as` names, or on the home
+/// station's side where the scenario has it; and the trainee's language.
+fn cast(
+    scenario: Scenario,
+    side: Option<&str>,
+    home: Option<(String, Language)>,
+) -> anyhow::Result<(Scenario, Language)> {
+    let language = home.as_ref().map_or(Language::EN, |(_, l)| *l);
+    let side = match (side, &home) {
+        (Some(side), _) => side.to_string(),
+        (None, Some((name, _))) if scenario.sides.contains(name) => name.clone(),
+        (None, _) => scenario.trainee.clone(),
+    };
+    let cast = scenario
+        .cast(&side)
+        .map_err(|e| anyhow::anyhow!("--as {side}: {e}"))?;
+    Ok((cast, language))
+}
+
+pub fn tabletop(config_path: &Path, args: TabletopArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for s in scenario::builtin().0 {
             crate::out!("{:<20} {} ({} injects)", s.id, s.title, s.injects.len());
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(out) = &args.export_msel {
+        let scenario = choose(&args)?;
+        std::fs::write(out, crate::tabletop::msel::to_csv(&scenario))
+            .with_context(|| format!("writing {}", out.display()))?;
+        crate::out!(
+            "Wrote scenario `{}` ({} injects) as a MSEL spreadsheet: {}\nRun it with: hotline tabletop --scenario-file {}",
+            scenario.id,
+            scenario.injects.len(),
+            out.display(),
+            out.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -107,7 +167,11 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
             args.report.clone(),
         ));
     }
-    let mut scenario = choose(&args)?;
+    let (mut scenario, language) = cast(
+        choose(&args)?,
+        args.side.as_deref(),
+        home_station(config_path),
+    )?;
     if let Some(speed) = args.speed {
         if !(0.1..=60.0).contains(&speed) {
             bail!("--speed must be from 0.1 to 60");
@@ -119,7 +183,7 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
         .report
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("after-action-{}-{date}.md", scenario.id)));
-    let (report, summary) = if args.control {
+    let ((report, report_language), summary) = if args.control {
         let listen = match args.listen {
             Some(a) => a,
             None => DEFAULT_CONTROL_LISTEN
@@ -128,18 +192,30 @@ pub fn tabletop(args: TabletopArgs) -> anyhow::Result<ExitCode> {
         };
         runtime.block_on(control(scenario, listen, &date, &report_path))?
     } else {
-        runtime.block_on(in_process(scenario, &date, &report_path))?
+        runtime.block_on(in_process(scenario, language, &date, &report_path))?
     };
-    std::fs::write(&report_path, report)
+    std::fs::write(&report_path, &report)
         .with_context(|| format!("writing {}", report_path.display()))?;
+    let html_path = crate::tabletop::html::path_beside(&report_path);
+    std::fs::write(
+        &html_path,
+        crate::tabletop::html::report(&report, report_language),
+    )
+    .with_context(|| format!("writing {}", html_path.display()))?;
     crate::out!(
-        "Exercise over: {summary}. After-action report: {}",
-        report_path.display()
+        "Exercise over: {summary}. After-action report: {} (and {})",
+        report_path.display(),
+        html_path.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn setup(station: &Station, peers: Vec<(String, String)>, white_cell: bool) -> Setup {
+fn setup(
+    station: &Station,
+    peers: Vec<(String, String)>,
+    white_cell: bool,
+    language: Language,
+) -> Setup {
     let keymap = if white_cell {
         Keymap::default().with_white_cell()
     } else {
@@ -147,7 +223,7 @@ fn setup(station: &Station, peers: Vec<(String, String)>, white_cell: bool) -> S
     };
     Setup {
         station: station.name().to_string(),
-        language: Language::EN,
+        language,
         time_zone: "UTC".into(),
         peers,
         deadlines: station.config().deadlines.clone(),
@@ -208,15 +284,30 @@ fn summary(runs: &[TraineeRun]) -> String {
 /// The default: trainee console, white cell and counterpart in this process.
 async fn in_process(
     scenario: Scenario,
+    language: Language,
     date: &str,
     report_path: &Path,
-) -> anyhow::Result<(String, String)> {
-    let exercise = run::start(&scenario).await?;
+) -> anyhow::Result<(Report, String)> {
+    let counterpart_language = if language == Language::EN {
+        Language::RU
+    } else {
+        Language::EN
+    };
+    let exercise = run::start(
+        &scenario,
+        run::Casting {
+            trainee_language: language,
+            counterpart_language,
+            speed: scenario.time_compression,
+        },
+    )
+    .await?;
     let _log = crate::logging::init(&exercise.scratch.0);
     let setup = setup(
         &exercise.trainee,
-        vec![(scenario.counterpart.clone(), "Europe/Moscow".into())],
+        vec![(scenario.counterpart.clone(), "UTC".into())],
         true,
+        language,
     );
     let lang = setup.language;
     let render: RenderReport = {
@@ -243,7 +334,7 @@ async fn in_process(
     exercise.trainee.shutdown().await;
     exercise.counterpart.shutdown().await;
     let runs = runs?;
-    Ok((report, summary(&runs)))
+    Ok(((report, lang), summary(&runs)))
 }
 
 /// The in-process report: the trainee's actions from its own audit log.
@@ -349,7 +440,7 @@ async fn control(
     listen: SocketAddr,
     date: &str,
     report_path: &Path,
-) -> anyhow::Result<(String, String)> {
+) -> anyhow::Result<(Report, String)> {
     let (station, scratch) = run::start_white_cell(&scenario, listen).await?;
     let _log = crate::logging::init(&scratch.0);
     let bound = station
@@ -364,7 +455,7 @@ async fn control(
         "EXERCISE white cell for scenario `{}`, listening on {bound}.\nTrainees join with:\n  {join}\n",
         scenario.id
     );
-    let setup = setup(&station, Vec::new(), true);
+    let setup = setup(&station, Vec::new(), true, Language::EN);
     let lang = setup.language;
     let render: RenderReport = {
         let station = station.clone();
@@ -390,7 +481,7 @@ async fn control(
     station.shutdown().await;
     let runs = runs?;
     drop(scratch);
-    Ok((report, summary(&runs)))
+    Ok(((report, lang), summary(&runs)))
 }
 
 /// `--join ADDR --pin FP`: asks the white cell to admit a fresh trainee
@@ -443,8 +534,9 @@ async fn join(
     let _log = crate::logging::init(&scratch.0);
     let setup = setup(
         &trainee,
-        vec![(white_cell.name.to_string(), "Europe/Moscow".into())],
+        vec![(white_cell.name.to_string(), "UTC".into())],
         false,
+        Language::EN,
     );
     let started = Timestamp::now();
     let console = crate::term::run(crate::term::Backend::local(trainee.clone()), setup, None).await;

@@ -28,6 +28,10 @@ pub enum Context {
     Alarms,
     /// Typing what to find in a list.
     Find,
+    /// The exercise's objectives panel.
+    Objectives,
+    /// Typing a facilitator's note in the white cell's panel.
+    Note,
 }
 
 impl Context {
@@ -47,6 +51,8 @@ impl Context {
             Context::Report => t!(lang, "context.report"),
             Context::Alarms => t!(lang, "context.alarms"),
             Context::Find => t!(lang, "context.find"),
+            Context::Objectives => t!(lang, "context.objectives"),
+            Context::Note => t!(lang, "evaluation.context_note"),
         }
     }
 
@@ -54,7 +60,7 @@ impl Context {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            Context::Login | Context::Picker | Context::Form | Context::Find
+            Context::Login | Context::Picker | Context::Form | Context::Find | Context::Note
         )
     }
 }
@@ -104,6 +110,13 @@ pub enum Action {
     Find,
     NextMatch,
     PrevMatch,
+    Objectives,
+    /// The white cell: the selected objective's evaluator rating, cycled.
+    RateObjective,
+    /// The white cell: type a note for the report.
+    AddNote,
+    /// The note entry: strength or area for improvement.
+    NoteKind,
 }
 
 /// One binding: action, where, and key; [`Binding::label`] and
@@ -144,6 +157,7 @@ impl Binding {
             (Back, C::Find) => t!(lang, "keys.cancel_find"),
             (Back, C::Message) => t!(lang, "keys.back"),
             (Back, C::Picker | C::Form) => t!(lang, "keys.abandon"),
+            (Back, C::Note) => t!(lang, "evaluation.cancel_note_label"),
             (Back, _) => t!(lang, "keys.close"),
             (Acknowledge, _) => t!(lang, "keys.acknowledge"),
             (Reply, C::Sent) => t!(lang, "keys.correct"),
@@ -155,11 +169,14 @@ impl Binding {
             (LinkTest, _) => t!(lang, "keys.link_test"),
             (Submit, C::Login) => t!(lang, "keys.log_in"),
             (Submit, C::Find) => t!(lang, "keys.search_all"),
+            (Submit, C::Note) => t!(lang, "evaluation.save_note_label"),
             (Submit, _) => t!(lang, "keys.choose"),
             (NextField, C::Login) => t!(lang, "keys.next_field"),
             (NextField, _) => t!(lang, "keys.form_next"),
             (PrevField, _) => t!(lang, "keys.form_previous"),
+            (ChoiceNext, C::WhiteCell) => t!(lang, "evaluation.objective_next_label"),
             (ChoiceNext, _) => t!(lang, "keys.choice_next"),
+            (ChoicePrev, C::WhiteCell) => t!(lang, "evaluation.objective_previous_label"),
             (ChoicePrev, _) => t!(lang, "keys.choice_previous"),
             (Preview, _) => t!(lang, "keys.preview"),
             (Release, _) => t!(lang, "keys.release"),
@@ -175,8 +192,13 @@ impl Binding {
             (AdmitStation, _) => t!(lang, "keys.admit"),
             (RefuseStation, _) => t!(lang, "keys.refuse"),
             (ShowReport, _) => t!(lang, "keys.report"),
+            (RateObjective, _) => t!(lang, "evaluation.rate_label"),
+            (AddNote, _) => t!(lang, "evaluation.note_label"),
+            (NoteKind, _) => t!(lang, "evaluation.note_kind_label"),
             (Alarms, C::Alarms) => t!(lang, "keys.close"),
             (Alarms, _) => t!(lang, "keys.alarms"),
+            (Objectives, C::Objectives) => t!(lang, "keys.close"),
+            (Objectives, _) => t!(lang, "keys.objectives"),
             (ClearAlarm, _) => t!(lang, "keys.clear_alarm"),
             (Find, _) => t!(lang, "keys.find"),
             (NextMatch, _) => t!(lang, "keys.next_match"),
@@ -198,13 +220,13 @@ impl Binding {
             (Up, C::Picker) => t!(lang, "keys.up_template_help"),
             (Up, C::Alarms) => t!(lang, "keys.up_alarm_help"),
             (Up, C::WhiteCell) => t!(lang, "keys.station_previous_help"),
-            (Up, C::Report) => t!(lang, "keys.up_report_help"),
+            (Up, C::Report | C::Objectives) => t!(lang, "keys.up_report_help"),
             (Up, _) => t!(lang, "keys.up_message_help"),
             (Down, C::Message) => t!(lang, "keys.scroll_down_help"),
             (Down, C::Picker) => t!(lang, "keys.down_template_help"),
             (Down, C::Alarms) => t!(lang, "keys.down_alarm_help"),
             (Down, C::WhiteCell) => t!(lang, "keys.station_next_help"),
-            (Down, C::Report) => t!(lang, "keys.down_report_help"),
+            (Down, C::Report | C::Objectives) => t!(lang, "keys.down_report_help"),
             (Down, _) => t!(lang, "keys.down_message_help"),
             (PageUp, C::Message | C::Report) => t!(lang, "keys.page_up_text_help"),
             (PageUp, _) => t!(lang, "keys.page_up_list_help"),
@@ -221,6 +243,7 @@ impl Binding {
             (Back, C::Message) => t!(lang, "keys.back_help"),
             (Back, C::Picker) => t!(lang, "keys.abandon_compose_help"),
             (Back, C::Form) => t!(lang, "keys.abandon_draft_help"),
+            (Back, C::Note) => t!(lang, "evaluation.cancel_note_help"),
             (Back, _) => t!(lang, "keys.close_report_help"),
             (Acknowledge, C::Message) => t!(lang, "keys.acknowledge_this_help"),
             (Acknowledge, _) => t!(lang, "keys.acknowledge_selected_help"),
@@ -234,11 +257,14 @@ impl Binding {
             (LinkTest, _) => t!(lang, "keys.link_test_help"),
             (Submit, C::Login) => t!(lang, "keys.log_in_help"),
             (Submit, C::Find) => t!(lang, "keys.search_all_help"),
+            (Submit, C::Note) => t!(lang, "evaluation.save_note_help"),
             (Submit, _) => t!(lang, "keys.choose_help"),
             (NextField, C::Login) => t!(lang, "keys.next_field_help"),
             (NextField, _) => t!(lang, "keys.form_next_help"),
             (PrevField, _) => t!(lang, "keys.form_previous_help"),
+            (ChoiceNext, C::WhiteCell) => t!(lang, "evaluation.objective_next_help"),
             (ChoiceNext, _) => t!(lang, "keys.choice_next_help"),
+            (ChoicePrev, C::WhiteCell) => t!(lang, "evaluation.objective_previous_help"),
             (ChoicePrev, _) => t!(lang, "keys.choice_previous_help"),
             (Preview, _) => t!(lang, "keys.preview_help"),
             (Release, _) => t!(lang, "keys.release_help"),
@@ -254,7 +280,12 @@ impl Binding {
             (AdmitStation, _) => t!(lang, "keys.admit_help"),
             (RefuseStation, _) => t!(lang, "keys.refuse_help"),
             (ShowReport, _) => t!(lang, "keys.report_help"),
+            (RateObjective, _) => t!(lang, "evaluation.rate_help"),
+            (AddNote, _) => t!(lang, "evaluation.note_help"),
+            (NoteKind, _) => t!(lang, "evaluation.note_kind_help"),
             (Alarms, C::Alarms) => t!(lang, "keys.close_alarms_help"),
+            (Objectives, C::Objectives) => t!(lang, "keys.close_objectives_help"),
+            (Objectives, _) => t!(lang, "keys.objectives_help"),
             (Alarms, _) => t!(lang, "keys.alarms_help"),
             (ClearAlarm, _) => t!(lang, "keys.clear_alarm_help"),
             (Find, _) => t!(lang, "keys.find_help"),
@@ -511,6 +542,10 @@ impl Keymap {
         use Context as C;
         self.bindings.extend([
             b(WhiteCell, C::Global, Key::plain(KeyCode::F(9))),
+            b(Objectives, C::Global, Key::plain(KeyCode::F(8))),
+            b(Objectives, C::Objectives, Key::plain(KeyCode::Esc)),
+            b(Up, C::Objectives, Key::plain(KeyCode::Up)),
+            b(Down, C::Objectives, Key::plain(KeyCode::Down)),
             b(TogglePause, C::WhiteCell, Key::ch('p')),
             b(Faster, C::WhiteCell, Key::ch('+')),
             b(Slower, C::WhiteCell, Key::ch('-')),
@@ -522,6 +557,13 @@ impl Keymap {
             b(RefuseStation, C::WhiteCell, Key::ch('x')),
             b(ShowReport, C::WhiteCell, Key::ch('w')),
             b(WhiteCell, C::WhiteCell, Key::plain(KeyCode::Esc)),
+            b(RateObjective, C::WhiteCell, Key::ch('r')),
+            b(AddNote, C::WhiteCell, Key::ch('n')),
+            b(ChoicePrev, C::WhiteCell, Key::plain(KeyCode::Left)),
+            b(ChoiceNext, C::WhiteCell, Key::plain(KeyCode::Right)),
+            b(Submit, C::Note, Key::plain(KeyCode::Enter)),
+            b(NoteKind, C::Note, Key::plain(KeyCode::Tab)),
+            b(Back, C::Note, Key::plain(KeyCode::Esc)),
             b(Up, C::Report, Key::plain(KeyCode::Up)),
             b(Down, C::Report, Key::plain(KeyCode::Down)),
             b(PageUp, C::Report, Key::plain(KeyCode::PageUp)),
@@ -655,6 +697,16 @@ impl Keymap {
                     | Action::ChoicePrev
             )
         };
+        // In an exercise the objectives come first, whatever the screen:
+        // a trainee must see from the start what is expected of them.
+        let objectives = self.bindings.iter().filter(|b| {
+            b.action == Action::Objectives
+                && b.context == Context::Global
+                && !matches!(
+                    context,
+                    Context::Objectives | Context::WhiteCell | Context::Note
+                )
+        });
         let acts = self
             .bindings
             .iter()
@@ -670,7 +722,7 @@ impl Keymap {
             .filter(|b| b.context == context && moves(b.action));
         // An action has one label in a context: the first of its keys
         // stands for them all.
-        for b in acts.chain(global).chain(movers) {
+        for b in objectives.chain(acts).chain(global).chain(movers) {
             if seen.contains(&(b.action, b.context)) {
                 continue;
             }

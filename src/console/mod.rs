@@ -30,6 +30,7 @@ use crate::station::api::ApiError;
 use crate::station::{AlarmKind, Event, Status};
 use crate::store::{Direction, MessageRow};
 use crate::t;
+use crate::tabletop::engine::{NoteKind, Rating};
 use crate::templates::Amends;
 use form::{Form, Picker};
 use keymap::{Context, Keymap};
@@ -60,6 +61,32 @@ pub struct WhiteCellView {
     pub waiting: Vec<crate::station::admission::Candidate>,
     /// The after-action report last asked for (or written at the end).
     pub report: Option<ShownReport>,
+    /// The objectives and where each expectation stands, for the
+    /// trainee's panel (of the first trainee).
+    pub objectives: Vec<crate::tabletop::engine::ObjectiveProgress>,
+    /// Each objective's ratings, for the facilitator to confirm or change.
+    pub evaluation: Vec<ObjectiveRating>,
+    /// How many notes the facilitator has taken.
+    pub notes: usize,
+}
+
+/// An objective as the facilitator rates it: the rating proposed from the
+/// expectations met (of the first trainee, when there is one trainee), and
+/// the evaluator's, once given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectiveRating {
+    pub id: String,
+    pub text: String,
+    pub capability: Option<String>,
+    pub proposed: Option<Rating>,
+    pub rating: Option<Rating>,
+}
+
+/// A note the facilitator is typing in the white cell's panel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoteEntry {
+    pub text: String,
+    pub kind: NoteKind,
 }
 
 /// An after-action report for the console to show.
@@ -101,6 +128,16 @@ pub enum WhiteCellCommand {
     Refuse(String),
     /// Shows the after-action report so far, and writes it.
     Report,
+    /// The evaluator's rating of an objective (None: only the proposal).
+    Rate {
+        objective: String,
+        rating: Option<Rating>,
+    },
+    /// A note for the report, stamped with the scenario time.
+    Note {
+        text: String,
+        kind: NoteKind,
+    },
 }
 
 /// Everything that can happen to the console.
@@ -427,6 +464,8 @@ pub struct App {
     pub alarms: Vec<Alarm>,
     /// The alarm panel is open, and which alarm it has selected.
     pub alarms_open: bool,
+    /// Tabletop: the objectives panel is open, and how far it is scrolled.
+    pub objectives: Option<Scroll>,
     pub alarm_pick: usize,
     pub last_input: Timestamp,
     pub last_bell: Option<Timestamp>,
@@ -436,6 +475,10 @@ pub struct App {
     pub white_cell_open: bool,
     /// Which waiting station the facilitator's panel has selected.
     pub white_cell_pick: usize,
+    /// Which objective the facilitator's panel has selected for rating.
+    pub white_cell_objective: usize,
+    /// A note being typed in the facilitator's panel.
+    pub white_cell_note: Option<NoteEntry>,
     /// The after-action report on screen, and how far it is scrolled.
     pub report: Option<(ShownReport, usize)>,
     /// The newest report shown, so each is opened once.
@@ -500,6 +543,7 @@ impl App {
             notice: None,
             alarms: Vec::new(),
             alarms_open: false,
+            objectives: None,
             alarm_pick: 0,
             last_input: now,
             last_bell: None,
@@ -507,6 +551,8 @@ impl App {
             white_cell: None,
             white_cell_open: false,
             white_cell_pick: 0,
+            white_cell_objective: 0,
+            white_cell_note: None,
             report: None,
             report_seen: 0,
             composing_inject: false,
@@ -536,8 +582,14 @@ impl App {
         if self.report.is_some() {
             return Context::Report;
         }
+        if self.white_cell_open && self.white_cell_note.is_some() {
+            return Context::Note;
+        }
         if self.white_cell_open {
             return Context::WhiteCell;
+        }
+        if self.objectives.is_some() {
+            return Context::Objectives;
         }
         if self.alarms_open {
             return Context::Alarms;
@@ -701,6 +753,10 @@ impl App {
             }
             (Context::Message, A::ToggleOriginal) => opened().is_some(),
             (Context::Alarms, A::ClearAlarm) => !self.alarms.is_empty() && !self.locked(),
+            (Context::WhiteCell, A::RateObjective | A::ChoiceNext | A::ChoicePrev) => self
+                .white_cell
+                .as_ref()
+                .is_some_and(|v| !v.evaluation.is_empty()),
             (Context::Queue | Context::Sent, A::NextMatch | A::PrevMatch | A::Back) => {
                 find::active(self).is_some()
             }

@@ -7,6 +7,7 @@ use super::compose::start_compose;
 use super::keymap::Action;
 use super::{App, Effect, PAGE};
 use crate::t;
+use crate::tabletop::engine::Rating;
 
 /// Key help on screen: it scrolls (↑↓ j k, PgUp/PgDn, Space, Home/End,
 /// g/G, whatever the screen below binds them to), and closes on Esc, `q`,
@@ -71,9 +72,82 @@ pub(super) fn white_cell_key(app: &mut App, action: Option<Action>) -> Vec<Effec
             app.composing_inject = true;
             return effects;
         }
+        Some(Action::ChoicePrev) => {
+            app.white_cell_objective = app.white_cell_objective.saturating_sub(1);
+            return Vec::new();
+        }
+        Some(Action::ChoiceNext) => {
+            app.white_cell_objective = app.white_cell_objective.saturating_add(1);
+            clamp_pick(app);
+            return Vec::new();
+        }
+        Some(Action::RateObjective) => {
+            let pick = app.white_cell_objective;
+            let Some(o) = app
+                .white_cell
+                .as_mut()
+                .and_then(|v| v.evaluation.get_mut(pick))
+            else {
+                app.notice = Some(t!(app.setup.language, "evaluation.no_objective").into());
+                return Vec::new();
+            };
+            // Shown at once, so that pressing again cycles on; the white
+            // cell's next view confirms it.
+            o.rating = Rating::cycle(o.rating);
+            W::Rate {
+                objective: o.id.clone(),
+                rating: o.rating,
+            }
+        }
+        Some(Action::AddNote) => {
+            app.white_cell_note = Some(super::NoteEntry::default());
+            return Vec::new();
+        }
         _ => return Vec::new(),
     };
     vec![Effect::WhiteCell(command)]
+}
+
+/// The longest note, in characters.
+const MAX_NOTE: usize = 500;
+
+/// Typing a note in the facilitator's panel: Enter gives it to the white
+/// cell, Tab makes it a strength or an area for improvement, Esc drops it.
+pub(super) fn note_key(app: &mut App, action: Option<Action>, ev: KeyEvent) -> Vec<Effect> {
+    let lang = app.setup.language;
+    let Some(note) = app.white_cell_note.as_mut() else {
+        return Vec::new();
+    };
+    match action {
+        Some(Action::Back) => app.white_cell_note = None,
+        Some(Action::NoteKind) => note.kind = note.kind.toggled(),
+        Some(Action::Submit) => {
+            let Some(note) = app.white_cell_note.take() else {
+                return Vec::new();
+            };
+            let text = note.text.trim().to_string();
+            if text.is_empty() {
+                return Vec::new();
+            }
+            app.notice = Some(t!(
+                lang,
+                "evaluation.note_taken",
+                kind = note.kind.label(lang)
+            ));
+            return vec![Effect::WhiteCell(super::WhiteCellCommand::Note {
+                text,
+                kind: note.kind,
+            })];
+        }
+        _ => match (ev.code, super::update::typed(&ev)) {
+            (KeyCode::Backspace, _) => {
+                note.text.pop();
+            }
+            (_, Some(c)) if note.text.chars().count() < MAX_NOTE => note.text.push(c),
+            _ => {}
+        },
+    }
+    Vec::new()
 }
 
 /// The alarm panel: moving, and clearing the selected alarm.
@@ -134,4 +208,6 @@ pub fn waiting(
 pub(super) fn clamp_pick(app: &mut App) {
     let n = app.white_cell.as_ref().map_or(0, |v| waiting(v).count());
     app.white_cell_pick = app.white_cell_pick.min(n.saturating_sub(1));
+    let n = app.white_cell.as_ref().map_or(0, |v| v.evaluation.len());
+    app.white_cell_objective = app.white_cell_objective.min(n.saturating_sub(1));
 }

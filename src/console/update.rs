@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::compose::{abandon, form_key, picker_key, release, start_compose};
 use super::drafts;
 use super::keymap::{Action, Context};
-use super::panels::{alarm_key, clamp_pick, help_key, report_key, white_cell_key};
+use super::panels::{alarm_key, clamp_pick, help_key, note_key, report_key, white_cell_key};
 use super::{App, BELL_REPEAT, Confirm, Effect, LoginForm, Msg, PAGE, Reading, Screen};
 use crate::domain::Language;
 use crate::domain::{OperatorName, Precedence};
@@ -451,6 +451,7 @@ fn lock(app: &mut App, why: LockReason) -> Vec<Effect> {
     app.preview = false;
     app.report = None;
     app.white_cell_open = false;
+    app.white_cell_note = None;
     app.notice = Some(notice);
     kept.into_iter()
         .chain([
@@ -489,6 +490,13 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             app.white_cell_open = !app.white_cell_open;
             return Vec::new();
         }
+        Some(Action::Objectives) if app.white_cell.is_some() => {
+            app.objectives = match app.objectives {
+                Some(_) => None,
+                None => Some(super::Scroll::default()),
+            };
+            return Vec::new();
+        }
         Some(Action::Alarms) => {
             app.alarms_open = !app.alarms_open;
             app.alarm_pick = app.alarm_pick.min(app.alarms.len().saturating_sub(1));
@@ -502,8 +510,17 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     if app.report.is_some() {
         return report_key(app, action);
     }
+    if app.white_cell_open && app.white_cell_note.is_some() {
+        return note_key(app, action, ev);
+    }
     if app.white_cell_open {
         return white_cell_key(app, action);
+    }
+    if let Some(scroll) = app.objectives.as_mut() {
+        if let Some(a) = action {
+            scroll.apply(a);
+        }
+        return Vec::new();
     }
     if app.alarms_open {
         return alarm_key(app, action);

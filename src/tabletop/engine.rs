@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::scenario::{Expect, Scenario};
+use super::scenario::{Expect, Objective, RatingRule, Scenario};
 use crate::domain::{Language, MessageId, Precedence};
 use crate::t;
 
@@ -62,6 +62,45 @@ pub struct Score {
     pub expectation: Expect,
     pub within: Duration,
     pub outcome: Outcome,
+}
+
+/// Where one expectation stands for the trainee, in scenario time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Its inject comes at this scenario time.
+    Upcoming {
+        at: Duration,
+    },
+    /// Its inject arrived; this long is left.
+    Pending {
+        left: Duration,
+    },
+    Met {
+        after: Duration,
+    },
+    Late {
+        after: Duration,
+    },
+    Missed,
+    /// The facilitator skipped its inject.
+    Skipped,
+}
+
+/// One expectation of an inject, and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectationProgress {
+    pub inject: String,
+    pub expectation: Expect,
+    pub progress: Progress,
+}
+
+/// An objective and its expectations, as the trainee's panel shows them.
+/// `id` None: the expectations that serve no declared objective.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectiveProgress {
+    pub id: Option<String>,
+    pub text: String,
+    pub expectations: Vec<ExpectationProgress>,
 }
 
 /// Where an inject stands, for the facilitator.
@@ -262,6 +301,140 @@ pub struct Overview {
     pub injects: Vec<(String, Duration, String)>,
 }
 
+/// An HSEEP rating of how an objective was performed. The report proposes
+/// one from the expectations met (see [`RatingRule`]); ratings are the
+/// evaluators' judgement, so the facilitator confirms or changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rating {
+    /// Performed without challenges.
+    P,
+    /// Performed with some challenges.
+    S,
+    /// Performed with major challenges.
+    M,
+    /// Unable to be performed.
+    U,
+}
+
+impl Rating {
+    /// The rating's letter, the same in every language.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Rating::P => "P",
+            Rating::S => "S",
+            Rating::M => "M",
+            Rating::U => "U",
+        }
+    }
+
+    /// The rating's name and letter in `lang`:
+    /// "Performed with Some Challenges (S)".
+    pub fn label(self, lang: Language) -> String {
+        let name = match self {
+            Rating::P => t!(lang, "evaluation.rating_p"),
+            Rating::S => t!(lang, "evaluation.rating_s"),
+            Rating::M => t!(lang, "evaluation.rating_m"),
+            Rating::U => t!(lang, "evaluation.rating_u"),
+        };
+        t!(
+            lang,
+            "evaluation.rating",
+            name = name,
+            letter = self.letter()
+        )
+    }
+
+    /// The rating after `rating` as the facilitator cycles through them:
+    /// none, P, S, M, U, none.
+    pub fn cycle(rating: Option<Rating>) -> Option<Rating> {
+        match rating {
+            None => Some(Rating::P),
+            Some(Rating::P) => Some(Rating::S),
+            Some(Rating::S) => Some(Rating::M),
+            Some(Rating::M) => Some(Rating::U),
+            Some(Rating::U) => None,
+        }
+    }
+
+    /// The rating `rule` proposes when `met` of `scored` expectations were
+    /// met in time: all, P; at least `some`, S; at least `major`, M; else
+    /// U. None while nothing is scored.
+    pub fn propose(rule: RatingRule, met: usize, scored: usize) -> Option<Rating> {
+        if scored == 0 {
+            return None;
+        }
+        let share = met as f64 / scored as f64;
+        Some(if met >= scored {
+            Rating::P
+        } else if share >= rule.some {
+            Rating::S
+        } else if share >= rule.major {
+            Rating::M
+        } else {
+            Rating::U
+        })
+    }
+}
+
+/// What a facilitator's note is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NoteKind {
+    #[default]
+    Strength,
+    Improvement,
+}
+
+impl NoteKind {
+    /// The other kind (the note entry toggles between them).
+    pub fn toggled(self) -> NoteKind {
+        match self {
+            NoteKind::Strength => NoteKind::Improvement,
+            NoteKind::Improvement => NoteKind::Strength,
+        }
+    }
+
+    /// The kind as the facilitator reads it: "strength".
+    pub fn label(self, lang: Language) -> &'static str {
+        match self {
+            NoteKind::Strength => t!(lang, "evaluation.kind_strength"),
+            NoteKind::Improvement => t!(lang, "evaluation.kind_improvement"),
+        }
+    }
+}
+
+/// A note the facilitator typed during the exercise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Scenario time.
+    pub at: Duration,
+    pub kind: NoteKind,
+    pub text: String,
+}
+
+/// The facilitator's judgements, which the report includes: a rating per
+/// objective (by id) where one was given, and notes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    pub ratings: BTreeMap<String, Rating>,
+    pub notes: Vec<Note>,
+}
+
+/// An objective's expectations and the rating proposed from them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectiveResult {
+    pub objective: Objective,
+    /// The outcomes of the expectations of its delivered injects.
+    pub scores: Vec<Score>,
+    /// Of them, met in time.
+    pub met: usize,
+    /// Of them, met, late or missed (not pending).
+    pub scored: usize,
+    /// None: no expectation of it is scored yet ("not rated").
+    pub proposed: Option<Rating>,
+    /// The evaluator's rating, if the facilitator gave one.
+    pub rating: Option<Rating>,
+}
+
 /// What an after-action report says beyond the engine's own record.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportFacts<'a> {
@@ -285,7 +458,13 @@ pub struct Engine {
     delivered: HashMap<String, (MessageId, Duration)>,
     acknowledged: HashMap<MessageId, (String, Duration)>,
     replies: Vec<Reply>,
+    /// What happened, at its scenario time.
     timeline: Vec<(Duration, Happened)>,
+    /// The wall-clock time the engine started, for the report.
+    started: jiff::Timestamp,
+    /// The facilitator's ratings and notes, for the report (the white
+    /// cell keeps them and sets them here).
+    pub evaluation: Evaluation,
 }
 
 impl Engine {
@@ -304,6 +483,8 @@ impl Engine {
             acknowledged: HashMap::new(),
             replies: Vec::new(),
             timeline: Vec::new(),
+            started: jiff::Timestamp::now(),
+            evaluation: Evaluation::default(),
         }
     }
 
@@ -319,7 +500,7 @@ impl Engine {
             if !self.issued.contains(&inject.id) && inject.at <= scenario_now {
                 self.issued.insert(inject.id.clone());
                 self.timeline.push((
-                    now,
+                    scenario_now,
                     Happened::InjectSent {
                         inject: inject.id.clone(),
                         precedence: inject.precedence,
@@ -341,11 +522,11 @@ impl Engine {
                 (&inject.follow_up, self.delivered.get(&inject.id))
                 && !self.issued.contains(&key)
                 && !self.acknowledged.contains_key(message)
-                && now >= *at + f.after
+                && scenario_now >= *at + f.after
             {
                 self.issued.insert(key.clone());
                 self.timeline.push((
-                    now,
+                    scenario_now,
                     Happened::FollowUpSent {
                         inject: inject.id.clone(),
                         after: f.after,
@@ -370,7 +551,8 @@ impl Engine {
         if !self.clock.paused {
             self.clock.rebase(now);
             self.clock.paused = true;
-            self.timeline.push((now, Happened::Paused));
+            self.timeline
+                .push((self.clock.scenario_time(now), Happened::Paused));
         }
     }
 
@@ -379,7 +561,8 @@ impl Engine {
         if self.clock.paused {
             self.clock.real_at_change = now;
             self.clock.paused = false;
-            self.timeline.push((now, Happened::Resumed));
+            self.timeline
+                .push((self.clock.scenario_time(now), Happened::Resumed));
         }
     }
 
@@ -389,7 +572,8 @@ impl Engine {
         let speed = speed.clamp(0.1, 60.0);
         self.clock.rebase(now);
         self.clock.speed = speed;
-        self.timeline.push((now, Happened::Speed(speed)));
+        self.timeline
+            .push((self.clock.scenario_time(now), Happened::Speed(speed)));
     }
 
     /// Facilitator: the next inject not yet sent will not be sent, and is
@@ -404,13 +588,19 @@ impl Engine {
             .clone();
         self.issued.insert(next.clone());
         self.skipped.insert(next.clone());
-        self.timeline.push((now, Happened::Skipped(next.clone())));
+        self.timeline.push((
+            self.clock.scenario_time(now),
+            Happened::Skipped(next.clone()),
+        ));
         Some(next)
     }
 
     /// Facilitator: an ad-hoc message sent outside the timeline (not scored).
     pub fn note_ad_hoc(&mut self, now: Duration, what: &str) {
-        self.timeline.push((now, Happened::AdHoc(what.to_string())));
+        self.timeline.push((
+            self.clock.scenario_time(now),
+            Happened::AdHoc(what.to_string()),
+        ));
     }
 
     /// The scenario clock and each inject's state, for the facilitator.
@@ -439,7 +629,36 @@ impl Engine {
         }
     }
 
+    /// Records what happened at real time `at` (the exercise's elapsed
+    /// time); the engine keeps it in scenario time.
     pub fn record(&mut self, input: Input) {
+        let input = match input {
+            Input::Delivered {
+                inject,
+                message,
+                at,
+            } => Input::Delivered {
+                inject,
+                message,
+                at: self.clock.scenario_time(at),
+            },
+            Input::Acknowledged { message, by, at } => Input::Acknowledged {
+                message,
+                by,
+                at: self.clock.scenario_time(at),
+            },
+            Input::Replied {
+                references,
+                template,
+                fields,
+                at,
+            } => Input::Replied {
+                references,
+                template,
+                fields,
+                at: self.clock.scenario_time(at),
+            },
+        };
         match input {
             Input::Delivered {
                 inject,
@@ -493,6 +712,7 @@ impl Engine {
 
     /// Every expectation of every delivered inject, judged at `now`.
     pub fn scores(&self, now: Duration, finished: bool) -> Vec<Score> {
+        let now = self.clock.scenario_time(now);
         let mut out = Vec::new();
         for inject in &self.scenario.injects {
             let Some((message, delivered_at)) = self.delivered.get(&inject.id) else {
@@ -539,6 +759,108 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Each objective with its expectations' live state at real time `now`,
+    /// in scenario time; expectations of no objective come last.
+    pub fn progress(&self, now: Duration) -> Vec<ObjectiveProgress> {
+        let scenario_now = self.clock.scenario_time(now);
+        let scores = self.scores(now, false);
+        let state = |inject: &super::scenario::Inject, i: usize| -> Progress {
+            if self.skipped.contains(&inject.id) {
+                return Progress::Skipped;
+            }
+            let Some((_, delivered_at)) = self.delivered.get(&inject.id) else {
+                return Progress::Upcoming { at: inject.at };
+            };
+            let score = scores.iter().filter(|s| s.inject == inject.id).nth(i);
+            match score.map(|s| &s.outcome) {
+                Some(Outcome::Met { after }) => Progress::Met { after: *after },
+                Some(Outcome::Late { after }) => Progress::Late { after: *after },
+                Some(Outcome::Missed) => Progress::Missed,
+                _ => Progress::Pending {
+                    left: (*delivered_at + score.map_or(Duration::ZERO, |s| s.within))
+                        .saturating_sub(scenario_now),
+                },
+            }
+        };
+        let of = |id: Option<&str>| -> Vec<ExpectationProgress> {
+            self.scenario
+                .injects
+                .iter()
+                .filter(|i| i.objective.as_deref() == id)
+                .flat_map(|inject| {
+                    inject
+                        .expect
+                        .iter()
+                        .enumerate()
+                        .map(move |(n, e)| ExpectationProgress {
+                            inject: inject.id.clone(),
+                            expectation: e.clone(),
+                            progress: state(inject, n),
+                        })
+                })
+                .collect()
+        };
+        let mut out: Vec<ObjectiveProgress> = self
+            .scenario
+            .objectives
+            .iter()
+            .map(|o| ObjectiveProgress {
+                id: Some(o.id.clone()),
+                text: o.text.clone(),
+                expectations: of(Some(&o.id)),
+            })
+            .collect();
+        let rest = of(None);
+        if !rest.is_empty() {
+            out.push(ObjectiveProgress {
+                id: None,
+                text: String::new(),
+                expectations: rest,
+            });
+        }
+        out
+    }
+
+    /// Each objective with the outcomes of its expectations at real time
+    /// `now` (`finished`: pending ones are missed), the rating proposed
+    /// from them, and the facilitator's rating.
+    pub fn objective_results(&self, now: Duration, finished: bool) -> Vec<ObjectiveResult> {
+        let scores = self.scores(now, finished);
+        self.scenario
+            .objectives
+            .iter()
+            .map(|o| {
+                let serves = |inject: &str| {
+                    self.scenario
+                        .injects
+                        .iter()
+                        .any(|i| i.id == inject && i.objective.as_deref() == Some(o.id.as_str()))
+                };
+                let scores: Vec<Score> = scores
+                    .iter()
+                    .filter(|s| serves(&s.inject))
+                    .cloned()
+                    .collect();
+                let met = scores
+                    .iter()
+                    .filter(|s| matches!(s.outcome, Outcome::Met { .. }))
+                    .count();
+                let scored = scores
+                    .iter()
+                    .filter(|s| s.outcome != Outcome::Pending)
+                    .count();
+                ObjectiveResult {
+                    proposed: Rating::propose(o.rating, met, scored),
+                    rating: self.evaluation.ratings.get(&o.id).copied(),
+                    objective: o.clone(),
+                    scores,
+                    met,
+                    scored,
+                }
+            })
+            .collect()
     }
 
     /// Whether the exercise is over: every inject delivered (or skipped)
@@ -591,12 +913,22 @@ impl Engine {
         );
         let _ = writeln!(
             r,
-            "- {}\n",
+            "- {}",
             t!(
                 lang,
                 "report.compression",
                 speed = s.time_compression,
-                ran = duration(lang, now)
+                ran = duration(lang, self.clock.scenario_time(now))
+            )
+        );
+        let _ = writeln!(
+            r,
+            "- {}\n",
+            t!(
+                lang,
+                "report.wall_clock",
+                start = self.started.strftime("%Y-%m-%d %H:%M:%S"),
+                end = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S")
             )
         );
         if !s.objectives.is_empty() {
@@ -662,6 +994,7 @@ impl Engine {
             "\n{}\n",
             t!(lang, "report.met_count", met = met, count = scores.len())
         );
+        let improvements = self.evaluation_sections(&mut r, lang, now, finished);
         let _ = writeln!(r, "## {}\n", t!(lang, "report.timeline"));
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|(t, _)| *t);
@@ -681,7 +1014,193 @@ impl Engine {
         for a in actions {
             let _ = writeln!(r, "- {a}");
         }
+        improvement_plan(&mut r, lang, &improvements);
         r
+    }
+
+    /// The report's evaluation: each objective with its proposed and
+    /// evaluator's ratings, then strengths and areas for improvement (from
+    /// the expectations and the facilitator's notes). Returns the areas for
+    /// improvement, for the improvement plan.
+    fn evaluation_sections(
+        &self,
+        r: &mut String,
+        lang: Language,
+        now: Duration,
+        finished: bool,
+    ) -> Vec<String> {
+        let results = self.objective_results(now, finished);
+        if !results.is_empty() {
+            let _ = writeln!(r, "## {}\n", t!(lang, "evaluation.by_objective"));
+            let _ = writeln!(r, "*{}*\n", t!(lang, "evaluation.ratings_note"));
+        }
+        for o in &results {
+            let _ = writeln!(
+                r,
+                "### {}\n",
+                t!(
+                    lang,
+                    "evaluation.objective",
+                    id = o.objective.id,
+                    text = o.objective.text
+                )
+            );
+            if let Some(capability) = &o.objective.capability {
+                let _ = writeln!(
+                    r,
+                    "- {}",
+                    t!(lang, "evaluation.capability", capability = capability)
+                );
+            }
+            let _ = writeln!(
+                r,
+                "- {}",
+                t!(
+                    lang,
+                    "evaluation.met_in_time",
+                    met = o.met,
+                    scored = o.scored
+                )
+            );
+            let proposed = match o.proposed {
+                Some(rating) => rating.label(lang),
+                None => t!(lang, "evaluation.not_rated").to_string(),
+            };
+            let _ = writeln!(
+                r,
+                "- {}",
+                t!(lang, "evaluation.proposed", rating = proposed)
+            );
+            if let Some(rating) = o.rating {
+                let _ = writeln!(
+                    r,
+                    "- **{}**",
+                    t!(lang, "evaluation.evaluator", rating = rating.label(lang))
+                );
+            }
+            let _ = writeln!(r);
+        }
+        let mut strengths = Vec::new();
+        let mut improvements = Vec::new();
+        for sc in self.scores(now, finished) {
+            let (inject, expectation, within) = (
+                sc.inject.as_str(),
+                expectation(lang, &sc.expectation),
+                t!(lang, "report.within", within = duration(lang, sc.within)),
+            );
+            match sc.outcome {
+                Outcome::Met { after } => strengths.push(t!(
+                    lang,
+                    "evaluation.item_met",
+                    inject = inject,
+                    expectation = expectation,
+                    within = within,
+                    taken = duration(lang, after)
+                )),
+                Outcome::Late { after } => improvements.push(t!(
+                    lang,
+                    "evaluation.item_late",
+                    inject = inject,
+                    expectation = expectation,
+                    within = within,
+                    taken = duration(lang, after)
+                )),
+                Outcome::Missed => improvements.push(t!(
+                    lang,
+                    "evaluation.item_missed",
+                    inject = inject,
+                    expectation = expectation,
+                    within = within
+                )),
+                Outcome::Pending => {}
+            }
+        }
+        for note in &self.evaluation.notes {
+            let item = t!(
+                lang,
+                "evaluation.item_note",
+                at = t_plus(note.at),
+                text = markdown_text(&note.text)
+            );
+            match note.kind {
+                NoteKind::Strength => strengths.push(item),
+                NoteKind::Improvement => improvements.push(item),
+            }
+        }
+        for (heading, items) in [
+            (t!(lang, "evaluation.strengths"), &strengths),
+            (t!(lang, "evaluation.improvements"), &improvements),
+        ] {
+            let _ = writeln!(r, "## {heading}\n");
+            if items.is_empty() {
+                let _ = writeln!(r, "- {}", t!(lang, "report.none"));
+            }
+            for item in items {
+                let _ = writeln!(r, "- {item}");
+            }
+            let _ = writeln!(r);
+        }
+        improvements
+    }
+}
+
+/// A scenario time as the report writes it: `T+05:30`.
+fn t_plus(at: Duration) -> String {
+    format!("T+{:02}:{:02}", at.as_secs() / 60, at.as_secs() % 60)
+}
+
+/// Untrusted text (a facilitator's note) as literal Markdown on one line:
+/// what Markdown would read as markup is escaped, and line breaks and
+/// control characters are made harmless.
+fn markdown_text(text: &str) -> String {
+    let line = crate::sanitize::inert(&text.replace(['\r', '\n', '\t'], " "));
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '!' | '&'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Text for a Markdown table cell: every `|` not already escaped is.
+fn table_cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == '|' && !escaped {
+            out.push('\\');
+        }
+        escaped = c == '\\' && !escaped;
+        out.push(c);
+    }
+    out
+}
+
+/// The improvement plan that ends the report: a row per area for
+/// improvement, its corrective action, owner and due date left blank for
+/// the organisation to fill in.
+fn improvement_plan(r: &mut String, lang: Language, improvements: &[String]) {
+    let _ = writeln!(r, "\n## {}\n", t!(lang, "evaluation.improvement_plan"));
+    if improvements.is_empty() {
+        let _ = writeln!(r, "- {}", t!(lang, "report.none"));
+        return;
+    }
+    let _ = writeln!(
+        r,
+        "| {} | {} | {} | {} |",
+        t!(lang, "evaluation.column_issue"),
+        t!(lang, "evaluation.column_corrective_action"),
+        t!(lang, "evaluation.column_owner"),
+        t!(lang, "evaluation.column_due")
+    );
+    let _ = writeln!(r, "| --- | --- | --- | --- |");
+    for issue in improvements {
+        let _ = writeln!(r, "| {} |  |  |  |", table_cell(issue));
     }
 }
 
@@ -761,20 +1280,20 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
                 },
             ),
             (
-                25,
+                20,
                 Input::Acknowledged {
                     message: id(1),
                     by: "op".into(),
-                    at: Duration::from_secs(25),
+                    at: Duration::from_secs(20),
                 },
             ),
             (
-                100,
+                55,
                 Input::Replied {
                     references: vec![id(1)],
                     template: "response".into(),
                     fields: [("disposition".to_string(), "full".to_string())].into(),
-                    at: Duration::from_secs(100),
+                    at: Duration::from_secs(55),
                 },
             ),
             (
@@ -789,7 +1308,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         let a = run(&events);
         assert_eq!(a, run(&events));
         assert!(
-            a.contains("| `first` | acknowledge | within 30s | MET | 15s |"),
+            a.contains("| `first` | acknowledge | within 30s | MET | 20s |"),
             "{a}"
         );
         assert!(
@@ -931,7 +1450,7 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         ];
         let a = run(&events);
         assert!(
-            a.contains("| `first` | acknowledge | within 30s | LATE | 50s |"),
+            a.contains("| `first` | acknowledge | within 30s | LATE | 1m 40s |"),
             "{a}"
         );
         assert!(

@@ -5,6 +5,8 @@
 //! the exercise ALPN so it can never reach a live station.
 
 pub mod engine;
+pub mod html;
+pub mod msel;
 pub mod run;
 pub mod scenario;
 

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::engine::{Engine, InjectState, Input, Outcome};
+use super::engine::{Engine, Evaluation, InjectState, Input, Note, Outcome};
 use super::scenario::Scenario;
 use crate::compose::Draft;
 use crate::config::Config;
-use crate::console::{ShownReport, TraineeRow, WhiteCellCommand, WhiteCellView};
+use crate::console::{ObjectiveRating, ShownReport, TraineeRow, WhiteCellCommand, WhiteCellView};
 use crate::crypto::{PeerKeys, StationKeys};
 use crate::domain::{Language, MessageId, OperatorName, StationName};
 use crate::station::{Event, Options, Station};
@@ -72,12 +72,38 @@ impl Drop for Scratch {
 
 /// An exercise station's configuration: `peer` (if known yet) is dialed
 /// at its address, if it has one.
+/// What the stations of an exercise are set to: each side's language, and
+/// the scenario clock's speed, which the acknowledgement deadlines follow
+/// (a 10-minute FLASH deadline is 2.5 minutes of real time at speed 4).
+#[derive(Clone, Copy, Debug)]
+pub struct Casting {
+    pub trainee_language: Language,
+    pub counterpart_language: Language,
+    pub speed: f64,
+}
+
+impl Casting {
+    /// The station config's `[deadlines]`, in real time at this speed.
+    fn deadlines(&self) -> String {
+        let d = crate::config::Deadlines::default();
+        let real = |x: Duration| format!("{}s", (x.as_secs_f64() / self.speed).ceil().max(1.0));
+        format!(
+            "[deadlines]\nflash = \"{}\"\nimmediate = \"{}\"\npriority = \"{}\"\nroutine = \"{}\"\n",
+            real(d.flash),
+            real(d.immediate),
+            real(d.priority),
+            real(d.routine)
+        )
+    }
+}
+
 fn station_config(
     dir: &Path,
     name: &StationName,
     listen: SocketAddr,
     peer: Option<(&PeerKeys, Option<SocketAddr>)>,
-    language: &str,
+    language: Language,
+    deadlines: &str,
 ) -> Result<Config, TabletopError> {
     let peer = peer
         .map(|(public, addr)| {
@@ -89,7 +115,7 @@ fn station_config(
         .unwrap_or_default();
     let text = format!(
         "[station]\nname = \"{name}\"\nlanguage = \"{language}\"\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\n\
-         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n{peer}"
+         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n{deadlines}\n{peer}"
     );
     Config::parse(&text, &dir.join("operator.toml"))
         .map_err(|e| TabletopError::Setup(e.to_string()))
@@ -118,7 +144,7 @@ pub async fn start_white_cell(
     let keys = keys(&scenario.counterpart)?;
     let dir = scratch.0.join("white-cell");
     crate::fsutil::create_private_dir(&dir).map_err(|e| TabletopError::Setup(e.to_string()))?;
-    let config = station_config(&dir, &keys.name, listen, None, "ru")?;
+    let config = station_config(&dir, &keys.name, listen, None, Language::RU, "")?;
     let station = Station::start(config, keys, exercise_options(true)).await?;
     Ok((station, scratch))
 }
@@ -146,7 +172,8 @@ pub async fn start_trainee(
         &keys.name,
         listen,
         Some((white_cell, Some(white_cell_addr))),
-        "en",
+        Language::EN,
+        "",
     )?;
     let station = Station::start(config, keys, exercise_options(false)).await?;
     Ok((station, scratch))
@@ -177,7 +204,7 @@ pub struct Exercise {
 
 /// Starts both stations: the counterpart first (it listens), then the
 /// trainee, which dials it.
-pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
+pub async fn start(scenario: &Scenario, casting: Casting) -> Result<Exercise, TabletopError> {
     let scratch = Scratch::new()?;
     let trainee_keys = keys(&scenario.trainee)?;
     let counterpart_keys = keys(&scenario.counterpart)?;
@@ -192,7 +219,8 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
         &counterpart_keys.name,
         LOOPBACK,
         Some((&trainee_keys.public(), None)),
-        "ru",
+        casting.counterpart_language,
+        "",
     )?;
     let counterpart =
         Station::start(cp_config, clone_keys(&counterpart_keys), options.clone()).await?;
@@ -204,7 +232,8 @@ pub async fn start(scenario: &Scenario) -> Result<Exercise, TabletopError> {
         &trainee_keys.name,
         LOOPBACK,
         Some((&counterpart_keys.public(), Some(addr))),
-        "en",
+        casting.trainee_language,
+        &casting.deadlines(),
     )?;
     let trainee = Station::start(tr_config, trainee_keys, options).await?;
     Ok(Exercise {
@@ -259,11 +288,59 @@ async fn publish(
     let lang = cell.language;
     let text = (cell.report.render)(runs, finished, lang);
     let path = cell.report.path.display();
+    let html_path = super::html::path_beside(&cell.report.path);
+    let html = super::html::report(&text, lang);
     let written = match tokio::fs::write(&cell.report.path, &text).await {
-        Ok(()) => t!(lang, "report.written", path = path),
+        Ok(()) => match tokio::fs::write(&html_path, html).await {
+            Ok(()) => t!(
+                lang,
+                "evaluation.written_html",
+                path = path,
+                html = html_path.display()
+            ),
+            Err(e) => format!(
+                "{}; {}",
+                t!(lang, "report.written", path = path),
+                t!(
+                    lang,
+                    "report.not_written",
+                    path = html_path.display(),
+                    error = e
+                )
+            ),
+        },
         Err(e) => t!(lang, "report.not_written", path = path, error = e),
     };
     ShownReport { seq, text, written }
+}
+
+/// Each objective's ratings for the facilitator's panel: the proposal
+/// where one trainee runs the scenario (whose would it be otherwise?), and
+/// the evaluator's.
+fn ratings_of(
+    cell: &WhiteCell,
+    runs: &[TraineeRun],
+    elapsed: Duration,
+    evaluation: &Evaluation,
+) -> Vec<ObjectiveRating> {
+    let proposed = match runs {
+        [run] => run.engine.objective_results(run.now(elapsed), false),
+        _ => Vec::new(),
+    };
+    cell.scenario
+        .objectives
+        .iter()
+        .map(|o| ObjectiveRating {
+            id: o.id.clone(),
+            text: o.text.clone(),
+            capability: o.capability.clone(),
+            proposed: proposed
+                .iter()
+                .find(|p| p.objective.id == o.id)
+                .and_then(|p| p.proposed),
+            rating: evaluation.ratings.get(&o.id).copied(),
+        })
+        .collect()
 }
 
 /// One trainee's run of the scenario: its own engine, started when it was
@@ -306,6 +383,7 @@ fn view_of(
     paused: bool,
     speed: f64,
     report: Option<ShownReport>,
+    evaluation: &Evaluation,
 ) -> WhiteCellView {
     let first = runs.first().map(|r| r.engine.overview(r.now(elapsed)));
     WhiteCellView {
@@ -341,6 +419,12 @@ fn view_of(
             .collect(),
         waiting: cell.counterpart.candidates(),
         report,
+        objectives: runs
+            .first()
+            .map(|r| r.engine.progress(r.now(elapsed)))
+            .unwrap_or_default(),
+        evaluation: ratings_of(cell, runs, elapsed, evaluation),
+        notes: evaluation.notes.len(),
     }
 }
 
@@ -369,6 +453,8 @@ pub async fn white_cell(
     let mut runs: Vec<TraineeRun> = Vec::new();
     let mut announced_end = false;
     let mut shown: Option<ShownReport> = None;
+    // The facilitator's ratings and notes, for every trainee's report.
+    let mut evaluation = Evaluation::default();
     // Until the facilitator first starts the clock (STARTEX), admitted
     // trainees wait at T+00:00; their runs begin at STARTEX.
     let mut startex = cell.join.is_none();
@@ -531,6 +617,18 @@ pub async fn white_cell(
                         let seq = shown.as_ref().map_or(1, |r| r.seq + 1);
                         shown = Some(publish(&cell, &mut runs, elapsed, announced_end, seq).await);
                     }
+                    WhiteCellCommand::Rate { objective, rating } => {
+                        if cell.scenario.objectives.iter().any(|o| o.id == objective) {
+                            match rating {
+                                Some(rating) => evaluation.ratings.insert(objective, rating),
+                                None => evaluation.ratings.remove(&objective),
+                            };
+                        }
+                    }
+                    WhiteCellCommand::Note { text, kind } => {
+                        let at = runs.first().map_or(Duration::ZERO, |r| r.engine.overview(r.now(elapsed)).scenario_time);
+                        evaluation.notes.push(Note { at, kind, text });
+                    }
                     WhiteCellCommand::Refuse(fingerprint) => {
                         match cp.refuse_join(&fingerprint).await {
                             Ok(station) => cell.console.notice(t!(lang, "report.white_cell_refused", station = station)),
@@ -541,6 +639,12 @@ pub async fn white_cell(
             }
             _ = stop.changed() => return finish(runs, started.elapsed()),
         }
+        // The facilitator's judgements go into every trainee's report.
+        for r in &mut runs {
+            if r.engine.evaluation != evaluation {
+                r.engine.evaluation.clone_from(&evaluation);
+            }
+        }
         let new = view_of(
             &cell,
             &runs,
@@ -548,6 +652,7 @@ pub async fn white_cell(
             paused,
             speed,
             shown.clone(),
+            &evaluation,
         );
         facilitator.view.send_if_modified(|v| {
             let changed = new.paused != v.paused
@@ -557,6 +662,8 @@ pub async fn white_cell(
                 || new.waiting != v.waiting
                 || new.join != v.join
                 || new.report != v.report
+                || new.evaluation != v.evaluation
+                || new.notes != v.notes
                 || new.scenario_time.as_secs() != v.scenario_time.as_secs();
             if changed {
                 *v = new;

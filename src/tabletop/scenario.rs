@@ -154,7 +154,7 @@ struct RawScenario {
     #[serde(default)]
     description: String,
     #[serde(default)]
-    objectives: Vec<RawObjective>,
+    objectives: Vec<Spanned<RawObjective>>,
     #[serde(default)]
     sides: Vec<Spanned<String>>,
     #[serde(default = "one")]
@@ -177,7 +177,8 @@ fn washington() -> Spanned<String> {
 }
 
 /// An objective: plain text, or a table with an id, a capability and a
-/// rating rule.
+/// rating rule. (No spans inside: toml cannot give them through an
+/// untagged enum; the objective's own span locates its problems.)
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum RawObjective {
@@ -188,10 +189,10 @@ enum RawObjective {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawObjectiveTable {
-    id: Spanned<String>,
+    id: String,
     text: String,
     capability: Option<String>,
-    rating: Option<Spanned<RawRating>>,
+    rating: Option<RawRating>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -260,7 +261,7 @@ struct RawFollowUp {
 pub const MAX_SCENARIO_TIME: Duration = Duration::from_secs(7 * 86_400);
 
 /// `mm:ss` (or `h:mm:ss`) after the start, within [`MAX_SCENARIO_TIME`].
-fn parse_offset(text: &str) -> Option<Duration> {
+pub(crate) fn parse_offset(text: &str) -> Option<Duration> {
     let parts: Vec<&str> = text.trim().trim_start_matches("T+").split(':').collect();
     let nums: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
     let secs = match nums?.as_slice() {
@@ -272,7 +273,7 @@ fn parse_offset(text: &str) -> Option<Duration> {
     (at <= MAX_SCENARIO_TIME).then_some(at)
 }
 
-type ErrFn<'a> = dyn FnMut(std::ops::Range<usize>, &str, String) + 'a;
+pub(crate) type ErrFn<'a> = dyn FnMut(std::ops::Range<usize>, &str, String) + 'a;
 
 fn parse_language(
     l: &Spanned<String>,
@@ -331,7 +332,7 @@ fn parse_follow_up(f: RawFollowUp, catalog: &Catalog, key: &str, err: &mut ErrFn
 }
 
 /// Checks that `template` exists and that `fields` fit it.
-fn check_template(
+pub(crate) fn check_template(
     catalog: &Catalog,
     template: &Spanned<String>,
     fields: &BTreeMap<String, String>,
@@ -388,7 +389,8 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
     }
     let mut objectives = Vec::new();
     for (i, o) in raw.objectives.into_iter().enumerate() {
-        match o {
+        let span = o.span();
+        match o.into_inner() {
             RawObjective::Text(text) => objectives.push(Objective {
                 id: (i + 1).to_string(),
                 text,
@@ -398,11 +400,10 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             RawObjective::Table(t) => {
                 let rating = match t.rating {
                     None => RatingRule::default(),
-                    Some(r) => {
-                        let RawRating { some, major } = *r.get_ref();
+                    Some(RawRating { some, major }) => {
                         if !(0.0 <= major && major <= some && some <= 1.0) {
                             err(
-                                r.span(),
+                                span.clone(),
                                 "objectives.rating",
                                 format!(
                                     "`some` and `major` are shares of the expectations met in time, with 0 ≤ major ≤ some ≤ 1; got some = {some}, major = {major}"
@@ -412,18 +413,15 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                         RatingRule { some, major }
                     }
                 };
-                if objectives
-                    .iter()
-                    .any(|x: &Objective| x.id == *t.id.get_ref())
-                {
+                if objectives.iter().any(|x: &Objective| x.id == t.id) {
                     err(
-                        t.id.span(),
+                        span,
                         "objectives.id",
-                        format!("objective `{}` is defined twice", t.id.get_ref()),
+                        format!("objective `{}` is defined twice", t.id),
                     );
                 }
                 objectives.push(Objective {
-                    id: t.id.into_inner(),
+                    id: t.id,
                     text: t.text,
                     capability: t.capability,
                     rating,

@@ -6,6 +6,7 @@ mod bars;
 pub use bars::footer_items;
 mod compose;
 mod lists;
+mod objectives;
 mod overlays;
 mod reading;
 
@@ -95,6 +96,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     }
     if app.alarms_open {
         overlays::alarms(frame, body, app, &theme);
+    }
+    if app.objectives.is_some() {
+        objectives::panel(frame, body, app, &theme);
     }
     // A question is on top of every panel: it takes the keys first.
     if app.confirm.is_some() {

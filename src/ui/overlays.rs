@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{Theme, centred, width_of};
 use crate::console::keymap::{Action, Context};
-use crate::console::{App, Confirm, LoginForm};
+use crate::console::{App, Confirm, LoginForm, WhiteCellView};
 use crate::domain::Language;
 use crate::sanitize::inert;
 use crate::t;
@@ -286,16 +286,25 @@ pub fn confirm(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     .get(f.peer)
                     .map(|(p, _)| p.clone())
                     .unwrap_or_default();
-                lines.push(Line::styled(
+                // An ad-hoc inject goes from the simulated counterpart to
+                // the trainee, not from this console to its peer.
+                let question = if app.composing_inject {
+                    t!(
+                        lang,
+                        "overlay.inject_question",
+                        precedence = f.precedence,
+                        form = f.template.title.get(lang)
+                    )
+                } else {
                     t!(
                         lang,
                         "overlay.release_question",
                         precedence = f.precedence,
                         form = f.template.title.get(lang),
                         peer = peer
-                    ),
-                    theme.warn(),
-                ));
+                    )
+                };
+                lines.push(Line::styled(question, theme.warn()));
                 lines.push(Line::raw(if f.exercise {
                     t!(
                         lang,
@@ -683,6 +692,152 @@ fn inject_state(lang: Language, state: &str) -> String {
     }
 }
 
+/// Objectives the facilitator's panel shows at once.
+const OBJECTIVES_SHOWN: usize = 4;
+
+/// The columns inside the facilitator's panel.
+const WHITE_CELL_INNER: usize = 74;
+
+/// `text` in at most `width` columns, keeping its end (what is being
+/// typed), with "…" where it was cut.
+fn tail(text: &str, width: usize) -> String {
+    if width_of(text) <= width {
+        return text.to_string();
+    }
+    let mut kept = Vec::new();
+    let mut used = 1;
+    for c in text.chars().rev() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        kept.push(c);
+    }
+    std::iter::once('…').chain(kept.into_iter().rev()).collect()
+}
+
+/// "key label · key label" for these actions in `context`, from the
+/// keymap (the first key of each).
+fn key_hints(app: &App, context: Context, actions: &[Action]) -> String {
+    let lang = app.setup.language;
+    actions
+        .iter()
+        .filter_map(|a| {
+            app.setup
+                .keymap
+                .bindings
+                .iter()
+                .find(|b| b.context == context && b.action == *a)
+        })
+        .map(|b| format!("{} {}", b.key, b.label(lang)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The facilitator's evaluation in the panel: each objective with its
+/// proposed and evaluator's rating, the notes taken, and a note being typed.
+fn evaluation_lines(
+    lines: &mut Vec<Line<'static>>,
+    app: &App,
+    view: &WhiteCellView,
+    theme: &Theme,
+) {
+    let lang = app.setup.language;
+    if view.evaluation.is_empty() && view.notes == 0 && app.white_cell_note.is_none() {
+        return;
+    }
+    if lines.last().is_some_and(|l| l.width() > 0) {
+        lines.push(Line::raw(""));
+    }
+    if !view.evaluation.is_empty() {
+        lines.push(Line::styled(
+            t!(lang, "evaluation.panel_objectives"),
+            theme.warn(),
+        ));
+        let pick = app.white_cell_objective;
+        let first = pick
+            .saturating_sub(OBJECTIVES_SHOWN - 1)
+            .min(view.evaluation.len().saturating_sub(OBJECTIVES_SHOWN));
+        let letter = |r: Option<crate::tabletop::engine::Rating>| r.map_or("—", |r| r.letter());
+        let shown = || {
+            view.evaluation
+                .iter()
+                .enumerate()
+                .skip(first)
+                .take(OBJECTIVES_SHOWN)
+        };
+        let id_column = shown()
+            .map(|(_, o)| width_of(&inert(&o.id)))
+            .max()
+            .unwrap_or(0)
+            .min(16);
+        for (i, o) in shown() {
+            let mark = if i == pick { "▶" } else { " " };
+            let ratings = t!(
+                lang,
+                "evaluation.panel_rating",
+                proposed = letter(o.proposed),
+                rating = letter(o.rating)
+            );
+            // The mark, a space, the objective, a space, its ratings, a margin.
+            let room = WHITE_CELL_INNER.saturating_sub(width_of(&ratings) + 4);
+            let id = inert(&o.id);
+            let objective = super::fit(
+                &format!("{id}{}  {}", spaces(&id, id_column), inert(&o.text)),
+                room,
+            );
+            lines.push(Line::raw(format!(
+                "{mark} {objective}{} {ratings}",
+                spaces(&objective, room)
+            )));
+        }
+        if view.evaluation.len() > OBJECTIVES_SHOWN {
+            lines.push(Line::styled(
+                format!(
+                    "  {}",
+                    t!(
+                        lang,
+                        "evaluation.panel_objectives_more",
+                        count = view.evaluation.len()
+                    )
+                ),
+                theme.dim(),
+            ));
+        }
+    }
+    lines.push(Line::raw(format!(
+        "  {}",
+        t!(lang, "evaluation.panel_notes", count = view.notes)
+    )));
+    if let Some(note) = &app.white_cell_note {
+        let lead = t!(lang, "evaluation.panel_note", kind = note.kind.label(lang));
+        let room = WHITE_CELL_INNER.saturating_sub(width_of(&lead) + 4);
+        lines.push(Line::styled(
+            format!("  {lead} {}▏", tail(&inert(&note.text), room)),
+            theme.warn(),
+        ));
+    }
+    if !view.evaluation.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "  {}",
+                key_hints(
+                    app,
+                    Context::WhiteCell,
+                    &[
+                        Action::ChoicePrev,
+                        Action::ChoiceNext,
+                        Action::RateObjective,
+                        Action::AddNote
+                    ]
+                )
+            ),
+            theme.dim(),
+        ));
+    }
+}
+
 /// The facilitator's panel: the scenario clock and every inject's state.
 pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(view) = &app.white_cell else { return };
@@ -794,6 +949,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             inject_state(lang, state)
         )));
     }
+    evaluation_lines(&mut lines, app, view, theme);
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         t!(lang, "overlay.white_cell_clock_keys"),
