@@ -371,10 +371,12 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
 
     // Held: the inject at T+00:03 is not sent while the clock waits.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    // Only the briefing (ROUTINE) has come; the inject is IMMEDIATE.
     assert!(
         door::list(&trainee, hotline::store::Direction::In)
             .await
-            .is_empty(),
+            .iter()
+            .all(|r| r.precedence == hotline::domain::Precedence::Routine),
         "an inject went out before the facilitator started the clock"
     );
     let held = view.borrow_and_update().clone();
@@ -385,8 +387,15 @@ async fn the_white_cell_scores_a_trainee_across_the_network() {
         .send(WhiteCellCommand::TogglePause)
         .await
         .expect("send");
+    // The inject (IMMEDIATE), not the briefing (ROUTINE).
     let received = wait_event(&mut tr_events, Duration::from_secs(15), |e| {
-        matches!(e, Event::Received { .. })
+        matches!(
+            e,
+            Event::Received {
+                precedence: hotline::domain::Precedence::Immediate,
+                ..
+            }
+        )
     })
     .await;
     let Event::Received { id, .. } = received else {
@@ -550,6 +559,18 @@ async fn two_trainees_are_driven_together_and_scored_apart() {
         v.trainees.len() == 2 && v.trainees.iter().all(|t| t.link_up)
     })
     .await;
+    // Each was briefed on admission; what arrives from here on is the
+    // inject and the ad-hoc message.
+    for trainee in [&alpha, &bravo] {
+        door::rows_until(
+            trainee,
+            hotline::store::Direction::In,
+            Duration::from_secs(15),
+            "the briefing",
+            |rows| rows.len() == 1,
+        )
+        .await;
+    }
     let mut alpha_events = alpha.subscribe();
     let mut bravo_events = bravo.subscribe();
     commands
@@ -882,6 +903,163 @@ async fn the_facilitators_ratings_and_notes_go_into_both_reports() {
         2,
         "kept for the last report"
     );
+    alpha.shutdown().await;
+    wc.shutdown().await;
+}
+
+/// A trainee's console sends its station's own record to the white cell
+/// as it quits, signed by the station; the white cell's report carries it
+/// under that station. A station the white cell did not admit cannot
+/// deliver one (the same wait sees the admitted one's receipt: control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_trainees_signed_record_reaches_the_white_cells_report() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Driven {
+        commands,
+        view,
+        stop,
+        task,
+    } = drive(&wc, addr, &tmp.path().join("aar.md"));
+    let (alpha, _a) = admitted_trainee(&wc, addr, &commands, "ALPHA").await;
+    eventually(Duration::from_secs(10), "ALPHA admitted and linked", || {
+        view.borrow().trainees.iter().any(|t| t.link_up)
+    })
+    .await;
+    // A station with keys nobody admitted, dialling the same white cell.
+    let white_cell_keys = {
+        let probe = run::keys("PROBE").expect("keys");
+        let joining = asked(&wc, &probe, addr).await;
+        wc.admit(&probe.public().fingerprint())
+            .await
+            .expect("admit probe");
+        joining.await.expect("task").expect("admitted")
+    };
+    let (stranger, _s) =
+        run::start_trainee(run::keys("STRANGER").expect("keys"), &white_cell_keys, addr)
+            .await
+            .expect("starts");
+
+    let wait = Duration::from_secs(8);
+    let record = "# Record of ALPHA\n- T+00:10 alpha-1 acknowledged MOSCOW/1\n# not a heading";
+    run::send_record(&alpha, "MOSCOW", record, wait)
+        .await
+        .expect("the admitted trainee's record is receipted");
+    let refused = run::send_record(&stranger, "MOSCOW", "# forged record", wait).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    stop.send(true).expect("stop");
+    let runs = task.await.expect("white cell");
+    let alpha_run = runs
+        .iter()
+        .find(|r| r.station.as_str() == "ALPHA")
+        .expect("ALPHA's run");
+    assert_eq!(alpha_run.record.as_deref(), Some(record));
+    let report = alpha_run.engine.report(
+        hotline::domain::Language::EN,
+        alpha_run.ran,
+        &ReportFacts {
+            trainee: "op",
+            date: "today",
+            source: "test",
+            actions: &[],
+            finished: true,
+        },
+    );
+    assert!(
+        !report.contains("reply with `general` received"),
+        "the record is not taken for a reply:\n{report}"
+    );
+    let section = run::record_section(alpha_run, hotline::domain::Language::EN);
+    assert!(section.contains("signed by ALPHA"), "{section}");
+    // The trainee's text is quoted, never read as the report's Markdown.
+    assert!(section.contains("\n    # not a heading\n"), "{section}");
+    assert!(
+        runs.iter().all(|r| r.station.as_str() != "STRANGER"),
+        "no run for a station never admitted"
+    );
+    alpha.shutdown().await;
+    stranger.shutdown().await;
+    wc.shutdown().await;
+}
+
+/// A trainee on another machine sees its objectives too: the white cell
+/// briefs it on admission (the scenario as it plays it), and its console's
+/// mirror shows each expectation pending once the inject arrives, then met
+/// once the trainee acknowledges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_trainee_sees_its_objectives_live() {
+    let (wc, _scratch, addr) = white_cell().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let Driven {
+        commands,
+        view: _,
+        stop,
+        task,
+    } = drive(&wc, addr, &tmp.path().join("aar.md"));
+    let (alpha, _a) = admitted_trainee(&wc, addr, &commands, "ALPHA").await;
+    let (_trainee_commands, commands_rx) = tokio::sync::mpsc::channel(8);
+    let (view_tx, mut mirrored) = tokio::sync::watch::channel(WhiteCellView::default());
+    let (stop_mirror, stop_rx) = tokio::sync::watch::channel(false);
+    let mirror = tokio::spawn(run::mirror(
+        alpha.clone(),
+        "MOSCOW".into(),
+        view_tx,
+        commands_rx,
+        stop_rx,
+    ));
+    let state = |v: &WhiteCellView, kind: &str| {
+        v.objectives
+            .iter()
+            .flat_map(|o| &o.expectations)
+            .filter(|e| e.inject == "ping")
+            .map(|e| format!("{:?}", e.progress))
+            .any(|p| p.starts_with(kind))
+    };
+    let wait_for = |kind: &'static str,
+                    mirrored: &mut tokio::sync::watch::Receiver<WhiteCellView>| {
+        let mut mirrored = mirrored.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                mirrored.wait_for(|v| state(v, kind)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} expectation mirrored"))
+            .expect("mirror running")
+            .clone()
+        }
+    };
+    // Briefed on admission: the objectives, before the clock starts.
+    let briefed = wait_for("Upcoming", &mut mirrored).await;
+    assert_eq!(briefed.scenario, "short");
+    assert!(
+        briefed
+            .objectives
+            .iter()
+            .any(|o| o.text == "Acknowledge within 20 seconds"),
+        "{briefed:?}"
+    );
+    commands
+        .send(WhiteCellCommand::TogglePause)
+        .await
+        .expect("start");
+    wait_for("Pending", &mut mirrored).await;
+    let session = door::sign_in(&alpha, "alpha-1").await;
+    let inject = door::list(&alpha, hotline::store::Direction::In)
+        .await
+        .into_iter()
+        .find(|r| r.precedence == hotline::domain::Precedence::Immediate)
+        .expect("the inject arrived");
+    door::acknowledge(&alpha, &session, inject.id)
+        .await
+        .expect("ack");
+    let met = wait_for("Met", &mut mirrored).await;
+    assert!(met.scenario_time > Duration::ZERO, "{met:?}");
+    let _ = stop_mirror.send(true);
+    mirror.await.expect("mirror");
+    stop.send(true).expect("stop");
+    task.await.expect("white cell");
     alpha.shutdown().await;
     wc.shutdown().await;
 }

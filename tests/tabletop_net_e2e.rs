@@ -250,11 +250,23 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     if let Some(rest) = held.checked_sub(admitted.elapsed()) {
         std::thread::sleep(rest);
     }
+    // Only the white cell's briefing (ROUTINE) has come, with the
+    // objectives; the inject (IMMEDIATE) has not.
     let screen = b.screen();
     assert!(
-        screen.contains("No messages received."),
-        "held: nothing arrives before the facilitator starts the clock\n{screen}"
+        !screen.contains("IMMEDIATE"),
+        "held: no inject arrives before the facilitator starts the clock\n{screen}"
     );
+    b.keys(&["F8"]);
+    let objectives = b.wait_for(
+        "ping: acknowledge within 20s — expected from T+00:03",
+        Duration::from_secs(10),
+    );
+    assert!(
+        objectives.contains("Acknowledge within 20 seconds"),
+        "{objectives}"
+    );
+    b.keys(&["F8"]);
     let panel = a.screen();
     assert!(
         panel.contains("PAUSED") && panel.contains("PENDING"),
@@ -263,7 +275,8 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
 
     a.keys(&["p"]);
     a.wait_for("running", Duration::from_secs(5));
-    let screen = b.wait_for("1 unacknowledged", Duration::from_secs(20));
+    // The inject, and the briefing (unacknowledged too).
+    let screen = b.wait_for("2 unacknowledged", Duration::from_secs(20));
     assert!(screen.contains("EXERCISE"), "{screen}");
     assert!(screen.contains("IMMEDIATE"), "{screen}");
     assert!(screen.contains("MOSCOW"), "{screen}");
@@ -286,6 +299,8 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
         !s.contains("AFTER-ACTION REPORT") && s.contains("WHITE CELL")
     });
 
+    // The inject heads the queue; the selection stayed on the briefing.
+    b.keys(&["Home"]);
     b.acknowledge_and_reply("bravo");
 
     // Finished: the final report opens by itself.

@@ -219,7 +219,7 @@ fn setup(
     let keymap = if white_cell {
         Keymap::default().with_white_cell()
     } else {
-        Keymap::default()
+        Keymap::default().with_objectives()
     };
     Setup {
         station: station.name().to_string(),
@@ -351,14 +351,14 @@ fn in_process_report(
         let operator = actions
             .iter()
             .find_map(|a| a.split_whitespace().nth(1).map(str::to_string))
-            .unwrap_or_else(|| "(no log-in)".into());
+            .unwrap_or_else(|| crate::t!(lang, "report.no_log_in").into());
         report.push(r.engine.report(
             lang,
             r.ran,
             &ReportFacts {
                 trainee: &operator,
                 date,
-                source: "from the trainee station's audit log",
+                source: crate::t!(lang, "report.source_audit"),
                 actions: &actions,
                 finished,
             },
@@ -386,7 +386,7 @@ fn control_report(
         operators.sort_unstable();
         operators.dedup();
         let operators = if operators.is_empty() {
-            "none seen".to_string()
+            crate::t!(lang, "report.none_seen").to_string()
         } else {
             operators.join(", ")
         };
@@ -397,18 +397,27 @@ fn control_report(
             &ReportFacts {
                 trainee: &operators,
                 date,
-                source: "as they reached the white cell",
+                source: crate::t!(lang, "report.source_white_cell"),
                 actions: &actions,
                 finished,
             },
         ));
         report.push('\n');
+        report.push_str(&run::record_section(r, lang));
     }
     if runs.is_empty() {
-        report.push_str("# After-action report\n\nNo trainee was admitted.\n");
+        report.push_str(&format!(
+            "# {}\n\n{}\n",
+            crate::t!(lang, "report.heading"),
+            crate::t!(lang, "report.no_trainee")
+        ));
     }
     report
 }
+
+/// How long a quitting trainee waits for the white cell's receipt of its
+/// record.
+const RECORD_RECEIPT: Duration = Duration::from_secs(15);
 
 /// The address trainees dial: `listen`, or, when it is the unspecified
 /// address, this machine's address on its default route.
@@ -539,7 +548,25 @@ async fn join(
         Language::EN,
     );
     let started = Timestamp::now();
-    let console = crate::term::run(crate::term::Backend::local(trainee.clone()), setup, None).await;
+    // The objectives panel, from the white cell's briefing.
+    let (commands, commands_rx) = tokio::sync::mpsc::channel(run::WHITE_CELL_COMMANDS);
+    let (view_tx, view) = tokio::sync::watch::channel(WhiteCellView::default());
+    let (stop_mirror, stop_rx) = tokio::sync::watch::channel(false);
+    let mirror = tokio::spawn(run::mirror(
+        trainee.clone(),
+        white_cell.name.to_string(),
+        view_tx,
+        commands_rx,
+        stop_rx,
+    ));
+    let console = crate::term::run(
+        crate::term::Backend::local(trainee.clone()),
+        setup,
+        Some(crate::term::WhiteCellLink { commands, view }),
+    )
+    .await;
+    let _ = stop_mirror.send(true);
+    let _ = mirror.await;
     let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
     let record = run::trainee_record(
         &trainee,
@@ -549,6 +576,13 @@ async fn join(
         &date,
         trainee.config().station.language,
     );
+    match run::send_record(&trainee, white_cell.name.as_str(), &record, RECORD_RECEIPT).await {
+        Ok(()) => crate::out!("{}", crate::t!(Language::EN, "report.record_delivered")),
+        Err(e) => crate::out!(
+            "{}",
+            crate::t!(Language::EN, "report.record_undelivered", error = e)
+        ),
+    }
     trainee.shutdown().await;
     console.context("the terminal")?;
     let path = report.unwrap_or_else(|| PathBuf::from(format!("trainee-{name}-{date}.md")));

@@ -537,15 +537,25 @@ impl Default for Keymap {
 
 impl Keymap {
     /// Adds the facilitator's keys for a tabletop exercise.
-    pub fn with_white_cell(mut self) -> Keymap {
+    /// The keys of a trainee in an exercise: the objectives panel.
+    pub fn with_objectives(mut self) -> Keymap {
         use Action::*;
         use Context as C;
         self.bindings.extend([
-            b(WhiteCell, C::Global, Key::plain(KeyCode::F(9))),
             b(Objectives, C::Global, Key::plain(KeyCode::F(8))),
             b(Objectives, C::Objectives, Key::plain(KeyCode::Esc)),
             b(Up, C::Objectives, Key::plain(KeyCode::Up)),
             b(Down, C::Objectives, Key::plain(KeyCode::Down)),
+        ]);
+        self
+    }
+
+    pub fn with_white_cell(mut self) -> Keymap {
+        use Action::*;
+        use Context as C;
+        self = self.with_objectives();
+        self.bindings.extend([
+            b(WhiteCell, C::Global, Key::plain(KeyCode::F(9))),
             b(TogglePause, C::WhiteCell, Key::ch('p')),
             b(Faster, C::WhiteCell, Key::ch('+')),
             b(Slower, C::WhiteCell, Key::ch('-')),

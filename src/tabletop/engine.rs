@@ -546,6 +546,15 @@ impl Engine {
         out
     }
 
+    /// A trainee's mirror of the white cell's engine: the scenario clock
+    /// is at `scenario` at real time `now` (an inject timed `scenario`
+    /// just arrived), and runs on from there.
+    pub fn sync(&mut self, now: Duration, scenario: Duration) {
+        self.clock.scenario_at_change = scenario;
+        self.clock.real_at_change = now;
+        self.clock.paused = false;
+    }
+
     /// Facilitator: stops the scenario clock (and follow-ups) at `now`.
     pub fn pause(&mut self, now: Duration) {
         if !self.clock.paused {

@@ -59,7 +59,9 @@ pub fn panel(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     };
     let lang = app.setup.language;
     let mut lines: Vec<Line> = Vec::new();
-    if view.objectives.is_empty() {
+    if view.scenario.is_empty() {
+        lines.push(Line::styled(t!(lang, "objectives.waiting"), theme.dim()));
+    } else if view.objectives.is_empty() {
         lines.push(Line::styled(t!(lang, "objectives.none"), theme.dim()));
     }
     for (n, o) in view.objectives.iter().enumerate() {
