@@ -4045,3 +4045,71 @@ fn the_ad_hoc_inject_question_names_its_direction() {
     );
     assert!(!shown.contains("to MOSCOW?"), "{shown}");
 }
+
+/// A networked white cell opens on its panel once the facilitator is on
+/// duty, with the join line the trainees need (it was printed before the
+/// full screen came up, and so hidden); an in-process one does not.
+#[test]
+fn a_white_cell_waiting_for_trainees_opens_on_its_panel() {
+    for (join, opens) in [(true, true), (false, false)] {
+        let mut s = setup();
+        s.exercise_mode = true;
+        s.keymap = Keymap::default().with_white_cell();
+        let mut app = App::new(s, now());
+        let mut view = white_cell_view();
+        view.trainees.clear();
+        if !join {
+            view.join = None;
+        }
+        update(&mut app, Msg::WhiteCell(view));
+        update(
+            &mut app,
+            Msg::LoginChecked {
+                name: "white".into(),
+                result: Ok(op("white")),
+            },
+        );
+        press(&mut app, KeyCode::Enter);
+        assert_eq!(app.white_cell_open, opens, "join line: {join}");
+        if opens {
+            let shown = screen(&app, 80, 24);
+            assert!(shown.contains("--join 192.0.2.1:7471"), "{shown}");
+        }
+    }
+}
+
+/// In an exercise an acknowledgement deadline runs on the scenario clock:
+/// a pause stops it, a faster speed runs it faster. Control: outside an
+/// exercise it runs on the wall clock.
+#[test]
+fn exercise_deadlines_run_on_the_scenario_clock() {
+    let at = |scenario: u64| hotline::console::WhiteCellView {
+        scenario: "intro".into(),
+        scenario_time: Duration::from_secs(scenario),
+        ..Default::default()
+    };
+    let mut app = facilitator(setup());
+    update(&mut app, Msg::WhiteCell(at(60)));
+    update(
+        &mut app,
+        refreshed(vec![inbound(1, Precedence::Flash, 0)], Vec::new()),
+    );
+    let left = |app: &App| {
+        let row = app.inbound.iter().next().expect("row").clone();
+        app.time_left(&row).expect("a deadline").as_secs()
+    };
+    assert_eq!(left(&app), 600, "a FLASH has 10 minutes from when it came");
+    update(&mut app, Msg::WhiteCell(at(60 + 240)));
+    assert_eq!(left(&app), 360, "four scenario minutes later");
+    // Paused: an hour of wall clock passes, the scenario clock does not.
+    update(&mut app, Msg::Tick(now() + SignedDuration::from_hours(1)));
+    assert_eq!(left(&app), 360, "paused");
+    update(&mut app, Msg::WhiteCell(at(60 + 660)));
+    assert_eq!(left(&app), -60, "overdue by a scenario minute");
+
+    // Control: no exercise, the wall clock.
+    let mut live = on_duty(setup(), vec![inbound(1, Precedence::Flash, 0)], Vec::new());
+    assert_eq!(left(&live), 600);
+    update(&mut live, Msg::Tick(now() + SignedDuration::from_mins(4)));
+    assert_eq!(left(&live), 360);
+}

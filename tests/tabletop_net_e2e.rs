@@ -115,11 +115,14 @@ fn join_line(panel: &str) -> (String, String) {
     (addr.to_string(), pin)
 }
 
-/// The fingerprint a trainee prints under "Read this fingerprint…".
+/// The fingerprint a trainee prints under "Read this fingerprint…", in
+/// the groups the panel shows them, joined with colons.
 fn printed_fingerprint(text: &str) -> Option<String> {
-    let mut lines = text.lines();
-    lines.find(|l| l.contains("Read this fingerprint to the facilitator:"))?;
-    let fp = lines.next()?.trim().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Read this fingerprint to the facilitator:"))?;
+    let fp = groups_from(&lines, at + 1);
     is_fingerprint(&fp, ':').then_some(fp)
 }
 
@@ -161,8 +164,7 @@ fn white_cell(name: &str, dir: &Path) -> (Tmux, String, String) {
     a.keys(&["Enter"]);
     a.wait_for("Handover summary", Duration::from_secs(10));
     a.keys(&["Enter"]);
-    a.wait_for("INBOUND", Duration::from_secs(10));
-    a.keys(&["F9"]);
+    // On duty, a white cell with no trainee yet opens on its panel.
     let panel = a.wait_until(
         "the panel with its join line",
         Duration::from_secs(10),

@@ -515,9 +515,20 @@ async fn join(
         }
     };
     let keys = run::keys(&name).context("--station")?;
-    let ours = keys.public().fingerprint().replace(' ', ":");
+    // In the groups the facilitator's panel shows, two rows of eight.
+    let groups: Vec<String> = keys
+        .public()
+        .fingerprint()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let half = groups.len().div_ceil(2);
     crate::out!("EXERCISE: asking the white cell at {addr} to admit station {name}.");
-    crate::out!("Read this fingerprint to the facilitator:\n  {ours}");
+    crate::out!(
+        "Read this fingerprint to the facilitator:\n  {}\n  {}",
+        groups[..half].join(" "),
+        groups[half..].join(" ")
+    );
     let mut told = false;
     let mut lost = false;
     let white_cell = crate::station::admission::join(&keys, addr, pin, |w| match w {

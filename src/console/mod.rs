@@ -466,6 +466,8 @@ pub struct App {
     pub alarms_open: bool,
     /// Tabletop: the objectives panel is open, and how far it is scrolled.
     pub objectives: Option<Scroll>,
+    /// Tabletop: the scenario time each inbound message was first seen at.
+    pub scenario_seen: std::collections::HashMap<MessageId, std::time::Duration>,
     pub alarm_pick: usize,
     pub last_input: Timestamp,
     pub last_bell: Option<Timestamp>,
@@ -544,6 +546,7 @@ impl App {
             alarms: Vec::new(),
             alarms_open: false,
             objectives: None,
+            scenario_seen: Default::default(),
             alarm_pick: 0,
             last_input: now,
             last_bell: None,
@@ -620,12 +623,38 @@ impl App {
     }
 
     /// Time left to acknowledge an inbound message (negative: overdue),
-    /// counted from its receipt time here.
+    /// counted from its receipt time here. In an exercise it is counted on
+    /// the scenario clock from when the message appeared, so a pause stops
+    /// it and a faster speed runs it faster; the tabletop's deadlines are
+    /// the defaults, in scenario time.
     pub fn time_left(&self, row: &MessageRow) -> Option<jiff::SignedDuration> {
+        if let (Some(view), Some(seen)) = (&self.white_cell, self.scenario_seen.get(&row.id)) {
+            let deadline = crate::config::Deadlines::default().for_precedence(row.precedence);
+            let passed = view.scenario_time.saturating_sub(*seen);
+            return jiff::SignedDuration::try_from(deadline)
+                .ok()?
+                .checked_sub(jiff::SignedDuration::try_from(passed).ok()?);
+        }
         let deadline =
             jiff::SignedDuration::try_from(self.setup.deadlines.for_precedence(row.precedence))
                 .ok()?;
         Some(deadline - self.now.duration_since(row.stored_at))
+    }
+
+    /// In an exercise, the scenario time at which each inbound message was
+    /// first seen, for [`App::time_left`].
+    pub fn note_scenario_times(&mut self) {
+        let Some(view) = &self.white_cell else {
+            return;
+        };
+        if view.scenario.is_empty() {
+            return;
+        }
+        for row in self.inbound.iter() {
+            self.scenario_seen
+                .entry(row.id)
+                .or_insert(view.scenario_time);
+        }
     }
 
     /// Whether a message we sent has waited longer for the peer's

@@ -19,6 +19,12 @@ use crate::templates::Catalog;
 
 /// Applies one message to the state and says what to do about it.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let effects = apply(app, msg);
+    app.note_scenario_times();
+    effects
+}
+
+fn apply(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(ev) if ev.kind != KeyEventKind::Release => {
             app.last_input = app.now;
@@ -538,6 +544,15 @@ fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
                 } else {
                     Screen::Queue
                 };
+                // A white cell waiting for its trainees opens on its
+                // panel: the join line they need is there.
+                if app
+                    .white_cell
+                    .as_ref()
+                    .is_some_and(|v| v.join.is_some() && v.trainees.is_empty())
+                {
+                    app.white_cell_open = true;
+                }
             }
             Vec::new()
         }
