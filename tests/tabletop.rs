@@ -334,8 +334,8 @@ fn the_trainee_may_play_either_declared_side() {
                 theirs.id
             );
             assert_eq!(
-                (&theirs.template, &theirs.expect),
-                (&ours.template, &ours.expect)
+                (&theirs.template, &theirs.expect, &theirs.expect_objectives),
+                (&ours.template, &ours.expect, &ours.expect_objectives)
             );
         }
         // Control: the default side is the scenario as written.
@@ -447,7 +447,8 @@ fn a_moscow_station_plays_moscow_in_russian() {
 
 /// A scenario using every part of the model: plain and rated objectives,
 /// a second side with its own wording and follow-up, a free text and
-/// language, a reply expectation with a field, a time past an hour, two
+/// language, a reply expectation with a field, expectations naming their
+/// own objectives (one whose id needs escaping), a time past an hour, two
 /// injects at the same time (their order kept), and text that needs
 /// quoting and escaping in a CSV.
 const RICH_SCENARIO: &str = r#"
@@ -462,6 +463,7 @@ sides = ["WASHINGTON", "MOSCOW"]
 objectives = [
   "A plain objective, numbered by its place",
   { id = "reply", text = "Reply; properly", capability = "Operational Communications", rating = { some = 0.9, major = 0.5 } },
+  { id = "odd; [id]", text = "An id to escape" },
 ]
 
 [[injects]]
@@ -473,8 +475,8 @@ text = "Free text,\nwith a line break; and \"quotes\""
 language = "en"
 objective = "reply"
 expect = [
-  { kind = "acknowledge", within = "2m" },
-  { kind = "reply", template = "response", within = "1h 30s", field = "disposition", value = "accept" },
+  { kind = "acknowledge", within = "2m", objective = "1" },
+  { kind = "reply", template = "response", within = "1h 30s", field = "disposition", value = "accept", objective = "odd; [id]" },
 ]
 follow_up = { after = "90s", template = "general", fields = { subject = "Reminder", text = "Please acknowledge." } }
 
@@ -500,7 +502,7 @@ id = "early-too"
 at = "00:05"
 template = "request-info"
 fields = { subject = "Same time", question = "Who is on watch?", response_within = "5m" }
-expect = [{ kind = "reply", template = "response", within = "3m" }]
+expect = [{ kind = "reply", template = "response", within = "3m", objective = "reply" }]
 
 [injects.for.MOSCOW]
 fields = { subject = "То же время", question = "Кто дежурит?", response_within = "5m" }
@@ -527,6 +529,17 @@ fn every_scenario_survives_the_msel_round_trip() {
         assert_eq!(&back, s, "{}:\n{csv}", s.id);
         assert_eq!(msel::to_csv(&back), csv, "{}: the CSV is stable", s.id);
     }
+    let rich = all.last().expect("rich");
+    let late = rich.injects.iter().find(|i| i.id == "late").expect("late");
+    assert_eq!(
+        (late.objective_of(0), late.objective_of(1)),
+        (Some("1"), Some("odd; [id]"))
+    );
+    let early_too = &rich.injects[1];
+    assert_eq!(
+        (early_too.objective.as_deref(), early_too.objective_of(0)),
+        (None, Some("reply"))
+    );
     // Readable in a spreadsheet.
     let csv = msel::to_csv(all.last().expect("rich"));
     for needle in [
@@ -536,7 +549,8 @@ fn every_scenario_survives_the_msel_round_trip() {
         "late,T+1:02:03,WASHINGTON,MOSCOW,ROUTINE,general,",
         "late/follow-up,after 1m 30s,MOSCOW,WASHINGTON,",
         "late/follow-up,after 2m,WASHINGTON,MOSCOW,FLASH,general,",
-        "acknowledge within 2m; reply response within 1h 30s [disposition=accept]",
+        "acknowledge within 2m for objective 1; reply response within 1h 30s [disposition=accept] for objective odd\\; \\[id\\]",
+        ",,,reply response within 3m for objective reply,,\r\n",
         "#objective,reply,Reply; properly,Operational Communications,0.9,0.5",
         "text = Back\\\\slash = kept,\\nnew line\\nand \\\\n literally",
     ] {
@@ -585,7 +599,8 @@ inject number,scenario time,template,fields,expected action,objective\n\
 check,T+00:10,general,\"subject = Check\ntext = Please acknowledge.\",acknowledge within 2m,ack\n\
 question,T+01:00,request-info,\"subject = Watch\nquestion = Who is on watch?\nresponse_within = 5m\",acknowledge within 2m; reply response within 3m,\n";
 
-/// A bad time, an unknown template and a bad expected action are each
+/// A bad time, an unknown template, a bad expected action and one naming
+/// an unknown objective are each
 /// named by file, row and column, with what would be valid. CONTROL: the
 /// unbroken MSEL imports.
 #[test]
@@ -596,6 +611,20 @@ fn a_broken_msel_names_row_and_column() {
     let good = msel::parse(path, GOOD_MSEL, Catalog::builtin()).expect("the control imports");
     assert_eq!(good.injects.len(), 2);
     assert_eq!(good.injects[0].objective.as_deref(), Some("ack"));
+    assert_eq!(good.injects[1].objective_of(1), None);
+    // An expectation naming its own objective.
+    let own = GOOD_MSEL.replace(
+        "reply response within 3m",
+        "reply response within 3m for objective ack",
+    );
+    let own = msel::parse(path, &own, Catalog::builtin()).expect("a declared objective");
+    assert_eq!(
+        (
+            own.injects[1].objective_of(0),
+            own.injects[1].objective_of(1)
+        ),
+        (None, Some("ack"))
+    );
     for (from, to, row, column, says) in [
         ("T+01:00", "soon", 6, "scenario time", "T+mm:ss"),
         (
@@ -611,6 +640,13 @@ fn a_broken_msel_names_row_and_column() {
             6,
             "expected action",
             "acknowledge within 2m",
+        ),
+        (
+            "reply response within 3m",
+            "reply response within 3m for objective nosuch",
+            6,
+            "expected action",
+            "`nosuch` names no objective; the objectives are ack",
         ),
     ] {
         let broken = GOOD_MSEL.replace(from, to);
@@ -967,5 +1003,69 @@ mod evaluation {
             .filter(|l| l.starts_with('|') && !l.starts_with("| ---"))
             .count();
         assert_eq!(html.matches("<tr>").count(), rows, "{html}");
+    }
+
+    /// The shipped scenarios put each expectation under the objective it
+    /// serves: every `reply` objective holds replies (and no longer none),
+    /// every `acknowledge` objective acknowledgements.
+    #[test]
+    fn shipped_replies_serve_their_reply_objective() {
+        use hotline::tabletop::Expect;
+        let (all, problems) = scenario::builtin();
+        assert!(problems.is_empty(), "{problems:?}");
+        for s in all {
+            let id = s.id.clone();
+            let panel = Engine::new(s).progress(Duration::ZERO);
+            for (objective, reply) in [("reply", true), ("acknowledge", false)] {
+                let o = panel
+                    .iter()
+                    .find(|o| o.id.as_deref() == Some(objective))
+                    .unwrap_or_else(|| panic!("{id}: no `{objective}` objective"));
+                assert!(!o.expectations.is_empty(), "{id}: `{objective}` is empty");
+                for e in &o.expectations {
+                    assert_eq!(
+                        matches!(e.expectation, Expect::Reply { .. }),
+                        reply,
+                        "{id}: {e:?} under `{objective}`"
+                    );
+                }
+            }
+        }
+    }
+
+    /// An expectation's `objective` overrides its inject's, and must name
+    /// a declared objective: else a problem with file, line and key.
+    /// CONTROL: the same scenario naming a declared objective is valid.
+    #[test]
+    fn an_expectation_names_a_declared_objective() {
+        let text = |objective: &str| {
+            format!(
+                "id = \"own\"\ntitle = \"Own objectives\"\n\
+                 [[objectives]]\nid = \"ack\"\ntext = \"Acknowledge\"\n\
+                 [[objectives]]\nid = \"reply\"\ntext = \"Reply\"\n\
+                 [[injects]]\nid = \"q\"\nat = \"00:10\"\ntemplate = \"general\"\n\
+                 fields = {{ subject = \"s\", text = \"t\" }}\nobjective = \"ack\"\n\
+                 expect = [\n  {{ kind = \"acknowledge\", within = \"30s\" }},\n  \
+                 {{ kind = \"reply\", template = \"response\", within = \"1m\", objective = \"{objective}\" }},\n]\n"
+            )
+        };
+        let path = Path::new("own.toml");
+        let good = scenario::parse(path, &text("reply"), Catalog::builtin()).expect("valid");
+        let q = &good.injects[0];
+        assert_eq!(q.expect_objectives, [None, Some("reply".to_string())]);
+        assert_eq!(
+            (q.objective_of(0), q.objective_of(1)),
+            (Some("ack"), Some("reply"))
+        );
+        let problems =
+            scenario::parse(path, &text("nosuch"), Catalog::builtin()).expect_err("unknown");
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "own.toml:17: key `injects.expect.objective`: `nosuch` names no objective; the objectives are ack, reply"
+            ],
+            "{problems:#?}"
+        );
     }
 }

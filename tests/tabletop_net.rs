@@ -293,7 +293,6 @@ async fn only_a_white_cell_answers_requests_to_join() {
         run::Casting {
             trainee_language: hotline::domain::Language::EN,
             counterpart_language: hotline::domain::Language::RU,
-            speed: 1.0,
         },
     )
     .await
@@ -484,6 +483,7 @@ fn drive(wc: &Station, addr: SocketAddr, report_path: &Path) -> Driven {
         trainees: Vec::new(),
         join: Some(format!("hotline tabletop --join {addr}")),
         language: hotline::domain::Language::EN,
+        clock: None,
         report: run::Reporter {
             path: report_path.to_path_buf(),
             render: std::sync::Arc::new(|runs: &[run::TraineeRun], finished: bool, lang| {
@@ -1040,6 +1040,36 @@ async fn a_joined_trainee_sees_its_objectives_live() {
             .any(|o| o.text == "Acknowledge within 20 seconds"),
         "{briefed:?}"
     );
+    // Each expectation under the objective it serves, as the scenario
+    // says: the acknowledgement the inject's, the reply its own. The
+    // briefing (a MSEL) carried the reply's.
+    let grouped: Vec<(Option<&str>, Vec<String>)> = briefed
+        .objectives
+        .iter()
+        .map(|o| {
+            (
+                o.id.as_deref(),
+                o.expectations
+                    .iter()
+                    .map(|e| format!("{}: {:?}", e.inject, e.expectation))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grouped,
+        [
+            (
+                Some("1"),
+                vec!["ping: Acknowledge { within: 20s }".to_string()]
+            ),
+            (
+                Some("2"),
+                vec!["ping: Reply { template: \"general\", within: 25s, field: None }".to_string()]
+            ),
+        ],
+        "{briefed:?}"
+    );
     commands
         .send(WhiteCellCommand::TogglePause)
         .await
@@ -1062,4 +1092,50 @@ async fn a_joined_trainee_sees_its_objectives_live() {
     task.await.expect("white cell");
     alpha.shutdown().await;
     wc.shutdown().await;
+}
+
+/// The trainee station's own acknowledgement deadlines run on the
+/// exercise's scenario clock: while the clock is paused a FLASH does not
+/// fall overdue however long it waits; once the clock runs (here at 60x,
+/// so its 10 scenario minutes are 10 s) the same wait sees it overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainee_stations_deadlines_run_on_the_scenario_clock() {
+    let exercise = run::start(
+        &short(),
+        run::Casting {
+            trainee_language: hotline::domain::Language::EN,
+            counterpart_language: hotline::domain::Language::RU,
+        },
+    )
+    .await
+    .expect("in-process exercise");
+    let (trainee, counterpart) = (&exercise.trainee, &exercise.counterpart);
+    let now = jiff::Timestamp::now;
+    exercise.clock.sync(now(), Duration::ZERO, 1.0, true);
+    let mut events = trainee.subscribe();
+    let at_counterpart = door::sign_in(counterpart, "white").await;
+    let mut flash = general("deadline");
+    flash.precedence = Some(hotline::domain::Precedence::Flash);
+    let sent = door::release(counterpart, &at_counterpart, "WASHINGTON", flash).await;
+    wait_event(
+        &mut events,
+        Duration::from_secs(15),
+        |e| matches!(e, Event::Received { id, .. } if *id == sent.id),
+    )
+    .await;
+    let overdue = |s: &Station| {
+        s.alarms()
+            .iter()
+            .any(|a| a.kind == hotline::station::AlarmKind::Overdue && a.id == Some(sent.id))
+    };
+    let wait = Duration::from_secs(15);
+    tokio::time::sleep(wait).await;
+    assert!(!overdue(trainee), "paused: the scenario clock stood still");
+    exercise.clock.sync(now(), Duration::ZERO, 60.0, false);
+    eventually(wait, "the FLASH overdue on the running clock", || {
+        overdue(trainee)
+    })
+    .await;
+    trainee.shutdown().await;
+    counterpart.shutdown().await;
 }

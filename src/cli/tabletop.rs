@@ -298,7 +298,6 @@ async fn in_process(
         run::Casting {
             trainee_language: language,
             counterpart_language,
-            speed: scenario.time_compression,
         },
     )
     .await?;
@@ -328,6 +327,7 @@ async fn in_process(
             render: render.clone(),
         },
         language: lang,
+        clock: Some(exercise.clock.clone()),
     };
     let runs = drive(cell, setup).await;
     let report = render(runs.as_deref().unwrap_or_default(), true, lang);
@@ -484,6 +484,7 @@ async fn control(
             render: render.clone(),
         },
         language: lang,
+        clock: None,
     };
     let runs = drive(cell, setup).await;
     let report = render(runs.as_deref().unwrap_or_default(), true, lang);

@@ -18,6 +18,7 @@ pub mod client;
 pub mod control;
 pub mod docs;
 mod events;
+pub mod exercise_clock;
 pub mod gaps;
 mod handle;
 mod inbound;
@@ -100,6 +101,9 @@ pub struct Options {
     /// later: the mistake the receiver's crash test must catch. Only that
     /// test's control sets it; nothing in the binary can.
     pub receipt_before_commit: bool,
+    /// Tabletop trainee: the exercise's scenario clock, on which the
+    /// acknowledgement deadlines count.
+    pub exercise_clock: Option<exercise_clock::ExerciseClock>,
 }
 
 impl Default for Options {
@@ -110,6 +114,7 @@ impl Default for Options {
             admission: false,
             refusal_window: strangers::WINDOW,
             receipt_before_commit: false,
+            exercise_clock: None,
         }
     }
 }

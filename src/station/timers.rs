@@ -447,12 +447,28 @@ fn flash_alarms(inner: &Inner, memory: &mut Memory) {
 /// overdue; as with FLASH, only the rows past their deadline are read.
 fn overdue(inner: &Inner, memory: &mut Memory) {
     let deadlines = &inner.config.deadlines;
-    let rows = aged(
-        inner,
-        Direction::In,
-        MessageState::Received,
-        Precedence::ALL.map(|p| (p, deadlines.for_precedence(p))),
-    );
+    let rows = match &inner.options.exercise_clock {
+        // An exercise counts on its scenario clock; it holds few messages.
+        Some(clock) => {
+            let now = jiff::Timestamp::now();
+            inner
+                .journal
+                .list(Direction::In)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| {
+                    r.state == MessageState::Received
+                        && clock.between(r.stored_at, now) > deadlines.for_precedence(r.precedence)
+                })
+                .collect()
+        }
+        None => aged(
+            inner,
+            Direction::In,
+            MessageState::Received,
+            Precedence::ALL.map(|p| (p, deadlines.for_precedence(p))),
+        ),
+    };
     let still: HashSet<MessageId> = rows.iter().map(|r| r.id).collect();
     memory.overdue_alarmed.retain(|id| {
         let waits = still.contains(id);

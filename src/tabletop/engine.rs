@@ -60,6 +60,9 @@ pub enum Outcome {
 pub struct Score {
     pub inject: String,
     pub expectation: Expect,
+    /// The objective (by id) the expectation serves, if any: its own, else
+    /// its inject's ([`Inject::objective_of`](super::scenario::Inject::objective_of)).
+    pub objective: Option<String>,
     pub within: Duration,
     pub outcome: Outcome,
 }
@@ -727,7 +730,7 @@ impl Engine {
             let Some((message, delivered_at)) = self.delivered.get(&inject.id) else {
                 continue;
             };
-            for e in &inject.expect {
+            for (n, e) in inject.expect.iter().enumerate() {
                 let (within, done_at) = match e {
                     Expect::Acknowledge { within } => {
                         (*within, self.acknowledged.get(message).map(|(_, at)| *at))
@@ -762,6 +765,7 @@ impl Engine {
                 out.push(Score {
                     inject: inject.id.clone(),
                     expectation: e.clone(),
+                    objective: inject.objective_of(n).map(str::to_string),
                     within,
                     outcome,
                 });
@@ -793,16 +797,18 @@ impl Engine {
                 },
             }
         };
+        // Each expectation under the objective it serves: its own, else
+        // its inject's.
         let of = |id: Option<&str>| -> Vec<ExpectationProgress> {
             self.scenario
                 .injects
                 .iter()
-                .filter(|i| i.objective.as_deref() == id)
                 .flat_map(|inject| {
                     inject
                         .expect
                         .iter()
                         .enumerate()
+                        .filter(move |(n, _)| inject.objective_of(*n) == id)
                         .map(move |(n, e)| ExpectationProgress {
                             inject: inject.id.clone(),
                             expectation: e.clone(),
@@ -841,15 +847,9 @@ impl Engine {
             .objectives
             .iter()
             .map(|o| {
-                let serves = |inject: &str| {
-                    self.scenario
-                        .injects
-                        .iter()
-                        .any(|i| i.id == inject && i.objective.as_deref() == Some(o.id.as_str()))
-                };
                 let scores: Vec<Score> = scores
                     .iter()
-                    .filter(|s| serves(&s.inject))
+                    .filter(|s| s.objective.as_deref() == Some(o.id.as_str()))
                     .cloned()
                     .collect();
                 let met = scores
@@ -1469,6 +1469,151 @@ expect = [ { kind = "acknowledge", within = "10s" } ]
         assert!(
             a.contains("| `second` | — | — | not delivered (not scored) | — |"),
             "{a}"
+        );
+    }
+
+    /// One inject whose acknowledgement serves the inject's objective and
+    /// whose reply names its own: `reply` is false for the control, the
+    /// same scenario without the reply's `objective`.
+    fn two_objectives(reply: bool) -> Engine {
+        let own = if reply { ", objective = \"reply\"" } else { "" };
+        let text = format!(
+            r#"
+id = "two"
+title = "Two objectives"
+[[objectives]]
+id = "ack"
+text = "Acknowledge"
+[[objectives]]
+id = "reply"
+text = "Reply"
+[[injects]]
+id = "question"
+at = "00:10"
+template = "general"
+fields = {{ subject = "s", text = "t" }}
+objective = "ack"
+expect = [ {{ kind = "acknowledge", within = "30s" }}, {{ kind = "reply", template = "response", within = "1m"{own} }} ]
+"#
+        );
+        let s = scenario::parse(Path::new("two.toml"), &text, Catalog::builtin()).expect("valid");
+        let mut e = Engine::new(s);
+        let _ = e.due(Duration::from_secs(10));
+        e.record(Input::Delivered {
+            inject: "question".into(),
+            message: id(1),
+            at: Duration::from_secs(10),
+        });
+        // Acknowledged in time; the reply never comes.
+        e.record(Input::Acknowledged {
+            message: id(1),
+            by: "op".into(),
+            at: Duration::from_secs(20),
+        });
+        e
+    }
+
+    /// Each objective's expectations on the panel, as `inject: kind`.
+    fn panel(e: &Engine, now: u64) -> Vec<(Option<String>, Vec<String>)> {
+        e.progress(Duration::from_secs(now))
+            .into_iter()
+            .map(|o| {
+                let kinds = o
+                    .expectations
+                    .iter()
+                    .map(|x| {
+                        let kind = match x.expectation {
+                            Expect::Acknowledge { .. } => "acknowledge",
+                            Expect::Reply { .. } => "reply",
+                        };
+                        format!("{}: {kind}", x.inject)
+                    })
+                    .collect();
+                (o.id, kinds)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_expectation_serves_its_own_objective() {
+        let e = two_objectives(true);
+        let q = &e.scenario.injects[0];
+        assert_eq!(
+            (q.objective_of(0), q.objective_of(1), q.objective_of(2)),
+            (Some("ack"), Some("reply"), Some("ack")),
+            "its own, else the inject's"
+        );
+        assert_eq!(
+            panel(&e, 30),
+            [
+                (
+                    Some("ack".into()),
+                    vec!["question: acknowledge".to_string()]
+                ),
+                (Some("reply".into()), vec!["question: reply".to_string()]),
+            ]
+        );
+        let progress = e.progress(Duration::from_secs(30));
+        assert_eq!(
+            progress[0].expectations[0].progress,
+            Progress::Met {
+                after: Duration::from_secs(10)
+            }
+        );
+        assert_eq!(
+            progress[1].expectations[0].progress,
+            Progress::Pending {
+                left: Duration::from_secs(40)
+            },
+            "the reply's own state, under its own objective"
+        );
+        let results = e.objective_results(Duration::from_secs(200), true);
+        let rated: Vec<(&str, usize, usize, Option<Rating>)> = results
+            .iter()
+            .map(|r| (r.objective.id.as_str(), r.met, r.scored, r.proposed))
+            .collect();
+        assert_eq!(
+            rated,
+            [
+                ("ack", 1, 1, Some(Rating::P)),
+                ("reply", 0, 1, Some(Rating::U))
+            ]
+        );
+        assert!(
+            matches!(results[1].scores[0].expectation, Expect::Reply { .. }),
+            "{results:?}"
+        );
+        let report = e.report(Language::EN, Duration::from_secs(200), &facts());
+        assert!(
+            report
+                .contains("Objective `reply`: Reply\n\n- expectations met in time: 0 of 1 scored"),
+            "{report}"
+        );
+
+        // Control: without its own objective the reply serves the inject's.
+        let control = two_objectives(false);
+        assert_eq!(control.scenario.injects[0].objective_of(1), Some("ack"));
+        assert_eq!(
+            panel(&control, 30),
+            [
+                (
+                    Some("ack".into()),
+                    vec![
+                        "question: acknowledge".to_string(),
+                        "question: reply".to_string()
+                    ]
+                ),
+                (Some("reply".into()), vec![]),
+            ]
+        );
+        let results = control.objective_results(Duration::from_secs(200), true);
+        let rated: Vec<(&str, usize, usize, Option<Rating>)> = results
+            .iter()
+            .map(|r| (r.objective.id.as_str(), r.met, r.scored, r.proposed))
+            .collect();
+        assert_eq!(
+            rated,
+            [("ack", 1, 2, Some(Rating::M)), ("reply", 0, 0, None)]
         );
     }
 }

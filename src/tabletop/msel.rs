@@ -35,7 +35,8 @@
 //!   from the counterpart to the trainee (both may be left empty), its
 //!   precedence (empty: the template's), template, fields, free text,
 //!   language (a BCP 47 tag, empty for English), what the trainee is
-//!   expected to do, and the objective (by id) that serves.
+//!   expected to do, and the objective (by id) its expectations serve
+//!   (unless one names its own in `expected action`).
 //! - **The inject as written for another side**: the same inject number
 //!   with `from` and `to` swapped (to = the side played), its own fields,
 //!   text and language. Its scenario time, precedence, template, expected
@@ -50,8 +51,13 @@
 //! - `fields`: one `name = value` per line; in a value `\n` is a line
 //!   break, `\r` a carriage return, `\t` a tab and `\\` a backslash.
 //! - `expected action`: `acknowledge within 2m`, or `reply TEMPLATE within
-//!   3m` with an optional `[field=value]` the reply must carry, several
-//!   separated by `;` (in a field or value, `\;`, `\[`, `\]` and `\\`).
+//!   3m` with an optional `[field=value]` the reply must carry, each
+//!   optionally ending in `for objective ID` when that expectation serves
+//!   an objective other than the inject's (its `objective` column), several
+//!   separated by `;` (in a field, value or ID, `\;`, `\[`, `\]` and `\\`):
+//!   `acknowledge within 2m; reply response within 3m [disposition=accept]
+//!   for objective reply`. (`[objective=reply]` would be a field named
+//!   `objective` that the reply must carry.)
 //!
 //! For example (as [`to_csv`] writes it):
 //!
@@ -64,9 +70,10 @@
 //! #sides,WASHINGTON,MOSCOW
 //! #time_compression,1
 //! #objective,ack,Acknowledge within 2 minutes,Operational Communications,0.75,0.25
+//! #objective,reply,Reply within 3 minutes,Operational Communications,0.75,0.25
 //! inject number,scenario time,from,to,precedence,template,fields,text,language,expected action,objective,notes
 //! link-check,T+00:15,MOSCOW,WASHINGTON,ROUTINE,general,"subject = Link check
-//! text = Please acknowledge.",,,acknowledge within 2m,ack,
+//! text = Please acknowledge and reply.",,,"acknowledge within 2m; reply response within 3m for objective reply",ack,
 //! link-check/follow-up,after 1m 30s,MOSCOW,WASHINGTON,IMMEDIATE,general,"subject = Reminder
 //! text = Please acknowledge, now.",,,,,sent to WASHINGTON if link-check is not acknowledged after 1m 30s
 //! link-check,T+00:15,WASHINGTON,MOSCOW,ROUTINE,general,"subject = Проверка связи
@@ -197,7 +204,7 @@ pub fn to_csv(s: &Scenario) -> String {
             &format_fields(&i.fields),
             &i.text,
             &language,
-            &format_expect(&i.expect),
+            &format_expect(&i.expect, &i.expect_objectives),
             i.objective.as_deref().unwrap_or(""),
             "",
         ]);
@@ -294,24 +301,33 @@ fn format_fields(fields: &BTreeMap<String, String>) -> String {
         .join("\n")
 }
 
-fn format_expect(expect: &[Expect]) -> String {
+/// The expected actions, each with ` for objective ID` where it names an
+/// objective of its own (`objectives`, beside `expect`).
+fn format_expect(expect: &[Expect], objectives: &[Option<String>]) -> String {
     expect
         .iter()
-        .map(|e| match e {
-            Expect::Acknowledge { within } => {
-                format!("acknowledge within {}", format_duration(*within))
-            }
-            Expect::Reply {
-                template,
-                within,
-                field,
-            } => {
-                let mut s = format!("reply {template} within {}", format_duration(*within));
-                if let Some((f, v)) = field {
-                    s.push_str(&format!(" [{}={}]", escape(f, ";[]="), escape(v, ";[]")));
+        .enumerate()
+        .map(|(n, e)| {
+            let mut s = match e {
+                Expect::Acknowledge { within } => {
+                    format!("acknowledge within {}", format_duration(*within))
                 }
-                s
+                Expect::Reply {
+                    template,
+                    within,
+                    field,
+                } => {
+                    let mut s = format!("reply {template} within {}", format_duration(*within));
+                    if let Some((f, v)) = field {
+                        s.push_str(&format!(" [{}={}]", escape(f, ";[]="), escape(v, ";[]")));
+                    }
+                    s
+                }
+            };
+            if let Some(Some(o)) = objectives.get(n) {
+                s.push_str(&format!(" {FOR_OBJECTIVE} {}", escape(o, ";[]")));
             }
+            s
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -874,9 +890,53 @@ fn split_unescaped(text: &str, sep: char) -> Vec<&str> {
     parts
 }
 
-/// `acknowledge within 2m; reply response within 3m [disposition=accept]`.
-fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String>> {
-    const FORMS: &str = "write `acknowledge within 2m` or `reply TEMPLATE within 3m`, optionally followed by `[field=value]`, separating several with `;`";
+/// The words before the id of the objective an expectation serves, at its
+/// end: `reply response within 3m for objective reply`.
+const FOR_OBJECTIVE: &str = "for objective";
+
+/// Splits `for objective ID` off the end of an expectation, after any
+/// `[field=value]`: the rest, and the ID as written (escaped), if any.
+fn split_objective(item: &str) -> (&str, Option<&str>) {
+    // After the `]` that closes a `[field=value]`, if there is one.
+    let mut from = 0;
+    let mut escaped = false;
+    for (i, c) in item.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == ']' {
+            from = i + 1;
+        }
+    }
+    let rest = &item[from..];
+    let words: Vec<(usize, &str)> = rest
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - rest.as_ptr() as usize, w))
+        .collect();
+    for pair in words.windows(2) {
+        let [(start, first), (at, second)] = pair else {
+            continue;
+        };
+        if first.eq_ignore_ascii_case("for") && second.eq_ignore_ascii_case("objective") {
+            return (
+                &item[..from + start],
+                Some(item[from + at + second.len()..].trim()),
+            );
+        }
+    }
+    (item, None)
+}
+
+/// `acknowledge within 2m; reply response within 3m [disposition=accept]
+/// for objective reply`: each expectation with the objective it names,
+/// which must be one of `objectives`.
+fn parse_expect(
+    cell: &str,
+    catalog: &Catalog,
+    objectives: &[&str],
+) -> Result<Vec<(Expect, Option<String>)>, Vec<String>> {
+    const FORMS: &str = "write `acknowledge within 2m` or `reply TEMPLATE within 3m`, optionally followed by `[field=value]` and then by `for objective ID`, separating several with `;`";
     let mut expect = Vec::new();
     let mut problems = Vec::new();
     for item in split_unescaped(cell, ';') {
@@ -884,7 +944,30 @@ fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String
         if item.is_empty() {
             continue;
         }
-        let (head, field) = match split_unescaped(item, '[').as_slice() {
+        let (rest, objective) = split_objective(item);
+        let objective = match objective.map(unescape) {
+            Some(o) if o.is_empty() => {
+                problems.push(format!(
+                    "`{item}`: `{FOR_OBJECTIVE}` is followed by the id of the objective the expectation serves, such as `{FOR_OBJECTIVE} reply`"
+                ));
+                continue;
+            }
+            Some(o) if !objectives.contains(&o.as_str()) => {
+                problems.push(if objectives.is_empty() {
+                    format!(
+                        "`{item}`: `{o}` names no objective; declare it in a `#objective,{o},TEXT` row above the header"
+                    )
+                } else {
+                    format!(
+                        "`{item}`: `{o}` names no objective; the objectives are {}",
+                        objectives.join(", ")
+                    )
+                });
+                continue;
+            }
+            o => o,
+        };
+        let (head, field) = match split_unescaped(rest, '[').as_slice() {
             [head] => (*head, None),
             [head, tail] => match tail.trim_end().strip_suffix(']') {
                 Some(inner) if !inner.ends_with('\\') || inner.ends_with("\\\\") => {
@@ -903,7 +986,7 @@ fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String
                 }
                 _ => {
                     problems.push(format!(
-                        "`{item}`: `[field=value]` comes last and is closed with `]`"
+                        "`{item}`: `[field=value]` comes last (but for `{FOR_OBJECTIVE} ID`) and is closed with `]`"
                     ));
                     continue;
                 }
@@ -919,6 +1002,11 @@ fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String
         let within = |rest: &[&str]| -> Result<Duration, String> {
             match rest {
                 [w, duration @ ..] if w.eq_ignore_ascii_case("within") && !duration.is_empty() => {
+                    if duration.iter().any(|d| d.eq_ignore_ascii_case("for")) {
+                        return Err(format!(
+                            "`{item}`: `{FOR_OBJECTIVE} ID` comes last, after any `[field=value]`"
+                        ));
+                    }
                     parse_duration(&duration.join(" ")).map_err(|e| format!("`{item}`: {e}"))
                 }
                 _ => Err(format!("`{item}` does not say within how long; {FORMS}")),
@@ -932,7 +1020,7 @@ fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String
                     ));
                 }
                 match within(rest) {
-                    Ok(within) => expect.push(Expect::Acknowledge { within }),
+                    Ok(within) => expect.push((Expect::Acknowledge { within }, objective)),
                     Err(e) => problems.push(e),
                 }
             }
@@ -950,11 +1038,14 @@ fn parse_expect(cell: &str, catalog: &Catalog) -> Result<Vec<Expect>, Vec<String
                     continue;
                 }
                 match within(rest) {
-                    Ok(within) => expect.push(Expect::Reply {
-                        template: template.to_string(),
-                        within,
-                        field,
-                    }),
+                    Ok(within) => expect.push((
+                        Expect::Reply {
+                            template: template.to_string(),
+                            within,
+                            field,
+                        },
+                        objective,
+                    )),
                     Err(e) => problems.push(e),
                 }
             }
@@ -1300,12 +1391,15 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             Duration::ZERO
         });
         let m = read_message(r, None, catalog, &mut found);
-        let expect = parse_expect(r.get(EXPECTED), catalog).unwrap_or_else(|problems| {
-            for p in problems {
-                found.cell(r.row, EXPECTED, p);
-            }
-            Vec::new()
-        });
+        let (expect, expect_objectives) = parse_expect(r.get(EXPECTED), catalog, &objective_ids)
+            .unwrap_or_else(|problems| {
+                for p in problems {
+                    found.cell(r.row, EXPECTED, p);
+                }
+                Vec::new()
+            })
+            .into_iter()
+            .unzip();
         let objective = match r.get(OBJECTIVE) {
             "" => None,
             o => {
@@ -1339,6 +1433,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                 text: m.text,
                 language: m.language,
                 expect,
+                expect_objectives,
                 follow_up: None,
                 objective,
                 sides: BTreeMap::new(),
@@ -1399,9 +1494,11 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
         );
         same(
             EXPECTED,
-            parse_expect(r.get(EXPECTED), catalog).is_ok_and(|e| e == inject.expect),
+            parse_expect(r.get(EXPECTED), catalog, &objective_ids).is_ok_and(|e| {
+                e.into_iter().unzip() == (inject.expect.clone(), inject.expect_objectives.clone())
+            }),
             &mut found,
-            &format_expect(&inject.expect),
+            &format_expect(&inject.expect, &inject.expect_objectives),
         );
         same(
             OBJECTIVE,
@@ -1544,6 +1641,11 @@ mod tests {
         let s = parse(Path::new("example.csv"), &example, Catalog::builtin())
             .unwrap_or_else(|p| panic!("{p:#?}"));
         assert_eq!(s.injects[0].sides["MOSCOW"].language, Some(Language::RU));
+        // The acknowledgement serves the inject's objective, the reply its own.
+        assert_eq!(
+            (s.injects[0].objective_of(0), s.injects[0].objective_of(1)),
+            (Some("ack"), Some("reply"))
+        );
         // Records end in CRLF, line breaks within a cell in LF.
         assert_eq!(to_csv(&s).replace("\r\n", "\n"), format!("{BOM}{example}"));
     }
@@ -1608,25 +1710,70 @@ mod tests {
     #[test]
     fn expectations_parse() {
         let catalog = Catalog::builtin();
+        let objectives = ["reply", "odd; [id]"];
         let e = parse_expect(
             "acknowledge within 2m; reply response within 1m 30s [disposition=accept]",
             catalog,
+            &objectives,
         )
         .expect("parses");
         assert_eq!(
             e,
             vec![
-                Expect::Acknowledge {
-                    within: Duration::from_secs(120)
-                },
-                Expect::Reply {
-                    template: "response".into(),
-                    within: Duration::from_secs(90),
-                    field: Some(("disposition".into(), "accept".into())),
-                }
+                (
+                    Expect::Acknowledge {
+                        within: Duration::from_secs(120)
+                    },
+                    None
+                ),
+                (
+                    Expect::Reply {
+                        template: "response".into(),
+                        within: Duration::from_secs(90),
+                        field: Some(("disposition".into(), "accept".into())),
+                    },
+                    None
+                )
             ]
         );
-        assert_eq!(parse_expect(&format_expect(&e), catalog), Ok(e));
+        let (expect, objectives_of): (Vec<_>, Vec<_>) = e.iter().cloned().unzip();
+        assert_eq!(
+            parse_expect(
+                &format_expect(&expect, &objectives_of),
+                catalog,
+                &objectives
+            ),
+            Ok(e)
+        );
+
+        // An expectation's own objective, after any `[field=value]`.
+        let e = parse_expect(
+            "acknowledge within 2m FOR Objective reply; reply response within 3m [objective=x\\]] for objective odd\\; \\[id\\]",
+            catalog,
+            &objectives,
+        )
+        .unwrap_or_else(|p| panic!("{p:#?}"));
+        assert_eq!(
+            e.iter().map(|(_, o)| o.as_deref()).collect::<Vec<_>>(),
+            [Some("reply"), Some("odd; [id]")]
+        );
+        assert_eq!(
+            e[1].0,
+            Expect::Reply {
+                template: "response".into(),
+                within: Duration::from_secs(180),
+                field: Some(("objective".into(), "x]".into())),
+            },
+            "`[objective=…]` is a field the reply carries"
+        );
+        let (expect, objectives_of): (Vec<_>, Vec<_>) = e.iter().cloned().unzip();
+        let written = format_expect(&expect, &objectives_of);
+        assert_eq!(
+            written,
+            "acknowledge within 2m for objective reply; reply response within 3m [objective=x\\]] for objective odd\\; \\[id\\]"
+        );
+        assert_eq!(parse_expect(&written, catalog, &objectives), Ok(e));
+
         for bad in [
             "acknowledge",
             "acknowledge soon",
@@ -1634,8 +1781,29 @@ mod tests {
             "reply nosuch within 2m",
             "reply response within 2m [x]",
             "wave within 2m",
+            "acknowledge within 2m for objective",
+            "acknowledge within 2m for objective nosuch",
+            "reply response within 2m for objective reply [disposition=accept]",
         ] {
-            assert!(parse_expect(bad, catalog).is_err(), "{bad}");
+            assert!(parse_expect(bad, catalog, &objectives).is_err(), "{bad}");
         }
+        let problems = parse_expect(
+            "acknowledge within 2m for objective nosuch",
+            catalog,
+            &objectives,
+        )
+        .expect_err("an unknown objective");
+        assert!(
+            problems[0]
+                .contains("`nosuch` names no objective; the objectives are reply, odd; [id]"),
+            "{problems:?}"
+        );
+        let problems = parse_expect(
+            "reply response within 2m for objective reply [disposition=accept]",
+            catalog,
+            &objectives,
+        )
+        .expect_err("the objective before the field");
+        assert!(problems[0].contains("comes last"), "{problems:?}");
     }
 }

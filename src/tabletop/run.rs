@@ -72,29 +72,11 @@ impl Drop for Scratch {
 
 /// An exercise station's configuration: `peer` (if known yet) is dialed
 /// at its address, if it has one.
-/// What the stations of an exercise are set to: each side's language, and
-/// the scenario clock's speed, which the acknowledgement deadlines follow
-/// (a 10-minute FLASH deadline is 2.5 minutes of real time at speed 4).
+/// What the stations of an exercise are set to: each side's language.
 #[derive(Clone, Copy, Debug)]
 pub struct Casting {
     pub trainee_language: Language,
     pub counterpart_language: Language,
-    pub speed: f64,
-}
-
-impl Casting {
-    /// The station config's `[deadlines]`, in real time at this speed.
-    fn deadlines(&self) -> String {
-        let d = crate::config::Deadlines::default();
-        let real = |x: Duration| format!("{}s", (x.as_secs_f64() / self.speed).ceil().max(1.0));
-        format!(
-            "[deadlines]\nflash = \"{}\"\nimmediate = \"{}\"\npriority = \"{}\"\nroutine = \"{}\"\n",
-            real(d.flash),
-            real(d.immediate),
-            real(d.priority),
-            real(d.routine)
-        )
-    }
 }
 
 fn station_config(
@@ -103,7 +85,6 @@ fn station_config(
     listen: SocketAddr,
     peer: Option<(&PeerKeys, Option<SocketAddr>)>,
     language: Language,
-    deadlines: &str,
 ) -> Result<Config, TabletopError> {
     let peer = peer
         .map(|(public, addr)| {
@@ -115,7 +96,7 @@ fn station_config(
         .unwrap_or_default();
     let text = format!(
         "[station]\nname = \"{name}\"\nlanguage = \"{language}\"\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\n\
-         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n{deadlines}\n{peer}"
+         [link]\ntest_interval = \"10m\"\nflash_receipt_alarm = \"30s\"\n\n{peer}"
     );
     Config::parse(&text, &dir.join("operator.toml"))
         .map_err(|e| TabletopError::Setup(e.to_string()))
@@ -144,7 +125,7 @@ pub async fn start_white_cell(
     let keys = keys(&scenario.counterpart)?;
     let dir = scratch.0.join("white-cell");
     crate::fsutil::create_private_dir(&dir).map_err(|e| TabletopError::Setup(e.to_string()))?;
-    let config = station_config(&dir, &keys.name, listen, None, Language::RU, "")?;
+    let config = station_config(&dir, &keys.name, listen, None, Language::RU)?;
     let station = Station::start(config, keys, exercise_options(true)).await?;
     Ok((station, scratch))
 }
@@ -173,7 +154,6 @@ pub async fn start_trainee(
         listen,
         Some((white_cell, Some(white_cell_addr))),
         Language::EN,
-        "",
     )?;
     let station = Station::start(config, keys, exercise_options(false)).await?;
     Ok((station, scratch))
@@ -200,6 +180,9 @@ pub struct Exercise {
     pub trainee: Station,
     pub counterpart: Station,
     pub scratch: Scratch,
+    /// The scenario clock the white cell runs and the trainee station's
+    /// deadlines count on.
+    pub clock: crate::station::exercise_clock::ExerciseClock,
 }
 
 /// Starts both stations: the counterpart first (it listens), then the
@@ -220,7 +203,6 @@ pub async fn start(scenario: &Scenario, casting: Casting) -> Result<Exercise, Ta
         LOOPBACK,
         Some((&trainee_keys.public(), None)),
         casting.counterpart_language,
-        "",
     )?;
     let counterpart =
         Station::start(cp_config, clone_keys(&counterpart_keys), options.clone()).await?;
@@ -233,13 +215,22 @@ pub async fn start(scenario: &Scenario, casting: Casting) -> Result<Exercise, Ta
         LOOPBACK,
         Some((&counterpart_keys.public(), Some(addr))),
         casting.trainee_language,
-        &casting.deadlines(),
     )?;
-    let trainee = Station::start(tr_config, trainee_keys, options).await?;
+    let clock = crate::station::exercise_clock::ExerciseClock::default();
+    let trainee = Station::start(
+        tr_config,
+        trainee_keys,
+        Options {
+            exercise_clock: Some(clock.clone()),
+            ..options
+        },
+    )
+    .await?;
     Ok(Exercise {
         trainee,
         counterpart,
         scratch,
+        clock,
     })
 }
 
@@ -261,6 +252,8 @@ pub struct WhiteCell {
     /// The facilitator's console's language: of the report and the white
     /// cell's notices.
     pub language: Language,
+    /// The scenario clock to keep for a trainee station in this process.
+    pub clock: Option<crate::station::exercise_clock::ExerciseClock>,
 }
 
 /// Renders the after-action report of the trainees' runs (`true`: the
@@ -585,6 +578,10 @@ pub async fn white_cell(
         tokio::select! {
             _ = tick.tick() => {
                 let elapsed = started.elapsed();
+                if let (Some(clock), Some(r)) = (&cell.clock, runs.first()) {
+                    let o = r.engine.overview(r.now(elapsed));
+                    clock.sync(Timestamp::now(), o.scenario_time, o.speed, o.paused);
+                }
                 for run in &mut runs {
                     let now = run.now(elapsed);
                     for send in run.engine.due(now) {

@@ -50,13 +50,30 @@ pub struct Inject {
     /// The language its free text is written in (default English).
     pub language: Option<crate::domain::Language>,
     pub expect: Vec<Expect>,
+    /// Beside each of `expect`, the objective (by id) that expectation
+    /// names itself (`objective` in the expectation), overriding the
+    /// inject's; None where it names none. As long as `expect`; read it
+    /// through [`Inject::objective_of`].
+    pub expect_objectives: Vec<Option<String>>,
     pub follow_up: Option<FollowUp>,
-    /// The objective (by id) its expectations serve, if any.
+    /// The objective (by id) its expectations serve, if any, unless one
+    /// names its own.
     pub objective: Option<String>,
     /// What the inject says when the trainee plays another side
     /// (`[injects.for.MOSCOW]`): the same template and expectations,
     /// written from the other side.
     pub sides: BTreeMap<String, Wording>,
+}
+
+impl Inject {
+    /// The objective (by id) that expectation `n` serves: its own if it
+    /// names one, else the inject's.
+    pub fn objective_of(&self, n: usize) -> Option<&str> {
+        self.expect_objectives
+            .get(n)
+            .and_then(Option::as_deref)
+            .or(self.objective.as_deref())
+    }
 }
 
 /// An inject as written for one side.
@@ -241,6 +258,7 @@ struct RawExpect {
     template: Option<Spanned<String>>,
     field: Option<String>,
     value: Option<String>,
+    objective: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -328,6 +346,28 @@ fn parse_follow_up(f: RawFollowUp, catalog: &Catalog, key: &str, err: &mut ErrFn
         template: f.template.into_inner(),
         fields: f.fields,
         text: f.text,
+    }
+}
+
+/// Checks that `objective` names one of `ids`, the declared objectives.
+fn check_objective(objective: &Spanned<String>, ids: &[String], key: &str, err: &mut ErrFn<'_>) {
+    if !ids.contains(objective.get_ref()) {
+        err(
+            objective.span(),
+            key,
+            if ids.is_empty() {
+                format!(
+                    "`{}` names no objective; declare it in `objectives`",
+                    objective.get_ref()
+                )
+            } else {
+                format!(
+                    "`{}` names no objective; the objectives are {}",
+                    objective.get_ref(),
+                    ids.join(", ")
+                )
+            },
+        );
     }
 }
 
@@ -490,37 +530,54 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                 .map_or(Precedence::Routine, |t| t.precedence),
         };
         let mut expect = Vec::new();
+        let mut expect_objectives = Vec::new();
         for e in ri.expect {
             let within = parse_duration(e.within.get_ref()).unwrap_or_else(|x| {
                 err(e.within.span(), "injects.expect.within", x.to_string());
                 Duration::ZERO
             });
-            match e.kind.get_ref().as_str() {
-                "acknowledge" => expect.push(Expect::Acknowledge { within }),
+            let parsed = match e.kind.get_ref().as_str() {
+                "acknowledge" => Some(Expect::Acknowledge { within }),
                 "reply" => match &e.template {
-                    Some(t) if catalog.latest(t.get_ref()).is_some() => {
-                        expect.push(Expect::Reply {
-                            template: t.get_ref().clone(),
-                            within,
-                            field: e.field.clone().zip(e.value.clone()),
-                        })
+                    Some(t) if catalog.latest(t.get_ref()).is_some() => Some(Expect::Reply {
+                        template: t.get_ref().clone(),
+                        within,
+                        field: e.field.clone().zip(e.value.clone()),
+                    }),
+                    Some(t) => {
+                        err(
+                            t.span(),
+                            "injects.expect.template",
+                            format!("there is no template `{}`", t.get_ref()),
+                        );
+                        None
                     }
-                    Some(t) => err(
-                        t.span(),
-                        "injects.expect.template",
-                        format!("there is no template `{}`", t.get_ref()),
-                    ),
-                    None => err(
-                        e.kind.span(),
-                        "injects.expect.template",
-                        "a reply expectation names the template of the reply".into(),
-                    ),
+                    None => {
+                        err(
+                            e.kind.span(),
+                            "injects.expect.template",
+                            "a reply expectation names the template of the reply".into(),
+                        );
+                        None
+                    }
                 },
-                other => err(
-                    e.kind.span(),
-                    "injects.expect.kind",
-                    format!("`{other}` is not an expectation; use \"acknowledge\" or \"reply\""),
-                ),
+                other => {
+                    err(
+                        e.kind.span(),
+                        "injects.expect.kind",
+                        format!(
+                            "`{other}` is not an expectation; use \"acknowledge\" or \"reply\""
+                        ),
+                    );
+                    None
+                }
+            };
+            if let Some(o) = &e.objective {
+                check_objective(o, &objective_ids, "injects.expect.objective", &mut err);
+            }
+            if let Some(parsed) = parsed {
+                expect.push(parsed);
+                expect_objectives.push(e.objective.map(Spanned::into_inner));
             }
         }
         let follow_up = ri
@@ -531,17 +588,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             .as_ref()
             .and_then(|l| parse_language(l, "injects.language", &mut err));
         let objective = ri.objective.map(|o| {
-            if !objective_ids.contains(o.get_ref()) {
-                err(
-                    o.span(),
-                    "injects.objective",
-                    format!(
-                        "`{}` names no objective; the objectives are {}",
-                        o.get_ref(),
-                        objective_ids.join(", ")
-                    ),
-                );
-            }
+            check_objective(&o, &objective_ids, "injects.objective", &mut err);
             o.into_inner()
         });
         let mut sides = BTreeMap::new();
@@ -600,6 +647,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
             text: ri.text,
             language,
             expect,
+            expect_objectives,
             follow_up,
             objective,
             sides,
