@@ -26,6 +26,20 @@ fn short() -> Scenario {
 
 const LOOPBACK: &str = "127.0.0.1:0";
 
+/// The in-process exercise on the short scenario: an English trainee
+/// station and its Russian counterpart.
+async fn in_process() -> run::Exercise {
+    run::start(
+        &short(),
+        run::Casting {
+            trainee_language: hotline::domain::Language::EN,
+            counterpart_language: hotline::domain::Language::RU,
+        },
+    )
+    .await
+    .expect("in-process exercise")
+}
+
 async fn white_cell() -> (Station, run::Scratch, SocketAddr) {
     let (station, scratch) = run::start_white_cell(&short(), LOOPBACK.parse().expect("addr"))
         .await
@@ -288,15 +302,7 @@ async fn an_unadmitted_station_cannot_link_until_admitted() {
 /// and a configuration asking a live station to admit are both refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_white_cell_answers_requests_to_join() {
-    let exercise = run::start(
-        &short(),
-        run::Casting {
-            trainee_language: hotline::domain::Language::EN,
-            counterpart_language: hotline::domain::Language::RU,
-        },
-    )
-    .await
-    .expect("in-process exercise");
+    let exercise = in_process().await;
     let addr = exercise.counterpart.local_addr().expect("bound");
     let keys = run::keys("ALPHA").expect("keys");
     let result = ask(&keys, addr, exercise.counterpart.fingerprint())
@@ -1100,15 +1106,7 @@ async fn a_joined_trainee_sees_its_objectives_live() {
 /// so its 10 scenario minutes are 10 s) the same wait sees it overdue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trainee_stations_deadlines_run_on_the_scenario_clock() {
-    let exercise = run::start(
-        &short(),
-        run::Casting {
-            trainee_language: hotline::domain::Language::EN,
-            counterpart_language: hotline::domain::Language::RU,
-        },
-    )
-    .await
-    .expect("in-process exercise");
+    let exercise = in_process().await;
     let (trainee, counterpart) = (&exercise.trainee, &exercise.counterpart);
     let now = jiff::Timestamp::now;
     exercise.clock.sync(now(), Duration::ZERO, 1.0, true);
