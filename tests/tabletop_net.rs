@@ -1092,6 +1092,14 @@ async fn a_joined_trainee_sees_its_objectives_live() {
         .expect("ack");
     let met = wait_for("Met", &mut mirrored).await;
     assert!(met.scenario_time > Duration::ZERO, "{met:?}");
+    // The station's deadlines count on the clock the mirror keeps: past
+    // the inject's T+00:03 (it stands at zero until the mirror runs it).
+    let clock = alpha.exercise_clock().expect("a trainee's scenario clock");
+    assert!(
+        clock.scenario_at(jiff::Timestamp::now()) >= Duration::from_secs(3),
+        "{:?}",
+        clock.scenario_at(jiff::Timestamp::now())
+    );
     let _ = stop_mirror.send(true);
     mirror.await.expect("mirror");
     stop.send(true).expect("stop");

@@ -499,6 +499,11 @@ impl Station {
         self.inner.keys.public().fingerprint()
     }
 
+    /// A tabletop trainee's scenario clock, which its deadlines count on.
+    pub fn exercise_clock(&self) -> Option<exercise_clock::ExerciseClock> {
+        self.inner.options.exercise_clock.clone()
+    }
+
     /// The names of the peers: configured, and admitted while running.
     pub fn peers(&self) -> Vec<String> {
         let mut names: Vec<String> = self

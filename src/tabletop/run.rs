@@ -155,7 +155,13 @@ pub async fn start_trainee(
         Some((white_cell, Some(white_cell_addr))),
         Language::EN,
     )?;
-    let station = Station::start(config, keys, exercise_options(false)).await?;
+    // Its deadlines count on the scenario clock, which its console's
+    // mirror of the exercise keeps ([`mirror`]); held at zero until then.
+    let options = Options {
+        exercise_clock: Some(crate::station::exercise_clock::ExerciseClock::default()),
+        ..exercise_options(false)
+    };
+    let station = Station::start(config, keys, options).await?;
     Ok((station, scratch))
 }
 
@@ -1156,6 +1162,10 @@ pub async fn mirror(
                         at: at(row.stored_at),
                     });
                 }
+            }
+            if let Some(clock) = station.exercise_clock() {
+                let o = e.overview(now);
+                clock.sync(Timestamp::now(), o.scenario_time, o.speed, o.paused);
             }
             view.send_replace(WhiteCellView {
                 scenario: e.scenario.id.clone(),
