@@ -948,10 +948,12 @@ async fn each_trainees_signed_record_reaches_the_white_cells_report() {
 
     let wait = Duration::from_secs(8);
     let record = "# Record of ALPHA\n- T+00:10 alpha-1 acknowledged MOSCOW/1\n# not a heading";
-    run::send_record(&alpha, "MOSCOW", record, wait)
+    hotline::tabletop::classroom::send_record(&alpha, "MOSCOW", record, wait)
         .await
         .expect("the admitted trainee's record is receipted");
-    let refused = run::send_record(&stranger, "MOSCOW", "# forged record", wait).await;
+    let refused =
+        hotline::tabletop::classroom::send_record(&stranger, "MOSCOW", "# forged record", wait)
+            .await;
     assert!(refused.is_err(), "{refused:?}");
 
     stop.send(true).expect("stop");
@@ -976,7 +978,8 @@ async fn each_trainees_signed_record_reaches_the_white_cells_report() {
         !report.contains("reply with `general` received"),
         "the record is not taken for a reply:\n{report}"
     );
-    let section = run::record_section(alpha_run, hotline::domain::Language::EN);
+    let section =
+        hotline::tabletop::classroom::record_section(alpha_run, hotline::domain::Language::EN);
     assert!(section.contains("signed by ALPHA"), "{section}");
     // The trainee's text is quoted, never read as the report's Markdown.
     assert!(section.contains("\n    # not a heading\n"), "{section}");
@@ -1007,7 +1010,7 @@ async fn a_joined_trainee_sees_its_objectives_live() {
     let (_trainee_commands, commands_rx) = tokio::sync::mpsc::channel(8);
     let (view_tx, mut mirrored) = tokio::sync::watch::channel(WhiteCellView::default());
     let (stop_mirror, stop_rx) = tokio::sync::watch::channel(false);
-    let mirror = tokio::spawn(run::mirror(
+    let mirror = tokio::spawn(hotline::tabletop::classroom::mirror(
         alpha.clone(),
         "MOSCOW".into(),
         view_tx,

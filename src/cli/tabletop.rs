@@ -403,7 +403,7 @@ fn control_report(
             },
         ));
         report.push('\n');
-        report.push_str(&run::record_section(r, lang));
+        report.push_str(&crate::tabletop::classroom::record_section(r, lang));
     }
     if runs.is_empty() {
         report.push_str(&format!(
@@ -564,7 +564,7 @@ async fn join(
     let (commands, commands_rx) = tokio::sync::mpsc::channel(run::WHITE_CELL_COMMANDS);
     let (view_tx, view) = tokio::sync::watch::channel(WhiteCellView::default());
     let (stop_mirror, stop_rx) = tokio::sync::watch::channel(false);
-    let mirror = tokio::spawn(run::mirror(
+    let mirror = tokio::spawn(crate::tabletop::classroom::mirror(
         trainee.clone(),
         white_cell.name.to_string(),
         view_tx,
@@ -588,7 +588,14 @@ async fn join(
         &date,
         trainee.config().station.language,
     );
-    match run::send_record(&trainee, white_cell.name.as_str(), &record, RECORD_RECEIPT).await {
+    match crate::tabletop::classroom::send_record(
+        &trainee,
+        white_cell.name.as_str(),
+        &record,
+        RECORD_RECEIPT,
+    )
+    .await
+    {
         Ok(()) => crate::out!("{}", crate::t!(Language::EN, "report.record_delivered")),
         Err(e) => crate::out!(
             "{}",

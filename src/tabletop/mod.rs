@@ -4,6 +4,7 @@
 //! talking to the trainee's console over the real link on loopback, with
 //! the exercise ALPN so it can never reach a live station.
 
+pub mod classroom;
 pub mod engine;
 pub mod html;
 pub mod msel;

@@ -116,6 +116,19 @@ impl Default for RatingRule {
     }
 }
 
+/// Why a scenario cannot be played from a side.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CastError {
+    #[error("scenario `{scenario}` cannot be played as {side}; its sides are {sides}")]
+    NotASide {
+        scenario: String,
+        side: String,
+        sides: String,
+    },
+    #[error("inject `{inject}` is not written for {side}")]
+    NotWritten { inject: String, side: String },
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     pub id: String,
@@ -135,16 +148,16 @@ pub struct Scenario {
 impl Scenario {
     /// The scenario with the trainee playing `side`: the counterpart is
     /// the other side, and each inject says what it says for `side`.
-    pub fn cast(&self, side: &str) -> Result<Scenario, String> {
+    pub fn cast(&self, side: &str) -> Result<Scenario, CastError> {
         if side == self.trainee {
             return Ok(self.clone());
         }
         if !self.sides.iter().any(|s| s == side) {
-            return Err(format!(
-                "scenario `{}` cannot be played as {side}; its sides are {}",
-                self.id,
-                self.sides.join(", ")
-            ));
+            return Err(CastError::NotASide {
+                scenario: self.id.clone(),
+                side: side.to_string(),
+                sides: self.sides.join(", "),
+            });
         }
         let mut cast = self.clone();
         cast.counterpart = std::mem::replace(&mut cast.trainee, side.to_string());
@@ -153,7 +166,10 @@ impl Scenario {
                 .sides
                 .get(side)
                 .cloned()
-                .ok_or_else(|| format!("inject `{}` is not written for {side}", inject.id))?;
+                .ok_or_else(|| CastError::NotWritten {
+                    inject: inject.id.clone(),
+                    side: side.to_string(),
+                })?;
             inject.fields = w.fields;
             inject.text = w.text;
             inject.language = w.language;
