@@ -140,10 +140,12 @@ pub fn form(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         let problem = form.problem(i, app.now, lang);
         let required = if field.required { "*" } else { " " };
         let mut spans = vec![
-            Span::raw(format!(
-                "{} {required}{}: ",
-                mark(&row),
-                field.label.get(lang)
+            Span::raw(t!(
+                lang,
+                "compose.field",
+                mark = mark(&row),
+                required = required,
+                label = field.label.get(lang)
             )),
             Span::styled(
                 format!(
