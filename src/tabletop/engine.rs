@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::scenario::{Expect, Objective, RatingRule, Scenario};
+use super::scenario::{Expect, Objective, RatingRule, Scenario, format_offset};
 use crate::domain::{Language, MessageId, Precedence};
 use crate::t;
 
@@ -1008,13 +1008,7 @@ impl Engine {
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|(t, _)| *t);
         for (t, what) in timeline {
-            let _ = writeln!(
-                r,
-                "- T+{:02}:{:02} {}",
-                t.as_secs() / 60,
-                t.as_secs() % 60,
-                what.text(lang)
-            );
+            let _ = writeln!(r, "- {} {}", format_offset(t), what.text(lang));
         }
         let _ = writeln!(r, "\n## {}\n", t!(lang, "report.actions", source = source));
         if actions.is_empty() {
@@ -1128,7 +1122,7 @@ impl Engine {
             let item = t!(
                 lang,
                 "evaluation.item_note",
-                at = t_plus(note.at),
+                at = format_offset(note.at),
                 text = markdown_text(&note.text)
             );
             match note.kind {
@@ -1151,11 +1145,6 @@ impl Engine {
         }
         improvements
     }
-}
-
-/// A scenario time as the report writes it: `T+05:30`.
-fn t_plus(at: Duration) -> String {
-    format!("T+{:02}:{:02}", at.as_secs() / 60, at.as_secs() % 60)
 }
 
 /// Untrusted text (a facilitator's note) as literal Markdown on one line:

@@ -693,8 +693,7 @@ pub async fn white_cell(
 
 /// `at` (an RFC 3339 time from the journal) as T+mm:ss after `started`.
 fn t_plus(at: Timestamp, started: Timestamp) -> String {
-    let s = at.duration_since(started).as_secs().max(0);
-    format!("T+{:02}:{:02}", s / 60, s % 60)
+    super::scenario::format_offset(at.duration_since(started).unsigned_abs())
 }
 
 /// [`t_plus`] of a time as the audit log stores it (T+00:00 if unreadable).

@@ -418,6 +418,17 @@ pub(crate) fn check_template(
     }
 }
 
+/// A scenario time as it is written and shown: `T+mm:ss`, or `T+h:mm:ss`
+/// from an hour on (what [`parse_offset`] reads back).
+pub fn format_offset(at: Duration) -> String {
+    let s = at.as_secs();
+    if s < 3600 {
+        format!("T+{:02}:{:02}", s / 60, s % 60)
+    } else {
+        format!("T+{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
 /// Parses and checks a scenario against the templates it uses.
 pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec<Problem>> {
     let raw: RawScenario =

@@ -16,16 +16,7 @@ use crate::sanitize::inert;
 use crate::t;
 use crate::tabletop::Expect;
 use crate::tabletop::engine::Progress;
-
-/// `T+mm:ss`, or `T+h:mm:ss` past an hour.
-pub fn scenario_time(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("T+{}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
-    } else {
-        format!("T+{:02}:{:02}", s / 60, s % 60)
-    }
-}
+use crate::tabletop::scenario::format_offset;
 
 /// `1m 05s`, `45s`: a short span for the panel.
 fn span(d: Duration) -> String {
@@ -76,7 +67,7 @@ pub fn panel(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         for e in &o.expectations {
             let (state, style) = match &e.progress {
                 Progress::Upcoming { at } => (
-                    t!(lang, "objectives.upcoming", at = scenario_time(*at)),
+                    t!(lang, "objectives.upcoming", at = format_offset(*at)),
                     theme.dim(),
                 ),
                 Progress::Pending { left } => (
@@ -108,7 +99,7 @@ pub fn panel(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         t!(
             lang,
             "objectives.title",
-            time = scenario_time(view.scenario_time)
+            time = format_offset(view.scenario_time)
         )
     );
     super::overlays::scrolled(frame, area, lines, scroll, &title, lang);

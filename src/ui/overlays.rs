@@ -678,11 +678,6 @@ fn fingerprint_lines(lead: &str, fingerprint: &str) -> [Line<'static>; 2] {
     ]
 }
 
-/// A scenario time as the facilitator reads it: `T+05:30`.
-fn scenario_clock(secs: u64) -> String {
-    format!("T+{:02}:{:02}", secs / 60, secs % 60)
-}
-
 /// An inject's state (as the exercise engine names it) in the reader's
 /// language, upper case.
 fn inject_state(lang: Language, state: &str) -> String {
@@ -850,7 +845,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         Line::raw(t!(
             lang,
             "overlay.scenario_time",
-            clock = scenario_clock(view.scenario_time.as_secs()),
+            clock = crate::tabletop::scenario::format_offset(view.scenario_time),
             speed = view.speed,
             state = if view.paused {
                 t!(lang, "overlay.paused")
@@ -923,7 +918,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     "overlay.trainee",
                     station = format!("{station}{}", spaces(&station, 16)),
                     link = format!("{link}{}", spaces(link, link_column)),
-                    clock = scenario_clock(t.scenario_time.as_secs()),
+                    clock = crate::tabletop::scenario::format_offset(t.scenario_time),
                     delivered = t.delivered,
                     injects = t.injects,
                     met = t.met,
@@ -944,7 +939,7 @@ pub fn white_cell(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         let id = inert(id);
         lines.push(Line::raw(format!(
             "  {}  {id}{} {}",
-            scenario_clock(at.as_secs()),
+            crate::tabletop::scenario::format_offset(*at),
             spaces(&id, 24),
             inject_state(lang, state)
         )));

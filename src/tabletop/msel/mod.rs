@@ -97,6 +97,7 @@ use crate::domain::{Language, Precedence, StationName, format_duration, parse_du
 use crate::problem::Problem;
 use crate::tabletop::scenario::{
     self, Expect, FollowUp, Inject, MAX_SCENARIO_TIME, Objective, RatingRule, Scenario, Wording,
+    format_offset,
 };
 use crate::templates::Catalog;
 use csv::{CsvError, read_csv, write_row};
@@ -194,7 +195,7 @@ pub fn to_csv(s: &Scenario) -> String {
     }
     row(&COLUMNS);
     for i in &s.injects {
-        let at = format_time(i.at);
+        let at = format_offset(i.at);
         let precedence = i.precedence.as_str();
         let language = i.language.map(|l| l.to_string()).unwrap_or_default();
         row(&[
@@ -263,16 +264,6 @@ fn other_side<'a>(s: &'a Scenario, side: &str) -> &'a str {
         &s.trainee
     } else {
         &s.counterpart
-    }
-}
-
-/// `T+mm:ss`, or `T+h:mm:ss` from an hour on.
-pub fn format_time(at: Duration) -> String {
-    let s = at.as_secs();
-    if s < 3600 {
-        format!("T+{:02}:{:02}", s / 60, s % 60)
-    } else {
-        format!("T+{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     }
 }
 
@@ -1382,7 +1373,7 @@ pub fn parse(path: &Path, text: &str, catalog: &Catalog) -> Result<Scenario, Vec
                 );
             }
         };
-        let at = format_time(inject.at);
+        let at = format_offset(inject.at);
         same(
             TIME,
             parse_time(r.get(TIME)).is_ok_and(|t| t == inject.at),
@@ -1571,11 +1562,11 @@ mod tests {
 
     #[test]
     fn times_and_delays() {
-        assert_eq!(format_time(Duration::from_secs(75)), "T+01:15");
-        assert_eq!(format_time(Duration::from_secs(3725)), "T+1:02:05");
+        assert_eq!(format_offset(Duration::from_secs(75)), "T+01:15");
+        assert_eq!(format_offset(Duration::from_secs(3725)), "T+1:02:05");
         for s in [0, 75, 3599, 3600, 3725, 7 * 86_400] {
             let d = Duration::from_secs(s);
-            assert_eq!(parse_time(&format_time(d)), Ok(d));
+            assert_eq!(parse_time(&format_offset(d)), Ok(d));
         }
         assert_eq!(parse_after("after 1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_after("+90s"), Ok(Duration::from_secs(90)));
