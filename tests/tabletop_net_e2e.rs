@@ -232,7 +232,13 @@ fn networked_trainee_is_admitted_by_fingerprint_and_scored() {
     a.keys(&["a"]);
     let admitted = Instant::now();
     b.wait_for("call sign", Duration::from_secs(15));
-    let panel = a.wait_for("delivered 0/1", Duration::from_secs(10));
+    // Admitted at once; its link comes up as its dialer gets through
+    // (with the briefing queued behind it), within the same wait.
+    let panel = a.wait_until(
+        "ALPHA admitted with its link up",
+        Duration::from_secs(10),
+        |s| s.contains("delivered 0/1") && s.contains("ALPHA            up"),
+    );
     assert!(
         panel.contains("ALPHA            up"),
         "ALPHA is admitted and its link is up:\n{panel}"
