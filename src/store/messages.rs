@@ -268,9 +268,12 @@ fn amend(tx: &Transaction<'_>, dir: Direction, peer: &str, m: &Message) -> Resul
             ],
         )?;
     }
+    // Through the partial index: left to itself the planner walks the
+    // (direction, peer, serial) key backwards for the ORDER BY, reading
+    // every message to the peer on every insert.
     let earlier: Option<(String, i64, String)> = tx
         .query_row(
-            "SELECT id, serial, amends_kind FROM messages \
+            "SELECT id, serial, amends_kind FROM messages INDEXED BY messages_amends \
              WHERE amends = ?1 AND direction = ?2 AND peer = ?3 ORDER BY serial DESC LIMIT 1",
             params![m.id.to_string(), dir.as_str(), peer],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
