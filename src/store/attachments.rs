@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::Cached as _;
 use super::{Direction, Journal, MessageState, Pending, StoreError, audit};
 use crate::domain::{Message, MessageId, stamp};
 
@@ -133,7 +134,7 @@ pub(super) fn insert_all(
             }
             (Direction::In, _) => (inbound_path(&message.id, index), None),
         };
-        tx.execute(
+        tx.execute_cached(
             &format!(
                 "INSERT INTO attachments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', NULL)"
             ),
@@ -179,7 +180,7 @@ impl Journal {
         index: u32,
     ) -> Result<Option<AttachmentRow>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_row_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM attachments WHERE message_id = ?1 AND direction = ?2 AND idx = ?3"
                 ),
@@ -260,7 +261,7 @@ impl Journal {
         doc: Option<Vec<u8>>,
     ) -> Pending<bool> {
         self.write(move |tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE attachments SET state = ?4, detail = ?5, receipt = ?6, done_at = ?7 \
                  WHERE message_id = ?1 AND direction = ?2 AND idx = ?3 AND state = 'pending'",
                 params![
@@ -297,7 +298,7 @@ impl Journal {
         index: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_row_cached(
                 "SELECT receipt FROM attachments WHERE message_id = ?1 AND direction = 'in' AND idx = ?2",
                 params![id.to_string(), index],
                 |r| r.get::<_, Option<Vec<u8>>>(0),

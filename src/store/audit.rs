@@ -16,6 +16,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Cached as _;
 use super::StoreError;
 use super::writer::CheckpointKey;
 use crate::crypto::signed::{self, Kind};
@@ -62,7 +63,7 @@ pub fn entry_hash(
 /// The current head, if the log has any entry.
 pub fn head(tx: &rusqlite::Connection) -> Result<Option<Head>, StoreError> {
     Ok(tx
-        .query_row(
+        .query_row_cached(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
             [],
             |r| {
@@ -89,7 +90,7 @@ pub fn append(
     };
     let at = stamp(Timestamp::now());
     let hash = entry_hash(seq, &at, actor, action, detail, &prev);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO audit (seq, at, actor, action, detail, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![seq as i64, at, actor, action, detail, prev, hash],
     )?;
@@ -123,7 +124,7 @@ fn checkpoint_hash(signed: &[u8]) -> String {
 pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(), StoreError> {
     let Some(h) = head(tx)? else { return Ok(()) };
     let done: Option<i64> = tx
-        .query_row(
+        .query_row_cached(
             "SELECT seq FROM checkpoints WHERE seq = ?1",
             [h.seq as i64],
             |r| r.get(0),
@@ -133,7 +134,7 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
         return Ok(());
     }
     let previous = tx
-        .query_row(
+        .query_row_cached(
             "SELECT seq, signed FROM checkpoints ORDER BY seq DESC LIMIT 1",
             [],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
@@ -154,7 +155,7 @@ pub fn write_checkpoint(tx: &Transaction<'_>, key: &CheckpointKey) -> Result<(),
     })
     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let doc = signed::sign(Kind::Checkpoint, &key.station, &body, &key.key);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO checkpoints (seq, hash, signed, at) VALUES (?1, ?2, ?3, ?4)",
         params![h.seq as i64, h.hash, doc, at],
     )?;

@@ -7,6 +7,7 @@
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::Cached as _;
 use super::audit::{self, Head};
 use super::{Journal, MessageState, Pending, StoreError};
 use crate::domain::{Message, MessageId, Precedence, stamp};
@@ -74,7 +75,7 @@ fn state_of(
     direction: &str,
 ) -> Result<Option<(MessageState, String)>, StoreError> {
     let found: Option<(String, String)> = tx
-        .query_row(
+        .query_row_cached(
             "SELECT state, peer FROM messages WHERE id = ?1 AND direction = ?2",
             params![id.to_string(), direction],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -157,7 +158,7 @@ impl Journal {
     pub fn highest_released(&self, peer: &str) -> Result<u64, StoreError> {
         self.read(|c| {
             let v: Option<i64> = c
-                .query_row(
+                .query_row_cached(
                     "SELECT last_released FROM serials WHERE peer = ?1",
                     [peer],
                     |r| r.get(0),
@@ -173,7 +174,7 @@ impl Journal {
         self.read(|c| {
             // TOTAL never overflows; a declared size past i64 is stored
             // negative and counts as the most there is.
-            let bytes: f64 = c.query_row(
+            let bytes: f64 = c.query_row_cached(
                 "SELECT (SELECT TOTAL(length(sealed)) FROM messages \
                    WHERE direction = 'in' AND (?1 IS NULL OR peer = ?1)) \
                  + (SELECT TOTAL(CASE WHEN size < 0 THEN 9.2e18 ELSE size END) FROM attachments \
@@ -229,7 +230,7 @@ impl Journal {
     /// Marks a queued message as handed to the link (no proof of anything).
     pub fn mark_sent(&self, id: MessageId) -> Pending<()> {
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?2 WHERE id = ?1 AND direction = 'out' AND state = ?3",
                 params![
                     id.to_string(),
@@ -258,7 +259,7 @@ impl Journal {
             if !state.awaits_receipt() {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?4, receipt = ?2, receipt_at = ?3 WHERE id = ?1 AND direction = 'out'",
                 params![id.to_string(), receipt, stamp(at), MessageState::Receipted.as_sql()],
             )?;
@@ -276,7 +277,7 @@ impl Journal {
             if !state.awaits_receipt() {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?4, refusal = ?2, receipt = ?3 WHERE id = ?1 AND direction = 'out'",
                 params![id.to_string(), reason, doc, MessageState::Refused.as_sql()],
             )?;
@@ -296,7 +297,7 @@ impl Journal {
                     "message {id} is {state}; only a queued message can be cancelled. Send a cancellation message that references it instead"
                 )));
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?2 WHERE id = ?1 AND direction = 'out'",
                 params![id.to_string(), MessageState::Cancelled.as_sql()],
             )?;
@@ -318,7 +319,7 @@ impl Journal {
             let content = content_hash(&message)?;
             type Seen = (String, String, Option<String>, Option<Vec<u8>>);
             let seen: Option<Seen> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT direction, peer, content_hash, receipt FROM messages WHERE id = ?1",
                     [message.id.to_string()],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -347,7 +348,7 @@ impl Journal {
                 &sealed,
             )?;
             super::attachments::insert_all(tx, super::Direction::In, &message, &[])?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET receipt = ?2, receipt_at = stored_at, content_hash = ?3 WHERE id = ?1 AND direction = 'in'",
                 params![message.id.to_string(), receipt, content],
             )?;
@@ -376,7 +377,7 @@ impl Journal {
     ) -> Pending<()> {
         self.write(move |tx| {
             let row: Option<(String, String, u8)> = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT state, peer, precedence FROM messages WHERE id = ?1 AND direction = 'in'",
                     [id.to_string()],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -388,11 +389,11 @@ impl Journal {
             if state_in(&id, &state)? == MessageState::Acknowledged {
                 return Err(StoreError::Rejected(format!("message {id} is already acknowledged")));
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?5, ack_by = ?2, ack_at = ?3, ack = ?4 WHERE id = ?1 AND direction = 'in'",
                 params![id.to_string(), operator, stamp(at), doc, MessageState::Acknowledged.as_sql()],
             )?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO acks_out (message_id, peer, precedence, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id.to_string(), peer, rank, doc, stamp(at)],
             )?;
@@ -404,7 +405,7 @@ impl Journal {
     /// The peer has receipted our acknowledgement.
     pub fn mark_ack_delivered(&self, message_id: MessageId) -> Pending<()> {
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE acks_out SET delivered_at = ?2 WHERE message_id = ?1 AND delivered_at IS NULL",
                 params![message_id.to_string(), stamp(Timestamp::now())],
             )?;
@@ -417,7 +418,7 @@ impl Journal {
     /// left as it is.
     pub fn settle_refused_ack(&self, message_id: MessageId, reason: String) -> Pending<bool> {
         self.write(move |tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE acks_out SET delivered_at = ?2 WHERE message_id = ?1 AND delivered_at IS NULL",
                 params![message_id.to_string(), stamp(Timestamp::now())],
             )?;
@@ -461,7 +462,7 @@ impl Journal {
                     )));
                 }
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE messages SET state = ?5, ack_by = ?2, ack_at = ?3, ack = ?4, \
                  receipt_at = COALESCE(receipt_at, ?3) WHERE id = ?1 AND direction = 'out'",
                 params![
@@ -495,23 +496,23 @@ impl Journal {
     ) -> Pending<()> {
         self.write(move |tx| {
             let (ok, rtt) = result.map_or((None, None), |(ok, rtt)| (Some(ok), rtt.map(|r| r as i64)));
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO link_tests (peer, direction, nonce, at, ok, rtt_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![peer, if outbound { "out" } else { "in" }, nonce, stamp(Timestamp::now()), ok, rtt, sealed],
             )?;
             if let Some(h) = peer_head {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR IGNORE INTO peer_heads (peer, seq, hash, at) VALUES (?1, ?2, ?3, ?4)",
                     params![peer, h.seq as i64, h.hash, stamp(Timestamp::now())],
                 )?;
-                tx.execute(
+                tx.execute_cached(
                     "DELETE FROM peer_heads WHERE peer = ?1 AND seq NOT IN \
                      (SELECT seq FROM peer_heads WHERE peer = ?1 ORDER BY seq DESC LIMIT ?2)",
                     params![peer, KEPT_PER_PEER],
                 )?;
             }
             // However often a peer tests the link, only the newest are kept.
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM link_tests WHERE peer = ?1 AND direction = ?2 AND id NOT IN \
                  (SELECT id FROM link_tests WHERE peer = ?1 AND direction = ?2 ORDER BY id DESC LIMIT ?3)",
                 params![peer, if outbound { "out" } else { "in" }, KEPT_PER_PEER],
@@ -523,7 +524,7 @@ impl Journal {
     /// The newest audit head `peer` declared to us.
     pub fn peer_head(&self, peer: &str) -> Result<Option<Head>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(c.query_row_cached(
                 "SELECT seq, hash FROM peer_heads WHERE peer = ?1 ORDER BY seq DESC LIMIT 1",
                 [peer],
                 |r| {

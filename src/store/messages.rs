@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use crate::domain::stamp;
 use rusqlite::{OptionalExtension, Row, Statement, Transaction, params};
 
+use super::Cached as _;
 use super::{Journal, MessageState, Pending, StoreError, audit};
 use crate::domain::{Message, MessageId, OperatorName, Precedence, StationName};
 use crate::templates::Amends;
@@ -218,7 +219,7 @@ pub(super) fn insert(
         Direction::Out => m.to.as_str(),
         Direction::In => m.from.as_str(),
     };
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO messages (id, direction, peer, serial, precedence, exercise, template_id, template_version, \
          released_at, stored_at, operator, second_operator, state, sealed, label) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
@@ -251,11 +252,11 @@ fn amend(tx: &Transaction<'_>, dir: Direction, peer: &str, m: &Message) -> Resul
         .get(&m.template.id, m.template.version)
         .and_then(|t| t.amends);
     if let (Some(kind), [target]) = (kind, m.references.as_slice()) {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE messages SET amends = ?2, amends_kind = ?3 WHERE id = ?1",
             params![m.id.to_string(), target.to_string(), kind.as_str()],
         )?;
-        tx.execute(
+        tx.execute_cached(
             "UPDATE messages SET amended_by = ?1, amended_by_serial = ?2, amended_kind = ?3 \
              WHERE id = ?4 AND direction = ?5 AND peer = ?6 AND COALESCE(amended_by_serial, -1) < ?2",
             params![
@@ -272,7 +273,7 @@ fn amend(tx: &Transaction<'_>, dir: Direction, peer: &str, m: &Message) -> Resul
     // (direction, peer, serial) key backwards for the ORDER BY, reading
     // every message to the peer on every insert.
     let earlier: Option<(String, i64, String)> = tx
-        .query_row(
+        .query_row_cached(
             "SELECT id, serial, amends_kind FROM messages INDEXED BY messages_amends \
              WHERE amends = ?1 AND direction = ?2 AND peer = ?3 ORDER BY serial DESC LIMIT 1",
             params![m.id.to_string(), dir.as_str(), peer],
@@ -280,7 +281,7 @@ fn amend(tx: &Transaction<'_>, dir: Direction, peer: &str, m: &Message) -> Resul
         )
         .optional()?;
     if let Some((by, serial, kind)) = earlier {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE messages SET amended_by = ?1, amended_by_serial = ?2, amended_kind = ?3 WHERE id = ?4",
             params![by, serial, kind, m.id.to_string()],
         )?;
@@ -468,7 +469,7 @@ impl Journal {
     /// The sealed (age) form of a message, exactly as stored.
     pub fn sealed(&self, id: &MessageId) -> Result<Vec<u8>, StoreError> {
         self.read(|c| {
-            c.query_row(
+            c.query_row_cached(
                 "SELECT sealed FROM messages WHERE id = ?1",
                 [id.to_string()],
                 |r| r.get(0),
@@ -482,7 +483,7 @@ impl Journal {
     pub fn audit_hash_at(&self, seq: u64) -> Result<Option<String>, StoreError> {
         self.read(|c| {
             Ok(
-                c.query_row("SELECT hash FROM audit WHERE seq = ?1", [seq as i64], |r| {
+                c.query_row_cached("SELECT hash FROM audit WHERE seq = ?1", [seq as i64], |r| {
                     r.get(0)
                 })
                 .optional()?,
@@ -500,7 +501,7 @@ impl Journal {
     pub fn message_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
             Ok(
-                c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))?
+                c.query_row_cached("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))?
                     .max(0) as u64,
             )
         })

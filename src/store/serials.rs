@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use jiff::Timestamp;
 use rusqlite::{Transaction, params};
 
+use super::Cached as _;
 use super::messages::{Direction, Released, insert};
 use super::{Journal, MessageState, Pending, StoreError, audit};
 use crate::domain::{Message, Precedence, StationName, stamp};
@@ -141,10 +142,10 @@ impl Journal {
         self.write_mapped(
             flash,
             move |tx| {
-                tx.execute_batch("SAVEPOINT release")?;
+                tx.execute_cached("SAVEPOINT release", [])?;
                 match store(tx, &book, &message, &sealed, &staged) {
                     Ok(()) => {
-                        tx.execute_batch("RELEASE release")?;
+                        tx.execute_cached("RELEASE release", [])?;
                         Ok(Ok((
                             Released {
                                 id: message.id,
@@ -240,7 +241,7 @@ fn mark(
     serial: u64,
 ) -> Result<(), StoreError> {
     let settled = book.settled(peer, serial);
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO serials (peer, last_released, settled) VALUES (?1, ?2, ?3) \
          ON CONFLICT (peer) DO UPDATE SET last_released = MAX(last_released, excluded.last_released), \
          settled = MAX(settled, excluded.settled)",
@@ -258,7 +259,7 @@ fn void(
     reason: &str,
 ) -> Result<(), StoreError> {
     mark(tx, book, peer, serial)?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR IGNORE INTO void_serials (peer, serial, at, reason) VALUES (?1, ?2, ?3, ?4)",
         params![
             peer.as_str(),
@@ -291,7 +292,7 @@ pub(super) fn void_holes(tx: &Transaction<'_>) -> Result<Vec<(StationName, u64)>
     let mut voided = Vec::new();
     for (peer, settled, last) in peers {
         let span = params![peer, settled, last];
-        let accounted: i64 = tx.query_row(
+        let accounted: i64 = tx.query_row_cached(
             "SELECT (SELECT COUNT(*) FROM messages WHERE direction = 'out' AND peer = ?1 AND serial > ?2 AND serial <= ?3) \
                   + (SELECT COUNT(*) FROM void_serials WHERE peer = ?1 AND serial > ?2 AND serial <= ?3)",
             span,

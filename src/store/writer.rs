@@ -12,8 +12,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use ed25519_dalek::SigningKey;
 use rusqlite::{Connection, Transaction};
 
-use super::StoreError;
 use super::audit;
+use super::{Cached as _, StoreError};
 use crate::domain::StationName;
 
 /// How many jobs one transaction may carry.
@@ -147,7 +147,7 @@ fn run_batch(
     };
     let mut audited = false;
     for job in batch {
-        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+        if let Err(e) = tx.execute_cached("SAVEPOINT job", []) {
             let err = StoreError::from(e);
             return (Err(err), completions);
         }
@@ -165,11 +165,11 @@ fn run_batch(
             }
         };
         let end = if ok {
-            "RELEASE job"
+            tx.execute_cached("RELEASE job", []).map(|_| ())
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")
         };
-        if let Err(e) = tx.execute_batch(end) {
+        if let Err(e) = end {
             completions.push(done);
             return (Err(StoreError::from(e)), completions);
         }
