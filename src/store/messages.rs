@@ -496,7 +496,6 @@ impl Journal {
         self.read(audit::head)
     }
 
-    /// Verifies the audit chain and its newest checkpoint.
     /// How many messages (both directions) the journal holds.
     pub fn message_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
@@ -507,6 +506,7 @@ impl Journal {
         })
     }
 
+    /// Verifies the audit chain and its newest checkpoint.
     pub fn verify_audit(
         &self,
         station_key: &ed25519_dalek::VerifyingKey,
