@@ -40,6 +40,7 @@
 //! variant in `cli::Command` and a file under `cli/`.
 
 pub mod attach;
+pub mod backup;
 pub mod cli;
 pub mod compose;
 pub mod config;

@@ -640,6 +640,7 @@ fn deliver_as_peer(keys: &StationKeys, to: &PeerKeys, addr: SocketAddr, sealed: 
             cancelled: Vec::new(),
             audit_head: None,
             your_head: None,
+            your_serial: Some(0),
         };
         let answer = exchange(Frame::new(
             FrameKind::Hello,

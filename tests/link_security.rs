@@ -227,6 +227,7 @@ fn hello_body(keys: &StationKeys, peer: &PeerKeys) -> HelloBody {
         cancelled: Vec::new(),
         audit_head: None,
         your_head: None,
+        your_serial: Some(0),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `hotline` command line: one clap definition for help and parsing,
 //! and one file per group of commands.
 
+mod backup;
 mod check;
 mod console;
 mod identity;
@@ -93,6 +94,12 @@ pub enum Command {
         /// The peer station
         peer: String,
     },
+    /// Write a backup of the running station's journal and files, sealed
+    /// with age, through its control socket (audited)
+    Backup(backup::BackupArgs),
+    /// Put a backup back into a stopped station with an empty data
+    /// directory, after checking its signature and its audit log
+    Restore(backup::RestoreArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(shell::CompletionsArgs),
     /// Print the manual page (roff), or write one per command with --out
@@ -151,6 +158,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Status { json }) => station::status(&config_path, json),
         Some(Command::Watch) => station::watch(&config_path),
         Some(Command::LinkTest { peer }) => station::link_test(&config_path, &peer),
+        Some(Command::Backup(args)) => backup::backup(&config_path, args),
+        Some(Command::Restore(args)) => backup::restore(&config_path, args),
         Some(Command::Completions(args)) => shell::completions(args),
         Some(Command::Man(args)) => shell::man(args),
     }

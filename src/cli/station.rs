@@ -69,20 +69,20 @@ async fn wait_for_signal() {
 }
 
 /// A runtime for one command's talk with the station.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-async fn connect(config: &Config) -> Result<Client, ApiError> {
+pub(super) async fn connect(config: &Config) -> Result<Client, ApiError> {
     Client::connect(&control::socket_path(&config.station.data_dir)).await
 }
 
 /// Logs `operator` in on `client`, asking for the passphrase (or reading
 /// it from `env`'s file).
-async fn log_in(
+pub(super) async fn log_in(
     client: &mut Client,
     operator: &str,
     env: &str,
@@ -120,7 +120,7 @@ async fn log_in(
 }
 
 /// An answer of the wrong kind.
-fn unexpected(reply: &Reply) -> anyhow::Error {
+pub(super) fn unexpected(reply: &Reply) -> anyhow::Error {
     anyhow::anyhow!("the station answered with an unexpected reply: {reply:?}")
 }
 

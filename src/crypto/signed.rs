@@ -47,10 +47,12 @@ pub enum Kind {
     RotationKey,
     /// A peer's answer to a rotation notice: held, or confirmed.
     RotationAnswer,
+    /// The manifest of a backup: what it holds, signed by the station.
+    Backup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Message,
         Kind::Receipt,
         Kind::Refusal,
@@ -63,6 +65,7 @@ impl Kind {
         Kind::Rotation,
         Kind::RotationKey,
         Kind::RotationAnswer,
+        Kind::Backup,
     ];
 
     pub fn tag(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Kind {
             Kind::Rotation => "hotline/2 key-rotation",
             Kind::RotationKey => "hotline/2 key-rotation new-key",
             Kind::RotationAnswer => "hotline/2 key-rotation answer",
+            Kind::Backup => "hotline/3 backup manifest",
         }
     }
 
@@ -97,6 +101,7 @@ impl Kind {
             Kind::Rotation => "key rotation notice",
             Kind::RotationKey => "key rotation notice (new key's part)",
             Kind::RotationAnswer => "answer to a key rotation notice",
+            Kind::Backup => "backup manifest",
         }
     }
 

@@ -58,6 +58,7 @@ impl AlarmKind {
             AlarmKind::KeyRotation => "key-rotation",
             AlarmKind::KeyCompromised => "key-compromised",
             AlarmKind::ShortNotice => "short-notice",
+            AlarmKind::Restored => "restored",
         }
     }
 
@@ -80,6 +81,7 @@ impl AlarmKind {
             AlarmKind::KeyRotation => t!(lang, "alarm.kind_key_rotation"),
             AlarmKind::KeyCompromised => t!(lang, "alarm.kind_key_compromised"),
             AlarmKind::ShortNotice => t!(lang, "alarm.kind_short_notice"),
+            AlarmKind::Restored => t!(lang, "alarm.kind_restored"),
         }
     }
 
@@ -102,6 +104,7 @@ impl AlarmKind {
             AlarmKind::LinkDegraded => 8,
             AlarmKind::KeyRotation => 5,
             AlarmKind::ShortNotice => 3,
+            AlarmKind::Restored => 2,
             AlarmKind::ConnectionRefused => 9,
         }
     }
@@ -120,7 +123,8 @@ impl AlarmKind {
             | AlarmKind::LinkDegraded
             | AlarmKind::Storage
             | AlarmKind::KeyRotation
-            | AlarmKind::KeyCompromised => true,
+            | AlarmKind::KeyCompromised
+            | AlarmKind::Restored => true,
             // An altered audit log stays altered: the next check raises it
             // again.
             AlarmKind::Refused
@@ -306,6 +310,7 @@ mod tests {
             AlarmKind::KeyRotation,
             AlarmKind::KeyCompromised,
             AlarmKind::ShortNotice,
+            AlarmKind::Restored,
         ] {
             assert_eq!(kind.label(Language::EN), kind.as_str().to_uppercase());
         }

@@ -171,6 +171,16 @@ pub enum Command {
         peer: String,
         fingerprint: String,
     },
+    /// Writes a backup to `path` (absolute; it must not exist), sealed to
+    /// the age recipients `to`, or to the station's own when empty; with
+    /// the key file and card if `with_keys` (needs a log-in; audited).
+    Backup {
+        path: PathBuf,
+        #[serde(default)]
+        to: Vec<String>,
+        #[serde(default)]
+        with_keys: bool,
+    },
 }
 
 impl Command {
@@ -197,6 +207,7 @@ impl Command {
             Command::Subjects { .. } => "subjects",
             Command::LinkTest { .. } => "link-test",
             Command::ConfirmRotation { .. } => "confirm-rotation",
+            Command::Backup { .. } => "backup",
         }
     }
 }
@@ -231,6 +242,9 @@ pub enum Reply {
         skipped: Vec<String>,
     },
     Audited,
+    BackedUp {
+        backup: Box<super::backup::BackedUp>,
+    },
     Rows {
         rows: Vec<MessageRow>,
     },

@@ -77,6 +77,12 @@ pub struct HelloBody {
     /// the receiver checks its log still holds it.
     #[serde(default)]
     pub your_head: Option<Head>,
+    /// The highest of the receiver's serials the sender holds: a station
+    /// restored from a backup continues above it, and a receiver that
+    /// holds receipts above it re-sends those messages (see
+    /// `station::restore`). Absent from a build before backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub your_serial: Option<u64>,
 }
 
 /// What a receipt proves was stored: a message, an acknowledgement, or one
@@ -431,6 +437,7 @@ mod tests {
                 cancelled: Vec::new(),
                 audit_head: None,
                 your_head: None,
+                your_serial: Some(0),
             },
             |b| b.revision,
         );

@@ -52,6 +52,9 @@ pub enum AlarmKind {
     /// A notification arrived later than its treaty asks (judged by when
     /// it was received, the notification's date by treaty practice).
     ShortNotice,
+    /// The journal was restored from a backup, and a peer has not yet
+    /// said which of our serials it holds: nothing is released to it.
+    Restored,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

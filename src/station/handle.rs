@@ -68,6 +68,17 @@ impl Station {
                 let fingerprint = self.confirm_rotation(&op, &peer, &fingerprint).await?;
                 Ok(Reply::RotationConfirmed { peer, fingerprint })
             }
+            Command::Backup {
+                path,
+                to,
+                with_keys,
+            } => {
+                let op = logged_in(session)?;
+                let backup = self.backup(&op, path, to, with_keys).await?;
+                Ok(Reply::BackedUp {
+                    backup: Box::new(backup),
+                })
+            }
             Command::Cancel { id } => {
                 let op = logged_in(session)?;
                 let row = self.resolve(&id, Direction::Out)?;

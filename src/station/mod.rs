@@ -14,6 +14,7 @@ mod amends;
 pub mod api;
 pub mod attachments;
 mod auth;
+pub mod backup;
 pub mod client;
 pub mod control;
 pub mod docs;
@@ -28,6 +29,7 @@ pub mod noisy;
 mod outbox;
 pub mod pool;
 mod quota;
+pub mod restore;
 pub mod rotation;
 mod standing;
 pub mod strangers;
@@ -192,6 +194,8 @@ pub(crate) struct Inner {
     pool: pool::Pool,
     /// Snapshots served, for [`Status::snapshots_served`].
     snapshots: std::sync::atomic::AtomicU64,
+    /// Where a restore from a backup stands, if the journal had one.
+    restored: Mutex<Option<restore::Restored>>,
     /// Our newest key rotation, and where each peer stands with it.
     ours: rotation::Ours,
 }
@@ -344,6 +348,10 @@ impl Inner {
         self.link.get()
     }
 
+    fn restored(&self) -> std::sync::MutexGuard<'_, Option<restore::Restored>> {
+        self.restored.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn health(&self) -> std::sync::MutexGuard<'_, HashMap<StationName, PeerHealth>> {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -395,6 +403,9 @@ impl Station {
             recorded.done().await?;
         }
         let ours = rotation::Ours::load(&keys, &journal)?;
+        let configured: Vec<StationName> =
+            config.peers.iter().map(|p| p.keys.name.clone()).collect();
+        let restored = restore::on_start(&journal, &config.station.data_dir, &configured).await?;
         let mut peers = HashMap::new();
         for p in &config.peers {
             peers.insert(p.keys.name.clone(), PeerState::load(&journal, &p.keys)?);
@@ -455,8 +466,10 @@ impl Station {
                 StationError::Refused(format!("could not start the crypto pool: {e}"))
             })?,
             snapshots: std::sync::atomic::AtomicU64::new(0),
+            restored: Mutex::new(restored),
             options,
         });
+        restore::raise_held(&inner);
         let upcalls = Arc::new(inbound::Upcalls(Arc::downgrade(&inner)));
         let (link, link_events) = Link::start(settings, upcalls)?;
         for peer in &revoked {
@@ -568,6 +581,11 @@ impl Station {
             return Err(StationError::Refused(format!(
                 "{to} reported the key pinned for it compromised, and its new keys are not confirmed yet; \
                  check its new fingerprint out of band and confirm it (hotline peer confirm) before sending"
+            )));
+        }
+        if restore::held(&self.inner, to) {
+            return Err(StationError::Refused(format!(
+                "this station was restored from a backup: nothing is released to {to} until its hello says which of our serials it holds (the link must come up first)"
             )));
         }
         if self.inner.options.exercise_only {

@@ -94,7 +94,19 @@ pub(crate) fn declared(
 fn check_recorded_head(inner: &Inner, peer: &StationName, recorded: Option<&Head>) {
     let Some(head) = recorded else { return };
     let ours = match inner.journal.audit_hash_at(head.seq) {
-        Ok(Some(hash)) if hash == head.hash => return,
+        Ok(Some(hash)) if hash == head.hash => {
+            super::restore::matched(inner, peer, head);
+            return;
+        }
+        Ok(_) if super::restore::from_lost_history(inner, peer, head) => {
+            let detail = format!(
+                "peer={peer} recorded seq={} from the history lost with the restore",
+                head.seq
+            );
+            tracing::warn!(%detail, "an audit head of ours the restored log cannot hold");
+            drop(inner.journal.audit("station", "restore-head", &detail));
+            return;
+        }
         Ok(ours) => ours,
         Err(e) => {
             tracing::error!(error = %e, "could not read the audit log to check a peer's record");
@@ -149,6 +161,7 @@ pub(super) fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
         cancelled: standing.cancelled,
         audit_head: standing.audit_head,
         your_head: standing.your_head,
+        your_serial: Some(inner.journal.highest_received(peer.as_str()).unwrap_or(0)),
     };
     docs::sign(
         Kind::Hello,
@@ -158,7 +171,7 @@ pub(super) fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
 }
 
 pub(super) fn hello_received(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     peer: &StationName,
     payload: &[u8],
 ) -> Result<HelloInfo, String> {
@@ -166,6 +179,7 @@ pub(super) fn hello_received(
     let body: HelloBody =
         docs::open(Kind::Hello, payload, &keys, &inner.keys.name).map_err(|e| e.to_string())?;
     super::rotation::seen(inner, peer, payload);
+    super::restore::hello(inner, peer, body.your_serial);
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;

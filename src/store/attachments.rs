@@ -193,6 +193,20 @@ impl Journal {
 
     /// Outbound attachments to `peer` still pending whose message the peer
     /// has receipted: what the upload queue must send.
+    /// Every attachment's sealed file, relative to the data directory (a
+    /// file may not be there yet: an inbound one still arriving).
+    pub fn attachment_files(&self) -> Result<Vec<PathBuf>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT sealed_path FROM attachments ORDER BY rowid")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect())
+        })
+    }
+
     pub fn uploads_due(&self, peer: &str) -> Result<Vec<AttachmentRow>, StoreError> {
         self.read(|c| {
             let cols = COLUMNS

@@ -100,18 +100,36 @@ fn state_in(id: &MessageId, state: &str) -> Result<MessageState, StoreError> {
 impl Journal {
     /// Outbound messages to `peer` with no receipt yet, most urgent first.
     pub fn pending_messages(&self, peer: &str) -> Result<Vec<PendingMessage>, StoreError> {
+        let waiting = [MessageState::Queued, MessageState::Sent];
+        self.outbound_in(peer, &waiting, 0)
+    }
+
+    /// Outbound messages to `peer` above `serial` that it receipted: what
+    /// it no longer holds if it says it holds no serial of ours above
+    /// `serial` (it was restored from a backup), most urgent first.
+    pub fn receipted_above(
+        &self,
+        peer: &str,
+        serial: u64,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        let receipted = [MessageState::Receipted, MessageState::Acknowledged];
+        self.outbound_in(peer, &receipted, serial)
+    }
+
+    fn outbound_in(
+        &self,
+        peer: &str,
+        states: &[MessageState; 2],
+        above: u64,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, precedence, serial, sealed FROM messages \
-                 WHERE direction = 'out' AND peer = ?1 AND state IN (?2, ?3) \
+                 WHERE direction = 'out' AND peer = ?1 AND state IN (?2, ?3) AND serial > ?4 \
                  ORDER BY precedence, stored_at, serial",
             )?;
-            let waiting = params![
-                peer,
-                MessageState::Queued.as_sql(),
-                MessageState::Sent.as_sql()
-            ];
-            let rows = stmt.query_map(waiting, |r| {
+            let filter = params![peer, states[0].as_sql(), states[1].as_sql(), above as i64];
+            let rows = stmt.query_map(filter, |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, u8>(1)?,
@@ -130,6 +148,18 @@ impl Journal {
                 });
             }
             Ok(out)
+        })
+    }
+
+    /// The highest serial received from `peer` (0 if none).
+    pub fn highest_received(&self, peer: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let v: Option<i64> = c.query_row_cached(
+                "SELECT MAX(serial) FROM messages WHERE direction = 'in' AND peer = ?1",
+                [peer],
+                |r| r.get(0),
+            )?;
+            Ok(v.unwrap_or(0).max(0) as u64)
         })
     }
 

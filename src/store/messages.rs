@@ -506,6 +506,36 @@ impl Journal {
         })
     }
 
+    /// The audit entries of `action` after entry `after`, oldest first, as
+    /// their sequence numbers and details.
+    pub fn audit_entries(
+        &self,
+        action: &str,
+        after: u64,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, detail FROM audit WHERE action = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![action, after as i64], |r| {
+                Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, String>(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Checks the file's structure (SQLite's `integrity_check`).
+    pub fn integrity(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            let verdict: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            if verdict == "ok" {
+                Ok(())
+            } else {
+                Err(StoreError::Corrupt(format!("integrity check: {verdict}")))
+            }
+        })
+    }
+
     /// Verifies the audit chain and its newest checkpoint.
     pub fn verify_audit(
         &self,

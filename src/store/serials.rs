@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::Cached as _;
 use super::messages::{Direction, Released, insert};
@@ -194,6 +194,58 @@ impl Journal {
         r.last += 1;
         r.in_flight.insert(r.last);
         Ok(r.last)
+    }
+}
+
+impl Journal {
+    /// Raises the serials released towards `peer` to `held` if they are
+    /// below it (audited as `restore-resume`, with `detail`), so that the
+    /// next release continues above what the peer holds: after a restore,
+    /// serials the lost journal gave out are never given out again.
+    /// Returns the highest released before.
+    pub fn resume_serials(&self, peer: StationName, held: u64, detail: String) -> Pending<u64> {
+        let book = self.serials.clone();
+        self.write_mapped(
+            true,
+            move |tx| {
+                let before: Option<i64> = tx
+                    .query_row(
+                        "SELECT last_released FROM serials WHERE peer = ?1",
+                        [peer.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let before = before.unwrap_or(0).max(0) as u64;
+                if held > before {
+                    tx.execute(
+                        "INSERT INTO serials (peer, last_released, settled) VALUES (?1, ?2, ?2) \
+                         ON CONFLICT (peer) DO UPDATE SET last_released = excluded.last_released, \
+                         settled = excluded.settled",
+                        params![peer.as_str(), held as i64],
+                    )?;
+                }
+                let skipped = if held > before {
+                    format!("{}..={held}", before + 1)
+                } else {
+                    "none".into()
+                };
+                audit::append(
+                    tx,
+                    "station",
+                    "restore-resume",
+                    &format!("peer={peer} released-here={before} held-there={held} skipped={skipped} {detail}"),
+                )?;
+                Ok((peer, before))
+            },
+            move |r, committed| {
+                let (peer, before) = r?;
+                if committed {
+                    // The next reservation reads the raised mark.
+                    book.lock().remove(&peer);
+                }
+                Ok(before)
+            },
+        )
     }
 }
 

@@ -1,0 +1,185 @@
+//! `hotline backup`, inside the station: a consistent snapshot of the
+//! journal taken on the writer's connection, with the sealed attachment
+//! files and kept drafts it refers to (and, if asked, the key file and
+//! card), written as one signed, age-encrypted file (see [`crate::backup`]).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::api::ApiError;
+use super::{Station, StationError};
+use crate::backup::{self, About, Source};
+use crate::crypto::keys::OwnRecipient;
+use crate::domain::OperatorName;
+use crate::store::Journal;
+
+/// What a backup holds, and how it is sealed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackedUp {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub parts: usize,
+    pub messages: u64,
+    pub with_keys: bool,
+    /// Sealed to the station's own key only: it will not open once the
+    /// station's key file is lost with its disk.
+    pub to_self_only: bool,
+}
+
+/// Removes the snapshot however the backup ends.
+struct Snapshot(PathBuf);
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        drop(std::fs::remove_file(&self.0));
+    }
+}
+
+impl Station {
+    /// Writes a backup to `path` (absolute, not yet existing), sealed to
+    /// `to` (age recipients; none means the station's own), as `op`.
+    pub(crate) async fn backup(
+        &self,
+        op: &OperatorName,
+        path: PathBuf,
+        to: Vec<String>,
+        with_keys: bool,
+    ) -> Result<BackedUp, ApiError> {
+        let refused = |detail: String| ApiError::Refused { detail };
+        if !path.is_absolute() {
+            return Err(refused(format!(
+                "{}: the station needs an absolute path for a backup",
+                path.display()
+            )));
+        }
+        if path.exists() {
+            return Err(refused(format!(
+                "{}: already exists; a backup never replaces a file",
+                path.display()
+            )));
+        }
+        let to_self_only = to.is_empty();
+        let recipients: Vec<OwnRecipient> = if to_self_only {
+            vec![self.inner.keys.own_recipient()]
+        } else {
+            to.iter()
+                .map(|r| {
+                    r.parse::<OwnRecipient>()
+                        .map_err(|e| refused(format!("--to {}: {e}", crate::sanitize::inert(r))))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let data_dir = self.inner.config.station.data_dir.clone();
+        let snapshot =
+            Snapshot(data_dir.join(format!(".backup-{}.sqlite", uuid::Uuid::now_v7().simple())));
+        self.inner
+            .journal
+            .snapshot(&snapshot.0)
+            .done()
+            .await
+            .map_err(StationError::from)?;
+        let inner = self.inner.clone();
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let taken = Journal::open_read_only(&snapshot.0)?;
+            let about = About {
+                station: inner.keys.name.clone(),
+                audit_head: taken.audit_head()?,
+                messages: taken.message_count()?,
+            };
+            let mut sources = vec![Source {
+                name: backup::JOURNAL.into(),
+                path: snapshot.0.clone(),
+            }];
+            sources.extend(data_files(&data_dir, &taken)?);
+            drop(taken);
+            if with_keys {
+                let st = &inner.config.station;
+                for (name, file) in [
+                    ("station.key", &st.key_file),
+                    ("station.card.toml", &st.card),
+                ] {
+                    sources.push(Source {
+                        name: format!("{}{name}", backup::KEYS),
+                        path: file.clone(),
+                    });
+                }
+            }
+            let recipients: Vec<&dyn age::Recipient> =
+                recipients.iter().map(OwnRecipient::as_recipient).collect();
+            let manifest = backup::write(
+                &target,
+                &recipients,
+                &sources,
+                about,
+                &inner.keys.signing,
+                |_| {},
+            )
+            .map_err(|e| StationError::Refused(e.to_string()))?;
+            let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+            drop(snapshot);
+            Ok::<_, StationError>((manifest, bytes))
+        })
+        .await
+        .map_err(|e| refused(format!("the backup task failed: {e}")))?;
+        let (manifest, bytes) = written?;
+        let done = BackedUp {
+            path,
+            bytes,
+            parts: manifest.parts.len(),
+            messages: manifest.messages,
+            with_keys,
+            to_self_only,
+        };
+        let detail = format!(
+            "file={} bytes={} parts={} messages={} audit-seq={} with-keys={} sealed-to={}",
+            crate::sanitize::inert(&done.path.display().to_string()),
+            done.bytes,
+            done.parts,
+            done.messages,
+            manifest.audit_head.as_ref().map_or(0, |h| h.seq),
+            with_keys,
+            if to_self_only { "station" } else { "given" },
+        );
+        self.inner
+            .journal
+            .audit(op.as_str(), "backup", &detail)
+            .done()
+            .await
+            .map_err(StationError::from)?;
+        tracing::info!(%detail, "backup written");
+        Ok(done)
+    }
+}
+
+/// The sealed attachment files the snapshot refers to that are complete
+/// on disk, and the operators' kept drafts.
+fn data_files(data_dir: &Path, taken: &Journal) -> Result<Vec<Source>, StationError> {
+    let mut files: Vec<PathBuf> = taken
+        .attachment_files()?
+        .into_iter()
+        .filter(|rel| data_dir.join(rel).is_file())
+        .collect();
+    if let Ok(drafts) = std::fs::read_dir(data_dir.join("drafts")) {
+        for entry in drafts.flatten() {
+            let name = PathBuf::from("drafts").join(entry.file_name());
+            if entry.file_type().is_ok_and(|t| t.is_file())
+                && name.extension().is_some_and(|e| e == "age")
+            {
+                files.push(name);
+            }
+        }
+    }
+    Ok(files
+        .into_iter()
+        .filter_map(|rel| {
+            let name = format!("{}{}", backup::DATA, rel.to_str()?);
+            backup::valid_name(&name).then(|| Source {
+                name,
+                path: data_dir.join(&rel),
+            })
+        })
+        .collect())
+}
