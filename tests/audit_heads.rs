@@ -354,22 +354,35 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     }
     let passfile = tmp.path().join("pass");
     hotline::fsutil::create_private(&passfile, PASSPHRASE.as_bytes()).expect("passphrase file");
-    let backup = tmp.path().join("washington.backup");
-    let taken = hotline_async(
-        &w.config_path,
-        vec![
-            "backup".into(),
-            backup.display().to_string(),
+    let take = |file: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "backup".to_string(),
+            file.display().to_string(),
             "--to".into(),
             offline.to_public().to_string(),
             "--operator".into(),
             "op".into(),
-        ],
-        vec![("HOTLINE_PASSPHRASE_FILE".into(), passfile.clone())],
-    )
-    .await;
+        ];
+        args.extend(extra.iter().map(ToString::to_string));
+        hotline_async(
+            &w.config_path,
+            args,
+            vec![("HOTLINE_PASSPHRASE_FILE".into(), passfile.clone())],
+        )
+    };
+    let backup = tmp.path().join("washington.backup");
+    let taken = take(&backup, &[]).await;
     assert!(taken.status.success(), "backup: {}", text(&taken));
     assert!(text(&taken).contains("messages"), "{}", text(&taken));
+    let card = hotline::crypto::StationCard::from_keys(&w.keys().public(), Vec::new(), None);
+    std::fs::write(w.dir.join("station.card.toml"), card.to_toml()).expect("card");
+    let with_keys = tmp.path().join("with-keys.backup");
+    let taken = take(&with_keys, &["--with-keys"]).await;
+    assert!(
+        text(&taken).contains("with the key file and card"),
+        "backup --with-keys: {}",
+        text(&taken)
+    );
     traffic.await.expect("traffic");
 
     // After the backup: more both ways, all receipted; MOSCOW records a
@@ -470,6 +483,59 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     assert!(restored.status.success(), "restore: {}", text(&restored));
     let verify = hotline_async(
         &w2.config_path,
+        vec!["audit".into(), "verify".into()],
+        Vec::new(),
+    )
+    .await;
+    assert!(verify.status.success(), "audit verify: {}", text(&verify));
+
+    // A station that lost its key file too is restored from the backup
+    // that holds it: the signature is checked against the card inside,
+    // whose fingerprint the operator is shown to compare.
+    let bare = rebuilt(&tmp.path().join("bare"), &w, &m);
+    std::fs::remove_file(bare.dir.join("station.key")).expect("no key file");
+    let no_keys = hotline_async(
+        &bare.config_path,
+        vec![
+            "restore".into(),
+            backup.display().to_string(),
+            "--identity".into(),
+            identity.display().to_string(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        !no_keys.status.success(),
+        "CONTROL: restored with no key to check it"
+    );
+    let keys_back = hotline_async(
+        &bare.config_path,
+        vec![
+            "restore".into(),
+            with_keys.display().to_string(),
+            "--identity".into(),
+            identity.display().to_string(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        keys_back.status.success(),
+        "restore --with-keys: {}",
+        text(&keys_back)
+    );
+    assert!(
+        text(&keys_back).contains(&w.keys().public().fingerprint()),
+        "{}",
+        text(&keys_back)
+    );
+    assert_eq!(
+        std::fs::read(bare.dir.join("station.key")).expect("key file restored"),
+        std::fs::read(w.dir.join("station.key")).expect("key file")
+    );
+    let verify = hotline_async(
+        &bare.config_path,
         vec!["audit".into(), "verify".into()],
         Vec::new(),
     )

@@ -97,13 +97,15 @@ impl Station {
             drop(taken);
             if with_keys {
                 let st = &inner.config.station;
-                for (name, file) in [
-                    ("station.key", &st.key_file),
-                    ("station.card.toml", &st.card),
-                ] {
+                sources.push(Source {
+                    name: format!("{}station.key", backup::KEYS),
+                    path: st.key_file.clone(),
+                });
+                // The card is public, and made again by `hotline card`.
+                if st.card.is_file() {
                     sources.push(Source {
-                        name: format!("{}{name}", backup::KEYS),
-                        path: file.clone(),
+                        name: format!("{}station.card.toml", backup::KEYS),
+                        path: st.card.clone(),
                     });
                 }
             }
