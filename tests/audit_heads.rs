@@ -682,3 +682,72 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         text(&verify)
     );
 }
+
+/// `[backup]` in operator.toml: the station backs itself up every
+/// interval, keeps the newest `keep`, and each opens with the recipient's
+/// identity and verifies. A directory it cannot write raises an alarm, and
+/// the next backup that works clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_kept_and_a_failure_raises_an_alarm() {
+    use hotline::station::AlarmKind;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(tmp.path(), FAST_LINK);
+    let offline = age::pq::Identity::generate();
+    // Where the backups go is a file for now: no directory can be made.
+    let dir = tmp.path().join("backups");
+    std::fs::write(&dir, b"a file, not a directory").expect("blocker");
+    let mut config = std::fs::read_to_string(&w.config_path).expect("config");
+    config.push_str(&format!(
+        "\n[backup]\ninterval = \"1s\"\ndirectory = \"{}\"\nkeep = 2\nto = [\"{}\"]\n",
+        dir.display(),
+        offline.to_public()
+    ));
+    hotline::fsutil::replace_atomic(&w.config_path, config.as_bytes(), 0o600).expect("config");
+    let ws = w.start().await;
+    let mut events = ws.subscribe();
+    wait_event(
+        &mut events,
+        Duration::from_secs(10),
+        |e| matches!(e, hotline::station::Event::Alarm(a) if a.kind == AlarmKind::BackupFailed),
+    )
+    .await;
+    assert!(
+        alarms(&ws)
+            .await
+            .iter()
+            .any(|a| a.kind == AlarmKind::BackupFailed
+                && a.text.contains(&dir.display().to_string())),
+        "the alarm names the directory"
+    );
+    std::fs::remove_file(&dir).expect("unblock");
+    let session = door::login(&ws).await;
+    door::release(&ws, &session, "MOSCOW", general("kept in a backup")).await;
+    eventually(Duration::from_secs(20), "three scheduled backups", || {
+        ws.journal()
+            .audit_entries("backup", 0)
+            .is_ok_and(|b| b.len() >= 3)
+    })
+    .await;
+    assert!(
+        !alarms(&ws)
+            .await
+            .iter()
+            .any(|a| a.kind == AlarmKind::BackupFailed),
+        "a backup that worked left the alarm up"
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("backups")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "backup"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let key = w.keys().signing.verifying_key();
+    for (i, file) in files.iter().enumerate() {
+        let staging = tmp.path().join(format!("staging{i}"));
+        let opened = hotline::backup::open(file, &[&offline], &staging, |_, _| vec![key])
+            .expect("a scheduled backup opens and verifies");
+        assert_eq!(opened.manifest.station.as_str(), "WASHINGTON");
+        assert!(opened.manifest.messages >= 1);
+    }
+    ws.shutdown().await;
+}

@@ -703,3 +703,42 @@ fn label_policy_is_checked_with_line_and_the_valid_markings() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn a_backup_schedule_is_read_and_its_mistakes_are_named_with_their_line() {
+    let recipient = age::pq::Identity::generate().to_public().to_string();
+    let good = format!(
+        "{MINIMAL}\n[backup]\ninterval = \"6h\"\ndirectory = \"backups\"\nkeep = 3\nto = [\"{recipient}\"]\n"
+    );
+    let c = parse(&good);
+    let b = c.backup.expect("a schedule");
+    assert_eq!(b.interval, std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(b.directory, Path::new("x/backups"));
+    assert_eq!((b.keep, b.to, b.with_keys), (3, vec![recipient], false));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // CONTROL: no section, no schedule.
+    assert!(parse(MINIMAL).backup.is_none());
+
+    let own = format!("{MINIMAL}\n[backup]\ninterval = \"1d\"\ndirectory = \"b\"\n");
+    let c = parse(&own);
+    assert_eq!(c.backup.expect("a schedule").keep, 14);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("station's own key")),
+        "{:?}",
+        c.warnings
+    );
+
+    let bad = format!(
+        "{MINIMAL}\n[backup]\ninterval = \"soon\"\ndirectory = \"b\"\nkeep = 0\nto = [\"age1nope\"]\n"
+    );
+    let problems = errors(&bad);
+    problem_at(&problems, &bad, "backup.interval", "soon");
+    problem_at(&problems, &bad, "backup.keep", "keep = 0");
+    problem_at(&problems, &bad, "backup.to", "age1nope");
+    let missing = format!("{MINIMAL}\n[backup]\ninterval = \"1d\"\n");
+    let problems = errors(&missing);
+    assert!(
+        problems.iter().any(|p| p.message.contains("directory")),
+        "{problems:#?}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct Config {
     pub attachments: AttachmentLimits,
     /// The security markings messages carry.
     pub labels: LabelPolicy,
+    /// Backups the station takes by itself; none without `[backup]`.
+    pub backup: Option<BackupSchedule>,
     pub operators: Vec<Operator>,
     pub peers: Vec<Peer>,
     /// Things worth saying that do not stop the station (loose read bits).
@@ -104,6 +106,22 @@ impl Deadlines {
         }
     }
 }
+
+/// `[backup]`: how often the station backs itself up, where, how many it
+/// keeps, and whom they are sealed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSchedule {
+    pub interval: Duration,
+    pub directory: PathBuf,
+    /// The newest this many scheduled backups are kept; older ones go.
+    pub keep: usize,
+    /// age recipients (`age1pq1…`, `age1…`); none means the station's own.
+    pub to: Vec<String>,
+    pub with_keys: bool,
+}
+
+/// How many scheduled backups are kept unless `[backup] keep` says.
+pub const DEFAULT_BACKUPS_KEPT: usize = 14;
 
 /// How large attachments may be, sent or received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,6 +594,7 @@ impl Checker<'_> {
         }
 
         let labels = self.labels(&raw.labels);
+        let backup = raw.backup.as_ref().map(|b| self.backup(b));
         let mut peers: Vec<Peer> = Vec::new();
         for p in &raw.peers {
             if let Some(peer) = self.peer(p, name.as_ref(), &labels) {
@@ -599,10 +618,48 @@ impl Checker<'_> {
             console,
             attachments,
             labels,
+            warnings: match &backup {
+                Some(b) if b.to.is_empty() => vec![
+                    "[backup] has no `to`: scheduled backups are sealed only to the station's own key, and will not open once its key file is lost with its disk".into(),
+                ],
+                _ => Vec::new(),
+            },
+            backup,
             operators,
             peers,
-            warnings: Vec::new(),
         })
+    }
+
+    fn backup(&mut self, b: &raw::RawBackup) -> BackupSchedule {
+        let interval = self.duration(
+            &Some(b.interval.clone()),
+            "backup.interval",
+            Duration::from_secs(86_400),
+        );
+        let keep = match &b.keep {
+            None => DEFAULT_BACKUPS_KEPT,
+            Some(k) => match usize::try_from(*k.get_ref()) {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    self.err(Some(k.span()), "backup.keep", "must be a whole number of at least 1 (how many scheduled backups are kept)");
+                    DEFAULT_BACKUPS_KEPT
+                }
+            },
+        };
+        let mut to = Vec::new();
+        for r in b.to.iter().flatten() {
+            match r.get_ref().parse::<crate::crypto::keys::OwnRecipient>() {
+                Ok(_) => to.push(r.get_ref().trim().to_string()),
+                Err(e) => self.err(Some(r.span()), "backup.to", e),
+            }
+        }
+        BackupSchedule {
+            interval,
+            directory: self.resolve(b.directory.get_ref()),
+            keep,
+            to,
+            with_keys: b.with_keys.unwrap_or(false),
+        }
     }
 
     fn peer(

@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub attachments: RawAttachments,
     #[serde(default)]
     pub labels: RawLabels,
+    pub backup: Option<RawBackup>,
     #[serde(default)]
     pub operators: Vec<RawOperator>,
     #[serde(default)]
@@ -64,6 +65,16 @@ pub struct RawAttachments {
     pub max_message: Option<S<String>>,
     pub peer_quota: Option<S<String>>,
     pub total_quota: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    pub interval: S<String>,
+    pub directory: S<String>,
+    pub keep: Option<S<i64>>,
+    pub to: Option<Vec<S<String>>>,
+    pub with_keys: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

@@ -40,4 +40,6 @@ pub const PROTOCOL: &str = "hotline/1";
 /// sealed message they answer.
 /// 3: a message says which language its free text is in
 /// (`text_language`), and carries a security marking (`label`).
-pub const REVISION: u32 = 3;
+/// 4: a hello says the highest of the receiver's serials the sender holds
+/// (`your_serial`), which a station restored from a backup needs.
+pub const REVISION: u32 = 4;

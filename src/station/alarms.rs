@@ -59,6 +59,7 @@ impl AlarmKind {
             AlarmKind::KeyCompromised => "key-compromised",
             AlarmKind::ShortNotice => "short-notice",
             AlarmKind::Restored => "restored",
+            AlarmKind::BackupFailed => "backup-failed",
         }
     }
 
@@ -82,6 +83,7 @@ impl AlarmKind {
             AlarmKind::KeyCompromised => t!(lang, "alarm.kind_key_compromised"),
             AlarmKind::ShortNotice => t!(lang, "alarm.kind_short_notice"),
             AlarmKind::Restored => t!(lang, "alarm.kind_restored"),
+            AlarmKind::BackupFailed => t!(lang, "alarm.kind_backup_failed"),
         }
     }
 
@@ -105,6 +107,7 @@ impl AlarmKind {
             AlarmKind::KeyRotation => 5,
             AlarmKind::ShortNotice => 3,
             AlarmKind::Restored => 2,
+            AlarmKind::BackupFailed => 4,
             AlarmKind::ConnectionRefused => 9,
         }
     }
@@ -124,7 +127,8 @@ impl AlarmKind {
             | AlarmKind::Storage
             | AlarmKind::KeyRotation
             | AlarmKind::KeyCompromised
-            | AlarmKind::Restored => true,
+            | AlarmKind::Restored
+            | AlarmKind::BackupFailed => true,
             // An altered audit log stays altered: the next check raises it
             // again.
             AlarmKind::Refused
@@ -311,6 +315,7 @@ mod tests {
             AlarmKind::KeyCompromised,
             AlarmKind::ShortNotice,
             AlarmKind::Restored,
+            AlarmKind::BackupFailed,
         ] {
             assert_eq!(kind.label(Language::EN), kind.as_str().to_uppercase());
         }

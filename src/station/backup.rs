@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::api::ApiError;
-use super::{Station, StationError};
+use super::{AlarmKind, Station, StationError};
 use crate::backup::{self, About, Source};
+use crate::config::BackupSchedule;
 use crate::crypto::keys::OwnRecipient;
-use crate::domain::OperatorName;
+use crate::fsutil;
 use crate::store::Journal;
 
 /// What a backup holds, and how it is sealed.
@@ -39,10 +40,11 @@ impl Drop for Snapshot {
 
 impl Station {
     /// Writes a backup to `path` (absolute, not yet existing), sealed to
-    /// `to` (age recipients; none means the station's own), as `op`.
+    /// `to` (age recipients; none means the station's own), audited as
+    /// taken by `actor` (an operator, or `station` for a scheduled one).
     pub(crate) async fn backup(
         &self,
-        op: &OperatorName,
+        actor: &str,
         path: PathBuf,
         to: Vec<String>,
         with_keys: bool,
@@ -147,7 +149,7 @@ impl Station {
         );
         self.inner
             .journal
-            .audit(op.as_str(), "backup", &detail)
+            .audit(actor, "backup", &detail)
             .done()
             .await
             .map_err(StationError::from)?;
@@ -184,4 +186,129 @@ fn data_files(data_dir: &Path, taken: &Journal) -> Result<Vec<Source>, StationEr
             })
         })
         .collect())
+}
+
+/// What scheduled backups are named: the station, then the time taken.
+fn scheduled_name(station: &str, at: jiff::Timestamp) -> String {
+    format!(
+        "{station}-{}{:03}Z.backup",
+        at.strftime("%Y%m%dT%H%M%S."),
+        at.subsec_millisecond()
+    )
+}
+
+/// Takes a backup every `[backup] interval`, keeps the newest `keep` in its
+/// directory, and raises an alarm when one fails; the next that works
+/// clears it. Runs until the station stops.
+pub(super) async fn schedule(station: Station, plan: BackupSchedule) {
+    let mut stop = station.inner.stop.subscribe();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(plan.interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match scheduled_once(&station, &plan).await {
+            Ok(path) => {
+                tracing::info!(path = %path.display(), "scheduled backup written");
+                station.inner.resolve(AlarmKind::BackupFailed, "scheduled");
+            }
+            Err(why) => {
+                tracing::error!(dir = %plan.directory.display(), %why, "a scheduled backup failed");
+                station.inner.raise(
+                    AlarmKind::BackupFailed,
+                    "scheduled",
+                    None,
+                    None,
+                    crate::t!(
+                        station.inner.config.station.language,
+                        "alarm.backup_failed",
+                        dir = plan.directory.display(),
+                        why = why
+                    ),
+                );
+            }
+        }
+    }
+}
+
+async fn scheduled_once(station: &Station, plan: &BackupSchedule) -> Result<PathBuf, String> {
+    let dir = &plan.directory;
+    fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let name = station.name().to_string();
+    let path = dir.join(scheduled_name(&name, jiff::Timestamp::now()));
+    station
+        .backup("station", path.clone(), plan.to.clone(), plan.with_keys)
+        .await
+        .map_err(|e| e.to_string())?;
+    prune(dir, &name, plan.keep).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(path)
+}
+
+/// Removes all but the newest `keep` scheduled backups of `station` in
+/// `dir`, and what a scheduled backup cut short left; nothing else there.
+fn prune(dir: &Path, station: &str, keep: usize) -> std::io::Result<()> {
+    let prefix = format!("{station}-");
+    let mut taken = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&prefix) {
+            continue;
+        }
+        if name.ends_with(".backup.partial") {
+            std::fs::remove_file(dir.join(&name))?;
+        } else if name.ends_with(".backup") {
+            taken.push(name);
+        }
+    }
+    // The names sort by the time they were taken.
+    taken.sort();
+    let extra = taken.len().saturating_sub(keep);
+    for name in &taken[..extra] {
+        std::fs::remove_file(dir.join(name))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_and_nothing_else_is_touched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t0 = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+        let names: Vec<String> = (0..5)
+            .map(|i| {
+                scheduled_name(
+                    "WASHINGTON",
+                    t0 + jiff::SignedDuration::from_millis(i * 1500),
+                )
+            })
+            .collect();
+        for name in &names {
+            std::fs::write(tmp.path().join(name), b"x").expect("write");
+        }
+        let others = [
+            "MOSCOW-20260101T000000.000Z.backup",
+            "WASHINGTON-manual.age",
+            "notes.txt",
+        ];
+        for name in others {
+            std::fs::write(tmp.path().join(name), b"x").expect("write");
+        }
+        std::fs::write(tmp.path().join(format!("{}.partial", names[4])), b"x").expect("write");
+        prune(tmp.path(), "WASHINGTON", 2).expect("pruned");
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = others.iter().map(ToString::to_string).collect();
+        expected.extend(names[3..].iter().cloned());
+        expected.sort();
+        assert_eq!(left, expected);
+    }
 }

@@ -78,11 +78,14 @@ pub struct HelloBody {
     #[serde(default)]
     pub your_head: Option<Head>,
     /// The highest of the receiver's serials the sender holds: a station
-    /// restored from a backup continues above it, and a receiver that
-    /// holds receipts above it re-sends those messages (see
-    /// `station::restore`). Absent from a build before backups.
+    /// restored from a backup continues above it (see `station::restore`).
+    /// Absent before revision 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub your_serial: Option<u64>,
+    /// The sender was restored from a backup: the receiver re-sends what
+    /// it receipted above `your_serial`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 /// What a receipt proves was stored: a message, an acknowledgement, or one
@@ -438,6 +441,7 @@ mod tests {
                 audit_head: None,
                 your_head: None,
                 your_serial: Some(0),
+                restored: false,
             },
             |b| b.revision,
         );

@@ -55,6 +55,8 @@ pub enum AlarmKind {
     /// The journal was restored from a backup, and a peer has not yet
     /// said which of our serials it holds: nothing is released to it.
     Restored,
+    /// A scheduled backup failed.
+    BackupFailed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

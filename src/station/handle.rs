@@ -74,7 +74,7 @@ impl Station {
                 with_keys,
             } => {
                 let op = logged_in(session)?;
-                let backup = self.backup(&op, path, to, with_keys).await?;
+                let backup = self.backup(op.as_str(), path, to, with_keys).await?;
                 Ok(Reply::BackedUp {
                     backup: Box::new(backup),
                 })

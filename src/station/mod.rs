@@ -484,6 +484,14 @@ impl Station {
             tokio::spawn(rotation::announce(inner.clone(), peer));
         }
         tokio::spawn(timers::run(inner.clone()));
+        if let Some(plan) = inner.config.backup.clone() {
+            tokio::spawn(backup::schedule(
+                Station {
+                    inner: inner.clone(),
+                },
+                plan,
+            ));
+        }
         tokio::spawn(subjects::fill(inner.clone()));
         tracing::info!(station = %inner.keys.name, addr = ?inner.link().and_then(Link::local_addr), "station started");
         Ok(Station { inner })

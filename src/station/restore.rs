@@ -11,10 +11,13 @@
 //!   On that hello the station continues above them, and audits the range
 //!   it skipped (`restore-resume`).
 //! - **Re-sent.** Every hello says the highest serial of the peer's that we
-//!   hold. A station whose peer holds less than it receipted re-sends the
-//!   rest from its own journal ([`resend`]): what the restored station had
-//!   receipted after the backup comes back, and a duplicate gets the same
-//!   receipt, so nothing is shown twice.
+//!   hold, and a restored station's hello says it was restored. Its peer
+//!   then re-sends from its own journal what it receipted above that
+//!   serial ([`resend`]): what the restored station had receipted after
+//!   the backup comes back, and a duplicate gets the same receipt, so
+//!   nothing is shown twice. Only a restored station asks: a station that
+//!   lost what it had receipted for any other reason has a fault that must
+//!   show, not be papered over.
 //! - **Audit heads.** A peer may have recorded an audit head of ours from
 //!   the lost history, past the backup's; the restored log cannot match
 //!   it. Until the peer records a head of ours from after the restore, such
@@ -182,9 +185,20 @@ pub(super) fn held(inner: &Inner, peer: &str) -> bool {
         .is_some_and(|r| r.held.iter().any(|p| p.as_str() == peer))
 }
 
-/// Takes in what a peer's hello says of our serials (`your_serial`), and
-/// re-sends what it should hold and says it does not.
-pub(super) fn hello(inner: &Arc<Inner>, peer: &StationName, your_serial: Option<u64>) {
+/// Whether this station's journal was ever restored from a backup: its
+/// hellos then ask peers to re-send what they receipted above what it holds.
+pub(super) fn active(inner: &Inner) -> bool {
+    inner.restored().is_some()
+}
+
+/// Takes in what a peer's hello says of our serials (`your_serial`), and,
+/// if the peer was restored, re-sends what it receipted and no longer holds.
+pub(super) fn hello(
+    inner: &Arc<Inner>,
+    peer: &StationName,
+    your_serial: Option<u64>,
+    peer_restored: bool,
+) {
     let Some(held_there) = your_serial else {
         return;
     };
@@ -210,12 +224,14 @@ pub(super) fn hello(inner: &Arc<Inner>, peer: &StationName, your_serial: Option<
             }
         });
     }
-    resend(inner, peer, held_there);
+    if peer_restored {
+        resend(inner, peer, held_there);
+    }
 }
 
 /// Queues again every message `peer` receipted above `held_there`, the
-/// highest serial of ours it says it holds: it has lost them (it was
-/// restored from a backup), and our journal still has them, sealed.
+/// highest serial of ours it says it holds: it lost them with the journal
+/// it was restored over, and our journal still has them, sealed.
 fn resend(inner: &Arc<Inner>, peer: &StationName, held_there: u64) {
     let lost = match inner.journal.receipted_above(peer.as_str(), held_there) {
         Ok(lost) => lost,
