@@ -2,7 +2,9 @@
 //! A log truncated together with its checkpoints still verifies on its own;
 //! the head the peer recorded is what catches it. A log cut short by a
 //! restore from a backup says so in a signed entry, and the station rejoins
-//! its peer without a false alarm, a reused serial or a lost message.
+//! its peer without a false alarm, a reused serial or a lost message. The
+//! station backs itself up on a schedule, and a full disk stops it taking
+//! anything new, loudly, until space returns.
 
 mod support;
 
@@ -750,4 +752,184 @@ async fn scheduled_backups_are_kept_and_a_failure_raises_an_alarm() {
         assert!(opened.manifest.messages >= 1);
     }
     ws.shutdown().await;
+}
+
+/// A tmpfs mounted for one test, unmounted however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system holding `dir` until it refuses another byte.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.write_all(&chunk).and_then(|()| file.sync_all()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return path,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+}
+
+/// The station's data directory on a 4 MiB tmpfs, filled: a release fails,
+/// then every release is refused at once naming the journal, with an alarm;
+/// a message from the peer gets no receipt (so its sender keeps it); what
+/// was stored is kept. Once space returns the station finds out by itself,
+/// the alarm ends, releases work and the waiting message is receipted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_releases_and_receipts_keeps_what_was_stored_and_recovers() {
+    use hotline::station::AlarmKind;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (w, m) = pair(tmp.path(), FAST_LINK);
+    let data = w.config().station.data_dir;
+    let Some(_disk) = Tmpfs::mount(&data, "4m") else {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(!root, "root could not mount a tmpfs for the disk-full test");
+        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full test did not run");
+        return;
+    };
+    let ws = w.start().await;
+    let ms = m.start().await;
+    wait_link_up(&ws, "MOSCOW", Duration::from_secs(10)).await;
+    let (wsess, msess) = (door::login(&ws).await, door::login(&ms).await);
+    // CONTROL: both ways work on the disk before it fills.
+    let sent = door::release(&ws, &wsess, "MOSCOW", general("before")).await;
+    let got = door::release(&ms, &msess, "WASHINGTON", general("stored before")).await;
+    let receipted = |id: MessageId| {
+        move |rows: &[MessageRow]| {
+            rows.iter()
+                .any(|r| r.id == id && r.state == MessageState::Receipted)
+        }
+    };
+    door::rows_until(
+        &ws,
+        Direction::Out,
+        Duration::from_secs(10),
+        "the first receipted",
+        receipted(sent.id),
+    )
+    .await;
+    door::rows_until(
+        &ms,
+        Direction::Out,
+        Duration::from_secs(10),
+        "MOSCOW's first receipted",
+        receipted(got.id),
+    )
+    .await;
+
+    let filler = fill(&data);
+    let mut failed = None;
+    for i in 0..500 {
+        if let Err(e) = door::try_release(
+            &ws,
+            &wsess,
+            "MOSCOW",
+            general(&format!("full {i}")),
+            Vec::new(),
+        )
+        .await
+        {
+            failed = Some(e.to_string());
+            break;
+        }
+    }
+    let failed = failed.expect("a release failed on the full disk");
+    let journal = w.config().journal_path.display().to_string();
+    let refused = door::try_release(&ws, &wsess, "MOSCOW", general("refused"), Vec::new())
+        .await
+        .expect_err("a release on a journal that cannot be written");
+    assert!(
+        refused.to_string().contains("cannot be written") && refused.to_string().contains(&journal),
+        "after `{failed}`: {refused}"
+    );
+    eventually(Duration::from_secs(5), "the write-failed alarm", || {
+        ws.alarms()
+            .iter()
+            .any(|a| a.kind == AlarmKind::WriteFailed && a.text.contains(&journal))
+    })
+    .await;
+
+    // MOSCOW's message is tried, not stored and not receipted: it waits
+    // at MOSCOW.
+    let waiting = door::release(&ms, &msess, "WASHINGTON", general("while full")).await;
+    door::rows_until(
+        &ms,
+        Direction::Out,
+        Duration::from_secs(10),
+        "MOSCOW sending it",
+        |rows| {
+            rows.iter()
+                .any(|r| r.id == waiting.id && r.state == MessageState::Sent)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!ids(&ws, Direction::In).await.contains(&waiting.id));
+    // What was stored is kept.
+    let inbox = ids(&ws, Direction::In).await;
+    assert!(inbox.contains(&got.id));
+    assert!(ids(&ws, Direction::Out).await.contains(&sent.id));
+
+    // Space returns: the station finds out by itself.
+    std::fs::remove_file(&filler).expect("free the space");
+    eventually(Duration::from_secs(10), "the alarm to end", || {
+        !ws.alarms().iter().any(|a| a.kind == AlarmKind::WriteFailed)
+    })
+    .await;
+    door::release(&ws, &wsess, "MOSCOW", general("after")).await;
+    door::rows_until(
+        &ms,
+        Direction::Out,
+        Duration::from_secs(20),
+        "the waiting message receipted",
+        receipted(waiting.id),
+    )
+    .await;
+    assert!(
+        !ws.journal()
+            .audit_entries("journal-writable", 0)
+            .expect("audit")
+            .is_empty(),
+        "the recovery is not in the audit log"
+    );
+    ws.shutdown().await;
+    ms.shutdown().await;
+    drop((ws, ms));
+    let verify = hotline_async(
+        &w.config_path,
+        vec!["audit".into(), "verify".into()],
+        Vec::new(),
+    )
+    .await;
+    assert!(verify.status.success(), "audit verify: {}", text(&verify));
 }

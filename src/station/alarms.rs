@@ -60,6 +60,7 @@ impl AlarmKind {
             AlarmKind::ShortNotice => "short-notice",
             AlarmKind::Restored => "restored",
             AlarmKind::BackupFailed => "backup-failed",
+            AlarmKind::WriteFailed => "write-failed",
         }
     }
 
@@ -84,6 +85,7 @@ impl AlarmKind {
             AlarmKind::ShortNotice => t!(lang, "alarm.kind_short_notice"),
             AlarmKind::Restored => t!(lang, "alarm.kind_restored"),
             AlarmKind::BackupFailed => t!(lang, "alarm.kind_backup_failed"),
+            AlarmKind::WriteFailed => t!(lang, "alarm.kind_write_failed"),
         }
     }
 
@@ -108,6 +110,7 @@ impl AlarmKind {
             AlarmKind::ShortNotice => 3,
             AlarmKind::Restored => 2,
             AlarmKind::BackupFailed => 4,
+            AlarmKind::WriteFailed => 1,
             AlarmKind::ConnectionRefused => 9,
         }
     }
@@ -128,7 +131,8 @@ impl AlarmKind {
             | AlarmKind::KeyRotation
             | AlarmKind::KeyCompromised
             | AlarmKind::Restored
-            | AlarmKind::BackupFailed => true,
+            | AlarmKind::BackupFailed
+            | AlarmKind::WriteFailed => true,
             // An altered audit log stays altered: the next check raises it
             // again.
             AlarmKind::Refused
@@ -316,6 +320,7 @@ mod tests {
             AlarmKind::ShortNotice,
             AlarmKind::Restored,
             AlarmKind::BackupFailed,
+            AlarmKind::WriteFailed,
         ] {
             assert_eq!(kind.label(Language::EN), kind.as_str().to_uppercase());
         }

@@ -57,6 +57,9 @@ pub enum AlarmKind {
     Restored,
     /// A scheduled backup failed.
     BackupFailed,
+    /// The journal cannot be written (a full disk, an I/O error): new
+    /// releases and receipts are refused until it can.
+    WriteFailed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

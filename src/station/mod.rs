@@ -591,6 +591,11 @@ impl Station {
                  check its new fingerprint out of band and confirm it (hotline peer confirm) before sending"
             )));
         }
+        if let Some(why) = self.inner.journal.trouble() {
+            return Err(StationError::Refused(format!(
+                "the journal cannot be written ({why}); nothing new is released until it can, and what is stored is kept"
+            )));
+        }
         if restore::held(&self.inner, to) {
             return Err(StationError::Refused(format!(
                 "this station was restored from a backup: nothing is released to {to} until its hello says which of our serials it holds (the link must come up first)"

@@ -342,6 +342,7 @@ pub async fn run(inner: Arc<Inner>) {
             () = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,
         }
+        journal_writable(&inner);
         drop(sum_up_strangers(&inner, false));
         for written in sum_up_misbehaviour(&inner, false) {
             drop(written);
@@ -377,6 +378,58 @@ pub async fn run(inner: Arc<Inner>) {
                 let _ = link_test(&inner, &peer).await;
             });
         }
+    }
+}
+
+/// Raises the alarm while the journal cannot be written, and tries one
+/// small write each tick: an audit entry saying it can be written again,
+/// whose commit clears the trouble. When the trouble has ended (by that
+/// write or any other), the alarm ends, with that entry in the log.
+fn journal_writable(inner: &Arc<Inner>) {
+    let up = || {
+        inner
+            .alarms()
+            .list()
+            .iter()
+            .any(|a| a.kind == AlarmKind::WriteFailed)
+    };
+    match inner.journal.trouble() {
+        Some(why) => {
+            static LOG: crate::logging::Limit = crate::logging::Limit::new();
+            if let Some(held_back) = LOG.allow() {
+                tracing::error!(held_back, %why, "the journal cannot be written");
+            }
+            inner.raise(
+                AlarmKind::WriteFailed,
+                "journal",
+                None,
+                None,
+                crate::t!(
+                    inner.config.station.language,
+                    "alarm.write_failed",
+                    why = why
+                ),
+            );
+            let probe =
+                inner
+                    .journal
+                    .audit("station", "journal-writable", &format!("after: {why}"));
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                if probe.done().await.is_ok() {
+                    inner.resolve(AlarmKind::WriteFailed, "journal");
+                }
+            });
+        }
+        None if up() => {
+            drop(
+                inner
+                    .journal
+                    .audit("station", "journal-writable", "after a write that failed"),
+            );
+            inner.resolve(AlarmKind::WriteFailed, "journal");
+        }
+        None => {}
     }
 }
 

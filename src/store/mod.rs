@@ -64,6 +64,22 @@ pub enum StoreError {
     NotFound(String),
 }
 
+impl StoreError {
+    /// Whether this is the storage failing (the disk full, an I/O error, a
+    /// file that cannot be opened or written) rather than the request.
+    pub fn is_storage(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly
+            ),
+            StoreError::Io { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// The journal of one station.
 pub struct Journal {
     path: PathBuf,
@@ -267,8 +283,12 @@ impl Journal {
             let _ = reply.send(Err(StoreError::ReadOnly));
             return Pending(rx);
         };
+        let watch = queue.clone();
         let job: writer::Job = Box::new(move |tx| {
             let result = f(tx);
+            if let Err(e) = &result {
+                watch.failed(e);
+            }
             let ok = result.is_ok();
             let done: writer::Completion = Box::new(move |commit| {
                 let committed = ok && commit.is_ok();
@@ -309,6 +329,14 @@ impl Journal {
             let _ = reply.send(snapshot_into(conn, &dest));
         }));
         Pending(rx)
+    }
+
+    /// Why the journal cannot be written now (its path and the error), if
+    /// the last write that touched the storage failed; `None` once a write
+    /// commits again.
+    pub fn trouble(&self) -> Option<String> {
+        let why = self.writer.as_ref()?.trouble()?;
+        Some(format!("{}: {why}", self.path.display()))
     }
 
     /// Runs a read on the reader connection.

@@ -52,12 +52,14 @@ enum Work {
     Alone(Exclusive),
 }
 
-/// The writer's queue: two lanes, a bound on the normal one.
+/// The writer's queue: two lanes, a bound on the normal one; and whether
+/// the journal can be written (see [`Queue::trouble`]).
 #[derive(Default)]
 pub struct Queue {
     lanes: Mutex<Lanes>,
     ready: Condvar,
     space: Condvar,
+    trouble: Mutex<Option<String>>,
 }
 
 impl Queue {
@@ -99,6 +101,26 @@ impl Queue {
             drop(lanes);
             self.ready.notify_one();
         }
+    }
+
+    /// Why the journal could not be written (a full disk, an I/O error),
+    /// from the last write that failed so, until a write commits again.
+    pub fn trouble(&self) -> Option<String> {
+        self.trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Notes a write that failed for want of storage.
+    pub fn failed(&self, e: &StoreError) {
+        if e.is_storage() {
+            *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+        }
+    }
+
+    fn committed(&self) {
+        *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Queues work that needs the connection to itself.
@@ -151,6 +173,12 @@ pub fn run(mut conn: Connection, jobs: &Queue, checkpoint: Option<CheckpointKey>
         match work {
             Work::Batch(batch) => {
                 let (outcome, completions) = run_batch(&mut conn, batch, checkpoint.as_ref());
+                match &outcome {
+                    Ok(true) => jobs.committed(),
+                    Ok(false) => {}
+                    Err(e) => jobs.failed(e),
+                }
+                let outcome = outcome.map(|_| ());
                 for done in completions {
                     done(outcome.as_ref().map(|_| ()));
                 }
@@ -169,7 +197,7 @@ fn run_batch(
     conn: &mut Connection,
     batch: Vec<Job>,
     checkpoint: Option<&CheckpointKey>,
-) -> (Result<(), StoreError>, Vec<Completion>) {
+) -> (Result<bool, StoreError>, Vec<Completion>) {
     let mut completions = Vec::with_capacity(batch.len());
     let tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -221,5 +249,9 @@ fn run_batch(
     {
         return (Err(e), completions);
     }
-    (tx.commit().map_err(StoreError::from), completions)
+    let kept = audited;
+    (
+        tx.commit().map(|()| kept).map_err(StoreError::from),
+        completions,
+    )
 }
