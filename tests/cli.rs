@@ -1987,3 +1987,139 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
         .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
     .ok("audit verify after SIGTERM");
 }
+
+/// The Debian package, built by `assets/debian/build-deb` from the binary
+/// built here with dpkg-deb: its control fields, every file with its mode
+/// and owner (`dpkg-deb -c`), a man page for every command, the completions,
+/// the unit and the sysusers entry as shipped; maintainer scripts that are
+/// valid shell and never restart the station.
+#[test]
+fn the_debian_package_holds_what_a_station_needs() {
+    let tmp = tempdir();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    let out = std::process::Command::new(manifest.join("assets/debian/build-deb"))
+        .arg(&bin)
+        .arg(tmp.path())
+        .env("HOTLINE_DEB_COMPRESSION", "none")
+        .output()
+        .expect("build-deb runs (needs dpkg-deb)");
+    let built = from_output(out).ok("build-deb");
+    let deb = PathBuf::from(built.stdout.trim());
+    assert!(deb.is_file(), "{}", built.stdout);
+
+    let dpkg = |flag: &str| {
+        from_output(
+            std::process::Command::new("dpkg-deb")
+                .arg(flag)
+                .arg(&deb)
+                .output()
+                .expect("dpkg-deb runs"),
+        )
+        .ok("dpkg-deb")
+        .stdout
+    };
+    let info = dpkg("-I");
+    assert!(info.contains("Package: hotline"), "{info}");
+    assert!(
+        info.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        assert!(info.contains(script), "{script} missing:\n{info}");
+    }
+
+    // `-rwxr-xr-x root/root  123 2026-12-07 10:00 ./usr/bin/hotline`
+    let contents = dpkg("-c");
+    let entry = |path: &str| -> (String, String) {
+        contents
+            .lines()
+            .find(|l| l.ends_with(&format!(".{path}")))
+            .map(|l| {
+                let mut words = l.split_whitespace();
+                (
+                    words.next().unwrap_or_default().to_string(),
+                    words.next().unwrap_or_default().to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{path} is not in the package:\n{contents}"))
+    };
+    assert_eq!(
+        entry("/usr/bin/hotline"),
+        ("-rwxr-xr-x".into(), "root/root".into())
+    );
+    for file in [
+        "/usr/share/man/man1/hotline.1.gz",
+        "/usr/share/man/man1/hotline-serve.1.gz",
+        "/usr/share/man/man1/hotline-backup.1.gz",
+        "/usr/share/man/man1/hotline-restore.1.gz",
+        "/usr/share/bash-completion/completions/hotline",
+        "/usr/share/zsh/vendor-completions/_hotline",
+        "/usr/share/fish/vendor_completions.d/hotline.fish",
+        "/usr/lib/systemd/system/hotline.service",
+        "/usr/lib/sysusers.d/hotline.conf",
+        "/usr/share/doc/hotline/copyright",
+    ] {
+        assert_eq!(
+            entry(file),
+            ("-rw-r--r--".into(), "root/root".into()),
+            "{file}"
+        );
+    }
+    let pages = contents
+        .lines()
+        .filter(|l| l.contains("/usr/share/man/man1/"))
+        .count();
+    let man = tmp.path().join("man");
+    run(hotline().args(["man", "--out"]).arg(&man)).ok("man --out");
+    let generated = fs::read_dir(&man).expect("man pages").count();
+    assert_eq!(
+        pages - 1,
+        generated,
+        "a man page per command (and the directory)"
+    );
+
+    let root = tmp.path().join("root");
+    from_output(
+        std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&root)
+            .output()
+            .expect("dpkg-deb -x"),
+    )
+    .ok("dpkg-deb -x");
+    assert_eq!(
+        read(&root.join("usr/lib/systemd/system/hotline.service")),
+        read(&manifest.join("assets/systemd/hotline.service"))
+    );
+    let control = root.join("DEBIAN");
+    from_output(
+        std::process::Command::new("dpkg-deb")
+            .arg("-e")
+            .arg(&deb)
+            .arg(&control)
+            .output()
+            .expect("dpkg-deb -e"),
+    )
+    .ok("dpkg-deb -e");
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = control.join(script);
+        let text = read(&path);
+        from_output(
+            std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .expect("sh"),
+        )
+        .ok(script);
+        let starts = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| {
+                l.contains("restart") || l.contains("systemctl start") || l.contains("enable")
+            });
+        assert!(!starts, "{script} starts or restarts the station:\n{text}");
+    }
+}

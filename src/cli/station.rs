@@ -35,6 +35,9 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
     let _log = crate::logging::init(&data_dir).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Listening for SIGTERM before anything starts: a stop that comes
+        // while the station starts still closes it cleanly.
+        let stopping = stop_signal();
         let station = Station::start(config, keys, Options::default()).await?;
         let socket = control::socket_path(&data_dir);
         let control = tokio::spawn(control::serve(station.clone(), socket.clone()));
@@ -47,7 +50,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default(),
             socket.display()
         );
-        wait_for_signal().await;
+        stopping.await;
         crate::note!("stopping station {}", station.name());
         station.shutdown().await;
         let _ = control.await;
@@ -56,15 +59,24 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, and returns what waits
+/// for either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }
 
