@@ -205,10 +205,7 @@ pub(super) async fn schedule(station: Station, plan: BackupSchedule) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(plan.interval) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
         match scheduled_once(&station, &plan).await {
             Ok(path) => {

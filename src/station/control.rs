@@ -95,7 +95,10 @@ pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
                 let (stream, _) = accepted?;
                 tokio::spawn(client(station.clone(), stream));
             }
-            _ = stop.changed() => break,
+            // The stop may have come before this task first ran: waiting
+            // only for a change would then wait for ever, and `serve`
+            // with it.
+            _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
     let _ = std::fs::remove_file(&path);
