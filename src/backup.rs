@@ -106,6 +106,9 @@ pub struct Source {
 /// What to say in the manifest besides the parts.
 pub struct About {
     pub station: StationName,
+    /// When the journal was copied: nothing committed after it is in the
+    /// backup.
+    pub taken_at: Timestamp,
     pub audit_head: Option<Head>,
     pub messages: u64,
 }
@@ -156,7 +159,7 @@ pub fn write(
         let manifest = Manifest {
             revision: REVISION,
             station: about.station.clone(),
-            taken_at: Timestamp::now(),
+            taken_at: about.taken_at,
             audit_head: about.audit_head,
             messages: about.messages,
             parts,
@@ -505,6 +508,7 @@ mod tests {
     fn about(keys: &StationKeys) -> About {
         About {
             station: keys.name.clone(),
+            taken_at: Timestamp::now(),
             audit_head: None,
             messages: 0,
         }

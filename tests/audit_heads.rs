@@ -389,8 +389,13 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
 
     // After the backup: more both ways, all receipted; MOSCOW records a
     // head of WASHINGTON's audit log that the backup will not hold.
+    let mut after_w = Vec::new();
     for i in 0..4 {
-        door::release(&ws, &wsess, "MOSCOW", general(&format!("after w{i}"))).await;
+        after_w.push(
+            door::release(&ws, &wsess, "MOSCOW", general(&format!("after w{i}")))
+                .await
+                .id,
+        );
         door::release(&ms, &msess, "WASHINGTON", general(&format!("after m{i}"))).await;
     }
     door::rows_until(
@@ -407,6 +412,30 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         Duration::from_secs(30),
         "MOSCOW's 20 receipted",
         |r| all_receipted(r, 20),
+    )
+    .await;
+    // MOSCOW acknowledges, after the backup, one of WASHINGTON's messages
+    // that the backup holds and one that it does not.
+    let (acked_held, acked_lost) = (before[0], after_w[0]);
+    for id in [acked_held, acked_lost] {
+        door::acknowledge(&ms, &msess, id)
+            .await
+            .expect("MOSCOW acknowledges");
+    }
+    door::rows_until(
+        &ws,
+        Direction::Out,
+        Duration::from_secs(20),
+        "both acknowledgements at WASHINGTON",
+        |rows| {
+            rows.iter()
+                .filter(|r| {
+                    (r.id == acked_held || r.id == acked_lost)
+                        && r.state == MessageState::Acknowledged
+                })
+                .count()
+                == 2
+        },
     )
     .await;
     door::link_test(&ws, "MOSCOW").await.expect("link test");
@@ -564,6 +593,16 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         before.iter().all(|id| held.contains(id)),
         "a message from before the backup is missing"
     );
+    // CONTROL: the backup holds the acknowledged message as it was then,
+    // receipted and not yet acknowledged.
+    let state_here = |id: MessageId| {
+        hotline::store::Journal::open_read_only(&w2.config().journal_path)
+            .expect("restored journal")
+            .row(&id)
+            .expect("the row")
+            .state
+    };
+    assert_eq!(state_here(acked_held), MessageState::Receipted);
 
     // Restored, and MOSCOW not yet heard from: nothing is released to it.
     let ws2 = w2.restart().await;
@@ -618,6 +657,37 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     )
     .await;
 
+    // MOSCOW's acknowledgement since the backup comes back; the one for
+    // a message the restore lost is answered, not refused.
+    door::rows_until(
+        &ws2,
+        Direction::Out,
+        Duration::from_secs(20),
+        "the acknowledgement back",
+        |rows| {
+            rows.iter()
+                .any(|r| r.id == acked_held && r.state == MessageState::Acknowledged)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the lost message's acknowledgement answered",
+        || {
+            ws2.journal()
+                .audit_entries("restore-lost-ack", 0)
+                .is_ok_and(|a| !a.is_empty())
+        },
+    )
+    .await;
+    assert!(
+        !alarms(&ms)
+            .await
+            .iter()
+            .any(|a| a.kind == AlarmKind::Refused),
+        "MOSCOW was refused an acknowledgement: {:?}",
+        alarms(&ms).await
+    );
     // What WASHINGTON had received after the backup comes back, once each.
     let inbox = door::rows_until(
         &ws2,

@@ -641,7 +641,7 @@ fn deliver_as_peer(keys: &StationKeys, to: &PeerKeys, addr: SocketAddr, sealed: 
             audit_head: None,
             your_head: None,
             your_serial: Some(0),
-            restored: false,
+            restored_from: None,
         };
         let answer = exchange(Frame::new(
             FrameKind::Hello,

@@ -228,7 +228,7 @@ fn hello_body(keys: &StationKeys, peer: &PeerKeys) -> HelloBody {
         audit_head: None,
         your_head: None,
         your_serial: Some(0),
-        restored: false,
+        restored_from: None,
     }
 }
 

@@ -76,6 +76,7 @@ impl Station {
         let data_dir = self.inner.config.station.data_dir.clone();
         let snapshot =
             Snapshot(data_dir.join(format!(".backup-{}.sqlite", uuid::Uuid::now_v7().simple())));
+        let taken_at = jiff::Timestamp::now();
         self.inner
             .journal
             .snapshot(&snapshot.0)
@@ -88,6 +89,7 @@ impl Station {
             let taken = Journal::open_read_only(&snapshot.0)?;
             let about = About {
                 station: inner.keys.name.clone(),
+                taken_at,
                 audit_head: taken.audit_head()?,
                 messages: taken.message_count()?,
             };

@@ -82,10 +82,11 @@ pub struct HelloBody {
     /// Absent before revision 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub your_serial: Option<u64>,
-    /// The sender was restored from a backup: the receiver re-sends what
-    /// it receipted above `your_serial`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub restored: bool,
+    /// The sender was restored from a backup taken then: the receiver
+    /// re-sends the messages it receipted above `your_serial`, and the
+    /// acknowledgements it delivered since about then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<Timestamp>,
 }
 
 /// What a receipt proves was stored: a message, an acknowledgement, or one
@@ -441,7 +442,7 @@ mod tests {
                 audit_head: None,
                 your_head: None,
                 your_serial: Some(0),
-                restored: false,
+                restored_from: None,
             },
             |b| b.revision,
         );

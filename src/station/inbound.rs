@@ -507,6 +507,24 @@ async fn ack(inner: &Arc<Inner>, peer: &StationName, doc: Vec<u8>) -> Option<Fra
                 receipt(inner, peer, ReceiptOf::Ack, body.id, None, None),
             ))
         }
+        Err(crate::store::StoreError::NotFound(_)) if super::restore::active(inner) => {
+            // A message released after the backup this station was
+            // restored from: the peer holds it, and we no longer do.
+            audit(
+                inner,
+                peer.as_str(),
+                "restore-lost-ack",
+                &format!(
+                    "peer={peer} acknowledged {}, a message lost with the restore",
+                    body.id
+                ),
+            )
+            .await;
+            Some(Frame::new(
+                FrameKind::Receipt,
+                receipt(inner, peer, ReceiptOf::Ack, body.id, None, None),
+            ))
+        }
         Err(e) => {
             audit(
                 inner,

@@ -15,9 +15,12 @@
 //!   then re-sends from its own journal what it receipted above that
 //!   serial ([`resend`]): what the restored station had receipted after
 //!   the backup comes back, and a duplicate gets the same receipt, so
-//!   nothing is shown twice. Only a restored station asks: a station that
-//!   lost what it had receipted for any other reason has a fault that must
-//!   show, not be papered over.
+//!   nothing is shown twice. The peer also re-sends the acknowledgements it
+//!   delivered since about the backup's time; one for a message the
+//!   restored station no longer holds (released after the backup) is
+//!   answered and audited, not refused. Only a restored station asks: a
+//!   station that lost what it had receipted for any other reason has a
+//!   fault that must show, not be papered over.
 //! - **Audit heads.** A peer may have recorded an audit head of ours from
 //!   the lost history, past the backup's; the restored log cannot match
 //!   it. Until the peer records a head of ours from after the restore, such
@@ -80,7 +83,7 @@ pub(crate) struct Restored {
     /// The audit head the backup held.
     backup_seq: u64,
     /// When the backup was taken, as the entry says.
-    taken: String,
+    taken: Option<Timestamp>,
     /// Peers that have not yet said which of our serials they hold.
     held: HashSet<StationName>,
     /// Peers that recorded a head of ours from after the restore.
@@ -141,7 +144,7 @@ pub(super) async fn on_start(
     Ok(Some(Restored {
         entry,
         backup_seq: field("backup-seq=").parse().unwrap_or(0),
-        taken: field("backup-taken="),
+        taken: field("backup-taken=").parse().ok(),
         held: peers
             .iter()
             .filter(|p| !resumed.contains(p.as_str()))
@@ -156,10 +159,8 @@ pub(super) fn raise_held(inner: &Inner) {
     let held: Vec<(StationName, String)> = {
         let restored = inner.restored();
         let Some(r) = restored.as_ref() else { return };
-        r.held
-            .iter()
-            .map(|p| (p.clone(), r.taken.clone()))
-            .collect()
+        let taken = r.taken.map_or_else(|| "?".to_string(), |t| t.to_string());
+        r.held.iter().map(|p| (p.clone(), taken.clone())).collect()
     };
     for (peer, taken) in held {
         inner.raise(
@@ -185,8 +186,13 @@ pub(super) fn held(inner: &Inner, peer: &str) -> bool {
         .is_some_and(|r| r.held.iter().any(|p| p.as_str() == peer))
 }
 
-/// Whether this station's journal was ever restored from a backup: its
-/// hellos then ask peers to re-send what they receipted above what it holds.
+/// When the backup this station's journal was restored from was taken, if
+/// it ever was: its hellos then ask peers to re-send what it lost.
+pub(super) fn restored_from(inner: &Inner) -> Option<Timestamp> {
+    inner.restored().as_ref().and_then(|r| r.taken)
+}
+
+/// Whether this station's journal was ever restored from a backup.
 pub(super) fn active(inner: &Inner) -> bool {
     inner.restored().is_some()
 }
@@ -197,7 +203,7 @@ pub(super) fn hello(
     inner: &Arc<Inner>,
     peer: &StationName,
     your_serial: Option<u64>,
-    peer_restored: bool,
+    peer_restored_from: Option<Timestamp>,
 ) {
     let Some(held_there) = your_serial else {
         return;
@@ -224,9 +230,50 @@ pub(super) fn hello(
             }
         });
     }
-    if peer_restored {
+    if let Some(taken) = peer_restored_from {
         resend(inner, peer, held_there);
+        resend_acks(inner, peer, taken);
     }
+}
+
+/// How far before a peer's backup time acknowledgements are re-sent: the
+/// two clocks differ, and an acknowledgement sent twice is only answered
+/// twice.
+const ACK_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+/// Queues again the acknowledgements of `peer`'s messages delivered since
+/// shortly before its backup was `taken`: it lost them with its journal.
+fn resend_acks(inner: &Arc<Inner>, peer: &StationName, taken: Timestamp) {
+    let since = taken.checked_sub(ACK_MARGIN).unwrap_or(taken);
+    let lost = match inner.journal.acks_delivered_since(peer.as_str(), since) {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "could not read the acknowledgements delivered");
+            return;
+        }
+    };
+    let Some(queue) = inner.queue(peer.as_str()).filter(|_| !lost.is_empty()) else {
+        return;
+    };
+    let detail = format!(
+        "peer={peer} restored-from={taken} acks-resent={}",
+        lost.len()
+    );
+    for a in lost {
+        queue.push_ack(a.message_id, a.precedence, a.doc);
+    }
+    tracing::warn!(%detail, "re-sending acknowledgements to a restored peer");
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        if let Err(e) = inner
+            .journal
+            .audit("station", "resend", &detail)
+            .done()
+            .await
+        {
+            tracing::error!(error = %e, "could not audit a re-send");
+        }
+    });
 }
 
 /// Queues again every message `peer` receipted above `held_there`, the

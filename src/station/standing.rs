@@ -162,7 +162,7 @@ pub(super) fn hello(inner: &Inner, peer: &StationName) -> Vec<u8> {
         audit_head: standing.audit_head,
         your_head: standing.your_head,
         your_serial: Some(inner.journal.highest_received(peer.as_str()).unwrap_or(0)),
-        restored: super::restore::active(inner),
+        restored_from: super::restore::restored_from(inner),
     };
     docs::sign(
         Kind::Hello,
@@ -180,7 +180,7 @@ pub(super) fn hello_received(
     let body: HelloBody =
         docs::open(Kind::Hello, payload, &keys, &inner.keys.name).map_err(|e| e.to_string())?;
     super::rotation::seen(inner, peer, payload);
-    super::restore::hello(inner, peer, body.your_serial, body.restored);
+    super::restore::hello(inner, peer, body.your_serial, body.restored_from);
     let skew = Timestamp::now().duration_since(body.time);
     let skew_ms = i64::try_from(skew.as_millis()).unwrap_or(i64::MAX);
     let bound = inner.config.link.max_clock_skew;

@@ -165,22 +165,54 @@ impl Journal {
 
     /// Acknowledgements to `peer` not yet receipted.
     pub fn pending_acks(&self, peer: &str) -> Result<Vec<PendingAck>, StoreError> {
+        self.acks_out(peer, "delivered_at IS NULL", None)
+    }
+
+    /// Our acknowledgements of `peer`'s messages that it receipted at or
+    /// after `since`, most urgent first.
+    pub fn acks_delivered_since(
+        &self,
+        peer: &str,
+        since: Timestamp,
+    ) -> Result<Vec<PendingAck>, StoreError> {
+        self.acks_out(peer, "delivered_at >= ?2", Some(stamp(since)))
+    }
+
+    /// Our acknowledgements to `peer` that meet `filter` (which may name
+    /// `?2`, bound to `since`), most urgent first.
+    fn acks_out(
+        &self,
+        peer: &str,
+        filter: &str,
+        since: Option<String>,
+    ) -> Result<Vec<PendingAck>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT message_id, precedence, doc FROM acks_out WHERE peer = ?1 AND delivered_at IS NULL \
-                 ORDER BY precedence, created_at",
-            )?;
-            let rows = stmt.query_map([peer], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u8>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, rank, doc) = row?;
-                out.push(PendingAck {
-                    message_id: parse_id(&id)?,
-                    precedence: precedence_of(rank)?,
-                    doc,
-                });
-            }
-            Ok(out)
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT message_id, precedence, doc FROM acks_out WHERE peer = ?1 AND {filter} \
+                 ORDER BY precedence, created_at"
+            ))?;
+            let bind = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            };
+            let rows: Vec<(String, u8, Vec<u8>)> = match &since {
+                Some(since) => stmt
+                    .query_map(params![peer, since], bind)?
+                    .collect::<Result<_, _>>()?,
+                None => stmt.query_map([peer], bind)?.collect::<Result<_, _>>()?,
+            };
+            rows.into_iter()
+                .map(|(id, rank, doc)| {
+                    Ok(PendingAck {
+                        message_id: parse_id(&id)?,
+                        precedence: precedence_of(rank)?,
+                        doc,
+                    })
+                })
+                .collect()
         })
     }
 
