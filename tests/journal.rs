@@ -1944,3 +1944,72 @@ fn the_timers_query_returns_the_rows_past_a_cutoff_and_counts_by_precedence() {
         expected
     );
 }
+
+/// A snapshot taken while writes keep committing is the journal as of one
+/// commit: its audit chain verifies up to a signed checkpoint, it holds
+/// some but not all of the writes, and the writes after it went on (none
+/// waited for it). CONTROL: the copy with its newest checkpoint removed
+/// does not verify, so the check could fail.
+#[test]
+fn a_snapshot_under_live_writes_is_one_commit_of_the_journal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keys = station("WASHINGTON");
+    let path = tmp.path().join("journal.sqlite");
+    let journal =
+        std::sync::Arc::new(Journal::open(&path, Some(checkpoint_key(&keys))).expect("open"));
+    journal
+        .audit("op", "note", "first")
+        .wait()
+        .expect("first entry");
+    const WRITES: usize = 2_000;
+    let writer = {
+        let journal = journal.clone();
+        std::thread::spawn(move || {
+            for i in 0..WRITES {
+                journal
+                    .audit("op", "note", &format!("entry {i}"))
+                    .wait()
+                    .expect("a write beside the snapshot");
+            }
+        })
+    };
+    while journal
+        .audit_head()
+        .expect("head")
+        .is_none_or(|h| h.seq < 50)
+    {
+        std::thread::yield_now();
+    }
+    let copy = tmp.path().join("copy.sqlite");
+    journal.snapshot(&copy).expect("snapshot");
+    writer.join().expect("the writes all committed");
+
+    let taken = Journal::open_read_only(&copy).expect("the copy opens");
+    taken.integrity().expect("the copy is whole");
+    let verified = taken
+        .verify_audit(&keys.signing.verifying_key())
+        .expect("verify runs")
+        .expect("the copy's audit chain verifies");
+    assert!(
+        verified.entries > 1 && verified.entries < WRITES as u64 + 1,
+        "the copy holds {} entries of {}",
+        verified.entries,
+        WRITES + 1
+    );
+    drop(taken);
+    let conn = rusqlite::Connection::open(&copy).expect("open the copy");
+    conn.execute(
+        "DELETE FROM checkpoints WHERE seq = (SELECT MAX(seq) FROM checkpoints)",
+        [],
+    )
+    .expect("remove the newest checkpoint");
+    drop(conn);
+    let damaged = Journal::open_read_only(&copy).expect("opens");
+    assert!(
+        damaged
+            .verify_audit(&keys.signing.verifying_key())
+            .expect("verify runs")
+            .is_err(),
+        "CONTROL: a chain past its last checkpoint verified"
+    );
+}

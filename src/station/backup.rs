@@ -1,5 +1,5 @@
 //! `hotline backup`, inside the station: a consistent snapshot of the
-//! journal taken on the writer's connection, with the sealed attachment
+//! journal (see [`Journal::snapshot`]), with the sealed attachment
 //! files and kept drafts it refers to (and, if asked, the key file and
 //! card), written as one signed, age-encrypted file (see [`crate::backup`]).
 
@@ -76,16 +76,11 @@ impl Station {
         let data_dir = self.inner.config.station.data_dir.clone();
         let snapshot =
             Snapshot(data_dir.join(format!(".backup-{}.sqlite", uuid::Uuid::now_v7().simple())));
-        let taken_at = jiff::Timestamp::now();
-        self.inner
-            .journal
-            .snapshot(&snapshot.0)
-            .done()
-            .await
-            .map_err(StationError::from)?;
         let inner = self.inner.clone();
         let target = path.clone();
         let written = tokio::task::spawn_blocking(move || {
+            let taken_at = jiff::Timestamp::now();
+            inner.journal.snapshot(&snapshot.0)?;
             let taken = Journal::open_read_only(&snapshot.0)?;
             let about = About {
                 station: inner.keys.name.clone(),

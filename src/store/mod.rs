@@ -316,19 +316,31 @@ impl Journal {
     }
 
     /// Writes a consistent copy of the journal to `dest` (which must not
-    /// exist), taken on the writer's connection between batches: no write
-    /// can land during the copy, so live traffic never restarts it. The
-    /// copy is owner-only.
-    pub fn snapshot(&self, dest: &Path) -> Pending<()> {
-        let (reply, rx) = oneshot::channel();
-        let Some(queue) = &self.writer else {
-            return Pending::failed(StoreError::ReadOnly);
+    /// exist), owner-only. It is read on a connection of its own inside one
+    /// read transaction: a snapshot of the journal as of one commit. Live
+    /// traffic neither spoils it nor restarts it (as it would SQLite's
+    /// backup API from another connection), and the writer never waits for
+    /// it. Blocking: call it off the async workers.
+    pub fn snapshot(&self, dest: &Path) -> Result<(), StoreError> {
+        let io = |cause| StoreError::Io {
+            path: dest.to_path_buf(),
+            cause,
         };
-        let dest = dest.to_path_buf();
-        queue.push_exclusive(Box::new(move |conn| {
-            let _ = reply.send(snapshot_into(conn, &dest));
-        }));
-        Pending(rx)
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure_reader(&conn)?;
+        // Created owner-only first: VACUUM INTO writes into an empty file.
+        fsutil::create_private(dest, b"").map_err(io)?;
+        let name = dest.to_str().ok_or_else(|| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path is not UTF-8",
+            ))
+        })?;
+        conn.execute("VACUUM INTO ?1", [name])?;
+        Ok(())
     }
 
     /// Why the journal cannot be written now (its path and the error), if
@@ -347,23 +359,6 @@ impl Journal {
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         f(&conn)
     }
-}
-
-fn snapshot_into(conn: &Connection, dest: &Path) -> Result<(), StoreError> {
-    let io = |cause| StoreError::Io {
-        path: dest.to_path_buf(),
-        cause,
-    };
-    // Created owner-only first: VACUUM INTO writes into an empty file.
-    fsutil::create_private(dest, b"").map_err(io)?;
-    let name = dest.to_str().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the path is not UTF-8",
-        ))
-    })?;
-    conn.execute("VACUUM INTO ?1", [name])?;
-    Ok(())
 }
 
 fn configure_reader(conn: &Connection) -> Result<(), StoreError> {

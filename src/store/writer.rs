@@ -5,11 +5,6 @@
 //! caller told "stored" is told so after the commit, a failing job rolls
 //! back alone without spoiling its batch, and a FLASH waits for no job
 //! queued before it — only for the batch already running.
-//!
-//! A third lane holds work that needs the connection to itself, outside
-//! any transaction (a backup's snapshot): it runs between batches, after
-//! the urgent jobs waiting and before the normal ones, so no write can
-//! interleave with it.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -28,8 +23,6 @@ pub const MAX_BATCH: usize = 512;
 pub type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// A unit of work: runs inside the transaction, returns what to do after it.
 pub type Job = Box<dyn FnOnce(&Transaction<'_>) -> (bool, Completion) + Send>;
-/// Work on the connection alone, between batches; it answers its own caller.
-pub type Exclusive = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The key that signs audit checkpoints, and whose station it is.
 #[derive(Clone)]
@@ -42,14 +35,7 @@ pub struct CheckpointKey {
 struct Lanes {
     urgent: VecDeque<Job>,
     normal: VecDeque<Job>,
-    exclusive: VecDeque<Exclusive>,
     closed: bool,
-}
-
-/// What the writer does next.
-enum Work {
-    Batch(Vec<Job>),
-    Alone(Exclusive),
 }
 
 /// The writer's queue: two lanes, a bound on the normal one; and whether
@@ -123,16 +109,6 @@ impl Queue {
         *self.trouble.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    /// Queues work that needs the connection to itself.
-    pub fn push_exclusive(&self, work: Exclusive) {
-        let mut lanes = self.lanes();
-        if !lanes.closed {
-            lanes.exclusive.push_back(work);
-            drop(lanes);
-            self.ready.notify_one();
-        }
-    }
-
     /// Lets the writer finish what is queued and stop.
     pub fn close(&self) {
         self.lanes().closed = true;
@@ -140,11 +116,10 @@ impl Queue {
         self.space.notify_all();
     }
 
-    /// The next batch, urgent jobs first, or the next work alone once no
-    /// urgent job waits; `None` once closed and drained.
-    fn next(&self) -> Option<Work> {
+    /// The next batch, urgent jobs first; `None` once closed and drained.
+    fn next_batch(&self) -> Option<Vec<Job>> {
         let mut lanes = self.lanes();
-        while lanes.urgent.is_empty() && lanes.normal.is_empty() && lanes.exclusive.is_empty() {
+        while lanes.urgent.is_empty() && lanes.normal.is_empty() {
             if lanes.closed {
                 return None;
             }
@@ -153,42 +128,27 @@ impl Queue {
                 .wait(lanes)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        if lanes.urgent.is_empty()
-            && let Some(work) = lanes.exclusive.pop_front()
-        {
-            return Some(Work::Alone(work));
-        }
         let from_urgent = lanes.urgent.len().min(MAX_BATCH);
         let mut batch: Vec<Job> = lanes.urgent.drain(..from_urgent).collect();
         let from_normal = lanes.normal.len().min(MAX_BATCH - batch.len());
         batch.extend(lanes.normal.drain(..from_normal));
         drop(lanes);
         self.space.notify_all();
-        Some(Work::Batch(batch))
+        Some(batch)
     }
 }
 
 pub fn run(mut conn: Connection, jobs: &Queue, checkpoint: Option<CheckpointKey>) {
-    while let Some(work) = jobs.next() {
-        match work {
-            Work::Batch(batch) => {
-                let (outcome, completions) = run_batch(&mut conn, batch, checkpoint.as_ref());
-                match &outcome {
-                    Ok(true) => jobs.committed(),
-                    Ok(false) => {}
-                    Err(e) => jobs.failed(e),
-                }
-                let outcome = outcome.map(|_| ());
-                for done in completions {
-                    done(outcome.as_ref().map(|_| ()));
-                }
-            }
-            Work::Alone(work) => {
-                let run = std::panic::AssertUnwindSafe(|| work(&mut conn));
-                if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!("a journal task outside the batches panicked");
-                }
-            }
+    while let Some(batch) = jobs.next_batch() {
+        let (outcome, completions) = run_batch(&mut conn, batch, checkpoint.as_ref());
+        match &outcome {
+            Ok(true) => jobs.committed(),
+            Ok(false) => {}
+            Err(e) => jobs.failed(e),
+        }
+        let outcome = outcome.map(|_| ());
+        for done in completions {
+            done(outcome.as_ref().map(|_| ()));
         }
     }
 }
