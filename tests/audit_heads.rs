@@ -260,6 +260,20 @@ async fn hotline_async(config: &Path, args: Vec<String>, env: Vec<(String, PathB
     .expect("the command's thread")
 }
 
+/// `hotline restore FILE [--identity IDENTITY]` for the station at `config`.
+async fn restore(config: &Path, file: &Path, identity: Option<&Path>) -> Output {
+    let mut args = vec!["restore".to_string(), file.display().to_string()];
+    if let Some(identity) = identity {
+        args.extend(["--identity".to_string(), identity.display().to_string()]);
+    }
+    hotline_async(config, args, Vec::new()).await
+}
+
+/// `hotline audit verify` for the station at `config`.
+async fn audit_verify(config: &Path) -> Output {
+    hotline_async(config, vec!["audit".into(), "verify".into()], Vec::new()).await
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -464,17 +478,7 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     for (name, damaged) in [("tampered", tampered), ("truncated", truncated)] {
         let copy = tmp.path().join(name);
         std::fs::write(&copy, damaged).expect("copy");
-        let out = hotline_async(
-            &w2.config_path,
-            vec![
-                "restore".into(),
-                copy.display().to_string(),
-                "--identity".into(),
-                identity.display().to_string(),
-            ],
-            Vec::new(),
-        )
-        .await;
+        let out = restore(&w2.config_path, &copy, Some(&identity)).await;
         assert!(!out.status.success(), "a {name} backup was restored");
         assert!(
             text(&out).contains(&copy.display().to_string()) && text(&out).contains("damaged"),
@@ -487,12 +491,7 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         );
     }
     // Without the identity it was sealed to, it does not open either.
-    let wrong = hotline_async(
-        &w2.config_path,
-        vec!["restore".into(), backup.display().to_string()],
-        Vec::new(),
-    )
-    .await;
+    let wrong = restore(&w2.config_path, &backup, None).await;
     assert!(!wrong.status.success());
     assert!(
         text(&wrong).contains("not encrypted to the identity given"),
@@ -500,24 +499,9 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         text(&wrong)
     );
 
-    let restored = hotline_async(
-        &w2.config_path,
-        vec![
-            "restore".into(),
-            backup.display().to_string(),
-            "--identity".into(),
-            identity.display().to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let restored = restore(&w2.config_path, &backup, Some(&identity)).await;
     assert!(restored.status.success(), "restore: {}", text(&restored));
-    let verify = hotline_async(
-        &w2.config_path,
-        vec!["audit".into(), "verify".into()],
-        Vec::new(),
-    )
-    .await;
+    let verify = audit_verify(&w2.config_path).await;
     assert!(verify.status.success(), "audit verify: {}", text(&verify));
 
     // A station that lost its key file too is restored from the backup
@@ -525,32 +509,12 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     // whose fingerprint the operator is shown to compare.
     let bare = rebuilt(&tmp.path().join("bare"), &w, &m);
     std::fs::remove_file(bare.dir.join("station.key")).expect("no key file");
-    let no_keys = hotline_async(
-        &bare.config_path,
-        vec![
-            "restore".into(),
-            backup.display().to_string(),
-            "--identity".into(),
-            identity.display().to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let no_keys = restore(&bare.config_path, &backup, Some(&identity)).await;
     assert!(
         !no_keys.status.success(),
         "CONTROL: restored with no key to check it"
     );
-    let keys_back = hotline_async(
-        &bare.config_path,
-        vec![
-            "restore".into(),
-            with_keys.display().to_string(),
-            "--identity".into(),
-            identity.display().to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let keys_back = restore(&bare.config_path, &with_keys, Some(&identity)).await;
     assert!(
         keys_back.status.success(),
         "restore --with-keys: {}",
@@ -565,12 +529,7 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
         std::fs::read(bare.dir.join("station.key")).expect("key file restored"),
         std::fs::read(w.dir.join("station.key")).expect("key file")
     );
-    let verify = hotline_async(
-        &bare.config_path,
-        vec!["audit".into(), "verify".into()],
-        Vec::new(),
-    )
-    .await;
+    let verify = audit_verify(&bare.config_path).await;
     assert!(verify.status.success(), "audit verify: {}", text(&verify));
     // Every message the backup says it holds is there, those from before
     // it among them.
@@ -742,12 +701,7 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     ws2.shutdown().await;
     ms.shutdown().await;
     drop((ws2, ms));
-    let verify = hotline_async(
-        &w2.config_path,
-        vec!["audit".into(), "verify".into()],
-        Vec::new(),
-    )
-    .await;
+    let verify = audit_verify(&w2.config_path).await;
     assert!(
         verify.status.success(),
         "audit verify after rejoining: {}",
@@ -995,11 +949,6 @@ async fn a_full_disk_refuses_releases_and_receipts_keeps_what_was_stored_and_rec
     ws.shutdown().await;
     ms.shutdown().await;
     drop((ws, ms));
-    let verify = hotline_async(
-        &w.config_path,
-        vec!["audit".into(), "verify".into()],
-        Vec::new(),
-    )
-    .await;
+    let verify = audit_verify(&w.config_path).await;
     assert!(verify.status.success(), "audit verify: {}", text(&verify));
 }

@@ -666,6 +666,22 @@ fn as_nobody(program: &Path, cwd: &Path) -> std::process::Command {
     cmd
 }
 
+/// The hotline binary where uid 65534 may run it: where it was built, or
+/// a copy under `base` (which must be enterable by others).
+fn binary_for_nobody(base: &Path) -> PathBuf {
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    if runnable_by_others(&bin) {
+        return bin;
+    }
+    let bin_dir = base.join("bin");
+    fs::create_dir(&bin_dir).expect("mkdir bin");
+    chmod(&bin_dir, 0o755);
+    let copy = bin_dir.join("hotline");
+    fs::copy(&bin, &copy).expect("copy binary");
+    chmod(&copy, 0o755);
+    copy
+}
+
 fn run_std(cmd: &mut std::process::Command) -> Run {
     from_output(cmd.output().expect("setpriv runs (install util-linux)"))
 }
@@ -729,16 +745,7 @@ fn loose_key_file_permissions_are_refused() {
     // Root reads any file whatever its mode, so repeat as uid 65534.
     let base = tmp.path();
     chmod(base, 0o711);
-    let mut bin = assert_cmd::cargo::cargo_bin("hotline");
-    if !runnable_by_others(&bin) {
-        let bin_dir = base.join("bin");
-        fs::create_dir(&bin_dir).expect("mkdir bin");
-        chmod(&bin_dir, 0o755);
-        let copy = bin_dir.join("hotline");
-        fs::copy(&bin, &copy).expect("copy binary");
-        chmod(&copy, 0o755);
-        bin = copy;
-    }
+    let bin = binary_for_nobody(base);
     assert!(
         runnable_by_others(&bin),
         "{} must be runnable by uid {NOBODY}",
@@ -1915,16 +1922,7 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
         .arg(&dir)
         .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass))
     .ok("init");
-    let mut bin = assert_cmd::cargo::cargo_bin("hotline");
-    if !runnable_by_others(&bin) {
-        let bin_dir = base.join("bin");
-        fs::create_dir(&bin_dir).expect("mkdir bin");
-        chmod(&bin_dir, 0o755);
-        let copy = bin_dir.join("hotline");
-        fs::copy(&bin, &copy).expect("copy binary");
-        chmod(&copy, 0o755);
-        bin = copy;
-    }
+    let bin = binary_for_nobody(base);
     chown_tree(&dir, NOBODY);
     chown_tree(&creds, NOBODY);
     chmod(&pass, 0o400);

@@ -228,16 +228,31 @@ pub(super) async fn schedule(station: Station, plan: BackupSchedule) {
     }
 }
 
-async fn scheduled_once(station: &Station, plan: &BackupSchedule) -> Result<PathBuf, String> {
+/// Why a scheduled backup failed.
+#[derive(Debug, thiserror::Error)]
+enum ScheduleError {
+    #[error("{}: {cause}", dir.display())]
+    Directory { dir: PathBuf, cause: std::io::Error },
+    #[error(transparent)]
+    Backup(#[from] ApiError),
+}
+
+async fn scheduled_once(
+    station: &Station,
+    plan: &BackupSchedule,
+) -> Result<PathBuf, ScheduleError> {
     let dir = &plan.directory;
-    fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let in_dir = |cause| ScheduleError::Directory {
+        dir: dir.clone(),
+        cause,
+    };
+    fsutil::create_private_dir(dir).map_err(in_dir)?;
     let name = station.name().to_string();
     let path = dir.join(scheduled_name(&name, jiff::Timestamp::now()));
     station
         .backup("station", path.clone(), plan.to.clone(), plan.with_keys)
-        .await
-        .map_err(|e| e.to_string())?;
-    prune(dir, &name, plan.keep).map_err(|e| format!("{}: {e}", dir.display()))?;
+        .await?;
+    prune(dir, &name, plan.keep).map_err(in_dir)?;
     Ok(path)
 }
 

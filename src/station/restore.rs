@@ -262,18 +262,7 @@ fn resend_acks(inner: &Arc<Inner>, peer: &StationName, taken: Timestamp) {
     for a in lost {
         queue.push_ack(a.message_id, a.precedence, a.doc);
     }
-    tracing::warn!(%detail, "re-sending acknowledgements to a restored peer");
-    let inner = inner.clone();
-    tokio::spawn(async move {
-        if let Err(e) = inner
-            .journal
-            .audit("station", "resend", &detail)
-            .done()
-            .await
-        {
-            tracing::error!(error = %e, "could not audit a re-send");
-        }
-    });
+    audit_resend(inner, detail);
 }
 
 /// Queues again every message `peer` receipted above `held_there`, the
@@ -302,7 +291,12 @@ fn resend(inner: &Arc<Inner>, peer: &StationName, held_there: u64) {
     for m in lost {
         queue.push_message(m.id, m.precedence, m.sealed);
     }
-    tracing::warn!(%detail, "the peer holds less than it receipted; re-sending");
+    audit_resend(inner, detail);
+}
+
+/// Logs and audits what was queued again for a restored peer.
+fn audit_resend(inner: &Arc<Inner>, detail: String) {
+    tracing::warn!(%detail, "re-sending to a peer restored from a backup");
     let inner = inner.clone();
     tokio::spawn(async move {
         if let Err(e) = inner
