@@ -835,10 +835,15 @@ async fn a_full_disk_refuses_releases_and_receipts_keeps_what_was_stored_and_rec
     let (w, m) = pair(tmp.path(), FAST_LINK);
     let data = w.config().station.data_dir;
     let Some(_disk) = Tmpfs::mount(&data, "4m") else {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        assert!(!root, "root could not mount a tmpfs for the disk-full test");
-        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full test did not run");
+        // .ci/run sets this where it has seen a tmpfs mount work, and says
+        // so in its output where it has not.
+        assert!(
+            std::env::var_os("HOTLINE_REQUIRE_TMPFS").is_none(),
+            "this machine mounts a tmpfs, but not for the disk-full test"
+        );
+        eprintln!(
+            "SKIPPED: this machine cannot mount a tmpfs (it needs root and CAP_SYS_ADMIN); the disk-full test did not run"
+        );
         return;
     };
     let ws = w.start().await;
