@@ -1963,15 +1963,26 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
     let pid = i32::try_from(child.id()).expect("pid");
     // SAFETY: a signal to the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not stop on SIGTERM"
-        );
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(
+                &mut child.stderr.take().expect("stderr"),
+                &mut stderr,
+            );
+            let logs = fs::read_dir(dir.join("data").join("logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<String>();
+            panic!("serve did not stop on SIGTERM\nstderr:\n{stderr}\nlog:\n{logs}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let mut stderr = String::new();

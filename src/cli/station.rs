@@ -56,6 +56,10 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         let _ = control.await;
         Ok::<_, anyhow::Error>(())
     })?;
+    // Whatever is left in the blocking pool may not hold the process up:
+    // shutdown has awaited every write the station had to make, and its
+    // peers are told.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(ExitCode::SUCCESS)
 }
 
