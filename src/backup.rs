@@ -225,28 +225,21 @@ fn copy_part(
     let mut file = File::open(&source.path).map_err(io_err)?;
     let bytes = file.metadata().map_err(io_err)?.len();
     writeln!(out, "part {} {bytes}", source.name).map_err(io_err)?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = bytes;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut buf[..want]).map_err(io_err)?;
-        if n == 0 {
-            return Err(BackupError::Changed {
-                path: source.path.clone(),
-                expected: bytes,
-            });
-        }
-        hash.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err)?;
-        left -= n as u64;
-        *total += n as u64;
+    let sha256 = copy_hashed(&mut file, out, bytes, |n| {
+        *total += n;
         progress(*total);
-    }
+    })
+    .map_err(|e| match e {
+        CopyError::Short => BackupError::Changed {
+            path: source.path.clone(),
+            expected: bytes,
+        },
+        CopyError::Read(cause) | CopyError::Write(cause) => io_err(cause),
+    })?;
     Ok(Part {
         name: source.name.clone(),
         bytes,
-        sha256: hex::encode(hash.finalize()),
+        sha256,
     })
 }
 
@@ -352,9 +345,9 @@ pub fn open(
                 }
                 let path = staging.join(format!("{}", parts.len()));
                 let sha256 = stage_part(&mut reader, &path, bytes).map_err(|e| match e {
-                    Staged::Short => malformed("it ends inside a part"),
-                    Staged::Read(cause) => damaged(cause),
-                    Staged::Write(cause) => BackupError::Io {
+                    CopyError::Short => malformed("it ends inside a part"),
+                    CopyError::Read(cause) => damaged(cause),
+                    CopyError::Write(cause) => BackupError::Io {
                         path: path.clone(),
                         cause,
                     },
@@ -464,7 +457,9 @@ fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a header line is not UTF-8"))
 }
 
-enum Staged {
+/// Why copying a part stopped.
+enum CopyError {
+    /// The input ended before the part's length.
     Short,
     Read(io::Error),
     Write(io::Error),
@@ -472,27 +467,40 @@ enum Staged {
 
 /// Copies `bytes` bytes of `reader` into a new owner-only file at `path`,
 /// returning their SHA-256.
-fn stage_part(reader: &mut impl Read, path: &Path, bytes: u64) -> Result<String, Staged> {
+fn stage_part(reader: &mut impl Read, path: &Path, bytes: u64) -> Result<String, CopyError> {
     let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(Staged::Write)?;
+        .map_err(CopyError::Write)?;
+    let sha256 = copy_hashed(reader, &mut out, bytes, |_| {})?;
+    out.sync_all().map_err(CopyError::Write)?;
+    Ok(sha256)
+}
+
+/// Copies exactly `bytes` bytes of `from` into `to`, telling `progress` of
+/// each step's length, and returns their SHA-256 in hex.
+fn copy_hashed(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    bytes: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<String, CopyError> {
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut left = bytes;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = reader.read(&mut buf[..want]).map_err(Staged::Read)?;
+        let n = from.read(&mut buf[..want]).map_err(CopyError::Read)?;
         if n == 0 {
-            return Err(Staged::Short);
+            return Err(CopyError::Short);
         }
         hash.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(Staged::Write)?;
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
         left -= n as u64;
+        progress(n as u64);
     }
-    out.sync_all().map_err(Staged::Write)?;
     Ok(hex::encode(hash.finalize()))
 }
 

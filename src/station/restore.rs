@@ -76,7 +76,7 @@ pub fn leave_note(
 }
 
 /// Where a restore stands.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Restored {
     /// The newest `restore` entry in the audit log.
     entry: u64,
