@@ -54,7 +54,7 @@ impl Remote {
                 socket: self.socket.clone(),
             });
         };
-        let result = client.call(&command).await;
+        let result = client.send(command).await;
         if matches!(
             result,
             Err(ApiError::Gone { .. } | ApiError::Unreadable { .. })

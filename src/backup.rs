@@ -113,6 +113,83 @@ pub struct About {
     pub messages: u64,
 }
 
+/// A backup file being written: `NAME.partial` beside where it goes, so
+/// that the file appears under its name only once complete and synced.
+/// Dropped unkept, it is removed.
+pub struct Partial {
+    partial: PathBuf,
+    dest: PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    /// Creates `dest`'s partial file (owner-only); `dest` must not exist.
+    pub fn create(dest: &Path) -> Result<(Partial, File), BackupError> {
+        if dest.exists() {
+            return Err(BackupError::Exists {
+                path: dest.to_path_buf(),
+            });
+        }
+        let partial = partial_path(dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|cause| BackupError::Io {
+                path: partial.clone(),
+                cause,
+            })?;
+        Ok((
+            Partial {
+                partial,
+                dest: dest.to_path_buf(),
+                kept: false,
+            },
+            file,
+        ))
+    }
+
+    /// The partial file's path, whose size shows how far the backup is.
+    pub fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// Puts the finished file at its name. Never replaces: a file that
+    /// appeared there meanwhile is kept, and this is an error.
+    pub fn keep(mut self) -> Result<(), BackupError> {
+        let io_at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |cause| BackupError::Io { path, cause }
+        };
+        fs::hard_link(&self.partial, &self.dest).map_err(|cause| match cause.kind() {
+            io::ErrorKind::AlreadyExists => BackupError::Exists {
+                path: self.dest.clone(),
+            },
+            _ => BackupError::Io {
+                path: self.dest.clone(),
+                cause,
+            },
+        })?;
+        self.kept = true;
+        fs::remove_file(&self.partial).map_err(io_at(&self.partial))?;
+        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_at(dir))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            drop(fs::remove_file(&self.partial));
+        }
+    }
+}
+
 /// Writes a backup of `sources` to `dest`, encrypted to `recipients` and
 /// signed with `key`; `progress` hears the bytes written so far. The file
 /// appears at `dest` only once complete and synced; `dest` must not exist.
@@ -122,88 +199,61 @@ pub fn write(
     sources: &[Source],
     about: About,
     key: &SigningKey,
+    progress: impl FnMut(u64),
+) -> Result<Manifest, BackupError> {
+    let (partial, file) = Partial::create(dest)?;
+    let manifest = write_into(file, dest, recipients, sources, about, key, progress)?;
+    partial.keep()?;
+    Ok(manifest)
+}
+
+/// Writes a backup into `file` (opened for writing, by this process or
+/// handed over by the caller; `shown` is what errors call it), and syncs
+/// it.
+pub fn write_into(
+    file: File,
+    shown: &Path,
+    recipients: &[&dyn Recipient],
+    sources: &[Source],
+    about: About,
+    key: &SigningKey,
     mut progress: impl FnMut(u64),
 ) -> Result<Manifest, BackupError> {
-    let io_at = |path: &Path| {
-        let path = path.to_path_buf();
-        move |cause| BackupError::Io { path, cause }
+    let io_at = |cause| BackupError::Io {
+        path: shown.to_path_buf(),
+        cause,
     };
-    if dest.exists() {
-        return Err(BackupError::Exists {
-            path: dest.to_path_buf(),
-        });
+    let encryptor =
+        Encryptor::with_recipients(recipients.iter().copied()).map_err(|e| BackupError::Age {
+            file: shown.to_path_buf(),
+            cause: e.to_string(),
+        })?;
+    let mut out = encryptor.wrap_output(BufWriter::new(file)).map_err(io_at)?;
+    writeln!(out, "{MAGIC}").map_err(io_at)?;
+    let mut parts = Vec::with_capacity(sources.len());
+    let mut total = 0u64;
+    for source in sources {
+        parts.push(copy_part(&mut out, source, &mut total, &mut progress)?);
     }
-    let partial = partial_path(dest);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io_at(&partial))?;
-    let written = (|| {
-        let encryptor = Encryptor::with_recipients(recipients.iter().copied()).map_err(|e| {
-            BackupError::Age {
-                file: dest.to_path_buf(),
-                cause: e.to_string(),
-            }
-        })?;
-        let mut out = encryptor
-            .wrap_output(BufWriter::new(file))
-            .map_err(io_at(&partial))?;
-        writeln!(out, "{MAGIC}").map_err(io_at(&partial))?;
-        let mut parts = Vec::with_capacity(sources.len());
-        let mut total = 0u64;
-        for source in sources {
-            parts.push(copy_part(&mut out, source, &mut total, &mut progress)?);
-        }
-        let manifest = Manifest {
-            revision: REVISION,
-            station: about.station.clone(),
-            taken_at: about.taken_at,
-            audit_head: about.audit_head,
-            messages: about.messages,
-            parts,
-        };
-        let body = serde_json::to_vec(&manifest).map_err(|e| BackupError::Malformed {
-            file: dest.to_path_buf(),
-            why: e.to_string(),
-        })?;
-        let doc = signed::sign(Kind::Backup, &about.station, &body, key);
-        writeln!(out, "manifest {}", doc.len()).map_err(io_at(&partial))?;
-        out.write_all(&doc).map_err(io_at(&partial))?;
-        let buffered = out.finish().map_err(io_at(&partial))?;
-        let file = buffered.into_inner().map_err(|e| BackupError::Io {
-            path: partial.clone(),
-            cause: e.into_error(),
-        })?;
-        file.sync_all().map_err(io_at(&partial))?;
-        Ok(manifest)
-    })();
-    match written {
-        Ok(manifest) => {
-            // Never replaces: a file that appeared meanwhile is kept.
-            fs::hard_link(&partial, dest).map_err(|cause| match cause.kind() {
-                io::ErrorKind::AlreadyExists => BackupError::Exists {
-                    path: dest.to_path_buf(),
-                },
-                _ => BackupError::Io {
-                    path: dest.to_path_buf(),
-                    cause,
-                },
-            })?;
-            fs::remove_file(&partial).map_err(io_at(&partial))?;
-            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io_at(dir))?;
-            }
-            Ok(manifest)
-        }
-        Err(e) => {
-            drop(fs::remove_file(&partial));
-            Err(e)
-        }
-    }
+    let manifest = Manifest {
+        revision: REVISION,
+        station: about.station.clone(),
+        taken_at: about.taken_at,
+        audit_head: about.audit_head,
+        messages: about.messages,
+        parts,
+    };
+    let body = serde_json::to_vec(&manifest).map_err(|e| BackupError::Malformed {
+        file: shown.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    let doc = signed::sign(Kind::Backup, &about.station, &body, key);
+    writeln!(out, "manifest {}", doc.len()).map_err(io_at)?;
+    out.write_all(&doc).map_err(io_at)?;
+    let buffered = out.finish().map_err(io_at)?;
+    let file = buffered.into_inner().map_err(|e| io_at(e.into_error()))?;
+    file.sync_all().map_err(io_at)?;
+    Ok(manifest)
 }
 
 fn partial_path(dest: &Path) -> PathBuf {

@@ -1,10 +1,12 @@
 //! Drafts kept at rest: what an operator has typed but not released, sealed
 //! with age to the station's own recipient and written to
-//! `DATA_DIR/drafts/OPERATOR.age` (owner-only directory and file), so that
+//! `DIR/drafts/OPERATOR.age` (owner-only directory and file; DIR is the
+//! data directory, or the console user's own, see [`crate::term`]), so that
 //! a crashed console or a lost station loses no typed work. The console
 //! seals (it needs only the public recipient, so it can write even when its
-//! station is gone); the station opens, at the operator's next log-in, with
-//! its secret key. Nothing is ever written in clear.
+//! station is gone); at the operator's next log-in it hands the file to the
+//! station, which opens it with its secret key. Nothing is ever written in
+//! clear.
 
 use std::path::{Path, PathBuf};
 
@@ -87,31 +89,30 @@ pub fn seal(
     Ok(path)
 }
 
-/// Opens the operator's kept draft, if there is one. A file that does not
-/// open is set aside under a new name, never deleted: it may be the only
-/// copy of someone's work.
-pub fn open(
-    data_dir: &Path,
+/// Reads a kept draft from a file its console opened and handed over.
+pub fn read_from(
+    file: std::fs::File,
     keys: &StationKeys,
     operator: &OperatorName,
-) -> Result<Option<SavedDraft>, DraftFileError> {
-    let path = path(data_dir, operator);
-    if !path.exists() {
-        return Ok(None);
+) -> Result<SavedDraft, String> {
+    use std::io::Read as _;
+    let mut sealed = Vec::new();
+    file.take(MAX_DRAFT + 1)
+        .read_to_end(&mut sealed)
+        .map_err(|e| e.to_string())?;
+    if sealed.len() as u64 > MAX_DRAFT {
+        return Err(format!("it is larger than {MAX_DRAFT} bytes"));
     }
-    read(&path, keys, operator)
-        .map(Some)
-        .map_err(|detail| DraftFileError {
-            kept: set_aside(&path),
-            path,
-            detail,
-        })
+    unseal(&sealed, keys, operator)
 }
 
-fn read(path: &Path, keys: &StationKeys, operator: &OperatorName) -> Result<SavedDraft, String> {
-    let sealed = crate::fsutil::read_private(path, MAX_DRAFT).map_err(|e| e.to_string())?;
+fn unseal(
+    sealed: &[u8],
+    keys: &StationKeys,
+    operator: &OperatorName,
+) -> Result<SavedDraft, String> {
     let json = zeroize::Zeroizing::new(
-        age_io::decrypt(&sealed[..], &keys.identities(), MAX_DRAFT)
+        age_io::decrypt(sealed, &keys.identities(), MAX_DRAFT)
             .map_err(|e| format!("not with this station's key: {e}"))?,
     );
     let saved: SavedDraft = serde_json::from_slice(&json)
@@ -122,7 +123,10 @@ fn read(path: &Path, keys: &StationKeys, operator: &OperatorName) -> Result<Save
     Ok(saved)
 }
 
-fn set_aside(path: &Path) -> String {
+/// Moves a draft that does not open out of the way, under a new name:
+/// never deleted, since it may be the only copy of someone's work. Says
+/// where it is.
+pub fn set_aside(path: &Path) -> String {
     let aside = path.with_extension(format!("age.unopened-{}", Timestamp::now().as_second()));
     match std::fs::rename(path, &aside) {
         Ok(()) => format!("it is kept as {}", aside.display()),
@@ -174,7 +178,13 @@ mod tests {
         let station = keys("WASHINGTON").unwrap();
         let other = keys("WASHINGTON").unwrap();
         let op = OperatorName::new("j.smith").unwrap();
-        assert!(open(dir.path(), &station, &op).unwrap().is_none());
+        let read = |keys: &StationKeys, op: &OperatorName| {
+            read_from(
+                std::fs::File::open(super::path(dir.path(), op)).unwrap(),
+                keys,
+                op,
+            )
+        };
 
         let path = seal(dir.path(), &station.own_recipient(), &saved("j.smith")).unwrap();
         let bytes = std::fs::read(&path).unwrap();
@@ -194,30 +204,28 @@ mod tests {
                 & 0o777,
             0o700
         );
-        assert_eq!(
-            open(dir.path(), &station, &op).unwrap(),
-            Some(saved("j.smith"))
-        );
-        // A draft moved onto another operator's name is refused, and set
-        // aside where the next draft cannot overwrite it.
+        assert_eq!(read(&station, &op).unwrap(), saved("j.smith"));
+        // A draft moved onto another operator's name is refused; set
+        // aside, the next draft cannot overwrite it.
         let moved = OperatorName::new("a.ivanova").unwrap();
-        std::fs::copy(&path, super::path(dir.path(), &moved)).unwrap();
-        let e = open(dir.path(), &station, &moved).unwrap_err();
-        assert!(e.detail.contains("holds the draft of j.smith"), "{e}");
-        assert!(!super::path(dir.path(), &moved).exists());
+        let moved_path = super::path(dir.path(), &moved);
+        std::fs::copy(&path, &moved_path).unwrap();
+        let e = read(&station, &moved).unwrap_err();
+        assert!(e.contains("holds the draft of j.smith"), "{e}");
+        let kept = set_aside(&moved_path);
+        assert!(!moved_path.exists());
         let aside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.starts_with("a.ivanova.age.unopened-"))
             .collect();
-        assert_eq!(aside.len(), 1, "{e}");
-        // The wrong key: refused and set aside too.
-        let e = open(dir.path(), &other, &op).unwrap_err();
-        assert!(e.detail.contains("not with this station's key"), "{e}");
-        assert!(open(dir.path(), &station, &op).unwrap().is_none());
-        seal(dir.path(), &station.own_recipient(), &saved("j.smith")).unwrap();
+        assert_eq!(aside.len(), 1, "{kept}");
+        assert!(kept.contains(&aside[0]), "{kept}");
+        // The wrong key is refused.
+        let e = read(&other, &op).unwrap_err();
+        assert!(e.contains("not with this station's key"), "{e}");
         discard(dir.path(), &op).unwrap();
-        assert!(open(dir.path(), &station, &op).unwrap().is_none());
+        assert!(!path.exists());
         discard(dir.path(), &op).unwrap();
     }
 }

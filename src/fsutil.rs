@@ -83,8 +83,7 @@ pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PermissionError> {
             "is not a regular file (a directory, device, FIFO or socket)".into(),
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let us = unsafe { libc::geteuid() };
+    let us = euid();
     if meta.uid() != us {
         return Err(PermissionError::NotOurs {
             path: path.to_path_buf(),
@@ -240,8 +239,7 @@ pub fn private_dir(path: &Path) -> io::Result<Option<u32>> {
             "is not a directory (a symbolic link or a file)",
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let us = unsafe { libc::geteuid() };
+    let us = euid();
     if meta.uid() != us {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -269,6 +267,12 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 
 /// The lock held while the process-wide umask is swapped.
 static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
 
 /// Binds a Unix socket that is owner-only from the moment it exists: the
 /// umask is tightened around `bind`, so no other user can connect in the

@@ -48,6 +48,7 @@ pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod drafts;
+pub mod exports;
 pub mod fsutil;
 pub mod lang;
 pub mod link;

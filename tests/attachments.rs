@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hotline::domain::{MessageId, Precedence};
+use hotline::exports::Pending;
 use hotline::station::{Event, Station};
 use hotline::store::{AttachmentState, Direction};
 use sha2::{Digest, Sha256};
@@ -269,8 +270,16 @@ async fn path_traversal_names_are_neutralised_on_export() {
     let out = tmp.path().join("deep").join("exports");
     let keys = m.keys();
     for _ in 0..2 {
-        hotline::station::attachments::export(&data_dir(&ms), &keys.identities(), &rows, &out)
-            .expect("export");
+        let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+        let (pending, files) = Pending::create(&out, &names).expect("files");
+        let (written, _) = hotline::station::attachments::export_into(
+            &data_dir(&ms),
+            &keys.identities(),
+            &rows,
+            files,
+        )
+        .expect("export");
+        pending.finish(&written).expect("named");
     }
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .expect("dir")

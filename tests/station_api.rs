@@ -753,12 +753,13 @@ fn attached_console_shows_a_stopped_or_frozen_station_and_reconnects() {
         let start = std::time::Instant::now();
         let station = w.keys();
         loop {
-            let opened = hotline::drafts::open(
-                &w.config().station.data_dir,
-                &station,
-                &hotline::domain::OperatorName::new("op").expect("name"),
-            )
-            .expect("the kept draft opens");
+            let op = hotline::domain::OperatorName::new("op").expect("name");
+            let opened =
+                std::fs::File::open(hotline::drafts::path(&w.config().station.data_dir, &op))
+                    .ok()
+                    .map(|f| {
+                        hotline::drafts::read_from(f, &station, &op).expect("the kept draft opens")
+                    });
             let holds = opened.is_some_and(|d| {
                 d.draft
                     .fields
@@ -1941,18 +1942,24 @@ fn the_socket_is_owner_only_and_serves_only_its_own_user() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut client = Client::connect(&socket).await.expect("connect");
+        let handed = || {
+            hotline::station::api::Passed::File(
+                tempfile::tempfile_in(&data).expect("a file to hand over"),
+            )
+        };
         for command in [
             Command::Open {
-                id: hotline::domain::MessageId::new(),
+                id: hotline::domain::MessageId::new().to_string(),
             },
             Command::ExportAttachments {
-                id: hotline::domain::MessageId::new(),
+                id: hotline::domain::MessageId::new().to_string(),
+                into: vec![handed()],
             },
-            Command::OpenDraft,
+            Command::OpenDraft { draft: handed() },
         ] {
             let what = format!("{command:?}");
             assert_eq!(
-                client.call(&command).await.err(),
+                client.send(command).await.err(),
                 Some(ApiError::NotLoggedIn),
                 "{what}"
             );

@@ -116,6 +116,10 @@ pub async fn release(
     draft: Draft,
     attachments: Vec<std::path::PathBuf>,
 ) -> MessageRow {
+    let attachments = attachments
+        .iter()
+        .map(|p| hotline::station::api::Attachment::open(p).expect("a file to attach opens"))
+        .collect();
     let release = Release {
         to: to.into(),
         draft,

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::crypto::StationCard;
 use crate::fsutil;
 use crate::passphrase::OPERATOR_PASSPHRASE_ENV;
-use crate::station::api::{Command, Reply};
+use crate::station::api::{Command, Passed, Reply};
 use crate::station::{lock, restore};
 use crate::store::Journal;
 
@@ -68,22 +68,28 @@ pub fn backup(config_path: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> 
     let reply = runtime()?.block_on(async {
         let mut client = connect(&config).await?;
         log_in(&mut client, &args.operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        // This process makes the file and hands it over: the station, which
+        // may run as its own user, never opens the operator's path.
+        let (partial, into) = backup::Partial::create(&file)?;
         let command = Command::Backup {
-            path: file.clone(),
+            into: Passed::File(into),
+            name: file.display().to_string(),
             to: args.to.clone(),
             with_keys: args.with_keys,
         };
-        let progress = show_progress(&file);
-        let reply = client.call(&command).await;
+        let progress = show_progress(partial.path());
+        let reply = client.send(command).await;
         progress.abort();
-        anyhow::Ok(reply?)
+        let reply = reply?;
+        partial.keep()?;
+        anyhow::Ok(reply)
     })?;
     match reply {
         Reply::BackedUp { backup } => {
             crate::out!(
                 "backup of {} written to {}: {} messages, {} parts, {} bytes{}",
                 config.station.name,
-                backup.path.display(),
+                file.display(),
                 backup.messages,
                 backup.parts,
                 backup.bytes,
@@ -101,10 +107,8 @@ pub fn backup(config_path: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> 
 
 /// Shows how much of the backup is written, from the size of its partial
 /// file, while the station writes it (on a terminal only).
-fn show_progress(file: &Path) -> tokio::task::JoinHandle<()> {
-    let mut partial = file.as_os_str().to_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
+fn show_progress(partial: &Path) -> tokio::task::JoinHandle<()> {
+    let partial = partial.to_path_buf();
     let terminal = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_millis(250));

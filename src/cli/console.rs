@@ -1,7 +1,7 @@
 //! `hotline console`: the duty console. It runs the station in-process, or
 //! attaches over the control socket to one that `hotline serve` runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -80,8 +80,9 @@ fn attach(
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
     let socket = control::socket_path(data_dir);
+    let own_dir = console_dir(data_dir, &setup.station)?;
     runtime.block_on(async move {
-        let backend = Backend::attach(socket, peers).await?;
+        let backend = Backend::attach(socket, own_dir, peers).await?;
         let setup = Setup {
             attached: true,
             ..setup
@@ -91,4 +92,29 @@ fn attach(
             .context("the terminal")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where an attached console keeps its own files (drafts, exports): the
+/// station's data directory when this user runs the station, else a
+/// directory of this user's own, `$XDG_STATE_HOME/hotline/STATION` (or
+/// `~/.local/state/hotline/STATION`), since a station run as a service
+/// keeps its data directory to itself.
+fn console_dir(data_dir: &Path, station: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata(data_dir).is_ok_and(|m| m.uid() == crate::fsutil::euid()) {
+        return Ok(data_dir.to_path_buf());
+    }
+    let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local").join("state"),
+            None => anyhow::bail!(
+                "the station's data directory {} is not this user's, and neither XDG_STATE_HOME nor HOME says where this console may keep its drafts",
+                data_dir.display()
+            ),
+        },
+    };
+    let dir = state.join("hotline").join(station);
+    crate::fsutil::private_dir(&dir).with_context(|| format!("{}", dir.display()))?;
+    Ok(dir)
 }

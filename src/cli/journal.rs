@@ -1,5 +1,6 @@
-//! `export` (a message, or its attachments decrypted) and `audit verify`:
-//! reading the journal without a running station.
+//! `export` (a message, or its attachments decrypted: through a running
+//! station, or from the journal) and `audit verify`, which reads the
+//! journal without a running station.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +9,14 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::load_config;
+use super::station::{connect, log_in, runtime, unexpected};
+use crate::config::Config;
 use crate::crypto::StationCard;
 use crate::crypto::keys::parse_signing_key;
+use crate::exports::{AttachmentsExport, Exported, Pending};
 use crate::fsutil;
+use crate::passphrase::OPERATOR_PASSPHRASE_ENV;
+use crate::station::api::{ApiError, Command, Reply};
 use crate::station::attachments;
 use crate::store::Journal;
 
@@ -24,36 +30,35 @@ pub struct ExportArgs {
     /// Write the message's attachments into DIR instead, decrypted and
     /// checked against their signed SHA-256. Names are made safe (no
     /// directories, no control characters) and no file is ever replaced:
-    /// a taken name gets " (1)", " (2)" … Needs the station key.
+    /// a taken name gets " (1)", " (2)" … With a station running, it goes
+    /// through the station (give --operator); with none, it needs the
+    /// station key.
     #[arg(long, value_name = "DIR")]
     pub attachments: Option<PathBuf>,
+    /// The operator exporting attachments through a running station
+    /// (passphrase asked, or read from $HOTLINE_PASSPHRASE_FILE)
+    #[arg(long, requires = "attachments")]
+    pub operator: Option<String>,
 }
 
 pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
-    let journal = Journal::open_read_only(&config.journal_path)?;
-    let row = journal.find(&args.id)?;
-    if let Some(dir) = args.attachments {
-        let rows = journal.attachments(&row.id, row.direction)?;
-        if rows.is_empty() {
-            bail!("message {} has no attachments", row.id);
-        }
-        let keys = super::load_keys(&config)?;
-        let (written, skipped) =
-            attachments::export(&config.station.data_dir, &keys.identities(), &rows, &dir)
-                .map_err(anyhow::Error::msg)?;
-        for p in &written {
+    if let Some(dir) = &args.attachments {
+        let exported = export_attachments(&config, &args.id, dir, args.operator.as_deref())?;
+        for p in &exported.written {
             crate::out!("{}", p.display());
         }
-        for s in &skipped {
+        for s in &exported.skipped {
             crate::note!("not exported: {s}");
         }
-        return Ok(if skipped.is_empty() {
+        return Ok(if exported.skipped.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(2)
         });
     }
+    let journal = Journal::open_read_only(&config.journal_path)?;
+    let row = journal.find(&args.id)?;
     let sealed = journal.sealed(&row.id)?;
     let out = match args.out {
         Some(p) => p,
@@ -82,6 +87,62 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A message's attachments into `dir`: through the running station, which
+/// writes into files this process made; or, with none running, straight
+/// from the journal with the station key.
+fn export_attachments(
+    config: &Config,
+    id: &str,
+    dir: &Path,
+    operator: Option<&str>,
+) -> anyhow::Result<Exported> {
+    let runtime = runtime()?;
+    let mut client = match runtime.block_on(connect(config)) {
+        Ok(client) => client,
+        Err(ApiError::NotRunning { .. }) => return export_from_journal(config, id, dir),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(operator) = operator else {
+        bail!(
+            "station {} is running: attachments are exported through it by a logged-in operator; give --operator NAME",
+            config.station.name
+        );
+    };
+    runtime.block_on(async {
+        log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        let message = match client.call(&Command::Open { id: id.into() }).await? {
+            Reply::Opened { message } => message,
+            other => return Err(unexpected(&other)),
+        };
+        let (export, command) = AttachmentsExport::prepare(dir, &message)?;
+        Ok(export.finish(client.send(command).await)?)
+    })
+}
+
+fn export_from_journal(config: &Config, id: &str, dir: &Path) -> anyhow::Result<Exported> {
+    let journal = Journal::open_read_only(&config.journal_path)?;
+    let row = journal.find(id)?;
+    let rows = journal.attachments(&row.id, row.direction)?;
+    if rows.is_empty() {
+        bail!("message {} has no attachments", row.id);
+    }
+    let keys = super::load_keys(config)?;
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    let (pending, files) = Pending::create(dir, &names)
+        .with_context(|| format!("creating the export's files in {}", dir.display()))?;
+    let (written, skipped) =
+        attachments::export_into(&config.station.data_dir, &keys.identities(), &rows, files)
+            .map_err(anyhow::Error::msg)?;
+    let written = pending
+        .finish(&written)
+        .with_context(|| format!("naming the exported files in {}", dir.display()))?;
+    Ok(Exported {
+        dir: dir.to_path_buf(),
+        written,
+        skipped,
+    })
 }
 
 #[derive(Subcommand, Debug)]

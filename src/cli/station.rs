@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::domain::Precedence;
 use crate::passphrase::{self, OPERATOR_PASSPHRASE_ENV};
 use crate::sanitize::inert;
-use crate::station::api::{ApiError, Command, Passphrase, Release, Reply};
+use crate::station::api::{ApiError, Attachment, Command, Passphrase, Release, Reply};
 use crate::station::client::{Client, Watch};
 use crate::station::control::{self, Streamed};
 use crate::station::{Options, Station, lock};
@@ -209,12 +209,12 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         .map(str::parse::<Precedence>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--precedence: {e}"))?;
-    // The station runs elsewhere: give it absolute paths, checked here first.
+    // This process opens the files and hands them over: the station, which
+    // may run as its own user, never opens the operator's paths.
     let mut attachments = Vec::new();
     for f in &args.attach {
-        let abs = std::path::absolute(f).with_context(|| format!("--attach {}", f.display()))?;
         let shown = inert(&f.display().to_string());
-        match std::fs::metadata(&abs) {
+        match std::fs::metadata(f) {
             Ok(m) if m.is_file() => {}
             Ok(m) if m.is_dir() => {
                 bail!("--attach {shown}: is a directory; attach files, one --attach each")
@@ -227,7 +227,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => bail!("--attach {shown}: {e}"),
         }
-        attachments.push(abs);
+        attachments.push(Attachment::open(f).with_context(|| format!("--attach {shown}"))?);
     }
     // A notification that would come too late for its treaty is sent all
     // the same (late is better than never), with a warning.
@@ -284,7 +284,7 @@ pub fn send(config_path: &Path, args: SendArgs) -> anyhow::Result<ExitCode> {
         if let Some(second) = &args.second_operator {
             log_in(&mut client, second, SECOND_PASSPHRASE_ENV, true).await?;
         }
-        match client.call(&Command::Release(Box::new(release))).await? {
+        match client.send(Command::Release(Box::new(release))).await? {
             Reply::Released { row } => {
                 crate::out!(
                     "released {} {} serial {} to {}",

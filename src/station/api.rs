@@ -27,7 +27,7 @@ use crate::store::{Direction, MessageRow};
 
 /// The control socket's protocol version. Both ends state it in their
 /// hello; a mismatch is an [`ApiError::Version`] naming both.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// How long a verified second operator stays valid for a FLASH release.
 pub const SECOND_OPERATOR_VALID: Duration = Duration::from_secs(300);
@@ -60,6 +60,84 @@ impl<'de> Deserialize<'de> for Passphrase {
     }
 }
 
+/// A file the caller opened and hands to the station, to read (an
+/// attachment) or to write (an export, a backup). The station never opens
+/// a caller's path: a station that runs as its own user could not, and
+/// should not, reach the operator's files. Over the control socket the
+/// descriptor travels beside its request line (`SCM_RIGHTS`) and the JSON
+/// carries its place among them; in-process it is the file itself.
+#[derive(Debug)]
+pub enum Passed {
+    Slot(u32),
+    File(std::fs::File),
+}
+
+impl Passed {
+    /// The file, once the descriptors of its request are bound to it. It
+    /// must be a regular file: a pipe or socket whose other end stalls
+    /// would hold the station's work (and a backup's read of the journal)
+    /// for as long as it liked.
+    pub fn into_file(self) -> Result<std::fs::File, ApiError> {
+        let file = match self {
+            Passed::File(f) => f,
+            Passed::Slot(i) => {
+                return Err(ApiError::BadRequest {
+                    detail: format!("file {i} of the request came without its descriptor"),
+                });
+            }
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => Ok(file),
+            Ok(_) => Err(ApiError::BadRequest {
+                detail: "a file handed to the station must be a regular file (not a pipe, socket or device)".into(),
+            }),
+            Err(e) => Err(ApiError::BadRequest {
+                detail: format!("a file handed to the station cannot be examined: {e}"),
+            }),
+        }
+    }
+}
+
+impl Serialize for Passed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Passed::Slot(i) => s.serialize_u32(*i),
+            Passed::File(_) => Err(serde::ser::Error::custom(
+                "a file travels as a descriptor: send the command with Client::send",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Passed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u32::deserialize(d).map(Passed::Slot)
+    }
+}
+
+/// A file attached to a release, under the name the peer sees.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub name: String,
+    pub file: Passed,
+}
+
+impl Attachment {
+    /// Opens `path` for attaching, named after its last component.
+    pub fn open(path: &std::path::Path) -> std::io::Result<Attachment> {
+        let file = std::fs::File::open(path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        Ok(Attachment {
+            name,
+            file: Passed::File(file),
+        })
+    }
+}
+
 /// A release: what the operator drafted, where it goes, and who confirmed
 /// it under the two-person rule.
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,9 +145,10 @@ impl<'de> Deserialize<'de> for Passphrase {
 pub struct Release {
     pub to: String,
     pub draft: Draft,
-    /// Files the station opens, seals and sends after the message.
+    /// Files the caller opened, which the station reads, seals and sends
+    /// after the message.
     #[serde(default)]
-    pub attachments: Vec<PathBuf>,
+    pub attachments: Vec<Attachment>,
     /// The second operator of a FLASH, verified on this session.
     #[serde(default)]
     pub second_operator: Option<String>,
@@ -111,14 +190,18 @@ pub enum Command {
     Cancel {
         id: String,
     },
-    /// One stored message, opened (needs a log-in).
+    /// One stored message, opened (needs a log-in): by id, its first 8 or
+    /// more characters, or handle (MOSCOW/6, to:MOSCOW/6).
     Open {
-        id: MessageId,
+        id: String,
     },
-    /// Writes a message's attachments, decrypted and checked, into
-    /// DATA_DIR/exports/ID (needs a log-in).
+    /// Writes a message's attachments, decrypted and checked, into files
+    /// the caller opened for writing, one per attachment in the message's
+    /// order (needs a log-in). An attachment not here in full is skipped,
+    /// its file left empty.
     ExportAttachments {
-        id: MessageId,
+        id: String,
+        into: Vec<Passed>,
     },
     /// An audit entry by the session's operator (lock, escalation).
     Audit {
@@ -147,8 +230,11 @@ pub enum Command {
         subject: String,
     },
     Status,
-    /// The session operator's kept draft (see [`crate::drafts`]), opened.
-    OpenDraft,
+    /// The session operator's kept draft (see [`crate::drafts`]), sealed
+    /// in the file the console handed over, opened.
+    OpenDraft {
+        draft: Passed,
+    },
     /// The subjects of these messages (needs a log-in): what a watching
     /// connection, which carries no operator, leaves out of its rows.
     Subjects {
@@ -171,11 +257,13 @@ pub enum Command {
         peer: String,
         fingerprint: String,
     },
-    /// Writes a backup to `path` (absolute; it must not exist), sealed to
-    /// the age recipients `to`, or to the station's own when empty; with
-    /// the key file and card if `with_keys` (needs a log-in; audited).
+    /// Writes a backup into `into`, a file the caller opened for writing,
+    /// sealed to the age recipients `to`, or to the station's own when
+    /// empty; with the key file and card if `with_keys` (needs a log-in;
+    /// audited). `name` is what the caller calls the file, for the audit.
     Backup {
-        path: PathBuf,
+        into: Passed,
+        name: String,
         #[serde(default)]
         to: Vec<String>,
         #[serde(default)]
@@ -184,6 +272,17 @@ pub enum Command {
 }
 
 impl Command {
+    /// The files the command hands over, in the order their descriptors
+    /// travel.
+    pub fn passed_mut(&mut self) -> Vec<&mut Passed> {
+        match self {
+            Command::Release(r) => r.attachments.iter_mut().map(|a| &mut a.file).collect(),
+            Command::ExportAttachments { into, .. } => into.iter_mut().collect(),
+            Command::Backup { into, .. } | Command::OpenDraft { draft: into } => vec![into],
+            _ => Vec::new(),
+        }
+    }
+
     /// A short name for logs and audit entries; never carries content.
     pub fn name(&self) -> &'static str {
         match self {
@@ -202,7 +301,7 @@ impl Command {
             Command::Alarms => "alarms",
             Command::ClearAlarm { .. } => "clear-alarm",
             Command::Status => "status",
-            Command::OpenDraft => "open-draft",
+            Command::OpenDraft { .. } => "open-draft",
             Command::Find { .. } => "find",
             Command::Subjects { .. } => "subjects",
             Command::LinkTest { .. } => "link-test",
@@ -236,9 +335,10 @@ pub enum Reply {
     Opened {
         message: Box<Message>,
     },
+    /// Which of the files were written (by the attachment's place in the
+    /// message), and why the others were not.
     Exported {
-        dir: PathBuf,
-        written: Vec<PathBuf>,
+        written: Vec<usize>,
         skipped: Vec<String>,
     },
     Audited,
@@ -280,9 +380,9 @@ pub enum Reply {
         peer: String,
         fingerprint: String,
     },
-    /// The operator's kept draft, if there is one.
+    /// The operator's kept draft, opened.
     Draft {
-        saved: Option<Box<crate::drafts::SavedDraft>>,
+        saved: Box<crate::drafts::SavedDraft>,
     },
 }
 

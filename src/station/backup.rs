@@ -19,7 +19,8 @@ use crate::store::Journal;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackedUp {
-    pub path: PathBuf,
+    /// What the caller calls the file.
+    pub file: String,
     pub bytes: u64,
     pub parts: usize,
     pub messages: u64,
@@ -39,29 +40,20 @@ impl Drop for Snapshot {
 }
 
 impl Station {
-    /// Writes a backup to `path` (absolute, not yet existing), sealed to
-    /// `to` (age recipients; none means the station's own), audited as
-    /// taken by `actor` (an operator, or `station` for a scheduled one).
+    /// Writes a backup into `into`, a file opened for writing (by the
+    /// caller: the station never opens a caller's path), which the caller
+    /// calls `file`; sealed to `to` (age recipients; none means the
+    /// station's own), audited as taken by `actor` (an operator, or
+    /// `station` for a scheduled one).
     pub(crate) async fn backup(
         &self,
         actor: &str,
-        path: PathBuf,
+        into: std::fs::File,
+        file: String,
         to: Vec<String>,
         with_keys: bool,
     ) -> Result<BackedUp, ApiError> {
         let refused = |detail: String| ApiError::Refused { detail };
-        if !path.is_absolute() {
-            return Err(refused(format!(
-                "{}: the station needs an absolute path for a backup",
-                path.display()
-            )));
-        }
-        if path.exists() {
-            return Err(refused(format!(
-                "{}: already exists; a backup never replaces a file",
-                path.display()
-            )));
-        }
         let to_self_only = to.is_empty();
         let recipients: Vec<OwnRecipient> = if to_self_only {
             vec![self.inner.keys.own_recipient()]
@@ -77,7 +69,7 @@ impl Station {
         let snapshot =
             Snapshot(data_dir.join(format!(".backup-{}.sqlite", uuid::Uuid::now_v7().simple())));
         let inner = self.inner.clone();
-        let target = path.clone();
+        let shown = PathBuf::from(&file);
         let written = tokio::task::spawn_blocking(move || {
             let taken_at = jiff::Timestamp::now();
             inner.journal.snapshot(&snapshot.0)?;
@@ -110,8 +102,10 @@ impl Station {
             }
             let recipients: Vec<&dyn age::Recipient> =
                 recipients.iter().map(OwnRecipient::as_recipient).collect();
-            let manifest = backup::write(
-                &target,
+            let counted = into.try_clone().ok();
+            let manifest = backup::write_into(
+                into,
+                &shown,
                 &recipients,
                 &sources,
                 about,
@@ -119,7 +113,9 @@ impl Station {
                 |_| {},
             )
             .map_err(|e| StationError::Refused(e.to_string()))?;
-            let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+            let bytes = counted
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len());
             drop(snapshot);
             Ok::<_, StationError>((manifest, bytes))
         })
@@ -127,7 +123,7 @@ impl Station {
         .map_err(|e| refused(format!("the backup task failed: {e}")))?;
         let (manifest, bytes) = written?;
         let done = BackedUp {
-            path,
+            file,
             bytes,
             parts: manifest.parts.len(),
             messages: manifest.messages,
@@ -136,7 +132,7 @@ impl Station {
         };
         let detail = format!(
             "file={} bytes={} parts={} messages={} audit-seq={} with-keys={} sealed-to={}",
-            crate::sanitize::inert(&done.path.display().to_string()),
+            crate::sanitize::inert(&done.file),
             done.bytes,
             done.parts,
             done.messages,
@@ -234,6 +230,8 @@ enum ScheduleError {
     #[error("{}: {cause}", dir.display())]
     Directory { dir: PathBuf, cause: std::io::Error },
     #[error(transparent)]
+    File(#[from] backup::BackupError),
+    #[error(transparent)]
     Backup(#[from] ApiError),
 }
 
@@ -249,9 +247,17 @@ async fn scheduled_once(
     fsutil::create_private_dir(dir).map_err(in_dir)?;
     let name = station.name().to_string();
     let path = dir.join(scheduled_name(&name, jiff::Timestamp::now()));
+    let (partial, file) = backup::Partial::create(&path)?;
     station
-        .backup("station", path.clone(), plan.to.clone(), plan.with_keys)
+        .backup(
+            "station",
+            file,
+            path.display().to_string(),
+            plan.to.clone(),
+            plan.with_keys,
+        )
         .await?;
+    partial.keep()?;
     prune(dir, &name, plan.keep).map_err(in_dir)?;
     Ok(path)
 }

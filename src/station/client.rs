@@ -11,6 +11,7 @@ use zeroize::Zeroize;
 
 use super::api::{API_VERSION, ApiError, Command, Reply};
 use super::control::{Answer, Hello, Streamed, Welcome};
+use super::passing;
 
 /// A request connection to a running station.
 pub struct Client {
@@ -100,9 +101,30 @@ impl Client {
         })
     }
 
-    /// One command, one answer.
+    /// One command, one answer. A command that hands over files goes
+    /// with [`Client::send`].
     pub async fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
         write_line(&mut self.writer, command).await?;
+        self.answer().await
+    }
+
+    /// One command, with the files it hands over passed as descriptors
+    /// beside its line; one answer.
+    pub async fn send(&mut self, mut command: Command) -> Result<Reply, ApiError> {
+        let files = passing::take_files(&mut command)?;
+        let mut line = serde_json::to_string(&command).map_err(|e| ApiError::BadRequest {
+            detail: e.to_string(),
+        })?;
+        line.push('\n');
+        let sent = passing::send_line(&mut self.writer, line.as_bytes(), &files).await;
+        // A command can carry a passphrase.
+        line.zeroize();
+        sent.map_err(gone)?;
+        drop(files);
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> Result<Reply, ApiError> {
         match read_json::<Answer>(&mut self.reader).await? {
             Answer::Ok(reply) => Ok(reply),
             Answer::Err(e) => Err(e),

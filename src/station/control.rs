@@ -27,6 +27,7 @@ use tokio::sync::broadcast::error::RecvError;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::api::{API_VERSION, ApiError, Command, Door, Reply, Session};
+use super::passing::Receiving;
 use super::{Event, Station};
 
 /// The longest request line accepted.
@@ -191,8 +192,7 @@ async fn write_json(write: &mut OwnedWriteHalf, value: &impl Serialize) -> bool 
 
 async fn client(station: Station, stream: UnixStream) {
     // The socket is owner-only; this holds even if its mode were loosened.
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let ours = unsafe { libc::geteuid() };
+    let ours = crate::fsutil::euid();
     let theirs = stream.peer_cred().map(|c| c.uid());
     if theirs.as_ref().ok() != Some(&ours) {
         let who = theirs.map_or_else(|e| format!("unknown ({e})"), |uid| uid.to_string());
@@ -207,7 +207,7 @@ async fn client(station: Station, stream: UnixStream) {
         return;
     }
     let (read, mut write) = stream.into_split();
-    let mut reader = Lines::new(read);
+    let mut reader = Lines::new(Receiving::new(read));
     let mut stop = station.inner.stop.subscribe();
     let hello = match reader.line(MAX_REQUEST).await {
         Line::Text(line) => serde_json::from_str::<Hello>(&line).map_err(|e| e.to_string()),
@@ -215,6 +215,7 @@ async fn client(station: Station, stream: UnixStream) {
         Line::NotUtf8 => Err("the hello is not UTF-8".into()),
         Line::TooLong => Err("the hello is longer than 1 MiB".into()),
     };
+    reader.read.discard();
     let hello = match hello {
         Ok(h) if h.version == API_VERSION => h,
         Ok(h) => {
@@ -261,13 +262,20 @@ async fn client(station: Station, stream: UnixStream) {
                 write_json(&mut write, &Answer::Err(e)).await;
                 break;
             }
-            Line::NotUtf8 => Answer::Err(ApiError::BadRequest {
-                detail: "the request is not UTF-8".into(),
-            }),
-            Line::Text(text) => match serde_json::from_str::<Command>(&text) {
-                Err(e) => Answer::Err(ApiError::BadRequest {
+            Line::NotUtf8 => {
+                reader.read.discard();
+                Answer::Err(ApiError::BadRequest {
+                    detail: "the request is not UTF-8".into(),
+                })
+            }
+            Line::Text(text) => match serde_json::from_str::<Command>(&text)
+                .map_err(|e| ApiError::BadRequest {
                     detail: e.to_string(),
-                }),
+                })
+                .and_then(|mut command| reader.read.bind(&mut command).map(|()| command))
+                .inspect_err(|_| reader.read.discard())
+            {
+                Err(e) => Answer::Err(e),
                 Ok(command) => {
                     let name = command.name();
                     match station.handle(&session, command).await {

@@ -5,7 +5,8 @@
 
 use age::secrecy::SecretString;
 
-use super::api::{ApiError, Command, Door, Release, Reply, Session};
+use super::api::{ApiError, Command, Door, Passed, Release, Reply, Session};
+use super::attachments;
 use super::{Station, StationError};
 use crate::domain::{MessageId, OperatorName, Precedence};
 use crate::sanitize::inert;
@@ -69,12 +70,15 @@ impl Station {
                 Ok(Reply::RotationConfirmed { peer, fingerprint })
             }
             Command::Backup {
-                path,
+                into,
+                name,
                 to,
                 with_keys,
             } => {
                 let op = logged_in(session)?;
-                let backup = self.backup(op.as_str(), path, to, with_keys).await?;
+                let backup = self
+                    .backup(op.as_str(), into.into_file()?, name, to, with_keys)
+                    .await?;
                 Ok(Reply::BackedUp {
                     backup: Box::new(backup),
                 })
@@ -89,6 +93,7 @@ impl Station {
             }
             Command::Open { id } => {
                 logged_in(session)?;
+                let id = self.resolve_any(&id)?.id;
                 let station = self.clone();
                 let message = tokio::task::spawn_blocking(move || station.open(&id))
                     .await
@@ -97,21 +102,15 @@ impl Station {
                     message: Box::new(message),
                 })
             }
-            Command::ExportAttachments { id } => {
+            Command::ExportAttachments { id, into } => {
                 logged_in(session)?;
-                let dir = self
-                    .inner
-                    .config
-                    .station
-                    .data_dir
-                    .join("exports")
-                    .join(id.to_string());
-                let (written, skipped) = self.export_attachments(&id, dir.clone()).await?;
-                Ok(Reply::Exported {
-                    dir,
-                    written,
-                    skipped,
-                })
+                let into = into
+                    .into_iter()
+                    .map(Passed::into_file)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let id = self.resolve_any(&id)?.id;
+                let (written, skipped) = self.export_attachments(&id, into).await?;
+                Ok(Reply::Exported { written, skipped })
             }
             Command::Audit { action, detail } => {
                 let op = logged_in(session)?;
@@ -179,21 +178,18 @@ impl Station {
                     .map_err(|e| refused(format!("search task failed: {e}")))??;
                 Ok(Reply::Found { ids })
             }
-            Command::OpenDraft => {
+            Command::OpenDraft { draft } => {
                 let op = logged_in(session)?;
+                let file = draft.into_file()?;
                 let station = self.clone();
                 let saved = tokio::task::spawn_blocking(move || {
-                    crate::drafts::open(
-                        &station.inner.config.station.data_dir,
-                        &station.inner.keys,
-                        &op,
-                    )
+                    crate::drafts::read_from(file, &station.inner.keys, &op)
                 })
                 .await
                 .map_err(|e| refused(format!("draft task failed: {e}")))?
                 .map_err(|e| refused(e.to_string()))?;
                 Ok(Reply::Draft {
-                    saved: saved.map(Box::new),
+                    saved: Box::new(saved),
                 })
             }
             Command::LinkTest { peer } => {
@@ -236,8 +232,18 @@ impl Station {
                 return Err(ApiError::TwoPersonRule { reason });
             }
         };
+        let files = release
+            .attachments
+            .into_iter()
+            .map(|a| {
+                Ok(attachments::Outgoing {
+                    name: a.name,
+                    file: a.file.into_file()?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         let (released, _) = self
-            .release_with_attachments(&op, &release.to, release.draft, release.attachments, second)
+            .release_with_attachments(&op, &release.to, release.draft, files, second)
             .await?;
         Ok(Reply::Released {
             row: Box::new(self.row(&released.id)?),
@@ -349,6 +355,16 @@ impl Station {
     /// message, `to:MOSCOW/6` for one we sent), which must be of the
     /// direction the command acts on, or by id (or its first 8 or more
     /// characters).
+    /// A message of either direction by id, id prefix or handle.
+    fn resolve_any(&self, text: &str) -> Result<crate::store::MessageRow, ApiError> {
+        let wanted = if text.trim().starts_with("to:") {
+            Direction::Out
+        } else {
+            Direction::In
+        };
+        self.resolve(text, wanted)
+    }
+
     fn resolve(&self, text: &str, wanted: Direction) -> Result<crate::store::MessageRow, ApiError> {
         let text = text.trim();
         let Some((peer, serial)) = text.rsplit_once('/') else {

@@ -27,6 +27,7 @@ mod labels;
 pub mod lock;
 pub mod noisy;
 mod outbox;
+pub mod passing;
 pub mod pool;
 mod quota;
 pub mod restore;
@@ -37,7 +38,6 @@ mod subjects;
 mod timers;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -568,8 +568,7 @@ impl Station {
     }
 
     /// [`Station::release`] with files attached. The station reads each
-    /// file (so the paths are the station's, not a remote client's), seals
-    /// it for the peer, and lists its name, size and SHA-256 in the signed
+    /// file from the descriptor its caller opened, seals it for the peer, and lists its name, size and SHA-256 in the signed
     /// message; the files are sent once the peer has receipted the message.
     /// `second` is the second operator of a FLASH (two-person rule),
     /// already verified; it goes into the signed message.
@@ -578,7 +577,7 @@ impl Station {
         operator: &OperatorName,
         to: &str,
         mut draft: Draft,
-        files: Vec<PathBuf>,
+        files: Vec<attachments::Outgoing>,
         second: Option<OperatorName>,
     ) -> Result<(Released, Message), StationError> {
         let peer = self
@@ -615,7 +614,7 @@ impl Station {
                     &inner.config.station.data_dir,
                     &inner.keys,
                     &peer,
-                    &files,
+                    files,
                     inner.config.attachments,
                 )
             })
@@ -766,21 +765,21 @@ impl Station {
     }
 
     /// Writes a stored message's attachments, decrypted and checked, into
-    /// `dir` under sanitised names; never replaces a file.
+    /// the files its caller opened (see [`attachments::export_into`]).
     async fn export_attachments(
         &self,
         id: &MessageId,
-        dir: PathBuf,
-    ) -> Result<(Vec<PathBuf>, Vec<String>), StationError> {
+        into: Vec<std::fs::File>,
+    ) -> Result<(Vec<usize>, Vec<String>), StationError> {
         let row = self.inner.journal.row(id)?;
         let rows = self.inner.journal.attachments(id, row.direction)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            attachments::export(
+            attachments::export_into(
                 &inner.config.station.data_dir,
                 &inner.keys.identities(),
                 &rows,
-                &dir,
+                into,
             )
         })
         .await

@@ -18,6 +18,8 @@ pub enum Backend {
     Remote {
         remote: Remote,
         socket: PathBuf,
+        /// Where this console keeps its own files (drafts, exports).
+        own_dir: PathBuf,
         /// The run of the station the console attached to.
         boot: u64,
         peers: Vec<String>,
@@ -36,8 +38,13 @@ impl Backend {
         }
     }
 
-    /// The console of the station listening on `socket`.
-    pub async fn attach(socket: PathBuf, peers: Vec<String>) -> Result<Backend, ApiError> {
+    /// The console of the station listening on `socket`, keeping its own
+    /// files (drafts, exports) in `own_dir`.
+    pub async fn attach(
+        socket: PathBuf,
+        own_dir: PathBuf,
+        peers: Vec<String>,
+    ) -> Result<Backend, ApiError> {
         let remote = Remote::connect(socket.clone()).await?;
         let boot = remote.boot().await.unwrap_or_default();
         let recipient = remote
@@ -48,6 +55,7 @@ impl Backend {
         Ok(Backend::Remote {
             remote,
             socket,
+            own_dir,
             boot,
             peers,
             recipient,
@@ -61,16 +69,23 @@ impl Backend {
         }
     }
 
+    /// Where this console keeps its own files: drafts, and exports (under
+    /// `exports/`). In-process, the station's data directory; attached, a
+    /// directory of the console user's (see [`crate::cli`]'s console).
+    pub(super) fn own_dir(&self) -> &std::path::Path {
+        match self {
+            Backend::Local { station, .. } => station.data_dir(),
+            Backend::Remote { own_dir, .. } => own_dir,
+        }
+    }
+
     /// Where drafts are kept, and what they are sealed to.
     pub(super) fn drafts(&self) -> Option<(PathBuf, OwnRecipient)> {
-        match self {
-            Backend::Local { station, .. } => {
-                Some((station.data_dir().to_path_buf(), station.recipient()))
-            }
-            Backend::Remote {
-                socket, recipient, ..
-            } => Some((socket.parent()?.to_path_buf(), *recipient.clone()?)),
-        }
+        let recipient = match self {
+            Backend::Local { station, .. } => station.recipient(),
+            Backend::Remote { recipient, .. } => *recipient.clone()?,
+        };
+        Some((self.own_dir().to_path_buf(), recipient))
     }
 
     pub(super) fn peers(&self) -> Vec<String> {

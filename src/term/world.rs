@@ -2,6 +2,7 @@
 //! a task of its own, and reports back with a `Msg`.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -9,7 +10,9 @@ use tokio::sync::mpsc;
 
 use super::Backend;
 use crate::console::{Effect, Msg, WhiteCellCommand};
-use crate::station::api::{ApiError, Command, Passphrase, Release, Reply};
+use crate::domain::{MessageId, OperatorName};
+use crate::exports::{AttachmentsExport, Exported};
+use crate::station::api::{ApiError, Attachment, Command, Passed, Passphrase, Release, Reply};
 
 /// Refresh coalescing: at most one refresh runs, and at most one more waits.
 #[derive(Default)]
@@ -217,10 +220,13 @@ impl World {
                 Some(Msg::SecondChecked { result })
             }),
             Effect::OpenMessage(id) => self.spawn(move |b| async move {
-                let result = b.call(Command::Open { id }).await.and_then(|r| match r {
-                    Reply::Opened { message } => Ok(message),
-                    other => Err(unexpected(&other)),
-                });
+                let result =
+                    b.call(Command::Open { id: id.to_string() })
+                        .await
+                        .and_then(|r| match r {
+                            Reply::Opened { message } => Ok(message),
+                            other => Err(unexpected(&other)),
+                        });
                 Some(Msg::MessageOpened { id, result })
             }),
             // The station acts for its session's operator, whom the login
@@ -232,6 +238,21 @@ impl World {
                 second,
                 ..
             } => self.spawn(move |b| async move {
+                // The console opens the files and hands them over: an
+                // attached station, running as its own user, never opens
+                // the operator's paths.
+                let attachments = match attachments
+                    .iter()
+                    .map(|p| {
+                        Attachment::open(p).map_err(|e| ApiError::Refused {
+                            detail: format!("attachment {}: {e}", p.display()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                {
+                    Ok(a) => a,
+                    Err(e) => return Some(Msg::ReleaseFinished { result: Err(e) }),
+                };
                 let release = Release {
                     to,
                     draft: *draft,
@@ -258,16 +279,16 @@ impl World {
                 Some(done(format!("cancelled {id}"), result))
             }),
             Effect::ExportAttachments(id) => self.spawn(move |b| async move {
-                Some(match b.call(Command::ExportAttachments { id }).await {
-                    Ok(Reply::Exported {
-                        dir,
-                        written,
-                        skipped,
-                    }) => Msg::Done {
-                        what: exported(written.len(), &dir.display().to_string(), &skipped),
+                let dir = b.own_dir().join("exports").join(id.to_string());
+                Some(match export(&b, id, &dir).await {
+                    Ok(e) => Msg::Done {
+                        what: exported(e.written.len(), &dir.display().to_string(), &e.skipped),
                         result: Ok(()),
                     },
-                    other => done(format!("export of {id}'s attachments"), other),
+                    Err(e) => Msg::Done {
+                        what: format!("export of {id}'s attachments"),
+                        result: Err(e),
+                    },
                 })
             }),
             Effect::CompletePath(typed) => self.spawn(move |_| async move {
@@ -360,10 +381,7 @@ impl World {
                 })
             }),
             Effect::OpenDraft(operator) => self.spawn(move |b| async move {
-                let result = b.call(Command::OpenDraft).await.and_then(|r| match r {
-                    Reply::Draft { saved } => Ok(saved),
-                    other => Err(unexpected(&other)),
-                });
+                let result = open_draft(&b, &operator).await;
                 Some(Msg::DraftOpened { operator, result })
             }),
             Effect::Quit => {}
@@ -409,6 +427,52 @@ async fn keep_drafts(
         if let Some(msg) = msg {
             let _ = tx.send(msg).await;
         }
+    }
+}
+
+/// A message's attachments, written by the station into files this
+/// console makes in `dir`.
+async fn export(b: &Backend, id: MessageId, dir: &Path) -> Result<Exported, ApiError> {
+    let message = match b.call(Command::Open { id: id.to_string() }).await? {
+        Reply::Opened { message } => message,
+        other => return Err(unexpected(&other)),
+    };
+    let (export, command) = AttachmentsExport::prepare(dir, &message)?;
+    export.finish(b.call(command).await)
+}
+
+/// The operator's kept draft: the console opens its file and hands it to
+/// the station, which holds the key. One the station cannot open is set
+/// aside, never deleted.
+async fn open_draft(
+    b: &Backend,
+    operator: &OperatorName,
+) -> Result<Option<Box<crate::drafts::SavedDraft>>, ApiError> {
+    let path = crate::drafts::path(b.own_dir(), operator);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ApiError::Refused {
+                detail: format!("the kept draft {}: {e}", path.display()),
+            });
+        }
+    };
+    match b
+        .call(Command::OpenDraft {
+            draft: Passed::File(file),
+        })
+        .await
+    {
+        Ok(Reply::Draft { saved }) => Ok(Some(saved)),
+        Ok(other) => Err(unexpected(&other)),
+        Err(ApiError::Refused { detail }) => {
+            let kept = crate::drafts::set_aside(&path);
+            Err(ApiError::Refused {
+                detail: crate::drafts::DraftFileError { path, detail, kept }.to_string(),
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 
 use hotline::compose::Draft;
 use hotline::domain::{Message, MessageId};
+use hotline::exports::AttachmentsExport;
+pub use hotline::exports::Exported;
 use hotline::station::Station;
-use hotline::station::api::{ApiError, Command, Door, Passphrase, Release, Reply, Session};
+use hotline::station::api::{
+    ApiError, Attachment, Command, Door, Passphrase, Release, Reply, Session,
+};
 use hotline::store::{Direction, MessageRow};
 
 use super::PASSPHRASE;
@@ -53,6 +57,10 @@ pub async fn try_release(
     draft: Draft,
     attachments: Vec<PathBuf>,
 ) -> Result<MessageRow, ApiError> {
+    let attachments = attachments
+        .iter()
+        .map(|p| Attachment::open(p).expect("a file to attach opens"))
+        .collect();
     let release = Release {
         to: to.into(),
         draft,
@@ -162,7 +170,10 @@ pub async fn try_open(
     session: &Session,
     id: MessageId,
 ) -> Result<Message, ApiError> {
-    match station.handle(session, Command::Open { id }).await? {
+    match station
+        .handle(session, Command::Open { id: id.to_string() })
+        .await?
+    {
         Reply::Opened { message } => Ok(*message),
         other => panic!("unexpected reply to open: {other:?}"),
     }
@@ -223,37 +234,17 @@ pub fn inbound_row(n: u64) -> MessageRow {
     }
 }
 
-/// A stored message's attachments, exported by the station into
-/// DATA_DIR/exports/ID: where, what it wrote (in attachment order), and
-/// what it skipped and why.
-#[derive(Debug)]
-pub struct Exported {
-    pub dir: PathBuf,
-    pub written: Vec<PathBuf>,
-    pub skipped: Vec<String>,
-}
-
-/// Exports a message's attachments, decrypted and checked.
+/// Exports a message's attachments, decrypted and checked, into files
+/// made in DATA_DIR/exports/ID, as the in-process console does.
 pub async fn export(
     station: &Station,
     session: &Session,
     id: MessageId,
 ) -> Result<Exported, ApiError> {
-    match station
-        .handle(session, Command::ExportAttachments { id })
-        .await?
-    {
-        Reply::Exported {
-            dir,
-            written,
-            skipped,
-        } => Ok(Exported {
-            dir,
-            written,
-            skipped,
-        }),
-        other => panic!("unexpected reply to an export: {other:?}"),
-    }
+    let dir = station.data_dir().join("exports").join(id.to_string());
+    let message = try_open(station, session, id).await?;
+    let (export, command) = AttachmentsExport::prepare(&dir, &message)?;
+    export.finish(station.handle(session, command).await)
 }
 
 /// A signed, sealed, journalled link test to `peer`; its round trip.

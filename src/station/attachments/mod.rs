@@ -62,22 +62,36 @@ pub fn sealed_bound(size: u64) -> u64 {
         .saturating_add(16 + 4096)
 }
 
+/// A file to attach, opened by the caller, under the name the peer sees.
+pub struct Outgoing {
+    pub name: String,
+    pub file: std::fs::File,
+}
+
 /// Checks files against the limits before anything is read.
-fn check_limits(files: &[PathBuf], limits: AttachmentLimits) -> Result<(), StationError> {
+fn check_limits(files: &[Outgoing], limits: AttachmentLimits) -> Result<(), StationError> {
     let mut total = 0u64;
     for f in files {
-        let meta = std::fs::metadata(f)
-            .map_err(|e| StationError::Refused(format!("attachment {}: {e}", f.display())))?;
+        let shown = crate::sanitize::inert(&f.name);
+        // What a file may be called here; the receiver makes it safe for
+        // its own disk and screen.
+        if f.name.is_empty() || f.name.len() > 255 || f.name.contains(['/', '\0']) {
+            return Err(StationError::Refused(format!(
+                "attachment name {shown:?} is not a file name: it needs 1 to 255 bytes, and no '/' or NUL"
+            )));
+        }
+        let meta = f
+            .file
+            .metadata()
+            .map_err(|e| StationError::Refused(format!("attachment {shown}: {e}")))?;
         if !meta.is_file() {
             return Err(StationError::Refused(format!(
-                "attachment {} is not a regular file",
-                f.display()
+                "attachment {shown} is not a regular file"
             )));
         }
         if meta.len() > limits.max_size {
             return Err(StationError::Refused(format!(
-                "attachment {} is {}, over the limit of {} (attachments.max_size in operator.toml)",
-                f.display(),
+                "attachment {shown} is {}, over the limit of {} (attachments.max_size in operator.toml)",
                 format_size(meta.len()),
                 format_size(limits.max_size)
             )));
@@ -95,15 +109,16 @@ fn check_limits(files: &[PathBuf], limits: AttachmentLimits) -> Result<(), Stati
 }
 
 /// Seals each file for `peer` into DATA_DIR/attachments/out/<batch>/<i>.age,
-/// reading it once. Runs on a blocking thread.
+/// reading it once from where the caller's descriptor stands. Runs on a
+/// blocking thread.
 pub(super) fn stage(
     data_dir: &Path,
     keys: &StationKeys,
     peer: &PeerKeys,
-    files: &[PathBuf],
+    files: Vec<Outgoing>,
     limits: AttachmentLimits,
 ) -> Result<(Vec<AttachmentRef>, Vec<StagedAttachment>), StationError> {
-    check_limits(files, limits)?;
+    check_limits(&files, limits)?;
     if files.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -126,26 +141,23 @@ fn seal_all(
     batch: &Path,
     keys: &StationKeys,
     peer: &PeerKeys,
-    files: &[PathBuf],
+    files: Vec<Outgoing>,
     limits: AttachmentLimits,
 ) -> Result<(Vec<AttachmentRef>, Vec<StagedAttachment>), StationError> {
     let sealing = seal_recipients(keys, peer);
     let mut refs = Vec::new();
     let mut staged = Vec::new();
-    for (i, file) in files.iter().enumerate() {
+    for (i, Outgoing { name, file }) in files.into_iter().enumerate() {
         let rel = batch.join(format!("{i}.age"));
         let out = data_dir.join(&rel);
-        let fail = |e: String| StationError::Refused(format!("attachment {}: {e}", file.display()));
-        let input = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
-        let (size, sha256) = seal_file(input, &out, &sealing.recipients(), limits.max_size)
+        let fail = |e: String| {
+            StationError::Refused(format!("attachment {}: {e}", crate::sanitize::inert(&name)))
+        };
+        let (size, sha256) = seal_file(file, &out, &sealing.recipients(), limits.max_size)
             .map_err(|e| fail(e.to_string()))?;
         let sealed_len = std::fs::metadata(&out)
             .map_err(|e| fail(e.to_string()))?
             .len();
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "attachment".into());
         refs.push(AttachmentRef { name, size, sha256 });
         staged.push(StagedAttachment {
             sealed_path: rel,
@@ -280,19 +292,29 @@ pub(super) fn check_sealed(
     Ok(())
 }
 
-/// Writes a message's attachments, decrypted and checked, into `dir` under
-/// sanitised names, never replacing a file. Returns what was written and
-/// what was skipped (not yet arrived, refused).
-pub fn export(
+/// Writes a stored message's attachments, decrypted and checked, into
+/// `into`: files the caller opened for writing, one per attachment in the
+/// message's order. Returns the places of those written and why the others
+/// were not (still on their way, refused); their files are left empty. A
+/// check that fails mid-way is an error naming the attachment: its file
+/// holds unchecked bytes, which the caller discards
+/// ([`crate::exports::Pending`] does).
+pub fn export_into(
     data_dir: &Path,
     identities: &[&dyn Identity],
     rows: &[AttachmentRow],
-    dir: &Path,
-) -> Result<(Vec<PathBuf>, Vec<String>), String> {
-    fsutil::create_private_dir(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    into: Vec<std::fs::File>,
+) -> Result<(Vec<usize>, Vec<String>), String> {
+    if into.len() != rows.len() {
+        return Err(format!(
+            "the message has {} attachments, and {} files were handed over to write them into",
+            rows.len(),
+            into.len()
+        ));
+    }
     let mut written = Vec::new();
     let mut skipped = Vec::new();
-    for row in rows {
+    for (place, (row, file)) in rows.iter().zip(into).enumerate() {
         let shown = crate::sanitize::inert(&row.name);
         if row.direction == Direction::In && row.state != AttachmentState::Receipted {
             skipped.push(format!(
@@ -305,55 +327,20 @@ pub fn export(
             ));
             continue;
         }
-        let (path, mut file) = create_unique(dir, &crate::sanitize::file_name(&row.name))
-            .map_err(|e| format!("writing into {}: {e}", dir.display()))?;
-        let result = {
-            let mut w = BufWriter::new(&mut file);
-            decrypt_into(
-                &data_dir.join(&row.sealed_path),
-                identities,
-                row.size,
-                &row.sha256,
-                &mut w,
-            )
-            .and_then(|()| w.flush().map_err(CheckError::Write))
-        };
-        if let Err(e) = result.and_then(|()| file.sync_all().map_err(CheckError::Write)) {
-            let _ = std::fs::remove_file(&path);
-            return Err(format!("attachment {} ({shown}): {e}", row.index));
-        }
-        written.push(path);
+        let mut w = BufWriter::new(&file);
+        decrypt_into(
+            &data_dir.join(&row.sealed_path),
+            identities,
+            row.size,
+            &row.sha256,
+            &mut w,
+        )
+        .and_then(|()| w.flush().map_err(CheckError::Write))
+        .and_then(|()| file.sync_all().map_err(CheckError::Write))
+        .map_err(|e| format!("attachment {} ({shown}): {e}", row.index))?;
+        written.push(place);
     }
     Ok((written, skipped))
-}
-
-/// Creates `dir/name`, or `name (1)`, `name (2)` … if taken: never replaces.
-fn create_unique(dir: &Path, name: &str) -> io::Result<(PathBuf, std::fs::File)> {
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
-        _ => (name, ""),
-    };
-    for n in 0..1000 {
-        let candidate = if n == 0 {
-            name.to_string()
-        } else {
-            format!("{stem} ({n}){ext}")
-        };
-        let path = dir.join(candidate);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other(format!(
-        "{name}: too many files of that name"
-    )))
 }
 
 /// Progress events for one transfer, a few percent apart.
