@@ -111,9 +111,18 @@ pub fn read_private(path: &Path, max: u64) -> Result<Vec<u8>, PermissionError> {
     Ok(bytes)
 }
 
-/// Checks a config file: refused if others can write it; `Ok(true)` means
-/// others can read it, which deserves a warning.
-pub fn check_config(path: &Path) -> Result<bool, PermissionError> {
+/// Who besides its owner can read a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readers {
+    /// The file's group, if its members can read it.
+    pub group: Option<u32>,
+    /// Everyone can read it.
+    pub others: bool,
+}
+
+/// Checks a config file: refused if others can write it; otherwise says
+/// who else can read it, which may deserve a warning.
+pub fn check_config(path: &Path) -> Result<Readers, PermissionError> {
     let mode = mode_of(path)?;
     if mode & 0o022 != 0 {
         return Err(PermissionError::OthersCanWrite {
@@ -121,7 +130,43 @@ pub fn check_config(path: &Path) -> Result<bool, PermissionError> {
             mode,
         });
     }
-    Ok(mode & 0o044 != 0)
+    let gid = fs::metadata(path).map(|m| m.gid()).map_err(|e| PermissionError::Io {
+        path: path.to_path_buf(),
+        cause: e,
+    })?;
+    Ok(Readers {
+        group: (mode & 0o040 != 0).then_some(gid),
+        others: mode & 0o004 != 0,
+    })
+}
+
+/// The id of the group called `name`, if there is one.
+pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a group name has no NUL"))?;
+    let mut buf: Vec<libc::c_char> = vec![0; 4096];
+    loop {
+        // SAFETY: `group` and `buf` outlive the call, which fills them
+        // (the group's strings point into `buf`); only `gr_gid`, a plain
+        // integer, is read afterwards.
+        let (rc, gid) = unsafe {
+            let mut group: libc::group = std::mem::zeroed();
+            let mut found: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(
+                name.as_ptr(),
+                &mut group,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            );
+            (rc, (!found.is_null()).then_some(group.gr_gid))
+        };
+        match rc {
+            0 => return Ok(gid),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+            _ => return Err(io::Error::from_raw_os_error(rc)),
+        }
+    }
 }
 
 /// Creates a new file readable and writable by its owner only. The mode is
@@ -374,7 +419,7 @@ mod tests {
         replace_atomic(&path, b"b", 0o600).expect("second write");
         assert_eq!(fs::read(&path).expect("read"), b"b");
         assert_eq!(mode_of(&path).expect("mode"), 0o640);
-        assert!(check_config(&path).expect("not writable by others"));
+        assert!(check_config(&path).expect("not writable by others").others);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
         assert!(check_config(&path).is_err());
     }

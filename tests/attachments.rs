@@ -521,12 +521,8 @@ async fn cli_attaches_lists_and_exports() {
     let ws = w.start().await;
     let ms = m.start().await;
     let mut wev = ws.subscribe();
-    let socket = hotline::station::control::socket_path(&data_dir(&ws));
-    tokio::spawn(hotline::station::control::serve(ws.clone(), socket.clone()));
-    eventually(Duration::from_secs(5), "the control socket", || {
-        socket.exists()
-    })
-    .await;
+    let listening = hotline::station::control::listen(&ws).expect("the control socket");
+    tokio::spawn(hotline::station::control::serve(ws.clone(), listening));
     let pass = tmp.path().join("pass");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).expect("pass");
     std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600))

@@ -321,8 +321,8 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
     let (w, m) = pair(&tmp.path().join("old"), FAST_LINK);
     let ms = m.start().await;
     let ws = w.start().await;
-    let socket = hotline::station::control::socket_path(ws.data_dir());
-    tokio::spawn(hotline::station::control::serve(ws.clone(), socket));
+    let listening = hotline::station::control::listen(&ws).expect("the control socket");
+    tokio::spawn(hotline::station::control::serve(ws.clone(), listening));
     wait_link_up(&ws, "MOSCOW", Duration::from_secs(10)).await;
     let (wsess, msess) = (door::login(&ws).await, door::login(&ms).await);
     let all_receipted = |rows: &[MessageRow], n: usize| {

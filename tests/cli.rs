@@ -2140,3 +2140,288 @@ fn the_debian_package_holds_what_a_station_needs() {
         assert!(!starts, "{script} starts or restarts the station:\n{text}");
     }
 }
+
+/// The uid a service station runs as in [`a_service_station_serves_its_operators_group_through_descriptors`].
+const SERVICE: u32 = NOBODY;
+/// An operator: another uid, a member of the operators' group.
+const OPERATOR: u32 = 60_001;
+/// A uid outside the operators' group.
+const STRANGER: u32 = 60_002;
+
+/// `setpriv` running `program` as `uid` with primary group `gid` and the
+/// supplementary groups `groups` only.
+fn as_user(program: &Path, uid: u32, gid: u32, groups: &[u32]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"));
+    if groups.is_empty() {
+        cmd.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        cmd.arg(format!("--groups={}", list.join(",")));
+    }
+    cmd.arg("--").arg(program).current_dir("/");
+    for var in HOTLINE_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// What a client of `uid` (no supplementary groups) hears after a hello on
+/// `socket`, or why it could not connect.
+fn hello_as(socket: &Path, uid: u32) -> String {
+    let script = format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_UNIX)\n\
+         try: s.connect(sys.argv[1])\n\
+         except OSError as e: print('connect failed:', e.strerror); sys.exit(0)\n\
+         try: s.sendall(b'{{\"version\": {}}}\\n')\n\
+         except OSError: pass\n\
+         print(s.makefile().readline().strip())\n",
+        hotline::station::api::API_VERSION
+    );
+    let out = as_user(Path::new("/usr/bin/python3"), uid, uid, &[])
+        .args(["-c", &script])
+        .arg(socket)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A station run as a service: `hotline serve` as its own user, its data
+/// directory 0700, its control socket in a runtime directory, 0660 for
+/// the operators' group (`[control] group`). An operator of another uid in
+/// that group asks for its status, sends a message with a file only the
+/// operator can read, exports that attachment into a directory only the
+/// operator can enter, and takes a backup there. The station could not
+/// open those paths (CONTROL: its user is refused the file), so each file
+/// went over the socket as a descriptor. A uid outside the group is
+/// refused by the socket's mode; with the mode loosened by hand, by the
+/// peer-credential check (CONTROL: the operator, through the same check,
+/// is welcomed).
+#[test]
+fn a_service_station_serves_its_operators_group_through_descriptors() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: running as other users needs root");
+        return;
+    }
+    let group = hotline::fsutil::group_id("users")
+        .expect("group lookup")
+        .expect("a group `users` (gid 100 on Debian and Ubuntu)");
+    let tmp = tempdir();
+    let base = tmp.path();
+    chmod(base, 0o711);
+    let dir = base.join("s");
+    let peer = base.join("m");
+    init(&dir, "WASHINGTON", &["--no-passphrase", "--listen", "127.0.0.1:0"]);
+    init(&peer, "MOSCOW", &["--no-passphrase", "--listen", "127.0.0.1:0"]);
+    let config = dir.join("operator.toml");
+    run(with_config(&config)
+        .args(["peer", "add"])
+        .arg(peer.join("station.card.toml"))
+        .write_stdin("yes\n"))
+    .ok("peer add");
+    let root_pass = secret_file(base, "root-pass", "operator passphrase 1");
+    run(with_config(&config)
+        .args(["operator", "add", "op"])
+        .env("HOTLINE_PASSPHRASE_FILE", &root_pass))
+    .ok("operator add");
+    let run_dir = base.join("run");
+    fs::create_dir(&run_dir).expect("run dir");
+    let socket = run_dir.join("station.sock");
+    let mut text = read(&config);
+    text.push_str(&format!(
+        "\n[control]\nsocket = \"{}\"\ngroup = \"users\"\n",
+        socket.display()
+    ));
+    fs::write(&config, text).expect("config");
+    // As the package and the unit lay it out: the state directory and the
+    // config readable by the group, the key the service user's alone, the
+    // runtime directory enterable by the group.
+    chown_tree(&dir, SERVICE);
+    for path in [&dir, &config, &run_dir] {
+        chown(path, SERVICE, group);
+    }
+    chmod(&dir, 0o750);
+    chmod(&config, 0o640);
+    chmod(&run_dir, 0o750);
+    let bin = binary_for_nobody(base);
+
+    let mut serve = as_user(&bin, SERVICE, group, &[])
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
+    if !first.contains("listening") {
+        let _ = serve.kill();
+        let out = serve.wait_with_output().expect("serve");
+        panic!(
+            "serve did not start: {first}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta = fs::metadata(&socket).expect("the socket");
+    assert_eq!(meta.mode() & 0o777, 0o660, "the socket is the group's too");
+    assert_eq!((meta.uid(), meta.gid()), (SERVICE, group));
+    let data = dir.join("data");
+    assert_eq!(mode(&data), 0o700, "the data directory stays the station's");
+
+    // The operator's own corner: nobody else may enter it.
+    let home = base.join("op");
+    fs::create_dir(&home).expect("home");
+    let annex = home.join("annex.txt");
+    fs::write(&annex, "annex: the imagery index\n".repeat(200)).expect("annex");
+    let pass = secret_file(&home, "pass", "operator passphrase 1");
+    chown_tree(&home, OPERATOR);
+    chmod(&home, 0o700);
+    let cat = as_user(Path::new("/bin/cat"), SERVICE, group, &[])
+        .arg(&annex)
+        .output()
+        .expect("cat runs");
+    assert!(
+        !cat.status.success(),
+        "CONTROL: the station's user cannot open the operator's file"
+    );
+    let operator = |args: &[&str]| {
+        from_output(
+            as_user(&bin, OPERATOR, OPERATOR, &[group])
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .env("HOTLINE_PASSPHRASE_FILE", &pass)
+                .env("HOME", &home)
+                .output()
+                .expect("hotline runs as the operator"),
+        )
+    };
+    let status = operator(&["status"]).ok("status as an operator");
+    assert!(status.stdout.contains("WASHINGTON"), "{}", status.stdout);
+    assert!(
+        !status.stderr.contains("other users can read"),
+        "a config readable by the operators' group is as it should be: {}",
+        status.stderr
+    );
+    let annex_arg = annex.display().to_string();
+    let sent = operator(&[
+        "send",
+        "--to",
+        "MOSCOW",
+        "--template",
+        "general",
+        "--field",
+        "subject=Imagery",
+        "--field",
+        "text=Index attached",
+        "--attach",
+        &annex_arg,
+        "--operator",
+        "op",
+    ])
+    .ok("send with an attachment as an operator");
+    let id = sent
+        .stdout
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no id in: {}", sent.stdout))
+        .to_string();
+    let out_dir = home.join("out");
+    let out_arg = out_dir.display().to_string();
+    let exported = operator(&[
+        "export",
+        &id,
+        "--attachments",
+        &out_arg,
+        "--operator",
+        "op",
+    ])
+    .ok("export as an operator");
+    let written = out_dir.join("annex.txt");
+    assert_eq!(exported.stdout.trim(), written.display().to_string());
+    assert_eq!(read(&written), read(&annex), "the attachment came back whole");
+    assert_eq!(uid_of(&written), OPERATOR, "made by the operator's command");
+    assert!(
+        !data.join("exports").exists(),
+        "nothing was exported into the station's data directory"
+    );
+    let backup = home.join("w.backup");
+    let backup_arg = backup.display().to_string();
+    operator(&["backup", &backup_arg, "--operator", "op"]).ok("backup as an operator");
+    assert_eq!(uid_of(&backup), OPERATOR);
+    assert_eq!(mode(&backup), 0o600);
+    assert!(fs::metadata(&backup).expect("backup").len() > 1000);
+
+    // A stranger: refused by the socket's mode first, with a clear word.
+    let own = base.join("stranger");
+    fs::create_dir(&own).expect("stranger dir");
+    fs::copy(&config, own.join("operator.toml")).expect("config copy");
+    chown_tree(&own, STRANGER);
+    chmod(&own.join("operator.toml"), 0o600);
+    let refused = from_output(
+        as_user(&bin, STRANGER, STRANGER, &[])
+            .arg("--config")
+            .arg(own.join("operator.toml"))
+            .args(["send", "--to", "MOSCOW", "--template", "general"])
+            .args(["--field", "subject=x", "--field", "text=y", "--operator", "op"])
+            .output()
+            .expect("hotline runs as a stranger"),
+    )
+    .fails("send as a stranger");
+    assert!(
+        refused.stderr.contains("permission denied") && refused.stderr.contains("[control] group"),
+        "{}",
+        refused.stderr
+    );
+    let heard = hello_as(&socket, STRANGER);
+    assert!(heard.contains("connect failed"), "{heard}");
+    // The mode loosened by hand: the peer-credential check still holds.
+    chmod(&run_dir, 0o755);
+    chmod(&socket, 0o666);
+    let heard = hello_as(&socket, STRANGER);
+    assert!(
+        heard.contains("members of group users") && !heard.contains("welcome"),
+        "{heard}"
+    );
+    let control = from_output(
+        as_user(&bin, OPERATOR, OPERATOR, &[group])
+            .arg("--config")
+            .arg(&config)
+            .arg("status")
+            .output()
+            .expect("status"),
+    )
+    .ok("CONTROL: the operator, through the same check");
+    assert!(control.stdout.contains("WASHINGTON"), "{}", control.stdout);
+
+    let pid = i32::try_from(serve.id()).expect("pid");
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while serve.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = serve.kill();
+            let out = serve.wait_with_output().expect("serve");
+            panic!(
+                "serve did not stop on SIGTERM: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!socket.exists(), "the socket goes with the station");
+}

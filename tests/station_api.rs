@@ -35,15 +35,10 @@ fn flash(subject: &str) -> hotline::compose::Draft {
 }
 
 async fn serve(station: &Station) -> std::path::PathBuf {
-    let socket = control::socket_path(&station.config().station.data_dir);
-    tokio::spawn(control::serve(station.clone(), socket.clone()));
-    for _ in 0..200 {
-        if Client::connect(&socket).await.is_ok() {
-            return socket;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the control socket did not come up at {}", socket.display());
+    let listening = control::listen(station).expect("the control socket");
+    let socket = listening.path.clone();
+    tokio::spawn(control::serve(station.clone(), listening));
+    socket
 }
 
 fn audit_actions(station: &Station, action: &str) -> Vec<String> {
@@ -621,7 +616,7 @@ impl Serve {
             .stderr(log)
             .spawn()
             .expect("hotline serve starts");
-        let socket = control::socket_path(&site.config().station.data_dir);
+        let socket = site.config().control.socket;
         let start = std::time::Instant::now();
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(
@@ -1887,12 +1882,14 @@ const PYTHON: &str = "/usr/bin/python3";
 /// What a client (run as `uid`, through setpriv, when given) hears first
 /// from the socket at `socket` after a hello.
 fn first_answer(socket: &std::path::Path, uid: Option<u32>) -> String {
-    let script = "import socket,sys\n\
-                  s=socket.socket(socket.AF_UNIX)\n\
-                  s.connect(sys.argv[1])\n\
-                  try: s.sendall(b'{\"version\": 1}\\n')\n\
-                  except OSError: pass\n\
-                  print(s.makefile().readline().strip())\n";
+    let script = format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_UNIX)\n\
+         s.connect(sys.argv[1])\n\
+         try: s.sendall(b'{{\"version\": {API_VERSION}}}\\n')\n\
+         except OSError: pass\n\
+         print(s.makefile().readline().strip())\n"
+    );
     let mut cmd = match uid {
         Some(uid) => {
             let mut c = std::process::Command::new("setpriv");
@@ -1907,7 +1904,7 @@ fn first_answer(socket: &std::path::Path, uid: Option<u32>) -> String {
         None => std::process::Command::new(PYTHON),
     };
     let out = cmd
-        .args(["-c", script])
+        .args(["-c", &script])
         .arg(socket)
         .output()
         .expect("python3 runs (and setpriv: install util-linux)");
@@ -1933,7 +1930,7 @@ fn the_socket_is_owner_only_and_serves_only_its_own_user() {
     std::fs::create_dir_all(&data).expect("data dir");
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let serve = Serve::start(&w);
-    let socket = control::socket_path(&data);
+    let socket = w.config().control.socket;
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&socket), 0o600, "the socket as soon as it answers");
@@ -2007,7 +2004,7 @@ fn a_station_whose_peer_declares_serial_two_to_the_forty_stops_on_sigterm() {
             .expect("edited");
     }
     let mut moscow = Serve::start(&m);
-    let socket = control::socket_path(&m.config().station.data_dir);
+    let socket = m.config().control.socket;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let ws = rt.block_on(w.start());
     let gap = rt.block_on(async {

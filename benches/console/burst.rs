@@ -85,7 +85,7 @@ pub(crate) fn burst_bench(scale: &Scale, bin: &Path, mode: Mode) -> Burst {
     runtime.block_on(queue_backlog(&m, messages));
 
     let config_s = w.config_path.to_str().expect("utf-8 temp path").to_string();
-    let socket = hotline::station::control::socket_path(&w.config().station.data_dir);
+    let socket = w.config().control.socket;
     let _serve = (mode == Mode::Attached)
         .then(|| Serve::start(bin, &config_s, &socket, &tmp.path().join("serve.log")));
     let err = tmp.path().join("console.stderr");

@@ -186,7 +186,7 @@ impl Drop for Serve {
 pub(crate) fn stop_bench(scale: &Scale, bin: &Path) -> Stops {
     let (tmp, config_s, _pass) = bench_station(bin);
     let config = hotline::config::Config::load(Path::new(&config_s)).expect("bench config");
-    let socket = hotline::station::control::socket_path(&config.station.data_dir);
+    let socket = config.control.socket.clone();
     let log = tmp.path().join("serve.log");
     let mut serve = Serve::start(bin, &config_s, &socket, &log);
     let err = tmp.path().join("attached.stderr");

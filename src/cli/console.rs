@@ -38,21 +38,21 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
         labels: config.labels.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    // A station already running for this data directory (`hotline serve`):
-    // attach to it over its control socket instead of starting another.
+    let peers = config
+        .peers
+        .iter()
+        .map(|p| p.keys.name.to_string())
+        .collect();
+    // A station already running for this data directory (`hotline serve`),
+    // or one that another user runs (a service, whose operators reach it
+    // through its socket): attach to it instead of starting another.
+    if !owned_by_us(&data_dir) {
+        return attach(&config.control.socket, &data_dir, peers, setup, &runtime);
+    }
     let lock = match lock::acquire(&data_dir) {
         Ok(l) => l,
         Err(lock::LockError::Held(_)) => {
-            return attach(
-                &data_dir,
-                config
-                    .peers
-                    .iter()
-                    .map(|p| p.keys.name.to_string())
-                    .collect(),
-                setup,
-                &runtime,
-            );
+            return attach(&config.control.socket, &data_dir, peers, setup, &runtime);
         }
         Err(e) => return Err(e.into()),
     };
@@ -61,8 +61,14 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let _lock = lock;
         let station = Station::start(config, keys, Options::default()).await?;
-        let socket = control::socket_path(&data_dir);
-        let control = tokio::spawn(control::serve(station.clone(), socket));
+        let listening = match control::listen(&station) {
+            Ok(l) => l,
+            Err(e) => {
+                station.shutdown().await;
+                return Err(anyhow::Error::new(e).context("the control socket"));
+            }
+        };
+        let control = tokio::spawn(control::serve(station.clone(), listening));
         let result = crate::term::run(Backend::local(station.clone()), setup, None).await;
         station.shutdown().await;
         let _ = control.await;
@@ -74,12 +80,13 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
 /// The console of a station that `hotline serve` runs: everything goes
 /// through the control socket, and the station goes on when we quit.
 fn attach(
+    socket: &Path,
     data_dir: &Path,
     peers: Vec<String>,
     setup: Setup,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<ExitCode> {
-    let socket = control::socket_path(data_dir);
+    let socket = socket.to_path_buf();
     let own_dir = console_dir(data_dir, &setup.station)?;
     runtime.block_on(async move {
         let backend = Backend::attach(socket, own_dir, peers).await?;
@@ -100,8 +107,7 @@ fn attach(
 /// `~/.local/state/hotline/STATION`), since a station run as a service
 /// keeps its data directory to itself.
 fn console_dir(data_dir: &Path, station: &str) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt as _;
-    if std::fs::metadata(data_dir).is_ok_and(|m| m.uid() == crate::fsutil::euid()) {
+    if owned_by_us(data_dir) {
         return Ok(data_dir.to_path_buf());
     }
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
@@ -117,4 +123,14 @@ fn console_dir(data_dir: &Path, station: &str) -> anyhow::Result<PathBuf> {
     let dir = state.join("hotline").join(station);
     crate::fsutil::private_dir(&dir).with_context(|| format!("{}", dir.display()))?;
     Ok(dir)
+}
+
+/// Whether this user runs the station of `data_dir`: it is this user's, or
+/// not made yet.
+fn owned_by_us(data_dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(data_dir) {
+        Ok(m) => m.uid() == crate::fsutil::euid(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }

@@ -39,8 +39,15 @@ pub fn serve(config_path: &Path) -> anyhow::Result<ExitCode> {
         // while the station starts still closes it cleanly.
         let stopping = stop_signal();
         let station = Station::start(config, keys, Options::default()).await?;
-        let socket = control::socket_path(&data_dir);
-        let control = tokio::spawn(control::serve(station.clone(), socket.clone()));
+        let listening = match control::listen(&station) {
+            Ok(l) => l,
+            Err(e) => {
+                station.shutdown().await;
+                return Err(anyhow::Error::new(e).context("the control socket"));
+            }
+        };
+        let socket = listening.path.clone();
+        let control = tokio::spawn(control::serve(station.clone(), listening));
         crate::out!(
             "station {} listening on {} (control socket {})",
             station.name(),
@@ -93,7 +100,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub(super) async fn connect(config: &Config) -> Result<Client, ApiError> {
-    Client::connect(&control::socket_path(&config.station.data_dir)).await
+    Client::connect(&config.control.socket).await
 }
 
 /// Logs `operator` in on `client`, asking for the passphrase (or reading
@@ -180,9 +187,10 @@ pub struct SendArgs {
     /// (passphrase asked, or read from $HOTLINE_SECOND_PASSPHRASE_FILE)
     #[arg(long)]
     pub second_operator: Option<String>,
-    /// Attach a file; repeatable. The running station opens and reads the
-    /// file itself (its path is sent over the control socket), seals it for
-    /// the peer and sends it after the message, at the lowest priority.
+    /// Attach a file; repeatable. This command opens it and hands it to
+    /// the running station over the control socket (the station never
+    /// opens your paths), which seals it for the peer and sends it after
+    /// the message, at the lowest priority.
     /// Limits: attachments.max_size and max_message in operator.toml.
     #[arg(long = "attach", value_name = "FILE")]
     pub attach: Vec<std::path::PathBuf>,
@@ -510,7 +518,7 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         crate::out!(
             "station {}: NOT RUNNING (no live socket at {})",
             config.station.name,
-            control::socket_path(&config.station.data_dir).display()
+            config.control.socket.display()
         );
         if lock::is_held(&config.station.data_dir) {
             crate::out!("  (but its data directory is locked: a station may be starting or stuck)");
@@ -596,7 +604,7 @@ pub fn status(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
 pub fn watch(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(config_path)?;
     runtime()?.block_on(async {
-        let mut watch = Watch::connect(&control::socket_path(&config.station.data_dir)).await?;
+        let mut watch = Watch::connect(&config.control.socket).await?;
         let mut out = std::io::stdout();
         loop {
             let line = match watch.next().await {

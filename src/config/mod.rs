@@ -47,6 +47,7 @@ pub struct Config {
     pub labels: LabelPolicy,
     /// Backups the station takes by itself; none without `[backup]`.
     pub backup: Option<BackupSchedule>,
+    pub control: ControlConfig,
     pub operators: Vec<Operator>,
     pub peers: Vec<Peer>,
     /// Things worth saying that do not stop the station (loose read bits).
@@ -118,6 +119,24 @@ pub struct BackupSchedule {
     /// age recipients (`age1pq1…`, `age1…`); none means the station's own.
     pub to: Vec<String>,
     pub with_keys: bool,
+}
+
+/// `[control]`: where the control socket is, and who besides the
+/// station's own user may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Default DATA_DIR/station.sock.
+    pub socket: PathBuf,
+    /// Members of this group may use the socket (mode 0660); without it
+    /// the socket is the station's user's alone (0600).
+    pub group: Option<ControlGroup>,
+}
+
+/// The group whose members are the station's operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlGroup {
+    pub name: String,
+    pub gid: u32,
 }
 
 /// How many scheduled backups are kept unless `[backup] keep` says.
@@ -235,11 +254,14 @@ impl Config {
             .map_err(|e| whole(e.to_string()))?;
         // Its kind first (a device's permissions mean nothing), then who
         // may change it.
-        let readable = fsutil::check_config(path).map_err(|e| whole(permission_message(e)))?;
+        let readers = fsutil::check_config(path).map_err(|e| whole(permission_message(e)))?;
         let mut config = Config::parse(&text, path)?;
-        if readable {
+        // Readable by the operators' group is what a station run as a
+        // service needs: its operators' commands read this file.
+        let operators = config.control.group.as_ref().map(|g| g.gid);
+        if readers.others || readers.group.is_some_and(|gid| Some(gid) != operators) {
             config.warnings.push(format!(
-                "{}: other users can read this file, which holds passphrase hashes; run `chmod 600 {}`",
+                "{}: other users can read this file, which holds passphrase hashes; run `chmod 600 {}` (or 640 with the file in the group named in [control] group)",
                 path.display(),
                 path.display()
             ));
@@ -595,6 +617,7 @@ impl Checker<'_> {
 
         let labels = self.labels(&raw.labels);
         let backup = raw.backup.as_ref().map(|b| self.backup(b));
+        let control = self.control(&raw.control, &station.data_dir);
         let mut peers: Vec<Peer> = Vec::new();
         for p in &raw.peers {
             if let Some(peer) = self.peer(p, name.as_ref(), &labels) {
@@ -625,9 +648,43 @@ impl Checker<'_> {
                 _ => Vec::new(),
             },
             backup,
+            control,
             operators,
             peers,
         })
+    }
+
+    fn control(&mut self, c: &raw::RawControl, data_dir: &Path) -> ControlConfig {
+        let socket = match &c.socket {
+            Some(s) => self.resolve(s.get_ref()),
+            None => data_dir.join("station.sock"),
+        };
+        let group = c.group.as_ref().and_then(|g| {
+            let name = g.get_ref().trim();
+            match fsutil::group_id(name) {
+                Ok(Some(gid)) => Some(ControlGroup {
+                    name: name.to_string(),
+                    gid,
+                }),
+                Ok(None) => {
+                    self.err(
+                        Some(g.span()),
+                        "control.group",
+                        format!("no group `{name}` on this machine: create it (the package makes `hotline`), or leave `group` out for a socket only the station's own user can use"),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(
+                        Some(g.span()),
+                        "control.group",
+                        format!("looking up group `{name}`: {e}"),
+                    );
+                    None
+                }
+            }
+        });
+        ControlConfig { socket, group }
     }
 
     fn backup(&mut self, b: &raw::RawBackup) -> BackupSchedule {

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub labels: RawLabels,
     pub backup: Option<RawBackup>,
     #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
     pub operators: Vec<RawOperator>,
     #[serde(default)]
     pub peers: Vec<RawPeer>,
@@ -65,6 +67,13 @@ pub struct RawAttachments {
     pub max_message: Option<S<String>>,
     pub peer_quota: Option<S<String>>,
     pub total_quota: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub socket: Option<S<String>>,
+    pub group: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

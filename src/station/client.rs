@@ -66,11 +66,17 @@ async fn open(
     socket: &Path,
     watch: bool,
 ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf, Welcome), ApiError> {
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|_| ApiError::NotRunning {
+    let stream = UnixStream::connect(socket).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ApiError::Refused {
+            detail: format!(
+                "{}: permission denied; the station's socket serves its own user and the members of its operators' group ([control] group): ask to be made a member",
+                socket.display()
+            ),
+        },
+        _ => ApiError::NotRunning {
             socket: socket.to_path_buf(),
-        })?;
+        },
+    })?;
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
     let hello = Hello {

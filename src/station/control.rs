@@ -1,5 +1,8 @@
 //! The control socket: the station's typed API ([`super::api`]) as JSON
-//! lines on `station.sock` in the data directory (owner-only). It is a thin
+//! lines on `[control] socket` (default `station.sock` in the data
+//! directory): the station's own user's alone, or also its operators'
+//! group's with `[control] group`. Files go with a request as descriptors
+//! ([`super::passing`]). It is a thin
 //! serde shell: every request is a [`Command`], answered by
 //! [`Station::handle`] for the connection's own [`Session`], exactly as the
 //! in-process console is. Headless CLI commands and attached consoles use it
@@ -16,7 +19,7 @@
 //! [`MAX_REQUEST`] is answered and the connection closed, since where the
 //! next request starts is then unknown.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -79,16 +82,47 @@ pub enum Streamed {
     Lagged,
 }
 
-/// The socket's path for a data directory.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("station.sock")
+/// The control socket, bound and ready: serve it with [`serve`].
+pub struct Listening {
+    listener: tokio::net::UnixListener,
+    pub path: PathBuf,
 }
 
-/// Serves the API on `path` until the station stops. The caller holds the
-/// data directory's lock, so a socket file already there is stale.
-pub async fn serve(station: Station, path: PathBuf) -> std::io::Result<()> {
+/// Binds the station's control socket (`[control] socket`): owner-only
+/// from the moment it exists, then, with `[control] group`, given to that
+/// group with mode 0660. The caller holds the data directory's lock, so a
+/// socket file left there is stale; one elsewhere that still answers is
+/// another station's, and is left alone.
+pub fn listen(station: &Station) -> std::io::Result<Listening> {
+    let control = &station.inner.config.control;
+    let path = control.socket.clone();
+    let at = |e: std::io::Error, doing: &str| {
+        std::io::Error::new(e.kind(), format!("{doing} {}: {e}", path.display()))
+    };
+    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "{}: another station answers on this socket; give each station its own ([control] socket)",
+                path.display()
+            ),
+        ));
+    }
     let _ = std::fs::remove_file(&path);
-    let listener = crate::fsutil::bind_private_socket(&path)?;
+    let listener = crate::fsutil::bind_private_socket(&path).map_err(|e| at(e, "binding"))?;
+    if let Some(group) = &control.group {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::os::unix::fs::chown(&path, None, Some(group.gid))
+            .map_err(|e| at(e, &format!("giving group {} the socket", group.name)))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+            .map_err(|e| at(e, "opening to the group the socket"))?;
+    }
+    Ok(Listening { listener, path })
+}
+
+/// Serves the API until the station stops, then removes the socket.
+pub async fn serve(station: Station, listening: Listening) -> std::io::Result<()> {
+    let Listening { listener, path } = listening;
     let mut stop = station.inner.stop.subscribe();
     loop {
         tokio::select! {
@@ -191,17 +225,25 @@ async fn write_json(write: &mut OwnedWriteHalf, value: &impl Serialize) -> bool 
 }
 
 async fn client(station: Station, stream: UnixStream) {
-    // The socket is owner-only; this holds even if its mode were loosened.
+    // The socket's mode is the first door; this holds even if it were
+    // loosened.
     let ours = crate::fsutil::euid();
-    let theirs = stream.peer_cred().map(|c| c.uid());
-    if theirs.as_ref().ok() != Some(&ours) {
-        let who = theirs.map_or_else(|e| format!("unknown ({e})"), |uid| uid.to_string());
+    let group = station.inner.config.control.group.as_ref().map(|g| g.gid);
+    let cred = stream.peer_cred();
+    let admitted = cred.as_ref().is_ok_and(|c| {
+        c.uid() == ours
+            || group.is_some_and(|gid| c.gid() == gid || peer_groups(&stream).contains(&gid))
+    });
+    if !admitted {
+        let who = cred.map_or_else(|e| format!("unknown ({e})"), |c| c.uid().to_string());
         tracing::warn!(uid = %who, "refused a control-socket client of another user");
         let (_, mut write) = stream.into_split();
+        let serves = match &station.inner.config.control.group {
+            Some(g) => format!("its own user (uid {ours}) and members of group {}", g.name),
+            None => format!("only its own user (uid {ours})"),
+        };
         let e = ApiError::Refused {
-            detail: format!(
-                "this station's socket serves only its own user (uid {ours}); uid {who} is refused"
-            ),
+            detail: format!("this station's socket serves {serves}; uid {who} is refused"),
         };
         write_json(&mut write, &Answer::Err(e)).await;
         return;
@@ -294,6 +336,40 @@ async fn client(station: Station, stream: UnixStream) {
     }
     // A connection that goes away ends its operator's log-in, audited.
     let _ = station.handle(&session, Command::Logout).await;
+}
+
+/// The supplementary groups of the process at the other end, as the
+/// kernel recorded them when it connected (`SO_PEERGROUPS`); none if they
+/// cannot be read.
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    use std::os::fd::AsRawFd as _;
+    let size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * size) as libc::socklen_t;
+        // SAFETY: the buffer is `len` bytes long and outlives the call,
+        // which writes at most `len` bytes into it and the size used
+        // into `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / size;
+        if rc == 0 {
+            groups.truncate(needed);
+            return groups;
+        }
+        let again = std::io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE);
+        if !again || needed <= groups.len() || needed > 1 << 16 {
+            return Vec::new();
+        }
+        groups.resize(needed, 0);
+    }
 }
 
 async fn watch(station: &Station, write: &mut OwnedWriteHalf) {
