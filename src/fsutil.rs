@@ -130,10 +130,12 @@ pub fn check_config(path: &Path) -> Result<Readers, PermissionError> {
             mode,
         });
     }
-    let gid = fs::metadata(path).map(|m| m.gid()).map_err(|e| PermissionError::Io {
-        path: path.to_path_buf(),
-        cause: e,
-    })?;
+    let gid = fs::metadata(path)
+        .map(|m| m.gid())
+        .map_err(|e| PermissionError::Io {
+            path: path.to_path_buf(),
+            cause: e,
+        })?;
     Ok(Readers {
         group: (mode & 0o040 != 0).then_some(gid),
         others: mode & 0o004 != 0,

@@ -2223,9 +2223,32 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
     chmod(base, 0o711);
     let dir = base.join("s");
     let peer = base.join("m");
-    init(&dir, "WASHINGTON", &["--no-passphrase", "--listen", "127.0.0.1:0"]);
-    init(&peer, "MOSCOW", &["--no-passphrase", "--listen", "127.0.0.1:0"]);
+    let run_dir = base.join("run");
+    fs::create_dir(&run_dir).expect("run dir");
+    let socket = run_dir.join("station.sock");
+    let socket_arg = socket.display().to_string();
+    init(
+        &dir,
+        "WASHINGTON",
+        &[
+            "--no-passphrase",
+            "--listen",
+            "127.0.0.1:0",
+            "--socket",
+            &socket_arg,
+            "--group",
+            "users",
+        ],
+    );
+    init(
+        &peer,
+        "MOSCOW",
+        &["--no-passphrase", "--listen", "127.0.0.1:0"],
+    );
     let config = dir.join("operator.toml");
+    assert_eq!((mode(&dir), mode(&config)), (0o750, 0o640));
+    assert_eq!(fs::metadata(&config).expect("config").gid(), group);
+    assert_eq!(mode(&dir.join("station.key")), 0o600);
     run(with_config(&config)
         .args(["peer", "add"])
         .arg(peer.join("station.card.toml"))
@@ -2236,24 +2259,14 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
         .args(["operator", "add", "op"])
         .env("HOTLINE_PASSPHRASE_FILE", &root_pass))
     .ok("operator add");
-    let run_dir = base.join("run");
-    fs::create_dir(&run_dir).expect("run dir");
-    let socket = run_dir.join("station.sock");
-    let mut text = read(&config);
-    text.push_str(&format!(
-        "\n[control]\nsocket = \"{}\"\ngroup = \"users\"\n",
-        socket.display()
-    ));
-    fs::write(&config, text).expect("config");
-    // As the package and the unit lay it out: the state directory and the
-    // config readable by the group, the key the service user's alone, the
-    // runtime directory enterable by the group.
+    // As the package and the unit lay it out: everything the service
+    // user's, the state directory and the config readable by the group
+    // (as `init --group` left them), the runtime directory enterable by
+    // the group.
     chown_tree(&dir, SERVICE);
     for path in [&dir, &config, &run_dir] {
         chown(path, SERVICE, group);
     }
-    chmod(&dir, 0o750);
-    chmod(&config, 0o640);
     chmod(&run_dir, 0o750);
     let bin = binary_for_nobody(base);
 
@@ -2342,18 +2355,15 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
         .to_string();
     let out_dir = home.join("out");
     let out_arg = out_dir.display().to_string();
-    let exported = operator(&[
-        "export",
-        &id,
-        "--attachments",
-        &out_arg,
-        "--operator",
-        "op",
-    ])
-    .ok("export as an operator");
+    let exported = operator(&["export", &id, "--attachments", &out_arg, "--operator", "op"])
+        .ok("export as an operator");
     let written = out_dir.join("annex.txt");
     assert_eq!(exported.stdout.trim(), written.display().to_string());
-    assert_eq!(read(&written), read(&annex), "the attachment came back whole");
+    assert_eq!(
+        read(&written),
+        read(&annex),
+        "the attachment came back whole"
+    );
     assert_eq!(uid_of(&written), OPERATOR, "made by the operator's command");
     assert!(
         !data.join("exports").exists(),
@@ -2377,7 +2387,14 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
             .arg("--config")
             .arg(own.join("operator.toml"))
             .args(["send", "--to", "MOSCOW", "--template", "general"])
-            .args(["--field", "subject=x", "--field", "text=y", "--operator", "op"])
+            .args([
+                "--field",
+                "subject=x",
+                "--field",
+                "text=y",
+                "--operator",
+                "op",
+            ])
             .output()
             .expect("hotline runs as a stranger"),
     )

@@ -742,3 +742,30 @@ fn a_backup_schedule_is_read_and_its_mistakes_are_named_with_their_line() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn the_control_section_names_the_socket_and_the_operators_group() {
+    let c = parse(MINIMAL);
+    assert_eq!(c.control.socket, Path::new("x/data/station.sock"));
+    assert!(
+        c.control.group.is_none(),
+        "owner-only unless a group is named"
+    );
+
+    let group = hotline::fsutil::group_id("root")
+        .expect("lookup")
+        .expect("group root");
+    let c = parse(&format!(
+        "{MINIMAL}\n[control]\nsocket = \"/run/hotline/station.sock\"\ngroup = \"root\"\n"
+    ));
+    assert_eq!(c.control.socket, Path::new("/run/hotline/station.sock"));
+    let g = c.control.group.expect("the group");
+    assert_eq!((g.name.as_str(), g.gid), ("root", group));
+    let relative = parse(&format!("{MINIMAL}\n[control]\nsocket = \"run/s.sock\"\n"));
+    assert_eq!(relative.control.socket, Path::new("x/run/s.sock"));
+
+    let bad = format!("{MINIMAL}\n[control]\ngroup = \"no-such-group-here\"\n");
+    let problems = errors(&bad);
+    let p = problem_at(&problems, &bad, "control.group", "no-such-group-here");
+    assert!(p.message.contains("leave `group` out"), "{p}");
+}

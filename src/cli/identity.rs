@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::{load_config, load_keys};
-use crate::config::{DEFAULT_LISTEN, example_for};
+use crate::config::{Control, DEFAULT_LISTEN, example_for};
 use crate::crypto::keyfile::{age_identity_file, classic_identity_file};
 use crate::crypto::{StationCard, StationKeys, write_key_file};
 use crate::domain::{Language, StationName};
@@ -40,6 +40,17 @@ pub struct InitArgs {
     /// otherwise asked for, or read from $HOTLINE_KEY_PASSPHRASE_FILE)
     #[arg(long)]
     pub no_passphrase: bool,
+    /// Where the control socket goes ([control] socket), e.g.
+    /// /run/hotline/station.sock for the packaged service
+    /// [default: station.sock in the data directory]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The operators' group ([control] group): its members may use the
+    /// control socket, and read the config (made mode 640, in a directory
+    /// of mode 750), so that they work as themselves, not as the station's
+    /// user
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
 }
 
 pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -91,15 +102,23 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     );
     fsutil::replace_atomic(&card_path, card.to_toml().as_bytes(), 0o644)
         .with_context(|| format!("writing {}", card_path.display()))?;
+    let control = Control {
+        socket: args.socket.clone(),
+        group: args.group.clone(),
+    };
     let config = example_for(
         &name,
         language,
         &args.time_zone,
         args.listen,
         &args.addresses,
+        &control,
     );
     fsutil::create_private(&config_path, config.as_bytes())
         .with_context(|| format!("writing {}", config_path.display()))?;
+    if let Some(group) = &args.group {
+        share_with_group(dir, &config_path, group)?;
+    }
 
     crate::out!("Created station {name}:");
     crate::out!(
@@ -121,6 +140,22 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         config_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lets the operators' group read the config and enter its directory
+/// (the key file stays owner-only).
+fn share_with_group(dir: &Path, config_path: &Path, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let gid = fsutil::group_id(group)
+        .with_context(|| format!("--group {group}"))?
+        .ok_or_else(|| anyhow::anyhow!("--group {group}: no such group on this machine"))?;
+    for (path, mode) in [(dir, 0o750), (config_path, 0o640)] {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to group {group}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The card as written by `init`, or rebuilt from the key file if missing.

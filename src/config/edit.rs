@@ -33,6 +33,7 @@ pub fn example_for(
     time_zone: &str,
     listen: SocketAddr,
     addresses: &[SocketAddr],
+    control: &Control,
 ) -> String {
     let mut doc: DocumentMut = EXAMPLE.parse().unwrap_or_default();
     let station = &mut doc["station"];
@@ -45,7 +46,24 @@ pub fn example_for(
         arr.push(a.to_string());
     }
     station["addresses"] = value(arr);
+    if control.socket.is_some() || control.group.is_some() {
+        let mut table = toml_edit::Table::new();
+        if let Some(socket) = &control.socket {
+            table["socket"] = value(socket.display().to_string());
+        }
+        if let Some(group) = &control.group {
+            table["group"] = value(group.as_str());
+        }
+        doc["control"] = Item::Table(table);
+    }
     doc.to_string()
+}
+
+/// What `hotline init` writes into `[control]`, if anything.
+#[derive(Debug, Default)]
+pub struct Control {
+    pub socket: Option<std::path::PathBuf>,
+    pub group: Option<String>,
 }
 
 fn load(path: &Path) -> Result<DocumentMut, EditError> {

@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use edit::{add_operator, add_peer, example_for, peer_table};
+pub use edit::{Control, add_operator, add_peer, example_for, peer_table};
 pub use labels::LabelPolicy;
 
 use crate::crypto::StationCard;
