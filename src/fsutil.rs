@@ -421,7 +421,22 @@ mod tests {
         replace_atomic(&path, b"b", 0o600).expect("second write");
         assert_eq!(fs::read(&path).expect("read"), b"b");
         assert_eq!(mode_of(&path).expect("mode"), 0o640);
-        assert!(check_config(&path).expect("not writable by others").others);
+        let gid = fs::metadata(&path).expect("stat").gid();
+        assert_eq!(
+            check_config(&path).expect("not writable by others"),
+            Readers {
+                group: Some(gid),
+                others: false
+            }
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).expect("chmod");
+        assert_eq!(
+            check_config(&path).expect("not writable by others"),
+            Readers {
+                group: None,
+                others: true
+            }
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
         assert!(check_config(&path).is_err());
     }

@@ -1898,14 +1898,13 @@ fn the_systemd_unit_verifies_and_is_hardened() {
 /// passes `LoadCredentialEncrypted=`: it serves, and on SIGTERM it closes
 /// the journal and exits 0; the lock is released and the audit log verifies.
 ///
-/// Ignored for now: in about one full run in three, right after a fresh
-/// build, serve has not stopped 30 s after SIGTERM, and the cause is not
-/// found (alone, under load and in sequence it passes). Run it with
-/// `cargo test --test cli -- --ignored serve_as`; on a hang it prints
-/// serve's stderr and log. The clean stop on SIGTERM as the station's own
-/// user stays tested in `station_api`.
+/// It was ignored for a while: in about one full run in three, right after
+/// a fresh build, serve had not stopped 30 s after SIGTERM, cause not
+/// found. Since the control socket is bound before the station serves
+/// (session 18) it has passed every run (see the closing note); should it
+/// hang again, [`stop_with_sigterm`] shows where each of serve's threads
+/// waits, with its stderr and log.
 #[test]
-#[ignore = "hangs intermittently after SIGTERM in full runs; cause not found (see the doc comment)"]
 fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: running as another user needs root");
@@ -1968,34 +1967,7 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
         }
     };
     assert!(held(), "CONTROL: the running station holds its lock");
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: a signal to the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let mut stderr = String::new();
-            let _ = std::io::Read::read_to_string(
-                &mut child.stderr.take().expect("stderr"),
-                &mut stderr,
-            );
-            let logs = fs::read_dir(dir.join("data").join("logs"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
-                .collect::<String>();
-            panic!("serve did not stop on SIGTERM\nstderr:\n{stderr}\nlog:\n{logs}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr");
+    let (status, stderr) = stop_with_sigterm(&mut child, &dir.join("data"));
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("stopping station WASHINGTON"), "{stderr}");
     assert!(!held(), "the stopped station still holds its lock");
@@ -2139,6 +2111,69 @@ fn the_debian_package_holds_what_a_station_needs() {
             });
         assert!(!starts, "{script} starts or restarts the station:\n{text}");
     }
+}
+
+/// Sends SIGTERM to `child` (a `hotline serve` with its stderr piped) and
+/// waits up to 30 s for it to stop; returns how it ended and its stderr.
+/// If it has not stopped by then, it shows where each thread waits (from
+/// /proc), its stderr and the station's log in `data_dir`, and fails.
+fn stop_with_sigterm(
+    child: &mut std::process::Child,
+    data_dir: &Path,
+) -> (std::process::ExitStatus, String) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let threads = fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|t| {
+                    let at = |f: &str| fs::read_to_string(t.path().join(f)).unwrap_or_default();
+                    format!(
+                        "  {} {} wchan={} state={}",
+                        t.file_name().to_string_lossy(),
+                        at("comm").trim(),
+                        at("wchan").trim(),
+                        at("stat")
+                            .split(") ")
+                            .nth(1)
+                            .unwrap_or_default()
+                            .split(' ')
+                            .next()
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            let logs = fs::read_dir(data_dir.join("logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<String>();
+            panic!(
+                "serve did not stop on SIGTERM\nthreads:\n{threads}\nstderr:\n{stderr}\nlog:\n{logs}"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr).expect("stderr");
+    }
+    (status, stderr)
 }
 
 /// The uid a service station runs as in [`a_service_station_serves_its_operators_group_through_descriptors`].
@@ -2425,20 +2460,7 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
     .ok("CONTROL: the operator, through the same check");
     assert!(control.stdout.contains("WASHINGTON"), "{}", control.stdout);
 
-    let pid = i32::try_from(serve.id()).expect("pid");
-    // SAFETY: a signal to the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while serve.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = serve.kill();
-            let out = serve.wait_with_output().expect("serve");
-            panic!(
-                "serve did not stop on SIGTERM: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (status, stderr) = stop_with_sigterm(&mut serve, &data);
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!socket.exists(), "the socket goes with the station");
 }
