@@ -30,6 +30,7 @@ pub struct Exported {
 /// [`Command`], then [`AttachmentsExport::finish`] with the reply.
 pub struct AttachmentsExport {
     pending: Pending,
+    total: u64,
 }
 
 impl AttachmentsExport {
@@ -49,7 +50,21 @@ impl AttachmentsExport {
             id: message.id.to_string(),
             into: files.into_iter().map(Passed::File).collect(),
         };
-        Ok((AttachmentsExport { pending }, command))
+        let total = message.attachments.iter().map(|a| a.size).sum();
+        Ok((AttachmentsExport { pending, total }, command))
+    }
+
+    /// Bytes written into the export's files so far, and the total the
+    /// message's attachments hold: how far a long export has come.
+    pub fn progress(&self) -> (u64, u64) {
+        let done = self
+            .pending
+            .parts
+            .iter()
+            .filter_map(|(part, _)| std::fs::metadata(part).ok())
+            .map(|m| m.len())
+            .sum();
+        (done, self.total)
     }
 
     /// Names the files the station wrote; removes the rest.

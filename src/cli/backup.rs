@@ -80,6 +80,9 @@ pub fn backup(config_path: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> 
         let progress = show_progress(partial.path());
         let reply = client.send(command).await;
         progress.abort();
+        if std::io::stderr().is_terminal() {
+            crate::cli::note_text(format_args!("\n"));
+        }
         let reply = reply?;
         partial.keep()?;
         anyhow::Ok(reply)
@@ -115,8 +118,8 @@ fn show_progress(partial: &Path) -> tokio::task::JoinHandle<()> {
         loop {
             ticks.tick().await;
             if let (true, Ok(meta)) = (terminal, std::fs::metadata(&partial)) {
-                crate::cli::note_text(format_args!(
-                    "\rbackup: {:.1} MiB written",
+                crate::cli::progress_line(format_args!(
+                    "backup: {:.1} MiB written",
                     meta.len() as f64 / (1 << 20) as f64
                 ));
             }

@@ -2,6 +2,7 @@
 //! station, or from the journal) and `audit verify`, which reads the
 //! journal without a running station.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -117,7 +118,29 @@ fn export_attachments(
             other => return Err(unexpected(&other)),
         };
         let (export, command) = AttachmentsExport::prepare(dir, &message)?;
-        Ok(export.finish(client.send(command).await)?)
+        let reply = {
+            let sent = client.send(command);
+            tokio::pin!(sent);
+            let terminal = std::io::stderr().is_terminal();
+            let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    reply = &mut sent => break reply,
+                    _ = ticks.tick() => if terminal {
+                        let (done, total) = export.progress();
+                        crate::cli::progress_line(format_args!(
+                            "export: {:.1} of {:.1} MiB written",
+                            done as f64 / (1 << 20) as f64,
+                            total as f64 / (1 << 20) as f64
+                        ));
+                    },
+                }
+            }
+        };
+        if std::io::stderr().is_terminal() {
+            crate::cli::note_text(format_args!("\n"));
+        }
+        Ok(export.finish(reply)?)
     })
 }
 

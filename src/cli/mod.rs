@@ -229,6 +229,16 @@ macro_rules! note {
 
 /// Writes to standard error (see [`note!`]), each line made inert. A
 /// write that fails is dropped: there is nowhere left to say so.
+/// A progress line on the terminal: it replaces the one before (carriage
+/// return, erase to the end of the line); [`note_text`] with a newline
+/// ends it.
+pub fn progress_line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = crate::sanitize::inert(&text.to_string());
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "\r{text}\x1b[K").and_then(|()| stderr.flush());
+}
+
 pub fn note_text(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let text = crate::sanitize::inert_lines(&text.to_string()).join("\n");
