@@ -698,6 +698,43 @@ async fn a_backup_under_live_traffic_restores_and_the_station_rejoins_exactly_on
             .len(),
         1
     );
+    // MOSCOW answered the restore once: its acknowledgements went pending
+    // again until WASHINGTON receipted them.
+    let answered = |ms: &hotline::station::Station| {
+        ms.journal()
+            .audit_entries("restore-resend", 0)
+            .expect("audit")
+            .iter()
+            .filter(|(_, detail)| detail.contains("acks-resent="))
+            .count()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "MOSCOW's re-sent acknowledgements receipted",
+        || {
+            ms.journal()
+                .pending_acks("WASHINGTON")
+                .is_ok_and(|p| p.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(answered(&ms), 1, "CONTROL: the restore was answered");
+    // WASHINGTON's hellos still say it was restored; MOSCOW, restarted,
+    // hears one again and asks for nothing more. (The hello's answer is
+    // queued on MOSCOW's writer before the link counts as up, so the link
+    // test's own journal writes come after it.)
+    ms.shutdown().await;
+    drop(ms);
+    let ms = m.restart().await;
+    wait_link_up(&ms, "WASHINGTON", Duration::from_secs(10)).await;
+    door::link_test(&ms, "WASHINGTON")
+        .await
+        .expect("link test after MOSCOW's restart");
+    assert_eq!(
+        answered(&ms),
+        1,
+        "a restore is answered once, not at every hello"
+    );
     ws2.shutdown().await;
     ms.shutdown().await;
     drop((ws2, ms));

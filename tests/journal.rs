@@ -1529,6 +1529,7 @@ fn migration_3_makes_an_outbound_received_receipted_and_leaves_inbound_received(
              ALTER TABLE messages DROP COLUMN amended_by;
              ALTER TABLE messages DROP COLUMN amended_by_serial;
              ALTER TABLE messages DROP COLUMN amended_kind;
+             DROP TABLE restores_answered;
              PRAGMA user_version = 2;",
         )
         .expect("downgrade to schema 2");

@@ -243,26 +243,27 @@ const ACK_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// Queues again the acknowledgements of `peer`'s messages delivered since
 /// shortly before its backup was `taken`: it lost them with its journal.
+/// Once per restore: a restored peer says so in every hello it sends.
 fn resend_acks(inner: &Arc<Inner>, peer: &StationName, taken: Timestamp) {
     let since = taken.checked_sub(ACK_MARGIN).unwrap_or(taken);
-    let lost = match inner.journal.acks_delivered_since(peer.as_str(), since) {
-        Ok(lost) => lost,
-        Err(e) => {
-            tracing::error!(%peer, error = %e, "could not read the acknowledgements delivered");
-            return;
+    let answered = inner.journal.answer_restore(peer.to_string(), taken, since);
+    let (inner, peer) = (inner.clone(), peer.clone());
+    tokio::spawn(async move {
+        match answered.done().await {
+            Ok(Some(lost)) => {
+                tracing::warn!(%peer, %taken, acks = lost.len(), "re-sending acknowledgements to a peer restored from a backup");
+                if let Some(queue) = inner.queue(peer.as_str()) {
+                    for a in lost {
+                        queue.push_ack(a.message_id, a.precedence, a.doc);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "could not answer the peer's restore");
+            }
         }
-    };
-    let Some(queue) = inner.queue(peer.as_str()).filter(|_| !lost.is_empty()) else {
-        return;
-    };
-    let detail = format!(
-        "peer={peer} restored-from={taken} acks-resent={}",
-        lost.len()
-    );
-    for a in lost {
-        queue.push_ack(a.message_id, a.precedence, a.doc);
-    }
-    audit_resend(inner, detail);
+    });
 }
 
 /// Queues again every message `peer` receipted above `held_there`, the

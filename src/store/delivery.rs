@@ -168,14 +168,75 @@ impl Journal {
         self.acks_out(peer, "delivered_at IS NULL", None)
     }
 
-    /// Our acknowledgements of `peer`'s messages that it receipted at or
-    /// after `since`, most urgent first.
-    pub fn acks_delivered_since(
+    /// Answers `peer`'s restore from a backup `taken` at that time, once:
+    /// our acknowledgements of its messages that it receipted at or after
+    /// `since` are made pending again (so that they are sent until it
+    /// receipts them once more, across our restarts too), the answer is
+    /// recorded and audited, and they are returned, most urgent first.
+    /// `None` if this restore was answered before.
+    pub fn answer_restore(
         &self,
-        peer: &str,
+        peer: String,
+        taken: Timestamp,
         since: Timestamp,
-    ) -> Result<Vec<PendingAck>, StoreError> {
-        self.acks_out(peer, "delivered_at >= ?2", Some(stamp(since)))
+    ) -> Pending<Option<Vec<PendingAck>>> {
+        self.write(move |tx| {
+            let done: Option<String> = tx
+                .query_row_cached(
+                    "SELECT at FROM restores_answered WHERE peer = ?1 AND taken = ?2",
+                    params![peer, stamp(taken)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if done.is_some() {
+                return Ok(None);
+            }
+            let mut acks = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT message_id, precedence, doc FROM acks_out \
+                     WHERE peer = ?1 AND delivered_at >= ?2 ORDER BY precedence, created_at",
+                )?;
+                let rows = stmt.query_map(params![peer, stamp(since)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u8>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (id, rank, doc) = row?;
+                    acks.push(PendingAck {
+                        message_id: parse_id(&id)?,
+                        precedence: precedence_of(rank)?,
+                        doc,
+                    });
+                }
+            }
+            tx.execute_cached(
+                "UPDATE acks_out SET delivered_at = NULL WHERE peer = ?1 AND delivered_at >= ?2",
+                params![peer, stamp(since)],
+            )?;
+            tx.execute_cached(
+                "INSERT INTO restores_answered (peer, taken, at, acks) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    peer,
+                    stamp(taken),
+                    stamp(Timestamp::now()),
+                    acks.len() as i64
+                ],
+            )?;
+            audit::append(
+                tx,
+                "station",
+                "restore-resend",
+                &format!(
+                    "peer={peer} restored-from={taken} acks-resent={}",
+                    acks.len()
+                ),
+            )?;
+            Ok(Some(acks))
+        })
     }
 
     /// Our acknowledgements to `peer` that meet `filter` (which may name

@@ -188,6 +188,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN amended_kind TEXT;
     CREATE INDEX messages_amends ON messages (amends) WHERE amends IS NOT NULL;
     ",
+    // 10: the restores of peers this station answered: a peer restored
+    //     from a backup taken at `taken` gets our acknowledgements it lost
+    //     once, however often it says hello afterwards.
+    "
+    CREATE TABLE restores_answered (
+        peer  TEXT NOT NULL,
+        taken TEXT NOT NULL,
+        at    TEXT NOT NULL,
+        acks  INTEGER NOT NULL,
+        PRIMARY KEY (peer, taken)
+    );
+    ",
 ];
 
 /// The schema version this build writes.
