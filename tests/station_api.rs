@@ -415,6 +415,55 @@ async fn acting_commands_need_a_logged_in_operator() {
     ms.shutdown().await;
 }
 
+/// Files travel beside a request as descriptors: what the station is
+/// handed must be a regular file (a pipe whose reader stalls would hold
+/// the station's work), and one request hands over at most
+/// `MAX_PASSED`. CONTROL: a regular file, the same way, is written into.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handed_files_must_be_regular_and_few() {
+    use hotline::station::api::Passed;
+    use std::os::fd::OwnedFd;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let socket = serve(&ws).await;
+    let mut client = Client::connect(&socket).await.expect("connect");
+    login_socket(&mut client, "op").await;
+    let backup_into = |into: Passed| Command::Backup {
+        into,
+        name: "b".into(),
+        to: Vec::new(),
+        with_keys: false,
+    };
+    let (_reader, writer) = std::io::pipe().expect("pipe");
+    let pipe = std::fs::File::from(OwnedFd::from(writer));
+    match client.send(backup_into(Passed::File(pipe))).await {
+        Err(ApiError::BadRequest { detail }) => {
+            assert!(detail.contains("regular file"), "{detail}");
+        }
+        other => panic!("a pipe was taken: {other:?}"),
+    }
+    let many = (0..=hotline::station::passing::MAX_PASSED)
+        .map(|_| Passed::File(tempfile::tempfile().expect("file")))
+        .collect();
+    let too_many = Command::ExportAttachments {
+        id: hotline::domain::MessageId::new().to_string(),
+        into: many,
+    };
+    match client.send(too_many).await {
+        Err(ApiError::BadRequest { detail }) => assert!(detail.contains("at most"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+    let target = root.path().join("b.backup");
+    let file = std::fs::File::create(&target).expect("file");
+    match client.send(backup_into(Passed::File(file))).await {
+        Ok(Reply::BackedUp { backup }) => assert!(backup.bytes > 0),
+        other => panic!("CONTROL: a regular file is written into: {other:?}"),
+    }
+    assert!(std::fs::metadata(&target).expect("backup").len() > 0);
+    ws.shutdown().await;
+}
+
 /// Sends raw bytes as one connection and reads what comes back.
 fn raw_exchange(socket: &std::path::Path, bytes: &[u8], lines: usize) -> Vec<String> {
     let mut stream = UnixStream::connect(socket).expect("connect");
@@ -486,6 +535,16 @@ async fn the_socket_answers_bad_input_with_typed_errors_and_keeps_serving() {
             "\"bad-request\"",
         ),
         ("oversized", oversized, 2, "\"bad-request\""),
+        (
+            "a file named without its descriptor",
+            format!(
+                "{}{{\"command\":\"backup\",\"into\":0,\"name\":\"x\"}}\n",
+                hello()
+            )
+            .into_bytes(),
+            2,
+            "without its descriptor",
+        ),
         (
             "truncated",
             format!("{}{{\"command\":\"sta", hello()).into_bytes(),

@@ -115,7 +115,7 @@ pub fn listen(station: &Station) -> std::io::Result<Listening> {
         std::os::unix::fs::chown(&path, None, Some(group.gid))
             .map_err(|e| at(e, &format!("giving group {} the socket", group.name)))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
-            .map_err(|e| at(e, "opening to the group the socket"))?;
+            .map_err(|e| at(e, "letting the group use the socket"))?;
     }
     Ok(Listening { listener, path })
 }
