@@ -464,6 +464,27 @@ async fn handed_files_must_be_regular_and_few() {
     ws.shutdown().await;
 }
 
+/// The stop is a state, not a message: the control socket's task, spawned
+/// just before a SIGTERM came and first run after the station stopped,
+/// still sees the stop and ends (it once waited for ever, and `hotline
+/// serve` with it, whenever no task happened to be listening for the
+/// stop at the moment it was given).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_served_after_the_stop_ends_at_once() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (w, _m) = pair(root.path(), FAST_LINK);
+    let ws = w.start().await;
+    let listening = control::listen(&ws).expect("the control socket");
+    ws.shutdown().await;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        control::serve(ws.clone(), listening),
+    )
+    .await
+    .expect("serve ended after the stop")
+    .expect("serve");
+}
+
 /// Sends raw bytes as one connection and reads what comes back.
 fn raw_exchange(socket: &std::path::Path, bytes: &[u8], lines: usize) -> Vec<String> {
     let mut stream = UnixStream::connect(socket).expect("connect");

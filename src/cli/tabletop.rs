@@ -261,7 +261,7 @@ async fn drive(cell: WhiteCell, setup: Setup) -> anyhow::Result<Vec<TraineeRun>>
         Some(link),
     )
     .await;
-    let _ = stop_tx.send(true);
+    stop_tx.send_replace(true);
     let runs = task.await.context("the white cell stopped unexpectedly")?;
     console.context("the terminal")?;
     Ok(runs)
@@ -577,7 +577,7 @@ async fn join(
         Some(crate::term::WhiteCellLink { commands, view }),
     )
     .await;
-    let _ = stop_mirror.send(true);
+    stop_mirror.send_replace(true);
     let _ = mirror.await;
     let date = Timestamp::now().strftime("%Y-%m-%d").to_string();
     let record = run::trainee_record(

@@ -541,7 +541,7 @@ impl Link {
 
     /// Closes every connection and stops dialing.
     pub async fn shutdown(&self) {
-        let _ = self.shared.stop.send(true);
+        self.shared.stop.send_replace(true);
         self.shared
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"shutdown");

@@ -944,7 +944,10 @@ impl Station {
         self.inner.emit(Event::Stopping {
             reason: "the station was stopped".into(),
         });
-        let _ = self.inner.stop.send(true);
+        // `send` would fail, and leave the value unchanged, when no task
+        // happens to be listening right now; a task that starts listening
+        // later must still see the stop.
+        self.inner.stop.send_replace(true);
         if let Some(link) = self.inner.link() {
             link.shutdown().await;
         }
