@@ -1899,11 +1899,13 @@ fn the_systemd_unit_verifies_and_is_hardened() {
 /// the journal and exits 0; the lock is released and the audit log verifies.
 ///
 /// It was ignored for a while: in about one full run in three, right after
-/// a fresh build, serve had not stopped 30 s after SIGTERM, cause not
-/// found. Since the control socket is bound before the station serves
-/// (session 18) it has passed every run (see the closing note); should it
-/// hang again, [`stop_with_sigterm`] shows where each of serve's threads
-/// waits, with its stderr and log.
+/// a fresh build, serve had not stopped 30 s after SIGTERM. The cause: the
+/// stop was sent in a way that was lost when no task was listening at
+/// that moment, and the control socket's task, spawned just before the
+/// SIGTERM and first run after it, waited for ever (regression test in
+/// station_api: `the_control_socket_served_after_the_stop_ends_at_once`).
+/// Should serve hang again, [`stop_with_sigterm`] shows where each of its
+/// threads waits, with its stderr and log.
 #[test]
 fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
     if unsafe { libc::geteuid() } != 0 {
