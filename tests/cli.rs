@@ -1979,6 +1979,23 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
     .ok("audit verify after SIGTERM");
 }
 
+/// The package, built from this build's binary by `assets/debian/build-deb`
+/// into `dir` (uncompressed: quick to build and to read).
+fn build_deb(dir: &Path) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = assert_cmd::cargo::cargo_bin("hotline");
+    let out = std::process::Command::new(manifest.join("assets/debian/build-deb"))
+        .arg(&bin)
+        .arg(dir)
+        .env("HOTLINE_DEB_COMPRESSION", "none")
+        .output()
+        .expect("build-deb runs (needs dpkg-deb)");
+    let built = from_output(out).ok("build-deb");
+    let deb = PathBuf::from(built.stdout.trim());
+    assert!(deb.is_file(), "{}", built.stdout);
+    deb
+}
+
 /// The Debian package, built by `assets/debian/build-deb` from the binary
 /// built here with dpkg-deb: its control fields, every file with its mode
 /// and owner (`dpkg-deb -c`), a man page for every command, the completions,
@@ -1988,16 +2005,7 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
 fn the_debian_package_holds_what_a_station_needs() {
     let tmp = tempdir();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = assert_cmd::cargo::cargo_bin("hotline");
-    let out = std::process::Command::new(manifest.join("assets/debian/build-deb"))
-        .arg(&bin)
-        .arg(tmp.path())
-        .env("HOTLINE_DEB_COMPRESSION", "none")
-        .output()
-        .expect("build-deb runs (needs dpkg-deb)");
-    let built = from_output(out).ok("build-deb");
-    let deb = PathBuf::from(built.stdout.trim());
-    assert!(deb.is_file(), "{}", built.stdout);
+    let deb = build_deb(tmp.path());
 
     let dpkg = |flag: &str| {
         from_output(
@@ -2465,4 +2473,165 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
     let (status, stderr) = stop_with_sigterm(&mut serve, &data);
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!socket.exists(), "the socket goes with the station");
+}
+
+/// Undoes what installing the package did, however the test ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        for cmd in [
+            vec!["dpkg", "--purge", "hotline"],
+            vec!["rm", "-rf", "/var/lib/hotline", "/run/hotline"],
+            vec!["userdel", "hotline"],
+            vec!["groupdel", "hotline"],
+        ] {
+            let _ = std::process::Command::new(cmd[0])
+                .args(&cmd[1..])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A user's or group's id, through getent.
+fn id_of(database: &str, name: &str) -> u32 {
+    let out = std::process::Command::new("getent")
+        .args([database, name])
+        .output()
+        .expect("getent runs");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split(':')
+        .nth(2)
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {database} entry for {name}: {line:?}"))
+}
+
+/// The package installed with dpkg, and the README's set-up followed: the
+/// `hotline` user and group and /var/lib/hotline (0750) made by the
+/// package; the station made by `hotline init --socket --group` as that
+/// user, its key passphrase read from a credentials file as the unit's
+/// `LoadCredentialEncrypted=` gives it; `hotline serve` run as that user
+/// (systemd is not PID 1 here, so setpriv stands in for the unit); an
+/// operator of another uid in the `hotline` group, with HOTLINE_CONFIG
+/// set as the README says, gets the station's status; SIGTERM stops it.
+/// It changes the machine (a package, a user), so it runs only where
+/// HOTLINE_INSTALL_DEB=1 says it may (`.ci/run` does), and never over a
+/// hotline already installed.
+#[test]
+fn the_debian_package_installs_a_station_its_operators_reach() {
+    if std::env::var_os("HOTLINE_INSTALL_DEB").is_none_or(|v| v != "1") {
+        eprintln!(
+            "SKIPPED: installs a package and a user; set HOTLINE_INSTALL_DEB=1 on a machine that may be changed (.ci/run does)"
+        );
+        return;
+    }
+    assert_eq!(unsafe { libc::geteuid() }, 0, "installing needs root");
+    let installed_before = std::process::Command::new("dpkg")
+        .args(["-s", "hotline"])
+        .output()
+        .expect("dpkg runs")
+        .status
+        .success();
+    assert!(
+        !installed_before && !Path::new("/var/lib/hotline").exists(),
+        "hotline is installed here already; this test will not touch it"
+    );
+    let tmp = tempdir();
+    chmod(tmp.path(), 0o711);
+    let deb = build_deb(tmp.path());
+    let _installed = Installed;
+    from_output(
+        std::process::Command::new("dpkg")
+            .arg("-i")
+            .arg(&deb)
+            .output()
+            .expect("dpkg runs"),
+    )
+    .ok("dpkg -i");
+    let (uid, gid) = (id_of("passwd", "hotline"), id_of("group", "hotline"));
+    let state = Path::new("/var/lib/hotline");
+    let meta = fs::metadata(state).expect("/var/lib/hotline");
+    assert_eq!(
+        (meta.mode() & 0o777, meta.uid(), meta.gid()),
+        (0o750, uid, gid)
+    );
+    let bin = Path::new("/usr/bin/hotline");
+    // What the unit's RuntimeDirectory= makes.
+    let run_dir = Path::new("/run/hotline");
+    fs::create_dir_all(run_dir).expect("/run/hotline");
+    chown(run_dir, uid, gid);
+    chmod(run_dir, 0o750);
+    let creds = tmp.path().join("credentials");
+    fs::create_dir(&creds).expect("credentials");
+    let key_pass = secret_file(
+        &creds,
+        "station-key-passphrase",
+        "the station key's passphrase",
+    );
+    let op_pass = secret_file(&creds, "operator", "operator passphrase 1");
+    chown_tree(&creds, uid);
+    let as_hotline = |args: &[&str]| {
+        from_output(
+            as_user(bin, uid, gid, &[])
+                .args(args)
+                .env("HOTLINE_KEY_PASSPHRASE_FILE", &key_pass)
+                .env("HOTLINE_PASSPHRASE_FILE", &op_pass)
+                .output()
+                .expect("hotline runs as the hotline user"),
+        )
+    };
+    as_hotline(&[
+        "init",
+        "--station",
+        "WASHINGTON",
+        "--dir",
+        "/var/lib/hotline",
+        "--listen",
+        "127.0.0.1:0",
+        "--socket",
+        "/run/hotline/station.sock",
+        "--group",
+        "hotline",
+    ])
+    .ok("init as the hotline user");
+    let config = "/var/lib/hotline/operator.toml";
+    as_hotline(&["--config", config, "operator", "add", "j.smith"]).ok("operator add");
+    assert_eq!(
+        mode(Path::new(config)),
+        0o640,
+        "operator add keeps the mode"
+    );
+    assert_eq!(mode(Path::new("/var/lib/hotline/station.key")), 0o600);
+
+    let mut serve = as_user(bin, uid, gid, &[])
+        .args(["--config", config, "serve"])
+        .env("HOTLINE_KEY_PASSPHRASE_FILE", &key_pass)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
+    assert!(first.contains("listening"), "serve did not start: {first}");
+    assert_eq!(mode(&state.join("data")), 0o700, "the journal's directory");
+
+    let status = from_output(
+        as_user(bin, OPERATOR, OPERATOR, &[gid])
+            .arg("status")
+            .env("HOTLINE_CONFIG", config)
+            .output()
+            .expect("status as an operator"),
+    )
+    .ok("status as a member of the hotline group");
+    assert!(status.stdout.contains("WASHINGTON"), "{}", status.stdout);
+    assert!(
+        !status.stdout.contains("NOT RUNNING"),
+        "the operator reached the running station: {}",
+        status.stdout
+    );
+    let (ended, stderr) = stop_with_sigterm(&mut serve, &state.join("data"));
+    assert_eq!(ended.code(), Some(0), "{stderr}");
 }
