@@ -2414,6 +2414,25 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
         !data.join("exports").exists(),
         "nothing was exported into the station's data directory"
     );
+    let sealed = home.join("message.age");
+    let sealed_arg = sealed.display().to_string();
+    operator(&["export", &id, "--out", &sealed_arg, "--operator", "op"])
+        .ok("export of the sealed message as an operator");
+    assert!(
+        fs::read(&sealed)
+            .expect("exported")
+            .starts_with(b"age-encryption.org/v1\n"),
+        "a standard age file"
+    );
+    assert_eq!(uid_of(&sealed), OPERATOR);
+    let direct_arg = home.join("direct.age").display().to_string();
+    let direct = operator(&["export", &id, "--out", &direct_arg])
+        .fails("an export from the journal by an operator who is not the station's user");
+    assert!(
+        direct.stderr.contains("give --operator"),
+        "{}",
+        direct.stderr
+    );
     let backup = home.join("w.backup");
     let backup_arg = backup.display().to_string();
     operator(&["backup", &backup_arg, "--operator", "op"]).ok("backup as an operator");

@@ -46,7 +46,7 @@ pub fn console(config_path: &Path) -> anyhow::Result<ExitCode> {
     // A station already running for this data directory (`hotline serve`),
     // or one that another user runs (a service, whose operators reach it
     // through its socket): attach to it instead of starting another.
-    if !owned_by_us(&data_dir) {
+    if !super::owned_by_us(&data_dir) {
         return attach(&config.control.socket, &data_dir, peers, setup, &runtime);
     }
     let lock = match lock::acquire(&data_dir) {
@@ -107,7 +107,7 @@ fn attach(
 /// `~/.local/state/hotline/STATION`), since a station run as a service
 /// keeps its data directory to itself.
 fn console_dir(data_dir: &Path, station: &str) -> anyhow::Result<PathBuf> {
-    if owned_by_us(data_dir) {
+    if super::owned_by_us(data_dir) {
         return Ok(data_dir.to_path_buf());
     }
     let state = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
@@ -123,14 +123,4 @@ fn console_dir(data_dir: &Path, station: &str) -> anyhow::Result<PathBuf> {
     let dir = state.join("hotline").join(station);
     crate::fsutil::private_dir(&dir).with_context(|| format!("{}", dir.display()))?;
     Ok(dir)
-}
-
-/// Whether this user runs the station of `data_dir`: it is this user's, or
-/// not made yet.
-fn owned_by_us(data_dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    match std::fs::metadata(data_dir) {
-        Ok(m) => m.uid() == crate::fsutil::euid(),
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    }
 }

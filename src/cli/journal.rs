@@ -3,6 +3,7 @@
 //! journal without a running station.
 
 use std::io::IsTerminal as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,9 +18,9 @@ use crate::crypto::keys::parse_signing_key;
 use crate::exports::{AttachmentsExport, Exported, Pending};
 use crate::fsutil;
 use crate::passphrase::OPERATOR_PASSPHRASE_ENV;
-use crate::station::api::{ApiError, Command, Reply};
+use crate::station::api::{Command, Passed, Reply};
 use crate::station::attachments;
-use crate::store::Journal;
+use crate::store::{Journal, MessageRow};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -31,14 +32,16 @@ pub struct ExportArgs {
     /// Write the message's attachments into DIR instead, decrypted and
     /// checked against their signed SHA-256. Names are made safe (no
     /// directories, no control characters) and no file is ever replaced:
-    /// a taken name gets " (1)", " (2)" … With a station running, it goes
-    /// through the station (give --operator); with none, it needs the
-    /// station key.
+    /// a taken name gets " (1)", " (2)" … Through the running station with
+    /// --operator; without, from the journal with the station key.
     #[arg(long, value_name = "DIR")]
     pub attachments: Option<PathBuf>,
-    /// The operator exporting attachments through a running station
-    /// (passphrase asked, or read from $HOTLINE_PASSPHRASE_FILE)
-    #[arg(long, requires = "attachments")]
+    /// Export through the running station, as this operator (passphrase
+    /// asked, or read from $HOTLINE_PASSPHRASE_FILE): what an operator who
+    /// is not the station's user does. The station writes into a file this
+    /// command makes [default without --out: DATA_DIR/exports/ID.age if
+    /// the data directory is yours, else ./ID.age]
+    #[arg(long)]
     pub operator: Option<String>,
 }
 
@@ -58,25 +61,10 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
             ExitCode::from(2)
         });
     }
-    let journal = Journal::open_read_only(&config.journal_path)?;
-    let row = journal.find(&args.id)?;
-    let sealed = journal.sealed(&row.id)?;
-    let out = match args.out {
-        Some(p) => p,
-        None => {
-            let dir = config.station.data_dir.join("exports");
-            fsutil::create_private_dir(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
-            dir.join(format!("{}.age", row.id))
-        }
+    let (out, row) = match &args.operator {
+        Some(operator) => export_sealed_through(&config, &args.id, args.out.clone(), operator)?,
+        None => export_sealed_from_journal(&config, &args.id, args.out.clone())?,
     };
-    if out.exists() {
-        bail!(
-            "{} already exists; export never overwrites a file",
-            out.display()
-        );
-    }
-    fsutil::create_private(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
     crate::out!("{}", out.display());
     crate::note!(
         "Exported message {} ({} {} serial {}). Decrypt it with any age tool, e.g. \
@@ -90,28 +78,109 @@ pub fn export(config_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// A message's attachments into `dir`: through the running station, which
-/// writes into files this process made; or, with none running, straight
-/// from the journal with the station key.
+/// Where a sealed message goes without --out: DATA_DIR/exports/ID.age if
+/// the data directory is this user's, else ./ID.age.
+fn default_sealed_path(config: &Config, id: &crate::domain::MessageId) -> anyhow::Result<PathBuf> {
+    let name = format!("{id}.age");
+    if !super::owned_by_us(&config.station.data_dir) {
+        return Ok(PathBuf::from(name));
+    }
+    let dir = config.station.data_dir.join("exports");
+    fsutil::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir.join(name))
+}
+
+fn refuse_existing(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!(
+            "{} already exists; export never overwrites a file",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn export_sealed_from_journal(
+    config: &Config,
+    id: &str,
+    out: Option<PathBuf>,
+) -> anyhow::Result<(PathBuf, MessageRow)> {
+    let journal = Journal::open_read_only(&config.journal_path).with_context(|| {
+        format!(
+            "{} (an operator who is not the station's user exports through the running station: give --operator NAME)",
+            config.journal_path.display()
+        )
+    })?;
+    let row = journal.find(id)?;
+    let sealed = journal.sealed(&row.id)?;
+    let out = match out {
+        Some(p) => p,
+        None => default_sealed_path(config, &row.id)?,
+    };
+    refuse_existing(&out)?;
+    fsutil::create_private(&out, &sealed).with_context(|| format!("writing {}", out.display()))?;
+    Ok((out, row))
+}
+
+/// A sealed message through the running station, which writes it into a
+/// file this process made (removed again if the export fails).
+fn export_sealed_through(
+    config: &Config,
+    id: &str,
+    out: Option<PathBuf>,
+    operator: &str,
+) -> anyhow::Result<(PathBuf, MessageRow)> {
+    runtime()?.block_on(async {
+        let mut client = connect(config).await?;
+        log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+        let message = match client.call(&Command::Open { id: id.into() }).await? {
+            Reply::Opened { message } => message,
+            other => return Err(unexpected(&other)),
+        };
+        let out = match out {
+            Some(p) => p,
+            None => default_sealed_path(config, &message.id)?,
+        };
+        refuse_existing(&out)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&out)
+            .with_context(|| format!("creating {}", out.display()))?;
+        let reply = client
+            .send(Command::ExportSealed {
+                id: message.id.to_string(),
+                into: Passed::File(file),
+            })
+            .await;
+        match reply {
+            Ok(Reply::ExportedSealed { row, .. }) => Ok((out, *row)),
+            other => {
+                let _ = std::fs::remove_file(&out);
+                match other {
+                    Err(e) => Err(e.into()),
+                    Ok(reply) => Err(unexpected(&reply)),
+                }
+            }
+        }
+    })
+}
+
+/// A message's attachments into `dir`: with an operator, through the
+/// running station, which writes into files this process made; without,
+/// straight from the journal with the station key.
 fn export_attachments(
     config: &Config,
     id: &str,
     dir: &Path,
     operator: Option<&str>,
 ) -> anyhow::Result<Exported> {
-    let runtime = runtime()?;
-    let mut client = match runtime.block_on(connect(config)) {
-        Ok(client) => client,
-        Err(ApiError::NotRunning { .. }) => return export_from_journal(config, id, dir),
-        Err(e) => return Err(e.into()),
-    };
     let Some(operator) = operator else {
-        bail!(
-            "station {} is running: attachments are exported through it by a logged-in operator; give --operator NAME",
-            config.station.name
-        );
+        return export_from_journal(config, id, dir);
     };
-    runtime.block_on(async {
+    runtime()?.block_on(async {
+        let mut client = connect(config).await?;
         log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
         let message = match client.call(&Command::Open { id: id.into() }).await? {
             Reply::Opened { message } => message,
@@ -145,7 +214,12 @@ fn export_attachments(
 }
 
 fn export_from_journal(config: &Config, id: &str, dir: &Path) -> anyhow::Result<Exported> {
-    let journal = Journal::open_read_only(&config.journal_path)?;
+    let journal = Journal::open_read_only(&config.journal_path).with_context(|| {
+        format!(
+            "{} (an operator who is not the station's user exports through the running station: give --operator NAME)",
+            config.journal_path.display()
+        )
+    })?;
     let row = journal.find(id)?;
     let rows = journal.attachments(&row.id, row.direction)?;
     if rows.is_empty() {

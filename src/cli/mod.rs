@@ -165,6 +165,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether this user runs the station of `data_dir`: it is this user's, or
+/// not made yet.
+pub(super) fn owned_by_us(data_dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(data_dir) {
+        Ok(m) => m.uid() == crate::fsutil::euid(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// Loads and validates the config, printing its warnings to stderr.
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let config = Config::load(path).map_err(|problems| anyhow::anyhow!("{problems}"))?;

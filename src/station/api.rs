@@ -203,6 +203,12 @@ pub enum Command {
         id: String,
         into: Vec<Passed>,
     },
+    /// Writes a stored message as it is sealed, a standard age file, into
+    /// a file the caller opened for writing (needs a log-in).
+    ExportSealed {
+        id: String,
+        into: Passed,
+    },
     /// An audit entry by the session's operator (lock, escalation).
     Audit {
         action: String,
@@ -278,7 +284,9 @@ impl Command {
         match self {
             Command::Release(r) => r.attachments.iter_mut().map(|a| &mut a.file).collect(),
             Command::ExportAttachments { into, .. } => into.iter_mut().collect(),
-            Command::Backup { into, .. } | Command::OpenDraft { draft: into } => vec![into],
+            Command::Backup { into, .. }
+            | Command::ExportSealed { into, .. }
+            | Command::OpenDraft { draft: into } => vec![into],
             _ => Vec::new(),
         }
     }
@@ -295,6 +303,7 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Open { .. } => "open",
             Command::ExportAttachments { .. } => "export-attachments",
+            Command::ExportSealed { .. } => "export-sealed",
             Command::Audit { .. } => "audit",
             Command::List { .. } => "list",
             Command::Snapshot => "snapshot",
@@ -342,6 +351,11 @@ pub enum Reply {
         skipped: Vec<String>,
     },
     Audited,
+    /// The sealed message was written: its row, and how many bytes.
+    ExportedSealed {
+        row: Box<MessageRow>,
+        bytes: u64,
+    },
     BackedUp {
         backup: Box<super::backup::BackedUp>,
     },

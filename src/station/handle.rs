@@ -112,6 +112,28 @@ impl Station {
                 let (written, skipped) = self.export_attachments(&id, into).await?;
                 Ok(Reply::Exported { written, skipped })
             }
+            Command::ExportSealed { id, into } => {
+                logged_in(session)?;
+                let mut file = into.into_file()?;
+                let row = self.resolve_any(&id)?;
+                let sealed = self
+                    .inner
+                    .journal
+                    .sealed(&row.id)
+                    .map_err(StationError::from)?;
+                let bytes = sealed.len() as u64;
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write as _;
+                    file.write_all(&sealed).and_then(|()| file.sync_all())
+                })
+                .await
+                .map_err(|e| refused(format!("export task failed: {e}")))?
+                .map_err(|e| refused(format!("writing the sealed message: {e}")))?;
+                Ok(Reply::ExportedSealed {
+                    row: Box::new(row),
+                    bytes,
+                })
+            }
             Command::Audit { action, detail } => {
                 let op = logged_in(session)?;
                 self.audit_as(&op, &action, &detail).await?;
