@@ -2439,6 +2439,17 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
     assert_eq!(uid_of(&backup), OPERATOR);
     assert_eq!(mode(&backup), 0o600);
     assert!(fs::metadata(&backup).expect("backup").len() > 1000);
+    // The station's key file leaves only with its own user.
+    let keyed = home.join("keys.backup");
+    let keyed_arg = keyed.display().to_string();
+    let refused = operator(&["backup", &keyed_arg, "--with-keys", "--operator", "op"])
+        .fails("a backup with the keys as an operator");
+    assert!(
+        refused.stderr.contains("station's own user"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!keyed.exists(), "nothing is left of the refused backup");
 
     // A stranger: refused by the socket's mode first, with a clear word.
     let own = base.join("stranger");

@@ -506,15 +506,34 @@ struct Who {
 /// Who is logged in on one door. Shared by the tasks of one console.
 pub struct Session {
     door: Door,
+    /// The caller runs as the station's own user (the in-process console,
+    /// or a socket client of that uid), not as another member of its
+    /// operators' group.
+    station_user: bool,
     who: Mutex<Who>,
 }
 
 impl Session {
+    /// A session of the station's own user.
     pub fn new(door: Door) -> Session {
         Session {
             door,
+            station_user: true,
             who: Mutex::default(),
         }
+    }
+
+    /// A control-socket session; `station_user` if the client runs as
+    /// the station's user.
+    pub fn socket(station_user: bool) -> Session {
+        Session {
+            station_user,
+            ..Session::new(Door::ControlSocket)
+        }
+    }
+
+    pub fn station_user(&self) -> bool {
+        self.station_user
     }
 
     pub fn door(&self) -> Door {

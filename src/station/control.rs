@@ -29,7 +29,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::broadcast::error::RecvError;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::api::{API_VERSION, ApiError, Command, Door, Reply, Session};
+use super::api::{API_VERSION, ApiError, Command, Reply, Session};
 use super::passing::Receiving;
 use super::{Event, Station};
 
@@ -230,10 +230,11 @@ async fn client(station: Station, stream: UnixStream) {
     let ours = crate::fsutil::euid();
     let group = station.inner.config.control.group.as_ref().map(|g| g.gid);
     let cred = stream.peer_cred();
-    let admitted = cred.as_ref().is_ok_and(|c| {
-        c.uid() == ours
-            || group.is_some_and(|gid| c.gid() == gid || peer_groups(&stream).contains(&gid))
-    });
+    let station_user = cred.as_ref().is_ok_and(|c| c.uid() == ours);
+    let admitted = station_user
+        || cred.as_ref().is_ok_and(|c| {
+            group.is_some_and(|gid| c.gid() == gid || peer_groups(&stream).contains(&gid))
+        });
     if !admitted {
         let who = cred.map_or_else(|e| format!("unknown ({e})"), |c| c.uid().to_string());
         tracing::warn!(uid = %who, "refused a control-socket client of another user");
@@ -289,7 +290,7 @@ async fn client(station: Station, stream: UnixStream) {
         watch(&station, &mut write).await;
         return;
     }
-    let session = Session::new(Door::ControlSocket);
+    let session = Session::socket(station_user);
     loop {
         let line = tokio::select! {
             line = reader.line(MAX_REQUEST) => line,

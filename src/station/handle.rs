@@ -76,6 +76,12 @@ impl Station {
                 with_keys,
             } => {
                 let op = logged_in(session)?;
+                if with_keys && !session.station_user() {
+                    let detail = "a backup with the station's key file is taken by the station's own user (sudo -u hotline hotline backup … --with-keys); an operator of its group may take one without the keys".to_string();
+                    self.audit_as(&op, "backup-refused", "with-keys by another user")
+                        .await?;
+                    return Err(ApiError::Refused { detail });
+                }
                 let backup = self
                     .backup(op.as_str(), into.into_file()?, name, to, with_keys)
                     .await?;
