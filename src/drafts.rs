@@ -89,36 +89,42 @@ pub fn seal(
     Ok(path)
 }
 
+/// Why a kept draft does not open.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsealError {
+    #[error("it cannot be read: {0}")]
+    Read(std::io::Error),
+    #[error("it is larger than {MAX_DRAFT} bytes")]
+    TooLarge,
+    #[error("not with this station's key: {0}")]
+    NotOurs(String),
+    #[error("not a draft this hotline can read: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("it holds the draft of {0}")]
+    OtherOperator(OperatorName),
+}
+
 /// Reads a kept draft from a file its console opened and handed over.
 pub fn read_from(
     file: std::fs::File,
     keys: &StationKeys,
     operator: &OperatorName,
-) -> Result<SavedDraft, String> {
+) -> Result<SavedDraft, UnsealError> {
     use std::io::Read as _;
     let mut sealed = Vec::new();
     file.take(MAX_DRAFT + 1)
         .read_to_end(&mut sealed)
-        .map_err(|e| e.to_string())?;
+        .map_err(UnsealError::Read)?;
     if sealed.len() as u64 > MAX_DRAFT {
-        return Err(format!("it is larger than {MAX_DRAFT} bytes"));
+        return Err(UnsealError::TooLarge);
     }
-    unseal(&sealed, keys, operator)
-}
-
-fn unseal(
-    sealed: &[u8],
-    keys: &StationKeys,
-    operator: &OperatorName,
-) -> Result<SavedDraft, String> {
     let json = zeroize::Zeroizing::new(
-        age_io::decrypt(sealed, &keys.identities(), MAX_DRAFT)
-            .map_err(|e| format!("not with this station's key: {e}"))?,
+        age_io::decrypt(&sealed[..], &keys.identities(), MAX_DRAFT)
+            .map_err(|e| UnsealError::NotOurs(e.to_string()))?,
     );
-    let saved: SavedDraft = serde_json::from_slice(&json)
-        .map_err(|e| format!("not a draft this hotline can read: {e}"))?;
+    let saved: SavedDraft = serde_json::from_slice(&json).map_err(UnsealError::Unreadable)?;
     if &saved.operator != operator {
-        return Err(format!("it holds the draft of {}", saved.operator));
+        return Err(UnsealError::OtherOperator(saved.operator));
     }
     Ok(saved)
 }
@@ -211,7 +217,7 @@ mod tests {
         let moved_path = super::path(dir.path(), &moved);
         std::fs::copy(&path, &moved_path).unwrap();
         let e = read(&station, &moved).unwrap_err();
-        assert!(e.contains("holds the draft of j.smith"), "{e}");
+        assert!(e.to_string().contains("holds the draft of j.smith"), "{e}");
         let kept = set_aside(&moved_path);
         assert!(!moved_path.exists());
         let aside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
@@ -223,7 +229,7 @@ mod tests {
         assert!(kept.contains(&aside[0]), "{kept}");
         // The wrong key is refused.
         let e = read(&other, &op).unwrap_err();
-        assert!(e.contains("not with this station's key"), "{e}");
+        assert!(e.to_string().contains("not with this station's key"), "{e}");
         discard(dir.path(), &op).unwrap();
         assert!(!path.exists());
         discard(dir.path(), &op).unwrap();

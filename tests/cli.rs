@@ -1936,24 +1936,13 @@ fn serve_as_the_service_user_stops_cleanly_on_sigterm() {
     chown_tree(&creds, NOBODY);
     chmod(&pass, 0o400);
     let config = dir.join("operator.toml");
-    let mut child = as_nobody(&bin, base)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
-    if !first.contains("listening") {
-        let mut stderr = String::new();
-        let _ =
-            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr);
-        panic!("serve did not start: {first}{stderr}");
-    }
+    let (mut child, _stdout) = serving(
+        as_nobody(&bin, base)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("HOTLINE_KEY_PASSPHRASE_FILE", &pass),
+    );
     let lock = load(&config).station.data_dir.join("station.lock");
     // Whether someone holds the data directory's lock (read as root, who
     // may open the service user's file but is not the user the station's
@@ -2121,6 +2110,34 @@ fn the_debian_package_holds_what_a_station_needs() {
             });
         assert!(!starts, "{script} starts or restarts the station:\n{text}");
     }
+}
+
+/// `hotline … serve` started from `cmd` with its output piped, once it
+/// says it listens (else its stderr is shown). Its standard output is
+/// handed back, to be kept open while it runs.
+fn serving(
+    cmd: &mut std::process::Command,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
+    if !first.contains("listening") {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("serve");
+        panic!(
+            "serve did not start: {first}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (child, stdout)
 }
 
 /// Sends SIGTERM to `child` (a `hotline serve` with its stderr piped) and
@@ -2315,25 +2332,12 @@ fn a_service_station_serves_its_operators_group_through_descriptors() {
     chmod(&run_dir, 0o750);
     let bin = binary_for_nobody(base);
 
-    let mut serve = as_user(&bin, SERVICE, group, &[])
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
-    if !first.contains("listening") {
-        let _ = serve.kill();
-        let out = serve.wait_with_output().expect("serve");
-        panic!(
-            "serve did not start: {first}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let (mut serve, _stdout) = serving(
+        as_user(&bin, SERVICE, group, &[])
+            .arg("--config")
+            .arg(&config)
+            .arg("serve"),
+    );
     let meta = fs::metadata(&socket).expect("the socket");
     assert_eq!(meta.mode() & 0o777, 0o660, "the socket is the group's too");
     assert_eq!((meta.uid(), meta.gid()), (SERVICE, group));
@@ -2635,17 +2639,11 @@ fn the_debian_package_installs_a_station_its_operators_reach() {
     );
     assert_eq!(mode(Path::new("/var/lib/hotline/station.key")), 0o600);
 
-    let mut serve = as_user(bin, uid, gid, &[])
-        .args(["--config", config, "serve"])
-        .env("HOTLINE_KEY_PASSPHRASE_FILE", &key_pass)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut stdout = std::io::BufReader::new(serve.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).expect("serve says it listens");
-    assert!(first.contains("listening"), "serve did not start: {first}");
+    let (mut serve, _stdout) = serving(
+        as_user(bin, uid, gid, &[])
+            .args(["--config", config, "serve"])
+            .env("HOTLINE_KEY_PASSPHRASE_FILE", &key_pass),
+    );
     assert_eq!(mode(&state.join("data")), 0o700, "the journal's directory");
 
     let status = from_output(

@@ -100,17 +100,23 @@ fn refuse_existing(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The journal, read directly; one this user may not read says how an
+/// operator exports instead.
+fn journal_to_export_from(config: &Config) -> anyhow::Result<Journal> {
+    Journal::open_read_only(&config.journal_path).with_context(|| {
+        format!(
+            "{} (an operator who is not the station's user exports through the running station: give --operator NAME)",
+            config.journal_path.display()
+        )
+    })
+}
+
 fn export_sealed_from_journal(
     config: &Config,
     id: &str,
     out: Option<PathBuf>,
 ) -> anyhow::Result<(PathBuf, MessageRow)> {
-    let journal = Journal::open_read_only(&config.journal_path).with_context(|| {
-        format!(
-            "{} (an operator who is not the station's user exports through the running station: give --operator NAME)",
-            config.journal_path.display()
-        )
-    })?;
+    let journal = journal_to_export_from(config)?;
     let row = journal.find(id)?;
     let sealed = journal.sealed(&row.id)?;
     let out = match out {
@@ -214,12 +220,7 @@ fn export_attachments(
 }
 
 fn export_from_journal(config: &Config, id: &str, dir: &Path) -> anyhow::Result<Exported> {
-    let journal = Journal::open_read_only(&config.journal_path).with_context(|| {
-        format!(
-            "{} (an operator who is not the station's user exports through the running station: give --operator NAME)",
-            config.journal_path.display()
-        )
-    })?;
+    let journal = journal_to_export_from(config)?;
     let row = journal.find(id)?;
     let rows = journal.attachments(&row.id, row.direction)?;
     if rows.is_empty() {
@@ -230,8 +231,7 @@ fn export_from_journal(config: &Config, id: &str, dir: &Path) -> anyhow::Result<
     let (pending, files) = Pending::create(dir, &names)
         .with_context(|| format!("creating the export's files in {}", dir.display()))?;
     let (written, skipped) =
-        attachments::export_into(&config.station.data_dir, &keys.identities(), &rows, files)
-            .map_err(anyhow::Error::msg)?;
+        attachments::export_into(&config.station.data_dir, &keys.identities(), &rows, files)?;
     let written = pending
         .finish(&written)
         .with_context(|| format!("naming the exported files in {}", dir.display()))?;

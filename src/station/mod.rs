@@ -784,7 +784,7 @@ impl Station {
         })
         .await
         .map_err(|e| StationError::Refused(format!("export task failed: {e}")))?
-        .map_err(StationError::Refused)
+        .map_err(|e| StationError::Refused(e.to_string()))
     }
 
     /// The ids of one direction's messages that hold `query` (see

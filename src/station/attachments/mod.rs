@@ -304,13 +304,12 @@ pub fn export_into(
     identities: &[&dyn Identity],
     rows: &[AttachmentRow],
     into: Vec<std::fs::File>,
-) -> Result<(Vec<usize>, Vec<String>), String> {
+) -> Result<(Vec<usize>, Vec<String>), ExportError> {
     if into.len() != rows.len() {
-        return Err(format!(
-            "the message has {} attachments, and {} files were handed over to write them into",
-            rows.len(),
-            into.len()
-        ));
+        return Err(ExportError::Files {
+            attachments: rows.len(),
+            files: into.len(),
+        });
     }
     let mut written = Vec::new();
     let mut skipped = Vec::new();
@@ -337,10 +336,29 @@ pub fn export_into(
         )
         .and_then(|()| w.flush().map_err(CheckError::Write))
         .and_then(|()| file.sync_all().map_err(CheckError::Write))
-        .map_err(|e| format!("attachment {} ({shown}): {e}", row.index))?;
+        .map_err(|cause| ExportError::Check {
+            index: row.index,
+            name: shown,
+            cause,
+        })?;
         written.push(place);
     }
     Ok((written, skipped))
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "the message has {attachments} attachments, and {files} files were handed over to write them into"
+    )]
+    Files { attachments: usize, files: usize },
+    #[error("attachment {index} ({name}): {cause}")]
+    Check {
+        index: u32,
+        name: String,
+        cause: CheckError,
+    },
 }
 
 /// Progress events for one transfer, a few percent apart.
