@@ -20,6 +20,7 @@ use crate::fsutil;
 use crate::passphrase::OPERATOR_PASSPHRASE_ENV;
 use crate::station::api::{Command, Passed, Reply};
 use crate::station::attachments;
+use crate::station::client::Client;
 use crate::store::{Journal, MessageRow};
 
 #[derive(Args, Debug)]
@@ -128,6 +129,21 @@ fn export_sealed_from_journal(
     Ok((out, row))
 }
 
+/// A connection to the running station with `operator` logged in, and
+/// message `id` opened through it.
+async fn opened_through(
+    config: &Config,
+    operator: &str,
+    id: &str,
+) -> anyhow::Result<(Client, Box<crate::domain::Message>)> {
+    let mut client = connect(config).await?;
+    log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
+    match client.call(&Command::Open { id: id.into() }).await? {
+        Reply::Opened { message } => Ok((client, message)),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// A sealed message through the running station, which writes it into a
 /// file this process made (removed again if the export fails).
 fn export_sealed_through(
@@ -137,12 +153,7 @@ fn export_sealed_through(
     operator: &str,
 ) -> anyhow::Result<(PathBuf, MessageRow)> {
     runtime()?.block_on(async {
-        let mut client = connect(config).await?;
-        log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
-        let message = match client.call(&Command::Open { id: id.into() }).await? {
-            Reply::Opened { message } => message,
-            other => return Err(unexpected(&other)),
-        };
+        let (mut client, message) = opened_through(config, operator, id).await?;
         let out = match out {
             Some(p) => p,
             None => default_sealed_path(config, &message.id)?,
@@ -186,12 +197,7 @@ fn export_attachments(
         return export_from_journal(config, id, dir);
     };
     runtime()?.block_on(async {
-        let mut client = connect(config).await?;
-        log_in(&mut client, operator, OPERATOR_PASSPHRASE_ENV, false).await?;
-        let message = match client.call(&Command::Open { id: id.into() }).await? {
-            Reply::Opened { message } => message,
-            other => return Err(unexpected(&other)),
-        };
+        let (mut client, message) = opened_through(config, operator, id).await?;
         let (export, command) = AttachmentsExport::prepare(dir, &message)?;
         let reply = {
             let sent = client.send(command);
