@@ -173,12 +173,12 @@ impl Partial {
         })?;
         self.kept = true;
         fs::remove_file(&self.partial).map_err(io_at(&self.partial))?;
-        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_at(dir))?;
-        }
-        Ok(())
+        let dir = self
+            .dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        crate::fsutil::sync_dir(dir).map_err(io_at(dir))
     }
 }
 

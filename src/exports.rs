@@ -131,9 +131,7 @@ impl Pending {
                 paths.push(link_unique(part, &self.dir, name)?);
             }
         }
-        if let Ok(dir) = File::open(&self.dir) {
-            dir.sync_all()?;
-        }
+        fsutil::sync_dir(&self.dir)?;
         self.remove_parts();
         Ok(paths)
     }

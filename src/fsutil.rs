@@ -305,10 +305,16 @@ pub fn private_dir(path: &Path) -> io::Result<Option<u32>> {
 }
 
 fn sync_parent(path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    sync_dir(
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+}
+
+/// Makes the entries of `dir` (a file made, linked or renamed in it)
+/// durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

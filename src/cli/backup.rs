@@ -1,10 +1,8 @@
 //! `backup` (through the running station) and `restore` (into a stopped,
 //! empty station).
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -77,13 +75,14 @@ pub fn backup(config_path: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> 
             to: args.to.clone(),
             with_keys: args.with_keys,
         };
-        let progress = show_progress(partial.path());
-        let reply = client.send(command).await;
-        progress.abort();
-        if std::io::stderr().is_terminal() {
-            crate::cli::note_text(format_args!("\n"));
-        }
-        let reply = reply?;
+        let reply = crate::cli::with_progress(client.send(command), || {
+            let written = std::fs::metadata(partial.path()).ok()?.len();
+            Some(format!(
+                "backup: {:.1} MiB written",
+                written as f64 / (1 << 20) as f64
+            ))
+        })
+        .await?;
         partial.keep()?;
         anyhow::Ok(reply)
     })?;
@@ -106,25 +105,6 @@ pub fn backup(config_path: &Path, args: BackupArgs) -> anyhow::Result<ExitCode> 
         }
         other => Err(unexpected(&other)),
     }
-}
-
-/// Shows how much of the backup is written, from the size of its partial
-/// file, while the station writes it (on a terminal only).
-fn show_progress(partial: &Path) -> tokio::task::JoinHandle<()> {
-    let partial = partial.to_path_buf();
-    let terminal = std::io::stderr().is_terminal();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            ticks.tick().await;
-            if let (true, Ok(meta)) = (terminal, std::fs::metadata(&partial)) {
-                crate::cli::progress_line(format_args!(
-                    "backup: {:.1} MiB written",
-                    meta.len() as f64 / (1 << 20) as f64
-                ));
-            }
-        }
-    })
 }
 
 pub fn restore(config_path: &Path, args: RestoreArgs) -> anyhow::Result<ExitCode> {

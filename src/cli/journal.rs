@@ -2,7 +2,6 @@
 //! station, or from the journal) and `audit verify`, which reads the
 //! journal without a running station.
 
-use std::io::IsTerminal as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -199,28 +198,15 @@ fn export_attachments(
     runtime()?.block_on(async {
         let (mut client, message) = opened_through(config, operator, id).await?;
         let (export, command) = AttachmentsExport::prepare(dir, &message)?;
-        let reply = {
-            let sent = client.send(command);
-            tokio::pin!(sent);
-            let terminal = std::io::stderr().is_terminal();
-            let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
-            loop {
-                tokio::select! {
-                    reply = &mut sent => break reply,
-                    _ = ticks.tick() => if terminal {
-                        let (done, total) = export.progress();
-                        crate::cli::progress_line(format_args!(
-                            "export: {:.1} of {:.1} MiB written",
-                            done as f64 / (1 << 20) as f64,
-                            total as f64 / (1 << 20) as f64
-                        ));
-                    },
-                }
-            }
-        };
-        if std::io::stderr().is_terminal() {
-            crate::cli::note_text(format_args!("\n"));
-        }
+        let reply = crate::cli::with_progress(client.send(command), || {
+            let (done, total) = export.progress();
+            Some(format!(
+                "export: {:.1} of {:.1} MiB written",
+                done as f64 / (1 << 20) as f64,
+                total as f64 / (1 << 20) as f64
+            ))
+        })
+        .await;
         Ok(export.finish(reply)?)
     })
 }

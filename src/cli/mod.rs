@@ -239,6 +239,34 @@ macro_rules! note {
 
 /// Writes to standard error (see [`note!`]), each line made inert. A
 /// write that fails is dropped: there is nowhere left to say so.
+/// Runs `work`, and on a terminal shows `line()` as a progress line every
+/// 250 ms until it is done.
+pub(super) async fn with_progress<T>(
+    work: impl std::future::Future<Output = T>,
+    line: impl Fn() -> Option<String>,
+) -> T {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut shown = false;
+    let done = loop {
+        tokio::select! {
+            done = &mut work => break done,
+            _ = ticks.tick() => if let Some(text) = line() {
+                progress_line(format_args!("{text}"));
+                shown = true;
+            },
+        }
+    };
+    if shown {
+        note_text(format_args!("\n"));
+    }
+    done
+}
+
 /// A progress line on the terminal: it replaces the one before (carriage
 /// return, erase to the end of the line); [`note_text`] with a newline
 /// ends it.

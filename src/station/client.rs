@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use zeroize::Zeroize;
@@ -48,15 +48,17 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Writes `value` as one line, with `files`' descriptors beside it.
 async fn write_line(
     writer: &mut OwnedWriteHalf,
     value: &impl serde::Serialize,
+    files: &[std::fs::File],
 ) -> Result<(), ApiError> {
     let mut line = serde_json::to_string(value).map_err(|e| ApiError::BadRequest {
         detail: e.to_string(),
     })?;
     line.push('\n');
-    let sent = writer.write_all(line.as_bytes()).await;
+    let sent = passing::send_line(writer, line.as_bytes(), files).await;
     // A command can carry a passphrase.
     line.zeroize();
     sent.map_err(gone)
@@ -83,7 +85,7 @@ async fn open(
         version: API_VERSION,
         watch,
     };
-    write_line(&mut writer, &hello).await?;
+    write_line(&mut writer, &hello, &[]).await?;
     match read_json::<Answer>(&mut reader).await? {
         Answer::Welcome(w) if w.version == API_VERSION => Ok((reader, writer, w)),
         Answer::Welcome(w) => Err(ApiError::Version {
@@ -110,7 +112,7 @@ impl Client {
     /// One command, one answer. A command that hands over files goes
     /// with [`Client::send`].
     pub async fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
-        write_line(&mut self.writer, command).await?;
+        write_line(&mut self.writer, command, &[]).await?;
         self.answer().await
     }
 
@@ -118,14 +120,7 @@ impl Client {
     /// beside its line; one answer.
     pub async fn send(&mut self, mut command: Command) -> Result<Reply, ApiError> {
         let files = passing::take_files(&mut command)?;
-        let mut line = serde_json::to_string(&command).map_err(|e| ApiError::BadRequest {
-            detail: e.to_string(),
-        })?;
-        line.push('\n');
-        let sent = passing::send_line(&mut self.writer, line.as_bytes(), &files).await;
-        // A command can carry a passphrase.
-        line.zeroize();
-        sent.map_err(gone)?;
+        write_line(&mut self.writer, &command, &files).await?;
         drop(files);
         self.answer().await
     }
